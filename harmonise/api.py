@@ -1,0 +1,199 @@
+"""The Python API behind every CLI command: validate, build, query, compiled SQL.
+
+The CLI only parses arguments and renders results; everything is callable here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from harmonise import __version__
+from harmonise.compile.sql import compile_wave
+from harmonise.errors import Issue, UsageError, ValidationFailed
+from harmonise.pipeline import Outcome, discover, process
+from harmonise.spec.check import check_crosswalk
+from harmonise.spec.project import Project, load_project
+from harmonise.spec.resolve import resolve_wave
+from harmonise.spec.source import SourceMeta
+from harmonise.store.atomic import atomic_target
+from harmonise.store.connect import connect
+from harmonise.store.tables import create_all, write_schema_tables
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """Outcome of ``validate`` or ``build``."""
+
+    issues: list[Issue] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    db: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "errors": len(self.errors),
+            "warnings": len(self.issues) - len(self.errors),
+            "issues": [i.to_dict() for i in self.issues],
+            "sources": [{"survey": o.job.crosswalk.survey, "wave": o.job.wave.wave, "file": str(o.job.path),
+                         "rows": o.rows, "sha256": o.sha256} for o in self.outcomes],
+            "db": str(self.db) if self.db else None,
+        }
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding ``mappings/schema.yaml`` (the given one, or the current one)."""
+    root = (start or Path.cwd()).resolve()
+    if not (root / "mappings" / "schema.yaml").is_file():
+        raise UsageError(f"{root}: not a harmonise project (no mappings/schema.yaml); run from the project folder "
+                         "or pass --project")
+    return root
+
+
+def _load(root: Path, mappings: list[Path] | None) -> Project:
+    for m in mappings or []:
+        if not m.is_file():
+            raise UsageError(f"{m}: no such crosswalk file")
+    return load_project(root, mappings or None)
+
+
+def static_issues(project: Project) -> list[Issue]:
+    """Every static issue: loading, and each crosswalk against its waves' declared codebooks."""
+    issues = list(project.issues)
+    if project.schema is None:
+        return issues
+    for survey, cw in project.crosswalks.items():
+        metas: dict[str, SourceMeta | None] = {}
+        for w in cw.waves:
+            cb = project.codebooks.get((survey, w.wave))
+            metas[w.wave] = cb.to_meta(project.codebook_files[(survey, w.wave)]) if cb else None
+        issues.extend(check_crosswalk(cw, project.schema, project.tables, project.crosswalk_index.get(survey), metas))
+    return issues
+
+
+def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | None = None, *,
+             encoding: str | None = None, progress: Progress | None = None) -> RunResult:
+    """Check crosswalks statically (declared codebooks), and against real files when ``data`` is given."""
+    t0 = time.perf_counter()
+    project = _load(root, mappings)
+    result = RunResult(issues=static_issues(project))
+    if data and project.schema is not None:
+        con = duckdb.connect(":memory:")
+        try:
+            result.issues.extend(_run(project, data, con, result, encoding, progress))
+        finally:
+            con.close()
+    result.issues = _unique(result.issues)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _unique(issues: list[Issue]) -> list[Issue]:
+    seen, out = set(), []
+    for i in issues:
+        key = (i.file, i.line, i.path, i.message, i.survey, i.wave)
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
+
+
+def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, result: RunResult,
+         encoding: str | None, progress: Progress | None) -> list[Issue]:
+    assert project.schema is not None
+    jobs, issues = discover(project, data)
+    create_all(con, project.schema)
+    for job in jobs:
+        out = process(job, con, project, encoding=encoding, progress=progress)
+        result.outcomes.append(out)
+        issues.extend(out.issues)
+    return issues
+
+
+def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
+          encoding: str | None = None, progress: Progress | None = None) -> RunResult:
+    """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched."""
+    t0 = time.perf_counter()
+    project = _load(root, mappings)
+    result = RunResult(issues=list(project.issues))
+    if not project.ok or project.schema is None:
+        raise ValidationFailed(result.issues, "crosswalks failed to load")
+    with atomic_target(db) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            result.issues.extend(_run(project, data, con, result, encoding, progress))
+            result.issues = _unique(result.issues)
+            if result.errors:
+                raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
+            write_schema_tables(con, project.schema)
+            con.executemany("INSERT INTO build_info VALUES (?, ?)", [
+                ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
+                ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
+                ("sources", str(len(result.outcomes))), ("rows", str(sum(o.rows for o in result.outcomes))),
+            ])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    result.db = db
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    """Run ``sql`` on a read-only connection; returns (column names, rows)."""
+    con = connect(db)
+    try:
+        cur = con.execute(sql)
+        cols = [d[0] for d in cur.description] if cur.description else []
+        return cols, cur.fetchall()
+    finally:
+        con.close()
+
+
+def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -> str:
+    """The DuckDB SQL a wave compiles to (against a file's metadata, or the declared codebook)."""
+    project = load_project(root)
+    if project.schema is None or survey not in project.crosswalks:
+        raise UsageError(f"no crosswalk for survey '{survey}'; known: {', '.join(project.crosswalks) or 'none'}")
+    cw = project.crosswalks[survey]
+    try:
+        w = cw.wave(wave)
+    except KeyError:
+        raise UsageError(f"{survey} has no wave '{wave}'; known: {', '.join(x.wave for x in cw.waves)}") from None
+    if data is not None:
+        from harmonise.readers.files import open_source
+
+        src = open_source(data)
+        meta, extended = src.meta, ({n for n, v in src.meta.variables.items() if v.type == "numeric"}
+                                    if src.format == "dta" else set())
+    else:
+        cb = project.codebooks.get((survey, wave))
+        if cb is None:
+            raise UsageError(f"{survey} wave {wave} has no declared codebook; pass --data FILE")
+        meta, extended = cb.to_meta(project.codebook_files[(survey, wave)]), set()
+    plan = resolve_wave(cw, w, project.schema, project.tables, meta.variables)
+    compiled = compile_wave(plan, meta, project.schema, project.tables, extended)
+    if compiled.errors:
+        raise ValidationFailed([Issue(e.message, path=f"targets.{e.target}", survey=survey, wave=wave)
+                                for e in compiled.errors], "cannot compile")
+    return compiled.sql
+
+
+def issues_json(issues: list[Issue]) -> str:
+    return json.dumps([i.to_dict() for i in issues], indent=2, default=str)

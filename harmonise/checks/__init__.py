@@ -1,0 +1,1 @@
+"""Checks on harmonised data: pandera validation and conservation."""

@@ -1,0 +1,1 @@
+"""Crosswalk plans → DuckDB SQL (vectorised, inspectable, engine-portable)."""

@@ -1,0 +1,299 @@
+"""Compile a resolved wave plan into one DuckDB ``SELECT`` over the staged source rows.
+
+The staged relation ``src`` has one column per source variable (DOUBLE for
+numeric, VARCHAR for string; blank strings are NULL), ``"<var>#x"`` holding the
+Stata extended-missing letter where the file has any, and ``__row`` (the row
+number in the file). The compiled query yields, per target, the value column,
+``<target>_missing`` (reason, or ``__unmapped__`` for a code nobody accounted
+for) and ``<target>__src`` (the source code, for the harmonisation report).
+Derived targets are computed in successive CTE levels in dependency order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harmonise.spec.expr import Compiled, Context, ExprError, NameSQL, compile_expr, quote_ident, referenced_names, sql_literal
+from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing
+from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
+from harmonise.spec.source import Code, SourceMeta
+from harmonise.spec.tables import TableSet
+
+DUCK_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR",
+              "boolean": "BOOLEAN", "integer": "DOUBLE", "number": "DOUBLE"}
+EXPR_TYPES = {"category": "string", "string": "string", "country": "string", "language": "string",
+              "boolean": "boolean", "integer": "number", "number": "number"}
+
+
+class CompileError(Exception):
+    """A plan cannot be compiled (e.g. an expression refers to an unknown variable)."""
+
+    def __init__(self, target: str, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(f"{target}: {message}")
+        self.target = target
+        self.message = message
+        self.path = path
+
+
+@dataclass
+class CompiledWave:
+    sql: str
+    sources: list[str]
+    extended: set[str]
+    report_targets: list[str] = field(default_factory=list)
+    errors: list[CompileError] = field(default_factory=list)
+
+
+def code_text(col: str, numeric: bool) -> str:
+    """SQL rendering a source code as text: integral numbers without decimals."""
+    if not numeric:
+        return col
+    return (f"(CASE WHEN abs({col}) < 1e15 AND {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({col} AS VARCHAR) END)")
+
+
+def _lit_list(codes: list[Code]) -> str:
+    return ", ".join(sql_literal(c) for c in codes)
+
+
+def _ext_case(xcol: str, miss: SourceMissing) -> str:
+    whens = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in sorted(miss.extended.items()))
+    return f"(CASE {xcol} {whens} ELSE {sql_literal(UNMAPPED)} END)" if whens else sql_literal(UNMAPPED)
+
+
+class WaveCompiler:
+    def __init__(self, plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables: TableSet,
+                 extended: set[str] | None = None) -> None:
+        self.plan = plan
+        self.meta = meta
+        self.schema = schema
+        self.tables = tables
+        self.extended = extended or set()
+        eu, non = tables.eu_groups()
+        self.lookups = tables.lookups()
+        self.eu, self.non_eu = eu, non
+
+    def relation(self, name: str, rows: dict[Code, object], x: str) -> str:
+        """SQL looking ``x`` up through list literals (used by lookup() and eu_group())."""
+        keys = f"[{_lit_list(list(rows))}]"
+        vals = f"[{', '.join(sql_literal(v) for v in rows.values())}]"
+        return f"{vals}[list_position({keys}, {x})]"
+
+    # --- source columns ----------------------------------------------------------
+    def _numeric(self, source: str) -> bool:
+        vm = self.meta.get(source)
+        return vm is None or vm.type == "numeric"
+
+    def _col(self, source: str) -> str:
+        vm = self.meta.get(source)
+        return f"src.{quote_ident(vm.name if vm else source)}"
+
+    def _xcol(self, source: str) -> str | None:
+        vm = self.meta.get(source)
+        name = vm.name if vm else source
+        return f"src.{quote_ident(name + '#x')}" if name in self.extended else None
+
+    def _missing_cases(self, col: str, miss: SourceMissing, numeric: bool) -> list[str]:
+        whens = []
+        by_reason: dict[str, list[Code]] = {}
+        for code, reason in miss.reasons.items():
+            if isinstance(code, str) == (not numeric):
+                by_reason.setdefault(reason, []).append(code)
+        for reason, codes in by_reason.items():
+            whens.append(f"WHEN {col} IN ({_lit_list(sorted(codes, key=str))}) THEN {sql_literal(reason)}")
+        return whens
+
+    def source_reason(self, source: str, miss: SourceMissing, valid_sql: str | None) -> str:
+        col, xcol, numeric = self._col(source), self._xcol(source), self._numeric(source)
+        parts = []
+        if xcol:
+            parts.append(f"WHEN {xcol} IS NOT NULL THEN {_ext_case(xcol, miss)}")
+        parts.append(f"WHEN {col} IS NULL THEN {sql_literal(miss.system)}")
+        if valid_sql:
+            parts.append(f"WHEN {valid_sql} THEN NULL")
+        parts.extend(self._missing_cases(col, miss, numeric))
+        if valid_sql:
+            parts.append(f"ELSE {sql_literal(UNMAPPED)}")
+        else:
+            for lo, hi in miss.ranges:
+                if numeric:
+                    parts.append(f"WHEN {col} BETWEEN {lo!r} AND {hi!r} THEN {sql_literal(UNMAPPED)}")
+        return "(CASE " + " ".join(parts) + " END)"
+
+    def source_code(self, source: str) -> str:
+        col, xcol = self._col(source), self._xcol(source)
+        text = code_text(col, self._numeric(source))
+        ext = f"WHEN {xcol} IS NOT NULL THEN '.' || {xcol} " if xcol else ""
+        return f"(CASE {ext}WHEN {col} IS NULL THEN '.' ELSE {text} END)"
+
+    def source_name(self, source: str, explicit: dict[Code, str] | None = None) -> NameSQL:
+        """Clean value + reason of a source variable referenced from an expression."""
+        vm = self.meta.get(source)
+        if vm is None:
+            raise KeyError(source)
+        miss = expr_source_missing(self.plan.crosswalk.missing, vm, explicit)
+        reason = self.source_reason(source, miss, None)
+        value = f"(CASE WHEN {reason} IS NULL THEN {self._col(source)} END)"
+        return NameSQL(value=value, reason=reason, type="number" if vm.type == "numeric" else "string")
+
+    def context(self, resolve) -> Context:  # type: ignore[no-untyped-def]
+        return Context(resolve=resolve, reasons=self.schema.reasons, params=self.schema.params,
+                       tables=self.lookups, eu_codes=self.eu, non_eu_codes=self.non_eu,
+                       relation=self.relation)
+
+    # --- one target --------------------------------------------------------------
+    def direct(self, var: Variable, plan: TargetPlan) -> tuple[str, str, str]:
+        """(value, reason, source code) SQL of a non-derived target."""
+        ttype = DUCK_TYPES[var.type]
+        k = plan.kind
+        if k == "automatic":
+            lit = {"survey": self.plan.survey, "wave": self.plan.wave.wave, "year": self.plan.wave.year}[var.name]
+            return sql_literal(lit), "NULL", "NULL"
+        if k == "not_asked":
+            return f"CAST(NULL AS {ttype})", sql_literal("not_asked"), "NULL"
+        if k == "constant":
+            return f"CAST({sql_literal(plan.constant)} AS {ttype})", "NULL", "NULL"
+        if k == "expr":
+            assert plan.expr is not None
+            c = compile_expr(plan.expr, self.context(lambda n: self.source_name(n, plan.explicit_missing)))
+            src = "NULL"
+            if var.type in ("category", "boolean"):
+                names = referenced_names(plan.expr)
+                src = " || ';' || ".join(f"'{n}=' || {self.source_code(n)}" for n in names) or "NULL"
+            return f"CAST({c.value} AS {ttype})", f"(CASE WHEN ({c.value}) IS NULL THEN {c.reason} END)", src
+        assert plan.source is not None
+        if self.meta.get(plan.source) is None:
+            raise KeyError(plan.source)
+        col = self._col(plan.source)
+        numeric = self._numeric(plan.source)
+        xguard = f"{self._xcol(plan.source)} IS NULL AND " if self._xcol(plan.source) else ""
+        if k == "range":
+            assert plan.range is not None
+            lo, hi = plan.range
+            inr = f"({xguard}{col} BETWEEN {lo!r} AND {hi!r})"
+            val = col
+            if plan.transform:
+                tc = compile_expr(plan.transform, self.context(
+                    lambda n: NameSQL(col, "NULL", "number") if n == "x" else (_ for _ in ()).throw(KeyError(n))))
+                val = tc.value
+            value = f"CAST(CASE WHEN {inr} THEN {val} END AS {ttype})"
+            reason = self.source_reason(plan.source, plan.missing, inr)
+            code = f"(CASE WHEN {inr} THEN {sql_literal(f'[{lo:g}, {hi:g}]')} ELSE {self.source_code(plan.source)} END)"
+            return value, reason, code
+        # map / table: positional lookup in list literals (cheap to plan, vectorised to run)
+        values = {c: v for c, v in plan.values.items() if isinstance(c, str) == (not numeric)}
+        reasons = {c: r for c, r in plan.missing.reasons.items() if isinstance(c, str) == (not numeric)}
+        codes = list(values) + list(reasons)
+        xcol = self._xcol(plan.source)
+        xguard = f"{xcol} IS NULL AND " if xcol else ""
+        if codes:
+            keys = f"[{_lit_list(codes)}]"
+            pos = f"list_position({keys}, {col})"
+            vals = ", ".join([*(sql_literal(v) for v in values.values()), *(["NULL"] * len(reasons))])
+            whys = ", ".join([*(["NULL"] * len(values)), *(sql_literal(r) for r in reasons.values())])
+            value = f"CAST(CASE WHEN {xguard}TRUE THEN [{vals}][{pos}] END AS {ttype})"
+            known, why = f"{pos} IS NOT NULL", f"[{whys}][{pos}]"
+        else:
+            value, known, why = f"CAST(NULL AS {ttype})", "FALSE", "NULL"
+        parts = []
+        if xcol:
+            parts.append(f"WHEN {xcol} IS NOT NULL THEN {_ext_case(xcol, plan.missing)}")
+        parts.append(f"WHEN {col} IS NULL THEN {sql_literal(plan.missing.system)}")
+        parts.append(f"WHEN NOT ({known}) THEN {sql_literal(UNMAPPED)}")
+        reason = "(CASE " + " ".join(parts) + f" ELSE {why} END)"
+        return value, reason, self.source_code(plan.source)
+
+    def derived(self, var: Variable, plan: TargetPlan, available: set[str]) -> tuple[str, str]:
+        assert plan.expr is not None
+
+        def resolve(name: str) -> NameSQL:
+            if name not in available:
+                raise KeyError(name)
+            v = self.schema.variable(name)
+            reason = "NULL" if v.required else quote_ident(v.missing_column)
+            return NameSQL(quote_ident(name), reason, EXPR_TYPES[v.type])  # type: ignore[arg-type]
+
+        c: Compiled = compile_expr(plan.expr, self.context(resolve))
+        ttype = DUCK_TYPES[var.type]
+        return f"CAST({c.value} AS {ttype})", f"(CASE WHEN ({c.value}) IS NULL THEN {c.reason} END)"
+
+    # --- whole wave ----------------------------------------------------------------
+    def compile(self) -> CompiledWave:
+        errors: list[CompileError] = []
+        direct_cols: list[str] = ["src.__row AS source_row"]
+        report: list[str] = []
+        derived: list[tuple[Variable, TargetPlan]] = []
+        for var in self.schema.variables:
+            plan = self.plan.targets.get(var.name)
+            if plan is None:
+                continue
+            if plan.kind == "derived":
+                derived.append((var, plan))
+                continue
+            try:
+                value, reason, code = self.direct(var, plan)
+            except KeyError as exc:
+                errors.append(CompileError(var.name, f"source variable {exc.args[0]!r} is not in the file", plan.path))
+                continue
+            except ExprError as exc:
+                errors.append(CompileError(var.name, str(exc), plan.path))
+                continue
+            direct_cols.append(f"{value} AS {quote_ident(var.name)}")
+            if not var.required:
+                direct_cols.append(f"{reason} AS {quote_ident(var.missing_column)}")
+            direct_cols.append(f"{code} AS {quote_ident(var.name + '__src')}")
+            if not var.required or plan.kind not in ("automatic",):
+                report.append(var.name)
+        available = {v.name for v in self.schema.variables
+                     if v.name in self.plan.targets and self.plan.targets[v.name].kind != "derived"}
+        ctes = [f"a0 AS MATERIALIZED (SELECT {', '.join(direct_cols)} FROM src)"]
+        pending = list(derived)
+        level = 0
+        while pending:
+            ready = []
+            for var, plan in pending:
+                try:
+                    need = set(referenced_names(plan.expr or ""))
+                except ExprError as exc:
+                    errors.append(CompileError(var.name, str(exc), plan.path))
+                    ready.append((var, plan, None))
+                    continue
+                unknown = need - set(self.schema.names)
+                if unknown:
+                    errors.append(CompileError(var.name, f"derivation refers to unknown variable(s) {sorted(unknown)}"))
+                    ready.append((var, plan, None))
+                elif need <= available:
+                    ready.append((var, plan, need))
+            if not ready:
+                names = sorted(v.name for v, _ in pending)
+                errors.append(CompileError(names[0], f"circular derivation among {', '.join(names)}"))
+                break
+            cols = []
+            for var, plan, need in ready:
+                pending.remove((var, plan))
+                if need is None:
+                    continue
+                try:
+                    value, reason = self.derived(var, plan, available)
+                except ExprError as exc:
+                    errors.append(CompileError(var.name, str(exc), plan.path))
+                    continue
+                cols.append(f"{value} AS {quote_ident(var.name)}")
+                cols.append(f"{reason} AS {quote_ident(var.missing_column)}")
+                cols.append(f"NULL AS {quote_ident(var.name + '__src')}")
+                report.append(var.name)
+            for var, _plan, need in ready:
+                if need is not None:
+                    available.add(var.name)
+            ctes.append(f"a{level + 1} AS MATERIALIZED (SELECT *, {', '.join(cols)} FROM a{level})" if cols
+                        else f"a{level + 1} AS (SELECT * FROM a{level})")
+            level += 1
+        sql = "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM a{level}"
+        return CompiledWave(sql=sql, sources=self.plan.sources(), extended=self.extended,
+                            report_targets=report, errors=errors)
+
+
+def compile_wave(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables: TableSet,
+                 extended: set[str] | None = None) -> CompiledWave:
+    """Compile ``plan`` against the source metadata ``meta``."""
+    return WaveCompiler(plan, meta, schema, tables, extended).compile()

@@ -1,0 +1,85 @@
+"""One typed error hierarchy for harmonise, and the `Issue` record every check emits.
+
+Exit codes are part of the contract: 0 ok, 1 validation failed, 2 usage error or
+unreadable input. The CLI maps exceptions to those codes and nothing else does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One finding, located as precisely as the checker knows.
+
+    ``file``/``line``/``path`` locate YAML problems (``mappings/ess.yaml:42
+    targets.sex.map``); ``variable``/``code`` locate data problems.
+    """
+
+    message: str
+    code: str = "error"
+    severity: Severity = "error"
+    file: str | None = None
+    line: int | None = None
+    path: str | None = None
+    hint: str | None = None
+    survey: str | None = None
+    wave: str | None = None
+    variable: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def location(self) -> str:
+        """``file:line path`` (whatever parts are known)."""
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "")
+        if self.path:
+            where = f"{where} {self.path}" if where else self.path
+        if not where and self.survey:
+            where = f"{self.survey} wave {self.wave}" if self.wave else self.survey
+        return where
+
+    def format(self) -> str:
+        """The one-line human form: ``where: message (hint)``."""
+        where = self.location()
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f" — {self.hint}"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v not in (None, {}, "")}
+
+
+class HarmoniseError(Exception):
+    """Base of every error harmonise raises on purpose. Exit code 2."""
+
+    exit_code = 2
+
+
+class UsageError(HarmoniseError):
+    """The command was called wrongly (missing file, bad option combination)."""
+
+
+class InputError(HarmoniseError):
+    """An input file cannot be read: missing, corrupt, truncated, wrong format or encoding."""
+
+
+class ValidationFailed(HarmoniseError):
+    """Mappings or data failed validation; carries every issue found, not just the first."""
+
+    exit_code = 1
+
+    def __init__(self, issues: list[Issue], summary: str = "validation failed") -> None:
+        self.issues = issues
+        errors = [i for i in issues if i.severity == "error"]
+        super().__init__(f"{summary}: {len(errors)} error(s)")
+
+
+class BuildLocked(HarmoniseError):
+    """Another build holds the lock on the same database path."""

@@ -1,0 +1,202 @@
+"""Source files (.sav .zsav .por .dta) through pyreadstat.
+
+Only the columns a crosswalk needs are read, in chunks, with user-missing
+values kept as their codes (``user_missing=True``) so that every SPSS
+user-missing code and every Stata extended missing value (.a–.z) reaches the
+crosswalk as a code to account for, never a silent NaN. Corrupt, truncated,
+mislabelled and undecodable files raise :class:`InputError` with one line
+saying what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+
+from harmonise.errors import InputError
+from harmonise.spec.source import SourceMeta, VarMeta, norm_code
+
+EXTENSIONS = {".sav": "sav", ".zsav": "zsav", ".por": "por", ".dta": "dta"}
+EXT_SUFFIX = "#x"
+DEFAULT_CHUNK = 100_000
+
+
+def _magic(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(1024)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open file: {exc.strerror or exc}") from exc
+
+
+def detect_format(path: Path) -> str:
+    """The file's format from its extension, confirmed by its first bytes."""
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unsupported file extension '{path.suffix}' (expected .sav, .zsav, .por or .dta)")
+    head = _magic(path)
+    if not head:
+        raise InputError(f"{path}: file is empty (0 bytes)")
+    actual = None
+    if head[:4] == b"$FL2":
+        actual = "sav"
+    elif head[:4] == b"$FL3":
+        actual = "zsav"
+    elif head.startswith(b"<stata_dta>") or (len(head) > 2 and 102 <= head[0] <= 115 and head[1] in (1, 2)):
+        actual = "dta"
+    elif b"SPSSPORT" in head:
+        actual = "por"
+    if actual is None:
+        raise InputError(f"{path}: not a {fmt.upper()} file (unrecognised header bytes); "
+                         "check that the file is complete and has the right extension")
+    if {actual, fmt} == {"sav", "zsav"}:
+        return actual
+    if actual != fmt:
+        raise InputError(f"{path}: the content is a {actual.upper()} file but the extension says {fmt.upper()}; "
+                         f"rename it to .{actual}")
+    return actual
+
+
+def _reader(fmt: str) -> Callable[..., Any]:
+    return {"sav": pyreadstat.read_sav, "zsav": pyreadstat.read_sav, "por": pyreadstat.read_por,
+            "dta": pyreadstat.read_dta}[fmt]
+
+
+def _explain(path: Path, exc: Exception, encoding: str | None) -> InputError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if "encoding" in low or "invalid byte" in low or "convert string" in low or isinstance(exc, UnicodeDecodeError):
+        tried = f" '{encoding}'" if encoding else " declared"
+        return InputError(f"{path}: text cannot be decoded with the{tried} encoding ({text}); "
+                          "pass --encoding latin1 (or the file's real encoding)")
+    if "eof" in low or "truncat" in low or "unexpected end" in low or "read" in low and "error" in low:
+        return InputError(f"{path}: file is truncated or corrupt ({text}); download it again")
+    return InputError(f"{path}: cannot read file ({text})")
+
+
+def _kwargs(fmt: str, encoding: str | None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"user_missing": True, "disable_datetime_conversion": True}
+    if encoding and fmt != "por":
+        kw["encoding"] = encoding
+    return kw
+
+
+def _meta_from_pyreadstat(path: Path, fmt: str, m: Any, encoding: str | None) -> SourceMeta:
+    variables: dict[str, VarMeta] = {}
+    ranges = getattr(m, "missing_ranges", {}) or {}
+    user_values = getattr(m, "missing_user_values", {}) or {}
+    for name in m.column_names:
+        rtype = (m.readstat_variable_types or {}).get(name, "double")
+        vtype = "string" if rtype == "string" else "numeric"
+        labels_raw = (m.variable_value_labels or {}).get(name, {}) or {}
+        labels: dict[Any, str] = {}
+        extended: dict[str, str] = {}
+        for k, v in labels_raw.items():
+            if fmt == "dta" and isinstance(k, str) and vtype == "numeric":
+                extended[k] = v
+            else:
+                labels[norm_code(k)] = v
+        if fmt == "dta":
+            for letter in user_values.get(name, []) or []:
+                extended.setdefault(str(letter), "")
+        values: list[Any] = []
+        rngs: list[tuple[float, float]] = []
+        for r in ranges.get(name, []) or []:
+            lo, hi = r.get("lo"), r.get("hi")
+            if lo == hi:
+                values.append(norm_code(lo))
+            else:
+                rngs.append((float(lo), float(hi)))
+        variables[name] = VarMeta(
+            name=name, label=(m.column_names_to_labels or {}).get(name) or "", type=vtype,
+            width=(m.variable_storage_width or {}).get(name) if vtype == "string" else None,
+            format=(m.original_variable_types or {}).get(name), measure=(m.variable_measure or {}).get(name),
+            labels=labels, missing_values=values, missing_ranges=rngs, extended=extended,
+        )
+    header = {"file_label": m.file_label or "", "file_encoding": m.file_encoding or "",
+              "creation_time": _iso(m.creation_time), "modification_time": _iso(m.modification_time)}
+    rows = m.number_rows if isinstance(m.number_rows, int) and m.number_rows >= 0 else None
+    return SourceMeta(origin=str(path), variables=variables, format=fmt, encoding=m.file_encoding or encoding,
+                      rows=rows, file_label=m.file_label, header=header)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value) if value else ""
+
+
+@dataclass
+class SourceFile:
+    """An opened source file: its metadata and a chunked reader over chosen columns."""
+
+    path: Path
+    format: str
+    meta: SourceMeta
+    encoding: str | None = None
+
+    def chunks(self, columns: list[str], chunksize: int = DEFAULT_CHUNK) -> Iterator[pd.DataFrame]:
+        """Yield normalised frames of ``columns`` (plus ``__row``), ``chunksize`` rows at a time."""
+        reader = _reader(self.format)
+        kw = _kwargs(self.format, self.encoding)
+        offset = 0
+        total = self.meta.rows
+        while True:
+            try:
+                df, _ = reader(str(self.path), usecols=columns or None, row_offset=offset, row_limit=chunksize, **kw)
+            except pyreadstat.ReadstatError as exc:
+                raise _explain(self.path, exc, self.encoding) from exc
+            except (UnicodeDecodeError, ValueError, OSError) as exc:
+                raise _explain(self.path, exc, self.encoding) from exc
+            n = len(df)
+            if n == 0 and offset > 0:
+                return
+            yield normalise(df, self.meta, offset)
+            offset += n
+            if n < chunksize or (total is not None and offset >= total):
+                return
+
+
+def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int) -> pd.DataFrame:
+    """Numeric → float64; strings right-stripped with blanks as missing; Stata letters split out."""
+    out: dict[str, Any] = {"__row": np.arange(offset + 1, offset + len(df) + 1, dtype=np.int64)}
+    for col in df.columns:
+        vm = meta.variables.get(col)
+        s = df[col]
+        if vm is not None and vm.type == "string":
+            vals = s.astype("object").where(s.notna(), None)
+            vals = vals.map(lambda v: (v.rstrip() or None) if isinstance(v, str) else v)
+            out[col] = pd.array(vals, dtype="string")
+            continue
+        if s.dtype == object or meta.format == "dta":
+            letters = s.map(lambda v: v if isinstance(v, str) else None).astype("object")
+            nums = pd.to_numeric(s.where(letters.isna(), np.nan), errors="coerce").astype("float64")
+            out[col] = nums.to_numpy()
+            out[col + EXT_SUFFIX] = pd.array(letters, dtype="string")
+        else:
+            out[col] = s.to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(out)
+
+
+def open_source(path: Path, encoding: str | None = None) -> SourceFile:
+    """Open ``path`` and read its metadata (no data); InputError when unreadable."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a data file")
+    fmt = detect_format(path)
+    reader = _reader(fmt)
+    try:
+        _, m = reader(str(path), metadataonly=True, **_kwargs(fmt, encoding))
+    except pyreadstat.ReadstatError as exc:
+        raise _explain(path, exc, encoding) from exc
+    except (UnicodeDecodeError, ValueError, OSError) as exc:
+        raise _explain(path, exc, encoding) from exc
+    return SourceFile(path=path, format=fmt, meta=_meta_from_pyreadstat(path, fmt, m, encoding), encoding=encoding)

@@ -1,0 +1,217 @@
+"""Static checks of crosswalks: against the target schema, code tables and source metadata.
+
+The source metadata is the declared codebook under ``surveys/`` (no data
+needed) or, with ``--data``, the actual file's. Every labelled source code of a
+mapped variable must be a valid code of the rule or carry a missing reason;
+every declared missing value must carry a reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from harmonise.errors import Issue
+from harmonise.spec.crosswalk import Crosswalk
+from harmonise.spec.expr import ExprError, parse, referenced_names, result_literals
+from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
+from harmonise.spec.schema import TargetSchema, Variable
+from harmonise.spec.source import SourceMeta, VarMeta
+from harmonise.spec.tables import TableSet
+from harmonise.spec.yamlload import LineIndex
+
+SAFE_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
+
+
+def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wave: str | None = None) -> Issue:
+    """Attach file/line to an issue that carries ``extra['yaml_path']``."""
+    path = issue.extra.get("yaml_path") if issue.extra else None
+    kw: dict[str, Any] = {}
+    if index is not None and issue.file is None:
+        kw["file"] = index.file
+        kw["line"] = index.line_of(tuple(path)) if path else None  # type: ignore[arg-type]
+    extra = {k: v for k, v in issue.extra.items() if k != "yaml_path"}
+    from dataclasses import replace
+
+    return replace(issue, survey=issue.survey or survey, wave=issue.wave or wave, extra=extra, **kw)
+
+
+def value_ok(var: Variable, value: object, tables: TableSet) -> str | None:
+    """None when ``value`` is a valid target value of ``var``, else why not."""
+    t = var.type
+    if t == "category":
+        if not isinstance(value, str) or value not in (var.codes or {}):
+            close = difflib.get_close_matches(str(value), list(var.codes or {}), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (codes: {', '.join(var.codes or {})})"
+            return f"{value!r} is not a code of {var.name}{hint}"
+    elif t == "boolean":
+        if not isinstance(value, bool):
+            return f"{value!r} is not true/false ({var.name} is boolean)"
+    elif t in ("integer", "number"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{value!r} is not a number ({var.name} is {t})"
+        if t == "integer" and isinstance(value, float) and not value.is_integer():
+            return f"{value!r} is not a whole number"
+        if var.range and not (var.range[0] <= value <= var.range[1]):
+            return f"{value!r} is outside {var.name}'s range [{var.range[0]:g}, {var.range[1]:g}]"
+    elif t == "country":
+        if tables.country_codes and value not in tables.country_codes:
+            return f"{value!r} is not a country code of mappings/tables/countries.yaml"
+    elif t == "language":
+        if tables.language_codes and value not in tables.language_codes:
+            return f"{value!r} is not a language code of mappings/tables/languages.yaml"
+    elif t == "string":
+        if not isinstance(value, str) or (var.pattern and not re.match(var.pattern, value)):
+            return f"{value!r} does not match {var.name}'s pattern {var.pattern}"
+    return None
+
+
+def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index: LineIndex | None,
+                    metas: dict[str, SourceMeta | None], only_wave: str | None = None) -> list[Issue]:
+    """All static issues of one crosswalk; ``metas`` maps wave id → source metadata (or None)."""
+    issues: list[Issue] = []
+    reasons = set(schema.reasons)
+
+    def add(path: tuple[Any, ...], msg: str, wave: str | None = None, **kw: Any) -> None:
+        issues.append(locate(Issue(msg, extra={"yaml_path": path}, path=".".join(map(str, path)), **kw),
+                             index, cw.survey, wave))
+
+    d = cw.missing
+    for r in [d.system, *d.codes.keys(), *d.extended.values()]:
+        if r not in reasons:
+            add(("missing",), f"unknown missing reason '{r}'", code="unknown-reason",
+                hint=f"use one of {', '.join(schema.reasons)}")
+    for letter in d.extended:
+        if len(letter) != 1 or not letter.isalpha() or not letter.islower():
+            add(("missing", "extended", letter), f"extended missing keys are single letters a-z, got '{letter}'",
+                code="type")
+    for wi, wave in enumerate(cw.waves):
+        for fi, pat in enumerate(wave.files):
+            if not SAFE_PATTERN.match(pat) or ".." in pat:
+                add(("waves", wi, "files", fi), f"file pattern {pat!r} must be a plain file name pattern "
+                    "(no folders, '..' or absolute paths)", wave.wave, code="unsafe-pattern")
+    for wave in cw.waves:
+        if only_wave is not None and wave.wave != only_wave:
+            continue
+        meta = metas.get(wave.wave)
+        plan = resolve_wave(cw, wave, schema, tables, meta.variables if meta else None)
+        for i in plan.issues:
+            issues.append(locate(i, index, cw.survey, wave.wave))
+        for var in schema.variables:
+            tp = plan.targets.get(var.name)
+            if tp is not None:
+                issues.extend(locate(i, index, cw.survey, wave.wave)
+                              for i in check_target(var, tp, plan, schema, tables, meta))
+    return _dedupe(issues)
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    """Base-rule problems repeat for every wave: keep one (naming the first wave)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for i in issues:
+        key = (i.file, i.line, i.path, i.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(i)
+    return out
+
+
+def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSchema, tables: TableSet,
+                 meta: SourceMeta | None) -> list[Issue]:
+    out: list[Issue] = []
+    reasons = set(schema.reasons)
+    wave = plan.wave.wave
+
+    def add(msg: str, sub: tuple[Any, ...] = (), **kw: Any) -> None:
+        path = tp.path + sub
+        out.append(Issue(f"wave {wave}: {msg}" if tp.path and tp.path[0] == "targets" else msg,
+                         path=".".join(map(str, path)), extra={"yaml_path": path}, **kw))
+
+    if var.automatic and tp.kind not in ("automatic", "expr", "range", "map", "constant"):
+        add(f"{var.name} is set by harmonise; it cannot be {tp.kind}", code="rule-kind")
+    if var.required and tp.kind == "not_asked":
+        add(f"{var.name} is required and cannot be not_asked", code="rule-kind")
+    for code, reason in tp.explicit_missing.items():
+        if reason not in reasons:
+            add(f"unknown missing reason '{reason}' for code {code!r}", ("missing", code), code="unknown-reason",
+                hint=f"use one of {', '.join(schema.reasons)}")
+    if tp.kind in ("map", "table"):
+        for code, value in (tp.values or {}).items():
+            why = value_ok(var, value, tables)
+            if why:
+                sub = ("map", code) if tp.kind == "map" else ("table",)
+                add(f"code {code!r} maps to {why}", sub, code="bad-target-code")
+                if tp.kind == "table":
+                    break
+    if tp.kind == "constant":
+        why = value_ok(var, tp.constant, tables)
+        if why:
+            add(f"constant {why}", ("constant",), code="bad-target-code")
+    for field, text in (("expr", tp.expr if tp.kind in ("expr", "derived") else None), ("transform", tp.transform)):
+        if not text:
+            continue
+        try:
+            parse(text)
+            names = referenced_names(text)
+        except ExprError as exc:
+            add(f"{field}: {exc}", (field,), code="bad-expression")
+            continue
+        if field == "transform":
+            bad = [n for n in names if n != "x"]
+            if bad:
+                add(f"transform may only use x (the source value), not {bad}", (field,), code="bad-expression")
+            continue
+        if tp.kind == "expr" and meta is not None:
+            for n in names:
+                if meta.get(n) is None:
+                    close = difflib.get_close_matches(n, list(meta.variables), n=1)
+                    add(f"expression refers to {n!r}, which is not in {meta.origin}", (field,),
+                        code="unknown-source", hint=f"did you mean '{close[0]}'?" if close else None)
+        if var.type == "category":
+            for lit in result_literals(text):
+                if isinstance(lit, str) and lit not in (var.codes or {}):
+                    add(f"expression returns {lit!r}, not a code of {var.name}", (field,), code="bad-target-code")
+    if tp.kind in ("map", "table", "range") and tp.source and meta is not None:
+        vm = meta.get(tp.source)
+        if vm is None:
+            close = difflib.get_close_matches(tp.source, list(meta.variables), n=1)
+            add(f"source variable {tp.source!r} is not in {meta.origin}", ("source",), code="unknown-source",
+                hint=f"did you mean '{close[0]}'?" if close else "check the name or declare the target not_asked")
+        else:
+            out.extend(_check_codes(var, tp, vm, add))
+    return out
+
+
+def _check_codes(var: Variable, tp: TargetPlan, vm: VarMeta, add: Any) -> list[Issue]:
+    numeric = vm.type == "numeric"
+    for code in tp.values:
+        if isinstance(code, str) == numeric:
+            add(f"code {code!r} has the wrong type for {'numeric' if numeric else 'string'} source {vm.name}",
+                ("map", code), code="code-type", hint="quote string codes; leave numeric codes unquoted")
+            break
+    rng = tp.range
+
+    def accounted(code: Any) -> bool:
+        if code in tp.values or code in tp.missing.reasons:
+            return True
+        return rng is not None and isinstance(code, (int, float)) and rng[0] <= code <= rng[1]
+
+    for code, label in vm.labels.items():
+        if not accounted(code):
+            add(f"source code {code!r} ('{label}') of {vm.name} has no target code or missing reason",
+                ("map",) if tp.kind != "range" else ("missing",), code="unmapped-code", variable=vm.name,
+                hint="add it to map, or to missing with a reason")
+    for code in vm.missing_values:
+        if not accounted(code):
+            add(f"declared missing value {code!r} of {vm.name} has no missing reason",
+                ("missing",), code="unmapped-code", variable=vm.name,
+                hint=f"add `{code!r}: <reason>` under missing")
+    for letter, label in vm.extended.items():
+        if letter not in tp.missing.extended:
+            add(f"Stata extended missing .{letter} ('{label}') of {vm.name} has no missing reason",
+                ("missing",), code="unmapped-code", variable=vm.name,
+                hint=f"add `{letter}: <reason>` under missing.extended (survey level) or '.{letter}' under this rule's missing")
+    return []

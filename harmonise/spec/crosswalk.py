@@ -1,0 +1,121 @@
+"""Crosswalk models: one file per survey mapping every wave onto the schema.
+
+A crosswalk declares, per target, one *rule* of exactly one kind:
+
+- ``map``      source codes → target codes (by code, never by label)
+- ``range``    numeric source values kept as they are within [lo, hi] (optionally ``transform``)
+- ``table``    a code table from ``mappings/tables/`` (plus per-variable ``map``/``missing`` additions)
+- ``expr``     a restricted expression over source variables (see harmonise.spec.expr)
+- ``constant`` one value for every respondent of the wave
+- ``not_asked`` the survey does not measure it (the value is the one-line reason)
+
+Survey-level ``missing`` defaults map source missing codes onto the missing-reason
+taxonomy; per-variable ``missing`` entries refine them. Waves override single
+fields of a rule (``overrides: {country_of_birth: {source: cntbrthd}}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harmonise.spec.schema import Quality
+
+Code = int | float | str
+TargetValue = bool | int | float | str
+RULE_KINDS = ("map", "range", "table", "expr", "constant", "not_asked")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(Strict):
+    """How one target is obtained in one wave."""
+
+    source: str | None = Field(None, description="Source variable name.")
+    map: dict[Code, TargetValue] | None = Field(None, description="Source code → target code.")
+    missing: dict[Code, str] | None = Field(None, description="Source code → missing reason (refines survey defaults).")
+    range: tuple[float, float] | None = Field(None, description="Valid source values kept as values.")
+    transform: str | None = Field(None, description="Expression of `x` applied to in-range values.")
+    table: str | None = Field(None, description="Code table name under mappings/tables/.")
+    expr: str | None = Field(None, description="Restricted expression over source variables.")
+    constant: TargetValue | None = Field(None, description="One value for every respondent.")
+    not_asked: str | None = Field(None, description="Why the survey does not measure this target.")
+    quality: Quality | None = None
+    notes: str | None = None
+
+    @property
+    def kind(self) -> str:
+        for k in ("not_asked", "expr", "constant", "table", "map", "range"):
+            if getattr(self, k) is not None:
+                return k
+        return "none"
+
+
+class MissingDefaults(Strict):
+    """Survey-level missing-code conventions.
+
+    ``codes`` apply to a source code only when the source declares it missing
+    or labels it and it is outside the variable's valid codes; an unlabelled,
+    undeclared code is never turned into a missing reason by a default.
+    """
+
+    system: str = Field("not_available", description="Reason for system-missing values (SPSS sysmis, Stata '.').")
+    codes: dict[str, list[Code]] = Field(default_factory=dict, description="Missing reason → source codes.")
+    extended: dict[str, str] = Field(default_factory=dict, description="Stata extended missing letter (a-z) → reason.")
+
+
+class Wave(Strict):
+    wave: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,16}$")
+    year: int = Field(ge=1980, le=2035)
+    files: list[str] = Field(min_length=1, description="File-name patterns (fnmatch, case-insensitive, no folders).")
+    codebook: str | None = Field(None, description="Declared source codebook, relative to surveys/<survey>/.")
+    encoding: str | None = None
+    overrides: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    notes: str | None = None
+
+
+class Crosswalk(Strict):
+    """A whole crosswalk file."""
+
+    schema_ref: str | None = Field(None, alias="$schema")
+    survey: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    respondent_key: list[str] | None = None
+    missing: MissingDefaults = Field(default_factory=MissingDefaults)
+    waves: list[Wave] = Field(min_length=1)
+    targets: dict[str, Rule]
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _unique_waves(self) -> "Crosswalk":
+        ids = [w.wave for w in self.waves]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"wave(s) declared twice: {dup}")
+        return self
+
+    def wave(self, wave_id: str) -> Wave:
+        for w in self.waves:
+            if w.wave == wave_id:
+                return w
+        raise KeyError(wave_id)
+
+
+def merge_override(base: Rule | None, override: dict[str, Any] | None) -> dict[str, Any]:
+    """Apply a wave override to a base rule (both as plain dicts).
+
+    Setting a different rule kind (e.g. ``not_asked`` or ``expr``) replaces the
+    base rule; otherwise the override's fields replace the base's fields.
+    """
+    data = base.model_dump(exclude_none=True) if base is not None else {}
+    if override is None:
+        return data
+    new_kinds = {k for k in override if k in RULE_KINDS}
+    if new_kinds & {"not_asked", "expr", "constant"} or (new_kinds and data and new_kinds.isdisjoint(data)):
+        keep = {k: v for k, v in data.items() if k in ("notes",)}
+        data = keep
+    data.update(override)
+    return data

@@ -1,0 +1,491 @@
+"""The restricted expression language of crosswalks and derived variables.
+
+Expressions are written in a small subset of Python's expression syntax and
+compiled to DuckDB SQL. They can only reference declared variables, literals
+and a whitelist of pure functions: there is no attribute access, subscripting,
+lambda, comprehension, keyword argument or any way to name a table, file,
+setting or extension, so an expression cannot read files or run code.
+
+Missing values: a referenced variable is NULL when missing and carries a typed
+reason. Every compiled expression yields a value *and* the reason to store when
+the value is NULL (the first missing input's reason, ``missing('reason')`` where
+written, or ``not_available``).
+
+    'employed' if pdwrk == 1 else case(uempla == 1, 'unemployed', 'inactive')
+    missing('not_applicable') if labour_status != 'employed' else hours_worked < 30
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+ExprType = Literal["number", "string", "boolean", "unknown"]
+MAX_LENGTH = 4000
+MAX_DEPTH = 40
+
+FUNCTIONS: dict[str, str] = {
+    "case": "case(cond1, value1, cond2, value2, ..., [default]): first true condition wins",
+    "missing": "missing('reason'): no value, with that missing reason",
+    "param": "param('name'): a schema parameter (mappings/schema.yaml params)",
+    "lookup": "lookup('table', x): recode x through a code table in mappings/tables/",
+    "eu_group": "eu_group(country): 'eu' or 'non_eu' against the EU27_2020 list",
+    "coalesce": "coalesce(a, b, ...): first non-missing argument (missing with the last argument's reason)",
+    "is_missing": "is_missing(x): true when x has no value",
+    "abs": "abs(x)",
+    "round": "round(x[, digits])",
+    "floor": "floor(x)",
+    "ceil": "ceil(x)",
+    "least": "least(a, b, ...): smallest (missing if any is missing)",
+    "greatest": "greatest(a, b, ...): largest (missing if any is missing)",
+    "str": "str(x): text form (integers without decimals)",
+    "int": "int(x): whole number (missing when not a number)",
+    "float": "float(x): number (missing when not a number)",
+    "concat": "concat(a, b, ...): joined text (numbers via str())",
+    "upper": "upper(s)",
+    "lower": "lower(s)",
+    "trim": "trim(s)",
+    "length": "length(s)",
+    "substr": "substr(s, start, length): 1-based",
+}
+
+_ARITY: dict[str, tuple[int, int | None]] = {
+    "case": (2, None), "missing": (1, 1), "param": (1, 1), "lookup": (2, 2), "eu_group": (1, 1),
+    "coalesce": (1, None), "is_missing": (1, 1), "abs": (1, 1), "round": (1, 2), "floor": (1, 1),
+    "ceil": (1, 1), "least": (1, None), "greatest": (1, None), "str": (1, 1), "int": (1, 1),
+    "float": (1, 1), "concat": (1, None), "upper": (1, 1), "lower": (1, 1), "trim": (1, 1),
+    "length": (1, 1), "substr": (3, 3),
+}
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}
+_CMPOPS = {ast.Eq: "=", ast.NotEq: "<>", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
+class ExprError(ValueError):
+    """An expression is malformed or uses something outside the whitelist."""
+
+
+@dataclass(frozen=True)
+class NameSQL:
+    """How a referenced variable appears in SQL: its value, its missing reason, its type."""
+
+    value: str
+    reason: str
+    type: ExprType
+
+
+@dataclass(frozen=True)
+class Compiled:
+    value: str
+    reason: str
+    type: ExprType
+    refs: tuple[str, ...]
+
+
+@dataclass
+class Context:
+    """What an expression may see."""
+
+    resolve: Callable[[str], NameSQL]
+    reasons: Sequence[str]
+    params: Mapping[str, float]
+    tables: Mapping[str, Mapping[object, object]]
+    eu_codes: frozenset[str] = frozenset()
+    non_eu_codes: frozenset[str] = frozenset()
+    relation: Callable[[str, Mapping[object, object], str], str] | None = None
+
+    def lookup_sql(self, name: str, mapping: Mapping[object, object], x: str) -> str:
+        """SQL looking ``x`` up in a code → value relation (a CTE when the compiler offers one)."""
+        if self.relation is not None:
+            return self.relation(name, mapping, x)
+        whens = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in mapping.items())
+        return f"(CASE {x} {whens} END)"
+
+
+def sql_literal(value: object) -> str:
+    """A SQL literal for a Python scalar (strings with quotes doubled)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise ExprError(f"unsupported literal {value!r}")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parse(text: str) -> ast.expr:
+    """Parse and whitelist-check an expression; raise ExprError with the reason."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExprError("expression is empty")
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"expression is longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"syntax error at column {exc.offset}: {exc.msg}") from None
+    _check(tree.body, 0)
+    return tree.body
+
+
+def _check(node: ast.AST, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ExprError(f"expression nests deeper than {MAX_DEPTH} levels")
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise ExprError("only plain function calls are allowed (no methods or attributes)")
+        fname = node.func.id
+        if fname not in FUNCTIONS:
+            raise ExprError(f"function {fname!r} is not allowed; allowed functions: {', '.join(sorted(FUNCTIONS))}")
+        if node.keywords:
+            raise ExprError(f"{fname}(): keyword arguments are not allowed")
+        lo, hi = _ARITY[fname]
+        n = len(node.args)
+        if n < lo or (hi is not None and n > hi):
+            raise ExprError(f"{fname}() takes {lo}{'' if hi == lo else (' or more' if hi is None else f' to {hi}')} argument(s), got {n}")
+        if fname in ("missing", "param", "lookup"):
+            first = node.args[0]
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                raise ExprError(f"{fname}() needs a quoted name as its first argument")
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                raise ExprError("*args are not allowed")
+            _check(a, depth + 1)
+        return
+    if isinstance(node, ast.Name):
+        if not isinstance(node.ctx, ast.Load):
+            raise ExprError("assignment is not allowed")
+        return
+    if isinstance(node, ast.Constant):
+        if node.value is None or not isinstance(node.value, (bool, int, float, str)):
+            raise ExprError(f"literal {node.value!r} is not allowed (numbers, quoted text, True, False only)")
+        return
+    if isinstance(node, ast.BoolOp):
+        for v in node.values:
+            _check(v, depth + 1)
+        return
+    if isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, (ast.Not, ast.USub, ast.UAdd)):
+            raise ExprError("only 'not', unary minus and plus are allowed")
+        _check(node.operand, depth + 1)
+        return
+    if isinstance(node, ast.BinOp):
+        if type(node.op) not in _BINOPS:
+            raise ExprError(f"operator {type(node.op).__name__} is not allowed (+ - * / // % only)")
+        _check(node.left, depth + 1)
+        _check(node.right, depth + 1)
+        return
+    if isinstance(node, ast.Compare):
+        _check(node.left, depth + 1)
+        for op, comp in zip(node.ops, node.comparators):
+            if isinstance(op, (ast.In, ast.NotIn)):
+                if not isinstance(comp, (ast.Tuple, ast.List)) or not comp.elts:
+                    raise ExprError("'in' needs a literal list: x in (1, 2, 3)")
+                for e in comp.elts:
+                    if not isinstance(e, ast.Constant) or isinstance(e.value, bool) or e.value is None:
+                        raise ExprError("'in' lists may only hold numbers or quoted text")
+            elif type(op) not in _CMPOPS:
+                raise ExprError(f"comparison {type(op).__name__} is not allowed")
+            else:
+                _check(comp, depth + 1)
+        return
+    if isinstance(node, ast.IfExp):
+        for part in (node.test, node.body, node.orelse):
+            _check(part, depth + 1)
+        return
+    raise ExprError(f"{type(node).__name__} is not allowed in expressions")
+
+
+def _var_names(tree: ast.AST) -> list[str]:
+    out: list[str] = []
+
+    def walk(node: ast.AST) -> None:
+        if isinstance(node, ast.Call):
+            for a in node.args:
+                walk(a)
+            return
+        if isinstance(node, ast.Name) and node.id not in out:
+            out.append(node.id)
+        for child in ast.iter_child_nodes(node):
+            walk(child)
+
+    walk(tree)
+    return out
+
+
+def referenced_names(text: str) -> list[str]:
+    """Variable names an expression references, in order of first appearance."""
+    return _var_names(parse(text))
+
+
+def result_literals(text: str) -> list[object]:
+    """Literals an expression can return as its value (to check against target codes)."""
+    tree = parse(text)
+    out: list[object] = []
+
+    def walk(node: ast.AST) -> None:
+        if isinstance(node, ast.Constant):
+            out.append(node.value)
+        elif isinstance(node, ast.IfExp):
+            walk(node.body)
+            walk(node.orelse)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "case":
+            args = node.args
+            for i in range(1, len(args), 2):
+                walk(args[i])
+            if len(args) % 2 == 1:
+                walk(args[-1])
+
+    walk(tree)
+    return out
+
+
+def compile_expr(text: str, ctx: Context) -> Compiled:
+    """Compile ``text`` to SQL (value and missing reason)."""
+    tree = parse(text)
+    comp = _Compiler(ctx)
+    value, why, typ = comp.node(tree)
+    return Compiled(value=value, reason=why, type=typ, refs=tuple(comp.refs))
+
+
+class _Compiler:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.refs: list[str] = []
+        self._names: dict[str, NameSQL] = {}
+
+    def name(self, ident: str) -> NameSQL:
+        if ident not in self._names:
+            try:
+                self._names[ident] = self.ctx.resolve(ident)
+            except KeyError:
+                raise ExprError(f"unknown variable {ident!r}") from None
+            self.refs.append(ident)
+        return self._names[ident]
+
+    def inputs_why(self, node: ast.AST) -> str:
+        """Reason of the first missing variable referenced below ``node``."""
+        parts = []
+        for ident in _var_names(node):
+            if True:
+                r = self.name(ident).reason
+                if r not in parts:
+                    parts.append(r)
+        return f"coalesce({', '.join(parts + [sql_literal('not_available')])})" if parts else sql_literal("not_available")
+
+    def node(self, node: ast.AST) -> tuple[str, str, ExprType]:
+        method = getattr(self, "n_" + type(node).__name__)
+        return method(node)
+
+    def n_Constant(self, node: ast.Constant) -> tuple[str, str, ExprType]:
+        v = node.value
+        typ: ExprType = "boolean" if isinstance(v, bool) else "string" if isinstance(v, str) else "number"
+        return sql_literal(v), "NULL", typ
+
+    def n_Name(self, node: ast.Name) -> tuple[str, str, ExprType]:
+        n = self.name(node.id)
+        return n.value, n.reason, n.type
+
+    def n_UnaryOp(self, node: ast.UnaryOp) -> tuple[str, str, ExprType]:
+        v, _, t = self.node(node.operand)
+        if isinstance(node.op, ast.Not):
+            return f"(NOT {v})", self.inputs_why(node), "boolean"
+        sign = "-" if isinstance(node.op, ast.USub) else "+"
+        return f"({sign}{v})", self.inputs_why(node), "number"
+
+    def n_BoolOp(self, node: ast.BoolOp) -> tuple[str, str, ExprType]:
+        op = " AND " if isinstance(node.op, ast.And) else " OR "
+        parts = [self.node(v)[0] for v in node.values]
+        return "(" + op.join(parts) + ")", self.inputs_why(node), "boolean"
+
+    def n_BinOp(self, node: ast.BinOp) -> tuple[str, str, ExprType]:
+        lv, _, lt = self.node(node.left)
+        rv, _, rt = self.node(node.right)
+        if isinstance(node.op, ast.Add) and "string" in (lt, rt):
+            if lt != rt:
+                raise ExprError("cannot add text and a number; use concat(a, str(b))")
+            return f"({lv} || {rv})", self.inputs_why(node), "string"
+        if "string" in (lt, rt) or "boolean" in (lt, rt):
+            raise ExprError(f"arithmetic '{_BINOPS[type(node.op)]}' needs numbers")
+        return f"({lv} {_BINOPS[type(node.op)]} {rv})", self.inputs_why(node), "number"
+
+    def n_Compare(self, node: ast.Compare) -> tuple[str, str, ExprType]:
+        parts = []
+        left, _, _ = self.node(node.left)
+        for op, comp in zip(node.ops, node.comparators):
+            if isinstance(op, (ast.In, ast.NotIn)):
+                items = ", ".join(sql_literal(e.value) for e in comp.elts)  # type: ignore[attr-defined]
+                neg = "NOT " if isinstance(op, ast.NotIn) else ""
+                parts.append(f"({left} {neg}IN ({items}))")
+                continue
+            right, _, _ = self.node(comp)
+            parts.append(f"({left} {_CMPOPS[type(op)]} {right})")
+            left = right
+        sql = parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+        return sql, self.inputs_why(node), "boolean"
+
+    def n_IfExp(self, node: ast.IfExp) -> tuple[str, str, ExprType]:
+        c, cwhy, _ = self.node(node.test)
+        cwhy = self.inputs_why(node.test)
+        a, awhy, at = self.node(node.body)
+        b, bwhy, bt = self.node(node.orelse)
+        value = f"(CASE WHEN ({c}) IS NULL THEN NULL WHEN {c} THEN {a} ELSE {b} END)"
+        why = f"(CASE WHEN ({c}) IS NULL THEN {cwhy} WHEN {c} THEN {self._why(node.body, awhy)} ELSE {self._why(node.orelse, bwhy)} END)"
+        return value, why, _join_types(at, bt)
+
+    def _why(self, node: ast.AST, own: str) -> str:
+        """Reason for a branch value: literals never miss; names and missing() carry theirs."""
+        if isinstance(node, ast.Constant):
+            return "NULL"
+        if isinstance(node, (ast.Name, ast.IfExp)) or (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("missing", "case")
+        ):
+            return own
+        return self.inputs_why(node)
+
+    def n_Call(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        fname = node.func.id  # type: ignore[attr-defined]
+        return getattr(self, "f_" + fname)(node)
+
+    # --- functions -----------------------------------------------------------
+    def f_missing(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        reason = node.args[0].value  # type: ignore[attr-defined]
+        if reason not in self.ctx.reasons:
+            raise ExprError(f"missing({reason!r}): unknown missing reason; use one of {', '.join(self.ctx.reasons)}")
+        return "NULL", sql_literal(reason), "unknown"
+
+    def f_param(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        name = node.args[0].value  # type: ignore[attr-defined]
+        if name not in self.ctx.params:
+            raise ExprError(f"param({name!r}): no such schema parameter; known: {', '.join(sorted(self.ctx.params)) or 'none'}")
+        return sql_literal(self.ctx.params[name]), "NULL", "number"
+
+    def f_case(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        args = node.args
+        vparts, wparts, types = [], [], []
+        for i in range(0, len(args) - 1, 2):
+            c, _, _ = self.node(args[i])
+            v, vwhy, vt = self.node(args[i + 1])
+            vparts.append(f"WHEN {c} THEN {v}")
+            wparts.append(f"WHEN {c} THEN {self._why(args[i + 1], vwhy)}")
+            types.append(vt)
+        if len(args) % 2 == 1:
+            d, dwhy, dt = self.node(args[-1])
+            vparts.append(f"ELSE {d}")
+            wparts.append(f"ELSE {self._why(args[-1], dwhy)}")
+            types.append(dt)
+        else:
+            wparts.append(f"ELSE {self.inputs_why(node)}")
+        typ: ExprType = "unknown"
+        for t in types:
+            typ = _join_types(typ, t)
+        return "(CASE " + " ".join(vparts) + " END)", "(CASE " + " ".join(wparts) + " END)", typ
+
+    def f_lookup(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        table = node.args[0].value  # type: ignore[attr-defined]
+        if table not in self.ctx.tables:
+            raise ExprError(f"lookup({table!r}, ...): no such code table; known: {', '.join(sorted(self.ctx.tables))}")
+        x, _, _ = self.node(node.args[1])
+        mapping = self.ctx.tables[table]
+        if not mapping:
+            raise ExprError(f"lookup({table!r}, ...): the table maps no codes")
+        vals = list(mapping.values())
+        typ: ExprType = "string" if isinstance(vals[0], str) else "boolean" if isinstance(vals[0], bool) else "number"
+        return self.ctx.lookup_sql(f"lookup_{table}", mapping, x), self.inputs_why(node), typ
+
+    def f_eu_group(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        x, _, _ = self.node(node.args[0])
+        groups: dict[object, object] = {c: "eu" for c in sorted(self.ctx.eu_codes)}
+        groups.update({c: "non_eu" for c in sorted(self.ctx.non_eu_codes)})
+        if not groups:
+            raise ExprError("eu_group(): no country table (mappings/tables/countries.yaml) is loaded")
+        return self.ctx.lookup_sql("eu_groups", groups, x), self.inputs_why(node), "string"
+
+    def f_coalesce(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        parts = [self.node(a) for a in node.args]
+        typ: ExprType = "unknown"
+        for p in parts:
+            typ = _join_types(typ, p[2])
+        last = node.args[-1]
+        return f"coalesce({', '.join(p[0] for p in parts)})", self._why(last, parts[-1][1]), typ
+
+    def f_is_missing(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        x, _, _ = self.node(node.args[0])
+        return f"(({x}) IS NULL)", "NULL", "boolean"
+
+    def _simple(self, node: ast.Call, template: str, typ: ExprType) -> tuple[str, str, ExprType]:
+        args = [self.node(a)[0] for a in node.args]
+        return template.format(*args), self.inputs_why(node), typ
+
+    def f_abs(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "abs({0})", "number")
+
+    def f_round(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "round({0})" if len(node.args) == 1 else "round({0}, CAST({1} AS INTEGER))", "number")
+
+    def f_floor(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "floor({0})", "number")
+
+    def f_ceil(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "ceil({0})", "number")
+
+    def _extreme(self, node: ast.Call, fn: str) -> tuple[str, str, ExprType]:
+        args = [self.node(a)[0] for a in node.args]
+        anynull = " OR ".join(f"({a}) IS NULL" for a in args)
+        return f"(CASE WHEN {anynull} THEN NULL ELSE {fn}({', '.join(args)}) END)", self.inputs_why(node), "number"
+
+    def f_least(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._extreme(node, "least")
+
+    def f_greatest(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._extreme(node, "greatest")
+
+    def _to_str(self, sql: str, typ: ExprType) -> str:
+        if typ == "string":
+            return sql
+        if typ == "number":
+            return (f"(CASE WHEN {sql} = trunc({sql}) THEN CAST(CAST({sql} AS BIGINT) AS VARCHAR) "
+                    f"ELSE CAST({sql} AS VARCHAR) END)")
+        return f"CAST({sql} AS VARCHAR)"
+
+    def f_str(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        v, _, t = self.node(node.args[0])
+        return self._to_str(v, t), self.inputs_why(node), "string"
+
+    def f_int(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "TRY_CAST(trunc(TRY_CAST({0} AS DOUBLE)) AS BIGINT)", "number")
+
+    def f_float(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "TRY_CAST({0} AS DOUBLE)", "number")
+
+    def f_concat(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        parts = [self.node(a) for a in node.args]
+        return "(" + " || ".join(self._to_str(v, t) for v, _, t in parts) + ")", self.inputs_why(node), "string"
+
+    def f_upper(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "upper({0})", "string")
+
+    def f_lower(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "lower({0})", "string")
+
+    def f_trim(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "trim({0})", "string")
+
+    def f_length(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "length({0})", "number")
+
+    def f_substr(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        return self._simple(node, "substr({0}, CAST({1} AS BIGINT), CAST({2} AS BIGINT))", "string")
+
+
+def _join_types(a: ExprType, b: ExprType) -> ExprType:
+    if a == "unknown":
+        return b
+    if b == "unknown" or a == b:
+        return a
+    raise ExprError(f"branches return different types ({a} and {b})")

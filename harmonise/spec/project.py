@@ -1,0 +1,221 @@
+"""Load a harmonise project: target schema, code tables, crosswalks, source codebooks.
+
+Every problem becomes an :class:`~harmonise.errors.Issue` with file, line and
+field path; loading never stops at the first error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from harmonise.errors import Issue
+from harmonise.spec.codebook import SourceCodebook
+from harmonise.spec.crosswalk import Crosswalk
+from harmonise.spec.schema import TargetSchema
+from harmonise.spec.tables import CodeMap, Reference, Table, TableSet, table_files
+from harmonise.spec.yamlload import LineIndex, Loaded, load_yaml_file
+
+M = TypeVar("M", bound=BaseModel)
+
+NOT_CROSSWALKS = {"schema.yaml", "cities.yaml"}
+
+
+def rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names (aliases) of the model reached by ``loc``, for did-you-mean hints."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields:
+            return []
+        f = fields.get(part) or next((fi for fi in fields.values() if fi.alias == part), None)
+        if f is None:
+            # a dict of models (e.g. targets.<name>) — descend into the value type
+            continue
+        current = _inner_model(f.annotation)
+        if current is None:
+            return []
+    fields = getattr(current, "model_fields", None)
+    if not fields:
+        return []
+    return [fi.alias or name for name, fi in fields.items()]
+
+
+def _inner_model(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for a in args or ():
+        inner = _inner_model(a)
+        if inner is not None:
+            return inner
+    return None
+
+
+def validate_model(model: type[M], loaded: Loaded) -> tuple[M | None, list[Issue]]:
+    """Validate loaded YAML against a pydantic model; errors located by line and path."""
+    issues = list(loaded.issues)
+    if loaded.data is None:
+        if not issues:
+            issues.append(Issue("file is empty", file=loaded.index.file, code="empty"))
+        return None, issues
+    if not isinstance(loaded.data, dict):
+        issues.append(Issue("the top level must be a mapping of keys", file=loaded.index.file, line=1, code="type"))
+        return None, issues
+    if any(i.severity == "error" for i in issues):
+        # duplicate keys / aliases already reported: still validate to collect more
+        pass
+    try:
+        obj = model.model_validate(loaded.data)
+    except ValidationError as exc:
+        issues.extend(pydantic_issues(exc, model, loaded.index))
+        return None, issues
+    return obj, issues
+
+
+def pydantic_issues(exc: ValidationError, model: type[BaseModel], index: LineIndex) -> list[Issue]:
+    out: list[Issue] = []
+    seen: set[tuple[Any, ...]] = set()
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union"))))
+        # pydantic repeats union alternatives' errors: keep the first per location/type
+        key = (loc, err["type"])
+        if key in seen:
+            continue
+        seen.add(key)
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            bad = str(loc[-1])
+            allowed = _allowed_keys(model, loc)
+            close = difflib.get_close_matches(bad, allowed, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else (f"allowed keys: {', '.join(allowed)}" if allowed else None)
+            out.append(index.issue(loc, f"unknown key '{bad}'", code="unknown-key", hint=hint))
+        elif etype == "missing":
+            out.append(index.issue(loc[:-1], f"required key '{loc[-1]}' is missing", code="missing-key"))
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            got = err.get("input")
+            shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and got is not None else ""
+            out.append(index.issue(loc, f"{msg}{shown}", code="type"))
+    # union branches create noise for the same location: prefer the most specific paths
+    return out
+
+
+@dataclass
+class Project:
+    """Everything declared in a harmonise project folder."""
+
+    root: Path
+    schema: TargetSchema | None = None
+    tables: TableSet = field(default_factory=lambda: TableSet({}))
+    crosswalks: dict[str, Crosswalk] = field(default_factory=dict)
+    crosswalk_files: dict[str, str] = field(default_factory=dict)
+    crosswalk_index: dict[str, LineIndex] = field(default_factory=dict)
+    crosswalk_text: dict[str, str] = field(default_factory=dict)
+    codebooks: dict[tuple[str, str], SourceCodebook] = field(default_factory=dict)
+    codebook_files: dict[tuple[str, str], str] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == "error" for i in self.issues)
+
+
+def load_schema(root: Path) -> tuple[TargetSchema | None, list[Issue]]:
+    path = root / "mappings" / "schema.yaml"
+    return validate_model(TargetSchema, load_yaml_file(path, rel(path, root)))
+
+
+def load_tables(root: Path) -> tuple[TableSet, list[Issue]]:
+    issues: list[Issue] = []
+    tables: dict[str, Table] = {}
+    for path in table_files(root):
+        loaded = load_yaml_file(path, rel(path, root))
+        kind = loaded.data.get("kind") if isinstance(loaded.data, dict) else None
+        model: type[BaseModel] = Reference if kind == "reference" else CodeMap
+        obj, errs = validate_model(model, loaded)
+        issues.extend(errs)
+        if obj is not None:
+            name = obj.table  # type: ignore[attr-defined]
+            if name != path.stem:
+                issues.append(Issue(f"table name '{name}' differs from the file name '{path.stem}'",
+                                    file=rel(path, root), line=loaded.index.line_of(("table",)), path="table",
+                                    code="table-name", hint=f"set table: {path.stem}"))
+            tables[name] = obj  # type: ignore[assignment]
+    cities = None
+    cpath = root / "mappings" / "cities.yaml"
+    if cpath.exists():
+        obj, errs = validate_model(Reference, load_yaml_file(cpath, rel(cpath, root)))
+        issues.extend(errs)
+        cities = obj
+    return TableSet(tables, cities), issues
+
+
+def crosswalk_paths(root: Path, only: list[Path] | None = None) -> list[Path]:
+    if only:
+        return only
+    folder = root / "mappings"
+    return sorted(p for p in folder.glob("*.yaml") if p.name not in NOT_CROSSWALKS)
+
+
+def load_crosswalk(path: Path, root: Path) -> tuple[Crosswalk | None, Loaded, list[Issue]]:
+    loaded = load_yaml_file(path, rel(path, root))
+    obj, issues = validate_model(Crosswalk, loaded)
+    return obj, loaded, issues
+
+
+def load_codebook(path: Path, root: Path) -> tuple[SourceCodebook | None, list[Issue]]:
+    return validate_model(SourceCodebook, load_yaml_file(path, rel(path, root)))
+
+
+def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
+    """Load schema, tables, the named crosswalks (default: all) and their codebooks."""
+    proj = Project(root=root)
+    proj.schema, errs = load_schema(root)
+    proj.issues.extend(errs)
+    proj.tables, errs = load_tables(root)
+    proj.issues.extend(errs)
+    for path in crosswalk_paths(root, crosswalks):
+        cw, loaded, errs = load_crosswalk(path, root)
+        proj.issues.extend(errs)
+        if cw is None:
+            continue
+        if cw.survey in proj.crosswalks:
+            proj.issues.append(Issue(f"survey '{cw.survey}' is already mapped by {proj.crosswalk_files[cw.survey]}",
+                                     file=loaded.index.file, line=loaded.index.line_of(("survey",)), path="survey",
+                                     code="duplicate-survey"))
+            continue
+        proj.crosswalks[cw.survey] = cw
+        proj.crosswalk_files[cw.survey] = loaded.index.file
+        proj.crosswalk_index[cw.survey] = loaded.index
+        proj.crosswalk_text[cw.survey] = loaded.text
+        for i, wave in enumerate(cw.waves):
+            name = wave.codebook or f"codebook_{wave.wave}.yaml"
+            cpath = root / "surveys" / cw.survey / name
+            if not cpath.exists():
+                if wave.codebook:
+                    proj.issues.append(loaded.index.issue(("waves", i, "codebook"),
+                                                          f"declared codebook {rel(cpath, root)} does not exist",
+                                                          code="codebook-missing"))
+                continue
+            cb, cerrs = load_codebook(cpath, root)
+            proj.issues.extend(cerrs)
+            if cb is not None:
+                proj.codebooks[(cw.survey, wave.wave)] = cb
+                proj.codebook_files[(cw.survey, wave.wave)] = rel(cpath, root)
+    return proj

@@ -1,0 +1,264 @@
+"""Resolve a crosswalk wave into a per-target plan, and classify source codes.
+
+Resolution applies wave overrides, expands code tables and decides, for every
+source code the metadata knows, whether it is a value or which missing reason it
+carries. The precedence is fixed and documented:
+
+1. the rule's own ``map``/``range`` (valid codes) and its explicit ``missing``;
+2. the code table's ``map``/``missing`` (for ``table`` rules);
+3. survey-level ``missing.codes`` — only for codes the source declares missing
+   or labels, and never for a valid code of the rule;
+4. anything else observed is *unmapped* and fails validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from harmonise.errors import Issue
+from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, Wave, merge_override
+from harmonise.spec.crosswalk import TargetValue
+from harmonise.spec.schema import TargetSchema
+from harmonise.spec.source import Code, VarMeta, norm_code
+from harmonise.spec.tables import TableSet
+
+SYSMIS_KEY = "."
+
+
+@dataclass
+class SourceMissing:
+    """How one source variable's missing codes map onto reasons in one target rule."""
+
+    reasons: dict[Code, str] = field(default_factory=dict)
+    extended: dict[str, str] = field(default_factory=dict)
+    system: str = "not_available"
+    ranges: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class TargetPlan:
+    """One target in one wave, fully resolved."""
+
+    target: str
+    kind: str  # map | range | table | expr | constant | not_asked | derived | automatic
+    path: tuple[str | int, ...] = ()
+    source: str | None = None
+    values: dict[Code, TargetValue] = field(default_factory=dict)
+    range: tuple[float, float] | None = None
+    transform: str | None = None
+    expr: str | None = None
+    constant: TargetValue | None = None
+    not_asked: str | None = None
+    table: str | None = None
+    quality: str | None = None
+    notes: str | None = None
+    explicit_missing: dict[Code, str] = field(default_factory=dict)
+    missing: SourceMissing = field(default_factory=SourceMissing)
+
+    @property
+    def rule_text(self) -> str:
+        """A one-line description of the rule (for lineage and codebooks)."""
+        k = self.kind
+        if k == "not_asked":
+            return f"not asked: {self.not_asked}"
+        if k == "constant":
+            return f"constant {self.constant!r}"
+        if k == "expr":
+            return f"expr: {self.expr}"
+        if k == "derived":
+            return f"derived: {self.expr}"
+        if k == "automatic":
+            return "set by harmonise from the crosswalk"
+        if k == "range":
+            t = f", transform {self.transform}" if self.transform else ""
+            return f"{self.source} in [{self.range[0]:g}, {self.range[1]:g}]{t}" if self.range else str(self.source)
+        if k == "table":
+            extra = f" + {len(self.values) - 0} codes" if False else ""
+            return f"{self.source} via table {self.table}{extra}"
+        return f"{self.source} recoded ({len(self.values)} codes)"
+
+
+@dataclass
+class WavePlan:
+    survey: str
+    wave: Wave
+    crosswalk: Crosswalk
+    targets: dict[str, TargetPlan]
+    issues: list[Issue] = field(default_factory=list)
+
+    def sources(self) -> list[str]:
+        """Source variables the wave reads, in first-use order."""
+        from harmonise.spec.expr import ExprError, referenced_names
+
+        out: list[str] = []
+        for t in self.targets.values():
+            names: list[str] = []
+            if t.kind in ("map", "range", "table") and t.source:
+                names = [t.source]
+            elif t.kind == "expr" and t.expr:
+                try:
+                    names = referenced_names(t.expr)
+                except ExprError:
+                    names = []
+            for n in names:
+                if n not in out:
+                    out.append(n)
+        return out
+
+
+def _in_range(code: Code, rng: tuple[float, float] | None) -> bool:
+    return rng is not None and isinstance(code, (int, float)) and rng[0] <= code <= rng[1]
+
+
+def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid: set[Code],
+                     rng: tuple[float, float] | None, meta: VarMeta | None) -> SourceMissing:
+    """Combine explicit, default and declared missing information for one source variable."""
+    out = SourceMissing(system=defaults.system, extended=dict(defaults.extended))
+    if meta is not None:
+        out.ranges = list(meta.missing_ranges)
+    for code, reason in explicit.items():
+        if code == SYSMIS_KEY:
+            out.system = reason
+        elif isinstance(code, str) and len(code) == 2 and code.startswith(".") and code[1].isalpha():
+            out.extended[code[1]] = reason
+        else:
+            out.reasons[code] = reason
+    for reason, codes in defaults.codes.items():
+        for raw in codes:
+            code = norm_code(raw)
+            if code in out.reasons or code in valid or _in_range(code, rng):
+                continue
+            if meta is None:
+                continue
+            if (meta.type == "string") != isinstance(code, str):
+                continue
+            if meta.declared_missing(code) or code in meta.labels:
+                out.reasons[code] = reason
+    return out
+
+
+def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSet,
+                 meta: dict[str, VarMeta] | None = None) -> WavePlan:
+    """Resolve every schema target for ``wave``; ``meta`` (source variables) refines missing codes."""
+    issues: list[Issue] = []
+    plans: dict[str, TargetPlan] = {}
+    wave_idx = cw.waves.index(wave)
+    for name in wave.overrides:
+        if name not in schema.names:
+            issues.append(Issue(f"override for unknown target '{name}'", path=f"waves.{wave_idx}.overrides.{name}",
+                                code="unknown-target", extra={"yaml_path": ("waves", wave_idx, "overrides", name)}))
+    for var in schema.variables:
+        base = cw.targets.get(var.name)
+        if var.name in wave.overrides:
+            raw = merge_override(base, wave.overrides[var.name])
+            path: tuple[str | int, ...] = ("waves", wave_idx, "overrides", var.name)
+            try:
+                rule: Rule | None = Rule.model_validate(raw)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    issues.append(Issue(f"{err['msg']}", path=".".join(map(str, path + tuple(err["loc"]))),
+                                        code="type", extra={"yaml_path": path + tuple(err["loc"])}))
+                continue
+        else:
+            rule, path = base, ("targets", var.name)
+        if rule is None:
+            if var.automatic:
+                plans[var.name] = TargetPlan(var.name, "automatic")
+            elif var.derived and var.derive is not None:
+                plans[var.name] = TargetPlan(var.name, "derived", expr=var.derive.expr, quality="recoded")
+            else:
+                issues.append(Issue(f"target '{var.name}' has no rule for wave {wave.wave}",
+                                    path=f"targets.{var.name}", code="no-rule",
+                                    hint=f"map it, or declare `{var.name}: {{not_asked: <reason>}}`",
+                                    extra={"yaml_path": ("targets",)}))
+            continue
+        plans[var.name] = _plan(var.name, rule, path, cw.missing, tables, meta, issues)
+    for name in cw.targets:
+        if name not in schema.names:
+            import difflib
+
+            close = difflib.get_close_matches(name, schema.names, n=1)
+            issues.append(Issue(f"unknown target '{name}'", path=f"targets.{name}", code="unknown-target",
+                                hint=f"did you mean '{close[0]}'?" if close else "see mappings/schema.yaml",
+                                extra={"yaml_path": ("targets", name)}))
+    return WavePlan(cw.survey, wave, cw, plans, issues)
+
+
+def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingDefaults, tables: TableSet,
+          meta: dict[str, VarMeta] | None, issues: list[Issue]) -> TargetPlan:
+    kind = rule.kind
+    plan = TargetPlan(name, kind, path=path, source=rule.source, range=rule.range, transform=rule.transform,
+                      expr=rule.expr, constant=rule.constant, not_asked=rule.not_asked, table=rule.table,
+                      quality=rule.quality, notes=rule.notes)
+    kinds = [k for k in ("not_asked", "expr", "constant", "table", "range") if getattr(rule, k) is not None]
+    if rule.map is not None and "table" not in kinds:
+        kinds.append("map")
+
+    def err(msg: str, sub: tuple[str | int, ...] = (), **kw: Any) -> None:
+        issues.append(Issue(msg, path=".".join(map(str, path + sub)), extra={"yaml_path": path + sub}, **kw))
+
+    if not kinds:
+        err("rule has no kind: give one of map, range, table, expr, constant, not_asked", code="rule-kind")
+        return plan
+    if len(kinds) > 1:
+        err(f"rule mixes kinds {', '.join(kinds)}: give exactly one", code="rule-kind")
+        return plan
+    if kind == "not_asked":
+        return plan
+    if rule.quality is None:
+        err("quality flag missing", code="missing-key", hint="add quality: exact | recoded | approximate | proxy")
+    if kind in ("map", "range", "table") and not rule.source:
+        err(f"a {kind} rule needs `source: <variable>`", code="missing-key")
+        return plan
+    if kind in ("expr", "constant") and rule.source:
+        err(f"`source` does not go with {kind} (name the variables in the expression)", code="rule-kind")
+    explicit = {norm_code(k): v for k, v in (rule.missing or {}).items()}
+    values: dict[Code, Any] = {}
+    if kind == "table":
+        table = tables.code_map(rule.table or "")
+        if table is None:
+            import difflib
+
+            close = difflib.get_close_matches(rule.table or "", list(tables.tables), n=1)
+            err(f"unknown code table '{rule.table}'", ("table",), code="unknown-table",
+                hint=f"did you mean '{close[0]}'?" if close else "see mappings/tables/")
+            return plan
+        values.update(table.normalised_map())
+        tmiss = table.normalised_missing()
+        for k in list(tmiss):
+            if k in explicit or k in (rule.map or {}):
+                tmiss.pop(k)
+        explicit = {**tmiss, **explicit}
+    for k, v in (rule.map or {}).items():
+        values[norm_code(k)] = v
+    plan.values = values
+    both = sorted((set(values) & set(explicit)) - (set((rule.map or {})) - set(explicit)), key=str)
+    rule_map_keys = {norm_code(k) for k in (rule.map or {})}
+    twice = sorted({k for k in rule_map_keys if k in {norm_code(x) for x in (rule.missing or {})}}, key=str)
+    for code in twice:
+        err(f"code {code!r} is mapped twice: to {values[code]!r} and to missing reason {explicit[code]!r}",
+            ("missing", code), code="mapped-twice", hint="keep one of the two entries")
+    del both
+    for code in list(explicit):
+        if code in values and code not in twice:
+            values.pop(code)  # explicit per-variable missing beats a table's value
+    if kind == "range" and rule.range:
+        lo, hi = rule.range
+        if lo > hi:
+            err("range must be [low, high]", ("range",), code="range")
+        for code in explicit:
+            if _in_range(code, rule.range):
+                err(f"missing code {code!r} lies inside the valid range [{lo:g}, {hi:g}]", ("missing", code),
+                    code="mapped-twice", hint="narrow the range or drop the missing entry")
+    plan.explicit_missing = explicit
+    src_meta = meta.get(rule.source) if (meta is not None and rule.source) else None
+    plan.missing = classify_missing(defaults, explicit, set(values), rule.range, src_meta)
+    return plan
+
+
+def expr_source_missing(defaults: MissingDefaults, meta: VarMeta | None, explicit: dict[Code, str] | None = None) -> SourceMissing:
+    """Missing classification of a source variable referenced from an expression (no valid domain)."""
+    return classify_missing(defaults, explicit or {}, set(), None, meta)

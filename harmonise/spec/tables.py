@@ -1,0 +1,108 @@
+"""Code tables under ``mappings/tables/``: data, not code.
+
+``code_map`` tables recode source codes (country, language, education schemes);
+``reference`` tables list valid target codes with attributes (countries,
+languages with host languages).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harmonise.spec.source import Code, norm_code
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CodeMap(Strict):
+    table: str
+    kind: Literal["code_map"]
+    description: str
+    source: str
+    key_type: Literal["string", "integer"]
+    target: str
+    status: str | None = None
+    map: dict[Code, Any]
+    missing: dict[Code, str] = Field(default_factory=dict)
+    labels: dict[Code, str] = Field(default_factory=dict)
+    notes: dict[Code, str] = Field(default_factory=dict)
+
+    def normalised_map(self) -> dict[Code, Any]:
+        return {norm_code(k): v for k, v in self.map.items()}
+
+    def normalised_missing(self) -> dict[Code, str]:
+        return {norm_code(k): v for k, v in self.missing.items()}
+
+
+class Reference(Strict):
+    table: str
+    kind: Literal["reference"]
+    description: str
+    key: str
+    status: str | None = None
+    rows: list[dict[str, Any]]
+    host_languages: dict[str, list[str]] | None = None
+
+    def keys(self) -> list[str]:
+        return [str(r[self.key]) for r in self.rows]
+
+
+Table = CodeMap | Reference
+
+
+class TableSet:
+    """All loaded tables by name, with the country/language lookups the engine needs."""
+
+    def __init__(self, tables: dict[str, Table], cities: Reference | None = None) -> None:
+        self.tables = tables
+        self.cities = cities
+
+    def code_map(self, name: str) -> CodeMap | None:
+        t = self.tables.get(name)
+        return t if isinstance(t, CodeMap) else None
+
+    def lookups(self) -> dict[str, dict[Code, Any]]:
+        """Every code_map as a plain code → value dict (for ``lookup()`` in expressions)."""
+        out = {n: t.normalised_map() for n, t in self.tables.items() if isinstance(t, CodeMap)}
+        if self.cities is not None:
+            out["city_region_proxy"] = {
+                str(r["region_proxy"]["nuts"]): str(r["code"]) for r in self.cities.rows
+                if isinstance(r.get("region_proxy"), dict) and r["region_proxy"].get("nuts")}
+        return out
+
+    def _reference(self, name: str) -> Reference | None:
+        t = self.tables.get(name)
+        return t if isinstance(t, Reference) else None
+
+    @property
+    def country_codes(self) -> frozenset[str]:
+        ref = self._reference("countries")
+        return frozenset(ref.keys()) if ref else frozenset()
+
+    @property
+    def language_codes(self) -> frozenset[str]:
+        ref = self._reference("languages")
+        return frozenset(ref.keys()) if ref else frozenset()
+
+    def eu_groups(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(codes grouping as EU27_2020, codes grouping as non-EU)."""
+        ref = self._reference("countries")
+        if ref is None:
+            return frozenset(), frozenset()
+        eu = frozenset(str(r["code"]) for r in ref.rows if r.get("eu27_2020_group") == "eu")
+        non = frozenset(str(r["code"]) for r in ref.rows if r.get("eu27_2020_group") == "non_eu")
+        return eu, non
+
+    @property
+    def city_codes(self) -> frozenset[str]:
+        return frozenset(self.cities.keys()) if self.cities else frozenset()
+
+
+def table_files(root: Path) -> list[Path]:
+    folder = root / "mappings" / "tables"
+    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []

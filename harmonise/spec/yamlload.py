@@ -1,0 +1,159 @@
+"""Line-aware, safe YAML loading.
+
+Crosswalks are written by many hands, so every error must point at a line. We
+compose the document with PyYAML's *safe* loader (no Python object tags can be
+constructed), then build plain dicts/lists ourselves while recording the line of
+every node under its field path. Duplicate keys, anchors/aliases (expansion
+bombs) and YAML 1.1 booleans used as keys are rejected with their line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harmonise.errors import InputError, Issue
+
+PathKey = tuple[str | int, ...]
+
+MAX_BYTES = 5_000_000
+MAX_NODES = 500_000
+
+
+@dataclass
+class LineIndex:
+    """Maps a field path (tuple of keys/indices) to the 1-based line of its node."""
+
+    file: str
+    lines: dict[PathKey, int] = field(default_factory=dict)
+
+    def line_of(self, path: PathKey) -> int | None:
+        """Line of ``path`` or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+    def issue(self, path: PathKey, message: str, **kw: Any) -> Issue:
+        return Issue(message=message, file=self.file, line=self.line_of(path), path=dotted(path), **kw)
+
+
+def dotted(path: PathKey) -> str:
+    """``('targets', 'sex', 'map', 3)`` → ``targets.sex.map.3``."""
+    return ".".join(str(p) for p in path)
+
+
+@dataclass
+class Loaded:
+    data: Any
+    index: LineIndex
+    issues: list[Issue]
+    text: str
+
+
+_constructor = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    return _constructor.construct_object(node, deep=True)
+
+
+def load_yaml_text(text: str, file: str) -> Loaded:
+    """Parse ``text``; structural problems become issues, syntax errors too."""
+    index = LineIndex(file)
+    issues: list[Issue] = []
+    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
+        issues.append(Issue(f"file is larger than {MAX_BYTES} bytes; refusing to parse", file=file, code="yaml-too-large"))
+        return Loaded(None, index, issues, text)
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = exc.problem or str(exc)
+        ctx = f" ({exc.context})" if exc.context else ""
+        issues.append(Issue(f"YAML syntax error: {what}{ctx}", file=file, line=line, code="yaml-syntax",
+                            hint="check indentation, quotes and colons on this line and the one before"))
+        return Loaded(None, index, issues, text)
+    except yaml.YAMLError as exc:  # composer errors without marks
+        issues.append(Issue(f"YAML error: {exc}", file=file, code="yaml-syntax"))
+        return Loaded(None, index, issues, text)
+    if root is None:
+        return Loaded(None, index, issues, text)
+    counter = [0]
+    seen_ids: set[int] = set()
+
+    def build(node: yaml.Node, path: PathKey) -> Any:
+        counter[0] += 1
+        if counter[0] > MAX_NODES:
+            raise _TooBig()
+        index.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen_ids:
+            issues.append(Issue("aliases (*name) are not allowed", file=file, line=node.start_mark.line + 1,
+                                path=dotted(path), code="yaml-alias", hint="write the value out in full"))
+            return None
+        seen_ids.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for knode, vnode in node.value:
+                if knode.tag == "tag:yaml.org,2002:merge":
+                    issues.append(index.issue(path, "merge keys (<<) are not allowed", code="yaml-alias",
+                                              hint="write the keys out in full"))
+                    continue
+                if not isinstance(knode, yaml.ScalarNode):
+                    issues.append(index.issue(path, "mapping keys must be plain scalars", code="yaml-key"))
+                    continue
+                key = _scalar(knode)
+                kpath = path + (key,)
+                if isinstance(key, bool):
+                    issues.append(Issue(f"key {knode.value!r} is read by YAML as boolean {key}",
+                                        file=file, line=knode.start_mark.line + 1, path=dotted(kpath),
+                                        code="yaml-bool-key", hint=f"quote it: \"{knode.value}\""))
+                if key in out:
+                    issues.append(Issue(f"duplicate key {key!r} (first at line {index.lines.get(kpath)})",
+                                        file=file, line=knode.start_mark.line + 1, path=dotted(kpath),
+                                        code="yaml-duplicate-key", hint="remove or merge one of them"))
+                    continue
+                index.lines[kpath] = knode.start_mark.line + 1
+                out[key] = build(vnode, kpath)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
+        value = _scalar(node)
+        return value
+
+    try:
+        data = build(root, ())
+    except _TooBig:
+        issues.append(Issue(f"document has more than {MAX_NODES} nodes; refusing to expand", file=file,
+                            code="yaml-too-large"))
+        return Loaded(None, index, issues, text)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        issues.append(Issue(f"YAML value error: {exc.problem}", file=file,
+                            line=mark.line + 1 if mark else None, code="yaml-syntax"))
+        return Loaded(None, index, issues, text)
+    return Loaded(data, index, issues, text)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def load_yaml_file(path: Path, display: str | None = None) -> Loaded:
+    """Read and parse a YAML file; unreadable files raise InputError (exit 2)."""
+    name = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read file: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start}); save the YAML file as UTF-8") from exc
+    return load_yaml_text(text, name)

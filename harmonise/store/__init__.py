@@ -1,0 +1,1 @@
+"""The DuckDB store: atomic builds, provenance tables, read-only connections."""

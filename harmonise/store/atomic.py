@@ -1,0 +1,57 @@
+"""Atomic database replacement with a lock against concurrent builds.
+
+A build writes ``<db>.tmp-<pid>-<random>`` beside the target and renames it
+over the target only when everything succeeded (``os.replace`` is atomic on
+one filesystem). A killed build leaves a temporary file, never a half-written
+database; the next build removes such leftovers while holding the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harmonise.errors import BuildLocked, UsageError
+
+
+def _leftovers(db: Path) -> list[Path]:
+    return sorted(db.parent.glob(db.name + ".tmp-*"))
+
+
+@contextmanager
+def atomic_target(db: Path) -> Iterator[Path]:
+    """Yield a temporary path; on normal exit it replaces ``db``, on error it is removed."""
+    db = db.resolve() if db.parent.exists() else db
+    if not db.parent.exists():
+        raise UsageError(f"{db.parent}: folder does not exist; create it or choose another --db path")
+    if db.exists() and db.is_dir():
+        raise UsageError(f"{db}: is a folder; --db needs a file path")
+    lock_path = db.with_name(db.name + ".lock")
+    fh = lock_path.open("a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildLocked(f"{db}: another harmonise build is writing this database; "
+                              "wait for it to finish or choose another --db path") from None
+        for stale in _leftovers(db):
+            stale.unlink(missing_ok=True)
+        tmp = db.with_name(f"{db.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            yield tmp
+            os.replace(tmp, db)
+            dirfd = os.open(db.parent, os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+        finally:
+            for p in (tmp, tmp.with_name(tmp.name + ".wal")):
+                p.unlink(missing_ok=True)
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
