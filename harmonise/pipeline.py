@@ -222,7 +222,7 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
             tp = plan.targets[target]
             out.issues.append(locate(Issue(
                 f"source variable {srcvars} code {code}{lab} has no mapping for target {target}: {n:,} row(s)",
-                code="unmapped-code", survey=survey, wave=wid, variable=srcvars,
+                code="unmapped-code", survey=survey, wave=wid, variable=srcvars, path=".".join(map(str, tp.path)),
                 hint="add the code to the rule's map or missing", extra={"yaml_path": tp.path,
                                                                         "source_code": code, "count": n}),
                 index, survey, wid))  # type: ignore[arg-type]
@@ -244,7 +244,7 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
                            "GROUP BY 1 HAVING count(*) > 1)", [survey, wid]).fetchone()[0]  # type: ignore[index]
         shown = ", ".join(f"{d[0]} ({d[1]}×)" for d in dups[:5])
         out.issues.append(locate(Issue(f"respondent_id is not unique: {ndup:,} duplicated id(s), e.g. {shown}",
-                                       code="duplicate-id", survey=survey, wave=wid,
+                                       code="duplicate-id", survey=survey, wave=wid, path="targets.respondent_id",
                                        extra={"yaml_path": plan.targets['respondent_id'].path}),
                                  index, survey, wid))  # type: ignore[arg-type]
     if failures:

@@ -145,8 +145,8 @@ def test_unquoted_norway_is_caught() -> None:
 @pytest.mark.parametrize(
     ("survey", "wave"),
     [
-        pytest.param(s, w, marks=pytest.mark.skip(reason="ESS codebooks are written by the lead; not shipped yet"))
-        if s == "ess" else (s, w)
+        pytest.param(s, w, marks=pytest.mark.skip(reason="ESS codebooks other than round 8 come with the crosswalks issue"))
+        if s == "ess" and w != "8" else (s, w)
         for s, w in all_waves()
     ],
 )

@@ -16,7 +16,7 @@ fields of a rule (``overrides: {country_of_birth: {source: cntbrthd}}``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 

@@ -1,0 +1,172 @@
+"""Issue 2 bad-input acceptance: each case asserts the exit code and the message naming the spot."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from conftest import edit, line_of, run, write_ess_copy
+
+USED = ['cntry', 'idno', 'ess8_reg', 'domicil', 'pspwght', 'pweight', 'dweight', 'gndr', 'agea', 'yrbrn', 'brncntr',
+        'cntbrthc', 'ctzcntr', 'ctzshipc', 'facntr', 'mocntr', 'fbrncntb', 'mbrncntb', 'livecnta', 'blgetmg',
+        'lnghom1', 'edulvlb', 'edctn', 'mnactic', 'pdwrk', 'uempla', 'emplrel', 'wrkctra', 'wkhtot', 'hinctnta',
+        'hincfel', 'health', 'vote', 'trstprl', 'dscrgrp', 'dscrrce', 'dscrntn', 'dscretn', 'dscrlng', 'stflife',
+        'atchctr', 'imbgeco', 'imueclt', 'imwbcnt']
+
+
+def test_yaml_syntax_error_names_file_and_line(project: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "    source: gndr\n", "    source: [gndr\n")
+    code, out, err = run("validate", "--project", str(project)) if False else run("validate", project=project)
+    assert code == 1
+    first = err.splitlines()[0]
+    assert first.startswith("error: mappings/ess.yaml:")
+    assert "YAML syntax error" in first
+
+
+def test_unknown_key_gets_did_you_mean(project: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "    source: gndr\n    map: {1: male, 2: female}\n", "    source: gndr\n    mapp: {1: male, 2: female}\n")
+    line = line_of(cw, "mapp:")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert f"error: mappings/ess.yaml:{line} targets.sex.mapp: unknown key 'mapp' — did you mean 'map'?" in err
+
+
+def test_all_errors_are_collected(project: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "    map: {1: male, 2: female}\n", "    mapp: {1: male, 2: female}\n")
+    edit(cw, "    source: hincfel\n", "    sauce: hincfel\n")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert "unknown key 'mapp'" in err and "unknown key 'sauce'" in err
+
+
+def test_absent_source_variable(project: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "    source: gndr\n", "    source: gender\n")
+    line = line_of(cw, "source: gender")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert (f"error: mappings/ess.yaml:{line} targets.sex.source: wave 8: source variable 'gender' is not in "
+            f"surveys/ess/codebook_8.yaml — did you mean 'gndr'?") in err
+
+
+def test_target_code_typo_is_reported(project: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "map: {1: male, 2: female}", "map: {1: male, 2: femal}")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert "code 2 maps to 'femal' is not a code of sex (did you mean 'female'?)" in err
+
+
+def test_labelled_code_without_mapping_static(project: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "map: {1: city, 2: town_suburb, 3: town_suburb, 4: rural, 5: rural}",
+         "map: {1: city, 2: town_suburb, 3: town_suburb, 4: rural}")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert "source code 5 ('Farm or home in countryside') of domicil has no target code or missing reason" in err
+
+
+def test_unmapped_observed_code_lists_code_label_count(project: Path, ess8: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def mutate(df):  # type: ignore[no-untyped-def]
+        df.loc[df.index[:3], "gndr"] = 3.0
+
+    write_ess_copy(ess8, data / "ESS8FR_mod.sav", USED, mutate)
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert code == 1
+    assert ("source variable gndr code 3 (no value label) has no mapping for target sex: 3 row(s)") in err
+    line = line_of(project / "mappings" / "ess.yaml", "  sex:")
+    assert f"mappings/ess.yaml:{line} targets.sex:" in err
+
+
+def test_truncated_sav_exit_2_one_line(project: Path, ess8: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ESS8FR.sav").write_bytes(ess8.read_bytes()[:200_000])
+    code, out, err = run("validate", "--data", str(data), project=project)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("error: ") and "ESS8FR.sav" in err
+    assert "Traceback" not in err
+
+
+def test_wrong_magic_and_empty_file(project: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ESS8FR.sav").write_bytes(b"PK\x03\x04 not a sav file" * 10)
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert code == 2
+    assert "not a SAV file (unrecognised header bytes)" in err
+    (data / "ESS8FR.sav").write_bytes(b"")
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert code == 2
+    assert "file is empty (0 bytes)" in err
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_failed_build_leaves_previous_database_byte_identical(project: Path, ess8: Path, tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(ess8.parent), "--db", str(db), project=project)
+    assert code == 0, err
+    before = _sha(db)
+    data = tmp_path / "bad"
+    data.mkdir()
+
+    def mutate(df):  # type: ignore[no-untyped-def]
+        df.loc[df.index[:2], "vote"] = 4.0
+
+    write_ess_copy(ess8, data / "ESS8FR_bad.sav", USED, mutate)
+    code, _, err = run("build", "--data", str(data), "--db", str(db), project=project)
+    assert code == 1
+    assert "source variable vote code 4 (no value label) has no mapping for target voted_national: 2 row(s)" in err
+    assert "the previous database is unchanged" in err
+    assert _sha(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("h.duckdb")) == ["h.duckdb", "h.duckdb.lock"]
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("read_csv('/etc/passwd')", "function 'read_csv' is not allowed"),
+    ("getvariable('x')", "function 'getvariable' is not allowed"),
+    ("__import__('os').system('true')", "only plain function calls are allowed"),
+    ("gndr.__class__", "Attribute is not allowed in expressions"),
+    ("open('/etc/passwd')", "function 'open' is not allowed"),
+    ("[x for x in gndr]", "ListComp is not allowed in expressions"),
+    ("gndr; ATTACH 'x'", "syntax error"),
+])
+def test_expression_escape_attempts_rejected_at_validate(project: Path, expr: str, message: str) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "    expr: \"concat(cntry, '-', str(idno))\"\n", f"    expr: \"{expr}\"\n")
+    line = line_of(cw, "  respondent_id:")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert message in err
+    assert f"mappings/ess.yaml:{line + 1} targets.respondent_id.expr:" in err
+
+
+def test_duplicate_key_and_alias_rejected(project: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "  sex:\n    source: gndr\n", "  sex:\n    source: gndr\n    source: gndr\n")
+    edit(cw, "  age:\n", "  age: &a\n")
+    edit(cw, "  birth_year:\n    source: yrbrn\n    range: [1880, 2010]\n    quality: exact\n", "  birth_year: *a\n")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    dup = line_of(cw, "  sex:") + 2
+    assert f"mappings/ess.yaml:{dup} targets.sex.source: duplicate key 'source'" in err
+    assert "aliases (*name) are not allowed" in err
+
+
+def test_missing_project_and_bad_mapping_path_are_usage_errors(tmp_path: Path) -> None:
+    code, _, err = run("validate", project=tmp_path)
+    assert code == 2 and "not a harmonise project" in err
+    code, _, err = run("validate", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "no such crosswalk file" in err
