@@ -1,0 +1,61 @@
+"""Reader paths beyond SPSS: Stata extended missing values, encodings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyreadstat
+
+from conftest import run
+from harmonise import connect
+from harmonise.readers import open_source
+from test_core_errors import USED
+
+
+def _ess_dta(ess8: Path, dst: Path, letters: dict[str, list[str]]) -> Path:
+    """The real file's used columns as a Stata file, ESS-style: missing codes as extended missing .a-.d."""
+    df, meta = pyreadstat.read_sav(str(ess8), usecols=USED, user_missing=True)
+    df = df.astype({c: object for c in df.columns if df[c].dtype.kind == "f"})
+    for col, codes in letters.items():
+        for i, letter in enumerate(codes):
+            df.at[df.index[i], col] = letter
+    labels = {k: {int(c): v for c, v in lab.items()} for k, lab in meta.variable_value_labels.items()
+              if k in USED and all(isinstance(c, float) for c in lab)}
+    for k in letters:
+        labels.setdefault(k, {})
+        labels[k].update({"a": "Not applicable", "b": "Refusal", "c": "Don't know", "d": "No answer"})
+    pyreadstat.write_dta(df, str(dst), variable_value_labels=labels,
+                         missing_user_values={k: sorted({"a", "b", "c", "d", *v}) for k, v in letters.items()})
+    return dst
+
+
+def test_stata_extended_missing_become_typed_reasons(ess8: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _ess_dta(ess8, data / "ESS8FR.dta", {"gndr": ["b", "c", "d"], "trstprl": ["a", "b"]})
+    src = open_source(data / "ESS8FR.dta")
+    assert src.format == "dta"
+    assert src.meta.variables["gndr"].extended == {"a": "Not applicable", "b": "Refusal", "c": "Don't know",
+                                                   "d": "No answer"}
+    db = tmp_path / "s.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    con = connect(db)
+    got = con.execute("SELECT sex_missing, count(*) FROM respondents WHERE sex IS NULL GROUP BY 1 ORDER BY 1").fetchall()
+    assert got == [("dont_know", 1), ("no_answer", 1), ("refused", 1)]
+    got = con.execute("SELECT trust_parliament_missing, count(*) FROM respondents WHERE source_row <= 2 "
+                      "GROUP BY 1 ORDER BY 1").fetchall()
+    assert got == [("not_applicable", 1), ("refused", 1)]
+    rep = con.execute("SELECT source_code, missing_reason, n FROM harmonisation_report WHERE target = 'sex' "
+                      "AND source_code LIKE '.%' ORDER BY 1").fetchall()
+    assert rep == [(".b", "refused", 1), (".c", "dont_know", 1), (".d", "no_answer", 1)]
+
+
+def test_undeclared_extended_letter_is_reported(ess8: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _ess_dta(ess8, data / "ESS8FR.dta", {"gndr": ["e"]})
+    code, _, err = run("validate", "--data", str(data))
+    assert code == 1
+    assert "source variable gndr code .e (no value label) has no mapping for target sex: 1 row(s)" in err
