@@ -155,6 +155,31 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     return result
 
 
+def demo_data(root: Path, seed: int = 1, rows: int | None = None) -> Path:
+    """Fixture files for every declared wave, generated once into a cache keyed by the declarations."""
+    import hashlib
+    import shutil
+
+    from harmonise.fixtures import generate
+
+    h = hashlib.sha256(f"{__version__}/{seed}/{rows}".encode())
+    sources = sorted((root / "mappings").rglob("*.yaml")) + sorted((root / "surveys").rglob("*.yaml")) + \
+        sorted((Path(__file__).parent / "fixtures").glob("*.py"))
+    for p in sources:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    cache = root / ".cache" / "demo"
+    target = cache / h.hexdigest()[:16]
+    if not (target / ".complete").exists():
+        if cache.exists():
+            shutil.rmtree(cache)
+        tmp = cache / (target.name + ".partial")
+        generate(root, tmp, seed=seed, rows=rows)
+        (tmp / ".complete").write_text("ok\n")
+        tmp.rename(target)
+    return target
+
+
 def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
     """Run ``sql`` on a read-only connection; returns (column names, rows)."""
     con = connect(db)

@@ -115,16 +115,21 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @main.command()
 @click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
               help="Folder or file of source data (repeatable).")
+@click.option("--demo", is_flag=True, help="Build from generated fixtures of every declared wave (cached).")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
               show_default=True, help="Database file to (re)build atomically.")
 @click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
 @click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
 @handled
-def build(data: tuple[Path, ...], db: Path, encoding: str | None, fmt: str) -> None:
+def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
-    if not data:
-        raise click.UsageError("give --data DIR (or --demo once fixtures are available)")
-    result = api.build(_root(), list(data), db, encoding=encoding, progress=_progress(fmt == "text"))
+    if demo and data:
+        raise click.UsageError("give either --data or --demo, not both")
+    if not data and not demo:
+        raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
+    root = _root()
+    sources = [api.demo_data(root)] if demo else list(data)
+    result = api.build(root, sources, db, encoding=encoding, progress=_progress(fmt == "text"))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -169,6 +174,22 @@ def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
     sep = "  ".join("-" * w for w in widths)
     body = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
     return "\n".join([line, sep, *body, f"({len(rows)} row{'s' if len(rows) != 1 else ''})"])
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write the files into (one sub-folder per survey).")
+@click.option("--survey", default=None, help="Only this survey.")
+@click.option("--wave", default=None, help="Only this wave.")
+@click.option("--rows", type=click.IntRange(1, 5_000_000), default=None, help="Rows per file (default 600).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@handled
+def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int) -> None:
+    """Write deterministic synthetic source files from the declared codebooks."""
+    from harmonise.fixtures import generate
+
+    for path in generate(_root(), out, survey=survey, wave=wave, rows=rows, seed=seed):
+        click.echo(str(path))
 
 
 @main.command()

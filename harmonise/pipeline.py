@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from harmonise import __version__
+from harmonise.checks import drift
 from harmonise.checks.frame import validate_frame
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.errors import InputError, Issue
@@ -34,7 +35,7 @@ from harmonise.spec.schema import UNMAPPED
 from harmonise.store.tables import insert_select, to_json
 
 Progress = Callable[[str], None]
-NUMERIC_REPORT = ("integer", "number", "string", "country", "language")
+NUMERIC_REPORT = ("integer", "number", "string", "country", "language", "city")
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _report_sql(compiled: CompiledWave, plan: WavePlan, project: Project) -> str
         var = project.schema.variable(name)
         tp = plan.targets[name]
         v = quote_ident(name)
-        if var.type in NUMERIC_REPORT and not (tp.kind in ("map", "table") and var.type in ("country", "language")):
+        if var.type in NUMERIC_REPORT and not (tp.kind in ("map", "table") and var.type in ("country", "language", "city")):
             tv = f"CASE WHEN {v} IS NULL THEN NULL ELSE '*' END"
         else:
             tv = f"CAST({v} AS VARCHAR)"
@@ -144,6 +145,10 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
     static = check_crosswalk(cw, project.schema, project.tables, index, {wave.wave: src.meta}, only_wave=wave.wave)
     out.issues.extend(static)
     plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables)
+    codebook = project.codebooks.get((cw.survey, wave.wave))
+    if codebook is not None:
+        declared = codebook.to_meta(project.codebook_files[(cw.survey, wave.wave)])
+        out.issues.extend(drift.compare(declared, src.meta, set(plan.sources()), cw.survey, wave.wave))
     extended = {n for n, vm in src.meta.variables.items() if vm.type == "numeric"} if src.format == "dta" else set()
     compiled = compile_wave(plan, src.meta, project.schema, project.tables, extended)
     for e in compiled.errors:

@@ -30,6 +30,8 @@ def _column(var: Variable, tables: TableSet) -> pa.Column:
         checks.append(pa.Check.isin(sorted(tables.country_codes), name="country code"))
     elif t == "language" and tables.language_codes:
         checks.append(pa.Check.isin(sorted(tables.language_codes), name="language code"))
+    elif t == "city" and tables.city_codes:
+        checks.append(pa.Check.isin(sorted(tables.city_codes), name="city code"))
     elif t == "string" and var.pattern:
         pat = re.compile(var.pattern)
         checks.append(pa.Check(lambda s: s.astype(str).map(lambda v: bool(pat.match(v))).astype(bool),

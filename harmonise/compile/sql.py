@@ -20,9 +20,9 @@ from harmonise.spec.source import Code, SourceMeta
 from harmonise.spec.tables import TableSet
 
 DUCK_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR",
-              "boolean": "BOOLEAN", "integer": "DOUBLE", "number": "DOUBLE"}
+              "city": "VARCHAR", "boolean": "BOOLEAN", "integer": "DOUBLE", "number": "DOUBLE"}
 EXPR_TYPES = {"category": "string", "string": "string", "country": "string", "language": "string",
-              "boolean": "boolean", "integer": "number", "number": "number"}
+              "city": "string", "boolean": "boolean", "integer": "number", "number": "number"}
 
 
 class CompileError(Exception):

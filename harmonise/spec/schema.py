@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-TargetType = Literal["category", "boolean", "integer", "number", "string", "country", "language"]
+TargetType = Literal["category", "boolean", "integer", "number", "string", "country", "language", "city"]
 Quality = Literal["exact", "recoded", "approximate", "proxy"]
 UNMAPPED = "__unmapped__"
 

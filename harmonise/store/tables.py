@@ -9,7 +9,7 @@ import duckdb
 from harmonise.spec.expr import quote_ident
 from harmonise.spec.schema import TargetSchema, Variable
 
-SQL_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR",
+SQL_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR", "city": "VARCHAR",
              "boolean": "BOOLEAN", "integer": "BIGINT", "number": "DOUBLE"}
 
 PROVENANCE_DDL = [

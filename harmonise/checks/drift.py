@@ -1,0 +1,59 @@
+"""Drift between a declared source codebook and the actual file's metadata.
+
+New editions rename variables, add codes, relabel them or change missing
+declarations. Each difference is reported by variable; it is an error where the
+crosswalk reads the variable, a warning otherwise.
+"""
+
+from __future__ import annotations
+
+from harmonise.errors import Issue
+from harmonise.spec.source import SourceMeta, VarMeta
+
+
+def _fmt(code: object) -> str:
+    return repr(code)
+
+
+def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: str, wave: str) -> list[Issue]:
+    """Differences between ``declared`` (codebook) and ``actual`` (file), located by variable and code."""
+    out: list[Issue] = []
+
+    def add(var: str, msg: str) -> None:
+        affected = var in used
+        out.append(Issue(f"drift in {var}: {msg}", code="drift", severity="error" if affected else "warning",
+                         survey=survey, wave=wave, variable=var, path=declared.origin,
+                         hint=("the crosswalk reads this variable: check its rule, then update the declared codebook"
+                               if affected else "update the declared codebook")))
+
+    for name, dv in declared.variables.items():
+        av = actual.get(name)
+        if av is None:
+            add(name, f"declared in {declared.origin} but absent from the file")
+            continue
+        _compare_var(dv, av, add)
+    for name in actual.variables:
+        if declared.get(name) is None and name in used:
+            add(name, "in the file but not declared in the codebook")
+    return out
+
+
+def _compare_var(dv: VarMeta, av: VarMeta, add) -> None:  # type: ignore[no-untyped-def]
+    name = dv.name
+    if dv.type != av.type:
+        add(name, f"storage type changed from {dv.type} to {av.type}")
+        return
+    for code, label in dv.labels.items():
+        if code not in av.labels:
+            add(name, f"code {_fmt(code)} ('{label}') is no longer labelled")
+        elif av.labels[code] != label:
+            add(name, f"label of code {_fmt(code)} changed from '{label}' to '{av.labels[code]}'")
+    for code, label in av.labels.items():
+        if code not in dv.labels:
+            add(name, f"new code {_fmt(code)} ('{label}')")
+    if sorted(map(str, dv.missing_values)) != sorted(map(str, av.missing_values)) or \
+            sorted(dv.missing_ranges) != sorted(av.missing_ranges):
+        add(name, f"missing declaration changed from {dv.missing_declaration() or 'none'} "
+                  f"to {av.missing_declaration() or 'none'}")
+    if set(dv.extended) != set(av.extended):
+        add(name, f"extended missing values changed from {sorted(dv.extended)} to {sorted(av.extended)}")

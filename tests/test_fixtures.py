@@ -1,0 +1,128 @@
+"""Issue 3: deterministic fixtures whose metadata match the declared codebooks; drift; demo build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run
+from harmonise import connect
+from harmonise.checks import drift
+from harmonise.fixtures.generate import _write_sav
+from harmonise.readers import open_source
+from harmonise.spec.project import load_project
+
+
+@pytest.fixture(scope="module")
+def fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fx")
+    code, stdout, err = run("fixtures", "--out", str(out), "--seed", "1", "--rows", "300")
+    assert code == 0, err
+    return out
+
+
+def _declared_waves() -> list[tuple[str, str]]:
+    p = load_project(ROOT)
+    return sorted(k for k in p.codebooks if k[0] in p.crosswalks)
+
+
+def test_same_seed_gives_byte_identical_files(fixtures_dir: Path, tmp_path: Path) -> None:
+    code, _, err = run("fixtures", "--out", str(tmp_path), "--seed", "1", "--rows", "300")
+    assert code == 0, err
+    first = sorted(p.relative_to(fixtures_dir) for p in fixtures_dir.rglob("*") if p.is_file())
+    second = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert first == second and first
+    for rel in first:
+        assert (fixtures_dir / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+
+
+def test_other_seed_differs(fixtures_dir: Path, tmp_path: Path) -> None:
+    code, _, _ = run("fixtures", "--out", str(tmp_path), "--seed", "2", "--rows", "300", "--survey", "ess")
+    assert code == 0
+    f = next((tmp_path / "ess").iterdir())
+    assert f.read_bytes() != (fixtures_dir / "ess" / f.name).read_bytes()
+
+
+@pytest.mark.parametrize("survey, wave", _declared_waves())
+def test_fixture_metadata_matches_declared_codebook(fixtures_dir: Path, survey: str, wave: str) -> None:
+    p = load_project(ROOT)
+    cb = p.codebooks[(survey, wave)]
+    path = fixtures_dir / survey / cb.file
+    src = open_source(path, cb.encoding if cb.format == "dta" and cb.encoding else None)
+    declared = cb.to_meta(p.codebook_files[(survey, wave)])
+    assert list(src.meta.variables) == [v.name for v in cb.variables]
+    issues = drift.compare(declared, src.meta, set(declared.variables), survey, wave)
+    assert [i.message for i in issues] == []
+    assert src.meta.rows == 300
+
+
+def test_declared_ess8_codebook_agrees_with_real_file(ess8: Path) -> None:
+    p = load_project(ROOT)
+    cw = p.crosswalks["ess"]
+    from harmonise.spec.resolve import resolve_wave
+
+    declared = p.codebooks[("ess", "8")].to_meta("surveys/ess/codebook_8.yaml")
+    real = open_source(ess8).meta
+    used = set(resolve_wave(cw, cw.wave("8"), p.schema, p.tables, real.variables).sources())  # type: ignore[arg-type]
+    assert len(used) == 44
+    issues = drift.compare(declared, real, used, "ess", "8")
+    assert [i.message for i in issues if i.variable in used] == []
+
+
+def _ess_copy(fixtures_dir: Path, dst: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    import pyreadstat
+
+    p = load_project(ROOT)
+    cb = p.codebooks[("ess", "8")]
+    df, _ = pyreadstat.read_sav(str(fixtures_dir / "ess" / cb.file), user_missing=True)
+    data = cb.model_dump(exclude_none=True)
+    change(data)
+    from harmonise.spec.codebook import SourceCodebook
+
+    dst.mkdir(parents=True, exist_ok=True)
+    _write_sav(SourceCodebook.model_validate(data), df, dst / cb.file)
+    return dst
+
+
+def _var(data: dict, name: str) -> dict:  # type: ignore[type-arg]
+    return next(v for v in data["variables"] if v["name"] == name)
+
+
+def test_altered_label_is_reported_as_exactly_that_drift(fixtures_dir: Path, tmp_path: Path) -> None:
+    _ess_copy(fixtures_dir, tmp_path / "d", lambda d: _var(d, "gndr")["labels"].update({2: "Woman"}))
+    code, out, _ = run("validate", "mappings/ess.yaml", "--data", str(tmp_path / "d"), "--format", "json")
+    assert code == 1
+    issues = [i for i in json.loads(out)["issues"] if i.get("code") == "drift"]
+    assert [i["message"] for i in issues] == ["drift in gndr: label of code 2 changed from 'Female' to 'Woman'"]
+    assert issues[0]["severity"] == "error"
+
+
+def test_added_code_is_reported_as_exactly_that_drift(fixtures_dir: Path, tmp_path: Path) -> None:
+    _ess_copy(fixtures_dir, tmp_path / "d", lambda d: _var(d, "gndr")["labels"].update({3: "Other"}))
+    code, out, _ = run("validate", "mappings/ess.yaml", "--data", str(tmp_path / "d"), "--format", "json")
+    assert code == 1
+    issues = json.loads(out)["issues"]
+    assert [i["message"] for i in issues if i.get("code") == "drift"] == ["drift in gndr: new code 3 ('Other')"]
+    assert any("source code 3 ('Other') of gndr has no target code or missing reason" in i["message"] for i in issues)
+
+
+def test_drift_in_an_unused_variable_is_a_warning(fixtures_dir: Path, tmp_path: Path) -> None:
+    _ess_copy(fixtures_dir, tmp_path / "d", lambda d: _var(d, "happy")["labels"].update({0: "Very unhappy"}))
+    code, out, _ = run("validate", "mappings/ess.yaml", "--data", str(tmp_path / "d"), "--format", "json")
+    assert code == 0
+    issues = [i for i in json.loads(out)["issues"] if i.get("code") == "drift"]
+    assert [(i["severity"], i["message"]) for i in issues] == [
+        ("warning", "drift in happy: label of code 0 changed from 'Extremely unhappy' to 'Very unhappy'")]
+
+
+def test_demo_build_holds_every_declared_wave(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    code, out, err = run("build", "--demo", "--db", str(db))
+    assert code == 0, err
+    con = connect(db)
+    got = sorted(con.execute("SELECT DISTINCT survey, wave FROM respondents").fetchall())
+    assert got == _declared_waves()
+    assert con.execute("SELECT count(*) FROM harmonisation_report WHERE missing_reason = '__unmapped__'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM validation_failures").fetchone() == (0,)
