@@ -75,6 +75,7 @@ def _load(root: Path, mappings: list[Path] | None) -> Project:
 
 def static_issues(project: Project) -> list[Issue]:
     """Every static issue: loading, and each crosswalk against its waves' declared codebooks."""
+    project.codebooks.load_all()
     issues = list(project.issues)
     if project.schema is None:
         return issues
@@ -178,6 +179,11 @@ def demo_data(root: Path, seed: int = 1, rows: int | None = None) -> Path:
         (tmp / ".complete").write_text("ok\n")
         tmp.rename(target)
     return target
+
+
+def demo_files(folder: Path) -> list[Path]:
+    """The SPSS/primary edition of every demo wave (Stata editions live in <survey>/stata/)."""
+    return sorted(p for p in folder.glob("*/*") if p.is_file())
 
 
 def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:

@@ -128,7 +128,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     if not data and not demo:
         raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
     root = _root()
-    sources = [api.demo_data(root)] if demo else list(data)
+    sources = api.demo_files(api.demo_data(root)) if demo else list(data)
     result = api.build(root, sources, db, encoding=encoding, progress=_progress(fmt == "text"))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))

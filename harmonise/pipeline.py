@@ -221,7 +221,7 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
     for target, code, value, reason, n in rep:
         srcvars, labs = labels.get(target, ("", {}))
         report_rows.append((survey, wid, target, srcvars, code, labs.get(code or "", None), value, reason, n))
-        if reason == UNMAPPED:
+        if reason == UNMAPPED and plan.targets[target].kind != "derived":  # derived ones inherit it
             label = labs.get(code or "")
             lab = f" ('{label}')" if label else " (no value label)"
             tp = plan.targets[target]

@@ -142,14 +142,7 @@ def test_unquoted_norway_is_caught() -> None:
         SurveyDescriptor.model_validate(data)
 
 
-@pytest.mark.parametrize(
-    ("survey", "wave"),
-    [
-        pytest.param(s, w, marks=pytest.mark.skip(reason="ESS codebooks other than round 8 come with the crosswalks issue"))
-        if s == "ess" and w != "8" else (s, w)
-        for s, w in all_waves()
-    ],
-)
+@pytest.mark.parametrize(("survey", "wave"), all_waves())
 def test_each_wave_codebook_file_exists(survey: str, wave: str) -> None:
     desc = load_descriptor(descriptor_path(survey))
     path = SURVEYS / survey / desc.wave(wave).codebook

@@ -126,3 +126,36 @@ def test_demo_build_holds_every_declared_wave(tmp_path: Path) -> None:
     assert got == _declared_waves()
     assert con.execute("SELECT count(*) FROM harmonisation_report WHERE missing_reason = '__unmapped__'").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM validation_failures").fetchone() == (0,)
+
+
+def test_stata_editions_extended_missing_and_latin1(fixtures_dir: Path) -> None:
+    ess = next((fixtures_dir / "ess" / "stata").glob("*.dta"))
+    src = open_source(ess)
+    assert src.format == "dta"
+    assert src.meta.variables["gndr"].extended == {"d": "No answer"}
+    assert src.meta.variables["agea"].extended == {"d": "Not available"} or "agea" not in src.meta.variables
+    evs = next((fixtures_dir / "evs" / "stata").glob("*.dta"))
+    assert evs.read_bytes().startswith(b"<stata_dta><header><release>117</release>")
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(ess))
+    assert (code, out.strip().splitlines()[-1]) == (0, "ok: 0 error(s), 0 warning(s), 1 file(s), 300 rows"), err
+
+
+def test_latin1_stata_text_is_written_and_read_as_latin1(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from harmonise.fixtures.generate import _write_dta_latin1
+    from harmonise.spec.codebook import SourceCodebook
+
+    cb = SourceCodebook.model_validate({
+        "survey": "evs", "wave": "2008", "file": "x.dta", "format": "dta", "encoding": "latin-1", "names": "seen",
+        "variables": [{"name": "reg", "label": "Région", "type": "string", "width": 20},
+                      {"name": "q", "label": "Question", "type": "numeric", "labels": {1: "Très bien", 2: "Mal"}}]})
+    path = tmp_path / "x.dta"
+    _write_dta_latin1(cb, pd.DataFrame({"reg": ["Île-de-France", "Zürich"], "q": [1.0, 2.0]}), path)
+    raw = path.read_bytes()
+    assert "Île-de-France".encode("latin-1") in raw and "Île-de-France".encode("utf-8") not in raw
+    src = open_source(path)
+    assert src.meta.variables["reg"].label == "Région"
+    assert src.meta.variables["q"].labels == {1: "Très bien", 2: "Mal"}
+    frame = next(src.chunks(["reg"]))
+    assert frame["reg"].tolist() == ["Île-de-France", "Zürich"]

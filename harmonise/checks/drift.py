@@ -26,16 +26,30 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
                          hint=("the crosswalk reads this variable: check its rule, then update the declared codebook"
                                if affected else "update the declared codebook")))
 
+    same_family = _family(declared.format) == _family(actual.format)
     for name, dv in declared.variables.items():
         av = actual.get(name)
         if av is None:
             add(name, f"declared in {declared.origin} but absent from the file")
             continue
-        _compare_var(dv, av, add)
+        if same_family:
+            _compare_var(dv, av, add)
+        elif dv.type != av.type:
+            add(name, f"storage type changed from {dv.type} to {av.type}")
     for name in actual.variables:
         if declared.get(name) is None and name in used:
             add(name, "in the file but not declared in the codebook")
     return out
+
+
+def _family(fmt: str | None) -> str:
+    """SPSS and Stata editions of one wave differ structurally (string labels, missing conventions)."""
+    return "stata" if fmt == "dta" else "spss"
+
+
+def _codes(items: list[tuple[object, str]]) -> str:
+    shown = ", ".join(f"{_fmt(c)} ('{lab}')" for c, lab in items[:5])
+    return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
 def _compare_var(dv: VarMeta, av: VarMeta, add) -> None:  # type: ignore[no-untyped-def]
@@ -43,14 +57,17 @@ def _compare_var(dv: VarMeta, av: VarMeta, add) -> None:  # type: ignore[no-unty
     if dv.type != av.type:
         add(name, f"storage type changed from {dv.type} to {av.type}")
         return
+    gone = [(c, lab) for c, lab in dv.labels.items() if c not in av.labels]
+    if gone:
+        add(name, f"code{'s' if len(gone) > 1 else ''} {_codes(gone)} no longer labelled")
     for code, label in dv.labels.items():
-        if code not in av.labels:
-            add(name, f"code {_fmt(code)} ('{label}') is no longer labelled")
-        elif av.labels[code] != label:
+        if code in av.labels and av.labels[code] != label:
             add(name, f"label of code {_fmt(code)} changed from '{label}' to '{av.labels[code]}'")
-    for code, label in av.labels.items():
-        if code not in dv.labels:
-            add(name, f"new code {_fmt(code)} ('{label}')")
+    new = [(c, lab) for c, lab in av.labels.items() if c not in dv.labels]
+    if len(new) == 1:
+        add(name, f"new code {_codes(new)}")
+    elif new:
+        add(name, f"new codes {_codes(new)}")
     if sorted(map(str, dv.missing_values)) != sorted(map(str, av.missing_values)) or \
             sorted(dv.missing_ranges) != sorted(av.missing_ranges):
         add(name, f"missing declaration changed from {dv.missing_declaration() or 'none'} "

@@ -7,6 +7,7 @@ field path; loading never stops at the first error.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,6 +117,41 @@ def pydantic_issues(exc: ValidationError, model: type[BaseModel], index: LineInd
     return out
 
 
+class Codebooks(Mapping[tuple[str, str], SourceCodebook]):
+    """Declared codebooks by (survey, wave), parsed on first use (they are large)."""
+
+    def __init__(self, root: Path, issues: list[Issue]) -> None:
+        self.root = root
+        self.paths: dict[tuple[str, str], Path] = {}
+        self._loaded: dict[tuple[str, str], SourceCodebook | None] = {}
+        self._issues = issues
+
+    def add(self, key: tuple[str, str], path: Path) -> None:
+        self.paths[key] = path
+
+    def __getitem__(self, key: tuple[str, str]) -> SourceCodebook:
+        if key not in self.paths:
+            raise KeyError(key)
+        if key not in self._loaded:
+            cb, errs = load_codebook(self.paths[key], self.root)
+            self._issues.extend(errs)
+            self._loaded[key] = cb
+        cb = self._loaded[key]
+        if cb is None:
+            raise KeyError(key)
+        return cb
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load_all(self) -> None:
+        for key in self.paths:
+            self.get(key)
+
+
 @dataclass
 class Project:
     """Everything declared in a harmonise project folder."""
@@ -127,9 +163,12 @@ class Project:
     crosswalk_files: dict[str, str] = field(default_factory=dict)
     crosswalk_index: dict[str, LineIndex] = field(default_factory=dict)
     crosswalk_text: dict[str, str] = field(default_factory=dict)
-    codebooks: dict[tuple[str, str], SourceCodebook] = field(default_factory=dict)
     codebook_files: dict[tuple[str, str], str] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    codebooks: Codebooks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.codebooks = Codebooks(self.root, self.issues)
 
     @property
     def ok(self) -> bool:
@@ -213,9 +252,6 @@ def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
                                                           f"declared codebook {rel(cpath, root)} does not exist",
                                                           code="codebook-missing"))
                 continue
-            cb, cerrs = load_codebook(cpath, root)
-            proj.issues.extend(cerrs)
-            if cb is not None:
-                proj.codebooks[(cw.survey, wave.wave)] = cb
-                proj.codebook_files[(cw.survey, wave.wave)] = rel(cpath, root)
+            proj.codebooks.add((cw.survey, wave.wave), cpath)
+            proj.codebook_files[(cw.survey, wave.wave)] = rel(cpath, root)
     return proj

@@ -59,7 +59,15 @@ class Loaded:
 _constructor = yaml.SafeLoader("")
 
 
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+
+
 def _scalar(node: yaml.ScalarNode) -> Any:
+    if node.tag == _STR:
+        return node.value
+    if node.tag == _INT and node.value.lstrip("-+").isdigit() and not node.value.lstrip("-+").startswith("0"):
+        return int(node.value)
     return _constructor.construct_object(node, deep=True)
 
 
