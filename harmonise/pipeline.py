@@ -29,6 +29,7 @@ from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
 from harmonise.spec.check import check_crosswalk, locate
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import quote_ident, referenced_names
+from harmonise.spec.coverage import quality_of
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from harmonise.spec.schema import UNMAPPED
@@ -283,7 +284,7 @@ def _lineage(con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, s
         srcvars = labels.get(name, ("", {}))[0]
         slabels = "; ".join(f"{n}: {src.meta.get(n).label}" for n in srcvars.split(",")  # type: ignore[union-attr]
                             if n and src.meta.get(n) is not None)
-        quality = "approximate" if name == "labour_status" and tp.quality == "exact" else tp.quality
+        quality = quality_of(tp)
         rows.append((plan.survey, plan.wave.wave, name, tp.kind, srcvars, slabels, tp.rule_text, quality,
                      tp.notes, ".".join(map(str, tp.path))))
     _insert(con, "lineage", rows)

@@ -1,92 +1,15 @@
-"""The `harmonise` command line: argument parsing and rendering only (see harmonise.api)."""
+"""Core commands: validate, build, query, fixtures, sql (argument parsing and rendering only)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
-import traceback
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
 
-from harmonise import __version__, api
-from harmonise.errors import HarmoniseError, Issue, ValidationFailed
-
-FORMAT = click.Choice(["text", "json"])
-
-
-def _progress(enabled: bool) -> Callable[[str], None] | None:
-    if not enabled or not sys.stderr.isatty():
-        return None
-
-    def show(msg: str) -> None:
-        click.echo(f"\r{msg}\033[K", err=True, nl=False)
-
-    return show
-
-
-def render_issues(issues: list[Issue], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps({"ok": not any(i.severity == "error" for i in issues),
-                           "issues": [i.to_dict() for i in issues]}, indent=2, default=str)
-    lines = [f"{'warning' if i.severity == 'warning' else 'error'}: {i.format()}" for i in issues]
-    return "\n".join(lines)
-
-
-def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into messages and exit codes; tracebacks only with --debug."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        debug = ctx.find_root().params.get("debug", False)
-        fmt = kwargs.get("fmt", "text")
-        try:
-            return fn(*args, **kwargs)
-        except ValidationFailed as exc:
-            if fmt == "json":
-                click.echo(render_issues(exc.issues, "json"))
-            else:
-                text = render_issues(exc.issues, "text")
-                if text:
-                    click.echo(text, err=True)
-                click.echo(str(exc), err=True)
-            ctx.exit(1)
-        except HarmoniseError as exc:
-            if debug:
-                traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException:
-            raise
-        except Exception as exc:  # a bug: still no traceback without --debug
-            if debug:
-                traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
-                       err=True)
-            ctx.exit(2)
-
-    return wrapper
-
-
-@click.group()
-@click.version_option(__version__, prog_name="harmonise")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Project folder holding mappings/ and surveys/ (default: current folder).")
-def main(debug: bool, project: Path | None) -> None:
-    """Harmonise migrant-integration survey microdata into one DuckDB database."""
-
-
-def _root() -> Path:
-    return api.project_root(click.get_current_context().find_root().params.get("project"))
+from harmonise import api
+from harmonise.cli.base import FORMAT, progress_printer, context_root, format_rows, handled, main, render_issues
 
 
 @main.command()
@@ -98,7 +21,7 @@ def _root() -> Path:
 @handled
 def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str | None, fmt: str) -> None:
     """Check crosswalks against the schema, declared codebooks and (with --data) real files."""
-    result = api.validate(_root(), list(mappings), list(data), encoding=encoding, progress=_progress(fmt == "text"))
+    result = api.validate(context_root(), list(mappings), list(data), encoding=encoding, progress=progress_printer(fmt == "text"))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -127,9 +50,9 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
         raise click.UsageError("give either --data or --demo, not both")
     if not data and not demo:
         raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
-    root = _root()
+    root = context_root()
     sources = api.demo_files(api.demo_data(root)) if demo else list(data)
-    result = api.build(root, sources, db, encoding=encoding, progress=_progress(fmt == "text"))
+    result = api.build(root, sources, db, encoding=encoding, progress=progress_printer(fmt == "text"))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -159,23 +82,6 @@ def query(sql: str, db: Path, fmt: str) -> None:
     click.echo(format_rows(cols, rows, fmt))
 
 
-def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps([dict(zip(cols, r)) for r in rows], indent=2, default=str)
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(cols)
-        w.writerows(rows)
-        return buf.getvalue().rstrip("\n")
-    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
-    sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join([line, sep, *body, f"({len(rows)} row{'s' if len(rows) != 1 else ''})"])
-
-
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to write the files into (one sub-folder per survey).")
@@ -188,7 +94,7 @@ def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, 
     """Write deterministic synthetic source files from the declared codebooks."""
     from harmonise.fixtures import generate
 
-    for path in generate(_root(), out, survey=survey, wave=wave, rows=rows, seed=seed):
+    for path in generate(context_root(), out, survey=survey, wave=wave, rows=rows, seed=seed):
         click.echo(str(path))
 
 
@@ -200,8 +106,5 @@ def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, 
 @handled
 def sql(survey: str, wave: str, data: Path | None) -> None:
     """Print the DuckDB SQL a crosswalk wave compiles to."""
-    click.echo(api.compiled_sql(_root(), survey, wave, data))
+    click.echo(api.compiled_sql(context_root(), survey, wave, data))
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,106 @@
+"""Shared pieces of the command line: the root group, error handling, output formatting."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harmonise import __version__, api
+from harmonise.errors import HarmoniseError, Issue, ValidationFailed
+
+FORMAT = click.Choice(["text", "json"])
+
+
+def progress_printer(enabled: bool) -> Callable[[str], None] | None:
+    if not enabled or not sys.stderr.isatty():
+        return None
+
+    def show(msg: str) -> None:
+        click.echo(f"\r{msg}\033[K", err=True, nl=False)
+
+    return show
+
+
+def render_issues(issues: list[Issue], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"ok": not any(i.severity == "error" for i in issues),
+                           "issues": [i.to_dict() for i in issues]}, indent=2, default=str)
+    lines = [f"{'warning' if i.severity == 'warning' else 'error'}: {i.format()}" for i in issues]
+    return "\n".join(lines)
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into messages and exit codes; tracebacks only with --debug."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = ctx.find_root().params.get("debug", False)
+        fmt = kwargs.get("fmt", "text")
+        try:
+            return fn(*args, **kwargs)
+        except ValidationFailed as exc:
+            if fmt == "json":
+                click.echo(render_issues(exc.issues, "json"))
+            else:
+                text = render_issues(exc.issues, "text")
+                if text:
+                    click.echo(text, err=True)
+                click.echo(str(exc), err=True)
+            ctx.exit(1)
+        except HarmoniseError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as exc:  # a bug: still no traceback without --debug
+            if debug:
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
+                       err=True)
+            ctx.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="harmonise")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project folder holding mappings/ and surveys/ (default: current folder).")
+def main(debug: bool, project: Path | None) -> None:
+    """Harmonise migrant-integration survey microdata into one DuckDB database."""
+
+
+def context_root() -> Path:
+    return api.project_root(click.get_current_context().find_root().params.get("project"))
+
+
+def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([dict(zip(cols, r)) for r in rows], indent=2, default=str)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows(rows)
+        return buf.getvalue().rstrip("\n")
+    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join([line, sep, *body, f"({len(rows)} row{'s' if len(rows) != 1 else ''})"])
