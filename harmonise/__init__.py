@@ -4,12 +4,29 @@ Public API::
 
     from harmonise import connect
     con = connect("harmonised.duckdb")      # read-only, no external access
+
+    from harmonise import indicators, compare, export
+    indicators("harmonised.duckdb", ["employment_rate"], by=["country"], group="birthplace")
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from harmonise.store.connect import connect  # noqa: E402
+from typing import Any
 
-__all__ = ["__version__", "connect"]
+from harmonise.store.connect import connect
+
+__all__ = ["__version__", "compare", "connect", "export", "indicators"]
+
+_LAZY = {"indicators": "harmonise.reports.indicators", "export": "harmonise.reports.export",
+         "compare": "harmonise.reports.chart"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the analysis functions on first use (keeps `import harmonise` and the CLI fast)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'harmonise' has no attribute {name!r}")

@@ -6,6 +6,7 @@ The CLI only parses arguments and renders results; everything is callable here.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ import duckdb
 from harmonise import __version__
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import Issue, UsageError, ValidationFailed
-from harmonise.pipeline import Outcome, discover, process
+from harmonise.pipeline import Outcome, default_jobs, discover, run_jobs
+from harmonise.reports.indicators import store_indicators
 from harmonise.spec.check import check_crosswalk
-from harmonise.spec.project import Project, load_project
+from harmonise.spec.project import Project, crosswalk_paths, load_project
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import SourceMeta
 from harmonise.store.atomic import atomic_target
@@ -26,6 +28,7 @@ from harmonise.store.connect import connect
 from harmonise.store.tables import create_all, write_schema_tables
 
 Progress = Callable[[str], None]
+BUILD_MEMORY_LIMIT = "256MB"  # while harmonising files into the build connection
 
 
 @dataclass
@@ -89,15 +92,18 @@ def static_issues(project: Project) -> list[Issue]:
 
 
 def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | None = None, *,
-             encoding: str | None = None, progress: Progress | None = None) -> RunResult:
-    """Check crosswalks statically (declared codebooks), and against real files when ``data`` is given."""
+             encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None) -> RunResult:
+    """Check crosswalks statically (declared codebooks), and against real files when ``data`` is given.
+
+    ``jobs``: worker processes for the files (default: ``pipeline.default_jobs``).
+    """
     t0 = time.perf_counter()
     project = _load(root, mappings)
     result = RunResult(issues=static_issues(project))
     if data and project.schema is not None:
         con = duckdb.connect(":memory:")
         try:
-            result.issues.extend(_run(project, data, con, result, encoding, progress))
+            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))
         finally:
             con.close()
     result.issues = _unique(result.issues)
@@ -116,20 +122,28 @@ def _unique(issues: list[Issue]) -> list[Issue]:
 
 
 def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, result: RunResult,
-         encoding: str | None, progress: Progress | None) -> list[Issue]:
+         encoding: str | None, progress: Progress | None, workers: int | None = None,
+         mappings: list[Path] | None = None) -> list[Issue]:
     assert project.schema is not None
     jobs, issues = discover(project, data)
     create_all(con, project.schema)
-    for job in jobs:
-        out = process(job, con, project, encoding=encoding, progress=progress)
+    if workers is not None and workers < 1:
+        raise UsageError(f"--jobs must be at least 1 (got {workers})")
+    outcomes = run_jobs(jobs, con, project, encoding=encoding, progress=progress,
+                        workers=default_jobs(jobs) if workers is None else workers, mappings=mappings)
+    for out in outcomes:
         result.outcomes.append(out)
         issues.extend(out.issues)
     return issues
 
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
-          encoding: str | None = None, progress: Progress | None = None) -> RunResult:
-    """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched."""
+          encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None) -> RunResult:
+    """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched.
+
+    ``jobs``: worker processes for the files (default: one per core and file once the files total
+    64 MB, see ``pipeline.default_jobs``); the database content does not depend on it.
+    """
     t0 = time.perf_counter()
     project = _load(root, mappings)
     result = RunResult(issues=list(project.issues))
@@ -137,12 +151,15 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
         raise ValidationFailed(result.issues, "crosswalks failed to load")
     with atomic_target(db) as tmp:
         con = duckdb.connect(str(tmp))
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # harmonising spills beyond it: memory stays flat
         try:
-            result.issues.extend(_run(project, data, con, result, encoding, progress))
+            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))
+            con.execute("RESET memory_limit")  # whole-table steps below need DuckDB's default
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
             write_schema_tables(con, project.schema)
+            store_indicators(con, project)
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
                 ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
@@ -164,20 +181,30 @@ def demo_data(root: Path, seed: int = 1, rows: int | None = None) -> Path:
     from harmonise.fixtures import generate
 
     h = hashlib.sha256(f"{__version__}/{seed}/{rows}".encode())
-    sources = sorted((root / "mappings").rglob("*.yaml")) + sorted((root / "surveys").rglob("*.yaml")) + \
-        sorted((Path(__file__).parent / "fixtures").glob("*.py"))
+    # The fixtures depend on the crosswalks, code tables, schema and codebooks — not on indicators or aliases.
+    mappings = [root / "mappings" / "schema.yaml", root / "mappings" / "cities.yaml", *crosswalk_paths(root)]
+    sources = [p for p in mappings if p.is_file()] + sorted((root / "mappings" / "tables").rglob("*.yaml")) + \
+        sorted((root / "surveys").rglob("*.yaml")) + sorted((Path(__file__).parent / "fixtures").glob("*.py"))
     for p in sources:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     cache = root / ".cache" / "demo"
     target = cache / h.hexdigest()[:16]
-    if not (target / ".complete").exists():
-        if cache.exists():
-            shutil.rmtree(cache)
-        tmp = cache / (target.name + ".partial")
-        generate(root, tmp, seed=seed, rows=rows)
-        (tmp / ".complete").write_text("ok\n")
+    if (target / ".complete").exists():
+        return target
+    # Generate beside the target and rename: concurrent runs never see (or delete) a half-written folder.
+    tmp = cache / f"{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    generate(root, tmp, seed=seed, rows=rows)
+    (tmp / ".complete").write_text("ok\n")
+    try:
         tmp.rename(target)
+    except OSError:  # another run finished the same declarations first: use theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    stale = time.time() - 3600
+    for old in cache.iterdir():
+        if old.name != target.name and old.stat().st_mtime < stale:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 

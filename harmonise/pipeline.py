@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import multiprocessing as mp
+import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,21 +26,24 @@ import pandas as pd
 
 from harmonise import __version__
 from harmonise.checks import drift
-from harmonise.checks.frame import validate_frame
-from harmonise.compile.sql import CompiledWave, compile_wave
+from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
+from harmonise.compile.sql import compile_wave
 from harmonise.errors import InputError, Issue
 from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
+from harmonise.readers.prefetch import prefetched_chunks
 from harmonise.spec.check import check_crosswalk, locate
-from harmonise.spec.crosswalk import Crosswalk, Wave
-from harmonise.spec.expr import quote_ident, referenced_names
 from harmonise.spec.coverage import quality_of
-from harmonise.spec.project import Project
+from harmonise.spec.crosswalk import Crosswalk, Wave
+from harmonise.spec.expr import referenced_names
+from harmonise.spec.project import Project, load_project
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from harmonise.spec.schema import UNMAPPED
-from harmonise.store.tables import insert_select, to_json
+from harmonise.store.tables import append_database, create_all, insert_select, to_json
 
 Progress = Callable[[str], None]
-NUMERIC_REPORT = ("integer", "number", "string", "country", "language", "city")
+CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
+PREFETCH_MIN_ROWS = 10_000  # below this a forked reader costs more than it overlaps
+PARALLEL_MIN_BYTES = 64 * 2**20  # below this (all files together) worker processes cost more than they save
 
 
 @dataclass
@@ -115,37 +122,52 @@ def _source_columns(plan: WavePlan, src: SourceFile) -> list[str]:
     return cols
 
 
-def _report_sql(compiled: CompiledWave, plan: WavePlan, project: Project) -> str:
+def needed_columns(job: Job, project: Project, encoding: str | None = None) -> list[str]:
+    """The source columns harmonising ``job`` reads (what a crosswalk wave needs from its file)."""
     assert project.schema is not None
-    parts = []
-    for name in compiled.report_targets:
-        var = project.schema.variable(name)
-        tp = plan.targets[name]
-        v = quote_ident(name)
-        if var.type in NUMERIC_REPORT and not (tp.kind in ("map", "table") and var.type in ("country", "language", "city")):
-            tv = f"CASE WHEN {v} IS NULL THEN NULL ELSE '*' END"
-        else:
-            tv = f"CAST({v} AS VARCHAR)"
-        reason = quote_ident(var.missing_column) if var.has_missing_column else "NULL"
-        parts.append(f"SELECT '{name}' AS target, CAST({quote_ident(name + '__src')} AS VARCHAR) AS source_code, "
-                     f"{tv} AS target_value, {reason} AS missing_reason, count(*) AS n FROM h GROUP BY ALL")
-    return "\nUNION ALL ".join(parts)
+    src = open_source(job.path, encoding or job.wave.encoding)
+    plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables, src.meta.variables)
+    return _source_columns(plan, src)
 
 
 def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
-            chunksize: int = 100_000, progress: Progress | None = None) -> Outcome:
-    """Harmonise one file into ``con`` (tables already created). Never raises for data problems."""
+            chunksize: int = CHUNK_ROWS, progress: Progress | None = None, prefetch: bool = True) -> Outcome:
+    """Harmonise one file into ``con`` (tables already created). Never raises for data problems.
+
+    Chunks of ``chunksize`` rows flow file → DuckDB (compiled SQL) → profile → report stage,
+    pandera and ``respondents``, so memory does not grow with the file; with ``prefetch`` a
+    forked reader reads the next chunk meanwhile.
+    """
     assert project.schema is not None
     t0 = time.perf_counter()
     cw, wave = job.crosswalk, job.wave
     out = Outcome(job)
-    index = project.crosswalk_index.get(cw.survey)
     src = open_source(job.path, encoding or wave.encoding)
     hasher = _Hasher(job.path)
     hasher.start()
+    plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables)
+    columns = _source_columns(plan, src)
+    # the reader starts now, so reading overlaps the checks and compilation below (not worth it for small files)
+    chunks = prefetched_chunks(src, columns, chunksize,
+                               enabled=prefetch and (src.meta.rows is None or src.meta.rows >= PREFETCH_MIN_ROWS))
+    try:
+        return _harmonise(job, con, project, src, plan, chunks, hasher, out, progress, t0)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: SourceFile, plan: WavePlan,
+               chunks: Iterator[pd.DataFrame], hasher: _Hasher, out: Outcome, progress: Progress | None,
+               t0: float) -> Outcome:
+    from harmonise.checks.frame import validate_profile  # pandera loads while the reader reads
+
+    assert project.schema is not None
+    cw, wave = job.crosswalk, job.wave
+    index = project.crosswalk_index.get(cw.survey)
     static = check_crosswalk(cw, project.schema, project.tables, index, {wave.wave: src.meta}, only_wave=wave.wave)
     out.issues.extend(static)
-    plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables)
     codebook = project.codebooks.get((cw.survey, wave.wave))
     if codebook is not None:
         declared = codebook.to_meta(project.codebook_files[(cw.survey, wave.wave)])
@@ -159,34 +181,41 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
         hasher.join()
         out.sha256 = hasher.digest
         return out
-    columns = _source_columns(plan, src)
-    report_sql = _report_sql(compiled, plan, project)
+    profile = profile_sql(compiled, plan, project.schema)
+    fold = report_insert(compiled)
     insert = insert_select(project.schema, "h")
     con.execute("CREATE OR REPLACE TEMP TABLE report_stage (target VARCHAR, source_code VARCHAR, "
                 "target_value VARCHAR, missing_reason VARCHAR, n BIGINT)")
     failures: list[pd.DataFrame] = []
-    for chunk in src.chunks(columns, chunksize):
+    for chunk in chunks:
         con.register("src", chunk)
         con.execute(f"CREATE OR REPLACE TEMP TABLE h AS {compiled.sql}")
         con.unregister("src")
-        h = con.execute("SELECT * FROM h").df()
-        out.rows += len(h)
-        fc = validate_frame(h, project.schema, project.tables)
+        out.rows += len(chunk)
+        del chunk
+        con.execute(f"CREATE OR REPLACE TEMP TABLE prof AS {profile}")
+        con.execute(fold)
+        fc = validate_profile(con.execute(VALIDATION_SELECT).df(), project.schema, project.tables)
         if len(fc):
-            rows = h["source_row"].to_numpy()
-            fc["source_row"] = [int(rows[i]) if isinstance(i, (int,)) and 0 <= i < len(rows) else None
-                                for i in fc["index"]]
             failures.append(fc)
-        con.execute(f"INSERT INTO report_stage {report_sql}")
         con.execute(insert)
         con.execute("DROP TABLE h")
+        con.execute("DROP TABLE prof")
         if progress:
             progress(f"{cw.survey} {wave.wave}: {out.rows:,} rows")
     hasher.join()
     out.sha256 = hasher.digest
-    _finish(job, con, project, plan, src, out, failures, index)
+    # compiled_sql stores the query without the Stata letter columns, as `harmonise sql` prints it
+    stored = compiled.sql if not extended else compile_wave(plan, src.meta, project.schema, project.tables).sql
+    _finish(job, con, project, plan, src, out, failures, index, stored)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def clip(value: object, limit: int = 60) -> str:
+    """A value short enough for a message: long strings keep their start and say how long they were."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def _labels_for(plan: WavePlan, src: SourceFile) -> dict[str, tuple[str, dict[str, str]]]:
@@ -202,9 +231,7 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> dict[str, tuple[str, dict[st
                 labels = {str(k): v for k, v in vm.labels.items()}
                 labels.update({f".{k}": v for k, v in vm.extended.items()})
             out[name] = (tp.source, labels)
-        elif tp.kind == "expr" and tp.expr:
-            out[name] = (",".join(referenced_names(tp.expr)), {})
-        elif tp.kind == "derived" and tp.expr:
+        elif tp.kind == "expr" and tp.expr or tp.kind == "derived" and tp.expr:
             out[name] = (",".join(referenced_names(tp.expr)), {})
         else:
             out[name] = ("", {})
@@ -212,7 +239,7 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> dict[str, tuple[str, dict[st
 
 
 def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, src: SourceFile,
-            out: Outcome, failures: list[pd.DataFrame], index: object) -> None:
+            out: Outcome, failures: list[pd.DataFrame], index: object, sql: str) -> None:
     cw, wave = job.crosswalk, job.wave
     survey, wid = cw.survey, wave.wave
     rep = con.execute("SELECT target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n "
@@ -227,12 +254,13 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
             lab = f" ('{label}')" if label else " (no value label)"
             tp = plan.targets[target]
             out.issues.append(locate(Issue(
-                f"source variable {srcvars} code {code}{lab} has no mapping for target {target}: {n:,} row(s)",
+                f"source variable {srcvars} code {clip(code)}{lab} has no mapping for target {target}: {n:,} row(s)",
                 code="unmapped-code", survey=survey, wave=wid, variable=srcvars, path=".".join(map(str, tp.path)),
                 hint="add the code to the rule's map or missing", extra={"yaml_path": tp.path,
                                                                         "source_code": code, "count": n}),
                 index, survey, wid))  # type: ignore[arg-type]
     _insert(con, "harmonisation_report", report_rows)
+    _empty_sources(rep, plan, out, index)
     totals = con.execute("SELECT target, sum(n)::BIGINT FROM report_stage GROUP BY 1").fetchall()
     cons = [(survey, wid, t, out.rows, n, n == out.rows) for t, n in totals]
     _insert(con, "conservation", cons)
@@ -248,25 +276,26 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
     if dups:
         ndup = con.execute("SELECT count(*) FROM (SELECT respondent_id FROM respondents WHERE survey = ? AND wave = ? "
                            "GROUP BY 1 HAVING count(*) > 1)", [survey, wid]).fetchone()[0]  # type: ignore[index]
-        shown = ", ".join(f"{d[0]} ({d[1]}×)" for d in dups[:5])
+        shown = ", ".join(f"{clip(d[0])} ({d[1]}×)" for d in dups[:5])
         out.issues.append(locate(Issue(f"respondent_id is not unique: {ndup:,} duplicated id(s), e.g. {shown}",
                                        code="duplicate-id", survey=survey, wave=wid, path="targets.respondent_id",
                                        extra={"yaml_path": plan.targets['respondent_id'].path}),
                                  index, survey, wid))  # type: ignore[arg-type]
     if failures:
-        fc = pd.concat(failures, ignore_index=True)
+        fc = (pd.concat(failures, ignore_index=True)
+              .groupby(["column", "check", "failure_case"], dropna=False, sort=True)
+              .agg(source_row=("source_row", "min"), n=("n", "sum")).reset_index())
         _insert(con, "validation_failures",
-                [(survey, wid, str(r.column), str(r.check), str(r.failure_case),
+                [(survey, wid, str(r.column), str(r.check), None if pd.isna(r.failure_case) else str(r.failure_case),
                   None if pd.isna(r.source_row) else int(r.source_row)) for r in fc.itertuples()])
-        grouped = fc.groupby(["column", "check"], dropna=False)
-        for (col, check), g in grouped:
-            examples = ", ".join(sorted({str(v) for v in g["failure_case"].head(50)})[:5])
-            rows = ", ".join(str(int(r)) for r in g["source_row"].dropna().head(3))
-            out.issues.append(Issue(f"pandera check '{check}' failed on column {col}: {len(g):,} case(s), "
+        for (col, check), g in fc.groupby(["column", "check"], dropna=False):
+            examples = ", ".join(sorted({clip(v) for v in g["failure_case"]})[:5])
+            rows = ", ".join(str(int(r)) for r in sorted(g["source_row"].dropna())[:3])
+            cases = int(g["n"].fillna(1).sum())
+            out.issues.append(Issue(f"pandera check '{check}' failed on column {col}: {cases:,} case(s), "
                                     f"e.g. {examples}" + (f" (source rows {rows})" if rows else ""),
                                     code="validation", survey=survey, wave=wid, variable=str(col)))
-    con.execute("INSERT INTO compiled_sql VALUES (?, ?, ?)",
-                [survey, wid, compile_wave(plan, src.meta, project.schema, project.tables).sql])  # type: ignore[arg-type]
+    con.execute("INSERT INTO compiled_sql VALUES (?, ?, ?)", [survey, wid, sql])
     _lineage(con, project, plan, src, labels)
     cwfile = project.crosswalk_files.get(survey, "")
     cwsha = hashlib.sha256(project.crosswalk_text.get(survey, "").encode()).hexdigest()
@@ -275,6 +304,22 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
                 [survey, wid, job.path.name, str(job.path), src.format, st.st_size, out.sha256, out.rows,
                  src.meta.encoding, src.meta.file_label, to_json(src.meta.header), cwfile, cwsha,
                  project.codebook_files.get((survey, wid)), __version__, time.strftime("%Y-%m-%dT%H:%M:%S")])
+
+
+def _empty_sources(rep: list[tuple[str, str, str, str, int]], plan: WavePlan, out: Outcome, index: object) -> None:
+    """Warn when a mapped source variable is system-missing in every row (an empty column, not an answer)."""
+    codes: dict[str, set[str | None]] = {}
+    for target, code, _, _, _ in rep:
+        codes.setdefault(target, set()).add(code)
+    for target, seen in codes.items():
+        tp = plan.targets.get(target)
+        if out.rows and tp is not None and tp.kind in ("map", "range", "table") and tp.source and seen == {"."}:
+            out.issues.append(locate(Issue(
+                f"source variable {tp.source} is empty (system-missing) in all {out.rows:,} rows: every {target} is "
+                f"{tp.missing.system}", code="empty-source", severity="warning", survey=plan.survey,
+                wave=plan.wave.wave, variable=tp.source, path=".".join(map(str, tp.path)),
+                hint="check that the file is the complete release", extra={"yaml_path": tp.path}),
+                index, plan.survey, plan.wave.wave))  # type: ignore[arg-type]
 
 
 def _lineage(con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, src: SourceFile,
@@ -301,3 +346,58 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[object,
         con.execute(f"INSERT INTO {table} SELECT * FROM __rows")
     finally:
         con.unregister("__rows")
+
+
+def default_jobs(jobs: list[Job]) -> int:
+    """Worker processes used when ``--jobs`` is not given: one per core and file once the files are
+    large enough to repay starting the workers (each imports harmonise and loads the project)."""
+    size = sum(j.path.stat().st_size for j in jobs)
+    return 1 if size < PARALLEL_MIN_BYTES else max(1, min(os.cpu_count() or 1, len(jobs)))
+
+
+def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
+             progress: Progress | None = None, workers: int = 1,
+             mappings: list[Path] | None = None) -> list[Outcome]:
+    """Harmonise every job into ``con`` (tables already created), in job order.
+
+    With ``workers`` > 1 and several files, each file is harmonised in a worker process into a
+    DuckDB file of its own; the main process merges those into ``con`` in job order, so the
+    database holds the same rows whatever the number of workers.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        return [process(j, con, project, encoding=encoding, progress=progress) for j in jobs]
+    workers = min(workers, len(jobs))
+    prefetch = (os.cpu_count() or 1) > workers
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="harmonise-jobs-") as folder, \
+            ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                initargs=(project.root, mappings)) as pool:
+        futures: list[Future[Outcome]] = [
+            pool.submit(_worker, job, str(Path(folder) / f"job-{i}.duckdb"), encoding, prefetch)
+            for i, job in enumerate(jobs)]
+        for i, fut in enumerate(futures):
+            out = fut.result()
+            append_database(con, Path(folder) / f"job-{i}.duckdb")
+            outcomes.append(out)
+            if progress:
+                progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
+    return outcomes
+
+
+_WORKER: dict[str, Project] = {}
+
+
+def _worker_init(root: Path, mappings: list[Path] | None) -> None:
+    _WORKER["project"] = load_project(root, mappings or None)
+
+
+def _worker(job: Job, path: str, encoding: str | None, prefetch: bool) -> Outcome:
+    project = _WORKER["project"]
+    assert project.schema is not None
+    con = duckdb.connect(path)
+    try:
+        con.execute("SET threads = 1")  # the workers already use the cores
+        create_all(con, project.schema)
+        return process(job, con, project, encoding=encoding, prefetch=prefetch)
+    finally:
+        con.close()

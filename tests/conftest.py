@@ -38,6 +38,15 @@ def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Path:
     return db
 
 
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo database (`harmonise build --demo`: every declared wave of all six surveys), built once per run."""
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    code, out, err = run("build", "--demo", "--db", str(db))
+    assert code == 0, err
+    return db
+
+
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
     """A copy of the project's declarations (mappings/, surveys/) to break on purpose."""

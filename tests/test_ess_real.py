@@ -121,3 +121,24 @@ def test_query_connection_is_read_only(fr_db: Path, tmp_path: Path) -> None:
         con.execute("SELECT * FROM read_csv('/etc/passwd')")
     code, _, err = run("query", "DROP TABLE respondents", "--db", str(fr_db))
     assert code == 2 and "read-only" in err.lower()
+
+
+def test_ilo_approximation_matches_the_raw_items(fr_db: Path, ess8: Path) -> None:
+    """labour_status = employed if pdwrk, else unemployed if uempla, else inactive: row counts equal the raw file's."""
+    df = _raw(ess8, ["idno", "pdwrk", "uempla"])
+    expected = np.where(df.pdwrk == 1, "employed", np.where(df.uempla == 1, "unemployed", "inactive"))
+    want = dict(zip(*np.unique(expected, return_counts=True)))
+    con = connect(fr_db)
+    got = dict(con.execute("SELECT labour_status, count(*) FROM respondents GROUP BY 1").fetchall())
+    assert got == {k: int(v) for k, v in want.items()}
+    assert con.execute("SELECT quality FROM lineage WHERE target = 'labour_status'").fetchone() == ("approximate",)
+
+
+def test_round_8_weight_is_pspwght_times_pweight(fr_db: Path, ess8: Path) -> None:
+    """Before round 9 anweight is derived as pspwght × pweight; the design weight is dweight."""
+    df = _raw(ess8, ["idno", "pspwght", "pweight", "dweight"]).sort_values("idno")
+    con = connect(fr_db)
+    got = con.execute("SELECT weight, weight_design FROM respondents "
+                      "ORDER BY CAST(split_part(respondent_id, '-', 2) AS BIGINT)").fetchnumpy()
+    np.testing.assert_allclose(got["weight"], (df.pspwght * df.pweight).to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(got["weight_design"], df.dweight.to_numpy(), rtol=1e-12)

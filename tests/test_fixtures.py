@@ -117,11 +117,8 @@ def test_drift_in_an_unused_variable_is_a_warning(fixtures_dir: Path, tmp_path: 
         ("warning", "drift in happy: label of code 0 changed from 'Extremely unhappy' to 'Very unhappy'")]
 
 
-def test_demo_build_holds_every_declared_wave(tmp_path: Path) -> None:
-    db = tmp_path / "demo.duckdb"
-    code, out, err = run("build", "--demo", "--db", str(db))
-    assert code == 0, err
-    con = connect(db)
+def test_demo_build_holds_every_declared_wave(demo_db: Path) -> None:
+    con = connect(demo_db)
     got = sorted(con.execute("SELECT DISTINCT survey, wave FROM respondents").fetchall())
     assert got == _declared_waves()
     assert con.execute("SELECT count(*) FROM harmonisation_report WHERE missing_reason = '__unmapped__'").fetchone() == (0,)

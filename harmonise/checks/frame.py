@@ -1,9 +1,19 @@
-"""The pandera schema of harmonised rows, built from ``mappings/schema.yaml`` (never written twice)."""
+"""The pandera schema of harmonised rows, built from ``mappings/schema.yaml`` (never written twice).
+
+Every check is element-wise: on a value (code list, range, whole number,
+pattern) or on a value and its missing reason (exactly one is set). So
+pandera validates each *distinct* (value, reason) pair a chunk holds — the
+pairs, counts and first source rows are computed by DuckDB — instead of a
+pandas copy of every harmonised row: the same verdicts and failure cases,
+with a row count and an example source row per failing value.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -40,18 +50,22 @@ def _column(var: Variable, tables: TableSet) -> pa.Column:
 
 
 def _xor(value: str, missing: str) -> pa.Check:
-    return pa.Check(lambda df: df[value].isna() != df[missing].isna(),
+    # ignore_na=False: the check is about nulls, and pandera would otherwise test the whole frame for nulls
+    return pa.Check(lambda df: df[value].isna() != df[missing].isna(), ignore_na=False,
                     name=f"{value}: exactly one of value and missing reason")
 
 
-_CACHE: dict[tuple[int, int], pa.DataFrameSchema] = {}
+_CACHE: dict[tuple[int, int, tuple[str, ...] | None], pa.DataFrameSchema] = {}
+SMALL = 2048  # variables with at most this many distinct pairs share one padded frame, the rest another
 
 
-def _build(schema: TargetSchema, tables: TableSet) -> pa.DataFrameSchema:
+def _build(schema: TargetSchema, tables: TableSet, names: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
     cols: dict[str, pa.Column] = {}
     frame_checks: list[pa.Check] = []
     reasons = [*schema.reasons, UNMAPPED]
     for var in schema.variables:
+        if names is not None and var.name not in names:
+            continue
         cols[var.name] = _column(var, tables)
         if var.has_missing_column:
             cols[var.missing_column] = pa.Column(checks=[pa.Check.isin(reasons, name="missing reason")],
@@ -60,21 +74,83 @@ def _build(schema: TargetSchema, tables: TableSet) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(cols, checks=frame_checks, strict=False, name="harmonised respondents")
 
 
-def pandera_schema(schema: TargetSchema, tables: TableSet) -> pa.DataFrameSchema:
-    """The pandera DataFrameSchema for harmonised rows (cached per schema object)."""
-    key = (id(schema), id(tables))
+def pandera_schema(schema: TargetSchema, tables: TableSet, names: Iterable[str] | None = None) -> pa.DataFrameSchema:
+    """The pandera DataFrameSchema for harmonised rows, or for the variables ``names`` only (cached)."""
+    sel = tuple(sorted(names)) if names is not None else None
+    key = (id(schema), id(tables), sel)
     if key not in _CACHE:
-        _CACHE.clear()
-        _CACHE[key] = _build(schema, tables)
+        if any(k[:2] != key[:2] for k in _CACHE):
+            _CACHE.clear()
+        _CACHE[key] = _build(schema, tables, sel)
     return _CACHE[key]
 
 
 def validate_frame(df: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
-    """Lazy validation; returns the failure cases (empty frame when valid)."""
+    """Lazy validation of harmonised rows; returns the failure cases (empty frame when valid)."""
+    fc = _validate(df, pandera_schema(schema, tables))
+    return fc.head(10_000).astype({"failure_case": "string"}).reset_index(drop=True)
+
+
+FAILURE_COLUMNS = ["column", "check", "failure_case", "source_row", "n"]
+
+
+def _values(var: Variable, profile: pd.DataFrame) -> pd.Series:
+    """The value column of ``var`` in a profile, in the dtype a harmonised frame would have."""
+    if var.type in ("integer", "number"):
+        return profile["v_num"].astype("float64")
+    if var.type == "boolean":
+        return profile["v_bool"].astype(object).where(profile["v_bool"].notna(), None)
+    return profile["v_text"].astype(object).where(profile["v_text"].notna(), None)
+
+
+def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
+    """Validate the distinct (value, missing reason) pairs of harmonised rows with pandera.
+
+    ``profile`` has one row per variable and distinct pair: ``target``, the value in ``v_text``,
+    ``v_num`` or ``v_bool`` (by the variable's type), ``reason``, ``n`` (rows) and ``first_row``
+    (an example source row). Returns one row per failing pair: column, check, failure_case,
+    source_row, n.
+    """
+    parts: dict[str, pd.DataFrame] = {name: g for name, g in profile.groupby("target", sort=False)}
+    small = [n for n in schema.names if n in parts and len(parts[n]) <= SMALL]
+    large = [n for n in schema.names if n in parts and len(parts[n]) > SMALL]
+    groups = [g for g in (small, large) if g]  # two frames: padding short columns to a long one costs little
+    found: list[pd.DataFrame] = []
+    for names in groups:
+        height = max(len(parts[n]) for n in names)
+        frame: dict[str, object] = {}
+        for name in names:
+            var, part = schema.variable(name), parts[name]
+            take = np.minimum(np.arange(height), len(part) - 1)  # pad by repeating the last pair
+            frame[name] = _values(var, part).iloc[take].to_numpy()
+            if var.has_missing_column:
+                reasons = part["reason"].astype(object).where(part["reason"].notna(), None)
+                frame[var.missing_column] = reasons.iloc[take].to_numpy()
+        fc = _validate(pd.DataFrame(frame), pandera_schema(schema, tables, names))
+        if not len(fc):
+            continue
+        owner = {c: n for n in names for c in (n, schema.variable(n).missing_column)}
+        rows = []
+        for r in fc.itertuples(index=False):
+            name = owner.get(str(r.column))
+            idx = r.index if isinstance(r.index, (int, np.integer)) else None
+            if name is None or idx is None:
+                rows.append((str(r.column), str(r.check), r.failure_case, None, None))
+                continue
+            part = parts[name]
+            pos = min(int(idx), len(part) - 1)
+            rows.append((str(r.column), str(r.check), r.failure_case, int(part["first_row"].iloc[pos]),
+                         int(part["n"].iloc[pos])))
+        found.append(pd.DataFrame(rows, columns=FAILURE_COLUMNS).drop_duplicates(["column", "check", "source_row"]))
+    if not found:
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    return pd.concat(found, ignore_index=True).astype({"failure_case": "string"})
+
+
+def _validate(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
     try:
-        pandera_schema(schema, tables).validate(df, lazy=True)
+        schema.validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        fc = exc.failure_cases.copy()
-        keep = [c for c in ("column", "check", "failure_case", "index") if c in fc.columns]
-        return fc[keep].head(10_000).astype({"failure_case": "string"}).reset_index(drop=True)
+        fc = exc.failure_cases
+        return fc[[c for c in ("column", "check", "failure_case", "index") if c in fc.columns]]
     return pd.DataFrame(columns=["column", "check", "failure_case", "index"])

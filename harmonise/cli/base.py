@@ -18,6 +18,7 @@ from harmonise import __version__, api
 from harmonise.errors import HarmoniseError, Issue, ValidationFailed
 
 FORMAT = click.Choice(["text", "json"])
+ISSUE_FORMAT = click.Choice(["text", "json", "github"])  # github: workflow-command annotations
 
 
 def progress_printer(enabled: bool) -> Callable[[str], None] | None:
@@ -34,6 +35,10 @@ def render_issues(issues: list[Issue], fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"ok": not any(i.severity == "error" for i in issues),
                            "issues": [i.to_dict() for i in issues]}, indent=2, default=str)
+    if fmt == "github":
+        from harmonise.authoring.annotations import annotations
+
+        return annotations(issues)
     lines = [f"{'warning' if i.severity == 'warning' else 'error'}: {i.format()}" for i in issues]
     return "\n".join(lines)
 
@@ -49,8 +54,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ValidationFailed as exc:
-            if fmt == "json":
-                click.echo(render_issues(exc.issues, "json"))
+            if fmt in ("json", "github"):
+                click.echo(render_issues(exc.issues, fmt))
             else:
                 text = render_issues(exc.issues, "text")
                 if text:
@@ -66,6 +71,15 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except click.ClickException:
             raise
+        except KeyboardInterrupt:
+            click.echo("interrupted; a database being built was not replaced", err=True)
+            ctx.exit(130)
+        except OSError as exc:  # the system refused: disk full, permissions, a vanished file
+            if debug:
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
+            ctx.exit(2)
         except Exception as exc:  # a bug: still no traceback without --debug
             if debug:
                 traceback.print_exc()

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from harmonise import api
-from harmonise.cli.base import FORMAT, progress_printer, context_root, format_rows, handled, main, render_issues
+from harmonise.cli.base import FORMAT, ISSUE_FORMAT, progress_printer, context_root, format_rows, handled, main, render_issues
 
 
 @main.command()
@@ -17,16 +17,21 @@ from harmonise.cli.base import FORMAT, progress_printer, context_root, format_ro
 @click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
               help="Folder or file of source data to check against (repeatable).")
 @click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
-@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
+@click.option("--format", "fmt", type=ISSUE_FORMAT, default="text", show_default=True,
+              help="github: one GitHub Actions annotation per issue (file and line) on stdout.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
 @handled
-def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str | None, fmt: str) -> None:
+def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str | None, fmt: str,
+             jobs: int | None) -> None:
     """Check crosswalks against the schema, declared codebooks and (with --data) real files."""
-    result = api.validate(context_root(), list(mappings), list(data), encoding=encoding, progress=progress_printer(fmt == "text"))
+    result = api.validate(context_root(), list(mappings), list(data), encoding=encoding, jobs=jobs,
+                          progress=progress_printer(fmt == "text"))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        if result.issues:
-            click.echo(render_issues(result.issues, "text"), err=not result.ok)
+        if result.issues:  # annotations must reach stdout, where GitHub Actions reads them
+            click.echo(render_issues(result.issues, fmt), err=not result.ok and fmt == "text")
         rows = sum(o.rows for o in result.outcomes)
         extra = f", {len(result.outcomes)} file(s), {rows:,} rows" if result.outcomes else ""
         click.echo(f"{'ok' if result.ok else 'FAILED'}: {len(result.errors)} error(s), "
@@ -43,8 +48,10 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
               show_default=True, help="Database file to (re)build atomically.")
 @click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
 @click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
 @handled
-def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str) -> None:
+def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
     if demo and data:
         raise click.UsageError("give either --data or --demo, not both")
@@ -52,7 +59,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
         raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
     root = context_root()
     sources = api.demo_files(api.demo_data(root)) if demo else list(data)
-    result = api.build(root, sources, db, encoding=encoding, progress=progress_printer(fmt == "text"))
+    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=progress_printer(fmt == "text"))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -161,7 +161,8 @@ class WaveCompiler:
                 names = referenced_names(plan.expr)
                 src = " || ';' || ".join(f"'{n}=' || {self.source_code(n)}" for n in names) or "NULL"
             return f"CAST({c.value} AS {ttype})", f"(CASE WHEN ({c.value}) IS NULL THEN {c.reason} END)", src
-        assert plan.source is not None
+        if plan.source is None:
+            raise CompileError(var.name, f"a '{k}' rule needs a source variable", plan.path)
         if self.meta.get(plan.source) is None:
             raise KeyError(plan.source)
         col = self._col(plan.source)
@@ -237,6 +238,9 @@ class WaveCompiler:
                 continue
             except ExprError as exc:
                 errors.append(CompileError(var.name, str(exc), plan.path))
+                continue
+            except CompileError as exc:
+                errors.append(exc)
                 continue
             direct_cols.append(f"{value} AS {quote_ident(var.name)}")
             if not var.required:

@@ -11,6 +11,9 @@ saying what to do.
 from __future__ import annotations
 
 import datetime as dt
+import faulthandler
+import os
+import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,11 +75,13 @@ def _reader(fmt: str) -> Callable[..., Any]:
 def _explain(path: Path, exc: Exception, encoding: str | None) -> InputError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     low = text.lower()
-    if "encoding" in low or "invalid byte" in low or "convert string" in low or isinstance(exc, UnicodeDecodeError):
+    if ("encoding" in low or "invalid byte" in low or "convert string" in low or "character set" in low
+            or isinstance(exc, UnicodeDecodeError)):
         tried = f" '{encoding}'" if encoding else " declared"
         return InputError(f"{path}: text cannot be decoded with the{tried} encoding ({text}); "
                           "pass --encoding latin1 (or the file's real encoding)")
-    if "eof" in low or "truncat" in low or "unexpected end" in low or "read" in low and "error" in low:
+    if ("eof" in low or "truncat" in low or "unexpected end" in low or "read" in low and "error" in low
+            or "unable to read" in low or "expected number of rows" in low):
         return InputError(f"{path}: file is truncated or corrupt ({text}); download it again")
     return InputError(f"{path}: cannot read file ({text})")
 
@@ -151,7 +156,7 @@ class SourceFile:
         while True:
             try:
                 df, _ = reader(str(self.path), usecols=columns or None, row_offset=offset, row_limit=chunksize, **kw)
-            except pyreadstat.ReadstatError as exc:
+            except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as exc:
                 raise _explain(self.path, exc, self.encoding) from exc
             except (UnicodeDecodeError, ValueError, OSError) as exc:
                 raise _explain(self.path, exc, self.encoding) from exc
@@ -185,6 +190,47 @@ def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+class ReaderCrashed(Exception):
+    """The C reader died (e.g. a segmentation fault on a corrupt header) in an isolated child process."""
+
+
+def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a forked child, so a reader crashing on a corrupt file cannot kill harmonise.
+
+    The result or the exception comes back pickled through a pipe (from our own child, so trusted).
+    """
+    if not hasattr(os, "fork"):
+        return fn(*args, **kwargs)
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover  (the child)
+        try:
+            faulthandler.disable()  # a crash here is the parent's to report, without a C stack dump
+            os.close(rfd)
+            try:
+                payload = pickle.dumps((True, fn(*args, **kwargs)))
+            except BaseException as exc:  # noqa: BLE001  (handed to the parent, re-raised there)
+                try:
+                    payload = pickle.dumps((False, exc))
+                except Exception:  # noqa: BLE001
+                    payload = pickle.dumps((False, ValueError(str(exc))))
+            with os.fdopen(wfd, "wb") as fh:
+                fh.write(payload)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as fh:
+        payload = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status) or not payload:
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        raise ReaderCrashed(f"signal {sig}" if sig else f"exit status {os.waitstatus_to_exitcode(status)}")
+    ok, value = pickle.loads(payload)  # written by our own child above
+    if ok:
+        return value
+    raise value
+
+
 def open_source(path: Path, encoding: str | None = None) -> SourceFile:
     """Open ``path`` and read its metadata (no data); InputError when unreadable."""
     if not path.exists():
@@ -194,9 +240,16 @@ def open_source(path: Path, encoding: str | None = None) -> SourceFile:
     fmt = detect_format(path)
     reader = _reader(fmt)
     try:
-        _, m = reader(str(path), metadataonly=True, **_kwargs(fmt, encoding))
-    except pyreadstat.ReadstatError as exc:
+        _, m = isolated(reader, str(path), metadataonly=True, **_kwargs(fmt, encoding))
+    except ReaderCrashed as exc:
+        raise InputError(f"{path}: file is corrupt: the {fmt.upper()} reader crashed on its header ({exc}); "
+                         "download it again") from None
+    except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as exc:
         raise _explain(path, exc, encoding) from exc
     except (UnicodeDecodeError, ValueError, OSError) as exc:
         raise _explain(path, exc, encoding) from exc
-    return SourceFile(path=path, format=fmt, meta=_meta_from_pyreadstat(path, fmt, m, encoding), encoding=encoding)
+    try:
+        meta = _meta_from_pyreadstat(path, fmt, m, encoding)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:  # values no valid header holds
+        raise InputError(f"{path}: file is corrupt: its header holds invalid metadata ({exc}); download it again") from exc
+    return SourceFile(path=path, format=fmt, meta=meta, encoding=encoding)

@@ -8,6 +8,7 @@ every declared missing value must carry a reason.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
 from typing import Any
@@ -157,11 +158,13 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
         if not text:
             continue
         try:
-            parse(text)
+            tree = parse(text)
             names = referenced_names(text)
         except ExprError as exc:
             add(f"{field}: {exc}", (field,), code="bad-expression")
             continue
+        for why in _named_arguments(tree, schema, tables):
+            add(f"{field}: {why}", (field,), code="bad-expression")
         if field == "transform":
             bad = [n for n in names if n != "x"]
             if bad:
@@ -185,6 +188,24 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
                 hint=f"did you mean '{close[0]}'?" if close else "check the name or declare the target not_asked")
         else:
             out.extend(_check_codes(var, tp, vm, add))
+    return out
+
+
+def _named_arguments(tree: ast.AST, schema: TargetSchema, tables: TableSet) -> list[str]:
+    """Names quoted in lookup()/param()/missing() that do not exist (caught here, not only at compile time)."""
+    out = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
+                and isinstance(node.args[0], ast.Constant)):
+            continue
+        fname, name = node.func.id, node.args[0].value
+        if fname == "lookup" and tables.code_map(str(name)) is None and name not in tables.lookups():
+            close = difflib.get_close_matches(str(name), list(tables.tables), n=1)
+            out.append(f"lookup({name!r}, ...): no such code table" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        elif fname == "param" and name not in schema.params:
+            out.append(f"param({name!r}): no such schema parameter; known: {', '.join(sorted(schema.params)) or 'none'}")
+        elif fname == "missing" and name not in schema.reasons:
+            out.append(f"missing({name!r}): unknown missing reason; use one of {', '.join(schema.reasons)}")
     return out
 
 

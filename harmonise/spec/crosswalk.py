@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harmonise.spec.schema import Quality
 
@@ -71,7 +71,8 @@ class Wave(Strict):
     wave: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,16}$")
     year: int = Field(ge=1980, le=2035)
     files: list[str] = Field(min_length=1, description="File-name patterns (fnmatch, case-insensitive, no folders).")
-    codebook: str | None = Field(None, description="Declared source codebook, relative to surveys/<survey>/.")
+    codebook: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml$",
+                                 description="Declared source codebook: a file name in surveys/<survey>/ (no folders).")
     encoding: str | None = None
     overrides: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
     notes: str | None = None
@@ -89,13 +90,14 @@ class Crosswalk(Strict):
     targets: dict[str, Rule]
     notes: str | None = None
 
-    @model_validator(mode="after")
-    def _unique_waves(self) -> "Crosswalk":
-        ids = [w.wave for w in self.waves]
+    @field_validator("waves")
+    @classmethod
+    def _unique_waves(cls, waves: list[Wave]) -> list[Wave]:
+        ids = [w.wave for w in waves]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"wave(s) declared twice: {dup}")
-        return self
+        return waves
 
     def wave(self, wave_id: str) -> Wave:
         for w in self.waves:

@@ -17,13 +17,14 @@ from pydantic import BaseModel, ValidationError
 from harmonise.errors import Issue
 from harmonise.spec.codebook import SourceCodebook
 from harmonise.spec.crosswalk import Crosswalk
+from harmonise.spec.expr import ExprError, referenced_names
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.tables import CodeMap, Reference, Table, TableSet, table_files
 from harmonise.spec.yamlload import LineIndex, Loaded, load_yaml_file
 
 M = TypeVar("M", bound=BaseModel)
 
-NOT_CROSSWALKS = {"schema.yaml", "cities.yaml"}
+NOT_CROSSWALKS = {"schema.yaml", "cities.yaml", "indicators.yaml", "aliases.yaml"}
 
 
 def rel(path: Path, root: Path) -> str:
@@ -100,6 +101,11 @@ def pydantic_issues(exc: ValidationError, model: type[BaseModel], index: LineInd
         etype = err["type"]
         if etype == "extra_forbidden":
             bad = str(loc[-1])
+            if bad == "TODO":
+                out.append(index.issue(loc, f"unresolved TODO: {err.get('input')}", code="todo",
+                                       hint="resolve the rule (harmonise scaffold left it for a person), "
+                                            "then delete the TODO key"))
+                continue
             allowed = _allowed_keys(model, loc)
             close = difflib.get_close_matches(bad, allowed, n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'?" if close else (f"allowed keys: {', '.join(allowed)}" if allowed else None)
@@ -177,7 +183,50 @@ class Project:
 
 def load_schema(root: Path) -> tuple[TargetSchema | None, list[Issue]]:
     path = root / "mappings" / "schema.yaml"
-    return validate_model(TargetSchema, load_yaml_file(path, rel(path, root)))
+    loaded = load_yaml_file(path, rel(path, root))
+    schema, issues = validate_model(TargetSchema, loaded)
+    if schema is not None:
+        issues.extend(derivation_issues(schema, loaded.index))
+    return schema, issues
+
+
+def derivation_issues(schema: TargetSchema, index: LineIndex) -> list[Issue]:
+    """Derivations that cannot compile: bad expressions, unknown inputs, self-reference and cycles."""
+    issues: list[Issue] = []
+    pos = {v.name: i for i, v in enumerate(schema.variables)}
+    needs: dict[str, list[str]] = {}
+    for v in schema.variables:
+        if v.derive is None:
+            continue
+        where = ("variables", pos[v.name], "derive", "expr")
+        try:
+            names = referenced_names(v.derive.expr)
+        except ExprError as exc:
+            issues.append(index.issue(where, f"{v.name}: {exc}", code="bad-expression"))
+            continue
+        unknown = [n for n in names if n not in pos]
+        if unknown:
+            issues.append(index.issue(where, f"{v.name}: derivation refers to unknown variable(s) {unknown}",
+                                      code="bad-expression"))
+        needs[v.name] = [n for n in names if n in pos]
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for dep in needs.get(name, []):
+            if state.get(dep) == 1:
+                cycle = trail[trail.index(dep):] + [dep]
+                what = f"{name} refers to itself" if dep == name else "circular derivation " + " → ".join(cycle)
+                issues.append(index.issue(("variables", pos[dep], "derive", "expr"), what, code="circular-derivation",
+                                          hint="a derived variable cannot depend on itself, directly or through others"))
+            elif dep in needs and dep not in state:
+                visit(dep, trail + [dep])
+        state[name] = 2
+
+    for name in needs:
+        if name not in state:
+            visit(name, [name])
+    return issues
 
 
 def load_tables(root: Path) -> tuple[TableSet, list[Issue]]:

@@ -61,6 +61,8 @@ _constructor = yaml.SafeLoader("")
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
+# Plain data only: anything else (python/*, binary, set, omap, local !tags) is refused, not coerced.
+ALLOWED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -88,24 +90,39 @@ def load_yaml_text(text: str, file: str) -> Loaded:
         issues.append(Issue(f"YAML syntax error: {what}{ctx}", file=file, line=line, code="yaml-syntax",
                             hint="check indentation, quotes and colons on this line and the one before"))
         return Loaded(None, index, issues, text)
+    except yaml.reader.ReaderError as exc:  # a control character: locate it by its position
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        ch = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        issues.append(Issue(f"YAML syntax error: control character U+{ch:04X} is not allowed in YAML text",
+                            file=file, line=line, code="yaml-syntax", hint="remove the control character"))
+        return Loaded(None, index, issues, text)
     except yaml.YAMLError as exc:  # composer errors without marks
-        issues.append(Issue(f"YAML error: {exc}", file=file, code="yaml-syntax"))
+        issues.append(Issue(f"YAML error: {str(exc).splitlines()[0]}", file=file, code="yaml-syntax"))
         return Loaded(None, index, issues, text)
     if root is None:
         return Loaded(None, index, issues, text)
     counter = [0]
     seen_ids: set[int] = set()
+    aliased: set[int] = set()
 
     def build(node: yaml.Node, path: PathKey) -> Any:
         counter[0] += 1
         if counter[0] > MAX_NODES:
             raise _TooBig()
         index.lines.setdefault(path, node.start_mark.line + 1)
-        if id(node) in seen_ids:
-            issues.append(Issue("aliases (*name) are not allowed", file=file, line=node.start_mark.line + 1,
-                                path=dotted(path), code="yaml-alias", hint="write the value out in full"))
+        if id(node) in seen_ids:  # an alias: reported once per anchor, at the line that uses it
+            if id(node) not in aliased:
+                aliased.add(id(node))
+                line = index.line_of(path[:-1]) if path and isinstance(path[-1], int) else index.lines.get(path)
+                issues.append(Issue("aliases (*name) are not allowed", file=file, line=line,
+                                    path=dotted(path), code="yaml-alias", hint="write the value out in full"))
             return None
         seen_ids.add(id(node))
+        if node.tag not in ALLOWED_TAGS:
+            issues.append(Issue(f"YAML tag {_short_tag(node.tag)!r} is not allowed (plain values, lists and "
+                                "mappings only)", file=file, line=node.start_mark.line + 1, path=dotted(path),
+                                code="yaml-tag", hint="remove the tag"))
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for knode, vnode in node.value:
@@ -137,6 +154,9 @@ def load_yaml_text(text: str, file: str) -> Loaded:
 
     try:
         data = build(root, ())
+    except RecursionError:
+        issues.append(Issue("document nests too deeply; refusing to expand", file=file, code="yaml-too-large"))
+        return Loaded(None, index, issues, text)
     except _TooBig:
         issues.append(Issue(f"document has more than {MAX_NODES} nodes; refusing to expand", file=file,
                             code="yaml-too-large"))
@@ -153,6 +173,10 @@ class _TooBig(Exception):
     pass
 
 
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
 def load_yaml_file(path: Path, display: str | None = None) -> Loaded:
     """Read and parse a YAML file; unreadable files raise InputError (exit 2)."""
     name = display or str(path)
@@ -163,5 +187,6 @@ def load_yaml_file(path: Path, display: str | None = None) -> Loaded:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start}); save the YAML file as UTF-8") from exc
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{name}:{line}: not valid UTF-8 (byte {exc.start}); save the YAML file as UTF-8") from exc
     return load_yaml_text(text, name)

@@ -22,6 +22,15 @@ def _leftovers(db: Path) -> list[Path]:
     return sorted(db.parent.glob(db.name + ".tmp-*"))
 
 
+def _is_duckdb(path: Path) -> bool:
+    """DuckDB files carry the magic bytes ``DUCK`` after an 8-byte checksum."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
 @contextmanager
 def atomic_target(db: Path) -> Iterator[Path]:
     """Yield a temporary path; on normal exit it replaces ``db``, on error it is removed."""
@@ -30,8 +39,17 @@ def atomic_target(db: Path) -> Iterator[Path]:
         raise UsageError(f"{db.parent}: folder does not exist; create it or choose another --db path")
     if db.exists() and db.is_dir():
         raise UsageError(f"{db}: is a folder; --db needs a file path")
+    if db.exists() and not db.is_file():
+        raise UsageError(f"{db}: is not a regular file (a device, pipe or socket); --db needs a database file path")
+    if db.is_file() and db.stat().st_size and not _is_duckdb(db):
+        raise UsageError(f"{db}: exists and is not a DuckDB database; refusing to replace it — "
+                         "choose another --db path (or delete the file yourself)")
     lock_path = db.with_name(db.name + ".lock")
-    fh = lock_path.open("a+")
+    try:
+        fh = lock_path.open("a+")
+    except OSError as exc:
+        raise UsageError(f"{db}: cannot create the build lock {lock_path.name} beside it ({exc.strerror or exc}); "
+                         "choose a --db path in a folder you can write to") from None
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

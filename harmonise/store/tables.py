@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 
-from harmonise.spec.expr import quote_ident
+from harmonise.spec.expr import quote_ident, sql_literal
 from harmonise.spec.schema import TargetSchema, Variable
 
 SQL_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR", "city": "VARCHAR",
@@ -92,3 +93,15 @@ def _var_row(v: Variable, i: int) -> tuple[object, ...]:
 
 def to_json(data: object) -> str:
     return json.dumps(data, sort_keys=True, default=str)
+
+
+def append_database(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Append every table of the database file ``path`` to the table of the same name in ``con``."""
+    con.execute(f"ATTACH {sql_literal(str(path))} AS part (READ_ONLY)")
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'part' "
+                                            "ORDER BY table_name").fetchall()]
+        for t in tables:
+            con.execute(f"INSERT INTO main.{quote_ident(t)} SELECT * FROM part.main.{quote_ident(t)}")
+    finally:
+        con.execute("DETACH part")

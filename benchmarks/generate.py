@@ -1,0 +1,151 @@
+"""Generate ESS-scale benchmark files: ESS round 8 as declared, widened with filler variables.
+
+The mapped variables come from the project's fixture generator (real ESS names,
+labels and user-missing declarations, values drawn by inverting the crosswalk);
+filler variables in the ESS style (0–10 and 1–5 scales with labelled endpoints,
+77/88/99 declared missing) widen the file to ``--columns``. A base block is
+generated once and repeated with fresh respondent numbers: the first block is
+written by pyreadstat (uncompressed, as in the issue's 240 MB reference file),
+later blocks are appended to the data section and the case count patched, so a
+16× file never has to fit in memory.
+
+    python benchmarks/generate.py --out benchmarks/data --scales 1 4 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harmonise.fixtures import generate as fixtures
+
+BASE_ROWS = 50_000
+COLUMNS = 600
+FILE_NAME = "ESS8e02_1.sav"          # matches the ESS round 8 file pattern of mappings/ess.yaml
+NCASES_OFFSET = 80                   # int32 case count in the SPSS file header
+DICT_END = struct.pack("<ii", 999, 0)  # dictionary termination record right before the data
+MISSING_LABELS = {77.0: "Refusal", 88.0: "Don't know", 99.0: "No answer"}
+
+
+def ess_base(rows: int, seed: int = 1) -> tuple[pd.DataFrame, object]:
+    """ESS round 8 fixture rows (every variable the crosswalk maps) and their pyreadstat metadata."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = fixtures(ROOT, Path(tmp), survey="ess", wave="8", rows=rows, seed=seed)[0]
+        return pyreadstat.read_sav(str(path), user_missing=True)
+
+
+def fillers(n: int, rows: int, seed: int) -> tuple[pd.DataFrame, dict[str, str], dict[str, dict[float, str]]]:
+    """``n`` ESS-style filler items: values, variable labels, value labels (most variables labelled)."""
+    rng = np.random.default_rng(seed)
+    data, labels, values = {}, {}, {}
+    for i in range(n):
+        name = f"fill{i + 1:03d}"
+        kind = i % 5
+        if kind == 4:                      # unlabelled continuous (hours, amounts)
+            col = np.round(rng.gamma(2.0, 20.0, rows), 1)
+            labels[name] = f"Filler amount {i + 1}"
+        else:
+            top = 10 if kind < 3 else 5
+            col = rng.integers(0 if top == 10 else 1, top + 1, rows).astype("float64")
+            miss = rng.random(rows)
+            col[miss < 0.02] = 88.0
+            col[(miss >= 0.02) & (miss < 0.03)] = 77.0
+            labels[name] = f"Filler scale item {i + 1}"
+            ends = {0.0: "Extremely bad", 10.0: "Extremely good"} if top == 10 else \
+                {1.0: "Agree strongly", 5.0: "Disagree strongly"}
+            values[name] = {**ends, **MISSING_LABELS}
+        data[name] = col
+    return pd.DataFrame(data), labels, values
+
+
+def write_scaled(path: Path, block: pd.DataFrame, meta: object, extra: tuple[pd.DataFrame, dict, dict] | None,
+                 blocks: int) -> None:
+    """Write ``blocks`` copies of ``block`` (idno renumbered) as one uncompressed .sav file."""
+    df = block if extra is None else pd.concat([block, extra[0]], axis=1)
+    labels = [meta.column_names_to_labels.get(c) or "" for c in block.columns]  # type: ignore[attr-defined]
+    value_labels = dict(meta.variable_value_labels)  # type: ignore[attr-defined]
+    ranges = {k: v for k, v in meta.missing_ranges.items() if v}  # type: ignore[attr-defined]
+    if extra is not None:
+        labels += [extra[1][c] for c in extra[0].columns]
+        value_labels.update(extra[2])
+        ranges.update({c: [{"lo": 77.0, "hi": 99.0}] for c in extra[2]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pyreadstat.write_sav(df, str(path), column_labels=labels, variable_value_labels=value_labels,
+                         missing_ranges=ranges)
+    rows = len(df)
+    _, written = pyreadstat.read_sav(str(path), metadataonly=True)
+    types, widths = written.readstat_variable_types, written.variable_storage_width
+    segments = [-(-max(widths.get(c, 8), 1) // 8) if types.get(c) == "string" else 1 for c in df.columns]
+    row_bytes = 8 * sum(segments)
+    size = path.stat().st_size
+    start = size - rows * row_bytes
+    with path.open("r+b") as fh:
+        fh.seek(start - len(DICT_END))
+        if fh.read(len(DICT_END)) != DICT_END:
+            raise RuntimeError(f"{path}: unexpected .sav layout (no dictionary end before the data)")
+        fh.seek(start)
+        raw = np.frombuffer(fh.read(rows * row_bytes), dtype="<f8").reshape(rows, sum(segments))
+        idno_seg = sum(segments[: list(df.columns).index("idno")])
+        fh.seek(0, 2)
+        for b in range(1, blocks):
+            chunk = raw.copy()
+            chunk[:, idno_seg] = np.arange(b * rows + 1, (b + 1) * rows + 1, dtype="float64")
+            fh.write(chunk.tobytes())
+        fh.seek(NCASES_OFFSET)
+        fh.write(struct.pack("<i", rows * blocks))
+
+
+def generate(out: Path, scales: list[int], rows: int = BASE_ROWS, columns: int = COLUMNS, seed: int = 1,
+             narrow: bool = True) -> dict[str, Path]:
+    """Write ``<out>/wide-<k>x/`` (``columns`` wide) per scale and ``<out>/narrow-1x/`` (mapped only).
+
+    Returns name → folder. Files already present with the right header row count are kept.
+    """
+    base, meta = ess_base(min(rows, 10_000), seed)
+    reps = -(-rows // len(base))
+    block = pd.concat([base] * reps, ignore_index=True).iloc[:rows].copy()
+    block["idno"] = np.arange(1, rows + 1, dtype="float64")
+    extra = fillers(max(columns - block.shape[1], 0), rows, seed)
+    made: dict[str, Path] = {}
+    plan = [(f"wide-{k}x", k, extra) for k in scales] + ([("narrow-1x", 1, None)] if narrow else [])
+    for name, k, ext in plan:
+        path = out / name / FILE_NAME
+        if not _complete(path, rows * k, None if ext is None else columns):
+            write_scaled(path, block, meta, ext, k)
+        made[name] = path.parent
+    return made
+
+
+def _complete(path: Path, rows: int, columns: int | None) -> bool:
+    if not path.is_file():
+        return False
+    _, m = pyreadstat.read_sav(str(path), metadataonly=True)
+    return m.number_rows == rows and (columns is None or m.number_columns == columns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "data")
+    ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16], help="multiples of --rows")
+    ap.add_argument("--rows", type=int, default=BASE_ROWS, help="rows at scale 1")
+    ap.add_argument("--columns", type=int, default=COLUMNS, help="width of the wide files")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    for name, folder in generate(args.out, args.scales, args.rows, args.columns, args.seed).items():
+        f = folder / FILE_NAME
+        print(f"{name}: {f} ({f.stat().st_size / 1e6:,.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

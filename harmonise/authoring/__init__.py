@@ -1,0 +1,1 @@
+"""Tools for crosswalk authors and CI: inspect, scaffold, JSON Schema, diff, coverage."""

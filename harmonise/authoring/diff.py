@@ -1,0 +1,268 @@
+"""What changes between two versions of a crosswalk, per target and survey-wave.
+
+Both versions are resolved wave by wave (overrides applied, code tables expanded, survey
+defaults applied against the declared codebook) and compared as plans: codes remapped,
+added or removed, missing reasons changed, rule kind, source, range, expression and quality
+changes, and coverage gained or lost (``not_asked`` ↔ measured). With source data, both
+versions are compiled by harmonise's own compiler and run on the file; the respondents
+whose value or missing reason differs are counted per target.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from harmonise.errors import Issue, UsageError, ValidationFailed
+from harmonise.readers.files import EXTENSIONS, open_source
+from harmonise.spec.crosswalk import Crosswalk, Wave
+from harmonise.spec.project import Project, load_schema, load_tables, validate_model
+from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
+from harmonise.spec.yamlload import load_yaml_text
+
+MEASURED_KINDS = ("map", "range", "table", "expr", "constant")
+
+
+@dataclass
+class Change:
+    """One difference for one target in one survey-wave."""
+
+    target: str
+    wave: str
+    # remapped, code_added, code_removed, missing_changed, system_missing, gained, lost, wave_added,
+    # wave_removed, or the rule field that changed (kind, source, range, transform, expr, constant, table, quality)
+    what: str
+    old: Any = None
+    new: Any = None
+    code: Any = None
+
+    def text(self) -> str:
+        if self.what in ("gained", "lost"):
+            return f"coverage {self.what}: {self.old} → {self.new}"
+        if self.what == "code_added":
+            was = f" (was missing reason {self.old!r})" if self.old else ""
+            return f"code {self.code!r}: added → {_show(self.new)}{was}"
+        if self.what == "code_removed":
+            now = f"missing reason {self.new!r}" if self.new else "unmapped"
+            return f"code {self.code!r}: removed (was {_show(self.old)}; now {now})"
+        if self.code is not None:
+            return f"code {self.code!r}: {self.what.replace('_', ' ')} {_show(self.old)} → {_show(self.new)}"
+        return f"{self.what}: {_show(self.old)} → {_show(self.new)}"
+
+
+def _show(v: Any) -> str:
+    return "(none)" if v is None else repr(v) if isinstance(v, str) else str(v)
+
+
+@dataclass
+class DiffResult:
+    survey: str
+    old: str
+    new: str
+    changes: list[Change] = field(default_factory=list)
+    respondents: dict[tuple[str, str], int] = field(default_factory=dict)  # (wave, target) → rows changed
+    files: dict[str, str] = field(default_factory=dict)  # wave → data file used
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"survey": self.survey, "old": self.old, "new": self.new,
+                "changes": [asdict(c) for c in self.changes],
+                "respondents": [{"wave": w, "target": t, "changed": n} for (w, t), n in self.respondents.items()],
+                "files": self.files}
+
+
+def read_version(spec: str, cwd: Path | None = None) -> tuple[str, str]:
+    """Text of a crosswalk version: a file path, or ``REV:path`` read with ``git show``."""
+    path = Path(spec)
+    if path.is_file():
+        return path.read_text(encoding="utf-8"), str(path)
+    if ":" in spec:
+        try:
+            proc = subprocess.run(["git", "show", spec], cwd=cwd, capture_output=True, text=True, check=False)
+        except OSError as exc:
+            raise UsageError(f"{spec}: cannot run git ({exc})") from exc
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["unknown error"])[0]
+            raise UsageError(f"{spec}: git show failed: {first}")
+        return proc.stdout, spec
+    raise UsageError(f"{spec}: no such file (give a path, or REV:path for a git revision such as "
+                     "HEAD~1:mappings/ess.yaml)")
+
+
+def parse_version(text: str, name: str) -> Crosswalk:
+    obj, issues = validate_model(Crosswalk, load_yaml_text(text, name))
+    if obj is None:
+        raise ValidationFailed(issues, f"{name} is not a valid crosswalk")
+    return obj
+
+
+def _plans(cw: Crosswalk, project: Project) -> dict[str, WavePlan]:
+    assert project.schema is not None
+    out = {}
+    for w in cw.waves:
+        cb = project.codebooks.get((cw.survey, w.wave)) if (cw.survey, w.wave) in project.codebooks else None
+        meta = cb.to_meta(project.codebook_files[(cw.survey, w.wave)]).variables if cb else None
+        out[w.wave] = resolve_wave(cw, w, project.schema, project.tables, meta)
+    return out
+
+
+def compare_plans(a: TargetPlan, b: TargetPlan, wave: str) -> list[Change]:
+    """Differences between two resolved plans of the same target and wave."""
+    t = a.target
+    out: list[Change] = []
+    measured_a, measured_b = a.kind in MEASURED_KINDS, b.kind in MEASURED_KINDS
+    if a.kind == "not_asked" and measured_b:
+        return [Change(t, wave, "gained", "not asked", b.rule_text)]
+    if measured_a and b.kind == "not_asked":
+        return [Change(t, wave, "lost", a.rule_text, "not asked")]
+    if a.kind != b.kind:
+        out.append(Change(t, wave, "kind", a.kind, b.kind))
+    for attr in ("source", "range", "transform", "expr", "constant", "table", "quality", "not_asked"):
+        va, vb = getattr(a, attr), getattr(b, attr)
+        if va != vb:
+            out.append(Change(t, wave, attr, list(va) if isinstance(va, tuple) else va,
+                              list(vb) if isinstance(vb, tuple) else vb))
+    if a.kind in ("map", "table") or b.kind in ("map", "table"):
+        for code in sorted(set(a.values) | set(b.values), key=lambda c: (isinstance(c, str), str(c))):
+            va, vb = a.values.get(code), b.values.get(code)
+            if code in a.values and code in b.values:
+                if va != vb or type(va) is not type(vb):
+                    out.append(Change(t, wave, "remapped", va, vb, code))
+            elif code in b.values:
+                out.append(Change(t, wave, "code_added", a.missing.reasons.get(code), vb, code))
+            else:
+                out.append(Change(t, wave, "code_removed", va, b.missing.reasons.get(code), code))
+    for code in sorted(set(a.missing.reasons) | set(b.missing.reasons), key=lambda c: (isinstance(c, str), str(c))):
+        ra, rb = a.missing.reasons.get(code), b.missing.reasons.get(code)
+        if ra != rb and code not in a.values and code not in b.values:
+            out.append(Change(t, wave, "missing_changed", ra, rb, code))
+    if a.missing.system != b.missing.system:
+        out.append(Change(t, wave, "system_missing", a.missing.system, b.missing.system))
+    return out
+
+
+def diff_crosswalks(old: Crosswalk, new: Crosswalk, project: Project) -> list[Change]:
+    """Every change per target and survey-wave, in wave then schema order."""
+    assert project.schema is not None
+    pa, pb = _plans(old, project), _plans(new, project)
+    changes: list[Change] = []
+    for w in [*pa, *(x for x in pb if x not in pa)]:
+        if w not in pb:
+            changes.append(Change("*", w, "wave_removed", w, None))
+            continue
+        if w not in pa:
+            changes.append(Change("*", w, "wave_added", None, w))
+            continue
+        for name in project.schema.names:
+            a, b = pa[w].targets.get(name), pb[w].targets.get(name)
+            if a is not None and b is not None:
+                changes.extend(compare_plans(a, b, w))
+    return changes
+
+
+def data_files(data: Path, waves: list[Wave]) -> dict[str, Path]:
+    """The first file under ``data`` matching each wave's patterns."""
+    files = [data] if data.is_file() else sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTENSIONS)
+    out: dict[str, Path] = {}
+    for w in waves:
+        for f in files:
+            if any(fnmatch.fnmatch(f.name.lower(), p.lower()) for p in w.files):
+                out.setdefault(w.wave, f)
+    return out
+
+
+def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, path: Path,
+                  targets: list[str], encoding: str | None = None) -> dict[str, int]:
+    """Respondents of ``path`` whose value or missing reason of each target differs between versions."""
+    from harmonise.compile.sql import compile_wave
+
+    assert project.schema is not None
+    src = open_source(path, encoding)
+    extended = {n for n, vm in src.meta.variables.items() if vm.type == "numeric"} if src.format == "dta" else set()
+    compiled, columns = [], []
+    for cw in (old, new):
+        plan = resolve_wave(cw, cw.wave(wave), project.schema, project.tables, src.meta.variables)
+        c = compile_wave(plan, src.meta, project.schema, project.tables, extended)
+        if c.errors:
+            raise ValidationFailed([Issue(e.message, path=f"targets.{e.target}", survey=cw.survey, wave=wave)
+                                    for e in c.errors], f"{cw.survey} wave {wave} does not compile against {path.name}")
+        compiled.append(c.sql)
+        columns += [n for n in plan.sources() if src.meta.get(n) is not None and n not in columns]
+    counts = dict.fromkeys(targets, 0)
+    con = duckdb.connect(":memory:")
+    try:
+        for chunk in src.chunks([src.meta.get(n).name for n in columns]):  # type: ignore[union-attr]
+            con.register("src", chunk)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE a AS {compiled[0]}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE b AS {compiled[1]}")
+            con.unregister("src")
+            for t in targets:
+                var = project.schema.variable(t)
+                cols = [t] + ([var.missing_column] if var.has_missing_column else [])
+                cond = " OR ".join(f'a."{c}" IS DISTINCT FROM b."{c}"' for c in cols)
+                counts[t] += con.execute(f"SELECT count(*) FROM a JOIN b USING (source_row) WHERE {cond}").fetchone()[0]
+    finally:
+        con.close()
+    return counts
+
+
+def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
+         encoding: str | None = None) -> DiffResult:
+    """Compare two versions of a crosswalk (paths or ``REV:path``), optionally counting respondents."""
+    schema, issues = load_schema(root)
+    tables, more = load_tables(root)
+    if schema is None:
+        raise ValidationFailed(issues + more, "mappings/schema.yaml does not load")
+    project = Project(root=root, schema=schema, tables=tables)
+    old = parse_version(*read_version(old_spec))
+    new = parse_version(*read_version(new_spec))
+    if old.survey != new.survey:
+        raise UsageError(f"the versions map different surveys ('{old.survey}' and '{new.survey}')")
+    _add_codebooks(project, new)
+    result = DiffResult(new.survey, old_spec, new_spec, diff_crosswalks(old, new, project))
+    if data is not None:
+        if not data.exists():
+            raise UsageError(f"{data}: no such file or folder")
+        common = [w for w in new.waves if any(o.wave == w.wave for o in old.waves)]
+        for wave, path in data_files(data, common).items():
+            targets = sorted({c.target for c in result.changes if c.wave == wave and c.target != "*"},
+                             key=project.schema.names.index)
+            if targets:
+                result.files[wave] = str(path)
+                for t, n in count_changed(old, new, project, wave, path, targets, encoding).items():
+                    result.respondents[(wave, t)] = n
+    return result
+
+
+def _add_codebooks(project: Project, cw: Crosswalk) -> None:
+    for w in cw.waves:
+        path = project.root / "surveys" / cw.survey / (w.codebook or f"codebook_{w.wave}.yaml")
+        if path.is_file():
+            project.codebooks.add((cw.survey, w.wave), path)
+            project.codebook_files[(cw.survey, w.wave)] = str(path.relative_to(project.root))
+
+
+def render_text(r: DiffResult) -> str:
+    """Changes grouped by survey-wave and target, with the respondent count where measured."""
+    if not r.changes:
+        return f"{r.survey}: no changes between {r.old} and {r.new}"
+    lines = [f"{r.survey}: {r.old} → {r.new}"]
+    last = None
+    for c in r.changes:
+        if (c.wave, c.target) != last:
+            last = (c.wave, c.target)
+            n = r.respondents.get(last)
+            count = f"  ({n:,} respondent(s) change value)" if n is not None else ""
+            lines.append(f"wave {c.wave}  {c.target}{count}")
+        lines.append(f"    {c.text()}")
+    lines += [f"(respondents counted on {path} for wave {wave})" for wave, path in r.files.items()]
+    return "\n".join(lines)
+
+
+def render_json(r: DiffResult) -> str:
+    return json.dumps(r.to_dict(), indent=2, default=str)

@@ -1,0 +1,124 @@
+"""Analysis commands: indicators, compare, export (argument parsing and rendering only)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harmonise.cli.base import format_rows, handled, main
+from harmonise.reports.estimate import Rule
+from harmonise.reports.indicators import BY_COLUMNS, WEIGHTS, Estimates
+
+DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
+                  show_default=True, help="Built database to read.")
+TABLE_COLUMNS = ("n", "n_eff", "item_nonresponse", "estimate", "se", "ci_low", "ci_high", "cv", "reliability",
+                 "flags", "gap", "gap_se")
+RULE_OPTIONS = [("min_n", int, "Suppress when the unweighted n is below this."),
+                ("min_n_eff", float, "Suppress when the Kish effective n is below this."),
+                ("suppress_nonresponse", float, "Suppress when the item non-response share exceeds this."),
+                ("flag_n", int, "Flag low reliability when n is below this."),
+                ("flag_cv", float, "Flag when the coefficient of variation exceeds this."),
+                ("flag_rel_ci", float, "Flag when the 95% CI width relative to the estimate exceeds this."),
+                ("flag_nonresponse", float, "Flag when the item non-response share exceeds this.")]
+
+
+def estimation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Weight, age band and suppression-rule options shared by `indicators` and `compare`."""
+    defaults = Rule()
+    for name, typ, text in reversed(RULE_OPTIONS):
+        fn = click.option(f"--{name.replace('_', '-')}", name, type=typ, default=getattr(defaults, name),
+                          show_default=True, help=text)(fn)
+    fn = click.option("--age", default=None, metavar="FROM-TO",
+                      help="Age band instead of each indicator's default, e.g. 25-54.")(fn)
+    fn = click.option("--weight", type=click.Choice(WEIGHTS), default="weight", show_default=True,
+                      help="weight (recommended analysis weight), weight_design, or none (unweighted).")(fn)
+    return fn
+
+
+def _rule(opts: dict[str, Any]) -> Rule:
+    return Rule(**{name: opts.pop(name) for name, _, _ in RULE_OPTIONS})
+
+
+def _age(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise click.UsageError(f"--age {text!r}: write FROM-TO in years, e.g. 20-64") from None
+    return lo, hi
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def render(est: Estimates, fmt: str) -> str:
+    """Estimates as a table (rounded, rule in a footer), CSV or JSON (full precision, rule in every row)."""
+    if fmt == "json":
+        return json.dumps({"weight": est.weight, "rule": est.rule.describe(), "rows": est.records()}, indent=2,
+                          default=str)
+    if fmt == "csv":
+        return format_rows(est.columns, est.rows, "csv")
+    keep = [i for i, c in enumerate(est.columns) if c not in ("weight", "rule", "design")]
+    rows = [tuple(round(r[i], 4) if isinstance(r[i], float) else r[i] for i in keep) for r in est.rows]
+    designs = sorted({str(r[est.columns.index("design")]) for r in est.rows})
+    return "\n".join([format_rows([est.columns[i] for i in keep], rows, "table"),
+                      f"weight: {est.weight}; design: {', '.join(designs) or '-'}", f"rule: {est.rule.describe()}"])
+
+
+@main.command()
+@click.option("--indicator", "names", multiple=True, help="Indicator name (repeatable or comma-separated; default all).")
+@click.option("--by", "by", multiple=True, help=f"Grouping column(s): {', '.join(BY_COLUMNS)} "
+              "(repeatable or comma-separated; default survey,wave,country).")
+@click.option("--group", default=None, help="Migrant breakdown (declared in mappings/indicators.yaml), e.g. "
+              "birthplace, origin_group, migrant_generation, citizenship_group; gaps are against its native group.")
+@estimation_options
+@DB
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@handled
+def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, age: str | None, weight: str,
+               db: Path, fmt: str, **rule: Any) -> None:
+    """Weighted indicators with SEs, 95% CIs, reliability flags and gaps vs natives."""
+    from harmonise.reports.indicators import DEFAULT_BY
+    from harmonise.reports.indicators import indicators as estimate
+
+    est = estimate(db, _split(names) or None, _split(by) or list(DEFAULT_BY), group, weight=weight, age=_age(age),
+                   rule=_rule(rule))
+    click.echo(render(est, fmt))
+
+
+@main.command()
+@click.option("--indicator", required=True, help="Indicator to draw.")
+@click.option("--by", "by", multiple=True, help=f"Cells of the chart: {', '.join(BY_COLUMNS)} (default country).")
+@click.option("--group", default="birthplace", show_default=True, help="Migrant breakdown drawn within each cell.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Image file to write (.png, .svg or .pdf).")
+@estimation_options
+@DB
+@handled
+def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, age: str | None, weight: str, db: Path,
+            **rule: Any) -> None:
+    """Draw estimates with 95% CIs by cell and migrant group; suppressed cells are marked, not drawn."""
+    from harmonise.reports.chart import compare as draw
+
+    chart = draw(db, indicator, out, _split(by) or ["country"], group, weight=weight, age=_age(age), rule=_rule(rule))
+    click.echo(f"wrote {out}: {len(chart.plotted)} estimate(s), {len(chart.suppressed)} suppressed cell(s)")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "dta", "sav"]), required=True,
+              help="parquet (partitioned by survey and wave), csv, dta (Stata) or sav (SPSS).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write into.")
+@DB
+@handled
+def export(fmt: str, out: Path, db: Path) -> None:
+    """Export the harmonised respondents with labels and missing reasons."""
+    from harmonise.reports.export import export as write
+
+    for path in write(db, out, fmt):
+        click.echo(str(path))

@@ -1,0 +1,131 @@
+"""Commands for crosswalk authors and CI: inspect, scaffold, schema, diff, coverage.
+
+Argument parsing and rendering only; the work is done in :mod:`harmonise.authoring`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harmonise.cli.base import FORMAT, context_root, handled, main
+from harmonise.errors import Issue, UsageError, ValidationFailed
+
+DATA_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@main.command()
+@click.argument("file", type=DATA_FILE)
+@click.option("--match", "patterns", multiple=True,
+              help="Only variables whose name or label contains this text or matches this glob (repeatable).")
+@click.option("--max-codes", type=click.IntRange(0, 100_000), default=20, show_default=True,
+              help="Unlabelled values listed per variable (most frequent first); labelled and missing codes always.")
+@click.option("--no-data", is_flag=True, help="Metadata only: do not read the data for frequencies.")
+@click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
+@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
+@handled
+def inspect(file: Path, patterns: tuple[str, ...], max_codes: int, no_data: bool, encoding: str | None,
+            fmt: str) -> None:
+    """Every variable of a source file: label, type, value labels, missing declarations, frequencies."""
+    from harmonise.authoring import inspect as insp
+
+    report = insp.inspect_file(file, list(patterns), encoding=encoding, max_codes=max_codes, data=not no_data)
+    if patterns and not report.variables:
+        raise UsageError(f"no variable of {file.name} matches {', '.join(patterns)}")
+    click.echo(insp.render_json(report) if fmt == "json" else insp.render_text(report))
+
+
+@main.command()
+@click.argument("file", type=DATA_FILE)
+@click.option("--survey", required=True, help="Survey name (lower case, as in mappings/<survey>.yaml).")
+@click.option("--wave", required=True, help="Wave identifier (e.g. 8, 2017, II).")
+@click.option("--year", type=click.IntRange(1980, 2035), default=None,
+              help="First fieldwork year (otherwise a TODO line).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the draft here (default: standard output).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--no-aliases", is_flag=True,
+              help="Rank by labels only (ignore mappings/aliases.yaml and the other crosswalks' names).")
+@click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
+@handled
+def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | None, force: bool,
+             no_aliases: bool, encoding: str | None) -> None:
+    """Draft a crosswalk for one wave of FILE; uncertain rules are marked TODO and fail validation."""
+    from harmonise.authoring.scaffold import scaffold as make
+
+    if out is not None and out.exists() and not force:
+        raise UsageError(f"{out} exists; pass --force to overwrite it")
+    draft = make(context_root(), file, survey, wave, year=year, encoding=encoding, aliases=not no_aliases)
+    text = draft.text()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+    where = str(out) if out else "standard output"
+    click.echo(f"{where}: {len(draft.targets)} target(s), {draft.todos} TODO line(s) to resolve", err=True)
+
+
+@main.command()
+@click.option("--json-schema", "json_schema", is_flag=True, required=True,
+              help="Print the JSON Schema of crosswalk files (generated from the crosswalk model).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write it to this file.")
+@click.option("--check", is_flag=True, help="Exit 1 if schemas/crosswalk.schema.json differs from the generated one.")
+@handled
+def schema(json_schema: bool, out: Path | None, check: bool) -> None:
+    """The JSON Schema that editors use to complete and check crosswalk keys."""
+    del json_schema  # a required flag: the one kind of schema this command writes, named for clarity
+    from harmonise.authoring.jsonschema import SCHEMA_PATH, crosswalk_json_schema, render
+    from harmonise.spec.project import load_schema
+
+    root = context_root()
+    target_schema, _ = load_schema(root)
+    text = render(crosswalk_json_schema(target_schema))
+    if check:
+        committed = root / SCHEMA_PATH
+        if not committed.is_file() or committed.read_text(encoding="utf-8") != text:
+            raise ValidationFailed([Issue(f"{SCHEMA_PATH} is missing or out of date", file=str(SCHEMA_PATH),
+                                          code="stale-schema",
+                                          hint=f"run `harmonise schema --json-schema --out {SCHEMA_PATH}`")])
+        click.echo(f"{SCHEMA_PATH} is up to date")
+    elif out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Folder or file of source data: count the respondents whose value changes.")
+@click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
+@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
+@handled
+def diff(old: str, new: str, data: Path | None, encoding: str | None, fmt: str) -> None:
+    """Changes between two versions of a crosswalk (paths, or REV:path git revisions)."""
+    from harmonise.authoring import diff as d
+
+    result = d.diff(context_root(), old, new, data, encoding)
+    click.echo(d.render_json(result) if fmt == "json" else d.render_text(result))
+
+
+@main.command()
+@click.option("--survey", "surveys", multiple=True, help="Only this survey (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@handled
+def coverage(surveys: tuple[str, ...], fmt: str) -> None:
+    """The target × survey-wave matrix: quality of each mapped cell, derived, or not asked."""
+    from harmonise.authoring import coverage_view as cv
+    from harmonise.spec.project import load_project
+
+    project = load_project(context_root())
+    if project.schema is None or not project.ok:
+        raise ValidationFailed(project.issues, "the project does not load")
+    unknown = sorted(set(surveys) - set(project.crosswalks))
+    if unknown:
+        raise UsageError(f"unknown survey(s) {', '.join(unknown)}; known: {', '.join(sorted(project.crosswalks))}")
+    m = cv.matrix(project, list(surveys))
+    click.echo({"json": cv.render_json, "csv": cv.render_csv}.get(fmt, cv.render_text)(m))

@@ -1,0 +1,52 @@
+"""SQL summarising a harmonised chunk ``h``: one row per variable and distinct (source code, value, reason).
+
+The profile feeds both the harmonisation report (every source code → target
+value or missing reason, counted) and pandera validation (each distinct value
+and reason pair, with its row count and first source row), so the harmonised
+rows are scanned once by DuckDB and never copied into pandas.
+"""
+
+from __future__ import annotations
+
+from harmonise.compile.sql import CompiledWave
+from harmonise.spec.expr import quote_ident, sql_literal
+from harmonise.spec.resolve import WavePlan
+from harmonise.spec.schema import TargetSchema
+
+# types whose report shows '*' for "a value" rather than the value itself (unless mapped code by code)
+STARRED = ("integer", "number", "string", "country", "language", "city")
+CODED = ("country", "language", "city")
+COUNTS = "count(*)::BIGINT AS n, min(source_row)::BIGINT AS first_row"
+
+
+def profile_sql(compiled: CompiledWave, plan: WavePlan, schema: TargetSchema, relation: str = "h") -> str:
+    """One ``SELECT … GROUP BY ALL`` per schema variable, joined by UNION ALL."""
+    parts = []
+    for var in schema.variables:
+        tp = plan.targets.get(var.name)
+        v = quote_ident(var.name)
+        if var.type in STARRED and not (tp is not None and tp.kind in ("map", "table") and var.type in CODED):
+            shown = f"CASE WHEN {v} IS NULL THEN NULL ELSE '*' END"
+        else:
+            shown = f"CAST({v} AS VARCHAR)"
+        num = var.type in ("integer", "number")
+        text = f"CAST({v} AS VARCHAR)" if not num and var.type != "boolean" else "NULL::VARCHAR"
+        reason = quote_ident(var.missing_column) if var.has_missing_column else "NULL::VARCHAR"
+        src = quote_ident(var.name + "__src")
+        parts.append(
+            f"SELECT {sql_literal(var.name)} AS target, CAST({src} AS VARCHAR) AS source_code, {shown} AS report_value, "
+            f"{text} AS v_text, {f'CAST({v} AS DOUBLE)' if num else 'NULL::DOUBLE'} AS v_num, "
+            f"{f'CAST({v} AS BOOLEAN)' if var.type == 'boolean' else 'NULL::BOOLEAN'} AS v_bool, "
+            f"{reason} AS reason, {COUNTS} FROM {relation} GROUP BY ALL")
+    return "\nUNION ALL ".join(parts)
+
+
+def report_insert(compiled: CompiledWave, stage: str = "report_stage", relation: str = "prof") -> str:
+    """Fold a chunk's profile into the report stage (reported targets only)."""
+    names = ", ".join(sql_literal(n) for n in compiled.report_targets) or "NULL"
+    return (f"INSERT INTO {stage} SELECT target, source_code, report_value, reason, sum(n)::BIGINT FROM {relation} "
+            f"WHERE target IN ({names}) GROUP BY ALL")
+
+
+VALIDATION_SELECT = ("SELECT target, v_text, v_num, v_bool, reason, sum(n)::BIGINT AS n, "
+                     "min(first_row)::BIGINT AS first_row FROM prof GROUP BY ALL ORDER BY target, first_row")

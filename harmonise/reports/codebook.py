@@ -1,0 +1,160 @@
+"""Codebooks in HTML, Markdown and DDI-Codebook 2.5, generated from the declarations (and a database).
+
+``write_codebook(root, out)`` renders the :class:`~harmonise.reports.codebook_model.Codebook`
+of the project at ``root`` into ``out/html/``, ``out/markdown/`` and ``out/ddi/``.
+The output is deterministic (stable order, no timestamps, relative paths only), so the
+codebook committed under ``codebooks/`` can be checked against the mappings byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from harmonise.errors import UsageError
+from harmonise.reports.codebook_model import Codebook, load_codebook_model
+from harmonise.reports.codebook_stats import MIN_CELL, Stats, WaveStats, database_stats
+from harmonise.reports.ddi import harmonised_ddi, wave_ddi
+from harmonise.store.connect import connect
+
+TEMPLATES = Path(__file__).parent / "templates"
+FORMATS = ("html", "markdown", "ddi")
+SUFFIXES = {"html": ".html", "markdown": ".md", "ddi": ".xml"}
+FLAG_LETTERS = {"exact": "E", "recoded": "R", "approximate": "A", "proxy": "P", "derived": "D",
+                "automatic": "·", "not_asked": "–"}
+CHART_ROWS = 15
+
+
+@dataclass
+class CodebookResult:
+    """What ``write_codebook`` wrote."""
+
+    out: Path
+    files: dict[str, int]  # format → number of files
+    bytes: int
+    removed: int
+    with_data: bool
+
+
+def disclosure_text(min_cell: int) -> str:
+    return (f"Disclosure control: a cell counted on fewer than {min_cell} unweighted respondents is shown as "
+            f"<{min_cell} without its weighted share; when only one cell of a table would be hidden, the next "
+            f"smallest is hidden too, so it cannot be recovered from the total. Numeric summaries need at least "
+            f"{min_cell} valid values.")
+
+
+def _num(x: object) -> str:
+    if x is None:
+        return "–"
+    f = float(x)  # type: ignore[arg-type]
+    return str(int(f)) if f.is_integer() else f"{f:.2f}"
+
+
+def _md(text: object) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
+
+
+def chart_bars(ws: WaveStats, labels: dict[str, str], reason_labels: dict[str, str]) -> list[dict[str, object]]:
+    """Bars of the inline chart (a histogram for numeric targets): unweighted shares of all respondents,
+    suppressed cells without a bar, at most CHART_ROWS rows."""
+    rows = ws.histogram + ws.missing if ws.histogram else ws.rows
+    if len(rows) > CHART_ROWS:
+        keep = set(map(id, sorted(rows, key=lambda r: -r.n)[:CHART_ROWS]))
+        rows = [r for r in rows if id(r) in keep]
+    bars = []
+    for r in rows:
+        if r.reason:
+            label = f"missing: {reason_labels.get(r.reason, r.reason)}"
+        elif r.value is None:
+            label = "valid values"
+        else:
+            label = f"{r.value} {labels.get(r.value, '')}".strip()  # a code, or a histogram bin
+        pct = None if r.suppressed or not ws.total else 100.0 * r.n / ws.total
+        bars.append({"label": label, "pct": pct, "missing": r.reason is not None})
+    top = max((float(b["pct"]) for b in bars if b["pct"] is not None), default=0.0)  # type: ignore[arg-type]
+    for b in bars:
+        b["width"] = 200.0 * float(b["pct"]) / top if b["pct"] is not None and top else 0.0  # type: ignore[arg-type]
+    return bars
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["num"] = _num
+    env.filters["md"] = _md
+    return env
+
+
+def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MIN_CELL) -> dict[str, str]:
+    """Every file of the codebook as {relative path: text}."""
+    env = _environment()
+    reason_labels = {r: label for r, label, _ in cb.reasons}
+    labels = {t.var.name: dict(t.codes) for t in cb.targets}
+    search = {t.var.name: " ".join([t.var.name, t.var.label, t.var.definition, cb.groups[t.var.group],
+                                    *sorted({s for e in t.entries for s in e.cell.sources})]).lower()
+              for t in cb.targets}
+    common = {"cb": cb, "stats": stats, "min_cell": min_cell, "flag_letters": FLAG_LETTERS,
+              "wave_titles": {w.key: w.title for w in cb.waves}, "reason_labels": reason_labels,
+              "disclosure": disclosure_text(min_cell), "bars": chart_bars,
+              "target_label": {t.var.name: t.var.label for t in cb.targets}}
+    files: dict[str, str] = {}
+
+    def render(name: str, path: str, **ctx: object) -> None:
+        files[path] = env.get_template(name).render({**common, **ctx})
+
+    render("index.html.j2", "html/index.html", up="", search_text=search)
+    render("coverage.html.j2", "html/coverage.html", up="")
+    for t in cb.targets:
+        var_stats = stats.get(t.var.name, {}) if stats is not None else None
+        ctx = {"t": t, "labels": labels[t.var.name], "stats": var_stats}
+        render("variable.html.j2", f"html/variables/{t.var.name}.html", up="../", **ctx)
+        render("variable.md.j2", f"markdown/{t.var.name}.md", **ctx)
+    for w in cb.waves:
+        render("survey.html.j2", f"html/surveys/{w.key}.html", up="../", w=w)
+        files[f"ddi/{w.key}.xml"] = wave_ddi(cb, w)
+    for tb in cb.tables:
+        render("table.html.j2", f"html/tables/{tb.name}.html", up="../", tb=tb)
+    render("index.md.j2", "markdown/README.md")
+    render("readme.md.j2", "README.md")
+    files["ddi/harmonised.xml"] = harmonised_ddi(cb)
+    return dict(sorted(files.items()))
+
+
+def write_files(files: dict[str, str], out: Path) -> int:
+    """Write ``files`` under ``out``; remove earlier generated files (by format folder and suffix) not written now."""
+    removed = 0
+    for fmt in FORMATS:
+        folder = out / fmt
+        if folder.is_dir():
+            for p in sorted(folder.rglob(f"*{SUFFIXES[fmt]}")):
+                if p.relative_to(out).as_posix() not in files:
+                    p.unlink()
+                    removed += 1
+    for rel, text in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8", newline="\n")
+    return removed
+
+
+def write_codebook(root: Path, out: Path, db: Path | None = None, min_cell: int = MIN_CELL) -> CodebookResult:
+    """Generate the codebook of the project at ``root`` into ``out`` (with frequencies from ``db`` if given)."""
+    if min_cell < 1:
+        raise UsageError(f"--min-cell must be at least 1, got {min_cell}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder; pass --out DIR")
+    if db is not None:
+        connect(db).close()  # fail fast (exit 2) on a missing or unreadable database
+    cb = load_codebook_model(root)
+    stats = None
+    if db is not None:
+        stats = database_stats(db, [t.var for t in cb.targets], min_cell)
+    files = render_codebook(cb, stats, min_cell)
+    removed = write_files(files, out)
+    counts = {fmt: sum(1 for p in files if p.startswith(fmt + "/")) for fmt in FORMATS}
+    size = sum(len(t.encode("utf-8")) for t in files.values())
+    return CodebookResult(out, counts, size, removed, stats is not None)

@@ -1,0 +1,128 @@
+"""Weighted ratio estimates with linearised (Taylor) standard errors, in DuckDB SQL.
+
+Every estimate is a ratio R = Σ w·y / Σ w over the respondents of a domain (a cell) whose
+outcome is known. Its variance is linearised: z_i = w_i (y_i − R) / Σ w over the domain (zero
+outside it), summed per primary sampling unit p of stratum h, and
+
+    V = Σ_h n_h/(n_h − 1) · Σ_p (z_hp − z̄_h)²,   n_h = PSUs of stratum h in the whole sample,
+
+computed as Σ_p z_hp² − (Σ_p z_hp)²/n_h over the PSUs the domain touches (the others have
+z = 0). Strata with a single PSU contribute nothing (documented in docs/indicators.md). The gap
+of a group against the native group of the same cell uses d = z_group − z_native per PSU, so
+the covariance of the two domains within the same design is included. Sums are compensated
+(``fsum``), so parallel aggregation gives the same stored numbers run after run.
+
+The base relation handed to :func:`estimate_sql` has the key columns, ``"group"``,
+``is_native``, ``w``, ``y``, ``answered``, ``stratum_id``, ``psu_id`` and ``has_design``; the
+design relation has ``stratum_id`` and ``n_h`` (PSUs per stratum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from harmonise.errors import UsageError
+from harmonise.spec.expr import quote_ident
+
+Z95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interval
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Suppression and reliability thresholds (defaults from domain.md); recorded with every result."""
+
+    min_n: int = 20
+    min_n_eff: float = 30.0
+    suppress_nonresponse: float = 0.50
+    flag_n: int = 50
+    flag_cv: float = 0.30
+    flag_rel_ci: float = 1.30
+    flag_nonresponse: float = 0.20
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value is None or value < 0:
+                raise UsageError(f"suppression rule: {name} must be a number >= 0 (got {value!r})")
+
+    def describe(self) -> str:
+        """The rule as one line, stored beside every estimate."""
+        return (f"suppress if n < {self.min_n} or n_eff < {self.min_n_eff:g} or item_nonresponse > "
+                f"{self.suppress_nonresponse:g}; low if n < {self.flag_n} or cv > {self.flag_cv:g} or "
+                f"rel_ci_width > {self.flag_rel_ci:g} or item_nonresponse > {self.flag_nonresponse:g}")
+
+
+def _variance(source: str) -> str:
+    """Per-cell design variance from the PSU totals ``z`` of relation ``source``."""
+    return f"""SELECT cell, fsum(CASE WHEN p.n_h > 1 THEN p.n_h / (p.n_h - 1.0) * (s.s2 - s.s1 * s.s1 / p.n_h)
+                             ELSE 0 END) AS v
+      FROM (SELECT cell, stratum_id, fsum(z * z) AS s2, fsum(z) AS s1 FROM {source} GROUP BY cell, stratum_id) s
+      JOIN design p USING (stratum_id) GROUP BY cell"""
+
+
+def estimate_sql(base: str, design: str, keys: list[str], rule: Rule) -> str:
+    """SQL giving one row per (keys…, group): n, n_eff, estimate, SE, CI, reliability and the gap.
+
+    ``base`` and ``design`` are SELECT statements (see the module docstring). ``keys`` are the
+    grouping columns besides ``group``; the native group of a cell is the row with ``is_native``.
+    """
+    k = ", ".join(quote_ident(c) for c in keys)
+    kg = f"{k}, \"group\"" if k else '"group"'
+    grp_keys = f"{k}, \"group\", is_native" if k else '"group", is_native'
+    cv = "CASE WHEN r.est <> 0 THEN sqrt(coalesce(v.v, 0)) / abs(r.est) END"
+    suppress = (f"(n < {rule.min_n} OR sw * sw / nullif(sw2, 0) < {rule.min_n_eff!r} "
+                f"OR coalesce(nonresp, 0) > {rule.suppress_nonresponse!r} OR est IS NULL)")
+    checks = [
+        (f"r.n < {rule.min_n}", f"n<{rule.min_n}"),
+        (f"r.sw * r.sw / nullif(r.sw2, 0) < {rule.min_n_eff!r}", f"n_eff<{rule.min_n_eff:g}"),
+        (f"r.nonresp > {rule.suppress_nonresponse!r}", f"item_nonresponse>{rule.suppress_nonresponse:g}"),
+        (f"r.n < {rule.flag_n}", f"n<{rule.flag_n}"),
+        (f"{cv} > {rule.flag_cv!r}", f"cv>{rule.flag_cv:g}"),
+        (f"2 * {Z95!r} * {cv} > {rule.flag_rel_ci!r}", f"rel_ci_width>{rule.flag_rel_ci:g}"),
+        (f"r.nonresp > {rule.flag_nonresponse!r}", f"item_nonresponse>{rule.flag_nonresponse:g}"),
+    ]
+    flags = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c} THEN '{label}' END" for c, label in checks) + ")"
+    low = " OR ".join(c for c, _ in checks[3:])
+    se = "sqrt(coalesce(v, 0))"
+    cv_out = "CASE WHEN est <> 0 THEN sqrt(coalesce(v, 0)) / abs(est) END"
+    shown = "CASE WHEN NOT sup THEN {} END"
+    return f"""
+WITH base AS MATERIALIZED ({base}),
+design AS MATERIALIZED ({design}),
+r AS MATERIALIZED (
+  SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
+         row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
+  FROM (SELECT {grp_keys}, count(*) FILTER (WHERE answered) AS n, count(*) FILTER (WHERE NOT answered) AS n_miss,
+               fsum(w) FILTER (WHERE answered) AS sw, fsum(w * w) FILTER (WHERE answered) AS sw2,
+               fsum(w * y) FILTER (WHERE answered) AS swy, bool_and(has_design) AS all_design,
+               bool_or(has_design) AS any_design
+        FROM base GROUP BY {grp_keys})),
+zp AS MATERIALIZED (
+  SELECT r.cell, any_value(r.parent) AS parent, any_value(r.is_native) AS is_native, b.stratum_id, b.psu_id,
+         fsum(b.w * (b.y - r.est)) / any_value(r.sw) AS z
+  FROM base b JOIN r USING ({grp_keys}) WHERE b.answered AND r.sw > 0
+  GROUP BY r.cell, b.stratum_id, b.psu_id),
+zd AS (
+  SELECT cell, stratum_id, psu_id, fsum(z) AS z FROM (
+    SELECT cell, stratum_id, psu_id, z FROM zp WHERE NOT is_native
+    UNION ALL
+    SELECT g.cell, n.stratum_id, n.psu_id, -n.z AS z
+    FROM zp n JOIN (SELECT cell, parent FROM r WHERE NOT is_native) g USING (parent) WHERE n.is_native) u
+  GROUP BY cell, stratum_id, psu_id),
+v AS ({_variance("zp")}),
+vd AS ({_variance("zd")}),
+out AS (
+  SELECT r.*, v.v, vd.v AS vd, nat.est AS nat_est, nat.sup AS nat_sup, {flags} AS flags_all, ({low}) AS low
+  FROM (SELECT *, {suppress} AS sup FROM r) r
+  LEFT JOIN v USING (cell) LEFT JOIN vd USING (cell)
+  LEFT JOIN (SELECT parent, est, {suppress} AS sup FROM r WHERE is_native) nat USING (parent))
+SELECT {k + ", " if k else ""}"group", n, sw * sw / nullif(sw2, 0) AS n_eff, nonresp AS item_nonresponse,
+       {shown.format("est")} AS estimate, {shown.format(se)} AS se,
+       {shown.format(f"est - {Z95!r} * {se}")} AS ci_low, {shown.format(f"est + {Z95!r} * {se}")} AS ci_high,
+       {shown.format(cv_out)} AS cv,
+       CASE WHEN sup THEN 'suppressed' WHEN low THEN 'low' ELSE 'ok' END AS reliability, flags_all AS flags,
+       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN est - nat_est END AS gap,
+       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN sqrt(coalesce(vd, 0)) END AS gap_se,
+       CASE WHEN all_design THEN 'stratum/psu' WHEN any_design THEN 'mixed: stratum/psu where present, else '
+            || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design
+FROM out
+ORDER BY {kg}"""

@@ -1,0 +1,290 @@
+"""Comparative indicators: declarations (mappings/indicators.yaml) compiled to SQL, estimated in DuckDB.
+
+The declarations are validated with pydantic and their expressions compiled with the restricted
+expression language at build time; the compiled definitions are stored in the database
+(``indicator_definitions``, ``indicator_breakdowns``) beside the default ``indicators`` table, so
+a built database answers :func:`indicators` on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, Field
+
+from harmonise.errors import UsageError, ValidationFailed
+from harmonise.reports.estimate import Rule, estimate_sql
+from harmonise.spec.expr import Context, ExprError, NameSQL, compile_expr, quote_ident, sql_literal
+from harmonise.spec.project import Project, rel, validate_model
+from harmonise.spec.schema import TargetSchema
+from harmonise.spec.yamlload import load_yaml_file
+from harmonise.store.connect import connect
+
+BY_COLUMNS = ("survey", "wave", "country", "city", "region_nuts", "urbanisation", "sex", "age_band")
+DEFAULT_BY = ("survey", "wave", "country")
+WEIGHTS = ("weight", "weight_design", "none")
+OUT_OF_POPULATION = ("not_asked", "not_applicable")
+_EXPR_TYPES = {"category": "string", "string": "string", "country": "string", "language": "string",
+               "city": "string", "boolean": "boolean", "integer": "number", "number": "number"}
+STRATUM_SQL = "survey || '|' || wave || '|' || country || '|' || coalesce(stratum, '')"
+PSU_SQL = "coalesce('p:' || psu, 'r:' || respondent_id)"
+DESIGN_SQL = f"SELECT stratum_id, count(DISTINCT psu_id) AS n_h FROM (SELECT {STRATUM_SQL} AS stratum_id, " \
+             f"{PSU_SQL} AS psu_id FROM respondents) GROUP BY stratum_id"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IndicatorSpec(_Strict):
+    label: str
+    age: tuple[int, int] = Field(description="Default age band [from, to], inclusive.")
+    unit: Literal["share", "mean"]
+    outcome: str
+    population: str | None = None
+    source: str
+
+
+class BreakdownSpec(_Strict):
+    label: str
+    expr: str
+    native: str
+
+
+class IndicatorFile(_Strict):
+    age_bands: list[int]
+    breakdowns: dict[str, BreakdownSpec]
+    indicators: dict[str, IndicatorSpec]
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One indicator, compiled."""
+
+    name: str
+    label: str
+    unit: str
+    age_low: int
+    age_high: int
+    population: str | None
+    outcome: str
+    source: str
+    population_sql: str
+    outcome_sql: str
+    outcome_reason_sql: str
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    name: str
+    label: str
+    expr: str
+    native: str
+    sql: str
+
+
+@dataclass
+class Definitions:
+    indicators: dict[str, Definition]
+    breakdowns: dict[str, Breakdown]
+    age_bands: list[int]
+
+
+def _context(schema: TargetSchema) -> Context:
+    def resolve(name: str) -> NameSQL:
+        v = schema.variable(name)
+        return NameSQL(quote_ident(name), quote_ident(v.missing_column) if v.has_missing_column else "NULL",
+                       _EXPR_TYPES[v.type])  # type: ignore[arg-type]
+
+    return Context(resolve=resolve, reasons=schema.reasons, params=schema.params, tables={})
+
+
+def load_definitions(root: Path, schema: TargetSchema) -> Definitions:
+    """Validate and compile ``mappings/indicators.yaml``; every problem located by file:line and path."""
+    path = root / "mappings" / "indicators.yaml"
+    loaded = load_yaml_file(path, rel(path, root))
+    model, issues = validate_model(IndicatorFile, loaded)
+    if model is None:
+        raise ValidationFailed(issues, f"{rel(path, root)}: indicator declarations are invalid")
+    ctx, idx = _context(schema), loaded.index
+
+    def compiled(text: str, where: tuple[str | int, ...], want: tuple[str, ...]) -> tuple[str, str]:
+        try:
+            c = compile_expr(text, ctx)
+        except ExprError as exc:
+            issues.append(idx.issue(where, f"{exc}", code="indicator-expr", hint="see docs/expressions.md"))
+            return "NULL", "NULL"
+        if c.type not in want and c.type != "unknown":
+            issues.append(idx.issue(where, f"expression gives a {c.type}, expected {' or '.join(want)}",
+                                    code="indicator-type"))
+        return c.value, c.reason
+
+    defs: dict[str, Definition] = {}
+    for name, spec in model.indicators.items():
+        lo, hi = spec.age
+        if not 0 <= lo <= hi <= 120:
+            issues.append(idx.issue(("indicators", name, "age"), f"age band [{lo}, {hi}] must satisfy "
+                                    "0 <= from <= to <= 120", code="indicator-age"))
+        want = ("boolean",) if spec.unit == "share" else ("number",)
+        out_sql, reason_sql = compiled(spec.outcome, ("indicators", name, "outcome"), want)
+        pop_sql = compiled(spec.population, ("indicators", name, "population"), ("boolean",))[0] \
+            if spec.population else "TRUE"
+        defs[name] = Definition(name, spec.label, spec.unit, lo, hi, spec.population, spec.outcome, spec.source,
+                                pop_sql, out_sql, reason_sql)
+    breakdowns = {}
+    for name, b in model.breakdowns.items():
+        if name in BY_COLUMNS:
+            issues.append(idx.issue(("breakdowns", name), f"breakdown name {name!r} is a grouping column",
+                                    code="indicator-breakdown", hint="choose another name"))
+        breakdowns[name] = Breakdown(name, b.label, b.expr, b.native,
+                                     compiled(b.expr, ("breakdowns", name, "expr"), ("string",))[0])
+    if model.age_bands != sorted(set(model.age_bands)) or not model.age_bands:
+        issues.append(idx.issue(("age_bands",), "age_bands must be increasing lower bounds", code="indicator-age"))
+    if issues:
+        raise ValidationFailed(issues, f"{rel(path, root)}: indicator declarations are invalid")
+    return Definitions(defs, breakdowns, model.age_bands)
+
+
+def _age_band_sql(bands: list[int], lo: int, hi: int) -> str:
+    whens = []
+    for i, a in enumerate(bands):
+        b = bands[i + 1] - 1 if i + 1 < len(bands) else 200
+        a2, b2 = max(a, lo), min(b, hi)
+        if a2 <= b2:
+            label = f"{a2}+" if b2 >= 120 else f"{a2}-{b2}"
+            whens.append(f"WHEN age BETWEEN {a2} AND {b2} THEN {sql_literal(label)}")
+    return f"(CASE {' '.join(whens)} END)" if whens else "NULL"
+
+
+def _branch(d: Definition, by: Sequence[str], age: tuple[int, int] | None, bands: list[int]) -> str:
+    """Rows of one indicator's population (over relation ``resp``), with the breakdown list ``bd``."""
+    lo, hi = age or (d.age_low, d.age_high)
+    keys = {c: (_age_band_sql(bands, lo, hi) if c == "age_band" else quote_ident(c)) for c in by}
+    cols = [f"{sql_literal(d.name)} AS indicator", f"{sql_literal(f'{lo}+' if hi >= 120 else f'{lo}-{hi}')} AS ages",
+            *[f"{e} AS {quote_ident(c)}" for c, e in keys.items()],
+            "w", f"CAST({d.outcome_sql} AS DOUBLE) AS y", f"({d.outcome_sql}) IS NOT NULL AS answered",
+            "stratum_id", "psu_id", "has_design", "bd"]
+    out_reasons = ", ".join(sql_literal(r) for r in OUT_OF_POPULATION)
+    where = [f"age BETWEEN {lo} AND {hi}", f"coalesce({d.population_sql}, FALSE)",
+             f"(({d.outcome_sql}) IS NOT NULL OR coalesce({d.outcome_reason_sql}, '') NOT IN ({out_reasons}))",
+             *[f"({e}) IS NOT NULL" for e in keys.values()]]
+    return f"SELECT {', '.join(cols)} FROM resp WHERE {' AND '.join(where)}"
+
+
+def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequence[str | None], weight: str,
+          age: tuple[int, int] | None) -> str:
+    """The estimator's base relation: one row per respondent × indicator × breakdown (group known)."""
+    w = "1.0" if weight == "none" else f"CAST({quote_ident(weight)} AS DOUBLE)"
+    parts = []
+    for g in groups:
+        b = defs.breakdowns[g] if g else None
+        grp, native = (b.sql, f"coalesce({b.sql} = {sql_literal(b.native)}, FALSE)") if b else ("'all'", "FALSE")
+        parts.append(f"{{'breakdown': {sql_literal(g or 'total')}, 'group': {grp}, 'is_native': {native}}}")
+    resp = (f"SELECT *, {w} AS w, {STRATUM_SQL} AS stratum_id, {PSU_SQL} AS psu_id, psu IS NOT NULL AS has_design, "
+            f"[{', '.join(parts)}] AS bd FROM respondents WHERE {w} IS NOT NULL")
+    branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands) for n in names)
+    return (f"WITH resp AS ({resp}), ind AS ({branches}) SELECT * FROM (SELECT * EXCLUDE (bd), "
+            f"unnest(bd, recursive := true) FROM ind) WHERE \"group\" IS NOT NULL")
+
+
+@dataclass
+class Estimates:
+    """Indicator estimates: one row per indicator × grouping cell × group, with the rule used."""
+
+    columns: list[str]
+    rows: list[tuple[object, ...]]
+    rule: Rule = field(default_factory=Rule)
+    weight: str = "weight"
+    definitions: dict[str, Definition] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, object]]:
+        return [dict(zip(self.columns, r)) for r in self.rows]
+
+
+def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str], group: Sequence[str | None],
+                weight: str) -> list[str]:
+    chosen = list(names) if names else list(defs.indicators)
+    unknown = [n for n in chosen if n not in defs.indicators]
+    if unknown:
+        raise UsageError(f"unknown indicator(s) {', '.join(unknown)}; known: {', '.join(defs.indicators)}")
+    bad = [c for c in by if c not in BY_COLUMNS]
+    if bad:
+        raise UsageError(f"cannot group by {', '.join(bad)}; choose from {', '.join(BY_COLUMNS)} "
+                         f"(migrant breakdowns go in --group: {', '.join(defs.breakdowns)})")
+    if len(set(by)) != len(by):
+        raise UsageError("each grouping column may be given once")
+    badg = [g for g in group if g is not None and g not in defs.breakdowns]
+    if badg:
+        raise UsageError(f"unknown breakdown {', '.join(badg)}; choose from {', '.join(defs.breakdowns)}")
+    if weight not in WEIGHTS:
+        raise UsageError(f"unknown weight {weight!r}; choose from {', '.join(WEIGHTS)}")
+    return chosen
+
+
+def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY,
+                  groups: Sequence[str | None] = (None,), *, weight: str = "weight",
+                  age: tuple[int, int] | None = None, rule: Rule | None = None) -> str:
+    """SQL estimating ``names`` (default: all) by ``by`` for each breakdown in ``groups`` (None: total)."""
+    rule = rule or Rule()
+    chosen = _check_args(defs, names, by, groups, weight)
+    if age is not None and not 0 <= age[0] <= age[1] <= 120:
+        raise UsageError(f"age band {age[0]}-{age[1]} must satisfy 0 <= from <= to <= 120")
+    inner = estimate_sql(_base(defs, chosen, by, groups, weight, age), DESIGN_SQL, ["indicator", "ages", *by, "breakdown"], rule)
+    return f"SELECT *, {sql_literal(weight)} AS weight, {sql_literal(rule.describe())} AS rule FROM ({inner})"
+
+
+def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
+    """The compiled definitions a database was built with."""
+    try:
+        ind = con.execute("SELECT name, label, unit, age_low, age_high, population, outcome, source, population_sql, "
+                          "outcome_sql, outcome_reason_sql FROM indicator_definitions ORDER BY position").fetchall()
+        brk = con.execute("SELECT name, label, expr, native, sql FROM indicator_breakdowns ORDER BY position").fetchall()
+        bands = con.execute("SELECT value FROM build_info WHERE key = 'indicator_age_bands'").fetchone()
+    except duckdb.CatalogException:
+        raise UsageError("this database has no indicator definitions; rebuild it with this version of harmonise") \
+            from None
+    return Definitions({r[0]: Definition(*r) for r in ind}, {r[0]: Breakdown(*r) for r in brk},
+                       [int(x) for x in bands[0].split(",")] if bands else [])
+
+
+def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb", names: Sequence[str] | None = None,
+               by: Sequence[str] = DEFAULT_BY, group: str | None = None, *, weight: str = "weight",
+               age: tuple[int, int] | None = None, rule: Rule | None = None) -> Estimates:
+    """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only)."""
+    con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db)
+    rule = rule or Rule()
+    try:
+        defs = read_definitions(con)
+        cur = con.execute(indicator_sql(defs, names, by, (group,), weight=weight, age=age, rule=rule))
+        return Estimates([c[0] for c in cur.description], cur.fetchall(), rule, weight, defs.indicators)
+    finally:
+        if con is not db:
+            con.close()
+
+
+def store_indicators(con: duckdb.DuckDBPyConnection, project: Project) -> None:
+    """Write the compiled definitions and the default ``indicators`` table into a database being built."""
+    if project.schema is None or not (project.root / "mappings" / "indicators.yaml").is_file():
+        return
+    defs = load_definitions(project.root, project.schema)
+    con.execute("CREATE TABLE indicator_definitions (name VARCHAR, label VARCHAR, unit VARCHAR, age_low INTEGER, "
+                "age_high INTEGER, population VARCHAR, outcome VARCHAR, source VARCHAR, population_sql VARCHAR, "
+                "outcome_sql VARCHAR, outcome_reason_sql VARCHAR, position INTEGER)")
+    con.executemany("INSERT INTO indicator_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(*vars(d).values(), i) for i, d in enumerate(defs.indicators.values())])
+    con.execute("CREATE TABLE indicator_breakdowns (name VARCHAR, label VARCHAR, expr VARCHAR, native VARCHAR, "
+                "sql VARCHAR, position INTEGER)")
+    con.executemany("INSERT INTO indicator_breakdowns VALUES (?, ?, ?, ?, ?, ?)",
+                    [(*vars(b).values(), i) for i, b in enumerate(defs.breakdowns.values())])
+    con.execute("INSERT INTO build_info VALUES ('indicator_age_bands', ?)", [",".join(map(str, defs.age_bands))])
+    # One indicator at a time: the estimator's base relation holds a row per respondent × breakdown, so doing
+    # all indicators in one query multiplies peak memory by their number (measured: 4.0 GB vs 0.6 GB on
+    # 216,000 respondents) for no gain in time.
+    groups = (None, *defs.breakdowns)
+    for i, name in enumerate(defs.indicators):
+        sql = indicator_sql(defs, [name], DEFAULT_BY, groups)
+        con.execute(f"CREATE TABLE indicators AS {sql}" if i == 0 else f"INSERT INTO indicators {sql}")

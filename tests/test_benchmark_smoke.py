@@ -1,0 +1,31 @@
+"""Issue 8: the benchmark runner works end to end on tiny files (it asserts no timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+                          check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("file "))
+    assert [line.split()[0] for line in lines[header + 2:header + 5]] == ["wide-1x", "wide-2x", "narrow-1x"]
+    assert any(line.startswith("On ") and "core(s)" in line for line in lines)
+    data = json.loads(out.read_text())
+    assert set(data["summary"]) == {"time_ratio_1x", "per_row_ratio", "memory_ratio_2x", "wide_time_ratio",
+                                    "wide_memory_ratio"}
+    assert list(data["summary"]["per_row_ratio"]) == ["2x"]
+    cases = data["cases"]
+    assert [(c["name"], c["rows"], c["columns"]) for c in cases.values()] == [
+        ("wide-1x", 1000, 120), ("wide-2x", 2000, 120), ("narrow-1x", 1000, 70)]
+    assert all(len(c["floor"]) == 1 and len(c["build"]) == 1 for c in cases.values())
+    assert all(s["seconds"] > 0 and s["peak_mb"] > 0 for c in cases.values() for s in c["floor"] + c["build"])
+    assert data["machine"]["cores"] >= 1

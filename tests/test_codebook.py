@@ -1,0 +1,275 @@
+"""Codebooks: HTML, Markdown and DDI from the declarations; frequencies from a database; freshness."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harmonise import api
+from harmonise.fixtures import generate
+from harmonise.reports.codebook import write_files
+from harmonise.reports.codebook_stats import BINS, FreqRow, database_stats, suppress
+from harmonise.spec.coverage import coverage
+from harmonise.spec.project import load_project
+from tests.conftest import ROOT, edit, line_of, run
+
+NS = {"d": "ddi:codebook:2_5"}
+
+
+@pytest.fixture(scope="module")
+def loaded():  # type: ignore[no-untyped-def]
+    return load_project(ROOT)
+
+
+@pytest.fixture(scope="module")
+def cb_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cb") / "codebooks"
+    code, stdout, stderr = run("codebook", "--out", str(out))
+    assert code == 0, stderr
+    assert stdout.startswith(f"wrote {out} from the declarations: 95 html, 59 markdown, 19 ddi file(s), ")
+    return out
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_committed_codebooks_are_up_to_date(cb_out: Path) -> None:
+    fresh, committed = files_of(cb_out), files_of(ROOT / "codebooks")
+    stale = sorted(k for k in fresh.keys() | committed.keys() if fresh.get(k) != committed.get(k))
+    assert not stale, (f"codebooks/ is out of date with the declarations ({len(stale)} file(s) differ, e.g. "
+                       f"{stale[:3]}); refresh it with: harmonise codebook --out codebooks")
+
+
+def test_every_target_and_wave_has_pages(cb_out: Path, loaded) -> None:  # type: ignore[no-untyped-def]
+    names = loaded.schema.names
+    waves = sorted(f"{s}-{w.wave}" for s, cw in loaded.crosswalks.items() for w in cw.waves)
+    assert sorted(p.stem for p in (cb_out / "html" / "variables").glob("*.html")) == sorted(names)
+    assert sorted(p.stem for p in (cb_out / "markdown").glob("*.md")) == sorted(names + ["README"])
+    assert sorted(p.stem for p in (cb_out / "html" / "surveys").glob("*.html")) == waves
+    assert sorted(p.stem for p in (cb_out / "ddi").glob("*.xml")) == sorted(waves + ["harmonised"])
+    index = (cb_out / "html" / "index.html").read_text()
+    assert re.findall(r'<li data-search="[^"]*"><a href="variables/([a-z0-9_]+)\.html">', index) == names
+    md_index = (cb_out / "markdown" / "README.md").read_text()
+    links = re.findall(r"\]\(([a-z0-9_]+\.md)\)", md_index)
+    assert sorted(set(links)) == sorted(f"{n}.md" for n in names)
+
+
+def test_variable_page_shows_rule_codes_and_labels(cb_out: Path) -> None:
+    html = (cb_out / "html" / "variables" / "sex.html").read_text()
+    assert "<h1><code>sex</code> — Sex</h1>" in html
+    section = html[html.index('<section class="entry" id="ess-8">'):]
+    section = section[:section.index("</section>")]
+    assert '<a href="../surveys/ess-8.html">ESS 8</a> <span class="flag q-exact">exact</span>' in section
+    assert "<code>gndr</code> Gender" in section
+    assert ("<tr><td><code>1</code></td><td>Male</td><td><code>male</code></td><td>Male</td></tr>\n"
+            "<tr><td><code>2</code></td><td>Female</td><td><code>female</code></td><td>Female</td></tr>") in section
+    assert "<tr><td><code>gndr</code></td><td><code>9</code></td><td>No answer</td><td>no_answer</td></tr>" in section
+    for reason in ("not_asked", "refused", "dont_know", "other_missing"):
+        assert f"<tr><td><code>{reason}</code></td>" in html
+    md = (cb_out / "markdown" / "sex.md").read_text()
+    assert "| `1` | Male | `male` | Male |\n| `2` | Female | `female` | Female |" in md
+    assert "### ESS 8 — exact" in md
+
+
+def test_coverage_matrix_links_every_cell_to_its_rule(cb_out: Path, loaded) -> None:  # type: ignore[no-untyped-def]
+    cells = coverage(loaded)
+    html = (cb_out / "html" / "coverage.html").read_text()
+    links = re.findall(r'<td class="q-([a-z_]+)"><a href="variables/([a-z0-9_]+)\.html#([A-Za-z0-9-]+)"', html)
+    assert len(links) == len(cells) == len(loaded.schema.names) * 18
+    kinds = {"not_asked": "not_asked", "automatic": "automatic", "derived": "derived"}
+    expected = {(c.target, f"{c.survey}-{c.wave}"): kinds.get(c.kind) or c.quality for c in cells}
+    assert {(t, k): q for q, t, k in links} == expected
+    anchors: dict[str, set[str]] = {}
+    for _, target, key in links:
+        if target not in anchors:
+            page = (cb_out / "html" / "variables" / f"{target}.html").read_text()
+            anchors[target] = set(re.findall(r'<section class="entry" id="([^"]+)">', page))
+        assert key in anchors[target]
+
+
+def test_survey_page_shows_descriptor_and_targets(cb_out: Path, loaded) -> None:  # type: ignore[no-untyped-def]
+    html = (cb_out / "html" / "surveys" / "ess-8.html").read_text()
+    assert "<dt>producer</dt><dd>ESS ERIC (European Social Survey European Research Infrastructure Consortium)</dd>" in html
+    assert "<dt>sampling</dt><dd>probability; units: persons, households, addresses." in html
+    assert "DOI: 10.21338/NSD-ESS8-2016" in html
+    fed = re.findall(r'<tr><td><a href="../variables/([a-z0-9_]+)\.html#ess-8"><code>', html)
+    measured = [c.target for c in coverage(loaded) if (c.survey, c.wave) == ("ess", "8") and c.measured]
+    not_asked = [c.target for c in coverage(loaded) if (c.survey, c.wave) == ("ess", "8") and not c.measured]
+    assert fed == measured + not_asked
+
+
+def test_ddi_is_well_formed_with_every_variable_and_category(cb_out: Path, loaded) -> None:  # type: ignore[no-untyped-def]
+    for path in sorted((cb_out / "ddi").glob("*.xml")):
+        ET.parse(path)  # raises on malformed XML
+    root = ET.parse(cb_out / "ddi" / "harmonised.xml").getroot()
+    assert root.tag == "{ddi:codebook:2_5}codeBook" and root.get("version") == "2.5"
+    for required in ("d:docDscr/d:citation/d:titlStmt/d:titl", "d:stdyDscr/d:citation/d:titlStmt/d:titl",
+                     "d:stdyDscr/d:stdyInfo/d:abstract", "d:fileDscr/d:fileTxt/d:fileName", "d:dataDscr/d:var"):
+        assert root.find(required, NS) is not None, required
+    assert [c.tag.split("}")[1] for c in root] == ["docDscr", "stdyDscr", "fileDscr", "dataDscr"]
+    schema = loaded.schema
+    variables = root.findall("d:dataDscr/d:var", NS)
+    assert [v.get("name") for v in variables] == schema.names
+    reasons = list(schema.missing_reasons)
+    for el in variables:
+        var = schema.variable(el.get("name"))
+        assert el.findtext("d:labl", namespaces=NS) == var.label
+        cats = [(c.findtext("d:catValu", namespaces=NS), c.findtext("d:labl", namespaces=NS), c.get("missing"))
+                for c in el.findall("d:catgry", NS)]
+        codes = list((var.codes or {}).items()) if var.type == "category" else (
+            [("true", "Yes"), ("false", "No")] if var.type == "boolean" else [])
+        missing = [(r, schema.missing_reasons[r].label, "Y") for r in reasons] if var.has_missing_column else []
+        assert cats == [(c, label, None) for c, label in codes] + missing
+        assert len(el.findall("d:derivation/d:drvcmd", NS)) == 18
+        children = [c.tag.split("}")[1] for c in el]
+        assert children.index("labl") < children.index("txt") < children.index("derivation") < children.index("notes")
+    sex = root.find("d:dataDscr/d:var[@name='sex']", NS)
+    cmds = {c.get("syntax"): c.text for c in sex.findall("d:derivation/d:drvcmd", NS)}
+    assert cmds["harmonise:ess-8"] == ("gndr recoded (2 codes). codes 1 → male; 2 → female. missing 9 → no_answer. "
+                                       "system-missing → not_available")
+
+
+def test_wave_ddi_lists_source_variables_with_missing_categories(cb_out: Path) -> None:
+    root = ET.parse(cb_out / "ddi" / "ess-8.xml").getroot()
+    assert root.findtext("d:stdyDscr/d:citation/d:titlStmt/d:IDNo", namespaces=NS) == "10.21338/NSD-ESS8-2016"
+    assert root.findtext("d:fileDscr/d:fileTxt/d:fileName", namespaces=NS) == "ESS8e02_1.sav"
+    gndr = root.find("d:dataDscr/d:var[@name='gndr']", NS)
+    assert gndr.findtext("d:labl", namespaces=NS) == "Gender"
+    cats = [(c.findtext("d:catValu", namespaces=NS), c.get("missing")) for c in gndr.findall("d:catgry", NS)]
+    assert cats == [("1", None), ("2", None), ("9", "Y")]
+    assert gndr.findtext("d:notes", namespaces=NS) == "Feeds sex (map, exact). Declared missing: values 9."
+
+
+def test_stale_generated_files_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "html" / "variables").mkdir(parents=True)
+    (tmp_path / "html" / "variables" / "gone.html").write_text("old")
+    (tmp_path / "html" / "keep.png").write_bytes(b"not ours")
+    removed = write_files({"html/index.html": "<p>new</p>\n", "markdown/README.md": "# x\n"}, tmp_path)
+    assert removed == 1
+    assert files_of(tmp_path) == {"html/index.html": b"<p>new</p>\n", "html/keep.png": b"not ours",
+                                  "markdown/README.md": b"# x\n"}
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    code, _, err = run("codebook", "--out", str(tmp_path / "cb"), "--db", str(tmp_path / "none.duckdb"))
+    assert code == 2
+    assert err == f"error: {tmp_path / 'none.duckdb'}: no such database; run `harmonise build` first or pass --db\n"
+    (tmp_path / "file").write_text("x")
+    code, _, err = run("codebook", "--out", str(tmp_path / "file"))
+    assert code == 2
+    assert "is a file" in err or "exists and is not a folder" in err
+    code, _, err = run("codebook", "--out", str(tmp_path / "cb"), "--min-cell", "0")
+    assert code == 2 and "--min-cell" in err
+
+
+def test_broken_declarations_fail_validation_with_their_location(project: Path, tmp_path: Path) -> None:
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, '      region_nuts: {not_asked: "Before round 5', '      regoin_nuts: {not_asked: "Before round 5')
+    code, _, err = run("codebook", "--out", str(tmp_path / "cb"), project=project)
+    assert code == 1
+    line = line_of(cw, "regoin_nuts")
+    assert f"error: mappings/ess.yaml:{line} waves.0.overrides.regoin_nuts: override for unknown target 'regoin_nuts'" in err
+    assert err.endswith("the crosswalks do not resolve; fix them before generating codebooks: 1 error(s)\n")
+    assert not (tmp_path / "cb").exists()
+    edit(project / "mappings" / "schema.yaml", "  - name: survey\n", "  - nmae: survey\n")
+    code, _, err = run("codebook", "--out", str(tmp_path / "cb"), project=project)
+    assert code == 1 and "mappings/schema.yaml:" in err and "did you mean 'name'?" in err
+
+
+rows_strategy = st.lists(st.tuples(st.integers(0, 200), st.booleans()), min_size=1, max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows_strategy, st.integers(1, 50))
+def test_suppression_hides_small_cells_and_protects_a_lone_one(cells: list[tuple[int, bool]], min_cell: int) -> None:
+    rows = [FreqRow(str(i), "refused" if miss else None, n, 1.0) for i, (n, miss) in enumerate(cells)]
+    suppress(rows, min_cell)
+    hidden = [r for r in rows if r.suppressed]
+    assert all(r.suppressed for r in rows if r.n < min_cell)
+    assert all((r.weighted is None) == r.suppressed for r in rows)
+    primary = sum(1 for n, _ in cells if n < min_cell)
+    assert len(hidden) == (min(2, len(rows)) if primary == 1 else primary)
+
+
+# --- with a database ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo build of two survey-waves (generated fixtures), enough to check every statistic."""
+    folder = tmp_path_factory.mktemp("demo")
+    generate(ROOT, folder / "data", survey="ess", wave="8", rows=600)
+    generate(ROOT, folder / "data", survey="evs", wave="2017", rows=600)
+    result = api.build(ROOT, [folder / "data"], folder / "demo.duckdb")
+    assert result.ok, result.errors
+    return folder / "demo.duckdb"
+
+
+@pytest.fixture(scope="module")
+def cb_db(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cbdb")
+    code, stdout, stderr = run("codebook", "--out", str(out), "--db", str(demo_db))
+    assert code == 0, stderr
+    assert f"with frequencies from {demo_db}" in stdout
+    return out
+
+
+def query_json(db: Path, sql: str) -> list[dict[str, object]]:
+    code, out, err = run("query", sql, "--db", str(db), "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+ROW = re.compile(r'<tr class="freq" data-sw="([^"]+)" data-value="([^"]*)" data-reason="([^"]*)" data-n="(\d*)">'
+                 r'\n<td>.*?</td>\n<td>.*?</td>\n<td class="num">([^<]*)</td>')
+
+
+@pytest.mark.parametrize("target", ["sex", "labour_status", "citizen", "country_of_birth", "education_level", "age"])
+def test_page_frequencies_equal_query_counts(cb_db: Path, demo_db: Path, loaded, target: str) -> None:  # type: ignore[no-untyped-def]
+    var = loaded.schema.variable(target)
+    value = f"CAST({target} AS VARCHAR)" if var.type not in ("integer", "number") else "NULL"
+    expected = {(f"{r['survey']}-{r['wave']}", r["v"] or "", r["m"] or ""): r["n"] for r in query_json(
+        demo_db, f"SELECT survey, wave, {value} AS v, {target}_missing AS m, count(*) AS n FROM respondents "
+                 "GROUP BY ALL")}
+    html = (cb_db / "html" / "variables" / f"{target}.html").read_text()
+    shown = {(sw, v, m): (n, text) for sw, v, m, n, text in ROW.findall(html)}
+    assert set(shown) == set(expected)
+    compared = 0
+    for key, (n, text) in shown.items():
+        if n:
+            assert int(n) == expected[key] and text == n, key
+            compared += 1
+        else:
+            assert text == "&lt;20"
+    assert compared >= 2
+    md = (cb_db / "markdown" / f"{target}.md").read_text()
+    for (sw, v, m), (n, _) in shown.items():
+        if n and v:
+            assert f"| `{v}` |" in md and f"| {n} |" in md
+
+
+def test_numeric_summary_and_disclosure_note(cb_db: Path, demo_db: Path) -> None:
+    rows = query_json(demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL ORDER BY 1, 2")
+    html = (cb_db / "html" / "variables" / "age.html").read_text()
+    for r in rows:
+        assert f'<tr data-sw="{r["survey"]}-{r["wave"]}" data-valid="{r["n"]}">' in html
+    assert "a cell counted on fewer than 20 unweighted respondents is shown as &lt;20" in html
+    assert html.count('<svg class="chart"') == 2
+
+
+def test_histogram_bins_cover_every_valid_value(demo_db: Path, loaded) -> None:  # type: ignore[no-untyped-def]
+    stats = database_stats(demo_db, [loaded.schema.variable("age"), loaded.schema.variable("sex")])
+    valid = {(r["survey"], r["wave"]): r["n"] for r in query_json(
+        demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL")}
+    assert set(stats["age"]) == set(valid)
+    for key, ws in stats["age"].items():
+        assert sum(b.n for b in ws.histogram) == valid[key] == ws.summary.n
+        assert 2 <= len(ws.histogram) <= BINS
+        assert ws.histogram[0].value.startswith("≤ ") and ws.histogram[-1].value.startswith("≥ ")
+    assert all(ws.histogram == [] and ws.summary is None for ws in stats["sex"].values())

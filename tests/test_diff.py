@@ -1,0 +1,112 @@
+"""`harmonise diff`: changes between two crosswalk versions, per target and survey-wave."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pyreadstat
+import pytest
+
+from harmonise.authoring.diff import Change, DiffResult, render_text
+from tests.conftest import ROOT, edit, run
+
+OLD_URB = "    map: {1: city, 2: town_suburb, 3: town_suburb, 4: rural, 5: rural}\n"
+NEW_URB = "    map: {1: city, 2: city, 3: town_suburb, 4: rural, 5: rural}\n"
+
+
+@pytest.fixture()
+def remapped(project: Path) -> Path:
+    """ess.yaml with exactly one code remapped: domicil 2 (suburbs) becomes a city."""
+    path = project / "mappings" / "ess.yaml"
+    edit(path, OLD_URB, NEW_URB)
+    return path
+
+
+def test_one_remapped_code_and_its_respondents(remapped: Path, project: Path, ess8: Path) -> None:
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(ess8.parent),
+                         "--format", "json", project=project)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    waves = [str(w) for w in range(1, 12)]
+    assert data["changes"] == [{"target": "urbanisation", "wave": w, "what": "remapped", "old": "town_suburb",
+                                "new": "city", "code": 2} for w in waves]
+    df, _ = pyreadstat.read_sav(str(ess8), usecols=["domicil"], user_missing=True)
+    suburbs = int((df["domicil"] == 2).sum())
+    assert suburbs == 235
+    assert data["respondents"] == [{"wave": "8", "target": "urbanisation", "changed": suburbs}]
+    assert data["files"] == {"8": str(ess8)}
+    result = DiffResult("ess", "a.yaml", "b.yaml", [Change(**c) for c in data["changes"]],
+                        {("8", "urbanisation"): suburbs}, {"8": str(ess8)})
+    lines = render_text(result).splitlines()
+    assert lines[:3] == ["ess: a.yaml → b.yaml", "wave 1  urbanisation", "    code 2: remapped 'town_suburb' → 'city'"]
+    assert lines[15:17] == ["wave 8  urbanisation  (235 respondent(s) change value)",
+                            "    code 2: remapped 'town_suburb' → 'city'"]
+    assert lines[-1] == f"(respondents counted on {ess8} for wave 8)"
+
+
+def test_coverage_gained_lost_and_kind_changes(project: Path) -> None:
+    path = project / "mappings" / "ess.yaml"
+    old = path.with_name("old.yaml")
+    old.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    edit(path, "  reason_for_migration:\n    not_asked: ESS does not ask why respondents came to the country.\n",
+         "  reason_for_migration:\n    constant: other\n    quality: proxy\n")
+    edit(path, "  trust_parliament:\n    source: trstprl\n    range: [0, 10]\n    quality: exact\n",
+         "  trust_parliament:\n    not_asked: dropped\n")
+    edit(path, "    range: [13, 120]\n    missing: {999: not_available}\n", "    range: [15, 120]\n    missing: {999: refused}\n")
+    code, out, err = run("diff", str(old), str(path), "--format", "json", project=project)
+    assert (code, err) == (0, "")
+    w8 = [(c["target"], c["what"], c["old"], c["new"], c["code"]) for c in json.loads(out)["changes"] if c["wave"] == "8"]
+    assert w8 == [("age", "range", [13, 120], [15, 120], None),
+                  ("age", "missing_changed", "not_available", "refused", 999),
+                  ("reason_for_migration", "gained", "not asked", "constant 'other'", None),
+                  ("trust_parliament", "lost", "trstprl in [0, 10]", "not asked", None)]
+
+
+def test_git_revisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    (repo / "mappings").mkdir(parents=True)
+    cw = repo / "mappings" / "ess.yaml"
+    cw.write_text((ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "mappings/ess.yaml"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "one"], check=True)
+    edit(cw, OLD_URB, NEW_URB)
+    monkeypatch.chdir(repo)
+    code, out, err = run("diff", "HEAD:mappings/ess.yaml", "mappings/ess.yaml")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[:3] == ["ess: HEAD:mappings/ess.yaml → mappings/ess.yaml", "wave 1  urbanisation",
+                                    "    code 2: remapped 'town_suburb' → 'city'"]
+    code, out, err = run("diff", "HEAD:mappings/ess.yaml", "HEAD:mappings/ess.yaml")
+    assert (code, out) == (0, "ess: no changes between HEAD:mappings/ess.yaml and HEAD:mappings/ess.yaml\n")
+    code, _, err = run("diff", "nosuchrev:mappings/ess.yaml", "mappings/ess.yaml")
+    assert code == 2 and err.startswith("error: nosuchrev:mappings/ess.yaml: git show failed: fatal: ")
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    code, _, err = run("diff", str(tmp_path / "missing.yaml"), str(ROOT / "mappings" / "ess.yaml"))
+    assert (code, err) == (2, (f"error: {tmp_path / 'missing.yaml'}: no such file (give a path, or REV:path for a git "
+                              "revision such as HEAD~1:mappings/ess.yaml)\n"))
+    code, _, err = run("diff", str(ROOT / "mappings" / "evs.yaml"), str(ROOT / "mappings" / "ess.yaml"))
+    assert (code, err) == (2, "error: the versions map different surveys ('evs' and 'ess')\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("survey: ess\ntitle: x\nwaves: []\ntargets: {}\n", encoding="utf-8")
+    code, _, err = run("diff", str(broken), str(ROOT / "mappings" / "ess.yaml"))
+    assert code == 1
+    assert err.splitlines() == [f"error: {broken}:3 waves: List should have at least 1 item after validation, not 0",
+                                f"{broken} is not a valid crosswalk: 1 error(s)"]
+
+
+@pytest.mark.parametrize("change,text", [
+    (Change("sex", "1", "code_added", "refused", "other", 3), "code 3: added → 'other' (was missing reason 'refused')"),
+    (Change("sex", "1", "code_added", None, "other", 3), "code 3: added → 'other'"),
+    (Change("sex", "1", "code_removed", "other", "no_answer", 3),
+     "code 3: removed (was 'other'; now missing reason 'no_answer')"),
+    (Change("sex", "1", "code_removed", "other", None, "3"), "code '3': removed (was 'other'; now unmapped)"),
+    (Change("age", "1", "range", [13, 120], [15, 120]), "range: [13, 120] → [15, 120]"),
+    (Change("psu", "1", "gained", "not asked", "psu"), "coverage gained: not asked → psu"),
+])
+def test_change_text(change: Change, text: str) -> None:
+    assert change.text() == text

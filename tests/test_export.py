@@ -1,0 +1,123 @@
+"""Exports: Parquet, CSV, SPSS and Stata round trips (values, labels and missing reasons)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyreadstat
+import pytest
+
+from harmonise import connect, export
+from harmonise.errors import UsageError
+from harmonise.reports.export import read_export
+from tests.conftest import run
+
+ORDER = "ORDER BY survey, wave, respondent_id"
+
+
+def stored(db: Path) -> pd.DataFrame:
+    con = connect(db)
+    try:
+        return con.execute(f"SELECT * EXCLUDE (source_row) FROM respondents {ORDER}").df()
+    finally:
+        con.close()
+
+
+def assert_same(got: pd.DataFrame, exp: pd.DataFrame) -> None:
+    assert list(got.columns) == list(exp.columns) and len(got) == len(exp)
+    for c in exp.columns:
+        a = exp[c].astype(object).where(exp[c].notna(), None).tolist()
+        b = got[c].astype(object).where(got[c].notna(), None).tolist()
+        assert a == b, c
+
+
+def types_of(db: Path) -> dict[str, str]:
+    con = connect(db)
+    try:
+        return {r[0]: r[1] for r in con.execute("DESCRIBE respondents").fetchall()}
+    finally:
+        con.close()
+
+
+def test_parquet_partitioned_round_trip(fr_db: Path, tmp_path: Path) -> None:
+    code, out, _ = run("export", "--format", "parquet", "--out", str(tmp_path), "--db", str(fr_db))
+    assert code == 0
+    assert out.splitlines() == [str(tmp_path / "respondents" / "survey=ess" / "wave=8" / "data_0.parquet")]
+    con = duckdb.connect()
+    back = con.execute(f"SELECT * EXCLUDE (source_row) FROM read_parquet('{tmp_path}/respondents/*/*/*.parquet', "
+                       "hive_partitioning = true, hive_types = {'survey': VARCHAR, 'wave': VARCHAR}) " + ORDER).df()
+    assert_same(back[list(stored(fr_db).columns)], stored(fr_db))
+    code, _, err = run("export", "--format", "parquet", "--out", str(tmp_path), "--db", str(fr_db))
+    assert code == 2 and err == f"error: {tmp_path / 'respondents'} already exists; remove it or export into another " \
+                                "folder\n"
+
+
+def test_csv_round_trip(fr_db: Path, tmp_path: Path) -> None:
+    assert export(fr_db, tmp_path, "csv") == [tmp_path / "respondents.csv"]
+    cols = ", ".join(f"'{k}': '{v}'" for k, v in types_of(fr_db).items())
+    back = duckdb.connect().execute(f"SELECT * EXCLUDE (source_row) FROM read_csv('{tmp_path}/respondents.csv', "
+                                    f"header = true, columns = {{{cols}}}) {ORDER}").df()
+    assert_same(back, stored(fr_db))
+
+
+@pytest.mark.parametrize("fmt", ["sav", "dta"])
+def test_spss_and_stata_round_trip(fr_db: Path, tmp_path: Path, fmt: str) -> None:
+    code, out, _ = run("export", "--format", fmt, "--out", str(tmp_path), "--db", str(fr_db))
+    path = tmp_path / f"respondents.{fmt}"
+    assert code == 0 and out.strip() == str(path)
+    assert_same(read_export(path, fr_db), stored(fr_db))
+    raw, meta = (pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta)(str(path), user_missing=True)
+    con = connect(fr_db)
+    try:
+        labels = dict(con.execute("SELECT name, label FROM variables").fetchall())
+        refused, dont_know = con.execute("SELECT count(*) FILTER (WHERE trust_parliament_missing = 'refused'), "
+                                         "count(*) FILTER (WHERE trust_parliament_missing = 'dont_know') "
+                                         "FROM respondents").fetchone()
+    finally:
+        con.close()
+    assert {k: v for k, v in meta.column_names_to_labels.items() if k in labels} == labels
+    lab = meta.variable_value_labels["labour_status"]
+    code_refused, code_dk = (-3.0, -4.0) if fmt == "sav" else ("c", "d")
+    assert (lab[1], lab[2], lab[3], lab[code_refused]) == ("Employed", "Unemployed", "Inactive", "Refused")
+    assert meta.variable_value_labels["born_in_country"][1] == "Yes"
+    assert meta.variable_value_labels["country_of_birth_missing"][code_dk] == "Don't know"
+    assert refused > 0 and dont_know > 0
+    assert (raw["trust_parliament"] == code_refused).sum() == refused
+    assert (raw["trust_parliament"] == code_dk).sum() == dont_know
+    if fmt == "sav":
+        assert meta.missing_ranges["trust_parliament"] == [{"lo": -8.0, "hi": -1.0}]
+    else:
+        assert sorted(meta.missing_user_values["trust_parliament"]) == ["c", "d"]  # the letters in use
+        assert "father_country_of_birth_mr" in raw.columns  # shortened for Stata's label-set names
+
+
+def test_round_trip_of_a_clustered_city_sample(tmp_path: Path) -> None:
+    from harmonise.fixtures import generate
+    from tests.conftest import ROOT
+
+    generate(ROOT, tmp_path / "data", survey="ics", rows=100, seed=2)
+    db = tmp_path / "ics.duckdb"
+    code, _, err = run("build", "--data", str(tmp_path / "data"), "--db", str(db))
+    assert code == 0, err
+    for fmt in ("sav", "dta"):
+        export(db, tmp_path / fmt, fmt)
+        assert_same(read_export(tmp_path / fmt / f"respondents.{fmt}", db), stored(db))
+
+
+def test_bad_format_and_missing_database(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown export format 'xlsx'; choose from parquet, csv, sav, dta"):
+        export(tmp_path / "x.duckdb", tmp_path, "xlsx")
+    code, _, err = run("export", "--format", "sav", "--out", str(tmp_path), "--db", str(tmp_path / "none.duckdb"))
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'none.duckdb'}: no such database")
+
+
+def test_export_beside_an_open_read_only_connection_says_what_to_do(fr_db: Path, tmp_path: Path) -> None:
+    con = connect(fr_db)
+    try:
+        with pytest.raises(UsageError, match="holds a harmonise.connect\\(\\) connection to the same file"):
+            export(fr_db, tmp_path / "out", "csv")
+    finally:
+        con.close()
+    assert export(fr_db, tmp_path / "out", "csv") == [tmp_path / "out" / "respondents.csv"]

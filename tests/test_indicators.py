@@ -1,0 +1,240 @@
+"""Indicators: declarations, estimates against direct computations, suppression in every output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from harmonise import compare, connect, indicators
+from harmonise.errors import UsageError, ValidationFailed
+from harmonise.fixtures import generate
+from harmonise.reports.estimate import Rule
+from harmonise.reports.indicators import load_definitions
+from harmonise.spec.project import load_schema
+from tests.conftest import ROOT, edit, line_of, run
+from tests.test_estimate import NO_RULE, design_variance
+
+ESTIMATE_COLUMNS = ("estimate", "se", "ci_low", "ci_high", "cv", "gap", "gap_se")
+
+
+@pytest.fixture(scope="module")
+def e10_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ESS round 10 fixture data (stratified, clustered design with psu/stratum; cities)."""
+    folder = tmp_path_factory.mktemp("e10")
+    generate(ROOT, folder / "data", survey="ess", wave="10", rows=400, seed=3)
+    code, _, err = run("build", "--data", str(folder / "data"), "--db", str(folder / "e10.duckdb"))
+    assert code == 0, err
+    return folder / "e10.duckdb"
+
+
+def direct(frame: pd.DataFrame, dom: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Ratio estimate, linearised SE and z-scores of one domain, straight from the formulas."""
+    w, dom = frame["w"].to_numpy(dtype=float), np.asarray(dom, dtype=bool)
+    r = (w * y)[dom].sum() / w[dom].sum()
+    z = np.where(dom, w * (y - r) / w[dom].sum(), 0.0)
+    return r, float(np.sqrt(design_variance(z, frame))), z
+
+
+def test_fr_employment_rate_equals_raw_file(fr_db: Path, ess8: Path) -> None:
+    raw, _ = pyreadstat.read_sav(str(ess8), usecols=["idno", "agea", "pdwrk", "brncntr", "pspwght", "pweight"])
+    raw["w"] = raw["pspwght"]
+    raw["stratum_id"], raw["psu_id"] = "FR", raw["idno"].astype(str)  # no design information: own PSUs
+    in_age = raw["agea"].between(20, 64).to_numpy()
+    employed = (raw["pdwrk"] == 1).astype(float).to_numpy()
+    est = indicators(fr_db, ["employment_rate"], by=["country"], group="birthplace")
+    rows = {r["group"]: r for r in est.records()}
+    zs = {}
+    for group, code in (("native_born", 1), ("foreign_born", 2)):
+        r, se, zs[group] = direct(raw, in_age & (raw["brncntr"] == code).to_numpy(), employed)
+        assert rows[group]["estimate"] == pytest.approx(r, rel=1e-9)
+        assert rows[group]["se"] == pytest.approx(se, rel=1e-9)
+        assert rows[group]["n"] == int((in_age & (raw["brncntr"] == code)).sum())
+        assert rows[group]["design"] == "respondents as PSUs" and rows[group]["weight"] == "weight"
+    gap_se = np.sqrt(design_variance(zs["foreign_born"] - zs["native_born"], raw))
+    assert rows["foreign_born"]["gap"] == pytest.approx(rows["foreign_born"]["estimate"] - rows["native_born"]["estimate"],
+                                                       rel=1e-12)
+    assert rows["foreign_born"]["gap_se"] == pytest.approx(gap_se, rel=1e-9)
+    total = indicators(fr_db, ["employment_rate"], by=["country"]).records()[0]
+    assert round(total["estimate"], 4) == 0.7091
+    # `weight` is anweight = pspwght x pweight; pweight is constant within France, so ratios are equal
+    con = connect(fr_db)
+    assert con.execute("SELECT count(DISTINCT round(weight / nullif(weight_design, 0), 9)) FROM respondents "
+                       "WHERE weight_design > 0").fetchone()[0] > 1  # weight is not the design weight
+    con.close()
+
+
+def test_stratified_clustered_end_to_end(e10_db: Path) -> None:
+    con = connect(e10_db)
+    df = con.execute("SELECT * FROM respondents").df()
+    con.close()
+    df["w"] = df["weight"].astype(float)
+    df["stratum_id"] = "ess|10|" + df["country"] + "|" + df["stratum"].fillna("")
+    df["psu_id"] = ("p:" + df["psu"]).fillna("r:" + df["respondent_id"])
+    assert df["psu"].notna().all()
+    est = indicators(e10_db, ["employment_rate"], by=["country"], group="birthplace", rule=NO_RULE)
+    base = (df["age"].between(20, 64) & df["labour_status"].notna() & df["weight"].notna()).to_numpy()
+    y = (df["labour_status"] == "employed").astype(float).to_numpy()
+    birthplace = df["born_in_country"].map({True: "native_born", False: "foreign_born"})
+    checked = 0
+    for row in est.records():
+        def domain(group: str, country: str = row["country"]) -> np.ndarray:
+            return base & ((df["country"] == country) & (birthplace == group)).to_numpy(dtype=bool)
+
+        r, se, z = direct(df, domain(row["group"]), y)
+        assert row["n"] == domain(row["group"]).sum() and row["design"] == "stratum/psu"
+        assert row["estimate"] == pytest.approx(r, rel=1e-9) and row["se"] == pytest.approx(se, rel=1e-9, abs=1e-12)
+        if row["group"] == "foreign_born" and row["gap"] is not None:
+            z_native = direct(df, domain("native_born"), y)[2]
+            assert row["gap_se"] == pytest.approx(np.sqrt(design_variance(z - z_native, df)), rel=1e-9, abs=1e-12)
+            checked += 1
+    assert checked >= 1
+
+
+def suppressed_keys(fr_db: Path) -> set[tuple[str, str]]:
+    rows = indicators(fr_db, ["employment_rate"], by=["sex"], group="migrant_generation").records()
+    keys = {(r["sex"], r["group"]) for r in rows if r["reliability"] == "suppressed"}
+    assert keys and all(r[c] is None for r in rows if r["reliability"] == "suppressed" for c in ESTIMATE_COLUMNS)
+    return keys
+
+
+ARGS = ("indicators", "--indicator", "employment_rate", "--by", "sex", "--group", "migrant_generation")
+
+
+def test_suppressed_cells_hidden_in_table(fr_db: Path) -> None:
+    code, out, _ = run(*ARGS, "--db", str(fr_db))
+    assert code == 0
+    lines = out.splitlines()
+    header, rule_line = lines[0], lines[1]
+    spans = [(m, m + len(dash)) for m, dash in _dash_spans(rule_line)]
+    names = [header[a:b].strip() for a, b in spans]
+    seen = set()
+    for line in lines[2:]:
+        cells = dict(zip(names, (line[a:b].strip() for a, b in spans)))
+        if cells.get("reliability") == "suppressed":
+            seen.add((cells["sex"], cells["group"]))
+            assert all(cells[c] == "" for c in ESTIMATE_COLUMNS)
+    assert seen == suppressed_keys(fr_db)
+    assert lines[-1].startswith("rule: suppress if n < 20 or n_eff < 30")
+
+
+def _dash_spans(line: str) -> list[tuple[int, str]]:
+    out, i = [], 0
+    for part in line.split("  "):
+        if part:
+            out.append((i, part))
+        i += len(part) + 2
+    return out
+
+
+def test_suppressed_cells_hidden_in_csv_and_json(fr_db: Path) -> None:
+    code, out, _ = run(*ARGS, "--db", str(fr_db), "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    sup = [r for r in rows if r["reliability"] == "suppressed"]
+    assert {(r["sex"], r["group"]) for r in sup} == suppressed_keys(fr_db)
+    assert all(r[c] == "" for r in sup for c in ESTIMATE_COLUMNS)
+    assert {r["rule"] for r in rows} == {("suppress if n < 20 or n_eff < 30 or item_nonresponse > 0.5; low if n < 50 "
+                                         "or cv > 0.3 or rel_ci_width > 1.3 or item_nonresponse > 0.2")}
+    code, out, _ = run(*ARGS, "--db", str(fr_db), "--format", "json", "--min-n", "40")
+    data = json.loads(out)
+    assert data["rule"].startswith("suppress if n < 40 or") and data["weight"] == "weight"
+    api = indicators(fr_db, ["employment_rate"], ["sex"], "migrant_generation", rule=Rule(min_n=40)).records()
+    assert len(data["rows"]) == len(api)
+    for got, exp in zip(data["rows"], api):  # tolerate last-bit differences of parallel sums
+        assert got == {k: pytest.approx(v, rel=1e-12) if isinstance(v, float) else v for k, v in exp.items()}
+    sup = [r for r in data["rows"] if r["reliability"] == "suppressed"]
+    assert sup and all(r[c] is None for r in sup for c in ESTIMATE_COLUMNS)
+    assert all(r["n"] >= 40 or r["reliability"] == "suppressed" for r in data["rows"])
+
+
+def test_suppressed_cells_hidden_in_database_table(fr_db: Path) -> None:
+    con = connect(fr_db)
+    try:
+        total, sup, shown = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reliability = 'suppressed'), count(*) FILTER (WHERE reliability "
+            "= 'suppressed' AND (estimate IS NOT NULL OR se IS NOT NULL OR ci_low IS NOT NULL OR ci_high IS NOT NULL "
+            "OR cv IS NOT NULL OR gap IS NOT NULL OR gap_se IS NOT NULL)) FROM indicators").fetchone()
+        small = con.execute("SELECT count(*) FROM indicators WHERE (n < 20 OR n_eff < 30) AND "
+                            "reliability <> 'suppressed'").fetchone()[0]
+        totals = con.execute("SELECT count(DISTINCT indicator) FROM indicators WHERE breakdown = 'total'").fetchone()[0]
+    finally:
+        con.close()
+    assert sup > 0 and shown == 0 and small == 0
+    assert totals == 17 and total > 17  # ESS asks neither permit type nor host-language proficiency
+
+
+def test_suppressed_cells_hidden_in_chart(fr_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "chart.png"
+    chart = compare(fr_db, "employment_rate", out, by=["sex"], group="migrant_generation")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {(c, g) for c, g, _ in chart.suppressed} == suppressed_keys(fr_db)
+    assert not {(c, g) for c, g, _ in chart.plotted} & suppressed_keys(fr_db)
+    ax = chart.figure.axes[0]
+    assert len(ax.containers) == len(chart.plotted)  # one error bar per shown estimate, none for suppressed
+    texts = {t.get_text() for t in ax.texts}
+    assert all(f"{g}: suppressed (n={n})" in texts for _, g, n in chart.suppressed)
+    code, text, _ = run("compare", "--indicator", "employment_rate", "--by", "sex", "--group", "migrant_generation",
+                        "--out", str(tmp_path / "c.svg"), "--db", str(fr_db))
+    assert code == 0 and text.strip() == (f"wrote {tmp_path / 'c.svg'}: {len(chart.plotted)} estimate(s), "
+                                          f"{len(chart.suppressed)} suppressed cell(s)")
+
+
+def test_city_comparison_chart(e10_db: Path, tmp_path: Path) -> None:
+    code, text, err = run("compare", "--indicator", "employment_rate", "--by", "city", "--group", "migrant_generation",
+                          "--out", str(tmp_path / "c.png"), "--db", str(e10_db), "--min-n", "0", "--min-n-eff", "0")
+    assert code == 0, err
+    assert text.startswith(f"wrote {tmp_path / 'c.png'}: ") and (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_age_band_grouping_and_override(fr_db: Path) -> None:
+    rows = indicators(fr_db, ["tertiary_attainment"], by=["age_band"]).records()
+    assert [r["age_band"] for r in rows] == ["25-34"]
+    rows = indicators(fr_db, ["employment_rate"], by=["age_band"], age=(30, 49)).records()
+    assert [(r["ages"], r["age_band"]) for r in rows] == [("30-49", "30-34"), ("30-49", "35-44"), ("30-49", "45-49")]
+    assert sum(r["n"] for r in rows) == indicators(fr_db, ["employment_rate"], by=[], age=(30, 49)).records()[0]["n"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--indicator", "employment"), "error: unknown indicator(s) employment; known: employment_rate,"),
+    (("--by", "nationality"), "error: cannot group by nationality; choose from survey, wave, country,"),
+    (("--group", "origin"), "error: unknown breakdown origin; choose from birthplace, origin_group,"),
+    (("--min-n", "-1"), "error: suppression rule: min_n must be a number >= 0 (got -1)"),
+])
+def test_bad_arguments(fr_db: Path, args: tuple[str, ...], message: str) -> None:
+    code, _, err = run("indicators", "--db", str(fr_db), *args)
+    assert code == 2 and err.startswith(message)
+
+
+def test_invalid_declarations_are_located(project: Path) -> None:
+    path = project / "mappings" / "indicators.yaml"
+    schema, _ = load_schema(project)
+    edit(path, "outcome: \"labour_status == 'employed'\"", "outcome: \"labour_statu == 'employed'\"")
+    edit(path, "outcome: trust_parliament", "outcome: trust_parliament > 5")
+    with pytest.raises(ValidationFailed) as info:
+        load_definitions(project, schema)
+    assert [(i.file, i.line, i.path, i.message) for i in info.value.issues] == [
+        ("mappings/indicators.yaml", line_of(path, "labour_statu =="), "indicators.employment_rate.outcome",
+         "unknown variable 'labour_statu'"),
+        ("mappings/indicators.yaml", line_of(path, "trust_parliament > 5"), "indicators.trust_parliament.outcome",
+         "expression gives a boolean, expected number")]
+    edit(path, "label: Activity rate", "lable: Activity rate")
+    with pytest.raises(ValidationFailed) as info:
+        load_definitions(project, schema)
+    assert (line_of(path, "lable:"), "indicators.activity_rate.lable", "unknown key 'lable'") in \
+        {(i.line, i.path, i.message) for i in info.value.issues}
+
+
+def test_database_without_definitions(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    duckdb.connect(str(db)).close()
+    with pytest.raises(UsageError, match="no indicator definitions; rebuild it"):
+        indicators(db)

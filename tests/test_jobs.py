@@ -1,0 +1,80 @@
+"""Issue 8: files harmonised in parallel give the same database; validation of distinct value pairs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT, run
+
+from harmonise import connect
+from harmonise.checks.frame import SMALL, validate_profile
+from harmonise.spec.project import load_project
+
+DIGESTS = (
+    "SELECT (SELECT count(*) FROM respondents), "
+    "(SELECT md5(string_agg(r::VARCHAR, '|' ORDER BY r::VARCHAR)) FROM respondents r), "
+    "(SELECT md5(string_agg(h::VARCHAR, '|' ORDER BY h::VARCHAR)) FROM harmonisation_report h), "
+    "(SELECT md5(string_agg(c::VARCHAR, '|' ORDER BY c::VARCHAR)) FROM conservation c), "
+    "(SELECT md5(string_agg(l::VARCHAR, '|' ORDER BY l::VARCHAR)) FROM lineage l), "
+    "(SELECT string_agg(survey || wave || sha256 || rows, ',' ORDER BY survey, wave) FROM sources)"
+)
+
+
+@pytest.fixture(scope="module")
+def fixture_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fx")
+    for survey in ("ess", "evs"):
+        code, _, err = run("fixtures", "--out", str(out), "--survey", survey, "--rows", "200")
+        assert code == 0, err
+        shutil.rmtree(out / survey / "stata")  # the Stata editions repeat a wave already in the folder
+    return out
+
+
+def _digest(db: Path) -> tuple[object, ...]:
+    con = connect(db)
+    try:
+        return con.execute(DIGESTS).fetchone()  # type: ignore[return-value]
+    finally:
+        con.close()
+
+
+def test_same_database_whatever_the_number_of_jobs(fixture_files: Path, tmp_path: Path) -> None:
+    digests = []
+    for jobs in ("1", "2"):
+        db = tmp_path / f"jobs{jobs}.duckdb"
+        code, out, err = run("build", "--data", str(fixture_files), "--db", str(db), "--jobs", jobs)
+        assert code == 0, err
+        assert out.count(" rows from ") == len([p for p in fixture_files.rglob("*") if p.is_file()])
+        digests.append(_digest(db))
+    assert digests[0] == digests[1]
+    assert digests[0][0] == 200 * len(digests[0][5].split(","))  # type: ignore[union-attr]
+
+
+def test_jobs_must_be_positive(fixture_files: Path, tmp_path: Path) -> None:
+    code, _, err = run("build", "--data", str(fixture_files), "--db", str(tmp_path / "x.duckdb"), "--jobs", "0")
+    assert code == 2
+    assert "Invalid value for '--jobs': 0 is not in the range x>=1." in err
+
+
+def _profile(rows: list[tuple[object, ...]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["target", "v_text", "v_num", "v_bool", "reason", "n", "first_row"])
+
+
+def test_validate_profile_reports_each_failing_pair_with_rows_and_count() -> None:
+    project = load_project(ROOT)
+    schema, tables = project.schema, project.tables
+    assert schema is not None
+    ok = [("labour_status", "employed", None, None, None, 40, 1), ("labour_status", None, None, None, "refused", 2, 7)]
+    bad = [("labour_status", "retired-ish", None, None, None, 3, 12),   # not a declared code
+           ("labour_status", "employed", None, None, "refused", 1, 30)]  # value and reason both set
+    ages = [("age", None, float(a), None, None, 1, 100 + a) for a in range(SMALL + 5)]  # a large group of its own
+    fc = validate_profile(_profile(ok + bad + ages), schema, tables)
+    got = sorted((r.column, r.failure_case, r.source_row, r.n) for r in fc.itertuples())
+    over = [("age", str(float(a)), 100 + a, 1) for a in range(121, SMALL + 5)]
+    assert got == sorted([("labour_status", "retired-ish", 12, 3), ("labour_status", "employed", 30, 1),
+                          ("labour_status_missing", "refused", 30, 1), *over])
+    assert set(fc.loc[fc["column"] == "age", "check"]) == {"in_range(0.0, 120.0)"}
+    assert validate_profile(_profile(ok + ages[:121]), schema, tables).empty

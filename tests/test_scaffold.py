@@ -1,0 +1,174 @@
+"""`harmonise scaffold`: a draft crosswalk that validates once its TODO lines are resolved."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harmonise.authoring.flowyaml import flow
+from harmonise.authoring.scaffold import Draft, agreement, infer_missing, scaffold
+from harmonise.authoring.similarity import missing_reason
+from harmonise.spec.crosswalk import Crosswalk, merge_override
+from harmonise.spec.project import load_project
+from harmonise.spec.source import SourceMeta, VarMeta
+from harmonise.spec.yamlload import load_yaml_text
+from tests.conftest import ROOT, run
+
+TARGET_LINE = re.compile(r"^(\s*)([a-z0-9_]+): ")
+
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> tuple[Path, str, str]:
+    """A project copy whose ess.yaml is the scaffold of the real ESS8 file (via the CLI)."""
+    proj = tmp_path_factory.mktemp("scaffold") / "proj"
+    shutil.copytree(ROOT / "mappings", proj / "mappings")
+    shutil.copytree(ROOT / "surveys", proj / "surveys")
+    out = proj / "mappings" / "ess.yaml"
+    out.unlink()
+    code, stdout, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "8", "--out", str(out), project=proj)
+    assert code == 0 and stdout == ""
+    return proj, out.read_text(encoding="utf-8"), err
+
+
+@pytest.fixture(scope="module")
+def draft(ess8: Path) -> Draft:
+    return scaffold(ROOT, ess8, "ess", "8")
+
+
+@lru_cache(maxsize=1)
+def shipped() -> Crosswalk:
+    return load_project(ROOT, [ROOT / "mappings" / "ess.yaml"]).crosswalks["ess"]
+
+
+def shipped_rule(name: str) -> dict[str, Any]:
+    """The shipped ESS crosswalk's round-8 rule for ``name``, overrides applied."""
+    cw = shipped()
+    wave = cw.wave("8")
+    if name in wave.overrides:
+        return merge_override(cw.targets.get(name), wave.overrides[name])
+    return cw.targets[name].model_dump(exclude_none=True)
+
+
+def test_todo_lines_fail_validation_with_their_line(scaffolded: tuple[Path, str, str], draft: Draft) -> None:
+    proj, text, err = scaffolded
+    todo_lines = [i for i, ln in enumerate(text.splitlines(), 1) if "TODO" in ln and not ln.lstrip().startswith("#")]
+    assert err == f"{proj / 'mappings' / 'ess.yaml'}: {len(draft.targets)} target(s), {len(todo_lines)} TODO line(s) to resolve\n"
+    assert len(todo_lines) == draft.todos == 29
+    code, out, _ = run("validate", str(proj / "mappings" / "ess.yaml"), "--format", "github", project=proj)
+    assert code == 1
+    annotated = [int(m.group(1)) for m in re.finditer(r"line=(\d+),", out)]
+    assert annotated == todo_lines
+    assert "targets.sex.TODO" not in out and "title=harmonise todo::targets.urbanisation.TODO: unresolved TODO: " in out
+
+
+def test_completing_only_the_todo_lines_gives_a_valid_crosswalk(scaffolded: tuple[Path, str, str], ess8: Path) -> None:
+    proj, text, _ = scaffolded
+    year = shipped().wave("8").year
+    lines = []
+    for line in text.splitlines():
+        if "TODO" in line and not line.lstrip().startswith("#"):
+            indent, key = TARGET_LINE.match(line).groups()  # type: ignore[union-attr]
+            line = f"{indent}year: {year}" if key == "year" else f"{indent}{key}: {flow(shipped_rule(key))}"
+        lines.append(line)
+    path = proj / "mappings" / "ess.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, err = run("validate", str(path), "--data", str(ess8.parent), project=proj)
+    assert (code, err) == (0, "")
+    assert out == "ok: 0 error(s), 0 warning(s), 1 file(s), 2,070 rows\n"
+
+
+def test_clear_rules_are_written_without_todo(draft: Draft) -> None:
+    certain = {t.variable.name: t.rule for t in draft.targets if t.todo is None}
+    assert certain["sex"] == {"source": "gndr", "map": {1: "male", 2: "female"}, "quality": "exact"}
+    assert certain["voted_national"] == {"source": "vote", "map": {1: "yes", 2: "no", 3: "not_eligible"},
+                                         "quality": "exact"}
+    assert certain["life_satisfaction"] == {"source": "stflife", "range": [0, 10], "quality": "exact"}
+    assert certain["country_of_birth"] == {"source": "cntbrthc", "table": "ess_country_codes", "quality": "exact"}
+    for name, rule in certain.items():  # every certain rule names the source the shipped crosswalk uses
+        assert rule["source"] == shipped_rule(name)["source"], name
+    assert draft.missing.codes == {
+        "not_applicable": [6, 66, 666, 6666, 66666, "66", "ZXX"],
+        "refused": [7, 77, 777, 7777, 77777, 777777, "77", "777"],
+        "dont_know": [8, 88, 888, 8888, 88888, 888888, "88", "888"],
+        "no_answer": [9, 99, 999, 9999, 99999, 999999, "99", "999"],
+    }
+
+
+def test_top_ranked_candidate_agrees_with_the_shipped_crosswalk(draft: Draft) -> None:
+    proj = load_project(ROOT, [ROOT / "mappings" / "ess.yaml"])
+    hits, total, missed = agreement(draft, proj, "ess", "8")
+    assert (hits, total) == (34, 40)
+    assert missed == ["respondent_id", "region_nuts", "city", "education_isced", "main_activity", "labour_status"]
+    assert agreement(draft, proj, "ess", "8", k=3)[:2] == (37, 40)
+
+
+@pytest.mark.parametrize("label,reason", [
+    ("Refusal", "refused"), ("Don't know", "dont_know"), ("DON’T KNOW", "dont_know"), ("No answer", "no_answer"),
+    ("Not applicable", "not_applicable"), ("Not available", "not_available"), ("Item not included", "not_asked"),
+    ("Yes", None), ("No", None), ("Not at all", None), ("Know a lot", None),
+])
+def test_missing_labels(label: str, reason: str | None) -> None:
+    assert missing_reason(label) == reason
+
+
+def test_missing_defaults_need_declared_or_edge_codes() -> None:
+    meta = SourceMeta("x", {
+        "a": VarMeta("a", labels={1: "Yes", 2: "No", 8: "Don't know"}),
+        "b": VarMeta("b", labels={1: "Don't know", 2: "Maybe"}),  # 1 is not where missing codes sit
+        "c": VarMeta("c", labels={1: "Yes", 8: "Don't know", 9: "No answer"}, missing_values=[9]),
+        "d": VarMeta("d", type="string", labels={"88": "Don't know", "AT": "Austria"}),
+    })
+    d = infer_missing(meta)
+    assert d.codes == {"dont_know": [8]}  # one-off codes (9, '88') are left to the rules
+
+
+KEYS = st.one_of(st.integers(-10_000, 10_000), st.text(max_size=12))
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.text(max_size=20),
+                    st.floats(allow_nan=False, allow_infinity=False))
+
+
+@given(st.dictionaries(KEYS, st.one_of(SCALARS, st.lists(SCALARS, max_size=3),
+                                       st.dictionaries(KEYS, SCALARS, max_size=3)), max_size=5))
+def test_flow_yaml_round_trips(value: dict[Any, Any]) -> None:
+    loaded = load_yaml_text(f"rule: {flow(value)}\n", "t.yaml")
+    assert loaded.issues == []
+    assert loaded.data == {"rule": value}
+
+
+def test_scaffold_usage_errors(ess8: Path, tmp_path: Path) -> None:
+    code, _, err = run("scaffold", str(ess8), "--survey", "ESS", "--wave", "8")
+    assert (code, err) == (2, "error: survey name 'ESS' must be lower case letters, digits and _ (e.g. ess, eumidis)\n")
+    code, _, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "round 8")
+    assert (code, err) == (2, "error: wave 'round 8' must be 1-16 letters, digits, '_', '.' or '-' (e.g. 8, 2017, II)\n")
+    existing = tmp_path / "x.yaml"
+    existing.write_text("keep me\n", encoding="utf-8")
+    code, _, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "8", "--out", str(existing))
+    assert (code, err) == (2, f"error: {existing} exists; pass --force to overwrite it\n")
+    assert existing.read_text(encoding="utf-8") == "keep me\n"
+
+
+def test_harmonise_checks_have_the_last_word(tmp_path: Path) -> None:
+    """Labels match perfectly, but the data hold an unlabelled code: the rule stays TODO."""
+    import pandas as pd
+    import pyreadstat
+
+    path = tmp_path / "tiny.sav"
+    df = pd.DataFrame({"gender": [1.0, 2.0, 3.0, 1.0], "trust_parl": [0.0, 10.0, 5.0, 99.0]})
+    pyreadstat.write_sav(df, str(path), column_labels=["Gender", "Trust in parliament"],
+                         variable_value_labels={"gender": {1: "Male", 2: "Female"},
+                                                "trust_parl": {0: "No trust", 10: "Complete trust", 99: "No answer"}},
+                         missing_ranges={"trust_parl": [99]})
+    d = scaffold(ROOT, path, "tiny", "1", year=2020, aliases=False)
+    rules = {t.variable.name: t for t in d.targets}
+    assert rules["sex"].rule == {"source": "gender", "map": {1: "male", 2: "female"}, "quality": "exact"}
+    assert rules["sex"].todo == "fix: observed code 3 has no target code or missing reason"
+    assert rules["trust_parliament"].todo is None
+    assert rules["trust_parliament"].rule == {"source": "trust_parl", "range": [0, 10], "quality": "exact",
+                                              "missing": {99: "no_answer"}}
