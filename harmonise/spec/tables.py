@@ -7,6 +7,7 @@ languages with host languages).
 
 from __future__ import annotations
 
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,16 +80,17 @@ class TableSet:
         t = self.tables.get(name)
         return t if isinstance(t, Reference) else None
 
-    @property
+    @cached_property
     def country_codes(self) -> frozenset[str]:
         ref = self._reference("countries")
         return frozenset(ref.keys()) if ref else frozenset()
 
-    @property
+    @cached_property
     def language_codes(self) -> frozenset[str]:
         ref = self._reference("languages")
         return frozenset(ref.keys()) if ref else frozenset()
 
+    @cache  # noqa: B019 - one TableSet per loaded project; the sets are immutable
     def eu_groups(self) -> tuple[frozenset[str], frozenset[str]]:
         """(codes grouping as EU27_2020, codes grouping as non-EU)."""
         ref = self._reference("countries")
@@ -98,7 +100,7 @@ class TableSet:
         non = frozenset(str(r["code"]) for r in ref.rows if r.get("eu27_2020_group") == "non_eu")
         return eu, non
 
-    @property
+    @cached_property
     def city_codes(self) -> frozenset[str]:
         return frozenset(self.cities.keys()) if self.cities else frozenset()
 
