@@ -28,7 +28,9 @@ from harmonise.store.connect import connect
 from harmonise.store.tables import create_all, write_schema_tables
 
 Progress = Callable[[str], None]
-BUILD_MEMORY_LIMIT = "256MB"  # while harmonising files into the build connection
+# DuckDB memory for the whole build; beyond it DuckDB spills to disk, so peak memory does not grow with the
+# rows (measured: 16x rows peak at 1.3x the memory of 1x, for 13% more time than without a limit).
+BUILD_MEMORY_LIMIT = "256MB"
 
 
 @dataclass
@@ -151,10 +153,9 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
         raise ValidationFailed(result.issues, "crosswalks failed to load")
     with atomic_target(db) as tmp:
         con = duckdb.connect(str(tmp))
-        con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # harmonising spills beyond it: memory stays flat
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
             result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))
-            con.execute("RESET memory_limit")  # whole-table steps below need DuckDB's default
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")

@@ -176,6 +176,9 @@ def test_leftover_temporary_files_are_ignored_then_removed(setup) -> None:  # ty
     junk = [db.with_name(db.name + ".tmp-999999-deadbeef"), db.with_name(db.name + ".tmp-999999-deadbeef.wal")]
     for p in junk:
         p.write_bytes(b"half a database")
+    spill = db.with_name(db.name + ".tmp-999999-deadbeef.tmp")  # DuckDB's spill folder of a killed build
+    spill.mkdir()
+    (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"spilled")
     assert answers(db) == reference  # readers never look at them
     assert driver.ask("build")["code"] == 0
     assert leftovers(db) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,14 @@ from harmonise.errors import BuildLocked, UsageError
 
 def _leftovers(db: Path) -> list[Path]:
     return sorted(db.parent.glob(db.name + ".tmp-*"))
+
+
+def _remove(path: Path) -> None:
+    """Delete a leftover temporary file, or DuckDB's spill folder (``<file>.tmp/``) of a killed build."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _is_duckdb(path: Path) -> bool:
@@ -57,7 +66,7 @@ def atomic_target(db: Path) -> Iterator[Path]:
             raise BuildLocked(f"{db}: another harmonise build is writing this database; "
                               "wait for it to finish or choose another --db path") from None
         for stale in _leftovers(db):
-            stale.unlink(missing_ok=True)
+            _remove(stale)
         tmp = db.with_name(f"{db.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
         try:
             yield tmp
@@ -68,8 +77,8 @@ def atomic_target(db: Path) -> Iterator[Path]:
             finally:
                 os.close(dirfd)
         finally:
-            for p in (tmp, tmp.with_name(tmp.name + ".wal")):
-                p.unlink(missing_ok=True)
+            for p in (tmp, tmp.with_name(tmp.name + ".wal"), tmp.with_name(tmp.name + ".tmp")):
+                _remove(p)
     finally:
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()
