@@ -18,7 +18,7 @@ from harmonise import __version__
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import Issue, UsageError, ValidationFailed
 from harmonise.pipeline import Outcome, default_jobs, discover, run_jobs
-from harmonise.reports.indicators import store_indicators
+from harmonise.reports.indicators import load_definitions, store_indicators
 from harmonise.spec.check import check_crosswalk
 from harmonise.spec.project import Project, crosswalk_paths, load_project
 from harmonise.spec.resolve import resolve_wave
@@ -93,6 +93,17 @@ def static_issues(project: Project) -> list[Issue]:
     return issues
 
 
+def indicator_issues(project: Project) -> list[Issue]:
+    """Problems of ``mappings/indicators.yaml`` (none when the project has no such file)."""
+    if project.schema is None or not (project.root / "mappings" / "indicators.yaml").is_file():
+        return []
+    try:
+        load_definitions(project.root, project.schema)
+    except ValidationFailed as exc:
+        return exc.issues
+    return []
+
+
 def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | None = None, *,
              encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None) -> RunResult:
     """Check crosswalks statically (declared codebooks), and against real files when ``data`` is given.
@@ -102,6 +113,8 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
     t0 = time.perf_counter()
     project = _load(root, mappings)
     result = RunResult(issues=static_issues(project))
+    if not mappings:  # the whole project: the indicator declarations too (a build would refuse them)
+        result.issues.extend(indicator_issues(project))
     if data and project.schema is not None:
         con = duckdb.connect(":memory:")
         try:

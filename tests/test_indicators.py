@@ -238,3 +238,14 @@ def test_database_without_definitions(tmp_path: Path) -> None:
     duckdb.connect(str(db)).close()
     with pytest.raises(UsageError, match="no indicator definitions; rebuild it"):
         indicators(db)
+
+
+def test_validate_checks_the_indicator_declarations(project: Path) -> None:
+    """A mistake in mappings/indicators.yaml fails `harmonise validate` with file:line, not only the build."""
+
+    path = project / "mappings" / "indicators.yaml"
+    edit(path, "labour_status == 'employed'", "labour_status == 'employed' and nosuchvar")
+    line = line_of(path, "nosuchvar")
+    code, out, err = run("validate", project=project)
+    assert code == 1
+    assert f"mappings/indicators.yaml:{line} indicators.employment_rate.outcome: unknown variable 'nosuchvar'" in err
