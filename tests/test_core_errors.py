@@ -170,3 +170,16 @@ def test_missing_project_and_bad_mapping_path_are_usage_errors(tmp_path: Path) -
     assert code == 2 and "not a harmonise project" in err
     code, _, err = run("validate", str(tmp_path / "nope.yaml"))
     assert code == 2 and "no such crosswalk file" in err
+
+
+def test_a_base_rule_error_is_reported_once_naming_every_wave(project: Path) -> None:
+    path = project / "mappings" / "ess.yaml"
+    edit(path, "map: {1: male, 2: female}", "map: {1: male, 2: femal}")
+    line = line_of(path, "2: femal}")
+    code, out, err = run("validate", project=project)
+    assert code == 1
+    waves = ", ".join(str(r) for r in range(1, 12))
+    assert err.splitlines() == [
+        f"error: mappings/ess.yaml:{line} targets.sex.map.2: waves {waves}: code 2 maps to 'femal' is not a code "
+        "of sex (did you mean 'female'?)"]
+    assert out == "FAILED: 1 error(s), 0 warning(s)\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+from dataclasses import replace
 from typing import Any
 
 from harmonise.errors import Issue
@@ -110,16 +111,25 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
     return _dedupe(issues)
 
 
+_WAVE_PREFIX = re.compile(r"^wave (\S+): (.*)$", re.DOTALL)
+
+
 def _dedupe(issues: list[Issue]) -> list[Issue]:
-    """Base-rule problems repeat for every wave: keep one (naming the first wave)."""
-    seen: set[tuple[Any, ...]] = set()
-    out = []
+    """Base-rule problems repeat for every wave: report each once, naming the waves it affects."""
+    groups: dict[tuple[Any, ...], list[tuple[str | None, Issue]]] = {}
     for i in issues:
-        key = (i.file, i.line, i.path, i.message)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(i)
+        m = _WAVE_PREFIX.match(i.message)
+        wave, text = (m.group(1), m.group(2)) if m else (None, i.message)
+        key = (i.file, i.line, i.path, i.severity, text)
+        if all(w != wave for w, _ in groups.get(key, [])):
+            groups.setdefault(key, []).append((wave, i))
+    out = []
+    for (_, _, _, _, text), found in groups.items():
+        first = found[0][1]
+        waves = [w for w, _ in found if w is not None]
+        if len(waves) > 1:
+            first = replace(first, message=f"waves {', '.join(waves)}: {text}")
+        out.append(first)
     return out
 
 
