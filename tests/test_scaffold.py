@@ -172,3 +172,10 @@ def test_harmonise_checks_have_the_last_word(tmp_path: Path) -> None:
     assert rules["trust_parliament"].todo is None
     assert rules["trust_parliament"].rule == {"source": "trust_parl", "range": [0, 10], "quality": "exact",
                                               "missing": {99: "no_answer"}}
+
+
+@pytest.mark.parametrize("value", [{"A\n": None}, {"x": "A\n"}, {"files": ["x.sav\n"]}])
+def test_flow_yaml_quotes_strings_with_a_trailing_line_break(value: dict[Any, Any]) -> None:
+    """A plain-looking word with a trailing newline must be quoted, or YAML breaks the line (found by Hypothesis)."""
+    loaded = load_yaml_text(f"rule: {flow(value)}\n", "t.yaml")
+    assert (loaded.issues, loaded.data) == ([], {"rule": value})

@@ -38,7 +38,7 @@ def scalar(value: Any) -> str:
             mantissa += ".0"
         return mantissa + (f"e{exponent}" if exponent else "")
     text = str(value)
-    if PLAIN.match(text) and text.lower() not in YAML_WORDS and not text.endswith(("-", ".")):
+    if PLAIN.fullmatch(text) and text.lower() not in YAML_WORDS and not text.endswith(("-", ".")):
         return text
     return NON_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 

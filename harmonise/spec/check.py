@@ -93,7 +93,7 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
                 code="type")
     for wi, wave in enumerate(cw.waves):
         for fi, pat in enumerate(wave.files):
-            if not SAFE_PATTERN.match(pat) or ".." in pat:
+            if not SAFE_PATTERN.fullmatch(pat) or ".." in pat:
                 add(("waves", wi, "files", fi), f"file pattern {pat!r} must be a plain file name pattern "
                     "(no folders, '..' or absolute paths)", wave.wave, code="unsafe-pattern")
     for wave in cw.waves:
