@@ -12,6 +12,12 @@ of a group against the native group of the same cell uses d = z_group − z_nati
 the covariance of the two domains within the same design is included. Sums are compensated
 (``fsum``), so parallel aggregation gives the same stored numbers run after run.
 
+The data are read once, into weighted moments per cell, stratum and PSU. Respondents without a
+design PSU are their own PSUs, so their Σ z² and Σ z per stratum follow from the moments
+Σw²y², Σw²y, Σw² of the stratum (no per-respondent rows are kept); a group and its native group
+never share such a PSU, so their gap needs no cross term. Design PSUs keep one row each and
+contribute the cross term −2·z_group·z_native of the PSUs both domains touch.
+
 The base relation handed to :func:`estimate_sql` has the key columns, ``"group"``,
 ``is_native``, ``w``, ``y``, ``answered``, ``stratum_id``, ``psu_id`` and ``has_design``; the
 design relation has ``stratum_id`` and ``n_h`` (PSUs per stratum).
@@ -52,11 +58,10 @@ class Rule:
 
 
 def _variance(source: str) -> str:
-    """Per-cell design variance from the PSU totals ``z`` of relation ``source``."""
+    """Per-cell design variance from the per-stratum sums ``s2`` (Σ_p z_hp²) and ``s1`` (Σ_p z_hp)."""
     return f"""SELECT cell, fsum(CASE WHEN p.n_h > 1 THEN p.n_h / (p.n_h - 1.0) * (s.s2 - s.s1 * s.s1 / p.n_h)
                              ELSE 0 END) AS v
-      FROM (SELECT cell, stratum_id, fsum(z * z) AS s2, fsum(z) AS s1 FROM {source} GROUP BY cell, stratum_id) s
-      JOIN design p USING (stratum_id) GROUP BY cell"""
+      FROM {source} s JOIN design p USING (stratum_id) GROUP BY cell"""
 
 
 def estimate_sql(base: str, design: str, keys: list[str], rule: Rule) -> str:
@@ -68,7 +73,7 @@ def estimate_sql(base: str, design: str, keys: list[str], rule: Rule) -> str:
     k = ", ".join(quote_ident(c) for c in keys)
     kg = f"{k}, \"group\"" if k else '"group"'
     grp_keys = f"{k}, \"group\", is_native" if k else '"group", is_native'
-    cv = "CASE WHEN r.est <> 0 THEN sqrt(coalesce(v.v, 0)) / abs(r.est) END"
+    cv = "CASE WHEN r.est <> 0 THEN sqrt(greatest(coalesce(v.v, 0), 0)) / abs(r.est) END"
     suppress = (f"(n < {rule.min_n} OR sw * sw / nullif(sw2, 0) < {rule.min_n_eff!r} "
                 f"OR coalesce(nonresp, 0) > {rule.suppress_nonresponse!r} OR est IS NULL)")
     checks = [
@@ -82,33 +87,43 @@ def estimate_sql(base: str, design: str, keys: list[str], rule: Rule) -> str:
     ]
     flags = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c} THEN '{label}' END" for c, label in checks) + ")"
     low = " OR ".join(c for c, _ in checks[3:])
-    se = "sqrt(coalesce(v, 0))"
-    cv_out = "CASE WHEN est <> 0 THEN sqrt(coalesce(v, 0)) / abs(est) END"
+    se = "sqrt(greatest(coalesce(v, 0), 0))"
+    cv_out = "CASE WHEN est <> 0 THEN sqrt(greatest(coalesce(v, 0), 0)) / abs(est) END"
     shown = "CASE WHEN NOT sup THEN {} END"
     return f"""
-WITH base AS MATERIALIZED ({base}),
-design AS MATERIALIZED ({design}),
+WITH design AS MATERIALIZED ({design}),
+m AS MATERIALIZED (
+  SELECT {grp_keys}, stratum_id, CASE WHEN has_design THEN psu_id END AS psu,
+         count(wa) AS n, count(*) - count(wa) AS n_miss, fsum(wa) AS sw, fsum(wa * wa) AS sw2,
+         fsum(wa * y) AS swy, fsum(wa * wa * y) AS sw2y, fsum(wa * wa * y * y) AS sw2y2,
+         bool_and(has_design) AS all_design, bool_or(has_design) AS any_design
+  FROM (SELECT *, CASE WHEN answered THEN w END AS wa FROM ({base})) GROUP BY ALL),
 r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
-  FROM (SELECT {grp_keys}, count(*) FILTER (WHERE answered) AS n, count(*) FILTER (WHERE NOT answered) AS n_miss,
-               fsum(w) FILTER (WHERE answered) AS sw, fsum(w * w) FILTER (WHERE answered) AS sw2,
-               fsum(w * y) FILTER (WHERE answered) AS swy, bool_and(has_design) AS all_design,
-               bool_or(has_design) AS any_design
-        FROM base GROUP BY {grp_keys})),
-zp AS MATERIALIZED (
-  SELECT r.cell, any_value(r.parent) AS parent, any_value(r.is_native) AS is_native, b.stratum_id, b.psu_id,
-         fsum(b.w * (b.y - r.est)) / any_value(r.sw) AS z
-  FROM base b JOIN r USING ({grp_keys}) WHERE b.answered AND r.sw > 0
-  GROUP BY r.cell, b.stratum_id, b.psu_id),
+  FROM (SELECT {grp_keys}, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, fsum(sw2) AS sw2,
+               fsum(swy) AS swy, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design
+        FROM m GROUP BY {grp_keys})),
+zs AS MATERIALIZED (
+  SELECT r.cell, r.parent, r.is_native, m.stratum_id, m.psu,
+         (coalesce(m.swy, 0) - r.est * coalesce(m.sw, 0)) / r.sw AS z,
+         CASE WHEN m.psu IS NULL
+              THEN (coalesce(m.sw2y2, 0) - 2 * r.est * coalesce(m.sw2y, 0) + r.est * r.est * coalesce(m.sw2, 0))
+                   / (r.sw * r.sw)
+              ELSE pow((coalesce(m.swy, 0) - r.est * coalesce(m.sw, 0)) / r.sw, 2) END AS z2
+  FROM m JOIN r USING ({grp_keys}) WHERE r.sw > 0),
 zd AS (
-  SELECT cell, stratum_id, psu_id, fsum(z) AS z FROM (
-    SELECT cell, stratum_id, psu_id, z FROM zp WHERE NOT is_native
+  SELECT cell, stratum_id, fsum(z2) AS s2, fsum(z) AS s1 FROM (
+    SELECT cell, stratum_id, z, z2 FROM zs WHERE NOT is_native
     UNION ALL
-    SELECT g.cell, n.stratum_id, n.psu_id, -n.z AS z
-    FROM zp n JOIN (SELECT cell, parent FROM r WHERE NOT is_native) g USING (parent) WHERE n.is_native) u
-  GROUP BY cell, stratum_id, psu_id),
-v AS ({_variance("zp")}),
+    SELECT g.cell, n.stratum_id, -n.z AS z, n.z2 FROM zs n
+    JOIN (SELECT cell, parent FROM r WHERE NOT is_native) g USING (parent) WHERE n.is_native
+    UNION ALL
+    SELECT g.cell, g.stratum_id, 0.0 AS z, -2 * g.z * n.z AS z2 FROM zs g
+    JOIN zs n ON g.parent = n.parent AND g.stratum_id = n.stratum_id AND g.psu = n.psu
+    WHERE NOT g.is_native AND n.is_native) u
+  GROUP BY cell, stratum_id),
+v AS ({_variance("(SELECT cell, stratum_id, fsum(z2) AS s2, fsum(z) AS s1 FROM zs GROUP BY cell, stratum_id)")}),
 vd AS ({_variance("zd")}),
 out AS (
   SELECT r.*, v.v, vd.v AS vd, nat.est AS nat_est, nat.sup AS nat_sup, {flags} AS flags_all, ({low}) AS low
@@ -121,7 +136,7 @@ SELECT {k + ", " if k else ""}"group", n, sw * sw / nullif(sw2, 0) AS n_eff, non
        {shown.format(cv_out)} AS cv,
        CASE WHEN sup THEN 'suppressed' WHEN low THEN 'low' ELSE 'ok' END AS reliability, flags_all AS flags,
        CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN est - nat_est END AS gap,
-       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN sqrt(coalesce(vd, 0)) END AS gap_se,
+       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN sqrt(greatest(coalesce(vd, 0), 0)) END AS gap_se,
        CASE WHEN all_design THEN 'stratum/psu' WHEN any_design THEN 'mixed: stratum/psu where present, else '
             || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design
 FROM out
