@@ -37,12 +37,13 @@ from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project
 from harmonise.spec.resolve import WavePlan, resolve_wave
-from harmonise.spec.schema import UNMAPPED
+from harmonise.spec.schema import UNMAPPED, TargetSchema
 from harmonise.store.tables import append_database, create_all, insert_select, to_json
 
 Progress = Callable[[str], None]
 CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
 PREFETCH_MIN_ROWS = 10_000  # below this a forked reader costs more than it overlaps
+SCRATCH = "harmonise_scratch"  # in-memory database of the chunks being harmonised, shared with the writer
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this (all files together) worker processes cost more than they save
 
 
@@ -181,28 +182,33 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
         hasher.join()
         out.sha256 = hasher.digest
         return out
-    profile = profile_sql(compiled, plan, project.schema)
-    fold = report_insert(compiled)
-    insert = insert_select(project.schema, "h")
+    con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
     con.execute("CREATE OR REPLACE TEMP TABLE report_stage (target VARCHAR, source_code VARCHAR, "
                 "target_value VARCHAR, missing_reason VARCHAR, n BIGINT)")
+    fold = report_insert(compiled)
     failures: list[pd.DataFrame] = []
-    for chunk in chunks:
-        con.register("src", chunk)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE h AS {compiled.sql}")
-        con.unregister("src")
-        out.rows += len(chunk)
-        del chunk
-        con.execute(f"CREATE OR REPLACE TEMP TABLE prof AS {profile}")
-        con.execute(fold)
-        fc = validate_profile(con.execute(VALIDATION_SELECT).df(), project.schema, project.tables)
-        if len(fc):
-            failures.append(fc)
-        con.execute(insert)
-        con.execute("DROP TABLE h")
-        con.execute("DROP TABLE prof")
-        if progress:
-            progress(f"{cw.survey} {wave.wave}: {out.rows:,} rows")
+    writer = _Writer(con, project.schema)
+    try:
+        for i, chunk in enumerate(chunks):
+            h = f"{SCRATCH}.h{i % 2}"  # two tables: the writer may still be reading the previous chunk's
+            con.register("src", chunk)
+            con.execute(f"CREATE OR REPLACE TABLE {h} AS {compiled.sql}")
+            con.unregister("src")
+            out.rows += len(chunk)
+            del chunk
+            writer.submit(h)  # inserts into respondents while this thread profiles and validates
+            con.execute(f"CREATE OR REPLACE TEMP TABLE prof AS {profile_sql(compiled, plan, project.schema, h)}")
+            con.execute(fold)
+            fc = validate_profile(con.execute(VALIDATION_SELECT).df(), project.schema, project.tables)
+            if len(fc):
+                failures.append(fc)
+            con.execute("DROP TABLE prof")
+            if progress:
+                progress(f"{cw.survey} {wave.wave}: {out.rows:,} rows")
+    finally:
+        writer.close()
+    con.execute(f"DROP TABLE IF EXISTS {SCRATCH}.h0")
+    con.execute(f"DROP TABLE IF EXISTS {SCRATCH}.h1")
     hasher.join()
     out.sha256 = hasher.digest
     # compiled_sql stores the query without the Stata letter columns, as `harmonise sql` prints it
@@ -210,6 +216,48 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     _finish(job, con, project, plan, src, out, failures, index, stored)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+class _Writer:
+    """Inserts harmonised chunks into ``respondents`` on a second connection, one chunk at a time.
+
+    DuckDB releases the GIL while it works, so the insert of chunk k runs beside the profile and
+    validation of chunk k and the recode of chunk k+1; chunks are inserted in order. An error of
+    an insert is raised by the next :meth:`submit` or by :meth:`close`.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
+        self._cur = con.cursor()
+        self._schema = schema
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _insert(self, relation: str) -> None:
+        try:
+            self._cur.execute(insert_select(self._schema, relation))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._error = exc
+
+    def _wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def submit(self, relation: str) -> None:
+        """Wait for the previous insert (raising its error), then start inserting ``relation``."""
+        self._wait()
+        self._thread = threading.Thread(target=self._insert, args=(relation,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Wait for the last insert and release the connection; raises an insert's error."""
+        try:
+            self._wait()
+        finally:
+            self._cur.close()
 
 
 def clip(value: object, limit: int = 60) -> str:
