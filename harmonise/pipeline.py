@@ -189,8 +189,8 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     failures: list[pd.DataFrame] = []
     writer = _Writer(con, project.schema)
     try:
-        for i, chunk in enumerate(chunks):
-            h = f"{SCRATCH}.h{i % 2}"  # two tables: the writer may still be reading the previous chunk's
+        h = f"{SCRATCH}.h"
+        for chunk in chunks:
             con.register("src", chunk)
             con.execute(f"CREATE OR REPLACE TABLE {h} AS {compiled.sql}")
             con.unregister("src")
@@ -203,12 +203,12 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
             if len(fc):
                 failures.append(fc)
             con.execute("DROP TABLE prof")
+            writer.wait()  # one staged chunk at a time keeps memory flat (a chunk is ~100 MB in DuckDB)
+            con.execute(f"DROP TABLE {h}")
             if progress:
                 progress(f"{cw.survey} {wave.wave}: {out.rows:,} rows")
     finally:
         writer.close()
-    con.execute(f"DROP TABLE IF EXISTS {SCRATCH}.h0")
-    con.execute(f"DROP TABLE IF EXISTS {SCRATCH}.h1")
     hasher.join()
     out.sha256 = hasher.digest
     # compiled_sql stores the query without the Stata letter columns, as `harmonise sql` prints it
@@ -221,9 +221,9 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
 class _Writer:
     """Inserts harmonised chunks into ``respondents`` on a second connection, one chunk at a time.
 
-    DuckDB releases the GIL while it works, so the insert of chunk k runs beside the profile and
-    validation of chunk k and the recode of chunk k+1; chunks are inserted in order. An error of
-    an insert is raised by the next :meth:`submit` or by :meth:`close`.
+    DuckDB releases the GIL while it works, so the insert of a chunk runs beside its profile and
+    validation; chunks are inserted in order. An insert's error is raised by :meth:`wait`,
+    the next :meth:`submit` or :meth:`close`.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
@@ -238,7 +238,8 @@ class _Writer:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._error = exc
 
-    def _wait(self) -> None:
+    def wait(self) -> None:
+        """Wait for the running insert; raises its error."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -248,14 +249,14 @@ class _Writer:
 
     def submit(self, relation: str) -> None:
         """Wait for the previous insert (raising its error), then start inserting ``relation``."""
-        self._wait()
+        self.wait()
         self._thread = threading.Thread(target=self._insert, args=(relation,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         """Wait for the last insert and release the connection; raises an insert's error."""
         try:
-            self._wait()
+            self.wait()
         finally:
             self._cur.close()
 
