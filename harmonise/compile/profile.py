@@ -20,24 +20,33 @@ COUNTS = "count(*)::BIGINT AS n, min(source_row)::BIGINT AS first_row"
 
 
 def profile_sql(compiled: CompiledWave, plan: WavePlan, schema: TargetSchema, relation: str = "h") -> str:
-    """One ``SELECT … GROUP BY ALL`` per schema variable, joined by UNION ALL."""
+    """One ``SELECT … GROUP BY ALL`` per schema variable, joined by UNION ALL.
+
+    A target with a source code groups by its raw source columns first and renders the code as
+    text once per distinct value (``compiled.codes``), so no row pays for the rendering; the
+    rows are not unique in (code, value, reason), and readers fold them with ``sum(n)``.
+    """
     parts = []
     for var in schema.variables:
         tp = plan.targets.get(var.name)
-        v = quote_ident(var.name)
-        if var.type in STARRED and not (tp is not None and tp.kind in ("map", "table") and var.type in CODED):
-            shown = f"CASE WHEN {v} IS NULL THEN NULL ELSE '*' END"
-        else:
-            shown = f"CAST({v} AS VARCHAR)"
+        starred = var.type in STARRED and not (tp is not None and tp.kind in ("map", "table") and var.type in CODED)
         num = var.type in ("integer", "number")
-        text = f"CAST({v} AS VARCHAR)" if not num and var.type != "boolean" else "NULL::VARCHAR"
         reason = quote_ident(var.missing_column) if var.has_missing_column else "NULL::VARCHAR"
-        src = quote_ident(var.name + "__src")
-        parts.append(
-            f"SELECT {sql_literal(var.name)} AS target, CAST({src} AS VARCHAR) AS source_code, {shown} AS report_value, "
-            f"{text} AS v_text, {f'CAST({v} AS DOUBLE)' if num else 'NULL::DOUBLE'} AS v_num, "
-            f"{f'CAST({v} AS BOOLEAN)' if var.type == 'boolean' else 'NULL::BOOLEAN'} AS v_bool, "
-            f"{reason} AS reason, {COUNTS} FROM {relation} GROUP BY ALL")
+        code = compiled.codes.get(var.name)
+        if code is not None:
+            raw = ", ".join(f"{quote_ident('src:' + c)} AS {quote_ident(c)}" for c in code[1])
+            rel = (f"(SELECT {raw + ', ' if raw else ''}{quote_ident(var.name)} AS __v, {reason} AS __r, {COUNTS} "
+                   f"FROM {relation} GROUP BY ALL) src")
+            v, source, reason, counts = "__v", f"CAST({code[0]} AS VARCHAR)", "__r", "n, first_row"
+        else:
+            rel, v, source, counts = relation, quote_ident(var.name), "NULL::VARCHAR", COUNTS
+        shown = f"CASE WHEN {v} IS NULL THEN NULL ELSE '*' END" if starred else f"CAST({v} AS VARCHAR)"
+        text = f"CAST({v} AS VARCHAR)" if not num and var.type != "boolean" else "NULL::VARCHAR"
+        sel = (f"SELECT {sql_literal(var.name)} AS target, {source} AS source_code, {shown} AS report_value, "
+               f"{text} AS v_text, {f'CAST({v} AS DOUBLE)' if num else 'NULL::DOUBLE'} AS v_num, "
+               f"{f'CAST({v} AS BOOLEAN)' if var.type == 'boolean' else 'NULL::BOOLEAN'} AS v_bool, "
+               f"{reason} AS reason, {counts} FROM {rel}")
+        parts.append(sel if code is not None else sel + " GROUP BY ALL")
     return "\nUNION ALL ".join(parts)
 
 

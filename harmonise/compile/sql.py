@@ -3,9 +3,10 @@
 The staged relation ``src`` has one column per source variable (DOUBLE for
 numeric, VARCHAR for string; blank strings are NULL), ``"<var>#x"`` holding the
 Stata extended-missing letter where the file has any, and ``__row`` (the row
-number in the file). The compiled query yields, per target, the value column,
+number in the file). The compiled query yields, per target, the value column and
 ``<target>_missing`` (reason, or ``__unmapped__`` for a code nobody accounted
-for) and ``<target>__src`` (the source code, for the harmonisation report).
+for), and the source columns as ``"src:<var>"``: the harmonisation report renders
+source codes as text (``CompiledWave.codes``) after grouping, not on every row.
 Derived targets are computed in successive CTE levels in dependency order.
 """
 
@@ -42,6 +43,8 @@ class CompiledWave:
     extended: set[str]
     report_targets: list[str] = field(default_factory=list)
     errors: list[CompileError] = field(default_factory=list)
+    codes: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    """target → (SQL rendering its source code over ``src``, the source columns that SQL reads)."""
 
 
 def code_text(col: str, numeric: bool) -> str:
@@ -204,6 +207,21 @@ class WaveCompiler:
         reason = "(CASE " + " ".join(parts) + f" ELSE {why} END)"
         return value, reason, self.source_code(plan.source)
 
+    def raw_columns(self, plan: TargetPlan) -> list[str]:
+        """The ``src`` columns (with Stata letter columns) a target's source-code SQL reads."""
+        if plan.kind in ("map", "table", "range"):
+            names = [plan.source] if plan.source else []
+        elif plan.kind == "expr" and plan.expr:
+            names = referenced_names(plan.expr)
+        else:
+            names = []
+        out = []
+        for n in names:
+            vm = self.meta.get(n)
+            name = vm.name if vm else n
+            out.extend([name, name + "#x"] if name in self.extended else [name])
+        return out
+
     def derived(self, var: Variable, plan: TargetPlan, available: set[str]) -> tuple[str, str]:
         assert plan.expr is not None
 
@@ -224,6 +242,9 @@ class WaveCompiler:
         direct_cols: list[str] = ["src.__row AS source_row"]
         report: list[str] = []
         derived: list[tuple[Variable, TargetPlan]] = []
+        codes: dict[str, tuple[str, list[str]]] = {}
+        raw_cols: list[str] = []
+        raw_seen: set[str] = set()
         for var in self.schema.variables:
             plan = self.plan.targets.get(var.name)
             if plan is None:
@@ -245,12 +266,18 @@ class WaveCompiler:
             direct_cols.append(f"{value} AS {quote_ident(var.name)}")
             if not var.required:
                 direct_cols.append(f"{reason} AS {quote_ident(var.missing_column)}")
-            direct_cols.append(f"{code} AS {quote_ident(var.name + '__src')}")
+            if code != "NULL":
+                raw = self.raw_columns(plan)
+                codes[var.name] = (code, raw)
+                for c in raw:
+                    if c not in raw_seen:
+                        raw_seen.add(c)
+                        raw_cols.append(f"src.{quote_ident(c)} AS {quote_ident('src:' + c)}")
             if not var.required or plan.kind not in ("automatic",):
                 report.append(var.name)
         available = {v.name for v in self.schema.variables
                      if v.name in self.plan.targets and self.plan.targets[v.name].kind != "derived"}
-        ctes = [f"a0 AS MATERIALIZED (SELECT {', '.join(direct_cols)} FROM src)"]
+        ctes = [f"a0 AS MATERIALIZED (SELECT {', '.join(direct_cols + raw_cols)} FROM src)"]
         pending = list(derived)
         level = 0
         while pending:
@@ -284,7 +311,6 @@ class WaveCompiler:
                     continue
                 cols.append(f"{value} AS {quote_ident(var.name)}")
                 cols.append(f"{reason} AS {quote_ident(var.missing_column)}")
-                cols.append(f"NULL AS {quote_ident(var.name + '__src')}")
                 report.append(var.name)
             for var, _plan, need in ready:
                 if need is not None:
@@ -294,7 +320,7 @@ class WaveCompiler:
             level += 1
         sql = "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM a{level}"
         return CompiledWave(sql=sql, sources=self.plan.sources(), extended=self.extended,
-                            report_targets=report, errors=errors)
+                            report_targets=report, errors=errors, codes=codes)
 
 
 def compile_wave(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables: TableSet,
