@@ -8,7 +8,9 @@ fresh processes and alternating which goes first in each pair:
   build  harmonise build --data <folder> --db <fresh database>
 
 Peak memory is the largest sum of proportional set sizes (PSS) over the
-process and its children, sampled every 20 ms. Ratios are medians over pairs.
+process and its children, sampled every 20 ms in separate runs after the timed
+pairs (sampling /proc costs CPU that would otherwise count against the build,
+which runs longer and in more processes than the floor). Ratios are medians.
 It prints a table and writes JSON (``--json``).
 
     python benchmarks/run.py                 # full run (generates the files first, ~4 GB for 16x)
@@ -49,7 +51,7 @@ TARGETS = {"time": 1.3, "scaling": 0.15, "memory": 2.0, "wide": 1.2, "demo": 30.
 @dataclass
 class Sample:
     seconds: float
-    peak_mb: float
+    peak_mb: float | None = None  # only in memory runs: sampling /proc costs CPU, so timed runs are not sampled
 
 
 @dataclass
@@ -60,34 +62,41 @@ class Case:
     size_mb: float
     floor: list[Sample] = field(default_factory=list)
     build: list[Sample] = field(default_factory=list)
+    floor_memory: list[Sample] = field(default_factory=list)
+    build_memory: list[Sample] = field(default_factory=list)
 
     def median(self, kind: str, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in getattr(self, kind))
+        runs = getattr(self, f"{kind}_memory" if attr == "peak_mb" else kind)
+        return statistics.median(getattr(s, attr) for s in runs)
 
     def ratio(self) -> float:
         """Median over pairs of build time / floor time."""
         return statistics.median(b.seconds / f.seconds for f, b in zip(self.floor, self.build))
 
 
-def measure(cmd: list[str], cwd: Path) -> Sample:
-    """Wall time and peak PSS (process tree) of one fresh process; raises when it fails."""
+def measure(cmd: list[str], cwd: Path, memory: bool = False) -> Sample:
+    """Wall time of one fresh process, and with ``memory`` its peak PSS (process tree, sampled
+    every 20 ms). Reading smaps costs CPU beside the measured process, so timed runs are not
+    sampled. Raises when the process fails."""
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
-    while proc.poll() is None:
-        total = 0
-        try:
-            for p in [proc, *proc.children(recursive=True)]:
-                total += p.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-        peak = max(peak, total)
-        time.sleep(0.02)
-    seconds = time.perf_counter() - t0
+    if memory:
+        while proc.poll() is None:
+            total = 0
+            try:
+                for p in [proc, *proc.children(recursive=True)]:
+                    total += p.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                pass
+            peak = max(peak, total)
+            time.sleep(0.02)
     err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.wait()
+    seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} … exited {proc.returncode}: {err.strip()[-2000:]}")
-    return Sample(round(seconds, 3), round(peak / 2**20, 1))
+    return Sample(round(seconds, 3), round(peak / 2**20, 1) if memory else None)
 
 
 NO_INDICATORS = ("import harmonise.api as a; a.store_indicators = lambda con, project: None; "
@@ -102,19 +111,24 @@ def harmonise_cmd(indicators: bool = True) -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-c", "from harmonise.cli import main; main()"]
 
 
-def run_case(case: Case, folder: Path, columns: list[str], pairs: int, work: Path, indicators: bool = True) -> None:
+def run_case(case: Case, folder: Path, columns: list[str], pairs: int, work: Path, indicators: bool = True,
+             memory_runs: int = 2) -> None:
+    """Alternating timed pairs, then ``memory_runs`` alternating pairs sampled for peak memory."""
     file = folder / FILE_NAME
     floor = [sys.executable, "-c", FLOOR, str(file), json.dumps(columns)]
     db = work / f"{case.name}.duckdb"
     build = [*harmonise_cmd(indicators), "--project", str(ROOT), "build", "--data", str(folder), "--db", str(db)]
-    for i in range(pairs):
+    for i in range(pairs + memory_runs):
+        memory = i >= pairs
         order = ("floor", "build") if i % 2 == 0 else ("build", "floor")
         for kind in order:
             if kind == "build":
                 db.unlink(missing_ok=True)
-            sample = measure(floor if kind == "floor" else build, ROOT)
-            getattr(case, kind).append(sample)
-            print(f"  {case.name} pair {i + 1}: {kind} {sample.seconds:.2f} s, {sample.peak_mb:.0f} MB", flush=True)
+            sample = measure(floor if kind == "floor" else build, ROOT, memory)
+            getattr(case, f"{kind}_memory" if memory else kind).append(sample)
+            what = f"{sample.peak_mb:.0f} MB peak" if memory else f"{sample.seconds:.2f} s"
+            print(f"  {case.name} {'memory run' if memory else 'pair'} {i + 1 - (pairs if memory else 0)}: "
+                  f"{kind} {what}", flush=True)
     db.unlink(missing_ok=True)
 
 
@@ -181,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=5, help="alternating floor/build pairs per file")
     ap.add_argument("--pairs-top", type=int, default=None,
                     help="pairs at the largest scale (default: --pairs; each 16x pair takes minutes)")
+    ap.add_argument("--memory-runs", type=int, default=2,
+                    help="alternating pairs per file sampled for peak memory (after the timed pairs)")
     ap.add_argument("--no-demo", action="store_true", help="skip timing the demo build")
     ap.add_argument("--without-indicators", action="store_true",
                     help="time the build without its final indicators table (harmonising and loading only)")
@@ -188,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny files, one pair, no demo: a smoke test")
     args = ap.parse_args(argv)
     if args.quick:
-        args.rows, args.columns, args.scales, args.pairs, args.no_demo = 1_000, 120, [1, 2], 1, True
+        args.rows, args.columns, args.scales, args.pairs, args.no_demo, args.memory_runs = 1_000, 120, [1, 2], 1, True, 1
     scales = sorted(set(args.scales) | {1})
     with tempfile.TemporaryDirectory(prefix="harmonise-bench-") as tmp:
         data = Path(tmp) / "data" if args.quick else args.data
@@ -206,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             cases[name] = Case(name, args.rows * k, width, f.stat().st_size / 1e6)
             top = k == max(scales) and k != 1 and args.pairs_top is not None
             run_case(cases[name], folder, columns, args.pairs_top if top else args.pairs, Path(tmp),
-                     not args.without_indicators)
+                     not args.without_indicators, args.memory_runs)
         demo = None
         if not args.no_demo:
             db = Path(tmp) / "demo.duckdb"
@@ -223,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                            "python": platform.python_version(), "system": platform.platform()},
                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pairs": args.pairs,
-               "pairs_top": args.pairs_top or args.pairs, "indicators": not args.without_indicators,
+               "pairs_top": args.pairs_top or args.pairs, "memory_runs": args.memory_runs, "indicators": not args.without_indicators,
                "summary": result, "cases": {n: asdict(c) for n, c in cases.items()}}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=2) + "\n")
