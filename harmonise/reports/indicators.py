@@ -8,6 +8,7 @@ a built database answers :func:`indicators` on its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ WEIGHTS = ("weight", "weight_design", "none")
 OUT_OF_POPULATION = ("not_asked", "not_applicable")
 _EXPR_TYPES = {"category": "string", "string": "string", "country": "string", "language": "string",
                "city": "string", "boolean": "boolean", "integer": "number", "number": "number"}
+_IDENT = re.compile(r'"((?:[^"]|"")+)"')
 STRATUM_SQL = "survey || '|' || wave || '|' || country || '|' || coalesce(stratum, '')"
 PSU_SQL = "coalesce('p:' || psu, 'r:' || respondent_id)"
 DESIGN_SQL = f"SELECT stratum_id, count(DISTINCT psu_id) AS n_h FROM (SELECT {STRATUM_SQL} AS stratum_id, " \
@@ -184,10 +186,19 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
         b = defs.breakdowns[g] if g else None
         grp, native = (b.sql, f"coalesce({b.sql} = {sql_literal(b.native)}, FALSE)") if b else ("'all'", "FALSE")
         parts.append(f"{{'breakdown': {sql_literal(g or 'total')}, 'group': {grp}, 'is_native': {native}}}")
-    resp = (f"SELECT *, {w} AS w, {STRATUM_SQL} AS stratum_id, psu AS psu_id, psu IS NOT NULL AS has_design, "
-            f"[{', '.join(parts)}] AS bd FROM respondents WHERE {w} IS NOT NULL")
+    # only the columns the expressions read (every column reference in compiled SQL is a quoted identifier);
+    # `resp` is not materialised: each indicator rescans the columns it needs, and memory stays flat
+    # (materialised, 800,000 respondents spilled beyond the build's 256 MB: 9.7 s instead of 3.7 s)
+    sql_parts = [b.sql for g in groups if g for b in [defs.breakdowns[g]]]
+    sql_parts += [x for n in names for d in [defs.indicators[n]]
+                  for x in (d.population_sql, d.outcome_sql, d.outcome_reason_sql)]
+    cols = {"survey", "wave", "country", "stratum", "psu", "age", *by, *([] if weight == "none" else [weight])}
+    cols.update(m.group(1).replace('""', '"') for part in sql_parts for m in _IDENT.finditer(part))
+    keep = ", ".join(sql_literal(c) for c in sorted(cols))
+    resp = (f"SELECT COLUMNS(lambda c: c IN ({keep})), {w} AS w, {STRATUM_SQL} AS stratum_id, psu AS psu_id, "
+            f"psu IS NOT NULL AS has_design, [{', '.join(parts)}] AS bd FROM respondents WHERE {w} IS NOT NULL")
     branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands) for n in names)
-    return (f"WITH resp AS ({resp}), ind AS ({branches}) SELECT * FROM (SELECT * EXCLUDE (bd), "
+    return (f"WITH resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}) SELECT * FROM (SELECT * EXCLUDE (bd), "
             f"unnest(bd, recursive := true) FROM ind) WHERE \"group\" IS NOT NULL")
 
 
