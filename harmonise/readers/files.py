@@ -147,11 +147,17 @@ class SourceFile:
     meta: SourceMeta
     encoding: str | None = None
 
-    def chunks(self, columns: list[str], chunksize: int = DEFAULT_CHUNK) -> Iterator[pd.DataFrame]:
-        """Yield normalised frames of ``columns`` (plus ``__row``), ``chunksize`` rows at a time."""
+    def chunks(self, columns: list[str], chunksize: int = DEFAULT_CHUNK, start: int = 0,
+               step: int | None = None) -> Iterator[pd.DataFrame]:
+        """Yield normalised frames of ``columns`` (plus ``__row``), ``chunksize`` rows at a time.
+
+        ``start``/``step``: read the chunks at rows start, start + step, … only (``step`` defaults
+        to ``chunksize``: every chunk); several readers with the same step cover the file between them.
+        """
         reader = _reader(self.format)
         kw = _kwargs(self.format, self.encoding)
-        offset = 0
+        offset = start
+        step = step or chunksize
         total = self.meta.rows
         while True:
             try:
@@ -164,9 +170,24 @@ class SourceFile:
             if n == 0 and offset > 0:
                 return
             yield normalise(df, self.meta, offset)
-            offset += n
+            offset += step
             if n < chunksize or (total is not None and offset >= total):
                 return
+
+    def seekable(self) -> bool:
+        """True when reading from a row offset skips the rows before it (fixed-width records:
+        uncompressed .sav and .dta); compressed files decompress up to the offset."""
+        if self.format == "dta":
+            return True
+        if self.format != "sav":
+            return False
+        head = _magic(self.path)[:80]
+        if len(head) < 76:
+            return False
+        layout, compression = int.from_bytes(head[64:68], "little"), int.from_bytes(head[72:76], "little")
+        if layout not in (2, 3):  # a big-endian file
+            compression = int.from_bytes(head[72:76], "big")
+        return compression == 0
 
 
 def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int) -> pd.DataFrame:

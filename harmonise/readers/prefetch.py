@@ -1,10 +1,13 @@
-"""Read a source file's chunks in a child process, one chunk ahead of the consumer.
+"""Read a source file's chunks in child processes, one chunk ahead of the consumer.
 
 pyreadstat holds the GIL while it parses, so a reader thread cannot overlap
 with the Python work of harmonising; a forked child can. The child reads and
 normalises chunk k+1 while the parent harmonises chunk k (a pipe send blocks
-until the parent takes the chunk, so at most one chunk waits). Without ``fork``
-(Windows, macOS spawn) or with one core the chunks are read in-process.
+until the parent takes the chunk, so at most one chunk waits). Files whose rows
+can be skipped without parsing them (uncompressed .sav, .dta) are read by one
+child per core, each reading its slice of every chunk; the parent joins the
+slices in row order. Without ``fork`` (Windows, macOS spawn) or with one core
+the chunks are read in-process.
 """
 
 from __future__ import annotations
@@ -19,16 +22,18 @@ import pandas as pd
 from harmonise.errors import InputError
 from harmonise.readers.files import DEFAULT_CHUNK, SourceFile
 
+MAX_READERS = 2  # more readers than this contend with the consumer for the cores
+
 
 def can_prefetch() -> bool:
     """True when a forked reader can run beside the consumer (fork available, more than one core)."""
     return "fork" in mp.get_all_start_methods() and (os.cpu_count() or 1) > 1
 
 
-def _feed(src: SourceFile, columns: list[str], chunksize: int, out: Connection) -> None:
+def _feed(src: SourceFile, columns: list[str], size: int, start: int, step: int, out: Connection) -> None:
     try:
         try:
-            for chunk in src.chunks(columns, chunksize):
+            for chunk in src.chunks(columns, size, start, step):
                 out.send(("chunk", chunk))
             message: tuple[str, object] = ("end", None)
         except InputError as exc:
@@ -43,52 +48,82 @@ def _feed(src: SourceFile, columns: list[str], chunksize: int, out: Connection) 
 
 
 class Prefetcher:
-    """Iterator over the chunks a forked child reads; the child starts at construction."""
+    """Iterator over the chunks forked children read; the children start at construction.
 
-    def __init__(self, src: SourceFile, columns: list[str], chunksize: int) -> None:
+    With ``readers`` > 1, child j reads rows [k·chunksize + j·s, k·chunksize + (j+1)·s) of every
+    chunk k (s = chunksize / readers) and the parent concatenates the slices.
+    """
+
+    def __init__(self, src: SourceFile, columns: list[str], chunksize: int, readers: int = 1) -> None:
         ctx = mp.get_context("fork")
         self.src = src
-        self._receive, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_feed, args=(src, columns, chunksize, send), daemon=True)
-        self._proc.start()
-        send.close()
+        size = max(1, -(-chunksize // readers))
+        self._pipes: list[Connection] = []
+        self._procs: list[mp.process.BaseProcess] = []
+        for j in range(readers):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_feed, args=(src, columns, size, j * size, readers * size, send), daemon=True)
+            proc.start()
+            send.close()
+            self._pipes.append(receive)
+            self._procs.append(proc)
+        self._open = list(range(readers))  # readers that have not said "end"
         self._done = False
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         return self
 
+    def _receive(self, j: int) -> pd.DataFrame | None:
+        """Reader j's next slice; None when it has no more."""
+        try:
+            kind, payload = self._pipes[j].recv()
+        except EOFError:
+            code = self._procs[j].exitcode
+            self.close()
+            raise InputError(f"{self.src.path}: the reader process ended unexpectedly (exit code "
+                             f"{code}); run again, or check memory limits") from None
+        if kind == "chunk":
+            return payload  # type: ignore[no-any-return]
+        if kind == "error":
+            self.close()
+            raise InputError(str(payload))
+        return None
+
     def __next__(self) -> pd.DataFrame:
         if self._done:
             raise StopIteration
-        try:
-            kind, payload = self._receive.recv()
-        except EOFError:
+        parts = []
+        for j in list(self._open):
+            part = self._receive(j)
+            if part is None:
+                self._open.remove(j)
+            else:
+                parts.append(part)
+        if not parts:
             self.close()
-            raise InputError(f"{self.src.path}: the reader process ended unexpectedly (exit code "
-                             f"{self._proc.exitcode}); run again, or check memory limits") from None
-        if kind == "chunk":
-            return payload  # type: ignore[no-any-return]
-        self.close()
-        if kind == "error":
-            raise InputError(str(payload))
-        raise StopIteration
+            raise StopIteration
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
     def close(self) -> None:
-        """Stop the child (if still reading) and release the pipe."""
+        """Stop the children (if still reading) and release the pipes."""
         if self._done:
             return
         self._done = True
-        self._receive.close()
-        self._proc.join(timeout=0.5 if self._proc.exitcode is None else None)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join()
+        for pipe in self._pipes:
+            pipe.close()
+        for proc in self._procs:
+            proc.join(timeout=0.5 if proc.exitcode is None else None)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
 
 
 def prefetched_chunks(src: SourceFile, columns: list[str], chunksize: int = DEFAULT_CHUNK,
                       enabled: bool = True) -> Iterator[pd.DataFrame]:
-    """The same frames as ``src.chunks(columns, chunksize)``; read by a child process that starts now
-    when ``enabled`` and possible. Call ``close()`` on the result when not reading it to the end."""
+    """The same frames as ``src.chunks(columns, chunksize)``; read by child processes that start now
+    when ``enabled`` and possible (one per core for files that seek to a row, else one). Call
+    ``close()`` on the result when not reading it to the end."""
     if not (enabled and can_prefetch()):
         return src.chunks(columns, chunksize)
-    return Prefetcher(src, columns, chunksize)
+    readers = min(os.cpu_count() or 1, MAX_READERS) if src.seekable() else 1
+    return Prefetcher(src, columns, chunksize, readers)

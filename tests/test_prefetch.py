@@ -1,0 +1,100 @@
+"""The forked chunk readers give exactly the frames of an in-process read, for every file layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from harmonise import pipeline
+from harmonise.errors import InputError
+from harmonise.readers.files import open_source
+from harmonise.readers.prefetch import Prefetcher, can_prefetch, prefetched_chunks
+from harmonise.spec.project import load_project
+from harmonise.store.tables import create_all
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.skipif(not can_prefetch(), reason="needs fork and two cores")
+ROWS = 2_345
+
+
+def _frame(rows: int = ROWS) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({"num": rng.integers(1, 6, rows).astype(float),
+                         "miss": np.where(rng.random(rows) < 0.1, 99.0, rng.integers(0, 11, rows).astype(float)),
+                         "text": rng.choice(["FR", "DE", "", "PL "], rows)})
+
+
+def _write(path: Path, **kw: bool) -> Path:
+    df = _frame()
+    if path.suffix == ".dta":
+        pyreadstat.write_dta(df, str(path))
+    else:
+        pyreadstat.write_sav(df, str(path), missing_ranges={"miss": [99]}, **kw)
+    return path
+
+
+@pytest.mark.parametrize(("name", "kw", "seekable"), [
+    ("plain.sav", {}, True), ("rows.sav", {"row_compress": True}, False), ("z.zsav", {"compress": True}, False),
+    ("stata.dta", {}, True)])
+def test_prefetched_chunks_equal_the_in_process_read(tmp_path: Path, name: str, kw: dict[str, bool],
+                                                      seekable: bool) -> None:
+    src = open_source(_write(tmp_path / name, **kw))
+    assert src.seekable() is seekable
+    cols = ["num", "miss", "text"]
+    expected = list(src.chunks(cols, 500))
+    chunks = prefetched_chunks(src, cols, 500)
+    assert isinstance(chunks, Prefetcher)
+    assert len(chunks._procs) == (2 if seekable else 1)
+    got = list(chunks)
+    assert [len(c) for c in got] == [500, 500, 500, 500, 345]
+    for a, b in zip(expected, got):
+        pd.testing.assert_frame_equal(a, b)
+    assert got[-1]["__row"].iloc[-1] == ROWS
+
+
+def test_chunk_size_not_divisible_by_the_readers(tmp_path: Path) -> None:
+    src = open_source(_write(tmp_path / "plain.sav"))
+    got = pd.concat(list(Prefetcher(src, ["num", "text"], 333, readers=2)), ignore_index=True)
+    pd.testing.assert_frame_equal(got, pd.concat(list(src.chunks(["num", "text"], 10_000)), ignore_index=True))
+
+
+def test_reader_error_is_raised_not_hung(tmp_path: Path) -> None:
+    path = _write(tmp_path / "plain.sav")
+    src = open_source(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])  # the header survives, the data are cut
+    with pytest.raises(InputError, match="truncated|corrupt|cannot read"):
+        list(prefetched_chunks(src, ["num", "miss", "text"], 500))
+
+
+def test_closing_a_partly_read_prefetcher_stops_its_readers(tmp_path: Path) -> None:
+    src = open_source(_write(tmp_path / "plain.sav"))
+    chunks = Prefetcher(src, ["num"], 100, readers=2)
+    next(chunks)
+    chunks.close()
+    assert all(not p.is_alive() for p in chunks._procs)
+    with pytest.raises(StopIteration):
+        next(chunks)
+
+
+def test_harmonising_with_and_without_readers_gives_the_same_database(ess8: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "PREFETCH_MIN_ROWS", 0)
+    project = load_project(ROOT)
+    (job,), _ = pipeline.discover(project, [ess8])
+    tables = {}
+    for prefetch in (False, True):
+        con = duckdb.connect(":memory:")
+        assert project.schema is not None
+        create_all(con, project.schema)
+        out = pipeline.process(job, con, project, chunksize=700, prefetch=prefetch)
+        assert out.rows == 2_070 and not [i for i in out.issues if i.severity == "error"]
+        tables[prefetch] = [con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                            for t in ("respondents", "harmonisation_report", "conservation", "validation_failures")]
+        con.close()
+    assert tables[True] == tables[False]
