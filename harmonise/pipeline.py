@@ -99,7 +99,7 @@ def discover(project: Project, data: list[Path]) -> tuple[list[Job], list[Issue]
 
 
 class _Hasher(threading.Thread):
-    """sha256 of a file, computed beside the read."""
+    """sha256 of a file, computed in a thread beside the harmonisation (started with the first chunk)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(daemon=True)
@@ -145,7 +145,6 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
     out = Outcome(job)
     src = open_source(job.path, encoding or wave.encoding)
     hasher = _Hasher(job.path)
-    hasher.start()
     plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables)
     columns = _source_columns(plan, src)
     # the reader starts now, so reading overlaps the checks and compilation below (not worth it for small files)
@@ -179,6 +178,7 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
         out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
                                        code="compile", extra={"yaml_path": e.path}), index, cw.survey, wave.wave))
     if any(i.severity == "error" for i in out.issues):
+        hasher.start()  # not started yet: it starts with the first chunk
         hasher.join()
         out.sha256 = hasher.digest
         return out
@@ -191,6 +191,8 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     try:
         h = f"{SCRATCH}.h"
         for chunk in chunks:
+            if hasher.ident is None:
+                hasher.start()  # from the first chunk on: before it, the readers need the cores
             con.register("src", chunk)
             con.execute(f"CREATE OR REPLACE TABLE {h} AS {compiled.sql}")
             con.unregister("src")
@@ -209,6 +211,8 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
                 progress(f"{cw.survey} {wave.wave}: {out.rows:,} rows")
     finally:
         writer.close()
+    if hasher.ident is None:  # a file without rows
+        hasher.start()
     hasher.join()
     out.sha256 = hasher.digest
     # compiled_sql stores the query without the Stata letter columns, as `harmonise sql` prints it

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from harmonise.cli.base import context_root, handled, main
-from harmonise.reports.codebook import write_codebook
 from harmonise.reports.codebook_stats import MIN_CELL
 
 
@@ -21,6 +20,8 @@ from harmonise.reports.codebook_stats import MIN_CELL
 @handled
 def codebook(db: Path | None, out: Path, min_cell: int) -> None:
     """Generate the codebooks from the declarations (and, with --db, a built database)."""
+    from harmonise.reports.codebook import write_codebook  # jinja2 and the DDI writer: only for this command
+
     result = write_codebook(context_root(), out, db, min_cell)
     counts = ", ".join(f"{n} {fmt}" for fmt, n in result.files.items())
     extra = f"; removed {result.removed} stale file(s)" if result.removed else ""
