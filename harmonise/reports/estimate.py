@@ -12,7 +12,8 @@ of a group against the native group of the same cell uses d = z_group − z_nati
 the covariance of the two domains within the same design is included. Sums are compensated
 (``fsum``), so parallel aggregation gives the same stored numbers run after run.
 
-The data are read once, into weighted moments per cell, stratum and PSU. Respondents without a
+The data are read once, into weighted moments per cell, stratum and PSU (or, with ``moments``,
+arrive as moments at a finer grouping and are summed). Respondents without a
 design PSU are their own PSUs, so their Σ z² and Σ z per stratum follow from the moments
 Σw²y², Σw²y, Σw² of the stratum (no per-respondent rows are kept); a group and its native group
 never share such a PSU, so their gap needs no cross term. Design PSUs keep one row each and
@@ -64,11 +65,27 @@ def _variance(source: str) -> str:
       FROM {source} s JOIN design p USING (stratum_id) GROUP BY cell"""
 
 
-def estimate_sql(base: str, design: str, keys: list[str], rule: Rule) -> str:
+MOMENTS = """SELECT {keys}, stratum_id, CASE WHEN has_design THEN psu_id END AS psu,
+         count(wa) AS n, count(*) - count(wa) AS n_miss, fsum(wa) AS sw, fsum(wa * wa) AS sw2,
+         fsum(wa * y) AS swy, fsum(wa * wa * y) AS sw2y, fsum(wa * wa * y * y) AS sw2y2,
+         bool_and(has_design) AS all_design, bool_or(has_design) AS any_design
+  FROM (SELECT *, CASE WHEN answered THEN w END AS wa FROM ({base})) GROUP BY ALL"""
+
+
+def moments_sql(base: str, keys: str) -> str:
+    """Sum moments of ``base`` (columns as :data:`MOMENTS` yields them) up to ``keys``, stratum and PSU."""
+    return (f"SELECT {keys}, stratum_id, psu, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, "
+            f"fsum(sw2) AS sw2, fsum(swy) AS swy, fsum(sw2y) AS sw2y, fsum(sw2y2) AS sw2y2, "
+            f"bool_and(all_design) AS all_design, bool_or(any_design) AS any_design FROM ({base}) GROUP BY ALL")
+
+
+def estimate_sql(base: str, design: str, keys: list[str], rule: Rule, *, moments: bool = False) -> str:
     """SQL giving one row per (keys…, group): n, n_eff, estimate, SE, CI, reliability and the gap.
 
     ``base`` and ``design`` are SELECT statements (see the module docstring). ``keys`` are the
     grouping columns besides ``group``; the native group of a cell is the row with ``is_native``.
+    With ``moments``, ``base`` holds moments already (the columns :data:`MOMENTS` yields, at a
+    finer grouping), which are summed; moments add up, so the result is the same.
     """
     k = ", ".join(quote_ident(c) for c in keys)
     kg = f"{k}, \"group\"" if k else '"group"'
@@ -92,12 +109,7 @@ def estimate_sql(base: str, design: str, keys: list[str], rule: Rule) -> str:
     shown = "CASE WHEN NOT sup THEN {} END"
     return f"""
 WITH design AS MATERIALIZED ({design}),
-m AS MATERIALIZED (
-  SELECT {grp_keys}, stratum_id, CASE WHEN has_design THEN psu_id END AS psu,
-         count(wa) AS n, count(*) - count(wa) AS n_miss, fsum(wa) AS sw, fsum(wa * wa) AS sw2,
-         fsum(wa * y) AS swy, fsum(wa * wa * y) AS sw2y, fsum(wa * wa * y * y) AS sw2y2,
-         bool_and(has_design) AS all_design, bool_or(has_design) AS any_design
-  FROM (SELECT *, CASE WHEN answered THEN w END AS wa FROM ({base})) GROUP BY ALL),
+m AS MATERIALIZED ({moments_sql(base, grp_keys) if moments else MOMENTS.format(keys=grp_keys, base=base)}),
 r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
