@@ -1,4 +1,4 @@
-"""The forked chunk readers give exactly the frames of an in-process read, for every file layout."""
+"""The forked chunk readers give exactly the frames of an in-process read; the insert thread's errors surface."""
 
 from __future__ import annotations
 
@@ -98,3 +98,17 @@ def test_harmonising_with_and_without_readers_gives_the_same_database(ess8: Path
                             for t in ("respondents", "harmonisation_report", "conservation", "validation_failures")]
         con.close()
     assert tables[True] == tables[False]
+
+
+def test_a_failed_insert_stops_the_run_with_its_error(ess8: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer thread's error is raised in the harmonising thread, not lost or hung on."""
+    monkeypatch.setattr(pipeline, "insert_select", lambda schema, relation: f"INSERT INTO no_such_table SELECT * FROM {relation}")
+    project = load_project(ROOT)
+    (job,), _ = pipeline.discover(project, [ess8])
+    con = duckdb.connect(":memory:")
+    assert project.schema is not None
+    create_all(con, project.schema)
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+        pipeline.process(job, con, project, chunksize=700)
+    assert con.execute("SELECT count(*) FROM respondents").fetchone() == (0,)
+    con.close()
