@@ -44,8 +44,9 @@ def _column(var: Variable, tables: TableSet) -> pa.Column:
         checks.append(pa.Check.isin(sorted(tables.city_codes), name="city code"))
     elif t == "string" and var.pattern:
         pat = re.compile(var.pattern)
-        checks.append(pa.Check(lambda s: s.astype(str).map(lambda v: bool(pat.match(v))).astype(bool),
-                               name=f"pattern {var.pattern}"))
+        checks.append(pa.Check(lambda s: pd.Series(np.fromiter((pat.match(v) is not None for v in s.astype(str).tolist()),
+                                                           bool, len(s)), index=s.index),
+                               name=f"pattern {var.pattern}"))  # a third of Series.map's time: every id is distinct
     return pa.Column(checks=checks, nullable=not var.required, required=True, coerce=False)
 
 
