@@ -30,4 +30,5 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> Non
     assert all(s["seconds"] > 0 and s["peak_mb"] is None for c in cases.values() for s in c["floor"] + c["build"])
     assert all(len(c["floor_memory"]) == 1 and len(c["build_memory"]) == 1 for c in cases.values())
     assert all(s["peak_mb"] > 0 for c in cases.values() for s in c["floor_memory"] + c["build_memory"])
+    assert len(data["wide_narrow_pairs"]) == 1 and all(x > 0 for x in data["wide_narrow_pairs"][0])
     assert data["machine"]["cores"] >= 1
