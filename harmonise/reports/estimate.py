@@ -72,6 +72,11 @@ MOMENTS = """SELECT {keys}, stratum_id, CASE WHEN has_design THEN psu_id END AS 
   FROM (SELECT *, CASE WHEN answered THEN w END AS wa FROM ({base})) GROUP BY ALL"""
 
 
+def _sd(variance: str) -> str:
+    """A standard error from a variance column (missing: 0; rounding below 0: 0)."""
+    return f"sqrt(greatest(coalesce({variance}, 0), 0))"
+
+
 def moments_sql(base: str, keys: str) -> str:
     """Sum moments of ``base`` (columns as :data:`MOMENTS` yields them) up to ``keys``, stratum and PSU."""
     return (f"SELECT {keys}, stratum_id, psu, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, "
@@ -90,7 +95,7 @@ def estimate_sql(base: str, design: str, keys: list[str], rule: Rule, *, moments
     k = ", ".join(quote_ident(c) for c in keys)
     kg = f"{k}, \"group\"" if k else '"group"'
     grp_keys = f"{k}, \"group\", is_native" if k else '"group", is_native'
-    cv = "CASE WHEN r.est <> 0 THEN sqrt(greatest(coalesce(v.v, 0), 0)) / abs(r.est) END"
+    cv = f"CASE WHEN r.est <> 0 THEN {_sd('v.v')} / abs(r.est) END"
     suppress = (f"(n < {rule.min_n} OR sw * sw / nullif(sw2, 0) < {rule.min_n_eff!r} "
                 f"OR coalesce(nonresp, 0) > {rule.suppress_nonresponse!r} OR est IS NULL)")
     checks = [
@@ -104,8 +109,8 @@ def estimate_sql(base: str, design: str, keys: list[str], rule: Rule, *, moments
     ]
     flags = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c} THEN '{label}' END" for c, label in checks) + ")"
     low = " OR ".join(c for c, _ in checks[3:])
-    se = "sqrt(greatest(coalesce(v, 0), 0))"
-    cv_out = "CASE WHEN est <> 0 THEN sqrt(greatest(coalesce(v, 0), 0)) / abs(est) END"
+    se = _sd("v")
+    cv_out = f"CASE WHEN est <> 0 THEN {se} / abs(est) END"
     shown = "CASE WHEN NOT sup THEN {} END"
     return f"""
 WITH design AS MATERIALIZED ({design}),
@@ -148,7 +153,7 @@ SELECT {k + ", " if k else ""}"group", n, sw * sw / nullif(sw2, 0) AS n_eff, non
        {shown.format(cv_out)} AS cv,
        CASE WHEN sup THEN 'suppressed' WHEN low THEN 'low' ELSE 'ok' END AS reliability, flags_all AS flags,
        CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN est - nat_est END AS gap,
-       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN sqrt(greatest(coalesce(vd, 0), 0)) END AS gap_se,
+       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN {_sd('vd')} END AS gap_se,
        CASE WHEN all_design THEN 'stratum/psu' WHEN any_design THEN 'mixed: stratum/psu where present, else '
             || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design
 FROM out
