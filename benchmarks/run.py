@@ -111,13 +111,19 @@ def harmonise_cmd(indicators: bool = True) -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-c", "from harmonise.cli import main; main()"]
 
 
+def build_cmd(db: Path, data: Path | None = None, indicators: bool = True) -> list[str]:
+    """`harmonise build` of ``data`` (or the demo) into ``db``."""
+    source = ["--data", str(data)] if data is not None else ["--demo"]
+    return [*harmonise_cmd(indicators), "--project", str(ROOT), "build", *source, "--db", str(db)]
+
+
 def run_case(case: Case, folder: Path, columns: list[str], pairs: int, work: Path, indicators: bool = True,
              memory_runs: int = 2) -> None:
     """Alternating timed pairs, then ``memory_runs`` alternating pairs sampled for peak memory."""
     file = folder / FILE_NAME
     floor = [sys.executable, "-c", FLOOR, str(file), json.dumps(columns)]
     db = work / f"{case.name}.duckdb"
-    build = [*harmonise_cmd(indicators), "--project", str(ROOT), "build", "--data", str(folder), "--db", str(db)]
+    build = build_cmd(db, folder, indicators)
     for i in range(pairs + memory_runs):
         memory = i >= pairs
         order = ("floor", "build") if i % 2 == 0 else ("build", "floor")
@@ -142,8 +148,7 @@ def paired_builds(wide: Path, narrow: Path, pairs: int, work: Path, indicators: 
         for folder in order:
             db = work / "paired.duckdb"
             db.unlink(missing_ok=True)
-            cmd = [*harmonise_cmd(indicators), "--project", str(ROOT), "build", "--data", str(folder), "--db", str(db)]
-            seconds[folder] = measure(cmd, ROOT).seconds
+            seconds[folder] = measure(build_cmd(db, folder, indicators), ROOT).seconds
             db.unlink(missing_ok=True)
         out.append((seconds[wide], seconds[narrow]))
         print(f"  wide/narrow pair {i + 1}: {seconds[wide]:.2f} s / {seconds[narrow]:.2f} s", flush=True)
@@ -251,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         demo = None
         if not args.no_demo:
             db = Path(tmp) / "demo.duckdb"
-            subprocess.run([*harmonise_cmd(), "--project", str(ROOT), "build", "--demo", "--db", str(db)],
+            subprocess.run(build_cmd(db),
                            check=True, stdout=subprocess.DEVNULL)  # warm the cached demo files
             db.unlink()
-            demo = measure([*harmonise_cmd(), "--project", str(ROOT), "build", "--demo", "--db", str(db)], ROOT).seconds
+            demo = measure(build_cmd(db), ROOT).seconds
     result = summary(cases, demo, scales, paired)
     print()
     print(table(cases))
