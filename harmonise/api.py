@@ -23,7 +23,7 @@ from harmonise.spec.check import check_crosswalk
 from harmonise.spec.project import Project, crosswalk_paths, load_project
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import SourceMeta
-from harmonise.store.atomic import atomic_target
+from harmonise.store.atomic import atomic_target, open_build
 from harmonise.store.connect import connect
 from harmonise.store.tables import create_all, write_schema_tables
 
@@ -165,7 +165,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     if not project.ok or project.schema is None:
         raise ValidationFailed(result.issues, "crosswalks failed to load")
     with atomic_target(db) as tmp:
-        con = duckdb.connect(str(tmp))
+        con = open_build(tmp)
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
             result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))

@@ -34,10 +34,11 @@ from harmonise.readers.prefetch import prefetched_chunks
 from harmonise.spec.check import check_crosswalk, locate
 from harmonise.spec.coverage import quality_of
 from harmonise.spec.crosswalk import Crosswalk, Wave
-from harmonise.spec.expr import referenced_names
+from harmonise.spec.expr import quote_ident, referenced_names
 from harmonise.spec.project import Project, load_project
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from harmonise.spec.schema import UNMAPPED, TargetSchema
+from harmonise.store.atomic import open_build
 from harmonise.store.tables import append_database, create_all, insert_select, to_json
 
 Progress = Callable[[str], None]
@@ -232,6 +233,8 @@ class _Writer:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
         self._cur = con.cursor()
+        database = con.execute("SELECT current_database()").fetchall()[0][0]
+        self._cur.execute(f"USE {quote_ident(database)}")  # a cursor starts in the default database
         self._schema = schema
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -447,7 +450,7 @@ def _worker_init(root: Path, mappings: list[Path] | None) -> None:
 def _worker(job: Job, path: str, encoding: str | None, prefetch: bool) -> Outcome:
     project = _WORKER["project"]
     assert project.schema is not None
-    con = duckdb.connect(path)
+    con = open_build(Path(path))
     try:
         con.execute("SET threads = 1")  # the workers already use the cores
         create_all(con, project.schema)
