@@ -124,20 +124,21 @@ def test_rows_written_as_full_row_groups_equal_the_logged_ones(ess8: Path, tmp_p
     project = load_project(ROOT)
     (job,), _ = pipeline.discover(project, [ess8])
     assert project.schema is not None
-    content = {}
+    content, groups = {}, {}
     for name, opener in (("default", lambda p: duckdb.connect(str(p))), ("row groups", atomic.open_build)):
         path = tmp_path / f"{name}.duckdb"
         con = opener(path)
-        if name == "row groups":
-            assert con.execute("SELECT current_setting('temp_directory')").fetchall() == [(f"{path}.tmp",)]
         create_all(con, project.schema)
         out = pipeline.process(job, con, project, chunksize=2_070, prefetch=False)  # one chunk: a full row group + 22 rows
         assert out.rows == 2_070
         con.close()
         con = duckdb.connect(str(path), read_only=True)
         content[name] = con.execute("SELECT * FROM respondents ORDER BY source_row").fetchall()
-        groups = con.execute("SELECT row_group_id, max(count) FROM pragma_storage_info('respondents') "
-                             "WHERE column_id = 0 GROUP BY 1 ORDER BY 1").fetchall()
+        groups[name] = con.execute("SELECT row_group_id, max(count) FROM pragma_storage_info('respondents') "
+                                   "WHERE column_id = 0 GROUP BY 1 ORDER BY 1").fetchall()
         con.close()
-        assert groups == ([(0, 2_048), (1, 22)] if name == "row groups" else [(0, 2_070)])
+    assert groups == {"default": [(0, 2_070)], "row groups": [(0, 2_048), (1, 22)]}
     assert content["row groups"] == content["default"]
+    con = atomic.open_build(tmp_path / "spill.duckdb")
+    assert con.execute("SELECT current_setting('temp_directory')").fetchall() == [(f"{tmp_path / 'spill.duckdb'}.tmp",)]
+    con.close()

@@ -1,9 +1,10 @@
-"""Atomic database replacement with a lock against concurrent builds.
+"""Atomic database replacement with a lock against concurrent builds, and the build's connection.
 
 A build writes ``<db>.tmp-<pid>-<random>`` beside the target and renames it
 over the target only when everything succeeded (``os.replace`` is atomic on
 one filesystem). A killed build leaves a temporary file, never a half-written
 database; the next build removes such leftovers while holding the lock.
+A build writes through :func:`open_build` (small row groups, spill folder beside the file).
 """
 
 from __future__ import annotations
