@@ -99,7 +99,7 @@ def measure(cmd: list[str], cwd: Path, memory: bool = False) -> Sample:
     return Sample(round(seconds, 3), round(peak / 2**20, 1) if memory else None)
 
 
-NO_INDICATORS = ("import harmonise.api as a; a.store_indicators = lambda con, project: None; "
+NO_INDICATORS = ("import harmonise.reports.indicators as i; i.store_indicators = lambda con, project: None; "
                  "from harmonise.cli import main; main()")
 
 

@@ -13,18 +13,23 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harmonise.store.connect import connect
+if TYPE_CHECKING:
+    from harmonise.reports.chart import compare
+    from harmonise.reports.export import export
+    from harmonise.reports.indicators import indicators
+    from harmonise.store.connect import connect
 
 __all__ = ["__version__", "compare", "connect", "export", "indicators"]
 
-_LAZY = {"indicators": "harmonise.reports.indicators", "export": "harmonise.reports.export",
-         "compare": "harmonise.reports.chart"}
+_LAZY = {"connect": "harmonise.store.connect", "indicators": "harmonise.reports.indicators",
+         "export": "harmonise.reports.export", "compare": "harmonise.reports.chart"}
 
 
 def __getattr__(name: str) -> Any:
-    """Import the analysis functions on first use (keeps `import harmonise` and the CLI fast)."""
+    """Import the public functions on first use: `import harmonise` (and so every command) stays free of
+    DuckDB and pandas until one is needed."""
     if name in _LAZY:
         import importlib
 

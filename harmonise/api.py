@@ -11,21 +11,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from harmonise import __version__
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import Issue, UsageError, ValidationFailed
-from harmonise.pipeline import Outcome, default_jobs, discover, run_jobs
-from harmonise.reports.indicators import load_definitions, store_indicators
 from harmonise.spec.check import check_crosswalk
 from harmonise.spec.project import Project, crosswalk_paths, load_project
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import SourceMeta
-from harmonise.store.atomic import atomic_target, open_build
-from harmonise.store.connect import connect
-from harmonise.store.tables import create_all, write_schema_tables
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from harmonise.pipeline import Outcome
+
+# DuckDB, pandas and the pipeline are imported by the functions that read data or open a database,
+# so a static `validate` (the mapping author's loop) does not pay for them (docs/decisions.md 19).
 
 Progress = Callable[[str], None]
 # DuckDB memory for the whole build; beyond it DuckDB spills to disk, so peak memory does not grow with the
@@ -97,6 +99,8 @@ def indicator_issues(project: Project) -> list[Issue]:
     """Problems of ``mappings/indicators.yaml`` (none when the project has no such file)."""
     if project.schema is None or not (project.root / "mappings" / "indicators.yaml").is_file():
         return []
+    from harmonise.reports.indicators import load_definitions
+
     try:
         load_definitions(project.root, project.schema)
     except ValidationFailed as exc:
@@ -116,6 +120,8 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
     if not mappings:  # the whole project: the indicator declarations too (a build would refuse them)
         result.issues.extend(indicator_issues(project))
     if data and project.schema is not None:
+        import duckdb
+
         con = duckdb.connect(":memory:")
         try:
             result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))
@@ -139,6 +145,9 @@ def _unique(issues: list[Issue]) -> list[Issue]:
 def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, result: RunResult,
          encoding: str | None, progress: Progress | None, workers: int | None = None,
          mappings: list[Path] | None = None) -> list[Issue]:
+    from harmonise.pipeline import default_jobs, discover, run_jobs
+    from harmonise.store.tables import create_all
+
     assert project.schema is not None
     jobs, issues = discover(project, data)
     create_all(con, project.schema)
@@ -159,6 +168,12 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     ``jobs``: worker processes for the files (default: one per core and file once the files total
     64 MB, see ``pipeline.default_jobs``); the database content does not depend on it.
     """
+    import duckdb
+
+    from harmonise.reports.indicators import store_indicators
+    from harmonise.store.atomic import atomic_target, open_build
+    from harmonise.store.tables import write_schema_tables
+
     t0 = time.perf_counter()
     project = _load(root, mappings)
     result = RunResult(issues=list(project.issues))
@@ -229,6 +244,8 @@ def demo_files(folder: Path) -> list[Path]:
 
 def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
     """Run ``sql`` on a read-only connection; returns (column names, rows)."""
+    from harmonise.store.connect import connect
+
     con = connect(db)
     try:
         cur = con.execute(sql)

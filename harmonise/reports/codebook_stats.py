@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from harmonise.spec.expr import quote_ident
 from harmonise.spec.schema import Variable
-from harmonise.store.connect import connect
+
+if TYPE_CHECKING:
+    import duckdb
 
 MIN_CELL = 20
 BINS = 10
@@ -157,6 +158,8 @@ def variable_stats(con: duckdb.DuckDBPyConnection, var: Variable, min_cell: int 
 
 def database_stats(db: Path, variables: list[Variable], min_cell: int = MIN_CELL) -> Stats:
     """Statistics for every target variable found in the database at ``db`` (opened read-only)."""
+    from harmonise.store.connect import connect
+
     con = connect(db)
     try:
         have = {r[0] for r in con.execute(

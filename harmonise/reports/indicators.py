@@ -12,9 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from harmonise.errors import UsageError, ValidationFailed
@@ -23,7 +22,9 @@ from harmonise.spec.expr import Context, ExprError, NameSQL, compile_expr, quote
 from harmonise.spec.project import Project, rel, validate_model
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.yamlload import load_yaml_file
-from harmonise.store.connect import connect
+
+if TYPE_CHECKING:  # DuckDB loads with the first database opened, not with the module (the CLI imports it)
+    import duckdb
 
 BY_COLUMNS = ("survey", "wave", "country", "city", "region_nuts", "urbanisation", "sex", "age_band")
 DEFAULT_BY = ("survey", "wave", "country")
@@ -263,6 +264,8 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
 
 def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
     """The compiled definitions a database was built with."""
+    import duckdb
+
     try:
         ind = con.execute("SELECT name, label, unit, age_low, age_high, population, outcome, source, population_sql, "
                           "outcome_sql, outcome_reason_sql FROM indicator_definitions ORDER BY position").fetchall()
@@ -279,7 +282,9 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
                by: Sequence[str] = DEFAULT_BY, group: str | None = None, *, weight: str = "weight",
                age: tuple[int, int] | None = None, rule: Rule | None = None) -> Estimates:
     """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only)."""
-    con = db if isinstance(db, duckdb.DuckDBPyConnection) else connect(db)
+    from harmonise.store.connect import connect
+
+    con = connect(db) if isinstance(db, (str, Path)) else db
     rule = rule or Rule()
     try:
         defs = read_definitions(con)
