@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,8 +342,8 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
               .groupby(["column", "check", "failure_case"], dropna=False, sort=True)
               .agg(source_row=("source_row", "min"), n=("n", "sum")).reset_index())
         _insert(con, "validation_failures",
-                [(survey, wid, str(r.column), str(r.check), None if pd.isna(r.failure_case) else str(r.failure_case),
-                  None if pd.isna(r.source_row) else int(r.source_row)) for r in fc.itertuples()])
+                [(survey, wid, str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(row) else int(row))
+                 for col, check, case, row in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
         for (col, check), g in fc.groupby(["column", "check"], dropna=False):
             examples = ", ".join(sorted({clip(v) for v in g["failure_case"]})[:5])
             rows = ", ".join(str(int(r)) for r in sorted(g["source_row"].dropna())[:3])
@@ -391,7 +391,7 @@ def _lineage(con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, s
     _insert(con, "lineage", rows)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[object, ...]]) -> None:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[tuple[object, ...]]) -> None:
     """Bulk insert (executemany is row-by-row in DuckDB)."""
     if not rows:
         return

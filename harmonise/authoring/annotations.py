@@ -36,6 +36,6 @@ def annotation(issue: Issue) -> str:
     return f"::{level} {','.join(props)}::{escape_data(message)}"
 
 
-def annotations(issues: list[Issue]) -> str:
+def github_annotations(issues: list[Issue]) -> str:
     """All issues, one workflow command per line."""
     return "\n".join(annotation(i) for i in issues)

@@ -205,7 +205,7 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
                 var = project.schema.variable(t)
                 cols = [t] + ([var.missing_column] if var.has_missing_column else [])
                 cond = " OR ".join(f'a."{c}" IS DISTINCT FROM b."{c}"' for c in cols)
-                counts[t] += con.execute(f"SELECT count(*) FROM a JOIN b USING (source_row) WHERE {cond}").fetchone()[0]
+                counts[t] += con.execute(f"SELECT count(*) FROM a JOIN b USING (source_row) WHERE {cond}").fetchall()[0][0]
     finally:
         con.close()
     return counts
@@ -231,7 +231,7 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
         common = [w for w in new.waves if any(o.wave == w.wave for o in old.waves)]
         for wave, path in data_files(data, common).items():
             targets = sorted({c.target for c in result.changes if c.wave == wave and c.target != "*"},
-                             key=project.schema.names.index)
+                             key=schema.names.index)
             if targets:
                 result.files[wave] = str(path)
                 for t, n in count_changed(old, new, project, wave, path, targets, encoding).items():

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from harmonise.readers.files import EXT_SUFFIX, open_source
-from harmonise.spec.source import Code, VarMeta, norm_code
+from harmonise.spec.source import Code, MissingDeclaration, VarMeta, norm_code
 
 SYSMIS = "."
 
@@ -42,7 +42,7 @@ class VariableReport:
     format: str | None
     measure: str | None
     value_labels: dict[str, str]
-    missing: dict[str, Any]
+    missing: MissingDeclaration
     frequencies: list[Frequency] = field(default_factory=list)
     distinct: int = 0
     minimum: float | None = None

@@ -207,8 +207,7 @@ def verify(var: Variable, rule: dict[str, Any], draft: Draft, project: Project,
             if code == "." or (isinstance(code, str) and code.startswith(".") and code[1:] in tp.missing.extended):
                 continue
             in_range = tp.range is not None and isinstance(code, (int, float)) and tp.range[0] <= code <= tp.range[1]
-            numeric = isinstance(code, (int, float))
-            declared = numeric and any(lo <= code <= hi for lo, hi in tp.missing.ranges)
+            declared = isinstance(code, (int, float)) and any(lo <= code <= hi for lo, hi in tp.missing.ranges)
             if not (code in tp.values or code in tp.missing.reasons or in_range or declared):
                 problems.append(f"observed code {code!r} has no target code or missing reason")
     return problems

@@ -7,6 +7,8 @@ crosswalk reads the variable, a warning otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from harmonise.errors import Issue
 from harmonise.spec.source import SourceMeta, VarMeta
 
@@ -47,7 +49,7 @@ def _family(fmt: str | None) -> str:
     return "stata" if fmt == "dta" else "spss"
 
 
-def _codes(items: list[tuple[object, str]]) -> str:
+def _codes(items: Sequence[tuple[object, str]]) -> str:
     shown = ", ".join(f"{_fmt(c)} ('{lab}')" for c, lab in items[:5])
     return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 

@@ -112,7 +112,7 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
     (an example source row). Returns one row per failing pair: column, check, failure_case,
     source_row, n.
     """
-    parts: dict[str, pd.DataFrame] = {name: g for name, g in profile.groupby("target", sort=False)}
+    parts: dict[str, pd.DataFrame] = {str(name): g for name, g in profile.groupby("target", sort=False)}
     small = [n for n in schema.names if n in parts and len(parts[n]) <= SMALL]
     large = [n for n in schema.names if n in parts and len(parts[n]) > SMALL]
     groups = [g for g in (small, large) if g]  # two frames: padding short columns to a long one costs little
@@ -133,12 +133,12 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
         owner = {c: n for n in names for c in (n, schema.variable(n).missing_column)}
         rows = []
         for r in fc.itertuples(index=False):
-            name = owner.get(str(r.column))
+            target = owner.get(str(r.column))
             idx = r.index if isinstance(r.index, (int, np.integer)) else None
-            if name is None or idx is None:
+            if target is None or idx is None:
                 rows.append((str(r.column), str(r.check), r.failure_case, None, None))
                 continue
-            part = parts[name]
+            part = parts[target]
             pos = min(int(idx), len(part) - 1)
             rows.append((str(r.column), str(r.check), r.failure_case, int(part["first_row"].iloc[pos]),
                          int(part["n"].iloc[pos])))

@@ -57,6 +57,10 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _rounded(value: object) -> object:
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def render(est: Estimates, fmt: str) -> str:
     """Estimates as a table (rounded, rule in a footer), CSV or JSON (full precision, rule in every row)."""
     if fmt == "json":
@@ -65,7 +69,7 @@ def render(est: Estimates, fmt: str) -> str:
     if fmt == "csv":
         return format_rows(est.columns, est.rows, "csv")
     keep = [i for i, c in enumerate(est.columns) if c not in ("weight", "rule", "design")]
-    rows = [tuple(round(r[i], 4) if isinstance(r[i], float) else r[i] for i in keep) for r in est.rows]
+    rows = [tuple(_rounded(r[i]) for i in keep) for r in est.rows]
     designs = sorted({str(r[est.columns.index("design")]) for r in est.rows})
     return "\n".join([format_rows([est.columns[i] for i in keep], rows, "table"),
                       f"weight: {est.weight}; design: {', '.join(designs) or '-'}", f"rule: {est.rule.describe()}"])

@@ -36,9 +36,9 @@ def render_issues(issues: list[Issue], fmt: str) -> str:
         return json.dumps({"ok": not any(i.severity == "error" for i in issues),
                            "issues": [i.to_dict() for i in issues]}, indent=2, default=str)
     if fmt == "github":
-        from harmonise.authoring.annotations import annotations
+        from harmonise.authoring.annotations import github_annotations
 
-        return annotations(issues)
+        return github_annotations(issues)
     lines = [f"{'warning' if i.severity == 'warning' else 'error'}: {i.format()}" for i in issues]
     return "\n".join(lines)
 

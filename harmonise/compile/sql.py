@@ -12,6 +12,7 @@ Derived targets are computed in successive CTE levels in dependency order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harmonise.spec.expr import Compiled, Context, ExprError, NameSQL, compile_expr, quote_ident, referenced_names, sql_literal
@@ -76,7 +77,7 @@ class WaveCompiler:
         self.lookups = tables.lookups()
         self.eu, self.non_eu = eu, non
 
-    def relation(self, name: str, rows: dict[Code, object], x: str) -> str:
+    def relation(self, name: str, rows: Mapping[Code, object], x: str) -> str:
         """SQL looking ``x`` up through list literals (used by lookup() and eu_group())."""
         keys = f"[{_lit_list(list(rows))}]"
         vals = f"[{', '.join(sql_literal(v) for v in rows.values())}]"
@@ -281,7 +282,7 @@ class WaveCompiler:
         pending = list(derived)
         level = 0
         while pending:
-            ready = []
+            ready: list[tuple[Variable, TargetPlan, set[str] | None]] = []
             for var, plan in pending:
                 try:
                     need = set(referenced_names(plan.expr or ""))
@@ -300,9 +301,9 @@ class WaveCompiler:
                 errors.append(CompileError(names[0], f"circular derivation among {', '.join(names)}"))
                 break
             cols = []
-            for var, plan, need in ready:
+            for var, plan, needs in ready:
                 pending.remove((var, plan))
-                if need is None:
+                if needs is None:
                     continue
                 try:
                     value, reason = self.derived(var, plan, available)
@@ -312,8 +313,8 @@ class WaveCompiler:
                 cols.append(f"{value} AS {quote_ident(var.name)}")
                 cols.append(f"{reason} AS {quote_ident(var.missing_column)}")
                 report.append(var.name)
-            for var, _plan, need in ready:
-                if need is not None:
+            for var, _plan, needs in ready:
+                if needs is not None:
                     available.add(var.name)
             ctes.append(f"a{level + 1} AS MATERIALIZED (SELECT *, {', '.join(cols)} FROM a{level})" if cols
                         else f"a{level + 1} AS (SELECT * FROM a{level})")

@@ -17,7 +17,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -68,8 +68,9 @@ def detect_format(path: Path) -> str:
 
 
 def _reader(fmt: str) -> Callable[..., Any]:
-    return {"sav": pyreadstat.read_sav, "zsav": pyreadstat.read_sav, "por": pyreadstat.read_por,
-            "dta": pyreadstat.read_dta}[fmt]
+    readers: dict[str, Callable[..., Any]] = {"sav": pyreadstat.read_sav, "zsav": pyreadstat.read_sav,
+                                              "por": pyreadstat.read_por, "dta": pyreadstat.read_dta}
+    return readers[fmt]
 
 
 def _explain(path: Path, exc: Exception, encoding: str | None) -> InputError:
@@ -99,7 +100,7 @@ def _meta_from_pyreadstat(path: Path, fmt: str, m: Any, encoding: str | None) ->
     user_values = getattr(m, "missing_user_values", {}) or {}
     for name in m.column_names:
         rtype = (m.readstat_variable_types or {}).get(name, "double")
-        vtype = "string" if rtype == "string" else "numeric"
+        vtype: Literal["numeric", "string"] = "string" if rtype == "string" else "numeric"
         labels_raw = (m.variable_value_labels or {}).get(name, {}) or {}
         labels: dict[Any, str] = {}
         extended: dict[str, str] = {}
@@ -199,13 +200,13 @@ def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int) -> pd.DataFrame:
         if vm is not None and vm.type == "string":
             vals = s.astype("object").where(s.notna(), None)
             vals = vals.map(lambda v: (v.rstrip() or None) if isinstance(v, str) else v)
-            out[col] = pd.array(vals, dtype="string")
+            out[col] = pd.array(vals.to_numpy(), dtype="string")
             continue
         if s.dtype == object or meta.format == "dta":
             letters = s.map(lambda v: v if isinstance(v, str) else None).astype("object")
             nums = pd.to_numeric(s.where(letters.isna(), np.nan), errors="coerce").astype("float64")
             out[col] = nums.to_numpy()
-            out[col + EXT_SUFFIX] = pd.array(letters, dtype="string")
+            out[col + EXT_SUFFIX] = pd.array(letters.to_numpy(), dtype="string")
         else:
             out[col] = s.to_numpy(dtype="float64", na_value=np.nan)
     return pd.DataFrame(out)

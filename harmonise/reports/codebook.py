@@ -63,7 +63,7 @@ def chart_bars(ws: WaveStats, labels: dict[str, str], reason_labels: dict[str, s
     if len(rows) > CHART_ROWS:
         keep = set(map(id, sorted(rows, key=lambda r: -r.n)[:CHART_ROWS]))
         rows = [r for r in rows if id(r) in keep]
-    bars = []
+    bars: list[dict[str, object]] = []
     for r in rows:
         if r.reason:
             label = f"missing: {reason_labels.get(r.reason, r.reason)}"

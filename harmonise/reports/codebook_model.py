@@ -165,11 +165,11 @@ def _source_var(name: str, meta: dict[str, VarMeta] | None) -> SourceVar:
     decl = vm.missing_declaration()
     parts = []
     if decl.get("values"):
-        parts.append("values " + ", ".join(code_text(c) for c in decl["values"]))  # type: ignore[union-attr]
-    for lo, hi in decl.get("ranges", []):  # type: ignore[union-attr]
+        parts.append("values " + ", ".join(code_text(c) for c in decl["values"]))
+    for lo, hi in decl.get("ranges", []):
         parts.append(f"range {code_text(lo)}–{code_text(hi)}")
     if decl.get("extended"):
-        parts.append("extended " + ", ".join(f".{k}" for k in decl["extended"]))  # type: ignore[union-attr]
+        parts.append("extended " + ", ".join(f".{k}" for k in decl["extended"]))
     missing_codes = {code_text(c) for c in vm.labels if vm.declared_missing(c)}
     return SourceVar(vm.name, vm.label, vm.type,
                      [(code_text(k), v) for k, v in sorted(vm.labels.items(), key=lambda kv: _code_key(kv[0]))],

@@ -147,7 +147,8 @@ def variable_stats(con: duckdb.DuckDBPyConnection, var: Variable, min_cell: int 
     if var.type in NUMERIC:
         for key, (n, mean, wmean, sd, p25, med, p75) in _summaries(con, var).items():
             f = [None if x is None else float(x) for x in (mean, wmean, sd, p25, med, p75)]  # type: ignore[arg-type]
-            out[key].summary = Summary(int(n), *f, suppressed=int(n) < min_cell)  # type: ignore[call-overload]
+            count = int(n)  # type: ignore[call-overload]
+            out[key].summary = Summary(count, f[0], f[1], f[2], f[3], f[4], f[5], suppressed=count < min_cell)
         for key, bins in _histograms(con, var).items():
             suppress(bins, min_cell)
             out[key].histogram = bins

@@ -14,6 +14,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -80,13 +81,13 @@ def layout(con: duckdb.DuckDBPyConnection) -> Layout:
     return Layout(out, {r: i for i, (r, _) in enumerate(reasons, 1)}, dict(reasons))
 
 
-def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd.DataFrame, dict[str, str],
-                                                                             dict[str, dict[object, str]]]:
+def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd.DataFrame, dict[str, str | None],
+                                                                             dict[str, dict[Any, str]]]:
     """The respondents as a file-ready frame, its variable labels and value labels."""
     df = con.execute("SELECT * FROM respondents ORDER BY survey, wave, respondent_id").df()
     cols: dict[str, object] = {}
-    var_labels: dict[str, str] = {}
-    value_labels: dict[str, dict[object, str]] = {}
+    var_labels: dict[str, str | None] = {}
+    value_labels: dict[str, dict[Any, str]] = {}  # float codes (SPSS), and Stata's missing letters
     code = lay.dta_code if stata else lay.sav_code
     reason_labels = {code(r): lbl for r, lbl in lay.reason_labels.items()}
 
@@ -110,7 +111,7 @@ def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd
         if v.type in ("category", "boolean"):
             key = raw.map(lambda x: None if pd.isna(x) else str(x).lower() if isinstance(x, (bool, np.bool_)) else x)
             values = key.map(v.codes).astype(float)
-            labels: dict[object, str] = {float(i): (v.code_labels.get(c) or ("Yes" if i else "No"))
+            labels: dict[Any, str] = {float(i): (v.code_labels.get(c) or ("Yes" if i else "No"))
                                          for c, i in v.codes.items()}
         else:
             values = pd.to_numeric(raw, errors="coerce").astype(float)
@@ -157,7 +158,7 @@ def export(db: str | Path, out: str | Path, fmt: str) -> list[Path]:
     _prepare(out, [target.name])
     try:
         if fmt == "sav":
-            ranges = {c: [{"lo": -float(len(lay.reasons)), "hi": -1.0}] for c in value_labels
+            ranges: dict[str, list[Any]] = {c: [{"lo": -float(len(lay.reasons)), "hi": -1.0}] for c in value_labels
                       if any(k == -1.0 for k in value_labels[c])}
             pyreadstat.write_sav(frame, str(target), column_labels=var_labels, variable_value_labels=value_labels,
                                  missing_ranges=ranges)
@@ -199,7 +200,7 @@ def read_export(path: str | Path, db: str | Path) -> pd.DataFrame:
                 out[v.missing_column] = raw[companion(v.name, stata)].map(reason_of)
             continue
         reasons = col.map(reason_of)
-        values = col.where(reasons.isna() & col.map(lambda x: not isinstance(x, str)), np.nan).astype(float)
+        values: pd.Series = col.where(reasons.isna() & col.map(lambda x: not isinstance(x, str)), np.nan).astype(float)
         if v.type in ("category", "boolean"):
             inverse = {float(i): c for c, i in v.codes.items()}
             decoded = values.map(inverse)

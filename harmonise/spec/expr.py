@@ -21,7 +21,7 @@ import ast
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ExprType = Literal["number", "string", "boolean", "unknown"]
 MAX_LENGTH = 4000
@@ -92,12 +92,12 @@ class Context:
     resolve: Callable[[str], NameSQL]
     reasons: Sequence[str]
     params: Mapping[str, float]
-    tables: Mapping[str, Mapping[object, object]]
+    tables: Mapping[str, Mapping[Any, object]]
     eu_codes: frozenset[str] = frozenset()
     non_eu_codes: frozenset[str] = frozenset()
-    relation: Callable[[str, Mapping[object, object], str], str] | None = None
+    relation: Callable[[str, Mapping[Any, object], str], str] | None = None
 
-    def lookup_sql(self, name: str, mapping: Mapping[object, object], x: str) -> str:
+    def lookup_sql(self, name: str, mapping: Mapping[Any, object], x: str) -> str:
         """SQL looking ``x`` up in a code → value relation (a CTE when the compiler offers one)."""
         if self.relation is not None:
             return self.relation(name, mapping, x)

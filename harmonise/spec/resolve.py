@@ -197,7 +197,7 @@ def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingD
     if rule.map is not None and "table" not in kinds:
         kinds.append("map")
 
-    def err(msg: str, sub: tuple[str | int, ...] = (), **kw: Any) -> None:
+    def err(msg: str, sub: tuple[Any, ...] = (), **kw: Any) -> None:  # sub may end in a code (int, float, str)
         issues.append(Issue(msg, path=".".join(map(str, path + sub)), extra={"yaml_path": path + sub}, **kw))
 
     if not kinds:

@@ -8,9 +8,17 @@ runs the same way with or without the licensed data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 
 Code = int | float | str
+
+
+class MissingDeclaration(TypedDict, total=False):
+    """A variable's user-missing declaration as JSON: discrete codes, [low, high] ranges, Stata letters."""
+
+    values: list[Code]
+    ranges: list[list[float]]
+    extended: dict[str, str]
 StorageType = Literal["numeric", "string"]
 
 
@@ -48,8 +56,8 @@ class VarMeta:
             return any(lo <= code <= hi for lo, hi in self.missing_ranges)
         return False
 
-    def missing_declaration(self) -> dict[str, object]:
-        out: dict[str, object] = {}
+    def missing_declaration(self) -> MissingDeclaration:
+        out: MissingDeclaration = {}
         if self.missing_values:
             out["values"] = sorted(self.missing_values, key=str)
         if self.missing_ranges:

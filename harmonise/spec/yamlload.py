@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -149,8 +149,7 @@ def load_yaml_text(text: str, file: str) -> Loaded:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        value = _scalar(node)
-        return value
+        return _scalar(cast(yaml.ScalarNode, node))  # the only other kind of node
 
     try:
         data = build(root, ())
