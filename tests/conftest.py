@@ -41,7 +41,7 @@ def ess8() -> Path:
 @pytest.fixture(scope="session")
 def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Path:
     db = tmp_path_factory.mktemp("db") / "fr.duckdb"
-    code, out, err = run("build", "--data", str(ess8.parent), "--db", str(db))
+    code, _, err = run("build", "--data", str(ess8.parent), "--db", str(db))
     assert code == 0, err
     return db
 
@@ -50,7 +50,7 @@ def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Path:
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo database (`harmonise build --demo`: every declared wave of all six surveys), built once per run."""
     db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    code, out, err = run("build", "--demo", "--db", str(db))
+    code, _, err = run("build", "--demo", "--db", str(db))
     assert code == 0, err
     return db
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
+from conftest import ROOT
 
 from harmonise import pipeline
 from harmonise.errors import InputError
@@ -16,8 +17,6 @@ from harmonise.readers.files import open_source
 from harmonise.readers.prefetch import Prefetcher, can_prefetch, prefetched_chunks
 from harmonise.spec.project import load_project
 from harmonise.store.tables import create_all
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not can_prefetch(), reason="needs fork and two cores")
 ROWS = 2_345

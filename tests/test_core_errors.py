@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from conftest import edit, line_of, run, write_ess_copy
 
 USED = ['cntry', 'idno', 'ess8_reg', 'domicil', 'pspwght', 'pweight', 'dweight', 'gndr', 'agea', 'yrbrn', 'brncntr',
@@ -19,7 +18,7 @@ USED = ['cntry', 'idno', 'ess8_reg', 'domicil', 'pspwght', 'pweight', 'dweight',
 def test_yaml_syntax_error_names_file_and_line(project: Path) -> None:
     cw = project / "mappings" / "ess.yaml"
     edit(cw, "    source: gndr\n", "    source: [gndr\n")
-    code, out, err = run("validate", "--project", str(project)) if False else run("validate", project=project)
+    code, _, err = run("validate", project=project)
     assert code == 1
     first = err.splitlines()[0]
     assert first.startswith("error: mappings/ess.yaml:")
@@ -90,7 +89,7 @@ def test_truncated_sav_exit_2_one_line(project: Path, ess8: Path, tmp_path: Path
     data = tmp_path / "data"
     data.mkdir()
     (data / "ESS8FR.sav").write_bytes(ess8.read_bytes()[:200_000])
-    code, out, err = run("validate", "--data", str(data), project=project)
+    code, _, err = run("validate", "--data", str(data), project=project)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("error: ") and "ESS8FR.sav" in err
@@ -180,6 +179,6 @@ def test_a_base_rule_error_is_reported_once_naming_every_wave(project: Path) -> 
     assert code == 1
     waves = ", ".join(str(r) for r in range(1, 12))
     assert err.splitlines() == [
-        f"error: mappings/ess.yaml:{line} targets.sex.map.2: waves {waves}: code 2 maps to 'femal' is not a code "
-        "of sex (did you mean 'female'?)"]
+        (f"error: mappings/ess.yaml:{line} targets.sex.map.2: waves {waves}: code 2 maps to 'femal' is not a code "
+         "of sex (did you mean 'female'?)")]
     assert out == "FAILED: 1 error(s), 0 warning(s)\n"

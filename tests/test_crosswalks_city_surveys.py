@@ -9,7 +9,6 @@ education schemes, rescaled scales, weights and missing codes that collide with 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import duckdb
 import pytest
-
 from conftest import ROOT
+
 from harmonise.api import static_issues
 from harmonise.compile.sql import compile_wave
 from harmonise.spec.expr import quote_ident

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import ROOT
+
 from harmonise.cli import main
 
 COMMANDS = sorted(main.commands)

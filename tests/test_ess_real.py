@@ -8,8 +8,8 @@ import duckdb
 import numpy as np
 import pyreadstat
 import pytest
-
 from conftest import run
+
 from harmonise import connect
 
 

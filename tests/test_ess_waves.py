@@ -209,8 +209,8 @@ def distributed_names() -> dict[str, list[str]]:
     desc = load_descriptor(ROOT / "surveys" / "ess" / "survey.yaml")
     names = {w.id: [f.name for f in w.files] for w in desc.waves}
     # country files and other editions/formats of the same round
-    for w in names:
-        names[w] = names[w] + [f"ESS{w}FR.sav", f"ESS{w}e01.dta", f"ESS{w}e01_1.zsav", f"ESS{w}DE.por"]
+    for w, files in names.items():
+        names[w] = files + [f"ESS{w}FR.sav", f"ESS{w}e01.dta", f"ESS{w}e01_1.zsav", f"ESS{w}DE.por"]
     return names
 
 

@@ -246,6 +246,6 @@ def test_validate_checks_the_indicator_declarations(project: Path) -> None:
     path = project / "mappings" / "indicators.yaml"
     edit(path, "labour_status == 'employed'", "labour_status == 'employed' and nosuchvar")
     line = line_of(path, "nosuchvar")
-    code, out, err = run("validate", project=project)
+    code, _, err = run("validate", project=project)
     assert code == 1
     assert f"mappings/indicators.yaml:{line} indicators.employment_rate.outcome: unknown variable 'nosuchvar'" in err

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyreadstat
-
 from conftest import run
+from test_core_errors import USED
+
 from harmonise import connect
 from harmonise.readers import open_source
-from test_core_errors import USED
 
 
 def _ess_dta(ess8: Path, dst: Path, letters: dict[str, list[str]]) -> Path:

@@ -6,10 +6,7 @@ query, fixtures, sql). ``base`` holds the root group, error handling and output 
 
 from __future__ import annotations
 
-from harmonise.cli import core  # noqa: F401  (registers the commands)
-from harmonise.cli import analysis  # noqa: F401  (indicators, compare, export)
-from harmonise.cli import authoring  # noqa: F401  (inspect, scaffold, schema, diff, coverage)
-from harmonise.cli import codebook  # noqa: F401  (codebook)
+from harmonise.cli import analysis, authoring, codebook, core  # noqa: F401  (importing a module registers its commands)
 from harmonise.cli.base import main
 
 __all__ = ["main"]

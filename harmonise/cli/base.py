@@ -80,7 +80,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
             ctx.exit(2)
-        except Exception as exc:  # a bug: still no traceback without --debug
+        except Exception as exc:  # noqa: BLE001 - a bug: still a message and exit 2, a traceback only with --debug
             if debug:
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",

@@ -9,7 +9,16 @@ from pathlib import Path
 import click
 
 from harmonise import api
-from harmonise.cli.base import FORMAT, ISSUE_FORMAT, progress_printer, context_root, format_rows, handled, main, render_issues
+from harmonise.cli.base import (
+    FORMAT,
+    ISSUE_FORMAT,
+    context_root,
+    format_rows,
+    handled,
+    main,
+    progress_printer,
+    render_issues,
+)
 
 
 @main.command()

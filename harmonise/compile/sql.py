@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from harmonise.spec.expr import Compiled, Context, ExprError, NameSQL, compile_expr, quote_ident, referenced_names, sql_literal
+from harmonise.spec.expr import (
+    Compiled,
+    Context,
+    ExprError,
+    NameSQL,
+    compile_expr,
+    quote_ident,
+    referenced_names,
+    sql_literal,
+)
 from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing
 from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta

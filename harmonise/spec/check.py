@@ -66,9 +66,8 @@ def value_ok(var: Variable, value: object, tables: TableSet) -> str | None:
     elif t == "city":
         if tables.city_codes and value not in tables.city_codes:
             return f"{value!r} is not a city code of mappings/cities.yaml"
-    elif t == "string":
-        if not isinstance(value, str) or (var.pattern and not re.match(var.pattern, value)):
-            return f"{value!r} does not match {var.name}'s pattern {var.pattern}"
+    elif t == "string" and (not isinstance(value, str) or (var.pattern and not re.match(var.pattern, value))):
+        return f"{value!r} does not match {var.name}'s pattern {var.pattern}"
     return None
 
 

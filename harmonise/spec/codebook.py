@@ -26,7 +26,7 @@ class MissingDecl(Strict):
     extended: dict[str, str] | None = None
 
     @model_validator(mode="after")
-    def _spss_rules(self) -> "MissingDecl":
+    def _spss_rules(self) -> MissingDecl:
         n = len(self.values or [])
         if self.range is None and n > 3:
             raise ValueError("SPSS allows at most 3 discrete missing values")
@@ -52,7 +52,7 @@ class CodebookVariable(Strict):
     evidence: Literal["seen", "recalled", "modelled"] | None = None
 
     @model_validator(mode="after")
-    def _typed(self) -> "CodebookVariable":
+    def _typed(self) -> CodebookVariable:
         if self.type == "string" and self.width is None:
             raise ValueError(f"string variable {self.name} needs a width")
         if self.type == "numeric" and self.width is not None:
@@ -88,7 +88,7 @@ class SourceCodebook(Strict):
     variables: list[CodebookVariable] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique(self) -> "SourceCodebook":
+    def _unique(self) -> SourceCodebook:
         names = [v.name for v in self.variables]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -295,7 +295,7 @@ class _Compiler:
         return n.value, n.reason, n.type
 
     def n_UnaryOp(self, node: ast.UnaryOp) -> tuple[str, str, ExprType]:
-        v, _, t = self.node(node.operand)
+        v, _, _ = self.node(node.operand)
         if isinstance(node.op, ast.Not):
             return f"(NOT {v})", self.inputs_why(node), "boolean"
         sign = "-" if isinstance(node.op, ast.USub) else "+"

@@ -114,8 +114,7 @@ def pydantic_issues(exc: ValidationError, model: type[BaseModel], index: LineInd
             out.append(index.issue(loc[:-1], f"required key '{loc[-1]}' is missing", code="missing-key"))
         else:
             msg = err["msg"]
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+            msg = msg.removeprefix("Value error, ")
             got = err.get("input")
             shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and got is not None else ""
             out.append(index.issue(loc, f"{msg}{shown}", code="type"))

@@ -19,8 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from harmonise.errors import Issue
-from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, Wave, merge_override
-from harmonise.spec.crosswalk import TargetValue
+from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, TargetValue, Wave, merge_override
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.source import Code, VarMeta, norm_code
 from harmonise.spec.tables import TableSet
@@ -235,7 +234,7 @@ def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingD
     for k, v in (rule.map or {}).items():
         values[norm_code(k)] = v
     plan.values = values
-    both = sorted((set(values) & set(explicit)) - (set((rule.map or {})) - set(explicit)), key=str)
+    both = sorted((set(values) & set(explicit)) - (set(rule.map or {}) - set(explicit)), key=str)
     rule_map_keys = {norm_code(k) for k in (rule.map or {})}
     twice = sorted({k for k in rule_map_keys if k in {norm_code(x) for x in (rule.missing or {})}}, key=str)
     for code in twice:

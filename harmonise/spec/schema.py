@@ -48,7 +48,7 @@ class Variable(Strict):
     derive: Derivation | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Variable":
+    def _consistent(self) -> Variable:
         if self.type == "category" and not self.codes:
             raise ValueError(f"category variable {self.name} needs codes")
         if self.type != "category" and self.codes:
@@ -80,7 +80,7 @@ class TargetSchema(Strict):
     variables: list[Variable]
 
     @model_validator(mode="after")
-    def _unique(self) -> "TargetSchema":
+    def _unique(self) -> TargetSchema:
         names = [v.name for v in self.variables]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
