@@ -8,6 +8,7 @@ a built database answers :func:`indicators` on its own.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -284,7 +285,7 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
     """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only)."""
     from harmonise.store.connect import connect
 
-    con = connect(db) if isinstance(db, (str, Path)) else db
+    con = connect(db) if isinstance(db, (str, os.PathLike)) else db
     rule = rule or Rule()
     try:
         defs = read_definitions(con)
