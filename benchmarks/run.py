@@ -171,11 +171,9 @@ def summary(cases: dict[str, Case], demo: float | None, scales: list[int],
     if top != 1 and f"wide-{top}x" in cases:
         out[f"memory_ratio_{top}x"] = round(cases[f"wide-{top}x"].median("build", "peak_mb") /
                                             one.median("build", "peak_mb"), 3)
-    if "narrow-1x" in cases:
-        narrow = cases["narrow-1x"]
-        out["wide_time_ratio"] = round(statistics.median(w / n for w, n in paired) if paired else
-                                       one.median("build", "seconds") / narrow.median("build", "seconds"), 3)
-        out["wide_memory_ratio"] = round(one.median("build", "peak_mb") / narrow.median("build", "peak_mb"), 3)
+    if paired and "narrow-1x" in cases:
+        out["wide_time_ratio"] = round(statistics.median(w / n for w, n in paired), 3)
+        out["wide_memory_ratio"] = round(one.median("build", "peak_mb") / cases["narrow-1x"].median("build", "peak_mb"), 3)
     if demo is not None:
         out["demo_seconds"] = round(demo, 2)
     return out

@@ -114,6 +114,17 @@ class _Hasher(threading.Thread):
                 h.update(block)
         self.digest = h.hexdigest()
 
+    def begin(self) -> None:
+        """Start hashing unless it has started."""
+        if self.ident is None:
+            self.start()
+
+    def result(self) -> str:
+        """The digest of the whole file (starts hashing first if it has not started)."""
+        self.begin()
+        self.join()
+        return self.digest
+
 
 def _source_columns(plan: WavePlan, src: SourceFile) -> list[str]:
     cols = []
@@ -179,9 +190,7 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
         out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
                                        code="compile", extra={"yaml_path": e.path}), index, cw.survey, wave.wave))
     if any(i.severity == "error" for i in out.issues):
-        hasher.start()  # not started yet: it starts with the first chunk
-        hasher.join()
-        out.sha256 = hasher.digest
+        out.sha256 = hasher.result()
         return out
     con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
     con.execute("CREATE OR REPLACE TEMP TABLE report_stage (target VARCHAR, source_code VARCHAR, "
@@ -192,8 +201,7 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     try:
         h = f"{SCRATCH}.h"
         for chunk in chunks:
-            if hasher.ident is None:
-                hasher.start()  # from the first chunk on: before it, the readers need the cores
+            hasher.begin()  # from the first chunk on: before it, the readers need the cores
             con.register("src", chunk)
             con.execute(f"CREATE OR REPLACE TABLE {h} AS {compiled.sql}")
             con.unregister("src")
@@ -212,10 +220,7 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
                 progress(f"{cw.survey} {wave.wave}: {out.rows:,} rows")
     finally:
         writer.close()
-    if hasher.ident is None:  # a file without rows
-        hasher.start()
-    hasher.join()
-    out.sha256 = hasher.digest
+    out.sha256 = hasher.result()
     # compiled_sql stores the query without the Stata letter columns, as `harmonise sql` prints it
     stored = compiled.sql if not extended else compile_wave(plan, src.meta, project.schema, project.tables).sql
     _finish(job, con, project, plan, src, out, failures, index, stored)

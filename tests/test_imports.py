@@ -21,10 +21,14 @@ print(json.dumps({{"code": code, "loaded": sorted(m for m in {heavy} if m in sys
 """
 
 
+def _python(script: str) -> str:
+    """Standard output of ``script`` in a fresh interpreter (nothing imported yet)."""
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def _loaded_after(args: list[str]) -> dict[str, object]:
-    script = SCRIPT.format(args=repr(args), heavy=repr(HEAVY))
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _python(SCRIPT.format(args=repr(args), heavy=repr(HEAVY)))
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
@@ -39,5 +43,4 @@ def test_help_loads_no_data_library() -> None:
 def test_public_functions_load_on_first_use() -> None:
     script = ("import sys, harmonise; before = 'duckdb' in sys.modules; f = harmonise.connect; "
               "print(before, 'duckdb' in sys.modules, f.__module__)")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert proc.stdout.split() == ["False", "True", "harmonise.store.connect"]
+    assert _python(script).split() == ["False", "True", "harmonise.store.connect"]

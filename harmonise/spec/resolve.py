@@ -234,13 +234,11 @@ def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingD
     for k, v in (rule.map or {}).items():
         values[norm_code(k)] = v
     plan.values = values
-    both = sorted((set(values) & set(explicit)) - (set(rule.map or {}) - set(explicit)), key=str)
     rule_map_keys = {norm_code(k) for k in (rule.map or {})}
     twice = sorted({k for k in rule_map_keys if k in {norm_code(x) for x in (rule.missing or {})}}, key=str)
     for code in twice:
         err(f"code {code!r} is mapped twice: to {values[code]!r} and to missing reason {explicit[code]!r}",
             ("missing", code), code="mapped-twice", hint="keep one of the two entries")
-    del both
     for code in list(explicit):
         if code in values and code not in twice:
             values.pop(code)  # explicit per-variable missing beats a table's value

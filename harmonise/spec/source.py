@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 Code = int | float | str
+StorageType = Literal["numeric", "string"]
 
 
 class MissingDeclaration(TypedDict, total=False):
@@ -19,7 +20,6 @@ class MissingDeclaration(TypedDict, total=False):
     values: list[Code]
     ranges: list[list[float]]
     extended: dict[str, str]
-StorageType = Literal["numeric", "string"]
 
 
 def norm_code(code: object) -> Code:
