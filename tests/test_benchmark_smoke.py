@@ -32,3 +32,24 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> Non
     assert all(s["peak_mb"] > 0 for c in cases.values() for s in c["floor_memory"] + c["build_memory"])
     assert len(data["wide_narrow_pairs"]) == 1 and all(x > 0 for x in data["wide_narrow_pairs"][0])
     assert data["machine"]["cores"] >= 1
+
+
+def test_bounds_runner_times_every_case_and_writes_json(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from generate import FILE_NAME, generate
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    file = generate(tmp_path / "data", [1], 1_000, 120)["wide-1x"] / FILE_NAME
+    out = tmp_path / "bounds.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bounds.py"), "--file", str(file), "--rounds", "2",
+                           "--json", str(out)], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = lines.index(f"{'case':<8} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
+    assert [line.split()[0] for line in lines[header + 1:header + 5]] == ["floor", "copy", "recode", "build"]
+    data = json.loads(out.read_text())
+    assert data["file"] == str(file) and data["rounds"] == 2
+    assert list(data["cases"]) == ["floor", "copy", "recode", "build"]
+    assert data["cases"]["floor"]["ratio"] == 1.0
+    assert all(len(c["runs"]) == 2 and all(w > 0 and cpu > 0 for w, cpu in c["runs"]) for c in data["cases"].values())
