@@ -106,6 +106,17 @@ def test_round_trip_of_a_clustered_city_sample(tmp_path: Path) -> None:
         assert_same(read_export(tmp_path / fmt / f"respondents.{fmt}", db), stored(db))
 
 
+def test_stata_round_trip_when_a_column_starts_with_missing_letters(demo_db: Path, tmp_path: Path) -> None:
+    # The demo's first 100 rows (EU-MIDIS I) have no year of arrival etc., so these columns open with
+    # letters; pyreadstat took such an object column for text and failed on the numbers below.
+    first = stored(demo_db).head(100)
+    assert first["education_isced"].isna().all() and stored(demo_db)["education_isced"].notna().any()
+    assert export(demo_db, tmp_path, "dta") == [tmp_path / "respondents.dta"]
+    assert_same(read_export(tmp_path / "respondents.dta", demo_db), stored(demo_db))
+    _, meta = pyreadstat.read_dta(str(tmp_path / "respondents.dta"), metadataonly=True)
+    assert meta.readstat_variable_types["education_isced"] == "double"
+
+
 def test_bad_format_and_missing_database(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown export format 'xlsx'; choose from parquet, csv, sav, dta"):
         export(tmp_path / "x.duckdb", tmp_path, "xlsx")

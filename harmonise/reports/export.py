@@ -95,7 +95,9 @@ def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd
         if miss is None:
             return values
         reason = df[miss].map(lambda r: code(r) if isinstance(r, str) else np.nan)
-        return values.astype(object).where(values.notna(), reason) if stata else values.fillna(reason).astype(float)
+        if not stata:
+            return values.fillna(reason).astype(float)
+        return _numbers_first(values.astype(object).where(values.notna(), reason))
 
     for v in lay.variables:
         raw = df[v.name]
@@ -122,6 +124,20 @@ def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd
         if labels:
             value_labels[v.name] = labels
     return pd.DataFrame(cols), var_labels, value_labels
+
+
+def _numbers_first(mixed: pd.Series) -> pd.Series:
+    """A column of numbers and Stata missing letters, as a categorical whose categories list the numbers first.
+
+    pyreadstat's writer takes an object column for text when its first 100 values are all
+    letters (narwhals sniffs the type from them) and then fails on the numbers further down
+    (pyreadstat issue #313); a categorical's type is sniffed from its categories instead.
+    The values written are the same.
+    """
+    present = mixed.dropna().unique().tolist()
+    numbers = sorted(v for v in present if not isinstance(v, str))
+    letters = sorted(v for v in present if isinstance(v, str))
+    return pd.Series(pd.Categorical(mixed, categories=numbers + letters), index=mixed.index, name=mixed.name)
 
 
 def _prepare(out: Path, names: list[str]) -> None:
