@@ -18,6 +18,7 @@ written, or ``not_available``).
 from __future__ import annotations
 
 import ast
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +111,8 @@ def sql_literal(value: object) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ExprError(f"non-finite number {value!r} has no SQL literal")
         return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
@@ -167,6 +170,8 @@ def _check(node: ast.AST, depth: int) -> None:
     if isinstance(node, ast.Constant):
         if node.value is None or not isinstance(node.value, (bool, int, float, str)):
             raise ExprError(f"literal {node.value!r} is not allowed (numbers, quoted text, True, False only)")
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            raise ExprError("a number too large to represent (it reads as infinity) is not allowed")
         return
     if isinstance(node, ast.BoolOp):
         for v in node.values:

@@ -77,13 +77,12 @@ def validate_model(model: type[M], loaded: Loaded) -> tuple[M | None, list[Issue
     if not isinstance(loaded.data, dict):
         issues.append(Issue("the top level must be a mapping of keys", file=loaded.index.file, line=1, code="type"))
         return None, issues
-    if any(i.severity == "error" for i in issues):
-        # duplicate keys / aliases already reported: still validate to collect more
-        pass
     try:
         obj = model.model_validate(loaded.data)
     except ValidationError as exc:
-        issues.extend(pydantic_issues(exc, model, loaded.index))
+        # a value the loader refused (an alias, a tag, a non-finite number) reads as empty: not reported twice
+        refused = {i.path for i in loaded.issues if i.path}
+        issues.extend(i for i in pydantic_issues(exc, model, loaded.index) if i.path not in refused)
         return None, issues
     return obj, issues
 

@@ -9,6 +9,7 @@ bombs) and YAML 1.1 booleans used as keys are rejected with their line.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -135,6 +136,9 @@ def load_yaml_text(text: str, file: str) -> Loaded:
                     continue
                 key = _scalar(knode)
                 kpath = path + (key,)
+                if _not_finite(key):
+                    issues.append(_not_finite_issue(knode, file, dotted(path + (knode.value,))))
+                    continue
                 if isinstance(key, bool):
                     issues.append(Issue(f"key {knode.value!r} is read by YAML as boolean {key}",
                                         file=file, line=knode.start_mark.line + 1, path=dotted(kpath),
@@ -149,7 +153,11 @@ def load_yaml_text(text: str, file: str) -> Loaded:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return _scalar(cast(yaml.ScalarNode, node))  # the only other kind of node
+        value = _scalar(cast(yaml.ScalarNode, node))  # the only other kind of node
+        if _not_finite(value):
+            issues.append(_not_finite_issue(node, file, dotted(path)))
+            return None
+        return value
 
     try:
         data = build(root, ())
@@ -166,6 +174,16 @@ def load_yaml_text(text: str, file: str) -> Loaded:
                             line=mark.line + 1 if mark else None, code="yaml-syntax"))
         return Loaded(None, index, issues, text)
     return Loaded(data, index, issues, text)
+
+
+def _not_finite(value: object) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _not_finite_issue(node: yaml.Node, file: str, path: str) -> Issue:
+    return Issue(f"{node.value!r} is read by YAML as a non-finite number; codes, ranges and values must be "
+                 "finite", file=file, line=node.start_mark.line + 1, path=path, code="yaml-not-finite",
+                 hint=f"write a finite number, or quote it as text: \"{node.value}\"")
 
 
 class _TooBig(Exception):
