@@ -246,9 +246,14 @@ def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
     """Run ``sql`` on a read-only connection; returns (column names, rows)."""
     from harmonise.store.connect import connect
 
+    empty = UsageError("the query is empty; give one SQL statement, e.g. \"SELECT count(*) FROM respondents\"")
+    if not sql.strip().strip(";").strip():
+        raise empty
     con = connect(db)
     try:
         cur = con.execute(sql)
+        if cur is None:  # only comments
+            raise empty
         cols = [d[0] for d in cur.description] if cur.description else []
         return cols, cur.fetchall()
     finally:

@@ -7,6 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -167,6 +168,12 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert "is a file" in err or "exists and is not a folder" in err
     code, _, err = run("codebook", "--out", str(tmp_path / "cb"), "--min-cell", "0")
     assert code == 2 and "--min-cell" in err
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()  # a DuckDB file harmonise did not build
+    code, out, err = run("codebook", "--out", str(tmp_path / "cb"), "--db", str(other))
+    assert (code, out) == (2, "")
+    assert err == (f"error: {other}: not a database harmonise built (no respondents table); build one with "
+                   "`harmonise build`, or pass the --db that it wrote\n")
 
 
 def test_broken_declarations_fail_validation_with_their_location(project: Path, tmp_path: Path) -> None:

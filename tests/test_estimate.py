@@ -149,6 +149,10 @@ def test_item_nonresponse_share_suppresses() -> None:
     assert set(b["reliability"]) == {"suppressed"} and b["estimate"].isna().all()
 
 
-def test_rule_rejects_negative_threshold() -> None:
-    with pytest.raises(UsageError, match="min_n must be a number >= 0"):
+def test_rule_rejects_negative_and_non_finite_thresholds() -> None:
+    with pytest.raises(UsageError, match="min_n must be a finite number >= 0"):
         Rule(min_n=-1)
+    with pytest.raises(UsageError, match=r"min_n_eff must be a finite number >= 0 \(got nan\)"):
+        Rule(min_n_eff=float("nan"))
+    with pytest.raises(UsageError, match=r"flag_rel_ci must be a finite number >= 0 \(got inf\)"):
+        Rule(flag_rel_ci=float("inf"))

@@ -117,6 +117,20 @@ def test_stata_round_trip_when_a_column_starts_with_missing_letters(demo_db: Pat
     assert meta.readstat_variable_types["education_isced"] == "double"
 
 
+@pytest.mark.parametrize("fmt", ["sav", "csv"])
+def test_export_of_a_database_harmonise_did_not_build(tmp_path: Path, fmt: str) -> None:
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.close()
+    code, out, err = run("export", "--format", fmt, "--out", str(tmp_path / "out"), "--db", str(other))
+    tables = "respondents table" if fmt == "csv" else "respondents, variables, value_labels, missing_reasons tables"
+    assert (code, out) == (2, "")
+    assert err == (f"error: {other}: not a database harmonise built (no {tables}); build one with "
+                   "`harmonise build`, or pass the --db that it wrote\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_format_and_missing_database(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown export format 'xlsx'; choose from parquet, csv, sav, dta"):
         export(tmp_path / "x.duckdb", tmp_path, "xlsx")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import duckdb
@@ -126,6 +127,21 @@ def test_reading_still_works(built: Path) -> None:
         assert con.execute("SELECT sum(n) FROM t").fetchone() == (120,)
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("sql", ["", " ; ", "/* only a comment */"])
+def test_cli_query_that_is_empty_is_a_usage_error(built: Path, sql: str) -> None:
+    res = CliRunner().invoke(main, ["query", "--db", str(built), "--", sql])
+    assert (res.exit_code, res.stdout) == (2, "")
+    assert res.stderr == 'error: the query is empty; give one SQL statement, e.g. "SELECT count(*) FROM respondents"\n'
+
+
+def test_cli_query_json_is_strict_and_keeps_every_column(built: Path) -> None:
+    res = CliRunner().invoke(main, ["query", "SELECT 'nan'::DOUBLE AS a, 1 AS a, 'inf'::DOUBLE AS b, 2.5 AS a",
+                                    "--db", str(built), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert "NaN" not in res.stdout and "Infinity" not in res.stdout
+    assert json.loads(res.stdout) == [{"a": None, "a_1": 1, "b": None, "a_2": 2.5}]
 
 
 def test_python_objects_are_not_visible_to_sql(built: Path) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from harmonise.cli.base import format_rows, handled, main
+from harmonise.cli.base import format_rows, handled, json_dumps, main
 from harmonise.reports.estimate import Rule
 from harmonise.reports.indicators import BY_COLUMNS, WEIGHTS, Estimates
 
@@ -64,8 +63,7 @@ def _rounded(value: object) -> object:
 def render(est: Estimates, fmt: str) -> str:
     """Estimates as a table (rounded, rule in a footer), CSV or JSON (full precision, rule in every row)."""
     if fmt == "json":
-        return json.dumps({"weight": est.weight, "rule": est.rule.describe(), "rows": est.records()}, indent=2,
-                          default=str)
+        return json_dumps({"weight": est.weight, "rule": est.rule.describe(), "rows": est.records()})
     if fmt == "csv":
         return format_rows(est.columns, est.rows, "csv")
     keep = [i for i, c in enumerate(est.columns) if c not in ("weight", "rule", "design")]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 import traceback
 from collections.abc import Callable
+from decimal import Decimal
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -103,9 +105,41 @@ def context_root() -> Path:
     return api.project_root(click.get_current_context().find_root().params.get("project"))
 
 
+def json_dumps(data: Any) -> str:
+    """Strict JSON of rows or records, indented: NaN and infinities become null (JSON has no such
+    numbers, and strict parsers reject Python's NaN/Infinity tokens), decimals numbers, dates and
+    other types text."""
+    return json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, (list, tuple)):
+        return [_finite(x) for x in data]
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, Decimal):  # DuckDB's DECIMAL (e.g. a literal 2.5): a JSON number, not text
+        data = float(data)
+    return None if isinstance(data, float) and not math.isfinite(data) else data
+
+
+def unique_names(cols: list[str]) -> list[str]:
+    """Column names made distinct for JSON objects: a repeated name gets _1, _2 … (as DuckDB's own frames do)."""
+    seen: set[str] = set()
+    out = []
+    for c in cols:
+        name, k = c, 0
+        while name in seen:
+            k += 1
+            name = f"{c}_{k}"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
 def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([dict(zip(cols, r)) for r in rows], indent=2, default=str)
+        names = unique_names(cols)
+        return json_dumps([dict(zip(names, r)) for r in rows])
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

@@ -17,7 +17,7 @@ from harmonise.errors import UsageError
 from harmonise.reports.codebook_model import Codebook, load_codebook_model
 from harmonise.reports.codebook_stats import MIN_CELL, Stats, WaveStats, database_stats
 from harmonise.reports.ddi import harmonised_ddi, wave_ddi
-from harmonise.store.connect import connect
+from harmonise.store.connect import connect, require_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("html", "markdown", "ddi")
@@ -148,7 +148,11 @@ def write_codebook(root: Path, out: Path, db: Path | None = None, min_cell: int 
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder; pass --out DIR")
     if db is not None:
-        connect(db).close()  # fail fast (exit 2) on a missing or unreadable database
+        con = connect(db)  # fail fast (exit 2) on a missing or unreadable database, or one harmonise did not build
+        try:
+            require_tables(con, db, ("respondents",))
+        finally:
+            con.close()
     cb = load_codebook_model(root)
     stats = None
     if db is not None:

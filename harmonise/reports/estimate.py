@@ -26,6 +26,7 @@ design relation has ``stratum_id`` and ``n_h`` (PSUs per stratum).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from harmonise.errors import UsageError
@@ -48,8 +49,8 @@ class Rule:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if value is None or value < 0:
-                raise UsageError(f"suppression rule: {name} must be a number >= 0 (got {value!r})")
+            if value is None or not math.isfinite(value) or value < 0:
+                raise UsageError(f"suppression rule: {name} must be a finite number >= 0 (got {value!r})")
 
     def describe(self) -> str:
         """The rule as one line, stored beside every estimate."""

@@ -23,10 +23,11 @@ import pyreadstat
 
 from harmonise.errors import InputError, UsageError
 from harmonise.spec.expr import sql_literal
-from harmonise.store.connect import connect
+from harmonise.store.connect import connect, require_tables
 
 FORMATS = ("parquet", "csv", "sav", "dta")
 TEXT_TYPES = ("string", "country", "language", "city")
+LAYOUT_TABLES = ("respondents", "variables", "value_labels", "missing_reasons")  # what layout() reads
 STATA_NAME = 29  # pyreadstat names a value-label set <variable><counter>; Stata allows 32 characters
 
 
@@ -159,6 +160,7 @@ def export(db: str | Path, out: str | Path, fmt: str) -> list[Path]:
         raise UsageError(f"{db}: cannot export while this process holds a harmonise.connect() connection to the "
                          "same file (DuckDB allows one configuration per file and process); close it first") from exc
     try:
+        require_tables(con, db, ("respondents",) if fmt in ("parquet", "csv") else LAYOUT_TABLES)
         if fmt in ("parquet", "csv"):
             target = out / ("respondents" if fmt == "parquet" else "respondents.csv")
             _prepare(out, [target.name])
@@ -196,6 +198,7 @@ def read_export(path: str | Path, db: str | Path) -> pd.DataFrame:
     path = Path(path)
     con = connect(db)
     try:
+        require_tables(con, db, LAYOUT_TABLES)
         lay = layout(con)
     finally:
         con.close()

@@ -26,3 +26,12 @@ def connect(path: str | Path = "harmonised.duckdb") -> duckdb.DuckDBPyConnection
         return duckdb.connect(str(p), read_only=True, config=dict(READ_ONLY_CONFIG))
     except duckdb.Error as exc:
         raise InputError(f"{p}: cannot open as a harmonise database ({str(exc).splitlines()[0]})") from exc
+
+
+def require_tables(con: duckdb.DuckDBPyConnection, path: str | Path, tables: tuple[str, ...]) -> None:
+    """Raise InputError unless the database at ``path`` has ``tables`` (a database harmonise built)."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    missing = [t for t in tables if t not in present]
+    if missing:
+        raise InputError(f"{path}: not a database harmonise built (no {', '.join(missing)} table{'s' if len(missing) > 1 else ''}); "
+                         "build one with `harmonise build`, or pass the --db that it wrote")
