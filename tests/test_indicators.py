@@ -70,6 +70,24 @@ def test_fr_employment_rate_equals_raw_file(fr_db: Path, ess8: Path) -> None:
     con.close()
 
 
+def test_nonresponse_to_the_variable_defining_the_population_counts(fr_db: Path, ess8: Path) -> None:
+    # voted_national's population is the eligible voters, defined by the vote item itself: a refusal or
+    # don't know (vote 7/8/9) stays in the population as item non-response instead of leaving it
+    raw, _ = pyreadstat.read_sav(str(ess8), usecols=["agea", "vote"], user_missing=True)
+    adult = raw[raw["agea"].between(18, 120)]
+    answered, unanswered = int(adult["vote"].isin([1, 2]).sum()), int(adult["vote"].isin([7, 8, 9]).sum())
+    assert unanswered == 67
+    row = indicators(fr_db, ["voted_national"], by=["country"]).records()[0]
+    assert (row["n"], row["item_nonresponse"]) == (answered, pytest.approx(unanswered / (answered + unanswered)))
+    con = connect(fr_db)  # the stored table agrees
+    try:
+        stored_row = con.execute("SELECT n, item_nonresponse FROM indicators WHERE indicator = 'voted_national' "
+                                 "AND breakdown = 'total'").fetchall()
+    finally:
+        con.close()
+    assert stored_row == [(answered, pytest.approx(unanswered / (answered + unanswered)))]
+
+
 def test_stratified_clustered_end_to_end(e10_db: Path) -> None:
     con = connect(e10_db)
     df = con.execute("SELECT * FROM respondents").df()
