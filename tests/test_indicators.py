@@ -269,3 +269,25 @@ def test_validate_checks_the_indicator_declarations(project: Path) -> None:
     code, _, err = run("validate", project=project)
     assert code == 1
     assert f"mappings/indicators.yaml:{line} indicators.employment_rate.outcome: unknown variable 'nosuchvar'" in err
+
+
+def test_codes_in_indicator_declarations_are_checked(project: Path) -> None:
+    """A misspelt code never matches and would give estimates of 0 with no gap: it fails validate instead."""
+    path = project / "mappings" / "indicators.yaml"
+    edit(path, "outcome: \"labour_status == 'employed'\"", "outcome: \"labour_status == 'employd'\"")
+    edit(path, "voted_national != 'not_eligible'", "voted_national != 'noteligible'")
+    edit(path, "native: native_born", "native: natve_born")
+    edit(path, "migrant_generation, native: native_background}", "migrant_generation, native: native}")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert [line for line in err.splitlines() if "indicators.yaml" in line] == [
+        (f"error: mappings/indicators.yaml:{line_of(path, 'employd')} indicators.employment_rate.outcome: comparison "
+        "with labour_status: 'employd' is not a code of labour_status (did you mean 'employed'?)"),
+        (f"error: mappings/indicators.yaml:{line_of(path, 'noteligible')} indicators.voted_national.population: "
+        "comparison with voted_national: 'noteligible' is not a code of voted_national (did you mean 'not_eligible'?)"),
+        (f"error: mappings/indicators.yaml:{line_of(path, 'natve_born')} breakdowns.birthplace.native: native group "
+        "'natve_born' is not a group the expression gives (native_born, foreign_born) — did you mean 'native_born'?"),
+        (f"error: mappings/indicators.yaml:{line_of(path, 'migrant_generation, native: native}')} "
+        "breakdowns.migrant_generation.native: "
+        "native group 'native' is not a group the expression gives (native_background, first_generation, "
+        "generation_1_5, second_generation, generation_2_5, foreign_born_native_parents)")]

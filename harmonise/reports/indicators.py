@@ -8,6 +8,7 @@ a built database answers :func:`indicators` on its own.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Sequence
@@ -19,7 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harmonise.errors import UsageError, ValidationFailed
 from harmonise.reports.estimate import MOMENTS, Rule, estimate_sql
-from harmonise.spec.expr import Context, ExprError, NameSQL, compile_expr, quote_ident, sql_literal
+from harmonise.spec.check import compared_codes
+from harmonise.spec.expr import (
+    Context,
+    ExprError,
+    NameSQL,
+    compile_expr,
+    quote_ident,
+    referenced_names,
+    result_literals,
+    sql_literal,
+)
 from harmonise.spec.project import Project, rel, validate_model
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.yamlload import load_yaml_file
@@ -125,6 +136,8 @@ def load_definitions(root: Path, schema: TargetSchema) -> Definitions:
         if c.type not in want and c.type != "unknown":
             issues.append(idx.issue(where, f"expression gives a {c.type}, expected {' or '.join(want)}",
                                     code="indicator-type"))
+        for why in compared_codes(text, schema):
+            issues.append(idx.issue(where, why, code="indicator-code"))
         return c.value, c.reason
 
     defs: dict[str, Definition] = {}
@@ -146,11 +159,32 @@ def load_definitions(root: Path, schema: TargetSchema) -> Definitions:
                                     code="indicator-breakdown", hint="choose another name"))
         breakdowns[name] = Breakdown(name, b.label, b.expr, b.native,
                                      compiled(b.expr, ("breakdowns", name, "expr"), ("string",))[0])
+        groups = _groups(b.expr, schema)
+        if groups is not None and b.native not in groups:
+            close = difflib.get_close_matches(b.native, groups, n=1)
+            issues.append(idx.issue(("breakdowns", name, "native"), f"native group {b.native!r} is not a group "
+                                    f"the expression gives ({', '.join(groups)})", code="indicator-code",
+                                    hint=f"did you mean '{close[0]}'?" if close else None))
     if model.age_bands != sorted(set(model.age_bands)) or not model.age_bands:
         issues.append(idx.issue(("age_bands",), "age_bands must be increasing lower bounds", code="indicator-age"))
     if issues:
         raise ValidationFailed(issues, f"{rel(path, root)}: indicator declarations are invalid")
     return Definitions(defs, breakdowns, model.age_bands)
+
+
+def _groups(text: str, schema: TargetSchema) -> list[str] | None:
+    """The groups a breakdown expression can give: a category variable's codes, or the quoted
+    results of a conditional; None when they cannot be listed (a parse error is reported elsewhere)."""
+    try:
+        names, results = referenced_names(text), result_literals(text)
+    except ExprError:
+        return None
+    var = next((v for v in schema.variables if v.name == text.strip()), None)
+    if var is not None and var.type == "category":
+        return list(var.codes or {})
+    if results and all(isinstance(r, str) for r in results) and not any(n == text.strip() for n in names):
+        return list(dict.fromkeys(str(r) for r in results))
+    return None
 
 
 def _age_band_sql(bands: list[int], lo: int, hi: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from harmonise.errors import Issue
 from harmonise.spec.crosswalk import Crosswalk
-from harmonise.spec.expr import ExprError, parse, referenced_names, result_literals
+from harmonise.spec.expr import ExprError, compared_literals, parse, referenced_names, result_literals
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import SourceMeta, VarMeta
@@ -37,6 +37,21 @@ def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wav
     from dataclasses import replace
 
     return replace(issue, survey=issue.survey or survey, wave=issue.wave or wave, extra=extra, **kw)
+
+
+def compared_codes(text: str, schema: TargetSchema) -> list[str]:
+    """Why each literal an expression compares a category variable of the schema with is not one of
+    its codes (``labour_status == 'employd'`` is never true, silently); empty when all are."""
+    out = []
+    known = {v.name: v for v in schema.variables}
+    for name, lit in compared_literals(text):
+        var = known.get(name)
+        if var is None or var.type != "category":
+            continue
+        why = value_ok(var, lit, TableSet({}))
+        if why:
+            out.append(f"comparison with {name}: {why}")
+    return out
 
 
 def value_ok(var: Variable, value: object, tables: TableSet) -> str | None:

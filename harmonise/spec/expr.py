@@ -253,6 +253,25 @@ def result_literals(text: str) -> list[object]:
     return out
 
 
+def compared_literals(text: str) -> list[tuple[str, object]]:
+    """(name, literal) for every comparison of a plain name with a literal (``x == 'a'``, ``'a' != x``,
+    ``x in ('a', 'b')``): the literals to check against the variable's codes."""
+    out: list[tuple[str, object]] = []
+    for node in ast.walk(parse(text)):
+        if not isinstance(node, ast.Compare):
+            continue
+        left = node.left
+        for op, right in zip(node.ops, node.comparators):
+            if isinstance(left, ast.Name) and isinstance(right, (ast.Tuple, ast.List)):
+                out.extend((left.id, e.value) for e in right.elts if isinstance(e, ast.Constant))
+            elif isinstance(left, ast.Name) and isinstance(right, ast.Constant):
+                out.append((left.id, right.value))
+            elif isinstance(left, ast.Constant) and isinstance(right, ast.Name):
+                out.append((right.id, left.value))
+            left = right
+    return out
+
+
 def compile_expr(text: str, ctx: Context) -> Compiled:
     """Compile ``text`` to SQL (value and missing reason)."""
     tree = parse(text)

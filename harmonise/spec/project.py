@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harmonise.errors import Issue
+from harmonise.spec.check import compared_codes
 from harmonise.spec.codebook import SourceCodebook
 from harmonise.spec.crosswalk import Crosswalk
 from harmonise.spec.expr import ExprError, referenced_names
@@ -206,6 +207,8 @@ def derivation_issues(schema: TargetSchema, index: LineIndex) -> list[Issue]:
         if unknown:
             issues.append(index.issue(where, f"{v.name}: derivation refers to unknown variable(s) {unknown}",
                                       code="bad-expression"))
+        issues.extend(index.issue(where, f"{v.name}: {why}", code="bad-target-code")
+                      for why in compared_codes(v.derive.expr, schema))
         needs[v.name] = [n for n in names if n in pos]
     state: dict[str, int] = {}  # 1 visiting, 2 done
 
