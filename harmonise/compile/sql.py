@@ -127,7 +127,10 @@ class WaveCompiler:
         parts.extend(self._missing_cases(col, miss, numeric))
         if valid_sql:
             parts.append(f"ELSE {sql_literal(UNMAPPED)}")
-        else:
+        else:  # no valid domain (an expression's input): what the file declares missing is never a value
+            left = [c for c in miss.values if c not in miss.reasons and isinstance(c, str) == (not numeric)]
+            if left:
+                parts.append(f"WHEN {col} IN ({_lit_list(sorted(left, key=str))}) THEN {sql_literal(UNMAPPED)}")
             for lo, hi in miss.ranges:
                 if numeric:
                     parts.append(f"WHEN {col} BETWEEN {lo!r} AND {hi!r} THEN {sql_literal(UNMAPPED)}")

@@ -35,6 +35,7 @@ class SourceMissing:
     extended: dict[str, str] = field(default_factory=dict)
     system: str = "not_available"
     ranges: list[tuple[float, float]] = field(default_factory=list)
+    values: list[Code] = field(default_factory=list)  # discrete user-missing values the file declares
 
 
 @dataclass
@@ -118,6 +119,7 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
     out = SourceMissing(system=defaults.system, extended=dict(defaults.extended))
     if meta is not None:
         out.ranges = list(meta.missing_ranges)
+        out.values = list(meta.missing_values)
     for code, reason in explicit.items():
         if code == SYSMIS_KEY:
             out.system = reason

@@ -6,6 +6,7 @@ from a 200-row TIES fixture. No case may produce a traceback or an "internal err
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -102,6 +103,17 @@ def _sql_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     _write_sav(df, meta, out / "TIES_2007.sav", labels)
 
 
+def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """cit_how (read by the naturalised expression) = -6 in three citizens' rows; the file declares -9, -8
+    and -6 user-missing (SPSS allows three discrete values)."""
+    df = df.copy()
+    rows = df.index[df["cit_host"] == 1][:3]
+    df.loc[rows, "cit_how"] = -6.0
+    meta = copy.copy(meta)  # the read metadata is shared by every case
+    meta.missing_ranges = {**meta.missing_ranges, "cit_how": [{"lo": v, "hi": v} for v in (-9.0, -8.0, -6.0)]}
+    _write_sav(df, meta, out / "TIES_2007.sav")
+
+
 MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "base": lambda df, meta, src, out: _copy(src, out),
     "zero_bytes": lambda df, meta, src, out: (out / "TIES_2007.sav").write_bytes(b""),
@@ -122,6 +134,7 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "long_string_variable": _mutated(_long_string_variable),
     "stata_extended": _stata,
     "sql_label": _sql_label,
+    "declared_missing_in_expression": _declared_missing_in_expression,
     "two_files": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "TIES_2007_copy.sav")),
     "fifo": lambda df, meta, src, out: (_copy(src, out), os.mkfifo(out / "h.duckdb")),
 }
