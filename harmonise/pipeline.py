@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 
 from harmonise import __version__
-from harmonise.checks import drift
+from harmonise.checks import drift, inputs
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import InputError, Issue
@@ -322,6 +322,9 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
                 index, survey, wid))  # type: ignore[arg-type]
     _insert(con, "harmonisation_report", report_rows)
     _empty_sources(rep, plan, out, index)
+    for issue in [*inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
+                  *inputs.no_rows(plan, str(job.path), out.rows)]:
+        out.issues.append(locate(issue, index, survey, wid))  # type: ignore[arg-type]
     totals = con.execute("SELECT target, sum(n)::BIGINT FROM report_stage GROUP BY 1").fetchall()
     cons = [(survey, wid, t, out.rows, n, n == out.rows) for t, n in totals]
     _insert(con, "conservation", cons)

@@ -1,0 +1,107 @@
+"""Warnings about a wave's data that the crosswalk accepts but a user should hear about.
+
+They come from the harmonisation report (one row per distinct source code and result):
+
+- an expression read a code of a labelled input outside the range of its labelled valid codes
+  (``pdwrk = 2`` where only 0 and 1 are labelled): an expression has no list of valid codes, so
+  the code was read as a value — an unlabelled missing code, or a new edition's new code;
+- the weight is missing in some rows: weighted estimates leave those respondents out;
+- the file has no rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harmonise.errors import Issue
+from harmonise.spec.resolve import WavePlan, expr_source_missing
+from harmonise.spec.source import SourceMeta
+
+ReportRow = tuple[str, str | None, str | None, str | None, int]  # target, source code, value, reason, n
+WEIGHT = "weight"  # the weight indicators use by default
+
+
+class _Input:
+    """A numeric input of an expression target: its labelled valid range and its missing codes."""
+
+    def __init__(self, plan: WavePlan, target: str, name: str, meta: SourceMeta) -> None:
+        self.range: tuple[float, float] | None = None
+        self.missing: set[float] = set()
+        vm = meta.get(name)
+        if vm is None or vm.type != "numeric":
+            return
+        self.vm = vm
+        miss = expr_source_missing(plan.crosswalk.missing, vm, plan.targets[target].explicit_missing)
+        self.missing = {float(c) for c in miss.reasons if isinstance(c, (int, float))}
+        valid = [float(c) for c in vm.labels if isinstance(c, (int, float)) and not self.is_missing(float(c))]
+        if len(valid) >= 2:
+            self.range = (min(valid), max(valid))
+
+    def is_missing(self, code: float) -> bool:
+        return code in self.missing or self.vm.declared_missing(code)
+
+    def outside(self, code: float) -> bool:
+        """True when ``code`` was read as a value although it lies outside the labelled valid codes."""
+        return self.range is not None and not self.range[0] <= code <= self.range[1] and not self.is_missing(code)
+
+
+def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+    """One warning per expression target and input whose rows hold codes outside its labelled range
+    (labelled valid codes: neither declared missing nor given a missing reason; at least two)."""
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    seen: dict[tuple[str, str], _Input] = {}
+    for target, code, _, reason, n in rep:
+        tp = plan.targets.get(target)
+        if tp is None or tp.kind != "expr" or reason is not None or not code:
+            continue
+        for part in code.split(";"):
+            name, _, text = part.partition("=")
+            try:
+                value = float(text)
+            except ValueError:  # system or extended missing ('.', '.a'), or text
+                continue
+            key = (target, name)
+            if key not in seen:
+                seen[key] = _Input(plan, target, name, meta)
+            if seen[key].outside(value):
+                codes = found.setdefault(key, {})
+                codes[text] = codes.get(text, 0) + n
+    out = []
+    for (target, name), codes in sorted(found.items()):
+        lo, hi = seen[(target, name)].range  # type: ignore[misc]
+        shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in sorted(codes.items())[:5])
+        tp = plan.targets[target]
+        out.append(Issue(
+            f"expression input {name} has code(s) {shown} outside its labelled codes {lo:g}–{hi:g}; "
+            f"the expression for {target} read them as values", code="unlabelled-input-code", severity="warning",
+            survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
+            hint="if a code means missing, give it a reason under the rule's missing: (e.g. "
+                 f"'{next(iter(sorted(codes)))}: invalid'); if the edition added it, check the expression",
+            extra={"yaml_path": tp.path}))
+    return out
+
+
+def missing_weights(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:
+    """A warning when the weight is missing (for a reason other than not_asked) in some rows."""
+    reasons: dict[str, int] = {}
+    for target, _, _, reason, n in rep:
+        if target == WEIGHT and reason is not None and reason != "not_asked":
+            reasons[reason] = reasons.get(reason, 0) + n
+    if not reasons or WEIGHT not in plan.targets:
+        return []
+    tp = plan.targets[WEIGHT]
+    total = sum(reasons.values())
+    why = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items()))
+    return [Issue(f"{WEIGHT} is missing in {total:,} of {rows:,} rows ({why}); weighted indicators leave these "
+                  "respondents out", code="missing-weight", severity="warning", survey=plan.survey,
+                  wave=plan.wave.wave, path=".".join(map(str, tp.path)),
+                  hint="check the weight variables of the file", extra={"yaml_path": tp.path})]
+
+
+def no_rows(plan: WavePlan, file: str, rows: int) -> list[Issue]:
+    """A warning for a file without respondents."""
+    if rows:
+        return []
+    return [Issue(f"the file has no rows: {plan.survey} wave {plan.wave.wave} adds no respondents", code="no-rows",
+                  severity="warning", file=file, survey=plan.survey, wave=plan.wave.wave,
+                  hint="check that the file is the complete release")]

@@ -1,0 +1,80 @@
+"""Data the crosswalk accepts but the user must hear about: codes an expression read as values
+outside their labelled range, missing weights, empty files (copies of the real ESS8 France file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from tests.conftest import line_of, run
+
+CROSSWALK = Path(__file__).resolve().parent.parent / "mappings" / "ess.yaml"
+
+
+def _write(df: pd.DataFrame, meta: Any, folder: Path) -> Path:
+    folder.mkdir()
+    pyreadstat.write_sav(df, str(folder / "ESS8FR.sav"), column_labels=meta.column_names_to_labels,
+                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def real(ess8: Path) -> tuple[pd.DataFrame, Any]:
+    return pyreadstat.read_sav(str(ess8), user_missing=True)
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+def test_codes_outside_the_labelled_range_of_expression_inputs_are_reported(real: tuple[pd.DataFrame, Any],
+                                                                          tmp_path: Path) -> None:
+    df, meta = real[0].copy(), real[1]
+    df.loc[df.index[:5], "pdwrk"] = 2.0  # labelled 0 "Not marked", 1 "Marked"
+    df.loc[df.index[5:8], "uempla"] = 7.0
+    rows = df.index[df["dscrgrp"] == 1][:4]
+    df.loc[rows, "dscrrce"] = 5.0
+    data = _write(df, meta, tmp_path / "data")
+    code, _, err = run("build", "--data", str(data), "--db", str(tmp_path / "h.duckdb"))
+    assert code == 0, err
+    hint = "if the edition added it, check the expression"
+    at = line_of(CROSSWALK, "'employed' if pdwrk == 1") - 1
+    labour = f"warning: mappings/ess.yaml:{at} targets.labour_status: "
+    assert _warnings(err) == [
+        (f"warning: mappings/ess.yaml:{line_of(CROSSWALK, 'dscrgrp == 2 else') - 1} targets.discrimination_ethnic: "
+        "expression input dscrrce has code(s) 5 (4 rows) outside its labelled codes 0–1; the expression for "
+        "discrimination_ethnic read them as values — if a code means missing, give it a reason under the rule's "
+        f"missing: (e.g. '5: invalid'); {hint}"),
+        (f"{labour}expression input pdwrk has code(s) 2 (5 rows) outside its labelled codes 0–1; the expression for "
+        "labour_status read them as values — if a code means missing, give it a reason under the rule's missing: "
+        f"(e.g. '2: invalid'); {hint}"),
+        (f"{labour}expression input uempla has code(s) 7 (3 rows) outside its labelled codes 0–1; the expression for "
+        "labour_status read them as values — if a code means missing, give it a reason under the rule's missing: "
+        f"(e.g. '7: invalid'); {hint}")]
+
+
+def test_missing_weights_are_reported(real: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    df, meta = real[0].copy(), real[1]
+    df.loc[df.index[2], "pspwght"] = np.nan
+    df.loc[df.index[3], "pweight"] = np.nan
+    data = _write(df, meta, tmp_path / "data")
+    code, _, err = run("build", "--data", str(data), "--db", str(tmp_path / "h.duckdb"))
+    assert code == 0, err
+    assert _warnings(err) == [
+        (f"warning: mappings/ess.yaml:{line_of(CROSSWALK, 'pspwght * pweight') - 1} targets.weight: weight is missing in 2 of "
+        "2,070 rows (not_available 2); weighted indicators leave these respondents out — check the weight "
+        "variables of the file")]
+
+
+def test_a_file_without_rows_is_reported(real: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    df, meta = real
+    data = _write(df.iloc[:0], meta, tmp_path / "data")
+    code, _, err = run("build", "--data", str(data), "--db", str(tmp_path / "h.duckdb"))
+    assert code == 0, err
+    assert _warnings(err) == [(f"warning: {data / 'ESS8FR.sav'}: the file has no rows: ess wave 8 adds no respondents "
+                              "— check that the file is the complete release")]
