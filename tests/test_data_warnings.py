@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyreadstat
@@ -78,3 +79,22 @@ def test_a_file_without_rows_is_reported(real: tuple[pd.DataFrame, Any], tmp_pat
     assert code == 0, err
     assert _warnings(err) == [(f"warning: {data / 'ESS8FR.sav'}: the file has no rows: ess wave 8 adds no respondents "
                               "— check that the file is the complete release")]
+
+
+def test_upper_case_variable_names_harmonise_like_the_original(real: tuple[pd.DataFrame, Any], fr_db: Path,
+                                                                tmp_path: Path) -> None:
+    """Names that differ only in case resolve as the crosswalk's (their declared missing codes included)."""
+    df, meta = real
+    up = {c: c.upper() for c in df.columns}
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pyreadstat.write_sav(df.rename(columns=up), str(folder / "ESS8FR.sav"),
+                         column_labels=[meta.column_names_to_labels[c] for c in df.columns],
+                         variable_value_labels={up[k]: v for k, v in meta.variable_value_labels.items()},
+                         missing_ranges={up[k]: v for k, v in meta.missing_ranges.items()})
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(folder), "--db", str(db))
+    assert (code, _warnings(err)) == (0, []), err
+    query = "SELECT * EXCLUDE (source_row) FROM respondents ORDER BY respondent_id"
+    got, expected = (duckdb.connect(str(p), read_only=True).execute(query).df() for p in (db, fr_db))
+    pd.testing.assert_frame_equal(got, expected)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from harmonise.errors import Issue
 from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, TargetValue, Wave, merge_override
 from harmonise.spec.schema import TargetSchema
-from harmonise.spec.source import Code, VarMeta, norm_code
+from harmonise.spec.source import Code, VarMeta, find_variable, norm_code
 from harmonise.spec.tables import TableSet
 
 SYSMIS_KEY = "."
@@ -253,7 +253,7 @@ def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingD
                 err(f"missing code {code!r} lies inside the valid range [{lo:g}, {hi:g}]", ("missing", code),
                     code="mapped-twice", hint="narrow the range or drop the missing entry")
     plan.explicit_missing = explicit
-    src_meta = meta.get(rule.source) if (meta is not None and rule.source) else None
+    src_meta = find_variable(meta, rule.source) if (meta is not None and rule.source) else None
     plan.missing = classify_missing(defaults, explicit, set(values), rule.range, src_meta)
     return plan
 

@@ -67,6 +67,15 @@ class VarMeta:
         return out
 
 
+def find_variable(variables: dict[str, VarMeta], name: str) -> VarMeta | None:
+    """``variables[name]``, else the unique variable whose name differs only in case (a file whose
+    names are upper-case), else None."""
+    if name in variables:
+        return variables[name]
+    lower = [v for k, v in variables.items() if k.lower() == name.lower()]
+    return lower[0] if len(lower) == 1 else None
+
+
 @dataclass
 class SourceMeta:
     """All variables of one source file (or its declared codebook)."""
@@ -81,7 +90,4 @@ class SourceMeta:
 
     def get(self, name: str) -> VarMeta | None:
         """Case-sensitive lookup, falling back to a unique case-insensitive match."""
-        if name in self.variables:
-            return self.variables[name]
-        lower = [v for k, v in self.variables.items() if k.lower() == name.lower()]
-        return lower[0] if len(lower) == 1 else None
+        return find_variable(self.variables, name)
