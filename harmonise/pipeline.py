@@ -76,6 +76,7 @@ def discover(project: Project, data: list[Path]) -> tuple[list[Job], list[Issue]
             files.extend(sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS))
     jobs: list[Job] = []
     issues: list[Issue] = []
+    unmatched: list[Path] = []
     for f in files:
         hits = [(cw, w) for cw in project.crosswalks.values() for w in cw.waves
                 if any(fnmatch.fnmatch(f.name.lower(), pat.lower()) for pat in w.files)]
@@ -85,6 +86,12 @@ def discover(project: Project, data: list[Path]) -> tuple[list[Job], list[Issue]
                                 hint="make the waves' `files` patterns more specific"))
         elif hits:
             jobs.append(Job(hits[0][0], hits[0][1], f))
+        else:
+            unmatched.append(f)
+    if jobs:  # some matched: say which were left out (with none, the error below says it)
+        issues.extend(Issue(f"{f}: matches no crosswalk wave; it is not harmonised", code="unmatched-file",
+                            severity="warning", hint="add its wave to the survey's crosswalk (a `files` pattern "
+                            "that matches it), or move it out of --data") for f in unmatched)
     seen: dict[tuple[str, str], Path] = {}
     for j in jobs:
         key = (j.crosswalk.survey, j.wave.wave)
@@ -92,7 +99,7 @@ def discover(project: Project, data: list[Path]) -> tuple[list[Job], list[Issue]
             issues.append(Issue(f"{j.path}: a second file for {key[0]} wave {key[1]} (first: {seen[key]})",
                                 code="duplicate-wave-file", hint="keep one file per wave in --data"))
         seen[key] = j.path
-    if not jobs and not issues:
+    if not jobs and not any(i.severity == "error" for i in issues):
         pats = sorted({p for cw in project.crosswalks.values() for w in cw.waves for p in w.files})
         raise InputError(f"no data file in {', '.join(map(str, data))} matches any crosswalk wave "
                          f"(patterns: {', '.join(pats[:12])}{' …' if len(pats) > 12 else ''})")

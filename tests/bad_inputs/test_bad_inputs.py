@@ -136,6 +136,7 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "sql_label": _sql_label,
     "declared_missing_in_expression": _declared_missing_in_expression,
     "two_files": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "TIES_2007_copy.sav")),
+    "unmatched_file": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "notes.sav")),
     "fifo": lambda df, meta, src, out: (_copy(src, out), os.mkfifo(out / "h.duckdb")),
 }
 
