@@ -58,3 +58,13 @@ def test_undeclared_extended_letter_is_reported(ess8: Path, tmp_path: Path) -> N
     code, _, err = run("validate", "--data", str(data))
     assert code == 1
     assert "source variable gndr code .e (no value label) has no mapping for target sex: 1 row(s)" in err
+
+
+def test_a_compressed_file_cut_in_its_data_says_what_to_do(ess8: Path, tmp_path: Path) -> None:
+    """The real file is bytecode-compressed: cut after its header, readstat's catch-all parse error comes back."""
+    (tmp_path / "ESS8FR.sav").write_bytes(ess8.read_bytes()[:1_000_000])
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == (f"error: {tmp_path / 'ESS8FR.sav'}: cannot read file (Invalid file, or file has unsupported "
+                   "features): it is truncated or corrupt (compare its size with the download), or uses a feature "
+                   "the reader does not support; download it again, or re-save it from SPSS or Stata\n")

@@ -84,6 +84,10 @@ def _explain(path: Path, exc: Exception, encoding: str | None) -> InputError:
     if ("eof" in low or "truncat" in low or "unexpected end" in low or "read" in low and "error" in low
             or "unable to read" in low or "expected number of rows" in low):
         return InputError(f"{path}: file is truncated or corrupt ({text}); download it again")
+    if "invalid file" in low:  # readstat's catch-all parse error; a truncated compressed file ends up here
+        return InputError(f"{path}: cannot read file ({text}): it is truncated or corrupt (compare its size with "
+                          "the download), or uses a feature the reader does not support; download it again, or "
+                          "re-save it from SPSS or Stata")
     return InputError(f"{path}: cannot read file ({text})")
 
 
