@@ -38,11 +38,14 @@ class CodebookResult:
     with_data: bool
 
 
+SECONDARY = "*"  # a cell hidden only to protect a suppressed one
+
+
 def disclosure_text(min_cell: int) -> str:
     return (f"Disclosure control: a cell counted on fewer than {min_cell} unweighted respondents is shown as "
             f"<{min_cell} without its weighted share; when only one cell of a table would be hidden, the next "
-            f"smallest is hidden too, so it cannot be recovered from the total. Numeric summaries need at least "
-            f"{min_cell} valid values.")
+            f"smallest is hidden too, shown as {SECONDARY} (its count is not small), so the first cannot be "
+            f"recovered from the total. Numeric summaries need at least {min_cell} valid values.")
 
 
 def _num(x: object) -> str:
@@ -72,7 +75,7 @@ def chart_bars(ws: WaveStats, labels: dict[str, str], reason_labels: dict[str, s
         else:
             label = f"{r.value} {labels.get(r.value, '')}".strip()  # a code, or a histogram bin
         pct = None if r.suppressed or not ws.total else 100.0 * r.n / ws.total
-        bars.append({"label": label, "pct": pct, "missing": r.reason is not None})
+        bars.append({"label": label, "pct": pct, "missing": r.reason is not None, "secondary": r.secondary})
     top = max((float(b["pct"]) for b in bars if b["pct"] is not None), default=0.0)  # type: ignore[arg-type]
     for b in bars:
         b["width"] = 200.0 * float(b["pct"]) / top if b["pct"] is not None and top else 0.0  # type: ignore[arg-type]
@@ -98,7 +101,7 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
               for t in cb.targets}
     common = {"cb": cb, "stats": stats, "min_cell": min_cell, "flag_letters": FLAG_LETTERS,
               "wave_titles": {w.key: w.title for w in cb.waves}, "reason_labels": reason_labels,
-              "disclosure": disclosure_text(min_cell), "bars": chart_bars,
+              "disclosure": disclosure_text(min_cell), "bars": chart_bars, "secondary": SECONDARY,
               "target_label": {t.var.name: t.var.label for t in cb.targets}}
     files: dict[str, str] = {}
 

@@ -33,6 +33,7 @@ class FreqRow:
     n: int
     weighted: float | None
     suppressed: bool = False
+    secondary: bool = False  # hidden only so that a lone suppressed cell cannot be recovered from the total
 
     @property
     def shown(self) -> str:
@@ -75,14 +76,15 @@ Stats = dict[str, dict[tuple[str, str], WaveStats]]
 
 
 def suppress(rows: list[FreqRow], min_cell: int) -> None:
-    """Hide cells below ``min_cell``; if exactly one is hidden, hide the next smallest as well."""
+    """Hide cells below ``min_cell``; if exactly one is hidden, hide the next smallest as well (marked
+    ``secondary``: its count is not small, so it is shown as hidden, not as below ``min_cell``)."""
     hidden = [r for r in rows if r.n < min_cell]
     for r in hidden:
         r.suppressed = True
     if len(hidden) == 1:
         rest = sorted((r for r in rows if not r.suppressed), key=lambda r: (r.n, r.value or "", r.reason or ""))
         if rest:
-            rest[0].suppressed = True
+            rest[0].suppressed = rest[0].secondary = True
     for r in rows:
         if r.suppressed:
             r.weighted = None
