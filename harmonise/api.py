@@ -263,6 +263,8 @@ def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
 def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -> str:
     """The DuckDB SQL a wave compiles to (against a file's metadata, or the declared codebook)."""
     project = load_project(root)
+    if not project.ok:  # a crosswalk with malformed rules loads with them set aside: never compile that
+        raise ValidationFailed(project.issues, "the declarations do not load; fix them first")
     if project.schema is None or survey not in project.crosswalks:
         raise UsageError(f"no crosswalk for survey '{survey}'; known: {', '.join(project.crosswalks) or 'none'}")
     cw = project.crosswalks[survey]

@@ -6,6 +6,7 @@ field path; loading never stops at the first error.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -263,9 +264,35 @@ def crosswalk_paths(root: Path, only: list[Path] | None = None) -> list[Path]:
 
 
 def load_crosswalk(path: Path, root: Path) -> tuple[Crosswalk | None, Loaded, list[Issue]]:
+    """The crosswalk at ``path`` and its loading issues. When only some rules are malformed, the
+    crosswalk comes back with those rules set aside (see :func:`set_aside`), so the checks still
+    run on the others and report all errors at once; the issues keep it from being built."""
     loaded = load_yaml_file(path, rel(path, root))
     obj, issues = validate_model(Crosswalk, loaded)
+    if obj is None and isinstance(loaded.data, dict) and not loaded.issues:
+        rest = set_aside(loaded.data, issues)
+        if rest is not None:
+            obj, _ = validate_model(Crosswalk, Loaded(rest, loaded.index, [], loaded.text))
     return obj, loaded, issues
+
+
+def set_aside(data: dict[str, Any], issues: list[Issue]) -> dict[str, Any] | None:
+    """A copy of crosswalk ``data`` whose rules with model errors are replaced by a placeholder
+    (``not_asked``) and whose overrides with errors are dropped; None when an error lies outside
+    the rules (a wave's fields, the survey-wide keys), where nothing can be checked safely."""
+    rest = copy.deepcopy(data)
+    for issue in issues:
+        parts = (issue.path or "").split(".")
+        try:
+            if parts[0] == "targets" and len(parts) >= 2 and isinstance(rest["targets"], dict):
+                rest["targets"][parts[1]] = {"not_asked": "set aside: the rule has errors (reported)"}
+            elif parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides":
+                rest["waves"][int(parts[1])]["overrides"].pop(parts[3], None)
+            else:
+                return None
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    return rest
 
 
 def load_codebook(path: Path, root: Path) -> tuple[SourceCodebook | None, list[Issue]]:
