@@ -68,3 +68,13 @@ def test_a_compressed_file_cut_in_its_data_says_what_to_do(ess8: Path, tmp_path:
     assert err == (f"error: {tmp_path / 'ESS8FR.sav'}: cannot read file (Invalid file, or file has unsupported "
                    "features): it is truncated or corrupt (compare its size with the download), or uses a feature "
                    "the reader does not support; download it again, or re-save it from SPSS or Stata\n")
+
+
+def test_a_wrong_encoding_is_named_as_the_likely_cause_of_label_drift(ess8: Path) -> None:
+    """The real file is Windows-1252-like text read as latin-1: characters drop out of its labels."""
+    code, _, err = run("validate", "mappings/ess.yaml", "--data", str(ess8.parent), "--encoding", "latin1")
+    assert code == 1
+    assert ("error: surveys/ess/codebook_8.yaml: drift in ess8_reg: label of code 'ITC2' changed from 'Valle d’Aosta' "
+            "to 'Valle dAosta' — the labels differ only in their non-ASCII characters: the file's text was probably "
+            "decoded with the wrong encoding; drop --encoding to use the one the file declares, or pass the right "
+            "one\n") in err

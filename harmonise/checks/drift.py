@@ -21,12 +21,12 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
     """Differences between ``declared`` (codebook) and ``actual`` (file), located by variable and code."""
     out: list[Issue] = []
 
-    def add(var: str, msg: str) -> None:
+    def add(var: str, msg: str, hint: str | None = None) -> None:
         affected = var in used
         out.append(Issue(f"drift in {var}: {msg}", code="drift", severity="error" if affected else "warning",
                          survey=survey, wave=wave, variable=var, path=declared.origin,
-                         hint=("the crosswalk reads this variable: check its rule, then update the declared codebook"
-                               if affected else "update the declared codebook")))
+                         hint=hint or ("the crosswalk reads this variable: check its rule, then update the declared "
+                                       "codebook" if affected else "update the declared codebook")))
 
     same_family = _family(declared.format) == _family(actual.format)
     for name, dv in declared.variables.items():
@@ -42,6 +42,14 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
         if declared.get(name) is None and name in used:
             add(name, "in the file but not declared in the codebook")
     return out
+
+
+ENCODING_HINT = ("the labels differ only in their non-ASCII characters: the file's text was probably decoded "
+                 "with the wrong encoding; drop --encoding to use the one the file declares, or pass the right one")
+
+
+def _ascii(text: str) -> str:
+    return "".join(ch for ch in text if ord(ch) < 128)
 
 
 def _family(fmt: str | None) -> str:
@@ -64,7 +72,8 @@ def _compare_var(dv: VarMeta, av: VarMeta, add) -> None:  # type: ignore[no-unty
         add(name, f"code{'s' if len(gone) > 1 else ''} {_codes(gone)} no longer labelled")
     for code, label in dv.labels.items():
         if code in av.labels and av.labels[code] != label:
-            add(name, f"label of code {_fmt(code)} changed from '{label}' to '{av.labels[code]}'")
+            add(name, f"label of code {_fmt(code)} changed from '{label}' to '{av.labels[code]}'",
+                ENCODING_HINT if _ascii(label) == _ascii(av.labels[code]) else None)
     new = [(c, lab) for c, lab in av.labels.items() if c not in dv.labels]
     if len(new) == 1:
         add(name, f"new code {_codes(new)}")
