@@ -75,6 +75,6 @@ def test_a_wrong_encoding_is_named_as_the_likely_cause_of_label_drift(ess8: Path
     code, _, err = run("validate", "mappings/ess.yaml", "--data", str(ess8.parent), "--encoding", "latin1")
     assert code == 1
     assert ("error: surveys/ess/codebook_8.yaml: drift in ess8_reg: label of code 'ITC2' changed from 'Valle d’Aosta' "
-            "to 'Valle d\x92Aosta' — the labels differ only in their non-ASCII characters: the file's text was probably "
+            "to 'Valle d\\x92Aosta' — the labels differ only in their non-ASCII characters: the file's text was probably "
             "decoded with the wrong encoding; drop --encoding to use the one the file declares, or pass the right "
             "one\n") in err

@@ -48,6 +48,11 @@ ENCODING_HINT = ("the labels differ only in their non-ASCII characters: the file
                  "with the wrong encoding; drop --encoding to use the one the file declares, or pass the right one")
 
 
+def _shown(text: str) -> str:
+    """``text`` with control characters written as escapes (a terminal would hide them)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
 def _ascii(text: str) -> str:
     return "".join(ch for ch in text if ord(ch) < 128)
 
@@ -72,7 +77,7 @@ def _compare_var(dv: VarMeta, av: VarMeta, add) -> None:  # type: ignore[no-unty
         add(name, f"code{'s' if len(gone) > 1 else ''} {_codes(gone)} no longer labelled")
     for code, label in dv.labels.items():
         if code in av.labels and av.labels[code] != label:
-            add(name, f"label of code {_fmt(code)} changed from '{label}' to '{av.labels[code]}'",
+            add(name, f"label of code {_fmt(code)} changed from '{_shown(label)}' to '{_shown(av.labels[code])}'",
                 ENCODING_HINT if _ascii(label) == _ascii(av.labels[code]) else None)
     new = [(c, lab) for c, lab in av.labels.items() if c not in dv.labels]
     if len(new) == 1:
