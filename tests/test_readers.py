@@ -78,3 +78,24 @@ def test_a_wrong_encoding_is_named_as_the_likely_cause_of_label_drift(ess8: Path
             "to 'Valle d\\x92Aosta' — the labels differ only in their non-ASCII characters: the file's text was probably "
             "decoded with the wrong encoding; drop --encoding to use the one the file declares, or pass the right "
             "one\n") in err
+
+
+def test_stata_system_missing_after_an_extended_missing_stays_missing(tmp_path: Path) -> None:
+    """pyreadstat returns an arbitrary number for a byte column's `.` after a `.a` (user_missing=True)."""
+    import numpy as np
+    import pandas as pd
+
+    path = tmp_path / "r.dta"
+    pd.DataFrame({"b": np.array([1, 0] * 5, dtype="int8"), "d": np.arange(10.0)}).to_stata(path, version=118,
+                                                                                          write_index=False)
+    raw = bytearray(path.read_bytes())
+    start = raw.index(b"<data>") + 6  # rows of 9 bytes: b (byte), d (double)
+    raw[start], raw[start + 9] = 102, 101  # row 1: .a (Stata byte 102), row 2: . (101)
+    path.write_bytes(bytes(raw))
+    code, out, _ = run("inspect", str(path), "--match", "b")
+    assert code == 0
+    assert out.splitlines()[3:8] == ["    3 distinct value(s), valid min 0, max 1",
+                                     "             0          4 [unlabelled]",
+                                     "             1          4 [unlabelled]",
+                                     "             .          1 [system missing]",
+                                     "            .a          1 [extended missing]"]

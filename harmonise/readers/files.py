@@ -167,6 +167,8 @@ class SourceFile:
         while True:
             try:
                 df, _ = reader(str(self.path), usecols=columns or None, row_offset=offset, row_limit=chunksize, **kw)
+                if self.format == "dta":
+                    df = self._system_missing(df, offset, chunksize, kw)
             except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as exc:
                 raise _explain(self.path, exc, self.encoding) from exc
             except (UnicodeDecodeError, ValueError, OSError) as exc:
@@ -178,6 +180,28 @@ class SourceFile:
             offset += step
             if n < chunksize or (total is not None and offset >= total):
                 return
+
+    def _system_missing(self, df: pd.DataFrame, offset: int, chunksize: int, kw: dict[str, Any]) -> pd.DataFrame:
+        """Restore Stata's system missing ``.`` in numeric columns that also hold extended missing values.
+
+        With ``user_missing=True`` pyreadstat returns an arbitrary number (uninitialised memory: often
+        0, sometimes a pointer) for a ``.`` after an ``.a``–``.z`` in a byte/int/long column. Such
+        columns come back as objects (numbers and letters); they are read again without user-missing
+        values, where ``.`` and the letters are NaN, and a number there that is NaN is set missing.
+        """
+        mixed = [c for c in df.columns if df[c].dtype == object and (vm := self.meta.get(str(c))) is not None
+                 and vm.type == "numeric"]
+        if not mixed:
+            return df
+        plain, _ = pyreadstat.read_dta(str(self.path), usecols=mixed, row_offset=offset, row_limit=chunksize,
+                                       **{**kw, "user_missing": False})
+        for c in mixed:
+            values = df[c]
+            number = values.map(lambda x: not isinstance(x, str) and not pd.isna(x)).to_numpy(dtype=bool)
+            wrong = number & plain[c].isna().to_numpy()
+            if wrong.any():
+                df[c] = values.where(~wrong, np.nan)
+        return df
 
     def seekable(self) -> bool:
         """True when reading from a row offset skips the rows before it (fixed-width records:
