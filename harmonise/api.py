@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from harmonise import __version__
 from harmonise.compile.sql import compile_wave
-from harmonise.errors import Issue, UsageError, ValidationFailed
+from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.spec.check import check_crosswalk
 from harmonise.spec.project import Project, crosswalk_paths, load_project
 from harmonise.spec.resolve import resolve_wave
@@ -125,6 +125,11 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
         con = duckdb.connect(":memory:")
         try:
             result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))
+        except InputError as exc:
+            if project.ok:
+                raise
+            # e.g. no file matches because the crosswalk naming its files did not load: say both
+            result.issues.append(Issue(str(exc), code="data"))
         finally:
             con.close()
     result.issues = _unique(result.issues)

@@ -171,7 +171,7 @@ EDUC_08 = EVS08.add(*({"v336": c} for c in (2, 3, 4, 5, -1)))
 def test_evs_voting_frequency_is_not_the_last_election() -> None:
     # v172 (how often one votes in national elections) is not "voted in the last national election":
     # counting "usually" as voted would inflate turnout against the other surveys' items
-    assert {r["voted_national_missing"] for r in EVS17.out(range(0, 3))} == {"not_asked"}
+    assert {r["voted_national_missing"] for r in EVS17.out(range(3))} == {"not_asked"}
     assert {r["voted_national_missing"] for r in EVS08.out(EDUC_08)} == {"not_asked"}
 
 
