@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harmonise.authoring.flowyaml import flow
-from harmonise.authoring.scaffold import Draft, agreement, infer_missing, scaffold
+from harmonise.authoring.scaffold import Draft, agreement, infer_missing, render, scaffold
 from harmonise.authoring.similarity import missing_reason
 from harmonise.spec.crosswalk import Crosswalk, merge_override
 from harmonise.spec.project import load_project
@@ -172,6 +172,22 @@ def test_harmonise_checks_have_the_last_word(tmp_path: Path) -> None:
     assert rules["trust_parliament"].todo is None
     assert rules["trust_parliament"].rule == {"source": "trust_parl", "range": [0, 10], "quality": "exact",
                                               "missing": {99: "no_answer"}}
+
+
+def test_a_file_without_missing_codes_gets_an_empty_codes_mapping(tmp_path: Path) -> None:
+    """The draft's untagged lines must load: `codes:` with nothing under it is null, not a mapping."""
+    import pandas as pd
+    import pyreadstat
+
+    path = tmp_path / "plain.sav"
+    pyreadstat.write_sav(pd.DataFrame({"gender": [1.0, 2.0, 1.0]}), str(path), column_labels=["Gender"],
+                         variable_value_labels={"gender": {1: "Male", 2: "Female"}})
+    d = scaffold(ROOT, path, "plain", "1", year=2020, aliases=False)
+    assert not d.missing.codes
+    text = render(d)
+    assert "\n  codes: {}\n" in text
+    loaded = load_yaml_text(text, "plain.yaml")
+    assert loaded.issues == [] and loaded.data["missing"]["codes"] == {}
 
 
 @pytest.mark.parametrize("value", [{"A\n": None}, {"x": "A\n"}, {"files": ["x.sav\n"]}])

@@ -287,7 +287,7 @@ def render(d: Draft) -> str:
            "# TODO key. Rules without TODO matched clearly and pass the checks against this file: still read them.",
            f"survey: {scalar(d.survey)}",
            f"title: {scalar(d.source.stem)}",
-           "missing:", f"  system: {d.missing.system}", "  codes:"]
+           "missing:", f"  system: {d.missing.system}", "  codes:" + ("" if d.missing.codes else " {}")]
     out += [f"    {reason}: {flow(codes)}" for reason, codes in d.missing.codes.items()]
     if d.missing.extended:
         out.append(f"  extended: {flow(d.missing.extended)}")
