@@ -291,3 +291,42 @@ def test_codes_in_indicator_declarations_are_checked(project: Path) -> None:
         "breakdowns.migrant_generation.native: "
         "native group 'native' is not a group the expression gives (native_background, first_generation, "
         "generation_1_5, second_generation, generation_2_5, foreign_born_native_parents)")]
+
+
+def test_education_indicators_use_the_design_weight_where_a_wave_has_one(demo_db: Path) -> None:
+    """domain.md: dweight when education is the outcome. Declared weight_design applies where a survey-wave
+    has design weights (ESS, EVS 2017) and falls back to the analysis weight elsewhere."""
+    key = ("survey", "wave", "country")
+
+    def by_cell(weight: str | None) -> dict[tuple[object, ...], dict[str, object]]:
+        rows = indicators(demo_db, ["low_education"], list(key), weight=weight).records()
+        return {tuple(r[k] for k in key): r for r in rows}
+
+    declared, design, analysis = by_cell(None), by_cell("weight_design"), by_cell("weight")
+    with_design = {c for c in declared if c[0] == "ess" or c[:2] == ("evs", "2017")}
+    assert with_design and set(declared) - with_design
+    for cell, row in declared.items():
+        expected = design[cell] if cell in with_design else analysis[cell]
+        assert (row["estimate"], row["se"], row["n"]) == (expected["estimate"], expected["se"], expected["n"]), cell
+        assert row["weight"] == "weight_design, else weight"
+    assert {r["weight"] for r in indicators(demo_db, ["employment_rate"], list(key)).records()} == {"weight"}
+    con = connect(demo_db)  # the stored table is computed the same way
+    try:
+        stored = con.execute("SELECT survey, wave, country, estimate, weight FROM indicators WHERE indicator = "
+                             "'low_education' AND breakdown = 'total'").fetchall()
+    finally:
+        con.close()
+    assert {(s, w, c): (e, wt) for s, w, c, e, wt in stored} == {
+        c: (pytest.approx(r["estimate"]) if r["estimate"] is not None else None, r["weight"])
+        for c, r in declared.items()}
+
+
+def test_low_education_in_france_is_weighted_by_dweight(fr_db: Path) -> None:
+    """On the real file the two weights differ: the default follows dweight, not anweight."""
+    def estimate(weight: str | None) -> dict[str, float]:
+        rows = indicators(fr_db, ["low_education"], ["country"], "birthplace", weight=weight).records()
+        return {str(r["group"]): float(r["estimate"]) for r in rows}  # type: ignore[arg-type]
+
+    assert estimate(None) == estimate("weight_design")
+    assert {g: round(e, 3) for g, e in estimate(None).items()} == {"foreign_born": 0.233, "native_born": 0.122}
+    assert {g: round(e, 3) for g, e in estimate("weight").items()} == {"foreign_born": 0.326, "native_born": 0.176}

@@ -33,8 +33,10 @@ def estimation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           show_default=True, help=text)(fn)
     fn = click.option("--age", default=None, metavar="FROM-TO",
                       help="Age band instead of each indicator's default, e.g. 25-54.")(fn)
-    fn = click.option("--weight", type=click.Choice(WEIGHTS), default="weight", show_default=True,
-                      help="weight (recommended analysis weight), weight_design, or none (unweighted).")(fn)
+    fn = click.option("--weight", type=click.Choice(WEIGHTS), default=None,
+                      help="weight (recommended analysis weight), weight_design, or none (unweighted) for every "
+                           "indicator; default: each indicator's declared weight (weight_design for the education "
+                           "indicators, as domain.md advises, where a survey-wave has one).")(fn)
     return fn
 
 
@@ -70,7 +72,15 @@ def render(est: Estimates, fmt: str) -> str:
     rows = [tuple(_rounded(r[i]) for i in keep) for r in est.rows]
     designs = sorted({str(r[est.columns.index("design")]) for r in est.rows})
     return "\n".join([format_rows([est.columns[i] for i in keep], rows, "table"),
-                      f"weight: {est.weight}; design: {', '.join(designs) or '-'}", f"rule: {est.rule.describe()}"])
+                      f"weight: {_weights(est)}; design: {', '.join(designs) or '-'}", f"rule: {est.rule.describe()}"])
+
+
+def _weights(est: Estimates) -> str:
+    """The weight(s) used: one name, or per indicator when their declared weights differ."""
+    used = dict.fromkeys((str(r["indicator"]), str(r["weight"])) for r in est.records())
+    if len({w for _, w in used}) <= 1:
+        return next(iter(used))[1] if used else est.weight
+    return "; ".join(f"{n}: {w}" for n, w in used)
 
 
 @main.command()
@@ -83,7 +93,7 @@ def render(est: Estimates, fmt: str) -> str:
 @DB
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @handled
-def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, age: str | None, weight: str,
+def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, age: str | None, weight: str | None,
                db: Path, fmt: str, **rule: Any) -> None:
     """Weighted indicators with SEs, 95% CIs, reliability flags and gaps vs natives."""
     from harmonise.reports.indicators import DEFAULT_BY
@@ -103,7 +113,7 @@ def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, a
 @estimation_options
 @DB
 @handled
-def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, age: str | None, weight: str, db: Path,
+def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, age: str | None, weight: str | None, db: Path,
             **rule: Any) -> None:
     """Draw estimates with 95% CIs by cell and migrant group; suppressed cells are marked, not drawn."""
     from harmonise.reports.chart import compare as draw

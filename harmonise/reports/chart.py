@@ -80,7 +80,7 @@ def draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label:
 
 
 def compare(db: str | Path | duckdb.DuckDBPyConnection, indicator: str, out: Path, by: Sequence[str] = ("country",),
-            group: str | None = "birthplace", *, weight: str = "weight", age: tuple[int, int] | None = None,
+            group: str | None = "birthplace", *, weight: str | None = None, age: tuple[int, int] | None = None,
             rule: Rule | None = None) -> Chart:
     """Estimate ``indicator`` by ``by`` and ``group`` and draw the comparison chart into ``out``."""
     est = indicators(db, [indicator], by, group, weight=weight, age=age, rule=rule)

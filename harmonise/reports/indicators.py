@@ -62,6 +62,9 @@ class IndicatorSpec(_Strict):
     outcome: str
     population: str | None = None
     source: str
+    weight: Literal["weight", "weight_design"] = Field(
+        "weight", description="weight_design: the design weight where a survey-wave has one (domain.md: dweight "
+                              "when education is the outcome), else weight.")
 
 
 class BreakdownSpec(_Strict):
@@ -91,6 +94,7 @@ class Definition:
     population_sql: str
     outcome_sql: str
     outcome_reason_sql: str
+    weight: str = "weight"  # the declared weight: weight, or weight_design (weight where a survey-wave has none)
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ def load_definitions(root: Path, schema: TargetSchema) -> Definitions:
         pop_sql = compiled(spec.population, ("indicators", name, "population"), ("boolean",))[0] \
             if spec.population else "TRUE"
         defs[name] = Definition(name, spec.label, spec.unit, lo, hi, spec.population, spec.outcome, spec.source,
-                                pop_sql, out_sql, reason_sql)
+                                pop_sql, out_sql, reason_sql, spec.weight)
     breakdowns = {}
     for name, b in model.breakdowns.items():
         if name in BY_COLUMNS:
@@ -198,22 +202,40 @@ def _age_band_sql(bands: list[int], lo: int, hi: int) -> str:
     return f"(CASE {' '.join(whens)} END)" if whens else "NULL"
 
 
-def _branch(d: Definition, by: Sequence[str], age: tuple[int, int] | None, bands: list[int], gcols: list[str]) -> str:
-    """Rows of one indicator's population (over relation ``resp``), with the breakdown groups ``g0``…"""
+def _branch(d: Definition, by: Sequence[str], age: tuple[int, int] | None, bands: list[int], gcols: list[str],
+            wcol: str) -> str:
+    """Rows of one indicator's population (over relation ``resp``) weighted by column ``wcol``, with the
+    breakdown groups ``g0``…"""
     lo, hi = age or (d.age_low, d.age_high)
     keys = {c: (_age_band_sql(bands, lo, hi) if c == "age_band" else quote_ident(c)) for c in by}
     cols = [f"{sql_literal(d.name)} AS indicator", f"{sql_literal(f'{lo}+' if hi >= 120 else f'{lo}-{hi}')} AS ages",
             *[f"{e} AS {quote_ident(c)}" for c, e in keys.items()],
-            "w", f"CAST({d.outcome_sql} AS DOUBLE) AS y", f"({d.outcome_sql}) IS NOT NULL AS answered",
+            f"{wcol} AS w", f"CAST({d.outcome_sql} AS DOUBLE) AS y", f"({d.outcome_sql}) IS NOT NULL AS answered",
             "stratum_id", "psu_id", "has_design", *gcols]
     out_reasons = ", ".join(sql_literal(r) for r in OUT_OF_POPULATION)
-    where = [f"age BETWEEN {lo} AND {hi}", f"coalesce({d.population_sql}, FALSE)",
+    where = [f"{wcol} IS NOT NULL", f"age BETWEEN {lo} AND {hi}", f"coalesce({d.population_sql}, FALSE)",
              f"(({d.outcome_sql}) IS NOT NULL OR coalesce({d.outcome_reason_sql}, '') NOT IN ({out_reasons}))",
              *[f"({e}) IS NOT NULL" for e in keys.values()]]
     return f"SELECT {', '.join(cols)} FROM resp WHERE {' AND '.join(where)}"
 
 
-def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequence[str | None], weight: str,
+DECLARED_DESIGN = "weight_design, else weight"  # a declared weight_design: the weight where a survey-wave has none
+_WEIGHT_SQL = {"weight": 'CAST("weight" AS DOUBLE)', "weight_design": 'CAST("weight_design" AS DOUBLE)', "none": "1.0",
+               DECLARED_DESIGN: 'CAST((CASE WHEN __has_design_weight THEN "weight_design" ELSE "weight" END) AS DOUBLE)'}
+# survey-waves whose design weight is given: a declared weight_design falls back to weight elsewhere
+_HAS_DESIGN_WEIGHT = ("LEFT JOIN (SELECT survey AS __dw_survey, wave AS __dw_wave, TRUE AS __has_design_weight "
+                      "FROM respondents WHERE weight_design IS NOT NULL GROUP BY ALL) "
+                      "ON survey = __dw_survey AND wave = __dw_wave")
+
+
+def weights_of(defs: Definitions, names: Sequence[str], weight: str | None) -> dict[str, str]:
+    """The weight each indicator is estimated with: ``weight`` for all when given, else each one's
+    declared weight (a declared ``weight_design`` falls back to ``weight`` in survey-waves without one)."""
+    return {n: weight or (DECLARED_DESIGN if defs.indicators[n].weight == "weight_design" else "weight")
+            for n in names}
+
+
+def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequence[str | None], weight: str | None,
           age: tuple[int, int] | None) -> str:
     """The estimator's base relation: weighted moments per indicator × cell × breakdown group × stratum
     (× design PSU).
@@ -221,7 +243,8 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     Moments are summed first over the finest grouping — every breakdown's group at once — and only
     then spread to one row per breakdown, so the respondents are not multiplied by the breakdowns.
     """
-    w = "1.0" if weight == "none" else f"CAST({quote_ident(weight)} AS DOUBLE)"
+    rules = weights_of(defs, names, weight)
+    wcol = {r: f"__w{i}" for i, r in enumerate(dict.fromkeys(rules.values()))}
     gcol = {g: f"__g{i}" for i, g in enumerate(dict.fromkeys(g for g in groups if g))}  # group in each breakdown
     gcols = list(gcol.values())
     parts = []
@@ -235,13 +258,17 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     sql_parts = [defs.breakdowns[g].sql for g in gcol]
     sql_parts += [x for n in names for d in [defs.indicators[n]]
                   for x in (d.population_sql, d.outcome_sql, d.outcome_reason_sql)]
-    cols = {"survey", "wave", "country", "stratum", "psu", "age", *by, *([] if weight == "none" else [weight])}
+    used = {c for r in wcol for c in ("weight", "weight_design") if f'"{c}"' in _WEIGHT_SQL[r]}
+    cols = {"survey", "wave", "country", "stratum", "psu", "age", *by, *used}
     cols.update(m.group(1).replace('""', '"') for part in sql_parts for m in _IDENT.finditer(part))
     keep = ", ".join(sql_literal(c) for c in sorted(cols))
     gsel = "".join(f", {defs.breakdowns[g].sql} AS {c}" for g, c in gcol.items())
-    resp = (f"SELECT COLUMNS(lambda c: c IN ({keep})), {w} AS w, {STRATUM_SQL} AS stratum_id, psu AS psu_id, "
-            f"psu IS NOT NULL AS has_design{gsel} FROM respondents WHERE {w} IS NOT NULL")
-    branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands, gcols) for n in names)
+    wsel = "".join(f", {_WEIGHT_SQL[r]} AS {c}" for r, c in wcol.items())
+    join = f" {_HAS_DESIGN_WEIGHT}" if DECLARED_DESIGN in wcol else ""
+    resp = (f"SELECT COLUMNS(lambda c: c IN ({keep})){wsel}, {STRATUM_SQL} AS stratum_id, psu AS psu_id, "
+            f"psu IS NOT NULL AS has_design{gsel} FROM respondents{join}")
+    branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands, gcols, wcol[rules[n]])
+                                  for n in names)
     fine = MOMENTS.format(keys=", ".join(["indicator", "ages", *map(quote_ident, by), *gcols]), base="SELECT * FROM ind")
     exclude = f" EXCLUDE ({', '.join(gcols)})" if gcols else ""
     return (f"WITH resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), fine AS ({fine}) "
@@ -256,7 +283,7 @@ class Estimates:
     columns: list[str]
     rows: list[tuple[object, ...]]
     rule: Rule = field(default_factory=Rule)
-    weight: str = "weight"
+    weight: str = "as declared per indicator"
     definitions: dict[str, Definition] = field(default_factory=dict)
 
     def records(self) -> list[dict[str, object]]:
@@ -264,7 +291,7 @@ class Estimates:
 
 
 def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str], group: Sequence[str | None],
-                weight: str) -> list[str]:
+                weight: str | None) -> list[str]:
     chosen = list(names) if names else list(defs.indicators)
     unknown = [n for n in chosen if n not in defs.indicators]
     if unknown:
@@ -278,22 +305,27 @@ def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str
     badg = [g for g in group if g is not None and g not in defs.breakdowns]
     if badg:
         raise UsageError(f"unknown breakdown {', '.join(badg)}; choose from {', '.join(defs.breakdowns)}")
-    if weight not in WEIGHTS:
+    if weight is not None and weight not in WEIGHTS:
         raise UsageError(f"unknown weight {weight!r}; choose from {', '.join(WEIGHTS)}")
     return chosen
 
 
 def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY,
-                  groups: Sequence[str | None] = (None,), *, weight: str = "weight",
+                  groups: Sequence[str | None] = (None,), *, weight: str | None = None,
                   age: tuple[int, int] | None = None, rule: Rule | None = None) -> str:
-    """SQL estimating ``names`` (default: all) by ``by`` for each breakdown in ``groups`` (None: total)."""
+    """SQL estimating ``names`` (default: all) by ``by`` for each breakdown in ``groups`` (None: total),
+    weighted by ``weight`` (default: each indicator's declared weight; the ``weight`` column says which)."""
     rule = rule or Rule()
     chosen = _check_args(defs, names, by, groups, weight)
     if age is not None and not 0 <= age[0] <= age[1] <= 120:
         raise UsageError(f"age band {age[0]}-{age[1]} must satisfy 0 <= from <= to <= 120")
     inner = estimate_sql(_base(defs, chosen, by, groups, weight, age), DESIGN_SQL, ["indicator", "ages", *by, "breakdown"],
                          rule, moments=True)
-    return f"SELECT *, {sql_literal(weight)} AS weight, {sql_literal(rule.describe())} AS rule FROM ({inner})"
+    rules = weights_of(defs, chosen, weight)
+    label = (sql_literal(next(iter(rules.values()))) if len(set(rules.values())) == 1 else
+             "(CASE indicator " + " ".join(f"WHEN {sql_literal(n)} THEN {sql_literal(r)}" for n, r in rules.items())
+             + " END)")
+    return f"SELECT *, {label} AS weight, {sql_literal(rule.describe())} AS rule FROM ({inner})"
 
 
 def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
@@ -302,10 +334,10 @@ def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
 
     try:
         ind = con.execute("SELECT name, label, unit, age_low, age_high, population, outcome, source, population_sql, "
-                          "outcome_sql, outcome_reason_sql FROM indicator_definitions ORDER BY position").fetchall()
+                          "outcome_sql, outcome_reason_sql, weight FROM indicator_definitions ORDER BY position").fetchall()
         brk = con.execute("SELECT name, label, expr, native, sql FROM indicator_breakdowns ORDER BY position").fetchall()
         bands = con.execute("SELECT value FROM build_info WHERE key = 'indicator_age_bands'").fetchone()
-    except duckdb.CatalogException:
+    except (duckdb.CatalogException, duckdb.BinderException):  # no such table, or one from an older version
         raise UsageError("this database has no indicator definitions; rebuild it with this version of harmonise") \
             from None
     return Definitions({r[0]: Definition(*r) for r in ind}, {r[0]: Breakdown(*r) for r in brk},
@@ -313,7 +345,7 @@ def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
 
 
 def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb", names: Sequence[str] | None = None,
-               by: Sequence[str] = DEFAULT_BY, group: str | None = None, *, weight: str = "weight",
+               by: Sequence[str] = DEFAULT_BY, group: str | None = None, *, weight: str | None = None,
                age: tuple[int, int] | None = None, rule: Rule | None = None) -> Estimates:
     """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only)."""
     from harmonise.store.connect import connect
@@ -323,7 +355,9 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
     try:
         defs = read_definitions(con)
         cur = con.execute(indicator_sql(defs, names, by, (group,), weight=weight, age=age, rule=rule))
-        return Estimates([c[0] for c in cur.description], cur.fetchall(), rule, weight, defs.indicators)
+        used = set(weights_of(defs, _check_args(defs, names, by, (group,), weight), weight).values())
+        return Estimates([c[0] for c in cur.description], cur.fetchall(), rule,
+                         used.pop() if len(used) == 1 else "as declared per indicator", defs.indicators)
     finally:
         if con is not db:
             con.close()
@@ -336,8 +370,8 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project) -> None:
     defs = load_definitions(project.root, project.schema)
     con.execute("CREATE TABLE indicator_definitions (name VARCHAR, label VARCHAR, unit VARCHAR, age_low INTEGER, "
                 "age_high INTEGER, population VARCHAR, outcome VARCHAR, source VARCHAR, population_sql VARCHAR, "
-                "outcome_sql VARCHAR, outcome_reason_sql VARCHAR, position INTEGER)")
-    con.executemany("INSERT INTO indicator_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "outcome_sql VARCHAR, outcome_reason_sql VARCHAR, weight VARCHAR, position INTEGER)")
+    con.executemany("INSERT INTO indicator_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(*vars(d).values(), i) for i, d in enumerate(defs.indicators.values())])
     con.execute("CREATE TABLE indicator_breakdowns (name VARCHAR, label VARCHAR, expr VARCHAR, native VARCHAR, "
                 "sql VARCHAR, position INTEGER)")
