@@ -17,7 +17,7 @@ from harmonise import __version__
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.spec.check import check_crosswalk
-from harmonise.spec.project import Project, crosswalk_paths, load_project
+from harmonise.spec.project import Project, crosswalk_paths, load_project, without_set_aside
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import SourceMeta
 
@@ -91,7 +91,9 @@ def static_issues(project: Project) -> list[Issue]:
         for w in cw.waves:
             cb = project.codebooks.get((survey, w.wave))
             metas[w.wave] = cb.to_meta(project.codebook_files[(survey, w.wave)]) if cb else None
-        issues.extend(check_crosswalk(cw, project.schema, project.tables, project.crosswalk_index.get(survey), metas))
+        issues.extend(without_set_aside(check_crosswalk(cw, project.schema, project.tables,
+                                                        project.crosswalk_index.get(survey), metas),
+                                        project.set_aside.get(survey, set())))
     return issues
 
 

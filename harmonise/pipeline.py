@@ -35,7 +35,7 @@ from harmonise.spec.check import check_crosswalk, locate
 from harmonise.spec.coverage import quality_of
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import quote_ident, referenced_names
-from harmonise.spec.project import Project, load_project
+from harmonise.spec.project import Project, load_project, without_set_aside
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from harmonise.spec.schema import UNMAPPED, TargetSchema
 from harmonise.store.atomic import open_build
@@ -186,7 +186,7 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     cw, wave = job.crosswalk, job.wave
     index = project.crosswalk_index.get(cw.survey)
     static = check_crosswalk(cw, project.schema, project.tables, index, {wave.wave: src.meta}, only_wave=wave.wave)
-    out.issues.extend(static)
+    out.issues.extend(without_set_aside(static, project.set_aside.get(cw.survey, set())))
     codebook = project.codebooks.get((cw.survey, wave.wave))
     if codebook is not None:
         declared = codebook.to_meta(project.codebook_files[(cw.survey, wave.wave)])

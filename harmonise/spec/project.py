@@ -171,6 +171,7 @@ class Project:
     crosswalk_text: dict[str, str] = field(default_factory=dict)
     codebook_files: dict[tuple[str, str], str] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    set_aside: dict[str, set[str]] = field(default_factory=dict)  # survey → targets whose malformed rules were set aside
     codebooks: Codebooks = field(init=False)
 
     def __post_init__(self) -> None:
@@ -263,36 +264,57 @@ def crosswalk_paths(root: Path, only: list[Path] | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("*.yaml") if p.name not in NOT_CROSSWALKS)
 
 
-def load_crosswalk(path: Path, root: Path) -> tuple[Crosswalk | None, Loaded, list[Issue]]:
-    """The crosswalk at ``path`` and its loading issues. When only some rules are malformed, the
-    crosswalk comes back with those rules set aside (see :func:`set_aside`), so the checks still
-    run on the others and report all errors at once; the issues keep it from being built."""
+def load_crosswalk(path: Path, root: Path) -> tuple[Crosswalk | None, Loaded, list[Issue], set[str]]:
+    """The crosswalk at ``path``, its loading issues, and the targets set aside. When only some rules
+    are malformed, the crosswalk comes back with those rules set aside (see :func:`set_aside`), so
+    the checks still run on the others and report all errors at once; the issues keep it from
+    being built."""
     loaded = load_yaml_file(path, rel(path, root))
     obj, issues = validate_model(Crosswalk, loaded)
+    aside: set[str] = set()
     if obj is None and isinstance(loaded.data, dict) and not loaded.issues:
-        rest = set_aside(loaded.data, issues)
+        rest = set_aside(loaded.data, issues, aside)
         if rest is not None:
             obj, _ = validate_model(Crosswalk, Loaded(rest, loaded.index, [], loaded.text))
-    return obj, loaded, issues
+    return obj, loaded, issues, aside if obj is not None else set()
 
 
-def set_aside(data: dict[str, Any], issues: list[Issue]) -> dict[str, Any] | None:
+def set_aside(data: dict[str, Any], issues: list[Issue], aside: set[str]) -> dict[str, Any] | None:
     """A copy of crosswalk ``data`` whose rules with model errors are replaced by a placeholder
-    (``not_asked``) and whose overrides with errors are dropped; None when an error lies outside
-    the rules (a wave's fields, the survey-wide keys), where nothing can be checked safely."""
+    (``not_asked``) and whose overrides with errors are dropped, adding the targets to ``aside``;
+    None when an error lies outside the rules (a wave's fields, the survey-wide keys), where
+    nothing can be checked safely."""
     rest = copy.deepcopy(data)
     for issue in issues:
         parts = (issue.path or "").split(".")
         try:
             if parts[0] == "targets" and len(parts) >= 2 and isinstance(rest["targets"], dict):
                 rest["targets"][parts[1]] = {"not_asked": "set aside: the rule has errors (reported)"}
+                aside.add(parts[1])
             elif parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides":
                 rest["waves"][int(parts[1])]["overrides"].pop(parts[3], None)
+                aside.add(parts[3])
             else:
                 return None
         except (KeyError, IndexError, TypeError, ValueError):
             return None
     return rest
+
+
+def without_set_aside(issues: list[Issue], aside: set[str]) -> list[Issue]:
+    """``issues`` minus those about targets whose rules were set aside (their placeholder is not theirs)."""
+    if not aside:
+        return issues
+
+    def about(issue: Issue) -> str | None:
+        parts = (issue.path or "").split(".")
+        if parts[0] == "targets" and len(parts) >= 2:
+            return parts[1]
+        if parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides":
+            return parts[3]
+        return None
+
+    return [i for i in issues if about(i) not in aside]
 
 
 def load_codebook(path: Path, root: Path) -> tuple[SourceCodebook | None, list[Issue]]:
@@ -307,10 +329,12 @@ def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
     proj.tables, errs = load_tables(root)
     proj.issues.extend(errs)
     for path in crosswalk_paths(root, crosswalks):
-        cw, loaded, errs = load_crosswalk(path, root)
+        cw, loaded, errs, aside = load_crosswalk(path, root)
         proj.issues.extend(errs)
         if cw is None:
             continue
+        if aside:
+            proj.set_aside[cw.survey] = aside
         if cw.survey in proj.crosswalks:
             proj.issues.append(Issue(f"survey '{cw.survey}' is already mapped by {proj.crosswalk_files[cw.survey]}",
                                      file=loaded.index.file, line=loaded.index.line_of(("survey",)), path="survey",
