@@ -16,7 +16,17 @@ from typing import Any
 
 from harmonise.errors import Issue
 from harmonise.spec.crosswalk import Crosswalk
-from harmonise.spec.expr import ExprError, compared_literals, parse, referenced_names, result_literals
+from harmonise.spec.expr import (
+    Context,
+    ExprError,
+    NameSQL,
+    compared_literals,
+    compile_expr,
+    parse,
+    quote_ident,
+    referenced_names,
+    result_literals,
+)
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import SourceMeta, VarMeta
@@ -37,6 +47,26 @@ def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wav
     from dataclasses import replace
 
     return replace(issue, survey=issue.survey or survey, wave=issue.wave or wave, extra=extra, **kw)
+
+
+EXPR_TYPE = {"boolean": "boolean", "integer": "number", "number": "number", "category": "string",
+             "string": "string", "country": "string", "language": "string", "city": "string"}
+
+
+def _expr_type(text: str, meta: SourceMeta, schema: TargetSchema, tables: TableSet) -> str | None:
+    """The type an expression over ``meta``'s variables gives; None when it does not compile (reported
+    by the other checks)."""
+    def resolve(name: str) -> NameSQL:
+        vm = meta.get(name)
+        if vm is None:
+            raise KeyError(name)
+        return NameSQL(value=quote_ident(name), reason="NULL", type="number" if vm.type == "numeric" else "string")
+
+    try:
+        ctx = Context(resolve=resolve, reasons=schema.reasons, params=schema.params, tables=tables.lookups())
+        return compile_expr(text, ctx).type
+    except (ExprError, KeyError, ValueError, TypeError):
+        return None
 
 
 def compared_codes(text: str, schema: TargetSchema) -> list[str]:
@@ -96,6 +126,11 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
         issues.append(locate(Issue(msg, extra={"yaml_path": path}, path=".".join(map(str, path)), **kw),
                              index, cw.survey, wave))
 
+    known = next((v.codes for v in schema.variables if v.name == "survey" and v.type == "category"), None)
+    if known and cw.survey not in known:
+        add(("survey",), f"survey '{cw.survey}' is not a code of the schema's survey variable "
+            f"({', '.join(known)})", code="unknown-survey",
+            hint="add it to the codes of `survey` in mappings/schema.yaml")
     d = cw.missing
     for r in [d.system, *d.codes.keys(), *d.extended.values()]:
         if r not in reasons:
@@ -178,6 +213,21 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
         why = value_ok(var, tp.constant, tables)
         if why:
             add(f"constant {why}", ("constant",), code="bad-target-code")
+    if tp.kind == "range" and var.type not in ("integer", "number"):
+        add(f"a range rule gives numbers, but {var.name} is {var.type}: use a map from the source codes",
+            ("range",), code="rule-kind", hint="e.g. map: {1: ..., 2: ...}")
+    if tp.kind == "range" and tp.source and meta is not None and (vm := meta.get(tp.source)) is not None \
+            and vm.type == "string":
+        add(f"a range rule needs a numeric source, but {tp.source} is a string variable", ("source",),
+            code="rule-kind", hint="use a map or a table for text codes")
+    if tp.kind == "expr" and tp.expr and meta is not None:
+        got = _expr_type(tp.expr, meta, schema, tables)
+        want = EXPR_TYPE.get(var.type)
+        if got not in (None, "unknown", want) and want is not None:
+            add(f"the expression gives a {got}, but {var.name} is {var.type}"
+                + (" (a number would become true whenever it is not 0)" if var.type == "boolean" else ""),
+                ("expr",), code="rule-kind",
+                hint="compare with codes, e.g. brncntr == 1" if var.type == "boolean" else None)
     for field, text in (("expr", tp.expr if tp.kind in ("expr", "derived") else None), ("transform", tp.transform)):
         if not text:
             continue
