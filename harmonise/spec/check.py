@@ -84,6 +84,19 @@ def compared_codes(text: str, schema: TargetSchema) -> list[str]:
     return out
 
 
+def derived_code_issues(var: Variable, schema: TargetSchema, tables: TableSet | None) -> list[str]:
+    """What is wrong with the codes and quoted names of ``var``'s derivation (checked once, at schema.yaml)."""
+    assert var.derive is not None
+    text = var.derive.expr
+    out = compared_codes(text, schema)
+    if var.type == "category":
+        out += [f"expression returns {lit!r}, not a code of {var.name}" for lit in result_literals(text)
+                if isinstance(lit, str) and lit not in (var.codes or {})]
+    if tables is not None:
+        out += _named_arguments(parse(text), schema, tables)
+    return out
+
+
 def value_ok(var: Variable, value: object, tables: TableSet) -> str | None:
     """None when ``value`` is a valid target value of ``var``, else why not."""
     t = var.type
@@ -228,7 +241,7 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
                 + (" (a number would become true whenever it is not 0)" if var.type == "boolean" else ""),
                 ("expr",), code="rule-kind",
                 hint="compare with codes, e.g. brncntr == 1" if var.type == "boolean" else None)
-    for field, text in (("expr", tp.expr if tp.kind in ("expr", "derived") else None), ("transform", tp.transform)):
+    for field, text in (("expr", tp.expr if tp.kind == "expr" else None), ("transform", tp.transform)):
         if not text:
             continue
         try:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harmonise.errors import Issue
-from harmonise.spec.check import compared_codes
+from harmonise.spec.check import derived_code_issues
 from harmonise.spec.codebook import SourceCodebook
 from harmonise.spec.crosswalk import Crosswalk
 from harmonise.spec.expr import ExprError, referenced_names
@@ -182,17 +182,20 @@ class Project:
         return not any(i.severity == "error" for i in self.issues)
 
 
-def load_schema(root: Path) -> tuple[TargetSchema | None, list[Issue]]:
+def load_schema(root: Path, tables: TableSet | None = None) -> tuple[TargetSchema | None, list[Issue]]:
+    """The target schema and its issues (with ``tables``, the names its derivations quote are checked too)."""
     path = root / "mappings" / "schema.yaml"
     loaded = load_yaml_file(path, rel(path, root))
     schema, issues = validate_model(TargetSchema, loaded)
     if schema is not None:
-        issues.extend(derivation_issues(schema, loaded.index))
+        issues.extend(derivation_issues(schema, loaded.index, tables))
     return schema, issues
 
 
-def derivation_issues(schema: TargetSchema, index: LineIndex) -> list[Issue]:
-    """Derivations that cannot compile: bad expressions, unknown inputs, self-reference and cycles."""
+def derivation_issues(schema: TargetSchema, index: LineIndex, tables: TableSet | None = None) -> list[Issue]:
+    """Derivations that cannot compile: bad expressions, unknown inputs, self-reference and cycles,
+    codes a category derivation cannot give or compare with, and (with ``tables``) unknown names
+    in lookup()/param()/missing(). Reported once, at schema.yaml, not per crosswalk."""
     issues: list[Issue] = []
     pos = {v.name: i for i, v in enumerate(schema.variables)}
     needs: dict[str, list[str]] = {}
@@ -210,7 +213,7 @@ def derivation_issues(schema: TargetSchema, index: LineIndex) -> list[Issue]:
             issues.append(index.issue(where, f"{v.name}: derivation refers to unknown variable(s) {unknown}",
                                       code="bad-expression"))
         issues.extend(index.issue(where, f"{v.name}: {why}", code="bad-target-code")
-                      for why in compared_codes(v.derive.expr, schema))
+                      for why in derived_code_issues(v, schema, tables))
         needs[v.name] = [n for n in names if n in pos]
     state: dict[str, int] = {}  # 1 visiting, 2 done
 
@@ -324,9 +327,9 @@ def load_codebook(path: Path, root: Path) -> tuple[SourceCodebook | None, list[I
 def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
     """Load schema, tables, the named crosswalks (default: all) and their codebooks."""
     proj = Project(root=root)
-    proj.schema, errs = load_schema(root)
-    proj.issues.extend(errs)
     proj.tables, errs = load_tables(root)
+    proj.issues.extend(errs)
+    proj.schema, errs = load_schema(root, proj.tables)
     proj.issues.extend(errs)
     for path in crosswalk_paths(root, crosswalks):
         cw, loaded, errs, aside = load_crosswalk(path, root)
