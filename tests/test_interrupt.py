@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -212,3 +213,17 @@ def test_two_racing_builds_one_fails_clearly_neither_corrupts(setup) -> None:  #
                                "wait for it to finish or choose another --db path\n")
         assert answers(db) == reference
         assert leftovers(db) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError("Query interrupted"), duckdb.InterruptException("INTERRUPT Error")])
+def test_a_sigint_that_reaches_duckdb_exits_130(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                error: Exception) -> None:
+    """SIGINT during a DuckDB query surfaces as DuckDB's interrupt error, not KeyboardInterrupt."""
+    from harmonise import api
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(api, "build", interrupted)
+    res = CliRunner().invoke(main, ["build", "--demo", "--db", str(tmp_path / "x.duckdb")])
+    assert (res.exit_code, res.stderr) == (130, "interrupted; a database being built was not replaced\n")

@@ -45,6 +45,13 @@ def render_issues(issues: list[Issue], fmt: str) -> str:
     return "\n".join(lines)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """True for DuckDB's error when a SIGINT interrupted the running query (its InterruptException,
+    or a RuntimeError 'Query interrupted' raised through a Python callback)."""
+    return type(exc).__name__ == "InterruptException" or (isinstance(exc, RuntimeError)
+                                                           and str(exc).startswith("Query interrupted"))
+
+
 def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into messages and exit codes; tracebacks only with --debug."""
 
@@ -83,6 +90,9 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
             ctx.exit(2)
         except Exception as exc:  # noqa: BLE001 - a bug: still a message and exit 2, a traceback only with --debug
+            if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
+                click.echo("interrupted; a database being built was not replaced", err=True)
+                ctx.exit(130)
             if debug:
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
