@@ -140,9 +140,12 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
 
 
 def _unique(issues: list[Issue]) -> list[Issue]:
+    """Issues without repeats: one located at a file line is one issue whichever wave's check found it
+    (a static check and the same check against a data file); unlocated ones are told apart by wave."""
     seen, out = set(), []
     for i in issues:
-        key = (i.file, i.line, i.path, i.message, i.survey, i.wave)
+        key = (i.severity, i.file, i.line, i.path, i.message) if i.file else \
+            (i.severity, i.file, i.line, i.path, i.message, i.survey, i.wave)
         if key not in seen:
             seen.add(key)
             out.append(i)

@@ -273,7 +273,7 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             close = difflib.get_close_matches(tp.source, list(meta.variables), n=1)
             add(f"source variable {tp.source!r} is not in {meta.origin}", ("source",), code="unknown-source",
                 hint=f"did you mean '{close[0]}'?" if close else "check the name or declare the target not_asked")
-        else:
+        elif not (tp.table and tables.code_map(tp.table) is None):  # an unknown table is reported once, above
             out.extend(_check_codes(var, tp, vm, add))
     return out
 
