@@ -182,3 +182,13 @@ def test_a_base_rule_error_is_reported_once_naming_every_wave(project: Path) -> 
         (f"error: mappings/ess.yaml:{line} targets.sex.map.2: waves {waves}: code 2 maps to 'femal' is not a code "
          "of sex (did you mean 'female'?)")]
     assert out == "FAILED: 1 error(s), 0 warning(s)\n"
+
+
+def test_a_misspelt_key_in_a_wave_override_suggests_the_key(project: Path) -> None:
+    path = project / "mappings" / "ess.yaml"
+    edit(path, '"AN": ZZ}, quality: exact}', '"AN": ZZ}, qualty: exact}')
+    code, out, err = run("validate", str(path), project=project)
+    assert (code, out) == (1, "FAILED: 1 error(s), 0 warning(s)\n")
+    assert err.splitlines() == [
+        (f"error: mappings/ess.yaml:{line_of(path, 'qualty: exact')} waves.0.overrides.country_of_birth.qualty: "
+        "unknown key 'qualty' — did you mean 'quality'?")]

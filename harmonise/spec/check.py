@@ -145,10 +145,13 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
             f"({', '.join(known)})", code="unknown-survey",
             hint="add it to the codes of `survey` in mappings/schema.yaml")
     d = cw.missing
-    for r in [d.system, *d.codes.keys(), *d.extended.values()]:
+    where = [(("missing", "system"), d.system), *((("missing", "codes", r), r) for r in d.codes),
+             *((("missing", "extended", k), r) for k, r in d.extended.items())]
+    for path, r in where:
         if r not in reasons:
-            add(("missing",), f"unknown missing reason '{r}'", code="unknown-reason",
-                hint=f"use one of {', '.join(schema.reasons)}")
+            close = difflib.get_close_matches(r, list(reasons), n=1)
+            add(path, f"unknown missing reason '{r}'", code="unknown-reason",
+                hint=f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(schema.reasons)}")
     for letter in d.extended:
         if len(letter) != 1 or not letter.isalpha() or not letter.islower():
             add(("missing", "extended", letter), f"extended missing keys are single letters a-z, got '{letter}'",

@@ -13,6 +13,7 @@ carries. The precedence is fixed and documented:
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,7 +161,12 @@ def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableS
                 rule: Rule | None = Rule.model_validate(raw)
             except ValidationError as exc:
                 for err in exc.errors():
-                    issues.append(Issue(f"{err['msg']}", path=".".join(map(str, path + tuple(err["loc"]))),
+                    msg, hint = err["msg"], None
+                    if err["type"] == "extra_forbidden":  # as for base rules: the key, and the one meant
+                        bad = str(err["loc"][-1])
+                        close = difflib.get_close_matches(bad, list(Rule.model_fields), n=1)
+                        msg, hint = f"unknown key '{bad}'", f"did you mean '{close[0]}'?" if close else None
+                    issues.append(Issue(msg, path=".".join(map(str, path + tuple(err["loc"]))), hint=hint,
                                         code="type", extra={"yaml_path": path + tuple(err["loc"])}))
                 continue
         else:
@@ -179,8 +185,6 @@ def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableS
         plans[var.name] = _plan(var.name, rule, path, cw.missing, tables, meta, issues)
     for name in cw.targets:
         if name not in schema.names:
-            import difflib
-
             close = difflib.get_close_matches(name, schema.names, n=1)
             issues.append(Issue(f"unknown target '{name}'", path=f"targets.{name}", code="unknown-target",
                                 hint=f"did you mean '{close[0]}'?" if close else "see mappings/schema.yaml",
@@ -221,8 +225,6 @@ def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingD
     if kind == "table":
         table = tables.code_map(rule.table or "")
         if table is None:
-            import difflib
-
             close = difflib.get_close_matches(rule.table or "", list(tables.tables), n=1)
             err(f"unknown code table '{rule.table}'", ("table",), code="unknown-table",
                 hint=f"did you mean '{close[0]}'?" if close else "see mappings/tables/")
