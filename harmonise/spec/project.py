@@ -297,6 +297,11 @@ def set_aside(data: dict[str, Any], issues: list[Issue], aside: set[str]) -> dic
             elif parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides":
                 rest["waves"][int(parts[1])]["overrides"].pop(parts[3], None)
                 aside.add(parts[3])
+            elif parts == ["waves"] and "declared twice" in issue.message:  # check the first of each id
+                first: dict[str, Any] = {}
+                for w in rest["waves"]:
+                    first.setdefault(str(w.get("wave")), w)
+                rest["waves"] = list(first.values())
             else:
                 return None
         except (KeyError, IndexError, TypeError, ValueError):
