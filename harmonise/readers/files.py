@@ -281,6 +281,19 @@ def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     raise value
 
 
+def _ascii_compatible(path: Path, encoding: str) -> None:
+    """Refuse an encoding that does not keep ASCII as is (utf-16, utf-32): SPSS and Stata store variable
+    names in ASCII, so such an encoding turns every name into other characters."""
+    try:
+        same = "Az09_".encode(encoding) == b"Az09_"
+    except LookupError:  # a name Python does not know: the reader reports it, with the file
+        return
+    if not same:
+        raise InputError(f"{path}: --encoding {encoding} cannot be the text encoding of an SPSS or Stata file: it "
+                         "does not keep ASCII as is, so every variable name would be misread; pass an "
+                         "ASCII-compatible encoding (latin1, cp1252, utf-8) or drop --encoding")
+
+
 def open_source(path: Path, encoding: str | None = None) -> SourceFile:
     """Open ``path`` and read its metadata (no data); InputError when unreadable."""
     if not path.exists():
@@ -288,6 +301,8 @@ def open_source(path: Path, encoding: str | None = None) -> SourceFile:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a data file")
     fmt = detect_format(path)
+    if encoding:
+        _ascii_compatible(path, encoding)
     reader = _reader(fmt)
     try:
         _, m = isolated(reader, str(path), metadataonly=True, **_kwargs(fmt, encoding))
