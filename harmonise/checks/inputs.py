@@ -27,10 +27,9 @@ class _Input:
     def __init__(self, plan: WavePlan, target: str, name: str, meta: SourceMeta) -> None:
         self.range: tuple[float, float] | None = None
         self.missing: set[float] = set()
-        vm = meta.get(name)
+        self.vm = vm = meta.get(name)
         if vm is None or vm.type != "numeric":
             return
-        self.vm = vm
         miss = expr_source_missing(plan.crosswalk.missing, vm, plan.targets[target].explicit_missing)
         self.missing = {float(c) for c in miss.reasons if isinstance(c, (int, float))}
         valid = [float(c) for c in vm.labels if isinstance(c, (int, float)) and not self.is_missing(float(c))]
@@ -38,7 +37,7 @@ class _Input:
             self.range = (min(valid), max(valid))
 
     def is_missing(self, code: float) -> bool:
-        return code in self.missing or self.vm.declared_missing(code)
+        return code in self.missing or (self.vm is not None and self.vm.declared_missing(code))
 
     def outside(self, code: float) -> bool:
         """True when ``code`` was read as a value although it lies outside the labelled valid codes."""

@@ -10,7 +10,7 @@ import click
 
 from harmonise.cli.base import format_rows, handled, json_dumps, main
 from harmonise.reports.estimate import Rule
-from harmonise.reports.indicators import BY_COLUMNS, WEIGHTS, Estimates
+from harmonise.reports.indicators import BY_COLUMNS, MIXED_WEIGHTS, WEIGHTS, Estimates
 
 DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
                   show_default=True, help="Built database to read.")
@@ -76,11 +76,11 @@ def render(est: Estimates, fmt: str) -> str:
 
 
 def _weights(est: Estimates) -> str:
-    """The weight(s) used: one name, or per indicator when their declared weights differ."""
-    used = dict.fromkeys((str(r["indicator"]), str(r["weight"])) for r in est.records())
-    if len({w for _, w in used}) <= 1:
-        return next(iter(used))[1] if used else est.weight
-    return "; ".join(f"{n}: {w}" for n, w in used)
+    """The weight used: one name, or per indicator when their declared weights differ."""
+    if est.weight != MIXED_WEIGHTS:
+        return est.weight
+    pairs = dict.fromkeys((r["indicator"], r["weight"]) for r in est.records())
+    return "; ".join(f"{n}: {w}" for n, w in pairs) or est.weight
 
 
 @main.command()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harmonise.spec.expr import (
+    EXPR_TYPES,
     Compiled,
     Context,
     ExprError,
@@ -32,8 +33,6 @@ from harmonise.spec.tables import TableSet
 
 DUCK_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR",
               "city": "VARCHAR", "boolean": "BOOLEAN", "integer": "DOUBLE", "number": "DOUBLE"}
-EXPR_TYPES = {"category": "string", "string": "string", "country": "string", "language": "string",
-              "city": "string", "boolean": "boolean", "integer": "number", "number": "number"}
 
 
 class CompileError(Exception):
@@ -243,7 +242,7 @@ class WaveCompiler:
                 raise KeyError(name)
             v = self.schema.variable(name)
             reason = "NULL" if v.required else quote_ident(v.missing_column)
-            return NameSQL(quote_ident(name), reason, EXPR_TYPES[v.type])  # type: ignore[arg-type]
+            return NameSQL(quote_ident(name), reason, EXPR_TYPES[v.type])
 
         c: Compiled = compile_expr(plan.expr, self.context(resolve))
         ttype = DUCK_TYPES[var.type]

@@ -22,12 +22,12 @@ from harmonise.errors import UsageError, ValidationFailed
 from harmonise.reports.estimate import MOMENTS, Rule, estimate_sql
 from harmonise.spec.check import compared_codes
 from harmonise.spec.expr import (
+    EXPR_TYPES,
     Context,
     ExprError,
     NameSQL,
     compile_expr,
     quote_ident,
-    referenced_names,
     result_literals,
     sql_literal,
 )
@@ -42,8 +42,6 @@ BY_COLUMNS = ("survey", "wave", "country", "city", "region_nuts", "urbanisation"
 DEFAULT_BY = ("survey", "wave", "country")
 WEIGHTS = ("weight", "weight_design", "none")
 OUT_OF_POPULATION = ("not_asked", "not_applicable")
-_EXPR_TYPES = {"category": "string", "string": "string", "country": "string", "language": "string",
-               "city": "string", "boolean": "boolean", "integer": "number", "number": "number"}
 _IDENT = re.compile(r'"((?:[^"]|"")+)"')
 STRATUM_SQL = "survey || '|' || wave || '|' || country || '|' || coalesce(stratum, '')"
 PSU_SQL = "coalesce('p:' || psu, 'r:' || respondent_id)"
@@ -117,7 +115,7 @@ def _context(schema: TargetSchema) -> Context:
     def resolve(name: str) -> NameSQL:
         v = schema.variable(name)
         return NameSQL(quote_ident(name), quote_ident(v.missing_column) if v.has_missing_column else "NULL",
-                       _EXPR_TYPES[v.type])  # type: ignore[arg-type]
+                       EXPR_TYPES[v.type])
 
     return Context(resolve=resolve, reasons=schema.reasons, params=schema.params, tables={})
 
@@ -179,16 +177,14 @@ def load_definitions(root: Path, schema: TargetSchema) -> Definitions:
 def _groups(text: str, schema: TargetSchema) -> list[str] | None:
     """The groups a breakdown expression can give: a category variable's codes, or the quoted
     results of a conditional; None when they cannot be listed (a parse error is reported elsewhere)."""
+    var = next((v for v in schema.variables if v.name == text.strip()), None)
+    if var is not None:
+        return list(var.codes or {}) if var.type == "category" else None
     try:
-        names, results = referenced_names(text), result_literals(text)
+        results = result_literals(text)
     except ExprError:
         return None
-    var = next((v for v in schema.variables if v.name == text.strip()), None)
-    if var is not None and var.type == "category":
-        return list(var.codes or {})
-    if results and all(isinstance(r, str) for r in results) and not any(n == text.strip() for n in names):
-        return list(dict.fromkeys(str(r) for r in results))
-    return None
+    return list(dict.fromkeys(map(str, results))) if results and all(isinstance(r, str) for r in results) else None
 
 
 def _age_band_sql(bands: list[int], lo: int, hi: int) -> str:
@@ -219,6 +215,7 @@ def _branch(d: Definition, by: Sequence[str], age: tuple[int, int] | None, bands
     return f"SELECT {', '.join(cols)} FROM resp WHERE {' AND '.join(where)}"
 
 
+MIXED_WEIGHTS = "as declared per indicator"
 DECLARED_DESIGN = "weight_design, else weight"  # a declared weight_design: the weight where a survey-wave has none
 _WEIGHT_SQL = {"weight": 'CAST("weight" AS DOUBLE)', "weight_design": 'CAST("weight_design" AS DOUBLE)', "none": "1.0",
                DECLARED_DESIGN: 'CAST((CASE WHEN __has_design_weight THEN "weight_design" ELSE "weight" END) AS DOUBLE)'}
@@ -283,7 +280,7 @@ class Estimates:
     columns: list[str]
     rows: list[tuple[object, ...]]
     rule: Rule = field(default_factory=Rule)
-    weight: str = "as declared per indicator"
+    weight: str = MIXED_WEIGHTS  # the weight of every row, or MIXED_WEIGHTS when the indicators' differ
     definitions: dict[str, Definition] = field(default_factory=dict)
 
     def records(self) -> list[dict[str, object]]:
@@ -355,9 +352,10 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
     try:
         defs = read_definitions(con)
         cur = con.execute(indicator_sql(defs, names, by, (group,), weight=weight, age=age, rule=rule))
-        used = set(weights_of(defs, _check_args(defs, names, by, (group,), weight), weight).values())
-        return Estimates([c[0] for c in cur.description], cur.fetchall(), rule,
-                         used.pop() if len(used) == 1 else "as declared per indicator", defs.indicators)
+        columns, rows = [c[0] for c in cur.description], cur.fetchall()
+        used = {r[columns.index("weight")] for r in rows}
+        return Estimates(columns, rows, rule, str(used.pop()) if len(used) == 1 else weight or MIXED_WEIGHTS,
+                         defs.indicators)
     finally:
         if con is not db:
             con.close()

@@ -17,6 +17,7 @@ from typing import Any
 from harmonise.errors import Issue
 from harmonise.spec.crosswalk import Crosswalk
 from harmonise.spec.expr import (
+    EXPR_TYPES,
     Context,
     ExprError,
     NameSQL,
@@ -49,10 +50,6 @@ def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wav
     return replace(issue, survey=issue.survey or survey, wave=issue.wave or wave, extra=extra, **kw)
 
 
-EXPR_TYPE = {"boolean": "boolean", "integer": "number", "number": "number", "category": "string",
-             "string": "string", "country": "string", "language": "string", "city": "string"}
-
-
 def _expr_type(text: str, meta: SourceMeta, schema: TargetSchema, tables: TableSet) -> str | None:
     """The type an expression over ``meta``'s variables gives; None when it does not compile (reported
     by the other checks)."""
@@ -73,12 +70,13 @@ def compared_codes(text: str, schema: TargetSchema) -> list[str]:
     """Why each literal an expression compares a category variable of the schema with is not one of
     its codes (``labour_status == 'employd'`` is never true, silently); empty when all are."""
     out = []
-    known = {v.name: v for v in schema.variables}
+    categories = {v.name: v for v in schema.variables if v.type == "category"}
+    no_tables = TableSet({})  # category codes need none
     for name, lit in compared_literals(text):
-        var = known.get(name)
-        if var is None or var.type != "category":
+        var = categories.get(name)
+        if var is None:
             continue
-        why = value_ok(var, lit, TableSet({}))
+        why = value_ok(var, lit, no_tables)
         if why:
             out.append(f"comparison with {name}: {why}")
     return out
@@ -238,7 +236,7 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             code="rule-kind", hint="use a map or a table for text codes")
     if tp.kind == "expr" and tp.expr and meta is not None:
         got = _expr_type(tp.expr, meta, schema, tables)
-        want = EXPR_TYPE.get(var.type)
+        want = EXPR_TYPES.get(var.type)
         if got not in (None, "unknown", want) and want is not None:
             add(f"the expression gives a {got}, but {var.name} is {var.type}"
                 + (" (a number would become true whenever it is not 0)" if var.type == "boolean" else ""),

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 ExprType = Literal["number", "string", "boolean", "unknown"]
+# the expression type of a value of each schema variable type
+EXPR_TYPES: dict[str, ExprType] = {"category": "string", "string": "string", "country": "string", "language": "string",
+                                   "city": "string", "boolean": "boolean", "integer": "number", "number": "number"}
 MAX_LENGTH = 4000
 MAX_DEPTH = 40
 

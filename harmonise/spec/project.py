@@ -274,55 +274,58 @@ def load_crosswalk(path: Path, root: Path) -> tuple[Crosswalk | None, Loaded, li
     being built."""
     loaded = load_yaml_file(path, rel(path, root))
     obj, issues = validate_model(Crosswalk, loaded)
-    aside: set[str] = set()
     if obj is None and isinstance(loaded.data, dict) and not loaded.issues:
-        rest = set_aside(loaded.data, issues, aside)
-        if rest is not None:
-            obj, _ = validate_model(Crosswalk, Loaded(rest, loaded.index, [], loaded.text))
-    return obj, loaded, issues, aside if obj is not None else set()
+        kept = set_aside(loaded.data, issues)
+        if kept is not None:
+            obj, _ = validate_model(Crosswalk, Loaded(kept[0], loaded.index, [], loaded.text))
+            if obj is not None:
+                return obj, loaded, issues, kept[1]
+    return obj, loaded, issues, set()
 
 
-def set_aside(data: dict[str, Any], issues: list[Issue], aside: set[str]) -> dict[str, Any] | None:
+def _rule_at(path: str | None) -> tuple[int | None, str] | None:
+    """(wave index or None, target) when ``path`` lies in a base rule (``targets.x…``) or a wave's
+    override (``waves.N.overrides.x…``)."""
+    parts = (path or "").split(".")
+    if parts[0] == "targets" and len(parts) >= 2:
+        return None, parts[1]
+    if parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides" and parts[1].isdigit():
+        return int(parts[1]), parts[3]
+    return None
+
+
+def set_aside(data: dict[str, Any], issues: list[Issue]) -> tuple[dict[str, Any], set[str]] | None:
     """A copy of crosswalk ``data`` whose rules with model errors are replaced by a placeholder
-    (``not_asked``) and whose overrides with errors are dropped, adding the targets to ``aside``;
-    None when an error lies outside the rules (a wave's fields, the survey-wide keys), where
-    nothing can be checked safely."""
-    rest = copy.deepcopy(data)
+    (``not_asked``), whose overrides with errors are dropped and whose repeated waves are dropped,
+    and the targets set aside; None when an error lies elsewhere (a wave's fields, the survey-wide
+    keys), where nothing can be checked safely."""
+    rest, aside = copy.deepcopy(data), set()
     for issue in issues:
-        parts = (issue.path or "").split(".")
+        at = _rule_at(issue.path)
         try:
-            if parts[0] == "targets" and len(parts) >= 2 and isinstance(rest["targets"], dict):
-                rest["targets"][parts[1]] = {"not_asked": "set aside: the rule has errors (reported)"}
-                aside.add(parts[1])
-            elif parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides":
-                rest["waves"][int(parts[1])]["overrides"].pop(parts[3], None)
-                aside.add(parts[3])
-            elif parts == ["waves"] and "declared twice" in issue.message:  # check the first of each id
+            if at is not None and at[0] is None:
+                rest["targets"][at[1]] = {"not_asked": "set aside: the rule has errors (reported)"}
+            elif at is not None:
+                rest["waves"][at[0]]["overrides"].pop(at[1], None)
+            elif issue.path == "waves" and "declared twice" in issue.message:  # check the first of each id
                 first: dict[str, Any] = {}
                 for w in rest["waves"]:
                     first.setdefault(str(w.get("wave")), w)
                 rest["waves"] = list(first.values())
             else:
                 return None
-        except (KeyError, IndexError, TypeError, ValueError):
+        except (KeyError, IndexError, TypeError, AttributeError):
             return None
-    return rest
+        if at is not None:
+            aside.add(at[1])
+    return rest, aside
 
 
 def without_set_aside(issues: list[Issue], aside: set[str]) -> list[Issue]:
     """``issues`` minus those about targets whose rules were set aside (their placeholder is not theirs)."""
     if not aside:
         return issues
-
-    def about(issue: Issue) -> str | None:
-        parts = (issue.path or "").split(".")
-        if parts[0] == "targets" and len(parts) >= 2:
-            return parts[1]
-        if parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides":
-            return parts[3]
-        return None
-
-    return [i for i in issues if about(i) not in aside]
+    return [i for i in issues if (at := _rule_at(i.path)) is None or at[1] not in aside]
 
 
 def load_codebook(path: Path, root: Path) -> tuple[SourceCodebook | None, list[Issue]]:
