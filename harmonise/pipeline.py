@@ -28,13 +28,14 @@ from harmonise import __version__
 from harmonise.checks import drift, inputs
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import compile_wave
+from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue
 from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
 from harmonise.readers.prefetch import prefetched_chunks
 from harmonise.spec.check import check_crosswalk, locate
 from harmonise.spec.coverage import quality_of
 from harmonise.spec.crosswalk import Crosswalk, Wave
-from harmonise.spec.expr import quote_ident, referenced_names
+from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project, without_set_aside
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from harmonise.spec.schema import UNMAPPED, TargetSchema

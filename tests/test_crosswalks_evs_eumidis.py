@@ -20,7 +20,7 @@ from conftest import ROOT
 
 from harmonise.api import static_issues
 from harmonise.compile.sql import compile_wave
-from harmonise.spec.expr import quote_ident
+from harmonise.compile.sqltext import quote_ident
 from harmonise.spec.project import Project, load_project
 from harmonise.spec.resolve import resolve_wave
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harmonise.spec.expr import Context, NameSQL, compile_expr, quote_ident
+from harmonise.compile.expr import Context, NameSQL, compile_expr
+from harmonise.compile.sqltext import quote_ident
 from harmonise.spec.project import load_project
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,12 +16,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harmonise.compile.expr import Context, NameSQL, compile_expr
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import InputError, Issue
 from harmonise.readers.files import SourceFile, isolated, open_source
 from harmonise.spec.check import check_crosswalk
 from harmonise.spec.crosswalk import Crosswalk
-from harmonise.spec.expr import Context, ExprError, NameSQL, compile_expr
+from harmonise.spec.expr import ExprError
 from harmonise.spec.project import Project, load_project, validate_model
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import SourceMeta

@@ -9,7 +9,7 @@ rows are scanned once by DuckDB and never copied into pandas.
 from __future__ import annotations
 
 from harmonise.compile.sql import CompiledWave
-from harmonise.spec.expr import quote_ident, sql_literal
+from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.spec.resolve import WavePlan
 from harmonise.spec.schema import TargetSchema
 

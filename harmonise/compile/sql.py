@@ -15,17 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from harmonise.spec.expr import (
-    EXPR_TYPES,
-    Compiled,
-    Context,
-    ExprError,
-    NameSQL,
-    compile_expr,
-    quote_ident,
-    referenced_names,
-    sql_literal,
-)
+from harmonise.compile.expr import Compiled, Context, NameSQL, compile_expr
+from harmonise.compile.sqltext import quote_ident, sql_literal
+from harmonise.spec.expr import EXPR_TYPES, ExprError, referenced_names
 from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing
 from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harmonise.spec.expr import quote_ident
+from harmonise.compile.sqltext import quote_ident
 from harmonise.spec.schema import Variable
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import UsageError
-from harmonise.spec.expr import quote_ident
 
 Z95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interval
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
+from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import InputError, UsageError
-from harmonise.spec.expr import sql_literal
 from harmonise.store.connect import connect, require_tables
 
 FORMATS = ("parquet", "csv", "sav", "dta")

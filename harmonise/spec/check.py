@@ -14,20 +14,11 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from harmonise.compile.expr import Context, NameSQL, compile_expr
+from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import Issue
 from harmonise.spec.crosswalk import Crosswalk
-from harmonise.spec.expr import (
-    EXPR_TYPES,
-    Context,
-    ExprError,
-    NameSQL,
-    compared_literals,
-    compile_expr,
-    parse,
-    quote_ident,
-    referenced_names,
-    result_literals,
-)
+from harmonise.spec.expr import EXPR_TYPES, ExprError, compared_literals, parse, referenced_names, result_literals
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import SourceMeta, VarMeta

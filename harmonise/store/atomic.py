@@ -19,8 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import BuildLocked, UsageError
-from harmonise.spec.expr import sql_literal
 
 # Rows per row group of a built database (DuckDB's default is 122,880). An insert that fills a row
 # group writes it to the file compressed, without the write-ahead log; with row groups smaller than

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from harmonise.spec.expr import quote_ident, sql_literal
+from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.spec.schema import TargetSchema, Variable
 
 SQL_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR", "city": "VARCHAR",
