@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harmonise import __version__
-from harmonise.compile.sql import compile_wave
+from harmonise.checks import declaration_issues, static_issues
+from harmonise.compile.sql import plan_and_compile
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
-from harmonise.spec.check import check_crosswalk
-from harmonise.spec.project import Project, crosswalk_paths, load_project, without_set_aside
-from harmonise.spec.resolve import resolve_wave
-from harmonise.spec.source import SourceMeta
+from harmonise.spec.project import Project, crosswalk_paths, load_project
 
 if TYPE_CHECKING:
     import duckdb
@@ -78,23 +76,6 @@ def _load(root: Path, mappings: list[Path] | None) -> Project:
         if not m.is_file():
             raise UsageError(f"{m}: no such crosswalk file")
     return load_project(root, mappings or None)
-
-
-def static_issues(project: Project) -> list[Issue]:
-    """Every static issue: loading, and each crosswalk against its waves' declared codebooks."""
-    project.codebooks.load_all()
-    issues = list(project.issues)
-    if project.schema is None:
-        return issues
-    for survey, cw in project.crosswalks.items():
-        metas: dict[str, SourceMeta | None] = {}
-        for w in cw.waves:
-            cb = project.codebooks.get((survey, w.wave))
-            metas[w.wave] = cb.to_meta(project.codebook_files[(survey, w.wave)]) if cb else None
-        issues.extend(without_set_aside(check_crosswalk(cw, project.schema, project.tables,
-                                                        project.crosswalk_index.get(survey), metas),
-                                        project.set_aside.get(survey, set())))
-    return issues
 
 
 def indicator_issues(project: Project) -> list[Issue]:
@@ -156,7 +137,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          encoding: str | None, progress: Progress | None, workers: int | None = None,
          mappings: list[Path] | None = None) -> list[Issue]:
     from harmonise.pipeline import default_jobs, discover, run_jobs
-    from harmonise.store.tables import create_all
+    from harmonise.store.respondents import create_all
 
     assert project.schema is not None
     jobs, issues = discover(project, data)
@@ -182,12 +163,12 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
 
     from harmonise.reports.indicators import store_indicators
     from harmonise.store.atomic import atomic_target, open_build
-    from harmonise.store.tables import write_schema_tables
+    from harmonise.store.provenance import write_schema_tables
 
     t0 = time.perf_counter()
     project = _load(root, mappings)
-    result = RunResult(issues=list(project.issues))
-    if not project.ok or project.schema is None:
+    result = RunResult(issues=declaration_issues(project))
+    if result.errors or project.schema is None:
         raise ValidationFailed(result.issues, "crosswalks failed to load")
     with atomic_target(db) as tmp:
         con = open_build(tmp)
@@ -273,11 +254,12 @@ def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
 def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -> str:
     """The DuckDB SQL a wave compiles to (against a file's metadata, or the declared codebook)."""
     project = load_project(root)
-    if not project.ok:  # a crosswalk with malformed rules loads with them set aside: never compile that
-        raise ValidationFailed(project.issues, "the declarations do not load; fix them first")
-    if project.schema is None or survey not in project.crosswalks:
-        raise UsageError(f"no crosswalk for survey '{survey}'; known: {', '.join(project.crosswalks) or 'none'}")
-    cw = project.crosswalks[survey]
+    issues = declaration_issues(project)
+    if any(i.severity == "error" for i in issues):  # malformed rules load set aside: never compile that
+        raise ValidationFailed(issues, "the declarations do not load; fix them first")
+    if project.schema is None or survey not in project.surveys:
+        raise UsageError(f"no crosswalk for survey '{survey}'; known: {', '.join(project.surveys) or 'none'}")
+    cw = project.surveys[survey].crosswalk
     try:
         w = cw.wave(wave)
     except KeyError:
@@ -286,15 +268,13 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
         from harmonise.readers.files import open_source
 
         src = open_source(data)
-        meta, extended = src.meta, ({n for n, v in src.meta.variables.items() if v.type == "numeric"}
-                                    if src.format == "dta" else set())
+        meta, stata = src.meta, src.format == "dta"
     else:
-        cb = project.codebooks.get((survey, wave))
-        if cb is None:
+        declared = project.declared_meta(survey, wave)
+        if declared is None:
             raise UsageError(f"{survey} wave {wave} has no declared codebook; pass --data FILE")
-        meta, extended = cb.to_meta(project.codebook_files[(survey, wave)]), set()
-    plan = resolve_wave(cw, w, project.schema, project.tables, meta.variables)
-    compiled = compile_wave(plan, meta, project.schema, project.tables, extended)
+        meta, stata = declared, False
+    _, compiled = plan_and_compile(cw, w, project, meta, stata)
     if compiled.errors:
         raise ValidationFailed([Issue(e.message, path=f"targets.{e.target}", survey=survey, wave=wave)
                                 for e in compiled.errors], "cannot compile")

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,22 +25,25 @@ import duckdb
 import pandas as pd
 
 from harmonise import __version__
-from harmonise.checks import drift, inputs
+from harmonise.checks import accounting, drift, inputs
+from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
-from harmonise.compile.sql import compile_wave
+from harmonise.compile.sql import CompiledWave, compile_wave, plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue
 from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
 from harmonise.readers.prefetch import prefetched_chunks
-from harmonise.spec.check import check_crosswalk, locate
 from harmonise.spec.coverage import quality_of
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project, without_set_aside
 from harmonise.spec.resolve import WavePlan, resolve_wave
-from harmonise.spec.schema import UNMAPPED, TargetSchema
+from harmonise.spec.schema import TargetSchema
+from harmonise.spec.yamlload import LineIndex, locate
+from harmonise.store import provenance
 from harmonise.store.atomic import open_build
-from harmonise.store.tables import append_database, create_all, insert_select, to_json
+from harmonise.store.provenance import append_database, to_json
+from harmonise.store.respondents import create_all, duplicate_ids, insert_select
 
 Progress = Callable[[str], None]
 CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
@@ -165,13 +168,13 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
     out = Outcome(job)
     src = open_source(job.path, encoding or wave.encoding)
     hasher = _Hasher(job.path)
-    plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables)
+    plan, compiled = plan_and_compile(cw, wave, project, src.meta, stata=src.format == "dta")
     columns = _source_columns(plan, src)
-    # the reader starts now, so reading overlaps the checks and compilation below (not worth it for small files)
+    # the reader starts now, so reading overlaps the checks below (not worth it for small files)
     chunks = prefetched_chunks(src, columns, chunksize,
                                enabled=prefetch and (src.meta.rows is None or src.meta.rows >= PREFETCH_MIN_ROWS))
     try:
-        return _harmonise(job, con, project, src, plan, chunks, hasher, out, progress, t0)
+        return _harmonise(job, con, project, src, plan, compiled, chunks, hasher, out, progress, t0)
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
@@ -179,24 +182,21 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
 
 
 def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: SourceFile, plan: WavePlan,
-               chunks: Iterator[pd.DataFrame], hasher: _Hasher, out: Outcome, progress: Progress | None,
-               t0: float) -> Outcome:
+               compiled: CompiledWave, chunks: Iterator[pd.DataFrame], hasher: _Hasher, out: Outcome,
+               progress: Progress | None, t0: float) -> Outcome:
     from harmonise.checks.frame import validate_profile  # pandera loads while the reader reads
 
     assert project.schema is not None
     cw, wave = job.crosswalk, job.wave
-    index = project.crosswalk_index.get(cw.survey)
-    static = check_crosswalk(cw, project.schema, project.tables, index, {wave.wave: src.meta}, only_wave=wave.wave)
-    out.issues.extend(without_set_aside(static, project.set_aside.get(cw.survey, set())))
-    codebook = project.codebooks.get((cw.survey, wave.wave))
-    if codebook is not None:
-        declared = codebook.to_meta(project.codebook_files[(cw.survey, wave.wave)])
+    entry = project.surveys[cw.survey]
+    static = check_crosswalk(cw, project.schema, project.tables, entry.index, {wave.wave: src.meta}, only_wave=wave.wave)
+    out.issues.extend(without_set_aside(static, entry.set_aside))
+    declared = project.declared_meta(cw.survey, wave.wave)
+    if declared is not None:
         out.issues.extend(drift.compare(declared, src.meta, set(plan.sources()), cw.survey, wave.wave))
-    extended = {n for n, vm in src.meta.variables.items() if vm.type == "numeric"} if src.format == "dta" else set()
-    compiled = compile_wave(plan, src.meta, project.schema, project.tables, extended)
     for e in compiled.errors:
         out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
-                                       code="compile", extra={"yaml_path": e.path}), index, cw.survey, wave.wave))
+                                       code="compile", extra={"yaml_path": e.path}), entry.index, cw.survey, wave.wave))
     if any(i.severity == "error" for i in out.issues):
         out.sha256 = hasher.result()
         return out
@@ -229,11 +229,15 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     finally:
         writer.close()
     out.sha256 = hasher.result()
-    # compiled_sql stores the query without the Stata letter columns, as `harmonise sql` prints it
-    stored = compiled.sql if not extended else compile_wave(plan, src.meta, project.schema, project.tables).sql
-    _finish(job, con, project, plan, src, out, failures, index, stored)
+    _finish(job, con, project, plan, src, out, failures, entry.index, _stored_sql(compiled, plan, src, project))
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _stored_sql(compiled: CompiledWave, plan: WavePlan, src: SourceFile, project: Project) -> str:
+    """The query ``compiled_sql`` stores: without the Stata letter columns, as `harmonise sql` prints it."""
+    assert project.schema is not None
+    return compiled.sql if not compiled.extended else compile_wave(plan, src.meta, project.schema, project.tables).sql
 
 
 class _Writer:
@@ -281,17 +285,9 @@ class _Writer:
             self._cur.close()
 
 
-def clip(value: object, limit: int = 60) -> str:
-    """A value short enough for a message: long strings keep their start and say how long they were."""
-    text = str(value)
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
-
-
-def _labels_for(plan: WavePlan, src: SourceFile) -> dict[str, tuple[str, dict[str, str]]]:
+def _labels_for(plan: WavePlan, src: SourceFile) -> accounting.Labels:
     """target → (source variables, code text → source label)."""
-    from harmonise.compile.sql import code_text  # noqa: F401  (same rendering rule as SQL)
-
-    out: dict[str, tuple[str, dict[str, str]]] = {}
+    out: accounting.Labels = {}
     for name, tp in plan.targets.items():
         if tp.kind in ("map", "table", "range") and tp.source:
             vm = src.meta.get(tp.source)
@@ -300,7 +296,7 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> dict[str, tuple[str, dict[st
                 labels = {str(k): v for k, v in vm.labels.items()}
                 labels.update({f".{k}": v for k, v in vm.extended.items()})
             out[name] = (tp.source, labels)
-        elif tp.kind == "expr" and tp.expr or tp.kind == "derived" and tp.expr:
+        elif tp.kind in ("expr", "derived") and tp.expr:
             out[name] = (",".join(referenced_names(tp.expr)), {})
         else:
             out[name] = ("", {})
@@ -308,116 +304,61 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> dict[str, tuple[str, dict[st
 
 
 def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, src: SourceFile,
-            out: Outcome, failures: list[pd.DataFrame], index: object, sql: str) -> None:
-    cw, wave = job.crosswalk, job.wave
-    survey, wid = cw.survey, wave.wave
+            out: Outcome, failures: list[pd.DataFrame], index: LineIndex, sql: str) -> None:
+    """The file's provenance rows, and the checks on what it harmonised (every value accounted for)."""
+    survey, wid = plan.survey, plan.wave.wave
     rep = con.execute("SELECT target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n "
                       "FROM report_stage GROUP BY ALL ORDER BY target, source_code, target_value, missing_reason").fetchall()
     labels = _labels_for(plan, src)
-    report_rows = []
-    for target, code, value, reason, n in rep:
-        srcvars, labs = labels.get(target, ("", {}))
-        report_rows.append((survey, wid, target, srcvars, code, labs.get(code or "", None), value, reason, n))
-        if reason == UNMAPPED and plan.targets[target].kind != "derived":  # derived ones inherit it
-            label = labs.get(code or "")
-            lab = f" ('{label}')" if label else " (no value label)"
-            tp = plan.targets[target]
-            out.issues.append(locate(Issue(
-                f"source variable {srcvars} code {clip(code)}{lab} has no mapping for target {target}: {n:,} row(s)",
-                code="unmapped-code", survey=survey, wave=wid, variable=srcvars, path=".".join(map(str, tp.path)),
-                hint="add the code to the rule's map or missing", extra={"yaml_path": tp.path,
-                                                                        "source_code": code, "count": n}),
-                index, survey, wid))  # type: ignore[arg-type]
-    _insert(con, "harmonisation_report", report_rows)
-    _empty_sources(rep, plan, out, index)
-    for issue in [*inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
-                  *inputs.no_rows(plan, str(job.path), out.rows)]:
-        out.issues.append(locate(issue, index, survey, wid))  # type: ignore[arg-type]
+    provenance.REPORT.insert(con, [(survey, wid, target, labels.get(target, ("", {}))[0], code,
+                                    labels.get(target, ("", {}))[1].get(code or ""), value, reason, n)
+                                   for target, code, value, reason, n in rep])
     totals = con.execute("SELECT target, sum(n)::BIGINT FROM report_stage GROUP BY 1").fetchall()
-    cons = [(survey, wid, t, out.rows, n, n == out.rows) for t, n in totals]
-    _insert(con, "conservation", cons)
-    for _, _, t, rin, rout, ok in cons:
-        if not ok:
-            out.issues.append(Issue(f"conservation failed for {t}: {rin} rows in, {rout} accounted for",
-                                    code="conservation", survey=survey, wave=wid))
-    if src.meta.rows is not None and src.meta.rows != out.rows:
-        out.issues.append(Issue(f"{job.path}: header declares {src.meta.rows:,} rows but {out.rows:,} were read; "
-                                "the file may be truncated", code="row-count", survey=survey, wave=wid))
-    dups = con.execute("SELECT respondent_id, count(*) FROM respondents WHERE survey = ? AND wave = ? "
-                       "GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 6", [survey, wid]).fetchall()
-    if dups:
-        ndup = con.execute("SELECT count(*) FROM (SELECT respondent_id FROM respondents WHERE survey = ? AND wave = ? "
-                           "GROUP BY 1 HAVING count(*) > 1)", [survey, wid]).fetchone()[0]  # type: ignore[index]
-        shown = ", ".join(f"{clip(d[0])} ({d[1]}×)" for d in dups[:5])
-        out.issues.append(locate(Issue(f"respondent_id is not unique: {ndup:,} duplicated id(s), e.g. {shown}",
-                                       code="duplicate-id", survey=survey, wave=wid, path="targets.respondent_id",
-                                       extra={"yaml_path": plan.targets['respondent_id'].path}),
-                                 index, survey, wid))  # type: ignore[arg-type]
-    if failures:
-        fc = (pd.concat(failures, ignore_index=True)
-              .groupby(["column", "check", "failure_case"], dropna=False, sort=True)
-              .agg(source_row=("source_row", "min"), n=("n", "sum")).reset_index())
-        _insert(con, "validation_failures",
-                [(survey, wid, str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(row) else int(row))
-                 for col, check, case, row in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
-        for (col, check), g in fc.groupby(["column", "check"], dropna=False):
-            examples = ", ".join(sorted({clip(v) for v in g["failure_case"]})[:5])
-            rows = ", ".join(str(int(r)) for r in sorted(g["source_row"].dropna())[:3])
-            cases = int(g["n"].fillna(1).sum())
-            out.issues.append(Issue(f"pandera check '{check}' failed on column {col}: {cases:,} case(s), "
-                                    f"e.g. {examples}" + (f" (source rows {rows})" if rows else ""),
-                                    code="validation", survey=survey, wave=wid, variable=str(col)))
-    con.execute("INSERT INTO compiled_sql VALUES (?, ?, ?)", [survey, wid, sql])
-    _lineage(con, project, plan, src, labels)
-    cwfile = project.crosswalk_files.get(survey, "")
-    cwsha = hashlib.sha256(project.crosswalk_text.get(survey, "").encode()).hexdigest()
+    provenance.CONSERVATION.insert(con, [(survey, wid, t, out.rows, n, n == out.rows) for t, n in totals])
+    fc = _failure_cases(failures)
+    provenance.VALIDATION_FAILURES.insert(con, [(survey, wid, str(col), str(check), None if pd.isna(case) else str(case),
+                                                 None if pd.isna(row) else int(row))
+                                                for col, check, case, row in zip(fc["column"], fc["check"],
+                                                                                 fc["failure_case"], fc["source_row"])])
+    found = [*accounting.unmapped_codes(rep, plan, labels), *accounting.empty_sources(rep, plan, out.rows),
+             *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
+             *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
+             *accounting.row_count(src.meta.rows, out.rows, str(job.path), plan),
+             *accounting.duplicate_ids(*duplicate_ids(con, survey, wid), plan),
+             *accounting.validation_failures(_failure_groups(fc), plan)]
+    out.issues.extend(locate(i, index, survey, wid) for i in found)
+    provenance.COMPILED_SQL.insert(con, [(survey, wid, sql)])
+    provenance.LINEAGE.insert(con, _lineage(plan, src, labels))
+    entry = project.surveys[survey]
     st = job.path.stat()
-    con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [survey, wid, job.path.name, str(job.path), src.format, st.st_size, out.sha256, out.rows,
-                 src.meta.encoding, src.meta.file_label, to_json(src.meta.header), cwfile, cwsha,
-                 project.codebook_files.get((survey, wid)), __version__, time.strftime("%Y-%m-%dT%H:%M:%S")])
+    provenance.SOURCES.insert(con, [(
+        survey, wid, job.path.name, str(job.path), src.format, st.st_size, out.sha256, out.rows, src.meta.encoding,
+        src.meta.file_label, to_json(src.meta.header), entry.file, hashlib.sha256(entry.text.encode()).hexdigest(),
+        entry.codebook_files.get(wid), __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))])
 
 
-def _empty_sources(rep: list[tuple[str, str, str, str, int]], plan: WavePlan, out: Outcome, index: object) -> None:
-    """Warn when a mapped source variable is system-missing in every row (an empty column, not an answer)."""
-    codes: dict[str, set[str | None]] = {}
-    for target, code, _, _, _ in rep:
-        codes.setdefault(target, set()).add(code)
-    for target, seen in codes.items():
-        tp = plan.targets.get(target)
-        if out.rows and tp is not None and tp.kind in ("map", "range", "table") and tp.source and seen == {"."}:
-            out.issues.append(locate(Issue(
-                f"source variable {tp.source} is empty (system-missing) in all {out.rows:,} rows: every {target} is "
-                f"{tp.missing.system}", code="empty-source", severity="warning", survey=plan.survey,
-                wave=plan.wave.wave, variable=tp.source, path=".".join(map(str, tp.path)),
-                hint="check that the file is the complete release", extra={"yaml_path": tp.path}),
-                index, plan.survey, plan.wave.wave))  # type: ignore[arg-type]
+def _failure_cases(failures: list[pd.DataFrame]) -> pd.DataFrame:
+    """The chunks' pandera failure cases, one row per (column, check, value) with its first source row and count."""
+    if not failures:
+        return pd.DataFrame(columns=["column", "check", "failure_case", "source_row", "n"])
+    return (pd.concat(failures, ignore_index=True)
+            .groupby(["column", "check", "failure_case"], dropna=False, sort=True)
+            .agg(source_row=("source_row", "min"), n=("n", "sum")).reset_index())
 
 
-def _lineage(con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, src: SourceFile,
-             labels: dict[str, tuple[str, dict[str, str]]]) -> None:
-    rows = []
+def _failure_groups(fc: pd.DataFrame) -> list[tuple[str, str, list[str], list[int], int]]:
+    return [(str(col), str(check), [str(v) for v in g["failure_case"]], [int(r) for r in g["source_row"].dropna()],
+             int(g["n"].fillna(1).sum())) for (col, check), g in fc.groupby(["column", "check"], dropna=False)]
+
+
+def _lineage(plan: WavePlan, src: SourceFile, labels: accounting.Labels) -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
     for name, tp in plan.targets.items():
         srcvars = labels.get(name, ("", {}))[0]
-        slabels = "; ".join(f"{n}: {src.meta.get(n).label}" for n in srcvars.split(",")  # type: ignore[union-attr]
-                            if n and src.meta.get(n) is not None)
-        quality = quality_of(tp)
-        rows.append((plan.survey, plan.wave.wave, name, tp.kind, srcvars, slabels, tp.rule_text, quality,
+        slabels = "; ".join(f"{n}: {vm.label}" for n in srcvars.split(",") if n and (vm := src.meta.get(n)) is not None)
+        rows.append((plan.survey, plan.wave.wave, name, tp.kind, srcvars, slabels, tp.rule_text, quality_of(tp),
                      tp.notes, ".".join(map(str, tp.path))))
-    _insert(con, "lineage", rows)
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[tuple[object, ...]]) -> None:
-    """Bulk insert (executemany is row-by-row in DuckDB)."""
-    if not rows:
-        return
-    cols = [d[0] for d in con.execute(f"SELECT * FROM main.{table} LIMIT 0").description]
-    frame = pd.DataFrame(rows, columns=cols).astype(object)
-    con.register("__rows", frame)
-    try:
-        con.execute(f"INSERT INTO {table} SELECT * FROM __rows")
-    finally:
-        con.unregister("__rows")
+    return rows
 
 
 def default_jobs(jobs: list[Job]) -> int:

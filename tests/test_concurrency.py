@@ -16,7 +16,7 @@ from harmonise.errors import InputError
 from harmonise.readers.files import open_source
 from harmonise.readers.prefetch import Prefetcher, can_prefetch, prefetched_chunks
 from harmonise.spec.project import load_project
-from harmonise.store.tables import create_all
+from harmonise.store.respondents import create_all
 
 pytestmark = pytest.mark.skipif(not can_prefetch(), reason="needs fork and two cores")
 ROWS = 2_345

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harmonise.api import static_issues
+from harmonise.checks import rule_issues, static_issues
 from harmonise.compile.sql import compile_wave
 from harmonise.spec.project import Project, load_project
 from harmonise.spec.resolve import resolve_wave
@@ -46,10 +46,11 @@ class Wave:
     def __init__(self, project: Project, survey: str) -> None:
         wave = WAVES[survey]
         cw = project.crosswalks[survey]
-        meta = project.codebooks[(survey, wave)].to_meta(project.codebook_files[(survey, wave)])
+        meta = project.declared_meta(survey, wave)
         assert project.schema is not None
         plan = resolve_wave(cw, cw.wave(wave), project.schema, project.tables, meta.variables)
-        assert not plan.issues, [str(i) for i in plan.issues]
+        found = rule_issues(cw, cw.wave(wave), project.schema, project.tables)
+        assert not found, [str(i) for i in found]
         compiled = compile_wave(plan, meta, project.schema, project.tables)
         assert not compiled.errors, [e.message for e in compiled.errors]
         self.sql = compiled.sql

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harmonise.checks import rule_issues
 from harmonise.spec.descriptor import load_descriptor
 from harmonise.spec.project import load_project
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
@@ -22,9 +23,9 @@ def plans() -> dict[str, WavePlan]:
     cw = proj.crosswalks["ess"]
     out = {}
     for wave in cw.waves:
-        meta = proj.codebooks[("ess", wave.wave)].to_meta(proj.codebook_files[("ess", wave.wave)])
+        meta = proj.declared_meta("ess", wave.wave)
         plan = resolve_wave(cw, wave, proj.schema, proj.tables, meta.variables)
-        assert plan.issues == [], (wave.wave, plan.issues)
+        assert rule_issues(cw, wave, proj.schema, proj.tables) == [], wave.wave
         out[wave.wave] = plan
     return out
 

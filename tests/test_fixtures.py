@@ -51,7 +51,8 @@ def test_fixture_metadata_matches_declared_codebook(fixtures_dir: Path, survey: 
     cb = p.codebooks[(survey, wave)]
     path = fixtures_dir / survey / cb.file
     src = open_source(path, cb.encoding if cb.format == "dta" and cb.encoding else None)
-    declared = cb.to_meta(p.codebook_files[(survey, wave)])
+    declared = p.declared_meta(survey, wave)
+    assert declared is not None
     assert list(src.meta.variables) == [v.name for v in cb.variables]
     issues = drift.compare(declared, src.meta, set(declared.variables), survey, wave)
     assert [i.message for i in issues] == []

@@ -16,11 +16,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harmonise.checks import check_crosswalk
 from harmonise.compile.expr import Context, NameSQL, compile_expr
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import InputError, Issue
 from harmonise.readers.files import SourceFile, isolated, open_source
-from harmonise.spec.check import check_crosswalk
 from harmonise.spec.crosswalk import Crosswalk
 from harmonise.spec.expr import ExprError
 from harmonise.spec.project import Project, load_project, validate_model
@@ -56,8 +56,7 @@ def ties_text() -> str:
 def _metas(project: Project, cw: Crosswalk) -> dict[str, SourceMeta | None]:
     out: dict[str, SourceMeta | None] = {}
     for w in cw.waves:
-        cb = project.codebooks.get((cw.survey, w.wave)) if (cw.survey, w.wave) in project.codebook_files else None
-        out[w.wave] = cb.to_meta("codebook") if cb else None
+        out[w.wave] = project.declared_meta(cw.survey, w.wave) if (cw.survey, w.wave) in project.codebooks else None
     return out
 
 

@@ -234,7 +234,7 @@ def test_bad_arguments(fr_db: Path, args: tuple[str, ...], message: str) -> None
 
 def test_invalid_declarations_are_located(project: Path) -> None:
     path = project / "mappings" / "indicators.yaml"
-    schema, _ = load_schema(project)
+    schema, _, _ = load_schema(project)
     edit(path, "outcome: \"labour_status == 'employed'\"", "outcome: \"labour_statu == 'employed'\"")
     edit(path, "outcome: trust_parliament", "outcome: trust_parliament > 5")
     with pytest.raises(ValidationFailed) as info:

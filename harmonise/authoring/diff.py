@@ -22,9 +22,9 @@ import duckdb
 from harmonise.errors import Issue, UsageError, ValidationFailed
 from harmonise.readers.files import EXTENSIONS, open_source
 from harmonise.spec.crosswalk import Crosswalk, Wave
-from harmonise.spec.project import Project, load_schema, load_tables, validate_model
+from harmonise.spec.project import Project, SurveyEntry, load_schema, load_tables, validate_model
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
-from harmonise.spec.yamlload import load_yaml_text
+from harmonise.spec.yamlload import LineIndex, load_yaml_text
 
 MEASURED_KINDS = ("map", "range", "table", "expr", "constant")
 
@@ -105,8 +105,8 @@ def _plans(cw: Crosswalk, project: Project) -> dict[str, WavePlan]:
     assert project.schema is not None
     out = {}
     for w in cw.waves:
-        cb = project.codebooks.get((cw.survey, w.wave)) if (cw.survey, w.wave) in project.codebooks else None
-        meta = cb.to_meta(project.codebook_files[(cw.survey, w.wave)]).variables if cb else None
+        declared = project.declared_meta(cw.survey, w.wave) if (cw.survey, w.wave) in project.codebooks else None
+        meta = declared.variables if declared else None
         out[w.wave] = resolve_wave(cw, w, project.schema, project.tables, meta)
     return out
 
@@ -214,7 +214,7 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
 def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
          encoding: str | None = None) -> DiffResult:
     """Compare two versions of a crosswalk (paths or ``REV:path``), optionally counting respondents."""
-    schema, issues = load_schema(root)
+    schema, issues, _ = load_schema(root)
     tables, more = load_tables(root)
     if schema is None:
         raise ValidationFailed(issues + more, "mappings/schema.yaml does not load")
@@ -223,7 +223,7 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
     new = parse_version(*read_version(new_spec))
     if old.survey != new.survey:
         raise UsageError(f"the versions map different surveys ('{old.survey}' and '{new.survey}')")
-    _add_codebooks(project, new)
+    _add_codebooks(project, new, read_version(new_spec)[1])
     result = DiffResult(new.survey, old_spec, new_spec, diff_crosswalks(old, new, project))
     if data is not None:
         if not data.exists():
@@ -239,12 +239,14 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
     return result
 
 
-def _add_codebooks(project: Project, cw: Crosswalk) -> None:
+def _add_codebooks(project: Project, cw: Crosswalk, name: str) -> None:
+    """Register the declared codebooks of ``cw``'s waves (the new version's) in ``project``."""
+    entry = project.surveys.setdefault(cw.survey, SurveyEntry(cw, name, LineIndex(name), ""))
     for w in cw.waves:
         path = project.root / "surveys" / cw.survey / (w.codebook or f"codebook_{w.wave}.yaml")
         if path.is_file():
             project.codebooks.add((cw.survey, w.wave), path)
-            project.codebook_files[(cw.survey, w.wave)] = str(path.relative_to(project.root))
+            entry.codebook_files[w.wave] = str(path.relative_to(project.root))
 
 
 def render_text(r: DiffResult) -> str:

@@ -24,9 +24,9 @@ from harmonise.authoring.flowyaml import flow, scalar
 from harmonise.authoring.inspect import count_codes, valid_values
 from harmonise.authoring.jsonschema import MODELINE
 from harmonise.authoring.similarity import Candidate, code_match, missing_reason, rank, substantive_labels
+from harmonise.checks.crosswalk import check_target
 from harmonise.errors import UsageError
 from harmonise.readers.files import open_source
-from harmonise.spec.check import check_target
 from harmonise.spec.coverage import coverage
 from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, Wave
 from harmonise.spec.project import Project, load_project, validate_model

@@ -1,1 +1,64 @@
-"""Checks on harmonised data: pandera validation and conservation."""
+"""Every check harmonise runs, static and on data; each returns :class:`~harmonise.errors.Issue` records.
+
+- :mod:`~harmonise.checks.rules` — the shape of each rule in each wave (one kind, the keys it needs);
+- :mod:`~harmonise.checks.crosswalk` — a crosswalk against the schema, code tables and source metadata;
+- :mod:`~harmonise.checks.expressions`, :mod:`~harmonise.checks.derivations` — expressions and derivations;
+- :mod:`~harmonise.checks.values` — what a valid value of each variable type is (one table);
+- :mod:`~harmonise.checks.drift` — a file against its declared codebook;
+- :mod:`~harmonise.checks.inputs`, :mod:`~harmonise.checks.accounting` — a wave's harmonised data;
+- :mod:`~harmonise.checks.frame` — the pandera schema of harmonised rows (loads pandera: import it
+  from there, or through this package's lazy attributes).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harmonise.checks import accounting, drift, inputs
+from harmonise.checks.crosswalk import check_crosswalk, check_target
+from harmonise.checks.derivations import derivation_issues
+from harmonise.checks.expressions import compared_codes, derived_code_issues, expr_type, named_arguments
+from harmonise.checks.rules import rule_issues, shape_issues
+from harmonise.checks.values import ValueRule, value_ok, value_rules
+from harmonise.errors import Issue
+from harmonise.spec.project import Project, without_set_aside
+
+if TYPE_CHECKING:
+    from harmonise.checks.frame import pandera_schema, validate_frame, validate_profile
+
+__all__ = ["ValueRule", "accounting", "check_crosswalk", "check_target", "compared_codes", "declaration_issues",
+           "derivation_issues", "derived_code_issues", "drift", "expr_type", "inputs", "named_arguments",
+           "pandera_schema", "rule_issues", "shape_issues", "static_issues", "validate_frame", "validate_profile",
+           "value_ok", "value_rules"]
+
+_LAZY = {"pandera_schema", "validate_frame", "validate_profile"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:  # pandera and pandas load only when data is validated
+        from harmonise.checks import frame
+
+        return getattr(frame, name)
+    raise AttributeError(name)
+
+
+def declaration_issues(project: Project) -> list[Issue]:
+    """What keeps a project from being built, with no source file: its loading issues and the schema's
+    derivations (reported once, at schema.yaml)."""
+    issues = list(project.issues)
+    if project.schema is not None and project.schema_index is not None:
+        issues.extend(derivation_issues(project.schema, project.schema_index, project.tables))
+    return issues
+
+
+def static_issues(project: Project) -> list[Issue]:
+    """Every static issue: the declarations, and each crosswalk against its waves' declared codebooks."""
+    project.codebooks.load_all()
+    issues = declaration_issues(project)
+    if project.schema is None:
+        return issues
+    for survey, entry in project.surveys.items():
+        metas = {w.wave: project.declared_meta(survey, w.wave) for w in entry.crosswalk.waves}
+        found = check_crosswalk(entry.crosswalk, project.schema, project.tables, entry.index, metas)
+        issues.extend(without_set_aside(found, entry.set_aside))
+    return issues

@@ -79,7 +79,7 @@ def schema(json_schema: bool, out: Path | None, check: bool) -> None:
     from harmonise.spec.project import load_schema
 
     root = context_root()
-    target_schema, _ = load_schema(root)
+    target_schema, _, _ = load_schema(root)
     text = render(crosswalk_json_schema(target_schema))
     if check:
         committed = root / SCHEMA_PATH

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 
 from harmonise.compile.expr import Compiled, Context, NameSQL, compile_expr
 from harmonise.compile.sqltext import quote_ident, sql_literal
+from harmonise.spec.codetables import TableSet
+from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import EXPR_TYPES, ExprError, referenced_names
-from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing
+from harmonise.spec.project import Project
+from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing, resolve_wave
 from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta
-from harmonise.spec.tables import TableSet
 
 DUCK_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR",
               "city": "VARCHAR", "boolean": "BOOLEAN", "integer": "DOUBLE", "number": "DOUBLE"}
@@ -331,3 +333,17 @@ def compile_wave(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables:
                  extended: set[str] | None = None) -> CompiledWave:
     """Compile ``plan`` against the source metadata ``meta``."""
     return WaveCompiler(plan, meta, schema, tables, extended).compile()
+
+
+def stata_letters(meta: SourceMeta) -> set[str]:
+    """Numeric variables of a Stata file, whose extended missing letters the reader stages as ``<var>#x``."""
+    return {n for n, vm in meta.variables.items() if vm.type == "numeric"}
+
+
+def plan_and_compile(cw: Crosswalk, wave: Wave, project: Project, meta: SourceMeta,
+                     stata: bool = False) -> tuple[WavePlan, CompiledWave]:
+    """Resolve ``wave`` of ``cw`` against ``meta`` and compile it; ``stata``: the file is a .dta (its
+    numeric columns carry extended missing letters). The one path from declarations to SQL."""
+    assert project.schema is not None
+    plan = resolve_wave(cw, wave, project.schema, project.tables, meta.variables)
+    return plan, compile_wave(plan, meta, project.schema, project.tables, stata_letters(meta) if stata else None)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from harmonise.checks import declaration_issues, rule_issues
 from harmonise.errors import Issue, UsageError, ValidationFailed
+from harmonise.spec.codetables import CodeMap
 from harmonise.spec.coverage import Cell, plan_sources, wave_cells
 from harmonise.spec.descriptor import SurveyDescriptor, load_descriptor
 from harmonise.spec.descriptor import Wave as WaveDescriptor
@@ -20,7 +22,7 @@ from harmonise.spec.project import Project
 from harmonise.spec.resolve import TargetPlan, WavePlan, expr_source_missing, resolve_wave
 from harmonise.spec.schema import Variable
 from harmonise.spec.source import Code, VarMeta
-from harmonise.spec.tables import CodeMap
+from harmonise.spec.yamlload import locate
 
 # Rule kinds a coverage cell shows instead of a quality flag.
 KIND_FLAG = {"not_asked": "not_asked", "automatic": "automatic", "derived": "derived"}
@@ -235,19 +237,12 @@ def _table_pages(project: Project) -> list[TablePage]:
     return pages
 
 
-def _located(issue: Issue, project: Project, survey: str, wave: str) -> Issue:
-    """A resolution issue with the crosswalk file and line it concerns."""
-    index = project.crosswalk_index.get(survey)
-    path = issue.extra.get("yaml_path")
-    line = index.line_of(path) if index is not None and isinstance(path, tuple) else None  # type: ignore[arg-type]
-    return replace(issue, file=project.crosswalk_files.get(survey), line=line, survey=survey, wave=wave)
-
-
 def build_codebook(project: Project) -> Codebook:
     """Resolve every crosswalk wave and collect the pages; raises UsageError when the project does not load."""
     project.codebooks.load_all()
-    if project.schema is None or not project.ok:
-        raise ValidationFailed(project.issues, "the declarations do not load; fix them before generating codebooks")
+    loading = declaration_issues(project)
+    if project.schema is None or any(i.severity == "error" for i in loading):
+        raise ValidationFailed(loading, "the declarations do not load; fix them before generating codebooks")
     schema = project.schema
     descriptors = _descriptors(project)
     labels = {v.name: target_labels(v, project) for v in schema.variables}
@@ -258,11 +253,11 @@ def build_codebook(project: Project) -> Codebook:
         cw = project.crosswalks[survey]
         desc = descriptors.get(survey)
         for wave in cw.waves:
-            cb = project.codebooks.get((survey, wave.wave))
-            cb_file = project.codebook_files.get((survey, wave.wave))
-            meta = cb.to_meta(cb_file or "").variables if cb else None
+            cb_file = project.surveys[survey].codebook_files.get(wave.wave)
+            declared = project.declared_meta(survey, wave.wave)
+            meta = declared.variables if declared else None
             wplan = resolve_wave(cw, wave, schema, project.tables, meta)
-            issues += [_located(i, project, survey, wave.wave) for i in wplan.issues]
+            issues += [locate(replace(i, file=None), project.surveys[survey].index, survey, wave.wave) for i in rule_issues(cw, wave, schema, project.tables)]
             entries = [_entry(cell, wplan.targets[cell.target], wplan, meta, labels[cell.target], project)
                        for cell in wave_cells(wplan)]
             for e in entries:
@@ -270,7 +265,7 @@ def build_codebook(project: Project) -> Codebook:
             wdesc = None
             if desc is not None:
                 wdesc = next((w for w in desc.waves if w.id == wave.wave), None)
-            waves.append(WavePage(survey, wave.wave, wave.year, project.crosswalk_files[survey], cb_file, wave.notes,
+            waves.append(WavePage(survey, wave.wave, wave.year, project.surveys[survey].file, cb_file, wave.notes,
                                   desc, wdesc, entries, [_source_var(s, meta) for s in wplan.sources()]))
     if any(i.severity == "error" for i in issues):
         raise ValidationFailed(issues, "the crosswalks do not resolve; fix them before generating codebooks")

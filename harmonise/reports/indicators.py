@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harmonise.checks.expressions import compared_codes
 from harmonise.compile.expr import Context, NameSQL, compile_expr
 from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.errors import UsageError, ValidationFailed
 from harmonise.reports.estimate import MOMENTS, Rule, estimate_sql
-from harmonise.spec.check import compared_codes
 from harmonise.spec.expr import EXPR_TYPES, ExprError, result_literals
 from harmonise.spec.project import Project, rel, validate_model
 from harmonise.spec.schema import TargetSchema

@@ -69,7 +69,7 @@ def coverage(project: Project) -> list[Cell]:
     for survey in sorted(project.crosswalks):
         cw = project.crosswalks[survey]
         for wave in cw.waves:
-            cb = project.codebooks.get((survey, wave.wave))
-            meta = cb.to_meta(project.codebook_files[(survey, wave.wave)]).variables if cb else None
+            declared = project.declared_meta(survey, wave.wave)
+            meta = declared.variables if declared else None
             cells.extend(wave_cells(resolve_wave(cw, wave, project.schema, project.tables, meta)))
     return cells

@@ -16,12 +16,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harmonise.errors import Issue
-from harmonise.spec.check import derived_code_issues
 from harmonise.spec.codebook import SourceCodebook
+from harmonise.spec.codetables import CodeMap, Reference, Table, TableSet, table_files
 from harmonise.spec.crosswalk import Crosswalk
-from harmonise.spec.expr import ExprError, referenced_names
 from harmonise.spec.schema import TargetSchema
-from harmonise.spec.tables import CodeMap, Reference, Table, TableSet, table_files
+from harmonise.spec.source import SourceMeta
 from harmonise.spec.yamlload import LineIndex, Loaded, load_yaml_file
 
 M = TypeVar("M", bound=BaseModel)
@@ -159,19 +158,32 @@ class Codebooks(Mapping[tuple[str, str], SourceCodebook]):
 
 
 @dataclass
+class SurveyEntry:
+    """One survey's declarations: its crosswalk as loaded, its waves' declared codebooks, its descriptor."""
+
+    crosswalk: Crosswalk
+    file: str  # the crosswalk's path, relative to the project root
+    index: LineIndex
+    text: str
+    set_aside: set[str] = field(default_factory=set)  # targets whose malformed rules were set aside
+    codebook_files: dict[str, str] = field(default_factory=dict)  # wave id → declared codebook (relative path)
+    descriptor: Path | None = None  # surveys/<survey>/survey.yaml, where it exists
+
+    @property
+    def survey(self) -> str:
+        return self.crosswalk.survey
+
+
+@dataclass
 class Project:
-    """Everything declared in a harmonise project folder."""
+    """Everything declared in a harmonise project folder: schema, code tables and one entry per survey."""
 
     root: Path
     schema: TargetSchema | None = None
+    schema_index: LineIndex | None = None
     tables: TableSet = field(default_factory=lambda: TableSet({}))
-    crosswalks: dict[str, Crosswalk] = field(default_factory=dict)
-    crosswalk_files: dict[str, str] = field(default_factory=dict)
-    crosswalk_index: dict[str, LineIndex] = field(default_factory=dict)
-    crosswalk_text: dict[str, str] = field(default_factory=dict)
-    codebook_files: dict[tuple[str, str], str] = field(default_factory=dict)
+    surveys: dict[str, SurveyEntry] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
-    set_aside: dict[str, set[str]] = field(default_factory=dict)  # survey → targets whose malformed rules were set aside
     codebooks: Codebooks = field(init=False)
 
     def __post_init__(self) -> None:
@@ -181,58 +193,24 @@ class Project:
     def ok(self) -> bool:
         return not any(i.severity == "error" for i in self.issues)
 
+    @property
+    def crosswalks(self) -> dict[str, Crosswalk]:
+        """Survey → crosswalk (a view of :attr:`surveys`)."""
+        return {s: e.crosswalk for s, e in self.surveys.items()}
 
-def load_schema(root: Path, tables: TableSet | None = None) -> tuple[TargetSchema | None, list[Issue]]:
-    """The target schema and its issues (with ``tables``, the names its derivations quote are checked too)."""
+    def declared_meta(self, survey: str, wave: str) -> SourceMeta | None:
+        """The declared codebook of ``survey`` ``wave`` as source metadata, or None when it has none
+        (or it does not load: its issues are in :attr:`issues`)."""
+        cb = self.codebooks.get((survey, wave))
+        return cb.to_meta(self.surveys[survey].codebook_files[wave]) if cb is not None else None
+
+
+def load_schema(root: Path) -> tuple[TargetSchema | None, list[Issue], LineIndex]:
+    """The target schema, its loading issues and its line index (for checks located in schema.yaml)."""
     path = root / "mappings" / "schema.yaml"
     loaded = load_yaml_file(path, rel(path, root))
     schema, issues = validate_model(TargetSchema, loaded)
-    if schema is not None:
-        issues.extend(derivation_issues(schema, loaded.index, tables))
-    return schema, issues
-
-
-def derivation_issues(schema: TargetSchema, index: LineIndex, tables: TableSet | None = None) -> list[Issue]:
-    """Derivations that cannot compile: bad expressions, unknown inputs, self-reference and cycles,
-    codes a category derivation cannot give or compare with, and (with ``tables``) unknown names
-    in lookup()/param()/missing(). Reported once, at schema.yaml, not per crosswalk."""
-    issues: list[Issue] = []
-    pos = {v.name: i for i, v in enumerate(schema.variables)}
-    needs: dict[str, list[str]] = {}
-    for v in schema.variables:
-        if v.derive is None:
-            continue
-        where = ("variables", pos[v.name], "derive", "expr")
-        try:
-            names = referenced_names(v.derive.expr)
-        except ExprError as exc:
-            issues.append(index.issue(where, f"{v.name}: {exc}", code="bad-expression"))
-            continue
-        unknown = [n for n in names if n not in pos]
-        if unknown:
-            issues.append(index.issue(where, f"{v.name}: derivation refers to unknown variable(s) {unknown}",
-                                      code="bad-expression"))
-        issues.extend(index.issue(where, f"{v.name}: {why}", code="bad-target-code")
-                      for why in derived_code_issues(v, schema, tables))
-        needs[v.name] = [n for n in names if n in pos]
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(name: str, trail: list[str]) -> None:
-        state[name] = 1
-        for dep in needs.get(name, []):
-            if state.get(dep) == 1:
-                cycle = trail[trail.index(dep):] + [dep]
-                what = f"{name} refers to itself" if dep == name else "circular derivation " + " → ".join(cycle)
-                issues.append(index.issue(("variables", pos[dep], "derive", "expr"), what, code="circular-derivation",
-                                          hint="a derived variable cannot depend on itself, directly or through others"))
-            elif dep in needs and dep not in state:
-                visit(dep, trail + [dep])
-        state[name] = 2
-
-    for name in needs:
-        if name not in state:
-            visit(name, [name])
-    return issues
+    return schema, issues, loaded.index
 
 
 def load_tables(root: Path) -> tuple[TableSet, list[Issue]]:
@@ -337,24 +315,22 @@ def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
     proj = Project(root=root)
     proj.tables, errs = load_tables(root)
     proj.issues.extend(errs)
-    proj.schema, errs = load_schema(root, proj.tables)
+    proj.schema, errs, proj.schema_index = load_schema(root)
     proj.issues.extend(errs)
     for path in crosswalk_paths(root, crosswalks):
         cw, loaded, errs, aside = load_crosswalk(path, root)
         proj.issues.extend(errs)
         if cw is None:
             continue
-        if aside:
-            proj.set_aside[cw.survey] = aside
-        if cw.survey in proj.crosswalks:
-            proj.issues.append(Issue(f"survey '{cw.survey}' is already mapped by {proj.crosswalk_files[cw.survey]}",
+        if cw.survey in proj.surveys:
+            proj.issues.append(Issue(f"survey '{cw.survey}' is already mapped by {proj.surveys[cw.survey].file}",
                                      file=loaded.index.file, line=loaded.index.line_of(("survey",)), path="survey",
                                      code="duplicate-survey"))
             continue
-        proj.crosswalks[cw.survey] = cw
-        proj.crosswalk_files[cw.survey] = loaded.index.file
-        proj.crosswalk_index[cw.survey] = loaded.index
-        proj.crosswalk_text[cw.survey] = loaded.text
+        desc = root / "surveys" / cw.survey / "survey.yaml"
+        entry = SurveyEntry(cw, loaded.index.file, loaded.index, loaded.text, aside,
+                            descriptor=desc if desc.is_file() else None)
+        proj.surveys[cw.survey] = entry
         for i, wave in enumerate(cw.waves):
             name = wave.codebook or f"codebook_{wave.wave}.yaml"
             cpath = root / "surveys" / cw.survey / name
@@ -365,5 +341,5 @@ def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
                                                           code="codebook-missing"))
                 continue
             proj.codebooks.add((cw.survey, wave.wave), cpath)
-            proj.codebook_files[(cw.survey, wave.wave)] = rel(cpath, root)
+            entry.codebook_files[wave.wave] = rel(cpath, root)
     return proj

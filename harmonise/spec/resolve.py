@@ -13,17 +13,15 @@ carries. The precedence is fixed and documented:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from harmonise.errors import Issue
+from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, TargetValue, Wave, merge_override
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.source import Code, VarMeta, find_variable, norm_code
-from harmonise.spec.tables import TableSet
 
 SYSMIS_KEY = "."
 
@@ -77,8 +75,7 @@ class TargetPlan:
             t = f", transform {self.transform}" if self.transform else ""
             return f"{self.source} in [{self.range[0]:g}, {self.range[1]:g}]{t}" if self.range else str(self.source)
         if k == "table":
-            extra = f" + {len(self.values) - 0} codes" if False else ""
-            return f"{self.source} via table {self.table}{extra}"
+            return f"{self.source} via table {self.table}"
         return f"{self.source} recoded ({len(self.values)} codes)"
 
 
@@ -88,7 +85,6 @@ class WavePlan:
     wave: Wave
     crosswalk: Crosswalk
     targets: dict[str, TargetPlan]
-    issues: list[Issue] = field(default_factory=list)
 
     def sources(self) -> list[str]:
         """Source variables the wave reads, in first-use order."""
@@ -142,92 +138,83 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
     return out
 
 
-def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSet,
-                 meta: dict[str, VarMeta] | None = None) -> WavePlan:
-    """Resolve every schema target for ``wave``; ``meta`` (source variables) refines missing codes."""
-    issues: list[Issue] = []
-    plans: dict[str, TargetPlan] = {}
+@dataclass(frozen=True)
+class RuleAt:
+    """The rule in force for one target in one wave, before resolution.
+
+    ``rule`` is None when the target has no rule (automatic and derived targets, a forgotten
+    target) or when the wave's override does not validate (``error`` holds why); ``path`` is where
+    the rule is written (``targets.<name>`` or ``waves.<i>.overrides.<name>``).
+    """
+
+    target: str
+    rule: Rule | None
+    path: tuple[str | int, ...]
+    error: ValidationError | None = None
+
+
+def wave_rules(cw: Crosswalk, wave: Wave, schema: TargetSchema) -> list[RuleAt]:
+    """The rule of every schema target in ``wave``: the base rule with the wave's override applied."""
     wave_idx = cw.waves.index(wave)
-    for name in wave.overrides:
-        if name not in schema.names:
-            issues.append(Issue(f"override for unknown target '{name}'", path=f"waves.{wave_idx}.overrides.{name}",
-                                code="unknown-target", extra={"yaml_path": ("waves", wave_idx, "overrides", name)}))
+    out = []
     for var in schema.variables:
         base = cw.targets.get(var.name)
-        if var.name in wave.overrides:
-            raw = merge_override(base, wave.overrides[var.name])
-            path: tuple[str | int, ...] = ("waves", wave_idx, "overrides", var.name)
-            try:
-                rule: Rule | None = Rule.model_validate(raw)
-            except ValidationError as exc:
-                for err in exc.errors():
-                    msg, hint = err["msg"], None
-                    if err["type"] == "extra_forbidden":  # as for base rules: the key, and the one meant
-                        bad = str(err["loc"][-1])
-                        close = difflib.get_close_matches(bad, list(Rule.model_fields), n=1)
-                        msg, hint = f"unknown key '{bad}'", f"did you mean '{close[0]}'?" if close else None
-                    issues.append(Issue(msg, path=".".join(map(str, path + tuple(err["loc"]))), hint=hint,
-                                        code="type", extra={"yaml_path": path + tuple(err["loc"])}))
-                continue
-        else:
-            rule, path = base, ("targets", var.name)
-        if rule is None:
+        if var.name not in wave.overrides:
+            out.append(RuleAt(var.name, base, ("targets", var.name)))
+            continue
+        path: tuple[str | int, ...] = ("waves", wave_idx, "overrides", var.name)
+        try:
+            out.append(RuleAt(var.name, Rule.model_validate(merge_override(base, wave.overrides[var.name])), path))
+        except ValidationError as exc:
+            out.append(RuleAt(var.name, None, path, exc))
+    return out
+
+
+def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSet,
+                 meta: dict[str, VarMeta] | None = None) -> WavePlan:
+    """Resolve every schema target for ``wave``; ``meta`` (source variables) refines missing codes.
+
+    Resolution never reports: a malformed rule resolves as far as it can (or not at all) and
+    :mod:`harmonise.checks.rules` says what is wrong with it.
+    """
+    plans: dict[str, TargetPlan] = {}
+    for at in wave_rules(cw, wave, schema):
+        var = schema.variable(at.target)
+        if at.error is not None:
+            continue
+        if at.rule is None:
             if var.automatic:
                 plans[var.name] = TargetPlan(var.name, "automatic")
             elif var.derived and var.derive is not None:
                 plans[var.name] = TargetPlan(var.name, "derived", expr=var.derive.expr, quality="recoded")
-            else:
-                issues.append(Issue(f"target '{var.name}' has no rule for wave {wave.wave}",
-                                    path=f"targets.{var.name}", code="no-rule",
-                                    hint=f"map it, or declare `{var.name}: {{not_asked: <reason>}}`",
-                                    extra={"yaml_path": ("targets",)}))
             continue
-        plans[var.name] = _plan(var.name, rule, path, cw.missing, tables, meta, issues)
-    for name in cw.targets:
-        if name not in schema.names:
-            close = difflib.get_close_matches(name, schema.names, n=1)
-            issues.append(Issue(f"unknown target '{name}'", path=f"targets.{name}", code="unknown-target",
-                                hint=f"did you mean '{close[0]}'?" if close else "see mappings/schema.yaml",
-                                extra={"yaml_path": ("targets", name)}))
-    return WavePlan(cw.survey, wave, cw, plans, issues)
+        plans[var.name] = _plan(var.name, at.rule, at.path, cw.missing, tables, meta)
+    return WavePlan(cw.survey, wave, cw, plans)
+
+
+def rule_kinds(rule: Rule) -> list[str]:
+    """The rule kinds ``rule`` sets (a ``map`` beside a ``table`` adds codes to it: not a kind of its own)."""
+    kinds = [k for k in ("not_asked", "expr", "constant", "table", "range") if getattr(rule, k) is not None]
+    if rule.map is not None and "table" not in kinds:
+        kinds.append("map")
+    return kinds
 
 
 def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingDefaults, tables: TableSet,
-          meta: dict[str, VarMeta] | None, issues: list[Issue]) -> TargetPlan:
+          meta: dict[str, VarMeta] | None) -> TargetPlan:
     kind = rule.kind
     plan = TargetPlan(name, kind, path=path, source=rule.source, range=rule.range, transform=rule.transform,
                       expr=rule.expr, constant=rule.constant, not_asked=rule.not_asked, table=rule.table,
                       quality=rule.quality, notes=rule.notes)
-    kinds = [k for k in ("not_asked", "expr", "constant", "table", "range") if getattr(rule, k) is not None]
-    if rule.map is not None and "table" not in kinds:
-        kinds.append("map")
-
-    def err(msg: str, sub: tuple[Any, ...] = (), **kw: Any) -> None:  # sub may end in a code (int, float, str)
-        issues.append(Issue(msg, path=".".join(map(str, path + sub)), extra={"yaml_path": path + sub}, **kw))
-
-    if not kinds:
-        err("rule has no kind: give one of map, range, table, expr, constant, not_asked", code="rule-kind")
+    if len(rule_kinds(rule)) != 1 or kind == "not_asked":
         return plan
-    if len(kinds) > 1:
-        err(f"rule mixes kinds {', '.join(kinds)}: give exactly one", code="rule-kind")
-        return plan
-    if kind == "not_asked":
-        return plan
-    if rule.quality is None:
-        err("quality flag missing", code="missing-key", hint="add quality: exact | recoded | approximate | proxy")
     if kind in ("map", "range", "table") and not rule.source:
-        err(f"a {kind} rule needs `source: <variable>`", code="missing-key")
         return plan
-    if kind in ("expr", "constant") and rule.source:
-        err(f"`source` does not go with {kind} (name the variables in the expression)", code="rule-kind")
     explicit = {norm_code(k): v for k, v in (rule.missing or {}).items()}
     values: dict[Code, Any] = {}
     if kind == "table":
         table = tables.code_map(rule.table or "")
         if table is None:
-            close = difflib.get_close_matches(rule.table or "", list(tables.tables), n=1)
-            err(f"unknown code table '{rule.table}'", ("table",), code="unknown-table",
-                hint=f"did you mean '{close[0]}'?" if close else "see mappings/tables/")
             return plan
         values.update(table.normalised_map())
         tmiss = table.normalised_missing()
@@ -238,26 +225,20 @@ def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingD
     for k, v in (rule.map or {}).items():
         values[norm_code(k)] = v
     plan.values = values
-    rule_map_keys = {norm_code(k) for k in (rule.map or {})}
-    twice = sorted({k for k in rule_map_keys if k in {norm_code(x) for x in (rule.missing or {})}}, key=str)
-    for code in twice:
-        err(f"code {code!r} is mapped twice: to {values[code]!r} and to missing reason {explicit[code]!r}",
-            ("missing", code), code="mapped-twice", hint="keep one of the two entries")
+    twice = mapped_twice(rule)
     for code in list(explicit):
         if code in values and code not in twice:
             values.pop(code)  # explicit per-variable missing beats a table's value
-    if kind == "range" and rule.range:
-        lo, hi = rule.range
-        if lo > hi:
-            err("range must be [low, high]", ("range",), code="range")
-        for code in explicit:
-            if _in_range(code, rule.range):
-                err(f"missing code {code!r} lies inside the valid range [{lo:g}, {hi:g}]", ("missing", code),
-                    code="mapped-twice", hint="narrow the range or drop the missing entry")
     plan.explicit_missing = explicit
     src_meta = find_variable(meta, rule.source) if (meta is not None and rule.source) else None
     plan.missing = classify_missing(defaults, explicit, set(values), rule.range, src_meta)
     return plan
+
+
+def mapped_twice(rule: Rule) -> list[Code]:
+    """Codes a rule's own ``map`` and ``missing`` both claim."""
+    in_map = {norm_code(k) for k in (rule.map or {})}
+    return sorted({k for k in in_map if k in {norm_code(x) for x in (rule.missing or {})}}, key=str)
 
 
 def expr_source_missing(defaults: MissingDefaults, meta: VarMeta | None, explicit: dict[Code, str] | None = None) -> SourceMissing:

@@ -10,7 +10,7 @@ bombs) and YAML 1.1 booleans used as keys are rejected with their line.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,6 +42,18 @@ class LineIndex:
 
     def issue(self, path: PathKey, message: str, **kw: Any) -> Issue:
         return Issue(message=message, file=self.file, line=self.line_of(path), path=dotted(path), **kw)
+
+
+def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wave: str | None = None) -> Issue:
+    """``issue`` located at the line of its ``extra['yaml_path']`` in ``index`` (and given its survey and
+    wave); the path leaves ``extra``. An issue without a path keeps no file (it is about data)."""
+    path = issue.extra.get("yaml_path") if issue.extra else None
+    kw: dict[str, Any] = {}
+    if index is not None and issue.file is None and path is not None:
+        kw["file"] = index.file
+        kw["line"] = index.line_of(tuple(path)) if path else None  # type: ignore[arg-type]
+    extra = {k: v for k, v in issue.extra.items() if k != "yaml_path"}
+    return replace(issue, survey=issue.survey or survey, wave=issue.wave or wave, extra=extra, **kw)
 
 
 def dotted(path: PathKey) -> str:

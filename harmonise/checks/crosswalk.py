@@ -8,114 +8,24 @@ every declared missing value must carry a reason.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import re
 from dataclasses import replace
 from typing import Any
 
-from harmonise.compile.expr import Context, NameSQL, compile_expr
-from harmonise.compile.sqltext import quote_ident
+from harmonise.checks.expressions import expr_type, named_arguments
+from harmonise.checks.rules import rule_issues
+from harmonise.checks.values import value_ok
 from harmonise.errors import Issue
+from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk
-from harmonise.spec.expr import EXPR_TYPES, ExprError, compared_literals, parse, referenced_names, result_literals
+from harmonise.spec.expr import EXPR_TYPES, ExprError, parse, referenced_names, result_literals
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import SourceMeta, VarMeta
-from harmonise.spec.tables import TableSet
-from harmonise.spec.yamlload import LineIndex
+from harmonise.spec.yamlload import LineIndex, locate
 
 SAFE_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
-
-
-def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wave: str | None = None) -> Issue:
-    """Attach file/line to an issue that carries ``extra['yaml_path']``."""
-    path = issue.extra.get("yaml_path") if issue.extra else None
-    kw: dict[str, Any] = {}
-    if index is not None and issue.file is None:
-        kw["file"] = index.file
-        kw["line"] = index.line_of(tuple(path)) if path else None  # type: ignore[arg-type]
-    extra = {k: v for k, v in issue.extra.items() if k != "yaml_path"}
-    from dataclasses import replace
-
-    return replace(issue, survey=issue.survey or survey, wave=issue.wave or wave, extra=extra, **kw)
-
-
-def _expr_type(text: str, meta: SourceMeta, schema: TargetSchema, tables: TableSet) -> str | None:
-    """The type an expression over ``meta``'s variables gives; None when it does not compile (reported
-    by the other checks)."""
-    def resolve(name: str) -> NameSQL:
-        vm = meta.get(name)
-        if vm is None:
-            raise KeyError(name)
-        return NameSQL(value=quote_ident(name), reason="NULL", type="number" if vm.type == "numeric" else "string")
-
-    try:
-        ctx = Context(resolve=resolve, reasons=schema.reasons, params=schema.params, tables=tables.lookups())
-        return compile_expr(text, ctx).type
-    except (ExprError, KeyError, ValueError, TypeError):
-        return None
-
-
-def compared_codes(text: str, schema: TargetSchema) -> list[str]:
-    """Why each literal an expression compares a category variable of the schema with is not one of
-    its codes (``labour_status == 'employd'`` is never true, silently); empty when all are."""
-    out = []
-    categories = {v.name: v for v in schema.variables if v.type == "category"}
-    no_tables = TableSet({})  # category codes need none
-    for name, lit in compared_literals(text):
-        var = categories.get(name)
-        if var is None:
-            continue
-        why = value_ok(var, lit, no_tables)
-        if why:
-            out.append(f"comparison with {name}: {why}")
-    return out
-
-
-def derived_code_issues(var: Variable, schema: TargetSchema, tables: TableSet | None) -> list[str]:
-    """What is wrong with the codes and quoted names of ``var``'s derivation (checked once, at schema.yaml)."""
-    assert var.derive is not None
-    text = var.derive.expr
-    out = compared_codes(text, schema)
-    if var.type == "category":
-        out += [f"expression returns {lit!r}, not a code of {var.name}" for lit in result_literals(text)
-                if isinstance(lit, str) and lit not in (var.codes or {})]
-    if tables is not None:
-        out += _named_arguments(parse(text), schema, tables)
-    return out
-
-
-def value_ok(var: Variable, value: object, tables: TableSet) -> str | None:
-    """None when ``value`` is a valid target value of ``var``, else why not."""
-    t = var.type
-    if t == "category":
-        if not isinstance(value, str) or value not in (var.codes or {}):
-            close = difflib.get_close_matches(str(value), list(var.codes or {}), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (codes: {', '.join(var.codes or {})})"
-            return f"{value!r} is not a code of {var.name}{hint}"
-    elif t == "boolean":
-        if not isinstance(value, bool):
-            return f"{value!r} is not true/false ({var.name} is boolean)"
-    elif t in ("integer", "number"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{value!r} is not a number ({var.name} is {t})"
-        if t == "integer" and isinstance(value, float) and not value.is_integer():
-            return f"{value!r} is not a whole number"
-        if var.range and not (var.range[0] <= value <= var.range[1]):
-            return f"{value!r} is outside {var.name}'s range [{var.range[0]:g}, {var.range[1]:g}]"
-    elif t == "country":
-        if tables.country_codes and value not in tables.country_codes:
-            return f"{value!r} is not a country code of mappings/tables/countries.yaml"
-    elif t == "language":
-        if tables.language_codes and value not in tables.language_codes:
-            return f"{value!r} is not a language code of mappings/tables/languages.yaml"
-    elif t == "city":
-        if tables.city_codes and value not in tables.city_codes:
-            return f"{value!r} is not a city code of mappings/cities.yaml"
-    elif t == "string" and (not isinstance(value, str) or (var.pattern and not re.match(var.pattern, value))):
-        return f"{value!r} does not match {var.name}'s pattern {var.pattern}"
-    return None
 
 
 def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index: LineIndex | None,
@@ -155,7 +65,7 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
             continue
         meta = metas.get(wave.wave)
         plan = resolve_wave(cw, wave, schema, tables, meta.variables if meta else None)
-        for i in plan.issues:
+        for i in rule_issues(cw, wave, schema, tables):
             issues.append(locate(i, index, cw.survey, wave.wave))
         for var in schema.variables:
             tp = plan.targets.get(var.name)
@@ -226,7 +136,7 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
         add(f"a range rule needs a numeric source, but {tp.source} is a string variable", ("source",),
             code="rule-kind", hint="use a map or a table for text codes")
     if tp.kind == "expr" and tp.expr and meta is not None:
-        got = _expr_type(tp.expr, meta, schema, tables)
+        got = expr_type(tp.expr, meta, schema, tables)
         want = EXPR_TYPES.get(var.type)
         if got not in (None, "unknown", want) and want is not None:
             add(f"the expression gives a {got}, but {var.name} is {var.type}"
@@ -242,7 +152,7 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
         except ExprError as exc:
             add(f"{field}: {exc}", (field,), code="bad-expression")
             continue
-        for why in _named_arguments(tree, schema, tables):
+        for why in named_arguments(tree, schema, tables):
             add(f"{field}: {why}", (field,), code="bad-expression")
         if field == "transform":
             bad = [n for n in names if n != "x"]
@@ -267,24 +177,6 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
                 hint=f"did you mean '{close[0]}'?" if close else "check the name or declare the target not_asked")
         elif not (tp.table and tables.code_map(tp.table) is None):  # an unknown table is reported once, above
             out.extend(_check_codes(var, tp, vm, add))
-    return out
-
-
-def _named_arguments(tree: ast.AST, schema: TargetSchema, tables: TableSet) -> list[str]:
-    """Names quoted in lookup()/param()/missing() that do not exist (caught here, not only at compile time)."""
-    out = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
-                and isinstance(node.args[0], ast.Constant)):
-            continue
-        fname, name = node.func.id, node.args[0].value
-        if fname == "lookup" and tables.code_map(str(name)) is None and name not in tables.lookups():
-            close = difflib.get_close_matches(str(name), list(tables.tables), n=1)
-            out.append(f"lookup({name!r}, ...): no such code table" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        elif fname == "param" and name not in schema.params:
-            out.append(f"param({name!r}): no such schema parameter; known: {', '.join(sorted(schema.params)) or 'none'}")
-        elif fname == "missing" and name not in schema.reasons:
-            out.append(f"missing({name!r}): unknown missing reason; use one of {', '.join(schema.reasons)}")
     return out
 
 

@@ -1,0 +1,56 @@
+"""Checks of the schema's derivations: expressions that compile, known inputs, no cycles, valid codes.
+
+Reported once, at ``mappings/schema.yaml``, not per crosswalk.
+"""
+
+from __future__ import annotations
+
+from harmonise.checks.expressions import derived_code_issues
+from harmonise.errors import Issue
+from harmonise.spec.codetables import TableSet
+from harmonise.spec.expr import ExprError, referenced_names
+from harmonise.spec.schema import TargetSchema
+from harmonise.spec.yamlload import LineIndex
+
+
+def derivation_issues(schema: TargetSchema, index: LineIndex, tables: TableSet | None = None) -> list[Issue]:
+    """Derivations that cannot compile: bad expressions, unknown inputs, self-reference and cycles,
+    codes a category derivation cannot give or compare with, and (with ``tables``) unknown names
+    in lookup()/param()/missing(). Reported once, at schema.yaml, not per crosswalk."""
+    issues: list[Issue] = []
+    pos = {v.name: i for i, v in enumerate(schema.variables)}
+    needs: dict[str, list[str]] = {}
+    for v in schema.variables:
+        if v.derive is None:
+            continue
+        where = ("variables", pos[v.name], "derive", "expr")
+        try:
+            names = referenced_names(v.derive.expr)
+        except ExprError as exc:
+            issues.append(index.issue(where, f"{v.name}: {exc}", code="bad-expression"))
+            continue
+        unknown = [n for n in names if n not in pos]
+        if unknown:
+            issues.append(index.issue(where, f"{v.name}: derivation refers to unknown variable(s) {unknown}",
+                                      code="bad-expression"))
+        issues.extend(index.issue(where, f"{v.name}: {why}", code="bad-target-code")
+                      for why in derived_code_issues(v, schema, tables))
+        needs[v.name] = [n for n in names if n in pos]
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for dep in needs.get(name, []):
+            if state.get(dep) == 1:
+                cycle = trail[trail.index(dep):] + [dep]
+                what = f"{name} refers to itself" if dep == name else "circular derivation " + " → ".join(cycle)
+                issues.append(index.issue(("variables", pos[dep], "derive", "expr"), what, code="circular-derivation",
+                                          hint="a derived variable cannot depend on itself, directly or through others"))
+            elif dep in needs and dep not in state:
+                visit(dep, trail + [dep])
+        state[name] = 2
+
+    for name in needs:
+        if name not in state:
+            visit(name, [name])
+    return issues
