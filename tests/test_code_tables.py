@@ -438,6 +438,22 @@ def test_former_user_assigned_and_region_rows_are_flagged_and_explained():
             assert f"UN M49 region {code}" in row["note"], code
 
 
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_aliases_are_other_names(name):
+    """aliases: a list of distinct names other than the row's own; no alias names two rows."""
+    rows = load(name)["rows"]
+    with_aliases = [r for r in rows if "aliases" in r]
+    assert with_aliases, name
+    owner: dict[str, str] = {}
+    for row in with_aliases:
+        aliases = row["aliases"]
+        assert isinstance(aliases, list) and aliases, row["code"]
+        assert all(isinstance(a, str) and a.strip() == a and a for a in aliases), row["code"]
+        assert len(aliases) == len(set(aliases)) and row["name"] not in aliases, row["code"]
+        for alias in aliases:
+            assert owner.setdefault(alias, row["code"]) == row["code"], (alias, owner[alias], row["code"])
+
+
 # ------------------------------------------------------------------ country maps
 
 
