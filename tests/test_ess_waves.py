@@ -49,7 +49,7 @@ SOURCES = {
     "3": ("cntbrtha", "ctzshipa", "fbrncnt", "mbrncnt"),
     "4": ("cntbrthb", "ctzshipb", "fbrncnta", "mbrncnta"),
     "5": ("cntbrthb", "ctzshipb", "fbrncnta", "mbrncnta"),
-    "6": ("cntbrthb", "ctzshipb", "fbrncnta", "mbrncnta"),
+    "6": ("cntbrthc", "ctzshipc", "fbrncntb", "mbrncntb"),  # edition 2.4 (ESS6IE.sav) already uses the round-7 names
     "7": ("cntbrthc", "ctzshipc", "fbrncntb", "mbrncntb"),
     "8": ("cntbrthc", "ctzshipc", "fbrncntb", "mbrncntb"),
     "9": ("cntbrthd", "ctzshipd", "fbrncntc", "mbrncntc"),
