@@ -109,12 +109,20 @@ EXTRA_GROUPS = {
     "YUCS": "non_eu",
     "CSXX": "non_eu",
     "TPTL": "non_eu",
+    "ANHH": "non_eu",
     "XK": "non_eu",
     "XX": "non_eu",
     "ZZ": "unknown",
 }
-FORMER = {"DDDE", "SUHH", "CSHH", "YUCS", "CSXX", "TPTL"}
+FORMER = {"DDDE", "SUHH", "CSHH", "YUCS", "CSXX", "TPTL", "ANHH"}
 USER_ASSIGNED = {"XK", "XX", "ZZ"}
+# UN M49 regions ESS lists from round 9: European ones group unknown, the others non_eu
+EUROPEAN_REGIONS = {"039", "150", "151", "154", "155"}
+OTHER_REGIONS = {
+    "002", "005", "009", "011", "013", "014", "015", "017", "018", "019", "021", "029", "030", "034",
+    "035", "053", "054", "057", "061", "142", "143", "145", "202", "419",
+}
+REGIONS = EUROPEAN_REGIONS | OTHER_REGIONS
 ESS_COUNTRIES = {
     "AL",
     "AT",
@@ -246,7 +254,7 @@ def current_countries() -> dict[str, dict[str, Any]]:
     return {
         c: r
         for c, r in rows_by_code("countries").items()
-        if not r.get("former") and not r.get("user_assigned")
+        if not r.get("former") and not r.get("user_assigned") and not r.get("world_region")
     }
 
 
@@ -347,11 +355,11 @@ def test_targets_exist(name):
 def test_countries_has_249_current_iso_rows_and_the_extras():
     rows = load("countries")["rows"]
     codes = [r["code"] for r in rows]
-    assert len(codes) == len(set(codes)) == 258
+    assert len(codes) == len(set(codes)) == 249 + len(FORMER | USER_ASSIGNED | REGIONS)
     current = current_countries()
     assert len(current) == 249
     assert all(re.fullmatch(r"[A-Z]{2}", c) for c in current)
-    assert set(codes) - set(current) == FORMER | USER_ASSIGNED
+    assert set(codes) - set(current) == FORMER | USER_ASSIGNED | REGIONS
     assert not {"UK", "EL"} & set(codes)
     assert {"GB", "GR"} <= set(current)
     for code, row in current.items():
@@ -379,6 +387,12 @@ def test_country_spot_checks():
     assert (rows["CSHH"]["alpha3"], rows["CSHH"]["numeric"]) == ("CSK", 200)
     assert (rows["YUCS"]["alpha3"], rows["YUCS"]["numeric"]) == ("YUG", 890)
     assert (rows["CSXX"]["alpha3"], rows["CSXX"]["numeric"]) == ("SCG", 891)
+    assert (rows["ANHH"]["alpha3"], rows["ANHH"]["numeric"]) == ("ANT", 530)
+    assert (rows["002"]["name"], rows["151"]["name"], rows["419"]["name"]) == (
+        "Africa",
+        "Eastern Europe",
+        "Latin America and the Caribbean",
+    )
 
 
 def test_eu27_2020_flag_is_exactly_the_27():
@@ -401,6 +415,8 @@ def test_eu27_2020_groups():
     for code, row in rows.items():
         if code in EXTRA_GROUPS:
             want = EXTRA_GROUPS[code]
+        elif code in REGIONS:
+            want = "unknown" if code in EUROPEAN_REGIONS else "non_eu"
         elif code in EU27 or code in EU_TERRITORIES:
             want = "eu"
         else:
@@ -409,13 +425,33 @@ def test_eu27_2020_groups():
     assert rows["GB"]["eu27_2020_group"] == "non_eu"
 
 
-def test_former_and_user_assigned_rows_are_flagged_and_explained():
+def test_former_user_assigned_and_region_rows_are_flagged_and_explained():
     for code, row in rows_by_code("countries").items():
         assert row.get("former", False) is (code in FORMER), code
         assert row.get("user_assigned", False) is (code in USER_ASSIGNED), code
-        if code in FORMER | USER_ASSIGNED:
+        assert row.get("world_region", False) is (code in REGIONS), code
+        if code in FORMER | USER_ASSIGNED | REGIONS:
             assert isinstance(row.get("note"), str) and len(row["note"]) > 20, code
             assert row["eu27_2020"] is False
+        if code in REGIONS:
+            assert re.fullmatch(r"[0-9]{3}", code) and "alpha3" not in row and "numeric" not in row, code
+            assert f"UN M49 region {code}" in row["note"], code
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_aliases_are_other_names(name):
+    """aliases: a list of distinct names other than the row's own; no alias names two rows."""
+    rows = load(name)["rows"]
+    with_aliases = [r for r in rows if "aliases" in r]
+    assert with_aliases, name
+    owner: dict[str, str] = {}
+    for row in with_aliases:
+        aliases = row["aliases"]
+        assert isinstance(aliases, list) and aliases, row["code"]
+        assert all(isinstance(a, str) and a.strip() == a and a for a in aliases), row["code"]
+        assert len(aliases) == len(set(aliases)) and row["name"] not in aliases, row["code"]
+        for alias in aliases:
+            assert owner.setdefault(alias, row["code"]) == row["code"], (alias, owner[alias], row["code"])
 
 
 # ------------------------------------------------------------------ country maps
@@ -423,7 +459,8 @@ def test_former_and_user_assigned_rows_are_flagged_and_explained():
 
 def test_ess_country_codes():
     data = load("ess_country_codes")
-    legacy = {k: v for k, v in data["map"].items() if not k.isalpha()}
+    numeric = {k: v for k, v in data["map"].items() if k.isdigit()}
+    legacy = {k: v for k, v in numeric.items() if v not in REGIONS}
     assert legacy == {
         "01": "DDDE",
         "02": "SUHH",
@@ -432,16 +469,33 @@ def test_ess_country_codes():
         "05": "TPTL",
         "06": "CSXX",
         "65": "XX",
+        "1000": "DDDE",
+        "2000": "SUHH",
+        "3000": "CSHH",
+        "4000": "YUCS",
+        "5000": "TPTL",
+        "6000": "CSXX",
+        "6500": "XX",
     }
+    # round 9 on: the UN M49 number without leading zeros, mapped to the region row
+    regions = {k: v for k, v in numeric.items() if v in REGIONS}
+    assert {f"{int(k):03d}" for k in regions} == REGIONS
+    assert all(v == f"{int(k):03d}" and not k.startswith("0") for k, v in regions.items())
     assert data["missing"] == {
         "66": "not_applicable",
         "77": "refused",
         "88": "dont_know",
         "99": "no_answer",
+        "6666": "not_applicable",
+        "7777": "refused",
+        "8888": "dont_know",
+        "9999": "no_answer",
     }
     alpha = {k: v for k, v in data["map"].items() if k.isalpha()}
-    assert all(k == v for k, v in alpha.items())
-    assert set(alpha) == set(current_countries()) | {"XK"}
+    former_alpha = {"AN": "ANHH", "SU": "SUHH", "TP": "TPTL", "YU": "YUCS"}
+    assert {k: v for k, v in alpha.items() if k != v} == former_alpha
+    assert set(alpha) == set(current_countries()) | {"XK"} | set(former_alpha)
+    assert "CS" not in data["map"]  # Czechoslovakia, then Serbia and Montenegro: mapped per round
     assert data["map"]["NO"] == "NO"
 
 
@@ -587,7 +641,8 @@ def test_host_languages():
 
 def test_ess_language_codes():
     data = load("ess_language_codes")
-    assert all(k == v for k, v in data["map"].items())
+    withdrawn = {"MOL": "RUM", "SCC": "SRP", "SCR": "HRV"}  # ISO 639-2 codes withdrawn in 2008
+    assert {k: v for k, v in data["map"].items() if k != v} == withdrawn
     assert data["missing"] == {
         "000": "not_applicable",
         "777": "refused",
@@ -596,7 +651,7 @@ def test_ess_language_codes():
         "UND": "other_missing",
         "ZXX": "not_applicable",
     }
-    assert set(data["map"]) | set(data["missing"]) == language_codes() | {
+    assert set(data["map"]) | set(data["missing"]) == language_codes() | set(withdrawn) | {
         "000",
         "777",
         "888",
@@ -638,6 +693,7 @@ def test_ess_eisced():
     assert data["missing"] == {
         0: "not_available",
         55: "not_available",
+        66: "not_applicable",
         77: "refused",
         88: "dont_know",
         99: "no_answer",
@@ -664,6 +720,7 @@ def test_ess_edulvlb():
     assert all(v == k // 100 for k, v in m.items())
     assert data["missing"] == {
         5555: "not_available",
+        6666: "not_applicable",
         7777: "refused",
         8888: "dont_know",
         9999: "no_answer",

@@ -186,7 +186,7 @@ def test_a_base_rule_error_is_reported_once_naming_every_wave(project: Path) -> 
 
 def test_a_misspelt_key_in_a_wave_override_suggests_the_key(project: Path) -> None:
     path = project / "mappings" / "ess.yaml"
-    edit(path, '"AN": ZZ}, quality: exact}', '"AN": ZZ}, qualty: exact}')
+    edit(path, '"TP": TPTL}, quality: exact}', '"TP": TPTL}, qualty: exact}')
     code, out, err = run("validate", str(path), project=project)
     assert (code, out) == (1, "FAILED: 1 error(s), 0 warning(s)\n")
     assert err.splitlines() == [

@@ -50,7 +50,7 @@ SOURCES = {
     "3": ("cntbrtha", "ctzshipa", "fbrncnt", "mbrncnt"),
     "4": ("cntbrthb", "ctzshipb", "fbrncnta", "mbrncnta"),
     "5": ("cntbrthb", "ctzshipb", "fbrncnta", "mbrncnta"),
-    "6": ("cntbrthb", "ctzshipb", "fbrncnta", "mbrncnta"),
+    "6": ("cntbrthc", "ctzshipc", "fbrncntb", "mbrncntb"),  # edition 2.4 (ESS6IE.sav) already uses the round-7 names
     "7": ("cntbrthc", "ctzshipc", "fbrncntb", "mbrncntb"),
     "8": ("cntbrthc", "ctzshipc", "fbrncntb", "mbrncntb"),
     "9": ("cntbrthd", "ctzshipd", "fbrncntc", "mbrncntc"),
@@ -76,7 +76,7 @@ def test_country_variables_by_round(plans: dict[str, WavePlan], wave: str) -> No
 def test_country_legacy_codes(plans: dict[str, WavePlan]) -> None:
     r1 = plans["1"].targets["country_of_birth"]
     assert {c: r1.values[c] for c in ("CS", "SU", "YU", "TP", "AN")} == {
-        "CS": "CSHH", "SU": "SUHH", "YU": "YUCS", "TP": "TPTL", "AN": "ZZ"}
+        "CS": "CSHH", "SU": "SUHH", "YU": "YUCS", "TP": "TPTL", "AN": "ANHH"}
     assert plans["3"].targets["country_of_birth"].values["03"] == "CSHH"
     r9 = plans["9"].targets["citizenship"]
     assert (r9.values["6500"], r9.values["1000"]) == ("XX", "DDDE")

@@ -49,6 +49,7 @@ class CodebookVariable(Strict):
     measure: Literal["nominal", "ordinal", "scale"] | None = None
     labels: dict[Code, str] = Field(default_factory=dict)
     missing: MissingDecl | None = None
+    notes: str | None = None  # e.g. how the files of a round differ for this variable
     evidence: Literal["seen", "recalled", "modelled"] | None = None
 
     @model_validator(mode="after")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harmonise.spec.source import Code, norm_code
 
@@ -40,13 +40,24 @@ class CodeMap(Strict):
         return {norm_code(k): v for k, v in self.missing.items()}
 
 
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    """A reference row: free attributes, plus optional ``aliases``, the other names sources give it."""
+    aliases = row.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise ValueError(f"aliases must be a list of names, e.g. aliases: [\"Turkey\"]; got {aliases!r}")
+    return row
+
+
+Row = Annotated[dict[str, Any], AfterValidator(_row)]
+
+
 class Reference(Strict):
     table: str
     kind: Literal["reference"]
     description: str
     key: str
     status: str | None = None
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     host_languages: dict[str, list[str]] | None = None
 
     def keys(self) -> list[str]:
