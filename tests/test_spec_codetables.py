@@ -1,4 +1,4 @@
-"""The code-table models (harmonise/spec/tables.py): reference rows and their aliases."""
+"""The code-table models (harmonise/spec/codetables.py): reference rows and their aliases."""
 
 from __future__ import annotations
 
