@@ -50,13 +50,17 @@ def _flags(f: pd.DataFrame, rule: Rule) -> tuple[list[list[str]], list[list[str]
 
 
 def _null_rows(a: np.ndarray) -> np.ndarray:
-    """Norm of each column's share in the null space of ``a`` (0: the unknown is determined)."""
+    """Norm of each column's share in the null space of ``a`` (0: the unknown is determined).
+
+    The right singular vectors of the reduced SVD with non-zero singular values span the row space;
+    a column's null-space share is 1 minus its squared norm there (no square matrix of the null
+    space is formed, so a wide table stays cheap)."""
     if a.shape[0] == 0:
         return np.ones(a.shape[1])
-    _, s, vt = np.linalg.svd(a, full_matrices=True)
-    rank = int((s > 1e-9 * max(1.0, s[0] if s.size else 1.0)).sum())
-    null = vt[rank:]
-    return np.sqrt((null ** 2).sum(axis=0)) if null.size else np.zeros(a.shape[1])
+    _, s, vt = np.linalg.svd(a, full_matrices=False)
+    rank = int((s > 1e-9 * max(1.0, float(s[0]) if s.size else 1.0)).sum())
+    leverage = (vt[:rank] ** 2).sum(axis=0)
+    return np.sqrt(np.clip(1.0 - leverage, 0.0, None))
 
 
 def equations(cells: pd.DataFrame, dims: Sequence[str]) -> list[tuple[int, list[int]]]:
@@ -78,13 +82,14 @@ def equations(cells: pd.DataFrame, dims: Sequence[str]) -> list[tuple[int, list[
     return [(p, kids) for (p, _), kids in children.items()]
 
 
-def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]) -> bool:
+def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str],
+            eqs: list[tuple[int, list[int]]] | None = None) -> bool:
     """Complementary suppression in one table; ``suppressed`` (row → reason) grows. True when it grew."""
-    eqs = equations(cells, dims)
+    eqs = equations(cells, dims) if eqs is None else eqs
     n = cells["n"].to_dict()
     grew = False
     while True:
-        unknown = sorted(i for i in suppressed if i in n and n[i] > 0)
+        unknown = sorted(i for i in n if n[i] > 0 and i in suppressed)
         col = {i: j for j, i in enumerate(unknown)}
         rows = [(p, kids) for p, kids in eqs if any(i in col for i in (p, *kids))]
         if not unknown or not rows:
@@ -96,7 +101,7 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
             for k in kids:
                 if k in col:
                     a[e, col[k]] = -1.0
-        exposed = [unknown[j] for j in np.flatnonzero(_null_rows(a) < 1e-7)]
+        exposed = [unknown[j] for j in np.flatnonzero(_null_rows(a) < 1e-5)]
         if not exposed:
             return grew
         pool: set[int] = set()
@@ -134,12 +139,14 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
         f["cv"] = np.where(np.isfinite(est) & (est != 0), f["se"] / np.abs(est), np.nan)
     primary, low_flags = _flags(f, rule)
     suppressed = {i: "primary" for i, reasons in enumerate(primary) if reasons}
-    tables = _tables(f, table_keys)
+    tables = [(cells, equations(cells, dims)) for cells in (f.loc[rows, [*dims, "group", "n"]] for rows in
+                                                             _tables(f, table_keys))]
     changed = True
     while changed:
         changed = False
-        for rows in tables:
-            changed |= protect(f.loc[rows], dims, suppressed)
+        for cells, eqs in tables:
+            if any(i in suppressed for i in cells.index):
+                changed |= protect(cells, dims, suppressed, eqs)
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
