@@ -142,6 +142,7 @@ def _variance(source: str, lonely: str) -> str:
 MOMENTS = """SELECT {keys}, source, stratum_id, CASE WHEN has_design THEN psu_id END AS psu,
          count(wa) AS n, count(*) - count(wa) AS n_miss, fsum(wa) AS sw, fsum(wa * wa) AS sw2,
          fsum(wa * y) AS swy, fsum(wa * wa * y) AS sw2y, fsum(wa * wa * y * y) AS sw2y2,
+         min(CASE WHEN answered THEN y END) AS ymin, max(CASE WHEN answered THEN y END) AS ymax,
          bool_and(has_design) AS all_design, bool_or(has_design) AS any_design
   FROM (SELECT *, CASE WHEN answered THEN w END AS wa FROM ({base})) GROUP BY ALL"""
 
@@ -150,7 +151,7 @@ def moments_sql(base: str, keys: str) -> str:
     """Sum moments of ``base`` (columns as :data:`MOMENTS` yields them) up to ``keys``, stratum and PSU."""
     return (f"SELECT {keys}, source, stratum_id, psu, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, "
             f"fsum(sw) AS sw, fsum(sw2) AS sw2, fsum(swy) AS swy, fsum(sw2y) AS sw2y, fsum(sw2y2) AS sw2y2, "
-            f"bool_and(all_design) AS all_design, bool_or(any_design) AS any_design FROM ({base}) GROUP BY ALL")
+            f"min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design FROM ({base}) GROUP BY ALL")
 
 
 def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust", *, moments: bool = False) -> str:
@@ -174,8 +175,8 @@ r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
   FROM (SELECT {grp_keys}, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, fsum(sw2) AS sw2,
-               fsum(swy) AS swy, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design,
-               string_agg(DISTINCT source, ', ' ORDER BY source) FILTER (WHERE n > 0) AS source,
+               fsum(swy) AS swy, min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design,
+               bool_or(any_design) AS any_design, string_agg(DISTINCT source, ', ' ORDER BY source) FILTER (WHERE n > 0) AS source,
                sum(CASE WHEN n = 0 THEN 0 WHEN psu IS NULL THEN n ELSE 1 END)::BIGINT AS psus,
                count(DISTINCT var_stratum) FILTER (WHERE n > 0) AS strata
         FROM m GROUP BY {grp_keys})),
@@ -200,7 +201,8 @@ v AS ({_variance("(SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(z2) AS 
                  "GROUP BY cell, var_stratum)", lonely)}),
 vd AS ({_variance("zd", lonely)})
 SELECT {k + ", " if k else ""}"group", r.is_native, r.source, r.n, r.sw * r.sw / nullif(r.sw2, 0) AS n_eff,
-       r.nonresp AS item_nonresponse, r.est AS estimate, greatest(coalesce(v.v, 0), 0) AS variance,
+       r.nonresp AS item_nonresponse, r.est AS estimate,
+       CASE WHEN r.ymin = r.ymax THEN 0.0 ELSE greatest(coalesce(v.v, 0), 0) END AS variance,
        r.psus - r.strata AS df, nat.est AS native_estimate, nat.cell IS NOT NULL AS has_native,
        CASE WHEN NOT r.is_native AND nat.cell IS NOT NULL THEN greatest(coalesce(vd.v, 0), 0) END AS gap_variance,
        CASE WHEN r.all_design THEN 'stratum/psu' WHEN r.any_design THEN 'mixed: stratum/psu where present, else '
