@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from harmonise import connect, indicators
 from harmonise.reports.estimate import Rule
@@ -47,8 +46,7 @@ def respondents(db: Path, indicator: str) -> tuple[pd.DataFrame, dict[str, int]]
 def reference(frame: pd.DataFrame, n_h: dict[str, int], group: str | None) -> pd.DataFrame:
     """Estimate and SE of every (survey, wave, country or 'all', group) cell."""
     f = frame[frame["y"].notna()].copy()
-    f["group"] = f[f"g_{group}"] if group else "all"
-    f = f[f["group"].notna()]
+    f["group"] = f[f"g_{group}"].fillna("unknown") if group else "all"  # missing group: published as 'unknown'
     cells = pd.concat([f, f.assign(country="all")], ignore_index=True)
     cells["wy"] = cells["w"] * cells["y"]
     by = cells.groupby(KEY, sort=False)

@@ -84,16 +84,39 @@ def equations(cells: pd.DataFrame, dims: Sequence[str]) -> list[tuple[int, list[
 
 def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str],
             eqs: list[tuple[int, list[int]]] | None = None) -> bool:
-    """Complementary suppression in one table; ``suppressed`` (row → reason) grows. True when it grew."""
+    """Complementary suppression in one table; ``suppressed`` (row → reason) grows. True when it grew.
+
+    Plain leaks first, all at once: an equation whose only hidden cell has respondents gets its
+    published cell with the fewest respondents hidden too. When none is left, the SVD finds cells
+    determined by a combination of equations, and one more cell is hidden for the first of them."""
     eqs = equations(cells, dims) if eqs is None else eqs
     n = cells["n"].to_dict()
+    margins = (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1).to_dict()
     grew = False
+
+    def cheapest(pool: set[int]) -> int:
+        return min(pool, key=lambda i: (n[i], margins[i], i))
+
     while True:
-        unknown = sorted(i for i in n if n[i] > 0 and i in suppressed)
-        col = {i: j for j, i in enumerate(unknown)}
-        rows = [(p, kids) for p, kids in eqs if any(i in col for i in (p, *kids))]
-        if not unknown or not rows:
+        hidden = {i for i in n if n[i] > 0 and i in suppressed}
+        rows = [(p, kids) for p, kids in eqs if any(i in hidden for i in (p, *kids))]
+        if not rows:
             return grew
+        added = False
+        for p, kids in rows:  # an equation with one hidden cell gives it away
+            members = (p, *kids)
+            if sum(i in hidden for i in members) == 1:
+                pool = {i for i in members if i not in suppressed and n[i] > 0}
+                if pool:
+                    pick = cheapest(pool)
+                    suppressed[pick] = "complementary"
+                    hidden.add(pick)
+                    added = True
+        if added:
+            grew = True
+            continue
+        unknown = sorted(hidden)
+        col = {i: j for j, i in enumerate(unknown)}
         a = np.zeros((len(rows), len(unknown)))
         for e, (p, kids) in enumerate(rows):
             if p in col:
@@ -102,26 +125,26 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
                 if k in col:
                     a[e, col[k]] = -1.0
         exposed = [unknown[j] for j in np.flatnonzero(_null_rows(a) < 1e-5)]
-        if not exposed:
+        pool = _nearest_published(exposed, rows, suppressed, n)
+        if not pool:  # nothing exposed, or nothing published is linked to what is
             return grew
-        pool: set[int] = set()
-        for direct in (True, False):  # first a cell alone among the unknowns of an equation: the plain leak
-            for target in exposed:
-                lines = [(p, kids) for p, kids in rows if target in (p, *kids)]
-                if direct:
-                    lines = [ln for ln in lines if sum(i in col for i in (ln[0], *ln[1])) == 1]
-                pool = {i for p, kids in lines for i in (p, *kids) if i not in suppressed and n.get(i, 0) > 0}
-                if pool:
-                    break
-            if pool:
-                break
-        if not pool:  # every other cell of their equations is empty or hidden: nothing left to hide
-            return grew
-        axes = [*dims, "group"]
-        margins = (cells.loc[list(pool), axes].astype(str) == ALL).sum(axis=1).to_dict()
-        pick = min(pool, key=lambda i: (n[i], margins[i], str(i)))
-        suppressed[pick] = "complementary"
+        suppressed[cheapest(pool)] = "complementary"
         grew = True
+
+
+def _nearest_published(exposed: list[int], rows: list[tuple[int, list[int]]], suppressed: dict[int, str],
+                       n: dict[int, int]) -> set[int]:
+    """Published cells with respondents in the equations nearest to the exposed cells: their own
+    equations first, then those of the hidden cells these reach, and so on."""
+    seen, frontier = set(exposed), set(exposed)
+    while frontier:
+        near = [(p, *kids) for p, kids in rows if frontier.intersection((p, *kids))]
+        pool = {i for members in near for i in members if i not in suppressed and n[i] > 0}
+        if pool:
+            return pool
+        frontier = {i for members in near for i in members} - seen
+        seen |= frontier
+    return set()
 
 
 def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], rule: Rule, lonely: str) -> pd.DataFrame:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # DuckDB and pandas load with the first database opened, not 
 BY_COLUMNS = ("survey", "wave", "country", "city", "region_nuts", "urbanisation", "sex", "age_band")
 DEFAULT_BY = ("survey", "wave", "country")
 SAMPLE_KEYS = ("survey", "wave")  # never pooled over unless asked (--pool)
+UNKNOWN = "unknown"  # the group or grouping value of respondents whose value is missing (Eurostat's UNK)
 WEIGHTS = ("weight", "weight_design", "none")
 OUT_OF_POPULATION = ("not_asked", "not_applicable")
 _IDENT = re.compile(r'"((?:[^"]|"")+)"')
@@ -225,14 +226,14 @@ def _branch(d: Definition, by: Sequence[str], age: tuple[int, int] | None, bands
     """Rows of one indicator's population (over relation ``resp``, weight ``__w``), with the breakdown groups ``g0``…"""
     lo, hi = age or (d.age_low, d.age_high)
     keys = {c: (_age_band_sql(bands, lo, hi) if c == "age_band" else f"CAST({quote_ident(c)} AS VARCHAR)") for c in by}
+    keys = {c: e if c in SAMPLE_KEYS else f"coalesce({e}, {sql_literal(UNKNOWN)})" for c, e in keys.items()}
     cols = [f"{sql_literal(d.name)} AS indicator", f"{sql_literal(f'{lo}+' if hi >= 120 else f'{lo}-{hi}')} AS ages",
             *[f"{e} AS {quote_ident(c)}" for c, e in keys.items()], "source",
             "__w AS w", f"CAST({d.outcome_sql} AS DOUBLE) AS y", f"({d.outcome_sql}) IS NOT NULL AS answered",
             "stratum_id", "psu_id", "has_design", *gcols]
     out_reasons = ", ".join(sql_literal(r) for r in OUT_OF_POPULATION)
     where = ["__w IS NOT NULL", f"age BETWEEN {lo} AND {hi}", f"coalesce({d.population_sql}, FALSE)",
-             f"(({d.outcome_sql}) IS NOT NULL OR coalesce({d.outcome_reason_sql}, '') NOT IN ({out_reasons}))",
-             *[f"({e}) IS NOT NULL" for e in keys.values()]]
+             f"(({d.outcome_sql}) IS NOT NULL OR coalesce({d.outcome_reason_sql}, '') NOT IN ({out_reasons}))"]
     return f"SELECT {', '.join(cols)} FROM resp WHERE {' AND '.join(where)}"
 
 
@@ -253,7 +254,7 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     parts = []
     for g in groups:
         excluded = [n for n in names if g and g in defs.indicators[n].not_by.split(",")]
-        grp = gcol[g] if g else "'all'"
+        grp = f"coalesce({gcol[g]}, {sql_literal(UNKNOWN)})" if g else sql_literal(ALL)
         if excluded:
             grp = f"CASE WHEN indicator IN ({', '.join(map(sql_literal, excluded))}) THEN NULL ELSE {grp} END"
         native = f"coalesce({gcol[g]} = {sql_literal(defs.breakdowns[g].native)}, FALSE)" if g else "FALSE"
