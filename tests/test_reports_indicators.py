@@ -77,9 +77,9 @@ def check_database(db: Path) -> int:
         con.close()
     est = pd.concat([pd.DataFrame(indicators(db, None, ["country"], g, rule=OPEN).records()) for g in breakdowns])
     checked = 0
-    for name in not_by:
+    for name, excluded in not_by.items():
         frame, n_h = respondents(db, name)
-        for breakdown in ("total", *(g for g in breakdowns if g not in not_by[name].split(","))):
+        for breakdown in ("total", *(g for g in breakdowns if g not in excluded.split(","))):
             ref = reference(frame, n_h, None if breakdown == "total" else breakdown)
             got = est[(est["indicator"] == name) & (est["breakdown"] == breakdown) & est["estimate"].notna()]
             got = got.drop_duplicates(KEY)  # the total rows come with every breakdown

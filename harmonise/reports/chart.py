@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 
 from harmonise.errors import InputError, UsageError
 from harmonise.reports.estimate import ALL, Rule
-from harmonise.reports.indicators import SAMPLE_KEYS, Estimates, grouping, indicators
+from harmonise.reports.indicators import SAMPLE_KEYS, UNKNOWN, Estimates, grouping, indicators
 
 COLOURS = ["#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d5a97", "#2e4057", "#a05c34"]
 WEIGHT_WORDS = {"weight": "analysis weight (ESS anweight, each survey's recommended weight)",
@@ -42,8 +42,8 @@ class Labels:
         return f"{self.surveys.get(survey, survey.upper())} {wave}".strip()
 
     def value(self, column: str, code: object) -> str:
-        if code == ALL:
-            return "All"
+        if code in (ALL, UNKNOWN):
+            return str(code).capitalize()
         return self.values.get((column, str(code)), str(code))
 
 
@@ -75,7 +75,7 @@ def read_labels(db: str | Path | duckdb.DuckDBPyConnection) -> Labels:
 @dataclass
 class Chart:
     """What was drawn: plotted (cell, group, estimate) points, suppressed (cell, group, n) cells, the
-    series (group labels in legend order) and the caption."""
+    series (labels of the groups with a point, in legend order) and the caption."""
 
     path: Path
     plotted: list[tuple[str, str, float]] = field(default_factory=list)
@@ -119,8 +119,9 @@ def draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label:
     breakdown = next((str(r["breakdown"]) for r in rows if r["breakdown"] != "total"), "total")
     names = json.loads(est.breakdowns[breakdown].labels) if breakdown in est.breakdowns else {}
     groups = sorted({str(r["group"]) for r in rows}, key=lambda g: (g != ALL, g))
-    series = {g: "All (total)" if g == ALL else textwrap.fill(names.get(g, g), 34) for g in groups}
-    chart = Chart(out, series=[series[g] for g in groups], caption=caption(est, rows, labels))
+    names = {ALL: "All (total)", UNKNOWN: "Unknown", **names}
+    series = {g: textwrap.fill(names.get(g, g), 34) for g in groups}
+    chart = Chart(out, caption=caption(est, rows, labels))
     height = 2.8 + 0.3 * len(cells) * max(1, len(groups)) ** 0.5 + 0.12 * chart.caption.count("\n")
     fig = Figure(figsize=(10, height), layout="constrained")
     ax = fig.add_subplot()
@@ -129,14 +130,16 @@ def draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label:
     handles = []
     for gi, g in enumerate(groups):
         colour = COLOURS[gi % len(COLOURS)]
-        handles.append(Line2D([], [], color=colour, marker="o", markerfacecolor=colour, linestyle="-",
-                              label=series[g]))
+        if any(r["estimate"] is not None and str(r["group"]) == g for r in rows):  # a series drawn: its own handle
+            handles.append(Line2D([], [], color=colour, marker="o", markerfacecolor=colour, linestyle="-",
+                                  label=series[g]))
+            chart.series.append(series[g])
         for r in (r for r in rows if str(r["group"]) == g):
             cell = cell_of(r)
             y = cells.index(cell) - 0.4 + step * (gi + 0.5)
             if r["reliability"] == "suppressed" or r["estimate"] is None:
                 chart.suppressed.append((cell, g, int(r["n"])))  # type: ignore[call-overload]
-                ax.annotate(f"{names.get(g, 'All (total)' if g == ALL else g)}: suppressed (n={r['n']})", (0.01, y),
+                ax.annotate(f"{names.get(g, g)}: suppressed (n={r['n']})", (0.01, y),
                             xycoords=("axes fraction", "data"), fontsize=6.5, color="#666666", va="center")
                 continue
             e, lo, hi = (float(r[k]) * scale for k in ("estimate", "ci_low", "ci_high"))  # type: ignore[arg-type]

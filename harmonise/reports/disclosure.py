@@ -90,7 +90,7 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
     published cell with the fewest respondents hidden too. When none is left, the SVD finds cells
     determined by a combination of equations, and one more cell is hidden for the first of them."""
     eqs = equations(cells, dims) if eqs is None else eqs
-    n = cells["n"].to_dict()
+    n: dict[int, int] = dict(zip(map(int, cells.index), map(int, cells["n"])))
     margins = (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1).to_dict()
     grew = False
 
