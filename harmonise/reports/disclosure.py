@@ -95,7 +95,7 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
     grew = False
 
     def cheapest(pool: set[int]) -> int:
-        return min(pool, key=lambda i: (n[i], margins[i], i))
+        return min(pool, key=lambda i: (-margins[i], n[i], i))  # totals and margins first: the groups are the point
 
     while True:
         hidden = {i for i in n if n[i] > 0 and i in suppressed}
