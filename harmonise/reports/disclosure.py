@@ -206,6 +206,6 @@ def _tables(f: pd.DataFrame, table_keys: Sequence[str]) -> list[list[int]]:
 def _native_suppressed(f: pd.DataFrame, sup: np.ndarray, table_keys: Sequence[str], dims: Sequence[str]) -> np.ndarray:
     """Per row: whether the native cell it is compared with is suppressed."""
     cols = [*table_keys, "breakdown", *dims]
-    key = f[cols].astype(str).agg("\x1f".join, axis=1) if cols else pd.Series([""] * len(f))
+    key = ["\x1f".join(map(str, r)) for r in f[cols].itertuples(index=False)]
     native = {k: s for k, s, nat in zip(key, sup, f["is_native"]) if nat}
     return np.array([native.get(k, False) for k in key], dtype=bool)
