@@ -238,6 +238,14 @@ def test_bad_arguments(fr_db: Path, args: tuple[str, ...], message: str) -> None
     assert code == 2 and err.startswith(message)
 
 
+@pytest.mark.parametrize(("option", "value", "choices"), [
+    ("--lonely-psu", "fail", "'adjust', 'certainty', 'remove', 'collapse'"),
+    ("--weight", "dweight", "'weight', 'weight_design', 'none'")])
+def test_bad_design_options(fr_db: Path, option: str, value: str, choices: str) -> None:
+    code, _, err = run("indicators", "--db", str(fr_db), option, value)
+    assert code == 2 and f"Invalid value for '{option}': '{value}' is not one of {choices}." in err
+
+
 def test_invalid_declarations_are_located(project: Path) -> None:
     path = project / "mappings" / "indicators.yaml"
     schema, _ = load_schema(project)
