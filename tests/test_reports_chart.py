@@ -90,6 +90,9 @@ def test_pooled_chart_states_the_method(demo_db: Path, tmp_path: Path) -> None:
     chart = compare(demo_db, "employment_rate", tmp_path / "p.png", by=["country"], group="birthplace", pool=True)
     assert "pooled over the survey-waves" in chart.caption and "rescaled within each survey-wave" in chart.caption
     assert not any(" · " in c for c, _, _ in chart.plotted)  # pooled cells are countries, not survey-waves
+    by_survey = compare(demo_db, "employment_rate", tmp_path / "s.png", by=["survey", "country"], pool=True)
+    cells = {c for c, _, _ in by_survey.plotted + by_survey.suppressed}  # type: ignore[operator]
+    assert "ESS · All" in cells and "EVS · All" in cells  # pooled over waves only: one row per survey
 
 
 @pytest.mark.parametrize("name", ["employment_rate"])

@@ -44,6 +44,8 @@ class Labels:
     def value(self, column: str, code: object) -> str:
         if code in (ALL, UNKNOWN):
             return str(code).capitalize()
+        if column == "survey":
+            return self.surveys.get(str(code), str(code).upper())
         return self.values.get((column, str(code)), str(code))
 
 
@@ -107,10 +109,11 @@ def draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label:
     rows = [r for r in est.records() if r["indicator"] == indicator]
     if not rows:
         raise UsageError(f"no estimates for {indicator!r} in this grouping; nothing to draw")
-    keys = [c for c in grouping(by, est.pooling is not None) if c not in SAMPLE_KEYS]
+    pooled = est.pooling is not None
+    keys = list(by) if pooled else [c for c in grouping(by, False) if c not in SAMPLE_KEYS]
 
     def cell_of(r: dict[str, object]) -> str:
-        head = [] if est.pooling else [labels.source(str(r["source"] or f"{r['survey']} {r['wave']}"))]
+        head = [] if pooled else [labels.source(str(r["source"] or f"{r['survey']} {r['wave']}"))]
         return " · ".join(head + [labels.value(c, r[c]) for c in keys]) or "all"
 
     order = {cell_of(r): (str(r.get("survey")), str(r.get("wave")).zfill(8), *(str(r[c]) != ALL for c in keys),
