@@ -261,3 +261,21 @@ def test_rule_rejects_negative_and_non_finite_thresholds() -> None:
         Rule(flag_rel_ci=float("inf"))
     with pytest.raises(UsageError, match="unknown lonely-PSU method 'fail'; choose from adjust, certainty"):
         estimate_sql(BASE, "SELECT 1", ["c"], "fail")
+
+
+def test_collapse_joins_the_next_stratum_in_numeric_order() -> None:
+    """Stratum codes 1, 2, 3, 10 (PSUs 1, 2, 1, 2): 1 joins 2, 3 joins 10 (not '10' < '2' as text); a block whose
+    strata all have one PSU collapses them together."""
+    psus = {"1": 1, "2": 2, "3": 1, "10": 2}
+    rows = [("x", code, f"{code}-{p}") for code, k in psus.items() for p in range(k)] + [("y", "1", "a"), ("y", "2", "b")]
+    frame = pd.DataFrame(rows, columns=["block", "stratum", "psu_id"])
+    frame["stratum_id"] = frame["block"] + "|" + frame["stratum"]
+    con = duckdb.connect(":memory:")
+    con.register("sample", frame)
+    try:
+        got = dict(con.execute(f"SELECT stratum_id, var_stratum || ' ' || n_h FROM ({design_sql('SELECT * FROM sample', 'collapse')})")
+                   .fetchall())
+    finally:
+        con.close()
+    assert got == {"x|1": "x|2 3", "x|2": "x|2 3", "x|3": "x|10 3", "x|10": "x|10 3", "y|1": "y|collapsed 2",
+                   "y|2": "y|collapsed 2"}
