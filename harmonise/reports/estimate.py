@@ -22,7 +22,8 @@ arrive as moments at a finer grouping and are summed). Respondents without a des
 their own PSUs, so their Σ z² and Σ z per stratum follow from the moments Σw²y², Σw²y, Σw² of
 the stratum (no per-respondent rows are kept); a group and its native group never share such a
 PSU, so their gap needs no cross term. Design PSUs keep one row each and contribute the cross
-term −2·z_group·z_native of the PSUs both domains touch.
+term −2·z_group·z_native of the PSUs both domains touch. Expanding Σw²(y − R)² leaves rounding of
+about 1e-16 of Σw²y², so a cell whose outcome does not vary gets a variance of exactly 0.
 
 The base relation handed to :func:`estimate_sql` has the key columns, ``"group"``,
 ``is_native``, ``source``, ``w``, ``y``, ``answered``, ``stratum_id``, ``psu_id`` and
