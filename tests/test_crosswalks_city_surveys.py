@@ -367,7 +367,8 @@ def test_weights(ics: Batch, lmd: Batch, ties: Batch) -> None:
 def test_labour_status_approximations(ics: Batch, lmd: Batch, ties: Batch) -> None:
     rows = ics.rows["labour"]
     assert [r["labour_status"] for r in rows[:5]] == ["employed", "unemployed", "inactive", "unemployed", "inactive"]
-    assert rows[5]["labour_status_missing"] == "dont_know"
+    # self-declared unemployed whose search answer is missing: known not employed, counted as unemployed
+    assert rows[5]["labour_status"] == "unemployed" and rows[5]["main_activity_missing"] == "dont_know"
     assert rows[6]["labour_status_missing"] == "not_applicable"  # main activity unknown: not guessed from e5
     assert [r["main_activity"] for r in rows[:3]] == ["paid_work", "unemployed_looking", "unemployed_not_looking"]
     assert rows[0]["self_employed"] is True and rows[1]["self_employed_missing"] == "not_applicable"

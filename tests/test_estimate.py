@@ -1,4 +1,4 @@
-"""The SQL ratio estimator against a direct NumPy implementation (stratified, clustered designs)."""
+"""The SQL ratio estimator against a direct NumPy implementation (stratified, clustered designs, lonely PSUs)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from harmonise.errors import UsageError
-from harmonise.reports.estimate import Z95, Rule, estimate_sql
+from harmonise.reports.disclosure import publish
+from harmonise.reports.estimate import LONELY_PSU, Rule, design_sql, estimate_sql, intervals
 
-BASE = 'SELECT c, "group", is_native, w, y, answered, stratum_id, psu_id, has_design FROM sample WHERE in_pop'
-DESIGN = "SELECT stratum_id, count(DISTINCT psu_id) AS n_h FROM sample GROUP BY stratum_id"
+BASE = ('SELECT c, "group", is_native, \'s\' AS source, w, y, answered, stratum_id, psu_id, has_design FROM sample '
+        'WHERE in_pop')
+DESIGN_SOURCE = "SELECT stratum_id, psu_id, 'b' AS block, stratum_id AS stratum FROM sample"
 NO_RULE = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1, flag_n=0, flag_cv=1e9, flag_rel_ci=1e9,
                flag_nonresponse=1)
 
@@ -38,19 +41,46 @@ def make_sample(seed: int, strata: int, clustered: bool) -> pd.DataFrame:
     return frame
 
 
-def design_variance(z: np.ndarray, frame: pd.DataFrame) -> float:
-    """V = Σ_h n_h/(n_h−1) Σ_p (z_hp − z̄_h)² over every PSU of the sample (single-PSU strata skipped)."""
-    zhp = pd.Series(z).groupby([frame["stratum_id"].to_numpy(), frame["psu_id"].to_numpy()]).sum()
-    by_stratum = zhp.groupby(level=0)
-    n_h, mean_h = by_stratum.transform("size"), by_stratum.transform("mean")
-    several = n_h > 1
-    return float((n_h[several] / (n_h[several] - 1) * (zhp[several] - mean_h[several]) ** 2).sum())
+def variance_strata(frame: pd.DataFrame, lonely: str) -> pd.Series:
+    """Each row's variance stratum: its stratum, or with ``collapse`` the next stratum (in name order) that has
+    two or more PSUs, else the previous one."""
+    n_h = frame.groupby("stratum_id")["psu_id"].nunique()
+    if lonely != "collapse":
+        return frame["stratum_id"]
+    names = sorted(n_h.index)
+    ok = [s for s in names if n_h[s] > 1]
+    target = {}
+    for i, s in enumerate(names):
+        later = [o for o in ok if names.index(o) > i]
+        earlier = [o for o in ok if names.index(o) < i]
+        target[s] = s if n_h[s] > 1 else (later[0] if later else earlier[-1] if earlier else "collapsed")
+    return frame["stratum_id"].map(target)
 
 
-def reference(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
+def design_variance(z: np.ndarray, frame: pd.DataFrame, lonely: str = "adjust",
+                    domain: np.ndarray | None = None) -> float:
+    """V = Σ_h n_h/(n_h−1) Σ_p (z_hp − z̄_h)² over every PSU of the sample; a stratum with one PSU adds
+    (z_hp − c)², c = Σz / Σ n_h over the strata the domain touches (adjust), or nothing (certainty, remove)."""
+    strata = variance_strata(frame, lonely).to_numpy()
+    psu = (frame["stratum_id"] + "/" + frame["psu_id"]).to_numpy()
+    zhp = pd.Series(z).groupby([strata, psu]).sum()
+    n_h = pd.Series(psu).groupby(strata).nunique()
+    touched = np.unique(strata[domain]) if domain is not None else np.unique(strata[z != 0])
+    centre = z.sum() / n_h[touched].sum() if len(touched) else 0.0
+    total = 0.0
+    for h, part in zhp.groupby(level=0):
+        if n_h[h] > 1:
+            padded = np.concatenate([part.to_numpy(), np.zeros(n_h[h] - len(part))])
+            total += n_h[h] / (n_h[h] - 1) * ((padded - padded.mean()) ** 2).sum()
+        elif lonely in ("adjust", "collapse") and h in touched:
+            total += float(((part.to_numpy() - centre) ** 2).sum())
+    return total
+
+
+def reference(frame: pd.DataFrame, lonely: str = "adjust") -> dict[tuple[str, str], dict[str, float]]:
     """Direct computation: the ratio estimator, its linearised SE and the gap to the native group."""
     out: dict[tuple[str, str], dict[str, float]] = {}
-    z_of: dict[tuple[str, str], np.ndarray] = {}
+    z_of: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     for (c, g), _ in frame[frame["in_pop"]].groupby(["c", "group"]):
         dom = (frame["in_pop"] & frame["answered"] & (frame["c"] == c) & (frame["group"] == g)).to_numpy()
         w, y = frame["w"].to_numpy(), np.nan_to_num(frame["y"].to_numpy())
@@ -59,28 +89,35 @@ def reference(frame: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
             continue
         r = (w * y)[dom].sum() / w[dom].sum()
         z = np.where(dom, w * (y - r) / w[dom].sum(), 0.0)
-        z_of[(c, g)] = z
-        out[(c, g)] = {"estimate": r, "se": np.sqrt(design_variance(z, frame)), "n": int(dom.sum()),
+        z_of[(c, g)] = (z, dom)
+        out[(c, g)] = {"estimate": r, "se": np.sqrt(design_variance(z, frame, lonely, dom)), "n": int(dom.sum()),
                        "n_eff": w[dom].sum() ** 2 / (w[dom] ** 2).sum()}
     for (c, g), cell in out.items():
         if g != "nat" and cell["n"] and out.get((c, "nat"), {}).get("n"):
+            (zg, dg), (zn, dn) = z_of[(c, g)], z_of[(c, "nat")]
             cell["gap"] = cell["estimate"] - out[(c, "nat")]["estimate"]
-            cell["gap_se"] = np.sqrt(design_variance(z_of[(c, g)] - z_of[(c, "nat")], frame))
+            cell["gap_se"] = np.sqrt(design_variance(zg - zn, frame, lonely, dg | dn))
     return out
 
 
-def run_sql(frame: pd.DataFrame, rule: Rule = NO_RULE) -> pd.DataFrame:
+def run_sql(frame: pd.DataFrame, lonely: str = "adjust") -> pd.DataFrame:
     con = duckdb.connect(":memory:")
     con.register("sample", frame)
     try:
-        return con.execute(estimate_sql(BASE, DESIGN, ["c"], rule)).df()
+        return con.execute(estimate_sql(BASE, design_sql(DESIGN_SOURCE, lonely), ["c"], lonely)).df()
     finally:
         con.close()
 
 
-def check_against_reference(frame: pd.DataFrame) -> None:
-    got = run_sql(frame)
-    ref = reference(frame)
+def published(frame: pd.DataFrame, rule: Rule = NO_RULE, lonely: str = "adjust") -> pd.DataFrame:
+    raw = run_sql(frame, lonely)
+    raw["share"], raw["breakdown"] = True, "g"
+    return publish(raw, [], ["c"], rule, lonely)
+
+
+def check_against_reference(frame: pd.DataFrame, lonely: str = "adjust") -> None:
+    got = published(frame, lonely=lonely)
+    ref = reference(frame, lonely)
     assert len(got) == len(ref)
     for row in got.itertuples():
         exp = ref[(row.c, row.group)]
@@ -91,7 +128,7 @@ def check_against_reference(frame: pd.DataFrame) -> None:
         assert row.estimate == pytest.approx(exp["estimate"], rel=1e-9, abs=1e-12)
         assert row.se == pytest.approx(exp["se"], rel=1e-9, abs=1e-12)
         assert row.n_eff == pytest.approx(exp["n_eff"], rel=1e-9)
-        assert row.ci_low == pytest.approx(exp["estimate"] - Z95 * exp["se"], rel=1e-9, abs=1e-12)
+        assert row.design.endswith(f"; lonely PSUs: {lonely}")
         if "gap" in exp:
             assert row.gap == pytest.approx(exp["gap"], rel=1e-9, abs=1e-12)
             assert row.gap_se == pytest.approx(exp["gap_se"], rel=1e-9, abs=1e-12)
@@ -99,43 +136,109 @@ def check_against_reference(frame: pd.DataFrame) -> None:
             assert pd.isna(row.gap) and pd.isna(row.gap_se)
 
 
-def test_stratified_clustered_design_matches_numpy() -> None:
-    frame = make_sample(7, strata=4, clustered=True)
-    check_against_reference(frame)
-    got = run_sql(frame)
-    assert set(got["design"]) == {"stratum/psu"}
+@pytest.mark.parametrize("lonely", LONELY_PSU)
+def test_stratified_clustered_design_matches_numpy(lonely: str) -> None:
+    frame = make_sample(7, strata=4, clustered=True)  # stratum s0 has a single PSU
+    check_against_reference(frame, lonely)
+    got = published(frame, lonely=lonely)
+    assert set(got["design"]) == {f"stratum/psu; lonely PSUs: {lonely}"}
     # the covariance term matters: the gap SE differs from the independence approximation
     g1 = got[(got.c == "a") & (got.group == "g1")].iloc[0]
     nat = got[(got.c == "a") & (got.group == "nat")].iloc[0]
     assert abs(g1.gap_se - np.hypot(g1.se, nat.se)) > 1e-6
 
 
+def test_lonely_psu_methods_differ_where_a_stratum_has_one_psu() -> None:
+    frame = make_sample(7, strata=4, clustered=True)
+    se = {m: published(frame, lonely=m).set_index(["c", "group"])["se"] for m in LONELY_PSU}
+    assert (se["certainty"] == se["remove"]).all()
+    # the lonely stratum adds its PSU's squared score to every cell with respondents in it
+    in_s0 = frame[(frame["stratum_id"] == "s0") & frame["in_pop"] & frame["answered"]].groupby(["c", "group"]).size()
+    assert len(in_s0) and (se["adjust"][in_s0.index] > se["certainty"][in_s0.index]).all()
+    assert (se["adjust"].drop(in_s0.index) == se["certainty"].drop(in_s0.index)).all()
+    assert (se["collapse"] != se["adjust"]).any()
+    lonely_only = frame[frame["stratum_id"] == "s0"].copy()  # every cell inside the one-PSU stratum
+    got = published(lonely_only, lonely="certainty")
+    assert set(got["se"]) == {0.0}
+    assert all(r == "low" and "se=0" in f for r, f in zip(got["reliability"], got["flags"]))
+
+
 def test_respondents_as_psus_matches_numpy() -> None:
     frame = make_sample(3, strata=2, clustered=False)
     check_against_reference(frame)
-    assert set(run_sql(frame)["design"]) == {"respondents as PSUs"}
+    assert set(published(frame)["design"]) == {"respondents as PSUs; lonely PSUs: adjust"}
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 10_000), strata=st.integers(1, 4), clustered=st.booleans())
-def test_random_designs_match_numpy(seed: int, strata: int, clustered: bool) -> None:
-    check_against_reference(make_sample(seed, strata, clustered))
+@given(seed=st.integers(0, 10_000), strata=st.integers(1, 4), clustered=st.booleans(),
+       lonely=st.sampled_from(LONELY_PSU))
+def test_random_designs_match_numpy(seed: int, strata: int, clustered: bool, lonely: str) -> None:
+    check_against_reference(make_sample(seed, strata, clustered), lonely)
+
+
+def korn_graubard(p: float, se: float, n: int, df: int) -> tuple[float, float]:
+    """R svyciprop(method = "beta"), written out for one cell."""
+    n_star = p * (1 - p) / se ** 2 if se > 0 and 0 < p < 1 else n
+    n_star *= (stats.t.ppf(0.025, max(n - 1, 1)) / stats.t.ppf(0.025, max(df, 1))) ** 2
+    x = n_star * p
+    lo = stats.beta.ppf(0.025, x, n_star - x + 1) if x > 0 else 0.0
+    hi = stats.beta.ppf(0.975, x + 1, n_star - x) if x < n_star else 1.0
+    return lo, hi
+
+
+def test_share_intervals_are_korn_graubard_inside_unit_interval() -> None:
+    frame = make_sample(11, strata=3, clustered=True)
+    got = published(frame)
+    assert len(got) > 3
+    for row in got.itertuples():
+        lo, hi = korn_graubard(row.estimate, row.se, row.n, row.df)
+        assert (row.ci_low, row.ci_high) == (pytest.approx(lo, rel=1e-9, abs=1e-12), pytest.approx(hi, rel=1e-9))
+        assert 0 <= row.ci_low <= row.estimate <= row.ci_high <= 1
+    # degrees of freedom: PSUs - strata the cell touches
+    a_nat = (frame["in_pop"] & frame["answered"] & (frame["c"] == "a") & (frame["group"] == "nat"))
+    row = got[(got.c == "a") & (got.group == "nat")].iloc[0]
+    assert row.df == frame[a_nat]["psu_id"].nunique() - frame[a_nat]["stratum_id"].nunique()
+
+
+def test_extreme_shares_and_means() -> None:
+    low, high = intervals(np.array([0.0, 1.0, 0.3, 4.2]), np.array([0.0, 0.0, 0.0, 0.5]), np.array([30, 30, 30, 40]),
+                          np.array([29, 29, 29, 10]), np.array([True, True, True, False]))
+    assert low[0] == 0.0 and high[0] == pytest.approx(stats.beta.ppf(0.975, 1, 30))  # 0 of 30: Clopper-Pearson
+    assert high[1] == 1.0 and low[1] == pytest.approx(stats.beta.ppf(0.025, 30, 1))
+    assert 0 < low[2] < 0.3 < high[2] < 1  # SE 0 with 0 < p < 1: the unweighted n gives the width
+    t = stats.t.ppf(0.975, 10)  # means: Wald with t(df)
+    assert (low[3], high[3]) == (pytest.approx(4.2 - t * 0.5), pytest.approx(4.2 + t * 0.5))
 
 
 def test_default_rule_suppresses_and_flags() -> None:
     frame = make_sample(11, strata=3, clustered=True)
-    got = run_sql(frame, Rule())
+    got = published(frame, Rule())
     ref = reference(frame)
     for row in got.itertuples():
         n, n_eff = ref[(row.c, row.group)]["n"], ref[(row.c, row.group)]["n_eff"]
         if n < 20 or n_eff < 30:
-            assert row.reliability == "suppressed"
+            assert row.reliability == "suppressed" and "cv" not in row.flags
             assert pd.isna(row.estimate) and pd.isna(row.se) and pd.isna(row.ci_low) and pd.isna(row.gap)
-        elif n < 50:
+        elif row.reliability != "suppressed" and n < 50:
             assert row.reliability == "low" and "n<50" in row.flags
     assert "suppressed" in set(got["reliability"])
-    assert Rule().describe() == ("suppress if n < 20 or n_eff < 30 or item_nonresponse > 0.5; low if n < 50 or "
-                                 "cv > 0.3 or rel_ci_width > 1.3 or item_nonresponse > 0.2")
+    assert Rule().describe() == ("suppress if n < 20 or n_eff < 30 or item_nonresponse > 0.5, then complementary "
+                                 "suppression within the table; low if n < 50 or cv > 0.3 or rel_ci_width > 1.3 or "
+                                 "item_nonresponse >= 0.2 or se = 0 or a share of 0 or 1")
+
+
+def test_thresholds_are_inclusive_as_written() -> None:
+    """Item non-response of exactly 20% is flagged (domain.md: 20-50% flag); exactly 50% is not suppressed."""
+    frame = make_sample(5, strata=2, clustered=False)
+    frame["in_pop"] = True
+    for share, rows in ((0.2, 50), (0.5, 40)):
+        part = frame.iloc[:rows].copy()
+        part["c"], part["group"], part["is_native"] = "a", "nat", True
+        part["answered"] = np.arange(rows) >= int(rows * share)
+        part.loc[~part["answered"], "y"] = np.nan
+        row = published(part, Rule(min_n=0, min_n_eff=0)).iloc[0]
+        assert row["item_nonresponse"] == share
+        assert row["reliability"] == "low" and "item_nonresponse>=0.2" in row["flags"]
 
 
 def test_item_nonresponse_share_suppresses() -> None:
@@ -143,7 +246,7 @@ def test_item_nonresponse_share_suppresses() -> None:
     frame["in_pop"] = True
     frame["answered"] = frame["c"] == "a"
     frame.loc[~frame["answered"], "y"] = np.nan
-    got = run_sql(frame, Rule(min_n=0, min_n_eff=0))
+    got = published(frame, Rule(min_n=0, min_n_eff=0))
     b = got[got.c == "b"]
     assert list(b["item_nonresponse"]) == [1.0] * len(b)
     assert set(b["reliability"]) == {"suppressed"} and b["estimate"].isna().all()
@@ -156,3 +259,23 @@ def test_rule_rejects_negative_and_non_finite_thresholds() -> None:
         Rule(min_n_eff=float("nan"))
     with pytest.raises(UsageError, match=r"flag_rel_ci must be a finite number >= 0 \(got inf\)"):
         Rule(flag_rel_ci=float("inf"))
+    with pytest.raises(UsageError, match="unknown lonely-PSU method 'fail'; choose from adjust, certainty"):
+        estimate_sql(BASE, "SELECT 1", ["c"], "fail")
+
+
+def test_collapse_joins_the_next_stratum_in_numeric_order() -> None:
+    """Stratum codes 1, 2, 3, 10 (PSUs 1, 2, 1, 2): 1 joins 2, 3 joins 10 (not '10' < '2' as text); a block whose
+    strata all have one PSU collapses them together."""
+    psus = {"1": 1, "2": 2, "3": 1, "10": 2}
+    rows = [("x", code, f"{code}-{p}") for code, k in psus.items() for p in range(k)] + [("y", "1", "a"), ("y", "2", "b")]
+    frame = pd.DataFrame(rows, columns=["block", "stratum", "psu_id"])
+    frame["stratum_id"] = frame["block"] + "|" + frame["stratum"]
+    con = duckdb.connect(":memory:")
+    con.register("sample", frame)
+    try:
+        got = dict(con.execute(f"SELECT stratum_id, var_stratum || ' ' || n_h FROM ({design_sql('SELECT * FROM sample', 'collapse')})")
+                   .fetchall())
+    finally:
+        con.close()
+    assert got == {"x|1": "x|2 3", "x|2": "x|2 3", "x|3": "x|10 3", "x|10": "x|10 3", "y|1": "y|collapsed 2",
+                   "y|2": "y|collapsed 2"}

@@ -9,13 +9,11 @@ from typing import Any
 import click
 
 from harmonise.cli.base import format_rows, handled, json_dumps, main
-from harmonise.reports.estimate import Rule
-from harmonise.reports.indicators import BY_COLUMNS, MIXED_WEIGHTS, WEIGHTS, Estimates
+from harmonise.reports.estimate import LONELY_PSU, Rule
+from harmonise.reports.indicators import BY_COLUMNS, WEIGHTS, Estimates
 
 DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
                   show_default=True, help="Built database to read.")
-TABLE_COLUMNS = ("n", "n_eff", "item_nonresponse", "estimate", "se", "ci_low", "ci_high", "cv", "reliability",
-                 "flags", "gap", "gap_se")
 RULE_OPTIONS = [("min_n", int, "Suppress when the unweighted n is below this."),
                 ("min_n_eff", float, "Suppress when the Kish effective n is below this."),
                 ("suppress_nonresponse", float, "Suppress when the item non-response share exceeds this."),
@@ -26,17 +24,24 @@ RULE_OPTIONS = [("min_n", int, "Suppress when the unweighted n is below this."),
 
 
 def estimation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Weight, age band and suppression-rule options shared by `indicators` and `compare`."""
+    """Weight, design, pooling, age band and suppression-rule options shared by `indicators` and `compare`."""
     defaults = Rule()
     for name, typ, text in reversed(RULE_OPTIONS):
         fn = click.option(f"--{name.replace('_', '-')}", name, type=typ, default=getattr(defaults, name),
                           show_default=True, help=text)(fn)
     fn = click.option("--age", default=None, metavar="FROM-TO",
                       help="Age band instead of each indicator's default, e.g. 25-54.")(fn)
-    fn = click.option("--weight", type=click.Choice(WEIGHTS), default=None,
-                      help="weight (recommended analysis weight), weight_design, or none (unweighted) for every "
-                           "indicator; default: each indicator's declared weight (weight_design for the education "
-                           "indicators, as domain.md advises, where a survey-wave has one).")(fn)
+    fn = click.option("--pool", is_flag=True, default=False,
+                      help="Pool survey-waves into one estimate per cell (weights rescaled within each survey-wave "
+                           "to its sample size; the source column names what was pooled). Default: never pooled, "
+                           "one row per survey and wave.")(fn)
+    fn = click.option("--lonely-psu", "lonely_psu", type=click.Choice(LONELY_PSU), default="adjust",
+                      show_default=True, help="Variance of a stratum with one PSU, as R survey's lonely.psu: adjust "
+                      "(centre at the grand mean), certainty or remove (no variance), collapse (merge with the "
+                      "neighbouring stratum).")(fn)
+    fn = click.option("--weight", type=click.Choice(WEIGHTS), default="weight", show_default=True,
+                      help="weight (the analysis weight, ESS anweight; domain.md), weight_design (the design weight, "
+                           "where a survey-wave has one) or none (unweighted), for every indicator.")(fn)
     return fn
 
 
@@ -63,44 +68,42 @@ def _rounded(value: object) -> object:
 
 
 def render(est: Estimates, fmt: str) -> str:
-    """Estimates as a table (rounded, rule in a footer), CSV or JSON (full precision, rule in every row)."""
+    """Estimates as a table (rounded; weight, design, pooling and rule in a footer), CSV or JSON (full
+    precision, weight and rule in every row)."""
     if fmt == "json":
-        return json_dumps({"weight": est.weight, "rule": est.rule.describe(), "rows": est.records()})
+        return json_dumps({"weight": est.weight, "lonely_psu": est.lonely_psu, "pooling": est.pooling,
+                           "rule": est.rule.describe(), "rows": est.records()})
     if fmt == "csv":
         return format_rows(est.columns, est.rows, "csv")
-    keep = [i for i, c in enumerate(est.columns) if c not in ("weight", "rule", "design")]
+    keep = [i for i, c in enumerate(est.columns) if c not in ("weight", "rule", "design", "quality")]
     rows = [tuple(_rounded(r[i]) for i in keep) for r in est.rows]
     designs = sorted({str(r[est.columns.index("design")]) for r in est.rows})
+    quality = sorted({str(r[est.columns.index("quality")]) for r in est.rows} - {"", "None"})
     return "\n".join([format_rows([est.columns[i] for i in keep], rows, "table"),
-                      f"weight: {_weights(est)}; design: {', '.join(designs) or '-'}", f"rule: {est.rule.describe()}"])
-
-
-def _weights(est: Estimates) -> str:
-    """The weight used: one name, or per indicator when their declared weights differ."""
-    if est.weight != MIXED_WEIGHTS:
-        return est.weight
-    pairs = dict.fromkeys((r["indicator"], r["weight"]) for r in est.records())
-    return "; ".join(f"{n}: {w}" for n, w in pairs) or est.weight
+                      f"weight: {est.weight}; design: {', '.join(designs) or '-'}",
+                      *([f"pooled: {est.pooling}"] if est.pooling else []),
+                      *([f"quality: {' || '.join(quality)}"] if quality else []), f"rule: {est.rule.describe()}"])
 
 
 @main.command()
 @click.option("--indicator", "names", multiple=True, help="Indicator name (repeatable or comma-separated; default all).")
 @click.option("--by", "by", multiple=True, help=f"Grouping column(s): {', '.join(BY_COLUMNS)} "
-              "(repeatable or comma-separated; default survey,wave,country).")
+              "(repeatable or comma-separated; default survey,wave,country). Survey and wave always lead unless "
+              "--pool; margins over the others are rows with the value 'all'.")
 @click.option("--group", default=None, help="Migrant breakdown (declared in mappings/indicators.yaml), e.g. "
               "birthplace, origin_group, migrant_generation, citizenship_group; gaps are against its native group.")
 @estimation_options
 @DB
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @handled
-def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, age: str | None, weight: str | None,
-               db: Path, fmt: str, **rule: Any) -> None:
-    """Weighted indicators with SEs, 95% CIs, reliability flags and gaps vs natives."""
+def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, age: str | None, weight: str,
+               lonely_psu: str, pool: bool, db: Path, fmt: str, **rule: Any) -> None:
+    """Weighted indicators with SEs, 95% CIs, reliability flags and gaps vs natives, per survey and wave."""
     from harmonise.reports.indicators import DEFAULT_BY
     from harmonise.reports.indicators import indicators as estimate
 
     est = estimate(db, _split(names) or None, _split(by) or list(DEFAULT_BY), group, weight=weight, age=_age(age),
-                   rule=_rule(rule))
+                   rule=_rule(rule), lonely_psu=lonely_psu, pool=pool)
     click.echo(render(est, fmt))
 
 
@@ -113,12 +116,13 @@ def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, a
 @estimation_options
 @DB
 @handled
-def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, age: str | None, weight: str | None, db: Path,
-            **rule: Any) -> None:
+def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, age: str | None, weight: str, lonely_psu: str,
+            pool: bool, db: Path, **rule: Any) -> None:
     """Draw estimates with 95% CIs by cell and migrant group; suppressed cells are marked, not drawn."""
     from harmonise.reports.chart import compare as draw
 
-    chart = draw(db, indicator, out, _split(by) or ["country"], group, weight=weight, age=_age(age), rule=_rule(rule))
+    chart = draw(db, indicator, out, _split(by) or ["country"], group, weight=weight, age=_age(age), rule=_rule(rule),
+                 lonely_psu=lonely_psu, pool=pool)
     click.echo(f"wrote {out}: {len(chart.plotted)} estimate(s), {len(chart.suppressed)} suppressed cell(s)")
 
 

@@ -1,43 +1,78 @@
-"""Weighted ratio estimates with linearised (Taylor) standard errors, in DuckDB SQL.
+"""Weighted ratio estimates with linearised (Taylor) standard errors, in DuckDB SQL, and their intervals.
 
 Every estimate is a ratio R = Σ w·y / Σ w over the respondents of a domain (a cell) whose
 outcome is known. Its variance is linearised: z_i = w_i (y_i − R) / Σ w over the domain (zero
-outside it), summed per primary sampling unit p of stratum h, and
+outside it), summed per primary sampling unit p of (variance) stratum h, and
 
     V = Σ_h n_h/(n_h − 1) · Σ_p (z_hp − z̄_h)²,   n_h = PSUs of stratum h in the whole sample,
 
 computed as Σ_p z_hp² − (Σ_p z_hp)²/n_h over the PSUs the domain touches (the others have
-z = 0). Strata with a single PSU contribute nothing (documented in docs/indicators.md). The gap
-of a group against the native group of the same cell uses d = z_group − z_native per PSU, so
-the covariance of the two domains within the same design is included. Sums are compensated
-(``fsum``), so parallel aggregation gives the same stored numbers run after run.
+z = 0). A stratum with one PSU (a *lonely* PSU) is handled by the declared method
+(:data:`LONELY_PSU`, as R's ``survey.lonely.psu``): ``adjust`` (default) centres its PSU at the
+grand mean c = Σ z / Σ n_h instead of the stratum mean and adds (z_hp − c)²; ``certainty`` and
+``remove`` add nothing; ``collapse`` first merges each lonely stratum into the nearest stratum
+with two or more PSUs of the same block (survey × wave × country; the next in stratum order, else
+the previous; see :func:`design_sql`), and a stratum still alone is adjusted. The gap of a group
+against the native group of the same cell uses d = z_group − z_native per PSU, so the covariance
+of the two domains within the same design is included. Sums are compensated (``fsum``), so
+parallel aggregation gives the same stored numbers run after run.
 
 The data are read once, into weighted moments per cell, stratum and PSU (or, with ``moments``,
-arrive as moments at a finer grouping and are summed). Respondents without a
-design PSU are their own PSUs, so their Σ z² and Σ z per stratum follow from the moments
-Σw²y², Σw²y, Σw² of the stratum (no per-respondent rows are kept); a group and its native group
-never share such a PSU, so their gap needs no cross term. Design PSUs keep one row each and
-contribute the cross term −2·z_group·z_native of the PSUs both domains touch.
+arrive as moments at a finer grouping and are summed). Respondents without a design PSU are
+their own PSUs, so their Σ z² and Σ z per stratum follow from the moments Σw²y², Σw²y, Σw² of
+the stratum (no per-respondent rows are kept); a group and its native group never share such a
+PSU, so their gap needs no cross term. Design PSUs keep one row each and contribute the cross
+term −2·z_group·z_native of the PSUs both domains touch. Expanding Σw²(y − R)² leaves rounding of
+about 1e-16 of Σw²y², so a cell whose outcome does not vary gets a variance of exactly 0.
 
 The base relation handed to :func:`estimate_sql` has the key columns, ``"group"``,
-``is_native``, ``w``, ``y``, ``answered``, ``stratum_id``, ``psu_id`` and ``has_design``; the
-design relation has ``stratum_id`` and ``n_h`` (PSUs per stratum).
+``is_native``, ``source``, ``w``, ``y``, ``answered``, ``stratum_id``, ``psu_id`` and
+``has_design``; the design relation is what :func:`design_sql` gives (``stratum_id``,
+``var_stratum``, ``n_h``).
+
+Intervals (:func:`intervals`) are computed from the SQL result in Python: shares get the
+Korn–Graubard interval (R ``svyciprop(method = "beta")``), means the Wald interval; both use the
+Student t quantile with the cell's design degrees of freedom (PSUs − strata).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import UsageError
 
-Z95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interval
+if TYPE_CHECKING:  # numpy loads with the first estimate, not with the CLI
+    import numpy as np
+
+ALPHA = 0.05  # two-sided 95% intervals
+ALL = "all"  # the value of a margin (over a --by dimension) and of a breakdown's total group
+LONELY_PSU = ("adjust", "certainty", "remove", "collapse")
+LONELY_WORDS = {
+    "adjust": "a stratum with one PSU is centred at the grand mean (R survey lonely.psu = \"adjust\")",
+    "certainty": "a stratum with one PSU is a certainty PSU and adds no variance (R survey \"certainty\")",
+    "remove": "a stratum with one PSU adds no variance (R survey \"remove\")",
+    "collapse": "a stratum with one PSU is collapsed with its neighbouring stratum (else adjusted)",
+}
+
+
+def check_lonely(method: str) -> str:
+    """The lonely-PSU method, or a usage error naming the choices."""
+    if method not in LONELY_PSU:
+        raise UsageError(f"unknown lonely-PSU method {method!r}; choose from {', '.join(LONELY_PSU)}")
+    return method
 
 
 @dataclass(frozen=True)
 class Rule:
-    """Suppression and reliability thresholds (defaults from domain.md); recorded with every result."""
+    """Suppression and reliability thresholds (defaults from domain.md); recorded with every result.
+
+    Bounds are as domain.md writes them: suppress when n < min_n, n_eff < min_n_eff or item
+    non-response > suppress_nonresponse; flag when n < flag_n, CV > flag_cv, the relative CI width
+    > flag_rel_ci or item non-response >= flag_nonresponse (the rule's "20–50%" includes 20%).
+    """
 
     min_n: int = 20
     min_n_eff: float = 30.0
@@ -55,107 +90,157 @@ class Rule:
     def describe(self) -> str:
         """The rule as one line, stored beside every estimate."""
         return (f"suppress if n < {self.min_n} or n_eff < {self.min_n_eff:g} or item_nonresponse > "
-                f"{self.suppress_nonresponse:g}; low if n < {self.flag_n} or cv > {self.flag_cv:g} or "
-                f"rel_ci_width > {self.flag_rel_ci:g} or item_nonresponse > {self.flag_nonresponse:g}")
+                f"{self.suppress_nonresponse:g}, then complementary suppression within the table; low if "
+                f"n < {self.flag_n} or cv > {self.flag_cv:g} or rel_ci_width > {self.flag_rel_ci:g} or "
+                f"item_nonresponse >= {self.flag_nonresponse:g} or se = 0 or a share of 0 or 1")
+
+    def words(self) -> str:
+        """The rule in words, for a chart caption."""
+        return (f"Not shown (suppressed): cells with fewer than {self.min_n} respondents, an effective sample "
+                f"size below {self.min_n_eff:g} or item non-response above {self.suppress_nonresponse:.0%}, and "
+                f"further cells where needed so that no hidden value can be derived from the shown ones. Open "
+                f"markers (low reliability): fewer than {self.flag_n} respondents, CV above {self.flag_cv:.0%}, "
+                f"95% CI wider than {self.flag_rel_ci:.0%} of the estimate, item non-response of "
+                f"{self.flag_nonresponse:.0%} or more, a standard error of 0, or a share of 0% or 100%.")
 
 
-def _variance(source: str) -> str:
-    """Per-cell design variance from the per-stratum sums ``s2`` (Σ_p z_hp²) and ``s1`` (Σ_p z_hp)."""
-    return f"""SELECT cell, fsum(CASE WHEN p.n_h > 1 THEN p.n_h / (p.n_h - 1.0) * (s.s2 - s.s1 * s.s1 / p.n_h)
-                             ELSE 0 END) AS v
-      FROM {source} s JOIN design p USING (stratum_id) GROUP BY cell"""
+def design_sql(source: str, lonely: str) -> str:
+    """Variance strata: ``stratum_id → var_stratum`` and ``n_h`` (PSUs of the variance stratum).
+
+    ``source`` yields one row per respondent with ``stratum_id``, ``psu_id``, ``block`` (the set
+    within which strata may be collapsed) and ``stratum`` (the stratum code, for neighbour order).
+    With ``collapse``, a lonely stratum joins the nearest stratum of its block that has two or more
+    PSUs — the next one in stratum order (numeric where the codes are numbers), else the previous
+    one; the lonely strata of a block without such a stratum are collapsed together.
+    """
+    counted = (f"SELECT stratum_id, any_value(block) AS block, any_value(stratum) AS stratum, "
+               f"count(DISTINCT psu_id) AS n FROM ({source}) GROUP BY stratum_id")
+    if lonely != "collapse":
+        return f"SELECT stratum_id, stratum_id AS var_stratum, n AS n_h FROM ({counted})"
+    return f"""
+WITH s AS ({counted}),
+o AS (SELECT *, row_number() OVER (PARTITION BY block ORDER BY try_cast(stratum AS DOUBLE) NULLS LAST, stratum,
+                                   stratum_id) AS pos FROM s),
+t AS (SELECT *, min(CASE WHEN n > 1 THEN pos END) OVER (PARTITION BY block ORDER BY pos
+                     ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_ok,
+                max(CASE WHEN n > 1 THEN pos END) OVER (PARTITION BY block ORDER BY pos
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS prev_ok FROM o),
+v AS (SELECT t.stratum_id, CASE WHEN t.n > 1 THEN t.stratum_id
+                                ELSE coalesce(a.stratum_id, b.stratum_id, t.block || '|collapsed') END AS var_stratum, t.n
+      FROM t LEFT JOIN o a ON a.block = t.block AND a.pos = t.next_ok
+             LEFT JOIN o b ON b.block = t.block AND b.pos = t.prev_ok)
+SELECT stratum_id, var_stratum, sum(n) OVER (PARTITION BY var_stratum) AS n_h FROM v"""
 
 
-MOMENTS = """SELECT {keys}, stratum_id, CASE WHEN has_design THEN psu_id END AS psu,
+def _variance(source: str, lonely: str) -> str:
+    """Per-cell design variance from per-stratum sums ``s2`` (Σ_p z_hp²) and ``s1`` (Σ_p z_hp) and ``n_h``."""
+    alone = "0" if lonely in ("certainty", "remove") else "s2 - 2 * c * s1 + c * c"
+    return f"""SELECT cell, fsum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * (s2 - s1 * s1 / n_h) ELSE {alone} END) AS v
+      FROM (SELECT *, sum(s1) OVER (PARTITION BY cell) / sum(n_h) OVER (PARTITION BY cell) AS c FROM {source})
+      GROUP BY cell"""
+
+
+MOMENTS = """SELECT {keys}, source, stratum_id, CASE WHEN has_design THEN psu_id END AS psu,
          count(wa) AS n, count(*) - count(wa) AS n_miss, fsum(wa) AS sw, fsum(wa * wa) AS sw2,
          fsum(wa * y) AS swy, fsum(wa * wa * y) AS sw2y, fsum(wa * wa * y * y) AS sw2y2,
+         min(CASE WHEN answered THEN y END) AS ymin, max(CASE WHEN answered THEN y END) AS ymax,
          bool_and(has_design) AS all_design, bool_or(has_design) AS any_design
   FROM (SELECT *, CASE WHEN answered THEN w END AS wa FROM ({base})) GROUP BY ALL"""
 
 
-def _sd(variance: str) -> str:
-    """A standard error from a variance column (missing: 0; rounding below 0: 0)."""
-    return f"sqrt(greatest(coalesce({variance}, 0), 0))"
-
-
 def moments_sql(base: str, keys: str) -> str:
     """Sum moments of ``base`` (columns as :data:`MOMENTS` yields them) up to ``keys``, stratum and PSU."""
-    return (f"SELECT {keys}, stratum_id, psu, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, "
-            f"fsum(sw2) AS sw2, fsum(swy) AS swy, fsum(sw2y) AS sw2y, fsum(sw2y2) AS sw2y2, "
-            f"bool_and(all_design) AS all_design, bool_or(any_design) AS any_design FROM ({base}) GROUP BY ALL")
+    return (f"SELECT {keys}, source, stratum_id, psu, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, "
+            f"fsum(sw) AS sw, fsum(sw2) AS sw2, fsum(swy) AS swy, fsum(sw2y) AS sw2y, fsum(sw2y2) AS sw2y2, "
+            f"min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design FROM ({base}) GROUP BY ALL")
 
 
-def estimate_sql(base: str, design: str, keys: list[str], rule: Rule, *, moments: bool = False) -> str:
-    """SQL giving one row per (keys…, group): n, n_eff, estimate, SE, CI, reliability and the gap.
+def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust", *, moments: bool = False) -> str:
+    """SQL giving one row per (keys…, group): n, n_eff, estimate, variance, df and the gap to the native group.
 
     ``base`` and ``design`` are SELECT statements (see the module docstring). ``keys`` are the
     grouping columns besides ``group``; the native group of a cell is the row with ``is_native``.
     With ``moments``, ``base`` holds moments already (the columns :data:`MOMENTS` yields, at a
-    finer grouping), which are summed; moments add up, so the result is the same.
+    finer grouping), which are summed; moments add up, so the result is the same. Nothing is
+    suppressed here: :func:`harmonise.reports.disclosure.publish` applies the rule.
     """
+    check_lonely(lonely)
     k = ", ".join(quote_ident(c) for c in keys)
     kg = f"{k}, \"group\"" if k else '"group"'
     grp_keys = f"{k}, \"group\", is_native" if k else '"group", is_native'
-    cv = f"CASE WHEN r.est <> 0 THEN {_sd('v.v')} / abs(r.est) END"
-    suppress = (f"(n < {rule.min_n} OR sw * sw / nullif(sw2, 0) < {rule.min_n_eff!r} "
-                f"OR coalesce(nonresp, 0) > {rule.suppress_nonresponse!r} OR est IS NULL)")
-    checks = [
-        (f"r.n < {rule.min_n}", f"n<{rule.min_n}"),
-        (f"r.sw * r.sw / nullif(r.sw2, 0) < {rule.min_n_eff!r}", f"n_eff<{rule.min_n_eff:g}"),
-        (f"r.nonresp > {rule.suppress_nonresponse!r}", f"item_nonresponse>{rule.suppress_nonresponse:g}"),
-        (f"r.n < {rule.flag_n}", f"n<{rule.flag_n}"),
-        (f"{cv} > {rule.flag_cv!r}", f"cv>{rule.flag_cv:g}"),
-        (f"2 * {Z95!r} * {cv} > {rule.flag_rel_ci!r}", f"rel_ci_width>{rule.flag_rel_ci:g}"),
-        (f"r.nonresp > {rule.flag_nonresponse!r}", f"item_nonresponse>{rule.flag_nonresponse:g}"),
-    ]
-    flags = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c} THEN '{label}' END" for c, label in checks) + ")"
-    low = " OR ".join(c for c, _ in checks[3:])
-    se = _sd("v")
-    cv_out = f"CASE WHEN est <> 0 THEN {se} / abs(est) END"
-    shown = "CASE WHEN NOT sup THEN {} END"
+    m_sql = moments_sql(base, grp_keys) if moments else MOMENTS.format(keys=grp_keys, base=base)
     return f"""
 WITH design AS MATERIALIZED ({design}),
-m AS MATERIALIZED ({moments_sql(base, grp_keys) if moments else MOMENTS.format(keys=grp_keys, base=base)}),
+m AS MATERIALIZED (SELECT m.*, d.var_stratum, d.n_h FROM ({m_sql}) m JOIN design d USING (stratum_id)),
 r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
   FROM (SELECT {grp_keys}, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, fsum(sw2) AS sw2,
-               fsum(swy) AS swy, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design
+               fsum(swy) AS swy, min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design,
+               bool_or(any_design) AS any_design, string_agg(DISTINCT source, ', ' ORDER BY source) FILTER (WHERE n > 0) AS source,
+               sum(CASE WHEN n = 0 THEN 0 WHEN psu IS NULL THEN n ELSE 1 END)::BIGINT AS psus,
+               count(DISTINCT var_stratum) FILTER (WHERE n > 0) AS strata
         FROM m GROUP BY {grp_keys})),
 zs AS MATERIALIZED (
-  SELECT r.cell, r.parent, r.is_native, m.stratum_id, m.psu,
-         (coalesce(m.swy, 0) - r.est * coalesce(m.sw, 0)) / r.sw AS z,
-         CASE WHEN m.psu IS NULL
-              THEN (coalesce(m.sw2y2, 0) - 2 * r.est * coalesce(m.sw2y, 0) + r.est * r.est * coalesce(m.sw2, 0))
-                   / (r.sw * r.sw)
-              ELSE pow((coalesce(m.swy, 0) - r.est * coalesce(m.sw, 0)) / r.sw, 2) END AS z2
-  FROM m JOIN r USING ({grp_keys}) WHERE r.sw > 0),
+  SELECT r.cell, r.parent, r.is_native, m.stratum_id, m.var_stratum, m.n_h, m.psu,
+         (m.swy - r.est * m.sw) / r.sw AS z,
+         CASE WHEN m.psu IS NULL THEN (m.sw2y2 - 2 * r.est * m.sw2y + r.est * r.est * m.sw2) / (r.sw * r.sw)
+              ELSE pow((m.swy - r.est * m.sw) / r.sw, 2) END AS z2
+  FROM m JOIN r USING ({grp_keys}) WHERE r.sw > 0 AND m.n > 0),
 zd AS (
-  SELECT cell, stratum_id, fsum(z2) AS s2, fsum(z) AS s1 FROM (
-    SELECT cell, stratum_id, z, z2 FROM zs WHERE NOT is_native
+  SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(z2) AS s2, fsum(z) AS s1 FROM (
+    SELECT cell, var_stratum, n_h, z, z2 FROM zs WHERE NOT is_native
     UNION ALL
-    SELECT g.cell, n.stratum_id, -n.z AS z, n.z2 FROM zs n
+    SELECT g.cell, n.var_stratum, n.n_h, -n.z AS z, n.z2 FROM zs n
     JOIN (SELECT cell, parent FROM r WHERE NOT is_native) g USING (parent) WHERE n.is_native
     UNION ALL
-    SELECT g.cell, g.stratum_id, 0.0 AS z, -2 * g.z * n.z AS z2 FROM zs g
+    SELECT g.cell, g.var_stratum, g.n_h, 0.0 AS z, -2 * g.z * n.z AS z2 FROM zs g
     JOIN zs n ON g.parent = n.parent AND g.stratum_id = n.stratum_id AND g.psu = n.psu
     WHERE NOT g.is_native AND n.is_native) u
-  GROUP BY cell, stratum_id),
-v AS ({_variance("(SELECT cell, stratum_id, fsum(z2) AS s2, fsum(z) AS s1 FROM zs GROUP BY cell, stratum_id)")}),
-vd AS ({_variance("zd")}),
-out AS (
-  SELECT r.*, v.v, vd.v AS vd, nat.est AS nat_est, nat.sup AS nat_sup, {flags} AS flags_all, ({low}) AS low
-  FROM (SELECT *, {suppress} AS sup FROM r) r
-  LEFT JOIN v USING (cell) LEFT JOIN vd USING (cell)
-  LEFT JOIN (SELECT parent, est, {suppress} AS sup FROM r WHERE is_native) nat USING (parent))
-SELECT {k + ", " if k else ""}"group", n, sw * sw / nullif(sw2, 0) AS n_eff, nonresp AS item_nonresponse,
-       {shown.format("est")} AS estimate, {shown.format(se)} AS se,
-       {shown.format(f"est - {Z95!r} * {se}")} AS ci_low, {shown.format(f"est + {Z95!r} * {se}")} AS ci_high,
-       {shown.format(cv_out)} AS cv,
-       CASE WHEN sup THEN 'suppressed' WHEN low THEN 'low' ELSE 'ok' END AS reliability, flags_all AS flags,
-       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN est - nat_est END AS gap,
-       CASE WHEN NOT sup AND NOT is_native AND NOT nat_sup THEN {_sd('vd')} END AS gap_se,
-       CASE WHEN all_design THEN 'stratum/psu' WHEN any_design THEN 'mixed: stratum/psu where present, else '
-            || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design
-FROM out
+  GROUP BY cell, var_stratum),
+v AS ({_variance("(SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(z2) AS s2, fsum(z) AS s1 FROM zs "
+                 "GROUP BY cell, var_stratum)", lonely)}),
+vd AS ({_variance("zd", lonely)})
+SELECT {k + ", " if k else ""}"group", r.is_native, r.source, r.n, r.sw * r.sw / nullif(r.sw2, 0) AS n_eff,
+       r.nonresp AS item_nonresponse, r.est AS estimate,
+       CASE WHEN r.ymin = r.ymax THEN 0.0 ELSE greatest(coalesce(v.v, 0), 0) END AS variance,
+       r.psus - r.strata AS df, nat.est AS native_estimate, nat.cell IS NOT NULL AS has_native,
+       CASE WHEN NOT r.is_native AND nat.cell IS NOT NULL THEN greatest(coalesce(vd.v, 0), 0) END AS gap_variance,
+       CASE WHEN r.all_design THEN 'stratum/psu' WHEN r.any_design THEN 'mixed: stratum/psu where present, else '
+            || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design_kind
+FROM r LEFT JOIN v USING (cell) LEFT JOIN vd USING (cell)
+LEFT JOIN (SELECT parent, cell, est FROM r WHERE is_native) nat ON nat.parent = r.parent AND NOT r.is_native
 ORDER BY {kg}"""
+
+
+def intervals(estimate: np.ndarray, se: np.ndarray, n: np.ndarray, df: np.ndarray,
+              share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """95% intervals: Korn–Graubard for shares (``share`` true), Wald with t(df) for means.
+
+    Korn–Graubard (R ``svyciprop(method = "beta")``): the effective size n* = p(1 − p)/SE²,
+    scaled by (t_{n−1}/t_df)² (t quantiles at α/2, df = PSUs − strata), gives the Clopper–Pearson
+    interval of x = n*·p successes in n* trials: [Beta⁻¹(α/2; x, n* − x + 1), Beta⁻¹(1 − α/2; x + 1,
+    n* − x)], 0 and 1 at the ends. Where SE is 0 or p is 0 or 1, n* is the unweighted n (R would
+    give no interval). Degrees of freedom below 1 are taken as 1. Means: R ± t_df·SE.
+    """
+    import numpy as np
+    from scipy.stats import beta, t  # type: ignore[import-untyped]
+
+    est = np.asarray(estimate, dtype=float)
+    se_ = np.asarray(se, dtype=float)
+    n_ = np.asarray(n, dtype=float)
+    dof = np.maximum(np.asarray(df, dtype=float), 1.0)
+    tq = t.ppf(1 - ALPHA / 2, dof)
+    low, high = est - tq * se_, est + tq * se_
+    shr = np.asarray(share, dtype=bool) & np.isfinite(est)
+    if shr.any():
+        p, var, m = est[shr], se_[shr] ** 2, np.maximum(n_[shr], 1.0)
+        inner = (var > 0) & (p > 0) & (p < 1)
+        n_star = np.where(inner, p * (1 - p) / np.where(var > 0, var, 1.0), m)
+        n_star = n_star * (t.ppf(ALPHA / 2, np.maximum(m - 1, 1.0)) / t.ppf(ALPHA / 2, dof[shr])) ** 2
+        x = n_star * p
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lo = np.where(x > 0, beta.ppf(ALPHA / 2, np.maximum(x, 1e-300), n_star - x + 1), 0.0)
+            hi = np.where(n_star - x > 0, beta.ppf(1 - ALPHA / 2, x + 1, np.maximum(n_star - x, 1e-300)), 1.0)
+        low[shr], high[shr] = lo, hi
+    return low, high

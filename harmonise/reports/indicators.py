@@ -9,6 +9,8 @@ a built database answers :func:`indicators` on its own.
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -22,24 +24,30 @@ from harmonise.checks.expressions import compared_codes
 from harmonise.compile.expr import Context, NameSQL, compile_expr
 from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.errors import UsageError, ValidationFailed
-from harmonise.reports.estimate import MOMENTS, Rule, estimate_sql
+from harmonise.reports.estimate import ALL, MOMENTS, Rule, check_lonely, design_sql, estimate_sql
 from harmonise.spec.expr import EXPR_TYPES, ExprError, result_literals
 from harmonise.spec.project import Project, rel, validate_model
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.yamlload import load_yaml_file
 
-if TYPE_CHECKING:  # DuckDB loads with the first database opened, not with the module (the CLI imports it)
+if TYPE_CHECKING:  # DuckDB and pandas load with the first database opened, not with the module (the CLI imports it)
     import duckdb
+    import pandas as pd
 
 BY_COLUMNS = ("survey", "wave", "country", "city", "region_nuts", "urbanisation", "sex", "age_band")
 DEFAULT_BY = ("survey", "wave", "country")
+SAMPLE_KEYS = ("survey", "wave")  # never pooled over unless asked (--pool)
+UNKNOWN = "unknown"  # the group or grouping value of respondents whose value is missing (Eurostat's UNK)
 WEIGHTS = ("weight", "weight_design", "none")
 OUT_OF_POPULATION = ("not_asked", "not_applicable")
 _IDENT = re.compile(r'"((?:[^"]|"")+)"')
 STRATUM_SQL = "survey || '|' || wave || '|' || country || '|' || coalesce(stratum, '')"
 PSU_SQL = "coalesce('p:' || psu, 'r:' || respondent_id)"
-DESIGN_SQL = f"SELECT stratum_id, count(DISTINCT psu_id) AS n_h FROM (SELECT {STRATUM_SQL} AS stratum_id, " \
-             f"{PSU_SQL} AS psu_id FROM respondents) GROUP BY stratum_id"
+DESIGN_SOURCE = (f"SELECT {STRATUM_SQL} AS stratum_id, {PSU_SQL} AS psu_id, survey || '|' || wave || '|' || country "
+                 "AS block, stratum FROM respondents")
+POOLING = ("pooled over the survey-waves named in each row's source: weights rescaled within each survey-wave to "
+           "sum to its number of weighted respondents, so each survey-wave counts by its sample size and keeps its "
+           "own relative weights; strata stay nested in survey-wave and country")
 
 
 class _Strict(BaseModel):
@@ -53,15 +61,16 @@ class IndicatorSpec(_Strict):
     outcome: str
     population: str | None = None
     source: str
-    weight: Literal["weight", "weight_design"] = Field(
-        "weight", description="weight_design: the design weight where a survey-wave has one (domain.md: dweight "
-                              "when education is the outcome), else weight.")
+    not_by: list[str] = Field(default_factory=list, description="Breakdowns this indicator is not published by "
+                              "(the breakdown defines the outcome, so its groups would be 0 or 1 by construction).")
 
 
 class BreakdownSpec(_Strict):
     label: str
     expr: str
     native: str
+    groups: dict[str, str] = Field(default_factory=dict, description="Labels of the groups an expression gives "
+                                   "(a category variable's groups take the schema's code labels).")
 
 
 class IndicatorFile(_Strict):
@@ -85,7 +94,7 @@ class Definition:
     population_sql: str
     outcome_sql: str
     outcome_reason_sql: str
-    weight: str = "weight"  # the declared weight: weight, or weight_design (weight where a survey-wave has none)
+    not_by: str = ""  # comma-separated breakdowns the indicator is not published by
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,7 @@ class Breakdown:
     expr: str
     native: str
     sql: str
+    labels: str = "{}"  # JSON: group code → label
 
 
 @dataclass
@@ -145,16 +155,28 @@ def load_definitions(root: Path, schema: TargetSchema) -> Definitions:
         out_sql, reason_sql = compiled(spec.outcome, ("indicators", name, "outcome"), want)
         pop_sql = compiled(spec.population, ("indicators", name, "population"), ("boolean",))[0] \
             if spec.population else "TRUE"
+        for i, excluded in enumerate(spec.not_by):
+            if excluded not in model.breakdowns:
+                issues.append(idx.issue(("indicators", name, "not_by", i), f"{excluded!r} is not a declared breakdown "
+                                        f"({', '.join(model.breakdowns)})", code="indicator-breakdown"))
         defs[name] = Definition(name, spec.label, spec.unit, lo, hi, spec.population, spec.outcome, spec.source,
-                                pop_sql, out_sql, reason_sql, spec.weight)
+                                pop_sql, out_sql, reason_sql, ",".join(spec.not_by))
     breakdowns = {}
     for name, b in model.breakdowns.items():
         if name in BY_COLUMNS:
             issues.append(idx.issue(("breakdowns", name), f"breakdown name {name!r} is a grouping column",
                                     code="indicator-breakdown", hint="choose another name"))
-        breakdowns[name] = Breakdown(name, b.label, b.expr, b.native,
-                                     compiled(b.expr, ("breakdowns", name, "expr"), ("string",))[0])
         groups = _groups(b.expr, schema)
+        var = next((v for v in schema.variables if v.name == b.expr.strip()), None)
+        labels = dict(var.codes or {}) if var is not None and var.type == "category" else {}
+        labels.update(b.groups)
+        for g in b.groups:
+            if groups is not None and g not in groups:
+                issues.append(idx.issue(("breakdowns", name, "groups", g), f"{g!r} is not a group the expression "
+                                        f"gives ({', '.join(groups)})", code="indicator-code"))
+        breakdowns[name] = Breakdown(name, b.label, b.expr, b.native,
+                                     compiled(b.expr, ("breakdowns", name, "expr"), ("string",))[0],
+                                     json.dumps(labels, ensure_ascii=False))
         if groups is not None and b.native not in groups:
             close = difflib.get_close_matches(b.native, groups, n=1)
             issues.append(idx.issue(("breakdowns", name, "native"), f"native group {b.native!r} is not a group "
@@ -180,6 +202,8 @@ def _groups(text: str, schema: TargetSchema) -> list[str] | None:
     return list(dict.fromkeys(map(str, results))) if results and all(isinstance(r, str) for r in results) else None
 
 
+
+
 def _age_band_sql(bands: list[int], lo: int, hi: int) -> str:
     whens = []
     for i, a in enumerate(bands):
@@ -191,56 +215,42 @@ def _age_band_sql(bands: list[int], lo: int, hi: int) -> str:
     return f"(CASE {' '.join(whens)} END)" if whens else "NULL"
 
 
-def _branch(d: Definition, by: Sequence[str], age: tuple[int, int] | None, bands: list[int], gcols: list[str],
-            wcol: str) -> str:
-    """Rows of one indicator's population (over relation ``resp``) weighted by column ``wcol``, with the
-    breakdown groups ``g0``…"""
+def _branch(d: Definition, by: Sequence[str], age: tuple[int, int] | None, bands: list[int], gcols: list[str]) -> str:
+    """Rows of one indicator's population (over relation ``resp``, weight ``__w``), with the breakdown groups ``g0``…"""
     lo, hi = age or (d.age_low, d.age_high)
-    keys = {c: (_age_band_sql(bands, lo, hi) if c == "age_band" else quote_ident(c)) for c in by}
+    keys = {c: (_age_band_sql(bands, lo, hi) if c == "age_band" else f"CAST({quote_ident(c)} AS VARCHAR)") for c in by}
+    keys = {c: e if c in SAMPLE_KEYS else f"coalesce({e}, {sql_literal(UNKNOWN)})" for c, e in keys.items()}
     cols = [f"{sql_literal(d.name)} AS indicator", f"{sql_literal(f'{lo}+' if hi >= 120 else f'{lo}-{hi}')} AS ages",
-            *[f"{e} AS {quote_ident(c)}" for c, e in keys.items()],
-            f"{wcol} AS w", f"CAST({d.outcome_sql} AS DOUBLE) AS y", f"({d.outcome_sql}) IS NOT NULL AS answered",
+            *[f"{e} AS {quote_ident(c)}" for c, e in keys.items()], "source",
+            "__w AS w", f"CAST({d.outcome_sql} AS DOUBLE) AS y", f"({d.outcome_sql}) IS NOT NULL AS answered",
             "stratum_id", "psu_id", "has_design", *gcols]
     out_reasons = ", ".join(sql_literal(r) for r in OUT_OF_POPULATION)
-    where = [f"{wcol} IS NOT NULL", f"age BETWEEN {lo} AND {hi}", f"coalesce({d.population_sql}, FALSE)",
-             f"(({d.outcome_sql}) IS NOT NULL OR coalesce({d.outcome_reason_sql}, '') NOT IN ({out_reasons}))",
-             *[f"({e}) IS NOT NULL" for e in keys.values()]]
+    where = ["__w IS NOT NULL", f"age BETWEEN {lo} AND {hi}", f"coalesce({d.population_sql}, FALSE)",
+             f"(({d.outcome_sql}) IS NOT NULL OR coalesce({d.outcome_reason_sql}, '') NOT IN ({out_reasons}))"]
     return f"SELECT {', '.join(cols)} FROM resp WHERE {' AND '.join(where)}"
 
 
-MIXED_WEIGHTS = "as declared per indicator"
-DECLARED_DESIGN = "weight_design, else weight"  # a declared weight_design: the weight where a survey-wave has none
-_WEIGHT_SQL = {"weight": 'CAST("weight" AS DOUBLE)', "weight_design": 'CAST("weight_design" AS DOUBLE)', "none": "1.0",
-               DECLARED_DESIGN: 'CAST((CASE WHEN __has_design_weight THEN "weight_design" ELSE "weight" END) AS DOUBLE)'}
-# survey-waves whose design weight is given: a declared weight_design falls back to weight elsewhere
-_HAS_DESIGN_WEIGHT = ("LEFT JOIN (SELECT survey AS __dw_survey, wave AS __dw_wave, TRUE AS __has_design_weight "
-                      "FROM respondents WHERE weight_design IS NOT NULL GROUP BY ALL) "
-                      "ON survey = __dw_survey AND wave = __dw_wave")
+_WEIGHT_SQL = {"weight": 'CAST("weight" AS DOUBLE)', "weight_design": 'CAST("weight_design" AS DOUBLE)', "none": "1.0"}
 
 
-def weights_of(defs: Definitions, names: Sequence[str], weight: str | None) -> dict[str, str]:
-    """The weight each indicator is estimated with: ``weight`` for all when given, else each one's
-    declared weight (a declared ``weight_design`` falls back to ``weight`` in survey-waves without one)."""
-    return {n: weight or (DECLARED_DESIGN if defs.indicators[n].weight == "weight_design" else "weight")
-            for n in names}
-
-
-def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequence[str | None], weight: str | None,
-          age: tuple[int, int] | None) -> str:
-    """The estimator's base relation: weighted moments per indicator × cell × breakdown group × stratum
-    (× design PSU).
+def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequence[str | None], weight: str,
+          age: tuple[int, int] | None, pool: bool) -> str:
+    """The estimator's base relation: weighted moments per indicator × cell (margins included) × breakdown
+    group × stratum (× design PSU).
 
     Moments are summed first over the finest grouping — every breakdown's group at once — and only
-    then spread to one row per breakdown, so the respondents are not multiplied by the breakdowns.
+    then spread to one row per breakdown and to the margins (value ``all``) over each grouping
+    column but survey and wave, so the respondents are not multiplied by the breakdowns.
     """
-    rules = weights_of(defs, names, weight)
-    wcol = {r: f"__w{i}" for i, r in enumerate(dict.fromkeys(rules.values()))}
     gcol = {g: f"__g{i}" for i, g in enumerate(dict.fromkeys(g for g in groups if g))}  # group in each breakdown
     gcols = list(gcol.values())
     parts = []
     for g in groups:
-        grp, native = ((gcol[g], f"coalesce({gcol[g]} = {sql_literal(defs.breakdowns[g].native)}, FALSE)") if g
-                       else ("'all'", "FALSE"))
+        excluded = [n for n in names if g and g in defs.indicators[n].not_by.split(",")]
+        grp = f"coalesce({gcol[g]}, {sql_literal(UNKNOWN)})" if g else sql_literal(ALL)
+        if excluded:
+            grp = f"CASE WHEN indicator IN ({', '.join(map(sql_literal, excluded))}) THEN NULL ELSE {grp} END"
+        native = f"coalesce({gcol[g]} = {sql_literal(defs.breakdowns[g].native)}, FALSE)" if g else "FALSE"
         parts.append(f"{{'breakdown': {sql_literal(g or 'total')}, 'group': {grp}, 'is_native': {native}}}")
     # only the columns the expressions read (every column reference in compiled SQL is a quoted identifier);
     # `resp` is not materialised: each indicator rescans the columns it needs, and memory stays flat
@@ -248,40 +258,49 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     sql_parts = [defs.breakdowns[g].sql for g in gcol]
     sql_parts += [x for n in names for d in [defs.indicators[n]]
                   for x in (d.population_sql, d.outcome_sql, d.outcome_reason_sql)]
-    used = {c for r in wcol for c in ("weight", "weight_design") if f'"{c}"' in _WEIGHT_SQL[r]}
-    cols = {"survey", "wave", "country", "stratum", "psu", "age", *by, *used}
+    cols = {"survey", "wave", "country", "stratum", "psu", "age", *by}
+    cols.update(c for c in ("weight", "weight_design") if f'"{c}"' in _WEIGHT_SQL[weight])
     cols.update(m.group(1).replace('""', '"') for part in sql_parts for m in _IDENT.finditer(part))
     keep = ", ".join(sql_literal(c) for c in sorted(cols))
     gsel = "".join(f", {defs.breakdowns[g].sql} AS {c}" for g, c in gcol.items())
-    wsel = "".join(f", {_WEIGHT_SQL[r]} AS {c}" for r, c in wcol.items())
-    join = f" {_HAS_DESIGN_WEIGHT}" if DECLARED_DESIGN in wcol else ""
-    resp = (f"SELECT COLUMNS(lambda c: c IN ({keep})){wsel}, {STRATUM_SQL} AS stratum_id, psu AS psu_id, "
-            f"psu IS NOT NULL AS has_design{gsel} FROM respondents{join}")
-    branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands, gcols, wcol[rules[n]])
-                                  for n in names)
+    w = _WEIGHT_SQL[weight]
+    if pool:  # each survey-wave's weights sum to its number of weighted respondents
+        w = (f"{w} * count({w}) OVER (PARTITION BY survey, wave) / nullif(sum({w}) OVER (PARTITION BY survey, wave), "
+             "0)")
+    resp = (f"SELECT COLUMNS(lambda c: c IN ({keep})), {w} AS __w, survey || ' ' || wave AS source, "
+            f"{STRATUM_SQL} AS stratum_id, psu AS psu_id, psu IS NOT NULL AS has_design{gsel} FROM respondents")
+    branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands, gcols) for n in names)
     fine = MOMENTS.format(keys=", ".join(["indicator", "ages", *map(quote_ident, by), *gcols]), base="SELECT * FROM ind")
     exclude = f" EXCLUDE ({', '.join(gcols)})" if gcols else ""
-    return (f"WITH resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), fine AS ({fine}) "
-            f"SELECT * FROM (SELECT *{exclude}, unnest([{', '.join(parts)}], recursive := true) FROM fine) "
-            f"WHERE \"group\" IS NOT NULL")
+    spread = f"SELECT *{exclude}, unnest([{', '.join(parts)}], recursive := true) FROM fine"
+    dims = [c for c in by if c not in SAMPLE_KEYS]
+    cube = " UNION ALL ".join(
+        "SELECT * " + (f"REPLACE ({', '.join(f'{sql_literal(ALL)} AS {quote_ident(c)}' for c in subset)}) "
+                       if subset else "") + "FROM spread"
+        for subset in (tuple(c for i, c in enumerate(dims) if mask >> i & 1) for mask in range(2 ** len(dims))))
+    return (f"WITH resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), fine AS ({fine}), "
+            f"spread AS (SELECT * FROM ({spread}) WHERE \"group\" IS NOT NULL) {cube}")
 
 
 @dataclass
 class Estimates:
-    """Indicator estimates: one row per indicator × grouping cell × group, with the rule used."""
+    """Indicator estimates: one row per indicator × grouping cell (margins ``all`` included) × group."""
 
     columns: list[str]
     rows: list[tuple[object, ...]]
     rule: Rule = field(default_factory=Rule)
-    weight: str = MIXED_WEIGHTS  # the weight of every row, or MIXED_WEIGHTS when the indicators' differ
+    weight: str = "weight"
     definitions: dict[str, Definition] = field(default_factory=dict)
+    lonely_psu: str = "adjust"
+    pooling: str | None = None  # the pooling method, when pooled (--pool)
+    breakdowns: dict[str, Breakdown] = field(default_factory=dict)
 
     def records(self) -> list[dict[str, object]]:
         return [dict(zip(self.columns, r)) for r in self.rows]
 
 
 def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str], group: Sequence[str | None],
-                weight: str | None) -> list[str]:
+                weight: str) -> list[str]:
     chosen = list(names) if names else list(defs.indicators)
     unknown = [n for n in chosen if n not in defs.indicators]
     if unknown:
@@ -295,27 +314,49 @@ def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str
     badg = [g for g in group if g is not None and g not in defs.breakdowns]
     if badg:
         raise UsageError(f"unknown breakdown {', '.join(badg)}; choose from {', '.join(defs.breakdowns)}")
-    if weight is not None and weight not in WEIGHTS:
+    if weight not in WEIGHTS:
         raise UsageError(f"unknown weight {weight!r}; choose from {', '.join(WEIGHTS)}")
     return chosen
 
 
+def grouping(by: Sequence[str], pool: bool) -> list[str]:
+    """The grouping columns: ``by``, led by survey and wave unless pooled (comparability first)."""
+    return list(by) if pool else [*SAMPLE_KEYS, *(c for c in by if c not in SAMPLE_KEYS)]
+
+
 def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY,
-                  groups: Sequence[str | None] = (None,), *, weight: str | None = None,
-                  age: tuple[int, int] | None = None, rule: Rule | None = None) -> str:
-    """SQL estimating ``names`` (default: all) by ``by`` for each breakdown in ``groups`` (None: total),
-    weighted by ``weight`` (default: each indicator's declared weight; the ``weight`` column says which)."""
-    rule = rule or Rule()
+                  groups: Sequence[str | None] = (None,), *, weight: str = "weight",
+                  age: tuple[int, int] | None = None, lonely_psu: str = "adjust", pool: bool = False) -> str:
+    """SQL of the estimator rows (nothing suppressed yet) of ``names`` (default: all) by ``by`` (led by
+    survey and wave unless ``pool``) for each breakdown in ``groups`` (None: the total)."""
     chosen = _check_args(defs, names, by, groups, weight)
+    check_lonely(lonely_psu)
     if age is not None and not 0 <= age[0] <= age[1] <= 120:
         raise UsageError(f"age band {age[0]}-{age[1]} must satisfy 0 <= from <= to <= 120")
-    inner = estimate_sql(_base(defs, chosen, by, groups, weight, age), DESIGN_SQL, ["indicator", "ages", *by, "breakdown"],
-                         rule, moments=True)
-    rules = weights_of(defs, chosen, weight)
-    label = (sql_literal(next(iter(rules.values()))) if len(set(rules.values())) == 1 else
-             "(CASE indicator " + " ".join(f"WHEN {sql_literal(n)} THEN {sql_literal(r)}" for n, r in rules.items())
-             + " END)")
-    return f"SELECT *, {label} AS weight, {sql_literal(rule.describe())} AS rule FROM ({inner})"
+    keys = grouping(by, pool)
+    return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool), design_sql(DESIGN_SOURCE, lonely_psu),
+                        ["indicator", "ages", *keys, "breakdown"], lonely_psu, moments=True)
+
+
+def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Sequence[str] | None,
+                   by: Sequence[str], groups: Sequence[str | None], *, weight: str = "weight",
+                   age: tuple[int, int] | None = None, rule: Rule | None = None, lonely_psu: str = "adjust",
+                   pool: bool = False) -> pd.DataFrame:
+    """Published rows (suppression applied, quality flags, weight and rule named) as a typed DataFrame."""
+    from harmonise.reports.disclosure import publish
+    from harmonise.reports.quality import quality_column
+
+    rule = rule or Rule()
+    frame = con.execute(indicator_sql(defs, names, by, groups, weight=weight, age=age, lonely_psu=lonely_psu,
+                                      pool=pool)).df()
+    frame["share"] = frame["indicator"].map(lambda n: defs.indicators[n].unit == "share").astype(bool)
+    keys = grouping(by, pool)
+    out = publish(frame, ["indicator", "ages", *(c for c in keys if c in SAMPLE_KEYS)],
+                  [c for c in keys if c not in SAMPLE_KEYS], rule, lonely_psu)
+    out.insert(list(out.columns).index("design") + 1, "quality", quality_column(con, defs, out, weight))
+    out["weight"] = weight
+    out["rule"] = rule.describe()
+    return out
 
 
 def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
@@ -324,51 +365,66 @@ def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
 
     try:
         ind = con.execute("SELECT name, label, unit, age_low, age_high, population, outcome, source, population_sql, "
-                          "outcome_sql, outcome_reason_sql, weight FROM indicator_definitions ORDER BY position").fetchall()
-        brk = con.execute("SELECT name, label, expr, native, sql FROM indicator_breakdowns ORDER BY position").fetchall()
+                          "outcome_sql, outcome_reason_sql, not_by FROM indicator_definitions ORDER BY position").fetchall()
+        brk = con.execute("SELECT name, label, expr, native, sql, labels FROM indicator_breakdowns "
+                          "ORDER BY position").fetchall()
         bands = con.execute("SELECT value FROM build_info WHERE key = 'indicator_age_bands'").fetchone()
     except (duckdb.CatalogException, duckdb.BinderException):  # no such table, or one from an older version
-        raise UsageError("this database has no indicator definitions; rebuild it with this version of harmonise") \
-            from None
+        raise UsageError("this database has no indicator definitions of this version; rebuild it with this version "
+                         "of harmonise") from None
     return Definitions({r[0]: Definition(*r) for r in ind}, {r[0]: Breakdown(*r) for r in brk},
                        [int(x) for x in bands[0].split(",")] if bands else [])
 
 
 def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb", names: Sequence[str] | None = None,
-               by: Sequence[str] = DEFAULT_BY, group: str | None = None, *, weight: str | None = None,
-               age: tuple[int, int] | None = None, rule: Rule | None = None) -> Estimates:
-    """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only)."""
+               by: Sequence[str] = DEFAULT_BY, group: str | None = None, *, weight: str = "weight",
+               age: tuple[int, int] | None = None, rule: Rule | None = None, lonely_psu: str = "adjust",
+               pool: bool = False) -> Estimates:
+    """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only).
+
+    Rows are per survey × wave × ``by`` cell unless ``pool`` (then the ``source`` column names the
+    survey-waves pooled; see :data:`POOLING`), with margins over ``by`` (value ``all``), the total
+    (group ``all``) and, with ``group``, that breakdown's groups."""
     from harmonise.store.connect import connect
 
     con = connect(db) if isinstance(db, (str, os.PathLike)) else db
     rule = rule or Rule()
     try:
         defs = read_definitions(con)
-        cur = con.execute(indicator_sql(defs, names, by, (group,), weight=weight, age=age, rule=rule))
-        columns, rows = [c[0] for c in cur.description], cur.fetchall()
-        used = {r[columns.index("weight")] for r in rows}
-        return Estimates(columns, rows, rule, str(used.pop()) if len(used) == 1 else weight or MIXED_WEIGHTS,
-                         defs.indicators)
+        frame = estimate_frame(con, defs, names, by, (None, group) if group else (None,), weight=weight, age=age,
+                               rule=rule, lonely_psu=lonely_psu, pool=pool)
     finally:
         if con is not db:
             con.close()
+    rows = [tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in r)
+            for r in frame.astype(object).itertuples(index=False)]
+    return Estimates(list(frame.columns), rows, rule, weight, defs.indicators, lonely_psu, POOLING if pool else None,
+                     defs.breakdowns)
 
 
 def store_indicators(con: duckdb.DuckDBPyConnection, project: Project) -> None:
     """Write the compiled definitions and the default ``indicators`` table into a database being built."""
+    from harmonise.reports.quality import store_sampling
+
     if project.schema is None or not (project.root / "mappings" / "indicators.yaml").is_file():
         return
     defs = load_definitions(project.root, project.schema)
     con.execute("CREATE TABLE indicator_definitions (name VARCHAR, label VARCHAR, unit VARCHAR, age_low INTEGER, "
                 "age_high INTEGER, population VARCHAR, outcome VARCHAR, source VARCHAR, population_sql VARCHAR, "
-                "outcome_sql VARCHAR, outcome_reason_sql VARCHAR, weight VARCHAR, position INTEGER)")
+                "outcome_sql VARCHAR, outcome_reason_sql VARCHAR, not_by VARCHAR, position INTEGER)")
     con.executemany("INSERT INTO indicator_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(*vars(d).values(), i) for i, d in enumerate(defs.indicators.values())])
     con.execute("CREATE TABLE indicator_breakdowns (name VARCHAR, label VARCHAR, expr VARCHAR, native VARCHAR, "
-                "sql VARCHAR, position INTEGER)")
-    con.executemany("INSERT INTO indicator_breakdowns VALUES (?, ?, ?, ?, ?, ?)",
+                "sql VARCHAR, labels VARCHAR, position INTEGER)")
+    con.executemany("INSERT INTO indicator_breakdowns VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(*vars(b).values(), i) for i, b in enumerate(defs.breakdowns.values())])
     con.execute("INSERT INTO build_info VALUES ('indicator_age_bands', ?)", [",".join(map(str, defs.age_bands))])
+    store_sampling(con, project)
     # One query for all: the estimator streams the respondents once per indicator into weighted moments
     # per cell, stratum and design PSU, so memory does not grow with the respondents.
-    con.execute(f"CREATE TABLE indicators AS {indicator_sql(defs, None, DEFAULT_BY, (None, *defs.breakdowns))}")
+    frame = estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns))
+    con.register("__indicators", frame)
+    try:
+        con.execute("CREATE TABLE indicators AS SELECT * FROM __indicators")
+    finally:
+        con.unregister("__indicators")

@@ -1,0 +1,211 @@
+"""From estimator rows to a published table: intervals, reliability flags, primary and complementary suppression.
+
+A *table* is every row of one indicator and age band (and survey-wave, unless pooled) with one
+breakdown: its groups, the breakdown's total (group ``all``) and the margins over the ``--by``
+dimensions (value ``all``). Its cells are additive: a margin's numerator Σw·y is the sum of its
+children's plus that of respondents whose child value is missing. Assuming the worst case — an
+attacker who knows every cell's denominator and the respondents with missing values — a
+suppressed cell is recoverable exactly when its unit vector lies in the row space of the
+margin equations restricted to the suppressed cells. Primary suppression applies the rule; then,
+while some suppressed cell is recoverable, the published cell with the fewest respondents in one
+of its equations is suppressed too (complementary suppression), table by table until no table
+changes (the breakdown totals are shared between tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from harmonise.reports.estimate import ALL, Rule, intervals
+
+OUTPUT = ["source", "n", "n_eff", "item_nonresponse", "estimate", "se", "ci_low", "ci_high", "cv", "df", "reliability",
+          "flags", "gap", "gap_se", "design"]
+HIDDEN = ["estimate", "se", "ci_low", "ci_high", "cv", "gap", "gap_se"]
+
+
+def _flags(f: pd.DataFrame, rule: Rule) -> tuple[list[list[str]], list[list[str]]]:
+    """Primary suppression reasons (from published columns only) and low-reliability reasons, per row."""
+    est = f["estimate"].to_numpy(dtype=float)
+    supp = [(f["n"] < rule.min_n, f"n<{rule.min_n}"), (f["n_eff"].fillna(0) < rule.min_n_eff, f"n_eff<{rule.min_n_eff:g}"),
+            (f["item_nonresponse"].fillna(0) > rule.suppress_nonresponse,
+             f"item_nonresponse>{rule.suppress_nonresponse:g}"),
+            (pd.Series(~np.isfinite(est), index=f.index), "no_estimate")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        width = (f["ci_high"] - f["ci_low"]) / f["estimate"].abs()
+    share = f["share"].to_numpy(dtype=bool)
+    low = [(f["n"] < rule.flag_n, f"n<{rule.flag_n}"), (f["cv"] > rule.flag_cv, f"cv>{rule.flag_cv:g}"),
+           (width > rule.flag_rel_ci, f"rel_ci_width>{rule.flag_rel_ci:g}"),
+           (f["item_nonresponse"].fillna(0) >= rule.flag_nonresponse, f"item_nonresponse>={rule.flag_nonresponse:g}"),
+           (f["se"] == 0, "se=0"), (pd.Series(share & (est == 0), index=f.index), "share=0"),
+           (pd.Series(share & (est == 1), index=f.index), "share=1")]
+
+    def listed(checks: list[tuple[pd.Series, str]]) -> list[list[str]]:
+        masks = [(m.fillna(False).to_numpy(dtype=bool), label) for m, label in checks]
+        return [[label for m, label in masks if m[i]] for i in range(len(f))]
+
+    return listed(supp), listed(low)
+
+
+def _null_rows(a: np.ndarray) -> np.ndarray:
+    """Norm of each column's share in the null space of ``a`` (0: the unknown is determined).
+
+    The right singular vectors of the reduced SVD with non-zero singular values span the row space;
+    a column's null-space share is 1 minus its squared norm there (no square matrix of the null
+    space is formed, so a wide table stays cheap)."""
+    if a.shape[0] == 0:
+        return np.ones(a.shape[1])
+    _, s, vt = np.linalg.svd(a, full_matrices=False)
+    rank = int((s > 1e-9 * max(1.0, float(s[0]) if s.size else 1.0)).sum())
+    leverage = (vt[:rank] ** 2).sum(axis=0)
+    return np.sqrt(np.clip(1.0 - leverage, 0.0, None))
+
+
+def equations(cells: pd.DataFrame, dims: Sequence[str]) -> list[tuple[int, list[int]]]:
+    """Margin equations of one table: (parent row, child rows) for every margin and dimension.
+
+    ``cells`` has the ``dims`` columns and ``group``; a dimension's margin has value ``all``, as
+    has the breakdown total in ``group``. Rows are identified by their index labels.
+    """
+    axes = [*dims, "group"]
+    coord = {tuple(r): i for i, r in zip(cells.index, cells[axes].astype(str).itertuples(index=False))}
+    children: dict[tuple[int, int], list[int]] = {}
+    for key, i in coord.items():
+        for a, value in enumerate(key):
+            if value == ALL:
+                continue
+            parent = coord.get((*key[:a], ALL, *key[a + 1:]))
+            if parent is not None:
+                children.setdefault((parent, a), []).append(i)
+    return [(p, kids) for (p, _), kids in children.items()]
+
+
+def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str],
+            eqs: list[tuple[int, list[int]]] | None = None) -> bool:
+    """Complementary suppression in one table; ``suppressed`` (row → reason) grows. True when it grew.
+
+    Plain leaks first, all at once: an equation whose only hidden cell has respondents gets its
+    published cell with the fewest respondents hidden too. When none is left, the SVD finds cells
+    determined by a combination of equations, and one more cell is hidden for the first of them."""
+    eqs = equations(cells, dims) if eqs is None else eqs
+    n: dict[int, int] = dict(zip(map(int, cells.index), map(int, cells["n"])))
+    margins = (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1).to_dict()
+    grew = False
+
+    def cheapest(pool: set[int]) -> int:
+        return min(pool, key=lambda i: (-margins[i], n[i], i))  # totals and margins first: the groups are the point
+
+    while True:
+        hidden = {i for i in n if n[i] > 0 and i in suppressed}
+        rows = [(p, kids) for p, kids in eqs if any(i in hidden for i in (p, *kids))]
+        if not rows:
+            return grew
+        added = False
+        for p, kids in rows:  # an equation with one hidden cell gives it away
+            members = (p, *kids)
+            if sum(i in hidden for i in members) == 1:
+                pool = {i for i in members if i not in suppressed and n[i] > 0}
+                if pool:
+                    pick = cheapest(pool)
+                    suppressed[pick] = "complementary"
+                    hidden.add(pick)
+                    added = True
+        if added:
+            grew = True
+            continue
+        unknown = sorted(hidden)
+        col = {i: j for j, i in enumerate(unknown)}
+        a = np.zeros((len(rows), len(unknown)))
+        for e, (p, kids) in enumerate(rows):
+            if p in col:
+                a[e, col[p]] = 1.0
+            for k in kids:
+                if k in col:
+                    a[e, col[k]] = -1.0
+        exposed = [unknown[j] for j in np.flatnonzero(_null_rows(a) < 1e-5)]
+        pool = _nearest_published(exposed, rows, suppressed, n)
+        if not pool:  # nothing exposed, or nothing published is linked to what is
+            return grew
+        suppressed[cheapest(pool)] = "complementary"
+        grew = True
+
+
+def _nearest_published(exposed: list[int], rows: list[tuple[int, list[int]]], suppressed: dict[int, str],
+                       n: dict[int, int]) -> set[int]:
+    """Published cells with respondents in the equations nearest to the exposed cells: their own
+    equations first, then those of the hidden cells these reach, and so on."""
+    seen, frontier = set(exposed), set(exposed)
+    while frontier:
+        near = [(p, *kids) for p, kids in rows if frontier.intersection((p, *kids))]
+        pool = {i for members in near for i in members if i not in suppressed and n[i] > 0}
+        if pool:
+            return pool
+        frontier = {i for members in near for i in members} - seen
+        seen |= frontier
+    return set()
+
+
+def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], rule: Rule, lonely: str) -> pd.DataFrame:
+    """Estimator rows (see :func:`harmonise.reports.estimate.estimate_sql`, plus a boolean ``share``
+    and a ``breakdown`` column) → published rows: intervals, flags, suppression, gaps.
+
+    ``table_keys`` identify a table (e.g. indicator, ages, survey, wave); ``dims`` are the
+    margin dimensions (their value ``all`` is the margin)."""
+    f = frame.reset_index(drop=True).copy()
+    est = f["estimate"].to_numpy(dtype=float)
+    f["se"] = np.where(np.isfinite(est), np.sqrt(f["variance"].to_numpy(dtype=float)), np.nan)
+    low, high = intervals(est, f["se"].to_numpy(), f["n"].to_numpy(), f["df"].to_numpy(), f["share"].to_numpy())
+    f["ci_low"], f["ci_high"] = low, high
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f["cv"] = np.where(np.isfinite(est) & (est != 0), f["se"] / np.abs(est), np.nan)
+    primary, low_flags = _flags(f, rule)
+    suppressed = {i: "primary" for i, reasons in enumerate(primary) if reasons}
+    tables = [(cells, equations(cells, dims)) for cells in (f.loc[rows, [*dims, "group", "n"]] for rows in
+                                                             _tables(f, table_keys))]
+    changed = True
+    while changed:
+        changed = False
+        for cells, eqs in tables:
+            if any(i in suppressed for i in cells.index):
+                changed |= protect(cells, dims, suppressed, eqs)
+    sup = np.zeros(len(f), dtype=bool)
+    sup[list(suppressed)] = True
+    f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
+                            else low_flags[i]) for i in range(len(f))]
+    f["reliability"] = np.where(sup, "suppressed", np.where([bool(x) for x in low_flags], "low", "ok"))
+    native_sup = _native_suppressed(f, sup, table_keys, dims)
+    show_gap = ~f["is_native"].to_numpy(dtype=bool) & f["has_native"].to_numpy(dtype=bool) & ~sup & ~native_sup
+    f["gap"] = np.where(show_gap, est - f["native_estimate"].to_numpy(dtype=float), np.nan)
+    f["gap_se"] = np.where(show_gap, np.sqrt(f["gap_variance"].to_numpy(dtype=float)), np.nan)
+    for c in HIDDEN:
+        f.loc[sup, c] = np.nan
+    f["design"] = f["design_kind"] + f"; lonely PSUs: {lonely}"
+    f["df"] = f["df"].astype("Int64")
+    out = f[[c for c in f.columns if c not in set(OUTPUT) | _INTERNAL] + OUTPUT]
+    return out.astype(object).where(out.notna(), None)
+
+
+_INTERNAL = {"is_native", "variance", "native_estimate", "has_native", "gap_variance", "design_kind", "share"}
+
+
+def _tables(f: pd.DataFrame, table_keys: Sequence[str]) -> list[list[int]]:
+    """Row labels of each table: a breakdown's rows with the total rows of the same keys."""
+    keys = list(table_keys)
+    out = []
+    for key, part in f.groupby(keys, sort=False, dropna=False) if keys else [((), f)]:
+        totals = part.index[part["breakdown"] == "total"].tolist()
+        others = [b for b in part["breakdown"].unique() if b != "total"]
+        if not others:
+            out.append(totals)
+        out.extend(totals + part.index[part["breakdown"] == b].tolist() for b in others)
+    return out
+
+
+def _native_suppressed(f: pd.DataFrame, sup: np.ndarray, table_keys: Sequence[str], dims: Sequence[str]) -> np.ndarray:
+    """Per row: whether the native cell it is compared with is suppressed."""
+    cols = [*table_keys, "breakdown", *dims]
+    key = ["\x1f".join(map(str, r)) for r in f[cols].itertuples(index=False)]
+    native = {k: s for k, s, nat in zip(key, sup, f["is_native"]) if nat}
+    return np.array([native.get(k, False) for k in key], dtype=bool)

@@ -1,0 +1,124 @@
+"""Quality flags that reach an indicator row: what the lineage and the survey descriptors say of its inputs.
+
+An indicator row reads, in each survey-wave of its ``source``: the variables of its population
+and outcome, the breakdown's variable(s), ``age`` and the weight — and, for a derived variable,
+the inputs of its derivation (recursively, from the ``lineage`` table's source variables). Every
+one whose ``lineage.quality`` is ``approximate`` or ``proxy`` is named (labour status is always an
+approximation; rescaled scales and proxy rules are flagged so by their crosswalks), and a survey
+whose descriptor (``surveys/<id>/survey.yaml`` ``sampling.type``) is not a probability sample is
+named as such (e.g. EU-MIDIS I: partly interviewer-generated samples). Stored in the build as
+``survey_sampling``; an older database without it gives the lineage flags only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from harmonise.spec.expr import ExprError, referenced_names
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+    from harmonise.reports.indicators import Definitions
+    from harmonise.spec.project import Project
+
+FLAGGED = ("approximate", "proxy")
+SAMPLING_WORDS = {"mixed": "partly non-probability sample", "non_probability": "non-probability sample"}
+WEIGHT_TARGET = {"weight": "weight", "weight_design": "weight_design", "none": None}
+
+
+def store_sampling(con: duckdb.DuckDBPyConnection, project: Project) -> None:
+    """Write ``survey_sampling`` (survey, acronym, sampling type, notes) from the project's survey descriptors."""
+    from pydantic import ValidationError
+
+    from harmonise.spec.descriptor import load_descriptor
+
+    rows = []
+    for survey in sorted(project.crosswalks):
+        path = project.root / "surveys" / survey / "survey.yaml"
+        if not path.is_file():
+            continue
+        try:
+            d = load_descriptor(path)
+        except ValidationError:  # reported by the codebook and descriptor checks; no flag is better than a guess
+            continue
+        rows.append((survey, d.acronym, d.sampling.type, d.sampling.notes, d.sampling.unverified))
+    con.execute("CREATE TABLE survey_sampling (survey VARCHAR, acronym VARCHAR, sampling_type VARCHAR, notes VARCHAR, "
+                "unverified BOOLEAN)")
+    if rows:
+        con.executemany("INSERT INTO survey_sampling VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _names(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        return referenced_names(text)
+    except ExprError:
+        return []
+
+
+def _read(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
+    import duckdb
+
+    try:
+        return con.execute(sql).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):  # a database built before the table existed
+        return []
+
+
+def _expand(targets: Iterable[str], lineage: dict[str, tuple[str, list[str], str | None]]) -> set[str]:
+    """``targets`` and, through derivations, every target they are computed from."""
+    seen: set[str] = set()
+    todo = list(targets)
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        kind, sources, _ = lineage.get(t, ("", [], None))
+        if kind == "derived":
+            todo.extend(sources)
+    return seen
+
+
+def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.DataFrame, weight: str) -> list[str]:
+    """The ``quality`` text of every row (empty when nothing is flagged)."""
+    lineage: dict[tuple[str, str], dict[str, tuple[str, list[str], str | None]]] = {}
+    for survey, wave, target, kind, sources, quality in _read(
+            con, "SELECT survey, wave, target, kind, source_variables, quality FROM lineage"):
+        srcs = [s for s in str(sources or "").split(",") if s]
+        lineage.setdefault((str(survey), str(wave)), {})[str(target)] = (str(kind), srcs, quality)  # type: ignore[assignment]
+    sampling = {str(s): str(t) for s, t in _read(con, "SELECT survey, sampling_type FROM survey_sampling")}
+    cache: dict[tuple[str, str, str], str] = {}
+
+    def flags(indicator: str, breakdown: str, source: str) -> str:
+        key = (indicator, breakdown, source)
+        if key not in cache:
+            survey, _, wave = source.partition(" ")
+            d = defs.indicators[indicator]
+            reads = [*_names(d.population), *_names(d.outcome), "age"]
+            if breakdown in defs.breakdowns:
+                reads += _names(defs.breakdowns[breakdown].expr)
+            if WEIGHT_TARGET.get(weight):
+                reads.append(str(WEIGHT_TARGET[weight]))
+            lin = lineage.get((survey, wave), {})
+            used = _expand(reads, lin)
+            parts = [f"{q}: {', '.join(sorted(t for t in used if lin.get(t, ('', [], None))[2] == q))}"
+                     for q in FLAGGED if any(lin.get(t, ("", [], None))[2] == q for t in used)]
+            if sampling.get(survey) in SAMPLING_WORDS:
+                parts.append(f"{SAMPLING_WORDS[sampling[survey]]} ({survey} survey descriptor)")
+            cache[key] = "; ".join(parts)
+        return cache[key]
+
+    out = []
+    for indicator, breakdown, source in zip(rows["indicator"], rows["breakdown"], rows["source"]):
+        sources = [s for s in str(source or "").split(", ") if s]
+        texts = [(s, flags(str(indicator), str(breakdown), s)) for s in sources]
+        if len(texts) == 1:
+            out.append(texts[0][1])
+        else:
+            out.append(" | ".join(f"{s}: {t}" for s, t in texts if t))
+    return out

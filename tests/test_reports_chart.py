@@ -1,0 +1,101 @@
+"""The comparison chart as a report carries it: legend, names, caption, no overlapping artists."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
+from matplotlib.transforms import Bbox
+
+from harmonise import compare, connect
+from harmonise.reports.chart import Chart
+from tests.conftest import run
+
+
+def extents(chart: Chart) -> dict[str, Bbox]:
+    fig = chart.figure
+    assert fig is not None
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # lay out as when saved
+    ax = fig.axes[0]
+    return {"axes": ax.get_tightbbox(renderer), "plot": ax.get_window_extent(renderer),
+            "legend": fig.legends[0].get_window_extent(renderer),
+            "title": fig._suptitle.get_window_extent(renderer),  # type: ignore[union-attr]
+            "caption": fig._supxlabel.get_window_extent(renderer)}  # type: ignore[union-attr]
+
+
+def test_chart_legend_caption_and_layout(demo_db: Path, tmp_path: Path) -> None:
+    chart = compare(demo_db, "employment_rate", tmp_path / "c.png", by=["sex"], group="birthplace")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = chart.figure
+    assert fig is not None
+    legend = fig.legends[0]
+    handles = legend.legend_handles
+    # one handle per series, in order, labelled by name (not code), filled like a reliable estimate
+    groups = {g for _, g, _ in chart.plotted}
+    names = {"all": "All (total)", "foreign_born": "Foreign-born", "native_born": "Native-born", "unknown": "Unknown"}
+    assert [t.get_text() for t in legend.get_texts()] == chart.series == [names[g] for g in sorted(
+        groups, key=lambda g: (g != "all", g))]
+    assert {"all", "foreign_born", "native_born"} <= groups
+    colours = [to_hex(h.get_color()) for h in handles]  # type: ignore[union-attr]
+    assert all(to_hex(h.get_markerfacecolor()) == c for h, c in zip(handles, colours))  # type: ignore[union-attr]
+    drawn = {to_hex(c.lines[0].get_color()) for c in fig.axes[0].containers}  # type: ignore[attr-defined]
+    assert drawn <= set(colours) and len(drawn) == len(colours)
+    # the caption names every survey and wave drawn, the weight, the design and the rule in words
+    con = connect(demo_db)
+    try:
+        acronyms = dict(con.execute("SELECT survey, acronym FROM survey_sampling").fetchall())
+    finally:
+        con.close()
+    for cell, _, _ in chart.plotted + [(c, g, 0.0) for c, g, _ in chart.suppressed]:
+        source = cell.split(" · ")[0]
+        assert source in chart.caption
+    assert any(f"{acronyms['ess']} 10" in c for c, _, _ in chart.plotted + chart.suppressed)  # type: ignore[operator]
+    assert "each survey and wave estimated separately" in chart.caption
+    assert "Weight: analysis weight" in chart.caption and "Design: " in chart.caption
+    assert "lonely PSUs: adjust" in chart.caption
+    assert "fewer than 20 respondents" in chart.caption and "derived from the shown ones" in chart.caption
+    assert "approximate: labour_status" in chart.caption  # quality flags reach the chart
+    assert fig.axes[0].get_xlabel() == "Percent, with 95% confidence interval"
+    # nothing overlaps: legend and caption lie outside the plot, the title above it
+    box = extents(chart)
+    assert not box["legend"].overlaps(box["plot"]) and not box["legend"].overlaps(box["title"])
+    assert not box["caption"].overlaps(box["axes"]) and not box["title"].overlaps(box["axes"])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    notes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    assert all(not a.overlaps(b) for i, a in enumerate(notes) for b in notes[i + 1:])
+
+
+def test_synthetic_databases_say_so(fr_db: Path, tmp_path: Path) -> None:
+    chart = compare(fr_db, "trust_parliament", tmp_path / "real.svg", by=["sex"], group="birthplace")
+    assert "SYNTHETIC" not in chart.caption and "Source: ESS 8," in chart.caption
+    assert "Mean, with 95% confidence interval" == chart.figure.axes[0].get_xlabel()  # type: ignore[union-attr]
+    marked = tmp_path / "marked.duckdb"
+    shutil.copy(fr_db, marked)
+    con = duckdb.connect(str(marked))
+    con.execute("INSERT INTO build_info VALUES ('synthetic', 'true')")
+    con.close()
+    chart = compare(marked, "trust_parliament", tmp_path / "synthetic.svg", by=["sex"], group="birthplace")
+    assert chart.caption.startswith("SYNTHETIC DATA (demo build)")
+
+
+def test_pooled_chart_states_the_method(demo_db: Path, tmp_path: Path) -> None:
+    code, out, err = run("compare", "--indicator", "employment_rate", "--by", "country", "--group", "birthplace",
+                         "--pool", "--out", str(tmp_path / "p.pdf"), "--db", str(demo_db))
+    assert code == 0, err and out.startswith(f"wrote {tmp_path / 'p.pdf'}")
+    chart = compare(demo_db, "employment_rate", tmp_path / "p.png", by=["country"], group="birthplace", pool=True)
+    assert "pooled over the survey-waves" in chart.caption and "rescaled within each survey-wave" in chart.caption
+    assert not any(" · " in c for c, _, _ in chart.plotted)  # pooled cells are countries, not survey-waves
+    by_survey = compare(demo_db, "employment_rate", tmp_path / "s.png", by=["survey", "country"], pool=True)
+    cells = {c for c, _, _ in by_survey.plotted + by_survey.suppressed}  # type: ignore[operator]
+    assert "ESS · All" in cells and "EVS · All" in cells  # pooled over waves only: one row per survey
+
+
+@pytest.mark.parametrize("name", ["employment_rate"])
+def test_unknown_indicator_cannot_be_drawn(fr_db: Path, tmp_path: Path, name: str) -> None:
+    code, _, err = run("compare", "--indicator", name + "x", "--out", str(tmp_path / "x.png"), "--db", str(fr_db))
+    assert code == 2 and err.startswith(f"error: unknown indicator(s) {name}x; known: ")

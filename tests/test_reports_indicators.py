@@ -1,0 +1,182 @@
+"""Indicators end to end: an independent re-implementation, comparability (no silent pooling), quality flags.
+
+The reference here does not call the estimator: it evaluates each indicator's stored definition per
+respondent (the compiled population and outcome, the definition rather than the method) and computes
+ratios, linearised scores and the stratified variance with R survey's lonely.psu = "adjust" in pandas.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harmonise import connect, indicators
+from harmonise.reports.estimate import Rule
+from tests.conftest import run
+
+OPEN = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1, flag_n=0, flag_cv=1e9, flag_rel_ci=1e9, flag_nonresponse=1)
+KEY = ["survey", "wave", "country", "group"]
+
+
+def respondents(db: Path, indicator: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The indicator's population (answered or item non-response) with y, w, PSU ids and every breakdown's
+    group, and the PSU count of every stratum of the database."""
+    con = connect(db)
+    try:
+        lo, hi, pop, out, reason = con.execute(
+            "SELECT age_low, age_high, population_sql, outcome_sql, outcome_reason_sql FROM indicator_definitions "
+            "WHERE name = ?", [indicator]).fetchone()
+        groups = con.execute("SELECT name, sql FROM indicator_breakdowns").fetchall()
+        frame = con.execute(
+            f"SELECT survey, wave, country, survey || '|' || wave || '|' || country || '|' || coalesce(stratum, '') "
+            f"AS stratum, coalesce('p:' || psu, 'r:' || respondent_id) AS psu, CAST(weight AS DOUBLE) AS w, "
+            f"CAST({out} AS DOUBLE) AS y{''.join(f', {sql} AS g_{name}' for name, sql in groups)} FROM respondents "
+            f"WHERE weight IS NOT NULL AND age BETWEEN {lo} AND {hi} AND coalesce({pop}, FALSE) AND "
+            f"(({out}) IS NOT NULL OR coalesce({reason}, '') NOT IN ('not_asked', 'not_applicable'))").df()
+        n_h = dict(con.execute("SELECT survey || '|' || wave || '|' || country || '|' || coalesce(stratum, ''), "
+                               "count(DISTINCT coalesce('p:' || psu, 'r:' || respondent_id)) FROM respondents "
+                               "GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    return frame, n_h
+
+
+def reference(frame: pd.DataFrame, n_h: dict[str, int], group: str | None) -> pd.DataFrame:
+    """Estimate and SE of every (survey, wave, country or 'all', group) cell."""
+    f = frame[frame["y"].notna()].copy()
+    f["group"] = f[f"g_{group}"].fillna("unknown") if group else "all"  # missing group: published as 'unknown'
+    cells = pd.concat([f, f.assign(country="all")], ignore_index=True)
+    cells["wy"] = cells["w"] * cells["y"]
+    by = cells.groupby(KEY, sort=False)
+    sw = by["w"].transform("sum")
+    cells["z"] = cells["w"] * (cells["y"] - by["wy"].transform("sum") / sw) / sw
+    psu = cells.groupby([*KEY, "stratum", "psu"], sort=False)["z"].sum().rename("zhp").reset_index()
+    psu["zhp2"] = psu["zhp"] ** 2
+    strata = psu.groupby([*KEY, "stratum"], sort=False).agg(s1=("zhp", "sum"), s2=("zhp2", "sum")).reset_index()
+    strata["n_h"] = strata["stratum"].map(n_h)
+    per_cell = strata.groupby(KEY, sort=False)
+    c = per_cell["s1"].transform("sum") / per_cell["n_h"].transform("sum")  # the grand mean ("adjust")
+    several = strata["n_h"] > 1
+    strata["v"] = np.where(several, strata["n_h"] / (strata["n_h"] - 1).clip(lower=1)
+                           * (strata["s2"] - strata["s1"] ** 2 / strata["n_h"]),
+                           strata["s2"] - 2 * c * strata["s1"] + c * c)
+    tot = by.agg(sw=("w", "sum"), swy=("wy", "sum"))
+    tot["r"] = tot["swy"] / tot["sw"]
+    tot["se"] = np.sqrt(strata.groupby(KEY, sort=False)["v"].sum().clip(lower=0))
+    return tot
+
+
+def check_database(db: Path) -> int:
+    con = connect(db)
+    try:
+        not_by = dict(con.execute("SELECT name, not_by FROM indicator_definitions ORDER BY position").fetchall())
+        breakdowns = [r[0] for r in con.execute("SELECT name FROM indicator_breakdowns ORDER BY position").fetchall()]
+    finally:
+        con.close()
+    est = pd.concat([pd.DataFrame(indicators(db, None, ["country"], g, rule=OPEN).records()) for g in breakdowns])
+    checked = 0
+    for name, excluded in not_by.items():
+        frame, n_h = respondents(db, name)
+        for breakdown in ("total", *(g for g in breakdowns if g not in excluded.split(","))):
+            ref = reference(frame, n_h, None if breakdown == "total" else breakdown)
+            got = est[(est["indicator"] == name) & (est["breakdown"] == breakdown) & est["estimate"].notna()]
+            got = got.drop_duplicates(KEY)  # the total rows come with every breakdown
+            keys = list(got[KEY].itertuples(index=False, name=None))
+            assert set(keys) == set(ref.index[ref["sw"] > 0]), (name, breakdown)
+            r = ref.loc[keys]
+            np.testing.assert_allclose(got["estimate"].astype(float), r["r"], rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(got["se"].astype(float), r["se"], rtol=1e-9, atol=1e-12)
+            checked += len(got)
+    return checked
+
+
+def test_independent_reimplementation_ess8_france(fr_db: Path) -> None:
+    assert check_database(fr_db) > 100
+
+
+def test_independent_reimplementation_demo(demo_db: Path) -> None:
+    assert check_database(demo_db) > 1000
+
+
+def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(demo_db: Path) -> None:
+    rows = indicators(demo_db, None, ["country"], "birthplace", rule=OPEN).records()
+    shares = {r[0] for r in connect(demo_db).execute("SELECT name FROM indicator_definitions WHERE unit = 'share'")
+              .fetchall()}
+    shown = [r for r in rows if r["estimate"] is not None]
+    assert len(shown) > 1000
+    zero = [r for r in shown if r["se"] == 0]
+    assert zero and all(r["reliability"] == "low" and "se=0" in str(r["flags"]) for r in zero)
+    for r in shown:
+        if r["indicator"] in shares:
+            assert 0 <= r["ci_low"] <= r["estimate"] <= r["ci_high"] <= 1, r  # type: ignore[operator]
+            if r["estimate"] in (0, 1):
+                assert r["reliability"] == "low" and f"share={int(r['estimate'])}" in str(r["flags"])  # type: ignore[call-overload]
+
+
+def test_lonely_psus_are_declared_and_change_ses(demo_db: Path) -> None:
+    """ESS 9-11 demo strata often hold one PSU: 'adjust' gives them variance, 'certainty' none; the design
+    column says which."""
+    def ses(method: str) -> dict[tuple[object, ...], float]:
+        rows = indicators(demo_db, ["employment_rate"], ["country"], lonely_psu=method, rule=OPEN).records()
+        assert {r["design"] for r in rows if r["survey"] == "ess" and r["wave"] == "10"} == {
+            f"stratum/psu; lonely PSUs: {method}"}
+        return {(r["survey"], r["wave"], r["country"]): float(r["se"]) for r in rows  # type: ignore[arg-type]
+                if r["se"] is not None}
+
+    adjust, certainty, collapse = ses("adjust"), ses("certainty"), ses("collapse")
+    ess10 = [k for k in adjust if k[:2] == ("ess", "10")]
+    assert ess10 and all(adjust[k] >= certainty[k] - 1e-15 for k in ess10)
+    assert any(adjust[k] > certainty[k] for k in ess10) and any(collapse[k] != adjust[k] for k in ess10)
+    assert all(adjust[k] == certainty[k] for k in adjust if k[:2] == ("ess", "8"))  # respondents as PSUs
+
+
+def test_rows_never_mix_surveys_unless_pooled(demo_db: Path) -> None:
+    code, out, err = run("indicators", "--db", str(demo_db), "--by", "country", "--indicator", "employment_rate",
+                         "--format", "json")
+    assert code == 0, err
+    import json
+
+    data = json.loads(out)
+    rows = data["rows"]
+    con = connect(demo_db)
+    try:
+        waves = set(con.execute("SELECT DISTINCT survey, wave FROM respondents").fetchall())
+    finally:
+        con.close()
+    assert {(r["survey"], r["wave"]) for r in rows} == waves  # rows per survey x wave x country
+    assert all(r["source"] in (None, f"{r['survey']} {r['wave']}") for r in rows)
+    assert data["pooling"] is None
+    pooled = indicators(demo_db, ["employment_rate"], ["country"], pool=True).records()
+    assert "survey" not in pooled[0] and "wave" not in pooled[0]
+    fr = next(r for r in pooled if r["country"] == "FR" and r["breakdown"] == "total")
+    sources = str(fr["source"]).split(", ")
+    assert len({s.split(" ")[0] for s in sources}) > 1  # the pooled France cell names every survey it mixes
+    assert all(tuple(s.split(" ", 1)) in waves for s in sources)
+    per_wave = [r for r in indicators(demo_db, ["employment_rate"], ["country"]).records()
+                if r["country"] == "FR" and r["breakdown"] == "total"]
+    assert sum(int(r["n"]) for r in per_wave) == fr["n"]  # type: ignore[call-overload]
+
+
+def test_quality_flags_reach_the_rows(demo_db: Path) -> None:
+    rows = indicators(demo_db, ["employment_rate", "trust_parliament"], ["country"], rule=OPEN).records()
+    quality = {(r["indicator"], r["survey"], r["wave"]): str(r["quality"]) for r in rows}
+    assert "approximate: labour_status" in quality[("employment_rate", "ess", "10")]  # always an approximation
+    assert "trust_parliament" in quality[("trust_parliament", "evs", "2017")]  # 1-4 rescaled to 0-10
+    assert "trust_parliament" not in quality[("trust_parliament", "ess", "10")]
+    assert "partly non-probability sample (eumidis survey descriptor)" in quality[("employment_rate", "eumidis", "I")]
+    assert "approximate: labour_status, weight" in quality[("employment_rate", "eumidis", "I")]  # the wave-I weight
+    con = connect(demo_db)
+    try:
+        stored = con.execute("SELECT DISTINCT quality FROM indicators WHERE indicator = 'employment_rate' AND "
+                             "survey = 'eumidis' AND wave = 'I' AND breakdown = 'total'").fetchall()
+    finally:
+        con.close()
+    assert stored == [(quality[("employment_rate", "eumidis", "I")],)]
+
+
+def test_citizenship_share_not_published_by_citizenship_group(fr_db: Path) -> None:
+    rows = indicators(fr_db, ["citizenship_share", "employment_rate"], ["country"], "citizenship_group").records()
+    assert {r["breakdown"] for r in rows if r["indicator"] == "citizenship_share"} == {"total"}
+    assert "citizenship_group" in {r["breakdown"] for r in rows if r["indicator"] == "employment_rate"}
