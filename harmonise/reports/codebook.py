@@ -17,6 +17,7 @@ from harmonise.errors import UsageError
 from harmonise.reports.codebook_model import Codebook, load_codebook_model
 from harmonise.reports.codebook_stats import MIN_CELL, Stats, WaveStats, database_stats
 from harmonise.reports.ddi import harmonised_ddi, wave_ddi
+from harmonise.reports.text import md_code, md_text
 from harmonise.store.connect import connect, require_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -55,10 +56,6 @@ def _num(x: object) -> str:
     return str(int(f)) if f.is_integer() else f"{f:.2f}"
 
 
-def _md(text: object) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
-
-
 def chart_bars(ws: WaveStats, labels: dict[str, str], reason_labels: dict[str, str]) -> list[dict[str, object]]:
     """Bars of the inline chart (a histogram for numeric targets): unweighted shares of all respondents,
     suppressed cells without a bar, at most CHART_ROWS rows."""
@@ -87,7 +84,8 @@ def _environment() -> jinja2.Environment:
                              autoescape=lambda name: bool(name and name.endswith(".html.j2")),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["num"] = _num
-    env.filters["md"] = _md
+    env.filters["md"] = md_text
+    env.filters["code"] = md_code
     return env
 
 

@@ -130,6 +130,10 @@ class Codebook:
     def target(self, name: str) -> TargetPage:
         return next(t for t in self.targets if t.var.name == name)
 
+    @property
+    def target_names(self) -> list[str]:
+        return [t.var.name for t in self.targets]
+
 
 def code_text(code: object) -> str:
     """A code as shown on a page: integral floats without '.0', booleans as true/false."""

@@ -2,15 +2,21 @@
 
 Elements follow the order of the DDI-Codebook 2.5 schema (namespace ``ddi:codebook:2_5``).
 The harmonised document has one ``var`` per target with its categories, the missing-reason
-categories (``missing="Y"``) and, per source survey-wave, the rule in ``derivation/drvcmd``
-and the quality flag and notes in ``notes``.
+categories (``missing="Y"``), per source survey-wave the rule in a ``codInstr`` and the quality
+flag and notes in ``notes``, and for a derived target its expression in ``derivation``.
+Every document validates against the official schema (tests/test_reports_ddi.py); all text goes
+through :func:`~harmonise.reports.text.xml_text`, so a control character in a label cannot make
+it unreadable.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from harmonise.reports.codebook_model import Codebook, Entry, WavePage
+from harmonise.reports.text import xml_text
+from harmonise.spec.expr import referenced_names
 
 NS = "ddi:codebook:2_5"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -18,10 +24,16 @@ SCHEMA_LOCATION = f"{NS} https://ddialliance.org/Specification/DDI-Codebook/2.5/
 DISCRETE = ("category", "boolean", "country", "language", "city", "string")
 
 
+def xml_id(prefix: str, name: str) -> str:
+    """An ``xs:ID`` (an XML NCName) for ``name``: characters an NCName cannot hold (SPSS allows ``@ # $`` in
+    variable names) become ``_xHH_``, so distinct names keep distinct IDs."""
+    return prefix + re.sub(r"[^A-Za-z0-9._-]", lambda m: f"_x{ord(m.group()):x}_", name)
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrs)
+    el = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        el.text = " ".join(str(text).split())
+        el.text = xml_text(text)
     return el
 
 
@@ -109,16 +121,19 @@ def harmonised_ddi(cb: Codebook) -> str:
                 _sub(cat, "catValu", reason)
                 _sub(cat, "labl", label)
                 _sub(cat, "txt", f"{definition} Recorded in {v.missing_column}.")
-        drv = _sub(var, "derivation")
-        measured = [e for e in t.entries if e.cell.measured]
-        desc = f"Harmonised in {len(measured)} of {len(t.entries)} survey-waves; one rule per survey-wave below."
-        if v.derive:
-            desc += f" Derived from other targets unless a crosswalk maps it directly: {v.derive.expr}"
-        _sub(drv, "drvdesc", desc)
         for e in t.entries:
-            _sub(drv, "drvcmd", _rule_text(e), syntax=f"harmonise:{e.key}")
+            _sub(var, "codInstr", f"{e.key}: {_rule_text(e)}", ID=f"R_{v.name}_{e.key}")
+        if v.derive:
+            names = [n for n in referenced_names(v.derive.expr) if n in cb.target_names]
+            drv = _sub(var, "derivation", var=" ".join(f"V_{n}" for n in names)) if names else _sub(var, "derivation")
+            _sub(drv, "drvdesc", "Derived from other harmonised variables wherever a crosswalk does not map it "
+                                 "directly (see the coding instruction of each survey-wave).")
+            _sub(drv, "drvcmd", v.derive.expr, syntax="harmonise expression")
         _sub(var, "varFormat", type="character" if v.type in ("category", "string", "country", "language", "city")
              else "numeric", schema="other")
+        measured = [e for e in t.entries if e.cell.measured]
+        _sub(var, "notes", f"Harmonised in {len(measured)} of {len(t.entries)} survey-waves; the rule of each is "
+                           "its coding instruction (codInstr).", type="harmonisation")
         for e in t.entries:
             srcs_txt = ", ".join(f"{s.name} ({s.label})" if s.label else s.name for s in e.sources)
             text = f"{e.key}: quality {e.flag}." + (f" Source: {srcs_txt}." if srcs_txt else "")
@@ -184,7 +199,7 @@ def wave_ddi(cb: Codebook, w: WavePage) -> str:
     file_ids = " ".join(f"F{i}" for i in range(1, len(files or [None]) + 1))
     data = _sub(root, "dataDscr")
     for s in w.sources:
-        var = _sub(data, "var", ID=f"V_{s.name}", name=s.name, files=file_ids)
+        var = _sub(data, "var", ID=xml_id("V_", s.name), name=s.name, files=file_ids)
         if s.label:
             _sub(var, "labl", s.label)
         for code, label in s.labels:
