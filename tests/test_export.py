@@ -71,7 +71,7 @@ def test_spss_and_stata_round_trip(fr_db: Path, tmp_path: Path, fmt: str) -> Non
     raw, meta = (pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta)(str(path), user_missing=True)
     con = connect(fr_db)
     try:
-        labels = dict(con.execute("SELECT name, label FROM variables").fetchall())
+        labels = dict(con.execute("SELECT name, label FROM schema_variables").fetchall())
         refused, dont_know = con.execute("SELECT count(*) FILTER (WHERE trust_parliament_missing = 'refused'), "
                                          "count(*) FILTER (WHERE trust_parliament_missing = 'dont_know') "
                                          "FROM respondents").fetchone()
@@ -124,7 +124,7 @@ def test_export_of_a_database_harmonise_did_not_build(tmp_path: Path, fmt: str) 
     con.execute("CREATE TABLE t (x INTEGER)")
     con.close()
     code, out, err = run("export", "--format", fmt, "--out", str(tmp_path / "out"), "--db", str(other))
-    tables = "respondents table" if fmt == "csv" else "respondents, variables, value_labels, missing_reasons tables"
+    tables = "respondents table" if fmt == "csv" else "respondents, schema_variables, value_labels, missing_reasons tables"
     assert (code, out) == (2, "")
     assert err == (f"error: {other}: not a database harmonise built (no {tables}); build one with "
                    "`harmonise build`, or pass the --db that it wrote\n")

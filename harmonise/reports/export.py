@@ -27,7 +27,7 @@ from harmonise.store.connect import connect, require_tables
 
 FORMATS = ("parquet", "csv", "sav", "dta")
 TEXT_TYPES = ("string", "country", "language", "city")
-LAYOUT_TABLES = ("respondents", "variables", "value_labels", "missing_reasons")  # what layout() reads
+LAYOUT_TABLES = ("respondents", "schema_variables", "value_labels", "missing_reasons")  # what layout() reads
 STATA_NAME = 29  # pyreadstat names a value-label set <variable><counter>; Stata allows 32 characters
 
 
@@ -65,7 +65,7 @@ class Layout:
 
 
 def layout(con: duckdb.DuckDBPyConnection) -> Layout:
-    """The export layout, read from the database's own ``variables``/``value_labels`` tables."""
+    """The export layout, read from the database's own ``schema_variables``/``value_labels`` tables."""
     labels: dict[str, list[tuple[str, str]]] = {}
     for var, code, label in con.execute("SELECT variable, code, label FROM value_labels WHERE NOT is_missing_reason "
                                         "ORDER BY rowid").fetchall():
@@ -74,7 +74,7 @@ def layout(con: duckdb.DuckDBPyConnection) -> Layout:
     if len(reasons) > 26:
         raise UsageError("more than 26 missing reasons cannot be written as Stata extended missing values")
     out = []
-    for name, label, typ, miss in con.execute("SELECT name, label, type, missing_column FROM variables "
+    for name, label, typ, miss in con.execute("SELECT name, label, type, missing_column FROM schema_variables "
                                               "ORDER BY position").fetchall():
         pairs = labels.get(name, [])
         codes = {"true": 1, "false": 0} if typ == "boolean" else {c: i for i, (c, _) in enumerate(pairs, 1)}

@@ -18,7 +18,7 @@ PROVENANCE_DDL = [
        size_bytes BIGINT, sha256 VARCHAR, rows BIGINT, encoding VARCHAR, file_label VARCHAR, header_json VARCHAR,
        crosswalk_file VARCHAR, crosswalk_sha256 VARCHAR, codebook_file VARCHAR, harmonise_version VARCHAR,
        built_at VARCHAR)""",
-    """CREATE TABLE variables (name VARCHAR, label VARCHAR, "group" VARCHAR, type VARCHAR, definition VARCHAR,
+    """CREATE TABLE schema_variables (name VARCHAR, label VARCHAR, "group" VARCHAR, type VARCHAR, definition VARCHAR,
        unit VARCHAR, derived BOOLEAN, derivation VARCHAR, range_low DOUBLE, range_high DOUBLE, pattern VARCHAR,
        missing_column VARCHAR, position INTEGER)""",
     "CREATE TABLE value_labels (variable VARCHAR, code VARCHAR, label VARCHAR, is_missing_reason BOOLEAN)",
@@ -80,7 +80,7 @@ def write_schema_tables(con: duckdb.DuckDBPyConnection, schema: TargetSchema) ->
         labels.append(("*_missing", reason, mr.label, True))
     from harmonise.pipeline import _insert
 
-    _insert(con, "variables", rows)
+    _insert(con, "schema_variables", rows)
     _insert(con, "value_labels", labels)
     _insert(con, "missing_reasons", [(r, m.label, m.definition) for r, m in schema.missing_reasons.items()])
 
