@@ -20,7 +20,7 @@ PROVENANCE_DDL = [
        built_at VARCHAR)""",
     """CREATE TABLE schema_variables (name VARCHAR, label VARCHAR, "group" VARCHAR, type VARCHAR, definition VARCHAR,
        unit VARCHAR, derived BOOLEAN, derivation VARCHAR, range_low DOUBLE, range_high DOUBLE, pattern VARCHAR,
-       missing_column VARCHAR, position INTEGER)""",
+       missing_column VARCHAR, position INTEGER, measure VARCHAR)""",
     "CREATE TABLE value_labels (variable VARCHAR, code VARCHAR, label VARCHAR, is_missing_reason BOOLEAN)",
     "CREATE TABLE missing_reasons (reason VARCHAR, label VARCHAR, definition VARCHAR)",
     """CREATE TABLE lineage (survey VARCHAR, wave VARCHAR, target VARCHAR, kind VARCHAR, source_variables VARCHAR,
@@ -88,7 +88,8 @@ def write_schema_tables(con: duckdb.DuckDBPyConnection, schema: TargetSchema) ->
 def _var_row(v: Variable, i: int) -> tuple[object, ...]:
     return (v.name, v.label, v.group, v.type, v.definition, v.unit, v.derived,
             v.derive.expr if v.derive else None, v.range[0] if v.range else None,
-            v.range[1] if v.range else None, v.pattern, v.missing_column if v.has_missing_column else None, i)
+            v.range[1] if v.range else None, v.pattern, v.missing_column if v.has_missing_column else None, i,
+            v.measurement)
 
 
 def to_json(data: object) -> str:
