@@ -29,11 +29,17 @@ def loaded():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def cb_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cb_out(tmp_path_factory: pytest.TempPathFactory, loaded) -> Path:  # type: ignore[no-untyped-def]
+    from harmonise.reports.codebook_model import build_codebook
+
+    cb = build_codebook(loaded)
     out = tmp_path_factory.mktemp("cb") / "codebooks"
     code, stdout, stderr = run("codebook", "--out", str(out))
     assert code == 0, stderr
-    assert stdout.startswith(f"wrote {out} from the declarations: 95 html, 59 markdown, 19 ddi file(s), ")
+    html = len(cb.targets) + len(cb.waves) + len(cb.tables) + len(cb.indicators) + 2  # + index, coverage
+    markdown = len(cb.targets) + len(cb.indicators) + 1  # + README
+    assert stdout.startswith(f"wrote {out} from the declarations: {html} html, {markdown} markdown, "
+                             f"{len(cb.waves) + 1} ddi file(s), ")
     return out
 
 
@@ -99,7 +105,9 @@ def test_survey_page_shows_descriptor_and_targets(cb_out: Path, loaded) -> None:
     html = (cb_out / "html" / "surveys" / "ess-8.html").read_text()
     assert "<dt>producer</dt><dd>ESS ERIC (European Social Survey European Research Infrastructure Consortium)</dd>" in html
     assert "<dt>sampling</dt><dd>probability; units: persons, households, addresses." in html
-    assert "DOI: 10.21338/NSD-ESS8-2016" in html
+    assert ("<p class=\"citation\">European Social Survey European Research Infrastructure (ESS ERIC) (2018). "
+            "ESS8 - integrated file, edition 2.1 [Data set]. Sikt - Norwegian Agency for Shared Services in Education "
+            "and Research. https://doi.org/10.21338/NSD-ESS8-2016</p>") in html
     fed = re.findall(r'<tr><td><a href="../variables/([a-z0-9_]+)\.html#ess-8"><code>', html)
     measured = [c.target for c in coverage(loaded) if (c.survey, c.wave) == ("ess", "8") and c.measured]
     not_asked = [c.target for c in coverage(loaded) if (c.survey, c.wave) == ("ess", "8") and not c.measured]

@@ -1,0 +1,96 @@
+"""The indicator pages of a codebook: definition, population, weight and reliability rule of each indicator.
+
+Read from the declarations (``mappings/indicators.yaml`` through
+:func:`harmonise.reports.indicators.load_definitions`) or, for a codebook of a built database,
+from its ``indicator_definitions`` table and the rule stored with its ``indicators``. The pages
+say what the declarations say; how estimates are computed is in docs/indicators.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harmonise.reports.estimate import Rule
+
+if TYPE_CHECKING:
+    from harmonise.spec.schema import TargetSchema
+
+FALLBACK = {"weight_design": "weight"}  # a declared design weight applies where a survey-wave has one
+
+
+@dataclass(frozen=True)
+class IndicatorPage:
+    name: str
+    label: str
+    unit: str
+    age_low: int
+    age_high: int
+    population: str | None
+    outcome: str
+    weight: str
+    source: str
+    weight_text: str = ""
+
+    @property
+    def estimate_text(self) -> str:
+        what = "the weighted share of respondents for whom the outcome holds" if self.unit == "share" else \
+            "the weighted mean of the outcome"
+        return f"{what}, among respondents of the population whose outcome is known"
+
+    @property
+    def population_text(self) -> str:
+        ages = f"respondents aged {self.age_low} to {self.age_high}"
+        return f"{ages} for whom `{self.population}` holds" if self.population else ages
+
+
+
+def weight_text(weight: str, schema: TargetSchema) -> str:
+    """What a declared weight is, from the schema's own label and definition of the weight variable."""
+    try:
+        v = schema.variable(weight)
+    except KeyError:
+        return weight
+    text = f"{weight} ({v.label}: {v.definition.rstrip('.')})"
+    if weight in FALLBACK:
+        text += f", where a survey-wave has one; elsewhere {FALLBACK[weight]}"
+    return text
+
+
+def rule_text(rule: Rule) -> str:
+    """The suppression and reliability rule in words."""
+    return (f"Suppressed (no estimate) when the unweighted n is below {rule.min_n}, the effective n below "
+            f"{rule.min_n_eff:g} or item non-response above {rule.suppress_nonresponse:.0%}; flagged low "
+            f"reliability when n is below {rule.flag_n}, the coefficient of variation above {rule.flag_cv:g}, the "
+            f"95% interval wider than {rule.flag_rel_ci:.0%} of the estimate or item non-response above "
+            f"{rule.flag_nonresponse:.0%}. These are the defaults; `harmonise indicators` options change them and "
+            "every result records the rule in force.")
+
+
+def declared_indicators(root: Path, schema: TargetSchema) -> list[IndicatorPage]:
+    """The indicators ``mappings/indicators.yaml`` declares (none when the project has no such file)."""
+    from harmonise.reports.indicators import load_definitions
+
+    if not (root / "mappings" / "indicators.yaml").is_file():
+        return []
+    defs = load_definitions(root, schema)
+    return [IndicatorPage(d.name, d.label, d.unit, d.age_low, d.age_high, d.population, d.outcome, d.weight,
+                          d.source, weight_text(d.weight, schema)) for d in defs.indicators.values()]
+
+
+def stored_indicators(db: Path, schema: TargetSchema) -> list[IndicatorPage] | None:
+    """The indicators a built database defines (``indicator_definitions``); None when it has no such table."""
+    from harmonise.store.connect import connect
+
+    con = connect(db)
+    try:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'indicator_definitions'"
+                           ).fetchone()[0]:  # type: ignore[index]
+            return None
+        rows = con.execute("SELECT name, label, unit, age_low, age_high, population, outcome, weight, source "
+                           "FROM indicator_definitions ORDER BY position").fetchall()
+    finally:
+        con.close()
+    return [IndicatorPage(str(n), str(lab), str(u), int(lo), int(hi), p, str(o), str(w or "weight"), str(s or ""),
+                          weight_text(str(w or "weight"), schema)) for n, lab, u, lo, hi, p, o, w, s in rows]
