@@ -101,3 +101,23 @@ def test_the_edition_of_the_real_file_is_stored_and_cited(fr_db: Path, tmp_path:
 def test_every_wave_declares_a_citation_title(survey: str) -> None:
     d = descriptor(survey)
     assert all(w.citation is not None and w.citation.title for w in d.waves)
+
+
+def test_harmonise_ships_its_licence_citation_and_the_domain_definitions_it_cites() -> None:
+    import tomllib
+
+    import yaml
+
+    from harmonise import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert (cff["cff-version"], cff["type"], cff["version"], cff["license"]) == (
+        "1.2.0", "software", __version__, project["license"]["text"])
+    assert all("name" in a or "family-names" in a for a in cff["authors"])
+    assert (ROOT / "LICENSE").read_text().startswith(f"{project['license']['text']} License\n")
+    domain = (ROOT / "docs" / "domain.md").read_text()
+    for heading in ("## Migrant groups", "## Generations", "## Indicators", "## Reliability and disclosure",
+                    "## Weights"):
+        assert heading in domain
+    assert "`child_arrival_age`" in domain
