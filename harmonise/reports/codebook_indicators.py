@@ -8,11 +8,13 @@ say what the declarations say; how estimates are computed is in docs/indicators.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harmonise.reports.estimate import Rule
+from harmonise.reports.indicators import Definition
 
 if TYPE_CHECKING:
     from harmonise.spec.schema import TargetSchema
@@ -22,28 +24,20 @@ FALLBACK = {"weight_design": "weight"}  # a declared design weight applies where
 
 @dataclass(frozen=True)
 class IndicatorPage:
-    name: str
-    label: str
-    unit: str
-    age_low: int
-    age_high: int
-    population: str | None
-    outcome: str
-    weight: str
-    source: str
-    weight_text: str = ""
+    """An indicator's definition (as compiled and stored) and its weight described from the schema."""
+
+    d: Definition
+    weight_text: str
+
+    @property
+    def name(self) -> str:
+        return self.d.name
 
     @property
     def estimate_text(self) -> str:
-        what = "the weighted share of respondents for whom the outcome holds" if self.unit == "share" else \
+        what = "the weighted share of respondents for whom the outcome holds" if self.d.unit == "share" else \
             "the weighted mean of the outcome"
         return f"{what}, among respondents of the population whose outcome is known"
-
-    @property
-    def population_text(self) -> str:
-        ages = f"respondents aged {self.age_low} to {self.age_high}"
-        return f"{ages} for whom `{self.population}` holds" if self.population else ages
-
 
 
 def weight_text(weight: str, schema: TargetSchema) -> str:
@@ -75,8 +69,7 @@ def declared_indicators(root: Path, schema: TargetSchema) -> list[IndicatorPage]
     if not (root / "mappings" / "indicators.yaml").is_file():
         return []
     defs = load_definitions(root, schema)
-    return [IndicatorPage(d.name, d.label, d.unit, d.age_low, d.age_high, d.population, d.outcome, d.weight,
-                          d.source, weight_text(d.weight, schema)) for d in defs.indicators.values()]
+    return [IndicatorPage(d, weight_text(d.weight, schema)) for d in defs.indicators.values()]
 
 
 def stored_indicators(db: Path, schema: TargetSchema) -> list[IndicatorPage] | None:
@@ -88,9 +81,9 @@ def stored_indicators(db: Path, schema: TargetSchema) -> list[IndicatorPage] | N
         if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'indicator_definitions'"
                            ).fetchone()[0]:  # type: ignore[index]
             return None
-        rows = con.execute("SELECT name, label, unit, age_low, age_high, population, outcome, weight, source "
-                           "FROM indicator_definitions ORDER BY position").fetchall()
+        fields = [f.name for f in dataclasses.fields(Definition)]
+        rows = con.execute(f"SELECT {', '.join(fields)} FROM indicator_definitions ORDER BY position").fetchall()
     finally:
         con.close()
-    return [IndicatorPage(str(n), str(lab), str(u), int(lo), int(hi), p, str(o), str(w or "weight"), str(s or ""),
-                          weight_text(str(w or "weight"), schema)) for n, lab, u, lo, hi, p, o, w, s in rows]
+    defs = [Definition(**dict(zip(fields, row, strict=True))) for row in rows]
+    return [IndicatorPage(d, weight_text(d.weight, schema)) for d in defs]
