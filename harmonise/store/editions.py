@@ -11,7 +11,7 @@ is not known.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harmonise.errors import InputError
 from harmonise.spec.expr import sql_literal
@@ -39,9 +39,12 @@ def write_source_editions(con: duckdb.DuckDBPyConnection, project: Project, enco
     for column, text in COMMENTS.items():
         con.execute(f"COMMENT ON COLUMN source_editions.{column} IS {sql_literal(text)}")
     rows = []
+    specs: dict[str, FileEdition | None] = {}
     for survey, wave, name, path in con.execute("SELECT survey, wave, file_name, path FROM sources "
                                                 "ORDER BY survey, wave, file_name").fetchall():
-        spec = _file_edition(project, str(survey))
+        if survey not in specs:
+            specs[survey] = _file_edition(project, str(survey))
+        spec = specs[survey]
         values = _first_row(Path(path), spec, encoding) if spec is not None else {}
         rows.append((survey, wave, name, values.get("name"), values.get("edition"), values.get("production_date")))
     if rows:
@@ -54,8 +57,8 @@ def _file_edition(project: Project, survey: str) -> FileEdition | None:
     from harmonise.spec.descriptor import load_descriptor
 
     path = project.root / "surveys" / survey / "survey.yaml"
-    if not path.is_file():
-        return None
+    if not path.is_file() or "file_edition" not in path.read_text(encoding="utf-8", errors="replace"):
+        return None  # most descriptors name no edition variables: skip parsing and validating them
     try:
         return load_descriptor(path).citation.file_edition
     except (ValidationError, OSError, ValueError):  # a broken descriptor is the codebook's to report
@@ -63,25 +66,35 @@ def _file_edition(project: Project, survey: str) -> FileEdition | None:
 
 
 def _first_row(path: Path, spec: FileEdition, encoding: str | None) -> dict[str, str]:
-    """The edition variables of ``path``'s first row, as text; blanks and absent variables left out."""
-    from harmonise.readers.files import open_source
+    """The edition variables of ``path``'s first row, as text; blanks and absent variables left out.
+
+    Read with pyreadstat in this process (the build already read the file, so the forked reader the
+    pipeline uses against crashing files is not needed).
+    """
+    import pyreadstat
+
+    from harmonise.readers.files import detect_format
 
     wanted = {k: v for k, v in (("name", spec.name), ("edition", spec.edition),
                                 ("production_date", spec.production_date)) if v}
-    try:
-        src = open_source(path, encoding)
-        present = {k: v for k, v in wanted.items() if v in src.meta.variables}
-        if not present:
-            return {}
-        first = next(src.chunks(sorted(set(present.values())), chunksize=1), None)
-    except InputError:  # the build read it; a file changed or removed since is not worth failing the build
+    if not wanted:
         return {}
-    if first is None or first.empty:
+    try:
+        fmt = detect_format(path)
+        kw: dict[str, Any] = {"encoding": encoding} if encoding and fmt != "por" else {}
+        # usecols skips names the file lacks; one read of one row (the metadata is parsed either way)
+        kw.update(usecols=sorted(set(wanted.values())), row_limit=1)
+        first, _ = (pyreadstat.read_dta(str(path), **kw) if fmt == "dta" else
+                    pyreadstat.read_por(str(path), **kw) if fmt == "por" else pyreadstat.read_sav(str(path), **kw))
+    except (InputError, OSError, UnicodeError, pyreadstat.ReadstatError, pyreadstat.PyreadstatError):
+        return {}  # the build read it; a file changed or removed since is not worth failing the build
+    if first.empty:
         return {}
     out = {}
-    for key, var in present.items():
-        value = first[var].iloc[0]
-        text = _text(value)
+    for key, var in wanted.items():
+        if var not in first.columns:
+            continue
+        text = _text(first[var].iloc[0])
         if text:
             out[key] = text
     return out
