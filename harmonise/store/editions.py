@@ -1,15 +1,19 @@
-"""The edition each loaded file names itself: the ``source_editions`` table.
+"""What each loaded file says of itself: its edition (``source_editions``) and the labels of its regions.
 
 A survey descriptor may declare which variables of its files name the file's edition
 (``citation.file_edition``: ESS files carry ``name`` ESS8e02_1, ``edition`` 2.1, ``proddate``
-01.12.2018 in every row). After a build, the first row of each loaded file is read for them, so a
-codebook of the database cites the edition that was loaded, not the one the declarations assume.
-A file without them (or with them blank, as in synthetic files) gets a row of nulls: its edition
-is not known.
+01.12.2018 in every row). After a build, each loaded file is read once more, one row of those
+variables and of the variables that fed ``region_nuts`` (``lineage``), with their value labels:
+a codebook of the database cites the edition that was loaded, and the ``nuts_regions`` lookup
+names regions as the file labels them. A file without edition variables (or with them blank, as
+in synthetic files) gets a row of nulls: its edition is not known.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,22 +35,48 @@ COMMENTS = {
 }
 
 
-def write_source_editions(con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None = None) -> None:
-    """Create ``source_editions`` with one row per loaded file (``sources``)."""
-    con.execute(DDL)
-    con.execute("COMMENT ON TABLE source_editions IS 'The edition each loaded file names itself "
-                "(citation.file_edition of the survey descriptor), read from its first row'")
-    for column, text in COMMENTS.items():
-        con.execute(f"COMMENT ON COLUMN source_editions.{column} IS {sql_literal(text)}")
-    rows = []
+@dataclass
+class FileFacts:
+    """One loaded file: its key, the edition it records and the value labels of its region variables."""
+
+    survey: str
+    wave: str
+    file_name: str
+    edition: dict[str, str] = field(default_factory=dict)  # name / edition / production_date
+    region_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # variable → {code: label}
+
+
+def read_file_facts(con: duckdb.DuckDBPyConnection, project: Project,
+                    encoding: str | None = None) -> list[FileFacts]:
+    """Read, for every file in ``sources``, one row of its edition and region variables (one pyreadstat call)."""
+    regions: dict[tuple[str, str], list[str]] = {}
+    for survey, wave, variables in con.execute("SELECT survey, wave, source_variables FROM lineage "
+                                               "WHERE target = 'region_nuts'").fetchall():
+        regions[(str(survey), str(wave))] = [n.strip() for n in re.split(r"[,;]", variables or "") if n.strip()]
     specs: dict[str, FileEdition | None] = {}
+    out = []
     for survey, wave, name, path in con.execute("SELECT survey, wave, file_name, path FROM sources "
                                                 "ORDER BY survey, wave, file_name").fetchall():
         if survey not in specs:
             specs[survey] = _file_edition(project, str(survey))
         spec = specs[survey]
-        values = _first_row(Path(path), spec, encoding) if spec is not None else {}
-        rows.append((survey, wave, name, values.get("name"), values.get("edition"), values.get("production_date")))
+        wanted = {k: v for k, v in (("name", spec.name), ("edition", spec.edition),
+                                    ("production_date", spec.production_date)) if v} if spec else {}
+        facts = FileFacts(str(survey), str(wave), str(name))
+        _read(Path(path), facts, wanted, regions.get((str(survey), str(wave)), []), encoding)
+        out.append(facts)
+    return out
+
+
+def write_source_editions(con: duckdb.DuckDBPyConnection, facts: list[FileFacts]) -> None:
+    """Create ``source_editions`` with one row per loaded file."""
+    con.execute(DDL)
+    con.execute("COMMENT ON TABLE source_editions IS 'The edition each loaded file names itself "
+                "(citation.file_edition of the survey descriptor), read from its first row'")
+    for column, text in COMMENTS.items():
+        con.execute(f"COMMENT ON COLUMN source_editions.{column} IS {sql_literal(text)}")
+    rows = [(f.survey, f.wave, f.file_name, f.edition.get("name"), f.edition.get("edition"),
+             f.edition.get("production_date")) for f in facts]
     if rows:
         con.executemany("INSERT INTO source_editions VALUES (?, ?, ?, ?, ?, ?)", rows)
 
@@ -65,44 +95,37 @@ def _file_edition(project: Project, survey: str) -> FileEdition | None:
         return None
 
 
-def _first_row(path: Path, spec: FileEdition, encoding: str | None) -> dict[str, str]:
-    """The edition variables of ``path``'s first row, as text; blanks and absent variables left out.
+def _read(path: Path, facts: FileFacts, wanted: dict[str, str], regions: list[str], encoding: str | None) -> None:
+    """Fill ``facts`` from the first row of ``path`` and the value labels of its ``regions`` variables.
 
     Read with pyreadstat in this process (the build already read the file, so the forked reader the
-    pipeline uses against crashing files is not needed).
+    pipeline uses against crashing files is not needed); ``usecols`` skips names the file lacks.
     """
     import pyreadstat
 
     from harmonise.readers.files import detect_format
 
-    wanted = {k: v for k, v in (("name", spec.name), ("edition", spec.edition),
-                                ("production_date", spec.production_date)) if v}
-    if not wanted:
-        return {}
+    columns = sorted(set(wanted.values()) | set(regions))
+    if not columns:
+        return
     try:
         fmt = detect_format(path)
         kw: dict[str, Any] = {"encoding": encoding} if encoding and fmt != "por" else {}
-        # usecols skips names the file lacks; one read of one row (the metadata is parsed either way)
-        kw.update(usecols=sorted(set(wanted.values())), row_limit=1)
-        first, _ = (pyreadstat.read_dta(str(path), **kw) if fmt == "dta" else
-                    pyreadstat.read_por(str(path), **kw) if fmt == "por" else pyreadstat.read_sav(str(path), **kw))
+        kw.update(usecols=columns, row_limit=1)
+        first, meta = (pyreadstat.read_dta(str(path), **kw) if fmt == "dta" else
+                       pyreadstat.read_por(str(path), **kw) if fmt == "por" else pyreadstat.read_sav(str(path), **kw))
     except (InputError, OSError, UnicodeError, pyreadstat.ReadstatError, pyreadstat.PyreadstatError):
-        return {}  # the build read it; a file changed or removed since is not worth failing the build
-    if first.empty:
-        return {}
-    out = {}
+        return  # the build read it; a file changed or removed since is not worth failing the build
     for key, var in wanted.items():
-        if var not in first.columns:
-            continue
-        text = _text(first[var].iloc[0])
+        text = _text(first[var].iloc[0]) if var in first.columns and not first.empty else ""
         if text:
-            out[key] = text
-    return out
+            facts.edition[key] = text
+    for var in regions:
+        labels = meta.variable_value_labels.get(var) or {}
+        facts.region_labels[var] = {_text(code): str(label) for code, label in labels.items() if _text(code)}
 
 
 def _text(value: object) -> str:
-    import math
-
     import pandas as pd
 
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):

@@ -3,19 +3,20 @@
 The respondents table stores codes (``country = 'FR'``, ``home_language = 'ARA'``,
 ``city = 'FR001C'``, ``region_nuts = 'FR10'``); these tables give their names and EU grouping,
 from the shipped reference tables (``mappings/tables/countries.yaml``, ``languages.yaml``,
-``mappings/cities.yaml``) and, for NUTS names, the value labels of the declared codebooks of the
-survey-waves built. ``COMMENT ON`` gives every respondents column its schema label, and every
+``mappings/cities.yaml``) and, for NUTS names, the value labels that the loaded files give the
+variables that fed ``region_nuts`` (``store/editions.py`` reads them with the files' editions). ``COMMENT ON`` gives every respondents column its schema label, and every
 lookup table and column a description, so ``duckdb_columns()`` and DuckDB's UI show them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from harmonise.spec.expr import quote_ident, sql_literal
 from harmonise.spec.schema import TargetSchema
+from harmonise.store.editions import FileFacts, read_file_facts, write_source_editions
 
 if TYPE_CHECKING:
     import duckdb
@@ -72,7 +73,7 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
     "nuts_regions": (("NUTS regions of region_nuts and of the cities: the codes the built survey-waves' declared "
                      "codebooks label, the codes in the data and those of mappings/cities.yaml."), [
         ("code", "VARCHAR", "NUTS code as Eurostat writes it (EL for Greece, UK for the United Kingdom)"),
-        ("name", "VARCHAR", "Region name from a declared codebook's value label; null where none labels it"),
+        ("name", "VARCHAR", "Region name from a loaded file's value label; null where none labels it"),
         ("level", "INTEGER", "NUTS level (1, 2 or 3)"),
         ("country", "VARCHAR", "ISO 3166-1 alpha-2 code of the country (GR for EL, GB for UK)"),
         ("eu27_2020_group", "VARCHAR", "EU grouping of the country (countries.eu27_2020_group)"),
@@ -82,27 +83,41 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
 }
 
 
-def write_lookups(con: duckdb.DuckDBPyConnection, project: Project) -> None:
-    """Create and fill the lookup tables, and comment them and the respondents columns."""
+def write_lookups(con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None = None) -> None:
+    """Create and fill the lookup tables and ``source_editions`` (each loaded file read once more, one row),
+    and comment them and the respondents columns. ``encoding``: the one the build read the files with."""
+    facts = read_file_facts(con, project, encoding)
+    write_source_editions(con, facts)
     groups = _country_groups(project)
     rows: dict[str, list[tuple[Any, ...]]] = {
         "countries": _reference_rows(project, "countries"),
         "languages": _reference_rows(project, "languages"),
         "host_languages": _host_languages(project),
         "cities": _cities(project, groups.get),
-        "nuts_regions": _nuts_regions(con, project, groups.get),
+        "nuts_regions": _nuts_regions(con, project, facts, groups.get),
     }
     con.execute("BEGIN TRANSACTION")  # one commit for the ~200 statements, not one each
     for table, (comment, columns) in TABLES.items():
         con.execute(f"CREATE TABLE {table} (" + ", ".join(f"{quote_ident(c)} {t}" for c, t, _ in columns) + ")")
         if rows[table]:
-            con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in columns)})", rows[table])
+            _insert(con, table, [c for c, _, _ in columns], rows[table])
         con.execute(f"COMMENT ON TABLE {table} IS {sql_literal(comment)}")
         for name, _, text in columns:
             con.execute(f"COMMENT ON COLUMN {table}.{quote_ident(name)} IS {sql_literal(text)}")
     if project.schema is not None:
         comment_respondents(con, project.schema)
     con.execute("COMMIT")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Bulk insert through a registered frame (``executemany`` runs one statement per row in DuckDB)."""
+    import pandas as pd
+
+    con.register("__lookup_rows", pd.DataFrame(rows, columns=columns).astype(object))
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM __lookup_rows")
+    finally:
+        con.unregister("__lookup_rows")
 
 
 def comment_respondents(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
@@ -155,9 +170,9 @@ def _cities(project: Project, group: Callable[[str], str | None]) -> list[tuple[
     return out
 
 
-def _nuts_regions(con: duckdb.DuckDBPyConnection, project: Project,
+def _nuts_regions(con: duckdb.DuckDBPyConnection, project: Project, facts: list[FileFacts],
                   group: Callable[[str], str | None]) -> list[tuple[Any, ...]]:
-    names = _nuts_names(con, project)
+    names = _nuts_names(con, facts)
     cities: dict[str, set[str]] = {}
     ref = project.tables.cities
     for r in ref.rows if ref is not None else []:
@@ -176,31 +191,18 @@ def _nuts_regions(con: duckdb.DuckDBPyConnection, project: Project,
     return out
 
 
-def _nuts_names(con: duckdb.DuckDBPyConnection, project: Project) -> dict[str, tuple[str, str]]:
-    """NUTS code → (name, 'survey-wave variable'): value labels of the source variables that fed region_nuts
-    in the built survey-waves (the lineage table says which); where several name a code, the latest wins."""
-    if not _has_column(con, "lineage", "source_variables"):
-        return {}
-    fed = con.execute("SELECT l.survey, l.wave, l.source_variables FROM lineage l LEFT JOIN (SELECT survey, wave, "
-                      "max(year) AS year FROM respondents GROUP BY ALL) r USING (survey, wave) "
-                      "WHERE l.target = 'region_nuts' AND coalesce(l.source_variables, '') <> '' "
-                      "ORDER BY r.year NULLS FIRST, l.survey, l.wave").fetchall()
+def _nuts_names(con: duckdb.DuckDBPyConnection, facts: list[FileFacts]) -> dict[str, tuple[str, str]]:
+    """NUTS code → (name, 'survey-wave variable'): the value labels, in the loaded files, of the variables that
+    fed region_nuts; where several name a code, the latest survey-wave (by year) wins."""
+    years = {(str(s), str(w)): y for s, w, y in con.execute(
+        "SELECT survey, wave, max(year) FROM respondents GROUP BY ALL").fetchall()}
     out: dict[str, tuple[str, str]] = {}
-    for survey, wave, variables in fed:
-        book = project.codebooks.get((str(survey), str(wave)))
-        if book is None:
-            continue
-        declared = {v.name: v for v in book.variables}
-        for name in _split(variables):
-            var = declared.get(name)
-            for code, label in (var.labels.items() if var is not None else ()):
-                if isinstance(code, str) and NUTS_CODE.match(code) and label:
-                    out[code] = (label, f"{survey}-{wave} {name}")
+    for f in sorted(facts, key=lambda f: (years.get((f.survey, f.wave)) or 0, f.survey, f.wave, f.file_name)):
+        for var, labels in sorted(f.region_labels.items()):
+            for code, label in sorted(labels.items()):
+                if NUTS_CODE.match(code) and label:
+                    out[code] = (label, f"{f.survey}-{f.wave} {var}")
     return out
-
-
-def _split(names: str) -> Sequence[str]:
-    return [n.strip() for n in re.split(r"[,;]", names) if n.strip()]
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
