@@ -163,6 +163,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
 
     from harmonise.reports.indicators import store_indicators
     from harmonise.store.atomic import atomic_target, open_build
+    from harmonise.store.lookups import write_lookups
     from harmonise.store.provenance import write_schema_tables
 
     t0 = time.perf_counter()
@@ -179,6 +180,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
             write_schema_tables(con, project.schema)
+            write_lookups(con, project, encoding)
             store_indicators(con, project)
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),

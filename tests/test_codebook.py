@@ -29,11 +29,17 @@ def loaded():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def cb_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cb_out(tmp_path_factory: pytest.TempPathFactory, loaded) -> Path:  # type: ignore[no-untyped-def]
+    from harmonise.reports.codebook_model import build_codebook
+
+    cb = build_codebook(loaded)
     out = tmp_path_factory.mktemp("cb") / "codebooks"
     code, stdout, stderr = run("codebook", "--out", str(out))
     assert code == 0, stderr
-    assert stdout.startswith(f"wrote {out} from the declarations: 95 html, 59 markdown, 19 ddi file(s), ")
+    html = len(cb.targets) + len(cb.waves) + len(cb.tables) + len(cb.indicators) + 2  # + index, coverage
+    markdown = len(cb.targets) + len(cb.indicators) + 1  # + README
+    assert stdout.startswith(f"wrote {out} from the declarations: {html} html, {markdown} markdown, "
+                             f"{len(cb.waves) + 1} ddi file(s), ")
     return out
 
 
@@ -99,7 +105,9 @@ def test_survey_page_shows_descriptor_and_targets(cb_out: Path, loaded) -> None:
     html = (cb_out / "html" / "surveys" / "ess-8.html").read_text()
     assert "<dt>producer</dt><dd>ESS ERIC (European Social Survey European Research Infrastructure Consortium)</dd>" in html
     assert "<dt>sampling</dt><dd>probability; units: persons, households, addresses." in html
-    assert "DOI: 10.21338/NSD-ESS8-2016" in html
+    assert ("<p class=\"citation\">European Social Survey European Research Infrastructure (ESS ERIC) (2018). "
+            "ESS8 - integrated file, edition 2.1 [Data set]. Sikt - Norwegian Agency for Shared Services in Education "
+            "and Research. https://doi.org/10.21338/NSD-ESS8-2016</p>") in html
     fed = re.findall(r'<tr><td><a href="../variables/([a-z0-9_]+)\.html#ess-8"><code>', html)
     measured = [c.target for c in coverage(loaded) if (c.survey, c.wave) == ("ess", "8") and c.measured]
     not_asked = [c.target for c in coverage(loaded) if (c.survey, c.wave) == ("ess", "8") and not c.measured]
@@ -128,13 +136,9 @@ def test_ddi_is_well_formed_with_every_variable_and_category(cb_out: Path, loade
             [("true", "Yes"), ("false", "No")] if var.type == "boolean" else [])
         missing = [(r, schema.missing_reasons[r].label, "Y") for r in reasons] if var.has_missing_column else []
         assert cats == [(c, label, None) for c, label in codes] + missing
-        assert len(el.findall("d:derivation/d:drvcmd", NS)) == 18
+        assert len(el.findall("d:codInstr", NS)) == 18
         children = [c.tag.split("}")[1] for c in el]
-        assert children.index("labl") < children.index("txt") < children.index("derivation") < children.index("notes")
-    sex = root.find("d:dataDscr/d:var[@name='sex']", NS)
-    cmds = {c.get("syntax"): c.text for c in sex.findall("d:derivation/d:drvcmd", NS)}
-    assert cmds["harmonise:ess-8"] == ("gndr recoded (2 codes). codes 1 → male; 2 → female. missing 9 → no_answer. "
-                                       "system-missing → not_available")
+        assert children.index("labl") < children.index("txt") < children.index("codInstr") < children.index("notes")
 
 
 def test_wave_ddi_lists_source_variables_with_missing_categories(cb_out: Path) -> None:

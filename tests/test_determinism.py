@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # every table, minus the columns that say *when* the build ran
 EXPORT = {
     "respondents": "*", "harmonisation_report": "*", "conservation": "*", "lineage": "*", "validation_failures": "*",
-    "compiled_sql": "*", "variables": "*", "value_labels": "*", "missing_reasons": "*",
+    "compiled_sql": "*", "schema_variables": "*", "value_labels": "*", "missing_reasons": "*",
     "sources": "* EXCLUDE (built_at)", "build_info": "*",
 }
 
@@ -68,7 +68,7 @@ def test_conservation_is_stored_and_holds(builds: tuple[Path, Path]) -> None:
     try:
         rows = con.execute("SELECT survey, wave, count(*), min(rows_in), max(rows_in), bool_and(ok), "
                            "bool_and(rows_in = rows_out) FROM conservation GROUP BY ALL ORDER BY ALL").fetchall()
-        targets = con.execute("SELECT count(*) FROM variables").fetchone()[0]  # type: ignore[index]
+        targets = con.execute("SELECT count(*) FROM schema_variables").fetchone()[0]  # type: ignore[index]
         assert [r[0] for r in rows] == ["ics", "ties"]
         for survey, wave, n_targets, lo, hi, ok, equal in rows:
             n = con.execute("SELECT count(*) FROM respondents WHERE survey = ? AND wave = ?",
@@ -100,7 +100,7 @@ def test_report_counts_match_the_stored_values(builds: tuple[Path, Path]) -> Non
         pairs = con.execute("SELECT survey, target FROM harmonisation_report GROUP BY ALL "
                             "HAVING bool_and(coalesce(target_value, '') <> '*') ORDER BY ALL").fetchall()
         assert {("ties", "sex"), ("ics", "country"), ("ties", "labour_status")} <= set(pairs)
-        missing_col = dict(con.execute("SELECT name, missing_column FROM variables").fetchall())
+        missing_col = dict(con.execute("SELECT name, missing_column FROM schema_variables").fetchall())
         for survey, t in pairs:
             miss = f'"{missing_col[t]}"' if missing_col[t] else "NULL::VARCHAR"
             stored = con.execute(f'SELECT CAST("{t}" AS VARCHAR), {miss}, count(*) FROM respondents '

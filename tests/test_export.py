@@ -20,7 +20,7 @@ ORDER = "ORDER BY survey, wave, respondent_id"
 def stored(db: Path) -> pd.DataFrame:
     con = connect(db)
     try:
-        return con.execute(f"SELECT * EXCLUDE (source_row) FROM respondents {ORDER}").df()
+        return con.execute(f"SELECT * FROM respondents {ORDER}").df()
     finally:
         con.close()
 
@@ -46,7 +46,7 @@ def test_parquet_partitioned_round_trip(fr_db: Path, tmp_path: Path) -> None:
     assert code == 0
     assert out.splitlines() == [str(tmp_path / "respondents" / "survey=ess" / "wave=8" / "data_0.parquet")]
     con = duckdb.connect()
-    back = con.execute(f"SELECT * EXCLUDE (source_row) FROM read_parquet('{tmp_path}/respondents/*/*/*.parquet', "
+    back = con.execute(f"SELECT * FROM read_parquet('{tmp_path}/respondents/*/*/*.parquet', "
                        "hive_partitioning = true, hive_types = {'survey': VARCHAR, 'wave': VARCHAR}) " + ORDER).df()
     assert_same(back[list(stored(fr_db).columns)], stored(fr_db))
     code, _, err = run("export", "--format", "parquet", "--out", str(tmp_path), "--db", str(fr_db))
@@ -55,9 +55,9 @@ def test_parquet_partitioned_round_trip(fr_db: Path, tmp_path: Path) -> None:
 
 
 def test_csv_round_trip(fr_db: Path, tmp_path: Path) -> None:
-    assert export(fr_db, tmp_path, "csv") == [tmp_path / "respondents.csv"]
+    assert export(fr_db, tmp_path, "csv") == [tmp_path / "respondents.csv", tmp_path / "respondents.codebook.csv"]
     cols = ", ".join(f"'{k}': '{v}'" for k, v in types_of(fr_db).items())
-    back = duckdb.connect().execute(f"SELECT * EXCLUDE (source_row) FROM read_csv('{tmp_path}/respondents.csv', "
+    back = duckdb.connect().execute(f"SELECT * FROM read_csv('{tmp_path}/respondents.csv', "
                                     f"header = true, columns = {{{cols}}}) {ORDER}").df()
     assert_same(back, stored(fr_db))
 
@@ -71,7 +71,7 @@ def test_spss_and_stata_round_trip(fr_db: Path, tmp_path: Path, fmt: str) -> Non
     raw, meta = (pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta)(str(path), user_missing=True)
     con = connect(fr_db)
     try:
-        labels = dict(con.execute("SELECT name, label FROM variables").fetchall())
+        labels = dict(con.execute("SELECT name, label FROM schema_variables").fetchall())
         refused, dont_know = con.execute("SELECT count(*) FILTER (WHERE trust_parliament_missing = 'refused'), "
                                          "count(*) FILTER (WHERE trust_parliament_missing = 'dont_know') "
                                          "FROM respondents").fetchone()
@@ -124,7 +124,7 @@ def test_export_of_a_database_harmonise_did_not_build(tmp_path: Path, fmt: str) 
     con.execute("CREATE TABLE t (x INTEGER)")
     con.close()
     code, out, err = run("export", "--format", fmt, "--out", str(tmp_path / "out"), "--db", str(other))
-    tables = "respondents table" if fmt == "csv" else "respondents, variables, value_labels, missing_reasons tables"
+    tables = "respondents, schema_variables, value_labels, missing_reasons, build_info, sources tables"
     assert (code, out) == (2, "")
     assert err == (f"error: {other}: not a database harmonise built (no {tables}); build one with "
                    "`harmonise build`, or pass the --db that it wrote\n")
@@ -145,4 +145,90 @@ def test_export_beside_an_open_read_only_connection_says_what_to_do(fr_db: Path,
             export(fr_db, tmp_path / "out", "csv")
     finally:
         con.close()
-    assert export(fr_db, tmp_path / "out", "csv") == [tmp_path / "out" / "respondents.csv"]
+    assert export(fr_db, tmp_path / "out", "csv")[0] == tmp_path / "out" / "respondents.csv"
+
+
+def build_facts(db: Path) -> tuple[dict[str, str], list[tuple[object, ...]], int]:
+    con = connect(db)
+    try:
+        info = dict(con.execute("SELECT key, value FROM build_info").fetchall())
+        sources = con.execute("SELECT survey, wave, file_name, sha256, rows FROM sources").fetchall()
+        last_row = con.execute("SELECT max(source_row) FROM respondents").fetchone()[0]
+    finally:
+        con.close()
+    return info, sources, last_row
+
+
+def test_spss_and_stata_files_carry_formats_measures_and_provenance(fr_db: Path, tmp_path: Path) -> None:
+    """SPSS showed every number as F8.2 (sex 1.00) with an unknown measurement level, Stata files were release
+    119, neither had a file label, and source_row was dropped."""
+    from harmonise.spec.project import load_project
+    from tests.conftest import ROOT
+
+    schema = load_project(ROOT).schema
+    info, sources, last_row = build_facts(fr_db)
+    label = f"ess-8 (harmonise {info['harmonise_version']}, {info['built_at'][:10]})"
+    export(fr_db, tmp_path, "sav")
+    _, sav = pyreadstat.read_sav(str(tmp_path / "respondents.sav"), metadataonly=True)
+    assert sav.file_label == label
+    assert sav.notes[0] == (f"Harmonised by harmonise {info['harmonise_version']}, schema version "
+                            f"{info['schema_version']}, built {info['built_at']}.")
+    assert [(s, w, f, h, n) for s, w, f, h, n in sources] == [("ess", "8", "ESS8FR.sav", sav.notes[2].strip(), 2070)]
+    formats = sav.original_variable_types
+    assert (formats["survey"], formats["sex"], formats["age"], formats["year"], formats["trust_parliament"],
+            formats["education_isced"]) == ("F1.0", "F2.0", "F3.0", "F4.0", "F5.2", "F2.0")
+    assert formats["source_row"] == f"F{len(str(last_row))}.0"
+    measures = {v.name: v.measurement for v in schema.variables}
+    assert {k: sav.variable_measure[k] for k in measures} == measures
+    assert (measures["age"], measures["trust_parliament"], measures["sex"], measures["education_level"]) == \
+        ("scale", "scale", "nominal", "ordinal")
+    assert sav.column_names_to_labels["source_row"] == "Row of the respondent in the source file (1 = first)"
+
+    export(fr_db, tmp_path, "dta")
+    assert (tmp_path / "respondents.dta").read_bytes()[:40] == b"<stata_dta><header><release>118</release"
+    raw, dta = pyreadstat.read_dta(str(tmp_path / "respondents.dta"))
+    assert dta.file_label == label
+    assert (dta.original_variable_types["sex"], dta.original_variable_types["age"],
+            dta.original_variable_types["trust_parliament"]) == ("%2.0f", "%3.0f", "%5.2f")
+    assert raw["source_row"].tolist() == stored(fr_db)["source_row"].tolist()
+
+
+def test_parquet_and_csv_carry_the_labels(fr_db: Path, tmp_path: Path) -> None:
+    import csv
+    import json
+
+    info, sources, _ = build_facts(fr_db)
+    export(fr_db, tmp_path / "pq", "parquet")
+    con = duckdb.connect()
+    meta = {k.decode(): json.loads(v) for _, k, v in con.execute(
+        f"SELECT * FROM parquet_kv_metadata('{tmp_path}/pq/respondents/*/*/*.parquet')").fetchall()}
+    assert sorted(meta) == ["harmonise.columns", "harmonise.missing_reasons", "harmonise.provenance"]
+    columns = meta["harmonise.columns"]
+    assert list(columns) == list(stored(fr_db).columns)
+    assert columns["sex"] == {"label": "Sex", "type": "category", "measure": "nominal",
+                              "values": {"male": "Male", "female": "Female", "other": "Other"}}
+    assert columns["sex_missing"]["values"]["dont_know"] == meta["harmonise.missing_reasons"]["dont_know"]
+    assert meta["harmonise.provenance"] == {"build_info": info, "sources": [
+        {"survey": s, "wave": w, "file": f, "sha256": h, "rows": n} for s, w, f, h, n in sources]}
+
+    export(fr_db, tmp_path / "csv", "csv")
+    with (tmp_path / "csv" / "respondents.codebook.csv").open(encoding="utf-8", newline="") as fh:
+        book = list(csv.DictReader(fh))
+    assert [r["column"] for r in book if not r["value"]] == list(columns)
+    assert [(r["value"], r["value_label"]) for r in book if r["column"] == "sex" and r["value"]] == \
+        [("male", "Male"), ("female", "Female"), ("other", "Other")]
+    assert {(r["column"], r["label"], r["measure"]) for r in book if r["column"] == "age" and not r["value"]} == \
+        {("age", "Age", "scale")}
+
+
+def test_file_label_of_many_waves_and_of_synthetic_data() -> None:
+    from harmonise.reports.export_layout import SPSS_LABEL, STATA_LABEL, Provenance
+
+    sources = [(s, w, f"{s}{w}.sav", "0" * 64, 100) for s, w in [("ess", str(r)) for r in range(1, 12)]]
+    prov = Provenance({"harmonise_version": "0.1.0", "built_at": "2026-12-02T10:00:00", "synthetic": "true"}, sources)
+    assert prov.label(SPSS_LABEL) == "SYNTHETIC 11 survey-waves (harmonise 0.1.0, 2026-12-02)"
+    assert prov.label(STATA_LABEL) == prov.label(SPSS_LABEL)
+    assert prov.lines()[0].startswith("SYNTHETIC DATA")
+    assert all(len(line.encode()) <= 80 for line in prov.lines())
+    one = Provenance({"harmonise_version": "0.1.0", "built_at": "2026-12-02T10:00:00"}, sources[:2])
+    assert one.label(SPSS_LABEL) == "ess-1, ess-2 (harmonise 0.1.0, 2026-12-02)"

@@ -14,9 +14,15 @@ from pathlib import Path
 import jinja2
 
 from harmonise.errors import UsageError
-from harmonise.reports.codebook_model import Codebook, load_codebook_model
+from harmonise.reports.citation import cite
+from harmonise.reports.codebook_build import SYNTHETIC_BANNER, Build, load_build
+from harmonise.reports.codebook_indicators import rule_text, stored_indicators
+from harmonise.reports.codebook_model import Codebook, build_codebook
 from harmonise.reports.codebook_stats import MIN_CELL, Stats, WaveStats, database_stats
 from harmonise.reports.ddi import harmonised_ddi, wave_ddi
+from harmonise.reports.estimate import Rule
+from harmonise.reports.text import md_code, md_text
+from harmonise.spec.project import load_project
 from harmonise.store.connect import connect, require_tables
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -55,10 +61,6 @@ def _num(x: object) -> str:
     return str(int(f)) if f.is_integer() else f"{f:.2f}"
 
 
-def _md(text: object) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
-
-
 def chart_bars(ws: WaveStats, labels: dict[str, str], reason_labels: dict[str, str]) -> list[dict[str, object]]:
     """Bars of the inline chart (a histogram for numeric targets): unweighted shares of all respondents,
     suppressed cells without a bar, at most CHART_ROWS rows."""
@@ -87,13 +89,21 @@ def _environment() -> jinja2.Environment:
                              autoescape=lambda name: bool(name and name.endswith(".html.j2")),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["num"] = _num
-    env.filters["md"] = _md
+    env.filters["md"] = md_text
+    env.filters["code"] = md_code
     return env
 
 
-def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MIN_CELL) -> dict[str, str]:
-    """Every file of the codebook as {relative path: text}."""
+def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MIN_CELL,
+                    build: Build | None = None) -> dict[str, str]:
+    """Every file of the codebook as {relative path: text}; ``build`` describes the database ``stats`` come from."""
     env = _environment()
+    loaded = build.waves if build is not None else {}
+    cited = {w.key: cite(w.descriptor, w.wave_descriptor, f"{w.title} ({w.year})",
+                         loaded[(w.survey, w.wave)].editions if (w.survey, w.wave) in loaded else None)
+             for w in cb.waves}
+    banner = SYNTHETIC_BANNER if build is not None and build.synthetic else ""
+    rules = build.rules if build is not None and build.rules else []
     reason_labels = {r: label for r, label, _ in cb.reasons}
     labels = {t.var.name: dict(t.codes) for t in cb.targets}
     search = {t.var.name: " ".join([t.var.name, t.var.label, t.var.definition, cb.groups[t.var.group],
@@ -102,7 +112,9 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
     common = {"cb": cb, "stats": stats, "min_cell": min_cell, "flag_letters": FLAG_LETTERS,
               "wave_titles": {w.key: w.title for w in cb.waves}, "reason_labels": reason_labels,
               "disclosure": disclosure_text(min_cell), "bars": chart_bars, "secondary": SECONDARY,
-              "target_label": {t.var.name: t.var.label for t in cb.targets}}
+              "target_label": {t.var.name: t.var.label for t in cb.targets}, "build": build, "loaded": loaded,
+              "cited": cited, "banner": banner, "rule_text": rule_text(Rule()), "stored_rules": rules,
+              "params_of": {p.name: p for p in cb.params}}
     files: dict[str, str] = {}
 
     def render(name: str, path: str, **ctx: object) -> None:
@@ -117,12 +129,15 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
         render("variable.md.j2", f"markdown/{t.var.name}.md", **ctx)
     for w in cb.waves:
         render("survey.html.j2", f"html/surveys/{w.key}.html", up="../", w=w)
-        files[f"ddi/{w.key}.xml"] = wave_ddi(cb, w)
+        files[f"ddi/{w.key}.xml"] = wave_ddi(cb, w, cited[w.key], banner, loaded.get((w.survey, w.wave)))
     for tb in cb.tables:
         render("table.html.j2", f"html/tables/{tb.name}.html", up="../", tb=tb)
+    for ind in cb.indicators:
+        render("indicator.html.j2", f"html/indicators/{ind.name}.html", up="../", ind=ind)
+        render("indicator.md.j2", f"markdown/indicators/{ind.name}.md", ind=ind)
     render("index.md.j2", "markdown/README.md")
     render("readme.md.j2", "README.md")
-    files["ddi/harmonised.xml"] = harmonised_ddi(cb)
+    files["ddi/harmonised.xml"] = harmonised_ddi(cb, cited, banner)
     return dict(sorted(files.items()))
 
 
@@ -156,11 +171,16 @@ def write_codebook(root: Path, out: Path, db: Path | None = None, min_cell: int 
             require_tables(con, db, ("respondents",))
         finally:
             con.close()
-    cb = load_codebook_model(root)
-    stats = None
-    if db is not None:
+    project = load_project(root)
+    cb = build_codebook(project)
+    stats, build = None, None
+    if db is not None and project.schema is not None:
         stats = database_stats(db, [t.var for t in cb.targets], min_cell)
-    files = render_codebook(cb, stats, min_cell)
+        build = load_build(db)
+        stored = stored_indicators(db, project.schema)
+        if stored is not None:  # the indicators this database defines, which may differ from the declarations
+            cb.indicators = stored
+    files = render_codebook(cb, stats, min_cell, build)
     removed = write_files(files, out)
     counts = {fmt: sum(1 for p in files if p.startswith(fmt + "/")) for fmt in FORMATS}
     size = sum(len(t.encode("utf-8")) for t in files.values())

@@ -1,12 +1,13 @@
-"""What a codebook says, gathered from the declarations alone (no data).
+"""What a codebook says, gathered from the declarations (what a database adds is in codebook_build).
 
-One :class:`Codebook` holds a page per target variable, per source survey-wave
-and per code table, plus the coverage matrix. The HTML, Markdown and DDI
+One :class:`Codebook` holds a page per target variable, per source survey-wave,
+per code table and per indicator, the schema's parameters, plus the coverage matrix. The HTML, Markdown and DDI
 writers only render it, so all three say the same thing.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from harmonise.checks import declaration_issues, rule_issues
 from harmonise.errors import Issue, UsageError, ValidationFailed
+from harmonise.reports.codebook_indicators import IndicatorPage, declared_indicators
 from harmonise.spec.codetables import CodeMap
 from harmonise.spec.coverage import Cell, plan_sources, wave_cells
 from harmonise.spec.descriptor import SurveyDescriptor, load_descriptor
@@ -116,6 +118,19 @@ class TablePage:
     rows: list[CodeRow]
 
 
+@dataclass(frozen=True)
+class Param:
+    """A schema parameter (``params:`` in schema.yaml) and the targets whose derivation reads it."""
+
+    name: str
+    value: float
+    used_by: list[str]
+
+    @property
+    def shown(self) -> str:
+        return code_text(self.value)
+
+
 @dataclass
 class Codebook:
     """Everything the writers render."""
@@ -128,9 +143,15 @@ class Codebook:
     targets: list[TargetPage]
     waves: list[WavePage]
     tables: list[TablePage]
+    params: list[Param] = field(default_factory=list)
+    indicators: list[IndicatorPage] = field(default_factory=list)
 
     def target(self, name: str) -> TargetPage:
         return next(t for t in self.targets if t.var.name == name)
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.var.name for t in self.targets]
 
 
 def code_text(code: object) -> str:
@@ -271,9 +292,11 @@ def build_codebook(project: Project) -> Codebook:
         raise ValidationFailed(issues, "the crosswalks do not resolve; fix them before generating codebooks")
     targets = [TargetPage(v, list(labels[v.name].items()) if v.type in ("category", "boolean") else [],
                           by_target[v.name]) for v in schema.variables]
+    params = [Param(name, value, [v.name for v in schema.variables if v.derive and re.search(
+        rf"param\(\s*['\"]{re.escape(name)}['\"]\s*\)", v.derive.expr)]) for name, value in schema.params.items()]
     return Codebook(f"{schema.schema_} (schema version {schema.version})", schema.version, schema.description.strip(),
                     [(r, m.label, m.definition) for r, m in schema.missing_reasons.items()], dict(schema.groups),
-                    targets, waves, _table_pages(project))
+                    targets, waves, _table_pages(project), params, declared_indicators(project.root, schema))
 
 
 def load_codebook_model(root: Path) -> Codebook:

@@ -1,6 +1,6 @@
 """Frequencies and summaries of a built database for the codebooks, with small-cell suppression.
 
-Disclosure default (../shared/reference/domain.md): a cell counted on fewer than
+Disclosure default (docs/domain.md): a cell counted on fewer than
 ``min_cell`` (20) unweighted respondents shows ``<20`` and no weighted share.
 When exactly one cell of a table would be hidden, the next smallest is hidden
 too, so the first cannot be recovered by subtracting the others from the total.

@@ -2,15 +2,23 @@
 
 Elements follow the order of the DDI-Codebook 2.5 schema (namespace ``ddi:codebook:2_5``).
 The harmonised document has one ``var`` per target with its categories, the missing-reason
-categories (``missing="Y"``) and, per source survey-wave, the rule in ``derivation/drvcmd``
-and the quality flag and notes in ``notes``.
+categories (``missing="Y"``), per source survey-wave the rule in a ``codInstr`` and the quality
+flag and notes in ``notes``, and for a derived target its expression in ``derivation``.
+Every document validates against the official schema (tests/test_reports_ddi.py); all text goes
+through :func:`~harmonise.reports.text.xml_text`, so a control character in a label cannot make
+it unreadable.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
+from harmonise.reports.citation import Cited
+from harmonise.reports.codebook_build import LoadedWave
 from harmonise.reports.codebook_model import Codebook, Entry, WavePage
+from harmonise.reports.text import xml_text
+from harmonise.spec.expr import referenced_names
 
 NS = "ddi:codebook:2_5"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -18,10 +26,16 @@ SCHEMA_LOCATION = f"{NS} https://ddialliance.org/Specification/DDI-Codebook/2.5/
 DISCRETE = ("category", "boolean", "country", "language", "city", "string")
 
 
+def xml_id(prefix: str, name: str) -> str:
+    """An ``xs:ID`` (an XML NCName) for ``name``: characters an NCName cannot hold (SPSS allows ``@ # $`` in
+    variable names) become ``_xHH_``, so distinct names keep distinct IDs."""
+    return prefix + re.sub(r"[^A-Za-z0-9._-]", lambda m: f"_x{ord(m.group()):x}_", name)
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrs)
+    el = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        el.text = " ".join(str(text).split())
+        el.text = xml_text(text)
     return el
 
 
@@ -35,10 +49,13 @@ def _serialise(root: ET.Element) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _doc_dscr(root: ET.Element, title: str) -> None:
-    cit = _sub(_sub(root, "docDscr"), "citation")
+def _doc_dscr(root: ET.Element, title: str, banner: str) -> None:
+    doc = _sub(root, "docDscr")
+    cit = _sub(doc, "citation")
     _sub(_sub(cit, "titlStmt"), "titl", title)
     _sub(_sub(cit, "prodStmt"), "software", "harmonise codebook (generated from the declarations; do not edit)")
+    if banner:
+        _sub(doc, "notes", banner, type="synthetic")
 
 
 def _rule_text(e: Entry) -> str:
@@ -55,10 +72,10 @@ def _rule_text(e: Entry) -> str:
     return ". ".join(parts)
 
 
-def harmonised_ddi(cb: Codebook) -> str:
-    """The DDI-Codebook 2.5 document of the harmonised ``respondents`` table."""
+def harmonised_ddi(cb: Codebook, cited: dict[str, Cited], banner: str = "") -> str:
+    """The DDI-Codebook 2.5 document of the harmonised ``respondents`` table (``banner``: synthetic data)."""
     root = _root("harmonised")
-    _doc_dscr(root, f"Codebook of {cb.title}")
+    _doc_dscr(root, f"Codebook of {cb.title}", banner)
     stdy = _sub(root, "stdyDscr")
     tst = _sub(_sub(stdy, "citation"), "titlStmt")
     _sub(tst, "titl", f"Harmonised migrant-integration survey data: {cb.title}")
@@ -74,10 +91,13 @@ def harmonised_ddi(cb: Codebook) -> str:
     method = _sub(stdy, "method")
     srcs = _sub(_sub(method, "dataColl"), "sources")
     for w in cb.waves:
-        _sub(srcs, "dataSrc", f"{w.title} ({w.year}): {w.descriptor.title if w.descriptor else w.survey}, "
-                              f"crosswalk {w.crosswalk_file}")
+        _sub(srcs, "dataSrc", f"{w.title} ({w.year}): {cited[w.key].full} Crosswalk {w.crosswalk_file}.")
     _sub(method, "notes", "Every source code is mapped to a target code or a typed missing reason; "
                           "each non-key variable x has a companion column x_missing holding the reason.")
+    if cb.params:
+        _sub(method, "notes", "Schema parameters: " + "; ".join(
+            f"{p.name} = {p.shown}" + (f" (read by {', '.join(p.used_by)})" if p.used_by else "") for p in cb.params)
+            + ".", type="parameters")
     use = _sub(_sub(stdy, "dataAccs"), "useStmt")
     _sub(use, "conditions", "The access conditions of each source survey apply; see the survey-wave codebooks.")
     ncols = sum(2 if t.var.has_missing_column else 1 for t in cb.targets)
@@ -109,16 +129,19 @@ def harmonised_ddi(cb: Codebook) -> str:
                 _sub(cat, "catValu", reason)
                 _sub(cat, "labl", label)
                 _sub(cat, "txt", f"{definition} Recorded in {v.missing_column}.")
-        drv = _sub(var, "derivation")
-        measured = [e for e in t.entries if e.cell.measured]
-        desc = f"Harmonised in {len(measured)} of {len(t.entries)} survey-waves; one rule per survey-wave below."
-        if v.derive:
-            desc += f" Derived from other targets unless a crosswalk maps it directly: {v.derive.expr}"
-        _sub(drv, "drvdesc", desc)
         for e in t.entries:
-            _sub(drv, "drvcmd", _rule_text(e), syntax=f"harmonise:{e.key}")
+            _sub(var, "codInstr", f"{e.key}: {_rule_text(e)}", ID=f"R_{v.name}_{e.key}")
+        if v.derive:
+            names = [n for n in referenced_names(v.derive.expr) if n in cb.target_names]
+            drv = _sub(var, "derivation", var=" ".join(f"V_{n}" for n in names)) if names else _sub(var, "derivation")
+            _sub(drv, "drvdesc", "Derived from other harmonised variables wherever a crosswalk does not map it "
+                                 "directly (see the coding instruction of each survey-wave).")
+            _sub(drv, "drvcmd", v.derive.expr, syntax="harmonise expression")
         _sub(var, "varFormat", type="character" if v.type in ("category", "string", "country", "language", "city")
              else "numeric", schema="other")
+        measured = [e for e in t.entries if e.cell.measured]
+        _sub(var, "notes", f"Harmonised in {len(measured)} of {len(t.entries)} survey-waves; the rule of each is "
+                           "its coding instruction (codInstr).", type="harmonisation")
         for e in t.entries:
             srcs_txt = ", ".join(f"{s.name} ({s.label})" if s.label else s.name for s in e.sources)
             text = f"{e.key}: quality {e.flag}." + (f" Source: {srcs_txt}." if srcs_txt else "")
@@ -128,25 +151,30 @@ def harmonised_ddi(cb: Codebook) -> str:
     return _serialise(root)
 
 
-def wave_ddi(cb: Codebook, w: WavePage) -> str:
-    """The DDI-Codebook 2.5 document of one source survey-wave: descriptor and the variables read."""
+def wave_ddi(cb: Codebook, w: WavePage, cited: Cited, banner: str = "", loaded: LoadedWave | None = None) -> str:
+    """The DDI-Codebook 2.5 document of one source survey-wave: descriptor, citation and the variables read;
+    with ``loaded`` (a database build) the files and respondents loaded instead of the declared ones."""
     root = _root(w.key)
     d, wd = w.descriptor, w.wave_descriptor
-    _doc_dscr(root, f"Harmonisation codebook of {w.title}")
+    _doc_dscr(root, f"Harmonisation codebook of {w.title}", banner)
     stdy = _sub(root, "stdyDscr")
     cit = _sub(stdy, "citation")
     tst = _sub(cit, "titlStmt")
     _sub(tst, "titl", f"{d.title if d else w.survey}, wave {w.wave} ({w.year})")
     if d:
         _sub(tst, "altTitl", f"{d.acronym} {w.wave}")
-    _sub(tst, "IDNo", wd.doi if wd and wd.doi else w.key, agency="DOI" if wd and wd.doi else "harmonise")
+    _sub(tst, "IDNo", cited.doi or w.key, agency="DOI" if cited.doi else "harmonise")
     if d:
         prod = _sub(cit, "prodStmt")
         for p in d.producer:
             _sub(prod, "producer", p)
         if d.access.distributor:
             _sub(_sub(cit, "distStmt"), "distrbtr", d.access.distributor)
-        _sub(cit, "biblCit", d.citation.text)
+    ver = _sub(cit, "verStmt")
+    if cited.edition:
+        _sub(ver, "version", cited.edition, type="edition")
+    _sub(ver, "notes", " ".join(t for t in (cited.basis, cited.missing_text) if t) or "Edition declared.")
+    _sub(cit, "biblCit", cited.text)
     info = _sub(stdy, "stdyInfo")
     if w.notes:
         _sub(info, "abstract", w.notes)
@@ -154,8 +182,10 @@ def wave_ddi(cb: Codebook, w: WavePage) -> str:
     if wd:
         _sub(summ, "collDate", wd.fieldwork.start, event="start", date=wd.fieldwork.start)
         _sub(summ, "collDate", wd.fieldwork.end, event="end", date=wd.fieldwork.end)
-        for c in wd.countries:
-            _sub(summ, "nation", c, abbr=c)
+    nations = [(c, n) for c, n, _ in loaded.countries] if loaded is not None else \
+        [(c, c) for c in (wd.countries if wd else [])]
+    for code, name in nations:
+        _sub(summ, "nation", name or code, abbr=code)
     if d:
         _sub(summ, "anlyUnit", "Individuals")
         _sub(summ, "universe", d.target_population.text)
@@ -173,18 +203,25 @@ def wave_ddi(cb: Codebook, w: WavePage) -> str:
         _sub(use, "citReq", d.citation.text)
         _sub(use, "conditions", f"{d.access.mode}: {d.access.conditions}"
                                 + (f" Licence: {d.access.licence}." if d.access.licence else ""))
-    files = wd.files if wd else []
-    for i, f in enumerate(files or [None], 1):
+    described: list[tuple[str, int | None, str | None, str]]
+    if loaded is not None:  # the files of the database, with the rows loaded from each
+        described = [(f.file_name, f.rows, None, f"loaded into the database; sha256 {f.sha256}") for f in loaded.files]
+    else:
+        described = [(f.name, wd.sample_size.respondents if wd else None, f.format,
+                      "distributed file as declared; respondents of the whole release") for f in (wd.files if wd else [])]
+    for i, (name, rows, fmt, note) in enumerate(described or [(w.key, None, None, "")], 1):
         ftxt = _sub(_sub(root, "fileDscr", ID=f"F{i}"), "fileTxt")
-        _sub(ftxt, "fileName", f.name if f else w.key)
-        if wd:
-            _sub(_sub(ftxt, "dimensns"), "caseQnty", str(wd.sample_size.respondents))
-        if f:
-            _sub(ftxt, "fileType", f.format)
-    file_ids = " ".join(f"F{i}" for i in range(1, len(files or [None]) + 1))
+        _sub(ftxt, "fileName", name)
+        if note:
+            _sub(ftxt, "fileCont", note)
+        if rows is not None:
+            _sub(_sub(ftxt, "dimensns"), "caseQnty", str(rows))
+        if fmt:
+            _sub(ftxt, "fileType", fmt)
+    file_ids = " ".join(f"F{i}" for i in range(1, len(described or [None]) + 1))
     data = _sub(root, "dataDscr")
     for s in w.sources:
-        var = _sub(data, "var", ID=f"V_{s.name}", name=s.name, files=file_ids)
+        var = _sub(data, "var", ID=xml_id("V_", s.name), name=s.name, files=file_ids)
         if s.label:
             _sub(var, "labl", s.label)
         for code, label in s.labels:

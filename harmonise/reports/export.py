@@ -1,8 +1,13 @@
 """Exports of the harmonised respondents: Parquet, CSV, SPSS (.sav) and Stata (.dta).
 
 Parquet (partitioned by survey and wave) and CSV are written by DuckDB and keep the database
-layout (value and ``<name>_missing`` columns). SPSS and Stata files carry the schema's variable
-labels and value labels; categorical codes become integers 1..k (schema order), booleans 1/0, and
+layout (value and ``<name>_missing`` columns, ``source_row``). Parquet files carry the labels and
+the provenance as key-value metadata (``harmonise.columns``, ``harmonise.missing_reasons``,
+``harmonise.provenance``: JSON); a CSV gets ``respondents.codebook.csv`` beside it. SPSS and Stata
+files carry the schema's variable labels, value labels, display formats and (SPSS) measurement
+levels, a file label naming the survey-waves and build, and (SPSS) the provenance as file
+documents; Stata files are release 118 (Stata 14 and later; 119 is only for more than 32,767
+variables). ``source_row`` is kept; categorical codes become integers 1..k (schema order), booleans 1/0, and
 a missing reason becomes a *missing value* of the variable itself: SPSS user-missing codes −1…−8
 (declared as the range −8…−1) and Stata extended missing values .a….h, each labelled with the
 reason. Text variables (ids, country and language codes) keep their text, blank when missing,
@@ -11,8 +16,9 @@ with the reason in a companion numeric variable ``<name>_missing`` coded the sam
 
 from __future__ import annotations
 
-import string
-from dataclasses import dataclass
+import csv
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +29,22 @@ import pyreadstat
 
 from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import InputError, UsageError
+from harmonise.reports.export_layout import (
+    SOURCE_ROW,
+    SOURCE_ROW_LABEL,
+    SPSS_LABEL,
+    STATA_LABEL,
+    TEXT_TYPES,
+    Layout,
+    codebook_rows,
+    layout,
+)
 from harmonise.store.connect import connect, require_tables
 
 FORMATS = ("parquet", "csv", "sav", "dta")
-TEXT_TYPES = ("string", "country", "language", "city")
-LAYOUT_TABLES = ("respondents", "variables", "value_labels", "missing_reasons")  # what layout() reads
+LAYOUT_TABLES = ("respondents", "schema_variables", "value_labels", "missing_reasons", "build_info", "sources")
+CODEBOOK_CSV = "respondents.codebook.csv"
+STATA_RELEASE = 14  # pyreadstat's version 14 writes release 118; its default (15) writes 119
 STATA_NAME = 29  # pyreadstat names a value-label set <variable><counter>; Stata allows 32 characters
 
 
@@ -37,60 +54,25 @@ def companion(name: str, stata: bool) -> str:
     return f"{name}_mr" if stata and len(full) > STATA_NAME else full
 
 
-@dataclass(frozen=True)
-class Coding:
-    """How one harmonised variable is written to SPSS/Stata."""
+@dataclass
+class Frame:
+    """The respondents as a file-ready frame with what SPSS/Stata need to know of each column."""
 
-    name: str
-    label: str
-    type: str
-    missing_column: str | None
-    codes: dict[str, int]  # category code → integer (booleans: 'true' → 1, 'false' → 0)
-    code_labels: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Codings of every schema variable and the numbering of missing reasons."""
-
-    variables: list[Coding]
-    reasons: dict[str, int]  # reason → 1-based position (SPSS code −position, Stata letter)
-    reason_labels: dict[str, str]
-
-    def sav_code(self, reason: str) -> float:
-        return -float(self.reasons[reason])
-
-    def dta_code(self, reason: str) -> str:
-        return string.ascii_lowercase[self.reasons[reason] - 1]
+    data: pd.DataFrame
+    labels: dict[str, str | None] = field(default_factory=dict)
+    value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)  # float codes (SPSS), Stata's letters
+    formats: dict[str, str] = field(default_factory=dict)
+    measures: dict[str, str] = field(default_factory=dict)
 
 
-def layout(con: duckdb.DuckDBPyConnection) -> Layout:
-    """The export layout, read from the database's own ``variables``/``value_labels`` tables."""
-    labels: dict[str, list[tuple[str, str]]] = {}
-    for var, code, label in con.execute("SELECT variable, code, label FROM value_labels WHERE NOT is_missing_reason "
-                                        "ORDER BY rowid").fetchall():
-        labels.setdefault(var, []).append((code, label))
-    reasons = con.execute("SELECT reason, label FROM missing_reasons ORDER BY rowid").fetchall()
-    if len(reasons) > 26:
-        raise UsageError("more than 26 missing reasons cannot be written as Stata extended missing values")
-    out = []
-    for name, label, typ, miss in con.execute("SELECT name, label, type, missing_column FROM variables "
-                                              "ORDER BY position").fetchall():
-        pairs = labels.get(name, [])
-        codes = {"true": 1, "false": 0} if typ == "boolean" else {c: i for i, (c, _) in enumerate(pairs, 1)}
-        out.append(Coding(name, label, typ, miss, codes, dict(pairs)))
-    return Layout(out, {r: i for i, (r, _) in enumerate(reasons, 1)}, dict(reasons))
-
-
-def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd.DataFrame, dict[str, str | None],
-                                                                             dict[str, dict[Any, str]]]:
-    """The respondents as a file-ready frame, its variable labels and value labels."""
+def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> Frame:
+    """The respondents as a file-ready frame, with labels, value labels, display formats and measurement levels."""
     df = con.execute("SELECT * FROM respondents ORDER BY survey, wave, respondent_id").df()
     cols: dict[str, object] = {}
-    var_labels: dict[str, str | None] = {}
-    value_labels: dict[str, dict[Any, str]] = {}  # float codes (SPSS), and Stata's missing letters
+    out = Frame(pd.DataFrame())
     code = lay.dta_code if stata else lay.sav_code
     reason_labels = {code(r): lbl for r, lbl in lay.reason_labels.items()}
+    reason_format = f"%{lay.missing_width}.0f" if stata else f"F{lay.missing_width}.0"
 
     def with_reasons(values: pd.Series, miss: str | None) -> pd.Series:
         if miss is None:
@@ -102,14 +84,16 @@ def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd
 
     for v in lay.variables:
         raw = df[v.name]
-        var_labels[v.name] = v.label
+        out.labels[v.name] = v.label
+        out.measures[v.name] = v.measure
         if v.type in TEXT_TYPES:
             cols[v.name] = raw.fillna("").astype(str)
             if v.missing_column:
                 c = companion(v.name, stata)
                 cols[c] = with_reasons(pd.Series(np.nan, index=df.index), v.missing_column)
-                var_labels[c] = f"Missing reason: {v.label}"
-                value_labels[c] = dict(reason_labels)
+                out.labels[c] = f"Missing reason: {v.label}"
+                out.value_labels[c] = dict(reason_labels)
+                out.formats[c], out.measures[c] = reason_format, "nominal"
             continue
         if v.type in ("category", "boolean"):
             key = raw.map(lambda x: None if pd.isna(x) else str(x).lower() if isinstance(x, (bool, np.bool_)) else x)
@@ -120,11 +104,18 @@ def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> tuple[pd
             values = pd.to_numeric(raw, errors="coerce").astype(float)
             labels = {}
         cols[v.name] = with_reasons(values, v.missing_column)
+        out.formats[v.name] = lay.stata_format(v) if stata else lay.spss_format(v)
         if v.missing_column:
             labels.update(reason_labels)
         if labels:
-            value_labels[v.name] = labels
-    return pd.DataFrame(cols), var_labels, value_labels
+            out.value_labels[v.name] = labels
+    rows = df[SOURCE_ROW].astype(float)
+    cols[SOURCE_ROW] = rows
+    width = max(len(str(int(rows.max()))) if rows.notna().any() else 1, 1)
+    out.labels[SOURCE_ROW], out.measures[SOURCE_ROW] = SOURCE_ROW_LABEL, "scale"
+    out.formats[SOURCE_ROW] = f"%{width}.0f" if stata else f"F{width}.0"
+    out.data = pd.DataFrame(cols)
+    return out
 
 
 def _numbers_first(mixed: pd.Series) -> pd.Series:
@@ -160,41 +151,74 @@ def export(db: str | Path, out: str | Path, fmt: str) -> list[Path]:
         raise UsageError(f"{db}: cannot export while this process holds a harmonise.connect() connection to the "
                          "same file (DuckDB allows one configuration per file and process); close it first") from exc
     try:
-        require_tables(con, db, ("respondents",) if fmt in ("parquet", "csv") else LAYOUT_TABLES)
-        if fmt in ("parquet", "csv"):
-            target = out / ("respondents" if fmt == "parquet" else "respondents.csv")
-            _prepare(out, [target.name])
-            opts = "FORMAT parquet, PARTITION_BY (survey, wave)" if fmt == "parquet" else "FORMAT csv, HEADER"
-            con.execute(f"COPY (SELECT * FROM respondents ORDER BY survey, wave, respondent_id) "
-                        f"TO {sql_literal(str(target))} ({opts})")
-            return sorted(target.rglob("*.parquet")) if fmt == "parquet" else [target]
+        require_tables(con, db, LAYOUT_TABLES)
         lay = layout(con)
-        frame, var_labels, value_labels = _frame(con, lay, stata=fmt == "dta")
+        if fmt in ("parquet", "csv"):
+            return _copy(con, lay, out, fmt)
+        frame = _frame(con, lay, stata=fmt == "dta")
     finally:
         con.close()
     target = out / f"respondents.{fmt}"
     _prepare(out, [target.name])
     try:
         if fmt == "sav":
-            ranges: dict[str, list[Any]] = {c: [{"lo": -float(len(lay.reasons)), "hi": -1.0}] for c in value_labels
-                      if any(k == -1.0 for k in value_labels[c])}
-            pyreadstat.write_sav(frame, str(target), column_labels=var_labels, variable_value_labels=value_labels,
-                                 missing_ranges=ranges)
+            ranges: dict[str, list[Any]] = {c: [{"lo": -float(len(lay.reasons)), "hi": -1.0}]
+                                            for c, labels in frame.value_labels.items() if -1.0 in labels}
+            pyreadstat.write_sav(frame.data, str(target), file_label=lay.provenance.label(SPSS_LABEL),
+                                 column_labels=frame.labels, note=lay.provenance.lines(),
+                                 variable_value_labels=frame.value_labels, missing_ranges=ranges,
+                                 variable_format=frame.formats, variable_measure=frame.measures)
         else:
-            too_long = [c for c in frame.columns if len(c) > STATA_NAME + 1]
+            too_long = [c for c in frame.data.columns if len(c) > STATA_NAME + 1]
             if too_long:
                 raise UsageError(f"names too long for Stata value labels: {', '.join(too_long)}")
             letters = [lay.dta_code(r) for r in lay.reasons]
-            missing = {c: letters for c in value_labels if "a" in value_labels[c]}
-            pyreadstat.write_dta(frame, str(target), column_labels=var_labels, variable_value_labels=value_labels,
-                                 missing_user_values=missing)
+            missing = {c: letters for c, labels in frame.value_labels.items() if "a" in labels}
+            pyreadstat.write_dta(frame.data, str(target), file_label=lay.provenance.label(STATA_LABEL),
+                                 column_labels=frame.labels, version=STATA_RELEASE,
+                                 variable_value_labels=frame.value_labels, missing_user_values=missing,
+                                 variable_format=frame.formats)
     except (OSError, pyreadstat.PyreadstatError) as exc:
         raise InputError(f"{target}: cannot write ({exc})") from exc
     return [target]
 
 
+def _copy(con: duckdb.DuckDBPyConnection, lay: Layout, out: Path, fmt: str) -> list[Path]:
+    """Parquet (partitioned, labels and provenance as key-value metadata) or CSV (with a codebook CSV beside it)."""
+    select = "SELECT * FROM respondents ORDER BY survey, wave, respondent_id"
+    if fmt == "parquet":
+        target = out / "respondents"
+        _prepare(out, [target.name])
+        meta = {"harmonise.columns": json.dumps(_columns(lay), ensure_ascii=False),
+                "harmonise.missing_reasons": json.dumps(lay.reason_labels, ensure_ascii=False),
+                "harmonise.provenance": json.dumps(lay.provenance.to_dict(), ensure_ascii=False)}
+        kv = ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in meta.items())
+        con.execute(f"COPY ({select}) TO {sql_literal(str(target))} "
+                    f"(FORMAT parquet, PARTITION_BY (survey, wave), KV_METADATA {{{kv}}})")
+        return sorted(target.rglob("*.parquet"))
+    target, book = out / "respondents.csv", out / CODEBOOK_CSV
+    _prepare(out, [target.name, book.name])
+    con.execute(f"COPY ({select}) TO {sql_literal(str(target))} (FORMAT csv, HEADER)")
+    with book.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["column", "label", "type", "measure", "value", "value_label"])
+        writer.writerows(codebook_rows(lay))
+    return [target, book]
+
+
+def _columns(lay: Layout) -> dict[str, dict[str, object]]:
+    """Labels of every column for Parquet metadata: {column: {label, type, measure, values: {code: label}}}."""
+    out: dict[str, dict[str, object]] = {}
+    for column, label, typ, measure, value, value_label in codebook_rows(lay):
+        if not value:
+            out[column] = {"label": label, "type": typ, "measure": measure, "values": {}}
+        else:
+            out[column]["values"][value] = value_label  # type: ignore[index]
+    return out
+
+
 def read_export(path: str | Path, db: str | Path) -> pd.DataFrame:
-    """Read an exported .sav/.dta back into the database layout (codes and ``<name>_missing`` reasons)."""
+    """Read an exported .sav/.dta back into the database layout (codes, ``<name>_missing`` reasons, ``source_row``)."""
     path = Path(path)
     con = connect(db)
     try:
@@ -227,4 +251,5 @@ def read_export(path: str | Path, db: str | Path) -> pd.DataFrame:
         out[v.name] = values
         if v.missing_column:
             out[v.missing_column] = reasons
+    out[SOURCE_ROW] = raw[SOURCE_ROW].astype("Int64")
     return pd.DataFrame(out)

@@ -11,6 +11,7 @@ holds it carries ``unverified: true`` and says what is known in ``notes``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -162,11 +163,60 @@ class Access(Block):
     licence: str | None = None
 
 
+PLACEHOLDER = re.compile(r"<[^<>]*>")
+
+
+def _no_placeholder(text: str | None, what: str) -> None:
+    found = PLACEHOLDER.search(text or "")
+    if found:
+        raise ValueError(f"{what} holds the placeholder {found.group()!r}; write what is known and leave unknown "
+                         "facts out (the codebooks say what is not known)")
+
+
+class FileEdition(Block):
+    """Variables of the distributed files that name the file's own edition (ESS: name, edition, proddate).
+
+    A build reads them from the first row of each file, so a codebook of a built database cites the
+    edition that was loaded, not the one the descriptor declares.
+    """
+
+    name: str | None = None
+    edition: str | None = None
+    production_date: str | None = None
+
+
 class Citation(Block):
-    """Recommended citation; ``doi`` stays null when not known for certain."""
+    """Recommended citation of the survey; ``doi`` stays null when not known for certain.
+
+    ``author`` and ``publisher`` are what a survey-wave's data-set citation names (with the wave's
+    ``citation`` block); ``text`` cites the survey as a whole. No ``<placeholders>``: a fact that is
+    not known is left out, and the codebooks say it is not known.
+    """
 
     text: str
     doi: Doi | None = None
+    author: str | None = None
+    publisher: str | None = None
+    file_edition: FileEdition | None = None
+
+    @model_validator(mode="after")
+    def _no_placeholders(self) -> Citation:
+        _no_placeholder(self.text, "citation.text")
+        return self
+
+
+class WaveCitation(Block):
+    """A survey-wave's data set as the project declares it: title, edition and its release year."""
+
+    title: str
+    edition: str | None = None
+    year: int | None = Field(default=None, ge=1970, le=2100)
+
+    @model_validator(mode="after")
+    def _no_placeholders(self) -> WaveCitation:
+        _no_placeholder(self.title, "citation.title")
+        _no_placeholder(self.edition, "citation.edition")
+        return self
 
 
 class Metadata(Block):
@@ -216,6 +266,7 @@ class Wave(Block):
     weights: list[str] = Field(default_factory=list)
     design: DesignVariables = Field(default_factory=DesignVariables)
     doi: Doi | None = None
+    citation: WaveCitation | None = None
     codebook: str
 
     @model_validator(mode="after")

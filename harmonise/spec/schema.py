@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TargetType = Literal["category", "boolean", "integer", "number", "string", "country", "language", "city"]
 Quality = Literal["exact", "recoded", "approximate", "proxy"]
+Measure = Literal["nominal", "ordinal", "scale"]
 UNMAPPED = "__unmapped__"
 
 
@@ -46,6 +47,8 @@ class Variable(Strict):
     automatic: bool = False
     derived: bool = False
     derive: Derivation | None = None
+    measure: Measure | None = Field(None, description="Measurement level for SPSS/Stata exports when not the "
+                                    "type's default (nominal for codes and text, scale for numbers); e.g. ordinal.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Variable:
@@ -58,6 +61,11 @@ class Variable(Strict):
         if self.derived != (self.derive is not None):
             raise ValueError(f"{self.name}: 'derived: true' and 'derive' go together")
         return self
+
+    @property
+    def measurement(self) -> Measure:
+        """The declared measurement level, else nominal for codes and text and scale for numbers."""
+        return self.measure or ("scale" if self.type in ("integer", "number") else "nominal")
 
     @property
     def has_missing_column(self) -> bool:

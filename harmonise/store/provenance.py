@@ -53,10 +53,10 @@ SOURCES = Table("sources", _cols(
     "survey VARCHAR, wave VARCHAR, file_name VARCHAR, path VARCHAR, format VARCHAR, size_bytes BIGINT, "
     "sha256 VARCHAR, rows BIGINT, encoding VARCHAR, file_label VARCHAR, header_json VARCHAR, crosswalk_file VARCHAR, "
     "crosswalk_sha256 VARCHAR, codebook_file VARCHAR, harmonise_version VARCHAR, built_at VARCHAR"))
-VARIABLES = Table("variables", _cols(
+VARIABLES = Table("schema_variables", _cols(
     "name VARCHAR, label VARCHAR, group VARCHAR, type VARCHAR, definition VARCHAR, unit VARCHAR, derived BOOLEAN, "
     "derivation VARCHAR, range_low DOUBLE, range_high DOUBLE, pattern VARCHAR, missing_column VARCHAR, "
-    "position INTEGER"))
+    "position INTEGER, measure VARCHAR"))
 VALUE_LABELS = Table("value_labels", _cols("variable VARCHAR, code VARCHAR, label VARCHAR, is_missing_reason BOOLEAN"))
 MISSING_REASONS = Table("missing_reasons", _cols("reason VARCHAR, label VARCHAR, definition VARCHAR"))
 LINEAGE = Table("lineage", _cols(
@@ -100,7 +100,8 @@ def write_schema_tables(con: duckdb.DuckDBPyConnection, schema: TargetSchema) ->
 def _var_row(v: Variable, i: int) -> tuple[object, ...]:
     return (v.name, v.label, v.group, v.type, v.definition, v.unit, v.derived,
             v.derive.expr if v.derive else None, v.range[0] if v.range else None,
-            v.range[1] if v.range else None, v.pattern, v.missing_column if v.has_missing_column else None, i)
+            v.range[1] if v.range else None, v.pattern, v.missing_column if v.has_missing_column else None, i,
+            v.measurement)
 
 
 def to_json(data: object) -> str:
