@@ -212,8 +212,13 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     return result
 
 
-def demo_data(root: Path, seed: int = 1, rows: int | None = None) -> Path:
-    """Fixture files for every declared wave, generated once into a cache keyed by the declarations."""
+def demo_data(root: Path, seed: int = 1, rows: int | None = None, progress: Progress | None = None) -> Path:
+    """Fixture files for every declared wave, generated once into a cache keyed by the declarations.
+
+    Each wave samples a few countries (or every city of a city survey) at the sizes the survey
+    declares (``harmonise.fixtures.design``); ``rows`` instead gives every file that many rows.
+    Only the files a demo build reads are written (no Stata editions).
+    """
     import hashlib
     import shutil
 
@@ -234,7 +239,7 @@ def demo_data(root: Path, seed: int = 1, rows: int | None = None) -> Path:
     # Generate beside the target and rename: concurrent runs never see (or delete) a half-written folder.
     tmp = cache / f"{target.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    generate(root, tmp, seed=seed, rows=rows)
+    generate(root, tmp, seed=seed, rows=rows, editions=False, progress=progress)
     (tmp / ".complete").write_text("ok\n")
     try:
         tmp.rename(target)

@@ -103,7 +103,9 @@ def query(sql: str, db: Path, fmt: str) -> None:
               help="Folder to write the files into (one sub-folder per survey).")
 @click.option("--survey", default=None, help="Only this survey.")
 @click.option("--wave", default=None, help="Only this wave.")
-@click.option("--rows", type=click.IntRange(1, 5_000_000), default=None, help="Rows per file (default 600).")
+@click.option("--rows", type=click.IntRange(1, 5_000_000), default=None,
+              help="Rows per file (default: the declared sample sizes of a few countries per wave, or of every "
+                   "city a city survey samples).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @handled
 def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int) -> None:
