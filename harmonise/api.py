@@ -172,11 +172,14 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
 
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
-          encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None) -> RunResult:
+          encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None,
+          synthetic: bool = False) -> RunResult:
     """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched.
 
     ``jobs``: worker processes for the files (default: one per core and file once the files total
     64 MB, see ``pipeline.default_jobs``); the database content does not depend on it.
+    ``synthetic``: the files are generated (the demo), recorded as ``('synthetic', 'true')`` in
+    ``build_info`` for codebooks and charts to say so.
     """
     import duckdb
 
@@ -203,6 +206,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
                 ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
                 ("sources", str(len(result.outcomes))), ("rows", str(sum(o.rows for o in result.outcomes))),
+                *([("synthetic", "true")] if synthetic else []),
             ])
             con.execute("CHECKPOINT")
         finally:
