@@ -123,7 +123,7 @@ def render_comparison(c: Comparison, db: Path) -> str:
                          rows, "table")]
     for (survey, wave), group in sorted(c.one_group.items()):
         lines.append(f"{survey} {wave} samples {group.replace('_', '-')} people only: no gap to show "
-                     f"(see its groups with --group migrant_generation)")
+                     "(its cities are in the compare --by city chart below)")
     if c.rule:
         lines.append(f"rule: {c.rule}")
     q = shlex.quote(str(db))
