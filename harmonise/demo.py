@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 INDICATOR = "employment_rate"
 BREAKDOWN = "birthplace"
+# the stored estimates of one indicator and breakdown in the latest wave (by year) of each survey
+LATEST_CELLS = '''
+WITH latest AS (SELECT survey, arg_max(wave, year) AS wave FROM (SELECT DISTINCT survey, wave, year FROM respondents)
+                GROUP BY survey)
+SELECT survey, wave, country, "group", n, estimate, ci_low, ci_high, reliability, gap, gap_se, rule
+FROM indicators JOIN latest USING (survey, wave)
+WHERE indicator = ? AND breakdown = ? ORDER BY survey, wave, country, "group"'''
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,8 @@ class Row:
 class Comparison:
     """The demo's comparison: what is compared, the rows, and surveys sampling one group only."""
 
+    indicator: str
+    breakdown: str
     label: str
     ages: str
     native: str
@@ -86,24 +95,18 @@ def _read(con: duckdb.DuckDBPyConnection, indicator: str, breakdown: str) -> Com
     import duckdb
 
     try:
-        ind = con.execute("SELECT label, age_low, age_high FROM indicator_definitions WHERE name = ?",
-                          [indicator]).fetchone()
-        brk = con.execute("SELECT native FROM indicator_breakdowns WHERE name = ?", [breakdown]).fetchone()
-        synthetic = con.execute("SELECT value FROM build_info WHERE key = 'synthetic'").fetchone()
-        cells = con.execute("""
-            WITH latest AS (SELECT survey, arg_max(wave, year) AS wave FROM (SELECT DISTINCT survey, wave, year
-                            FROM respondents) GROUP BY survey)
-            SELECT survey, wave, country, "group", n, estimate, ci_low, ci_high, reliability, gap, gap_se, rule
-            FROM indicators JOIN latest USING (survey, wave)
-            WHERE indicator = ? AND breakdown = ? ORDER BY survey, wave, country, "group\"""",
-                            [indicator, breakdown]).fetchall()
+        ind = _first(con, "SELECT label, age_low, age_high FROM indicator_definitions WHERE name = ?", [indicator])
+        brk = _first(con, "SELECT native FROM indicator_breakdowns WHERE name = ?", [breakdown])
+        synthetic = _first(con, "SELECT value FROM build_info WHERE key = 'synthetic'", [])
+        cells = con.execute(LATEST_CELLS, [indicator, breakdown]).fetchall()
     except (duckdb.CatalogException, duckdb.BinderException):  # a database without the indicator tables
         return None
     if ind is None or brk is None:
         return None
     native = str(brk[0])
     others = sorted({str(c[3]) for c in cells} - {native})
-    out = Comparison(label=str(ind[0]), ages=f"{ind[1]}-{ind[2]}", native=native, other=others[0] if others else "",
+    out = Comparison(indicator=indicator, breakdown=breakdown, label=str(ind[0]), ages=f"{ind[1]}-{ind[2]}",
+                     native=native, other=others[0] if others else "",
                      rule=str(cells[0][11]) if cells else "", synthetic=bool(synthetic and synthetic[0] == "true"))
     by_place: dict[tuple[str, str, str], dict[str, tuple[Any, ...]]] = {}
     for c in cells:
@@ -120,6 +123,11 @@ def _read(con: duckdb.DuckDBPyConnection, indicator: str, breakdown: str) -> Com
                                 gap + half if gap is not None and half is not None else None))
     out.one_group = {k: next(iter(g)) for k, g in groups.items() if len(g) == 1}
     return out
+
+
+def _first(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> tuple[Any, ...] | None:
+    rows = con.execute(sql, params).fetchall()
+    return tuple(rows[0]) if rows else None
 
 
 def _num(x: Any) -> float | None:

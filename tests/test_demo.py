@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import duckdb
 from conftest import ROOT, run
 
 from harmonise import compare, connect, indicators
@@ -105,7 +106,7 @@ def test_build_ends_with_the_comparison_and_the_next_commands(demo_build: tuple[
     assert lines[-4:] == ["next:",
                           f"  harmonise indicators --db {db_arg} --indicator employment_rate --group birthplace",
                           (f"  harmonise compare --db {db_arg} --indicator employment_rate --by city "
-                           "--out employment_by_city.png"),
+                           "--out employment_rate_by_city.png"),
                           f"  harmonise codebook --db {db_arg} --out codebook"]
 
 
@@ -128,3 +129,14 @@ def test_comparison_of_a_real_file(fr_db: Path) -> None:
     assert [(g, n, e) for g, n, e, _ in stored] == [("foreign_born", row.other.n, row.other.estimate),
                                                    ("native_born", row.native.n, row.native.estimate)]
     assert row.gap == stored[0][3] and got.one_group == {}
+
+
+def test_no_comparison_without_indicator_tables() -> None:
+    con = duckdb.connect()
+    try:
+        assert comparison(con) is None
+        con.execute("CREATE TABLE indicator_definitions (name VARCHAR, label VARCHAR, age_low INT, age_high INT)")
+        con.execute("CREATE TABLE indicator_breakdowns (name VARCHAR, native VARCHAR)")
+        assert comparison(con) is None  # no such indicator declared
+    finally:
+        con.close()

@@ -163,3 +163,14 @@ def test_ess_weights_are_consistent(project: Project) -> None:
         assert g["pweight"].tolist() == [round(POPULATION[str(country)] * 100 / len(g), 6)] * len(g)
         assert (g["anweight"] - g["pspwght"] * g["pweight"]).abs().max() < 1e-5
         assert (g["dweight"] == 1).all() == (DESIGNS[str(country)].dweight_sd == 0), country
+
+
+def test_declared_sizes_are_byte_identical_per_seed(tmp_path: Path) -> None:
+    from harmonise.fixtures import generate
+
+    first = generate(ROOT, tmp_path / "a", survey="localmultidem")
+    second = generate(ROOT, tmp_path / "b", survey="localmultidem")
+    other = generate(ROOT, tmp_path / "c", survey="localmultidem", seed=2)
+    assert [p.relative_to(tmp_path / "a") for p in first] == [p.relative_to(tmp_path / "b") for p in second]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    assert first[0].read_bytes() != other[0].read_bytes()

@@ -126,10 +126,10 @@ def render_comparison(c: Comparison, db: Path) -> str:
                      "(its cities are in the compare --by city chart below)")
     if c.rule:
         lines.append(f"rule: {c.rule}")
-    q = shlex.quote(str(db))
+    q, name = shlex.quote(str(db)), c.indicator
     lines += ["", "next:",
-              f"  harmonise indicators --db {q} --indicator employment_rate --group birthplace",
-              f"  harmonise compare --db {q} --indicator employment_rate --by city --out employment_by_city.png",
+              f"  harmonise indicators --db {q} --indicator {name} --group {c.breakdown}",
+              f"  harmonise compare --db {q} --indicator {name} --by city --out {name}_by_city.png",
               f"  harmonise codebook --db {q} --out codebook"]
     return "\n".join(lines)
 
