@@ -153,11 +153,14 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
 
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
-          encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None) -> RunResult:
+          encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None,
+          synthetic: bool = False) -> RunResult:
     """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched.
 
     ``jobs``: worker processes for the files (default: one per core and file once the files total
     64 MB, see ``pipeline.default_jobs``); the database content does not depend on it.
+    ``synthetic``: the files are generated (the demo), recorded as ``('synthetic', 'true')`` in
+    ``build_info`` for codebooks and charts to say so.
     """
     import duckdb
 
@@ -186,6 +189,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
                 ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
                 ("sources", str(len(result.outcomes))), ("rows", str(sum(o.rows for o in result.outcomes))),
+                *([("synthetic", "true")] if synthetic else []),
             ])
             con.execute("CHECKPOINT")
         finally:
@@ -195,8 +199,13 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     return result
 
 
-def demo_data(root: Path, seed: int = 1, rows: int | None = None) -> Path:
-    """Fixture files for every declared wave, generated once into a cache keyed by the declarations."""
+def demo_data(root: Path, seed: int = 1, rows: int | None = None, progress: Progress | None = None) -> Path:
+    """Fixture files for every declared wave, generated once into a cache keyed by the declarations.
+
+    Each wave samples a few countries (or every city of a city survey) at the sizes the survey
+    declares (``harmonise.fixtures.design``); ``rows`` instead gives every file that many rows.
+    Only the files a demo build reads are written (no Stata editions).
+    """
     import hashlib
     import shutil
 
@@ -217,7 +226,7 @@ def demo_data(root: Path, seed: int = 1, rows: int | None = None) -> Path:
     # Generate beside the target and rename: concurrent runs never see (or delete) a half-written folder.
     tmp = cache / f"{target.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    generate(root, tmp, seed=seed, rows=rows)
+    generate(root, tmp, seed=seed, rows=rows, editions=False, progress=progress)
     (tmp / ".complete").write_text("ok\n")
     try:
         tmp.rename(target)

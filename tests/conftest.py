@@ -47,12 +47,19 @@ def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo database (`harmonise build --demo`: every declared wave of all six surveys), built once per run."""
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`harmonise build --demo` (every declared wave of all six surveys), run once per run: the database
+    and what the command printed."""
     db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    code, _, err = run("build", "--demo", "--db", str(db))
+    code, out, err = run("build", "--demo", "--db", str(db))
     assert code == 0, err
-    return db
+    return db, out
+
+
+@pytest.fixture(scope="session")
+def demo_db(demo_build: tuple[Path, str]) -> Path:
+    """The demo database, built once per run."""
+    return demo_build[0]
 
 
 @pytest.fixture()

@@ -106,13 +106,27 @@ def test_round_trip_of_a_clustered_city_sample(tmp_path: Path) -> None:
         assert_same(read_export(tmp_path / fmt / f"respondents.{fmt}", db), stored(db))
 
 
-def test_stata_round_trip_when_a_column_starts_with_missing_letters(demo_db: Path, tmp_path: Path) -> None:
-    # The demo's first 100 rows (EU-MIDIS I) have no year of arrival etc., so these columns open with
-    # letters; pyreadstat took such an object column for text and failed on the numbers below.
-    first = stored(demo_db).head(100)
-    assert first["education_isced"].isna().all() and stored(demo_db)["education_isced"].notna().any()
-    assert export(demo_db, tmp_path, "dta") == [tmp_path / "respondents.dta"]
-    assert_same(read_export(tmp_path / "respondents.dta", demo_db), stored(demo_db))
+@pytest.fixture(scope="module")
+def letters_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ESS rounds 1 and 10 (fixtures): round 1 has no ISCED education, round 10 has."""
+    from harmonise.fixtures import generate
+    from tests.conftest import ROOT
+
+    folder = tmp_path_factory.mktemp("letters")
+    for wave in ("1", "10"):
+        generate(ROOT, folder / "data", survey="ess", wave=wave, rows=150, editions=False)
+    code, _, err = run("build", "--data", str(folder / "data"), "--db", str(folder / "e.duckdb"))
+    assert code == 0, err
+    return folder / "e.duckdb"
+
+
+def test_stata_round_trip_when_a_column_starts_with_missing_letters(letters_db: Path, tmp_path: Path) -> None:
+    # The first rows (ESS round 1) have no ISCED education etc., so these columns open with letters;
+    # pyreadstat took such an object column for text and failed on the numbers below.
+    first = stored(letters_db).head(100)
+    assert first["education_isced"].isna().all() and stored(letters_db)["education_isced"].notna().any()
+    assert export(letters_db, tmp_path, "dta") == [tmp_path / "respondents.dta"]
+    assert_same(read_export(tmp_path / "respondents.dta", letters_db), stored(letters_db))
     _, meta = pyreadstat.read_dta(str(tmp_path / "respondents.dta"), metadataonly=True)
     assert meta.readstat_variable_types["education_isced"] == "double"
 

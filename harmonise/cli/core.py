@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +21,9 @@ from harmonise.cli.base import (
     progress_printer,
     render_issues,
 )
+
+if TYPE_CHECKING:
+    from harmonise.demo import Cell, Comparison
 
 
 @main.command()
@@ -52,7 +57,8 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @main.command()
 @click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
               help="Folder or file of source data (repeatable).")
-@click.option("--demo", is_flag=True, help="Build from generated fixtures of every declared wave (cached).")
+@click.option("--demo", is_flag=True, help="Build from generated synthetic files of every declared wave (cached) "
+              "and end with a comparison of natives and the foreign-born.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
               show_default=True, help="Database file to (re)build atomically.")
 @click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
@@ -67,18 +73,65 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     if not data and not demo:
         raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
     root = context_root()
-    sources = api.demo_files(api.demo_data(root)) if demo else list(data)
-    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=progress_printer(fmt == "text"))
+    show = progress_printer(fmt == "text")
+    sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
+    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
     if sys.stderr.isatty():
         click.echo("", err=True)
-    for o in result.outcomes:
-        click.echo(f"{o.job.crosswalk.survey} wave {o.job.wave.wave}: {o.rows:,} rows from {o.job.path.name}")
+    if demo:  # one line per survey: the comparison below is what a new user should see
+        waves: dict[str, list[int]] = {}
+        for o in result.outcomes:
+            waves.setdefault(o.job.crosswalk.survey, []).append(o.rows)
+        for survey, rows in waves.items():
+            click.echo(f"{survey}: {len(rows)} wave(s), {sum(rows):,} synthetic rows")
+    else:
+        for o in result.outcomes:
+            click.echo(f"{o.job.crosswalk.survey} wave {o.job.wave.wave}: {o.rows:,} rows from {o.job.path.name}")
     if result.issues:
         click.echo(render_issues(result.issues, "text"), err=True)
     click.echo(f"built {db} ({sum(o.rows for o in result.outcomes):,} rows) in {result.seconds:.1f} s")
+    if demo:
+        from harmonise.demo import comparison
+
+        found = comparison(db)
+        if found is not None:
+            click.echo("\n" + render_comparison(found, db))
+
+
+def _percent(x: float | None) -> str:
+    return f"{100 * x:.1f}" if x is not None else "-"
+
+
+def _cell(c: Cell) -> str:
+    if c.estimate is None:
+        return f"{c.reliability} (n={c.n})"
+    return f"{_percent(c.estimate)} [{_percent(c.ci_low)}, {_percent(c.ci_high)}]"
+
+
+def render_comparison(c: Comparison, db: Path) -> str:
+    """The demo's closing comparison: a table, what it leaves out, and the commands to run next."""
+    native, other = c.native.replace("_", "-"), c.other.replace("_", "-")
+    rows = [(r.survey, r.wave, r.country, _cell(r.native), _cell(r.other),
+             f"{_percent(r.gap)} [{_percent(r.gap_low)}, {_percent(r.gap_high)}]" if r.gap is not None else "-",
+             r.reliability) for r in c.rows]
+    title = f"{c.label} {c.ages}, {native} vs {other}: % with 95% CI, latest wave of each survey"
+    lines = [title + (" (SYNTHETIC demo data, not survey results)" if c.synthetic else ""),
+             format_rows(["survey", "wave", "country", f"{native} %", f"{other} %", "gap (points)", "reliability"],
+                         rows, "table")]
+    for (survey, wave), group in sorted(c.one_group.items()):
+        lines.append(f"{survey} {wave} samples {group.replace('_', '-')} people only: no gap to show "
+                     "(its cities are in the compare --by city chart below)")
+    if c.rule:
+        lines.append(f"rule: {c.rule}")
+    q, name = shlex.quote(str(db)), c.indicator
+    lines += ["", "next:",
+              f"  harmonise indicators --db {q} --indicator {name} --group {c.breakdown}",
+              f"  harmonise compare --db {q} --indicator {name} --by city --out {name}_by_city.png",
+              f"  harmonise codebook --db {q} --out codebook"]
+    return "\n".join(lines)
 
 
 @main.command()
@@ -103,7 +156,9 @@ def query(sql: str, db: Path, fmt: str) -> None:
               help="Folder to write the files into (one sub-folder per survey).")
 @click.option("--survey", default=None, help="Only this survey.")
 @click.option("--wave", default=None, help="Only this wave.")
-@click.option("--rows", type=click.IntRange(1, 5_000_000), default=None, help="Rows per file (default 600).")
+@click.option("--rows", type=click.IntRange(1, 5_000_000), default=None,
+              help="Rows per file (default: the declared sample sizes of a few countries per wave, or of every "
+                   "city a city survey samples).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @handled
 def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int) -> None:

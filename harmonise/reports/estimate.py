@@ -213,6 +213,13 @@ LEFT JOIN (SELECT parent, cell, est FROM r WHERE is_native) nat ON nat.parent = 
 ORDER BY {kg}"""
 
 
+def t_quantile(df: float | None) -> float:
+    """The two-sided 95% t quantile for ``df`` degrees of freedom (below 1 taken as 1; None: the normal one)."""
+    from scipy.stats import norm, t  # type: ignore[import-untyped]
+
+    return float(norm.ppf(1 - ALPHA / 2) if df is None else t.ppf(1 - ALPHA / 2, max(float(df), 1.0)))
+
+
 def intervals(estimate: np.ndarray, se: np.ndarray, n: np.ndarray, df: np.ndarray,
               share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """95% intervals: Korn–Graubard for shares (``share`` true), Wald with t(df) for means.

@@ -1,0 +1,142 @@
+"""Issue 23: the demo's comparisons are publishable, its database says it is synthetic, and
+`harmonise build --demo` ends with a comparison table and the commands to run next."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+from conftest import ROOT, run
+
+from harmonise import compare, connect, indicators
+from harmonise.demo import BREAKDOWN, INDICATOR, comparison
+from harmonise.spec.project import load_project
+
+
+def _stored(db: Path, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+    con = connect(db)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _sampled_cities() -> set[str]:
+    """Cities that the declared waves of the city surveys sample (mappings/cities.yaml)."""
+    project = load_project(ROOT)
+    waves = {(cw.survey, w.wave) for cw in project.crosswalks.values() for w in cw.waves}
+    assert project.tables.cities is not None
+    return {str(row["code"]) for row in project.tables.cities.rows
+            for s in row.get("sampled_by") or [] if (s.get("survey"), str(s.get("wave"))) in waves}
+
+
+def test_demo_database_is_marked_synthetic(demo_db: Path, fr_db: Path) -> None:
+    assert _stored(demo_db, "SELECT value FROM build_info WHERE key = 'synthetic'") == [("true",)]
+    assert _stored(fr_db, "SELECT value FROM build_info WHERE key = 'synthetic'") == []
+
+
+def test_most_employment_cells_by_birthplace_are_published(demo_db: Path) -> None:
+    # the stored default table (survey x wave x country) and the API's default grouping
+    stored = _stored(demo_db, "SELECT estimate FROM indicators WHERE indicator = ? AND breakdown = ?",
+                     [INDICATOR, BREAKDOWN])
+    api = [r["estimate"] for r in indicators(demo_db, [INDICATOR], group=BREAKDOWN).records()]
+    for cells in (stored, api):
+        published = sum(1 for c in cells if (c[0] if isinstance(c, tuple) else c) is not None)
+        assert len(cells) > 0 and published / len(cells) >= 0.8, (published, len(cells))
+
+
+def test_every_city_the_city_surveys_sample_has_estimates(demo_db: Path, tmp_path: Path) -> None:
+    cities = _sampled_cities()
+    assert len(cities) > 0
+    est = indicators(demo_db, [INDICATOR], by=["city"], group=BREAKDOWN).records()
+    assert cities <= {str(r["city"]) for r in est if r["estimate"] is not None}
+    chart = compare(demo_db, INDICATOR, tmp_path / "city.png", by=["city"])
+    assert cities <= {part for cell, _, _ in chart.plotted for part in cell.split(" / ")}
+    code, out, err = run("compare", "--indicator", INDICATOR, "--by", "city", "--out", str(tmp_path / "c.png"),
+                         "--db", str(demo_db))
+    assert code == 0, err
+    assert out.strip() == (f"wrote {tmp_path / 'c.png'}: {len(chart.plotted)} estimate(s), "
+                           f"{len(chart.suppressed)} suppressed cell(s)")
+
+
+def _percent(x: object) -> str:
+    return f"{100 * float(x):.1f}"
+
+
+def test_build_ends_with_the_comparison_and_the_next_commands(demo_build: tuple[Path, str]) -> None:
+    db, out = demo_build
+    lines = out.rstrip("\n").splitlines()
+    # expected from the stored indicators: the latest wave of each survey, countries with both groups
+    latest = dict(_stored(db, "SELECT survey, arg_max(wave, year) FROM respondents GROUP BY survey"))
+    cells: dict[tuple[str, str, str], dict[str, tuple[object, ...]]] = {}
+    for r in _stored(db, 'SELECT survey, wave, country, "group", n, estimate, ci_low, ci_high, reliability, gap, '
+                         'gap_se FROM indicators WHERE indicator = ? AND breakdown = ?', [INDICATOR, BREAKDOWN]):
+        if latest[r[0]] == r[1]:
+            cells.setdefault((str(r[0]), str(r[1]), str(r[2])), {})[str(r[3])] = r
+    both = sorted(k for k, g in cells.items() if {"native_born", "foreign_born"} <= set(g))
+    assert len(both) > 0
+    title = next(i for i, line in enumerate(lines) if line.startswith("Employment rate 20-64, native-born vs"))
+    assert "SYNTHETIC" in lines[title]
+    assert lines[title + 1].split() == ["survey", "wave", "country", "native-born", "%", "foreign-born", "%", "gap",
+                                        "(points)", "reliability"]
+    table = lines[title + 3:title + 3 + len(both)]
+    assert lines[title + 3 + len(both)] == f"({len(both)} rows)"
+    for line, key in zip(table, both):
+        nat, fb = cells[key]["native_born"], cells[key]["foreign_born"]
+
+        def shown(r: tuple[object, ...]) -> str:
+            if r[5] is None:
+                return f"{r[8]} (n={r[4]})"
+            return f"{_percent(r[5])} [{_percent(r[6])}, {_percent(r[7])}]"
+
+        half = 1.959963984540054 * float(fb[10]) if fb[9] is not None else 0.0
+        gap = (f"{_percent(fb[9])} [{_percent(float(fb[9]) - half)}, {_percent(float(fb[9]) + half)}]"
+               if fb[9] is not None else "-")
+        assert re.fullmatch(r"\s+".join([*map(re.escape, [*key, shown(nat), shown(fb), gap]), r"\w+"]) + r"\s*",
+                            line), (line, key)
+    groups: dict[tuple[str, str], set[str]] = {}
+    for (survey, wave, _), got in cells.items():
+        groups.setdefault((survey, wave), set()).update(got)
+    notes = [line.split()[:4] for line in lines if "people only: no gap to show" in line]
+    assert notes == [[s, w, "samples", next(iter(g)).replace("_", "-")] for (s, w), g in sorted(groups.items())
+                     if len(g) == 1]
+    assert len(notes) > 0
+    db_arg = str(db)
+    assert lines[-4:] == ["next:",
+                          f"  harmonise indicators --db {db_arg} --indicator employment_rate --group birthplace",
+                          (f"  harmonise compare --db {db_arg} --indicator employment_rate --by city "
+                           "--out employment_rate_by_city.png"),
+                          f"  harmonise codebook --db {db_arg} --out codebook"]
+
+
+def test_build_prints_one_line_per_survey_not_per_file(demo_build: tuple[Path, str]) -> None:
+    db, out = demo_build
+    per_survey = _stored(db, "SELECT survey, count(DISTINCT wave), count(*) FROM respondents GROUP BY survey "
+                             "ORDER BY survey")
+    built = next(i for i, line in enumerate(out.splitlines()) if line.startswith(f"built {db} ("))
+    assert out.splitlines()[:built] == [f"{s}: {w} wave(s), {n:,} synthetic rows" for s, w, n in per_survey]
+
+
+def test_comparison_of_a_real_file(fr_db: Path) -> None:
+    got = comparison(fr_db)
+    assert got is not None and not got.synthetic
+    assert (got.label, got.ages, got.native, got.other) == ("Employment rate", "20-64", "native_born", "foreign_born")
+    assert [(r.survey, r.wave, r.country) for r in got.rows] == [("ess", "8", "FR")]
+    row = got.rows[0]
+    stored = _stored(fr_db, 'SELECT "group", n, estimate, gap FROM indicators WHERE indicator = ? AND breakdown = ? '
+                            'ORDER BY "group"', [INDICATOR, BREAKDOWN])
+    assert [(g, n, e) for g, n, e, _ in stored] == [("foreign_born", row.other.n, row.other.estimate),
+                                                   ("native_born", row.native.n, row.native.estimate)]
+    assert row.gap == stored[0][3] and got.one_group == {}
+
+
+def test_no_comparison_without_indicator_tables() -> None:
+    con = duckdb.connect()
+    try:
+        assert comparison(con) is None
+        con.execute("CREATE TABLE indicator_definitions (name VARCHAR, label VARCHAR, age_low INT, age_high INT)")
+        con.execute("CREATE TABLE indicator_breakdowns (name VARCHAR, native VARCHAR)")
+        assert comparison(con) is None  # no such indicator declared
+    finally:
+        con.close()
