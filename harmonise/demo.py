@@ -27,7 +27,7 @@ WITH latest AS (SELECT survey, arg_max(wave, year) AS wave FROM (SELECT DISTINCT
                 GROUP BY survey)
 SELECT survey, wave, country, "group", n, estimate, ci_low, ci_high, reliability, gap, gap_se, rule, df
 FROM indicators JOIN latest USING (survey, wave)
-WHERE indicator = ? AND breakdown = ? ORDER BY survey, wave, country, "group"'''
+WHERE indicator = ? AND breakdown = ? AND country <> 'all' AND "group" NOT IN ('all', 'unknown') ORDER BY survey, wave, country, "group"'''
 
 
 @dataclass(frozen=True)

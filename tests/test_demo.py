@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 from conftest import ROOT, run
+from scipy.stats import t  # type: ignore[import-untyped]
 
 from harmonise import compare, connect, indicators
 from harmonise.demo import BREAKDOWN, INDICATOR, comparison
@@ -52,7 +53,9 @@ def test_every_city_the_city_surveys_sample_has_estimates(demo_db: Path, tmp_pat
     est = indicators(demo_db, [INDICATOR], by=["city"], group=BREAKDOWN).records()
     assert cities <= {str(r["city"]) for r in est if r["estimate"] is not None}
     chart = compare(demo_db, INDICATOR, tmp_path / "city.png", by=["city"])
-    assert cities <= {part for cell, _, _ in chart.plotted for part in cell.split(" / ")}
+    names = dict(_stored(demo_db, "SELECT code, name FROM cities"))
+    drawn = {cell.split(" · ")[-1] for cell, _, _ in chart.plotted}
+    assert {names[c] for c in cities} <= drawn
     code, out, err = run("compare", "--indicator", INDICATOR, "--by", "city", "--out", str(tmp_path / "c.png"),
                          "--db", str(demo_db))
     assert code == 0, err
@@ -71,7 +74,8 @@ def test_build_ends_with_the_comparison_and_the_next_commands(demo_build: tuple[
     latest = dict(_stored(db, "SELECT survey, arg_max(wave, year) FROM respondents GROUP BY survey"))
     cells: dict[tuple[str, str, str], dict[str, tuple[object, ...]]] = {}
     for r in _stored(db, 'SELECT survey, wave, country, "group", n, estimate, ci_low, ci_high, reliability, gap, '
-                         'gap_se FROM indicators WHERE indicator = ? AND breakdown = ?', [INDICATOR, BREAKDOWN]):
+                         'gap_se, df FROM indicators WHERE indicator = ? AND breakdown = ? AND country <> ? '
+                         'AND "group" NOT IN (?, ?)', [INDICATOR, BREAKDOWN, "all", "all", "unknown"]):
         if latest[r[0]] == r[1]:
             cells.setdefault((str(r[0]), str(r[1]), str(r[2])), {})[str(r[3])] = r
     both = sorted(k for k, g in cells.items() if {"native_born", "foreign_born"} <= set(g))
@@ -90,7 +94,7 @@ def test_build_ends_with_the_comparison_and_the_next_commands(demo_build: tuple[
                 return f"{r[8]} (n={r[4]})"
             return f"{_percent(r[5])} [{_percent(r[6])}, {_percent(r[7])}]"
 
-        half = 1.959963984540054 * float(fb[10]) if fb[9] is not None else 0.0
+        half = float(t.ppf(0.975, max(float(fb[11]), 1.0))) * float(fb[10]) if fb[9] is not None else 0.0
         gap = (f"{_percent(fb[9])} [{_percent(float(fb[9]) - half)}, {_percent(float(fb[9]) + half)}]"
                if fb[9] is not None else "-")
         assert re.fullmatch(r"\s+".join([*map(re.escape, [*key, shown(nat), shown(fb), gap]), r"\w+"]) + r"\s*",
@@ -125,7 +129,8 @@ def test_comparison_of_a_real_file(fr_db: Path) -> None:
     assert [(r.survey, r.wave, r.country) for r in got.rows] == [("ess", "8", "FR")]
     row = got.rows[0]
     stored = _stored(fr_db, 'SELECT "group", n, estimate, gap FROM indicators WHERE indicator = ? AND breakdown = ? '
-                            'ORDER BY "group"', [INDICATOR, BREAKDOWN])
+                            'AND country <> ? AND "group" NOT IN (?, ?) ORDER BY "group"',
+                     [INDICATOR, BREAKDOWN, "all", "all", "unknown"])
     assert [(g, n, e) for g, n, e, _ in stored] == [("foreign_born", row.other.n, row.other.estimate),
                                                    ("native_born", row.native.n, row.native.estimate)]
     assert row.gap == stored[0][3] and got.one_group == {}

@@ -73,7 +73,6 @@ def test_sampled_groups_are_groups_the_crosswalks_give(project: Project) -> None
     assert project.schema is not None
     for survey, wave in _waves(project):
         cw = project.crosswalks[survey]
-        cb = project.codebooks[(survey, wave)]
         tp = resolve_wave(cw, cw.wave(wave), project.schema, project.tables,
                           project.declared_meta(survey, wave).variables).targets["sample_group"]
         drawn = {g.code for u in plan(project, survey, wave) for g in u.groups}

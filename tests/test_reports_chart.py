@@ -37,7 +37,7 @@ def test_chart_legend_caption_and_layout(demo_db: Path, tmp_path: Path) -> None:
     handles = legend.legend_handles
     # one handle per series, in order, labelled by name (not code), filled like a reliable estimate
     groups = {g for _, g, _ in chart.plotted}
-    names = {"all": "All (total)", "foreign_born": "Foreign-born", "native_born": "Native-born", "unknown": "Unknown"}
+    names = {"all": "All with a known group", "foreign_born": "Foreign-born", "native_born": "Native-born"}
     assert [t.get_text() for t in legend.get_texts()] == chart.series == [names[g] for g in sorted(
         groups, key=lambda g: (g != "all", g))]
     assert {"all", "foreign_born", "native_born"} <= groups

@@ -77,16 +77,16 @@ def test_parameters_and_labelled_frequency_columns(fr_book: Path) -> None:
 
 
 def test_one_page_per_indicator(fr_book: Path, fr_db: Path) -> None:
-    stored = query(fr_db, "SELECT name, label, age_low, age_high, outcome, population, weight FROM "
+    stored = query(fr_db, "SELECT name, label, age_low, age_high, outcome, population FROM "
                           "indicator_definitions ORDER BY position")
     assert stored
     assert sorted(p.stem for p in (fr_book / "html" / "indicators").glob("*.html")) == sorted(r[0] for r in stored)
     (rule,) = query(fr_db, "SELECT DISTINCT rule FROM indicators")[0]
-    for name, label, low, high, outcome, population, weight in stored:
+    for name, label, low, high, outcome, population in stored:
         page = text_of((fr_book / "html" / "indicators" / f"{name}.html").read_text())
         assert f"respondents aged {low} to {high}" in page
         assert f"outcome {outcome}" in page
-        assert f"weight {weight} (" in page
+        assert "weight weight (" in page and "the default for every indicator" in page
         assert f"Rule stored with this database's indicators: {rule}" in page
         md = (fr_book / "markdown" / "indicators" / f"{name}.md").read_text()
         assert md.startswith(f"# {md_text(label)} (`{name}`)\n")

@@ -2,7 +2,7 @@
 
 The attack written here is independent of harmonise.reports.disclosure: it rebuilds the additive
 relations of a published table from its rows (a margin 'all' is the sum of its children, the
-breakdown total 'all' the sum of its groups, plus respondents with missing values, assumed known),
+breakdown total 'all' the sum of its groups: it covers the respondents whose group is known),
 treats every suppressed cell with respondents as unknown and every other cell as known, and asks
 numpy's least squares whether a unit vector of an unknown lies in the row space of the relations.
 """
@@ -25,7 +25,7 @@ SAMPLE = ["indicator", "ages", "survey", "wave"]
 
 
 def recoverable(rows: pd.DataFrame, dims: list[str]) -> list[tuple[object, ...]]:
-    """Suppressed cells of one table (rows of one breakdown and its totals) that a linear combination of
+    """Suppressed cells of one table (rows of one breakdown, its total included) that a linear combination of
     the published cells determines."""
     axes = [*dims, "group"]
     coords = {tuple(map(str, r)): i for i, r in enumerate(rows[axes].itertuples(index=False))}
@@ -55,13 +55,8 @@ def recoverable(rows: pd.DataFrame, dims: list[str]) -> list[tuple[object, ...]]
 
 
 def tables(rows: list[dict[str, object]]) -> list[pd.DataFrame]:
-    frame = pd.DataFrame(rows)
-    out = []
-    for _, part in frame.groupby(SAMPLE):
-        total = part[part["breakdown"] == "total"]
-        for b in set(part["breakdown"]) - {"total"}:
-            out.append(pd.concat([total, part[part["breakdown"] == b]]))
-    return out
+    """One table per indicator, age band, survey-wave and breakdown (the total without a breakdown is one)."""
+    return [part for _, part in pd.DataFrame(rows).groupby([*SAMPLE, "breakdown"])]
 
 
 def check(rows: list[dict[str, object]], dims: list[str]) -> int:

@@ -57,13 +57,16 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
 
 
 def read_labels(db: str | Path | duckdb.DuckDBPyConnection) -> Labels:
-    """Survey acronyms, country names (``countries``), code labels (``value_labels``) and the synthetic mark."""
+    """Survey acronyms, country, city and NUTS names (lookup tables), code labels (``value_labels``) and the synthetic mark."""
     from harmonise.store.connect import connect
 
     con = connect(db) if not isinstance(db, duckdb.DuckDBPyConnection) else db
     try:
         labels = Labels({str(s): str(a) for s, a in _rows(con, "SELECT survey, acronym FROM survey_sampling")})
         labels.values.update({("country", str(c)): str(n) for c, n in _rows(con, "SELECT code, name FROM countries")})
+        labels.values.update({("city", str(c)): str(n) for c, n in _rows(con, "SELECT code, name FROM cities")})
+        labels.values.update({("region_nuts", str(c)): str(n) for c, n in _rows(
+            con, "SELECT code, name FROM nuts_regions WHERE name IS NOT NULL")})
         labels.values.update({(str(v), str(c)): str(lab) for v, c, lab in _rows(
             con, "SELECT variable, code, label FROM value_labels WHERE NOT is_missing_reason")})
         synthetic = _rows(con, "SELECT value FROM build_info WHERE key = 'synthetic'")
@@ -122,7 +125,7 @@ def draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label:
     breakdown = next((str(r["breakdown"]) for r in rows if r["breakdown"] != "total"), "total")
     names = json.loads(est.breakdowns[breakdown].labels) if breakdown in est.breakdowns else {}
     groups = sorted({str(r["group"]) for r in rows}, key=lambda g: (g != ALL, g))
-    names = {ALL: "All (total)", UNKNOWN: "Unknown", **names}
+    names = {ALL: "All (total)" if breakdown == "total" else "All with a known group", UNKNOWN: "Unknown", **names}
     series = {g: textwrap.fill(names.get(g, g), 34) for g in groups}
     chart = Chart(out, caption=caption(est, rows, labels))
     height = 2.8 + 0.3 * len(cells) * max(1, len(groups)) ** 0.5 + 0.12 * chart.caption.count("\n")

@@ -1,15 +1,16 @@
 """From estimator rows to a published table: intervals, reliability flags, primary and complementary suppression.
 
 A *table* is every row of one indicator and age band (and survey-wave, unless pooled) with one
-breakdown: its groups, the breakdown's total (group ``all``) and the margins over the ``--by``
-dimensions (value ``all``). Its cells are additive: a margin's numerator Σw·y is the sum of its
-children's plus that of respondents whose child value is missing. Assuming the worst case — an
+breakdown: its groups, their total (group ``all``, over the respondents whose group is known) and
+the margins over the ``--by`` dimensions (value ``all``); the total without a breakdown is a table
+of its own. Its cells are additive: a margin's numerator Σw·y is the sum of its children's (a
+``--by`` value that is missing is a cell, ``unknown``). Assuming the worst case — an
 attacker who knows every cell's denominator and the respondents with missing values — a
 suppressed cell is recoverable exactly when its unit vector lies in the row space of the
 margin equations restricted to the suppressed cells. Primary suppression applies the rule; then,
 while some suppressed cell is recoverable, the published cell with the fewest respondents in one
 of its equations is suppressed too (complementary suppression), table by table until no table
-changes (the breakdown totals are shared between tables).
+changes.
 """
 
 from __future__ import annotations
@@ -191,16 +192,9 @@ _INTERNAL = {"is_native", "variance", "native_estimate", "has_native", "gap_vari
 
 
 def _tables(f: pd.DataFrame, table_keys: Sequence[str]) -> list[list[int]]:
-    """Row labels of each table: a breakdown's rows with the total rows of the same keys."""
-    keys = list(table_keys)
-    out = []
-    for key, part in f.groupby(keys, sort=False, dropna=False) if keys else [((), f)]:
-        totals = part.index[part["breakdown"] == "total"].tolist()
-        others = [b for b in part["breakdown"].unique() if b != "total"]
-        if not others:
-            out.append(totals)
-        out.extend(totals + part.index[part["breakdown"] == b].tolist() for b in others)
-    return out
+    """Row labels of each table: one breakdown's rows (its groups and their total) for the same keys."""
+    keys = [*table_keys, "breakdown"]
+    return [part.index.tolist() for _, part in f.groupby(keys, sort=False, dropna=False)]
 
 
 def _native_suppressed(f: pd.DataFrame, sup: np.ndarray, table_keys: Sequence[str], dims: Sequence[str]) -> np.ndarray:

@@ -210,6 +210,7 @@ SELECT {k + ", " if k else ""}"group", r.is_native, r.source, r.n, r.sw * r.sw /
             || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design_kind
 FROM r LEFT JOIN v USING (cell) LEFT JOIN vd USING (cell)
 LEFT JOIN (SELECT parent, cell, est FROM r WHERE is_native) nat ON nat.parent = r.parent AND NOT r.is_native
+     AND r."group" <> '{ALL}'
 ORDER BY {kg}"""
 
 

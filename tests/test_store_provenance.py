@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-from harmonise.store.tables import PROVENANCE_DDL
+
+from harmonise.store.provenance import TABLES
 
 
 def test_describe_of_every_table_shows_its_columns(fr_db: Path) -> None:
@@ -13,7 +14,7 @@ def test_describe_of_every_table_shows_its_columns(fr_db: Path) -> None:
     con = duckdb.connect(str(fr_db), read_only=True)
     try:
         tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-        provenance = {ddl.split()[2] for ddl in PROVENANCE_DDL}
+        provenance = {t.name for t in TABLES}
         assert provenance <= set(tables)
         for table in tables:
             columns = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
