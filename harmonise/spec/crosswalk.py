@@ -43,8 +43,13 @@ class Rule(Strict):
     expr: str | None = Field(None, description="Restricted expression over source variables.")
     constant: TargetValue | None = Field(None, description="One value for every respondent.")
     not_asked: str | None = Field(None, description="Why the survey does not measure this target.")
-    quality: Quality | None = None
-    notes: str | None = None
+    quality: Quality | None = Field(None, description="How exactly the rule measures the target: exact, recoded, "
+                                   "approximate or proxy.")
+    notes: str | None = Field(None, description="Why the rule is as it is (shown in lineage and codebooks).")
+    alternatives: list[dict[str, Any]] | None = Field(
+        None, description="Rules to use, in order, when a file lacks a variable this rule reads (another edition's "
+                          "or round's names): each is written like a wave override of this rule; the first whose "
+                          "variables the file holds is used, and `lineage` records which.")
 
     @property
     def kind(self) -> str:
@@ -68,27 +73,36 @@ class MissingDefaults(Strict):
 
 
 class Wave(Strict):
-    wave: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,16}$")
-    year: int = Field(ge=1980, le=2035)
-    files: list[str] = Field(min_length=1, description="File-name patterns (fnmatch, case-insensitive, no folders).")
+    """One wave (round, edition) of the survey: how its files are recognised and how its rules differ."""
+
+    wave: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,16}$", description="The wave's id, as researchers query it.")
+    year: int = Field(ge=1980, le=2035, description="Year fieldwork started.")
+    files: list[str] = Field(min_length=1, description="File-name patterns (fnmatch, case-insensitive, no folders); "
+                                                       "used when no `content` rule recognises a file.")
+    content: dict[str, Code | list[Code]] | None = Field(
+        None, description="Variables whose values identify the wave's files, e.g. {essround: 8}: a file whose every "
+                          "row holds one of the given values of each variable belongs to this wave, whatever its name.")
     codebook: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml$",
                                  description="Declared source codebook: a file name in surveys/<survey>/ (no folders).")
-    encoding: str | None = None
-    overrides: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
-    notes: str | None = None
+    encoding: str | None = Field(None, description="Text encoding of the wave's files when they do not record one.")
+    overrides: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict, description="Target → fields that replace the base rule's in this wave (a new kind "
+                                          "replaces the rule).")
+    notes: str | None = Field(None, description="What distinguishes the wave's files.")
 
 
 class Crosswalk(Strict):
     """A whole crosswalk file."""
 
-    schema_ref: str | None = Field(None, alias="$schema")
-    survey: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str
-    respondent_key: list[str] | None = None
-    missing: MissingDefaults = Field(default_factory=MissingDefaults)
-    waves: list[Wave] = Field(min_length=1)
-    targets: dict[str, Rule]
-    notes: str | None = None
+    schema_ref: str | None = Field(None, alias="$schema", description="Editor schema of crosswalk files.")
+    survey: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Survey code (a code of the schema's survey).")
+    title: str = Field(description="The survey's name.")
+    respondent_key: list[str] | None = Field(None, description="Source variables that identify a respondent.")
+    missing: MissingDefaults = Field(default_factory=MissingDefaults,
+                                     description="Survey-wide missing-code conventions.")
+    waves: list[Wave] = Field(min_length=1, description="Every wave the crosswalk maps.")
+    targets: dict[str, Rule] = Field(description="Base rule of every schema target (waves override them).")
+    notes: str | None = Field(None, description="Anything a mapping author should know.")
 
     @field_validator("waves")
     @classmethod
