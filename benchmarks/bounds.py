@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     from run import FLOOR, build_cmd
 
     from harmonise.api import compiled_sql
-    from harmonise.pipeline import discover, needed_columns
+    from harmonise.discover import discover
+    from harmonise.pipeline import needed_columns
     from harmonise.spec.project import load_project
 
     file = args.file or generate(args.data, [1])["wide-1x"] / FILE_NAME

@@ -40,7 +40,8 @@ sys.path.insert(0, str(HERE))
 
 from generate import FILE_NAME, generate
 
-from harmonise.pipeline import discover, needed_columns
+from harmonise.discover import discover
+from harmonise.pipeline import needed_columns
 from harmonise.spec.project import load_project
 
 FLOOR = ("import json, sys, pyreadstat; "

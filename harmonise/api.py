@@ -33,6 +33,16 @@ Progress = Callable[[str], None]
 BUILD_MEMORY_LIMIT = "256MB"
 
 
+@dataclass(frozen=True)
+class FileOptions:
+    """What the user says of the data files: their survey and wave (``--survey``, ``--wave``), and the
+    country of single-country files that lack the variable (``--country``)."""
+
+    survey: str | None = None
+    wave: str | None = None
+    country: str | None = None
+
+
 @dataclass
 class RunResult:
     """Outcome of ``validate`` or ``build``."""
@@ -47,6 +57,10 @@ class RunResult:
         return [i for i in self.issues if i.severity == "error"]
 
     @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
     def ok(self) -> bool:
         return not self.errors
 
@@ -54,7 +68,8 @@ class RunResult:
         return {
             "ok": self.ok,
             "errors": len(self.errors),
-            "warnings": len(self.issues) - len(self.errors),
+            "warnings": len(self.warnings),
+            "notes": len(self.issues) - len(self.errors) - len(self.warnings),
             "issues": [i.to_dict() for i in self.issues],
             "sources": [{"survey": o.job.crosswalk.survey, "wave": o.job.wave.wave, "file": str(o.job.path),
                          "rows": o.rows, "sha256": o.sha256} for o in self.outcomes],
@@ -92,10 +107,12 @@ def indicator_issues(project: Project) -> list[Issue]:
 
 
 def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | None = None, *,
-             encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None) -> RunResult:
+             encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None,
+             files: FileOptions | None = None) -> RunResult:
     """Check crosswalks statically (declared codebooks), and against real files when ``data`` is given.
 
-    ``jobs``: worker processes for the files (default: ``pipeline.default_jobs``).
+    ``jobs``: worker processes for the files (default: ``pipeline.default_jobs``); ``files``: the
+    survey, wave and country the user assigns to the files (``--survey/--wave/--country``).
     """
     t0 = time.perf_counter()
     project = _load(root, mappings)
@@ -107,7 +124,7 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
 
         con = duckdb.connect(":memory:")
         try:
-            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))
+            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files))
         except InputError as exc:
             if project.ok:
                 raise
@@ -135,12 +152,14 @@ def _unique(issues: list[Issue]) -> list[Issue]:
 
 def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, result: RunResult,
          encoding: str | None, progress: Progress | None, workers: int | None = None,
-         mappings: list[Path] | None = None) -> list[Issue]:
-    from harmonise.pipeline import default_jobs, discover, run_jobs
+         mappings: list[Path] | None = None, files: FileOptions | None = None) -> list[Issue]:
+    from harmonise.discover import Options, discover
+    from harmonise.pipeline import default_jobs, run_jobs
     from harmonise.store.respondents import create_all
 
     assert project.schema is not None
-    jobs, issues = discover(project, data)
+    f = files or FileOptions()
+    jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding))
     create_all(con, project.schema)
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs must be at least 1 (got {workers})")
@@ -154,11 +173,12 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
           encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None,
-          synthetic: bool = False) -> RunResult:
+          synthetic: bool = False, files: FileOptions | None = None) -> RunResult:
     """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched.
 
     ``jobs``: worker processes for the files (default: one per core and file once the files total
     64 MB, see ``pipeline.default_jobs``); the database content does not depend on it.
+    ``files``: the survey, wave and country the user assigns to the files.
     ``synthetic``: the files are generated (the demo), recorded as ``('synthetic', 'true')`` in
     ``build_info`` for codebooks and charts to say so.
     """
@@ -178,7 +198,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
         con = open_build(tmp)
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
-            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings))
+            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files))
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")

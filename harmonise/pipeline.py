@@ -9,7 +9,6 @@ harmonisation report and the conservation check.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import multiprocessing as mp
 import os
@@ -18,23 +17,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from harmonise import __version__
-from harmonise.checks import accounting, drift, inputs
+from harmonise.checks import accounting, drift, inputs, renames
 from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, compile_wave, plan_and_compile
 from harmonise.compile.sqltext import quote_ident
-from harmonise.errors import InputError, Issue
-from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
+from harmonise.discover import Job, supply
+from harmonise.errors import Issue
+from harmonise.readers.files import SourceFile, open_source
 from harmonise.readers.prefetch import prefetched_chunks
 from harmonise.spec.coverage import quality_of
-from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project, without_set_aside
 from harmonise.spec.resolve import WavePlan, resolve_wave
@@ -53,61 +52,12 @@ PARALLEL_MIN_BYTES = 64 * 2**20  # below this (all files together) worker proces
 
 
 @dataclass
-class Job:
-    crosswalk: Crosswalk
-    wave: Wave
-    path: Path
-
-
-@dataclass
 class Outcome:
     job: Job
     rows: int = 0
     issues: list[Issue] = field(default_factory=list)
     sha256: str = ""
     seconds: float = 0.0
-
-
-def discover(project: Project, data: list[Path]) -> tuple[list[Job], list[Issue]]:
-    """Match data files against every crosswalk wave's file patterns."""
-    files: list[Path] = []
-    for d in data:
-        if not d.exists():
-            raise InputError(f"{d}: no such file or folder")
-        if d.is_file():
-            files.append(d)
-        else:
-            files.extend(sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS))
-    jobs: list[Job] = []
-    issues: list[Issue] = []
-    unmatched: list[Path] = []
-    for f in files:
-        hits = [(cw, w) for cw in project.crosswalks.values() for w in cw.waves
-                if any(fnmatch.fnmatch(f.name.lower(), pat.lower()) for pat in w.files)]
-        if len(hits) > 1:
-            names = ", ".join(f"{cw.survey} {w.wave}" for cw, w in hits)
-            issues.append(Issue(f"{f}: file name matches several waves ({names})", code="ambiguous-file",
-                                hint="make the waves' `files` patterns more specific"))
-        elif hits:
-            jobs.append(Job(hits[0][0], hits[0][1], f))
-        else:
-            unmatched.append(f)
-    if jobs:  # some matched: say which were left out (with none, the error below says it)
-        issues.extend(Issue(f"{f}: matches no crosswalk wave; it is not harmonised", code="unmatched-file",
-                            severity="warning", hint="add its wave to the survey's crosswalk (a `files` pattern "
-                            "that matches it), or move it out of --data") for f in unmatched)
-    seen: dict[tuple[str, str], Path] = {}
-    for j in jobs:
-        key = (j.crosswalk.survey, j.wave.wave)
-        if key in seen:
-            issues.append(Issue(f"{j.path}: a second file for {key[0]} wave {key[1]} (first: {seen[key]})",
-                                code="duplicate-wave-file", hint="keep one file per wave in --data"))
-        seen[key] = j.path
-    if not jobs and not any(i.severity == "error" for i in issues):
-        pats = sorted({p for cw in project.crosswalks.values() for w in cw.waves for p in w.files})
-        raise InputError(f"no data file in {', '.join(map(str, data))} matches any crosswalk wave "
-                         f"(patterns: {', '.join(pats[:12])}{' …' if len(pats) > 12 else ''})")
-    return jobs, issues
 
 
 class _Hasher(threading.Thread):
@@ -150,7 +100,8 @@ def needed_columns(job: Job, project: Project, encoding: str | None = None) -> l
     """The source columns harmonising ``job`` reads (what a crosswalk wave needs from its file)."""
     assert project.schema is not None
     src = open_source(job.path, encoding or job.wave.encoding)
-    plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables, src.meta.variables)
+    supply(job, project, src)
+    plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables, src.meta.variables, job.supplied)
     return _source_columns(plan, src)
 
 
@@ -167,8 +118,9 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
     cw, wave = job.crosswalk, job.wave
     out = Outcome(job)
     src = open_source(job.path, encoding or wave.encoding)
+    supply(job, project, src)
     hasher = _Hasher(job.path)
-    plan, compiled = plan_and_compile(cw, wave, project, src.meta, stata=src.format == "dta")
+    plan, compiled = plan_and_compile(cw, wave, project, src.meta, stata=src.format == "dta", supplied=job.supplied)
     columns = _source_columns(plan, src)
     # the reader starts now, so reading overlaps the checks below (not worth it for small files)
     chunks = prefetched_chunks(src, columns, chunksize,
@@ -189,11 +141,19 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     assert project.schema is not None
     cw, wave = job.crosswalk, job.wave
     entry = project.surveys[cw.survey]
-    static = check_crosswalk(cw, project.schema, project.tables, entry.index, {wave.wave: src.meta}, only_wave=wave.wave)
+    static = check_crosswalk(cw, project.schema, project.tables, entry.index, {wave.wave: src.meta},
+                             only_wave=wave.wave, data=True, supplied=job.supplied)
     out.issues.extend(without_set_aside(static, entry.set_aside))
+    if src.codec is not None:
+        out.issues.append(Issue(f"{job.path}: the file records no usable text encoding; its texts were read as "
+                                f"{src.meta.encoding}", code="encoding-guessed", severity="note", survey=cw.survey,
+                                wave=wave.wave, hint="pass --encoding to read them otherwise"))
     declared = project.declared_meta(cw.survey, wave.wave)
     if declared is not None:
-        out.issues.extend(drift.compare(declared, src.meta, set(plan.sources()), cw.survey, wave.wave))
+        real = replace(src.meta, variables={k: v for k, v in src.meta.variables.items() if k not in src.virtual})
+        out.issues.extend(drift.compare(declared, real, set(plan.sources()), cw.survey, wave.wave))
+        out.issues.extend(locate(i, entry.index, cw.survey, wave.wave)
+                          for i in renames.renamed_variables(plan, declared, src.meta))
     for e in compiled.errors:
         out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
                                        code="compile", extra={"yaml_path": e.path}), entry.index, cw.survey, wave.wave))
@@ -215,7 +175,7 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
             con.unregister("src")
             out.rows += len(chunk)
             del chunk
-            writer.submit(h)  # inserts into respondents while this thread profiles and validates
+            writer.submit(h, job.path.name)  # inserts into respondents while this thread profiles and validates
             con.execute(f"CREATE OR REPLACE TEMP TABLE prof AS {profile_sql(compiled, plan, project.schema, h)}")
             con.execute(fold)
             fc = validate_profile(con.execute(VALIDATION_SELECT).df(), project.schema, project.tables)
@@ -256,9 +216,9 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def _insert(self, relation: str) -> None:
+    def _insert(self, relation: str, file_name: str) -> None:
         try:
-            self._cur.execute(insert_select(self._schema, relation))
+            self._cur.execute(insert_select(self._schema, relation, file_name))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._error = exc
 
@@ -271,10 +231,10 @@ class _Writer:
             err, self._error = self._error, None
             raise err
 
-    def submit(self, relation: str) -> None:
-        """Wait for the previous insert (raising its error), then start inserting ``relation``."""
+    def submit(self, relation: str, file_name: str) -> None:
+        """Wait for the previous insert (raising its error), then start inserting ``relation`` (rows of ``file_name``)."""
         self.wait()
-        self._thread = threading.Thread(target=self._insert, args=(relation,), daemon=True)
+        self._thread = threading.Thread(target=self._insert, args=(relation, file_name), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -306,17 +266,17 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> accounting.Labels:
 def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, src: SourceFile,
             out: Outcome, failures: list[pd.DataFrame], index: LineIndex, sql: str) -> None:
     """The file's provenance rows, and the checks on what it harmonised (every value accounted for)."""
-    survey, wid = plan.survey, plan.wave.wave
+    survey, wid, fname = plan.survey, plan.wave.wave, job.path.name
     rep = con.execute("SELECT target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n "
                       "FROM report_stage GROUP BY ALL ORDER BY target, source_code, target_value, missing_reason").fetchall()
     labels = _labels_for(plan, src)
-    provenance.REPORT.insert(con, [(survey, wid, target, labels.get(target, ("", {}))[0], code,
+    provenance.REPORT.insert(con, [(survey, wid, fname, target, labels.get(target, ("", {}))[0], code,
                                     labels.get(target, ("", {}))[1].get(code or ""), value, reason, n)
                                    for target, code, value, reason, n in rep])
     totals = con.execute("SELECT target, sum(n)::BIGINT FROM report_stage GROUP BY 1").fetchall()
-    provenance.CONSERVATION.insert(con, [(survey, wid, t, out.rows, n, n == out.rows) for t, n in totals])
+    provenance.CONSERVATION.insert(con, [(survey, wid, fname, t, out.rows, n, n == out.rows) for t, n in totals])
     fc = _failure_cases(failures)
-    provenance.VALIDATION_FAILURES.insert(con, [(survey, wid, str(col), str(check), None if pd.isna(case) else str(case),
+    provenance.VALIDATION_FAILURES.insert(con, [(survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case),
                                                  None if pd.isna(row) else int(row))
                                                 for col, check, case, row in zip(fc["column"], fc["check"],
                                                                                  fc["failure_case"], fc["source_row"])])
@@ -324,11 +284,11 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
              *accounting.row_count(src.meta.rows, out.rows, str(job.path), plan),
-             *accounting.duplicate_ids(*duplicate_ids(con, survey, wid), plan),
+             *accounting.unused_unmapped_labels(rep, plan, src.meta), *accounting.not_available(plan, str(job.path)),
              *accounting.validation_failures(_failure_groups(fc), plan)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
-    provenance.COMPILED_SQL.insert(con, [(survey, wid, sql)])
-    provenance.LINEAGE.insert(con, _lineage(plan, src, labels))
+    provenance.COMPILED_SQL.insert(con, [(survey, wid, fname, sql)])
+    provenance.LINEAGE.insert(con, _lineage(plan, src, labels, fname, index))
     entry = project.surveys[survey]
     st = job.path.stat()
     provenance.SOURCES.insert(con, [(
@@ -351,13 +311,14 @@ def _failure_groups(fc: pd.DataFrame) -> list[tuple[str, str, list[str], list[in
              int(g["n"].fillna(1).sum())) for (col, check), g in fc.groupby(["column", "check"], dropna=False)]
 
 
-def _lineage(plan: WavePlan, src: SourceFile, labels: accounting.Labels) -> list[tuple[object, ...]]:
+def _lineage(plan: WavePlan, src: SourceFile, labels: accounting.Labels, fname: str,
+             index: LineIndex) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for name, tp in plan.targets.items():
         srcvars = labels.get(name, ("", {}))[0]
         slabels = "; ".join(f"{n}: {vm.label}" for n in srcvars.split(",") if n and (vm := src.meta.get(n)) is not None)
-        rows.append((plan.survey, plan.wave.wave, name, tp.kind, srcvars, slabels, tp.rule_text, quality_of(tp),
-                     tp.notes, ".".join(map(str, tp.path))))
+        rows.append((plan.survey, plan.wave.wave, fname, name, tp.kind, srcvars, slabels, tp.rule_text, quality_of(tp),
+                     tp.notes, index.display(".".join(map(str, tp.path)))))
     return rows
 
 
@@ -378,7 +339,30 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     database holds the same rows whatever the number of workers.
     """
     if workers <= 1 or len(jobs) <= 1:
-        return [process(j, con, project, encoding=encoding, progress=progress) for j in jobs]
+        outcomes = [process(j, con, project, encoding=encoding, progress=progress) for j in jobs]
+    else:
+        outcomes = _in_workers(jobs, con, project, encoding, progress, workers, mappings)
+    if outcomes:
+        outcomes[-1].issues.extend(_duplicates(con, project, jobs))
+    return outcomes
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job]) -> list[Issue]:
+    """Respondent ids stored twice in a wave, across all its files (checked once, after every file)."""
+    out: list[Issue] = []
+    for survey, wave, n, examples in duplicate_ids(con):
+        job = next(j for j in jobs if j.crosswalk.survey == survey and j.wave.wave == wave)
+        entry = project.surveys[survey]
+        assert project.schema is not None
+        plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables)
+        path = plan.targets["respondent_id"].path if "respondent_id" in plan.targets else ()
+        out.extend(locate(i, entry.index, survey, wave) for i in accounting.duplicate_ids(survey, wave, n, examples, path))
+    return out
+
+
+def _in_workers(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None,
+                progress: Progress | None, workers: int, mappings: list[Path] | None) -> list[Outcome]:
+    """Each file in a worker process, into a DuckDB file of its own, merged into ``con`` in job order."""
     workers = min(workers, len(jobs))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []

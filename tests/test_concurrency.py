@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 from harmonise import pipeline
+from harmonise.discover import discover
 from harmonise.errors import InputError
 from harmonise.readers.files import open_source
 from harmonise.readers.prefetch import Prefetcher, can_prefetch, prefetched_chunks
@@ -85,7 +86,7 @@ def test_closing_a_partly_read_prefetcher_stops_its_readers(tmp_path: Path) -> N
 def test_harmonising_with_and_without_readers_gives_the_same_database(ess8: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "PREFETCH_MIN_ROWS", 0)
     project = load_project(ROOT)
-    (job,), _ = pipeline.discover(project, [ess8])
+    (job,), _ = discover(project, [ess8])
     tables = {}
     for prefetch in (False, True):
         con = duckdb.connect(":memory:")
@@ -101,9 +102,9 @@ def test_harmonising_with_and_without_readers_gives_the_same_database(ess8: Path
 
 def test_a_failed_insert_stops_the_run_with_its_error(ess8: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer thread's error is raised in the harmonising thread, not lost or hung on."""
-    monkeypatch.setattr(pipeline, "insert_select", lambda schema, relation: f"INSERT INTO no_such_table SELECT * FROM {relation}")
+    monkeypatch.setattr(pipeline, "insert_select", lambda schema, relation, file_name: f"INSERT INTO no_such_table SELECT * FROM {relation}")
     project = load_project(ROOT)
-    (job,), _ = pipeline.discover(project, [ess8])
+    (job,), _ = discover(project, [ess8])
     con = duckdb.connect(":memory:")
     assert project.schema is not None
     create_all(con, project.schema)
@@ -121,7 +122,7 @@ def test_rows_written_as_full_row_groups_equal_the_logged_ones(ess8: Path, tmp_p
 
     monkeypatch.setattr(atomic, "ROW_GROUP_ROWS", 2048)
     project = load_project(ROOT)
-    (job,), _ = pipeline.discover(project, [ess8])
+    (job,), _ = discover(project, [ess8])
     assert project.schema is not None
     content, groups = {}, {}
     for name, opener in (("default", lambda p: duckdb.connect(str(p))), ("row groups", atomic.open_build)):

@@ -190,5 +190,5 @@ def test_a_misspelt_key_in_a_wave_override_suggests_the_key(project: Path) -> No
     code, out, err = run("validate", str(path), project=project)
     assert (code, out) == (1, "FAILED: 1 error(s), 0 warning(s)\n")
     assert err.splitlines() == [
-        (f"error: mappings/ess.yaml:{line_of(path, 'qualty: exact')} waves.0.overrides.country_of_birth.qualty: "
+        (f"error: mappings/ess.yaml:{line_of(path, 'qualty: exact')} waves[1].overrides.country_of_birth.qualty: "
         "unknown key 'qualty' — did you mean 'quality'?")]

@@ -67,7 +67,7 @@ def test_missing_weights_are_reported(real: tuple[pd.DataFrame, Any], tmp_path: 
     code, _, err = run("build", "--data", str(data), "--db", str(tmp_path / "h.duckdb"))
     assert code == 0, err
     assert _warnings(err) == [
-        (f"warning: mappings/ess.yaml:{line_of(CROSSWALK, 'pspwght * pweight') - 1} targets.weight: weight is missing in 2 of "
+        (f"warning: mappings/ess.yaml:{CROSSWALK.read_text(encoding='utf-8').splitlines().index('  weight:') + 1} targets.weight: weight is missing in 2 of "
         "2,070 rows (not_available 2); weighted indicators leave these respondents out — check the weight "
         "variables of the file")]
 

@@ -84,7 +84,8 @@ def test_every_column_has_a_comment(rows) -> None:  # type: ignore[no-untyped-de
         if v.has_missing_column:
             assert comments.pop(v.missing_column) == (f"Why {v.name} is missing (a missing_reasons.reason); "
                                                       "null when it has a value")
-    assert comments == {"source_row": "Row of the respondent in the source file (1 = first)"}
+    assert comments == {"source_row": "Row of the respondent in the source file (1 = first)",
+                        "source_file": "Name of the source file the respondent was read from"}
     for table, (text, columns) in TABLES.items():
         assert rows(f"SELECT comment FROM duckdb_tables() WHERE table_name = '{table}'") == [(text,)]
         assert rows(f"SELECT column_name, comment FROM duckdb_columns() WHERE table_name = '{table}' "

@@ -5,6 +5,8 @@
 - :mod:`~harmonise.checks.expressions`, :mod:`~harmonise.checks.derivations` — expressions and derivations;
 - :mod:`~harmonise.checks.values` — what a valid value of each variable type is (one table);
 - :mod:`~harmonise.checks.drift` — a file against its declared codebook;
+- :mod:`~harmonise.checks.labels` — a file's value labels against the code tables its codes map through;
+- :mod:`~harmonise.checks.renames` — variables a file holds under another name than the crosswalk reads;
 - :mod:`~harmonise.checks.inputs`, :mod:`~harmonise.checks.accounting` — a wave's harmonised data;
 - :mod:`~harmonise.checks.frame` — the pandera schema of harmonised rows (loads pandera: import it
   from there, or through this package's lazy attributes).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harmonise.checks import accounting, drift, inputs
+from harmonise.checks import accounting, drift, inputs, labels, renames
 from harmonise.checks.crosswalk import check_crosswalk, check_target
 from harmonise.checks.derivations import derivation_issues
 from harmonise.checks.expressions import compared_codes, derived_code_issues, expr_type, named_arguments
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
     from harmonise.checks.frame import pandera_schema, validate_frame, validate_profile
 
 __all__ = ["ValueRule", "accounting", "check_crosswalk", "check_target", "compared_codes", "declaration_issues",
-           "derivation_issues", "derived_code_issues", "drift", "expr_type", "inputs", "named_arguments",
-           "pandera_schema", "rule_issues", "shape_issues", "static_issues", "validate_frame", "validate_profile",
+           "derivation_issues", "derived_code_issues", "drift", "expr_type", "inputs", "labels", "named_arguments",
+           "pandera_schema", "renames", "rule_issues", "shape_issues", "static_issues", "validate_frame", "validate_profile",
            "value_ok", "value_rules"]
 
 _LAZY = {"pandera_schema", "validate_frame", "validate_profile"}

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harmonise.checks.crosswalk import codes_text, unaccounted
 from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan
 from harmonise.spec.schema import UNMAPPED
+from harmonise.spec.source import SourceMeta
 
 ReportRow = tuple[str, str | None, str | None, str | None, int]  # target, source code, value, reason, n
 Labels = dict[str, tuple[str, dict[str, str]]]  # target → (source variables, code text → source label)
@@ -25,20 +27,84 @@ def clip(value: object, limit: int = 60) -> str:
 
 
 def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels) -> list[Issue]:
-    """One error per target and source code that reached no value and no missing reason."""
-    out = []
+    """One error per target whose rows hold source codes that reached no value and no missing reason."""
+    found: dict[str, list[tuple[str | None, int]]] = {}
     for target, code, _, reason, n in rep:
+        if reason == UNMAPPED and plan.targets[target].kind != "derived":  # derived targets inherit their inputs' gaps
+            found.setdefault(target, []).append((code, n))
+    out = []
+    for target, codes in found.items():
         tp = plan.targets[target]
-        if reason != UNMAPPED or tp.kind == "derived":  # derived targets inherit their inputs' gaps
-            continue
         srcvars, labs = labels.get(target, ("", {}))
-        label = labs.get(code or "")
-        lab = f" ('{label}')" if label else " (no value label)"
-        out.append(Issue(
-            f"source variable {srcvars} code {clip(code)}{lab} has no mapping for target {target}: {n:,} row(s)",
-            code="unmapped-code", survey=plan.survey, wave=plan.wave.wave, variable=srcvars,
-            path=".".join(map(str, tp.path)), hint="add the code to the rule's map or missing",
-            extra={"yaml_path": tp.path, "source_code": code, "count": n}))
+
+        total = sum(n for _, n in codes)
+        if len(codes) == 1:
+            text = f"source variable {srcvars} code {_shown(codes[0][0], labs)} has no mapping for target {target}: {total:,} row(s)"
+        else:
+            listed = ", ".join(f"{_shown(c, labs)} {n:,}" for c, n in codes[:5])
+            more = f" and {len(codes) - 5} more" if len(codes) > 5 else ""
+            text = (f"source variable {srcvars}: {len(codes)} codes have no mapping for target {target}: {listed}{more} "
+                    f"({total:,} row(s) in all)")
+        out.append(Issue(text, code="unmapped-code", survey=plan.survey, wave=plan.wave.wave, variable=srcvars,
+                         path=".".join(map(str, tp.path)), hint="add the codes to the rule's map or missing",
+                         extra={"yaml_path": tp.path, "source_codes": [c for c, _ in codes], "count": total}))
+    return out
+
+
+def _shown(code: str | None, labels: dict[str, str]) -> str:
+    label = labels.get(code or "")
+    return f"{clip(code)} ('{label}')" if label else f"{clip(code)} (no value label)"
+
+
+def unused_unmapped_labels(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+    """A warning per source variable whose labelled or declared-missing codes no rule maps, where no row
+    holds them (rows that do are errors, :func:`unmapped_codes`): a later file may."""
+    seen: dict[str, set[str]] = {}
+    for target, code, _, _, _ in rep:
+        seen.setdefault(target, set()).add(code or "")
+    out = []
+    for target, tp in plan.targets.items():
+        if tp.kind not in ("map", "table", "range") or not tp.source or (vm := meta.get(tp.source)) is None:
+            continue
+        labelled, declared, letters = unaccounted(tp, vm)
+        used = seen.get(target, set())
+        items = [(c, lab) for c, lab in labelled if _text(c) not in used]
+        items += [(c, "declared missing") for c in declared if _text(c) not in used and c not in dict(labelled)]
+        items += [(f".{k}", lab) for k, lab in letters if f".{k}" not in used]
+        if items:
+            out.append(Issue(f"{codes_text(items, 'labelled code')} of {vm.name} {'has' if len(items) == 1 else 'have'}"
+                             f" no mapping for {target}; no row holds {'it' if len(items) == 1 else 'them'}",
+                             code="unused-unmapped-code", severity="warning", survey=plan.survey, wave=plan.wave.wave,
+                             variable=vm.name, path=".".join(map(str, tp.path)), extra={"yaml_path": tp.path},
+                             hint="map them (or give a missing reason) before a file whose rows hold them"))
+    return out
+
+
+def _text(code: object) -> str:
+    """A source code as the harmonisation report writes it (integral numbers without decimals)."""
+    if isinstance(code, float) and code.is_integer():
+        return str(int(code))
+    return str(code)
+
+
+def not_available(plan: WavePlan, path: str) -> list[Issue]:
+    """One warning per file listing the targets it cannot serve (it lacks their variables), and one
+    for respondent ids made from file name and row number."""
+    absent = [(t, tp) for t, tp in plan.targets.items() if tp.kind == "absent"]
+    out = []
+    if absent:
+        listed = ", ".join(f"{t} ({', '.join(tp.absent)})" for t, tp in absent[:12])
+        more = f" and {len(absent) - 12} more" if len(absent) > 12 else ""
+        out.append(Issue(f"{path}: {len(absent)} target(s) not available in this file, which lacks their variables: "
+                         f"{listed}{more}; they are stored as missing (not_available)", code="not-available",
+                         severity="warning", survey=plan.survey, wave=plan.wave.wave,
+                         hint="expected for extracts and subsets; for a complete release, the variable may be named "
+                              "differently in this edition: add it as an alternative of the rule"))
+    rid = plan.targets.get("respondent_id")
+    if rid is not None and rid.kind == "row_id":
+        out.append(Issue(f"{path}: the file lacks {', '.join(rid.absent)}: respondent ids are made from the file name "
+                         "and the row number", code="row-id", severity="warning", survey=plan.survey,
+                         wave=plan.wave.wave, hint="ids then do not match those of other editions of the same data"))
     return out
 
 
@@ -73,14 +139,24 @@ def row_count(declared: int | None, read: int, path: str, plan: WavePlan) -> lis
                   code="row-count", survey=plan.survey, wave=plan.wave.wave)]
 
 
-def duplicate_ids(n: int, examples: Sequence[tuple[str, int]], plan: WavePlan) -> list[Issue]:
-    """An error when respondent ids repeat within the wave (``n`` ids, some ``examples`` with counts)."""
+def duplicate_ids(survey: str, wave: str, n: int, examples: Sequence[tuple[str, int, list[str]]],
+                  path: tuple[str | int, ...]) -> list[Issue]:
+    """An error when respondent ids repeat within a wave (``n`` ids; ``examples`` as (id, count, files)),
+    naming the files: the same respondents in two files is a file given twice."""
     if not n:
         return []
-    shown = ", ".join(f"{clip(rid)} ({k}×)" for rid, k in examples)
-    path = plan.targets["respondent_id"].path
-    return [Issue(f"respondent_id is not unique: {n:,} duplicated id(s), e.g. {shown}", code="duplicate-id",
-                  survey=plan.survey, wave=plan.wave.wave, path="targets.respondent_id", extra={"yaml_path": path})]
+    files = sorted({f for _, _, fs in examples for f in fs})
+    same = all(fs == files for _, _, fs in examples)  # every example in the same files: name them once
+    shown = ", ".join(f"{clip(rid)} ({k}×{' in ' + ' and '.join(fs) if len(fs) > 1 and not same else ''})"
+                      for rid, k, fs in examples[:3])
+    twice = len(files) > 1
+    msg = (f"the same respondents in several files of {survey} wave {wave}: {' and '.join(files)} — {n:,} "
+           f"respondent id(s) occur more than once, e.g. {shown}" if twice else
+           f"respondent_id is not unique in {files[0] if files else 'the file'}: {n:,} duplicated id(s), e.g. {shown}")
+    return [Issue(msg, code="duplicate-id", survey=survey, wave=wave, path="targets.respondent_id",
+                  extra={"yaml_path": path},
+                  hint="give each file once (one subset as .sav and as .dta holds the same respondents)" if twice
+                  else "the respondent key does not identify respondents: check `respondent_id`'s rule")]
 
 
 def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], int]], plan: WavePlan) -> list[Issue]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from harmonise.checks.expressions import expr_type, named_arguments
+from harmonise.checks.labels import label_issues
 from harmonise.checks.rules import rule_issues
 from harmonise.checks.values import value_ok
 from harmonise.errors import Issue
@@ -22,15 +24,22 @@ from harmonise.spec.crosswalk import Crosswalk
 from harmonise.spec.expr import EXPR_TYPES, ExprError, parse, referenced_names, result_literals
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema, Variable
-from harmonise.spec.source import SourceMeta, VarMeta
+from harmonise.spec.source import Code, SourceMeta, VarMeta
 from harmonise.spec.yamlload import LineIndex, locate
 
 SAFE_PATTERN = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
 
 
 def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index: LineIndex | None,
-                    metas: dict[str, SourceMeta | None], only_wave: str | None = None) -> list[Issue]:
-    """All static issues of one crosswalk; ``metas`` maps wave id → source metadata (or None)."""
+                    metas: dict[str, SourceMeta | None], only_wave: str | None = None,
+                    data: bool = False, supplied: Mapping[str, Any] | None = None) -> list[Issue]:
+    """All static issues of one crosswalk; ``metas`` maps wave id → source metadata (or None);
+    ``supplied``: target → value the user gave for a file (``--country``).
+
+    ``data``: the metadata is a real file's, about to be harmonised. Then a variable the file lacks
+    makes its targets not available (one grouped warning; the pipeline says it), and labelled codes
+    are judged against the rows (:mod:`harmonise.checks.accounting`); against a declared codebook
+    both are errors of the crosswalk."""
     issues: list[Issue] = []
     reasons = set(schema.reasons)
 
@@ -64,14 +73,14 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
         if only_wave is not None and wave.wave != only_wave:
             continue
         meta = metas.get(wave.wave)
-        plan = resolve_wave(cw, wave, schema, tables, meta.variables if meta else None)
+        plan = resolve_wave(cw, wave, schema, tables, meta.variables if meta else None, supplied)
         for i in rule_issues(cw, wave, schema, tables):
             issues.append(locate(i, index, cw.survey, wave.wave))
         for var in schema.variables:
             tp = plan.targets.get(var.name)
             if tp is not None:
                 issues.extend(locate(i, index, cw.survey, wave.wave)
-                              for i in check_target(var, tp, plan, schema, tables, meta))
+                              for i in check_target(var, tp, plan, schema, tables, meta, data))
     return _dedupe(issues)
 
 
@@ -98,7 +107,7 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
 
 
 def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSchema, tables: TableSet,
-                 meta: SourceMeta | None) -> list[Issue]:
+                 meta: SourceMeta | None, data: bool = False) -> list[Issue]:
     out: list[Issue] = []
     reasons = set(schema.reasons)
     wave = plan.wave.wave
@@ -159,24 +168,25 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             if bad:
                 add(f"transform may only use x (the source value), not {bad}", (field,), code="bad-expression")
             continue
-        if tp.kind == "expr" and meta is not None:
-            for n in names:
-                if meta.get(n) is None:
-                    close = difflib.get_close_matches(n, list(meta.variables), n=1)
-                    add(f"expression refers to {n!r}, which is not in {meta.origin}", (field,),
-                        code="unknown-source", hint=f"did you mean '{close[0]}'?" if close else None)
         if var.type == "category":
             for lit in result_literals(text):
                 if isinstance(lit, str) and lit not in (var.codes or {}):
                     add(f"expression returns {lit!r}, not a code of {var.name}", (field,), code="bad-target-code")
-    if tp.kind in ("map", "table", "range") and tp.source and meta is not None:
+    if tp.kind == "absent" and meta is not None and not data:  # a declared codebook lacks what the rule reads
+        for n in tp.absent:
+            close = difflib.get_close_matches(n, list(meta.variables), n=1)
+            if tp.expr:
+                add(f"expression refers to {n!r}, which is not in {meta.origin}", ("expr",),
+                    code="unknown-source", hint=f"did you mean '{close[0]}'?" if close else None)
+            else:
+                add(f"source variable {n!r} is not in {meta.origin}", ("source",), code="unknown-source",
+                    hint=f"did you mean '{close[0]}'?" if close else "check the name or declare the target not_asked")
+    if tp.kind in ("map", "table", "range") and tp.source and meta is not None and not data:
         vm = meta.get(tp.source)
-        if vm is None:
-            close = difflib.get_close_matches(tp.source, list(meta.variables), n=1)
-            add(f"source variable {tp.source!r} is not in {meta.origin}", ("source",), code="unknown-source",
-                hint=f"did you mean '{close[0]}'?" if close else "check the name or declare the target not_asked")
-        elif not (tp.table and tables.code_map(tp.table) is None):  # an unknown table is reported once, above
+        if vm is not None and not (tp.table and tables.code_map(tp.table) is None):  # unknown table: reported above
             out.extend(_check_codes(var, tp, vm, add))
+    if tp.kind in ("map", "table") and tp.source and meta is not None and (vm := meta.get(tp.source)) is not None:
+        out.extend(label_issues(var, tp, vm, tables))
     return out
 
 
@@ -187,6 +197,25 @@ def _check_codes(var: Variable, tp: TargetPlan, vm: VarMeta, add: Any) -> list[I
             add(f"code {code!r} has the wrong type for {'numeric' if numeric else 'string'} source {vm.name}",
                 ("map", code), code="code-type", hint="quote string codes; leave numeric codes unquoted")
             break
+    labelled, declared, letters = unaccounted(tp, vm)
+    if labelled:
+        add(f"{codes_text(labelled, 'source code')} of {vm.name} {'has' if len(labelled) == 1 else 'have'} no target "
+            "code or missing reason", ("map",) if tp.kind != "range" else ("missing",), code="unmapped-code",
+            variable=vm.name, hint="add it to map, or to missing with a reason")
+    for code in declared:
+        add(f"declared missing value {code!r} of {vm.name} has no missing reason",
+            ("missing",), code="unmapped-code", variable=vm.name,
+            hint=f"add `{code!r}: <reason>` under missing")
+    for letter, label in letters:
+        add(f"Stata extended missing .{letter} ('{label}') of {vm.name} has no missing reason",
+            ("missing",), code="unmapped-code", variable=vm.name,
+            hint=f"add `{letter}: <reason>` under missing.extended (survey level) or '.{letter}' under this rule's missing")
+    return []
+
+
+def unaccounted(tp: TargetPlan, vm: VarMeta) -> tuple[list[tuple[Code, str]], list[Code], list[tuple[str, str]]]:
+    """What a source variable declares that the rule neither maps nor gives a reason: labelled codes (with
+    labels), declared missing values, Stata extended letters (with labels)."""
     rng = tp.range
 
     def accounted(code: Any) -> bool:
@@ -194,19 +223,13 @@ def _check_codes(var: Variable, tp: TargetPlan, vm: VarMeta, add: Any) -> list[I
             return True
         return rng is not None and isinstance(code, (int, float)) and rng[0] <= code <= rng[1]
 
-    for code, label in vm.labels.items():
-        if not accounted(code):
-            add(f"source code {code!r} ('{label}') of {vm.name} has no target code or missing reason",
-                ("map",) if tp.kind != "range" else ("missing",), code="unmapped-code", variable=vm.name,
-                hint="add it to map, or to missing with a reason")
-    for code in vm.missing_values:
-        if not accounted(code):
-            add(f"declared missing value {code!r} of {vm.name} has no missing reason",
-                ("missing",), code="unmapped-code", variable=vm.name,
-                hint=f"add `{code!r}: <reason>` under missing")
-    for letter, label in vm.extended.items():
-        if letter not in tp.missing.extended:
-            add(f"Stata extended missing .{letter} ('{label}') of {vm.name} has no missing reason",
-                ("missing",), code="unmapped-code", variable=vm.name,
-                hint=f"add `{letter}: <reason>` under missing.extended (survey level) or '.{letter}' under this rule's missing")
-    return []
+    return ([(c, lab) for c, lab in vm.labels.items() if not accounted(c)],
+            [c for c in vm.missing_values if not accounted(c)],
+            [(k, lab) for k, lab in vm.extended.items() if k not in tp.missing.extended])
+
+
+def codes_text(items: list[tuple[Code, str]], noun: str, shown: int = 5) -> str:
+    """``source code 3 ('Other')`` or ``source codes 3 ('Other'), 4 ('…') and 12 more``."""
+    head = ", ".join(f"{c!r} ('{lab}')" for c, lab in items[:shown])
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return f"{noun}{'s' if len(items) > 1 else ''} {head}{more}"

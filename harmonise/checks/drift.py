@@ -1,13 +1,15 @@
 """Drift between a declared source codebook and the actual file's metadata.
 
 New editions rename variables, add codes, relabel them or change missing
-declarations. Each difference is reported by variable; it is an error where the
-crosswalk reads the variable, a warning otherwise.
+declarations. None of that changes the harmonised data by itself (codes the data
+holds are judged on the data), so drift is a note: one per variable the crosswalk
+reads, one for the others, one for declared variables the file lacks. Labels that
+differ only in their non-ASCII characters (a wrong encoding) are one warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from harmonise.errors import Issue
 from harmonise.spec.source import SourceMeta, VarMeta
@@ -18,29 +20,53 @@ def _fmt(code: object) -> str:
 
 
 def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: str, wave: str) -> list[Issue]:
-    """Differences between ``declared`` (codebook) and ``actual`` (file), located by variable and code."""
+    """Differences between ``declared`` (codebook) and ``actual`` (file): one note per variable the crosswalk
+    reads, at most, and one note for all others. A declared codebook is a reference, not a gate: what
+    changes the harmonised data is judged on the data (unmapped codes are errors there), so drift is a
+    note — but a label that differs only in its non-ASCII characters (a wrong ``--encoding``) is a
+    warning."""
     out: list[Issue] = []
-
-    def add(var: str, msg: str, hint: str | None = None) -> None:
-        affected = var in used
-        out.append(Issue(f"drift in {var}: {msg}", code="drift", severity="error" if affected else "warning",
-                         survey=survey, wave=wave, variable=var, path=declared.origin,
-                         hint=hint or ("the crosswalk reads this variable: check its rule, then update the declared "
-                                       "codebook" if affected else "update the declared codebook")))
-
+    others: list[str] = []
+    encoded: list[str] = []
+    absent = [n for n in declared.variables if actual.get(n) is None]
     same_family = _family(declared.format) == _family(actual.format)
     for name, dv in declared.variables.items():
         av = actual.get(name)
         if av is None:
-            add(name, f"declared in {declared.origin} but absent from the file")
             continue
+        found: list[str] = []
+        encoding = False
         if same_family:
-            _compare_var(dv, av, add)
+            encoding = _compare_var(dv, av, found.append)
         elif dv.type != av.type:
-            add(name, f"storage type changed from {dv.type} to {av.type}")
-    for name in actual.variables:
-        if declared.get(name) is None and name in used:
-            add(name, "in the file but not declared in the codebook")
+            found.append(f"storage type changed from {dv.type} to {av.type}")
+        if not found:
+            continue
+        if encoding:
+            encoded.append(f"{name} ({found[0]})" if not encoded else name)
+            continue
+        if name not in used:
+            others.append(name)
+            continue
+        out.append(Issue(f"drift in {name}: {'; '.join(found)}", code="drift", severity="note",
+                         survey=survey, wave=wave, variable=name, path=declared.origin,
+                         hint="update the declared codebook if this edition is the reference"))
+    if encoded:
+        out.append(Issue(f"the labels of {len(encoded)} variable(s) differ from {declared.origin}: "
+                         f"{', '.join(encoded[:8])}{' …' if len(encoded) > 8 else ''}", code="drift",
+                         severity="warning", survey=survey, wave=wave, path=declared.origin, hint=ENCODING_HINT))
+    used_absent = [n for n in absent if n in used]
+    if absent:
+        shown = ", ".join((used_absent + [n for n in absent if n not in used])[:8])
+        out.append(Issue(f"{len(absent)} variable(s) declared in {declared.origin} are not in the file"
+                         f"{f' ({len(used_absent)} read by the crosswalk)' if used_absent else ''}: {shown}"
+                         f"{' …' if len(absent) > 8 else ''}", code="drift", severity="note", survey=survey, wave=wave,
+                         path=declared.origin, hint="an extract, a subset or another edition"))
+    if others:
+        out.append(Issue(f"{len(others)} other variable(s) differ from {declared.origin} (labels, codes or missing "
+                         f"declarations): {', '.join(others[:8])}{' …' if len(others) > 8 else ''}", code="drift",
+                         severity="note", survey=survey, wave=wave, path=declared.origin,
+                         hint="the crosswalk does not read them"))
     return out
 
 
@@ -67,26 +93,33 @@ def _codes(items: Sequence[tuple[object, str]]) -> str:
     return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
-def _compare_var(dv: VarMeta, av: VarMeta, add) -> None:  # type: ignore[no-untyped-def]
-    name = dv.name
+def _compare_var(dv: VarMeta, av: VarMeta, add: Callable[[str], None]) -> bool:
+    """Say each difference of one variable with ``add``; True when labels differ only in non-ASCII characters."""
     if dv.type != av.type:
-        add(name, f"storage type changed from {dv.type} to {av.type}")
-        return
+        add(f"storage type changed from {dv.type} to {av.type}")
+        return False
+    encoding = False
     gone = [(c, lab) for c, lab in dv.labels.items() if c not in av.labels]
     if gone:
-        add(name, f"code{'s' if len(gone) > 1 else ''} {_codes(gone)} no longer labelled")
-    for code, label in dv.labels.items():
-        if code in av.labels and av.labels[code] != label:
-            add(name, f"label of code {_fmt(code)} changed from '{_shown(label)}' to '{_shown(av.labels[code])}'",
-                ENCODING_HINT if _ascii(label) == _ascii(av.labels[code]) else None)
-    new = [(c, lab) for c, lab in av.labels.items() if c not in dv.labels]
-    if len(new) == 1:
-        add(name, f"new code {_codes(new)}")
-    elif new:
-        add(name, f"new codes {_codes(new)}")
+        add(f"code{'s' if len(gone) > 1 else ''} {_codes(gone)} not labelled in the file")
+    changed = [(c, lab, av.labels[c]) for c, lab in dv.labels.items() if c in av.labels and av.labels[c] != lab]
+    if changed:
+        c, was, now = changed[0]
+        encoding = any(_ascii(o) == _ascii(n) and not _prefix(o, n) for _, o, n in changed)
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        add(f"label of code {_fmt(c)} changed from '{_shown(was)}' to '{_shown(now)}'{more}")
+    added = [(c, lab) for c, lab in av.labels.items() if c not in dv.labels]
+    if added:
+        add(f"new code{'s' if len(added) > 1 else ''} {_codes(added)}")
     if sorted(map(str, dv.missing_values)) != sorted(map(str, av.missing_values)) or \
             sorted(dv.missing_ranges) != sorted(av.missing_ranges):
-        add(name, f"missing declaration changed from {dv.missing_declaration() or 'none'} "
-                  f"to {av.missing_declaration() or 'none'}")
+        add(f"missing declaration changed from {dv.missing_declaration() or 'none'} "
+            f"to {av.missing_declaration() or 'none'}")
     if set(dv.extended) != set(av.extended):
-        add(name, f"extended missing values changed from {sorted(dv.extended)} to {sorted(av.extended)}")
+        add(f"extended missing values changed from {sorted(dv.extended)} to {sorted(av.extended)}")
+    return encoding
+
+
+def _prefix(a: str, b: str) -> bool:
+    """One label is the other cut short (SPSS cut value labels at 60 characters)."""
+    return a.startswith(b) or b.startswith(a)

@@ -41,8 +41,35 @@ def render_issues(issues: list[Issue], fmt: str) -> str:
         from harmonise.authoring.annotations import github_annotations
 
         return github_annotations(issues)
-    lines = [f"{'warning' if i.severity == 'warning' else 'error'}: {i.format()}" for i in issues]
+    lines = [f"{i.severity}: {i.format()}" for i in issues]
     return "\n".join(lines)
+
+
+def tally(issues: list[Issue]) -> str:
+    """``1 error(s), 2 warning(s)`` (and ``, 3 note(s)`` when there are notes)."""
+    n = {s: sum(i.severity == s for i in issues) for s in ("error", "warning", "note")}
+    return f"{n['error']} error(s), {n['warning']} warning(s)" + (f", {n['note']} note(s)" if n["note"] else "")
+
+
+def categories(issues: list[Issue]) -> str:
+    """``by category: not-available 2, duplicate-id 1`` (the issues' codes, most frequent first); '' for fewer
+    than two issues."""
+    if len(issues) < 2:
+        return ""
+    by: dict[str, int] = {}
+    for i in issues:
+        by[i.code or "other"] = by.get(i.code or "other", 0) + 1
+    return "by category: " + ", ".join(f"{c} {k}" for c, k in sorted(by.items(), key=lambda x: (-x[1], x[0])))
+
+
+def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--survey``, ``--wave`` and ``--country``: what the user says of the data files."""
+    fn = click.option("--country", default=None, metavar="CC",
+                      help="Country (ISO 3166-1 alpha-2) of single-country files without a country variable.")(fn)
+    fn = click.option("--wave", default=None, help="Wave of every file in --data (with --survey), whatever "
+                      "their names and content.")(fn)
+    return click.option("--survey", default=None, help="Survey of every file in --data (a crosswalk's "
+                        "`survey`).")(fn)
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -69,6 +96,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
                 text = render_issues(exc.issues, "text")
                 if text:
                     click.echo(text, err=True)
+                if categories(exc.issues):
+                    click.echo(categories(exc.issues), err=True)
                 click.echo(str(exc), err=True)
             ctx.exit(1)
         except HarmoniseError as exc:

@@ -14,12 +14,15 @@ from harmonise import api
 from harmonise.cli.base import (
     FORMAT,
     ISSUE_FORMAT,
+    categories,
     context_root,
+    file_options,
     format_rows,
     handled,
     main,
     progress_printer,
     render_issues,
+    tally,
 )
 
 if TYPE_CHECKING:
@@ -35,21 +38,24 @@ if TYPE_CHECKING:
               help="github: one GitHub Actions annotation per issue (file and line) on stdout.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
+@file_options
 @handled
 def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str | None, fmt: str,
-             jobs: int | None) -> None:
+             jobs: int | None, survey: str | None, wave: str | None, country: str | None) -> None:
     """Check crosswalks against the schema, declared codebooks and (with --data) real files."""
     result = api.validate(context_root(), list(mappings), list(data), encoding=encoding, jobs=jobs,
-                          progress=progress_printer(fmt == "text"))
+                          progress=progress_printer(fmt == "text"),
+                          files=api.FileOptions(survey, wave, country))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         if result.issues:  # annotations must reach stdout, where GitHub Actions reads them
             click.echo(render_issues(result.issues, fmt), err=not result.ok and fmt == "text")
+            if fmt == "text" and categories(result.issues):
+                click.echo(categories(result.issues), err=not result.ok)
         rows = sum(o.rows for o in result.outcomes)
         extra = f", {len(result.outcomes)} file(s), {rows:,} rows" if result.outcomes else ""
-        click.echo(f"{'ok' if result.ok else 'FAILED'}: {len(result.errors)} error(s), "
-                   f"{len(result.issues) - len(result.errors)} warning(s){extra}")
+        click.echo(f"{'ok' if result.ok else 'FAILED'}: {tally(result.issues)}{extra}")
     if not result.ok:
         sys.exit(1)
 
@@ -65,8 +71,10 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
+@file_options
 @handled
-def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None) -> None:
+def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None,
+          survey: str | None, wave: str | None, country: str | None) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
     if demo and data:
         raise click.UsageError("give either --data or --demo, not both")
@@ -75,7 +83,8 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     root = context_root()
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
-    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo)
+    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo,
+                       files=api.FileOptions(survey, wave, country))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -85,13 +94,15 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
         waves: dict[str, list[int]] = {}
         for o in result.outcomes:
             waves.setdefault(o.job.crosswalk.survey, []).append(o.rows)
-        for survey, rows in waves.items():
-            click.echo(f"{survey}: {len(rows)} wave(s), {sum(rows):,} synthetic rows")
+        for name, rows in waves.items():
+            click.echo(f"{name}: {len(rows)} wave(s), {sum(rows):,} synthetic rows")
     else:
         for o in result.outcomes:
             click.echo(f"{o.job.crosswalk.survey} wave {o.job.wave.wave}: {o.rows:,} rows from {o.job.path.name}")
     if result.issues:
         click.echo(render_issues(result.issues, "text"), err=True)
+    if categories(result.issues):
+        click.echo(categories(result.issues), err=True)
     click.echo(f"built {db} ({sum(o.rows for o in result.outcomes):,} rows) in {result.seconds:.1f} s")
     if demo:
         from harmonise.demo import comparison

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harmonise.compile.expr import Compiled, Context, NameSQL, compile_expr
 from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.spec.codetables import TableSet
-from harmonise.spec.crosswalk import Crosswalk, Wave
+from harmonise.spec.crosswalk import Crosswalk, TargetValue, Wave
 from harmonise.spec.expr import EXPR_TYPES, ExprError, referenced_names
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing, resolve_wave
@@ -160,6 +161,10 @@ class WaveCompiler:
             return sql_literal(lit), "NULL", "NULL"
         if k == "not_asked":
             return f"CAST(NULL AS {ttype})", sql_literal("not_asked"), "NULL"
+        if k == "absent":  # the file lacks the rule's variables: not available in this file
+            return f"CAST(NULL AS {ttype})", sql_literal("not_available"), "NULL"
+        if k == "row_id":  # the file lacks its key variables: file name and row number
+            return f"({sql_literal(Path(self.meta.origin).stem + '-')} || CAST(src.__row AS VARCHAR))", "NULL", "NULL"
         if k == "constant":
             return f"CAST({sql_literal(plan.constant)} AS {ttype})", "NULL", "NULL"
         if k == "expr":
@@ -340,10 +345,11 @@ def stata_letters(meta: SourceMeta) -> set[str]:
     return {n for n, vm in meta.variables.items() if vm.type == "numeric"}
 
 
-def plan_and_compile(cw: Crosswalk, wave: Wave, project: Project, meta: SourceMeta,
-                     stata: bool = False) -> tuple[WavePlan, CompiledWave]:
+def plan_and_compile(cw: Crosswalk, wave: Wave, project: Project, meta: SourceMeta, stata: bool = False,
+                     supplied: Mapping[str, TargetValue] | None = None) -> tuple[WavePlan, CompiledWave]:
     """Resolve ``wave`` of ``cw`` against ``meta`` and compile it; ``stata``: the file is a .dta (its
-    numeric columns carry extended missing letters). The one path from declarations to SQL."""
+    numeric columns carry extended missing letters); ``supplied``: target → value the user gave for
+    the file (``--country``). The one path from declarations to SQL."""
     assert project.schema is not None
-    plan = resolve_wave(cw, wave, project.schema, project.tables, meta.variables)
+    plan = resolve_wave(cw, wave, project.schema, project.tables, meta.variables, supplied)
     return plan, compile_wave(plan, meta, project.schema, project.tables, stata_letters(meta) if stata else None)

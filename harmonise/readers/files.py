@@ -15,7 +15,7 @@ import faulthandler
 import os
 import pickle
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ import pandas as pd
 import pyreadstat
 
 from harmonise.errors import InputError
+from harmonise.readers.textcodec import TextCodec, choose
 from harmonise.spec.source import SourceMeta, VarMeta, norm_code
 
 EXTENSIONS = {".sav": "sav", ".zsav": "zsav", ".por": "por", ".dta": "dta"}
@@ -151,6 +152,13 @@ class SourceFile:
     format: str
     meta: SourceMeta
     encoding: str | None = None
+    codec: TextCodec | None = None  # texts read as latin-1 and decoded per text (no usable encoding record)
+    virtual: dict[str, Any] = field(default_factory=dict)  # column → the value the user supplied for every row
+
+    def supply(self, name: str, value: Any, label: str) -> None:
+        """Add a column the file lacks, holding ``value`` in every row (e.g. the country of ``--country``)."""
+        self.virtual[name] = value
+        self.meta.variables[name] = VarMeta(name, label=label, type="string" if isinstance(value, str) else "numeric")
 
     def chunks(self, columns: list[str], chunksize: int = DEFAULT_CHUNK, start: int = 0,
                step: int | None = None) -> Iterator[pd.DataFrame]:
@@ -161,6 +169,10 @@ class SourceFile:
         """
         reader = _reader(self.format)
         kw = _kwargs(self.format, self.encoding)
+        virtual = [c for c in columns if c in self.virtual]
+        columns = [c for c in columns if c not in self.virtual]
+        if virtual and not columns:  # the rows still come from the file
+            columns = [next(n for n in self.meta.variables if n not in self.virtual)]
         offset = start
         step = step or chunksize
         total = self.meta.rows
@@ -176,7 +188,10 @@ class SourceFile:
             n = len(df)
             if n == 0 and offset > 0:
                 return
-            yield normalise(df, self.meta, offset)
+            frame = normalise(df, self.meta, offset, self.codec)
+            for c in virtual:
+                frame[c] = self.virtual[c]
+            yield frame
             offset += step
             if n < chunksize or (total is not None and offset >= total):
                 return
@@ -219,14 +234,17 @@ class SourceFile:
         return compression == 0
 
 
-def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int) -> pd.DataFrame:
-    """Numeric → float64; strings right-stripped with blanks as missing; Stata letters split out."""
+def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int, codec: TextCodec | None = None) -> pd.DataFrame:
+    """Numeric → float64; strings right-stripped (and decoded by ``codec``) with blanks as missing; Stata
+    letters split out."""
     out: dict[str, Any] = {"__row": np.arange(offset + 1, offset + len(df) + 1, dtype=np.int64)}
     for col in df.columns:
         vm = meta.variables.get(col)
         s = df[col]
         if vm is not None and vm.type == "string":
             vals = s.astype("object").where(s.notna(), None)
+            if codec is not None:
+                vals = vals.map(lambda v: codec.fix(v) if isinstance(v, str) else v)
             vals = vals.map(lambda v: (v.rstrip() or None) if isinstance(v, str) else v)
             out[col] = pd.array(vals.to_numpy(), dtype="string")
             continue
@@ -294,18 +312,9 @@ def _ascii_compatible(path: Path, encoding: str) -> None:
                          "ASCII-compatible encoding (latin1, cp1252, utf-8) or drop --encoding")
 
 
-def open_source(path: Path, encoding: str | None = None) -> SourceFile:
-    """Open ``path`` and read its metadata (no data); InputError when unreadable."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a data file")
-    fmt = detect_format(path)
-    if encoding:
-        _ascii_compatible(path, encoding)
-    reader = _reader(fmt)
+def _read_meta(path: Path, fmt: str, encoding: str | None) -> Any:
     try:
-        _, m = isolated(reader, str(path), metadataonly=True, **_kwargs(fmt, encoding))
+        _, m = isolated(_reader(fmt), str(path), metadataonly=True, **_kwargs(fmt, encoding))
     except ReaderCrashed as exc:
         raise InputError(f"{path}: file is corrupt: the {fmt.upper()} reader crashed on its header ({exc}); "
                          "download it again") from None
@@ -313,8 +322,54 @@ def open_source(path: Path, encoding: str | None = None) -> SourceFile:
         raise _explain(path, exc, encoding) from exc
     except (UnicodeDecodeError, ValueError, OSError) as exc:
         raise _explain(path, exc, encoding) from exc
+    return m
+
+
+def open_source(path: Path, encoding: str | None = None) -> SourceFile:
+    """Open ``path`` and read its metadata (no data); InputError when unreadable.
+
+    Without ``encoding``, a file whose texts its declared (or default) encoding cannot decode is
+    read byte for byte and each text decoded by :mod:`harmonise.readers.textcodec`; the
+    ``SourceFile.codec`` says how (and ``meta.encoding`` names it)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a data file")
+    fmt = detect_format(path)
+    if encoding:
+        _ascii_compatible(path, encoding)
+    codec: TextCodec | None = None
+    try:
+        m = _read_meta(path, fmt, encoding)
+    except InputError as exc:
+        if encoding or fmt == "por" or "cannot be decoded" not in str(exc):
+            raise
+        m = _read_meta(path, fmt, "latin1")  # every byte one character: decoded per text below
+        codec = choose(_meta_texts(m))
+        _recode_meta(m, codec)
     try:
         meta = _meta_from_pyreadstat(path, fmt, m, encoding)
     except (TypeError, ValueError, KeyError, OverflowError) as exc:  # values no valid header holds
         raise InputError(f"{path}: file is corrupt: its header holds invalid metadata ({exc}); download it again") from exc
-    return SourceFile(path=path, format=fmt, meta=meta, encoding=encoding)
+    if codec is not None:
+        meta.encoding = codec.describe()
+    return SourceFile(path=path, format=fmt, meta=meta, encoding="latin1" if codec else encoding, codec=codec)
+
+
+def _meta_texts(m: Any) -> list[str]:
+    texts = [m.file_label or "", *(lab or "" for lab in (m.column_names_to_labels or {}).values())]
+    for labels in (m.variable_value_labels or {}).values():
+        for k, v in (labels or {}).items():
+            texts.extend(t for t in (k, v) if isinstance(t, str))
+    return texts
+
+
+def _recode_meta(m: Any, codec: TextCodec) -> None:
+    """Decode the texts of latin-1 read metadata in place (labels, value labels and their string codes)."""
+    m.file_label = codec.fix(m.file_label) if m.file_label else m.file_label
+    m.column_names_to_labels = {k: codec.fix(v) if isinstance(v, str) else v
+                                for k, v in (m.column_names_to_labels or {}).items()}
+    m.variable_value_labels = {name: {(codec.fix(k) if isinstance(k, str) else k): (codec.fix(v) if isinstance(v, str)
+                                                                                   else v)
+                                      for k, v in (labels or {}).items()}
+                               for name, labels in (m.variable_value_labels or {}).items()}

@@ -30,6 +30,8 @@ import pyreadstat
 from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import InputError, UsageError
 from harmonise.reports.export_layout import (
+    SOURCE_FILE,
+    SOURCE_FILE_LABEL,
     SOURCE_ROW,
     SOURCE_ROW_LABEL,
     SPSS_LABEL,
@@ -114,6 +116,11 @@ def _frame(con: duckdb.DuckDBPyConnection, lay: Layout, stata: bool) -> Frame:
     width = max(len(str(int(rows.max()))) if rows.notna().any() else 1, 1)
     out.labels[SOURCE_ROW], out.measures[SOURCE_ROW] = SOURCE_ROW_LABEL, "scale"
     out.formats[SOURCE_ROW] = f"%{width}.0f" if stata else f"F{width}.0"
+    files = df[SOURCE_FILE].fillna("").astype(str)
+    cols[SOURCE_FILE] = files
+    chars = max(int(files.str.len().max()) if len(files) else 1, 1)
+    out.labels[SOURCE_FILE], out.measures[SOURCE_FILE] = SOURCE_FILE_LABEL, "nominal"
+    out.formats[SOURCE_FILE] = f"%{chars}s" if stata else f"A{chars}"
     out.data = pd.DataFrame(cols)
     return out
 
@@ -252,4 +259,5 @@ def read_export(path: str | Path, db: str | Path) -> pd.DataFrame:
         if v.missing_column:
             out[v.missing_column] = reasons
     out[SOURCE_ROW] = raw[SOURCE_ROW].astype("Int64")
+    out[SOURCE_FILE] = raw[SOURCE_FILE].where(raw[SOURCE_FILE] != "", None)
     return pd.DataFrame(out)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 TEXT_TYPES = ("string", "country", "language", "city")
 SOURCE_ROW = "source_row"
 SOURCE_ROW_LABEL = "Row of the respondent in the source file (1 = first)"
+SOURCE_FILE = "source_file"
+SOURCE_FILE_LABEL = "Name of the source file the respondent was read from"
 SPSS_LABEL = 64  # bytes an SPSS file label holds
 STATA_LABEL = 80  # characters a Stata data label holds
 DOCUMENT_LINE = 80  # SPSS document lines are 80 bytes
@@ -165,4 +167,5 @@ def codebook_rows(lay: Layout) -> list[tuple[str, str, str, str, str, str]]:
             rows.append((v.missing_column, f"Why {v.name} is missing", "category", "nominal", "", ""))
             rows.extend((v.missing_column, "", "", "", r, lay.reason_labels[r]) for r in lay.reasons)
     rows.append((SOURCE_ROW, SOURCE_ROW_LABEL, "integer", "scale", "", ""))
+    rows.append((SOURCE_FILE, SOURCE_FILE_LABEL, "string", "nominal", "", ""))
     return rows

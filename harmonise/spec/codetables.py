@@ -111,6 +111,16 @@ class TableSet:
         non = frozenset(str(r["code"]) for r in ref.rows if r.get("eu27_2020_group") == "non_eu")
         return eu, non
 
+    @cache  # noqa: B019 - one TableSet per loaded project; the rows are immutable
+    def names(self, reference: str) -> dict[str, tuple[str, ...]]:
+        """Code → its names in a reference table (``name``, the parts of a ``; ``-separated name, ``aliases``)."""
+        ref = self._reference(reference)
+        if ref is None:
+            return {}
+        return {str(r[ref.key]): (str(r.get("name", "")), *str(r.get("name", "")).split("; "),
+                                   *(str(a) for a in r.get("aliases", [])))
+                for r in ref.rows}
+
     @cached_property
     def city_codes(self) -> frozenset[str]:
         return frozenset(self.cities.keys()) if self.cities else frozenset()

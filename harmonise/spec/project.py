@@ -328,6 +328,7 @@ def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
                                      code="duplicate-survey"))
             continue
         desc = root / "surveys" / cw.survey / "survey.yaml"
+        loaded.index.wave_ids = tuple(w.wave for w in cw.waves)
         entry = SurveyEntry(cw, loaded.index.file, loaded.index, loaded.text, aside,
                             descriptor=desc if desc.is_file() else None)
         proj.surveys[cw.survey] = entry

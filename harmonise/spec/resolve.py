@@ -13,6 +13,7 @@ carries. The precedence is fixed and documented:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ class TargetPlan:
     """One target in one wave, fully resolved."""
 
     target: str
-    kind: str  # map | range | table | expr | constant | not_asked | derived | automatic
+    kind: str  # map | range | table | expr | constant | not_asked | derived | automatic | absent | row_id
     path: tuple[str | int, ...] = ()
     source: str | None = None
     values: dict[Code, TargetValue] = field(default_factory=dict)
@@ -56,6 +57,21 @@ class TargetPlan:
     notes: str | None = None
     explicit_missing: dict[Code, str] = field(default_factory=dict)
     missing: SourceMissing = field(default_factory=SourceMissing)
+    alternative: int = 0  # which of the rule's alternatives is in force (0: the rule itself)
+    absent: tuple[str, ...] = ()  # kind absent or row_id: the rule's variables the file lacks
+
+    def variables(self) -> list[str]:
+        """The source variables the resolved rule reads."""
+        from harmonise.spec.expr import ExprError, referenced_names
+
+        if self.kind in ("map", "range", "table") and self.source:
+            return [self.source]
+        if self.kind == "expr" and self.expr:
+            try:
+                return referenced_names(self.expr)
+            except ExprError:
+                return []
+        return []
 
     @property
     def rule_text(self) -> str:
@@ -71,12 +87,17 @@ class TargetPlan:
             return f"derived: {self.expr}"
         if k == "automatic":
             return "set by harmonise from the crosswalk"
+        if k == "absent":
+            return f"not available in this file (it lacks {', '.join(self.absent)})"
+        if k == "row_id":
+            return f"file name and row number (the file lacks {', '.join(self.absent)})"
         if k == "range":
             t = f", transform {self.transform}" if self.transform else ""
             return f"{self.source} in [{self.range[0]:g}, {self.range[1]:g}]{t}" if self.range else str(self.source)
         if k == "table":
             return f"{self.source} via table {self.table}"
-        return f"{self.source} recoded ({len(self.values)} codes)"
+        text = f"{self.source} recoded ({len(self.values)} codes)"
+        return text if not self.alternative else f"{text} (alternative {self.alternative})"
 
 
 @dataclass
@@ -88,19 +109,9 @@ class WavePlan:
 
     def sources(self) -> list[str]:
         """Source variables the wave reads, in first-use order."""
-        from harmonise.spec.expr import ExprError, referenced_names
-
         out: list[str] = []
         for t in self.targets.values():
-            names: list[str] = []
-            if t.kind in ("map", "range", "table") and t.source:
-                names = [t.source]
-            elif t.kind == "expr" and t.expr:
-                try:
-                    names = referenced_names(t.expr)
-                except ExprError:
-                    names = []
-            for n in names:
+            for n in t.variables():
                 if n not in out:
                     out.append(n)
         return out
@@ -170,12 +181,19 @@ def wave_rules(cw: Crosswalk, wave: Wave, schema: TargetSchema) -> list[RuleAt]:
     return out
 
 
+ROW_ID_TARGET = "respondent_id"  # made from file name and row number when a file lacks the key variables
+
+
 def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSet,
-                 meta: dict[str, VarMeta] | None = None) -> WavePlan:
+                 meta: dict[str, VarMeta] | None = None, supplied: Mapping[str, TargetValue] | None = None) -> WavePlan:
     """Resolve every schema target for ``wave``; ``meta`` (source variables) refines missing codes.
 
-    Resolution never reports: a malformed rule resolves as far as it can (or not at all) and
-    :mod:`harmonise.checks.rules` says what is wrong with it.
+    With ``meta``, each rule's first alternative whose variables ``meta`` holds is used; a target
+    none of whose alternatives the file can serve is ``absent`` (not available in that file), or
+    takes its value from ``supplied`` (target → value the user gave, e.g. ``--country``); the
+    respondent id is made from file and row (``row_id``). Resolution never reports: a malformed
+    rule resolves as far as it can (or not at all) and :mod:`harmonise.checks.rules` says what is
+    wrong with it.
     """
     plans: dict[str, TargetPlan] = {}
     for at in wave_rules(cw, wave, schema):
@@ -188,8 +206,61 @@ def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableS
             elif var.derived and var.derive is not None:
                 plans[var.name] = TargetPlan(var.name, "derived", expr=var.derive.expr, quality="recoded")
             continue
-        plans[var.name] = _plan(var.name, at.rule, at.path, cw.missing, tables, meta)
+        index, rule, path, absent = _choose(at.rule, at.path, meta)
+        if absent:
+            if supplied and var.name in supplied:
+                plans[var.name] = TargetPlan(var.name, "constant", path=at.path, constant=supplied[var.name],
+                                             quality="exact", notes="supplied by the user for this file",
+                                             absent=tuple(absent))
+            else:
+                plans[var.name] = TargetPlan(var.name, "row_id" if var.name == ROW_ID_TARGET else "absent",
+                                             path=at.path, quality="approximate" if var.name == ROW_ID_TARGET else None,
+                                             source=rule.source, expr=rule.expr, absent=tuple(absent))
+            continue
+        plans[var.name] = _plan(var.name, rule, path, cw.missing, tables, meta)
+        plans[var.name].alternative = index
     return WavePlan(cw.survey, wave, cw, plans)
+
+
+def alternatives(rule: Rule) -> list[Rule | ValidationError]:
+    """The rule without its alternatives, then each alternative applied to it (or why it does not validate)."""
+    base = Rule.model_validate(rule.model_dump(exclude_none=True, exclude={"alternatives"}))
+    out: list[Rule | ValidationError] = [base]
+    for alt in rule.alternatives or []:
+        try:
+            out.append(Rule.model_validate(merge_override(base, alt)))
+        except ValidationError as exc:
+            out.append(exc)
+    return out
+
+
+def rule_variables(rule: Rule) -> list[str]:
+    """The source variables a rule reads (its source, or its expression's names)."""
+    from harmonise.spec.expr import ExprError, referenced_names
+
+    if rule.expr is not None:
+        try:
+            return referenced_names(rule.expr)
+        except ExprError:
+            return []
+    if rule.kind in ("map", "range", "table") and rule.source:
+        return [rule.source]
+    return []
+
+
+def _choose(rule: Rule, path: tuple[str | int, ...], meta: dict[str, VarMeta] | None
+            ) -> tuple[int, Rule, tuple[str | int, ...], list[str]]:
+    """(index, rule, path, variables the file lacks): the first alternative the file can serve, else the
+    rule itself with its absent variables (nothing absent without metadata)."""
+    options = alternatives(rule)
+    first = options[0]
+    assert isinstance(first, Rule)
+    if meta is None:
+        return 0, first, path, []
+    for i, option in enumerate(options):
+        if isinstance(option, Rule) and all(find_variable(meta, n) is not None for n in rule_variables(option)):
+            return i, option, (path if i == 0 else (*path, "alternatives", i - 1)), []
+    return 0, first, path, [n for n in rule_variables(first) if find_variable(meta, n) is None]
 
 
 def rule_kinds(rule: Rule) -> list[str]:

@@ -10,6 +10,7 @@ bombs) and YAML 1.1 booleans used as keys are rejected with their line.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -30,6 +31,14 @@ class LineIndex:
 
     file: str
     lines: dict[PathKey, int] = field(default_factory=dict)
+    wave_ids: tuple[str, ...] = ()  # a crosswalk's wave ids in order: paths name waves by id (waves[9])
+
+    def display(self, path: str) -> str:
+        """``waves.8.overrides.x`` → ``waves[9].overrides.x`` (the wave's id, not its list position)."""
+        m = _WAVE_INDEX.match(path)
+        if m is None or int(m[1]) >= len(self.wave_ids):
+            return path
+        return f"waves[{self.wave_ids[int(m[1])]}]{path[m.end(1):]}"
 
     def line_of(self, path: PathKey) -> int | None:
         """Line of ``path`` or of its nearest ancestor that has one."""
@@ -41,7 +50,10 @@ class LineIndex:
         return self.lines.get((), None)
 
     def issue(self, path: PathKey, message: str, **kw: Any) -> Issue:
-        return Issue(message=message, file=self.file, line=self.line_of(path), path=dotted(path), **kw)
+        return Issue(message=message, file=self.file, line=self.line_of(path), path=self.display(dotted(path)), **kw)
+
+
+_WAVE_INDEX = re.compile(r"^waves\.(\d+)(?=\.|$)")
 
 
 def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wave: str | None = None) -> Issue:
@@ -53,6 +65,8 @@ def locate(issue: Issue, index: LineIndex | None, survey: str | None = None, wav
         kw["file"] = index.file
         kw["line"] = index.line_of(tuple(path)) if path else None  # type: ignore[arg-type]
     extra = {k: v for k, v in issue.extra.items() if k != "yaml_path"}
+    if index is not None and issue.path:
+        kw["path"] = index.display(issue.path)
     return replace(issue, survey=issue.survey or survey, wave=issue.wave or wave, extra=extra, **kw)
 
 

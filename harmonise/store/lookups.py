@@ -120,6 +120,7 @@ def comment_respondents(con: duckdb.DuckDBPyConnection, schema: TargetSchema) ->
             con.execute(f"COMMENT ON COLUMN respondents.{quote_ident(v.missing_column)} IS "
                         f"{sql_literal(f'Why {v.name} is missing (a missing_reasons.reason); null when it has a value')}")
     con.execute("COMMENT ON COLUMN respondents.source_row IS 'Row of the respondent in the source file (1 = first)'")
+    con.execute("COMMENT ON COLUMN respondents.source_file IS 'Name of the source file the respondent was read from'")
 
 
 def _reference_rows(project: Project, name: str) -> list[tuple[Any, ...]]:

@@ -60,17 +60,17 @@ VARIABLES = Table("schema_variables", _cols(
 VALUE_LABELS = Table("value_labels", _cols("variable VARCHAR, code VARCHAR, label VARCHAR, is_missing_reason BOOLEAN"))
 MISSING_REASONS = Table("missing_reasons", _cols("reason VARCHAR, label VARCHAR, definition VARCHAR"))
 LINEAGE = Table("lineage", _cols(
-    "survey VARCHAR, wave VARCHAR, target VARCHAR, kind VARCHAR, source_variables VARCHAR, source_labels VARCHAR, "
+    "survey VARCHAR, wave VARCHAR, file_name VARCHAR, target VARCHAR, kind VARCHAR, source_variables VARCHAR, source_labels VARCHAR, "
     "rule VARCHAR, quality VARCHAR, notes VARCHAR, crosswalk_path VARCHAR"))
 REPORT = Table("harmonisation_report", _cols(
-    "survey VARCHAR, wave VARCHAR, target VARCHAR, source_variables VARCHAR, source_code VARCHAR, "
+    "survey VARCHAR, wave VARCHAR, file_name VARCHAR, target VARCHAR, source_variables VARCHAR, source_code VARCHAR, "
     "source_label VARCHAR, target_value VARCHAR, missing_reason VARCHAR, n BIGINT"))
 CONSERVATION = Table("conservation", _cols(
-    "survey VARCHAR, wave VARCHAR, target VARCHAR, rows_in BIGINT, rows_out BIGINT, ok BOOLEAN"))
+    "survey VARCHAR, wave VARCHAR, file_name VARCHAR, target VARCHAR, rows_in BIGINT, rows_out BIGINT, ok BOOLEAN"))
 VALIDATION_FAILURES = Table("validation_failures", _cols(
-    "survey VARCHAR, wave VARCHAR, column VARCHAR, check VARCHAR, failure_case VARCHAR, source_row BIGINT"))
+    "survey VARCHAR, wave VARCHAR, file_name VARCHAR, column VARCHAR, check VARCHAR, failure_case VARCHAR, source_row BIGINT"))
 BUILD_INFO = Table("build_info", _cols("key VARCHAR, value VARCHAR"))
-COMPILED_SQL = Table("compiled_sql", _cols("survey VARCHAR, wave VARCHAR, sql VARCHAR"))
+COMPILED_SQL = Table("compiled_sql", _cols("survey VARCHAR, wave VARCHAR, file_name VARCHAR, sql VARCHAR"))
 
 TABLES = (SOURCES, VARIABLES, VALUE_LABELS, MISSING_REASONS, LINEAGE, REPORT, CONSERVATION, VALIDATION_FAILURES,
           BUILD_INFO, COMPILED_SQL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harmonise.compile.sqltext import quote_ident
+from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.spec.schema import TargetSchema
 from harmonise.store.provenance import create_provenance
 
@@ -22,11 +22,13 @@ def respondents_ddl(schema: TargetSchema) -> str:
         if v.has_missing_column:
             cols.append(f"{quote_ident(v.missing_column)} VARCHAR")
     cols.append("source_row BIGINT")
+    cols.append("source_file VARCHAR")
     return "CREATE TABLE respondents (" + ", ".join(cols) + ")"
 
 
-def insert_select(schema: TargetSchema, relation: str) -> str:
-    """INSERT INTO respondents from a compiled result relation, casting to the stored types."""
+def insert_select(schema: TargetSchema, relation: str, file_name: str) -> str:
+    """INSERT INTO respondents from a compiled result relation (rows of source file ``file_name``),
+    casting to the stored types."""
     cols, exprs = [], []
     for v in schema.variables:
         cols.append(quote_ident(v.name))
@@ -35,8 +37,8 @@ def insert_select(schema: TargetSchema, relation: str) -> str:
         if v.has_missing_column:
             cols.append(quote_ident(v.missing_column))
             exprs.append(quote_ident(v.missing_column))
-    cols.append("source_row")
-    exprs.append("source_row")
+    cols += ["source_row", "source_file"]
+    exprs += ["source_row", sql_literal(file_name)]
     return f"INSERT INTO respondents ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {relation}"
 
 
@@ -46,12 +48,17 @@ def create_all(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
     create_provenance(con)
 
 
-def duplicate_ids(con: duckdb.DuckDBPyConnection, survey: str, wave: str, shown: int = 5) -> tuple[int, list[tuple[str, int]]]:
-    """How many respondent ids of ``survey`` ``wave`` occur more than once, and the first ``shown`` (id, count)."""
-    dups = con.execute("SELECT respondent_id, count(*) FROM respondents WHERE survey = ? AND wave = ? "
-                       "GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT ?", [survey, wave, shown + 1]).fetchall()
-    if not dups:
-        return 0, []
-    n = con.execute("SELECT count(*) FROM (SELECT respondent_id FROM respondents WHERE survey = ? AND wave = ? "
-                    "GROUP BY 1 HAVING count(*) > 1)", [survey, wave]).fetchall()[0][0]
-    return int(n), [(str(d[0]), int(d[1])) for d in dups[:shown]]
+def duplicate_ids(con: duckdb.DuckDBPyConnection, shown: int = 5
+                  ) -> list[tuple[str, str, int, list[tuple[str, int, list[str]]]]]:
+    """Respondent ids stored more than once within a survey wave, across all its files:
+    (survey, wave, number of such ids, the first ``shown`` as (id, count, files holding it))."""
+    rows = con.execute(
+        "SELECT survey, wave, respondent_id, count(*), list(DISTINCT source_file ORDER BY source_file), "
+        "count(*) OVER (PARTITION BY survey, wave) FROM respondents GROUP BY survey, wave, respondent_id "
+        "HAVING count(*) > 1 QUALIFY row_number() OVER (PARTITION BY survey, wave ORDER BY respondent_id) <= ? "
+        "ORDER BY 1, 2, 3", [shown]).fetchall()
+    out: dict[tuple[str, str], tuple[int, list[tuple[str, int, list[str]]]]] = {}
+    for survey, wave, rid, k, files, n in rows:
+        _, examples = out.setdefault((str(survey), str(wave)), (int(n), []))
+        examples.append((str(rid), int(k), [str(f) for f in files]))
+    return [(s, w, n, ex) for (s, w), (n, ex) in out.items()]

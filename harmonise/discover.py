@@ -1,0 +1,232 @@
+"""Which crosswalk wave each data file belongs to: by content, then by file name, or as the user says.
+
+A wave's ``content`` (e.g. ``{essround: 9}``) recognises its files whatever their names: a file
+whose every row holds one of the given values of each content variable belongs to it. Files no
+content rule recognises are matched by the waves' ``files`` patterns (case-insensitive).
+``--survey``/``--wave`` assign every file explicitly; ``--country`` supplies the country of a
+single-country file that lacks the variable. A file holding only key variables and items the
+crosswalk does not read (a country-specific supplement) is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harmonise.errors import InputError, Issue, UsageError
+from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
+from harmonise.spec.crosswalk import Crosswalk, Wave
+from harmonise.spec.project import Project
+from harmonise.spec.resolve import resolve_wave
+from harmonise.spec.source import find_variable
+
+COUNTRY_TARGET = "country"  # the target `--country` supplies
+CONTENT_CHUNK = 200_000  # rows per read of a content variable
+
+
+@dataclass
+class Job:
+    """One data file to harmonise with one crosswalk wave; ``supplied``: target → value the user gave."""
+
+    crosswalk: Crosswalk
+    wave: Wave
+    path: Path
+    supplied: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Options:
+    """What the user said about the files: ``--survey``, ``--wave``, ``--country``, ``--encoding``."""
+
+    survey: str | None = None
+    wave: str | None = None
+    country: str | None = None
+    encoding: str | None = None
+
+
+def data_files(data: list[Path]) -> list[Path]:
+    """The data files named by ``data`` (files, and the readable files under folders, sorted)."""
+    files: list[Path] = []
+    for d in data:
+        if not d.exists():
+            raise InputError(f"{d}: no such file or folder")
+        if d.is_file():
+            files.append(d)
+        else:
+            files.extend(sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS))
+    return files
+
+
+def discover(project: Project, data: list[Path], options: Options | None = None) -> tuple[list[Job], list[Issue]]:
+    """Assign every data file to a crosswalk wave; issues for files that are ambiguous, skipped or unmatched.
+
+    Raises UsageError for options naming no survey, wave or country, and InputError when no file
+    can be harmonised or a file lacks a required variable no option supplies.
+    """
+    opts = options or Options()
+    crosswalks = _chosen(project, opts)
+    jobs: list[Job] = []
+    issues: list[Issue] = []
+    unmatched: list[tuple[Path, str]] = []
+    no_country: list[Path] = []
+    for f in data_files(data):
+        src = _open(f, opts.encoding)
+        hits, why = _recognise(f, src, crosswalks, opts)
+        if len(hits) > 1:
+            names = ", ".join(f"{cw.survey} wave {w.wave}" for cw, w in hits)
+            issues.append(Issue(f"{f}: {why} several waves ({names})", code="ambiguous-file",
+                                hint="name the wave with --survey and --wave, or make the waves' `content` or "
+                                     "`files` more specific"))
+            continue
+        if not hits:
+            unmatched.append((f, why))
+            continue
+        cw, wave = hits[0]
+        job = Job(cw, wave, f, {COUNTRY_TARGET: opts.country} if opts.country else {})
+        if src is not None and project.schema is not None:
+            plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables, job.supplied)
+            if _supplement(cw, wave, plan.sources(), src):
+                issues.append(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
+                                    f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
+                                    code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave))
+                continue
+            country = plan.targets.get(COUNTRY_TARGET)
+            if country is not None and country.kind == "absent":
+                no_country.append(f)
+        jobs.append(job)
+    if no_country:
+        raise InputError("; ".join(f"{f}: has no country variable" for f in no_country)
+                         + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file")
+    found = _unmatched(unmatched, crosswalks, error=not jobs)
+    if not jobs and found:
+        raise InputError("\n".join(i.message for i in found) + f"\n{found[0].hint}")
+    issues.extend(found)
+    if not jobs and not any(i.severity == "error" for i in issues):
+        raise InputError(f"no data file in {', '.join(map(str, data))} can be harmonised"
+                         + (" (only supplements)" if issues else ""))
+    return jobs, issues
+
+
+def supply(job: Job, project: Project, src: SourceFile) -> None:
+    """Give ``src`` the variables ``job.supplied`` stands for: with ``--country``, a file without the
+    country rule's source variable gets it, holding the source code that maps to the given country
+    (so every rule reading it, the PSU and stratum prefixes too, works as for a complete file)."""
+    value = job.supplied.get(COUNTRY_TARGET)
+    if value is None or project.schema is None:
+        return
+    plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables)
+    tp = plan.targets.get(COUNTRY_TARGET)
+    if tp is None or tp.kind not in ("map", "table") or not tp.source or find_variable(src.meta.variables, tp.source):
+        return
+    codes = [c for c, v in tp.values.items() if v == value]
+    if codes:
+        src.supply(tp.source, codes[0], f"supplied by --country {value}")
+
+
+def _chosen(project: Project, opts: Options) -> list[Crosswalk]:
+    if opts.wave and not opts.survey:
+        raise UsageError("--wave needs --survey (the survey whose wave it is)")
+    if opts.country is not None and opts.country.upper() not in (project.tables.country_codes or {opts.country.upper()}):
+        raise UsageError(f"--country {opts.country}: not a country code of mappings/tables (ISO 3166-1 alpha-2, "
+                         "e.g. FI)")
+    if opts.country is not None:
+        opts.country = opts.country.upper()
+    if not opts.survey:
+        return list(project.crosswalks.values())
+    cw = project.crosswalks.get(opts.survey)
+    if cw is None:
+        raise UsageError(f"--survey {opts.survey}: no such survey (crosswalks: {', '.join(sorted(project.crosswalks))})")
+    if opts.wave and not any(w.wave == opts.wave for w in cw.waves):
+        raise UsageError(f"--wave {opts.wave}: {cw.survey} has no such wave "
+                         f"(waves: {', '.join(w.wave for w in cw.waves)})")
+    return [cw]
+
+
+def _open(path: Path, encoding: str | None) -> SourceFile | None:
+    """The file's metadata, or None when it cannot be read (harmonising it says why)."""
+    try:
+        return open_source(path, encoding)
+    except InputError:
+        return None
+
+
+def _recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options
+               ) -> tuple[list[tuple[Crosswalk, Wave]], str]:
+    """The waves ``f`` belongs to, and how they were found (or why none was)."""
+    if opts.survey and opts.wave:
+        cw = crosswalks[0]
+        return [(cw, next(w for w in cw.waves if w.wave == opts.wave))], "assigned by --survey/--wave to"
+    seen: list[str] = []
+    if src is not None:
+        cache: dict[str, set[str]] = {}
+        hits = []
+        for cw in crosswalks:
+            for w in cw.waves:
+                if w.content and _content_match(src, w, cache):
+                    hits.append((cw, w))
+        if hits:
+            return hits, "its content matches"
+        seen = [f"{name} = {', '.join(sorted(vals)) or 'nothing'}" for name, vals in cache.items()]
+    hits = [(cw, w) for cw in crosswalks for w in cw.waves
+            if any(fnmatch.fnmatch(f.name.lower(), pat.lower()) for pat in w.files)]
+    return hits, "file name matches" if hits else (f"holds {'; '.join(seen)}" if seen else "")
+
+
+def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]]) -> bool:
+    """True when every content variable of ``wave`` is in ``src`` and holds only the wave's values."""
+    assert wave.content is not None
+    for name, allowed in wave.content.items():
+        vm = find_variable(src.meta.variables, name)
+        if vm is None:
+            return False
+        if vm.name not in cache:
+            cache[vm.name] = _distinct(src, vm.name)
+        wanted = {_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
+        if not cache[vm.name] or not cache[vm.name] <= wanted:
+            return False
+    return True
+
+
+def _distinct(src: SourceFile, column: str) -> set[str]:
+    values: set[str] = set()
+    for chunk in src.chunks([column], CONTENT_CHUNK):
+        values.update(_text(v) for v in chunk[column].dropna().unique())
+    return values
+
+
+def _text(value: object) -> str:
+    """A content value as text: 9, 9.0 and '9' are the same value."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _supplement(cw: Crosswalk, wave: Wave, read: list[str], src: SourceFile) -> bool:
+    """True when the file gives the crosswalk nothing but keys (a supplement to the wave's main files)."""
+    keys = {n.lower() for n in [*(cw.respondent_key or []), *(wave.content or {})]}
+    present = {vm.name.lower() for n in read if (vm := find_variable(src.meta.variables, n)) is not None}
+    return bool(present) and present <= keys and len(src.meta.variables) > len(present)
+
+
+def _unmatched(files: list[tuple[Path, str]], crosswalks: list[Crosswalk], *,
+               error: bool) -> list[Issue]:
+    """One issue per file no wave recognises: what was looked for, and the options that assign it."""
+    if not files:
+        return []
+    looked = []
+    for cw in crosswalks:
+        values: dict[str, list[str]] = {}
+        for w in cw.waves:
+            for k, v in (w.content or {}).items():
+                values.setdefault(k, []).extend(_text(x) for x in (v if isinstance(v, list) else [v]))
+        content = "; ".join(f"{k} in {', '.join(vs)}" for k, vs in values.items())
+        pats = sorted({p for w in cw.waves for p in w.files})
+        looked.append(f"{cw.survey}: " + (f"content {content}; " if content else "")
+                      + f"file names {', '.join(pats[:4])}{' …' if len(pats) > 4 else ''}")
+    hint = ("assign it with --survey S --wave W (and --country CC for a single-country file without a country "
+            "variable), or add a `content` or `files` entry for it to the survey's crosswalk")
+    return [Issue(f"{f}: matches no crosswalk wave{f' (it {why})' if why else ''}; looked for "
+                  + (" | ".join(looked) or "nothing: no crosswalk loaded") + ("" if error else "; it is not harmonised"),
+                  code="unmatched-file", severity="error" if error else "warning", hint=hint) for f, why in files]

@@ -1,0 +1,163 @@
+"""Files as researchers hold them (issue 17): recognition by content, several files per wave, files
+given twice, files without key variables, relabelled codes and renamed variables — on copies of a
+real ESS file written with pyreadstat (the originals are read in place, never copied into the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyreadstat
+import pytest
+from conftest import ROOT, run
+
+from harmonise.discover import Options, discover
+from harmonise.errors import InputError, UsageError
+from harmonise.spec.project import load_project
+
+REAL = ROOT.parent / "shared" / "data" / "ess_real"
+FI = REAL / "ess9_nordic" / "ESS9FI.sav"
+pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
+
+
+@pytest.fixture(scope="module")
+def finland() -> tuple[pd.DataFrame, Any]:
+    return pyreadstat.read_sav(str(FI), user_missing=True)
+
+
+def write_copy(real: tuple[pd.DataFrame, Any], path: Path, *, drop: tuple[str, ...] = (),
+               rename: dict[str, str] | None = None, relabel: dict[str, dict[Any, str]] | None = None) -> Path:
+    """A copy of the real file with variables dropped, renamed or relabelled (metadata kept)."""
+    df, m = real
+    rename = rename or {}
+
+    def keep(d: dict[str, Any]) -> dict[str, Any]:
+        return {rename.get(k, k): v for k, v in d.items() if k not in drop}
+
+    labels = keep(m.variable_value_labels)
+    for var, changed in (relabel or {}).items():
+        labels[var] = {**labels[var], **changed}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pyreadstat.write_sav(df.drop(columns=list(drop)).rename(columns=rename), str(path),
+                         column_labels=keep(m.column_names_to_labels), variable_value_labels=labels,
+                         missing_ranges=keep(m.missing_ranges), variable_measure=keep(m.variable_measure),
+                         variable_format=keep(m.original_variable_types))
+    return path
+
+
+def test_a_subset_given_as_sav_and_dta_is_an_error_naming_both_files(tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(REAL / "ess11_subset_sav"), "--db", str(db))
+    assert code == 0, err
+    before = db.read_bytes()
+    code, _, err = run("build", "--data", str(REAL / "ess11_subset_dta"), "--data", str(REAL / "ess11_subset_sav"),
+                         "--db", str(db))
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert ("targets.respondent_id: the same respondents in several files of ess wave 11: ESS11-subset.dta and "
+            "ESS11-subset.sav — 1,684 respondent id(s) occur more than once, e.g. GB-50095 (2×)") in errors[0]
+    assert db.read_bytes() == before  # the previous database is intact
+
+
+def test_a_file_without_wave_country_and_ids_needs_the_options_that_supply_them(finland: tuple[pd.DataFrame, Any],
+                                                                                  tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_copy(finland, data / "stripped.sav", drop=("essround", "idno", "cntry"))
+    db = tmp_path / "h.duckdb"
+    code, out, err = run("build", "--data", str(data), "--db", str(db))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {data / 'stripped.sav'}: matches no crosswalk wave; looked for ess: content "
+                          "essround in 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11; file names")
+    assert "assign it with --survey S --wave W (and --country CC" in err
+    code, out, err = run("build", "--data", str(data), "--db", str(db), "--survey", "ess", "--wave", "9")
+    assert (code, err) == (2, (f"error: {data / 'stripped.sav'}: has no country variable — pass --country CC "
+                               "(ISO 3166-1 alpha-2) for a single-country file\n"))
+    code, out, err = run("build", "--data", str(data), "--db", str(db), "--survey", "ess", "--wave", "9",
+                         "--country", "fi")
+    assert code == 0, err
+    assert "the file lacks idno: respondent ids are made from the file name and the row number" in err
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT count(*), count(DISTINCT respondent_id), min(country), max(country), "
+                       "count(psu), min(respondent_id) FROM respondents").fetchone()
+    assert rows == (len(finland[0]), len(finland[0]), "FI", "FI", len(finland[0]), "stripped-1")
+    assert con.execute("SELECT source_labels FROM lineage WHERE target = 'country'").fetchone() == (
+        "cntry: supplied by --country FI",)
+
+
+def test_options_naming_no_survey_wave_or_country_are_usage_errors(tmp_path: Path) -> None:
+    project = load_project(ROOT)
+    for opts, message in [(Options(wave="9"), "--wave needs --survey"),
+                          (Options(survey="esss"), "--survey esss: no such survey"),
+                          (Options(survey="ess", wave="12"), "--wave 12: ess has no such wave"),
+                          (Options(country="XY"), "--country XY: not a country code")]:
+        with pytest.raises(UsageError, match=message):
+            discover(project, [FI], opts)
+    with pytest.raises(InputError, match="no such file or folder"):
+        discover(project, [tmp_path / "nowhere"])
+
+
+def test_files_are_recognised_by_content_whatever_their_names(finland: tuple[pd.DataFrame, Any],
+                                                              tmp_path: Path) -> None:
+    project = load_project(ROOT)
+    jobs, issues = discover(project, [REAL / "ess4_extract", REAL / "ess9_nordic"])
+    assert [(j.crosswalk.survey, j.wave.wave, j.path.name) for j in jobs] == [
+        ("ess", "4", "ESS04_2008.dta"), ("ess", "9", "ESS9FI.sav"), ("ess", "9", "ESS9NO.sav"), ("ess", "9", "ESS9SE.sav")]
+    assert issues == []
+    # a file named like round 8 whose rows say round 9 is round 9
+    jobs, _ = discover(project, [write_copy(finland, tmp_path / "ESS8_misnamed.sav")])
+    assert [j.wave.wave for j in jobs] == ["9"]
+
+
+def test_relabelled_codes_contradicting_the_code_table_are_each_reported(finland: tuple[pd.DataFrame, Any],
+                                                                         tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_copy(finland, data / "ESS9FI.sav", relabel={"cntry": {"FI": "Estonia"},
+                                                       "cntbrthd": {"SE": "Norway", "EE": "Latvia"}})
+    code, _, err = run("validate", "--data", str(data))
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert errors[0].endswith("targets.country.table: the labels of cntry contradict the codes the rule maps: 'FI' is "
+                              "labelled 'Estonia' (EE) but maps to FI (Finland) — the file's codes follow another "
+                              "scheme than the code table: map them by code in the rule's map (a wave override), or "
+                              "check that the file is the survey and wave it seems")
+    assert ("waves[9].overrides.country_of_birth.table: the labels of cntbrthd contradict the codes the rule maps: "
+            "'EE' is labelled 'Latvia' (LV) but maps to EE (Estonia); 'SE' is labelled 'Norway' (NO) but maps to SE "
+            "(Sweden)") in errors[1]
+
+
+def test_one_renamed_variable_is_exactly_one_error_naming_the_wave_by_id(finland: tuple[pd.DataFrame, Any],
+                                                                         tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_copy(finland, data / "ESS9FI.sav", rename={"gndr": "gender"})
+    code, _, err = run("validate", "--data", str(data))
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].endswith("targets.sex: wave 9: gndr is not in the file, but gender has its label ('Gender') and "
+                              "codes: the variable seems renamed; sex would be stored as not available — add "
+                              "`alternatives: [{source: gender}]` (or the expression with gender) to the rule in "
+                              "waves[9].overrides, or rename the variable back")
+    assert "waves.8" not in err
+
+
+def test_a_dropped_variable_is_not_available_with_one_grouped_warning(finland: tuple[pd.DataFrame, Any],
+                                                                      tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_copy(finland, data / "ESS9FI.sav", drop=("gndr", "region"))
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [(f"warning: ess wave 9: {data / 'ESS9FI.sav'}: 3 target(s) not available in this file, which "
+                         "lacks their variables: region_nuts (region), city (region), sex (gndr); they are stored as "
+                         "missing (not_available) — expected for extracts and subsets; for a complete release, the "
+                         "variable may be named differently in this edition: add it as an alternative of the rule")]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FILTER (WHERE sex_missing = 'not_available'), count(*) "
+                       "FROM respondents").fetchone() == (len(finland[0]), len(finland[0]))
+    assert con.execute("SELECT kind, rule FROM lineage WHERE target = 'sex'").fetchone() == (
+        "absent", "not available in this file (it lacks gndr)")
