@@ -121,6 +121,19 @@ def _in_range(code: Code, rng: tuple[float, float] | None) -> bool:
     return rng is not None and isinstance(code, (int, float)) and rng[0] <= code <= rng[1]
 
 
+MISSING_LABELS = {  # a missing code's label, lower-case words → the missing reason it names
+    "not applicable": "not_applicable", "inapplicable": "not_applicable", "refusal": "refused",
+    "refused": "refused", "don t know": "dont_know", "dont know": "dont_know", "do not know": "dont_know",
+    "no answer": "no_answer", "not answered": "no_answer",
+}
+
+
+def reason_of_label(label: str) -> str | None:
+    """The missing reason a label names unambiguously ('Refusal' → refused), else None."""
+    words = " ".join("".join(ch if ch.isalnum() else " " for ch in label.lower()).split())
+    return MISSING_LABELS.get(words)
+
+
 def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid: set[Code],
                      rng: tuple[float, float] | None, meta: VarMeta | None) -> SourceMissing:
     """Combine explicit, default and declared missing information for one source variable."""
@@ -128,6 +141,10 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
     if meta is not None:
         out.ranges = list(meta.missing_ranges)
         out.values = list(meta.missing_values)
+        for letter, label in meta.extended.items():  # a file that labels its letters says what they mean
+            reason = reason_of_label(label)
+            if reason is not None:
+                out.extended[letter] = reason
     for code, reason in explicit.items():
         if code == SYSMIS_KEY:
             out.system = reason
