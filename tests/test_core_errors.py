@@ -192,3 +192,15 @@ def test_a_misspelt_key_in_a_wave_override_suggests_the_key(project: Path) -> No
     assert err.splitlines() == [
         (f"error: mappings/ess.yaml:{line_of(path, 'qualty: exact')} waves[1].overrides.country_of_birth.qualty: "
         "unknown key 'qualty' — did you mean 'quality'?")]
+
+
+def test_a_period_naming_an_unknown_wave_is_an_error_at_its_line(project: Path) -> None:
+    path = project / "mappings" / "ess.yaml"
+    edit(path, '  - waves: ["1", "2", "3"]\n', '  - waves: ["1", "2", "33"]\n')
+    code, out, err = run("validate", project=project)
+    # and round 3 loses the period's income rule, so its base rule reads a variable round 3 lacks
+    assert (code, out) == (1, "FAILED: 2 error(s), 0 warning(s)\n")
+    line = line_of(path, '"33"]')
+    assert err.splitlines()[0] == (f"error: mappings/ess.yaml:{line} periods.1.waves.2: period names wave '33', "
+                                   "which the crosswalk does not declare — did you mean '3'?")
+    assert "targets.income_decile.source: wave 3: source variable 'hinctnta'" in err.splitlines()[1]

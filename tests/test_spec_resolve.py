@@ -26,3 +26,29 @@ def test_only_unambiguous_labels_name_a_reason() -> None:
     assert [reason_of_label(x) for x in ["Refusal", "DON'T KNOW", "No answer", "Not applicable", "Other",
                                          "No answer/refusal", ""]] == [
         "refused", "dont_know", "no_answer", "not_applicable", None, None, None]
+
+
+def test_periods_resolve_as_the_same_overrides_written_in_every_wave() -> None:
+    """Folding repeated overrides into `periods` changes no compiled SQL: each crosswalk, unfolded (every
+    period's overrides copied into its waves), compiles to the same SQL for every wave."""
+    from harmonise.compile.sql import plan_and_compile
+    from harmonise.spec.project import load_project
+    from tests.conftest import ROOT
+
+    project = load_project(ROOT)
+    folded = 0
+    for survey, entry in project.surveys.items():
+        cw = entry.crosswalk
+        waves = []
+        for w in cw.waves:
+            shared = {t: ov for p in cw.periods if w.wave in p.waves for t, ov in p.overrides.items()}
+            assert not set(shared) & set(w.overrides), "a wave overriding a period's target cannot be unfolded so"
+            folded += len(shared)
+            waves.append(w.model_copy(update={"overrides": {**shared, **w.overrides}}))
+        unfolded = cw.model_copy(update={"periods": [], "waves": waves})
+        for w, u in zip(cw.waves, waves, strict=True):
+            meta = project.declared_meta(survey, w.wave)
+            assert meta is not None
+            assert plan_and_compile(cw, w, project, meta)[1].sql == plan_and_compile(unfolded, u, project, meta)[1].sql
+    assert folded == sum(len(p.waves) * len(p.overrides) for e in project.surveys.values() for p in e.crosswalk.periods)
+    assert folded > 0

@@ -69,6 +69,13 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
             if not SAFE_PATTERN.fullmatch(pat) or ".." in pat:
                 add(("waves", wi, "files", fi), f"file pattern {pat!r} must be a plain file name pattern "
                     "(no folders, '..' or absolute paths)", wave.wave, code="unsafe-pattern")
+    ids = [w.wave for w in cw.waves]
+    for pi, period in enumerate(cw.periods):
+        for wi, wid in enumerate(period.waves):
+            if wid not in ids:
+                close = difflib.get_close_matches(wid, ids, n=1)
+                add(("periods", pi, "waves", wi), f"period names wave '{wid}', which the crosswalk does not declare",
+                    code="unknown-wave", hint=f"did you mean '{close[0]}'?" if close else f"waves: {', '.join(ids)}")
     for wave in cw.waves:
         if only_wave is not None and wave.wave != only_wave:
             continue

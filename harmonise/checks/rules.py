@@ -13,7 +13,7 @@ from typing import Any
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
-from harmonise.spec.resolve import mapped_twice, rule_kinds, wave_rules
+from harmonise.spec.resolve import mapped_twice, override_layers, rule_kinds, wave_rules
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.source import norm_code
 
@@ -25,11 +25,10 @@ def _issue(msg: str, path: tuple[Any, ...], **kw: Any) -> Issue:
 def rule_issues(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSet) -> list[Issue]:
     """Every problem of the rules in force in ``wave`` that no source metadata is needed to see."""
     issues: list[Issue] = []
-    wave_idx = cw.waves.index(wave)
-    for name in wave.overrides:
-        if name not in schema.names:
-            path = ("waves", wave_idx, "overrides", name)
-            issues.append(_issue(f"override for unknown target '{name}'", path, code="unknown-target"))
+    for prefix, overrides in override_layers(cw, wave):
+        for name in overrides:
+            if name not in schema.names:
+                issues.append(_issue(f"override for unknown target '{name}'", (*prefix, name), code="unknown-target"))
     for at in wave_rules(cw, wave, schema):
         var = schema.variable(at.target)
         if at.error is not None:

@@ -91,6 +91,16 @@ class Wave(Strict):
     notes: str | None = Field(None, description="What distinguishes the wave's files.")
 
 
+class Period(Strict):
+    """Overrides shared by several waves, written once (e.g. the rules rounds 1-4 have in common)."""
+
+    waves: list[str] = Field(min_length=1, description="Ids of the waves the overrides apply to.")
+    overrides: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict, description="Target → fields that replace the base rule's in these waves, applied "
+                                          "before a wave's own overrides (a new kind replaces the rule).")
+    notes: str | None = Field(None, description="What the waves have in common.")
+
+
 class Crosswalk(Strict):
     """A whole crosswalk file."""
 
@@ -101,6 +111,9 @@ class Crosswalk(Strict):
     missing: MissingDefaults = Field(default_factory=MissingDefaults,
                                      description="Survey-wide missing-code conventions.")
     waves: list[Wave] = Field(min_length=1, description="Every wave the crosswalk maps.")
+    periods: list[Period] = Field(default_factory=list,
+                                  description="Overrides shared by several waves, applied in order after the base "
+                                              "rules and before each wave's own overrides.")
     targets: dict[str, Rule] = Field(description="Base rule of every schema target (waves override them).")
     notes: str | None = Field(None, description="Anything a mapping author should know.")
 

@@ -181,20 +181,34 @@ class RuleAt:
     error: ValidationError | None = None
 
 
+def override_layers(cw: Crosswalk, wave: Wave) -> list[tuple[tuple[str | int, ...], dict[str, dict[str, Any] | None]]]:
+    """The overrides in force in ``wave``, in the order they apply, with their paths: every period
+    naming the wave (in file order), then the wave's own."""
+    layers: list[tuple[tuple[str | int, ...], dict[str, dict[str, Any] | None]]] = [
+        (("periods", i, "overrides"), p.overrides) for i, p in enumerate(cw.periods) if wave.wave in p.waves]
+    layers.append((("waves", cw.waves.index(wave), "overrides"), wave.overrides))
+    return layers
+
+
 def wave_rules(cw: Crosswalk, wave: Wave, schema: TargetSchema) -> list[RuleAt]:
-    """The rule of every schema target in ``wave``: the base rule with the wave's override applied."""
-    wave_idx = cw.waves.index(wave)
+    """The rule of every schema target in ``wave``: the base rule with the periods' and the wave's overrides
+    applied in turn (the path is the last override's)."""
+    layers = override_layers(cw, wave)
     out = []
     for var in schema.variables:
-        base = cw.targets.get(var.name)
-        if var.name not in wave.overrides:
-            out.append(RuleAt(var.name, base, ("targets", var.name)))
-            continue
-        path: tuple[str | int, ...] = ("waves", wave_idx, "overrides", var.name)
-        try:
-            out.append(RuleAt(var.name, Rule.model_validate(merge_override(base, wave.overrides[var.name])), path))
-        except ValidationError as exc:
-            out.append(RuleAt(var.name, None, path, exc))
+        rule: Rule | None = cw.targets.get(var.name)
+        path: tuple[str | int, ...] = ("targets", var.name)
+        error: ValidationError | None = None
+        for prefix, overrides in layers:
+            if var.name not in overrides:
+                continue
+            path = (*prefix, var.name)
+            try:
+                rule = Rule.model_validate(merge_override(rule, overrides[var.name]))
+            except ValidationError as exc:
+                rule, error = None, exc
+                break
+        out.append(RuleAt(var.name, rule, path, error))
     return out
 
 
