@@ -314,3 +314,56 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
 
 def issues_json(issues: list[Issue]) -> str:
     return json.dumps([i.to_dict() for i in issues], indent=2, default=str)
+
+
+@dataclass
+class AdaptResult:
+    """``harmonise adapt``: whether the file harmonises as it is, else the block to paste and what it leaves."""
+
+    survey: str
+    wave: str
+    as_is: RunResult
+    block: str = ""
+    after: RunResult | None = None  # validation with the block pasted in
+
+    @property
+    def ok(self) -> bool:
+        """The file harmonises, as it is or with the block."""
+        return self.as_is.ok or (self.after is not None and self.after.ok)
+
+
+def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None) -> AdaptResult:
+    """What the crosswalk wave ``like`` (``SURVEY:WAVE``) needs to harmonise ``file``: nothing when it does
+    as it is; else override lines (alternatives for variables found under other names), checked by
+    validating the file again with them pasted into a copy of the crosswalk."""
+    import tempfile
+
+    from harmonise.authoring.adapt import adapt as draft
+    from harmonise.authoring.adapt import paste
+    from harmonise.readers.files import open_source
+    from harmonise.spec.resolve import resolve_wave
+
+    survey, _, wave = like.partition(":")
+    project = _load(root, None)
+    if not wave or survey not in project.surveys:
+        raise UsageError(f"--like {like}: give SURVEY:WAVE of a crosswalk (surveys: {', '.join(project.surveys)})")
+    entry = project.surveys[survey]
+    try:
+        w = entry.crosswalk.wave(wave)
+    except KeyError:
+        raise UsageError(f"--like {like}: {survey} has no wave '{wave}' "
+                         f"(waves: {', '.join(x.wave for x in entry.crosswalk.waves)})") from None
+    files = FileOptions(survey, wave)
+    result = AdaptResult(survey, wave, validate(root, data=[file], encoding=encoding, files=files))
+    if result.as_is.ok or project.schema is None:
+        return result
+    src = open_source(file, encoding or w.encoding)
+    plan = resolve_wave(entry.crosswalk, w, project.schema, project.tables, src.meta.variables)
+    found = draft(entry.crosswalk, w, project.schema, plan, project.declared_meta(survey, wave), src.meta)
+    result.block = found.text(file.name, entry.file)
+    if found.lines:
+        with tempfile.TemporaryDirectory(prefix="harmonise-adapt-") as tmp:
+            pasted = Path(tmp) / Path(entry.file).name
+            pasted.write_text(paste(entry.text, wave, found.lines), encoding="utf-8")
+            result.after = validate(root, [pasted], data=[file], encoding=encoding, files=files)
+    return result

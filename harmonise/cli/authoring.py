@@ -1,4 +1,4 @@
-"""Commands for crosswalk authors and CI: inspect, scaffold, schema, diff, coverage.
+"""Commands for crosswalk authors and CI: inspect, scaffold, adapt, schema, diff, coverage.
 
 Argument parsing and rendering only; the work is done in :mod:`harmonise.authoring`.
 """
@@ -64,6 +64,40 @@ def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | N
         out.write_text(text, encoding="utf-8")
     where = str(out) if out else "standard output"
     click.echo(f"{where}: {len(draft.targets)} target(s), {draft.todos} TODO line(s) to resolve", err=True)
+
+
+@main.command()
+@click.argument("file", type=DATA_FILE)
+@click.option("--like", required=True, metavar="SURVEY:WAVE",
+              help="The covered wave the file is an edition, extract or release of (e.g. ess:9).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the block to this file (default: standard output).")
+@click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
+@handled
+def adapt(file: Path, like: str, out: Path | None, encoding: str | None) -> None:
+    """Say whether FILE harmonises with a covered wave as it is; else write the override lines that
+    make it harmonise (variables found under other names), checked by validating again with them."""
+    from harmonise import api
+    from harmonise.cli.base import render_issues
+
+    result = api.adapt(context_root(), file, like, encoding=encoding)
+    if result.as_is.ok:
+        click.echo(f"{file.name} harmonises as it is with {result.survey} wave {result.wave} "
+                   f"({len(result.as_is.warnings)} warning(s)): nothing to add")
+        return
+    if out is None:
+        click.echo(result.block, nl=False)
+    else:
+        out.write_text(result.block, encoding="utf-8")
+    if result.after is None:
+        click.echo(render_issues(result.as_is.errors, "text"), err=True)
+        click.echo(f"{file.name}: no rule to adapt; the {len(result.as_is.errors)} error(s) above remain", err=True)
+        raise SystemExit(1)
+    if not result.after.ok:
+        click.echo(render_issues(result.after.errors, "text"), err=True)
+        click.echo(f"{file.name}: with the block pasted in, {len(result.after.errors)} error(s) remain", err=True)
+        raise SystemExit(1)
+    click.echo(f"{out or 'standard output'}: pasted in, `validate --data {file}` passes", err=True)
 
 
 @main.command()

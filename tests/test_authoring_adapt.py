@@ -1,0 +1,57 @@
+"""`harmonise adapt FILE --like SURVEY:WAVE` (issue 21.1): nothing for a file that harmonises as it is;
+else override lines that, pasted into the crosswalk, make `validate --data` pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run
+from test_discover import FI, write_copy
+
+from harmonise.authoring.adapt import paste
+
+REAL = ROOT.parent / "shared" / "data" / "ess_real"
+pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
+
+
+def test_a_file_that_harmonises_as_it_is_needs_nothing() -> None:
+    code, out, err = run("adapt", str(REAL / "ess8_pl" / "ESS8PL.sav"), "--like", "ess:8")
+    assert (code, out, err) == (0, "ESS8PL.sav harmonises as it is with ess wave 8 (0 warning(s)): nothing to add\n", "")
+
+
+def test_a_renamed_and_a_dropped_variable_give_a_block_that_makes_validate_pass(project: Path, tmp_path: Path) -> None:
+    import pyreadstat
+
+    data = tmp_path / "data"
+    write_copy(pyreadstat.read_sav(str(FI), user_missing=True), data / "ESS9FI.sav",
+               drop=("region",), rename={"gndr": "gender"})
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert code == 1 and "gndr is not in the file, but gender has its label" in err
+    code, out, err = run("adapt", str(data / "ESS9FI.sav"), "--like", "ess:9", project=project)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "# ESS9FI.sav as ess wave 9: paste under waves[9].overrides in mappings/ess.yaml",
+        "#   region: not in the file; no variable is labelled like 'Region'",
+        "#   gndr → gender: labelled 'Gender' like the declared gndr, with the same labelled codes",
+        "# not available in this file (stored as not_available, nothing to write): region_nuts (region); city (region)",
+        "      sex: {alternatives: [{source: gender}]}"]
+    assert err == f"standard output: pasted in, `validate --data {data / 'ESS9FI.sav'}` passes\n"
+    crosswalk = project / "mappings" / "ess.yaml"
+    lines = [line.strip() for line in out.splitlines() if not line.startswith("#")]
+    crosswalk.write_text(paste(crosswalk.read_text(encoding="utf-8"), "9", lines), encoding="utf-8")
+    code, out, err = run("validate", "--data", str(data), project=project)
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("ok: 0 error(s), 1 warning(s)")  # the region targets: not available
+
+
+def test_paste_replaces_the_waves_own_override_of_a_target() -> None:
+    text = ('waves:\n  - wave: "9"\n    year: 2018\n    overrides:\n      sex: {source: a}\n      weight:\n'
+            '        source: w\n    notes: x\n  - wave: "10"\n    year: 2020\ntargets: {}\n')
+    assert paste(text, "9", ["weight: {source: v}", "age: {source: b}"]) == (
+        'waves:\n  - wave: "9"\n    year: 2018\n    overrides:\n      weight: {source: v}\n      age: {source: b}\n'
+        '      sex: {source: a}\n    notes: x\n  - wave: "10"\n    year: 2020\ntargets: {}\n')
+    assert paste(text, "10", ["age: {source: b}"]).split("\n")[9:12] == [
+        "    year: 2020", "    overrides:", "      age: {source: b}"]
+    with pytest.raises(ValueError, match="wave 11 is not written"):
+        paste(text, "11", [])
