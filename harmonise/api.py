@@ -41,6 +41,7 @@ class FileOptions:
     survey: str | None = None
     wave: str | None = None
     country: str | None = None
+    design: tuple[Path, ...] = ()  # sample-design files joined to their waves (``--design``)
 
 
 @dataclass
@@ -168,6 +169,11 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     for out in outcomes:
         result.outcomes.append(out)
         issues.extend(out.issues)
+    if f.design and not any(i.severity == "error" for i in issues):
+        from harmonise.design import attach_design
+
+        for path in f.design:
+            issues.extend(attach_design(con, project, path, Options(f.survey, f.wave, f.country, encoding)))
     return issues
 
 

@@ -73,7 +73,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
     no_country: list[Path] = []
     for f in data_files(data):
         src = _open(f, opts.encoding)
-        hits, why = _recognise(f, src, crosswalks, opts)
+        hits, why = recognise(f, src, crosswalks, opts)
         if len(hits) > 1:
             names = ", ".join(f"{cw.survey} wave {w.wave}" for cw, w in hits)
             issues.append(Issue(f"{f}: {why} several waves ({names})", code="ambiguous-file",
@@ -152,9 +152,10 @@ def _open(path: Path, encoding: str | None) -> SourceFile | None:
         return None
 
 
-def _recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options
+def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options
                ) -> tuple[list[tuple[Crosswalk, Wave]], str]:
-    """The waves ``f`` belongs to, and how they were found (or why none was)."""
+    """The waves ``f`` (opened as ``src``, None when unreadable) belongs to, and how they were found (or
+    why none was)."""
     if opts.survey and opts.wave:
         cw = crosswalks[0]
         return [(cw, next(w for w in cw.waves if w.wave == opts.wave))], "assigned by --survey/--wave to"

@@ -71,10 +71,13 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
+@click.option("--design", "design", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Sample-design file (e.g. an ESS SDDF: idno, cntry, psu, stratum) joined to its wave's "
+                   "respondents as the crosswalk's `design` key says (repeatable).")
 @file_options
 @handled
 def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None,
-          survey: str | None, wave: str | None, country: str | None) -> None:
+          survey: str | None, wave: str | None, country: str | None, design: tuple[Path, ...]) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
     if demo and data:
         raise click.UsageError("give either --data or --demo, not both")
@@ -84,7 +87,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
     result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo,
-                       files=api.FileOptions(survey, wave, country))
+                       files=api.FileOptions(survey, wave, country, design))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

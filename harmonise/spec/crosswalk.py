@@ -115,6 +115,10 @@ class Crosswalk(Strict):
                                   description="Overrides shared by several waves, applied in order after the base "
                                               "rules and before each wave's own overrides.")
     targets: dict[str, Rule] = Field(description="Base rule of every schema target (waves override them).")
+    design: dict[str, str] | None = Field(
+        None, description="Target → expression over a sample-design file's variables (e.g. ESS SDDF files: "
+                          "psu, stratum): `build --design FILE` joins them to the wave's respondents by "
+                          "respondent_id, computed by the wave's own rule.")
     notes: str | None = Field(None, description="Anything a mapping author should know.")
 
     @field_validator("waves")

@@ -1,0 +1,52 @@
+"""`build --design FILE` (issue 19.5): a sample-design file (ESS SDDF shape) joined to its wave gives the
+same standard errors as the psu and stratum of the integrated file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyreadstat
+import pytest
+from conftest import run
+from test_discover import FI, write_copy
+
+pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
+SES = "SELECT indicator, breakdown, \"group\", se, design FROM indicators WHERE se IS NOT NULL ORDER BY ALL"
+
+
+def test_a_design_file_gives_the_standard_errors_of_the_integrated_psu_and_stratum(tmp_path: Path) -> None:
+    real = pyreadstat.read_sav(str(FI), user_missing=True)
+    data = tmp_path / "data"
+    write_copy(real, data / "ESS9FI.sav", drop=("psu", "stratum"))
+    sddf = tmp_path / "ESS9_SDDF_FI.sav"
+    pyreadstat.write_sav(real[0][["essround", "idno", "cntry", "psu", "stratum", "prob"]], str(sddf))
+    dbs = {}
+    for name, args in {"integrated": ["--data", str(FI.parent / "ESS9FI.sav")],
+                       "without": ["--data", str(data)],
+                       "design": ["--data", str(data), "--design", str(sddf)]}.items():
+        dbs[name] = tmp_path / f"{name}.duckdb"
+        code, _, err = run("build", *args, "--db", str(dbs[name]))
+        assert code == 0, err
+    ses = {name: duckdb.connect(str(db), read_only=True).execute(SES).fetchall() for name, db in dbs.items()}
+    assert ses["design"] == ses["integrated"] and len(ses["design"]) > 50
+    assert all(row[4].startswith("stratum/psu") for row in ses["design"])
+    assert all(row[4].startswith("respondents as PSUs") for row in ses["without"])
+    con = duckdb.connect(str(dbs["design"]), read_only=True)
+    assert con.execute("SELECT count(*) FILTER (WHERE psu IS NULL), count(*) FROM respondents").fetchone() == (
+        0, len(real[0]))
+    assert con.execute("SELECT target, rule, file_name FROM lineage WHERE kind = 'design' ORDER BY 1").fetchall() == [
+        ("psu", "design: concat(cntry, '-', str(psu))", sddf.name),
+        ("stratum", "design: concat(cntry, '-', str(stratum))", sddf.name)]
+
+
+def test_a_design_file_of_another_country_leaves_the_respondents_as_they_were(tmp_path: Path) -> None:
+    real = pyreadstat.read_sav(str(FI), user_missing=True)
+    other = real[0][["essround", "idno", "cntry", "psu", "stratum"]].assign(cntry="NO")
+    sddf = tmp_path / "ESS9_SDDF_NO.sav"
+    pyreadstat.write_sav(other, str(sddf))
+    code, _, err = run("build", "--data", str(FI), "--design", str(sddf), "--db", str(tmp_path / "h.duckdb"))
+    assert code == 0, err
+    n = len(real[0])
+    assert (f"warning: ess wave 9: {sddf.name}: {n:,} of {n:,} respondents of ess wave 9 have no row in the design "
+            "file; their psu, stratum stay as the data files give them") in err
