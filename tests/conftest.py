@@ -1,14 +1,22 @@
-"""Shared fixtures: the real ESS8 France file, a built database, throw-away project copies."""
+"""Shared fixtures: the real ESS8 France file, a built database, throw-away project copies.
+
+Expensive session fixtures (the demo, the ESS8 FR database) are built once per run and shared by the
+xdist workers through :func:`built_once`; tests only read them.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyreadstat
 import pytest
 from click.testing import CliRunner
+from filelock import FileLock
 from hypothesis import settings
 
 from harmonise.cli import main
@@ -38,27 +46,73 @@ def ess8() -> Path:
     return ESS8
 
 
-@pytest.fixture(scope="session")
-def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Path:
-    db = tmp_path_factory.mktemp("db") / "fr.duckdb"
-    code, _, err = run("build", "--data", str(ess8.parent), "--db", str(db))
-    assert code == 0, err
-    return db
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder this run's xdist workers share (each worker's base temp is a child of it); without
+    xdist the base temp itself."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder that ``make(folder)`` fills once per run, whichever worker asks first; the others wait
+    on a file lock and reuse it. A failed ``make`` is reported by every worker that asks, not rerun."""
+    shared = run_folder(tmp_path_factory)
+    folder, done, failed = shared / name, shared / f"{name}.done", shared / f"{name}.failed"
+    with FileLock(str(shared / f"{name}.lock")):
+        if failed.is_file():
+            pytest.fail(f"{name} (built once per run) failed in another worker:\n{failed.read_text()}")
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            try:
+                make(folder)
+            except BaseException as exc:
+                failed.write_text(f"{type(exc).__name__}: {exc}")
+                raise
+            done.write_text("ok\n")
+    return folder
+
+
+@contextmanager
+def unchanged(*paths: Path) -> Iterator[None]:
+    """Yield, then fail if any of ``paths`` was written to: shared builds are read-only for tests."""
+    before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in paths}
+    yield
+    changed = [str(p) for p, st in before.items() if (p.stat().st_size, p.stat().st_mtime_ns) != st]
+    assert not changed, f"a test wrote to a database shared by the whole run: {changed}; copy it first"
 
 
 @pytest.fixture(scope="session")
-def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Iterator[Path]:
+    """The real ESS8 France file built into a database, once per run (read-only: copy it to change it)."""
+    def make(folder: Path) -> None:
+        code, _, err = run("build", "--data", str(ess8.parent), "--db", str(folder / "fr.duckdb"))
+        assert code == 0, err
+
+    db = built_once(tmp_path_factory, "fr_db", make) / "fr.duckdb"
+    with unchanged(db):
+        yield db
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """`harmonise build --demo` (every declared wave of all six surveys), run once per run: the database
-    and what the command printed."""
-    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    code, out, err = run("build", "--demo", "--db", str(db))
-    assert code == 0, err
-    return db, out
+    (read-only: copy it to change it) and what the command printed."""
+    def make(folder: Path) -> None:
+        code, out, err = run("build", "--demo", "--db", str(folder / "demo.duckdb"))
+        assert code == 0, err
+        (folder / "stdout.json").write_text(json.dumps(out))
+
+    folder = built_once(tmp_path_factory, "demo", make)
+    db = folder / "demo.duckdb"
+    out = json.loads((folder / "stdout.json").read_text())
+    with unchanged(db):
+        yield db, out
 
 
 @pytest.fixture(scope="session")
 def demo_db(demo_build: tuple[Path, str]) -> Path:
-    """The demo database, built once per run."""
+    """The demo database, built once per run (read-only: copy it to change it)."""
     return demo_build[0]
 
 
