@@ -31,6 +31,17 @@ if os.environ.get("CI"):
 ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
 
 
+# Fixtures whose tests need the full demo build: the first such test of a run waits ~20 s for it.
+DEMO_FIXTURES = frozenset({"demo_build", "demo_db", "demo_codebook"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it."""
+    for item in items:
+        if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def run(*args: str, project: Path | None = None) -> tuple[int, str, str]:
     """Invoke the CLI through CliRunner; returns (exit code, stdout, stderr)."""
     runner = CliRunner()
@@ -114,6 +125,35 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
 def demo_db(demo_build: tuple[Path, str]) -> Path:
     """The demo database, built once per run (read-only: copy it to change it)."""
     return demo_build[0]
+
+
+def codebook_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> tuple[Path, str]:
+    """`harmonise codebook --out <folder> *args`, once per run: the folder (read-only) and what it printed."""
+    def make(folder: Path) -> None:
+        code, out, err = run("codebook", "--out", str(folder / "codebooks"), *args)
+        assert code == 0, err
+        (folder / "stdout.json").write_text(json.dumps(out))
+
+    folder = built_once(tmp_path_factory, name, make)
+    return folder / "codebooks", json.loads((folder / "stdout.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def declared_codebook(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The codebooks of the declarations alone (what `codebooks/` commits) and what the command printed."""
+    return codebook_once(tmp_path_factory, "declared_codebook")
+
+
+@pytest.fixture(scope="session")
+def demo_codebook(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> Path:
+    """The codebooks of the demo database, written once per run."""
+    return codebook_once(tmp_path_factory, "demo_codebook", "--db", str(demo_db))[0]
+
+
+@pytest.fixture(scope="session")
+def fr_codebook(tmp_path_factory: pytest.TempPathFactory, fr_db: Path) -> Path:
+    """The codebooks of the ESS8 FR database, written once per run."""
+    return codebook_once(tmp_path_factory, "fr_codebook", "--db", str(fr_db))[0]
 
 
 @pytest.fixture()
