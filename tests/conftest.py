@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import pyreadstat
@@ -163,6 +164,55 @@ def project(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "mappings", dst / "mappings")
     shutil.copytree(ROOT / "surveys", dst / "surveys")
     return dst
+
+
+def declared_waves(root: Path = ROOT) -> tuple[tuple[str, str], ...]:
+    """Every (survey, wave) the crosswalks under ``root`` declare, in their order: what tests iterate over and
+    count instead of writing wave lists or totals down (a new wave then breaks only tests of its content).
+    Read once per process for the repository, afresh for a project copy (which a test may change)."""
+    return _repository_waves() if root == ROOT else _waves_under(root)
+
+
+def _waves_under(root: Path) -> tuple[tuple[str, str], ...]:
+    from harmonise.spec.project import load_project
+
+    return tuple((cw.survey, w.wave) for cw in load_project(root).crosswalks.values() for w in cw.waves)
+
+
+@cache
+def _repository_waves() -> tuple[tuple[str, str], ...]:
+    return _waves_under(ROOT)
+
+
+def waves_of(survey: str, root: Path = ROOT) -> list[str]:
+    """The waves of one survey's crosswalk, in declared order."""
+    return [w for s, w in declared_waves(root) if s == survey]
+
+
+def _wave_block(lines: list[str], start: int) -> list[str]:
+    """The lines of the YAML list item opening at ``start`` (up to the next item or a shallower line)."""
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
+        end += 1
+    return lines[start:end]
+
+
+def add_wave(project: Path, survey: str, like: str, new: str) -> None:
+    """Declare one more wave ``new`` of ``survey`` in a project copy, as a copy of wave ``like``: its crosswalk
+    entry, descriptor entry and declared codebook, with ``like`` replaced by ``new`` in them."""
+    for path, opener in ((project / "mappings" / f"{survey}.yaml", f'  - wave: "{like}"'),
+                         (project / "surveys" / survey / "survey.yaml", f'  - id: "{like}"')):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == opener)
+        block = _wave_block(lines, start)
+        end = start + len(block)
+        lines[end:end] = [line.replace(like, new) for line in block]
+        path.write_text("".join(lines), encoding="utf-8")
+    folder = project / "surveys" / survey
+    text = (folder / f"codebook_{like}.yaml").read_text(encoding="utf-8")
+    (folder / f"codebook_{new}.yaml").write_text(text.replace(f'wave: "{like}"', f'wave: "{new}"')
+                                                 .replace(f"_{like}.", f"_{new}."), encoding="utf-8")
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -25,7 +25,7 @@ DIGESTS = (
 @pytest.fixture(scope="module")
 def fixture_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three files of two crosswalks (ESS's first and last wave, EVS's first): as many files as workers and
-    one more, so a worker harmonises two; every declared wave would only repeat the same code (46 s, now ~8 s)."""
+    one more, so a worker harmonises two; every declared wave would only repeat the same code."""
     from harmonise.fixtures import generate
 
     out = tmp_path_factory.mktemp("fx")
