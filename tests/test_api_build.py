@@ -1,6 +1,6 @@
 """Determinism and conservation: same inputs → identical harmonised content; every row and code accounted for.
 
-(`--jobs` equality is tested in tests/test_jobs.py.)
+(`--jobs` equality is tested in tests/test_pipeline_jobs.py.)
 """
 
 from __future__ import annotations

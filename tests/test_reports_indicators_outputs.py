@@ -19,7 +19,7 @@ from harmonise.reports.estimate import Rule
 from harmonise.reports.indicators import load_definitions
 from harmonise.spec.project import load_schema
 from tests.conftest import ROOT, edit, line_of, run
-from tests.test_estimate import NO_RULE, design_variance
+from tests.test_reports_estimate import NO_RULE, design_variance
 
 ESTIMATE_COLUMNS = ("estimate", "se", "ci_low", "ci_high", "cv", "gap", "gap_se")
 
