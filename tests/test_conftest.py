@@ -11,21 +11,21 @@ from tests.test_reports_ddi import wave_count
 
 
 def test_a_wave_added_to_a_copy_of_ties_reaches_the_helpers(project: Path, tmp_path: Path) -> None:
-    before = declared_waves(project)
+    before, ties = declared_waves(project), waves_of("ties", project)
     assert before == declared_waves(ROOT)
-    assert ("ties", "2017") not in before
-    add_wave(project, "ties", "2007", "2017")
+    like, new = ties[-1], str(max(int(w) for w in ties) + 10)  # TIES waves are years
+    add_wave(project, "ties", like, new)
     after = declared_waves(project)
-    at = before.index(("ties", "2007")) + 1
-    assert after == before[:at] + (("ties", "2017"),) + before[at:]
-    assert waves_of("ties", project) == ["2007", "2017"]
+    at = before.index(("ties", like)) + 1
+    assert after == before[:at] + (("ties", new),) + before[at:]
+    assert waves_of("ties", project) == [*ties, new]
     assert waves_of("ess", project) == waves_of("ess")
     assert wave_count(project) == len(after) == wave_count() + 1
-    assert [w.id for w in load_descriptor(project / "surveys" / "ties" / "survey.yaml").waves] == ["2007", "2017"]
+    assert [w.id for w in load_descriptor(project / "surveys" / "ties" / "survey.yaml").waves] == [*ties, new]
     # the copy is a valid project whose fixtures hold the new wave
     assert run("validate", project=project) == (0, "ok: 0 error(s), 0 warning(s)\n", "")
     files = generate(project, tmp_path / "data", survey="ties", rows=20, editions=False)
-    assert [p.name for p in files] == ["TIES_2007.sav", "TIES_2017.sav"]
+    assert len(files) == len(ties) + 1 and files[-1].name == files[-2].name.replace(like, new)
 
 
 def test_the_repository_waves_are_read_once_and_a_copy_afresh(project: Path) -> None:
