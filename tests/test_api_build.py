@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from harmonise.cli import main
+from tests.conftest import built_once
 
 ROOT = Path(__file__).resolve().parents[1]
 # every table, minus the columns that say *when* the build ran
@@ -23,20 +24,21 @@ EXPORT = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two builds of the same TIES and ICS fixtures, once per run."""
     from harmonise.fixtures import generate
 
-    tmp = tmp_path_factory.mktemp("det")
-    generate(ROOT, tmp / "data", survey="ties", rows=300)
-    generate(ROOT, tmp / "data", survey="ics", rows=200)
-    dbs = []
-    for name in ("a.duckdb", "b.duckdb"):
-        res = CliRunner().invoke(main, ["--project", str(ROOT), "build", "--data", str(tmp / "data"),
-                                        "--db", str(tmp / name)])
-        assert res.exit_code == 0, res.output
-        dbs.append(tmp / name)
-    return dbs[0], dbs[1]
+    def make(tmp: Path) -> None:
+        generate(ROOT, tmp / "data", survey="ties", rows=300)
+        generate(ROOT, tmp / "data", survey="ics", rows=200)
+        for name in ("a.duckdb", "b.duckdb"):
+            res = CliRunner().invoke(main, ["--project", str(ROOT), "build", "--data", str(tmp / "data"),
+                                            "--db", str(tmp / name)])
+            assert res.exit_code == 0, res.output
+
+    tmp = built_once(tmp_path_factory, "determinism", make)
+    return tmp / "a.duckdb", tmp / "b.duckdb"
 
 
 def export_digests(db: Path) -> dict[str, str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, built_once, run
+from conftest import ROOT, built_once, run, waves_of
 
 from harmonise import connect
 from harmonise.checks import drift
@@ -42,7 +42,8 @@ def test_same_seed_gives_byte_identical_files(fixtures_dir: Path, tmp_path: Path
 
 
 def test_other_seed_differs(fixtures_dir: Path, tmp_path: Path) -> None:
-    code, _, _ = run("fixtures", "--out", str(tmp_path), "--seed", "2", "--rows", "300", "--survey", "ess")
+    code, _, _ = run("fixtures", "--out", str(tmp_path), "--seed", "2", "--rows", "300", "--survey", "ess",
+                     "--wave", waves_of("ess")[0])
     assert code == 0
     f = next((tmp_path / "ess").iterdir())
     assert f.read_bytes() != (fixtures_dir / "ess" / f.name).read_bytes()
