@@ -200,7 +200,8 @@ def _wave_block(lines: list[str], start: int) -> list[str]:
 
 def add_wave(project: Path, survey: str, like: str, new: str) -> None:
     """Declare one more wave ``new`` of ``survey`` in a project copy, as a copy of wave ``like``: its crosswalk
-    entry, descriptor entry and declared codebook, with ``like`` replaced by ``new`` in them."""
+    entry, descriptor entry and declared codebook, with ``like`` replaced by ``new`` in them, and the cities
+    ``like`` sampled (mappings/cities.yaml) sampled by ``new`` too."""
     for path, opener in ((project / "mappings" / f"{survey}.yaml", f'  - wave: "{like}"'),
                          (project / "surveys" / survey / "survey.yaml", f'  - id: "{like}"')):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -213,6 +214,9 @@ def add_wave(project: Path, survey: str, like: str, new: str) -> None:
     text = (folder / f"codebook_{like}.yaml").read_text(encoding="utf-8")
     (folder / f"codebook_{new}.yaml").write_text(text.replace(f'wave: "{like}"', f'wave: "{new}"')
                                                  .replace(f"_{like}.", f"_{new}."), encoding="utf-8")
+    cities, entry = project / "mappings" / "cities.yaml", f'{{survey: {survey}, wave: "{like}"}}'
+    cities.write_text(cities.read_text(encoding="utf-8").replace(entry, f'{entry}, {{survey: {survey}, wave: "{new}"}}'),
+                      encoding="utf-8")
 
 
 def edit(path: Path, old: str, new: str) -> None:
