@@ -1,14 +1,23 @@
-"""Shared fixtures: the real ESS8 France file, a built database, throw-away project copies."""
+"""Shared fixtures: the real ESS8 France file, a built database, throw-away project copies.
+
+Expensive session fixtures (the demo, the ESS8 FR database) are built once per run and shared by the
+xdist workers through :func:`built_once`; tests only read them.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import pyreadstat
 import pytest
 from click.testing import CliRunner
+from filelock import FileLock
 from hypothesis import settings
 
 from harmonise.cli import main
@@ -21,6 +30,17 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
+
+
+# Fixtures whose tests need the full demo build: the first such test of a run waits ~20 s for it.
+DEMO_FIXTURES = frozenset({"demo_build", "demo_db", "demo_codebook"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it."""
+    for item in items:
+        if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def run(*args: str, project: Path | None = None) -> tuple[int, str, str]:
@@ -38,28 +58,103 @@ def ess8() -> Path:
     return ESS8
 
 
-@pytest.fixture(scope="session")
-def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Path:
-    db = tmp_path_factory.mktemp("db") / "fr.duckdb"
-    code, _, err = run("build", "--data", str(ess8.parent), "--db", str(db))
-    assert code == 0, err
-    return db
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder this run's xdist workers share (each worker's base temp is a child of it); without
+    xdist the base temp itself."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder that ``make(folder)`` fills once per run, whichever worker asks first; the others wait
+    on a file lock and reuse it. A failed ``make`` is reported by every worker that asks, not rerun."""
+    shared = run_folder(tmp_path_factory)
+    folder, done, failed = shared / name, shared / f"{name}.done", shared / f"{name}.failed"
+    with FileLock(str(shared / f"{name}.lock")):
+        if failed.is_file():
+            pytest.fail(f"{name} (built once per run) failed in another worker:\n{failed.read_text()}")
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            try:
+                make(folder)
+            except BaseException as exc:
+                failed.write_text(f"{type(exc).__name__}: {exc}")
+                raise
+            done.write_text("ok\n")
+    return folder
+
+
+@contextmanager
+def unchanged(*paths: Path) -> Iterator[None]:
+    """Yield, then fail if any of ``paths`` was written to: shared builds are read-only for tests."""
+    before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in paths}
+    yield
+    changed = [str(p) for p, st in before.items() if (p.stat().st_size, p.stat().st_mtime_ns) != st]
+    assert not changed, f"a test wrote to a database shared by the whole run: {changed}; copy it first"
 
 
 @pytest.fixture(scope="session")
-def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Iterator[Path]:
+    """The real ESS8 France file built into a database, once per run (read-only: copy it to change it)."""
+    def make(folder: Path) -> None:
+        code, _, err = run("build", "--data", str(ess8.parent), "--db", str(folder / "fr.duckdb"))
+        assert code == 0, err
+
+    db = built_once(tmp_path_factory, "fr_db", make) / "fr.duckdb"
+    with unchanged(db):
+        yield db
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """`harmonise build --demo` (every declared wave of all six surveys), run once per run: the database
-    and what the command printed."""
-    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    code, out, err = run("build", "--demo", "--db", str(db))
-    assert code == 0, err
-    return db, out
+    (read-only: copy it to change it) and what the command printed."""
+    def make(folder: Path) -> None:
+        code, out, err = run("build", "--demo", "--db", str(folder / "demo.duckdb"))
+        assert code == 0, err
+        (folder / "stdout.json").write_text(json.dumps(out))
+
+    folder = built_once(tmp_path_factory, "demo", make)
+    db = folder / "demo.duckdb"
+    out = json.loads((folder / "stdout.json").read_text())
+    with unchanged(db):
+        yield db, out
 
 
 @pytest.fixture(scope="session")
 def demo_db(demo_build: tuple[Path, str]) -> Path:
-    """The demo database, built once per run."""
+    """The demo database, built once per run (read-only: copy it to change it)."""
     return demo_build[0]
+
+
+def codebook_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> tuple[Path, str]:
+    """`harmonise codebook --out <folder> *args`, once per run: the folder (read-only) and what it printed."""
+    def make(folder: Path) -> None:
+        code, out, err = run("codebook", "--out", str(folder / "codebooks"), *args)
+        assert code == 0, err
+        (folder / "stdout.json").write_text(json.dumps(out))
+
+    folder = built_once(tmp_path_factory, name, make)
+    return folder / "codebooks", json.loads((folder / "stdout.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def declared_codebook(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The codebooks of the declarations alone (what `codebooks/` commits) and what the command printed."""
+    return codebook_once(tmp_path_factory, "declared_codebook")
+
+
+@pytest.fixture(scope="session")
+def demo_codebook(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> Path:
+    """The codebooks of the demo database, written once per run."""
+    return codebook_once(tmp_path_factory, "demo_codebook", "--db", str(demo_db))[0]
+
+
+@pytest.fixture(scope="session")
+def fr_codebook(tmp_path_factory: pytest.TempPathFactory, fr_db: Path) -> Path:
+    """The codebooks of the ESS8 FR database, written once per run."""
+    return codebook_once(tmp_path_factory, "fr_codebook", "--db", str(fr_db))[0]
 
 
 @pytest.fixture()
@@ -69,6 +164,59 @@ def project(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "mappings", dst / "mappings")
     shutil.copytree(ROOT / "surveys", dst / "surveys")
     return dst
+
+
+def declared_waves(root: Path = ROOT) -> tuple[tuple[str, str], ...]:
+    """Every (survey, wave) the crosswalks under ``root`` declare, in their order: what tests iterate over and
+    count instead of writing wave lists or totals down (a new wave then breaks only tests of its content).
+    Read once per process for the repository, afresh for a project copy (which a test may change)."""
+    return _repository_waves() if root == ROOT else _waves_under(root)
+
+
+def _waves_under(root: Path) -> tuple[tuple[str, str], ...]:
+    from harmonise.spec.project import load_project
+
+    return tuple((cw.survey, w.wave) for cw in load_project(root).crosswalks.values() for w in cw.waves)
+
+
+@cache
+def _repository_waves() -> tuple[tuple[str, str], ...]:
+    return _waves_under(ROOT)
+
+
+def waves_of(survey: str, root: Path = ROOT) -> list[str]:
+    """The waves of one survey's crosswalk, in declared order."""
+    return [w for s, w in declared_waves(root) if s == survey]
+
+
+def _wave_block(lines: list[str], start: int) -> list[str]:
+    """The lines of the YAML list item opening at ``start`` (up to the next item or a shallower line)."""
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
+        end += 1
+    return lines[start:end]
+
+
+def add_wave(project: Path, survey: str, like: str, new: str) -> None:
+    """Declare one more wave ``new`` of ``survey`` in a project copy, as a copy of wave ``like``: its crosswalk
+    entry, descriptor entry and declared codebook, with ``like`` replaced by ``new`` in them, and the cities
+    ``like`` sampled (mappings/cities.yaml) sampled by ``new`` too."""
+    for path, opener in ((project / "mappings" / f"{survey}.yaml", f'  - wave: "{like}"'),
+                         (project / "surveys" / survey / "survey.yaml", f'  - id: "{like}"')):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == opener)
+        block = _wave_block(lines, start)
+        end = start + len(block)
+        lines[end:end] = [line.replace(like, new) for line in block]
+        path.write_text("".join(lines), encoding="utf-8")
+    folder = project / "surveys" / survey
+    text = (folder / f"codebook_{like}.yaml").read_text(encoding="utf-8")
+    (folder / f"codebook_{new}.yaml").write_text(text.replace(f'wave: "{like}"', f'wave: "{new}"')
+                                                 .replace(f"_{like}.", f"_{new}."), encoding="utf-8")
+    cities, entry = project / "mappings" / "cities.yaml", f'{{survey: {survey}, wave: "{like}"}}'
+    cities.write_text(cities.read_text(encoding="utf-8").replace(entry, f'{entry}, {{survey: {survey}, wave: "{new}"}}'),
+                      encoding="utf-8")
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyreadstat
 from conftest import run
-from test_core_errors import USED
+from test_cli_errors import USED
 
 from harmonise import connect
 from harmonise.readers import open_source

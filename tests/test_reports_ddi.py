@@ -44,22 +44,19 @@ def wave_count(project: Path = ROOT) -> int:
     return sum(len(cw.waves) for cw in load_project(project).crosswalks.values())
 
 
-@pytest.fixture(scope="module")
-def declared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return codebook(tmp_path_factory.mktemp("cb"))
+def test_ddi_from_the_declarations_validates(xsd: etree.XMLSchema, declared_codebook: tuple[Path, str]) -> None:
+    assert_valid(xsd, declared_codebook[0], wave_count() + 1)
 
 
-def test_ddi_from_the_declarations_validates(xsd: etree.XMLSchema, declared: Path) -> None:
-    assert_valid(xsd, declared, wave_count() + 1)
+def test_ddi_from_the_demo_and_ess8_builds_validates(xsd: etree.XMLSchema, demo_codebook: Path,
+                                                     fr_codebook: Path) -> None:
+    assert_valid(xsd, demo_codebook, wave_count() + 1)
+    assert_valid(xsd, fr_codebook, wave_count() + 1)
 
 
-def test_ddi_from_the_demo_and_ess8_builds_validates(xsd: etree.XMLSchema, tmp_path: Path, demo_db: Path,
-                                                     fr_db: Path) -> None:
-    assert_valid(xsd, codebook(tmp_path / "demo", "--db", str(demo_db)), wave_count() + 1)
-    assert_valid(xsd, codebook(tmp_path / "fr", "--db", str(fr_db)), wave_count() + 1)
-
-
-def test_one_coding_instruction_per_survey_wave_and_a_derivation_only_for_derived_targets(declared: Path) -> None:
+def test_one_coding_instruction_per_survey_wave_and_a_derivation_only_for_derived_targets(
+        declared_codebook: tuple[Path, str]) -> None:
+    declared = declared_codebook[0]
     from harmonise.spec.project import load_project
 
     schema, waves = load_project(ROOT).schema, wave_count()

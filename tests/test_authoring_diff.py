@@ -10,7 +10,7 @@ import pyreadstat
 import pytest
 
 from harmonise.authoring.diff import Change, DiffResult, render_text
-from tests.conftest import ROOT, edit, run
+from tests.conftest import ROOT, edit, run, waves_of
 
 OLD_URB = "    map: {1: city, 2: town_suburb, 3: town_suburb, 4: rural, 5: rural}\n"
 NEW_URB = "    map: {1: city, 2: city, 3: town_suburb, 4: rural, 5: rural}\n"
@@ -29,7 +29,7 @@ def test_one_remapped_code_and_its_respondents(remapped: Path, project: Path, es
                          "--format", "json", project=project)
     assert (code, err) == (0, "")
     data = json.loads(out)
-    waves = [str(w) for w in range(1, 12)]
+    waves = waves_of("ess")
     assert data["changes"] == [{"target": "urbanisation", "wave": w, "what": "remapped", "old": "town_suburb",
                                 "new": "city", "code": 2} for w in waves]
     df, _ = pyreadstat.read_sav(str(ess8), usecols=["domicil"], user_missing=True)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run
+from conftest import ROOT, built_once, run, waves_of
 
 from harmonise import connect
 from harmonise.checks import drift
@@ -15,12 +15,14 @@ from harmonise.readers import open_source
 from harmonise.spec.project import load_project
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fx")
-    code, _, err = run("fixtures", "--out", str(out), "--seed", "1", "--rows", "300")
-    assert code == 0, err
-    return out
+    """Every declared wave's fixture file (seed 1, 300 rows), generated once per run (read-only)."""
+    def make(out: Path) -> None:
+        code, _, err = run("fixtures", "--out", str(out), "--seed", "1", "--rows", "300")
+        assert code == 0, err
+
+    return built_once(tmp_path_factory, "fixtures_seed1", make)
 
 
 def _declared_waves() -> list[tuple[str, str]]:
@@ -28,6 +30,7 @@ def _declared_waves() -> list[tuple[str, str]]:
     return sorted(k for k in p.codebooks if k[0] in p.crosswalks)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_files(fixtures_dir: Path, tmp_path: Path) -> None:
     code, _, err = run("fixtures", "--out", str(tmp_path), "--seed", "1", "--rows", "300")
     assert code == 0, err
@@ -39,7 +42,8 @@ def test_same_seed_gives_byte_identical_files(fixtures_dir: Path, tmp_path: Path
 
 
 def test_other_seed_differs(fixtures_dir: Path, tmp_path: Path) -> None:
-    code, _, _ = run("fixtures", "--out", str(tmp_path), "--seed", "2", "--rows", "300", "--survey", "ess")
+    code, _, _ = run("fixtures", "--out", str(tmp_path), "--seed", "2", "--rows", "300", "--survey", "ess",
+                     "--wave", waves_of("ess")[0])
     assert code == 0
     f = next((tmp_path / "ess").iterdir())
     assert f.read_bytes() != (fixtures_dir / "ess" / f.name).read_bytes()

@@ -139,6 +139,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     driver.close()
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_keeps_the_previous_database(setup) -> None:  # type: ignore[no-untyped-def]
     driver, db, data, seconds = setup
     reference = answers(db)

@@ -1,7 +1,7 @@
 """The HTML codebook in real headless Chromium: offline, no console errors, search filters, links resolve.
 
 Runs on the committed ``codebooks/html`` (kept identical to a fresh generation by
-tests/test_codebook.py). Chromium is Debian's package at /usr/bin/chromium; nothing is downloaded.
+tests/test_reports_codebook.py). Chromium is Debian's package at /usr/bin/chromium; nothing is downloaded.
 """
 
 from __future__ import annotations

@@ -18,20 +18,21 @@ from harmonise.fixtures import generate
 from harmonise.reports.estimate import Rule
 from harmonise.reports.indicators import load_definitions
 from harmonise.spec.project import load_schema
-from tests.conftest import ROOT, edit, line_of, run
-from tests.test_estimate import NO_RULE, design_variance
+from tests.conftest import ROOT, built_once, edit, line_of, run
+from tests.test_reports_estimate import NO_RULE, design_variance
 
 ESTIMATE_COLUMNS = ("estimate", "se", "ci_low", "ci_high", "cv", "gap", "gap_se")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def e10_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ESS round 10 fixture data (stratified, clustered design with psu/stratum; cities)."""
-    folder = tmp_path_factory.mktemp("e10")
-    generate(ROOT, folder / "data", survey="ess", wave="10", rows=400, seed=3)
-    code, _, err = run("build", "--data", str(folder / "data"), "--db", str(folder / "e10.duckdb"))
-    assert code == 0, err
-    return folder / "e10.duckdb"
+    """ESS round 10 fixture data (stratified, clustered design with psu/stratum; cities), built once per run."""
+    def make(folder: Path) -> None:
+        generate(ROOT, folder / "data", survey="ess", wave="10", rows=400, seed=3)
+        code, _, err = run("build", "--data", str(folder / "data"), "--db", str(folder / "e10.duckdb"))
+        assert code == 0, err
+
+    return built_once(tmp_path_factory, "e10_db", make) / "e10.duckdb"
 
 
 def direct(frame: pd.DataFrame, dom: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:

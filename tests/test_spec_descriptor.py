@@ -11,17 +11,12 @@ from pydantic import ValidationError
 
 from harmonise.spec.codebook import SourceCodebook
 from harmonise.spec.descriptor import SurveyDescriptor, load_descriptor
+from tests.conftest import declared_waves, waves_of
 
 SURVEYS = Path(__file__).resolve().parents[1] / "surveys"
 
-EXPECTED_WAVES = {
-    "ess": [str(r) for r in range(1, 12)],
-    "eumidis": ["I", "II"],
-    "evs": ["2008", "2017"],
-    "ics": ["2012"],
-    "localmultidem": ["2006"],
-    "ties": ["2007"],
-}
+# A descriptor declares exactly the waves of its survey's crosswalk, in the same order.
+EXPECTED_WAVES = {s: waves_of(s) for s in sorted({s for s, _ in declared_waves()})}
 SURVEY_IDS = sorted(EXPECTED_WAVES)
 
 # Codebooks written with the descriptors; other surveys' codebooks are checked when present.

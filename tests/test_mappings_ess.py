@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +10,9 @@ from harmonise.checks import rule_issues
 from harmonise.spec.descriptor import load_descriptor
 from harmonise.spec.project import load_project
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
+from tests.conftest import ROOT, waves_of
 
-ROOT = Path(__file__).resolve().parents[1]
-ROUNDS = [str(r) for r in range(1, 12)]
+ROUNDS = waves_of("ess")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def rule(plan: WavePlan, target: str) -> tuple[str, str | None, str | None]:
 
 
 def test_waves_years_and_codebooks(plans: dict[str, WavePlan]) -> None:
-    assert list(plans) == ROUNDS
+    assert list(plans) == [str(r) for r in range(1, 12)]
     assert {w: p.wave.year for w, p in plans.items()} == {
         "1": 2002, "2": 2004, "3": 2006, "4": 2008, "5": 2010, "6": 2012, "7": 2014, "8": 2016, "9": 2018,
         "10": 2020, "11": 2023}

@@ -18,7 +18,7 @@ from harmonise.reports.codebook import write_files
 from harmonise.reports.codebook_stats import BINS, FreqRow, database_stats, suppress
 from harmonise.spec.coverage import coverage
 from harmonise.spec.project import load_project
-from tests.conftest import ROOT, edit, line_of, run
+from tests.conftest import ROOT, built_once, codebook_once, declared_waves, edit, line_of, run
 
 NS = {"d": "ddi:codebook:2_5"}
 
@@ -29,13 +29,11 @@ def loaded():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def cb_out(tmp_path_factory: pytest.TempPathFactory, loaded) -> Path:  # type: ignore[no-untyped-def]
+def cb_out(declared_codebook: tuple[Path, str], loaded) -> Path:  # type: ignore[no-untyped-def]
     from harmonise.reports.codebook_model import build_codebook
 
     cb = build_codebook(loaded)
-    out = tmp_path_factory.mktemp("cb") / "codebooks"
-    code, stdout, stderr = run("codebook", "--out", str(out))
-    assert code == 0, stderr
+    out, stdout = declared_codebook
     html = len(cb.targets) + len(cb.waves) + len(cb.tables) + len(cb.indicators) + 2  # + index, coverage
     markdown = len(cb.targets) + len(cb.indicators) + 1  # + README
     assert stdout.startswith(f"wrote {out} from the declarations: {html} html, {markdown} markdown, "
@@ -89,7 +87,7 @@ def test_coverage_matrix_links_every_cell_to_its_rule(cb_out: Path, loaded) -> N
     cells = coverage(loaded)
     html = (cb_out / "html" / "coverage.html").read_text()
     links = re.findall(r'<td class="q-([a-z_]+)"><a href="variables/([a-z0-9_]+)\.html#([A-Za-z0-9-]+)"', html)
-    assert len(links) == len(cells) == len(loaded.schema.names) * 18
+    assert len(links) == len(cells) == len(loaded.schema.names) * len(declared_waves())
     kinds = {"not_asked": "not_asked", "automatic": "automatic", "derived": "derived"}
     expected = {(c.target, f"{c.survey}-{c.wave}"): kinds.get(c.kind) or c.quality for c in cells}
     assert {(t, k): q for q, t, k in links} == expected
@@ -136,7 +134,7 @@ def test_ddi_is_well_formed_with_every_variable_and_category(cb_out: Path, loade
             [("true", "Yes"), ("false", "No")] if var.type == "boolean" else [])
         missing = [(r, schema.missing_reasons[r].label, "Y") for r in reasons] if var.has_missing_column else []
         assert cats == [(c, label, None) for c, label in codes] + missing
-        assert len(el.findall("d:codInstr", NS)) == 18
+        assert len(el.findall("d:codInstr", NS)) == len(declared_waves())
         children = [c.tag.split("}")[1] for c in el]
         assert children.index("labl") < children.index("txt") < children.index("codInstr") < children.index("notes")
 
@@ -214,23 +212,22 @@ def test_suppression_hides_small_cells_and_protects_a_lone_one(cells: list[tuple
 
 # --- with a database ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo build of two survey-waves (generated fixtures), enough to check every statistic."""
-    folder = tmp_path_factory.mktemp("demo")
-    generate(ROOT, folder / "data", survey="ess", wave="8", rows=600)
-    generate(ROOT, folder / "data", survey="evs", wave="2017", rows=600)
-    result = api.build(ROOT, [folder / "data"], folder / "demo.duckdb")
-    assert result.ok, result.errors
-    return folder / "demo.duckdb"
+@pytest.fixture(scope="session")
+def two_waves_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build of two survey-waves (generated fixtures), enough to check every statistic; once per run."""
+    def make(folder: Path) -> None:
+        generate(ROOT, folder / "data", survey="ess", wave="8", rows=600)
+        generate(ROOT, folder / "data", survey="evs", wave="2017", rows=600)
+        result = api.build(ROOT, [folder / "data"], folder / "two_waves.duckdb")
+        assert result.ok, result.errors
+
+    return built_once(tmp_path_factory, "two_waves_db", make) / "two_waves.duckdb"
 
 
-@pytest.fixture(scope="module")
-def cb_db(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cbdb")
-    code, stdout, stderr = run("codebook", "--out", str(out), "--db", str(demo_db))
-    assert code == 0, stderr
-    assert f"with frequencies from {demo_db}" in stdout
+@pytest.fixture(scope="session")
+def cb_db(two_waves_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out, stdout = codebook_once(tmp_path_factory, "two_waves_codebook", "--db", str(two_waves_db))
+    assert f"with frequencies from {two_waves_db}" in stdout
     return out
 
 
@@ -245,11 +242,11 @@ ROW = re.compile(r'<tr class="freq" data-sw="([^"]+)" data-value="([^"]*)" data-
 
 
 @pytest.mark.parametrize("target", ["sex", "labour_status", "citizen", "country_of_birth", "education_level", "age"])
-def test_page_frequencies_equal_query_counts(cb_db: Path, demo_db: Path, loaded, target: str) -> None:  # type: ignore[no-untyped-def]
+def test_page_frequencies_equal_query_counts(cb_db: Path, two_waves_db: Path, loaded, target: str) -> None:  # type: ignore[no-untyped-def]
     var = loaded.schema.variable(target)
     value = f"CAST({target} AS VARCHAR)" if var.type not in ("integer", "number") else "NULL"
     expected = {(f"{r['survey']}-{r['wave']}", r["v"] or "", r["m"] or ""): r["n"] for r in query_json(
-        demo_db, f"SELECT survey, wave, {value} AS v, {target}_missing AS m, count(*) AS n FROM respondents "
+        two_waves_db, f"SELECT survey, wave, {value} AS v, {target}_missing AS m, count(*) AS n FROM respondents "
                  "GROUP BY ALL")}
     html = (cb_db / "html" / "variables" / f"{target}.html").read_text()
     shown = {(sw, v, m): (n, text) for sw, v, m, n, text in ROW.findall(html)}
@@ -268,8 +265,8 @@ def test_page_frequencies_equal_query_counts(cb_db: Path, demo_db: Path, loaded,
             assert f"| `{v}` |" in md and f"| {n} |" in md
 
 
-def test_numeric_summary_and_disclosure_note(cb_db: Path, demo_db: Path) -> None:
-    rows = query_json(demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL ORDER BY 1, 2")
+def test_numeric_summary_and_disclosure_note(cb_db: Path, two_waves_db: Path) -> None:
+    rows = query_json(two_waves_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL ORDER BY 1, 2")
     html = (cb_db / "html" / "variables" / "age.html").read_text()
     for r in rows:
         assert f'<tr data-sw="{r["survey"]}-{r["wave"]}" data-valid="{r["n"]}">' in html
@@ -277,10 +274,10 @@ def test_numeric_summary_and_disclosure_note(cb_db: Path, demo_db: Path) -> None
     assert html.count('<svg class="chart"') == 2
 
 
-def test_histogram_bins_cover_every_valid_value(demo_db: Path, loaded) -> None:  # type: ignore[no-untyped-def]
-    stats = database_stats(demo_db, [loaded.schema.variable("age"), loaded.schema.variable("sex")])
+def test_histogram_bins_cover_every_valid_value(two_waves_db: Path, loaded) -> None:  # type: ignore[no-untyped-def]
+    stats = database_stats(two_waves_db, [loaded.schema.variable("age"), loaded.schema.variable("sex")])
     valid = {(r["survey"], r["wave"]): r["n"] for r in query_json(
-        demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL")}
+        two_waves_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL")}
     assert set(stats["age"]) == set(valid)
     for key, ws in stats["age"].items():
         assert sum(b.n for b in ws.histogram) == valid[key] == ws.summary.n

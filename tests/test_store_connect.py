@@ -14,6 +14,7 @@ from harmonise import api, connect
 from harmonise.cli import main
 from harmonise.errors import InputError
 from harmonise.store.connect import READ_ONLY_CONFIG
+from tests.conftest import waves_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,11 +121,12 @@ def test_cli_query_refuses_with_exit_2(built: Path, statement: str) -> None:
 def test_reading_still_works(built: Path) -> None:
     res = CliRunner().invoke(main, ["query", "SELECT count(*) AS n FROM respondents", "--db", str(built),
                                     "--format", "csv"])
-    assert (res.exit_code, res.stdout) == (0, "n\n120\n")
+    rows = 120 * len(waves_of("ties"))  # every TIES wave's fixture
+    assert (res.exit_code, res.stdout) == (0, f"n\n{rows}\n")
     con = connect(built)
     try:  # temporary tables live in memory only: allowed, and the file is untouched
         con.execute("CREATE TEMP TABLE t AS SELECT sex, count(*) AS n FROM respondents GROUP BY 1")
-        assert con.execute("SELECT sum(n) FROM t").fetchone() == (120,)
+        assert con.execute("SELECT sum(n) FROM t").fetchone() == (rows,)
     finally:
         con.close()
 

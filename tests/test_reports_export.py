@@ -106,18 +106,19 @@ def test_round_trip_of_a_clustered_city_sample(tmp_path: Path) -> None:
         assert_same(read_export(tmp_path / fmt / f"respondents.{fmt}", db), stored(db))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def letters_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ESS rounds 1 and 10 (fixtures): round 1 has no ISCED education, round 10 has."""
+    """ESS rounds 1 and 10 (fixtures): round 1 has no ISCED education, round 10 has. Built once per run."""
     from harmonise.fixtures import generate
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, built_once
 
-    folder = tmp_path_factory.mktemp("letters")
-    for wave in ("1", "10"):
-        generate(ROOT, folder / "data", survey="ess", wave=wave, rows=150, editions=False)
-    code, _, err = run("build", "--data", str(folder / "data"), "--db", str(folder / "e.duckdb"))
-    assert code == 0, err
-    return folder / "e.duckdb"
+    def make(folder: Path) -> None:
+        for wave in ("1", "10"):
+            generate(ROOT, folder / "data", survey="ess", wave=wave, rows=150, editions=False)
+        code, _, err = run("build", "--data", str(folder / "data"), "--db", str(folder / "e.duckdb"))
+        assert code == 0, err
+
+    return built_once(tmp_path_factory, "letters_db", make) / "e.duckdb"
 
 
 def test_stata_round_trip_when_a_column_starts_with_missing_letters(letters_db: Path, tmp_path: Path) -> None:

@@ -1,0 +1,41 @@
+"""The suite's helpers follow the mappings: a wave added to a project copy reaches them without a test edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harmonise import connect
+from harmonise.fixtures import generate
+from harmonise.spec.descriptor import load_descriptor
+from tests.conftest import ROOT, add_wave, declared_waves, run, waves_of
+from tests.test_reports_ddi import wave_count
+
+
+def test_a_wave_added_to_a_copy_of_ties_reaches_the_helpers(project: Path, tmp_path: Path) -> None:
+    before, ties = declared_waves(project), waves_of("ties", project)
+    assert before == declared_waves(ROOT)
+    like, new = ties[-1], str(max(int(w) for w in ties) + 10)  # TIES waves are years
+    add_wave(project, "ties", like, new)
+    after = declared_waves(project)
+    at = before.index(("ties", like)) + 1
+    assert after == before[:at] + (("ties", new),) + before[at:]
+    assert waves_of("ties", project) == [*ties, new]
+    assert waves_of("ess", project) == waves_of("ess")
+    assert wave_count(project) == len(after) == wave_count() + 1
+    assert [w.id for w in load_descriptor(project / "surveys" / "ties" / "survey.yaml").waves] == [*ties, new]
+    sampled = (project / "mappings" / "cities.yaml").read_text(encoding="utf-8")
+    assert sampled.count(f'{{survey: ties, wave: "{new}"}}') == sampled.count(f'{{survey: ties, wave: "{like}"}}') > 0
+    # the copy is a valid project whose fixtures hold the new wave
+    assert run("validate", project=project) == (0, "ok: 0 error(s), 0 warning(s)\n", "")
+    files = generate(project, tmp_path / "data", survey="ties", rows=20, editions=False)
+    assert len(files) == len(ties) + 1 and files[-1].name == files[-2].name.replace(like, new)
+    code, _, err = run("build", "--data", str(tmp_path / "data"), "--db", str(tmp_path / "t.duckdb"), project=project)
+    assert code == 0, err
+    with connect(tmp_path / "t.duckdb") as con:
+        assert con.execute("SELECT wave, count(*) FROM respondents GROUP BY 1 ORDER BY 1").fetchall() == [
+            (w, 20) for w in sorted([*ties, new])]
+
+
+def test_the_repository_waves_are_read_once_and_a_copy_afresh(project: Path) -> None:
+    assert declared_waves() is declared_waves(ROOT)
+    assert declared_waves(project) == declared_waves() and declared_waves(project) is not declared_waves()
