@@ -188,3 +188,52 @@ def rank(target: Variable, meta: SourceMeta, aliases: frozenset[str] = frozenset
     scored = [score(target, vm, aliases, labels[vm.name]) for vm in meta.variables.values()]
     scored.sort(key=lambda c: (-c.score, order[c.name]))
     return scored[:n]
+
+
+def name_key(text: str) -> str:
+    """A name compared loosely: folded, punctuation dropped, words sorted ('Korea, Republic of' =
+    'Republic of Korea')."""
+    return " ".join(sorted(re.split(r"[^a-z0-9]+", fold(text)))).strip()
+
+
+def row_names(row: dict[str, object]) -> frozenset[str]:
+    """Every name a reference row goes by: its name, its aliases, and each part of a '; ' list."""
+    names = [str(row.get("name", "")), *map(str, row.get("aliases", []) or [])]  # type: ignore[call-overload]
+    parts = [p for n in names for p in (n, *n.split("; "))]
+    return frozenset(name_key(p) for p in parts if p.strip())
+
+
+def table_conflicts(labels: dict[Code, str], values: dict[Code, object],
+                    rows: dict[str, dict[str, object]]) -> list[tuple[Code, str, str, str]]:
+    """Codes whose value label in the file names another country or language than the code's target:
+    (code, file label, target code, target name). Codes without a label or a reference row are skipped."""
+    out = []
+    for code, label in labels.items():
+        target = values.get(code)
+        row = rows.get(str(target)) if target is not None else None
+        if row is not None and name_key(label) not in row_names(row):
+            out.append((code, label, str(target), str(row.get("name", target))))
+    return out
+
+
+def map_conflicts(var: Variable, values: dict[Code, object], labels: dict[Code, str]) -> list[tuple[Code, str, object, object]]:
+    """Codes a rule maps against their value label: the label names another target code clearly and shares
+    no word with the mapped one ('Male' mapped to female). (code, label, mapped, what the label names)."""
+    out: list[tuple[Code, str, object, object]] = []
+    codes = var.codes or {}
+    for code, label in labels.items():
+        if code not in values:
+            continue
+        mapped = values[code]
+        best, cover, jac = code_match(label, var)
+        if best is None or best == mapped or cover < 1.0 or jac < 0.5:
+            continue
+        if var.type == "boolean" or not (tokens(label) & (tokens(str(codes.get(str(mapped), ""))) | tokens(str(mapped)))):
+            out.append((code, label, mapped, best))
+    return out
+
+
+def label_recall(target: Variable, vm: VarMeta) -> float:
+    """Share of the target label's words (scale notes such as '(0-10)' aside) that the source's label names."""
+    words = frozenset(w for w in tokens(target.label) if not w.lstrip("<").isdigit())
+    return covered(words, tokens(vm.label) or tokens(vm.name))
