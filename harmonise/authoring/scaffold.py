@@ -168,7 +168,7 @@ def propose(var: Variable, vm: VarMeta, project: Project, defaults: MissingDefau
             doubts.append("check the valid range (pre-filled with the observed minimum and maximum)")
         rule["quality"] = "exact"
     elif t in ("country", "language"):
-        table, share = best_table(project, vm, labels)
+        table, share = best_table(project, vm, labels, t)
         if table:
             rule["table"] = table
             if share < 1.0:
@@ -187,7 +187,7 @@ def propose(var: Variable, vm: VarMeta, project: Project, defaults: MissingDefau
     return rule, doubts
 
 
-def best_table(project: Project, vm: VarMeta, labels: dict[Code, str]) -> tuple[str | None, float]:
+def best_table(project: Project, vm: VarMeta, labels: dict[Code, str], target_type: str) -> tuple[str | None, float]:
     """The code table covering most of the source's labelled codes (among those whose target names agree
     best with the labels), and that share."""
     best: tuple[str | None, float] = (None, 0.0)
@@ -196,7 +196,7 @@ def best_table(project: Project, vm: VarMeta, labels: dict[Code, str]) -> tuple[
         return best
     for name in sorted(project.tables.tables):
         table = project.tables.code_map(name)
-        if table is None or (table.key_type == "string") != (vm.type == "string"):
+        if table is None or table.target != target_type or (table.key_type == "string") != (vm.type == "string"):
             continue
         keys = set(table.normalised_map()) | set(table.normalised_missing())
         share = sum(c in keys for c in labels) / len(labels)
