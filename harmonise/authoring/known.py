@@ -70,6 +70,8 @@ def known_rules(cw: Crosswalk, target: str, only_wave: str | None = None) -> lis
             rule = base.model_dump(exclude_none=True)
         else:
             continue
+        if isinstance(rule.get("range"), (list, tuple)):  # as written: [0, 10], not (0.0, 10.0)
+            rule["range"] = [int(x) if float(x).is_integer() else x for x in rule["range"]]
         key = json.dumps({k: v for k, v in rule.items() if k != "notes"}, sort_keys=True, default=str)
         seen.setdefault(key, (rule, []))[1].append(wave.wave)
     return [KnownRule(target, rule, tuple(waves)) for rule, waves in seen.values()]

@@ -68,6 +68,7 @@ class TargetDraft:
     rule: dict[str, Any]
     todo: str | None = None
     known: bool = False  # the rule is one of the survey's own crosswalk
+    origin: str | None = None  # where a known rule comes from (crosswalk file and waves)
 
     @property
     def top(self) -> str | None:
@@ -300,7 +301,8 @@ def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None
         if offers.get(var.name):
             pick, todo = settled.choose(var, offers[var.name], survey)
             if pick is not None:
-                draft.targets.append(TargetDraft(var, cands, dict(pick.rule), todo, known=True))
+                draft.targets.append(TargetDraft(var, cands, dict(pick.rule), todo, known=True,
+                                                 origin=f"mappings/{survey}.yaml, {pick.describe()}"))
                 continue
             why = todo or ""
         else:
@@ -472,6 +474,8 @@ def render(d: Draft) -> str:
            "# fail `harmonise validate` ('unresolved TODO') until resolved: check the rule against the candidates",
            "# listed above it (`harmonise inspect FILE --match NAME` shows every code), correct it and delete the",
            "# TODO key. Rules without TODO matched clearly and pass the checks against this file: still read them.",
+           *(["# Rules marked 'rule of mappings/...' are the survey's own crosswalk rules that this file supports."]
+             if any(t.known for t in d.targets) else []),
            f"survey: {scalar(d.survey)}",
            f"title: {scalar(d.source.stem)}",
            "missing:", f"  system: {d.missing.system}", "  codes:" + ("" if d.missing.codes else " {}")]
@@ -493,6 +497,8 @@ def render(d: Draft) -> str:
             alias = ", alias" if c.alias else ""
             shown = f" [{values}{more}]" if values else ""
             out.append(f"  #   {c.name} ({c.score:.2f}{alias}) {_clean(vm.label)!r}{shown}")
+        if t.origin:
+            out.append(f"  #   rule of {t.origin}")
         out.append(target_line(t))
     return "\n".join(out) + "\n"
 
