@@ -28,6 +28,7 @@ from harmonise.authoring.similarity import (
     ALIAS_BONUS,
     Candidate,
     code_match,
+    label_precision,
     label_recall,
     map_conflicts,
     missing_reason,
@@ -317,7 +318,7 @@ def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None
         rule, doubts = propose(var, vm, project, draft.missing, _ints(bounds.get(top.name)))
         if len(cands) > 1 and top.score - cands[1].score < CLEAR_MARGIN and not top.alias:
             doubts.insert(0, f"choose the source ({top.name} and {cands[1].name} score alike)")
-        if not top.alias and (label_recall(var, vm) < LABEL_RECALL or top.parts.get("precision", 0.0) < 1.0):
+        if not top.alias and (label_recall(var, vm) < LABEL_RECALL or label_precision(var, vm) < 1.0):
             doubts.append(f"check the source: the labels of {top.name} ('{_clean(vm.label)}') and the target "
                           f"('{_clean(var.label)}') differ")
         rival = best_target(vm, wanted, alias_names)

@@ -211,9 +211,14 @@ def table_conflicts(labels: dict[Code, str], values: dict[Code, object],
     for code, label in labels.items():
         target = values.get(code)
         row = rows.get(str(target)) if target is not None else None
-        if row is not None and name_key(label) not in row_names(row):
+        if row is not None and name_key(label) not in row_names(row) and not _residual(label, row):
             out.append((code, label, str(target), str(row.get("name", target))))
     return out
+
+
+def _residual(label: str, row: dict[str, object]) -> bool:
+    """'Other EU country' agrees with a residual row ('Other or unspecified country'): both name the rest."""
+    return fold(label).lstrip().startswith("other") and fold(str(row.get("name", ""))).startswith("other")
 
 
 def map_conflicts(var: Variable, values: dict[Code, object], labels: dict[Code, str]) -> list[tuple[Code, str, object, object]]:
@@ -233,7 +238,18 @@ def map_conflicts(var: Variable, values: dict[Code, object], labels: dict[Code, 
     return out
 
 
+def _words(text: str) -> frozenset[str]:
+    """Match keys of ``text`` without numbers and question numbers ('(0-10)', '(Q63)')."""
+    return frozenset(w for w in tokens(text) if not re.fullmatch(r"<?[a-z]{0,2}[0-9]+[a-z]?", w))
+
+
 def label_recall(target: Variable, vm: VarMeta) -> float:
-    """Share of the target label's words (scale notes such as '(0-10)' aside) that the source's label names."""
-    words = frozenset(w for w in tokens(target.label) if not w.lstrip("<").isdigit())
-    return covered(words, tokens(vm.label) or tokens(vm.name))
+    """Share of the target label's words that the source's label names."""
+    return covered(_words(target.label), _words(vm.label) or tokens(vm.name))
+
+
+def label_precision(target: Variable, vm: VarMeta) -> float:
+    """Share of the source label's words that the target's label, name, definition or codes explain."""
+    explained = tokens(target.label) | tokens(target.name) | tokens(target.definition)
+    explained |= frozenset().union(*(tokens(c) for c in (target.codes or {}).values()))
+    return covered(_words(vm.label) or tokens(vm.name), explained)
