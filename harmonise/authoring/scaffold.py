@@ -298,42 +298,45 @@ def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None
     if cw is not None:
         settled.fit_waves([w.wave for w in cw.waves], offers)
     for var in wanted:
-        cands = ranked[var.name]
+        cands, why = ranked[var.name], None
         if offers.get(var.name):
-            pick, todo = settled.choose(var, offers[var.name], survey)
+            pick, why = settled.choose(var, offers[var.name], survey)
             if pick is not None:
-                draft.targets.append(TargetDraft(var, cands, dict(pick.rule), todo, known=True,
+                draft.targets.append(TargetDraft(var, cands, dict(pick.rule), why, known=True,
                                                  origin=f"mappings/{survey}.yaml, {pick.describe()}"))
                 continue
-            why = todo or ""
-        else:
-            why = ""
-        if not cands or cands[0].score < MIN_SCORE:
-            reason = f"no candidate scored {MIN_SCORE} or more: map a source or give the reason"
-            draft.targets.append(TargetDraft(var, cands, {"not_asked": f"{path.name} has no variable for this"},
-                                             f"{why}; {reason}" if why else reason))
-            continue
-        top = cands[0]
-        vm = meta.variables[top.name]
-        rule, doubts = propose(var, vm, project, draft.missing, _ints(bounds.get(top.name)))
-        if len(cands) > 1 and top.score - cands[1].score < CLEAR_MARGIN and not top.alias:
-            doubts.insert(0, f"choose the source ({top.name} and {cands[1].name} score alike)")
-        if not top.alias and (label_recall(var, vm) < LABEL_RECALL or label_precision(var, vm) < 1.0):
-            doubts.append(f"check the source: the labels of {top.name} ('{_clean(vm.label)}') and the target "
-                          f"('{_clean(var.label)}') differ")
-        rival = best_target(vm, wanted, alias_names)
-        if rival is not None and rival.name != var.name and score(rival, vm).score > top.score - (ALIAS_BONUS if top.alias else 0):
-            doubts.append(f"check the source: {top.name} fits {rival.name} better; one source feeds one target "
-                          "unless you decide otherwise")
-        doubts += label_doubts(var, rule, vm, project)
-        if why:
-            doubts.insert(0, why)
-        if not doubts:  # looks certain: harmonise's own checks have the last word
-            doubts = [f"fix: {p}" for p in verify(var, rule, draft, project, observed.get(top.name, Counter()))]
-        todo = "; ".join(doubts) if doubts else None
-        draft.targets.append(TargetDraft(var, cands, rule, todo))
+        draft.targets.append(by_similarity(var, cands, draft, project, wanted, alias_names, observed, bounds, why))
     one_source_one_target(draft.targets, alias_names)
     return draft
+
+
+def by_similarity(var: Variable, cands: list[Candidate], draft: Draft, project: Project, wanted: list[Variable],
+                  aliases: dict[str, frozenset[str]], observed: dict[str, Counter[Code]],
+                  bounds: dict[str, tuple[float, float]], why: str | None) -> TargetDraft:
+    """The rule for ``var`` from its best-ranked candidate, settled only when names, labels and codes agree
+    (``why``: what makes it a TODO anyway, e.g. that no rule of the survey's crosswalk fits)."""
+    if not cands or cands[0].score < MIN_SCORE:
+        reason = f"no candidate scored {MIN_SCORE} or more: map a source or give the reason"
+        return TargetDraft(var, cands, {"not_asked": f"{draft.source.name} has no variable for this"},
+                           f"{why}; {reason}" if why else reason)
+    top = cands[0]
+    vm = draft.meta.variables[top.name]
+    rule, doubts = propose(var, vm, project, draft.missing, _ints(bounds.get(top.name)))
+    if len(cands) > 1 and top.score - cands[1].score < CLEAR_MARGIN and not top.alias:
+        doubts.insert(0, f"choose the source ({top.name} and {cands[1].name} score alike)")
+    if not top.alias and (label_recall(var, vm) < LABEL_RECALL or label_precision(var, vm) < 1.0):
+        doubts.append(f"check the source: the labels of {top.name} ('{_clean(vm.label)}') and the target "
+                      f"('{_clean(var.label)}') differ")
+    rival = best_target(vm, wanted, aliases)
+    if rival is not None and rival.name != var.name and score(rival, vm).score > top.score - ALIAS_BONUS * top.alias:
+        doubts.append(f"check the source: {top.name} fits {rival.name} better; one source feeds one target "
+                      "unless you decide otherwise")
+    doubts += label_doubts(var, rule, vm, project)
+    if why:
+        doubts.insert(0, why)
+    if not doubts:  # looks certain: harmonise's own checks have the last word
+        doubts = [f"fix: {p}" for p in verify(var, rule, draft, project, observed.get(top.name, Counter()))]
+    return TargetDraft(var, cands, rule, "; ".join(doubts) if doubts else None)
 
 
 def one_source_one_target(targets: list[TargetDraft], aliases: dict[str, frozenset[str]]) -> None:
@@ -341,14 +344,14 @@ def one_source_one_target(targets: list[TargetDraft], aliases: dict[str, frozens
     a listed alias of that target (crosswalk rules are the survey's own decisions and exempt)."""
     users: dict[str, list[TargetDraft]] = defaultdict(list)
     for t in targets:
-        if t.todo is None and not t.known:
+        if t.todo is None:
             for n in rule_sources(t.rule):
                 users[n.lower()].append(t)
     for name, ts in users.items():
         if len(ts) > 1:
-            claimed = [t for t in ts if name in aliases.get(t.variable.name, frozenset())]
+            claimed = [t for t in ts if t.known or name in aliases.get(t.variable.name, frozenset())]
             for t in ts:
-                if len(claimed) != 1 or t is not claimed[0]:
+                if not t.known and (len(claimed) != 1 or t is not claimed[0]):
                     others = ", ".join(o.variable.name for o in ts if o is not t)
                     t.todo = (f"choose: {name} is also proposed for {others}; one source feeds one target unless you "
                               "decide otherwise")
