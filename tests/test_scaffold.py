@@ -253,11 +253,22 @@ def test_a_covered_survey_starts_from_its_crosswalk(ess8: Path) -> None:
     assert all(t.known for t in d.targets if t.todo is None)
     assert {n: Rule.model_validate(r) for n, r in settled.items()} == {n: Rule.model_validate(shipped_rule(n))
                                                                        for n in settled}
-    todo = {t.variable.name: t.todo for t in d.targets if t.todo}
-    # psu, stratum: not asked before round 9 in the crosswalk, measured from round 9 on; this file lacks them
-    assert sorted(todo) == ["psu", "stratum"]
-    assert todo["psu"].startswith("keep not_asked only if this wave did not ask it; mappings/ess.yaml measures "
-                                  "it in other waves (waves 9-11: expr concat(cntry, '-', str(psu)) (ESS8FR.sav lacks psu))")
+    # psu and stratum too: the crosswalk measures them from round 9, but the file fits round 8 best and lacks them
+    assert {t.variable.name: t.todo for t in d.targets if t.todo} == {}
+    assert settled["psu"] == shipped_rule("psu") and settled["psu"]["not_asked"]
+
+
+def test_not_asked_is_not_assumed_from_the_variable_in_question() -> None:
+    """ESS7EE (round 7) lacks atchctr, which the crosswalk reads from round 7: that absence alone would make the
+    file look like round 6 (not asked), so belonging_country stays TODO."""
+    path = ROOT.parent / "shared" / "data" / "ess_real" / "ess7_ee" / "ESS7EE.sav"
+    if not path.is_file():
+        pytest.skip(f"no {path}")
+    d = scaffold(ROOT, path, "ess", "new", year=2014)
+    belonging = next(t for t in d.targets if t.variable.name == "belonging_country")
+    assert belonging.rule["not_asked"] and belonging.todo == (
+        "keep not_asked only if this wave did not ask it; mappings/ess.yaml measures it in other waves "
+        "(waves 7-11: atchctr in [0, 10] (ESS7EE.sav lacks atchctr))")
 
 
 def test_the_wave_named_limits_the_rules_to_that_wave(ess8: Path) -> None:

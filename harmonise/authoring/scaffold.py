@@ -402,7 +402,8 @@ class Settle:
     def __init__(self, draft: Draft, project: Project, observed: dict[str, Counter[Code]]) -> None:
         self.draft, self.project, self.observed = draft, project, observed
         self.problems: dict[int, list[str]] = {}
-        self.fit: dict[str, int] = {}
+        self.evidence: dict[tuple[str, str], int] = {}  # (target, wave) → +1 supported, -1 not supported
+        self.waves: list[str] = []
 
     def check(self, var: Variable, kr: KnownRule) -> list[str]:
         """Why the file does not support ``kr`` (empty: it does)."""
@@ -422,15 +423,28 @@ class Settle:
         return out
 
     def fit_waves(self, waves: list[str], offers: dict[str, list[KnownRule]]) -> None:
-        """Per wave, how many of its rules the file supports."""
+        """Per target and wave, whether the file supports the wave's rule (+1), does not (-1) or it is no evidence
+        (0: a not_asked or constant rule fits every file)."""
         schema = self.project.schema
         assert schema is not None
-        self.fit = dict.fromkeys(waves, 0)
+        self.waves = waves
         for name, rules in offers.items():
             for kr in rules:
-                if not self.check(schema.variable(name), kr):
+                if kr.kind not in ("not_asked", "constant"):
+                    sign = -1 if self.check(schema.variable(name), kr) else 1
                     for w in kr.waves:
-                        self.fit[w] += 1
+                        self.evidence[(name, w)] = sign
+
+    def fit(self, wave: str, leave_out: str | None = None) -> tuple[int, int]:
+        """How well the file fits ``wave``: (rules supported, minus rules not supported), without the evidence of
+        target ``leave_out``. Supported rules count first: an extract lacks most variables of every wave."""
+        signs = [v for (t, w), v in self.evidence.items() if w == wave and t != leave_out]
+        return signs.count(1), -signs.count(-1)
+
+    def best_waves(self, leave_out: str | None = None) -> set[str]:
+        fits = {w: self.fit(w, leave_out) for w in self.waves}
+        most = max(fits.values(), default=(0, 0))
+        return {w for w, f in fits.items() if f == most}
 
     def choose(self, var: Variable, offers: list[KnownRule], survey: str) -> tuple[KnownRule | None, str | None]:
         """The known rule to write for ``var`` and what is left to decide (None: nothing); no rule when none fits."""
@@ -439,17 +453,23 @@ class Settle:
         if not candidates:
             tried = "; ".join(f"{kr.describe()} ({self.problems[id(kr)][0]})" for kr in offers[:3])
             return None, f"no rule of mappings/{survey}.yaml fits this file ({tried})"
-        best = max(max(self.fit.get(w, 0) for w in kr.waves) for kr in candidates)
-        top = [kr for kr in candidates if max(self.fit.get(w, 0) for w in kr.waves) == best]
-        pick = top[0]
-        if len(top) > 1:
-            return pick, "choose: " + " or ".join(kr.describe() for kr in top) + " (all fit this file)"
         measured = [kr for kr in offers if kr.kind != "not_asked"]
-        if pick.kind == "not_asked" and measured:
+        if candidates[0].kind == "not_asked" and measured:
+            # the file lacks what every measuring rule reads: not_asked only if the waves it fits best say so,
+            # judged without this target's own rules (their misfit is what is in question)
+            best = self.best_waves(leave_out=var.name)
+            agreed = [kr for kr in candidates if best <= set(kr.waves)]
+            if len(agreed) == 1:
+                return agreed[0], None
             tried = "; ".join(f"{kr.describe()} ({self.problems[id(kr)][0]})" for kr in measured[:3])
-            return pick, (f"keep not_asked only if this wave did not ask it; mappings/{survey}.yaml measures it in "
-                          f"other waves ({tried})")
-        return pick, None
+            return candidates[0], (f"keep not_asked only if this wave did not ask it; mappings/{survey}.yaml "
+                                   f"measures it in other waves ({tried})")
+        fits = {w: self.fit(w) for w in self.waves}
+        most = max(max(fits.get(w, (0, 0)) for w in kr.waves) for kr in candidates)
+        top = [kr for kr in candidates if max(fits.get(w, (0, 0)) for w in kr.waves) == most]
+        if len(top) > 1:
+            return top[0], "choose: " + " or ".join(kr.describe() for kr in top) + " (all fit this file)"
+        return top[0], None
 
 
 def _ints(b: tuple[float, float] | None) -> tuple[float, float] | None:
