@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 Severity = Literal["error", "warning", "note"]  # a note changes nothing in the result: said once, grouped
+ISSUES_DOC = "docs/issues.md"  # one entry per issue code, headed by the code
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class Issue:
         return text
 
     def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
+        """The JSON form; ``doc`` links the code's entry in docs/issues.md (meaning and fix)."""
+        data = asdict(self) | {"doc": f"{ISSUES_DOC}#{self.code}"}
         return {k: v for k, v in data.items() if v not in (None, {}, "")}
 
 

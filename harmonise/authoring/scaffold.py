@@ -23,19 +23,35 @@ from pydantic import BaseModel, ValidationError
 from harmonise.authoring.flowyaml import flow, scalar
 from harmonise.authoring.inspect import count_codes, valid_values
 from harmonise.authoring.jsonschema import MODELINE
-from harmonise.authoring.similarity import Candidate, code_match, missing_reason, rank, substantive_labels
+from harmonise.authoring.known import KnownRule, known_rules
+from harmonise.authoring.similarity import (
+    ALIAS_BONUS,
+    Candidate,
+    code_match,
+    label_precision,
+    label_recall,
+    map_conflicts,
+    missing_reason,
+    rank,
+    score,
+    substantive_labels,
+    table_conflicts,
+)
 from harmonise.checks.crosswalk import check_target
 from harmonise.errors import UsageError
 from harmonise.readers.files import open_source
+from harmonise.spec.codetables import Reference
 from harmonise.spec.coverage import coverage
 from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, Wave
 from harmonise.spec.project import Project, load_project, validate_model
 from harmonise.spec.schema import Variable
-from harmonise.spec.source import Code, SourceMeta, VarMeta
+from harmonise.spec.source import Code, SourceMeta, VarMeta, norm_code
 from harmonise.spec.yamlload import load_yaml_file
 
 MIN_SCORE = 0.35  # below this the best candidate is no candidate: propose not_asked
-CLEAR_MARGIN = 0.05  # a rule is certain only when its source leads the runner-up by this much
+CLEAR_MARGIN = 0.05
+LABEL_RECALL = 0.5  # without an alias, a source's label names at least half the target label's words (and no others)  # a rule is certain only when its source leads the runner-up by this much
+REFERENCE = {"country": "countries", "language": "languages"}  # code-table target → reference table
 QUESTION_NUMBER = re.compile(r"^[A-Za-z]{1,3}[0-9]")  # v225, q12, HH03: numbered names
 
 
@@ -52,6 +68,8 @@ class TargetDraft:
     candidates: list[Candidate]
     rule: dict[str, Any]
     todo: str | None = None
+    known: bool = False  # the rule is one of the survey's own crosswalk
+    origin: str | None = None  # where a known rule comes from (crosswalk file and waves)
 
     @property
     def top(self) -> str | None:
@@ -152,7 +170,7 @@ def propose(var: Variable, vm: VarMeta, project: Project, defaults: MissingDefau
             doubts.append("check the valid range (pre-filled with the observed minimum and maximum)")
         rule["quality"] = "exact"
     elif t in ("country", "language"):
-        table, share = best_table(project, vm, labels)
+        table, share = best_table(project, vm, labels, t)
         if table:
             rule["table"] = table
             if share < 1.0:
@@ -171,20 +189,51 @@ def propose(var: Variable, vm: VarMeta, project: Project, defaults: MissingDefau
     return rule, doubts
 
 
-def best_table(project: Project, vm: VarMeta, labels: dict[Code, str]) -> tuple[str | None, float]:
-    """The code table covering most of the source's labelled codes, and that share."""
+def best_table(project: Project, vm: VarMeta, labels: dict[Code, str], target_type: str) -> tuple[str | None, float]:
+    """The code table covering most of the source's labelled codes (among those whose target names agree
+    best with the labels), and that share."""
     best: tuple[str | None, float] = (None, 0.0)
+    rank_key: tuple[float, float] = (-1.0, 0.0)
     if not labels:
         return best
     for name in sorted(project.tables.tables):
         table = project.tables.code_map(name)
-        if table is None or (table.key_type == "string") != (vm.type == "string"):
+        if table is None or table.target != target_type or (table.key_type == "string") != (vm.type == "string"):
             continue
         keys = set(table.normalised_map()) | set(table.normalised_missing())
         share = sum(c in keys for c in labels) / len(labels)
-        if share > best[1]:
-            best = (name, share)
+        agree = 1.0 - len(table_conflicts(labels, table.normalised_map(), reference_rows(project, table.target))) / len(labels)
+        if share > 0 and (agree, share) > rank_key:
+            best, rank_key = (name, share), (agree, share)
     return best
+
+
+def reference_rows(project: Project, target_type: str) -> dict[str, dict[str, Any]]:
+    """Rows of the reference table a code table's target names (countries, languages) by code; empty otherwise."""
+    ref = project.tables.tables.get(REFERENCE.get(target_type, ""))
+    return {str(r[ref.key]): r for r in ref.rows} if isinstance(ref, Reference) else {}
+
+
+def label_doubts(var: Variable, rule: dict[str, Any], vm: VarMeta, project: Project) -> list[str]:
+    """Where the file's value labels disagree with the codes a rule gives (both labels shown)."""
+    labels = substantive_labels(vm)
+    values: dict[Code, Any] = {norm_code(k): v for k, v in (rule.get("map") or {}).items()}
+    if "table" in rule:
+        table = project.tables.code_map(rule["table"])
+        if table is None:
+            return []
+        values = {**table.normalised_map(), **values}
+        shown = [f"code {c!r} is '{lab}' in {vm.name} but {rule['table']} gives {t} '{n}'"
+                 for c, lab, t, n in table_conflicts(labels, values, reference_rows(project, table.target))]
+    elif "map" in rule:
+        shown = [f"code {c!r} is '{lab}' in {vm.name} but the rule gives {m!r} (the label names {b!r})"
+                 for c, lab, m, b in map_conflicts(var, values, labels)]
+    else:
+        return []
+    if not shown:
+        return []
+    more = f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""
+    return ["labels disagree: " + "; ".join(shown[:3]) + more]
 
 
 def verify(var: Variable, rule: dict[str, Any], draft: Draft, project: Project,
@@ -214,8 +263,14 @@ def verify(var: Variable, rule: dict[str, Any], draft: Draft, project: Project,
 
 
 def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None = None,
-             encoding: str | None = None, aliases: bool = True) -> Draft:
-    """Draft a crosswalk for ``wave`` of ``survey`` from source file ``path``."""
+             encoding: str | None = None, aliases: bool = True, known: bool = True) -> Draft:
+    """Draft a crosswalk for ``wave`` of ``survey`` from source file ``path``.
+
+    For a survey the project covers (``known``), the rules of its crosswalk are the candidates: those
+    the file supports are kept, the others are TODO. Otherwise, and for targets no such rule fits,
+    source variables are ranked by similarity and a rule is settled only when name or label, value
+    labels and codes agree and no other target claims the same variable.
+    """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", survey):
         raise UsageError(f"survey name {survey!r} must be lower case letters, digits and _ (e.g. ess, eumidis)")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", wave):
@@ -225,38 +280,196 @@ def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None
         raise UsageError(f"{root}: mappings/schema.yaml does not load; run `harmonise validate` first")
     src = open_source(path, encoding=encoding)
     meta = src.meta
+    cw = project.crosswalks.get(survey) if known else None
     alias_names = load_aliases(project, exclude_survey=survey) if aliases else {}
-    draft = Draft(survey, wave, year, path, meta, infer_missing(meta))
+    draft = Draft(survey, wave, year, path, meta, cw.missing if cw is not None else infer_missing(meta))
     cache: dict[str, dict[Code, str]] = {}
     wanted = [v for v in project.schema.variables if not v.automatic and not v.derived]
     ranked = {v.name: rank(v, meta, alias_names.get(v.name, frozenset()), labels=cache) for v in wanted}
-    tops = sorted({c[0].name for c in ranked.values() if c and c[0].score >= MIN_SCORE})
-    observed: dict[str, Counter[Code]] = {n: Counter() for n in tops}
+    offers: dict[str, list[KnownRule]] = {}
+    if cw is not None:
+        only = wave if any(w.wave == wave for w in cw.waves) else None
+        offers = {v.name: known_rules(cw, v.name, only) for v in wanted}
+    read = {c[0].name for c in ranked.values() if c and c[0].score >= MIN_SCORE}
+    read |= {vm.name for kr in (k for ks in offers.values() for k in ks) for n in rule_sources(kr.rule)
+             if (vm := meta.get(n)) is not None}
+    observed, bounds = _observe(src, sorted(read))
+    settled = Settle(draft, project, observed)
+    if cw is not None:
+        settled.fit_waves([w.wave for w in cw.waves], offers)
+    for var in wanted:
+        cands, why = ranked[var.name], None
+        if offers.get(var.name):
+            pick, why = settled.choose(var, offers[var.name], survey)
+            if pick is not None:
+                draft.targets.append(TargetDraft(var, cands, dict(pick.rule), why, known=True,
+                                                 origin=f"mappings/{survey}.yaml, {pick.describe()}"))
+                continue
+        draft.targets.append(by_similarity(var, cands, draft, project, wanted, alias_names, observed, bounds, why))
+    one_source_one_target(draft.targets, alias_names)
+    return draft
+
+
+def by_similarity(var: Variable, cands: list[Candidate], draft: Draft, project: Project, wanted: list[Variable],
+                  aliases: dict[str, frozenset[str]], observed: dict[str, Counter[Code]],
+                  bounds: dict[str, tuple[float, float]], why: str | None) -> TargetDraft:
+    """The rule for ``var`` from its best-ranked candidate, settled only when names, labels and codes agree
+    (``why``: what makes it a TODO anyway, e.g. that no rule of the survey's crosswalk fits)."""
+    if not cands or cands[0].score < MIN_SCORE:
+        reason = f"no candidate scored {MIN_SCORE} or more: map a source or give the reason"
+        return TargetDraft(var, cands, {"not_asked": f"{draft.source.name} has no variable for this"},
+                           f"{why}; {reason}" if why else reason)
+    top = cands[0]
+    vm = draft.meta.variables[top.name]
+    rule, doubts = propose(var, vm, project, draft.missing, _ints(bounds.get(top.name)))
+    if len(cands) > 1 and top.score - cands[1].score < CLEAR_MARGIN and not top.alias:
+        doubts.insert(0, f"choose the source ({top.name} and {cands[1].name} score alike)")
+    if not top.alias and (label_recall(var, vm) < LABEL_RECALL or label_precision(var, vm) < 1.0):
+        doubts.append(f"check the source: the labels of {top.name} ('{_clean(vm.label)}') and the target "
+                      f"('{_clean(var.label)}') differ")
+    rival = best_target(vm, wanted, aliases)
+    if rival is not None and rival.name != var.name and score(rival, vm).score > top.score - ALIAS_BONUS * top.alias:
+        doubts.append(f"check the source: {top.name} fits {rival.name} better; one source feeds one target "
+                      "unless you decide otherwise")
+    doubts += label_doubts(var, rule, vm, project)
+    if why:
+        doubts.insert(0, why)
+    if not doubts:  # looks certain: harmonise's own checks have the last word
+        doubts = [f"fix: {p}" for p in verify(var, rule, draft, project, observed.get(top.name, Counter()))]
+    return TargetDraft(var, cands, rule, "; ".join(doubts) if doubts else None)
+
+
+def one_source_one_target(targets: list[TargetDraft], aliases: dict[str, frozenset[str]]) -> None:
+    """Make TODO every settled similarity rule whose source another settled rule also reads, unless the source is
+    a listed alias of that target (crosswalk rules are the survey's own decisions and exempt)."""
+    users: dict[str, list[TargetDraft]] = defaultdict(list)
+    for t in targets:
+        if t.todo is None:
+            for n in rule_sources(t.rule):
+                users[n.lower()].append(t)
+    for name, ts in users.items():
+        if len(ts) > 1:
+            claimed = [t for t in ts if t.known or name in aliases.get(t.variable.name, frozenset())]
+            for t in ts:
+                if not t.known and (len(claimed) != 1 or t is not claimed[0]):
+                    others = ", ".join(o.variable.name for o in ts if o is not t)
+                    t.todo = (f"choose: {name} is also proposed for {others}; one source feeds one target unless you "
+                              "decide otherwise")
+
+
+def rule_sources(rule: dict[str, Any]) -> list[str]:
+    """Source variables a rule (as a dict) reads."""
+    if rule.get("source") and any(k in rule for k in ("map", "range", "table")):
+        return [str(rule["source"])]
+    if "expr" in rule:
+        from harmonise.spec.expr import ExprError, referenced_names
+
+        try:
+            return referenced_names(str(rule["expr"]))
+        except ExprError:
+            return []
+    return []
+
+
+def best_target(vm: VarMeta, wanted: list[Variable], aliases: dict[str, frozenset[str]]) -> Variable | None:
+    """The target a source variable fits best by label and values (its alias target, if it is one of one)."""
+    alias_of = [v for v in wanted if vm.name.lower() in aliases.get(v.name, frozenset())]
+    if len(alias_of) == 1:
+        return alias_of[0]
+    scores = [(score(v, vm).score, i) for i, v in enumerate(wanted)]
+    return wanted[max(scores)[1]] if scores else None
+
+
+def _observe(src: Any, names: list[str]) -> tuple[dict[str, Counter[Code]], dict[str, tuple[float, float]]]:
+    """Observed codes of ``names`` and the valid minimum and maximum of the numeric ones."""
+    observed: dict[str, Counter[Code]] = {n: Counter() for n in names}
     bounds: dict[str, tuple[float, float]] = {}
-    for chunk in src.chunks(tops):
-        for n in tops:
-            vm = meta.variables[n]
+    for chunk in src.chunks(names):
+        for n in names:
+            vm = src.meta.variables[n]
             observed[n].update(count_codes(vm, chunk))
             if vm.type == "numeric":
                 valid = valid_values(vm, chunk[n])
                 if len(valid):
                     lo, hi = bounds.get(n, (float(valid.min()), float(valid.max())))
                     bounds[n] = (min(lo, float(valid.min())), max(hi, float(valid.max())))
-    for var in wanted:
-        cands = ranked[var.name]
-        if not cands or cands[0].score < MIN_SCORE:
-            draft.targets.append(TargetDraft(var, cands, {"not_asked": f"{path.name} has no variable for this"},
-                                             f"no candidate scored {MIN_SCORE} or more: map a source or give the reason"))
-            continue
-        top = cands[0]
-        rule, doubts = propose(var, meta.variables[top.name], project, draft.missing, _ints(bounds.get(top.name)))
-        if len(cands) > 1 and top.score - cands[1].score < CLEAR_MARGIN and not top.alias:
-            doubts.insert(0, f"choose the source ({top.name} and {cands[1].name} score alike)")
-        if not doubts:  # looks certain: harmonise's own checks have the last word
-            doubts = [f"fix: {p}" for p in verify(var, rule, draft, project, observed[top.name])]
-        todo = "; ".join(doubts) if doubts else None
-        draft.targets.append(TargetDraft(var, cands, rule, todo))
-    return draft
+    return observed, bounds
+
+
+class Settle:
+    """Which of a covered survey's known rules a file supports, and which to keep per target."""
+
+    def __init__(self, draft: Draft, project: Project, observed: dict[str, Counter[Code]]) -> None:
+        self.draft, self.project, self.observed = draft, project, observed
+        self.problems: dict[int, list[str]] = {}
+        self.evidence: dict[tuple[str, str], int] = {}  # (target, wave) → +1 supported, -1 not supported
+        self.waves: list[str] = []
+
+    def check(self, var: Variable, kr: KnownRule) -> list[str]:
+        """Why the file does not support ``kr`` (empty: it does)."""
+        if id(kr) in self.problems:
+            return self.problems[id(kr)]
+        meta = self.draft.meta
+        missing = [n for n in rule_sources(kr.rule) if meta.get(n) is None]
+        if missing:
+            out = [f"{self.draft.source.name} lacks {', '.join(missing)}"]
+        else:
+            vm = meta.get(str(kr.rule.get("source", ""))) if "source" in kr.rule else None
+            observed = self.observed.get(vm.name, Counter()) if vm is not None else Counter()
+            out = verify(var, kr.rule, self.draft, self.project, observed)
+            if vm is not None:
+                out += label_doubts(var, kr.rule, vm, self.project)
+        self.problems[id(kr)] = out
+        return out
+
+    def fit_waves(self, waves: list[str], offers: dict[str, list[KnownRule]]) -> None:
+        """Per target and wave, whether the file supports the wave's rule (+1), does not (-1) or it is no evidence
+        (0: a not_asked or constant rule fits every file)."""
+        schema = self.project.schema
+        assert schema is not None
+        self.waves = waves
+        for name, rules in offers.items():
+            for kr in rules:
+                if kr.kind not in ("not_asked", "constant"):
+                    sign = -1 if self.check(schema.variable(name), kr) else 1
+                    for w in kr.waves:
+                        self.evidence[(name, w)] = sign
+
+    def fit(self, wave: str, leave_out: str | None = None) -> tuple[int, int]:
+        """How well the file fits ``wave``: (rules supported, minus rules not supported), without the evidence of
+        target ``leave_out``. Supported rules count first: an extract lacks most variables of every wave."""
+        signs = [v for (t, w), v in self.evidence.items() if w == wave and t != leave_out]
+        return signs.count(1), -signs.count(-1)
+
+    def best_waves(self, leave_out: str | None = None) -> set[str]:
+        fits = {w: self.fit(w, leave_out) for w in self.waves}
+        most = max(fits.values(), default=(0, 0))
+        return {w for w, f in fits.items() if f == most}
+
+    def choose(self, var: Variable, offers: list[KnownRule], survey: str) -> tuple[KnownRule | None, str | None]:
+        """The known rule to write for ``var`` and what is left to decide (None: nothing); no rule when none fits."""
+        ok = [kr for kr in offers if not self.check(var, kr)]
+        candidates = [kr for kr in ok if kr.kind != "not_asked"] or ok
+        if not candidates:
+            tried = "; ".join(f"{kr.describe()} ({self.problems[id(kr)][0]})" for kr in offers[:3])
+            return None, f"no rule of mappings/{survey}.yaml fits this file ({tried})"
+        measured = [kr for kr in offers if kr.kind != "not_asked"]
+        if candidates[0].kind == "not_asked" and measured:
+            # the file lacks what every measuring rule reads: not_asked only if the waves it fits best say so,
+            # judged without this target's own rules (their misfit is what is in question)
+            best = self.best_waves(leave_out=var.name)
+            agreed = [kr for kr in candidates if best <= set(kr.waves)]
+            if len(agreed) == 1:
+                return agreed[0], None
+            tried = "; ".join(f"{kr.describe()} ({self.problems[id(kr)][0]})" for kr in measured[:3])
+            return candidates[0], (f"keep not_asked only if this wave did not ask it; mappings/{survey}.yaml "
+                                   f"measures it in other waves ({tried})")
+        fits = {w: self.fit(w) for w in self.waves}
+        most = max(max(fits.get(w, (0, 0)) for w in kr.waves) for kr in candidates)
+        top = [kr for kr in candidates if max(fits.get(w, (0, 0)) for w in kr.waves) == most]
+        if len(top) > 1:
+            return top[0], "choose: " + " or ".join(kr.describe() for kr in top) + " (all fit this file)"
+        return top[0], None
 
 
 def _ints(b: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -285,6 +498,8 @@ def render(d: Draft) -> str:
            "# fail `harmonise validate` ('unresolved TODO') until resolved: check the rule against the candidates",
            "# listed above it (`harmonise inspect FILE --match NAME` shows every code), correct it and delete the",
            "# TODO key. Rules without TODO matched clearly and pass the checks against this file: still read them.",
+           *(["# Rules marked 'rule of mappings/...' are the survey's own crosswalk rules that this file supports."]
+             if any(t.known for t in d.targets) else []),
            f"survey: {scalar(d.survey)}",
            f"title: {scalar(d.source.stem)}",
            "missing:", f"  system: {d.missing.system}", "  codes:" + ("" if d.missing.codes else " {}")]
@@ -306,6 +521,8 @@ def render(d: Draft) -> str:
             alias = ", alias" if c.alias else ""
             shown = f" [{values}{more}]" if values else ""
             out.append(f"  #   {c.name} ({c.score:.2f}{alias}) {_clean(vm.label)!r}{shown}")
+        if t.origin:
+            out.append(f"  #   rule of {t.origin}")
         out.append(target_line(t))
     return "\n".join(out) + "\n"
 
@@ -333,3 +550,55 @@ def agreement(draft: Draft, project: Project, survey: str, wave: str, k: int = 1
         else:
             missed.append(t.variable.name)
     return hits, total, missed
+
+
+@dataclass
+class Precision:
+    """Settled rules of a draft compared with a shipped crosswalk wave on the same file."""
+
+    targets: int = 0  # targets drafted
+    settled: int = 0  # written without TODO
+    correct: list[str] = field(default_factory=list)  # settled, same sources, kind and codes as shipped
+    wrong: list[str] = field(default_factory=list)  # settled, differing from the shipped rule
+    absent: list[str] = field(default_factory=list)  # targets whose shipped sources the file lacks
+    absent_settled: list[str] = field(default_factory=list)  # ... of which the draft settled
+
+
+def _signature(tp: Any) -> tuple[Any, ...]:
+    from harmonise.spec.coverage import plan_sources
+
+    values = tuple(sorted(((str(k), str(v)) for k, v in tp.values.items())))
+    return (tp.kind, plan_sources(tp), values, tp.range, tp.expr, tp.constant, tp.transform)
+
+
+def precision(draft: Draft, project: Project, survey: str, wave: str) -> Precision:
+    """Compare every settled rule of ``draft`` with the shipped crosswalk's rule for ``wave`` on the draft's file.
+
+    A settled rule is correct when it resolves to the same source variables, kind and codes (values,
+    range, expression, constant) as the shipped rule. Targets whose shipped rule reads variables the
+    file lacks cannot be compared; they are counted apart.
+    """
+    from harmonise.spec.coverage import plan_sources
+    from harmonise.spec.resolve import resolve_wave
+
+    assert project.schema is not None
+    cw = project.crosswalks[survey]
+    meta = draft.meta.variables
+    shipped = resolve_wave(cw, cw.wave(wave), project.schema, project.tables, meta)
+    rules = {t.variable.name: Rule.model_validate(t.rule) for t in draft.targets if t.todo is None}
+    mine = resolve_wave(Crosswalk(survey=survey, title="draft", missing=draft.missing, targets=rules,
+                                  waves=[Wave(wave="draft", year=draft.year or 2000, files=["x"])]),
+                        Wave(wave="draft", year=draft.year or 2000, files=["x"]), project.schema, project.tables, meta)
+    out = Precision(targets=len(draft.targets), settled=len(rules))
+    for t in draft.targets:
+        name = t.variable.name
+        tp = shipped.targets.get(name)
+        if tp is None:
+            continue
+        if any(draft.meta.get(n) is None for n in plan_sources(tp)):
+            out.absent.append(name)
+            if name in rules:
+                out.absent_settled.append(name)
+        elif name in rules:
+            (out.correct if _signature(mine.targets[name]) == _signature(tp) else out.wrong).append(name)
+    return out

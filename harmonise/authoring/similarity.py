@@ -188,3 +188,68 @@ def rank(target: Variable, meta: SourceMeta, aliases: frozenset[str] = frozenset
     scored = [score(target, vm, aliases, labels[vm.name]) for vm in meta.variables.values()]
     scored.sort(key=lambda c: (-c.score, order[c.name]))
     return scored[:n]
+
+
+def name_key(text: str) -> str:
+    """A name compared loosely: folded, punctuation dropped, words sorted ('Korea, Republic of' =
+    'Republic of Korea')."""
+    return " ".join(sorted(re.split(r"[^a-z0-9]+", fold(text)))).strip()
+
+
+def row_names(row: dict[str, object]) -> frozenset[str]:
+    """Every name a reference row goes by: its name, its aliases, and each part of a '; ' list."""
+    names = [str(row.get("name", "")), *map(str, row.get("aliases", []) or [])]  # type: ignore[call-overload]
+    parts = [p for n in names for p in (n, *n.split("; "))]
+    return frozenset(name_key(p) for p in parts if p.strip())
+
+
+def table_conflicts(labels: dict[Code, str], values: dict[Code, object],
+                    rows: dict[str, dict[str, object]]) -> list[tuple[Code, str, str, str]]:
+    """Codes whose value label in the file names another country or language than the code's target:
+    (code, file label, target code, target name). Codes without a label or a reference row are skipped."""
+    out = []
+    for code, label in labels.items():
+        target = values.get(code)
+        row = rows.get(str(target)) if target is not None else None
+        if row is not None and name_key(label) not in row_names(row) and not _residual(label, row):
+            out.append((code, label, str(target), str(row.get("name", target))))
+    return out
+
+
+def _residual(label: str, row: dict[str, object]) -> bool:
+    """'Other EU country' agrees with a residual row ('Other or unspecified country'): both name the rest."""
+    return fold(label).lstrip().startswith("other") and fold(str(row.get("name", ""))).startswith("other")
+
+
+def map_conflicts(var: Variable, values: dict[Code, object], labels: dict[Code, str]) -> list[tuple[Code, str, object, object]]:
+    """Codes a rule maps against their value label: the label names another target code clearly and shares
+    no word with the mapped one ('Male' mapped to female). (code, label, mapped, what the label names)."""
+    out: list[tuple[Code, str, object, object]] = []
+    codes = var.codes or {}
+    for code, label in labels.items():
+        if code not in values:
+            continue
+        mapped = values[code]
+        best, cover, jac = code_match(label, var)
+        if best is None or best == mapped or cover < 1.0 or jac < 0.5:
+            continue
+        if var.type == "boolean" or not (tokens(label) & (tokens(str(codes.get(str(mapped), ""))) | tokens(str(mapped)))):
+            out.append((code, label, mapped, best))
+    return out
+
+
+def _words(text: str) -> frozenset[str]:
+    """Match keys of ``text`` without numbers and question numbers ('(0-10)', '(Q63)')."""
+    return frozenset(w for w in tokens(text) if not re.fullmatch(r"<?[a-z]{0,2}[0-9]+[a-z]?", w))
+
+
+def label_recall(target: Variable, vm: VarMeta) -> float:
+    """Share of the target label's words that the source's label names."""
+    return covered(_words(target.label), _words(vm.label) or tokens(vm.name))
+
+
+def label_precision(target: Variable, vm: VarMeta) -> float:
+    """Share of the source label's words that the target's label, name, definition or codes explain."""
+    explained = tokens(target.label) | tokens(target.name) | tokens(target.definition)
+    explained |= frozenset().union(*(tokens(c) for c in (target.codes or {}).values()))
+    return covered(_words(vm.label) or tokens(vm.name), explained)

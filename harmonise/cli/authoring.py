@@ -47,16 +47,19 @@ def inspect(file: Path, patterns: tuple[str, ...], max_codes: int, no_data: bool
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--no-aliases", is_flag=True,
               help="Rank by labels only (ignore mappings/aliases.yaml and the other crosswalks' names).")
+@click.option("--no-crosswalk", is_flag=True,
+              help="Ignore the survey's own crosswalk (by default a covered survey's rules are the starting point).")
 @click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
 @handled
 def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | None, force: bool,
-             no_aliases: bool, encoding: str | None) -> None:
+             no_aliases: bool, no_crosswalk: bool, encoding: str | None) -> None:
     """Draft a crosswalk for one wave of FILE; uncertain rules are marked TODO and fail validation."""
     from harmonise.authoring.scaffold import scaffold as make
 
     if out is not None and out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
-    draft = make(context_root(), file, survey, wave, year=year, encoding=encoding, aliases=not no_aliases)
+    draft = make(context_root(), file, survey, wave, year=year, encoding=encoding, aliases=not no_aliases,
+                 known=not no_crosswalk)
     text = draft.text()
     if out is None:
         click.echo(text, nl=False)

@@ -1,0 +1,47 @@
+"""docs/crosswalk.md: its key reference is generated from the crosswalk model and kept in sync."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from harmonise.authoring.formatdoc import BEGIN, DOC_PATH, END, MODELS, reference, splice, type_name
+from harmonise.spec.crosswalk import Code, TargetValue
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_every_model_field_is_described(model: type[BaseModel]) -> None:
+    undescribed = [name for name, info in model.model_fields.items() if not (info.description or "").strip()]
+    assert undescribed == [], f"add description= to these fields of {model.__name__} in harmonise/spec/crosswalk.py"
+
+
+def test_every_key_is_in_the_reference() -> None:
+    ref = reference()
+    for model in MODELS:
+        for name, info in model.model_fields.items():
+            assert f"| `{info.alias or name}` |" in ref, (model.__name__, name)
+            assert " ".join((info.description or "").split()) in ref, (model.__name__, name)
+
+
+def test_committed_page_is_up_to_date() -> None:
+    page = (ROOT / DOC_PATH).read_text(encoding="utf-8")
+    assert page.count(BEGIN) == page.count(END) == 1
+    assert splice(page) == page, "docs/crosswalk.md is stale: run `python -m harmonise.authoring.formatdoc`"
+
+
+def test_splice_refuses_a_page_without_markers() -> None:
+    with pytest.raises(ValueError, match="lacks the marker lines"):
+        splice("# no markers\n")
+
+
+def test_type_names() -> None:
+    assert type_name(dict[Code, str] | None) == "mapping code (number or text) → text"
+    assert type_name(TargetValue | None) == "value (boolean, number or text)"
+    assert type_name(dict[str, Code | list[Code]]) == "mapping text → code (number or text) or list of code (number or text)"
+    assert type_name(tuple[float, float]) == "[number, number]"
+
+
+def test_readme_links_the_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "[crosswalk format](docs/crosswalk.md)" in readme

@@ -1,0 +1,67 @@
+"""docs/issues.md has one entry per issue code in harmonise/, and JSON output links each issue to its entry."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+from harmonise.errors import ISSUES_DOC, Issue
+from tests.conftest import ROOT, edit, run
+
+ENTRY = re.compile(r"^### ([a-z0-9-]+)$", re.MULTILINE)
+
+
+def issue_codes() -> dict[str, list[str]]:
+    """Every ``code="…"`` passed to a call in harmonise/ (Issue, or a helper that builds one), with where."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "harmonise").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                for kw in node.keywords:
+                    if kw.arg == "code":
+                        assert isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str), (
+                            f"{path.relative_to(ROOT)}:{node.lineno}: issue codes must be literal strings "
+                            "so that docs/issues.md can be checked")
+                        found.setdefault(kw.value.value, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    default = next(f.default for f in dataclasses.fields(Issue) if f.name == "code")
+    found.setdefault(str(default), []).append("harmonise/errors.py (Issue's default)")
+    return found
+
+
+def entries() -> dict[str, str]:
+    """Entry text per code heading of docs/issues.md."""
+    text = (ROOT / ISSUES_DOC).read_text(encoding="utf-8")
+    heads = list(ENTRY.finditer(text))
+    return {m.group(1): text[m.end():heads[i + 1].start() if i + 1 < len(heads) else len(text)]
+            for i, m in enumerate(heads)}
+
+
+def test_every_issue_code_has_exactly_one_entry_with_meaning_and_fix() -> None:
+    codes, docs = issue_codes(), entries()
+    undocumented = {c: where for c, where in codes.items() if c not in docs}
+    assert undocumented == {}, "add an entry (### code, **Meaning.** and **Fix.**) to docs/issues.md"
+    assert sorted(set(docs) - set(codes)) == [], "docs/issues.md documents codes harmonise no longer emits"
+    heads = ENTRY.findall((ROOT / ISSUES_DOC).read_text(encoding="utf-8"))
+    assert len(heads) == len(set(heads)) == len(codes)
+    for code, body in docs.items():
+        assert "**Meaning.**" in body and "**Fix.**" in body, code
+
+
+def test_to_dict_links_the_entry() -> None:
+    issue = Issue("source variable gndr code 3 has no mapping", code="unmapped-code", variable="gndr")
+    assert issue.to_dict() == {"message": "source variable gndr code 3 has no mapping", "code": "unmapped-code",
+                               "severity": "error", "variable": "gndr", "doc": "docs/issues.md#unmapped-code"}
+    assert Issue("x").to_dict()["doc"] == "docs/issues.md#error"
+
+
+def test_json_output_links_every_issue_to_a_documented_entry(project: Path) -> None:
+    edit(project / "mappings" / "ess.yaml", "source: gndr", "sorce: gndr")
+    code, out, _ = run("validate", "--format", "json", project=project)
+    assert code == 1
+    issues = json.loads(out)["issues"]
+    docs = entries()
+    assert issues and all(i["doc"] == f"docs/issues.md#{i['code']}" and i["code"] in docs for i in issues)
+    assert {i["code"] for i in issues} >= {"unknown-key"}
