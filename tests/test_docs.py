@@ -13,7 +13,7 @@ COMMANDS = sorted(main.commands)
 
 
 def test_the_cli_has_the_documented_command_set() -> None:
-    assert COMMANDS == ["build", "codebook", "compare", "coverage", "diff", "export", "fixtures", "indicators",
+    assert COMMANDS == ["adapt", "build", "codebook", "compare", "coverage", "diff", "export", "fixtures", "indicators",
                         "inspect", "query", "scaffold", "schema", "sql", "validate"]
 
 

@@ -20,13 +20,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, Wave
+from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Period, Rule, Wave
 
 DOC_PATH = Path("docs") / "crosswalk.md"
 BEGIN = "<!-- BEGIN generated key reference: python -m harmonise.authoring.formatdoc -->"
 END = "<!-- END generated key reference -->"
-MODELS: tuple[type[BaseModel], ...] = (Crosswalk, MissingDefaults, Wave, Rule)
-SECTION = {Crosswalk: "The file", MissingDefaults: "`missing`", Wave: "`waves[]`", Rule: "`targets.<target>`"}
+MODELS: tuple[type[BaseModel], ...] = (Crosswalk, MissingDefaults, Wave, Period, Rule)
+SECTION = {Crosswalk: "The file", MissingDefaults: "`missing`", Wave: "`waves[]`", Period: "`periods[]`",
+           Rule: "`targets.<target>`"}
 SCALARS = {str: "text", int: "integer", float: "number", bool: "boolean", Any: "any"}
 CODE = frozenset({int, float, str})  # harmonise.spec.crosswalk.Code
 VALUE = frozenset({bool, int, float, str})  # harmonise.spec.crosswalk.TargetValue
