@@ -160,12 +160,13 @@ def query(sql: str, db: Path, fmt: str) -> None:
               help="Rows per file (default: the declared sample sizes of a few countries per wave, or of every "
                    "city a city survey samples).")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--force", is_flag=True, help="Replace files in --out of the same names that harmonise did not write.")
 @handled
-def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int) -> None:
+def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int, force: bool) -> None:
     """Write deterministic synthetic source files from the declared codebooks."""
     from harmonise.fixtures import generate
 
-    for path in generate(context_root(), out, survey=survey, wave=wave, rows=rows, seed=seed):
+    for path in generate(context_root(), out, survey=survey, wave=wave, rows=rows, seed=seed, force=force):
         click.echo(str(path))
 
 
