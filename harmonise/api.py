@@ -154,13 +154,14 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
           encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None,
-          synthetic: bool = False) -> RunResult:
+          synthetic: bool = False, force: bool = False) -> RunResult:
     """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched.
 
     ``jobs``: worker processes for the files (default: one per core and file once the files total
     64 MB, see ``pipeline.default_jobs``); the database content does not depend on it.
     ``synthetic``: the files are generated (the demo), recorded as ``('synthetic', 'true')`` in
     ``build_info`` for codebooks and charts to say so.
+    ``force``: replace ``db`` even if harmonise did not build it (see ``store.atomic``).
     """
     import duckdb
 
@@ -174,7 +175,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     result = RunResult(issues=declaration_issues(project))
     if result.errors or project.schema is None:
         raise ValidationFailed(result.issues, "crosswalks failed to load")
-    with atomic_target(db) as tmp:
+    with atomic_target(db, force) as tmp:
         con = open_build(tmp)
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:

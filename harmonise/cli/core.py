@@ -65,8 +65,10 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
+@click.option("--force", is_flag=True, help="Replace --db even if it is not a database harmonise built.")
 @handled
-def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None) -> None:
+def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None,
+          force: bool) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
     if demo and data:
         raise click.UsageError("give either --data or --demo, not both")
@@ -75,7 +77,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     root = context_root()
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
-    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo)
+    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo, force=force)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
