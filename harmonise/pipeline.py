@@ -13,11 +13,13 @@ import fnmatch
 import hashlib
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_ins
 from harmonise.compile.sql import CompiledWave, compile_wave, plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue
+from harmonise.procs import die_with_parent
 from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
 from harmonise.readers.prefetch import prefetched_chunks
 from harmonise.spec.coverage import quality_of
@@ -375,32 +378,49 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
 
     With ``workers`` > 1 and several files, each file is harmonised in a worker process into a
     DuckDB file of its own; the main process merges those into ``con`` in job order, so the
-    database holds the same rows whatever the number of workers.
+    database holds the same rows whatever the number of workers. The workers' files live in a
+    folder beside the database being built (``<file>.jobs``, mode 0700, removed with the build's
+    other leftovers if the build is killed); the workers die with the process that started them.
     """
     if workers <= 1 or len(jobs) <= 1:
         return [process(j, con, project, encoding=encoding, progress=progress) for j in jobs]
     workers = min(workers, len(jobs))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
-    with tempfile.TemporaryDirectory(prefix="harmonise-jobs-") as folder, \
+    with _jobs_folder(con) as folder, \
             ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                initargs=(project.root, mappings)) as pool:
+                                initargs=(project.root, mappings, os.getpid())) as pool:
         futures: list[Future[Outcome]] = [
-            pool.submit(_worker, job, str(Path(folder) / f"job-{i}.duckdb"), encoding, prefetch)
+            pool.submit(_worker, job, str(folder / f"job-{i}.duckdb"), encoding, prefetch)
             for i, job in enumerate(jobs)]
         for i, fut in enumerate(futures):
             out = fut.result()
-            append_database(con, Path(folder) / f"job-{i}.duckdb")
+            append_database(con, folder / f"job-{i}.duckdb")
             outcomes.append(out)
             if progress:
                 progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
     return outcomes
 
 
+@contextmanager
+def _jobs_folder(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
+    """A private folder (0700) for the workers' files: ``<database file>.jobs`` beside the file ``con`` writes,
+    or a temporary folder for an in-memory database (``validate --data``); removed afterwards."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    if row and row[0]:
+        folder = Path(str(row[0]) + ".jobs")
+        folder.mkdir(mode=0o700)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="harmonise-jobs-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 _WORKER: dict[str, Project] = {}
-
-
-def _worker_init(root: Path, mappings: list[Path] | None) -> None:
+def _worker_init(root: Path, mappings: list[Path] | None, parent: int) -> None:
+    die_with_parent(parent)
     _WORKER["project"] = load_project(root, mappings or None)
 
 
