@@ -383,7 +383,11 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     other leftovers if the build is killed); the workers die with the process that started them.
     """
     if workers <= 1 or len(jobs) <= 1:
-        return [process(j, con, project, encoding=encoding, progress=progress) for j in jobs]
+        outs = []
+        for j in jobs:
+            with _located(j):
+                outs.append(process(j, con, project, encoding=encoding, progress=progress))
+        return outs
     workers = min(workers, len(jobs))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
@@ -394,12 +398,31 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
             pool.submit(_worker, job, str(folder / f"job-{i}.duckdb"), encoding, prefetch)
             for i, job in enumerate(jobs)]
         for i, fut in enumerate(futures):
-            out = fut.result()
-            append_database(con, folder / f"job-{i}.duckdb")
+            with _located(jobs[i]):
+                out = fut.result()
+                append_database(con, folder / f"job-{i}.duckdb")
             outcomes.append(out)
             if progress:
                 progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
     return outcomes
+
+
+# DuckDB errors that data or an expression can cause (a value out of range, a conversion, a full disk);
+# parser, binder and internal errors stay bugs.
+DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException,
+               duckdb.IOException, duckdb.OutOfMemoryException)
+
+
+@contextmanager
+def _located(job: Job) -> Iterator[None]:
+    """DuckDB errors a file or a rule's expression can cause, as an InputError naming the file and wave."""
+    try:
+        yield
+    except DATA_ERRORS as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(f"{job.path}: harmonising {job.crosswalk.survey} wave {job.wave.wave} failed in DuckDB "
+                         f"({first}); if a rule's expression cannot hold this file's values, guard it (e.g. "
+                         "with if/else); if the disk or memory is full, free some and build again") from exc
 
 
 @contextmanager
@@ -431,6 +454,7 @@ def _worker(job: Job, path: str, encoding: str | None, prefetch: bool) -> Outcom
     try:
         con.execute("SET threads = 1")  # the workers already use the cores
         create_all(con, project.schema)
-        return process(job, con, project, encoding=encoding, prefetch=prefetch)
+        with _located(job):
+            return process(job, con, project, encoding=encoding, prefetch=prefetch)
     finally:
         con.close()

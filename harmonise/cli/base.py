@@ -52,6 +52,25 @@ def _interrupted(exc: BaseException) -> bool:
                                                            and str(exc).startswith("Query interrupted"))
 
 
+def duckdb_failure(exc: BaseException, db: object = None) -> str | None:
+    """The message for a DuckDB error a user can cause (a damaged database file, a full disk, memory, a
+    value out of range), or None for one that only a bug in harmonise causes (parser, binder, internal)."""
+    duckdb = sys.modules.get("duckdb")  # imported only by commands that use it (see --help's import test)
+    if duckdb is None or not isinstance(exc, duckdb.Error):
+        return None
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    where = f"{db}: " if db else ""
+    if "corrupt" in first.lower() or "checksum" in first.lower() or isinstance(exc, duckdb.SerializationException):
+        return f"{where}the database file is damaged ({first}); build it again with `harmonise build`"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return f"{where}DuckDB ran out of memory ({first}); close other programs, or work on fewer rows"
+    if isinstance(exc, duckdb.IOException):
+        return f"{where}{first}; check the path, free space and permissions"
+    if isinstance(exc, (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)):
+        return f"{where}a value cannot be computed ({first})"
+    return None
+
+
 def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into messages and exit codes; tracebacks only with --debug."""
 
@@ -93,6 +112,12 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
                 click.echo("interrupted; a database being built was not replaced", err=True)
                 ctx.exit(130)
+            message = duckdb_failure(exc, kwargs.get("db"))
+            if message is not None:
+                if debug:
+                    traceback.print_exc()
+                click.echo(f"error: {message}", err=True)
+                ctx.exit(2)
             if debug:
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
@@ -125,8 +150,8 @@ def json_dumps(data: Any) -> str:
 def _finite(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_finite(x) for x in data]
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, dict):  # MAP keys may be dates, decimals or NaN: JSON keys are text
+        return {(k if isinstance(k, str) else "null" if k is None else str(k)): _finite(v) for k, v in data.items()}
     if isinstance(data, Decimal):  # DuckDB's DECIMAL (e.g. a literal 2.5): a JSON number, not text
         data = float(data)
     return None if isinstance(data, float) and not math.isfinite(data) else data

@@ -138,6 +138,7 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "two_files": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "TIES_2007_copy.sav")),
     "unmatched_file": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "notes.sav")),
     "fifo": lambda df, meta, src, out: (_copy(src, out), os.mkfifo(out / "h.duckdb")),
+    "huge_id": _mutated(_set("resp_id", 1e308, 1)),
 }
 
 
