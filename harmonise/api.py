@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from harmonise.pipeline import Outcome
+    from harmonise.store.query import QueryResult
 
 # DuckDB, pandas and the pipeline are imported by the functions that read data or open a database,
 # so a static `validate` (the mapping author's loop) does not pay for them (docs/decisions.md 19).
@@ -245,22 +246,27 @@ def demo_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*/*") if p.is_file())
 
 
-def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    """Run ``sql`` on a read-only connection; returns (column names, rows)."""
-    from harmonise.store.connect import connect
+def query(db: str | Path, sql: str, *, timeout: float | None = None, max_rows: int | None = None,
+          memory_limit: str | None = None) -> QueryResult:
+    """Run ``sql`` on a read-only connection; returns a QueryResult (``cols, rows = …`` or ``.to_pandas()``).
 
-    empty = UsageError("the query is empty; give one SQL statement, e.g. \"SELECT count(*) FROM respondents\"")
-    if not sql.strip().strip(";").strip():
-        raise empty
-    con = connect(db)
-    try:
-        cur = con.execute(sql)
-        if cur is None:  # only comments
-            raise empty
-        cols = [d[0] for d in cur.description] if cur.description else []
-        return cols, cur.fetchall()
-    finally:
-        con.close()
+    ``timeout`` (seconds) stops the query with QueryTimeout; ``max_rows`` keeps only the first rows;
+    ``memory_limit`` (e.g. ``"2GB"``, the default) bounds DuckDB's memory. Ctrl-C raises Interrupted.
+    """
+    from harmonise.store.query import MEMORY_LIMIT, query_all
+
+    return query_all(db, sql, timeout=timeout, max_rows=max_rows, memory_limit=memory_limit or MEMORY_LIMIT)
+
+
+def query_stream(db: str | Path, sql: str, on_columns: Callable[[list[str]], None],
+                 on_rows: Callable[[list[tuple[object, ...]]], None], *, timeout: float | None = None,
+                 max_rows: int | None = None, memory_limit: str | None = None) -> tuple[int, bool]:
+    """Like :func:`query`, handing the columns and then batches of rows to the callbacks as DuckDB produces
+    them; returns (rows, whether ``max_rows`` cut the result short)."""
+    from harmonise.store.query import MEMORY_LIMIT, run_query
+
+    return run_query(db, sql, on_columns, on_rows, timeout=timeout, max_rows=max_rows,
+                     memory_limit=memory_limit or MEMORY_LIMIT)
 
 
 def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -> str:

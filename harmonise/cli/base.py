@@ -171,6 +171,73 @@ def unique_names(cols: list[str]) -> list[str]:
     return out
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters (escape sequences, newlines, C1 codes) written as visible escapes, so a
+    label cannot move the cursor, recolour or retitle the terminal, or break a table row."""
+    return text.translate(_CONTROL)
+
+
+class RowWriter:
+    """Rows written to standard output as they arrive: a text table (column widths from the first batch,
+    control characters escaped), CSV (values byte-exact) or a JSON list of objects."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.cols: list[str] = []
+        self.widths: list[int] | None = None
+        self.n = 0
+
+    def _out(self, text: str) -> None:
+        click.echo(text, nl=False, color=True)  # color=True: never strip escape sequences from values (CSV, JSON)
+
+    def columns(self, cols: list[str]) -> None:
+        self.cols = cols
+        if self.fmt == "csv":
+            self._out(_csv_lines([cols]))
+
+    def rows(self, rows: list[tuple[Any, ...]]) -> None:
+        if self.fmt == "csv":
+            self._out(_csv_lines(rows))
+        elif self.fmt == "json":
+            names = unique_names(self.cols)
+            for r in rows:
+                item = "\n".join("  " + ln for ln in json_dumps(dict(zip(names, r))).splitlines())
+                self._out(("[\n" if self.n == 0 else ",\n") + item)
+                self.n += 1
+            return
+        else:
+            cells = _cells(rows)
+            if self.widths is None:
+                head = [terminal_safe(c) for c in self.cols]
+                self.widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(head)]
+                self._out("  ".join(c.ljust(w) for c, w in zip(head, self.widths)) + "\n"
+                          + "  ".join("-" * w for w in self.widths) + "\n")
+            self._out("".join("  ".join(v.ljust(w) for v, w in zip(r, self.widths)) + "\n" for r in cells))
+        self.n += len(rows)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self._out("[]\n" if self.n == 0 else "\n]\n")
+        elif self.fmt == "text":
+            if self.widths is None:
+                self.rows([])
+            self._out(f"({self.n} row{'s' if self.n != 1 else ''})\n")
+
+
+def _cells(rows: list[tuple[Any, ...]]) -> list[list[str]]:
+    return [[("" if v is None else terminal_safe(str(v))) for v in r] for r in rows]
+
+
+def _csv_lines(rows: list[tuple[Any, ...]] | list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
 def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
     if fmt == "json":
         names = unique_names(cols)
@@ -181,7 +248,8 @@ def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
         w.writerow(cols)
         w.writerows(rows)
         return buf.getvalue().rstrip("\n")
-    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    cells = _cells(rows)
+    cols = [terminal_safe(c) for c in cols]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
     line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
     sep = "  ".join("-" * w for w in widths)

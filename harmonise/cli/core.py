@@ -136,21 +136,61 @@ def render_comparison(c: Comparison, db: Path) -> str:
     return "\n".join(lines)
 
 
-@main.command()
-@click.argument("sql")
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("sql", nargs=-1, type=click.UNPROCESSED)
+@click.option("-f", "--file", "sql_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="Read the SQL from this file ('-': standard input).")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
               show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table escapes control characters; csv and json keep values exact.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop the query after this many seconds (exit 1).")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Print at most this many rows (a note on standard error says when rows were left out).")
+@click.option("--memory-limit", default=None, help="DuckDB's memory limit for the query (default 2GB); beyond it the "
+              "query stops (exit 2).")
 @handled
-def query(sql: str, db: Path, fmt: str) -> None:
-    """Run read-only SQL on a built database."""
+def query(sql: tuple[str, ...], sql_file: Path | None, db: Path, fmt: str, timeout: float | None,
+          max_rows: int | None, memory_limit: str | None) -> None:
+    """Run read-only SQL on a built database: SQL as the argument ('-': standard input) or -f FILE.
+
+    Rows are printed as DuckDB produces them; Ctrl-C stops the query (exit 130).
+    """
     import duckdb
 
+    from harmonise.cli.base import RowWriter
+
+    text = _sql_text(sql, sql_file)
+    writer = RowWriter("text" if fmt == "table" else fmt)
     try:
-        cols, rows = api.query(db, sql)
-    except duckdb.Error as exc:
+        _, cut = api.query_stream(db, text, writer.columns, writer.rows, timeout=timeout, max_rows=max_rows,
+                                  memory_limit=memory_limit)
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+            duckdb.PermissionException, duckdb.NotImplementedException) as exc:  # the SQL is wrong or not allowed
         raise click.UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
-    click.echo(format_rows(cols, rows, fmt))
+    writer.close()
+    if cut:
+        click.echo(f"note: stopped after {max_rows:,} row(s) (--max-rows); more rows were left out", err=True)
+
+
+def _sql_text(sql: tuple[str, ...], sql_file: Path | None) -> str:
+    """The SQL of the query command: the argument(s), standard input ('-'), or the file of -f."""
+    if sql_file is not None:
+        if sql:
+            raise click.UsageError("give the SQL either as an argument or with -f FILE, not both")
+        if str(sql_file) == "-":
+            return sys.stdin.read()
+        try:
+            return sql_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise click.UsageError(f"cannot read the SQL file {sql_file}: {reason}") from None
+    if not sql:
+        raise click.UsageError("give the SQL as an argument, '-' to read it from standard input, or -f FILE")
+    if sql == ("-",):
+        return sys.stdin.read()
+    return " ".join(sql)
 
 
 @main.command()

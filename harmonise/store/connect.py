@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from harmonise.errors import InputError
+from harmonise.errors import InputError, UsageError
 
 READ_ONLY_CONFIG = {
     "enable_external_access": False,
@@ -17,14 +17,19 @@ READ_ONLY_CONFIG = {
 }
 
 
-def connect(path: str | Path = "harmonised.duckdb") -> duckdb.DuckDBPyConnection:
-    """Open a built database read-only with external access disabled."""
+def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open a built database read-only with external access disabled (and DuckDB's ``memory_limit``, e.g. ``2GB``)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such database; run `harmonise build` first or pass --db")
+    config: dict[str, str | bool | int | float | list[str]] = dict(READ_ONLY_CONFIG)
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
     try:
-        return duckdb.connect(str(p), read_only=True, config=dict(READ_ONLY_CONFIG))
+        return duckdb.connect(str(p), read_only=True, config=config)
     except duckdb.Error as exc:
+        if memory_limit is not None and "memory" in str(exc).lower():
+            raise UsageError(f"--memory-limit {memory_limit!r} is not a memory size; give e.g. 2GB or 500MB") from exc
         raise InputError(f"{p}: cannot open as a harmonise database ({str(exc).splitlines()[0]})") from exc
 
 
