@@ -166,8 +166,9 @@ def query(sql: tuple[str, ...], sql_file: Path | None, db: Path, fmt: str, timeo
     try:
         _, cut = api.query_stream(db, text, writer.columns, writer.rows, timeout=timeout, max_rows=max_rows,
                                   memory_limit=memory_limit)
-    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
-            duckdb.PermissionException, duckdb.NotImplementedException) as exc:  # the SQL is wrong or not allowed
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.PermissionException,
+            duckdb.NotImplementedException, duckdb.InvalidInputException, duckdb.ConversionException,
+            duckdb.OutOfRangeException) as exc:  # the SQL is wrong, not allowed, or fails on the data
         raise click.UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
     writer.close()
     if cut:

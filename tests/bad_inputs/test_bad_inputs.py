@@ -27,7 +27,7 @@ from harmonise.cli import main
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MANIFEST = yaml.safe_load((HERE / "cases.yaml").read_text())
-CASES: list[dict[str, Any]] = MANIFEST["crosswalks"] + MANIFEST["data"]
+CASES: list[dict[str, Any]] = MANIFEST["crosswalks"] + MANIFEST["data"] + MANIFEST["reliability"]
 ROWS = 200
 
 
@@ -114,6 +114,49 @@ def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out:
     _write_sav(df, meta, out / "TIES_2007.sav")
 
 
+def _corrupt_name(compress: bool) -> Callable[[pd.DataFrame, Any, Path, Path], None]:
+    """The first variable record's name (RESP_ID) overwritten with bytes no SPSS name can hold."""
+    def make(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+        name = out / ("TIES_2007.zsav" if compress else "TIES_2007.sav")
+        pyreadstat.write_sav(df, str(name), compress=compress)
+        raw = name.read_bytes()
+        i = raw.index(b"RESP_ID ")
+        name.write_bytes(raw[:i] + b"\xff\x00\x1b[2J" + raw[i + 8:])
+    return make
+
+
+def _foreign_duckdb(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """A DuckDB database of the user's own (no build_info) at h.duckdb, and the source file."""
+    _copy(src, out)
+    con = duckdb.connect(str(out / "h.duckdb"))
+    con.execute("CREATE TABLE results AS SELECT 42 AS answer, chr(27) || '[31m' AS escape")
+    con.close()
+
+
+def _glob_neighbours(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """Files whose names a glob of a --db named '*' would match."""
+    _copy(src, out)
+    (out / "thesis.tmp-backup.docx").write_text("the user's thesis")
+    (out / "results.tmp-2024").mkdir()
+
+
+def _release_files(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """A real release file where `fixtures --out` would write its TIES file."""
+    (out / "ties").mkdir()
+    _copy(src, out / "ties")
+
+
+def _foreign_codebook(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    (out / "cb").mkdir()
+    (out / "cb" / "README.md").write_text("the user's own readme")
+
+
+def _links(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    (out / "dangling").symlink_to(out / "nowhere")
+    (out / "cb" / "markdown").mkdir(parents=True)
+    (out / "cb" / "ddi").symlink_to(out / "cb" / "markdown")
+
+
 MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "base": lambda df, meta, src, out: _copy(src, out),
     "zero_bytes": lambda df, meta, src, out: (out / "TIES_2007.sav").write_bytes(b""),
@@ -139,6 +182,14 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "unmatched_file": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "notes.sav")),
     "fifo": lambda df, meta, src, out: (_copy(src, out), os.mkfifo(out / "h.duckdb")),
     "huge_id": _mutated(_set("resp_id", 1e308, 1)),
+    "negative_huge_id": _mutated(_set("resp_id", -1e308, 1)),
+    "corrupt_name_sav": _corrupt_name(False),
+    "corrupt_name_zsav": _corrupt_name(True),
+    "foreign_duckdb": _foreign_duckdb,
+    "glob_neighbours": _glob_neighbours,
+    "release_files": _release_files,
+    "foreign_codebook": _foreign_codebook,
+    "links": _links,
 }
 
 
@@ -209,7 +260,7 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 def test_corpus_is_large_and_documented() -> None:
     ids = [c["id"] for c in CASES]
-    assert len(ids) >= 40 and len(set(ids)) == len(ids)
+    assert len(ids) >= 150 and len(set(ids)) == len(ids)
     readme = (HERE / "README.md").read_text()
     listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", readme, flags=re.MULTILINE))
     assert listed == set(ids), f"README.md out of date: missing {sorted(set(ids) - listed)}, extra {sorted(listed - set(ids))}"
