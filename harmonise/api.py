@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harmonise import __version__
-from harmonise.checks import declaration_issues, static_issues
+from harmonise.checks import declaration_issues, inputs, static_issues
 from harmonise.compile.sql import plan_and_compile
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.spec.project import Project, crosswalk_paths, load_project
@@ -184,6 +184,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
+            result.issues.extend(inputs.weight_issues(con))
             write_schema_tables(con, project.schema)
             write_lookups(con, project, encoding)
             store_indicators(con, project)
