@@ -107,3 +107,23 @@ def test_success_only_after_the_new_database_opens_read_only(ties: Path, tmp_pat
     assert code == 2 and "built" not in out
     assert err.startswith("error: ") and "the new database does not open read-only" in err
     assert db.read_bytes() == before
+
+
+def test_a_damaged_database_is_a_message_not_an_internal_error(ties: Path, tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    assert build(ties, db)[0] == 0
+    raw = bytearray(db.read_bytes())
+    block = 262_144  # DuckDB's block size; the first 12 KiB are the file headers, then the catalog's block
+    for start in range(12_288 + block + 5_000, len(raw), block):  # data blocks: it opens, reading fails
+        raw[start:start + 500] = bytes(b ^ 0x5A for b in raw[start:start + 500])
+    db.write_bytes(bytes(raw))
+    for args in (["query", "SELECT * FROM respondents"], ["indicators"],
+                 ["export", "--format", "csv", "--out", str(tmp_path / "ex")]):
+        code, _, err = run(*args, "--db", str(db))
+        assert code == 2, (args, err)
+        assert err.startswith(f"error: {db}: the database file is damaged (") and \
+            err.endswith("); build it again with `harmonise build`\n"), (args, err)
+    raw[12_288 + 100:12_288 + 600] = bytes(500)  # the catalog's block too: it does not even open
+    db.write_bytes(bytes(raw))
+    code, _, err = run("indicators", "--db", str(db))
+    assert code == 2 and err.startswith(f"error: {db}: the database file is damaged (Corrupt database file"), err

@@ -30,6 +30,10 @@ def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = N
     except duckdb.Error as exc:
         if memory_limit is not None and "memory" in str(exc).lower():
             raise UsageError(f"--memory-limit {memory_limit!r} is not a memory size; give e.g. 2GB or 500MB") from exc
+        first = str(exc).splitlines()[0]
+        if "corrupt" in first.lower() or "checksum" in first.lower():
+            raise InputError(f"{p}: the database file is damaged ({first}); build it again with `harmonise build`") \
+                from exc
         raise InputError(f"{p}: cannot open as a harmonise database ({str(exc).splitlines()[0]})") from exc
 
 

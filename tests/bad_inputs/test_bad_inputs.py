@@ -293,6 +293,12 @@ def test_bad_input(case: dict[str, Any], tmp_path: Path, base: tuple[pd.DataFram
     (OSError(28, "No space left on device", "/data/h.duckdb.tmp-1-ab"), 2,
      "error: /data/h.duckdb.tmp-1-ab: No space left on device; check the path, free space and permissions\n"),
     (KeyboardInterrupt(), 130, "interrupted; a database being built was not replaced\n"),
+    (duckdb.IOException('IO Error: Could not write file "h.duckdb.tmp-1-ab": No space left on device'), 2,
+     ('error: {db}: IO Error: Could not write file "h.duckdb.tmp-1-ab": No space left on device; check the path, '
+     "free space and permissions\n")),
+    (duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 16.0 MiB"), 2,
+     ("error: {db}: DuckDB ran out of memory (Out of Memory Error: failed to allocate data of size 16.0 MiB); close "
+     "other programs, or work on fewer rows\n")),
 ])
 def test_system_failures_are_messages_not_tracebacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                      exc: BaseException, code: int, message: str) -> None:
@@ -304,4 +310,4 @@ def test_system_failures_are_messages_not_tracebacks(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(api, "build", fail)
     res = CliRunner().invoke(main, ["--project", str(ROOT), "build", "--data", str(tmp_path), "--db",
                                     str(tmp_path / "h.duckdb")])
-    assert (res.exit_code, res.stderr) == (code, message)
+    assert (res.exit_code, res.stderr) == (code, message.replace("{db}", str(tmp_path / "h.duckdb")))
