@@ -114,14 +114,14 @@ def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out:
     _write_sav(df, meta, out / "TIES_2007.sav")
 
 
-def _corrupt_name(compress: bool) -> Callable[[pd.DataFrame, Any, Path, Path], None]:
-    """The first variable record's name (RESP_ID) overwritten with bytes no SPSS name can hold."""
+def _corrupt_name(compress: bool, name: bytes = b"\xff\x00\x1b[2J") -> Callable[[pd.DataFrame, Any, Path, Path], None]:
+    """The first variable record's name (RESP_ID) overwritten with 8 bytes no SPSS name can hold."""
     def make(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
-        name = out / ("TIES_2007.zsav" if compress else "TIES_2007.sav")
-        pyreadstat.write_sav(df, str(name), compress=compress)
-        raw = name.read_bytes()
+        path = out / ("TIES_2007.zsav" if compress else "TIES_2007.sav")
+        pyreadstat.write_sav(df, str(path), compress=compress)
+        raw = path.read_bytes()
         i = raw.index(b"RESP_ID ")
-        name.write_bytes(raw[:i] + b"\xff\x00\x1b[2J" + raw[i + 8:])
+        path.write_bytes(raw[:i] + name + raw[i + 8:])
     return make
 
 
@@ -185,6 +185,9 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "negative_huge_id": _mutated(_set("resp_id", -1e308, 1)),
     "corrupt_name_sav": _corrupt_name(False),
     "corrupt_name_zsav": _corrupt_name(True),
+    "nul_name_sav": _corrupt_name(False, b"\x00ESP_ID "),
+    "nul_name_zsav": _corrupt_name(True, b"\x00ESP_ID "),
+    "bel_name_sav": _corrupt_name(False, b"RESP_ID\x07"),
     "foreign_duckdb": _foreign_duckdb,
     "glob_neighbours": _glob_neighbours,
     "release_files": _release_files,
