@@ -42,7 +42,7 @@ def render_issues(issues: list[Issue], fmt: str) -> str:
 
         return github_annotations(issues)
     lines = [f"{'warning' if i.severity == 'warning' else 'error'}: {i.format()}" for i in issues]
-    return "\n".join(lines)
+    return message_safe("\n".join(lines))
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -93,7 +93,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except HarmoniseError as exc:
             if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {message_safe(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.exceptions.Exit:
             raise
@@ -173,6 +173,14 @@ def unique_names(cols: list[str]) -> list[str]:
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 _CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+
+
+_INLINE = {c: e for c, e in _CONTROL.items() if c not in (0x09, 0x0A)}
+
+
+def message_safe(text: str) -> str:
+    """Like :func:`terminal_safe`, keeping line breaks and tabs (messages may span lines)."""
+    return text.translate(_INLINE)
 
 
 def terminal_safe(text: str) -> str:
