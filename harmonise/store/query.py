@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, NamedTuple
 import duckdb
 
 from harmonise.errors import InputError, Interrupted, QueryTimeout, UsageError
-from harmonise.store.connect import connect
+from harmonise.store.connect import MEMORY_LIMIT, connect
 
 if TYPE_CHECKING:
     import pandas as pd
 
 Row = tuple[object, ...]
 BATCH_ROWS = 1_000
-MEMORY_LIMIT = "2GB"  # DuckDB spills beyond it where it can, and otherwise stops the query (exit 2)
 POLL_SECONDS = 0.05
 
 
