@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harmonise import __version__
-from harmonise.checks import declaration_issues, static_issues
+from harmonise.checks import declaration_issues, inputs, static_issues
 from harmonise.compile.sql import plan_and_compile
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.spec.project import Project, crosswalk_paths, load_project
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from harmonise.pipeline import Outcome
+    from harmonise.store.query import QueryResult
 
 # DuckDB, pandas and the pipeline are imported by the functions that read data or open a database,
 # so a static `validate` (the mapping author's loop) does not pay for them (docs/decisions.md 19).
@@ -179,7 +180,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
           encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None,
-          synthetic: bool = False, files: FileOptions | None = None) -> RunResult:
+          synthetic: bool = False, force: bool = False, files: FileOptions | None = None) -> RunResult:
     """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched.
 
     ``jobs``: worker processes for the files (default: one per core and file once the files total
@@ -187,6 +188,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     ``files``: the survey, wave and country the user assigns to the files.
     ``synthetic``: the files are generated (the demo), recorded as ``('synthetic', 'true')`` in
     ``build_info`` for codebooks and charts to say so.
+    ``force``: replace ``db`` even if harmonise did not build it (see ``store.atomic``).
     """
     import duckdb
 
@@ -200,7 +202,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     result = RunResult(issues=declaration_issues(project))
     if result.errors or project.schema is None:
         raise ValidationFailed(result.issues, "crosswalks failed to load")
-    with atomic_target(db) as tmp:
+    with atomic_target(db, force) as tmp:
         con = open_build(tmp)
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
@@ -208,6 +210,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
+            result.issues.extend(inputs.weight_issues(con))
             write_schema_tables(con, project.schema)
             write_lookups(con, project, encoding)
             store_indicators(con, project)
@@ -270,22 +273,27 @@ def demo_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*/*") if p.is_file())
 
 
-def query(db: Path, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    """Run ``sql`` on a read-only connection; returns (column names, rows)."""
-    from harmonise.store.connect import connect
+def query(db: str | Path, sql: str, *, timeout: float | None = None, max_rows: int | None = None,
+          memory_limit: str | None = None) -> QueryResult:
+    """Run ``sql`` on a read-only connection; returns a QueryResult (``cols, rows = …`` or ``.to_pandas()``).
 
-    empty = UsageError("the query is empty; give one SQL statement, e.g. \"SELECT count(*) FROM respondents\"")
-    if not sql.strip().strip(";").strip():
-        raise empty
-    con = connect(db)
-    try:
-        cur = con.execute(sql)
-        if cur is None:  # only comments
-            raise empty
-        cols = [d[0] for d in cur.description] if cur.description else []
-        return cols, cur.fetchall()
-    finally:
-        con.close()
+    ``timeout`` (seconds) stops the query with QueryTimeout; ``max_rows`` keeps only the first rows;
+    ``memory_limit`` (e.g. ``"2GB"``, the default) bounds DuckDB's memory. Ctrl-C raises Interrupted.
+    """
+    from harmonise.store.query import MEMORY_LIMIT, query_all
+
+    return query_all(db, sql, timeout=timeout, max_rows=max_rows, memory_limit=memory_limit or MEMORY_LIMIT)
+
+
+def query_stream(db: str | Path, sql: str, on_columns: Callable[[list[str]], None],
+                 on_rows: Callable[[list[tuple[object, ...]]], None], *, timeout: float | None = None,
+                 max_rows: int | None = None, memory_limit: str | None = None) -> tuple[int, bool]:
+    """Like :func:`query`, handing the columns and then batches of rows to the callbacks as DuckDB produces
+    them; returns (rows, whether ``max_rows`` cut the result short)."""
+    from harmonise.store.query import MEMORY_LIMIT, run_query
+
+    return run_query(db, sql, on_columns, on_rows, timeout=timeout, max_rows=max_rows,
+                     memory_limit=memory_limit or MEMORY_LIMIT)
 
 
 def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -> str:

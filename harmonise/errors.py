@@ -85,3 +85,15 @@ class ValidationFailed(HarmoniseError):
 
 class BuildLocked(HarmoniseError):
     """Another build holds the lock on the same database path."""
+
+
+class QueryTimeout(HarmoniseError):
+    """A query ran longer than its ``--timeout``. Exit code 1."""
+
+    exit_code = 1
+
+
+class Interrupted(HarmoniseError):
+    """The user stopped the command (Ctrl-C). Exit code 130, as shells report SIGINT."""
+
+    exit_code = 130

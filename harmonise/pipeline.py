@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_ins
 from harmonise.compile.sql import CompiledWave, compile_wave, plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import Job, supply
-from harmonise.errors import Issue
+from harmonise.errors import InputError, Issue
+from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
 from harmonise.readers.prefetch import prefetched_chunks
 from harmonise.spec.coverage import quality_of
@@ -336,10 +339,15 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
 
     With ``workers`` > 1 and several files, each file is harmonised in a worker process into a
     DuckDB file of its own; the main process merges those into ``con`` in job order, so the
-    database holds the same rows whatever the number of workers.
+    database holds the same rows whatever the number of workers. The workers' files live in a
+    folder beside the database being built (``<file>.jobs``, mode 0700, removed with the build's
+    other leftovers if the build is killed); the workers die with the process that started them.
     """
     if workers <= 1 or len(jobs) <= 1:
-        outcomes = [process(j, con, project, encoding=encoding, progress=progress) for j in jobs]
+        outcomes = []
+        for j in jobs:
+            with _located(j):
+                outcomes.append(process(j, con, project, encoding=encoding, progress=progress))
     else:
         outcomes = _in_workers(jobs, con, project, encoding, progress, workers, mappings)
     if outcomes:
@@ -366,25 +374,61 @@ def _in_workers(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Projec
     workers = min(workers, len(jobs))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
-    with tempfile.TemporaryDirectory(prefix="harmonise-jobs-") as folder, \
+    with _jobs_folder(con) as folder, \
             ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                initargs=(project.root, mappings)) as pool:
+                                initargs=(project.root, mappings, os.getpid())) as pool:
         futures: list[Future[Outcome]] = [
-            pool.submit(_worker, job, str(Path(folder) / f"job-{i}.duckdb"), encoding, prefetch)
+            pool.submit(_worker, job, str(folder / f"job-{i}.duckdb"), encoding, prefetch)
             for i, job in enumerate(jobs)]
         for i, fut in enumerate(futures):
-            out = fut.result()
-            append_database(con, Path(folder) / f"job-{i}.duckdb")
+            with _located(jobs[i]):
+                out = fut.result()
+                append_database(con, folder / f"job-{i}.duckdb")
             outcomes.append(out)
             if progress:
                 progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
     return outcomes
 
 
+# DuckDB errors that data or an expression can cause (a value out of range, a conversion, a full disk);
+# parser, binder and internal errors stay bugs.
+DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException,
+               duckdb.IOException, duckdb.OutOfMemoryException)
+
+
+@contextmanager
+def _located(job: Job) -> Iterator[None]:
+    """DuckDB errors a file or a rule's expression can cause, as an InputError naming the file and wave."""
+    try:
+        yield
+    except DATA_ERRORS as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(f"{job.path}: harmonising {job.crosswalk.survey} wave {job.wave.wave} failed in DuckDB "
+                         f"({first}); if a rule's expression cannot hold this file's values, guard it (e.g. "
+                         "with if/else); if the disk or memory is full, free some and build again") from exc
+
+
+@contextmanager
+def _jobs_folder(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
+    """A private folder (0700) for the workers' files: ``<database file>.jobs`` beside the file ``con`` writes,
+    or a temporary folder for an in-memory database (``validate --data``); removed afterwards."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    if row and row[0]:
+        folder = Path(str(row[0]) + ".jobs")
+        folder.mkdir(mode=0o700)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="harmonise-jobs-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 _WORKER: dict[str, Project] = {}
 
 
-def _worker_init(root: Path, mappings: list[Path] | None) -> None:
+def _worker_init(root: Path, mappings: list[Path] | None, parent: int) -> None:
+    die_with_parent(parent)
     _WORKER["project"] = load_project(root, mappings or None)
 
 
@@ -395,6 +439,7 @@ def _worker(job: Job, path: str, encoding: str | None, prefetch: bool) -> Outcom
     try:
         con.execute("SET threads = 1")  # the workers already use the cores
         create_all(con, project.schema)
-        return process(job, con, project, encoding=encoding, prefetch=prefetch)
+        with _located(job):
+            return process(job, con, project, encoding=encoding, prefetch=prefetch)
     finally:
         con.close()

@@ -3,6 +3,7 @@ outside their labelled range, missing weights, empty files (copies of the real E
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,22 @@ def test_upper_case_variable_names_harmonise_like_the_original(real: tuple[pd.Da
     query = "SELECT * EXCLUDE (source_row) FROM respondents ORDER BY respondent_id"
     got, expected = (duckdb.connect(str(p), read_only=True).execute(query).df() for p in (db, fr_db))
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_all_zero_weights_warn_at_build_and_name_why_cells_are_suppressed(real: tuple[pd.DataFrame, Any],
+                                                                         tmp_path: Path) -> None:
+    df, meta = real[0].copy(), real[1]
+    df["pspwght"] = 0.0  # weight = pspwght * pweight
+    data = _write(df, meta, tmp_path / "data")
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    assert _warnings(err) == [
+        (f"warning: ess wave 8: weight is 0 in all {len(df):,} rows with a weight; weighted indicators of this "
+         "survey-wave are suppressed (reason weights_all_zero: the weighted total is 0) — check the weight variable "
+         "the crosswalk maps, or use --weight none")]
+    code, out, err = run("indicators", "--db", str(db), "--indicator", "employment_rate", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert rows and all((r["reliability"], r["flags"].split("; ")[0]) == ("suppressed", "weights_all_zero")
+                        for r in rows), [(r["reliability"], r["flags"]) for r in rows]

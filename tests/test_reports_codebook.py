@@ -151,13 +151,14 @@ def test_wave_ddi_lists_source_variables_with_missing_categories(cb_out: Path) -
 
 
 def test_stale_generated_files_are_removed(tmp_path: Path) -> None:
-    (tmp_path / "html" / "variables").mkdir(parents=True)
-    (tmp_path / "html" / "variables" / "gone.html").write_text("old")
+    write_files({"html/index.html": "<p>old</p>\n", "html/variables/gone.html": "old"}, tmp_path)
     (tmp_path / "html" / "keep.png").write_bytes(b"not ours")
+    (tmp_path / "html" / "variables" / "mine.html").write_text("not ours either")
     removed = write_files({"html/index.html": "<p>new</p>\n", "markdown/README.md": "# x\n"}, tmp_path)
     assert removed == 1
-    assert files_of(tmp_path) == {"html/index.html": b"<p>new</p>\n", "html/keep.png": b"not ours",
-                                  "markdown/README.md": b"# x\n"}
+    assert {k: v for k, v in files_of(tmp_path).items() if k != ".harmonise-manifest"} == {
+        "html/index.html": b"<p>new</p>\n", "html/keep.png": b"not ours", "markdown/README.md": b"# x\n",
+        "html/variables/mine.html": b"not ours either"}
 
 
 def test_usage_errors(tmp_path: Path) -> None:

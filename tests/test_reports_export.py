@@ -49,9 +49,15 @@ def test_parquet_partitioned_round_trip(fr_db: Path, tmp_path: Path) -> None:
     back = con.execute(f"SELECT * FROM read_parquet('{tmp_path}/respondents/*/*/*.parquet', "
                        "hive_partitioning = true, hive_types = {'survey': VARCHAR, 'wave': VARCHAR}) " + ORDER).df()
     assert_same(back[list(stored(fr_db).columns)], stored(fr_db))
-    code, _, err = run("export", "--format", "parquet", "--out", str(tmp_path), "--db", str(fr_db))
-    assert code == 2 and err == f"error: {tmp_path / 'respondents'} already exists; remove it or export into another " \
-                                "folder\n"
+    (tmp_path / "respondents" / "survey=ess" / "wave=8" / "data_0.parquet").write_bytes(b"stale")
+    code, out, _ = run("export", "--format", "parquet", "--out", str(tmp_path), "--db", str(fr_db))
+    assert code == 0  # an earlier export is replaced as a whole
+    assert (tmp_path / "respondents" / "survey=ess" / "wave=8" / "data_0.parquet").read_bytes()[:4] == b"PAR1"
+    other = tmp_path / "other"
+    (other / "respondents").mkdir(parents=True)
+    code, _, err = run("export", "--format", "parquet", "--out", str(other), "--db", str(fr_db), "--force")
+    assert code == 2 and err == f"error: {other / 'respondents'}: is a folder harmonise did not write — move them " \
+                                "away or choose another --out folder\n"
 
 
 def test_csv_round_trip(fr_db: Path, tmp_path: Path) -> None:

@@ -82,6 +82,9 @@ def read_version(spec: str, cwd: Path | None = None) -> tuple[str, str]:
     if path.is_file():
         return path.read_text(encoding="utf-8"), str(path)
     if ":" in spec:
+        if spec.startswith("-"):  # git would read it as an option (--output=FILE writes a file)
+            raise UsageError(f"{spec}: a git revision cannot start with '-'; give REV:path such as "
+                             "HEAD~1:mappings/ess.yaml")
         try:
             proc = subprocess.run(["git", "show", spec], cwd=cwd, capture_output=True, text=True, check=False)
         except OSError as exc:

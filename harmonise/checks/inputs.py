@@ -7,15 +7,21 @@ They come from the harmonisation report (one row per distinct source code and re
   the code was read as a value — an unlabelled missing code, or a new edition's new code;
 - the weight is missing in some rows: weighted estimates leave those respondents out;
 - the file has no rows.
+
+And one from the built rows: a survey-wave whose weights are all zero (or some negative).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan, expr_source_missing
 from harmonise.spec.source import SourceMeta
+
+if TYPE_CHECKING:
+    import duckdb
 
 ReportRow = tuple[str, str | None, str | None, str | None, int]  # target, source code, value, reason, n
 WEIGHT = "weight"  # the weight indicators use by default
@@ -104,3 +110,22 @@ def no_rows(plan: WavePlan, file: str, rows: int) -> list[Issue]:
     return [Issue(f"the file has no rows: {plan.survey} wave {plan.wave.wave} adds no respondents", code="no-rows",
                   severity="warning", file=file, survey=plan.survey, wave=plan.wave.wave,
                   hint="check that the file is the complete release")]
+
+
+def weight_issues(con: duckdb.DuckDBPyConnection, table: str = "respondents") -> list[Issue]:
+    """Warnings for survey-waves whose weights are all zero (every weighted cell is then suppressed: its
+    weighted total is 0) or partly negative (a weight cannot be negative; estimates would be wrong)."""
+    rows = con.execute(f"SELECT survey, wave, count({WEIGHT}), count(*) FILTER ({WEIGHT} = 0), "
+                       f"count(*) FILTER ({WEIGHT} < 0) FROM {table} GROUP BY ALL ORDER BY ALL").fetchall()
+    out = []
+    for survey, wave, n, zero, negative in rows:
+        if n and zero == n:
+            out.append(Issue(f"{WEIGHT} is 0 in all {n:,} rows with a weight; weighted indicators of this "
+                             "survey-wave are suppressed (reason weights_all_zero: the weighted total is 0)",
+                             code="zero-weights", severity="warning", survey=survey, wave=wave,
+                             hint="check the weight variable the crosswalk maps, or use --weight none"))
+        if negative:
+            out.append(Issue(f"{WEIGHT} is negative in {negative:,} of {n:,} rows; weighted estimates are wrong",
+                             code="negative-weights", severity="warning", survey=survey, wave=wave,
+                             hint="check the weight variable the crosswalk maps"))
+    return out

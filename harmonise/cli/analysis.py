@@ -131,10 +131,11 @@ def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, age: str
               help="parquet (partitioned by survey and wave), csv, dta (Stata) or sav (SPSS).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write into.")
 @DB
+@click.option("--force", is_flag=True, help="Replace files in --out of the same names that harmonise did not write.")
 @handled
-def export(fmt: str, out: Path, db: Path) -> None:
+def export(fmt: str, out: Path, db: Path, force: bool) -> None:
     """Export the harmonised respondents with labels and missing reasons."""
     from harmonise.reports.export import export as write
 
-    for path in write(db, out, fmt):
+    for path in write(db, out, fmt, force):
         click.echo(str(path))

@@ -42,7 +42,7 @@ def render_issues(issues: list[Issue], fmt: str) -> str:
 
         return github_annotations(issues)
     lines = [f"{i.severity}: {i.format()}" for i in issues]
-    return "\n".join(lines)
+    return message_safe("\n".join(lines))
 
 
 def tally(issues: list[Issue]) -> str:
@@ -79,6 +79,25 @@ def _interrupted(exc: BaseException) -> bool:
                                                            and str(exc).startswith("Query interrupted"))
 
 
+def duckdb_failure(exc: BaseException, db: object = None) -> str | None:
+    """The message for a DuckDB error a user can cause (a damaged database file, a full disk, memory, a
+    value out of range), or None for one that only a bug in harmonise causes (parser, binder, internal)."""
+    duckdb = sys.modules.get("duckdb")  # imported only by commands that use it (see --help's import test)
+    if duckdb is None or not isinstance(exc, duckdb.Error):
+        return None
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    where = f"{db}: " if db else ""
+    if "corrupt" in first.lower() or "checksum" in first.lower() or isinstance(exc, duckdb.SerializationException):
+        return f"{where}the database file is damaged ({first}); build it again with `harmonise build`"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return f"{where}DuckDB ran out of memory ({first}); close other programs, or work on fewer rows"
+    if isinstance(exc, duckdb.IOException):
+        return f"{where}{first}; check the path, free space and permissions"
+    if isinstance(exc, (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException)):
+        return f"{where}a value cannot be computed ({first})"
+    return None
+
+
 def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into messages and exit codes; tracebacks only with --debug."""
 
@@ -103,7 +122,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except HarmoniseError as exc:
             if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {message_safe(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.exceptions.Exit:
             raise
@@ -122,6 +141,12 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
                 click.echo("interrupted; a database being built was not replaced", err=True)
                 ctx.exit(130)
+            message = duckdb_failure(exc, kwargs.get("db"))
+            if message is not None:
+                if debug:
+                    traceback.print_exc()
+                click.echo(f"error: {message}", err=True)
+                ctx.exit(2)
             if debug:
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
@@ -154,8 +179,8 @@ def json_dumps(data: Any) -> str:
 def _finite(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_finite(x) for x in data]
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, dict):  # MAP keys may be dates, decimals or NaN: JSON keys are text
+        return {(k if isinstance(k, str) else "null" if k is None else str(k)): _finite(v) for k, v in data.items()}
     if isinstance(data, Decimal):  # DuckDB's DECIMAL (e.g. a literal 2.5): a JSON number, not text
         data = float(data)
     return None if isinstance(data, float) and not math.isfinite(data) else data
@@ -175,6 +200,81 @@ def unique_names(cols: list[str]) -> list[str]:
     return out
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+
+
+_INLINE = {c: e for c, e in _CONTROL.items() if c not in (0x09, 0x0A)}
+
+
+def message_safe(text: str) -> str:
+    """Like :func:`terminal_safe`, keeping line breaks and tabs (messages may span lines)."""
+    return text.translate(_INLINE)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters (escape sequences, newlines, C1 codes) written as visible escapes, so a
+    label cannot move the cursor, recolour or retitle the terminal, or break a table row."""
+    return text.translate(_CONTROL)
+
+
+class RowWriter:
+    """Rows written to standard output as they arrive: a text table (column widths from the first batch,
+    control characters escaped), CSV (values byte-exact) or a JSON list of objects."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.cols: list[str] = []
+        self.widths: list[int] | None = None
+        self.n = 0
+
+    def _out(self, text: str) -> None:
+        click.echo(text, nl=False, color=True)  # color=True: never strip escape sequences from values (CSV, JSON)
+
+    def columns(self, cols: list[str]) -> None:
+        self.cols = cols
+        if self.fmt == "csv":
+            self._out(_csv_lines([cols]))
+
+    def rows(self, rows: list[tuple[Any, ...]]) -> None:
+        if self.fmt == "csv":
+            self._out(_csv_lines(rows))
+        elif self.fmt == "json":
+            names = unique_names(self.cols)
+            for r in rows:
+                item = "\n".join("  " + ln for ln in json_dumps(dict(zip(names, r))).splitlines())
+                self._out(("[\n" if self.n == 0 else ",\n") + item)
+                self.n += 1
+            return
+        else:
+            cells = _cells(rows)
+            if self.widths is None:
+                head = [terminal_safe(c) for c in self.cols]
+                self.widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(head)]
+                self._out("  ".join(c.ljust(w) for c, w in zip(head, self.widths)) + "\n"
+                          + "  ".join("-" * w for w in self.widths) + "\n")
+            self._out("".join("  ".join(v.ljust(w) for v, w in zip(r, self.widths)) + "\n" for r in cells))
+        self.n += len(rows)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self._out("[]\n" if self.n == 0 else "\n]\n")
+        elif self.fmt == "text":
+            if self.widths is None:
+                self.rows([])
+            self._out(f"({self.n} row{'s' if self.n != 1 else ''})\n")
+
+
+def _cells(rows: list[tuple[Any, ...]]) -> list[list[str]]:
+    return [[("" if v is None else terminal_safe(str(v))) for v in r] for r in rows]
+
+
+def _csv_lines(rows: list[tuple[Any, ...]] | list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
 def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
     if fmt == "json":
         names = unique_names(cols)
@@ -185,7 +285,8 @@ def format_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
         w.writerow(cols)
         w.writerows(rows)
         return buf.getvalue().rstrip("\n")
-    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    cells = _cells(rows)
+    cols = [terminal_safe(c) for c in cols]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
     line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
     sep = "  ".join("-" * w for w in widths)

@@ -71,13 +71,14 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
+@click.option("--force", is_flag=True, help="Replace --db even if it is not a database harmonise built.")
 @click.option("--design", "design", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sample-design file (e.g. an ESS SDDF: idno, cntry, psu, stratum) joined to its wave's "
                    "respondents as the crosswalk's `design` key says (repeatable).")
 @file_options
 @handled
 def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None,
-          survey: str | None, wave: str | None, country: str | None, design: tuple[Path, ...]) -> None:
+          force: bool, survey: str | None, wave: str | None, country: str | None, design: tuple[Path, ...]) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
     if demo and data:
         raise click.UsageError("give either --data or --demo, not both")
@@ -86,7 +87,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     root = context_root()
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
-    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo,
+    result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo, force=force,
                        files=api.FileOptions(survey, wave, country, design))
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
@@ -148,21 +149,62 @@ def render_comparison(c: Comparison, db: Path) -> str:
     return "\n".join(lines)
 
 
-@main.command()
-@click.argument("sql")
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("sql", nargs=-1, type=click.UNPROCESSED)
+@click.option("-f", "--file", "sql_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="Read the SQL from this file ('-': standard input).")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
               show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table escapes control characters; csv and json keep values exact.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop the query after this many seconds (exit 1).")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Print at most this many rows (a note on standard error says when rows were left out).")
+@click.option("--memory-limit", default=None, help="DuckDB's memory limit for the query (default 2GB); beyond it the "
+              "query stops (exit 2).")
 @handled
-def query(sql: str, db: Path, fmt: str) -> None:
-    """Run read-only SQL on a built database."""
+def query(sql: tuple[str, ...], sql_file: Path | None, db: Path, fmt: str, timeout: float | None,
+          max_rows: int | None, memory_limit: str | None) -> None:
+    """Run read-only SQL on a built database: SQL as the argument ('-': standard input) or -f FILE.
+
+    Rows are printed as DuckDB produces them; Ctrl-C stops the query (exit 130).
+    """
     import duckdb
 
+    from harmonise.cli.base import RowWriter
+
+    text = _sql_text(sql, sql_file)
+    writer = RowWriter("text" if fmt == "table" else fmt)
     try:
-        cols, rows = api.query(db, sql)
-    except duckdb.Error as exc:
+        _, cut = api.query_stream(db, text, writer.columns, writer.rows, timeout=timeout, max_rows=max_rows,
+                                  memory_limit=memory_limit)
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.PermissionException,
+            duckdb.NotImplementedException, duckdb.InvalidInputException, duckdb.ConversionException,
+            duckdb.OutOfRangeException) as exc:  # the SQL is wrong, not allowed, or fails on the data
         raise click.UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
-    click.echo(format_rows(cols, rows, fmt))
+    writer.close()
+    if cut:
+        click.echo(f"note: stopped after {max_rows:,} row(s) (--max-rows); more rows were left out", err=True)
+
+
+def _sql_text(sql: tuple[str, ...], sql_file: Path | None) -> str:
+    """The SQL of the query command: the argument(s), standard input ('-'), or the file of -f."""
+    if sql_file is not None:
+        if sql:
+            raise click.UsageError("give the SQL either as an argument or with -f FILE, not both")
+        if str(sql_file) == "-":
+            return sys.stdin.read()
+        try:
+            return sql_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise click.UsageError(f"cannot read the SQL file {sql_file}: {reason}") from None
+    if not sql:
+        raise click.UsageError("give the SQL as an argument, '-' to read it from standard input, or -f FILE")
+    if sql == ("-",):
+        return sys.stdin.read()
+    return " ".join(sql)
 
 
 @main.command()
@@ -174,12 +216,13 @@ def query(sql: str, db: Path, fmt: str) -> None:
               help="Rows per file (default: the declared sample sizes of a few countries per wave, or of every "
                    "city a city survey samples).")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--force", is_flag=True, help="Replace files in --out of the same names that harmonise did not write.")
 @handled
-def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int) -> None:
+def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int, force: bool) -> None:
     """Write deterministic synthetic source files from the declared codebooks."""
     from harmonise.fixtures import generate
 
-    for path in generate(context_root(), out, survey=survey, wave=wave, rows=rows, seed=seed):
+    for path in generate(context_root(), out, survey=survey, wave=wave, rows=rows, seed=seed, force=force):
         click.echo(str(path))
 
 

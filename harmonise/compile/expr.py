@@ -16,6 +16,7 @@ from typing import Any
 from harmonise.compile.sqltext import sql_literal
 from harmonise.spec.expr import ExprError, ExprType, parse, var_names
 
+DIGITS = 38  # round(x, d) clamps d to ±DIGITS: beyond it a DOUBLE has no digits left to round
 _SQL_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}
 _SQL_CMPOPS = {ast.Eq: "=", ast.NotEq: "<>", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 
@@ -123,6 +124,8 @@ class _Compiler:
             return f"({lv} || {rv})", self.inputs_why(node), "string"
         if "string" in (lt, rt) or "boolean" in (lt, rt):
             raise ExprError(f"arithmetic '{_SQL_BINOPS[type(node.op)]}' needs numbers")
+        if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)):  # a zero divisor gives no value, not an error
+            rv = f"NULLIF({rv}, 0)"
         return f"({lv} {_SQL_BINOPS[type(node.op)]} {rv})", self.inputs_why(node), "number"
 
     def n_Compare(self, node: ast.Compare) -> tuple[str, str, ExprType]:
@@ -237,7 +240,8 @@ class _Compiler:
         return self._simple(node, "abs({0})", "number")
 
     def f_round(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "round({0})" if len(node.args) == 1 else "round({0}, CAST({1} AS INTEGER))", "number")
+        return self._simple(node, "round({0})" if len(node.args) == 1 else
+                            f"round({{0}}, CAST(greatest(-{DIGITS}, least({DIGITS}, trunc({{1}}))) AS INTEGER))", "number")
 
     def f_floor(self, node: ast.Call) -> tuple[str, str, ExprType]:
         return self._simple(node, "floor({0})", "number")
@@ -260,7 +264,7 @@ class _Compiler:
         if typ == "string":
             return sql
         if typ == "number":
-            return (f"(CASE WHEN {sql} = trunc({sql}) THEN CAST(CAST({sql} AS BIGINT) AS VARCHAR) "
+            return (f"(CASE WHEN {sql} = trunc({sql}) AND abs({sql}) < 9e18 THEN CAST(CAST({sql} AS BIGINT) AS VARCHAR) "
                     f"ELSE CAST({sql} AS VARCHAR) END)")
         return f"CAST({sql} AS VARCHAR)"
 
@@ -291,7 +295,7 @@ class _Compiler:
         return self._simple(node, "length({0})", "number")
 
     def f_substr(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "substr({0}, CAST({1} AS BIGINT), CAST({2} AS BIGINT))", "string")
+        return self._simple(node, "substr({0}, TRY_CAST({1} AS BIGINT), TRY_CAST({2} AS BIGINT))", "string")
 
 
 def _join_types(a: ExprType, b: ExprType) -> ExprType:

@@ -103,7 +103,10 @@ def _meta_from_pyreadstat(path: Path, fmt: str, m: Any, encoding: str | None) ->
     variables: dict[str, VarMeta] = {}
     ranges = getattr(m, "missing_ranges", {}) or {}
     user_values = getattr(m, "missing_user_values", {}) or {}
-    for name in m.column_names:
+    for i, name in enumerate(m.column_names, 1):
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
+            raise InputError(f"{path}: variable {i} has no valid name in the file header ({name!r}); the header is "
+                             "corrupt — download the file again, or re-save it from SPSS or Stata")
         rtype = (m.readstat_variable_types or {}).get(name, "double")
         vtype: Literal["numeric", "string"] = "string" if rtype == "string" else "numeric"
         labels_raw = (m.variable_value_labels or {}).get(name, {}) or {}

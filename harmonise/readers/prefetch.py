@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 import pandas as pd
 
 from harmonise.errors import InputError
+from harmonise.procs import die_with_parent
 from harmonise.readers.files import DEFAULT_CHUNK, SourceFile
 
 MAX_READERS = 2  # more readers than this contend with the consumer for the cores
@@ -30,7 +31,9 @@ def can_prefetch() -> bool:
     return "fork" in mp.get_all_start_methods() and (os.cpu_count() or 1) > 1
 
 
-def _feed(src: SourceFile, columns: list[str], size: int, start: int, step: int, out: Connection) -> None:
+def _feed(src: SourceFile, columns: list[str], size: int, start: int, step: int, out: Connection,
+          parent: int) -> None:
+    die_with_parent(parent)  # it holds the pipe's other end too: a killed parent would leave it blocked in send
     try:
         try:
             for chunk in src.chunks(columns, size, start, step):
@@ -62,7 +65,8 @@ class Prefetcher:
         self._procs: list[mp.process.BaseProcess] = []
         for j in range(readers):
             receive, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_feed, args=(src, columns, size, j * size, readers * size, send), daemon=True)
+            proc = ctx.Process(target=_feed, args=(src, columns, size, j * size, readers * size, send, os.getpid()),
+                               daemon=True)
             proc.start()
             send.close()
             self._pipes.append(receive)

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from harmonise.errors import UsageError
+from harmonise.outdir import OutputFolder
 from harmonise.reports.citation import cite
 from harmonise.reports.codebook_build import SYNTHETIC_BANNER, Build, load_build
 from harmonise.reports.codebook_indicators import rule_text, stored_indicators
@@ -141,30 +142,25 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
     return dict(sorted(files.items()))
 
 
-def write_files(files: dict[str, str], out: Path) -> int:
-    """Write ``files`` under ``out``; remove earlier generated files (by format folder and suffix) not written now."""
-    removed = 0
-    for fmt in FORMATS:
-        folder = out / fmt
-        if folder.is_dir():
-            for p in sorted(folder.rglob(f"*{SUFFIXES[fmt]}")):
-                if p.relative_to(out).as_posix() not in files:
-                    p.unlink()
-                    removed += 1
-    for rel, text in files.items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8", newline="\n")
-    return removed
+def write_files(files: dict[str, str], out: Path, force: bool = False) -> int:
+    """Write ``files`` under ``out`` through :class:`~harmonise.outdir.OutputFolder`: files harmonise did not
+    write stop it (UsageError) unless ``force``; earlier generated files not written now are removed.
+    Returns how many were removed."""
+    folder = OutputFolder(out, force=force)
+    with folder:
+        folder.begin(files)
+        for rel, text in files.items():
+            folder.write_text(rel, text)
+        return folder.finish(remove_stale=True)
 
 
-def write_codebook(root: Path, out: Path, db: Path | None = None, min_cell: int = MIN_CELL) -> CodebookResult:
-    """Generate the codebook of the project at ``root`` into ``out`` (with frequencies from ``db`` if given)."""
+def write_codebook(root: Path, out: Path, db: Path | None = None, min_cell: int = MIN_CELL,
+                   force: bool = False) -> CodebookResult:
+    """Generate the codebook of the project at ``root`` into ``out`` (with frequencies from ``db`` if given);
+    ``force`` replaces files in ``out`` that harmonise did not write."""
     if min_cell < 1:
         raise UsageError(f"--min-cell must be at least 1, got {min_cell}")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder; pass --out DIR")
+    OutputFolder(out)  # a file or a dangling link as --out: refused before any work
     if db is not None:
         con = connect(db)  # fail fast (exit 2) on a missing or unreadable database, or one harmonise did not build
         try:
@@ -181,7 +177,7 @@ def write_codebook(root: Path, out: Path, db: Path | None = None, min_cell: int 
         if stored is not None:  # the indicators this database defines, which may differ from the declarations
             cb.indicators = stored
     files = render_codebook(cb, stats, min_cell, build)
-    removed = write_files(files, out)
+    removed = write_files(files, out, force)
     counts = {fmt: sum(1 for p in files if p.startswith(fmt + "/")) for fmt in FORMATS}
     size = sum(len(t.encode("utf-8")) for t in files.values())
     return CodebookResult(out, counts, size, removed, stats is not None)

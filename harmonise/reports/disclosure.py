@@ -30,7 +30,8 @@ HIDDEN = ["estimate", "se", "ci_low", "ci_high", "cv", "gap", "gap_se"]
 def _flags(f: pd.DataFrame, rule: Rule) -> tuple[list[list[str]], list[list[str]]]:
     """Primary suppression reasons (from published columns only) and low-reliability reasons, per row."""
     est = f["estimate"].to_numpy(dtype=float)
-    supp = [(f["n"] < rule.min_n, f"n<{rule.min_n}"), (f["n_eff"].fillna(0) < rule.min_n_eff, f"n_eff<{rule.min_n_eff:g}"),
+    supp = [((f["n"] > 0) & f["n_eff"].isna(), "weights_all_zero"),  # (Σw)²/Σw² is 0/0 only when every weight is 0
+            (f["n"] < rule.min_n, f"n<{rule.min_n}"), (f["n_eff"].fillna(0) < rule.min_n_eff, f"n_eff<{rule.min_n_eff:g}"),
             (f["item_nonresponse"].fillna(0) > rule.suppress_nonresponse,
              f"item_nonresponse>{rule.suppress_nonresponse:g}"),
             (pd.Series(~np.isfinite(est), index=f.index), "no_estimate")]

@@ -29,6 +29,7 @@ import pyreadstat
 
 from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import InputError, UsageError
+from harmonise.outdir import OutputFolder
 from harmonise.reports.export_layout import (
     SOURCE_FILE,
     SOURCE_FILE_LABEL,
@@ -139,18 +140,18 @@ def _numbers_first(mixed: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical(mixed, categories=numbers + letters), index=mixed.index, name=mixed.name)
 
 
-def _prepare(out: Path, names: list[str]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    clash = [n for n in names if (out / n).exists()]
-    if clash:
-        raise UsageError(f"{out / clash[0]} already exists; remove it or export into another folder")
+def export(db: str | Path, out: str | Path, fmt: str, force: bool = False) -> list[Path]:
+    """Write the harmonised respondents of ``db`` into folder ``out`` as ``fmt``; returns the paths written.
 
-
-def export(db: str | Path, out: str | Path, fmt: str) -> list[Path]:
-    """Write the harmonised respondents of ``db`` into folder ``out`` as ``fmt``; returns the paths written."""
+    ``out`` is an :class:`~harmonise.outdir.OutputFolder`: files are written beside their targets and
+    renamed into place (a failed export leaves none behind), an earlier export is replaced, and a file
+    harmonise did not write (or a symbolic link) stops the export unless ``force``.
+    """
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    out = Path(out)
+    folder = OutputFolder(Path(out), force=force)
+    rels = {"parquet": ["respondents/"], "csv": ["respondents.csv", CODEBOOK_CSV]}.get(fmt, [f"respondents.{fmt}"])
+    folder.check(rels)  # refuse before reading the database
     connect(db).close()  # same checks and messages as every read-only open
     try:  # COPY needs file access, which harmonise.connect() disables: open with plain read-only settings
         con = duckdb.connect(str(db), read_only=True)
@@ -161,12 +162,24 @@ def export(db: str | Path, out: str | Path, fmt: str) -> list[Path]:
         require_tables(con, db, LAYOUT_TABLES)
         lay = layout(con)
         if fmt in ("parquet", "csv"):
-            return _copy(con, lay, out, fmt)
+            with folder:
+                folder.begin(rels)
+                written = _copy(con, lay, folder, fmt)
+                folder.finish()
+            return written
         frame = _frame(con, lay, stata=fmt == "dta")
     finally:
         con.close()
-    target = out / f"respondents.{fmt}"
-    _prepare(out, [target.name])
+    with folder:
+        folder.begin(rels)
+        with folder.path(rels[0]) as tmp:
+            _write_file(frame, lay, tmp, fmt)
+        folder.finish()
+    return [folder.root / rels[0]]
+
+
+def _write_file(frame: Frame, lay: Layout, target: Path, fmt: str) -> None:
+    """The SPSS or Stata file of ``frame`` at ``target``."""
     try:
         if fmt == "sav":
             ranges: dict[str, list[Any]] = {c: [{"lo": -float(len(lay.reasons)), "hi": -1.0}]
@@ -185,32 +198,29 @@ def export(db: str | Path, out: str | Path, fmt: str) -> list[Path]:
                                  column_labels=frame.labels, version=STATA_RELEASE,
                                  variable_value_labels=frame.value_labels, missing_user_values=missing,
                                  variable_format=frame.formats)
-    except (OSError, pyreadstat.PyreadstatError) as exc:
+    except pyreadstat.PyreadstatError as exc:
         raise InputError(f"{target}: cannot write ({exc})") from exc
-    return [target]
 
 
-def _copy(con: duckdb.DuckDBPyConnection, lay: Layout, out: Path, fmt: str) -> list[Path]:
+def _copy(con: duckdb.DuckDBPyConnection, lay: Layout, out: OutputFolder, fmt: str) -> list[Path]:
     """Parquet (partitioned, labels and provenance as key-value metadata) or CSV (with a codebook CSV beside it)."""
     select = "SELECT * FROM respondents ORDER BY survey, wave, respondent_id"
     if fmt == "parquet":
-        target = out / "respondents"
-        _prepare(out, [target.name])
         meta = {"harmonise.columns": json.dumps(_columns(lay), ensure_ascii=False),
                 "harmonise.missing_reasons": json.dumps(lay.reason_labels, ensure_ascii=False),
                 "harmonise.provenance": json.dumps(lay.provenance.to_dict(), ensure_ascii=False)}
         kv = ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in meta.items())
-        con.execute(f"COPY ({select}) TO {sql_literal(str(target))} "
-                    f"(FORMAT parquet, PARTITION_BY (survey, wave), KV_METADATA {{{kv}}})")
-        return sorted(target.rglob("*.parquet"))
-    target, book = out / "respondents.csv", out / CODEBOOK_CSV
-    _prepare(out, [target.name, book.name])
-    con.execute(f"COPY ({select}) TO {sql_literal(str(target))} (FORMAT csv, HEADER)")
-    with book.open("w", encoding="utf-8", newline="") as fh:
+        with out.path("respondents/") as tmp:
+            con.execute(f"COPY ({select}) TO {sql_literal(str(tmp))} "
+                        f"(FORMAT parquet, PARTITION_BY (survey, wave), KV_METADATA {{{kv}}})")
+        return sorted((out.root / "respondents").rglob("*.parquet"))
+    with out.path("respondents.csv") as tmp:
+        con.execute(f"COPY ({select}) TO {sql_literal(str(tmp))} (FORMAT csv, HEADER)")
+    with out.path(CODEBOOK_CSV) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["column", "label", "type", "measure", "value", "value_label"])
         writer.writerows(codebook_rows(lay))
-    return [target, book]
+    return [out.root / "respondents.csv", out.root / CODEBOOK_CSV]
 
 
 def _columns(lay: Layout) -> dict[str, dict[str, object]]:

@@ -92,12 +92,33 @@ _INT = "tag:yaml.org,2002:int"
 ALLOWED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 
 
+_KINDS = {f"tag:yaml.org,2002:{t}": k for t, k in (("int", "an integer"), ("float", "a number"), ("bool", "a boolean"),
+                                                   ("timestamp", "a date"), ("null", "null"))}
+
+
+class _BadScalar(Exception):
+    """A scalar YAML resolves to a type (date, number, boolean) whose value it cannot hold."""
+
+    def issue(self, node: yaml.Node, file: str, path: str) -> Issue:
+        kind = _KINDS.get(node.tag, _short_tag(node.tag))
+        shown = node.value if len(node.value) <= 40 else f"{node.value[:20]}… ({len(node.value)} characters)"
+        return Issue(f"{shown!r} is read by YAML as {kind} but is not a valid one ({self})", file=file,
+                     line=node.start_mark.line + 1, path=path, code="yaml-value",
+                     hint=f"correct it, or quote it to keep it as text: \"{shown}\"")
+
+
 def _scalar(node: yaml.ScalarNode) -> Any:
+    """The Python value of a scalar; raises _BadScalar when its (implicit or explicit) type cannot hold it
+    (``2020-02-30``, ``0x_``, a 5,000-digit number, ``!!int 1.5``)."""
     if node.tag == _STR:
         return node.value
-    if node.tag == _INT and node.value.lstrip("-+").isdigit() and not node.value.lstrip("-+").startswith("0"):
-        return int(node.value)
-    return _constructor.construct_object(node, deep=True)
+    try:
+        if node.tag == _INT and node.value.lstrip("-+").isdigit() and not node.value.lstrip("-+").startswith("0"):
+            return int(node.value)
+        return _constructor.construct_object(node, deep=True)
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        reason = str(exc).split(";")[0] if not isinstance(exc, KeyError) else "not a recognised value"
+        raise _BadScalar(reason or type(exc).__name__) from None
 
 
 def load_yaml_text(text: str, file: str) -> Loaded:
@@ -160,7 +181,11 @@ def load_yaml_text(text: str, file: str) -> Loaded:
                 if not isinstance(knode, yaml.ScalarNode):
                     issues.append(index.issue(path, "mapping keys must be plain scalars", code="yaml-key"))
                     continue
-                key = _scalar(knode)
+                try:
+                    key = _scalar(knode)
+                except _BadScalar as bad:
+                    issues.append(bad.issue(knode, file, dotted(path + (knode.value,))))
+                    continue
                 kpath = path + (key,)
                 if _not_finite(key):
                     issues.append(_not_finite_issue(knode, file, dotted(path + (knode.value,))))
@@ -179,7 +204,11 @@ def load_yaml_text(text: str, file: str) -> Loaded:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        value = _scalar(cast(yaml.ScalarNode, node))  # the only other kind of node
+        try:
+            value = _scalar(cast(yaml.ScalarNode, node))  # the only other kind of node
+        except _BadScalar as bad:
+            issues.append(bad.issue(node, file, dotted(path)))
+            return None
         if _not_finite(value):
             issues.append(_not_finite_issue(node, file, dotted(path)))
             return None

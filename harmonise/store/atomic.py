@@ -3,7 +3,12 @@
 A build writes ``<db>.tmp-<pid>-<random>`` beside the target and renames it
 over the target only when everything succeeded (``os.replace`` is atomic on
 one filesystem). A killed build leaves a temporary file, never a half-written
-database; the next build removes such leftovers while holding the lock.
+database; the next build removes such leftovers while holding the lock. Leftovers
+are found by exact names derived from the target's (never by a glob of it): the
+file, its ``.wal``, DuckDB's spill folder ``.tmp`` and the workers' folder ``.jobs``.
+The target is replaced only if it is absent, empty or a database harmonise built
+(it has ``build_info``), unless forced; a stale ``<db>.wal`` is removed with it; the new
+database must open read-only and answer a query before it replaces the old one, and again after.
 A build writes through :func:`open_build` (small row groups, spill folder beside the file).
 """
 
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -20,7 +26,8 @@ from pathlib import Path
 import duckdb
 
 from harmonise.compile.sqltext import sql_literal
-from harmonise.errors import BuildLocked, UsageError
+from harmonise.errors import BuildLocked, InputError, UsageError
+from harmonise.store.connect import READ_ONLY_CONFIG
 
 # Rows per row group of a built database (DuckDB's default is 122,880). An insert that fills a row
 # group writes it to the file compressed, without the write-ahead log; with row groups smaller than
@@ -46,8 +53,15 @@ def open_build(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+LEFTOVER_SUFFIXES = ("", ".wal", ".tmp", ".jobs")  # a temporary database and what DuckDB and the workers put beside it
+
+
 def _leftovers(db: Path) -> list[Path]:
-    return sorted(db.parent.glob(db.name + ".tmp-*"))
+    """Temporary files of killed builds of ``db``: ``<name>.tmp-<pid>-<8 hex digits>`` and its companions,
+    matched literally (a ``*`` or ``[`` in the name is just a character)."""
+    exact = re.compile(re.escape(db.name) + r"\.tmp-[0-9]+-[0-9a-f]{8}(?:" +
+                       "|".join(re.escape(s) for s in LEFTOVER_SUFFIXES) + ")")
+    return sorted(db.parent / n for n in os.listdir(db.parent) if exact.fullmatch(n))
 
 
 def _remove(path: Path) -> None:
@@ -56,6 +70,42 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def _built_by_harmonise(db: Path) -> str | None:
+    """Why ``db`` (a DuckDB file) may not be replaced, or None if harmonise built it (it has ``build_info``).
+
+    A ``<db>.wal`` that DuckDB finds does not belong to the file (a crash, or a copy) is stale: removed."""
+    for attempt in (1, 2):
+        try:
+            con = duckdb.connect(str(db), read_only=True, config=dict(READ_ONLY_CONFIG))
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            wal = db.with_name(db.name + ".wal")
+            if attempt == 1 and "WAL does not match database file" in first and wal.is_file():
+                wal.unlink()  # not this file's log: it could only ever stop the database from opening
+                continue
+            return f"cannot check that harmonise built it ({first})"
+        try:
+            present = con.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_name = 'build_info'").fetchone()
+        finally:
+            con.close()
+        return None if present and present[0] else "it is a DuckDB database harmonise did not build (no build_info table)"
+    return None
+
+
+def verify(path: Path) -> None:
+    """Raise InputError unless the database at ``path`` opens read-only and answers a query."""
+    try:
+        con = duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
+        try:
+            con.execute("SELECT count(*) FROM build_info").fetchall()
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: the new database does not open read-only ({str(exc).splitlines()[0]}); "
+                         "the build did not succeed — check free space and build again") from exc
 
 
 def _is_duckdb(path: Path) -> bool:
@@ -68,8 +118,10 @@ def _is_duckdb(path: Path) -> bool:
 
 
 @contextmanager
-def atomic_target(db: Path) -> Iterator[Path]:
-    """Yield a temporary path; on normal exit it replaces ``db``, on error it is removed."""
+def atomic_target(db: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path; on normal exit it replaces ``db``, on error it is removed.
+
+    ``db`` must be absent, empty or a database harmonise built; ``force`` replaces any regular file."""
     db = db.resolve() if db.parent.exists() else db
     if not db.parent.exists():
         raise UsageError(f"{db.parent}: folder does not exist; create it or choose another --db path")
@@ -77,9 +129,9 @@ def atomic_target(db: Path) -> Iterator[Path]:
         raise UsageError(f"{db}: is a folder; --db needs a file path")
     if db.exists() and not db.is_file():
         raise UsageError(f"{db}: is not a regular file (a device, pipe or socket); --db needs a database file path")
-    if db.is_file() and db.stat().st_size and not _is_duckdb(db):
+    if db.is_file() and db.stat().st_size and not force and not _is_duckdb(db):
         raise UsageError(f"{db}: exists and is not a DuckDB database; refusing to replace it — "
-                         "choose another --db path (or delete the file yourself)")
+                         "choose another --db path, or pass --force to replace it")
     lock_path = db.with_name(db.name + ".lock")
     try:
         fh = lock_path.open("a+")
@@ -94,18 +146,25 @@ def atomic_target(db: Path) -> Iterator[Path]:
                               "wait for it to finish or choose another --db path") from None
         for stale in _leftovers(db):
             _remove(stale)
+        why = _built_by_harmonise(db) if db.is_file() and db.stat().st_size and not force else None
+        if why:
+            raise UsageError(f"{db}: {why}; refusing to replace it — choose another --db path, "
+                             "or pass --force to replace it")
         tmp = db.with_name(f"{db.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
         try:
             yield tmp
+            verify(tmp)
+            db.with_name(db.name + ".wal").unlink(missing_ok=True)  # the old file's log would not match the new one
             os.replace(tmp, db)
             dirfd = os.open(db.parent, os.O_RDONLY)
             try:
                 os.fsync(dirfd)
             finally:
                 os.close(dirfd)
+            verify(db)
         finally:
-            for p in (tmp, tmp.with_name(tmp.name + ".wal"), tmp.with_name(tmp.name + ".tmp")):
-                _remove(p)
+            for suffix in LEFTOVER_SUFFIXES:
+                _remove(tmp.with_name(tmp.name + suffix))
     finally:
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()

@@ -6,25 +6,40 @@ from pathlib import Path
 
 import duckdb
 
-from harmonise.errors import InputError
+from harmonise.errors import InputError, UsageError
 
-READ_ONLY_CONFIG = {
+# DuckDB's memory for a reader (query, indicators, codebooks); beyond it DuckDB spills where it can and otherwise
+# stops the query. Part of every read-only connection's configuration: DuckDB refuses a second connection to a file
+# with a different configuration in one process, so harmonise.connect() and api.query must agree.
+MEMORY_LIMIT = "2GB"
+READ_ONLY_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
     "lock_configuration": True,
+    "memory_limit": MEMORY_LIMIT,
 }
 
 
-def connect(path: str | Path = "harmonised.duckdb") -> duckdb.DuckDBPyConnection:
-    """Open a built database read-only with external access disabled."""
+def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open a built database read-only with external access disabled; ``memory_limit`` (e.g. ``500MB``) replaces
+    :data:`MEMORY_LIMIT`."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such database; run `harmonise build` first or pass --db")
+    config = dict(READ_ONLY_CONFIG)
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
     try:
-        return duckdb.connect(str(p), read_only=True, config=dict(READ_ONLY_CONFIG))
+        return duckdb.connect(str(p), read_only=True, config=config)
     except duckdb.Error as exc:
+        if memory_limit is not None and "memory" in str(exc).lower():
+            raise UsageError(f"--memory-limit {memory_limit!r} is not a memory size; give e.g. 2GB or 500MB") from exc
+        first = str(exc).splitlines()[0]
+        if "corrupt" in first.lower() or "checksum" in first.lower():
+            raise InputError(f"{p}: the database file is damaged ({first}); build it again with `harmonise build`") \
+                from exc
         raise InputError(f"{p}: cannot open as a harmonise database ({str(exc).splitlines()[0]})") from exc
 
 

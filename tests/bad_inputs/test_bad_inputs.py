@@ -27,7 +27,7 @@ from harmonise.cli import main
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MANIFEST = yaml.safe_load((HERE / "cases.yaml").read_text())
-CASES: list[dict[str, Any]] = MANIFEST["crosswalks"] + MANIFEST["data"]
+CASES: list[dict[str, Any]] = MANIFEST["crosswalks"] + MANIFEST["data"] + MANIFEST["reliability"]
 ROWS = 200
 
 
@@ -103,6 +103,15 @@ def _sql_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     _write_sav(df, meta, out / "TIES_2007.sav", labels)
 
 
+def _escape_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """An unmapped code whose value label holds terminal escape sequences (retitle, clear the screen)."""
+    df = df.copy()
+    df.loc[df.index[:3], "sex"] = 3.0
+    labels = {k: v for k, v in meta.variable_value_labels.items()}
+    labels["sex"] = {1.0: "Male", 2.0: "Female", 3.0: "\x1b]0;pwned\x07\x1b[2J"}
+    _write_sav(df, meta, out / "TIES_2007.sav", labels)
+
+
 def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     """cit_how (read by the naturalised expression) = -6 in three citizens' rows; the file declares -9, -8
     and -6 user-missing (SPSS allows three discrete values)."""
@@ -112,6 +121,49 @@ def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out:
     meta = copy.copy(meta)  # the read metadata is shared by every case
     meta.missing_ranges = {**meta.missing_ranges, "cit_how": [{"lo": v, "hi": v} for v in (-9.0, -8.0, -6.0)]}
     _write_sav(df, meta, out / "TIES_2007.sav")
+
+
+def _corrupt_name(compress: bool, name: bytes = b"\xff\x00\x1b[2J") -> Callable[[pd.DataFrame, Any, Path, Path], None]:
+    """The first variable record's name (RESP_ID) overwritten with 8 bytes no SPSS name can hold."""
+    def make(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+        path = out / ("TIES_2007.zsav" if compress else "TIES_2007.sav")
+        pyreadstat.write_sav(df, str(path), compress=compress)
+        raw = path.read_bytes()
+        i = raw.index(b"RESP_ID ")
+        path.write_bytes(raw[:i] + name + raw[i + 8:])
+    return make
+
+
+def _foreign_duckdb(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """A DuckDB database of the user's own (no build_info) at h.duckdb, and the source file."""
+    _copy(src, out)
+    con = duckdb.connect(str(out / "h.duckdb"))
+    con.execute("CREATE TABLE results AS SELECT 42 AS answer, chr(27) || '[31m' AS escape")
+    con.close()
+
+
+def _glob_neighbours(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """Files whose names a glob of a --db named '*' would match."""
+    _copy(src, out)
+    (out / "thesis.tmp-backup.docx").write_text("the user's thesis")
+    (out / "results.tmp-2024").mkdir()
+
+
+def _release_files(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """A real release file where `fixtures --out` would write its TIES file."""
+    (out / "ties").mkdir()
+    _copy(src, out / "ties")
+
+
+def _foreign_codebook(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    (out / "cb").mkdir()
+    (out / "cb" / "README.md").write_text("the user's own readme")
+
+
+def _links(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    (out / "dangling").symlink_to(out / "nowhere")
+    (out / "cb" / "markdown").mkdir(parents=True)
+    (out / "cb" / "ddi").symlink_to(out / "cb" / "markdown")
 
 
 MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
@@ -134,10 +186,23 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "long_string_variable": _mutated(_long_string_variable),
     "stata_extended": _stata,
     "sql_label": _sql_label,
+    "escape_label": _escape_label,
     "declared_missing_in_expression": _declared_missing_in_expression,
     "two_files": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "TIES_2007_copy.sav")),
     "unmatched_file": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "notes.sav")),
     "fifo": lambda df, meta, src, out: (_copy(src, out), os.mkfifo(out / "h.duckdb")),
+    "huge_id": _mutated(_set("resp_id", 1e308, 1)),
+    "negative_huge_id": _mutated(_set("resp_id", -1e308, 1)),
+    "corrupt_name_sav": _corrupt_name(False),
+    "corrupt_name_zsav": _corrupt_name(True),
+    "nul_name_sav": _corrupt_name(False, b"\x00ESP_ID "),
+    "nul_name_zsav": _corrupt_name(True, b"\x00ESP_ID "),
+    "bel_name_sav": _corrupt_name(False, b"RESP_ID\x07"),
+    "foreign_duckdb": _foreign_duckdb,
+    "glob_neighbours": _glob_neighbours,
+    "release_files": _release_files,
+    "foreign_codebook": _foreign_codebook,
+    "links": _links,
 }
 
 
@@ -208,7 +273,7 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 def test_corpus_is_large_and_documented() -> None:
     ids = [c["id"] for c in CASES]
-    assert len(ids) >= 40 and len(set(ids)) == len(ids)
+    assert len(ids) >= 150 and len(set(ids)) == len(ids)
     readme = (HERE / "README.md").read_text()
     listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", readme, flags=re.MULTILINE))
     assert listed == set(ids), f"README.md out of date: missing {sorted(set(ids) - listed)}, extra {sorted(listed - set(ids))}"
@@ -220,6 +285,8 @@ def test_bad_input(case: dict[str, Any], tmp_path: Path, base: tuple[pd.DataFram
                    pristine: Path) -> None:
     code, output, edited, data = run_case(case, tmp_path, base, pristine)
     assert "Traceback" not in output and "internal error" not in output, output
+    if "csv" not in case["id"]:  # only CSV keeps values byte-exact; messages and tables escape control characters
+        assert "\x1b" not in output, output
     assert max(map(len, output.splitlines() or [""])) < 1000, "a message line floods the terminal"
     expect = _fill(case["expect"], {"{data}": str(data)})
     if "line" in case:
@@ -241,6 +308,12 @@ def test_bad_input(case: dict[str, Any], tmp_path: Path, base: tuple[pd.DataFram
     (OSError(28, "No space left on device", "/data/h.duckdb.tmp-1-ab"), 2,
      "error: /data/h.duckdb.tmp-1-ab: No space left on device; check the path, free space and permissions\n"),
     (KeyboardInterrupt(), 130, "interrupted; a database being built was not replaced\n"),
+    (duckdb.IOException('IO Error: Could not write file "h.duckdb.tmp-1-ab": No space left on device'), 2,
+     ('error: {db}: IO Error: Could not write file "h.duckdb.tmp-1-ab": No space left on device; check the path, '
+     "free space and permissions\n")),
+    (duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 16.0 MiB"), 2,
+     ("error: {db}: DuckDB ran out of memory (Out of Memory Error: failed to allocate data of size 16.0 MiB); close "
+     "other programs, or work on fewer rows\n")),
 ])
 def test_system_failures_are_messages_not_tracebacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                      exc: BaseException, code: int, message: str) -> None:
@@ -252,4 +325,4 @@ def test_system_failures_are_messages_not_tracebacks(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(api, "build", fail)
     res = CliRunner().invoke(main, ["--project", str(ROOT), "build", "--data", str(tmp_path), "--db",
                                     str(tmp_path / "h.duckdb")])
-    assert (res.exit_code, res.stderr) == (code, message)
+    assert (res.exit_code, res.stderr) == (code, message.replace("{db}", str(tmp_path / "h.duckdb")))

@@ -1,0 +1,132 @@
+"""Queries that can be stopped and bounded (harmonise/store/query.py, the query command): issue 20
+defect 5 and issue 18 item 8 (SQL from a file or standard input, leading comments, .to_pandas())."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harmonise import api
+from harmonise.errors import QueryTimeout
+from tests.conftest import run
+
+LONG = "select count(*) from range(10000000000)"
+TRIES = 20
+
+DRIVER = r"""
+import os, signal, sys, time
+from harmonise.cli import main
+import harmonise.store.query, duckdb  # noqa: F401  (imported once, before forking)
+
+db, delays = sys.argv[1], [float(x) for x in sys.argv[2:]]
+for delay in delays:
+    pid = os.fork()
+    if pid == 0:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        try:
+            main(["query", "select count(*) from range(10000000000)", "--db", db])
+        except SystemExit as exc:
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        os._exit(0)
+    time.sleep(delay)
+    os.kill(pid, signal.SIGINT)
+    t0 = time.perf_counter()
+    _, status = os.waitpid(pid, 0)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    print(code, time.perf_counter() - t0, flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("q") / "q.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE respondents AS SELECT range AS id, range % 3 AS g, "
+                "CASE WHEN range = 1 THEN chr(27) || '[2J' || chr(7) ELSE 'x' || range END AS label FROM range(10)")
+    con.close()
+    return path
+
+
+def test_timeout_stops_a_long_query_with_exit_1(db: Path) -> None:
+    t0 = time.perf_counter()
+    code, out, err = run("query", "--timeout", "1", LONG, "--db", str(db))
+    assert time.perf_counter() - t0 < 3
+    assert (code, out) == (1, "")
+    assert err == ("error: query stopped after the --timeout of 1 s; narrow it (WHERE, LIMIT) or allow more time\n")
+    with pytest.raises(QueryTimeout):
+        api.query(db, LONG, timeout=0.2)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the query command")
+def test_ctrl_c_stops_a_long_query_with_exit_130_within_a_second(db: Path) -> None:
+    rng = random.Random(18)
+    delays = [f"{rng.uniform(0.2, 0.6):.3f}" for _ in range(TRIES)]
+    out = subprocess.run([sys.executable, "-c", DRIVER, str(db), *delays], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    results = [(int(code), float(seconds)) for code, seconds in (ln.split() for ln in out.splitlines())]
+    assert [code for code, _ in results] == [130] * TRIES
+    assert max(seconds for _, seconds in results) < 1.0, results
+
+
+def test_sql_from_a_file_standard_input_and_with_a_leading_comment(db: Path, tmp_path: Path) -> None:
+    sql = "-- how many\nSELECT count(*) AS n FROM respondents"
+    (tmp_path / "q.sql").write_text(sql)
+    expected = (0, "n\n10\n", "")
+    assert run("query", "-f", str(tmp_path / "q.sql"), "--db", str(db), "--format", "csv") == expected
+    assert run("query", sql, "--db", str(db), "--format", "csv") == expected
+    from click.testing import CliRunner
+
+    from harmonise.cli import main
+
+    res = CliRunner().invoke(main, ["query", "-", "--db", str(db), "--format", "csv"], input=sql)
+    assert (res.exit_code, res.stdout) == (0, "n\n10\n")
+    res = CliRunner().invoke(main, ["query", "-f", "-", "--db", str(db), "--format", "csv"], input=sql)
+    assert (res.exit_code, res.stdout) == (0, "n\n10\n")
+    code, _, err = run("query", "-f", str(tmp_path / "none.sql"), "--db", str(db))
+    assert code == 2 and f"cannot read the SQL file {tmp_path / 'none.sql'}: No such file or directory" in err
+    code, _, err = run("query", "select 1", "-f", str(tmp_path / "q.sql"), "--db", str(db))
+    assert code == 2 and "give the SQL either as an argument or with -f FILE, not both" in err
+    code, _, err = run("query", "-- only a comment", "--db", str(db))
+    assert code == 2 and "the query is empty" in err
+
+
+def test_max_rows_streams_the_first_rows_and_says_so(db: Path) -> None:
+    code, out, err = run("query", "SELECT id FROM respondents ORDER BY id", "--max-rows", "3", "--db", str(db),
+                         "--format", "json")
+    assert (code, out) == (0, '[\n  {\n    "id": 0\n  },\n  {\n    "id": 1\n  },\n  {\n    "id": 2\n  }\n]\n')
+    assert err == "note: stopped after 3 row(s) (--max-rows); more rows were left out\n"
+    code, out, err = run("query", "SELECT id FROM respondents WHERE id < 2 ORDER BY id", "--max-rows", "2",
+                         "--db", str(db), "--format", "csv")
+    assert (code, out, err) == (0, "id\n0\n1\n", "")
+
+
+def test_memory_limit(db: Path) -> None:
+    code, _, err = run("query", "SELECT 1", "--memory-limit", "lots", "--db", str(db))
+    assert (code, err) == (2, "error: --memory-limit 'lots' is not a memory size; give e.g. 2GB or 500MB\n")
+    code, _, err = run("query", "SELECT list(range) FROM range(50000000)", "--memory-limit", "20MB", "--db", str(db))
+    assert code == 2 and err.startswith("error: query stopped: it needs more memory than allowed (--memory-limit 20MB")
+
+
+def test_terminal_output_escapes_control_characters_and_csv_keeps_them(db: Path) -> None:
+    sql = "SELECT label FROM respondents WHERE id = 1"
+    code, out, _ = run("query", sql, "--db", str(db))
+    assert (code, out) == (0, "label      \n-----------\n\\x1b[2J\\x07\n(1 row)\n")
+    code, out, _ = run("query", sql, "--db", str(db), "--format", "csv")
+    assert (code, out) == (0, "label\n\x1b[2J\x07\n")
+
+
+def test_python_results_convert_to_pandas(db: Path) -> None:
+    result = api.query(db, "SELECT g, count(*) AS n FROM respondents GROUP BY g ORDER BY g")
+    cols, rows = result
+    assert (cols, rows) == (["g", "n"], [(0, 4), (1, 3), (2, 3)])
+    frame = result.to_pandas()
+    assert list(frame.columns) == ["g", "n"] and frame["n"].tolist() == [4, 3, 3]
