@@ -50,11 +50,13 @@ def create_all(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
 
 def duplicate_ids(con: duckdb.DuckDBPyConnection, shown: int = 5
                   ) -> list[tuple[str, str, int, list[tuple[str, int, list[str]]]]]:
-    """Respondent ids stored more than once within a survey wave, across all its files:
+    """Respondent ids stored more than once within a survey wave, across all its files (missing ids are
+    the pandera check's):
     (survey, wave, number of such ids, the first ``shown`` as (id, count, files holding it))."""
     rows = con.execute(
         "SELECT survey, wave, respondent_id, count(*), list(DISTINCT source_file ORDER BY source_file), "
-        "count(*) OVER (PARTITION BY survey, wave) FROM respondents GROUP BY survey, wave, respondent_id "
+        "count(*) OVER (PARTITION BY survey, wave) FROM respondents WHERE respondent_id IS NOT NULL "
+        "GROUP BY survey, wave, respondent_id "
         "HAVING count(*) > 1 QUALIFY row_number() OVER (PARTITION BY survey, wave ORDER BY respondent_id) <= ? "
         "ORDER BY 1, 2, 3", [shown]).fetchall()
     out: dict[tuple[str, str], tuple[int, list[tuple[str, int, list[str]]]]] = {}
