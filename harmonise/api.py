@@ -72,6 +72,8 @@ class RunResult:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "notes": len(self.issues) - len(self.errors) - len(self.warnings),
+            "categories": {code: sum(i.code == code for i in self.issues)
+                           for code in sorted({i.code for i in self.issues})},
             "issues": [i.to_dict() for i in self.issues],
             "sources": [{"survey": o.job.crosswalk.survey, "wave": o.job.wave.wave, "file": str(o.job.path),
                          "rows": o.rows, "sha256": o.sha256} for o in self.outcomes],

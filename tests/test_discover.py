@@ -161,3 +161,14 @@ def test_a_dropped_variable_is_not_available_with_one_grouped_warning(finland: t
                        "FROM respondents").fetchone() == (len(finland[0]), len(finland[0]))
     assert con.execute("SELECT kind, rule FROM lineage WHERE target = 'sex'").fetchone() == (
         "absent", "not available in this file (it lacks gndr)")
+
+
+def test_json_output_counts_the_findings_by_category() -> None:
+    import json
+
+    code, out, _ = run("validate", "--data", str(REAL / "ess11_subset_sav"), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["categories"] == {"drift": 1, "not-available": 1}
+    assert [(i["severity"], i["code"], i["doc"]) for i in data["issues"]] == [
+        ("note", "drift", "docs/issues.md#drift"), ("warning", "not-available", "docs/issues.md#not-available")]
