@@ -124,7 +124,7 @@ def test_relabelled_codes_contradicting_the_code_table_are_each_reported(finland
                               "labelled 'Estonia' (EE) but maps to FI (Finland) — the file's codes follow another "
                               "scheme than the code table: map them by code in the rule's map (a wave override), or "
                               "check that the file is the survey and wave it seems")
-    assert ("waves[9].overrides.country_of_birth.table: the labels of cntbrthd contradict the codes the rule maps: "
+    assert ("overrides.country_of_birth.table: the labels of cntbrthd contradict the codes the rule maps: "
             "'EE' is labelled 'Latvia' (LV) but maps to EE (Estonia); 'SE' is labelled 'Norway' (NO) but maps to SE "
             "(Sweden)") in errors[1]
 

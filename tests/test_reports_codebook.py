@@ -185,7 +185,7 @@ def test_broken_declarations_fail_validation_with_their_location(project: Path, 
     code, _, err = run("codebook", "--out", str(tmp_path / "cb"), project=project)
     assert code == 1
     line = line_of(cw, "regoin_nuts")
-    assert f"error: mappings/ess.yaml:{line} waves[1].overrides.regoin_nuts: override for unknown target 'regoin_nuts'" in err
+    assert f"error: mappings/ess.yaml:{line} periods.0.overrides.regoin_nuts: override for unknown target 'regoin_nuts'" in err
     assert err.endswith("the crosswalks do not resolve; fix them before generating codebooks: 1 error(s)\n")
     assert not (tmp_path / "cb").exists()
     edit(project / "mappings" / "schema.yaml", "  - name: survey\n", "  - nmae: survey\n")

@@ -15,7 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harmonise.spec.crosswalk import Crosswalk, merge_override
+from pydantic import ValidationError
+
+from harmonise.spec.crosswalk import Crosswalk, Rule, merge_override
+from harmonise.spec.resolve import override_layers
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,16 @@ def known_rules(cw: Crosswalk, target: str, only_wave: str | None = None) -> lis
     for wave in cw.waves:
         if only_wave is not None and wave.wave != only_wave:
             continue
-        base = cw.targets.get(target)
-        if target in wave.overrides:
-            rule = merge_override(base, wave.overrides[target])
-        elif base is not None:
-            rule = base.model_dump(exclude_none=True)
-        else:
+        layered = cw.targets.get(target)
+        rule: dict[str, Any] | None = layered.model_dump(exclude_none=True) if layered is not None else None
+        for _, overrides in override_layers(cw, wave):  # the periods naming the wave, then the wave
+            if target in overrides:
+                rule = merge_override(layered, overrides[target])
+                try:
+                    layered = Rule.model_validate(rule)
+                except ValidationError:
+                    layered = None
+        if rule is None:
             continue
         if isinstance(rule.get("range"), (list, tuple)):  # as written: [0, 10], not (0.0, 10.0)
             rule["range"] = [int(x) if float(x).is_integer() else x for x in rule["range"]]

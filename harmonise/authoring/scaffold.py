@@ -595,8 +595,8 @@ def precision(draft: Draft, project: Project, survey: str, wave: str) -> Precisi
         tp = shipped.targets.get(name)
         if tp is None:
             continue
-        if any(draft.meta.get(n) is None for n in plan_sources(tp)):
-            out.absent.append(name)
+        if tp.kind in ("absent", "row_id") or any(draft.meta.get(n) is None for n in plan_sources(tp)):
+            out.absent.append(name)  # the file lacks every source (alternative) the shipped rule reads
             if name in rules:
                 out.absent_settled.append(name)
         elif name in rules:

@@ -25,10 +25,12 @@ def _issue(msg: str, path: tuple[Any, ...], **kw: Any) -> Issue:
 def rule_issues(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSet) -> list[Issue]:
     """Every problem of the rules in force in ``wave`` that no source metadata is needed to see."""
     issues: list[Issue] = []
-    for prefix, overrides in override_layers(cw, wave):
+    for prefix, overrides in override_layers(cw, wave):  # the periods naming the wave, then the wave's own
         for name in overrides:
             if name not in schema.names:
-                issues.append(_issue(f"override for unknown target '{name}'", (*prefix, name), code="unknown-target"))
+                close = difflib.get_close_matches(name, list(schema.names), n=1)
+                issues.append(_issue(f"override for unknown target '{name}'", (*prefix, name), code="unknown-target",
+                                     hint=f"did you mean '{close[0]}'?" if close else None))
     for at in wave_rules(cw, wave, schema):
         var = schema.variable(at.target)
         if at.error is not None:

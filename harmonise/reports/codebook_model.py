@@ -288,8 +288,9 @@ def build_codebook(project: Project) -> Codebook:
                 wdesc = next((w for w in desc.waves if w.id == wave.wave), None)
             waves.append(WavePage(survey, wave.wave, wave.year, project.surveys[survey].file, cb_file, wave.notes,
                                   desc, wdesc, entries, [_source_var(s, meta) for s in wplan.sources()]))
-    if any(i.severity == "error" for i in issues):
-        raise ValidationFailed(issues, "the crosswalks do not resolve; fix them before generating codebooks")
+    if any(i.severity == "error" for i in issues):  # a period's problem is found in each of its waves: said once
+        unique = list({(i.file, i.line, i.path, i.message): i for i in issues}.values())
+        raise ValidationFailed(unique, "the crosswalks do not resolve; fix them before generating codebooks")
     targets = [TargetPage(v, list(labels[v.name].items()) if v.type in ("category", "boolean") else [],
                           by_target[v.name]) for v in schema.variables]
     params = [Param(name, value, [v.name for v in schema.variables if v.derive and re.search(
