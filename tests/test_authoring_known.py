@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harmonise.authoring.known import known_rules, span
-from harmonise.spec.resolve import wave_rules
 from harmonise.spec.project import load_project
+from harmonise.spec.resolve import wave_rules
 from tests.conftest import ROOT
 
 
