@@ -269,9 +269,18 @@ def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` in a forked child, so a reader crashing on a corrupt file cannot kill harmonise.
 
     The result or the exception comes back pickled through a pipe (from our own child, so trusted).
+    A child killed by a signal is tried once more before the file is called corrupt: a fork taken
+    while another thread of this process held a C library lock can crash a sound reader.
     """
     if not hasattr(os, "fork"):
         return fn(*args, **kwargs)
+    try:
+        return _in_child(fn, *args, **kwargs)
+    except ReaderCrashed:
+        return _in_child(fn, *args, **kwargs)
+
+
+def _in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover  (the child)
