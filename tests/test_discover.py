@@ -172,3 +172,16 @@ def test_json_output_counts_the_findings_by_category() -> None:
     assert data["categories"] == {"drift": 1, "not-available": 1}
     assert [(i["severity"], i["code"], i["doc"]) for i in data["issues"]] == [
         ("note", "drift", "docs/issues.md#drift"), ("warning", "not-available", "docs/issues.md#not-available")]
+
+
+def test_a_supplement_beside_its_main_file_is_skipped_with_a_note(finland: tuple[pd.DataFrame, Any],
+                                                                   tmp_path: Path) -> None:
+    """A country-specific supplement: the key variables and items the crosswalk does not read."""
+    df = finland[0][["essround", "idno", "cntry"]].assign(fiextra=1.0)
+    pyreadstat.write_sav(df, str(tmp_path / "ESS9_FI_supplement.sav"))
+    project = load_project(ROOT)
+    jobs, issues = discover(project, [FI, tmp_path / "ESS9_FI_supplement.sav"])
+    assert [j.path.name for j in jobs] == ["ESS9FI.sav"]
+    assert [(i.severity, i.code, i.message) for i in issues] == [
+        ("note", "supplement-skipped", f"{tmp_path / 'ESS9_FI_supplement.sav'}: holds only key variables and items "
+                                       "the crosswalk does not read (a supplement to the ess wave 9 files); skipped")]
