@@ -183,5 +183,5 @@ def test_a_supplement_beside_its_main_file_is_skipped_with_a_note(finland: tuple
     jobs, issues = discover(project, [FI, tmp_path / "ESS9_FI_supplement.sav"])
     assert [j.path.name for j in jobs] == ["ESS9FI.sav"]
     assert [(i.severity, i.code, i.message) for i in issues] == [
-        ("note", "supplement-skipped", f"{tmp_path / 'ESS9_FI_supplement.sav'}: holds only key variables and items "
-                                       "the crosswalk does not read (a supplement to the ess wave 9 files); skipped")]
+        ("note", "supplement-skipped", (f"{tmp_path / 'ESS9_FI_supplement.sav'}: holds only key variables and items "
+                                        "the crosswalk does not read (a supplement to the ess wave 9 files); skipped"))]
