@@ -269,15 +269,36 @@ def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` in a forked child, so a reader crashing on a corrupt file cannot kill harmonise.
 
     The result or the exception comes back pickled through a pipe (from our own child, so trusted).
-    A child killed by a signal is tried once more before the file is called corrupt: a fork taken
-    while another thread of this process held a C library lock can crash a sound reader.
+    A forked child killed by a signal is tried once more in a freshly started interpreter before the
+    file is called corrupt: a fork inherits this process's state (another thread's locks, library
+    caches), which crashed the reader on a sound file in long test runs.
     """
     if not hasattr(os, "fork"):
         return fn(*args, **kwargs)
     try:
         return _in_child(fn, *args, **kwargs)
-    except ReaderCrashed:
-        return _in_child(fn, *args, **kwargs)
+    except ReaderCrashed as first:
+        try:
+            return _in_fresh_process(fn, *args, **kwargs)
+        except ReaderCrashed:
+            raise first from None
+
+
+def _in_fresh_process(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a newly started interpreter (no state inherited); ReaderCrashed if it dies."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        pickle.dumps((fn, args, kwargs))  # a new interpreter gets the call by pickle
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise ReaderCrashed("the call cannot be sent to a new interpreter") from exc
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool as exc:
+            raise ReaderCrashed("the reader died") from exc
 
 
 def _in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
