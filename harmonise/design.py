@@ -11,20 +11,18 @@ the wave's respondents with the same id. ``lineage`` records the file and the ex
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import duckdb
 
-from harmonise import __version__
 from harmonise.compile.sql import plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import Options, recognise
 from harmonise.errors import InputError, Issue, UsageError
+from harmonise.pipeline import record_source
 from harmonise.readers.files import SourceFile, open_source
 from harmonise.spec.project import Project
 from harmonise.store import provenance
-from harmonise.store.provenance import to_json
 
 KEY = "respondent_id"
 
@@ -92,12 +90,7 @@ def attach_design(con: duckdb.DuckDBPyConnection, project: Project, path: Path, 
 def _record(con: duckdb.DuckDBPyConnection, project: Project, survey: str, wave: str, path: Path, src: SourceFile,
             rows: int, exprs: list[tuple[str, str]], note: str) -> None:
     """The design file in ``sources`` and its targets in ``lineage``."""
-    entry = project.surveys[survey]
     provenance.LINEAGE.insert(con, [(survey, wave, path.name, t, "design", e, "", f"design: {e}", "exact", note,
                                      "design")
                                     for t, e in exprs])
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    provenance.SOURCES.insert(con, [(
-        survey, wave, path.name, str(path), src.format, path.stat().st_size, digest, rows, src.meta.encoding,
-        src.meta.file_label, to_json(src.meta.header), entry.file, hashlib.sha256(entry.text.encode()).hexdigest(),
-        None, __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))])
+    record_source(con, project, survey, wave, src, hashlib.sha256(path.read_bytes()).hexdigest(), rows, None)

@@ -67,6 +67,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
     """
     opts = options or Options()
     crosswalks = _chosen(project, opts)
+    country = opts.country.upper() if opts.country else None
     jobs: list[Job] = []
     issues: list[Issue] = []
     unmatched: list[tuple[Path, str]] = []
@@ -84,7 +85,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        job = Job(cw, wave, f, {COUNTRY_TARGET: opts.country} if opts.country else {})
+        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {})
         if src is not None and project.schema is not None:
             plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables, job.supplied)
             if _supplement(cw, wave, plan.sources(), src):
@@ -92,8 +93,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
                                     f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
                                     code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave))
                 continue
-            country = plan.targets.get(COUNTRY_TARGET)
-            if country is not None and country.kind == "absent":
+            country_plan = plan.targets.get(COUNTRY_TARGET)
+            if country_plan is not None and country_plan.kind == "absent":
                 no_country.append(f)
         jobs.append(job)
     if no_country:
@@ -131,8 +132,6 @@ def _chosen(project: Project, opts: Options) -> list[Crosswalk]:
     if opts.country is not None and opts.country.upper() not in (project.tables.country_codes or {opts.country.upper()}):
         raise UsageError(f"--country {opts.country}: not a country code of mappings/tables (ISO 3166-1 alpha-2, "
                          "e.g. FI)")
-    if opts.country is not None:
-        opts.country = opts.country.upper()
     if not opts.survey:
         return list(project.crosswalks.values())
     cw = project.crosswalks.get(opts.survey)

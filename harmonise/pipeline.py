@@ -292,12 +292,18 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     provenance.COMPILED_SQL.insert(con, [(survey, wid, fname, sql)])
     provenance.LINEAGE.insert(con, _lineage(plan, src, labels, fname, index))
+    record_source(con, project, survey, wid, src, out.sha256, out.rows,
+                  project.surveys[survey].codebook_files.get(wid))
+
+
+def record_source(con: duckdb.DuckDBPyConnection, project: Project, survey: str, wave: str, src: SourceFile,
+                  sha256: str, rows: int, codebook: str | None) -> None:
+    """The ``sources`` row of a file read for ``survey`` ``wave`` (a data file, or a design file)."""
     entry = project.surveys[survey]
-    st = job.path.stat()
     provenance.SOURCES.insert(con, [(
-        survey, wid, job.path.name, str(job.path), src.format, st.st_size, out.sha256, out.rows, src.meta.encoding,
-        src.meta.file_label, to_json(src.meta.header), entry.file, hashlib.sha256(entry.text.encode()).hexdigest(),
-        entry.codebook_files.get(wid), __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))])
+        survey, wave, src.path.name, str(src.path), src.format, src.path.stat().st_size, sha256, rows,
+        src.meta.encoding, src.meta.file_label, to_json(src.meta.header), entry.file,
+        hashlib.sha256(entry.text.encode()).hexdigest(), codebook, __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))])
 
 
 def _failure_cases(failures: list[pd.DataFrame]) -> pd.DataFrame:
