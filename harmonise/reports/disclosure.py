@@ -72,7 +72,11 @@ def equations(cells: pd.DataFrame, dims: Sequence[str]) -> list[tuple[int, list[
     has the breakdown total in ``group``. Rows are identified by their index labels.
     """
     axes = [*dims, "group"]
-    coord = {tuple(r): i for i, r in zip(cells.index, cells[axes].astype(str).itertuples(index=False))}
+    return _equations(dict(zip(map(tuple, cells[axes].astype(str).itertuples(index=False)), map(int, cells.index))))
+
+
+def _equations(coord: dict[tuple[str, ...], int]) -> list[tuple[int, list[int]]]:
+    """Margin equations from each row's coordinates (dimension values, then group) → row."""
     children: dict[tuple[int, int], list[int]] = {}
     for key, i in coord.items():
         for a, value in enumerate(key):
@@ -94,6 +98,12 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
     eqs = equations(cells, dims) if eqs is None else eqs
     n: dict[int, int] = dict(zip(map(int, cells.index), map(int, cells["n"])))
     margins = (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1).to_dict()
+    return _protect(n, margins, eqs, suppressed)
+
+
+def _protect(n: dict[int, int], margins: dict[int, int], eqs: list[tuple[int, list[int]]],
+             suppressed: dict[int, str]) -> bool:
+    """:func:`protect` over plain values: respondents and number of margin coordinates per row."""
     grew = False
 
     def cheapest(pool: set[int]) -> int:
@@ -164,14 +174,19 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
         f["cv"] = np.where(np.isfinite(est) & (est != 0), f["se"] / np.abs(est), np.nan)
     primary, low_flags = _flags(f, rule)
     suppressed = {i: "primary" for i, reasons in enumerate(primary) if reasons}
-    tables = [(cells, equations(cells, dims)) for cells in (f.loc[rows, [*dims, "group", "n"]] for rows in
-                                                             _tables(f, table_keys))]
+    # suppression only grows within a table, so a table without a primary suppression never changes
+    coords = list(map(tuple, f[[*dims, "group"]].astype(str).itertuples(index=False)))
+    counts = list(map(int, f["n"]))
+    tables = []
+    for rows in _tables(f, table_keys):
+        if any(i in suppressed for i in rows):
+            tables.append(({i: counts[i] for i in rows}, {i: coords[i].count(ALL) for i in rows},
+                           _equations({coords[i]: i for i in rows})))
     changed = True
     while changed:
         changed = False
-        for cells, eqs in tables:
-            if any(i in suppressed for i in cells.index):
-                changed |= protect(cells, dims, suppressed, eqs)
+        for n, margins, eqs in tables:
+            changed |= _protect(n, margins, eqs, suppressed)
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
