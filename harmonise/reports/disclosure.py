@@ -97,7 +97,7 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
     determined by a combination of equations, and one more cell is hidden for the first of them."""
     eqs = equations(cells, dims) if eqs is None else eqs
     n: dict[int, int] = dict(zip(map(int, cells.index), map(int, cells["n"])))
-    margins = (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1).to_dict()
+    margins = dict(zip(map(int, cells.index), map(int, (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1))))
     return _protect(n, margins, eqs, suppressed)
 
 
