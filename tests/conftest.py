@@ -23,6 +23,9 @@ from hypothesis import settings
 from harmonise.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+# `harmonise validate` run as a subprocess would otherwise start a validation server (harmonise.warm)
+# that outlives the test; tests/test_warm.py starts its own.
+os.environ.setdefault("HARMONISE_SERVER", "off")
 
 # Property tests explore new examples on developers' machines; CI replays a fixed derivation, so a
 # submission lands or fails on its own code, not on which random examples a run happened to draw.

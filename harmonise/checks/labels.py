@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+import weakref
+from functools import lru_cache
 
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
@@ -24,15 +25,26 @@ REFERENCES = {"country": "countries", "language": "languages"}
 TRUNCATED = 59  # SPSS cut value labels at 60 characters: a label this long may be a name's beginning
 
 
+@lru_cache(maxsize=1 << 16)
 def plain(text: str) -> str:
     """Lower-case ASCII words: 'Côte d’Ivoire' → 'cote d ivoire'."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", " ", ascii_text.lower()).strip()
 
 
-@cache
-def _index(tables: TableSet, reference: str) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
-    """(code → its plain names, plain name → the codes it names)."""
+_Index = tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]
+_INDEXES: weakref.WeakKeyDictionary[TableSet, dict[str, _Index]] = weakref.WeakKeyDictionary()
+
+
+def _index(tables: TableSet, reference: str) -> _Index:
+    """(code → its plain names, plain name → the codes it names), kept while ``tables`` lives."""
+    per_set = _INDEXES.setdefault(tables, {})
+    if reference not in per_set:
+        per_set[reference] = _build_index(tables, reference)
+    return per_set[reference]
+
+
+def _build_index(tables: TableSet, reference: str) -> _Index:
     by_code = {code: frozenset(plain(n) for n in names if plain(n)) for code, names in tables.names(reference).items()}
     by_name: dict[str, set[str]] = {}
     for code, names in by_code.items():

@@ -7,7 +7,7 @@ languages with host languages).
 
 from __future__ import annotations
 
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,10 +34,15 @@ class CodeMap(Strict):
     notes: dict[Code, str] = Field(default_factory=dict)
 
     def normalised_map(self) -> dict[Code, Any]:
-        return {norm_code(k): v for k, v in self.map.items()}
+        """The map with canonical codes (a copy; the table is immutable, so it is computed once)."""
+        return dict(self._normalised[0])
 
     def normalised_missing(self) -> dict[Code, str]:
-        return {norm_code(k): v for k, v in self.missing.items()}
+        return dict(self._normalised[1])
+
+    @cached_property
+    def _normalised(self) -> tuple[dict[Code, Any], dict[Code, str]]:
+        return {norm_code(k): v for k, v in self.map.items()}, {norm_code(k): v for k, v in self.missing.items()}
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
@@ -73,13 +78,18 @@ class TableSet:
     def __init__(self, tables: dict[str, Table], cities: Reference | None = None) -> None:
         self.tables = tables
         self.cities = cities
+        self._names: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def code_map(self, name: str) -> CodeMap | None:
         t = self.tables.get(name)
         return t if isinstance(t, CodeMap) else None
 
     def lookups(self) -> dict[str, dict[Code, Any]]:
-        """Every code_map as a plain code → value dict (for ``lookup()`` in expressions)."""
+        """Every code_map as a plain code → value dict (for ``lookup()`` in expressions); read-only."""
+        return self._lookups
+
+    @cached_property
+    def _lookups(self) -> dict[str, dict[Code, Any]]:
         out = {n: t.normalised_map() for n, t in self.tables.items() if isinstance(t, CodeMap)}
         if self.cities is not None:
             out["city_region_proxy"] = {
@@ -101,9 +111,12 @@ class TableSet:
         ref = self._reference("languages")
         return frozenset(ref.keys()) if ref else frozenset()
 
-    @cache  # noqa: B019 - one TableSet per loaded project; the sets are immutable
     def eu_groups(self) -> tuple[frozenset[str], frozenset[str]]:
         """(codes grouping as EU27_2020, codes grouping as non-EU)."""
+        return self._eu_groups
+
+    @cached_property
+    def _eu_groups(self) -> tuple[frozenset[str], frozenset[str]]:
         ref = self._reference("countries")
         if ref is None:
             return frozenset(), frozenset()
@@ -111,9 +124,13 @@ class TableSet:
         non = frozenset(str(r["code"]) for r in ref.rows if r.get("eu27_2020_group") == "non_eu")
         return eu, non
 
-    @cache  # noqa: B019 - one TableSet per loaded project; the rows are immutable
     def names(self, reference: str) -> dict[str, tuple[str, ...]]:
         """Code → its names in a reference table (``name``, the parts of a ``; ``-separated name, ``aliases``)."""
+        if reference not in self._names:  # the rows are immutable: computed once per table set
+            self._names[reference] = self._names_of(reference)
+        return self._names[reference]
+
+    def _names_of(self, reference: str) -> dict[str, tuple[str, ...]]:
         ref = self._reference(reference)
         if ref is None:
             return {}

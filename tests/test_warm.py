@@ -1,0 +1,109 @@
+"""The validation server: `harmonise validate` answered by a warm process, exactly as run here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harmonise import warm
+from harmonise.cli import main
+from tests.conftest import ESS8, ROOT
+
+
+@pytest.fixture
+def server_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = Path(f"/tmp/hw-{os.getpid()}-{tmp_path.name[-12:]}")  # Unix socket paths are short
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("HARMONISE_SERVER_DIR", str(folder))
+    monkeypatch.setenv("HARMONISE_SERVER", "on")
+    yield folder
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
+
+
+def _start(sock: Path, idle: float = 60) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "harmonise.warm", str(sock), str(ROOT), str(idle)], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    return proc
+
+
+def test_split_command_finds_the_command_after_the_global_options() -> None:
+    assert warm.split_command(["--debug", "--project", "p", "validate", "--data", "x"]) == ("validate", Path("p"))
+    assert warm.split_command(["--project=q", "build"]) == ("build", Path("q"))
+    assert warm.split_command(["--version"]) == (None, None)
+
+
+def test_the_socket_names_the_project_and_the_code(tmp_path: Path) -> None:
+    a = warm.socket_path(tmp_path, Path("/p"), "f1")
+    assert a == warm.socket_path(tmp_path, Path("/p"), "f1")
+    assert len({a, warm.socket_path(tmp_path, Path("/q"), "f1"), warm.socket_path(tmp_path, Path("/p"), "f2")}) == 3
+    assert warm.code_fingerprint() == warm.code_fingerprint()
+
+
+def test_a_folder_open_to_others_is_not_used(server_dir: Path) -> None:
+    assert warm._private_dir(create=False) == server_dir
+    server_dir.chmod(0o755)
+    try:
+        assert warm._private_dir(create=False) is None
+    finally:
+        server_dir.chmod(0o700)
+
+
+@pytest.mark.skipif(not ESS8.exists(), reason="needs ../shared/data/ess8_fr")
+def test_the_server_answers_as_the_command_run_here(server_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    sock = warm.socket_path(server_dir, ROOT, "test")
+    proc = _start(sock)
+    try:
+        for argv in (["validate", "--data", str(ESS8.parent)], ["validate", "--data", "no/such/folder"],
+                     ["validate", "--format", "json", "--data", str(ESS8.parent)]):
+            capsys.readouterr()
+            code = warm.ask(sock, argv)
+            served = capsys.readouterr()
+            here = CliRunner().invoke(main, argv)
+            assert (code, served.out + served.err) == (here.exit_code, here.output)
+        assert warm.ask(sock, ["build", "--demo"]) == 2
+        assert capsys.readouterr().err == "this server only runs `harmonise validate`\n"
+        second = subprocess.run([sys.executable, "-m", "harmonise.warm", str(sock), str(ROOT)], check=False, timeout=60)
+        assert second.returncode == 0 and proc.poll() is None  # one server per socket: the second leaves
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_an_idle_server_exits_and_removes_its_socket(server_dir: Path) -> None:
+    sock = warm.socket_path(server_dir, ROOT, "idle")
+    proc = _start(sock, idle=0.5)
+    assert proc.wait(timeout=60) == 0
+    assert not sock.exists()
+
+
+def test_without_a_server_the_command_runs_here_and_starts_one(server_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    started: list[tuple[Path, Path]] = []
+    monkeypatch.setattr(warm, "start_server", lambda sock, root: started.append((sock, root)))
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["harmonise", "validate", "--help"])
+    with pytest.raises(SystemExit) as exc:
+        warm.entry()
+    assert exc.value.code == 0 and "Usage: harmonise validate" in capsys.readouterr().out
+    assert started == [(warm.socket_path(server_dir, ROOT, warm.code_fingerprint()), ROOT)]
+    monkeypatch.setenv("HARMONISE_SERVER", "off")
+    with pytest.raises(SystemExit):
+        warm.entry()
+    monkeypatch.setattr(sys, "argv", ["harmonise", "sql", "--help"])
+    monkeypatch.setenv("HARMONISE_SERVER", "on")
+    with pytest.raises(SystemExit):
+        warm.entry()
+    assert len(started) == 1
