@@ -154,7 +154,11 @@ def entry() -> None:
         folder = _private_dir(create=True)
         if folder is not None and (root / "mappings" / "schema.yaml").is_file():
             sock = socket_path(folder, root, code_fingerprint())
-            code = ask(sock, argv)
+            try:
+                code = ask(sock, argv)
+            except KeyboardInterrupt:  # the server finishes the request on its own; nothing is written
+                sys.stderr.write("interrupted\n")
+                sys.exit(130)
             if code is not None:
                 sys.exit(code)
             start = (sock, root)
