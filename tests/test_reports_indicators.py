@@ -102,13 +102,13 @@ def test_independent_reimplementation_ess8_france(fr_db: Path) -> None:
     assert check_database(fr_db) > 100
 
 
-def test_independent_reimplementation_demo(demo_db: Path) -> None:
-    assert check_database(demo_db) > 1000
+def test_independent_reimplementation_demo(small_demo_db: Path) -> None:
+    assert check_database(small_demo_db) > 1000
 
 
-def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(demo_db: Path) -> None:
-    rows = indicators(demo_db, None, ["country"], "birthplace", rule=OPEN).records()
-    shares = {r[0] for r in connect(demo_db).execute("SELECT name FROM indicator_definitions WHERE unit = 'share'")
+def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(small_demo_db: Path) -> None:
+    rows = indicators(small_demo_db, None, ["country"], "birthplace", rule=OPEN).records()
+    shares = {r[0] for r in connect(small_demo_db).execute("SELECT name FROM indicator_definitions WHERE unit = 'share'")
               .fetchall()}
     shown = [r for r in rows if r["estimate"] is not None]
     assert len(shown) > 1000
@@ -121,10 +121,10 @@ def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(demo_db
                 assert r["reliability"] == "low" and f"share={int(r['estimate'])}" in str(r["flags"])  # type: ignore[call-overload]
 
 
-def test_lonely_psus_are_declared_and_change_ses(demo_db: Path) -> None:
+def test_lonely_psus_are_declared_and_change_ses(small_demo_db: Path) -> None:
     """Demo strata with one PSU (as in the real designs): 'adjust' gives them variance, 'certainty' none;
     the design column says which; cells without a lonely stratum are the same under every method."""
-    con = connect(demo_db)
+    con = connect(small_demo_db)
     try:
         lonely = {tuple(r) for r in con.execute(
             "SELECT survey, wave, country FROM (SELECT survey, wave, country, stratum, count(DISTINCT psu) AS k "
@@ -134,7 +134,7 @@ def test_lonely_psus_are_declared_and_change_ses(demo_db: Path) -> None:
     assert lonely
 
     def ses(method: str) -> dict[tuple[object, ...], float]:
-        rows = indicators(demo_db, ["trust_parliament"], ["country"], lonely_psu=method, rule=OPEN).records()
+        rows = indicators(small_demo_db, ["trust_parliament"], ["country"], lonely_psu=method, rule=OPEN).records()
         assert {r["design"] for r in rows if (r["survey"], r["wave"], r["country"]) in lonely} == {
             f"stratum/psu; lonely PSUs: {method}"}
         return {(r["survey"], r["wave"], r["country"]): float(r["se"]) for r in rows  # type: ignore[arg-type]
@@ -147,15 +147,15 @@ def test_lonely_psus_are_declared_and_change_ses(demo_db: Path) -> None:
     assert all(adjust[k] == certainty[k] for k in adjust if k[:2] == ("ess", "8"))  # respondents as PSUs
 
 
-def test_rows_never_mix_surveys_unless_pooled(demo_db: Path) -> None:
-    code, out, err = run("indicators", "--db", str(demo_db), "--by", "country", "--indicator", "employment_rate",
+def test_rows_never_mix_surveys_unless_pooled(small_demo_db: Path) -> None:
+    code, out, err = run("indicators", "--db", str(small_demo_db), "--by", "country", "--indicator", "employment_rate",
                          "--format", "json")
     assert code == 0, err
     import json
 
     data = json.loads(out)
     rows = data["rows"]
-    con = connect(demo_db)
+    con = connect(small_demo_db)
     try:
         waves = set(con.execute("SELECT DISTINCT survey, wave FROM respondents").fetchall())
     finally:
@@ -163,26 +163,26 @@ def test_rows_never_mix_surveys_unless_pooled(demo_db: Path) -> None:
     assert {(r["survey"], r["wave"]) for r in rows} == waves  # rows per survey x wave x country
     assert all(r["source"] in (None, f"{r['survey']} {r['wave']}") for r in rows)
     assert data["pooling"] is None
-    pooled = indicators(demo_db, ["employment_rate"], ["country"], pool=True).records()
+    pooled = indicators(small_demo_db, ["employment_rate"], ["country"], pool=True).records()
     assert "survey" not in pooled[0] and "wave" not in pooled[0]
     fr = next(r for r in pooled if r["country"] == "FR" and r["breakdown"] == "total")
     sources = str(fr["source"]).split(", ")
     assert len({s.split(" ")[0] for s in sources}) > 1  # the pooled France cell names every survey it mixes
     assert all(tuple(s.split(" ", 1)) in waves for s in sources)
-    per_wave = [r for r in indicators(demo_db, ["employment_rate"], ["country"]).records()
+    per_wave = [r for r in indicators(small_demo_db, ["employment_rate"], ["country"]).records()
                 if r["country"] == "FR" and r["breakdown"] == "total"]
     assert sum(int(r["n"]) for r in per_wave) == fr["n"]  # type: ignore[call-overload]
 
 
-def test_quality_flags_reach_the_rows(demo_db: Path) -> None:
-    rows = indicators(demo_db, ["employment_rate", "trust_parliament"], ["country"], rule=OPEN).records()
+def test_quality_flags_reach_the_rows(small_demo_db: Path) -> None:
+    rows = indicators(small_demo_db, ["employment_rate", "trust_parliament"], ["country"], rule=OPEN).records()
     quality = {(r["indicator"], r["survey"], r["wave"]): str(r["quality"]) for r in rows}
     assert "approximate: labour_status" in quality[("employment_rate", "ess", "10")]  # always an approximation
     assert "trust_parliament" in quality[("trust_parliament", "evs", "2017")]  # 1-4 rescaled to 0-10
     assert "trust_parliament" not in quality[("trust_parliament", "ess", "10")]
     assert "partly non-probability sample (eumidis survey descriptor)" in quality[("employment_rate", "eumidis", "I")]
     assert "approximate: labour_status, weight" in quality[("employment_rate", "eumidis", "I")]  # the wave-I weight
-    con = connect(demo_db)
+    con = connect(small_demo_db)
     try:
         stored = con.execute("SELECT DISTINCT quality FROM indicators WHERE indicator = 'employment_rate' AND "
                              "survey = 'eumidis' AND wave = 'I' AND breakdown = 'total'").fetchall()
