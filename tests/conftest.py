@@ -175,8 +175,10 @@ def declared_codebook(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
 
 @pytest.fixture(scope="session")
 def demo_codebook(tmp_path_factory: pytest.TempPathFactory, small_demo_db: Path) -> Path:
-    """The codebooks of the small demo database (every declared wave), written once per run."""
-    return codebook_once(tmp_path_factory, "demo_codebook", "--db", str(small_demo_db))[0]
+    """The codebooks of the small demo database (every declared wave, with frequencies), written once per run."""
+    out, stdout = codebook_once(tmp_path_factory, "demo_codebook", "--db", str(small_demo_db))
+    assert f"with frequencies from {small_demo_db}" in stdout
+    return out
 
 
 @pytest.fixture(scope="session")
