@@ -44,25 +44,32 @@ def respondents(db: Path, indicator: str) -> tuple[pd.DataFrame, dict[str, int]]
     return frame.astype(dict.fromkeys(keys, "category")), n_h  # grouping by categories, not by strings: 2.5x faster
 
 
-def reference(frame: pd.DataFrame, n_h: dict[str, int], group: str | None) -> pd.DataFrame:
-    """Estimate and SE of every (survey, wave, country or 'all', group) cell."""
-    f = frame[frame["y"].notna()].copy()
-    if group:  # a breakdown's table: respondents whose group is known, by group and in all ('all')
-        f = f[f[f"g_{group}"].notna()]
-        f = pd.concat([f.assign(group=f[f"g_{group}"]), f.assign(group="all")], ignore_index=True)
-    else:
-        f["group"] = "all"
-    cells = pd.concat([f, f.assign(country="all")], ignore_index=True)
+def reference(frame: pd.DataFrame, n_h: dict[str, int], breakdowns: list[str]) -> pd.DataFrame:
+    """Estimate and SE of every (breakdown, survey, wave, country or 'all', group) cell, every breakdown of one
+    indicator stacked into one frame ('total': everyone, group 'all')."""
+    f = frame[frame["y"].notna()]
+    parts = []
+    for breakdown in breakdowns:
+        if breakdown == "total":
+            parts.append(f.assign(breakdown=breakdown, group="all"))
+        else:  # a breakdown's table: respondents whose group is known, by group and in all ('all')
+            known = f[f[f"g_{breakdown}"].notna()]
+            parts += [known.assign(breakdown=breakdown, group=known[f"g_{breakdown}"].astype(str)),
+                      known.assign(breakdown=breakdown, group="all")]
+    cells = pd.concat(parts, ignore_index=True)[["breakdown", *KEY, "stratum", "psu", "w", "y"]]
+    cells = pd.concat([cells, cells.assign(country="all")], ignore_index=True)
+    cells = cells.astype(dict.fromkeys(["breakdown", *KEY, "stratum", "psu"], "category"))
+    key = ["breakdown", *KEY]
     cells["wy"] = cells["w"] * cells["y"]
-    by = cells.groupby(KEY, sort=False, observed=True)
+    by = cells.groupby(key, sort=False, observed=True)
     sw = by["w"].transform("sum")
     cells["z"] = cells["w"] * (cells["y"] - by["wy"].transform("sum") / sw) / sw
-    psu = cells.groupby([*KEY, "stratum", "psu"], sort=False, observed=True)["z"].sum().rename("zhp").reset_index()
+    psu = cells.groupby([*key, "stratum", "psu"], sort=False, observed=True)["z"].sum().rename("zhp").reset_index()
     psu["zhp2"] = psu["zhp"] ** 2
-    strata = psu.groupby([*KEY, "stratum"], sort=False, observed=True).agg(s1=("zhp", "sum"), s2=("zhp2", "sum"))
+    strata = psu.groupby([*key, "stratum"], sort=False, observed=True).agg(s1=("zhp", "sum"), s2=("zhp2", "sum"))
     strata = strata.reset_index()
-    strata["n_h"] = strata["stratum"].map(n_h).astype("int64")
-    per_cell = strata.groupby(KEY, sort=False, observed=True)
+    strata["n_h"] = strata["stratum"].astype(str).map(n_h).astype("int64")
+    per_cell = strata.groupby(key, sort=False, observed=True)
     c = per_cell["s1"].transform("sum") / per_cell["n_h"].transform("sum")  # the grand mean ("adjust")
     several = strata["n_h"] > 1
     strata["v"] = np.where(several, strata["n_h"] / (strata["n_h"] - 1).clip(lower=1)
@@ -70,7 +77,7 @@ def reference(frame: pd.DataFrame, n_h: dict[str, int], group: str | None) -> pd
                            strata["s2"] - 2 * c * strata["s1"] + c * c)
     tot = by.agg(sw=("w", "sum"), swy=("wy", "sum"))
     tot["r"] = tot["swy"] / tot["sw"]
-    tot["se"] = np.sqrt(strata.groupby(KEY, sort=False, observed=True)["v"].sum().clip(lower=0))
+    tot["se"] = np.sqrt(strata.groupby(key, sort=False, observed=True)["v"].sum().clip(lower=0))
     return tot
 
 
@@ -86,11 +93,13 @@ def check_database(db: Path) -> int:
     checked = 0
     for name, excluded in not_by.items():
         frame, n_h = respondents(db, name)
-        for breakdown in ("total", *(g for g in breakdowns if g not in excluded.split(","))):
-            ref = reference(frame, n_h, None if breakdown == "total" else breakdown)
+        tables = ["total", *(g for g in breakdowns if g not in excluded.split(","))]
+        ref = reference(frame, n_h, tables).reset_index()
+        ref = ref.astype(dict.fromkeys(["breakdown", *KEY], str)).set_index(["breakdown", *KEY])
+        for breakdown in tables:
             got = est[(est["indicator"] == name) & (est["breakdown"] == breakdown) & est["estimate"].notna()]
-            keys = list(got[KEY].itertuples(index=False, name=None))
-            assert set(keys) == set(ref.index[ref["sw"] > 0]), (name, breakdown)
+            keys = [(breakdown, *map(str, k)) for k in got[KEY].itertuples(index=False, name=None)]
+            assert set(keys) == {k for k in ref.index[ref["sw"] > 0] if k[0] == breakdown}, (name, breakdown)
             r = ref.loc[keys]
             np.testing.assert_allclose(got["estimate"].astype(float), r["r"], rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(got["se"].astype(float), r["se"], rtol=1e-9, atol=1e-12)
