@@ -35,8 +35,8 @@ if os.environ.get("CI"):
 ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
 
 
-# Fixtures whose tests need the full demo build: the first such test of a run waits ~20 s for it.
-DEMO_FIXTURES = frozenset({"demo_build", "demo_db", "demo_codebook"})
+# Fixtures whose tests need a demo build: the first such test of a run waits ~20 s for the full one.
+DEMO_FIXTURES = frozenset({"demo_build", "demo_db", "small_demo_db", "demo_codebook"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -131,6 +131,34 @@ def demo_db(demo_build: tuple[Path, str]) -> Path:
     return demo_build[0]
 
 
+@pytest.fixture(scope="session")
+def fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every declared wave's fixture files (seed 1, 300 rows, Stata editions included), generated once per run
+    (read-only)."""
+    def make(out: Path) -> None:
+        code, _, err = run("fixtures", "--out", str(out), "--seed", "1", "--rows", "300")
+        assert code == 0, err
+
+    return built_once(tmp_path_factory, "fixtures_seed1", make)
+
+
+@pytest.fixture(scope="session")
+def small_demo_db(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> Iterator[Path]:
+    """A demo database at 300 rows per file: the primary edition of every declared wave's fixture file (the
+    demo's generator, countries, cities and sample designs, marked synthetic), built once per run (read-only).
+    For tests that read a demo database but not its declared sample sizes: it builds and queries in a
+    fraction of the time of `demo_db`'s ~100,000 rows."""
+    def make(folder: Path) -> None:
+        from harmonise import api
+
+        result = api.build(ROOT, api.demo_files(fixtures_dir), folder / "demo.duckdb", synthetic=True)
+        assert result.ok, [i.format() for i in result.issues]
+
+    db = built_once(tmp_path_factory, "small_demo", make) / "demo.duckdb"
+    with unchanged(db):
+        yield db
+
+
 def codebook_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> tuple[Path, str]:
     """`harmonise codebook --out <folder> *args`, once per run: the folder (read-only) and what it printed."""
     def make(folder: Path) -> None:
@@ -149,9 +177,11 @@ def declared_codebook(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
 
 
 @pytest.fixture(scope="session")
-def demo_codebook(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> Path:
-    """The codebooks of the demo database, written once per run."""
-    return codebook_once(tmp_path_factory, "demo_codebook", "--db", str(demo_db))[0]
+def demo_codebook(tmp_path_factory: pytest.TempPathFactory, small_demo_db: Path) -> Path:
+    """The codebooks of the small demo database (every declared wave, with frequencies), written once per run."""
+    out, stdout = codebook_once(tmp_path_factory, "demo_codebook", "--db", str(small_demo_db))
+    assert f"with frequencies from {small_demo_db}" in stdout
+    return out
 
 
 @pytest.fixture(scope="session")

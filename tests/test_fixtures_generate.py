@@ -6,23 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, built_once, run, waves_of
+from conftest import ROOT, run, waves_of
 
 from harmonise import connect
 from harmonise.checks import drift
 from harmonise.fixtures.generate import _write_sav
 from harmonise.readers import open_source
 from harmonise.spec.project import load_project
-
-
-@pytest.fixture(scope="session")
-def fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every declared wave's fixture file (seed 1, 300 rows), generated once per run (read-only)."""
-    def make(out: Path) -> None:
-        code, _, err = run("fixtures", "--out", str(out), "--seed", "1", "--rows", "300")
-        assert code == 0, err
-
-    return built_once(tmp_path_factory, "fixtures_seed1", make)
 
 
 def _declared_waves() -> list[tuple[str, str]]:

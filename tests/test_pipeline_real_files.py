@@ -79,26 +79,33 @@ def db_figure(con: duckdb.DuckDBPyConnection, country: str, name: str, adults: b
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
-def test_folder_builds_every_row_and_figures_equal_the_raw_files(folder: Path, tmp_path: Path) -> None:
-    db = tmp_path / "real.duckdb"
-    code, _, err = run("build", "--data", str(folder), "--db", str(db))
-    assert code == 0, err
+def test_folder_builds_every_row_and_figures_equal_the_raw_files(folder: Path, tmp_path: Path,
+                                                                   request: pytest.FixtureRequest) -> None:
+    if folder == SHARED / "ess8_fr":  # the same `build --data <folder>` as the run's shared fr_db: not twice
+        db = request.getfixturevalue("fr_db")
+    else:
+        db = tmp_path / "real.duckdb"
+        code, _, err = run("build", "--data", str(folder), "--db", str(db))
+        assert code == 0, err
     files = data_files([folder])
     raws = {f.name: _raw(f) for f in files}
     con = duckdb.connect(str(db), read_only=True)
-    stored = dict(con.execute("SELECT source_file || ' ' || country, count(*) FROM respondents GROUP BY 1").fetchall())
-    assert stored == {f"{name} {c.strip()}": n for name, df in raws.items() for c, n in df.cntry.value_counts().items()}
-    assert con.execute("SELECT count(DISTINCT wave), count(*) FROM sources").fetchone() == (1, len(files))
-    assert con.execute("SELECT count(*) FROM harmonisation_report WHERE missing_reason = '__unmapped__'").fetchone() == (0,)
-    assert con.execute("SELECT count(*) FROM conservation WHERE NOT ok").fetchone() == (0,)
-    for df in raws.values():
-        figures = raw_figures(df)
-        assert bool(figures) == bool({"brncntr", "pdwrk", "trstprl", "gndr"} & set(df.columns))
-        for (country, name), expected in figures.items():
-            if np.isnan(expected):
-                continue
-            got = db_figure(con, country, name, adults=name == "trust_parliament" and "agea" in df)
-            assert got == pytest.approx(expected, abs=TOLERANCE), (folder.name, country, name)
+    try:
+        stored = dict(con.execute("SELECT source_file || ' ' || country, count(*) FROM respondents GROUP BY 1").fetchall())
+        assert stored == {f"{name} {c.strip()}": n for name, df in raws.items() for c, n in df.cntry.value_counts().items()}
+        assert con.execute("SELECT count(DISTINCT wave), count(*) FROM sources").fetchone() == (1, len(files))
+        assert con.execute("SELECT count(*) FROM harmonisation_report WHERE missing_reason = '__unmapped__'").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM conservation WHERE NOT ok").fetchone() == (0,)
+        for df in raws.values():
+            figures = raw_figures(df)
+            assert bool(figures) == bool({"brncntr", "pdwrk", "trstprl", "gndr"} & set(df.columns))
+            for (country, name), expected in figures.items():
+                if np.isnan(expected):
+                    continue
+                got = db_figure(con, country, name, adults=name == "trust_parliament" and "agea" in df)
+                assert got == pytest.approx(expected, abs=TOLERANCE), (folder.name, country, name)
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize("folder", ["ess9_gb_dta", "ess4_extract"])

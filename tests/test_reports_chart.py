@@ -28,8 +28,8 @@ def extents(chart: Chart) -> dict[str, Bbox]:
             "caption": fig._supxlabel.get_window_extent(renderer)}  # type: ignore[union-attr]
 
 
-def test_chart_legend_caption_and_layout(demo_db: Path, tmp_path: Path) -> None:
-    chart = compare(demo_db, "employment_rate", tmp_path / "c.png", by=["sex"], group="birthplace")
+def test_chart_legend_caption_and_layout(small_demo_db: Path, tmp_path: Path) -> None:
+    chart = compare(small_demo_db, "employment_rate", tmp_path / "c.png", by=["sex"], group="birthplace")
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fig = chart.figure
     assert fig is not None
@@ -46,7 +46,7 @@ def test_chart_legend_caption_and_layout(demo_db: Path, tmp_path: Path) -> None:
     drawn = {to_hex(c.lines[0].get_color()) for c in fig.axes[0].containers}  # type: ignore[attr-defined]
     assert drawn <= set(colours) and len(drawn) == len(colours)
     # the caption names every survey and wave drawn, the weight, the design and the rule in words
-    con = connect(demo_db)
+    con = connect(small_demo_db)
     try:
         acronyms = dict(con.execute("SELECT survey, acronym FROM survey_sampling").fetchall())
     finally:
@@ -83,14 +83,14 @@ def test_synthetic_databases_say_so(fr_db: Path, tmp_path: Path) -> None:
     assert chart.caption.startswith("SYNTHETIC DATA (demo build)")
 
 
-def test_pooled_chart_states_the_method(demo_db: Path, tmp_path: Path) -> None:
+def test_pooled_chart_states_the_method(small_demo_db: Path, tmp_path: Path) -> None:
     code, out, err = run("compare", "--indicator", "employment_rate", "--by", "country", "--group", "birthplace",
-                         "--pool", "--out", str(tmp_path / "p.pdf"), "--db", str(demo_db))
+                         "--pool", "--out", str(tmp_path / "p.pdf"), "--db", str(small_demo_db))
     assert code == 0, err and out.startswith(f"wrote {tmp_path / 'p.pdf'}")
-    chart = compare(demo_db, "employment_rate", tmp_path / "p.png", by=["country"], group="birthplace", pool=True)
+    chart = compare(small_demo_db, "employment_rate", tmp_path / "p.png", by=["country"], group="birthplace", pool=True)
     assert "pooled over the survey-waves" in chart.caption and "rescaled within each survey-wave" in chart.caption
     assert not any(" · " in c for c, _, _ in chart.plotted)  # pooled cells are countries, not survey-waves
-    by_survey = compare(demo_db, "employment_rate", tmp_path / "s.png", by=["survey", "country"], pool=True)
+    by_survey = compare(small_demo_db, "employment_rate", tmp_path / "s.png", by=["survey", "country"], pool=True)
     cells = {c for c, _, _ in by_survey.plotted + by_survey.suppressed}  # type: ignore[operator]
     assert "ESS · All" in cells and "EVS · All" in cells  # pooled over waves only: one row per survey
 

@@ -12,13 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harmonise import api
-from harmonise.fixtures import generate
 from harmonise.reports.codebook import write_files
 from harmonise.reports.codebook_stats import BINS, FreqRow, database_stats, suppress
 from harmonise.spec.coverage import coverage
 from harmonise.spec.project import load_project
-from tests.conftest import ROOT, built_once, codebook_once, declared_waves, edit, line_of, run
+from tests.conftest import ROOT, declared_waves, edit, line_of, run
 
 NS = {"d": "ddi:codebook:2_5"}
 
@@ -213,25 +211,6 @@ def test_suppression_hides_small_cells_and_protects_a_lone_one(cells: list[tuple
 
 # --- with a database ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def two_waves_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A build of two survey-waves (generated fixtures), enough to check every statistic; once per run."""
-    def make(folder: Path) -> None:
-        generate(ROOT, folder / "data", survey="ess", wave="8", rows=600)
-        generate(ROOT, folder / "data", survey="evs", wave="2017", rows=600)
-        result = api.build(ROOT, [folder / "data"], folder / "two_waves.duckdb")
-        assert result.ok, result.errors
-
-    return built_once(tmp_path_factory, "two_waves_db", make) / "two_waves.duckdb"
-
-
-@pytest.fixture(scope="session")
-def cb_db(two_waves_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out, stdout = codebook_once(tmp_path_factory, "two_waves_codebook", "--db", str(two_waves_db))
-    assert f"with frequencies from {two_waves_db}" in stdout
-    return out
-
-
 def query_json(db: Path, sql: str) -> list[dict[str, object]]:
     code, out, err = run("query", sql, "--db", str(db), "--format", "json")
     assert code == 0, err
@@ -243,13 +222,13 @@ ROW = re.compile(r'<tr class="freq" data-sw="([^"]+)" data-value="([^"]*)" data-
 
 
 @pytest.mark.parametrize("target", ["sex", "labour_status", "citizen", "country_of_birth", "education_level", "age"])
-def test_page_frequencies_equal_query_counts(cb_db: Path, two_waves_db: Path, loaded, target: str) -> None:  # type: ignore[no-untyped-def]
+def test_page_frequencies_equal_query_counts(demo_codebook: Path, small_demo_db: Path, loaded, target: str) -> None:  # type: ignore[no-untyped-def]
     var = loaded.schema.variable(target)
     value = f"CAST({target} AS VARCHAR)" if var.type not in ("integer", "number") else "NULL"
     expected = {(f"{r['survey']}-{r['wave']}", r["v"] or "", r["m"] or ""): r["n"] for r in query_json(
-        two_waves_db, f"SELECT survey, wave, {value} AS v, {target}_missing AS m, count(*) AS n FROM respondents "
+        small_demo_db, f"SELECT survey, wave, {value} AS v, {target}_missing AS m, count(*) AS n FROM respondents "
                  "GROUP BY ALL")}
-    html = (cb_db / "html" / "variables" / f"{target}.html").read_text()
+    html = (demo_codebook / "html" / "variables" / f"{target}.html").read_text()
     shown = {(sw, v, m): (n, text) for sw, v, m, n, text in ROW.findall(html)}
     assert set(shown) == set(expected)
     compared = 0
@@ -260,25 +239,25 @@ def test_page_frequencies_equal_query_counts(cb_db: Path, two_waves_db: Path, lo
         else:  # below 20, or hidden only so that a lone small cell cannot be recovered from the total
             assert text == ("&lt;20" if expected[key] < 20 else "*"), key
     assert compared >= 2
-    md = (cb_db / "markdown" / f"{target}.md").read_text()
+    md = (demo_codebook / "markdown" / f"{target}.md").read_text()
     for (sw, v, m), (n, _) in shown.items():
         if n and v:
             assert f"| `{v}` |" in md and f"| {n} |" in md
 
 
-def test_numeric_summary_and_disclosure_note(cb_db: Path, two_waves_db: Path) -> None:
-    rows = query_json(two_waves_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL ORDER BY 1, 2")
-    html = (cb_db / "html" / "variables" / "age.html").read_text()
+def test_numeric_summary_and_disclosure_note(demo_codebook: Path, small_demo_db: Path) -> None:
+    rows = query_json(small_demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL ORDER BY 1, 2")
+    html = (demo_codebook / "html" / "variables" / "age.html").read_text()
     for r in rows:
         assert f'<tr data-sw="{r["survey"]}-{r["wave"]}" data-valid="{r["n"]}">' in html
     assert "a cell counted on fewer than 20 unweighted respondents is shown as &lt;20" in html
-    assert html.count('<svg class="chart"') == 2
+    assert html.count('<svg class="chart"') == len(rows)  # one histogram per survey-wave
 
 
-def test_histogram_bins_cover_every_valid_value(two_waves_db: Path, loaded) -> None:  # type: ignore[no-untyped-def]
-    stats = database_stats(two_waves_db, [loaded.schema.variable("age"), loaded.schema.variable("sex")])
+def test_histogram_bins_cover_every_valid_value(small_demo_db: Path, loaded) -> None:  # type: ignore[no-untyped-def]
+    stats = database_stats(small_demo_db, [loaded.schema.variable("age"), loaded.schema.variable("sex")])
     valid = {(r["survey"], r["wave"]): r["n"] for r in query_json(
-        two_waves_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL")}
+        small_demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL")}
     assert set(stats["age"]) == set(valid)
     for key, ws in stats["age"].items():
         assert sum(b.n for b in ws.histogram) == valid[key] == ws.summary.n

@@ -44,25 +44,32 @@ def respondents(db: Path, indicator: str) -> tuple[pd.DataFrame, dict[str, int]]
     return frame.astype(dict.fromkeys(keys, "category")), n_h  # grouping by categories, not by strings: 2.5x faster
 
 
-def reference(frame: pd.DataFrame, n_h: dict[str, int], group: str | None) -> pd.DataFrame:
-    """Estimate and SE of every (survey, wave, country or 'all', group) cell."""
-    f = frame[frame["y"].notna()].copy()
-    if group:  # a breakdown's table: respondents whose group is known, by group and in all ('all')
-        f = f[f[f"g_{group}"].notna()]
-        f = pd.concat([f.assign(group=f[f"g_{group}"]), f.assign(group="all")], ignore_index=True)
-    else:
-        f["group"] = "all"
-    cells = pd.concat([f, f.assign(country="all")], ignore_index=True)
+def reference(frame: pd.DataFrame, n_h: dict[str, int], breakdowns: list[str]) -> pd.DataFrame:
+    """Estimate and SE of every (breakdown, survey, wave, country or 'all', group) cell, every breakdown of one
+    indicator stacked into one frame ('total': everyone, group 'all')."""
+    f = frame[frame["y"].notna()]
+    parts = []
+    for breakdown in breakdowns:
+        if breakdown == "total":
+            parts.append(f.assign(breakdown=breakdown, group="all"))
+        else:  # a breakdown's table: respondents whose group is known, by group and in all ('all')
+            known = f[f[f"g_{breakdown}"].notna()]
+            parts += [known.assign(breakdown=breakdown, group=known[f"g_{breakdown}"].astype(str)),
+                      known.assign(breakdown=breakdown, group="all")]
+    cells = pd.concat(parts, ignore_index=True)[["breakdown", *KEY, "stratum", "psu", "w", "y"]]
+    cells = pd.concat([cells, cells.assign(country="all")], ignore_index=True)
+    cells = cells.astype(dict.fromkeys(["breakdown", *KEY, "stratum", "psu"], "category"))
+    key = ["breakdown", *KEY]
     cells["wy"] = cells["w"] * cells["y"]
-    by = cells.groupby(KEY, sort=False, observed=True)
+    by = cells.groupby(key, sort=False, observed=True)
     sw = by["w"].transform("sum")
     cells["z"] = cells["w"] * (cells["y"] - by["wy"].transform("sum") / sw) / sw
-    psu = cells.groupby([*KEY, "stratum", "psu"], sort=False, observed=True)["z"].sum().rename("zhp").reset_index()
+    psu = cells.groupby([*key, "stratum", "psu"], sort=False, observed=True)["z"].sum().rename("zhp").reset_index()
     psu["zhp2"] = psu["zhp"] ** 2
-    strata = psu.groupby([*KEY, "stratum"], sort=False, observed=True).agg(s1=("zhp", "sum"), s2=("zhp2", "sum"))
+    strata = psu.groupby([*key, "stratum"], sort=False, observed=True).agg(s1=("zhp", "sum"), s2=("zhp2", "sum"))
     strata = strata.reset_index()
-    strata["n_h"] = strata["stratum"].map(n_h).astype("int64")
-    per_cell = strata.groupby(KEY, sort=False, observed=True)
+    strata["n_h"] = strata["stratum"].astype(str).map(n_h).astype("int64")
+    per_cell = strata.groupby(key, sort=False, observed=True)
     c = per_cell["s1"].transform("sum") / per_cell["n_h"].transform("sum")  # the grand mean ("adjust")
     several = strata["n_h"] > 1
     strata["v"] = np.where(several, strata["n_h"] / (strata["n_h"] - 1).clip(lower=1)
@@ -70,7 +77,7 @@ def reference(frame: pd.DataFrame, n_h: dict[str, int], group: str | None) -> pd
                            strata["s2"] - 2 * c * strata["s1"] + c * c)
     tot = by.agg(sw=("w", "sum"), swy=("wy", "sum"))
     tot["r"] = tot["swy"] / tot["sw"]
-    tot["se"] = np.sqrt(strata.groupby(KEY, sort=False, observed=True)["v"].sum().clip(lower=0))
+    tot["se"] = np.sqrt(strata.groupby(key, sort=False, observed=True)["v"].sum().clip(lower=0))
     return tot
 
 
@@ -86,11 +93,13 @@ def check_database(db: Path) -> int:
     checked = 0
     for name, excluded in not_by.items():
         frame, n_h = respondents(db, name)
-        for breakdown in ("total", *(g for g in breakdowns if g not in excluded.split(","))):
-            ref = reference(frame, n_h, None if breakdown == "total" else breakdown)
+        tables = ["total", *(g for g in breakdowns if g not in excluded.split(","))]
+        ref = reference(frame, n_h, tables).reset_index()
+        ref = ref.astype(dict.fromkeys(["breakdown", *KEY], str)).set_index(["breakdown", *KEY])
+        for breakdown in tables:
             got = est[(est["indicator"] == name) & (est["breakdown"] == breakdown) & est["estimate"].notna()]
-            keys = list(got[KEY].itertuples(index=False, name=None))
-            assert set(keys) == set(ref.index[ref["sw"] > 0]), (name, breakdown)
+            keys = [(breakdown, *map(str, k)) for k in got[KEY].itertuples(index=False, name=None)]
+            assert set(keys) == {k for k in ref.index[ref["sw"] > 0] if k[0] == breakdown}, (name, breakdown)
             r = ref.loc[keys]
             np.testing.assert_allclose(got["estimate"].astype(float), r["r"], rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(got["se"].astype(float), r["se"], rtol=1e-9, atol=1e-12)
@@ -102,13 +111,13 @@ def test_independent_reimplementation_ess8_france(fr_db: Path) -> None:
     assert check_database(fr_db) > 100
 
 
-def test_independent_reimplementation_demo(demo_db: Path) -> None:
-    assert check_database(demo_db) > 1000
+def test_independent_reimplementation_demo(small_demo_db: Path) -> None:
+    assert check_database(small_demo_db) > 1000
 
 
-def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(demo_db: Path) -> None:
-    rows = indicators(demo_db, None, ["country"], "birthplace", rule=OPEN).records()
-    shares = {r[0] for r in connect(demo_db).execute("SELECT name FROM indicator_definitions WHERE unit = 'share'")
+def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(small_demo_db: Path) -> None:
+    rows = indicators(small_demo_db, None, ["country"], "birthplace", rule=OPEN).records()
+    shares = {r[0] for r in connect(small_demo_db).execute("SELECT name FROM indicator_definitions WHERE unit = 'share'")
               .fetchall()}
     shown = [r for r in rows if r["estimate"] is not None]
     assert len(shown) > 1000
@@ -121,10 +130,10 @@ def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(demo_db
                 assert r["reliability"] == "low" and f"share={int(r['estimate'])}" in str(r["flags"])  # type: ignore[call-overload]
 
 
-def test_lonely_psus_are_declared_and_change_ses(demo_db: Path) -> None:
+def test_lonely_psus_are_declared_and_change_ses(small_demo_db: Path) -> None:
     """Demo strata with one PSU (as in the real designs): 'adjust' gives them variance, 'certainty' none;
     the design column says which; cells without a lonely stratum are the same under every method."""
-    con = connect(demo_db)
+    con = connect(small_demo_db)
     try:
         lonely = {tuple(r) for r in con.execute(
             "SELECT survey, wave, country FROM (SELECT survey, wave, country, stratum, count(DISTINCT psu) AS k "
@@ -134,7 +143,7 @@ def test_lonely_psus_are_declared_and_change_ses(demo_db: Path) -> None:
     assert lonely
 
     def ses(method: str) -> dict[tuple[object, ...], float]:
-        rows = indicators(demo_db, ["trust_parliament"], ["country"], lonely_psu=method, rule=OPEN).records()
+        rows = indicators(small_demo_db, ["trust_parliament"], ["country"], lonely_psu=method, rule=OPEN).records()
         assert {r["design"] for r in rows if (r["survey"], r["wave"], r["country"]) in lonely} == {
             f"stratum/psu; lonely PSUs: {method}"}
         return {(r["survey"], r["wave"], r["country"]): float(r["se"]) for r in rows  # type: ignore[arg-type]
@@ -147,15 +156,15 @@ def test_lonely_psus_are_declared_and_change_ses(demo_db: Path) -> None:
     assert all(adjust[k] == certainty[k] for k in adjust if k[:2] == ("ess", "8"))  # respondents as PSUs
 
 
-def test_rows_never_mix_surveys_unless_pooled(demo_db: Path) -> None:
-    code, out, err = run("indicators", "--db", str(demo_db), "--by", "country", "--indicator", "employment_rate",
+def test_rows_never_mix_surveys_unless_pooled(small_demo_db: Path) -> None:
+    code, out, err = run("indicators", "--db", str(small_demo_db), "--by", "country", "--indicator", "employment_rate",
                          "--format", "json")
     assert code == 0, err
     import json
 
     data = json.loads(out)
     rows = data["rows"]
-    con = connect(demo_db)
+    con = connect(small_demo_db)
     try:
         waves = set(con.execute("SELECT DISTINCT survey, wave FROM respondents").fetchall())
     finally:
@@ -163,26 +172,26 @@ def test_rows_never_mix_surveys_unless_pooled(demo_db: Path) -> None:
     assert {(r["survey"], r["wave"]) for r in rows} == waves  # rows per survey x wave x country
     assert all(r["source"] in (None, f"{r['survey']} {r['wave']}") for r in rows)
     assert data["pooling"] is None
-    pooled = indicators(demo_db, ["employment_rate"], ["country"], pool=True).records()
+    pooled = indicators(small_demo_db, ["employment_rate"], ["country"], pool=True).records()
     assert "survey" not in pooled[0] and "wave" not in pooled[0]
     fr = next(r for r in pooled if r["country"] == "FR" and r["breakdown"] == "total")
     sources = str(fr["source"]).split(", ")
     assert len({s.split(" ")[0] for s in sources}) > 1  # the pooled France cell names every survey it mixes
     assert all(tuple(s.split(" ", 1)) in waves for s in sources)
-    per_wave = [r for r in indicators(demo_db, ["employment_rate"], ["country"]).records()
+    per_wave = [r for r in indicators(small_demo_db, ["employment_rate"], ["country"]).records()
                 if r["country"] == "FR" and r["breakdown"] == "total"]
     assert sum(int(r["n"]) for r in per_wave) == fr["n"]  # type: ignore[call-overload]
 
 
-def test_quality_flags_reach_the_rows(demo_db: Path) -> None:
-    rows = indicators(demo_db, ["employment_rate", "trust_parliament"], ["country"], rule=OPEN).records()
+def test_quality_flags_reach_the_rows(small_demo_db: Path) -> None:
+    rows = indicators(small_demo_db, ["employment_rate", "trust_parliament"], ["country"], rule=OPEN).records()
     quality = {(r["indicator"], r["survey"], r["wave"]): str(r["quality"]) for r in rows}
     assert "approximate: labour_status" in quality[("employment_rate", "ess", "10")]  # always an approximation
     assert "trust_parliament" in quality[("trust_parliament", "evs", "2017")]  # 1-4 rescaled to 0-10
     assert "trust_parliament" not in quality[("trust_parliament", "ess", "10")]
     assert "partly non-probability sample (eumidis survey descriptor)" in quality[("employment_rate", "eumidis", "I")]
     assert "approximate: labour_status, weight" in quality[("employment_rate", "eumidis", "I")]  # the wave-I weight
-    con = connect(demo_db)
+    con = connect(small_demo_db)
     try:
         stored = con.execute("SELECT DISTINCT quality FROM indicators WHERE indicator = 'employment_rate' AND "
                              "survey = 'eumidis' AND wave = 'I' AND breakdown = 'total'").fetchall()

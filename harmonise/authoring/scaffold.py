@@ -263,19 +263,21 @@ def verify(var: Variable, rule: dict[str, Any], draft: Draft, project: Project,
 
 
 def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None = None,
-             encoding: str | None = None, aliases: bool = True, known: bool = True) -> Draft:
+             encoding: str | None = None, aliases: bool = True, known: bool = True,
+             project: Project | None = None) -> Draft:
     """Draft a crosswalk for ``wave`` of ``survey`` from source file ``path``.
 
     For a survey the project covers (``known``), the rules of its crosswalk are the candidates: those
     the file supports are kept, the others are TODO. Otherwise, and for targets no such rule fits,
     source variables are ranked by similarity and a rule is settled only when name or label, value
-    labels and codes agree and no other target claims the same variable.
+    labels and codes agree and no other target claims the same variable. ``project``: the declarations
+    under ``root`` already loaded (drafting many files reads them once).
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", survey):
         raise UsageError(f"survey name {survey!r} must be lower case letters, digits and _ (e.g. ess, eumidis)")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", wave):
         raise UsageError(f"wave {wave!r} must be 1-16 letters, digits, '_', '.' or '-' (e.g. 8, 2017, II)")
-    project = load_project(root)
+    project = project if project is not None else load_project(root)
     if project.schema is None:
         raise UsageError(f"{root}: mappings/schema.yaml does not load; run `harmonise validate` first")
     src = open_source(path, encoding=encoding)
