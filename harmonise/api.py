@@ -218,7 +218,8 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
             result.issues.extend(inputs.weight_issues(con))
             write_schema_tables(con, project.schema)
-            write_lookups(con, project, encoding)
+            write_lookups(con, project, encoding, {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
+                                                   for o in result.outcomes if o.facts is not None})
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
             store_indicators(con, project)
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
