@@ -24,6 +24,7 @@ from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import find_variable
+from harmonise.store.cache import BuildCache, hash_files
 
 COUNTRY_TARGET = "country"  # the target `--country` supplies
 CONTENT_CHUNK = 200_000  # rows per read of a content variable
@@ -41,6 +42,7 @@ class Job:
     supplied: dict[str, str] = field(default_factory=dict)
     source: SourceFile | None = None
     opened_with: str | None = None
+    sha256: str | None = None  # the file's digest, when discovery computed it (an incremental build)
 
 
 @dataclass
@@ -66,11 +68,14 @@ def data_files(data: list[Path]) -> list[Path]:
     return files
 
 
-def discover(project: Project, data: list[Path], options: Options | None = None) -> tuple[list[Job], list[Issue]]:
+def discover(project: Project, data: list[Path], options: Options | None = None,
+             cache: BuildCache | None = None) -> tuple[list[Job], list[Issue]]:
     """Assign every data file to a crosswalk wave; issues for files that are ambiguous, skipped or unmatched.
 
     Raises UsageError for options naming no survey, wave or country, and InputError when no file
-    can be harmonised or a file lacks a required variable no option supplies.
+    can be harmonised or a file lacks a required variable no option supplies. With a ``cache`` that
+    describes a previous build, every file is hashed first and one whose bytes it knows is not read
+    again; what is read is kept in it for the next build.
     """
     opts = options or Options()
     crosswalks = _chosen(project, opts)
@@ -83,10 +88,25 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
     same = SameWork()  # one wave's country files share their metadata: resolved once
     content = [] if opts.survey and opts.wave else \
         sorted({n for cw in crosswalks for w in cw.waves for n in (w.content or {})})
-    scans = isolated_map(partial(_scan, encoding=opts.encoding, names=content), files,
-                         min(SCAN_READERS, os.cpu_count() or 1))
-    for f, scan in zip(files, scans):
-        src, seen = scan if isinstance(scan, tuple) else (_open(f, opts.encoding) if _crashed(scan) else None, {})
+    shas: list[str | None] = [None] * len(files)
+    if cache is not None and cache.previous is not None:
+        shas = list(hash_files(files, min(SCAN_READERS, os.cpu_count() or 1)))
+    cached = [cache.scan(sha, opts.encoding, content, f) if cache is not None and sha else None
+              for f, sha in zip(files, shas)]
+    todo = [i for i, c in enumerate(cached) if c is None]
+    read = dict(zip(todo, isolated_map(partial(_scan, encoding=opts.encoding, names=content), [files[i] for i in todo],
+                                       min(SCAN_READERS, os.cpu_count() or 1))))
+    for i, (f, sha) in enumerate(zip(files, shas)):
+        hit, scan = cached[i], read.get(i)
+        src: SourceFile | None
+        if hit is not None:
+            src, seen = hit.source, dict[str, set[str] | InputError](hit.seen)
+        elif isinstance(scan, tuple):
+            src, seen = scan
+            if cache is not None and src is not None and not any(isinstance(v, InputError) for v in seen.values()):
+                cache.note_scan(f, opts.encoding, content, src, seen, sha)  # type: ignore[arg-type]
+        else:
+            src, seen = (_open(f, opts.encoding) if _crashed(scan) else None), {}
         hits, why = recognise(f, src, crosswalks, opts, seen)
         if len(hits) > 1:
             names = ", ".join(f"{cw.survey} wave {w.wave}" for cw, w in hits)
@@ -98,7 +118,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding)
+        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha)
         if src is not None and project.schema is not None:
             plan = same.resolve(cw, wave, project, src.meta, job.supplied)
             if _supplement(cw, wave, plan.sources(), src):

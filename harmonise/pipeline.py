@@ -10,6 +10,7 @@ harmonisation report and the conservation check.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing as mp
 import os
 import re
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,7 @@ from harmonise.spec.source import VarMeta
 from harmonise.spec.yamlload import LineIndex, locate
 from harmonise.store import provenance
 from harmonise.store.atomic import open_build
+from harmonise.store.cache import BuildCache, CachedFile, digest
 from harmonise.store.editions import FileFacts, edition_variables, file_edition, gathered_facts
 from harmonise.store.provenance import append_database, to_json
 from harmonise.store.respondents import FILE_BITS, ROW_MASK, create_all, duplicate_ids, insert_select
@@ -69,15 +71,18 @@ class Outcome:
     sha256: str = ""
     seconds: float = 0.0
     facts: FileFacts | None = None  # its edition and region labels, for source_editions and nuts_regions
+    cached: CachedFile | None = None  # what the build cache keeps of it (its key set by the caller)
+    reused: bool = False  # its rows came from the previous build (see Reuse)
 
 
 class _Hasher(threading.Thread):
     """sha256 of a file, computed in a thread beside the harmonisation (started with the first chunk)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, known: str | None = None) -> None:
         super().__init__(daemon=True)
         self.path = path
-        self.digest = ""
+        self.digest = known or ""
+        self.known = known is not None
 
     def run(self) -> None:
         h = hashlib.sha256()
@@ -87,12 +92,14 @@ class _Hasher(threading.Thread):
         self.digest = h.hexdigest()
 
     def begin(self) -> None:
-        """Start hashing unless it has started."""
-        if self.ident is None:
+        """Start hashing unless it has started (or the digest is known)."""
+        if self.ident is None and not self.known:
             self.start()
 
     def result(self) -> str:
         """The digest of the whole file (starts hashing first if it has not started)."""
+        if self.known:
+            return self.digest
         self.begin()
         self.join()
         return self.digest
@@ -165,7 +172,7 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
     edition = same.keyed(("edition", job.crosswalk.survey),
                          lambda: edition_variables(file_edition(project, job.crosswalk.survey)))
     columns += [v for v in edition.values() if v in src.meta.variables and v not in src.virtual and v not in columns]
-    return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path), edition)
+    return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path, job.sha256), edition)
 
 
 def _check(f: _File, project: Project, same: SameWork) -> None:
@@ -339,9 +346,10 @@ def _harmonise(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
         mine = found.iloc[[j for j, k in enumerate(keep) if k]].copy()
         mine["source_row"] = [None if r is None else r & ROW_MASK for r, k in zip(packed, keep) if k]
         rows.failures[id(f)] = mine.reset_index(drop=True)
-    rows.report = con.execute(  # type: ignore[assignment]
-        "SELECT file, target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n FROM report_stage "
-        "GROUP BY ALL ORDER BY file, target, source_code, target_value, missing_reason").fetchall()
+    for file, *rep in con.execute(
+            "SELECT file, target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n FROM report_stage "
+            "GROUP BY ALL ORDER BY file, target, source_code, target_value, missing_reason").fetchall():
+        rows.report.setdefault(int(file), []).append(tuple(rep))  # type: ignore[arg-type]
 
 
 def _stored_sql(compiled: CompiledWave, plan: WavePlan, src: SourceFile, project: Project) -> str:
@@ -401,8 +409,8 @@ class _Rows:
 
     def __init__(self) -> None:
         self.tables: dict[str, tuple[provenance.Table, list[tuple[object, ...]]]] = {}
-        # the report stage, folded: (file position, target, source code, value, missing reason, n)
-        self.report: list[tuple[int, str, str | None, str | None, str | None, int]] = []
+        # the report stage, folded, by file position: (target, source code, value, missing reason, n)
+        self.report: dict[int, list[accounting.ReportRow]] = {}
         self.failures: dict[int, pd.DataFrame] = {}  # id(_File) → its pandera failure cases
         self.position: dict[int, int] = {}  # id(_File) → its position among the files harmonised together
 
@@ -440,7 +448,7 @@ def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _R
     survey, wid, fname = plan.survey, plan.wave.wave, job.path.name
     index = project.surveys[survey].index
     mine = rows.position.get(id(f), 0)
-    rep: list[accounting.ReportRow] = [(r[1], r[2], r[3], r[4], r[5]) for r in rows.report if r[0] == mine]
+    rep = rows.report.get(mine, [])
     labels = _labels_for(plan, src)
     rows.add(provenance.REPORT, [(survey, wid, fname, target, labels.get(target, ("", {}))[0], code,
                                   labels.get(target, ("", {}))[1].get(code or ""), value, reason, n)
@@ -469,6 +477,10 @@ def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _R
         if "region_nuts" in plan.targets else []
     out.facts = gathered_facts(survey, wid, fname, f.first or {}, f.edition, {
         n: _value_labels(vm) if (vm := src.meta.variables.get(n)) is not None else {} for n in regions})
+    out.cached = CachedFile("", survey, wid, fname, out.rows, out.sha256, dict(f.first or {}), list(rep), [
+        (str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r),
+         None if pd.isna(n) else int(n))
+        for col, check, case, r, n in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"], fc["n"])])
 
 
 def _value_labels(vm: VarMeta) -> dict[Any, str]:
@@ -490,10 +502,13 @@ def _source_row(project: Project, survey: str, wave: str, src: SourceFile, sha25
             hashlib.sha256(entry.text.encode()).hexdigest(), codebook, __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
+FAILURE_COLUMNS = ["column", "check", "failure_case", "source_row", "n"]  # as checks.frame.validate_profile gives them
+
+
 def _failure_cases(failures: list[pd.DataFrame]) -> pd.DataFrame:
     """The chunks' pandera failure cases, one row per (column, check, value) with its first source row and count."""
     if not failures:
-        return pd.DataFrame(columns=["column", "check", "failure_case", "source_row", "n"])
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
     return (pd.concat(failures, ignore_index=True)
             .groupby(["column", "check", "failure_case"], dropna=False, sort=True)
             .agg(source_row=("source_row", "min"), n=("n", "sum")).reset_index())
@@ -522,9 +537,48 @@ def default_jobs(jobs: list[Job]) -> int:
     return 1 if size < PARALLEL_MIN_BYTES else max(1, min(os.cpu_count() or 1, len(jobs)))
 
 
+@dataclass
+class Reuse:
+    """An incremental build: the previous build's cache, and the build options every file's key holds
+    (``--encoding``, ``--survey``/``--wave``/``--country``, the design files and their digests)."""
+
+    cache: BuildCache
+    options: tuple[str, ...] = ()
+
+
+def file_key(f: _File, project: Project, options: Sequence[str], sha256: str) -> str:
+    """What a file's harmonised rows, report and pandera failures are a function of: its bytes and name,
+    its wave, the columns read and the SQL they go through, the profile, the declarations pandera checks
+    against (schema and code tables), the build options and harmonise itself (version and code)."""
+    assert project.schema is not None
+    return digest([_code_digest(), *options, _declarations_digest(project.root), sha256, f.job.path.name,
+                   f.job.crosswalk.survey, f.job.wave.wave, sorted(f.job.supplied.items()), f.columns, f.src.encoding,
+                   f.src.codec, f.compiled.sql, f.compiled.report_targets,
+                   profile_sql(f.compiled, f.plan, project.schema, "h")])
+
+
+_DIGESTS: dict[str, str] = {}
+
+
+def _code_digest() -> str:
+    """harmonise's version and the digest of its source files (a changed harmonise invalidates the cache)."""
+    if "code" not in _DIGESTS:
+        package = Path(__file__).parent
+        _DIGESTS["code"] = digest([__version__, *((str(p.relative_to(package)), p.read_bytes())
+                                                   for p in sorted(package.rglob("*.py")))])
+    return _DIGESTS["code"]
+
+
+def _declarations_digest(root: Path) -> str:
+    """The schema and code tables (what pandera's checks are built from)."""
+    mappings = root / "mappings"
+    return digest([(str(p.relative_to(root)), p.read_bytes()) for p in
+                   [mappings / "schema.yaml", *sorted((mappings / "tables").rglob("*"))] if p.is_file()])
+
+
 def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
              progress: Progress | None = None, workers: int = 1,
-             mappings: list[Path] | None = None) -> list[Outcome]:
+             mappings: list[Path] | None = None, reuse: Reuse | None = None) -> list[Outcome]:
     """Harmonise every job into ``con`` (tables already created), in job order.
 
     Small files of one wave that compile to the same SQL are harmonised together (:func:`_batches`).
@@ -533,27 +587,84 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     database holds the same rows whatever the number of workers. The workers' files live in a
     folder beside the database being built (``<file>.jobs``, mode 0700, removed with the build's
     other leftovers if the build is killed); the workers die with the process that started them.
+
+    With ``reuse``, a file whose :func:`file_key` the cache holds is not read: its rows are copied from
+    the previous database and its provenance written from the cached report, as a full build writes it;
+    every harmonised file is noted in the cache for the next build.
     """
     same = SameWork()
     files = []
     for j in jobs:
         with _located([j]):
             files.append(_open(j, project, same, encoding))
-    groups = _batches(files)
-    if workers <= 1 or len(groups) <= 1:
-        feed = FileFeed([(f.src, f.columns) for g in groups for f in g if f.small])
-        try:
-            for g in groups:
-                with _located([f.job for f in g], project, encoding):
-                    _run_batch(g, con, project, same, CHUNK_ROWS, progress, True, feed)
-        finally:
-            feed.close()
-        outcomes = [f.out for f in files]
-    else:
-        outcomes = _in_workers(groups, con, project, encoding, progress, workers, mappings)
+    hits: dict[int, CachedFile] = {}
+    if reuse is not None and reuse.cache.attach(con):
+        keys = {id(f): file_key(f, project, reuse.options, f.job.sha256) for f in files if f.job.sha256}
+        found = reuse.cache.harmonised(con, list(keys.values()))
+        hits = {i: found[k] for i, k in keys.items() if k in found}
+    try:
+        segments = _segments(files, hits)
+        if workers <= 1 or sum(len(groups) for kind, groups in segments if kind == "fresh") <= 1:
+            feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
+                             for g in groups for f in g if f.small])
+            try:
+                for kind, groups in segments:
+                    for g in groups:
+                        if kind == "reuse":
+                            _reuse_run(g, con, project, same, hits, reuse)
+                            continue
+                        with _located([f.job for f in g], project, encoding):
+                            _run_batch(g, con, project, same, CHUNK_ROWS, progress, True, feed)
+            finally:
+                feed.close()
+            outcomes = [f.out for f in files]
+        else:
+            outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
+                                   lambda g: _reuse_run(g, con, project, same, hits, reuse))
+    finally:
+        if reuse is not None:
+            reuse.cache.detach(con)
+    if reuse is not None:
+        for f, out in zip(files, outcomes):
+            if out.cached is not None and not any(i.severity == "error" for i in out.issues):
+                out.cached.key = file_key(f, project, reuse.options, out.sha256)
+                reuse.cache.note_file(out.cached, f.job.path)
     if outcomes:
         outcomes[-1].issues.extend(_duplicates(con, project, jobs))
     return outcomes
+
+
+def _segments(files: list[_File], hits: dict[int, CachedFile]) -> list[tuple[str, list[list[_File]]]]:
+    """The files in job order as runs of reused files (one group each) and of files to harmonise (in
+    :func:`_batches`), so rows land in the order a full build writes them."""
+    out: list[tuple[str, list[list[_File]]]] = []
+    for reused, run in itertools.groupby(files, key=lambda f: id(f) in hits):
+        members = list(run)
+        out.append(("reuse", [members]) if reused else ("fresh", _batches(members)))
+    return out
+
+
+def _reuse_run(files: list[_File], con: duckdb.DuckDBPyConnection, project: Project, same: SameWork,
+               hits: dict[int, CachedFile], reuse: Reuse | None) -> None:
+    """Files the cache holds: their rows copied from the previous database, their provenance and findings
+    written from the cached report and pandera failures, as :func:`_run_batch` writes them."""
+    assert reuse is not None
+    rows = _Rows()
+    for f in files:
+        _check(f, project, same)
+    reuse.cache.copy_rows(con, [hits[id(f)] for f in files if f.ok])
+    for i, f in enumerate(files):
+        cached = hits[id(f)]
+        f.out.sha256 = cached.sha256
+        if not f.ok:
+            continue
+        f.out.rows, f.first, f.out.reused = cached.rows, dict(cached.first), True
+        rows.position[id(f)] = i
+        rows.report[i] = list(cached.report)
+        rows.failures[id(f)] = pd.DataFrame(cached.failures, columns=FAILURE_COLUMNS) if cached.failures \
+            else _failure_cases([])
+        _finish(f, con, project, rows)
+    rows.flush(con)
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job]) -> list[Issue]:
@@ -569,28 +680,36 @@ def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job
     return out
 
 
-def _in_workers(groups: list[list[_File]], con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None,
-                progress: Progress | None, workers: int, mappings: list[Path] | None) -> list[Outcome]:
-    """Each group of files in a worker process, into a DuckDB file of its own, merged into ``con`` in job order."""
-    workers = min(workers, len(groups))
+def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckDBPyConnection, project: Project,
+                encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
+                reuse: Callable[[list[_File]], None]) -> list[Outcome]:
+    """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
+    ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place."""
+    fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
+    workers = min(workers, len(fresh))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
     with _jobs_folder(con) as folder, \
             ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                 initargs=(project.root, mappings, os.getpid())) as pool:
-        futures: list[Future[list[Outcome]]] = [
-            pool.submit(_worker, [f.job for f in g], str(folder / f"job-{i}.duckdb"), encoding, prefetch)
-            for i, g in enumerate(groups)]
-        for i, fut in enumerate(futures):
-            jobs = [f.job for f in groups[i]]
-            with _located(jobs):
-                outs = fut.result()
-                append_database(con, folder / f"job-{i}.duckdb")
-            for job, out in zip(jobs, outs):
-                out.job = job  # the worker's copy came back without the opened file
-                outcomes.append(out)
-                if progress:
-                    progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
+        futures: dict[int, Future[list[Outcome]]] = {
+            id(g): pool.submit(_worker, [f.job for f in g], str(folder / f"job-{i}.duckdb"), encoding, prefetch)
+            for i, g in enumerate(fresh)}
+        for kind, groups in segments:
+            for g in groups:
+                if kind == "reuse":
+                    reuse(g)
+                    outcomes.extend(f.out for f in g)
+                    continue
+                jobs = [f.job for f in g]
+                with _located(jobs):
+                    outs = futures[id(g)].result()
+                    append_database(con, folder / f"job-{fresh.index(g)}.duckdb")
+                for job, out in zip(jobs, outs):
+                    out.job = job  # the worker's copy came back without the opened file
+                    outcomes.append(out)
+                    if progress:
+                        progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
     return outcomes
 
 
