@@ -9,12 +9,21 @@ written by pyreadstat (uncompressed, as in the issue's 240 MB reference file),
 later blocks are appended to the data section and the case count patched, so a
 16× file never has to fit in memory.
 
+The many-files case is the ESS as it ships country by country: one file per round and country
+(``ESS9FI.sav``), each drawn by the fixture generator for that country alone at ``--many-rows``
+respondents, for up to ``--many-countries`` countries per round (those its declared codebook
+labels: 22–30, 290 files), every declared round; widened with filler items to ``--many-columns``
+variables and row-compressed, as the real country files are.
+
     python benchmarks/generate.py --out benchmarks/data --scales 1 4 16
+    python benchmarks/generate.py --out benchmarks/data --many     # also benchmarks/data/many/ (290 files)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import struct
 import sys
 import tempfile
@@ -126,6 +135,75 @@ def generate(out: Path, scales: list[int], rows: int = BASE_ROWS, columns: int =
     return made
 
 
+MANY_COUNTRIES = 30
+MANY_ROWS = 2_000
+MANY_COLUMNS = 550  # the real ESS country files under ../shared/data/ess_real have 534-624 variables
+MANY_FOLDER = "many"
+MANY_DONE = ".complete"  # written last, holding the parameters: a folder without it is generated again
+
+
+def many_plan(countries: int = MANY_COUNTRIES, rounds: list[str] | None = None) -> dict[str, list[str]]:
+    """ESS round → the countries of its files: the first ``countries`` the round's declared codebook
+    labels in ``cntry`` (ESS 1 has 22, ESS 4 31). A country a round does not label cannot be drawn for
+    it: the generator writes only labelled codes."""
+    from harmonise.spec.project import load_project
+
+    project = load_project(ROOT)
+    out: dict[str, list[str]] = {}
+    for w in project.crosswalks["ess"].waves:
+        cb = project.codebooks.get(("ess", w.wave))
+        if cb is None or (rounds is not None and w.wave not in rounds):
+            continue
+        out[w.wave] = [str(k) for v in cb.variables if v.name == "cntry" for k in v.labels][:countries]
+    return out
+
+
+def widen(source: Path, target: Path, columns: int, seed: int) -> None:
+    """``source`` (a fixture file) with ESS-style filler items up to ``columns`` variables, written
+    row-compressed as the ESS ships its .sav files."""
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    extra, labels, values = fillers(max(columns - df.shape[1], 0), len(df), seed)
+    value_labels = {**meta.variable_value_labels, **values}
+    ranges = {**{k: v for k, v in meta.missing_ranges.items() if v}, **{c: [{"lo": 77.0, "hi": 99.0}] for c in values}}
+    pyreadstat.write_sav(pd.concat([df, extra], axis=1), str(target), row_compress=True,
+                         column_labels=[meta.column_names_to_labels.get(c) or "" for c in df.columns]
+                         + [labels[c] for c in extra.columns],
+                         variable_value_labels=value_labels, missing_ranges=ranges)
+
+
+def generate_many(out: Path, countries: int = MANY_COUNTRIES, rows: int = MANY_ROWS, seed: int = 1,
+                  rounds: list[str] | None = None, columns: int = MANY_COLUMNS) -> Path:
+    """``<out>/many/ESS<round><country>.sav`` for every round and country of :func:`many_plan` (``columns``
+    variables each: the round's declared ones and fillers); returns the folder. Kept when a previous
+    run wrote it with the same parameters."""
+    folder = out / MANY_FOLDER
+    plan = many_plan(countries, rounds)
+    params = json.dumps({"countries": countries, "rows": rows, "seed": seed, "plan": plan, "columns": columns},
+                        sort_keys=True)
+    done = folder / MANY_DONE
+    if done.is_file() and done.read_text() == params:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    from harmonise.spec.project import load_project
+
+    project = load_project(ROOT)
+    files = {w: project.codebooks[("ess", w)].file for w in plan}
+    every = sorted({c for cs in plan.values() for c in cs})
+    with tempfile.TemporaryDirectory(prefix="harmonise-many-") as tmp:
+        for i, country in enumerate(every):
+            waves = [w for w, cs in plan.items() if country in cs]
+            target = Path(tmp) / country
+            # one call per country: each round's file of that country alone, its own seed
+            fixtures(ROOT, target, survey="ess", rows=rows, seed=seed * 1000 + i, editions=False,
+                     countries=[country])
+            for w in waves:
+                widen(target / "ess" / files[w], folder / f"ESS{w}{country}.sav", columns, seed * 1000 + i)
+            shutil.rmtree(target)
+    done.write_text(params)
+    return folder
+
+
 def _complete(path: Path, rows: int, columns: int | None) -> bool:
     if not path.is_file():
         return False
@@ -140,7 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=BASE_ROWS, help="rows at scale 1")
     ap.add_argument("--columns", type=int, default=COLUMNS, help="width of the wide files")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--many", action="store_true", help="also write the many-files case (one file per round and country)")
+    ap.add_argument("--many-countries", type=int, default=MANY_COUNTRIES, help="countries per round")
+    ap.add_argument("--many-rows", type=int, default=MANY_ROWS, help="respondents per country file")
+    ap.add_argument("--many-columns", type=int, default=MANY_COLUMNS, help="variables per country file")
     args = ap.parse_args(argv)
+    if args.many:
+        folder = generate_many(args.out, args.many_countries, args.many_rows, args.seed, columns=args.many_columns)
+        files = sorted(folder.glob("*.sav"))
+        print(f"many: {folder} ({len(files)} files, {sum(f.stat().st_size for f in files) / 1e6:,.0f} MB)")
     for name, folder in generate(args.out, args.scales, args.rows, args.columns, args.seed).items():
         f = folder / FILE_NAME
         print(f"{name}: {f} ({f.stat().st_size / 1e6:,.0f} MB)")

@@ -21,8 +21,10 @@ from harmonise.spec.project import Project, crosswalk_paths, load_project
 
 if TYPE_CHECKING:
     import duckdb
+    import pandas as pd
 
-    from harmonise.pipeline import Outcome
+    from harmonise.pipeline import Outcome, Reuse
+    from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 
 # DuckDB, pandas and the pipeline are imported by the functions that read data or open a database,
@@ -160,19 +162,21 @@ def _unique(issues: list[Issue]) -> list[Issue]:
 
 def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, result: RunResult,
          encoding: str | None, progress: Progress | None, workers: int | None = None,
-         mappings: list[Path] | None = None, files: FileOptions | None = None) -> list[Issue]:
+         mappings: list[Path] | None = None, files: FileOptions | None = None,
+         reuse: Reuse | None = None) -> list[Issue]:
     from harmonise.discover import Options, discover
     from harmonise.pipeline import default_jobs, run_jobs
     from harmonise.store.respondents import create_all
 
     assert project.schema is not None
     f = files or FileOptions()
-    jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding))
+    jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
+                            reuse.cache if reuse is not None else None)
     create_all(con, project.schema)
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs must be at least 1 (got {workers})")
     outcomes = run_jobs(jobs, con, project, encoding=encoding, progress=progress,
-                        workers=default_jobs(jobs) if workers is None else workers, mappings=mappings)
+                        workers=default_jobs(jobs) if workers is None else workers, mappings=mappings, reuse=reuse)
     for out in outcomes:
         result.outcomes.append(out)
         issues.extend(out.issues)
@@ -186,7 +190,8 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
           encoding: str | None = None, progress: Progress | None = None, jobs: int | None = None,
-          synthetic: bool = False, force: bool = False, files: FileOptions | None = None) -> RunResult:
+          synthetic: bool = False, force: bool = False, files: FileOptions | None = None,
+          full: bool = False) -> RunResult:
     """Harmonise ``data`` into a new database file at ``db``; atomic: on any error ``db`` is untouched.
 
     ``jobs``: worker processes for the files (default: one per core and file once the files total
@@ -195,11 +200,17 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     ``synthetic``: the files are generated (the demo), recorded as ``('synthetic', 'true')`` in
     ``build_info`` for codebooks and charts to say so.
     ``force``: replace ``db`` even if harmonise did not build it (see ``store.atomic``).
+    Incremental: the build cache beside ``db`` (``<db>.cache/``, see ``store.cache``) lets a file whose
+    bytes, compiled SQL, options and harmonise are unchanged keep its rows and provenance from the
+    previous build, and a survey-wave whose files all did keep its indicator rows; the database is the
+    one a full build writes. ``full``: reuse nothing (the cache is written anew).
     """
     import duckdb
 
+    from harmonise.pipeline import Reuse
     from harmonise.reports.indicators import store_indicators
     from harmonise.store.atomic import atomic_target, open_build
+    from harmonise.store.cache import BuildCache
     from harmonise.store.lookups import write_lookups
     from harmonise.store.provenance import write_schema_tables
 
@@ -208,19 +219,24 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     result = RunResult(issues=declaration_issues(project))
     if result.errors or project.schema is None:
         raise ValidationFailed(result.issues, "crosswalks failed to load")
-    with atomic_target(db, force) as tmp:
+    caches: list[BuildCache] = []
+    with atomic_target(db, force, after=lambda: _write_cache(caches, db, result)) as tmp:
+        cache = BuildCache(db.resolve() if db.parent.exists() else db, full=full)
+        caches.append(cache)
+        reuse = Reuse(cache, _options(encoding, files))
         con = open_build(tmp)
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
-            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files))
+            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files, reuse))
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
             result.issues.extend(inputs.weight_issues(con))
             write_schema_tables(con, project.schema)
-            write_lookups(con, project, encoding)
+            write_lookups(con, project, encoding, {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
+                                                   for o in result.outcomes if o.facts is not None})
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
-            store_indicators(con, project)
+            store_indicators(con, project, _wave_rows(con, cache, reuse, result))
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
                 ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
@@ -233,6 +249,60 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     result.db = db
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]:
+    """The build options every file's cache key holds: ``--encoding``, ``--survey/--wave/--country`` and the
+    design files (name and digest: their rows are joined into the respondents the cache keeps)."""
+    from harmonise.store.cache import sha256_of
+
+    f = files or FileOptions()
+    return (f"encoding={encoding}", f"survey={f.survey}", f"wave={f.wave}", f"country={f.country}",
+            *(f"design={p.name}:{sha256_of(p)}" for p in f.design))
+
+
+def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
+               result: RunResult) -> Callable[[str, str, Callable[[], pd.DataFrame]], pd.DataFrame]:
+    """A survey-wave's indicator rows: the cached ones when its files, lineage, the survey's sampling type
+    and the indicator definitions are those they were computed from; else estimated (and cached)."""
+    from harmonise.store.cache import digest
+
+    keys: dict[tuple[str, str], list[str]] = {}
+    complete: dict[tuple[str, str], bool] = {}
+    for o in result.outcomes:
+        sw = (o.job.crosswalk.survey, o.job.wave.wave)
+        keys.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
+        complete[sw] = complete.get(sw, True) and o.cached is not None and bool(o.cached.key)
+    def rows_of(survey: str, wave: str, estimate: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        if not complete.get((survey, wave)):
+            return estimate()
+        key = digest([reuse.options, survey, wave, keys[(survey, wave)],
+                      *(con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # written by store_indicators
+                        for t in ("indicator_definitions", "indicator_breakdowns")),
+                      con.execute("SELECT * FROM build_info WHERE key = 'indicator_age_bands'").fetchall(),
+                      con.execute("SELECT * FROM survey_sampling WHERE survey = ? ORDER BY ALL", [survey]).fetchall(),
+                      con.execute("SELECT * FROM lineage WHERE survey = ? AND wave = ? ORDER BY ALL",
+                                  [survey, wave]).fetchall()])
+        frame = cache.indicator_rows(con, key)
+        if frame is None:
+            frame = estimate()
+            cache.note_wave(key, survey, wave, frame)
+        return frame
+
+    return rows_of
+
+
+def _write_cache(caches: list[BuildCache], db: Path, result: RunResult) -> None:
+    """Write the build cache of the database now at ``db`` (a failure only costs the next build its reuse)."""
+    import duckdb
+
+    for cache in caches:
+        try:
+            cache.write(db)
+        except (OSError, duckdb.Error) as exc:
+            result.issues.append(Issue(f"{cache.folder}: the build cache was not written ({str(exc).splitlines()[0]}); "
+                                       "the next build of this database reuses nothing", code="cache-not-written",
+                                       severity="warning", hint="check the folder's permissions and free space"))
 
 
 def demo_data(root: Path, seed: int = 1, rows: int | None = None, progress: Progress | None = None) -> Path:

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from harmonise.errors import InputError, Issue, UsageError
-from harmonise.readers.files import EXTENSIONS, SourceFile, open_source
+from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source
+from harmonise.samework import SameWork
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import find_variable
+from harmonise.store.cache import BuildCache, hash_files
 
 COUNTRY_TARGET = "country"  # the target `--country` supplies
 CONTENT_CHUNK = 200_000  # rows per read of a content variable
@@ -28,12 +32,17 @@ CONTENT_CHUNK = 200_000  # rows per read of a content variable
 
 @dataclass
 class Job:
-    """One data file to harmonise with one crosswalk wave; ``supplied``: target → value the user gave."""
+    """One data file to harmonise with one crosswalk wave; ``supplied``: target → value the user gave;
+    ``source``: the file as discovery opened it with ``--encoding`` ``opened_with`` (its header is not
+    read again when harmonising needs the same encoding)."""
 
     crosswalk: Crosswalk
     wave: Wave
     path: Path
     supplied: dict[str, str] = field(default_factory=dict)
+    source: SourceFile | None = None
+    opened_with: str | None = None
+    sha256: str | None = None  # the file's digest, when discovery computed it (an incremental build)
 
 
 @dataclass
@@ -59,11 +68,14 @@ def data_files(data: list[Path]) -> list[Path]:
     return files
 
 
-def discover(project: Project, data: list[Path], options: Options | None = None) -> tuple[list[Job], list[Issue]]:
+def discover(project: Project, data: list[Path], options: Options | None = None,
+             cache: BuildCache | None = None) -> tuple[list[Job], list[Issue]]:
     """Assign every data file to a crosswalk wave; issues for files that are ambiguous, skipped or unmatched.
 
     Raises UsageError for options naming no survey, wave or country, and InputError when no file
-    can be harmonised or a file lacks a required variable no option supplies.
+    can be harmonised or a file lacks a required variable no option supplies. With a ``cache`` that
+    describes a previous build, every file is hashed first and one whose bytes it knows is not read
+    again; what is read is kept in it for the next build.
     """
     opts = options or Options()
     crosswalks = _chosen(project, opts)
@@ -72,9 +84,30 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
     issues: list[Issue] = []
     unmatched: list[tuple[Path, str]] = []
     no_country: list[Path] = []
-    for f in data_files(data):
-        src = _open(f, opts.encoding)
-        hits, why = recognise(f, src, crosswalks, opts)
+    files = data_files(data)
+    same = SameWork()  # one wave's country files share their metadata: resolved once
+    content = [] if opts.survey and opts.wave else \
+        sorted({n for cw in crosswalks for w in cw.waves for n in (w.content or {})})
+    shas: list[str | None] = [None] * len(files)
+    if cache is not None and cache.previous is not None:
+        shas = list(hash_files(files, min(SCAN_READERS, os.cpu_count() or 1)))
+    cached = [cache.scan(sha, opts.encoding, content, f) if cache is not None and sha else None
+              for f, sha in zip(files, shas)]
+    todo = [i for i, c in enumerate(cached) if c is None]
+    read = dict(zip(todo, isolated_map(partial(_scan, encoding=opts.encoding, names=content), [files[i] for i in todo],
+                                       min(SCAN_READERS, os.cpu_count() or 1))))
+    for i, (f, sha) in enumerate(zip(files, shas)):
+        hit, scan = cached[i], read.get(i)
+        src: SourceFile | None
+        if hit is not None:
+            src, seen = hit.source, dict[str, set[str] | InputError](hit.seen)
+        elif isinstance(scan, tuple):
+            src, seen = scan
+            if cache is not None and src is not None and not any(isinstance(v, InputError) for v in seen.values()):
+                cache.note_scan(f, opts.encoding, content, src, seen, sha)  # type: ignore[arg-type]
+        else:
+            src, seen = (_open(f, opts.encoding) if _crashed(scan) else None), {}
+        hits, why = recognise(f, src, crosswalks, opts, seen)
         if len(hits) > 1:
             names = ", ".join(f"{cw.survey} wave {w.wave}" for cw, w in hits)
             issues.append(Issue(f"{f}: {why} several waves ({names})", code="ambiguous-file",
@@ -85,9 +118,9 @@ def discover(project: Project, data: list[Path], options: Options | None = None)
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {})
+        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha)
         if src is not None and project.schema is not None:
-            plan = resolve_wave(cw, wave, project.schema, project.tables, src.meta.variables, job.supplied)
+            plan = same.resolve(cw, wave, project, src.meta, job.supplied)
             if _supplement(cw, wave, plan.sources(), src):
                 issues.append(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
                                     f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
@@ -143,6 +176,9 @@ def _chosen(project: Project, opts: Options) -> list[Crosswalk]:
     return [cw]
 
 
+SCAN_READERS = 2  # forked children reading the files' headers and content values during discovery
+
+
 def _open(path: Path, encoding: str | None) -> SourceFile | None:
     """The file's metadata, or None when it cannot be read (harmonising it says why)."""
     try:
@@ -151,10 +187,34 @@ def _open(path: Path, encoding: str | None) -> SourceFile | None:
         return None
 
 
-def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options
-               ) -> tuple[list[tuple[Crosswalk, Wave]], str]:
+def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFile | None, dict[str, set[str] | InputError]]:
+    """In a reader child (:func:`isolated_map`): the file's metadata (None when unreadable) and the
+    distinct values of the content variables ``names`` it holds (or the error reading them)."""
+    try:
+        src = open_source(path, encoding, isolate=False)
+    except InputError:
+        return None, {}
+    seen: dict[str, set[str] | InputError] = {}
+    for name in names:
+        vm = find_variable(src.meta.variables, name)
+        if vm is not None and vm.name not in seen:
+            try:
+                seen[vm.name] = _distinct(src, vm.name)
+            except InputError as exc:
+                seen[vm.name] = exc
+    return src, seen
+
+
+def _crashed(outcome: object) -> bool:
+    """A scan whose reader died (or failed unexpectedly): the file is opened again the ordinary way,
+    which reports a crash as a corrupt file."""
+    return isinstance(outcome, BaseException) and not isinstance(outcome, InputError)
+
+
+def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options,
+              scanned: dict[str, set[str] | InputError] | None = None) -> tuple[list[tuple[Crosswalk, Wave]], str]:
     """The waves ``f`` (opened as ``src``, None when unreadable) belongs to, and how they were found (or
-    why none was)."""
+    why none was); ``scanned``: content values read already (:func:`discover`)."""
     if opts.survey and opts.wave:
         cw = crosswalks[0]
         return [(cw, next(w for w in cw.waves if w.wave == opts.wave))], "assigned by --survey/--wave to"
@@ -164,7 +224,7 @@ def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts
         hits = []
         for cw in crosswalks:
             for w in cw.waves:
-                if w.content and _content_match(src, w, cache):
+                if w.content and _content_match(src, w, cache, scanned or {}):
                     hits.append((cw, w))
         if hits:
             return hits, "its content matches"
@@ -174,15 +234,20 @@ def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts
     return hits, "file name matches" if hits else (f"holds {'; '.join(seen)}" if seen else "")
 
 
-def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]]) -> bool:
-    """True when every content variable of ``wave`` is in ``src`` and holds only the wave's values."""
+def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]],
+                   scanned: dict[str, set[str] | InputError]) -> bool:
+    """True when every content variable of ``wave`` is in ``src`` and holds only the wave's values
+    (read from the file unless ``scanned`` holds them)."""
     assert wave.content is not None
     for name, allowed in wave.content.items():
         vm = find_variable(src.meta.variables, name)
         if vm is None:
             return False
         if vm.name not in cache:
-            cache[vm.name] = _distinct(src, vm.name)
+            got = scanned.get(vm.name)
+            if isinstance(got, InputError):
+                raise got
+            cache[vm.name] = got if got is not None else _distinct(src, vm.name)
         wanted = {_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
         if not cache[vm.name] or not cache[vm.name] <= wanted:
             return False

@@ -10,17 +10,20 @@ harmonisation report and the conservation check.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing as mp
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -29,27 +32,33 @@ from harmonise import __version__
 from harmonise.checks import accounting, drift, inputs, renames
 from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
-from harmonise.compile.sql import CompiledWave, compile_wave, plan_and_compile
+from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import Job, supply
 from harmonise.errors import InputError, Issue
 from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
-from harmonise.readers.prefetch import prefetched_chunks
+from harmonise.readers.prefetch import FileFeed, prefetched_chunks
+from harmonise.samework import SameWork
 from harmonise.spec.coverage import quality_of
 from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project, without_set_aside
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema
+from harmonise.spec.source import VarMeta
 from harmonise.spec.yamlload import LineIndex, locate
 from harmonise.store import provenance
 from harmonise.store.atomic import open_build
+from harmonise.store.cache import BuildCache, CachedFile, digest
+from harmonise.store.editions import FileFacts, edition_variables, file_edition, gathered_facts
 from harmonise.store.provenance import append_database, to_json
-from harmonise.store.respondents import create_all, duplicate_ids, insert_select
+from harmonise.store.respondents import FILE_BITS, ROW_MASK, create_all, duplicate_ids, insert_select
 
 Progress = Callable[[str], None]
 CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
-PREFETCH_MIN_ROWS = 10_000  # below this a forked reader costs more than it overlaps
+# Files with fewer rows are small: read whole (by one reader for all of them, not a forked reader per
+# file, which costs more than it overlaps) and harmonised together with their wave's other small files.
+PREFETCH_MIN_ROWS = 10_000
 SCRATCH = "harmonise_scratch"  # in-memory database of the chunks being harmonised, shared with the writer
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this (all files together) worker processes cost more than they save
 
@@ -61,15 +70,19 @@ class Outcome:
     issues: list[Issue] = field(default_factory=list)
     sha256: str = ""
     seconds: float = 0.0
+    facts: FileFacts | None = None  # its edition and region labels, for source_editions and nuts_regions
+    cached: CachedFile | None = None  # what the build cache keeps of it (its key set by the caller)
+    reused: bool = False  # its rows came from the previous build (see Reuse)
 
 
 class _Hasher(threading.Thread):
     """sha256 of a file, computed in a thread beside the harmonisation (started with the first chunk)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, known: str | None = None) -> None:
         super().__init__(daemon=True)
         self.path = path
-        self.digest = ""
+        self.digest = known or ""
+        self.known = known is not None
 
     def run(self) -> None:
         h = hashlib.sha256()
@@ -79,12 +92,14 @@ class _Hasher(threading.Thread):
         self.digest = h.hexdigest()
 
     def begin(self) -> None:
-        """Start hashing unless it has started."""
-        if self.ident is None:
+        """Start hashing unless it has started (or the digest is known)."""
+        if self.ident is None and not self.known:
             self.start()
 
     def result(self) -> str:
         """The digest of the whole file (starts hashing first if it has not started)."""
+        if self.known:
+            return self.digest
         self.begin()
         self.join()
         return self.digest
@@ -99,13 +114,112 @@ def _source_columns(plan: WavePlan, src: SourceFile) -> list[str]:
     return cols
 
 
+def _opened(job: Job, encoding: str | None) -> SourceFile:
+    """The job's file with its metadata: as discovery opened it when the encoding is the one wanted, else
+    opened now (its header read again)."""
+    if job.source is not None and job.opened_with == encoding:
+        return job.source
+    return open_source(job.path, encoding)
+
+
 def needed_columns(job: Job, project: Project, encoding: str | None = None) -> list[str]:
     """The source columns harmonising ``job`` reads (what a crosswalk wave needs from its file)."""
     assert project.schema is not None
-    src = open_source(job.path, encoding or job.wave.encoding)
+    src = _opened(job, encoding or job.wave.encoding)
     supply(job, project, src)
     plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables, src.meta.variables, job.supplied)
     return _source_columns(plan, src)
+
+
+@dataclass
+class _File:
+    """A job ready to harmonise: its opened file, plan, compiled SQL, the columns it reads, its outcome."""
+
+    job: Job
+    src: SourceFile
+    plan: WavePlan
+    compiled: CompiledWave
+    columns: list[str]
+    out: Outcome
+    hasher: _Hasher
+    edition: dict[str, str] = field(default_factory=dict)  # the descriptor's edition variables: key → variable
+    first: dict[str, object] | None = None  # the first row of the edition variables, once read
+
+    @property
+    def small(self) -> bool:
+        """Few enough rows to be read whole and harmonised with the other files of its wave."""
+        return self.src.meta.rows is not None and self.src.meta.rows < PREFETCH_MIN_ROWS
+
+    def batch_key(self) -> tuple[object, ...]:
+        """Files with equal keys harmonise through the same SQL from the same columns (of the same types)."""
+        types = tuple((c, vm.type if (vm := self.src.meta.get(c)) is not None else "") for c in self.columns)
+        return (self.job.crosswalk.survey, self.job.wave.wave, self.compiled.sql, types, self.src.format,
+                self.src.codec is None)
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == "error" for i in self.out.issues)
+
+
+def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _File:
+    """Open ``job``'s file (its header read once), resolve and compile its wave (once per distinct metadata).
+
+    The file's edition variables are read with the crosswalk's columns (for ``source_editions``)."""
+    src = _opened(job, encoding or job.wave.encoding)
+    supply(job, project, src)
+    plan, compiled = same.compile(job.crosswalk, job.wave, project, src.meta, src.format == "dta", job.supplied)
+    columns = _source_columns(plan, src)
+    edition = same.keyed(("edition", job.crosswalk.survey),
+                         lambda: edition_variables(file_edition(project, job.crosswalk.survey)))
+    columns += [v for v in edition.values() if v in src.meta.variables and v not in src.virtual and v not in columns]
+    return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path, job.sha256), edition)
+
+
+def _check(f: _File, project: Project, same: SameWork) -> None:
+    """What the crosswalk checks, drift and compilation find against the file (reused across files whose
+    metadata are the same, unless a finding names the file)."""
+    assert project.schema is not None
+    schema = project.schema
+    cw, wave, src, job = f.job.crosswalk, f.job.wave, f.src, f.job
+    entry = project.surveys[cw.survey]
+    names = same.names(src.meta)
+    key = (cw.survey, wave.wave, tuple(sorted(job.supplied.items())))
+    f.out.issues.extend(same.once("check", src.meta, key, lambda: without_set_aside(
+        check_crosswalk(cw, schema, project.tables, entry.index, {wave.wave: src.meta}, only_wave=wave.wave,
+                        data=True, supplied=job.supplied), entry.set_aside), names))
+    if src.codec is not None:
+        f.out.issues.append(Issue(f"{job.path}: the file records no usable text encoding; its texts were read as "
+                                  f"{src.meta.encoding}", code="encoding-guessed", severity="note", survey=cw.survey,
+                                  wave=wave.wave, hint="pass --encoding to read them otherwise"))
+    declared = same.declared(project, cw.survey, wave.wave)
+    if declared is not None:
+        def drifted() -> list[Issue]:
+            real = replace(src.meta, variables={k: v for k, v in src.meta.variables.items() if k not in src.virtual})
+            return [*drift.compare(declared, real, set(f.plan.sources()), cw.survey, wave.wave),
+                    *(locate(i, entry.index, cw.survey, wave.wave)
+                      for i in renames.renamed_variables(f.plan, declared, src.meta))]
+        f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
+    for e in f.compiled.errors:
+        f.out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
+                                         code="compile", extra={"yaml_path": e.path}), entry.index, cw.survey, wave.wave))
+
+
+def _batches(files: list[_File]) -> list[list[_File]]:
+    """Files in job order, grouped: consecutive small files with equal :meth:`_File.batch_key` share one
+    pass through DuckDB and pandera, up to :data:`CHUNK_ROWS` rows; any other file is a group of its own."""
+    out: list[list[_File]] = []
+    rows = 0
+    for f in files:
+        last = out[-1] if out else None
+        n = f.src.meta.rows or 0
+        if (last is not None and f.small and last[0].small and f.batch_key() == last[0].batch_key()
+                and rows + n <= CHUNK_ROWS):
+            last.append(f)
+            rows += n
+        else:
+            out.append([f])
+            rows = n
+    return out
 
 
 def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
@@ -116,55 +230,86 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
     pandera and ``respondents``, so memory does not grow with the file; with ``prefetch`` a
     forked reader reads the next chunk meanwhile.
     """
-    assert project.schema is not None
+    f = _open(job, project, SameWork(), encoding)
+    _run_batch([f], con, project, SameWork(), chunksize, progress, prefetch)
+    return f.out
+
+
+def _run_batch(files: list[_File], con: duckdb.DuckDBPyConnection, project: Project, same: SameWork,
+               chunksize: int, progress: Progress | None, prefetch: bool, feed: FileFeed | None = None) -> None:
+    """Harmonise a group of :func:`_batches` into ``con``: its rows, then every file's provenance rows.
+    ``feed``: reads the small files (else they are read here)."""
     t0 = time.perf_counter()
-    cw, wave = job.crosswalk, job.wave
-    out = Outcome(job)
-    src = open_source(job.path, encoding or wave.encoding)
-    supply(job, project, src)
-    hasher = _Hasher(job.path)
-    plan, compiled = plan_and_compile(cw, wave, project, src.meta, stata=src.format == "dta", supplied=job.supplied)
-    columns = _source_columns(plan, src)
-    # the reader starts now, so reading overlaps the checks below (not worth it for small files)
-    chunks = prefetched_chunks(src, columns, chunksize,
-                               enabled=prefetch and (src.meta.rows is None or src.meta.rows >= PREFETCH_MIN_ROWS))
+    one = files[0]
+    chunks: Iterator[pd.DataFrame] | None = None
+    if len(files) == 1 and not one.small:
+        # the reader starts now, so reading overlaps the checks below (not worth it for small files)
+        chunks = prefetched_chunks(one.src, one.columns, chunksize, enabled=prefetch)
     try:
-        return _harmonise(job, con, project, src, plan, compiled, chunks, hasher, out, progress, t0)
+        for f in files:
+            _check(f, project, same)
+        ok = [f for f in files if f.ok]
+        rows = _Rows()
+        if ok:
+            _harmonise(ok, con, project, _counted(one, chunks) if chunks is not None else _whole_files(ok, feed),
+                       progress, rows)
+        for f in files:
+            f.out.sha256 = f.hasher.result()
+            if f.ok:
+                _finish(f, con, project, rows)
+        rows.flush(con)
+        spent = time.perf_counter() - t0
+        for f in files:
+            f.out.seconds = spent / len(files)
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
 
 
-def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: SourceFile, plan: WavePlan,
-               compiled: CompiledWave, chunks: Iterator[pd.DataFrame], hasher: _Hasher, out: Outcome,
-               progress: Progress | None, t0: float) -> Outcome:
+def _counted(f: _File, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    for chunk in chunks:
+        _first_row(f, chunk)
+        f.out.rows += len(chunk)
+        yield chunk
+
+
+def _first_row(f: _File, frame: pd.DataFrame) -> None:
+    """Keep the file's first row of its edition variables (``source_editions``)."""
+    if f.first is None and len(frame):
+        f.first = {v: frame[v].iloc[0] for v in f.edition.values() if v in frame.columns}
+
+
+def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataFrame]:
+    """One frame of the small ``files``' rows, each file read whole; ``source_row`` carries the file's
+    position in ``files`` above :data:`FILE_BITS` bits (one file: its rows as they are)."""
+    frames = []
+    for i, f in enumerate(files):
+        f.hasher.begin()
+        parts = feed.take(f.src) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
+        for frame in parts:
+            _first_row(f, frame)
+            if i:
+                frame["__row"] += i << FILE_BITS
+            f.out.rows += len(frame)
+            frames.append(frame)
+    if frames:
+        yield frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _harmonise(files: list[_File], con: duckdb.DuckDBPyConnection, project: Project, chunks: Iterator[pd.DataFrame],
+               progress: Progress | None, rows: _Rows) -> None:
+    """Every chunk through the compiled SQL into ``respondents``; the files' profile into the report stage,
+    their pandera failures into ``rows``."""
     from harmonise.checks.frame import validate_profile  # pandera loads while the reader reads
 
     assert project.schema is not None
-    cw, wave = job.crosswalk, job.wave
-    entry = project.surveys[cw.survey]
-    static = check_crosswalk(cw, project.schema, project.tables, entry.index, {wave.wave: src.meta},
-                             only_wave=wave.wave, data=True, supplied=job.supplied)
-    out.issues.extend(without_set_aside(static, entry.set_aside))
-    if src.codec is not None:
-        out.issues.append(Issue(f"{job.path}: the file records no usable text encoding; its texts were read as "
-                                f"{src.meta.encoding}", code="encoding-guessed", severity="note", survey=cw.survey,
-                                wave=wave.wave, hint="pass --encoding to read them otherwise"))
-    declared = project.declared_meta(cw.survey, wave.wave)
-    if declared is not None:
-        real = replace(src.meta, variables={k: v for k, v in src.meta.variables.items() if k not in src.virtual})
-        out.issues.extend(drift.compare(declared, real, set(plan.sources()), cw.survey, wave.wave))
-        out.issues.extend(locate(i, entry.index, cw.survey, wave.wave)
-                          for i in renames.renamed_variables(plan, declared, src.meta))
-    for e in compiled.errors:
-        out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
-                                       code="compile", extra={"yaml_path": e.path}), entry.index, cw.survey, wave.wave))
-    if any(i.severity == "error" for i in out.issues):
-        out.sha256 = hasher.result()
-        return out
+    one = files[0]
+    cw, wave, compiled = one.job.crosswalk, one.job.wave, one.compiled
+    names = [f.job.path.name for f in files]
+    by = f"(source_row >> {FILE_BITS})" if len(files) > 1 else None
     con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
-    con.execute("CREATE OR REPLACE TEMP TABLE report_stage (target VARCHAR, source_code VARCHAR, "
+    con.execute("CREATE OR REPLACE TEMP TABLE report_stage (file BIGINT, target VARCHAR, source_code VARCHAR, "
                 "target_value VARCHAR, missing_reason VARCHAR, n BIGINT)")
     fold = report_insert(compiled)
     failures: list[pd.DataFrame] = []
@@ -172,14 +317,13 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
     try:
         h = f"{SCRATCH}.h"
         for chunk in chunks:
-            hasher.begin()  # from the first chunk on: before it, the readers need the cores
+            one.hasher.begin()  # from the first chunk on: before it, the readers need the cores
             con.register("src", chunk)
             con.execute(f"CREATE OR REPLACE TABLE {h} AS {compiled.sql}")
             con.unregister("src")
-            out.rows += len(chunk)
             del chunk
-            writer.submit(h, job.path.name)  # inserts into respondents while this thread profiles and validates
-            con.execute(f"CREATE OR REPLACE TEMP TABLE prof AS {profile_sql(compiled, plan, project.schema, h)}")
+            writer.submit(h, names)  # inserts into respondents while this thread profiles and validates
+            con.execute(f"CREATE OR REPLACE TEMP TABLE prof AS {profile_sql(compiled, one.plan, project.schema, h, by)}")
             con.execute(fold)
             fc = validate_profile(con.execute(VALIDATION_SELECT).df(), project.schema, project.tables)
             if len(fc):
@@ -188,13 +332,24 @@ def _harmonise(job: Job, con: duckdb.DuckDBPyConnection, project: Project, src: 
             writer.wait()  # one staged chunk at a time keeps memory flat (a chunk is ~100 MB in DuckDB)
             con.execute(f"DROP TABLE {h}")
             if progress:
-                progress(f"{cw.survey} {wave.wave}: {out.rows:,} rows")
+                progress(f"{cw.survey} {wave.wave}: {sum(f.out.rows for f in files):,} rows")
     finally:
         writer.close()
-    out.sha256 = hasher.result()
-    _finish(job, con, project, plan, src, out, failures, entry.index, _stored_sql(compiled, plan, src, project))
-    out.seconds = time.perf_counter() - t0
-    return out
+    found = _failure_cases(failures)
+    for i, f in enumerate(files):
+        rows.position[id(f)] = i
+        if len(files) == 1:
+            rows.failures[id(f)] = found
+            continue
+        packed = [None if pd.isna(r) else int(r) for r in found["source_row"]]
+        keep = [r is None or r >> FILE_BITS == i for r in packed]  # unlocated failures belong to every file
+        mine = found.iloc[[j for j, k in enumerate(keep) if k]].copy()
+        mine["source_row"] = [None if r is None else r & ROW_MASK for r, k in zip(packed, keep) if k]
+        rows.failures[id(f)] = mine.reset_index(drop=True)
+    for file, *rep in con.execute(
+            "SELECT file, target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n FROM report_stage "
+            "GROUP BY ALL ORDER BY file, target, source_code, target_value, missing_reason").fetchall():
+        rows.report.setdefault(int(file), []).append(tuple(rep))  # type: ignore[arg-type]
 
 
 def _stored_sql(compiled: CompiledWave, plan: WavePlan, src: SourceFile, project: Project) -> str:
@@ -219,9 +374,9 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def _insert(self, relation: str, file_name: str) -> None:
+    def _insert(self, relation: str, files: list[str]) -> None:
         try:
-            self._cur.execute(insert_select(self._schema, relation, file_name))
+            self._cur.execute(insert_select(self._schema, relation, files))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._error = exc
 
@@ -234,10 +389,11 @@ class _Writer:
             err, self._error = self._error, None
             raise err
 
-    def submit(self, relation: str, file_name: str) -> None:
-        """Wait for the previous insert (raising its error), then start inserting ``relation`` (rows of ``file_name``)."""
+    def submit(self, relation: str, files: list[str]) -> None:
+        """Wait for the previous insert (raising its error), then start inserting ``relation`` (rows of
+        ``files``, see :func:`insert_select`)."""
         self.wait()
-        self._thread = threading.Thread(target=self._insert, args=(relation, file_name), daemon=True)
+        self._thread = threading.Thread(target=self._insert, args=(relation, files), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -246,6 +402,25 @@ class _Writer:
             self.wait()
         finally:
             self._cur.close()
+
+
+class _Rows:
+    """Provenance rows of a group's files, inserted once per table (not once per file)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, tuple[provenance.Table, list[tuple[object, ...]]]] = {}
+        # the report stage, folded, by file position: (target, source code, value, missing reason, n)
+        self.report: dict[int, list[accounting.ReportRow]] = {}
+        self.failures: dict[int, pd.DataFrame] = {}  # id(_File) → its pandera failure cases
+        self.position: dict[int, int] = {}  # id(_File) → its position among the files harmonised together
+
+    def add(self, table: provenance.Table, rows: list[tuple[object, ...]]) -> None:
+        self.tables.setdefault(table.name, (table, []))[1].extend(rows)
+
+    def flush(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table, rows in self.tables.values():
+            table.insert(con, rows)
+        self.tables.clear()
 
 
 def _labels_for(plan: WavePlan, src: SourceFile) -> accounting.Labels:
@@ -266,23 +441,27 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> accounting.Labels:
     return out
 
 
-def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: WavePlan, src: SourceFile,
-            out: Outcome, failures: list[pd.DataFrame], index: LineIndex, sql: str) -> None:
-    """The file's provenance rows, and the checks on what it harmonised (every value accounted for)."""
+def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _Rows) -> None:
+    """The file's provenance rows (into ``rows``), and the checks on what it harmonised (every value
+    accounted for)."""
+    job, plan, src, out = f.job, f.plan, f.src, f.out
     survey, wid, fname = plan.survey, plan.wave.wave, job.path.name
-    rep = con.execute("SELECT target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n "
-                      "FROM report_stage GROUP BY ALL ORDER BY target, source_code, target_value, missing_reason").fetchall()
+    index = project.surveys[survey].index
+    mine = rows.position.get(id(f), 0)
+    rep = rows.report.get(mine, [])
     labels = _labels_for(plan, src)
-    provenance.REPORT.insert(con, [(survey, wid, fname, target, labels.get(target, ("", {}))[0], code,
-                                    labels.get(target, ("", {}))[1].get(code or ""), value, reason, n)
-                                   for target, code, value, reason, n in rep])
-    totals = con.execute("SELECT target, sum(n)::BIGINT FROM report_stage GROUP BY 1").fetchall()
-    provenance.CONSERVATION.insert(con, [(survey, wid, fname, t, out.rows, n, n == out.rows) for t, n in totals])
-    fc = _failure_cases(failures)
-    provenance.VALIDATION_FAILURES.insert(con, [(survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case),
-                                                 None if pd.isna(row) else int(row))
-                                                for col, check, case, row in zip(fc["column"], fc["check"],
-                                                                                 fc["failure_case"], fc["source_row"])])
+    rows.add(provenance.REPORT, [(survey, wid, fname, target, labels.get(target, ("", {}))[0], code,
+                                  labels.get(target, ("", {}))[1].get(code or ""), value, reason, n)
+                                 for target, code, value, reason, n in rep])
+    sums: dict[str, int] = {}
+    for target, _, _, _, n in rep:
+        sums[target] = sums.get(target, 0) + n
+    totals = sorted(sums.items())
+    rows.add(provenance.CONSERVATION, [(survey, wid, fname, t, out.rows, n, n == out.rows) for t, n in totals])
+    fc = rows.failures.get(id(f), _failure_cases([]))
+    rows.add(provenance.VALIDATION_FAILURES, [
+        (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r))
+        for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
     found = [*accounting.unmapped_codes(rep, plan, labels), *accounting.empty_sources(rep, plan, out.rows),
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
@@ -290,26 +469,46 @@ def _finish(job: Job, con: duckdb.DuckDBPyConnection, project: Project, plan: Wa
              *accounting.unused_unmapped_labels(rep, plan, src.meta), *accounting.not_available(plan, str(job.path)),
              *accounting.validation_failures(_failure_groups(fc), plan)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
-    provenance.COMPILED_SQL.insert(con, [(survey, wid, fname, sql)])
-    provenance.LINEAGE.insert(con, _lineage(plan, src, labels, fname, index))
-    record_source(con, project, survey, wid, src, out.sha256, out.rows,
-                  project.surveys[survey].codebook_files.get(wid))
+    rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
+    rows.add(provenance.LINEAGE, _lineage(plan, src, labels, fname, index))
+    rows.add(provenance.SOURCES, [_source_row(project, survey, wid, src, out.sha256, out.rows,
+                                              project.surveys[survey].codebook_files.get(wid))])
+    regions = [n.strip() for n in re.split(r"[,;]", labels.get("region_nuts", ("", {}))[0]) if n.strip()] \
+        if "region_nuts" in plan.targets else []
+    out.facts = gathered_facts(survey, wid, fname, f.first or {}, f.edition, {
+        n: _value_labels(vm) if (vm := src.meta.variables.get(n)) is not None else {} for n in regions})
+    out.cached = CachedFile("", survey, wid, fname, out.rows, out.sha256, dict(f.first or {}), list(rep), [
+        (str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r),
+         None if pd.isna(n) else int(n))
+        for col, check, case, r, n in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"], fc["n"])])
+
+
+def _value_labels(vm: VarMeta) -> dict[Any, str]:
+    """A variable's value labels as the file holds them (Stata's labelled letters too)."""
+    return {**vm.labels, **{k: v for k, v in vm.extended.items() if v}}
 
 
 def record_source(con: duckdb.DuckDBPyConnection, project: Project, survey: str, wave: str, src: SourceFile,
                   sha256: str, rows: int, codebook: str | None) -> None:
     """The ``sources`` row of a file read for ``survey`` ``wave`` (a data file, or a design file)."""
+    provenance.SOURCES.insert(con, [_source_row(project, survey, wave, src, sha256, rows, codebook)])
+
+
+def _source_row(project: Project, survey: str, wave: str, src: SourceFile, sha256: str, rows: int,
+                codebook: str | None) -> tuple[object, ...]:
     entry = project.surveys[survey]
-    provenance.SOURCES.insert(con, [(
-        survey, wave, src.path.name, str(src.path), src.format, src.path.stat().st_size, sha256, rows,
-        src.meta.encoding, src.meta.file_label, to_json(src.meta.header), entry.file,
-        hashlib.sha256(entry.text.encode()).hexdigest(), codebook, __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))])
+    return (survey, wave, src.path.name, str(src.path), src.format, src.path.stat().st_size, sha256, rows,
+            src.meta.encoding, src.meta.file_label, to_json(src.meta.header), entry.file,
+            hashlib.sha256(entry.text.encode()).hexdigest(), codebook, __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+FAILURE_COLUMNS = ["column", "check", "failure_case", "source_row", "n"]  # as checks.frame.validate_profile gives them
 
 
 def _failure_cases(failures: list[pd.DataFrame]) -> pd.DataFrame:
     """The chunks' pandera failure cases, one row per (column, check, value) with its first source row and count."""
     if not failures:
-        return pd.DataFrame(columns=["column", "check", "failure_case", "source_row", "n"])
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
     return (pd.concat(failures, ignore_index=True)
             .groupby(["column", "check", "failure_case"], dropna=False, sort=True)
             .agg(source_row=("source_row", "min"), n=("n", "sum")).reset_index())
@@ -338,27 +537,134 @@ def default_jobs(jobs: list[Job]) -> int:
     return 1 if size < PARALLEL_MIN_BYTES else max(1, min(os.cpu_count() or 1, len(jobs)))
 
 
+@dataclass
+class Reuse:
+    """An incremental build: the previous build's cache, and the build options every file's key holds
+    (``--encoding``, ``--survey``/``--wave``/``--country``, the design files and their digests)."""
+
+    cache: BuildCache
+    options: tuple[str, ...] = ()
+
+
+def file_key(f: _File, project: Project, options: Sequence[str], sha256: str) -> str:
+    """What a file's harmonised rows, report and pandera failures are a function of: its bytes and name,
+    its wave, the columns read and the SQL they go through, the profile, the declarations pandera checks
+    against (schema and code tables), the build options and harmonise itself (version and code)."""
+    assert project.schema is not None
+    return digest([_code_digest(), *options, _declarations_digest(project.root), sha256, f.job.path.name,
+                   f.job.crosswalk.survey, f.job.wave.wave, sorted(f.job.supplied.items()), f.columns, f.src.encoding,
+                   f.src.codec, f.compiled.sql, f.compiled.report_targets,
+                   profile_sql(f.compiled, f.plan, project.schema, "h")])
+
+
+_DIGESTS: dict[str, str] = {}
+
+
+def _code_digest() -> str:
+    """harmonise's version and the digest of its source files (a changed harmonise invalidates the cache)."""
+    if "code" not in _DIGESTS:
+        package = Path(__file__).parent
+        _DIGESTS["code"] = digest([__version__, *((str(p.relative_to(package)), p.read_bytes())
+                                                   for p in sorted(package.rglob("*.py")))])
+    return _DIGESTS["code"]
+
+
+def _declarations_digest(root: Path) -> str:
+    """The schema and code tables (what pandera's checks are built from)."""
+    mappings = root / "mappings"
+    return digest([(str(p.relative_to(root)), p.read_bytes()) for p in
+                   [mappings / "schema.yaml", *sorted((mappings / "tables").rglob("*"))] if p.is_file()])
+
+
 def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
              progress: Progress | None = None, workers: int = 1,
-             mappings: list[Path] | None = None) -> list[Outcome]:
+             mappings: list[Path] | None = None, reuse: Reuse | None = None) -> list[Outcome]:
     """Harmonise every job into ``con`` (tables already created), in job order.
 
-    With ``workers`` > 1 and several files, each file is harmonised in a worker process into a
+    Small files of one wave that compile to the same SQL are harmonised together (:func:`_batches`).
+    With ``workers`` > 1 and several such groups, each group is harmonised in a worker process into a
     DuckDB file of its own; the main process merges those into ``con`` in job order, so the
     database holds the same rows whatever the number of workers. The workers' files live in a
     folder beside the database being built (``<file>.jobs``, mode 0700, removed with the build's
     other leftovers if the build is killed); the workers die with the process that started them.
+
+    With ``reuse``, a file whose :func:`file_key` the cache holds is not read: its rows are copied from
+    the previous database and its provenance written from the cached report, as a full build writes it;
+    every harmonised file is noted in the cache for the next build.
     """
-    if workers <= 1 or len(jobs) <= 1:
-        outcomes = []
-        for j in jobs:
-            with _located(j):
-                outcomes.append(process(j, con, project, encoding=encoding, progress=progress))
-    else:
-        outcomes = _in_workers(jobs, con, project, encoding, progress, workers, mappings)
+    same = SameWork()
+    files = []
+    for j in jobs:
+        with _located([j]):
+            files.append(_open(j, project, same, encoding))
+    hits: dict[int, CachedFile] = {}
+    if reuse is not None and reuse.cache.attach(con):
+        keys = {id(f): file_key(f, project, reuse.options, f.job.sha256) for f in files if f.job.sha256}
+        found = reuse.cache.harmonised(con, list(keys.values()))
+        hits = {i: found[k] for i, k in keys.items() if k in found}
+    try:
+        segments = _segments(files, hits)
+        if workers <= 1 or sum(len(groups) for kind, groups in segments if kind == "fresh") <= 1:
+            feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
+                             for g in groups for f in g if f.small])
+            try:
+                for kind, groups in segments:
+                    for g in groups:
+                        if kind == "reuse":
+                            _reuse_run(g, con, project, same, hits, reuse)
+                            continue
+                        with _located([f.job for f in g], project, encoding):
+                            _run_batch(g, con, project, same, CHUNK_ROWS, progress, True, feed)
+            finally:
+                feed.close()
+            outcomes = [f.out for f in files]
+        else:
+            outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
+                                   lambda g: _reuse_run(g, con, project, same, hits, reuse))
+    finally:
+        if reuse is not None:
+            reuse.cache.detach(con)
+    if reuse is not None:
+        for f, out in zip(files, outcomes):
+            if out.cached is not None and not any(i.severity == "error" for i in out.issues):
+                out.cached.key = file_key(f, project, reuse.options, out.sha256)
+                reuse.cache.note_file(out.cached, f.job.path)
     if outcomes:
         outcomes[-1].issues.extend(_duplicates(con, project, jobs))
     return outcomes
+
+
+def _segments(files: list[_File], hits: dict[int, CachedFile]) -> list[tuple[str, list[list[_File]]]]:
+    """The files in job order as runs of reused files (one group each) and of files to harmonise (in
+    :func:`_batches`), so rows land in the order a full build writes them."""
+    out: list[tuple[str, list[list[_File]]]] = []
+    for reused, run in itertools.groupby(files, key=lambda f: id(f) in hits):
+        members = list(run)
+        out.append(("reuse", [members]) if reused else ("fresh", _batches(members)))
+    return out
+
+
+def _reuse_run(files: list[_File], con: duckdb.DuckDBPyConnection, project: Project, same: SameWork,
+               hits: dict[int, CachedFile], reuse: Reuse | None) -> None:
+    """Files the cache holds: their rows copied from the previous database, their provenance and findings
+    written from the cached report and pandera failures, as :func:`_run_batch` writes them."""
+    assert reuse is not None
+    rows = _Rows()
+    for f in files:
+        _check(f, project, same)
+    reuse.cache.copy_rows(con, [hits[id(f)] for f in files if f.ok])
+    for i, f in enumerate(files):
+        cached = hits[id(f)]
+        f.out.sha256 = cached.sha256
+        if not f.ok:
+            continue
+        f.out.rows, f.first, f.out.reused = cached.rows, dict(cached.first), True
+        rows.position[id(f)] = i
+        rows.report[i] = list(cached.report)
+        rows.failures[id(f)] = pd.DataFrame(cached.failures, columns=FAILURE_COLUMNS) if cached.failures \
+            else _failure_cases([])
+        _finish(f, con, project, rows)
+    rows.flush(con)
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job]) -> list[Issue]:
@@ -374,25 +680,36 @@ def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job
     return out
 
 
-def _in_workers(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None,
-                progress: Progress | None, workers: int, mappings: list[Path] | None) -> list[Outcome]:
-    """Each file in a worker process, into a DuckDB file of its own, merged into ``con`` in job order."""
-    workers = min(workers, len(jobs))
+def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckDBPyConnection, project: Project,
+                encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
+                reuse: Callable[[list[_File]], None]) -> list[Outcome]:
+    """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
+    ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place."""
+    fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
+    workers = min(workers, len(fresh))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
     with _jobs_folder(con) as folder, \
             ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                 initargs=(project.root, mappings, os.getpid())) as pool:
-        futures: list[Future[Outcome]] = [
-            pool.submit(_worker, job, str(folder / f"job-{i}.duckdb"), encoding, prefetch)
-            for i, job in enumerate(jobs)]
-        for i, fut in enumerate(futures):
-            with _located(jobs[i]):
-                out = fut.result()
-                append_database(con, folder / f"job-{i}.duckdb")
-            outcomes.append(out)
-            if progress:
-                progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
+        futures: dict[int, Future[list[Outcome]]] = {
+            id(g): pool.submit(_worker, [f.job for f in g], str(folder / f"job-{i}.duckdb"), encoding, prefetch)
+            for i, g in enumerate(fresh)}
+        for kind, groups in segments:
+            for g in groups:
+                if kind == "reuse":
+                    reuse(g)
+                    outcomes.extend(f.out for f in g)
+                    continue
+                jobs = [f.job for f in g]
+                with _located(jobs):
+                    outs = futures[id(g)].result()
+                    append_database(con, folder / f"job-{fresh.index(g)}.duckdb")
+                for job, out in zip(jobs, outs):
+                    out.job = job  # the worker's copy came back without the opened file
+                    outcomes.append(out)
+                    if progress:
+                        progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
     return outcomes
 
 
@@ -403,15 +720,36 @@ DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.In
 
 
 @contextmanager
-def _located(job: Job) -> Iterator[None]:
-    """DuckDB errors a file or a rule's expression can cause, as an InputError naming the file and wave."""
+def _located(jobs: list[Job], project: Project | None = None, encoding: str | None = None) -> Iterator[None]:
+    """DuckDB errors a file or a rule's expression can cause, as an InputError naming the file and wave.
+
+    When several files were harmonised together, each is harmonised alone (into a scratch database,
+    given ``project``) to find the one at fault."""
     try:
         yield
     except DATA_ERRORS as exc:
+        job = jobs[0]
+        if len(jobs) > 1 and project is not None:
+            job = _culprit(jobs, project, encoding) or job
         first = str(exc).splitlines()[0]
         raise InputError(f"{job.path}: harmonising {job.crosswalk.survey} wave {job.wave.wave} failed in DuckDB "
                          f"({first}); if a rule's expression cannot hold this file's values, guard it (e.g. "
                          "with if/else); if the disk or memory is full, free some and build again") from exc
+
+
+def _culprit(jobs: list[Job], project: Project, encoding: str | None) -> Job | None:
+    """The first of ``jobs`` whose harmonising alone fails in DuckDB (None if none does)."""
+    assert project.schema is not None
+    for job in jobs:
+        scratch = duckdb.connect(":memory:")
+        try:
+            create_all(scratch, project.schema)
+            process(job, scratch, project, encoding=encoding, prefetch=False)
+        except DATA_ERRORS:
+            return job
+        finally:
+            scratch.close()
+    return None
 
 
 @contextmanager
@@ -430,7 +768,7 @@ def _jobs_folder(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-_WORKER: dict[str, Project] = {}
+_WORKER: dict[str, Project | SameWork] = {}
 
 
 def _worker_init(root: Path, mappings: list[Path] | None, parent: int) -> None:
@@ -438,14 +776,20 @@ def _worker_init(root: Path, mappings: list[Path] | None, parent: int) -> None:
     _WORKER["project"] = load_project(root, mappings or None)
 
 
-def _worker(job: Job, path: str, encoding: str | None, prefetch: bool) -> Outcome:
+def _worker(jobs: list[Job], path: str, encoding: str | None, prefetch: bool) -> list[Outcome]:
     project = _WORKER["project"]
-    assert project.schema is not None
+    same = _WORKER.setdefault("same", SameWork())
+    assert isinstance(project, Project) and isinstance(same, SameWork) and project.schema is not None
     con = open_build(Path(path))
     try:
         con.execute("SET threads = 1")  # the workers already use the cores
         create_all(con, project.schema)
-        with _located(job):
-            return process(job, con, project, encoding=encoding, prefetch=prefetch)
+        with _located(jobs, project, encoding):
+            files = [_open(job, project, same, encoding) for job in jobs]
+            _run_batch(files, con, project, same, CHUNK_ROWS, None, prefetch)
+        outs = [f.out for f in files]
+        for out in outs:
+            out.job = replace(out.job, source=None)  # the main process has it: not sent back
+        return outs
     finally:
         con.close()

@@ -130,7 +130,8 @@ def test_failed_build_leaves_previous_database_byte_identical(project: Path, ess
     assert "source variable vote code 4 (no value label) has no mapping for target voted_national: 2 row(s)" in err
     assert "the previous database is unchanged" in err
     assert _sha(db) == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("h.duckdb")) == ["h.duckdb", "h.duckdb.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("h.duckdb")) == [
+        "h.duckdb", "h.duckdb.cache", "h.duckdb.lock"]
 
 
 @pytest.mark.parametrize("expr, message", [

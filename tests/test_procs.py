@@ -145,5 +145,5 @@ def test_sigkill_of_parallel_builds_leaves_no_process_and_no_microdata_outside(t
     res = CliRunner().invoke(main, ["--project", str(project), "build", "--jobs", "2", "--data", str(data),
                                     "--db", str(db)])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in target.iterdir()) == ["h.duckdb", "h.duckdb.lock"]
+    assert sorted(p.name for p in target.iterdir()) == ["h.duckdb", "h.duckdb.cache", "h.duckdb.lock"]
     assert list(systmp.iterdir()) == []

@@ -45,7 +45,8 @@ def test_leftover_cleanup_matches_exact_names_not_a_glob(ties: Path, tmp_path: P
     (folder / "*.tmp-1-0123abcd.jobs").mkdir()
     code, _, err = build(ties, folder / "*")
     assert code == 0, err
-    assert sorted(p.name for p in folder.iterdir()) == ["*", "*.lock", "results.tmp-2024", "thesis.tmp-backup.docx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["*", "*.cache", "*.lock", "results.tmp-2024",
+                                                        "thesis.tmp-backup.docx"]
     assert (folder / "results.tmp-2024" / "table.csv").read_text() == "1,2"
     assert rows(folder / "*") == 60
 

@@ -72,13 +72,16 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
 @click.option("--force", is_flag=True, help="Replace --db even if it is not a database harmonise built.")
+@click.option("--full", is_flag=True, help="Harmonise every file again, reusing nothing of the previous build "
+              "(by default a file whose bytes, compiled SQL and options are unchanged keeps its rows: <db>.cache/).")
 @click.option("--design", "design", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sample-design file (e.g. an ESS SDDF: idno, cntry, psu, stratum) joined to its wave's "
                    "respondents as the crosswalk's `design` key says (repeatable).")
 @file_options
 @handled
 def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None,
-          force: bool, survey: str | None, wave: str | None, country: str | None, design: tuple[Path, ...]) -> None:
+          force: bool, full: bool, survey: str | None, wave: str | None, country: str | None,
+          design: tuple[Path, ...]) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
     if demo and data:
         raise click.UsageError("give either --data or --demo, not both")
@@ -88,7 +91,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
     result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo, force=force,
-                       files=api.FileOptions(survey, wave, country, design))
+                       files=api.FileOptions(survey, wave, country, design), full=full)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -107,7 +110,9 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
         click.echo(render_issues(result.issues, "text"), err=True)
     if categories(result.issues):
         click.echo(categories(result.issues), err=True)
-    click.echo(f"built {db} ({sum(o.rows for o in result.outcomes):,} rows) in {result.seconds:.1f} s")
+    reused = sum(o.reused for o in result.outcomes)
+    kept = f"; {reused} of {len(result.outcomes)} files kept from the previous build" if reused else ""
+    click.echo(f"built {db} ({sum(o.rows for o in result.outcomes):,} rows) in {result.seconds:.1f} s{kept}")
     if demo:
         from harmonise.demo import comparison
 

@@ -18,13 +18,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import numpy as np
 import pandas as pd
 import pyreadstat
 
 from harmonise.errors import InputError
+from harmonise.procs import die_with_parent
 from harmonise.readers.textcodec import TextCodec, choose
 from harmonise.spec.source import SourceMeta, VarMeta, norm_code
 
@@ -285,6 +286,85 @@ def isolated(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             raise first from None
 
 
+def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+def isolated_map(fn: Callable[[Any], Any], items: list[Any], workers: int = 1) -> list[Any]:
+    """``[fn(item) for item in items]`` in forked children, ``workers`` of them each taking every
+    ``workers``-th item: one fork for many files instead of one per file (:func:`isolated`'s ~20 ms).
+
+    An exception ``fn`` raises is returned in the item's place (so ``fn`` itself never returns one). When a child dies (a reader crash),
+    its item is run once more through :func:`isolated` (its exception or ``ReaderCrashed`` in its
+    place) and a new child takes the items after it. Without ``fork`` the calls run in this process.
+    """
+    if not items:
+        return []
+    if not hasattr(os, "fork") or len(items) == 1:
+        return [_outcome(isolated, fn, item) for item in items]
+    from multiprocessing.connection import wait
+
+    results: dict[int, Any] = {}
+    todo = [list(range(j, len(items), max(1, workers))) for j in range(min(max(1, workers), len(items)))]
+    running: dict[BinaryIO, tuple[int, list[int]]] = {}  # reading end → (child pid, its items not yet answered)
+
+    def start(share: list[int]) -> None:
+        rfd, wfd = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover  (the child)
+            try:
+                faulthandler.disable()
+                die_with_parent(parent)
+                os.close(rfd)
+                with os.fdopen(wfd, "wb") as fh:
+                    for i in share:
+                        try:
+                            answer: tuple[int, Any] = (i, fn(items[i]))
+                        except Exception as exc:  # noqa: BLE001  (handed to the parent, returned in the item's place)
+                            answer = (i, exc)
+                        try:
+                            data = pickle.dumps(answer)
+                        except Exception as exc:  # noqa: BLE001
+                            data = pickle.dumps((i, ValueError(str(exc))))
+                        fh.write(len(data).to_bytes(8, "little") + data)
+                        fh.flush()
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        running[os.fdopen(rfd, "rb")] = (pid, list(share))
+
+    for share in todo:
+        start(share)
+    while running:
+        by_fd = {fh.fileno(): fh for fh in running}
+        for ready in wait(list(by_fd)):
+            fh = by_fd[cast(int, ready)]
+            pid, share = running[fh]
+            head = fh.read(8)
+            body = fh.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
+            if body and len(body) == int.from_bytes(head, "little"):
+                i, value = pickle.loads(body)  # written by our own child above
+                results[i] = value
+                share.remove(i)
+                continue
+            fh.close()
+            del running[fh]
+            os.waitpid(pid, 0)
+            if share:  # the child died at share[0]: that item alone, isolated, then a new child for the rest
+                results[share[0]] = _outcome(isolated, fn, items[share[0]])
+                if share[1:]:
+                    start(share[1:])
+    return [results[i] for i in range(len(items))]
+
+
+def _outcome(call: Callable[..., Any], fn: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return call(fn, item)
+    except Exception as exc:  # noqa: BLE001  (returned in the item's place)
+        return exc
+
+
 def _in_fresh_process(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` in a newly started interpreter (no state inherited); ReaderCrashed if it dies."""
     import multiprocessing
@@ -357,22 +437,23 @@ def forget_headers() -> None:
     _HEADERS.clear()
 
 
-def _read_meta(path: Path, fmt: str, encoding: str | None) -> Any:
+def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True) -> Any:
     st = path.stat()
     key = (str(path.resolve()), fmt, encoding, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     if key in _HEADERS:
         _HEADERS.move_to_end(key)
         return pickle.loads(_HEADERS[key])  # pickled above, in this process
-    m = _read_meta_now(path, fmt, encoding)
+    m = _read_meta_now(path, fmt, encoding, isolate)
     _HEADERS[key] = pickle.dumps(m)
     while len(_HEADERS) > _HEADERS_KEPT:
         _HEADERS.popitem(last=False)
     return m
 
 
-def _read_meta_now(path: Path, fmt: str, encoding: str | None) -> Any:
+def _read_meta_now(path: Path, fmt: str, encoding: str | None, isolate: bool) -> Any:
     try:
-        _, m = isolated(_reader(fmt), str(path), metadataonly=True, **_kwargs(fmt, encoding))
+        call = isolated if isolate else _direct
+        _, m = call(_reader(fmt), str(path), metadataonly=True, **_kwargs(fmt, encoding))
     except ReaderCrashed as exc:
         raise InputError(f"{path}: file is corrupt: the {fmt.upper()} reader crashed on its header ({exc}); "
                          "download it again") from None
@@ -383,12 +464,14 @@ def _read_meta_now(path: Path, fmt: str, encoding: str | None) -> Any:
     return m
 
 
-def open_source(path: Path, encoding: str | None = None) -> SourceFile:
+def open_source(path: Path, encoding: str | None = None, *, isolate: bool = True) -> SourceFile:
     """Open ``path`` and read its metadata (no data); InputError when unreadable.
 
     Without ``encoding``, a file whose texts its declared (or default) encoding cannot decode is
     read byte for byte and each text decoded by :mod:`harmonise.readers.textcodec`; the
-    ``SourceFile.codec`` says how (and ``meta.encoding`` names it)."""
+    ``SourceFile.codec`` says how (and ``meta.encoding`` names it). The header is read in a forked
+    child (:func:`isolated`) unless ``isolate`` is false: a caller already in such a child
+    (:func:`isolated_map`)."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -398,11 +481,11 @@ def open_source(path: Path, encoding: str | None = None) -> SourceFile:
         _ascii_compatible(path, encoding)
     codec: TextCodec | None = None
     try:
-        m = _read_meta(path, fmt, encoding)
+        m = _read_meta(path, fmt, encoding, isolate)
     except InputError as exc:
         if encoding or fmt == "por" or "cannot be decoded" not in str(exc):
             raise
-        m = _read_meta(path, fmt, "latin1")  # every byte one character: decoded per text below
+        m = _read_meta(path, fmt, "latin1", isolate)  # every byte one character: decoded per text below
         codec = choose(_meta_texts(m))
         _recode_meta(m, codec)
     try:

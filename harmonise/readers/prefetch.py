@@ -6,7 +6,8 @@ normalises chunk k+1 while the parent harmonises chunk k (a pipe send blocks
 until the parent takes the chunk, so at most one chunk waits). Files whose rows
 can be skipped without parsing them (uncompressed .sav, .dta) are read by one
 child per core, each reading its slice of every chunk; the parent joins the
-slices in row order. Without ``fork`` (Windows, macOS spawn) or with one core
+slices in row order. Many small files are read whole, one after another, by one
+child (:class:`FileFeed`). Without ``fork`` (Windows, macOS spawn) or with one core
 the chunks are read in-process.
 """
 
@@ -131,3 +132,76 @@ def prefetched_chunks(src: SourceFile, columns: list[str], chunksize: int = DEFA
         return src.chunks(columns, chunksize)
     readers = min(os.cpu_count() or 1, MAX_READERS) if src.seekable() else 1
     return Prefetcher(src, columns, chunksize, readers)
+
+
+def _feed_files(items: list[tuple[SourceFile, list[str]]], chunksize: int, out: Connection, parent: int) -> None:
+    die_with_parent(parent)
+    try:
+        for i, (src, columns) in enumerate(items):
+            try:
+                message: tuple[str, int, object] = ("frames", i, list(src.chunks(columns, chunksize)))
+            except InputError as exc:
+                message = ("error", i, str(exc))
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
+                message = ("error", i, f"{src.path}: reading failed in the reader process ({type(exc).__name__}: {exc})")
+            out.send(message)
+    except OSError:  # the parent stopped reading (closed its end): nothing left to do
+        pass
+    finally:
+        out.close()
+
+
+class FileFeed:
+    """Whole files read one after another by one forked child, a file ahead of the consumer: for many
+    small files, one reader instead of one per file. :meth:`take` the files' frames in order (a file
+    not taken is skipped); a file's read error is raised when it is taken."""
+
+    def __init__(self, items: list[tuple[SourceFile, list[str]]], chunksize: int = DEFAULT_CHUNK,
+                 enabled: bool = True) -> None:
+        self.items = items
+        self.chunksize = chunksize
+        self._index = {id(src): i for i, (src, _) in enumerate(items)}
+        self._pipe: Connection | None = None
+        self._proc: mp.process.BaseProcess | None = None
+        self._next = 0  # the index the child sends next
+        if items and enabled and can_prefetch():
+            ctx = mp.get_context("fork")
+            receive, send = ctx.Pipe(duplex=False)
+            self._proc = ctx.Process(target=_feed_files, args=(items, chunksize, send, os.getpid()), daemon=True)
+            self._proc.start()
+            send.close()
+            self._pipe = receive
+
+    def take(self, src: SourceFile) -> list[pd.DataFrame]:
+        """The frames of ``src`` (one of the items, as ``src.chunks`` yields them); files before it that were
+        not taken are dropped."""
+        i = self._index[id(src)]
+        columns = self.items[i][1]
+        if self._pipe is None or i < self._next:
+            return list(src.chunks(columns, self.chunksize))
+        while True:
+            try:
+                kind, j, payload = self._pipe.recv()
+            except EOFError:
+                code = self._proc.exitcode if self._proc is not None else None
+                self.close()
+                raise InputError(f"{src.path}: the reader process ended unexpectedly (exit code {code}); "
+                                 "run again, or check memory limits") from None
+            self._next = j + 1
+            if j < i:
+                continue
+            if kind == "error":
+                raise InputError(str(payload))
+            return payload  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop the child (if still reading) and release the pipe."""
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        if self._proc is not None:
+            self._proc.join(timeout=0.5 if self._proc.exitcode is None else None)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join()
+            self._proc = None

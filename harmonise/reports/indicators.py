@@ -13,8 +13,9 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -234,7 +235,7 @@ _WEIGHT_SQL = {"weight": 'CAST("weight" AS DOUBLE)', "weight_design": 'CAST("wei
 
 
 def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequence[str | None], weight: str,
-          age: tuple[int, int] | None, pool: bool) -> str:
+          age: tuple[int, int] | None, pool: bool, where: str = "") -> str:
     """The estimator's base relation: weighted moments per indicator × cell (margins included) × breakdown
     group × stratum (× design PSU).
 
@@ -271,7 +272,7 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
         w = (f"{w} * count({w}) OVER (PARTITION BY survey, wave) / nullif(sum({w}) OVER (PARTITION BY survey, wave), "
              "0)")
     resp = (f"SELECT COLUMNS(lambda c: c IN ({keep})), {w} AS __w, survey || ' ' || wave AS source, "
-            f"{STRATUM_SQL} AS stratum_id, psu AS psu_id, psu IS NOT NULL AS has_design{gsel} FROM respondents")
+            f"{STRATUM_SQL} AS stratum_id, psu AS psu_id, psu IS NOT NULL AS has_design{gsel} FROM respondents{where}")
     branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands, gcols) for n in names)
     fine = MOMENTS.format(keys=", ".join(["indicator", "ages", *map(quote_ident, by), *gcols]), base="SELECT * FROM ind")
     exclude = f" EXCLUDE ({', '.join(gcols)})" if gcols else ""
@@ -329,29 +330,34 @@ def grouping(by: Sequence[str], pool: bool) -> list[str]:
 
 def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY,
                   groups: Sequence[str | None] = (None,), *, weight: str = "weight",
-                  age: tuple[int, int] | None = None, lonely_psu: str = "adjust", pool: bool = False) -> str:
+                  age: tuple[int, int] | None = None, lonely_psu: str = "adjust", pool: bool = False,
+                  sample: tuple[str, str] | None = None) -> str:
     """SQL of the estimator rows (nothing suppressed yet) of ``names`` (default: all) by ``by`` (led by
-    survey and wave unless ``pool``) for each breakdown in ``groups`` (None: the total)."""
+    survey and wave unless ``pool``) for each breakdown in ``groups`` (None: the total); ``sample``: the
+    respondents of that (survey, wave) only."""
     chosen = _check_args(defs, names, by, groups, weight)
     check_lonely(lonely_psu)
     if age is not None and not 0 <= age[0] <= age[1] <= 120:
         raise UsageError(f"age band {age[0]}-{age[1]} must satisfy 0 <= from <= to <= 120")
     keys = grouping(by, pool)
-    return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool), design_sql(DESIGN_SOURCE, lonely_psu),
-                        ["indicator", "ages", *keys, "breakdown"], lonely_psu, moments=True)
+    where = f" WHERE survey = {sql_literal(sample[0])} AND wave = {sql_literal(sample[1])}" if sample else ""
+    return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool, where),
+                        design_sql(DESIGN_SOURCE + where, lonely_psu), ["indicator", "ages", *keys, "breakdown"],
+                        lonely_psu, moments=True)
 
 
 def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Sequence[str] | None,
                    by: Sequence[str], groups: Sequence[str | None], *, weight: str = "weight",
                    age: tuple[int, int] | None = None, rule: Rule | None = None, lonely_psu: str = "adjust",
-                   pool: bool = False) -> pd.DataFrame:
-    """Published rows (suppression applied, quality flags, weight and rule named) as a typed DataFrame."""
+                   pool: bool = False, sample: tuple[str, str] | None = None) -> pd.DataFrame:
+    """Published rows (suppression applied, quality flags, weight and rule named) as a typed DataFrame;
+    ``sample``: of that (survey, wave) only (its rows are those of the whole estimate)."""
     from harmonise.reports.disclosure import publish
     from harmonise.reports.quality import quality_column
 
     rule = rule or Rule()
     frame = con.execute(indicator_sql(defs, names, by, groups, weight=weight, age=age, lonely_psu=lonely_psu,
-                                      pool=pool)).df()
+                                      pool=pool, sample=sample)).df()
     frame["share"] = frame["indicator"].map(lambda n: defs.indicators[n].unit == "share").astype(bool)
     keys = grouping(by, pool)
     out = publish(frame, ["indicator", "ages", *(c for c in keys if c in SAMPLE_KEYS)],
@@ -406,8 +412,15 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
                      defs.breakdowns)
 
 
-def store_indicators(con: duckdb.DuckDBPyConnection, project: Project) -> None:
-    """Write the compiled definitions and the default ``indicators`` table into a database being built."""
+WaveRows = Callable[[str, str, Callable[[], "pd.DataFrame"]], "pd.DataFrame"]
+
+
+def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: WaveRows | None = None) -> None:
+    """Write the compiled definitions and the default ``indicators`` table into a database being built.
+
+    The table is estimated one survey-wave at a time (its cells, strata and suppression tables never
+    span two), so the estimator's memory is that of the largest wave; ``rows_of(survey, wave, estimate)``
+    may give a wave's rows without estimating them (a build reusing its previous rows)."""
     from harmonise.reports.quality import store_sampling
 
     if project.schema is None or not (project.root / "mappings" / "indicators.yaml").is_file():
@@ -424,11 +437,21 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project) -> None:
                     [(*vars(b).values(), i) for i, b in enumerate(defs.breakdowns.values())])
     con.execute("INSERT INTO build_info VALUES ('indicator_age_bands', ?)", [",".join(map(str, defs.age_bands))])
     store_sampling(con, project)
-    # One query for all: the estimator streams the respondents once per indicator into weighted moments
-    # per cell, stratum and design PSU, so memory does not grow with the respondents.
-    frame = estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns))
+    # The estimator streams a wave's respondents once per indicator into weighted moments per cell, stratum
+    # and design PSU. All waves in one query kept every wave's PSU moments at once: 290 ESS country files
+    # (580,000 respondents) ran out of 1 GB after 61 s.
+    import pandas as pd
+
+    def estimate(survey: str, wave: str) -> pd.DataFrame:
+        return estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=(survey, wave))
+
+    frames = [(rows_of or (lambda s, w, make: make()))(str(s), str(w), partial(estimate, str(s), str(w)))
+              for s, w in con.execute("SELECT DISTINCT survey, wave FROM respondents ORDER BY ALL").fetchall()]
+    frame = pd.concat(frames, ignore_index=True) if frames else \
+        estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns))  # no respondents: the empty table
     con.register("__indicators", frame)
-    try:
-        con.execute("CREATE TABLE indicators AS SELECT * FROM __indicators")
+    try:  # in the order one estimate of every wave gives
+        con.execute("CREATE TABLE indicators AS SELECT * FROM __indicators ORDER BY indicator, ages, survey, wave, "
+                    'country, breakdown, "group"')
     finally:
         con.unregister("__indicators")

@@ -19,7 +19,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -118,10 +118,11 @@ def _is_duckdb(path: Path) -> bool:
 
 
 @contextmanager
-def atomic_target(db: Path, force: bool = False) -> Iterator[Path]:
+def atomic_target(db: Path, force: bool = False, after: Callable[[], None] | None = None) -> Iterator[Path]:
     """Yield a temporary path; on normal exit it replaces ``db``, on error it is removed.
 
-    ``db`` must be absent, empty or a database harmonise built; ``force`` replaces any regular file."""
+    ``db`` must be absent, empty or a database harmonise built; ``force`` replaces any regular file.
+    ``after`` runs once the new database is in place, still under the build lock (the build cache)."""
     db = db.resolve() if db.parent.exists() else db
     if not db.parent.exists():
         raise UsageError(f"{db.parent}: folder does not exist; create it or choose another --db path")
@@ -162,6 +163,8 @@ def atomic_target(db: Path, force: bool = False) -> Iterator[Path]:
             finally:
                 os.close(dirfd)
             verify(db)
+            if after is not None:
+                after()
         finally:
             for suffix in LEFTOVER_SUFFIXES:
                 _remove(tmp.with_name(tmp.name + suffix))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +46,10 @@ class FileFacts:
     region_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # variable → {code: label}
 
 
-def read_file_facts(con: duckdb.DuckDBPyConnection, project: Project,
-                    encoding: str | None = None) -> list[FileFacts]:
-    """Read, for every file in ``sources``, one row of its edition and region variables (one pyreadstat call)."""
+def read_file_facts(con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None = None,
+                    known: dict[tuple[str, str, str], FileFacts] | None = None) -> list[FileFacts]:
+    """The facts of every file in ``sources``: from ``known`` (survey, wave, path → facts the build gathered
+    as it harmonised the file), else read: one row of its edition and region variables (one pyreadstat call)."""
     regions: dict[tuple[str, str], list[str]] = {}
     for survey, wave, variables in con.execute("SELECT survey, wave, source_variables FROM lineage "
                                                "WHERE target = 'region_nuts'").fetchall():
@@ -59,13 +60,39 @@ def read_file_facts(con: duckdb.DuckDBPyConnection, project: Project,
                                                 "ORDER BY survey, wave, file_name").fetchall():
         if survey not in specs:
             specs[survey] = _file_edition(project, str(survey))
-        spec = specs[survey]
-        wanted = {k: v for k, v in (("name", spec.name), ("edition", spec.edition),
-                                    ("production_date", spec.production_date)) if v} if spec else {}
+        gathered = (known or {}).get((str(survey), str(wave), str(path)))
+        if gathered is not None:
+            out.append(replace(gathered, file_name=str(name)))
+            continue
         facts = FileFacts(str(survey), str(wave), str(name))
-        _read(Path(path), facts, wanted, regions.get((str(survey), str(wave)), []), encoding)
+        _read(Path(path), facts, edition_variables(specs[survey]), regions.get((str(survey), str(wave)), []), encoding)
         out.append(facts)
     return out
+
+
+def edition_variables(spec: FileEdition | None) -> dict[str, str]:
+    """``name`` / ``edition`` / ``production_date`` → the variable holding it (those the descriptor names)."""
+    return {k: v for k, v in (("name", spec.name), ("edition", spec.edition),
+                              ("production_date", spec.production_date)) if v} if spec else {}
+
+
+def gathered_facts(survey: str, wave: str, file_name: str, first: dict[str, object], wanted: dict[str, str],
+                   regions: dict[str, dict[Any, str]]) -> FileFacts:
+    """The facts of a file from what harmonising it read: ``first`` (its first row of the ``wanted`` edition
+    variables) and ``regions`` (its region variables' value labels) — what :func:`read_file_facts` reads."""
+    facts = FileFacts(survey, wave, file_name)
+    for key, var in wanted.items():
+        text = _text(first.get(var))
+        if text:
+            facts.edition[key] = text
+    for var, labels in regions.items():
+        facts.region_labels[var] = {_text(code): str(label) for code, label in labels.items() if _text(code)}
+    return facts
+
+
+def file_edition(project: Project, survey: str) -> FileEdition | None:
+    """The edition variables ``survey``'s descriptor names (``citation.file_edition``), if any."""
+    return _file_edition(project, survey)
 
 
 def write_source_editions(con: duckdb.DuckDBPyConnection, facts: list[FileFacts]) -> None:

@@ -84,10 +84,12 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
 }
 
 
-def write_lookups(con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None = None) -> None:
-    """Create and fill the lookup tables and ``source_editions`` (each loaded file read once more, one row),
-    and comment them and the respondents columns. ``encoding``: the one the build read the files with."""
-    facts = read_file_facts(con, project, encoding)
+def write_lookups(con: duckdb.DuckDBPyConnection, project: Project, encoding: str | None = None,
+                  known: dict[tuple[str, str, str], FileFacts] | None = None) -> None:
+    """Create and fill the lookup tables and ``source_editions`` (from the facts the build gathered, ``known``
+    by survey, wave and path; any other loaded file read once more, one row), and comment them and the
+    respondents columns. ``encoding``: the one the build read the files with."""
+    facts = read_file_facts(con, project, encoding, known)
     write_source_editions(con, facts)
     groups = _country_groups(project)
     rows: dict[str, list[tuple[Any, ...]]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from harmonise.compile.sqltext import quote_ident, sql_literal
@@ -26,9 +27,14 @@ def respondents_ddl(schema: TargetSchema) -> str:
     return "CREATE TABLE respondents (" + ", ".join(cols) + ")"
 
 
-def insert_select(schema: TargetSchema, relation: str, file_name: str) -> str:
-    """INSERT INTO respondents from a compiled result relation (rows of source file ``file_name``),
-    casting to the stored types."""
+FILE_BITS = 40  # rows of several files in one relation: source_row = (file ordinal << FILE_BITS) | row number
+ROW_MASK = (1 << FILE_BITS) - 1
+
+
+def insert_select(schema: TargetSchema, relation: str, files: str | Sequence[str]) -> str:
+    """INSERT INTO respondents from a compiled result relation, casting to the stored types: rows of the
+    source file named ``files``, or of several files whose ``source_row`` packs the file's position in
+    ``files`` above :data:`FILE_BITS` bits of row number."""
     cols, exprs = [], []
     for v in schema.variables:
         cols.append(quote_ident(v.name))
@@ -38,7 +44,11 @@ def insert_select(schema: TargetSchema, relation: str, file_name: str) -> str:
             cols.append(quote_ident(v.missing_column))
             exprs.append(quote_ident(v.missing_column))
     cols += ["source_row", "source_file"]
-    exprs += ["source_row", sql_literal(file_name)]
+    if isinstance(files, str) or len(files) == 1:
+        exprs += ["source_row", sql_literal(files if isinstance(files, str) else files[0])]
+    else:
+        names = ", ".join(sql_literal(f) for f in files)
+        exprs += [f"source_row & {ROW_MASK}", f"[{names}][(source_row >> {FILE_BITS}) + 1]"]
     return f"INSERT INTO respondents ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {relation}"
 
 

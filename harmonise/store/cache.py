@@ -1,0 +1,454 @@
+"""The build cache beside a database: what an incremental build reuses of the previous one.
+
+``<db>.cache/index.duckdb`` (folder mode 0700) describes the database at ``<db>`` as the last
+successful build wrote it:
+
+- ``scans``: each read file's header (variables, labels, missing codes) and content values, by the
+  sha256 of its bytes, so discovery does not parse an unchanged file again (``metas`` holds each
+  distinct set of variables once: a wave's country files share theirs);
+- ``files``: each harmonised file by its *key* — a digest of its bytes, name, compiled SQL, profile,
+  the declarations pandera checks against, the build options and the harmonise version
+  (``pipeline.file_key``) — with its row count, the pandera failures and the harmonisation report
+  rows (``reports``, ``failures``) and the first row of its edition variables;
+- ``waves``: each survey-wave's stored indicator rows (``indicator_rows``) by a key over its files'
+  keys, the design files, its lineage and the indicator definitions;
+- ``info``: the cache format, the harmonise version and the identity (device, inode, size,
+  modification time) of the database file it describes.
+
+A file whose key is unchanged keeps its respondents rows — copied from the previous database, which
+holds them — and its provenance rows are written again from the cached report and failures exactly
+as a full build writes them. Nothing is trusted that does not check out: an index of another
+format, version or database file is ignored, a file is reused only if the previous database holds
+as many rows of it as the index says (and no other file of its name), and an index that does not
+open is rebuilt. The index is written to a temporary name and renamed over the old one only after
+the new database replaced the old (:func:`harmonise.store.atomic.atomic_target`), so a failed build
+leaves the previous database with its own index, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import pickle
+import secrets
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harmonise import __version__
+from harmonise.compile.sqltext import quote_ident, sql_literal
+from harmonise.readers.files import SourceFile
+from harmonise.readers.textcodec import TextCodec
+from harmonise.spec.source import SourceMeta, VarMeta
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+FORMAT = "1"  # the index layout; an index of another format is ignored
+SUFFIX = ".cache"
+INDEX = "index.duckdb"
+PREVIOUS = "previous"  # the previous database, attached read-only to the build connection
+
+ReportRow = tuple[str, str | None, str | None, str | None, int]
+FailureRow = tuple[str, str, str | None, int | None, int | None]
+
+TABLES = {
+    "info": "name VARCHAR, value VARCHAR",
+    "metas": "digest VARCHAR, variables VARCHAR",
+    "scans": "sha256 VARCHAR, encoding VARCHAR, names VARCHAR, digest VARCHAR, source VARCHAR, seen VARCHAR",
+    "files": "key VARCHAR, position INTEGER, survey VARCHAR, wave VARCHAR, file_name VARCHAR, rows BIGINT, "
+             "sha256 VARCHAR, first VARCHAR",
+    "reports": "key VARCHAR, seq INTEGER, target VARCHAR, source_code VARCHAR, target_value VARCHAR, "
+               "missing_reason VARCHAR, n BIGINT",
+    "failures": 'key VARCHAR, seq INTEGER, "column" VARCHAR, "check" VARCHAR, failure_case VARCHAR, source_row BIGINT, '
+                "n BIGINT",
+    "waves": "key VARCHAR, survey VARCHAR, wave VARCHAR, dtypes VARCHAR",
+}
+
+
+def digest(parts: Iterable[object]) -> str:
+    """A key: sha256 over the parts' text, each length-prefixed (so no two part lists collide)."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = str(part).encode()
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)  # releases the GIL: files hash in parallel threads
+    return h.hexdigest()
+
+
+def hash_files(paths: Sequence[Path], threads: int = 2) -> list[str]:
+    """:func:`sha256_of` every file, ``threads`` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        return list(pool.map(sha256_of, paths))
+
+
+def folder_of(db: Path) -> Path:
+    """``<db>.cache``: the cache folder of the database ``db``."""
+    return db.with_name(db.name + SUFFIX)
+
+
+def identity(path: Path) -> str:
+    """What tells a database file from any other that took its place: device, inode, size, modification time."""
+    st = path.stat()
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# --- file headers as JSON: exact round trip (codes keep int / float / str; NaN allowed) ----------------------
+
+def _var_json(vm: VarMeta) -> list[Any]:
+    return [vm.name, vm.label, vm.type, vm.width, vm.format, vm.measure, [[k, v] for k, v in vm.labels.items()],
+            list(vm.missing_values), [list(r) for r in vm.missing_ranges], vm.extended]
+
+
+def _var_from(row: list[Any]) -> VarMeta:
+    name, label, typ, width, fmt, measure, labels, values, ranges, extended = row
+    return VarMeta(name, label, typ, width, fmt, measure, {k: v for k, v in labels}, list(values),
+                   [(float(lo), float(hi)) for lo, hi in ranges], dict(extended))
+
+
+def variables_json(meta: SourceMeta) -> str:
+    """The variables of ``meta`` as JSON (in file order)."""
+    return json.dumps([_var_json(vm) for vm in meta.variables.values()], ensure_ascii=False)
+
+
+def variables_from(text: str) -> dict[str, VarMeta]:
+    """The variables :func:`variables_json` wrote."""
+    return {vm.name: vm for vm in map(_var_from, json.loads(text))}
+
+
+def source_json(src: SourceFile) -> str:
+    """Everything of an opened file but its variables (see :func:`variables_json`) and the user's columns."""
+    m = src.meta
+    return json.dumps({"format": src.format, "encoding": src.encoding,
+                       "codec": [src.codec.fallback, src.codec.utf8] if src.codec else None,
+                       "meta": {"format": m.format, "encoding": m.encoding, "rows": m.rows, "file_label": m.file_label,
+                                "header": m.header}}, ensure_ascii=False)
+
+
+def source_from(path: Path, text: str, variables: dict[str, VarMeta]) -> SourceFile:
+    """The opened file :func:`source_json` and :func:`variables_json` describe, at ``path``."""
+    d = json.loads(text)
+    m = d["meta"]
+    meta = SourceMeta(origin=str(path), variables=dict(variables), format=m["format"], encoding=m["encoding"],
+                      rows=m["rows"], file_label=m["file_label"], header=dict(m["header"]))
+    codec = TextCodec(d["codec"][0], bool(d["codec"][1])) if d["codec"] else None
+    return SourceFile(path=path, format=d["format"], meta=meta, encoding=d["encoding"], codec=codec)
+
+
+def _jsonable(value: object) -> object:
+    """A first-row value as JSON holds it (NaN and pandas' missing values as null)."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()  # type: ignore[union-attr]
+    return value if isinstance(value, (int, float, str, bool)) else str(value)
+
+
+@dataclass
+class CachedFile:
+    """What a full build computes from a file's rows, kept to write its provenance again without reading it."""
+
+    key: str
+    survey: str
+    wave: str
+    file_name: str
+    rows: int
+    sha256: str
+    first: dict[str, object] = field(default_factory=dict)
+    report: list[ReportRow] = field(default_factory=list)
+    failures: list[FailureRow] = field(default_factory=list)
+
+
+@dataclass
+class Scan:
+    """What discovery read of a file: its header and the values of the content variables it holds."""
+
+    source: SourceFile
+    seen: dict[str, set[str]]
+
+
+class BuildCache:
+    """The cache of the database ``db``: read at the start of a build (unless ``full``), written after it."""
+
+    def __init__(self, db: Path, *, full: bool = False) -> None:
+        self.db = db
+        self.folder = folder_of(db)
+        self.scans: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (sha, encoding, names) → digest, source, seen
+        self.metas: dict[str, str] = {}  # digest → variables JSON
+        self.files: dict[str, tuple[int, str, str, str, int, str, str]] = {}  # key → position, survey, … (index row)
+        self.waves: dict[str, tuple[str, str, str]] = {}  # indicator key → survey, wave, dtypes
+        self.previous: Path | None = None  # the database the index describes, when it checks out
+        self.reason = "no cache yet"  # why nothing is reused (when nothing is)
+        self._parsed: dict[str, dict[str, VarMeta]] = {}
+        self._new_scans: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+        self._new_metas: dict[str, str] = {}
+        self._new_files: list[CachedFile] = []
+        self._new_waves: list[tuple[str, str, str, pd.DataFrame]] = []
+        self._pending: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] = {}  # path → scan without its sha
+        self._texts: dict[bytes, tuple[str, str]] = {}
+        if full:
+            self.reason = "--full"
+        else:
+            self._load()
+
+    # --- reading ----------------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        import duckdb
+
+        index = self.folder / INDEX
+        if not index.is_file():
+            return
+        try:
+            con = duckdb.connect(str(index), read_only=True)
+        except duckdb.Error:
+            self.reason = "the cache index does not open (rebuilt)"
+            return
+        try:
+            info = dict(con.execute("SELECT name, value FROM info").fetchall())
+            if info.get("format") != FORMAT or info.get("version") != __version__:
+                self.reason = "the cache was written by another version of harmonise"
+                return
+            if not self.db.is_file() or info.get("database") != identity(self.db):
+                self.reason = "the database is not the one the cache describes"
+                return
+            self.metas = dict(con.execute("SELECT digest, variables FROM metas").fetchall())
+            self.scans = {(s, e, n): (d, src, seen) for s, e, n, d, src, seen in
+                          con.execute("SELECT sha256, encoding, names, digest, source, seen FROM scans").fetchall()}
+            self.files = {r[0]: tuple(r[1:]) for r in con.execute(  # type: ignore[misc]
+                "SELECT key, position, survey, wave, file_name, rows, sha256, first FROM files").fetchall()}
+            self.waves = {r[0]: (r[1], r[2], r[3]) for r in con.execute("SELECT key, survey, wave, dtypes FROM waves")
+                          .fetchall()}
+        except (duckdb.Error, ValueError, TypeError) as exc:
+            self.reason = f"the cache index is damaged ({str(exc).splitlines()[0]}; rebuilt)"
+            self.metas, self.scans, self.files, self.waves = {}, {}, {}, {}
+            return
+        finally:
+            con.close()
+        self.previous = self.db
+        self.reason = ""
+
+    def scan(self, sha256: str, encoding: str | None, names: Sequence[str], path: Path) -> Scan | None:
+        """The cached header and content values of the file with these bytes, read with ``encoding``."""
+        key = (sha256, encoding or "", ",".join(names))
+        hit = self.scans.get(key)
+        if hit is None or hit[0] not in self.metas:
+            return None
+        digest_, source, seen = hit
+        try:
+            if digest_ not in self._parsed:
+                self._parsed[digest_] = variables_from(self.metas[digest_])
+            src = source_from(path, source, self._parsed[digest_])
+            values = {k: set(v) for k, v in json.loads(seen).items()}
+        except (ValueError, TypeError, KeyError, IndexError):
+            return None  # a damaged row: the file is read again
+        self._new_scans[key] = hit  # still this build's: kept in the new index as it was
+        self._new_metas[digest_] = self.metas[digest_]
+        return Scan(src, values)
+
+    def harmonised(self, con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> dict[str, CachedFile]:
+        """The cached files among ``keys`` whose rows the previous database holds (attached to ``con`` as
+        ``previous`` by :meth:`attach`), with their report and failures."""
+        wanted = [k for k in dict.fromkeys(keys) if k in self.files]
+        if not wanted or self.previous is None:
+            return {}
+        names: dict[tuple[str, str, str], int] = {}
+        for row in self.files.values():
+            names[(row[1], row[2], row[3])] = names.get((row[1], row[2], row[3]), 0) + 1
+        counts = {(str(s), str(w), str(f)): int(n) for s, w, f, n in con.execute(
+            f"SELECT survey, wave, source_file, count(*) FROM {PREVIOUS}.main.respondents GROUP BY ALL").fetchall()}
+        out: dict[str, CachedFile] = {}
+        for key in wanted:
+            _, survey, wave, name, rows, sha, first = self.files[key]
+            if names[(survey, wave, name)] == 1 and counts.get((survey, wave, name), 0) == rows:
+                out[key] = CachedFile(key, survey, wave, name, rows, sha, json.loads(first))
+        if out:
+            index = self.folder / INDEX
+            con.execute(f"ATTACH {sql_literal(str(index))} AS cache_index (READ_ONLY)")
+            try:
+                con.execute("CREATE OR REPLACE TEMP TABLE __keys (key VARCHAR)")
+                con.executemany("INSERT INTO __keys VALUES (?)", [[k] for k in out])
+                for key, *rep in con.execute("SELECT r.key, target, source_code, target_value, missing_reason, n "
+                                             "FROM cache_index.reports r JOIN __keys USING (key) ORDER BY r.key, seq"
+                                             ).fetchall():
+                    out[key].report.append(tuple(rep))  # type: ignore[arg-type]
+                for key, *fail in con.execute('SELECT f.key, "column", "check", failure_case, source_row, n '
+                                              "FROM cache_index.failures f JOIN __keys USING (key) ORDER BY f.key, seq"
+                                              ).fetchall():
+                    out[key].failures.append(tuple(fail))  # type: ignore[arg-type]
+            finally:
+                con.execute("DROP TABLE IF EXISTS __keys")
+                con.execute("DETACH cache_index")
+        return out
+
+    def attach(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Attach the previous database read-only as ``previous``; False (nothing reusable) when it does not open."""
+        import duckdb
+
+        if self.previous is None:
+            return False
+        try:
+            con.execute(f"ATTACH {sql_literal(str(self.previous))} AS {PREVIOUS} (READ_ONLY)")
+        except duckdb.Error as exc:
+            self.reason = f"the previous database does not open ({str(exc).splitlines()[0]})"
+            self.previous = None
+            return False
+        return True
+
+    def detach(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.previous is not None:
+            con.execute(f"DETACH {PREVIOUS}")
+
+    def copy_rows(self, con: duckdb.DuckDBPyConnection, files: Sequence[CachedFile]) -> None:
+        """Insert the respondents rows of ``files`` (consecutive in the build) from the previous database."""
+        if not files:
+            return
+        keys = " OR ".join(f"(survey = {sql_literal(f.survey)} AND wave = {sql_literal(f.wave)} AND source_file = "
+                           f"{sql_literal(f.file_name)})" for f in files)
+        if len(files) == 1 or self._in_order(files):
+            con.execute(f"INSERT INTO main.respondents SELECT * FROM {PREVIOUS}.main.respondents WHERE {keys}")
+            return
+        for f in files:
+            self.copy_rows(con, [f])
+
+    def _in_order(self, files: Sequence[CachedFile]) -> bool:
+        positions = [self.files[f.key][0] for f in files]
+        return all(b == a + 1 for a, b in itertools.pairwise(positions))
+
+    def indicator_rows(self, con: duckdb.DuckDBPyConnection, key: str) -> pd.DataFrame | None:
+        """The cached indicator rows of a survey-wave (None when not cached or unreadable)."""
+        import duckdb
+
+        if key not in self.waves or self.previous is None:
+            return None
+        survey, wave, dtypes = self.waves[key]
+        index = self.folder / INDEX
+        try:
+            con.execute(f"ATTACH {sql_literal(str(index))} AS cache_index (READ_ONLY)")
+            try:
+                frame = con.execute(f"SELECT * EXCLUDE (__key) FROM cache_index.{quote_ident('indicators')} "
+                                    "WHERE __key = ?", [key]).df()
+            finally:
+                con.execute("DETACH cache_index")
+            types = json.loads(dtypes)
+            frame = frame.astype(types)  # as the estimator made them (DuckDB reads nullable ints as floats)
+        except (duckdb.Error, ValueError, TypeError, KeyError):
+            return None
+        if list(frame.columns) != list(types):
+            return None
+        self._new_waves.append((key, survey, wave, frame))
+        return frame
+
+    # --- writing ------------------------------------------------------------------------------------------------
+    def note_scan(self, path: Path, encoding: str | None, names: Sequence[str], src: SourceFile,
+                  seen: dict[str, set[str]], sha256: str | None = None) -> None:
+        """Keep what discovery read of a file for the next build (its sha256 now, or from :meth:`note_file`)."""
+        quick = hashlib.blake2b(pickle.dumps(src.meta.variables, protocol=5), digest_size=16).digest()
+        if quick not in self._texts:  # one wave's country files share their variables: serialised once
+            text = variables_json(src.meta)
+            self._texts[quick] = (hashlib.sha256(text.encode()).hexdigest(), text)
+        d, text = self._texts[quick]
+        self._new_metas[d] = text
+        self._pending[str(path)] = ((encoding or "", ",".join(names)), (
+            d, source_json(src), json.dumps({k: sorted(v) for k, v in seen.items()}, ensure_ascii=False)))
+        if sha256 is not None:
+            self._keep_scan(str(path), sha256)
+
+    def _keep_scan(self, path: str, sha256: str) -> None:
+        scan = self._pending.pop(path, None)
+        if scan is not None:
+            self._new_scans[(sha256, *scan[0])] = scan[1]
+
+    def note_file(self, cached: CachedFile, path: Path) -> None:
+        """Keep a harmonised file read from ``path`` (its position in the build is the order of these calls)."""
+        self._new_files.append(cached)
+        self._keep_scan(str(path), cached.sha256)
+
+    def note_wave(self, key: str, survey: str, wave: str, frame: pd.DataFrame) -> None:
+        """Keep a survey-wave's indicator rows."""
+        self._new_waves.append((key, survey, wave, frame))
+
+    def write(self, database: Path) -> None:
+        """Write the new index (to a temporary name, renamed into place) for the database file ``database``
+        (its identity is recorded: call this once it is in place)."""
+        import duckdb
+
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        for stale in self.folder.iterdir():
+            if stale.name.startswith(INDEX + ".tmp-"):
+                _remove(stale)
+        tmp = self.folder / f"{INDEX}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            out = duckdb.connect(str(tmp))
+            try:
+                self._fill(out, database)
+            finally:
+                out.close()
+            os.replace(tmp, self.folder / INDEX)
+        finally:
+            _remove(tmp)
+            _remove(tmp.with_name(tmp.name + ".wal"))
+
+    def _fill(self, out: duckdb.DuckDBPyConnection, database: Path) -> None:
+        for name, cols in TABLES.items():
+            out.execute(f"CREATE TABLE {name} ({cols})")
+        out.executemany("INSERT INTO info VALUES (?, ?)", [["format", FORMAT], ["version", __version__],
+                                                           ["database", identity(database)]])
+        out.executemany("INSERT INTO metas VALUES (?, ?)", [list(r) for r in self._new_metas.items()])
+        out.executemany("INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?)",
+                        [[*k, *v] for k, v in self._new_scans.items()])
+        import pandas as pd
+
+        files = self._new_files
+        out.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+            [f.key, i, f.survey, f.wave, f.file_name, f.rows, f.sha256,
+             json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False)]
+            for i, f in enumerate(files)])
+        reports = pd.DataFrame([(f.key, i, *r) for f in files for i, r in enumerate(f.report)],
+                               columns=["key", "seq", "target", "source_code", "target_value", "missing_reason", "n"])
+        failures = pd.DataFrame([(f.key, i, *r) for f in files for i, r in enumerate(f.failures)],
+                                columns=["key", "seq", "column", "check", "failure_case", "source_row", "n"])
+        for table, frame in (("reports", reports), ("failures", failures)):
+            if len(frame):
+                out.register("__rows", frame.astype(object))
+                out.execute(f"INSERT INTO {table} SELECT * FROM __rows")
+                out.unregister("__rows")
+        self._fill_waves(out)
+
+    def _fill_waves(self, out: duckdb.DuckDBPyConnection) -> None:
+        import pandas as pd
+
+        frames: list[pd.DataFrame] = []
+        rows = []
+        for key, survey, wave, frame in self._new_waves:
+            rows.append([key, survey, wave, json.dumps({c: str(t) for c, t in frame.dtypes.items()})])
+            frames.append(frame.assign(__key=key))
+        out.executemany("INSERT INTO waves VALUES (?, ?, ?, ?)", rows)
+        if frames:
+            out.register("__rows", pd.concat(frames, ignore_index=True))
+            out.execute("CREATE TABLE indicators AS SELECT * FROM __rows")
+            out.unregister("__rows")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

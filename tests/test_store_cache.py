@@ -1,0 +1,176 @@
+"""Issue 22.3: incremental builds through the build cache (harmonise/store/cache.py).
+
+A rebuild reuses what it may and nothing else: its database equals a full build's, table by table and
+row by row; a damaged or mismatched cache is not trusted; a failed build leaves the previous cache.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import ROOT, run
+
+from harmonise.readers.files import open_source
+from harmonise.spec.project import load_project
+from harmonise.store.cache import INDEX, folder_of, source_from, source_json, variables_from, variables_json
+
+REAL = ROOT.parent / "shared" / "data" / "ess_real"
+TIMES = {"sources": "built_at", "build_info": "built_at"}  # build times: the only columns two builds may differ in
+
+
+def _country_files(out: Path, project: Path, waves: list[str], per_wave: int = 2, rows: int = 150) -> Path:
+    """ESS country files as the ESS ships them (ESS<round><country>.sav), ``per_wave`` countries per round."""
+    from harmonise.fixtures import generate
+
+    declared = load_project(project)
+    data = out / "data"
+    data.mkdir(parents=True)
+    for w in waves:
+        countries = [str(k) for v in declared.codebooks[("ess", w)].variables if v.name == "cntry" for k in v.labels]
+        for i, country in enumerate(countries[:per_wave]):
+            made = generate(project, out / f"gen-{w}-{country}", survey="ess", wave=w, rows=rows, seed=i + 1,
+                            editions=False, countries=[country])
+            shutil.move(str(made[0]), data / f"ESS{w}{country}.sav")
+    return data
+
+
+def _tables(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's rows in stored order, without the build times."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for (name,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall():
+            cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                                              "ORDER BY column_index", [name]).fetchall()]
+            keep = ", ".join(f'"{c}"' for c in cols if c != TIMES.get(name))
+            where = " WHERE key <> 'built_at'" if name == "build_info" else ""
+            out[name] = con.execute(f'SELECT {keep} FROM "{name}"{where}').fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def _build(project: Path, data: Path, db: Path, *extra: str) -> str:
+    code, out, err = run("build", "--data", str(data), "--db", str(db), *extra, project=project)
+    assert code == 0, err
+    return out
+
+
+def _kept(out: str) -> tuple[int, int] | None:
+    found = re.search(r"; (\d+) of (\d+) files kept from the previous build", out)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def _edit(project: Path) -> None:
+    """Edit one rule of the last ESS round (its year-of-arrival range: new SQL) and the notes of a rule that
+    waves share (no new SQL: their files are kept, but their lineage must say the new notes)."""
+    path = project / "mappings" / "ess.yaml"
+    text = path.read_text()
+    found = list(re.finditer(r"^( +)year_of_arrival: \{range: \[(\d+), (\d+)\]\}$", text, re.MULTILINE))
+    assert found, "the ESS crosswalk has no year_of_arrival range override to edit"
+    last = found[-1]
+    indent, low, high = last.group(1), int(last.group(2)), last.group(3)
+    text = text[:last.start()] + f"{indent}year_of_arrival:\n{indent}  range: [{low + 1}, {high}]" + text[last.end():]
+    shared = re.search(r"^periods:\n(?:.*\n)*?.*\{[^\n]*notes: \"", text, re.MULTILINE)
+    assert shared, "no rule of a period has notes to edit"
+    path.write_text(text[:shared.end()] + "Edited. " + text[shared.end():])
+
+
+def _by_file(rows: list[tuple[object, ...]]) -> dict[object, list[tuple[object, ...]]]:
+    """Per-file provenance rows (survey, wave, file_name, …) by file name."""
+    out: dict[object, list[tuple[object, ...]]] = {}
+    for r in rows:
+        out.setdefault(r[2], []).append(r)
+    return out
+
+
+@pytest.mark.slow
+def test_a_rebuild_after_editing_one_rule_equals_a_full_build(project: Path, tmp_path: Path) -> None:
+    waves = [w.wave for w in load_project(project).crosswalks["ess"].waves]
+    data = _country_files(tmp_path, project, [waves[0], waves[-1]])
+    files = sorted(p.name for p in data.iterdir())
+    db = tmp_path / "inc.duckdb"
+    assert _kept(_build(project, data, db, "--jobs", "2")) is None
+    original = _tables(db)
+    assert _kept(_build(project, data, db)) == (len(files), len(files))  # nothing changed: every file kept
+    assert _tables(db) == original
+
+    _edit(project)
+    out = _build(project, data, db, "--jobs", "2")
+    full = tmp_path / "full.duckdb"
+    _build(project, data, full, "--full")
+    incremental, fresh = _tables(db), _tables(full)
+    assert list(incremental) == list(fresh)
+    for name in fresh:
+        assert incremental[name] == fresh[name], f"table {name} differs from a full build's"
+    # the edited rule's wave was harmonised again, the others kept — with the edited notes in their lineage
+    sql_before, sql_after = _by_file(original["compiled_sql"]), _by_file(fresh["compiled_sql"])
+    changed = [f for f in files if sql_before[f] != sql_after[f]]
+    assert changed and len({sql_after[f][0][1] for f in changed}) == 1
+    assert _kept(out) == (len(files) - len(changed), len(files))
+    lineage_before, lineage_after = _by_file(original["lineage"]), _by_file(fresh["lineage"])
+    noted = [f for f in files if f not in changed and lineage_before[f] != lineage_after[f]]
+    assert noted and all(any("Edited. " in str(r) for r in lineage_after[f]) for f in noted)
+
+@pytest.mark.slow
+def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(project: Path, tmp_path: Path) -> None:
+    waves = [w.wave for w in load_project(project).crosswalks["ess"].waves]
+    data = _country_files(tmp_path, project, [waves[-1]], per_wave=2)
+    db = tmp_path / "h.duckdb"
+    _build(project, data, db)
+    reference = _tables(db)
+    index = folder_of(db) / INDEX
+    index.write_bytes(b"not a database" * 100)  # damaged
+    assert _kept(_build(project, data, db)) is None
+    assert _tables(db) == reference
+    assert _kept(_build(project, data, db)) == (2, 2)  # the rebuild wrote a sound index again
+    con = duckdb.connect(str(db))  # the database changed behind the cache's back: it describes another one now
+    con.execute("DELETE FROM respondents WHERE source_row = 1")
+    con.close()
+    assert _kept(_build(project, data, db)) is None
+    assert _tables(db) == reference
+
+
+@pytest.mark.slow
+def test_a_failed_build_leaves_the_previous_cache(project: Path, tmp_path: Path) -> None:
+    waves = [w.wave for w in load_project(project).crosswalks["ess"].waves]
+    data = _country_files(tmp_path, project, [waves[-1]], per_wave=2)
+    db = tmp_path / "h.duckdb"
+    _build(project, data, db)
+    index = folder_of(db) / INDEX
+    before = index.read_bytes()
+    first = min(data.iterdir())
+    twin = data / f"{first.stem}X{first.suffix}"  # the same respondents twice: the build fails after harmonising
+    shutil.copy(first, twin)
+    code, _, err = run("build", "--data", str(data), "--db", str(db), project=project)
+    assert code == 1 and "the previous database is unchanged" in err
+    assert index.read_bytes() == before
+    assert [p.name for p in folder_of(db).iterdir()] == [INDEX]  # no half-written index left beside it
+    twin.unlink()
+    assert _kept(_build(project, data, db)) == (2, 2)
+
+
+@pytest.mark.slow
+def test_full_reuses_nothing_and_rewrites_the_cache(project: Path, tmp_path: Path) -> None:
+    data = REAL / "ess9_nordic"
+    db = tmp_path / "h.duckdb"
+    _build(project, data, db)
+    assert _kept(_build(project, data, db, "--full")) is None
+    assert _kept(_build(project, data, db)) == (3, 3)
+
+
+@pytest.mark.parametrize("path", [ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav",
+                                  REAL / "ess9_gb_dta" / "ESS9GB.dta", REAL / "ess4_extract" / "ESS04_2008.dta",
+                                  REAL / "ess11_subset_sav" / "ESS11-subset.sav"], ids=lambda p: p.name)
+def test_a_file_header_survives_the_cache_unchanged(path: Path) -> None:
+    """Headers come back exactly (codes keep int, float or text; ranges, Stata letters, guessed encodings),
+    so a file harmonised from a cached header compiles to the SQL its own header gives."""
+    src = open_source(path)
+    back = source_from(path, source_json(src), variables_from(variables_json(src.meta)))
+    assert back == src
+    assert [type(k) for vm in back.meta.variables.values() for k in vm.labels] == \
+        [type(k) for vm in src.meta.variables.values() for k in vm.labels]
