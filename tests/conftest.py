@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -44,6 +45,75 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-durations", type=int, default=None, metavar="N",
+                     help="list the N tests that used the most CPU (user + system time of the test process and of "
+                          "the child processes it waited for; setup, call and teardown summed; 0: all). Unlike "
+                          "--durations it does not count waiting, so it stays comparable on a busy machine.")
+
+
+CPU_SECONDS = pytest.StashKey[dict[str, float]]()
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that were waited for, so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed(item: pytest.Item, phase: str) -> Iterator[None]:
+    if item.config.getoption("cpu_durations") is None:
+        yield
+        return
+    start = cpu_seconds()
+    yield
+    item.stash.setdefault(CPU_SECONDS, {})[phase] = cpu_seconds() - start
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    yield from _timed(item, "setup")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield from _timed(item, "call")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    yield from _timed(item, "teardown")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the phase's CPU seconds to its report (user_properties travel from xdist workers)."""
+    outcome = yield
+    spent = item.stash.get(CPU_SECONDS, {}).get(call.when)
+    if spent is not None:
+        outcome.get_result().user_properties.append(("cpu_seconds", spent))
+
+
+def cpu_by_test(reports: Iterable[pytest.TestReport]) -> list[tuple[float, str]]:
+    """(CPU seconds, test id) summed over each test's phases, most first."""
+    total: dict[str, float] = {}
+    for r in reports:
+        for key, value in r.user_properties:
+            if key == "cpu_seconds":
+                total[r.nodeid] = total.get(r.nodeid, 0.0) + float(value)
+    return sorted(((s, n) for n, s in total.items()), key=lambda x: (-x[0], x[1]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    limit = config.getoption("cpu_durations")
+    if limit is None:
+        return
+    rows = cpu_by_test(r for rs in terminalreporter.stats.values() for r in rs if isinstance(r, pytest.TestReport))
+    terminalreporter.write_sep("=", f"CPU seconds per test ({sum(s for s, _ in rows):.1f} s in all)")
+    for seconds, nodeid in rows[:limit or None]:
+        terminalreporter.write_line(f"{seconds:8.2f}s {nodeid}")
 
 
 def run(*args: str, project: Path | None = None) -> tuple[int, str, str]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from harmonise import connect
 from harmonise.fixtures import generate
 from harmonise.spec.descriptor import load_descriptor
-from tests.conftest import ROOT, add_wave, declared_waves, run, waves_of
+from tests.conftest import ROOT, add_wave, cpu_by_test, declared_waves, run, waves_of
 from tests.test_reports_ddi import wave_count
 
 
@@ -39,3 +43,29 @@ def test_a_wave_added_to_a_copy_of_ties_reaches_the_helpers(project: Path, tmp_p
 def test_the_repository_waves_are_read_once_and_a_copy_afresh(project: Path) -> None:
     assert declared_waves() is declared_waves(ROOT)
     assert declared_waves(project) == declared_waves() and declared_waves(project) is not declared_waves()
+
+
+def test_cpu_by_test_sums_the_phases_of_each_test() -> None:
+    def report(nodeid: str, when: str, seconds: float | None) -> pytest.TestReport:
+        props = [("cpu_seconds", seconds)] if seconds is not None else []
+        return pytest.TestReport(nodeid, ("f.py", 1, nodeid), {}, "passed", None, when, user_properties=props)
+
+    reports = [report("a", "setup", 0.5), report("a", "call", 1.0), report("b", "call", 2.0),
+               report("a", "teardown", 0.25), report("c", "call", None)]
+    assert cpu_by_test(reports) == [(2.0, "b"), (1.75, "a")]
+
+
+def test_cpu_durations_count_computing_not_waiting(tmp_path: Path) -> None:
+    (tmp_path / "test_two.py").write_text(
+        "import time\n\n"
+        "def test_computes():\n    t = time.process_time()\n    while time.process_time() - t < 0.3:\n        pass\n\n"
+        "def test_waits():\n    time.sleep(0.3)\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
+                           "--cpu-durations=0", str(tmp_path / "test_two.py")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "CPU seconds per test" in line)
+    rows = {line.split()[1].split("::")[-1]: float(line.split()[0].rstrip("s")) for line in lines[start + 1:start + 3]}
+    assert set(rows) == {"test_computes", "test_waits"}
+    assert rows["test_computes"] >= 0.3 and rows["test_waits"] < 0.1

@@ -91,10 +91,13 @@ def test_folder_builds_every_row_and_figures_equal_the_raw_files(folder: Path, t
     raws = {f.name: _raw(f) for f in files}
     con = duckdb.connect(str(db), read_only=True)
     try:
-        stored = dict(con.execute("SELECT source_file || ' ' || country, count(*) FROM respondents GROUP BY 1").fetchall())
-        assert stored == {f"{name} {c.strip()}": n for name, df in raws.items() for c, n in df.cntry.value_counts().items()}
+        stored = dict(con.execute("SELECT source_file || ' ' || country, count(*) FROM respondents GROUP BY 1")
+                      .fetchall())
+        assert stored == {f"{name} {c.strip()}": n for name, df in raws.items()
+                          for c, n in df.cntry.value_counts().items()}
         assert con.execute("SELECT count(DISTINCT wave), count(*) FROM sources").fetchone() == (1, len(files))
-        assert con.execute("SELECT count(*) FROM harmonisation_report WHERE missing_reason = '__unmapped__'").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM harmonisation_report WHERE missing_reason = '__unmapped__'"
+                           ).fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM conservation WHERE NOT ok").fetchone() == (0,)
         for df in raws.values():
             figures = raw_figures(df)

@@ -222,7 +222,8 @@ ROW = re.compile(r'<tr class="freq" data-sw="([^"]+)" data-value="([^"]*)" data-
 
 
 @pytest.mark.parametrize("target", ["sex", "labour_status", "citizen", "country_of_birth", "education_level", "age"])
-def test_page_frequencies_equal_query_counts(demo_codebook: Path, small_demo_db: Path, loaded, target: str) -> None:  # type: ignore[no-untyped-def]
+def test_page_frequencies_equal_query_counts(demo_codebook: Path, small_demo_db: Path, loaded,  # type: ignore[no-untyped-def]
+                                             target: str) -> None:
     var = loaded.schema.variable(target)
     value = f"CAST({target} AS VARCHAR)" if var.type not in ("integer", "number") else "NULL"
     expected = {(f"{r['survey']}-{r['wave']}", r["v"] or "", r["m"] or ""): r["n"] for r in query_json(

@@ -87,8 +87,8 @@ def test_nothing_recoverable_by_country_and_sex_ess8_france(fr_db: Path, weight:
 def test_nothing_recoverable_by_country_and_sex_demo(small_demo_db: Path, weight: str) -> None:
     hidden = 0
     for group in BREAKDOWNS:
-        rows = indicators(small_demo_db, ["employment_rate", "neet_rate", "trust_parliament"], ["country", "sex"], group,
-                          weight=weight).records()
+        rows = indicators(small_demo_db, ["employment_rate", "neet_rate", "trust_parliament"], ["country", "sex"],
+                          group, weight=weight).records()
         hidden += check(rows, ["country", "sex"])
     assert hidden > 100
 

@@ -117,8 +117,8 @@ def test_independent_reimplementation_demo(small_demo_db: Path) -> None:
 
 def test_no_ok_row_with_zero_se_and_share_intervals_inside_unit_interval(small_demo_db: Path) -> None:
     rows = indicators(small_demo_db, None, ["country"], "birthplace", rule=OPEN).records()
-    shares = {r[0] for r in connect(small_demo_db).execute("SELECT name FROM indicator_definitions WHERE unit = 'share'")
-              .fetchall()}
+    shares = {r[0] for r in connect(small_demo_db).execute(
+        "SELECT name FROM indicator_definitions WHERE unit = 'share'").fetchall()}
     shown = [r for r in rows if r["estimate"] is not None]
     assert len(shown) > 1000
     zero = [r for r in shown if r["se"] == 0]
