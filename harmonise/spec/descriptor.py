@@ -334,6 +334,10 @@ class SurveyDescriptor(Block):
 
 def load_descriptor(path: Path) -> SurveyDescriptor:
     """Read ``surveys/<id>/survey.yaml`` and validate it (pydantic ValidationError on bad content)."""
-    with Path(path).open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    return SurveyDescriptor.model_validate(data)
+    from harmonise.spec.yamlload import load_yaml_file
+
+    loaded = load_yaml_file(Path(path))  # parsed once, then from the parse cache
+    if loaded.issues:  # anything the line-aware loader refuses: PyYAML's reading and errors, as before
+        with Path(path).open(encoding="utf-8") as fh:
+            return SurveyDescriptor.model_validate(yaml.safe_load(fh))
+    return SurveyDescriptor.model_validate(loaded.data)
