@@ -1,20 +1,33 @@
 """Time `harmonise build` against its physical floor (reading the needed columns) and record peak memory.
 
-For each file — ESS round 8 widened to 600 columns at 1×, 4× and 16× of 50,000
-rows, and the same 1× rows with the mapped columns only — the runner times, in
-fresh processes and alternating which goes first in each pair:
+Cases (``--cases``, default all):
 
-  floor  python -c "pyreadstat.read_sav(file, usecols=<the crosswalk's source variables>, user_missing=True)"
-  build  harmonise build --data <folder> --db <fresh database>
+- ``scale``: for each file — ESS round 8 widened to 600 columns at 1×, 4× and 16× of 50,000
+  rows, and the same 1× rows with the mapped columns only — the runner times, in fresh processes
+  and alternating which goes first in each pair:
 
-Peak memory is the largest sum of proportional set sizes (PSS) over the
-process and its children, sampled every 20 ms in separate runs after the timed
-pairs (sampling /proc costs CPU that would otherwise count against the build,
-which runs longer and in more processes than the floor). Ratios are medians.
-It prints a table and writes JSON (``--json``).
+    floor  python -c "pyreadstat.read_sav(file, usecols=<the crosswalk's source variables>, user_missing=True)"
+    build  harmonise build --data <folder> --db <fresh database>
 
-    python benchmarks/run.py                 # full run (generates the files first, ~4 GB for 16x)
-    python benchmarks/run.py --quick         # small files, one pair: checks that the runner works
+  Peak memory is the largest sum of proportional set sizes (PSS) over the process and its
+  children, sampled every 20 ms in separate runs after the timed pairs (sampling /proc costs CPU
+  that would otherwise count against the build, which runs longer and in more processes than the
+  floor);
+- ``many``: the ESS as it ships country by country (generate.py --many: 290 files), floor = one
+  process reading every file's needed columns, build = one `harmonise build` of the folder;
+  the per-file overhead is (build − floor) / files;
+- ``incremental``: in a copy of the project, a full build of the many files, then one rule of one
+  ESS round edited and the database rebuilt (reusing the unchanged files): rebuild / full;
+- ``demo``: `harmonise build --demo` (its generated files cached);
+- ``editloop``: `harmonise validate --data ../shared/data/ess8_fr/`, median over ``--editloop-runs``;
+- ``retroharmonize``: where R is installed, benchmarks/retroharmonize.R reads the many files'
+  needed columns through retroharmonize (skipped without R).
+
+Ratios are medians. It prints tables and writes JSON (``--json``).
+
+    python benchmarks/run.py                 # full run (generates the files first, ~5 GB)
+    python benchmarks/run.py --cases many,incremental,editloop   # only these
+    python benchmarks/run.py --quick         # small files, one pair, scale case: checks that the runner works
 """
 
 from __future__ import annotations
@@ -23,6 +36,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +53,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from generate import FILE_NAME, generate
+from generate import FILE_NAME, MANY_COLUMNS, MANY_COUNTRIES, MANY_ROWS, generate, generate_many
 
 from harmonise.discover import discover
 from harmonise.pipeline import needed_columns
@@ -46,7 +61,11 @@ from harmonise.spec.project import load_project
 
 FLOOR = ("import json, sys, pyreadstat; "
          "pyreadstat.read_sav(sys.argv[1], usecols=json.loads(sys.argv[2]), user_missing=True)")
-TARGETS = {"time": 1.3, "scaling": 0.15, "memory": 2.0, "wide": 1.2, "demo": 30.0}
+MANY_FLOOR = ("import json, sys, pyreadstat\n"
+              "for f, c in json.load(open(sys.argv[1])): pyreadstat.read_sav(f, usecols=c, user_missing=True)")
+TARGETS = {"time": 1.3, "scaling": 0.15, "memory": 2.0, "wide": 1.2, "demo": 30.0, "many": 1.5, "incremental": 0.15}
+CASES = ("scale", "many", "incremental", "demo", "editloop", "retroharmonize")
+EDIT_LOOP_DATA = ROOT.parent / "shared" / "data" / "ess8_fr"
 
 
 @dataclass
@@ -75,12 +94,13 @@ class Case:
         return statistics.median(b.seconds / f.seconds for f, b in zip(self.floor, self.build))
 
 
-def measure(cmd: list[str], cwd: Path, memory: bool = False) -> Sample:
+def measure(cmd: list[str], cwd: Path, memory: bool = False, output: list[str] | None = None) -> Sample:
     """Wall time of one fresh process, and with ``memory`` its peak PSS (process tree, sampled
     every 20 ms). Reading smaps costs CPU beside the measured process, so timed runs are not
-    sampled. Raises when the process fails."""
+    sampled. Raises when the process fails. ``output``: receives what it printed."""
     t0 = time.perf_counter()
-    proc = psutil.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = psutil.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE if output is not None else subprocess.DEVNULL,
+                        stderr=subprocess.PIPE)
     peak = 0
     if memory:
         while proc.poll() is None:
@@ -92,9 +112,11 @@ def measure(cmd: list[str], cwd: Path, memory: bool = False) -> Sample:
                 pass
             peak = max(peak, total)
             time.sleep(0.02)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.wait()
+    out, err_bytes = proc.communicate()
+    err = err_bytes.decode() if err_bytes else ""
     seconds = time.perf_counter() - t0
+    if output is not None:
+        output.append(out.decode() if out else "")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} … exited {proc.returncode}: {err.strip()[-2000:]}")
     return Sample(round(seconds, 3), round(peak / 2**20, 1) if memory else None)
@@ -112,10 +134,11 @@ def harmonise_cmd(indicators: bool = True) -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-c", "from harmonise.cli import main; main()"]
 
 
-def build_cmd(db: Path, data: Path | None = None, indicators: bool = True) -> list[str]:
+def build_cmd(db: Path, data: Path | None = None, indicators: bool = True, project: Path = ROOT,
+              *extra: str) -> list[str]:
     """`harmonise build` of ``data`` (or the demo) into ``db``."""
     source = ["--data", str(data)] if data is not None else ["--demo"]
-    return [*harmonise_cmd(indicators), "--project", str(ROOT), "build", *source, "--db", str(db)]
+    return [*harmonise_cmd(indicators), "--project", str(project), "build", *source, "--db", str(db), *extra]
 
 
 def run_case(case: Case, folder: Path, columns: list[str], pairs: int, work: Path, indicators: bool = True,
@@ -211,9 +234,169 @@ def note(s: dict[str, object], pairs: int, pairs_top: int) -> str:
     return "\n  ".join(parts)
 
 
+@dataclass
+class Many:
+    """The many-files case: floor and build seconds of alternating pairs."""
+
+    files: int
+    rows: int
+    size_mb: float
+    floor: list[float] = field(default_factory=list)
+    build: list[float] = field(default_factory=list)
+
+    def ratio(self) -> float:
+        return statistics.median(b / f for f, b in zip(self.floor, self.build))
+
+    def overhead_ms(self) -> float:
+        """Median over pairs of (build − floor) per file, in milliseconds."""
+        return statistics.median((b - f) / self.files * 1000 for f, b in zip(self.floor, self.build))
+
+
+def many_spec(folder: Path, out: Path) -> tuple[int, int]:
+    """Write (file, needed columns) of every file of ``folder`` as JSON to ``out``: what the floor reads.
+    Returns (files, rows)."""
+    import pyreadstat
+
+    project = load_project(ROOT)
+    jobs, _ = discover(project, [folder])
+    spec = [(str(j.path), needed_columns(j, project)) for j in jobs]
+    out.write_text(json.dumps(spec))
+    rows = sum(pyreadstat.read_sav(f, metadataonly=True)[1].number_rows for f, _ in spec)
+    return len(spec), rows
+
+
+def many_case(folder: Path, pairs: int, work: Path) -> Many:
+    """Alternating pairs: every file's needed columns read in one process, and one build of the folder."""
+    spec = work / "many-spec.json"
+    files, rows = many_spec(folder, spec)
+    case = Many(files, rows, sum(p.stat().st_size for p in folder.glob("*.sav")) / 1e6)
+    floor = [sys.executable, "-c", MANY_FLOOR, str(spec)]
+    db = work / "many.duckdb"
+    for i in range(pairs):
+        for kind in (("floor", "build") if i % 2 == 0 else ("build", "floor")):
+            if kind == "build":
+                _fresh(db)
+            seconds = measure(floor if kind == "floor" else build_cmd(db, folder), ROOT).seconds
+            getattr(case, kind).append(seconds)
+            print(f"  many files pair {i + 1}: {kind} {seconds:.2f} s", flush=True)
+    _fresh(db)
+    return case
+
+
+def _fresh(db: Path) -> None:
+    """No database (and no build cache) at ``db``: the next build there is a full one."""
+    db.unlink(missing_ok=True)
+    shutil.rmtree(db.with_name(db.name + ".cache"), ignore_errors=True)
+
+
+YEAR_RANGE = re.compile(r"^( +)year_of_arrival: \{range: \[(\d+), (\d+)\]\}$", re.MULTILINE)
+
+
+def edit_last_round(crosswalk: Path) -> str:
+    """Edit one rule of the last ESS round (its year-of-arrival range); returns the round."""
+    text = crosswalk.read_text()
+    found = list(YEAR_RANGE.finditer(text))
+    if not found:
+        raise SystemExit(f"{crosswalk}: no year_of_arrival range override to edit")
+    last = found[-1]
+    crosswalk.write_text(text[:last.start()] + f"{last.group(1)}year_of_arrival: {{range: [{int(last.group(2)) + 1}, "
+                         f"{last.group(3)}]}}" + text[last.end():])
+    rounds = re.findall(r'^  - wave: "([^"]+)"', text[:last.start()], re.MULTILINE)
+    return rounds[-1]
+
+
+def incremental_case(folder: Path, pairs: int, work: Path) -> list[dict[str, object]]:
+    """Pairs of a full build and, after editing one rule of one round, the rebuild (in a project copy)."""
+    project = work / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    for part in ("mappings", "surveys"):
+        shutil.copytree(ROOT / part, project / part)
+    crosswalk = project / "mappings" / "ess.yaml"
+    original = crosswalk.read_text()
+    db = work / "incremental.duckdb"
+    out = []
+    for i in range(pairs):
+        crosswalk.write_text(original)
+        _fresh(db)
+        full = measure(build_cmd(db, folder, True, project, "--full"), ROOT).seconds
+        edited = edit_last_round(crosswalk)
+        printed: list[str] = []
+        rebuild = measure(build_cmd(db, folder, True, project), ROOT, output=printed).seconds
+        kept = re.search(r"; (\d+) of (\d+) files kept", printed[0])
+        if kept is None:
+            raise SystemExit(f"the rebuild kept no file: {printed[0][-500:]}")
+        out.append({"full": full, "rebuild": rebuild, "round": edited, "kept": int(kept.group(1)),
+                    "files": int(kept.group(2))})
+        print(f"  incremental pair {i + 1}: full {full:.2f} s, rebuild after editing round {edited} {rebuild:.2f} s "
+              f"({kept.group(1)} of {kept.group(2)} files kept)", flush=True)
+    _fresh(db)
+    return out
+
+
+def editloop_case(runs: int) -> list[float]:
+    """`harmonise validate --data ../shared/data/ess8_fr/`, ``runs`` times."""
+    cmd = [*harmonise_cmd(), "--project", str(ROOT), "validate", "--data", str(EDIT_LOOP_DATA)]
+    out = []
+    for i in range(runs):
+        out.append(measure(cmd, ROOT).seconds)
+        print(f"  edit loop run {i + 1}: {out[-1]:.2f} s", flush=True)
+    return out
+
+
+def retroharmonize_case(folder: Path, work: Path) -> float | None:
+    """benchmarks/retroharmonize.R over the many files' needed columns (None when R is not installed)."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        print("  retroharmonize: skipped (R is not installed)", flush=True)
+        return None
+    spec = work / "many-spec.json"
+    if not spec.is_file():
+        many_spec(folder, spec)
+    tsv = work / "many-spec.tsv"
+    tsv.write_text("".join(f"{f}\t{','.join(c)}\n" for f, c in json.loads(spec.read_text())))
+    seconds = measure([rscript, str(HERE / "retroharmonize.R"), str(tsv)], ROOT).seconds
+    print(f"  retroharmonize: {seconds:.2f} s", flush=True)
+    return seconds
+
+
+def extra_summary(many: Many | None, incremental: list[dict[str, object]] | None, editloop: list[float] | None,
+                  retro: float | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if many is not None:
+        out["many_files"] = many.files
+        out["many_build_floor"] = round(many.ratio(), 3)
+        out["many_overhead_ms"] = round(many.overhead_ms(), 1)
+    if incremental:
+        out["incremental_ratio"] = round(statistics.median(float(p["rebuild"]) / float(p["full"])  # type: ignore[arg-type]
+                                                           for p in incremental), 3)
+    if editloop:
+        out["editloop_seconds"] = round(statistics.median(editloop), 3)
+    if retro is not None:
+        out["retroharmonize_seconds"] = round(retro, 2)
+    return out
+
+
+def extra_note(s: dict[str, object], many: Many | None) -> list[str]:
+    parts = []
+    if many is not None:
+        parts.append(f"{many.files} files ({many.rows:,} rows): build/floor = {s['many_build_floor']} (target <= "
+                     f"{TARGETS['many']}), per-file overhead {s['many_overhead_ms']} ms "
+                     f"(floor {statistics.median(many.floor):.2f} s, build {statistics.median(many.build):.2f} s)")
+    if "incremental_ratio" in s:
+        parts.append(f"rebuild after editing one rule of one round / full build = {s['incremental_ratio']} "
+                     f"(target <= {TARGETS['incremental']})")
+    if "editloop_seconds" in s:
+        parts.append(f"edit loop (validate --data ESS8 FR) median {s['editloop_seconds']} s")
+    if "retroharmonize_seconds" in s:
+        parts.append(f"retroharmonize reading the many files {s['retroharmonize_seconds']} s")
+    return parts
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=HERE / "data", help="folder for the generated files")
+    ap.add_argument("--cases", default=None,
+                    help=f"comma-separated cases to run (default: all; --quick: scale): {', '.join(CASES)}")
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--rows", type=int, default=50_000, help="rows at scale 1")
     ap.add_argument("--columns", type=int, default=600)
@@ -222,55 +405,91 @@ def main(argv: list[str] | None = None) -> int:
                     help="pairs at the largest scale (default: --pairs; each 16x pair takes minutes)")
     ap.add_argument("--memory-runs", type=int, default=2,
                     help="alternating pairs per file sampled for peak memory (after the timed pairs)")
+    ap.add_argument("--many-pairs", type=int, default=2, help="floor/build pairs of the many-files case")
+    ap.add_argument("--many-countries", type=int, default=MANY_COUNTRIES)
+    ap.add_argument("--many-rows", type=int, default=MANY_ROWS)
+    ap.add_argument("--many-columns", type=int, default=MANY_COLUMNS)
+    ap.add_argument("--incremental-pairs", type=int, default=2, help="full build / rebuild pairs")
+    ap.add_argument("--editloop-runs", type=int, default=5)
     ap.add_argument("--no-demo", action="store_true", help="skip timing the demo build")
     ap.add_argument("--without-indicators", action="store_true",
                     help="time the build without its final indicators table (harmonising and loading only)")
     ap.add_argument("--json", type=Path, default=HERE / "results.json")
     ap.add_argument("--quick", action="store_true", help="tiny files, one pair, no demo: a smoke test")
     args = ap.parse_args(argv)
+    chosen = [c.strip() for c in (args.cases or ("scale" if args.quick else ",".join(CASES))).split(",") if c.strip()]
+    unknown = sorted(set(chosen) - set(CASES))
+    if unknown:
+        ap.error(f"--cases: unknown {', '.join(unknown)} (cases: {', '.join(CASES)})")
+    if args.no_demo and "demo" in chosen:
+        chosen.remove("demo")
     if args.quick:
-        args.rows, args.columns, args.scales, args.pairs, args.no_demo, args.memory_runs = 1_000, 120, [1, 2], 1, True, 1
+        args.rows, args.columns, args.scales, args.pairs, args.memory_runs = 1_000, 120, [1, 2], 1, 1
+        args.many_countries, args.many_rows, args.many_columns, args.many_pairs = 2, 200, 120, 1
+        args.incremental_pairs, args.editloop_runs = 1, 1
     scales = sorted(set(args.scales) | {1})
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    cases: dict[str, Case] = {}
+    paired = many = incremental = editloop = None
+    demo = retro = None
     with tempfile.TemporaryDirectory(prefix="harmonise-bench-") as tmp:
         data = Path(tmp) / "data" if args.quick else args.data
-        print(f"generating files in {data} …", flush=True)
-        folders = generate(data, scales, args.rows, args.columns)
-        project = load_project(ROOT)
-        jobs, _ = discover(project, [folders["narrow-1x"]])
-        columns = needed_columns(jobs[0], project)
-        print(f"floor reads {len(columns)} columns: {', '.join(columns)}", flush=True)
-        cases: dict[str, Case] = {}
-        for name, folder in folders.items():
-            k = int(name.split("-")[1].rstrip("x"))
-            f = folder / FILE_NAME
-            width = len(_width(f))
-            cases[name] = Case(name, args.rows * k, width, f.stat().st_size / 1e6)
-            top = k == max(scales) and k != 1 and args.pairs_top is not None
-            run_case(cases[name], folder, columns, args.pairs_top if top else args.pairs, Path(tmp),
-                     not args.without_indicators, args.memory_runs)
-        paired = None
-        if "wide-1x" in folders and "narrow-1x" in folders:
-            paired = paired_builds(folders["wide-1x"], folders["narrow-1x"], args.pairs, Path(tmp),
-                                   not args.without_indicators)
-        demo = None
-        if not args.no_demo:
+        if "scale" in chosen:
+            print(f"generating files in {data} …", flush=True)
+            folders = generate(data, scales, args.rows, args.columns)
+            project = load_project(ROOT)
+            jobs, _ = discover(project, [folders["narrow-1x"]])
+            columns = needed_columns(jobs[0], project)
+            print(f"floor reads {len(columns)} columns: {', '.join(columns)}", flush=True)
+            for name, folder in folders.items():
+                k = int(name.split("-")[1].rstrip("x"))
+                f = folder / FILE_NAME
+                width = len(_width(f))
+                cases[name] = Case(name, args.rows * k, width, f.stat().st_size / 1e6)
+                top = k == max(scales) and k != 1 and args.pairs_top is not None
+                run_case(cases[name], folder, columns, args.pairs_top if top else args.pairs, Path(tmp),
+                         not args.without_indicators, args.memory_runs)
+            if "wide-1x" in folders and "narrow-1x" in folders:
+                paired = paired_builds(folders["wide-1x"], folders["narrow-1x"], args.pairs, Path(tmp),
+                                       not args.without_indicators)
+        if {"many", "incremental", "retroharmonize"} & set(chosen):
+            print(f"generating the many-files case in {data} …", flush=True)
+            many_folder = generate_many(data, args.many_countries, args.many_rows, columns=args.many_columns)
+            if "many" in chosen:
+                many = many_case(many_folder, args.many_pairs, Path(tmp))
+            if "incremental" in chosen:
+                incremental = incremental_case(many_folder, args.incremental_pairs, Path(tmp))
+            if "retroharmonize" in chosen:
+                retro = retroharmonize_case(many_folder, Path(tmp))
+        if "demo" in chosen:
             db = Path(tmp) / "demo.duckdb"
             subprocess.run(build_cmd(db),
                            check=True, stdout=subprocess.DEVNULL)  # warm the cached demo files
-            db.unlink()
+            _fresh(db)
             demo = measure(build_cmd(db), ROOT).seconds
-    result = summary(cases, demo, scales, paired)
+            print(f"  demo build {demo:.2f} s", flush=True)
+        if "editloop" in chosen:
+            editloop = editloop_case(args.editloop_runs)
+    result = {**summary(cases, demo, scales, paired), **extra_summary(many, incremental, editloop, retro)}
+    if "demo_seconds" not in result and demo is not None:
+        result["demo_seconds"] = round(demo, 2)
     print()
-    print(table(cases))
-    print()
-    print(note(result, args.pairs, args.pairs_top or args.pairs))
+    if cases:
+        print(table(cases))
+        print()
+    lines = note(result, args.pairs, args.pairs_top or args.pairs).split("\n  ")
+    lines += [f"build/floor at {n.split('-')[1]} = {c.ratio():.3f}" for n, c in cases.items()
+              if n.startswith("wide-") and n != "wide-1x"]
+    print("\n  ".join(lines + extra_note(result, many)))
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     payload = {"machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                            "python": platform.python_version(), "system": platform.platform()},
-               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pairs": args.pairs,
+               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cases_run": chosen, "pairs": args.pairs,
                "pairs_top": args.pairs_top or args.pairs, "memory_runs": args.memory_runs, "indicators": not args.without_indicators,
                "summary": result, "cases": {n: asdict(c) for n, c in cases.items()},
-               "wide_narrow_pairs": paired}
+               "wide_narrow_pairs": paired, "many": asdict(many) if many is not None else None,
+               "incremental": incremental, "editloop": editloop, "retroharmonize": retro, "demo": demo}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwrote {args.json}")

@@ -165,7 +165,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          mappings: list[Path] | None = None, files: FileOptions | None = None,
          reuse: Reuse | None = None) -> list[Issue]:
     from harmonise.discover import Options, discover
-    from harmonise.pipeline import default_jobs, run_jobs
+    from harmonise.pipeline import run_jobs
     from harmonise.store.respondents import create_all
 
     assert project.schema is not None
@@ -175,8 +175,8 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     create_all(con, project.schema)
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs must be at least 1 (got {workers})")
-    outcomes = run_jobs(jobs, con, project, encoding=encoding, progress=progress,
-                        workers=default_jobs(jobs) if workers is None else workers, mappings=mappings, reuse=reuse)
+    outcomes = run_jobs(jobs, con, project, encoding=encoding, progress=progress, workers=workers, mappings=mappings,
+                        reuse=reuse)
     for out in outcomes:
         result.outcomes.append(out)
         issues.extend(out.issues)

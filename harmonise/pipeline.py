@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -256,7 +256,7 @@ def _run_batch(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
         for f in files:
             f.out.sha256 = f.hasher.result()
             if f.ok:
-                _finish(f, con, project, rows)
+                _finish(f, con, project, rows, same)
         rows.flush(con)
         spent = time.perf_counter() - t0
         for f in files:
@@ -441,7 +441,7 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> accounting.Labels:
     return out
 
 
-def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _Rows) -> None:
+def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _Rows, same: SameWork) -> None:
     """The file's provenance rows (into ``rows``), and the checks on what it harmonised (every value
     accounted for)."""
     job, plan, src, out = f.job, f.plan, f.src, f.out
@@ -449,7 +449,8 @@ def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _R
     index = project.surveys[survey].index
     mine = rows.position.get(id(f), 0)
     rep = rows.report.get(mine, [])
-    labels = _labels_for(plan, src)
+    shape = (survey, wid, tuple(sorted(job.supplied.items())))
+    labels = same.once("labels", src.meta, shape, lambda: _labels_for(plan, src))
     rows.add(provenance.REPORT, [(survey, wid, fname, target, labels.get(target, ("", {}))[0], code,
                                   labels.get(target, ("", {}))[1].get(code or ""), value, reason, n)
                                  for target, code, value, reason, n in rep])
@@ -470,7 +471,8 @@ def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _R
              *accounting.validation_failures(_failure_groups(fc), plan)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
-    rows.add(provenance.LINEAGE, _lineage(plan, src, labels, fname, index))
+    rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(
+        "lineage", src.meta, shape, lambda: _lineage(plan, src, labels, "", index))])
     rows.add(provenance.SOURCES, [_source_row(project, survey, wid, src, out.sha256, out.rows,
                                               project.surveys[survey].codebook_files.get(wid))])
     regions = [n.strip() for n in re.split(r"[,;]", labels.get("region_nuts", ("", {}))[0]) if n.strip()] \
@@ -544,14 +546,15 @@ class Reuse:
 
     cache: BuildCache
     options: tuple[str, ...] = ()
+    declarations: str = ""  # digest of the schema and code tables (set by run_jobs)
 
 
-def file_key(f: _File, project: Project, options: Sequence[str], sha256: str) -> str:
+def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
     """What a file's harmonised rows, report and pandera failures are a function of: its bytes and name,
     its wave, the columns read and the SQL they go through, the profile, the declarations pandera checks
     against (schema and code tables), the build options and harmonise itself (version and code)."""
     assert project.schema is not None
-    return digest([_code_digest(), *options, _declarations_digest(project.root), sha256, f.job.path.name,
+    return digest([_code_digest(), *reuse.options, reuse.declarations, sha256, f.job.path.name,
                    f.job.crosswalk.survey, f.job.wave.wave, sorted(f.job.supplied.items()), f.columns, f.src.encoding,
                    f.src.codec, f.compiled.sql, f.compiled.report_targets,
                    profile_sql(f.compiled, f.plan, project.schema, "h")])
@@ -577,7 +580,7 @@ def _declarations_digest(root: Path) -> str:
 
 
 def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
-             progress: Progress | None = None, workers: int = 1,
+             progress: Progress | None = None, workers: int | None = 1,
              mappings: list[Path] | None = None, reuse: Reuse | None = None) -> list[Outcome]:
     """Harmonise every job into ``con`` (tables already created), in job order.
 
@@ -587,6 +590,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     database holds the same rows whatever the number of workers. The workers' files live in a
     folder beside the database being built (``<file>.jobs``, mode 0700, removed with the build's
     other leftovers if the build is killed); the workers die with the process that started them.
+    ``workers`` None: :func:`default_jobs` of the files to harmonise (not those reused).
 
     With ``reuse``, a file whose :func:`file_key` the cache holds is not read: its rows are copied from
     the previous database and its provenance written from the cached report, as a full build writes it;
@@ -597,13 +601,17 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     for j in jobs:
         with _located([j]):
             files.append(_open(j, project, same, encoding))
+    if reuse is not None:
+        reuse.declarations = _declarations_digest(project.root)
     hits: dict[int, CachedFile] = {}
     if reuse is not None and reuse.cache.attach(con):
-        keys = {id(f): file_key(f, project, reuse.options, f.job.sha256) for f in files if f.job.sha256}
+        keys = {id(f): file_key(f, project, reuse, f.job.sha256) for f in files if f.job.sha256}
         found = reuse.cache.harmonised(con, list(keys.values()))
         hits = {i: found[k] for i, k in keys.items() if k in found}
     try:
         segments = _segments(files, hits)
+        if workers is None:
+            workers = default_jobs([f.job for f in files if id(f) not in hits])
         if workers <= 1 or sum(len(groups) for kind, groups in segments if kind == "fresh") <= 1:
             feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
                              for g in groups for f in g if f.small])
@@ -627,7 +635,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     if reuse is not None:
         for f, out in zip(files, outcomes):
             if out.cached is not None and not any(i.severity == "error" for i in out.issues):
-                out.cached.key = file_key(f, project, reuse.options, out.sha256)
+                out.cached.key = file_key(f, project, reuse, out.sha256)
                 reuse.cache.note_file(out.cached, f.job.path)
     if outcomes:
         outcomes[-1].issues.extend(_duplicates(con, project, jobs))
@@ -663,7 +671,7 @@ def _reuse_run(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
         rows.report[i] = list(cached.report)
         rows.failures[id(f)] = pd.DataFrame(cached.failures, columns=FAILURE_COLUMNS) if cached.failures \
             else _failure_cases([])
-        _finish(f, con, project, rows)
+        _finish(f, con, project, rows, same)
     rows.flush(con)
 
 

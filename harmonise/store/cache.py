@@ -317,16 +317,21 @@ class BuildCache:
             con.execute(f"DETACH {PREVIOUS}")
 
     def copy_rows(self, con: duckdb.DuckDBPyConnection, files: Sequence[CachedFile]) -> None:
-        """Insert the respondents rows of ``files`` (consecutive in the build) from the previous database."""
+        """Insert the respondents rows of ``files`` (consecutive in the build) from the previous database, in
+        the order it holds them (when that is the files' order; else file by file)."""
         if not files:
             return
-        keys = " OR ".join(f"(survey = {sql_literal(f.survey)} AND wave = {sql_literal(f.wave)} AND source_file = "
-                           f"{sql_literal(f.file_name)})" for f in files)
-        if len(files) == 1 or self._in_order(files):
-            con.execute(f"INSERT INTO main.respondents SELECT * FROM {PREVIOUS}.main.respondents WHERE {keys}")
+        if len(files) > 1 and not self._in_order(files):
+            for f in files:
+                self.copy_rows(con, [f])
             return
-        for f in files:
-            self.copy_rows(con, [f])
+        con.execute("CREATE OR REPLACE TEMP TABLE __kept (survey VARCHAR, wave VARCHAR, source_file VARCHAR)")
+        con.executemany("INSERT INTO __kept VALUES (?, ?, ?)", [[f.survey, f.wave, f.file_name] for f in files])
+        try:
+            con.execute(f"INSERT INTO main.respondents SELECT * FROM {PREVIOUS}.main.respondents "
+                        "WHERE (survey, wave, source_file) IN (SELECT survey, wave, source_file FROM __kept)")
+        finally:
+            con.execute("DROP TABLE __kept")
 
     def _in_order(self, files: Sequence[CachedFile]) -> bool:
         positions = [self.files[f.key][0] for f in files]
