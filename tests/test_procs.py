@@ -37,7 +37,7 @@ from harmonise.cli import main
 import harmonise.api, harmonise.pipeline  # noqa: F401  (imported once, before forking)
 
 root, data, db = sys.argv[1:4]
-ARGV = ["--project", root, "build", "--jobs", "2", "--data", data, "--db", db]
+ARGV = ["--project", root, "build", "--full", "--jobs", "2", "--data", data, "--db", db]  # --full: every build does it all
 
 
 def spawn():

@@ -42,7 +42,7 @@ from harmonise.cli import main
 import harmonise.api, harmonise.pipeline  # noqa: F401  (imported once, before forking)
 
 root, data, db = sys.argv[1:4]
-ARGV = ["--project", root, "build", "--data", data, "--db", db]
+ARGV = ["--project", root, "build", "--full", "--data", data, "--db", db]  # --full: no rebuild reuses files
 
 
 def spawn(err):

@@ -414,15 +414,15 @@ class BuildCache:
     def _fill(self, out: duckdb.DuckDBPyConnection, database: Path) -> None:
         for name, cols in TABLES.items():
             out.execute(f"CREATE TABLE {name} ({cols})")
-        out.executemany("INSERT INTO info VALUES (?, ?)", [["format", FORMAT], ["version", __version__],
+        _insert_many(out, "INSERT INTO info VALUES (?, ?)", [["format", FORMAT], ["version", __version__],
                                                            ["database", identity(database)]])
-        out.executemany("INSERT INTO metas VALUES (?, ?)", [list(r) for r in self._new_metas.items()])
-        out.executemany("INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?)",
+        _insert_many(out, "INSERT INTO metas VALUES (?, ?)", [list(r) for r in self._new_metas.items()])
+        _insert_many(out, "INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?)",
                         [[*k, *v] for k, v in self._new_scans.items()])
         import pandas as pd
 
         files = self._new_files
-        out.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+        _insert_many(out, "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
             [f.key, i, f.survey, f.wave, f.file_name, f.rows, f.sha256,
              json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False)]
             for i, f in enumerate(files)])
@@ -445,7 +445,7 @@ class BuildCache:
         for key, survey, wave, frame in self._new_waves:
             rows.append([key, survey, wave, json.dumps({c: str(t) for c, t in frame.dtypes.items()})])
             frames.append(frame.assign(__key=key))
-        out.executemany("INSERT INTO waves VALUES (?, ?, ?, ?)", rows)
+        _insert_many(out, "INSERT INTO waves VALUES (?, ?, ?, ?)", rows)
         if frames:
             out.register("__rows", pd.concat(frames, ignore_index=True))
             out.execute("CREATE TABLE indicators AS SELECT * FROM __rows")
@@ -457,3 +457,9 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` that accepts no rows (DuckDB refuses an empty list of parameter sets)."""
+    if rows:
+        con.executemany(sql, rows)
