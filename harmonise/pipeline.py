@@ -335,21 +335,32 @@ def _harmonise(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
                 progress(f"{cw.survey} {wave.wave}: {sum(f.out.rows for f in files):,} rows")
     finally:
         writer.close()
-    found = _failure_cases(failures)
-    for i, f in enumerate(files):
+    for i, (f, found) in enumerate(zip(files, _failures_by_file(failures, len(files)))):
         rows.position[id(f)] = i
-        if len(files) == 1:
-            rows.failures[id(f)] = found
-            continue
-        packed = [None if pd.isna(r) else int(r) for r in found["source_row"]]
-        keep = [r is None or r >> FILE_BITS == i for r in packed]  # unlocated failures belong to every file
-        mine = found.iloc[[j for j, k in enumerate(keep) if k]].copy()
-        mine["source_row"] = [None if r is None else r & ROW_MASK for r, k in zip(packed, keep) if k]
-        rows.failures[id(f)] = mine.reset_index(drop=True)
+        rows.failures[id(f)] = found
     for file, *rep in con.execute(
             "SELECT file, target, source_code, target_value, missing_reason, sum(n)::BIGINT AS n FROM report_stage "
             "GROUP BY ALL ORDER BY file, target, source_code, target_value, missing_reason").fetchall():
         rows.report.setdefault(int(file), []).append(tuple(rep))  # type: ignore[arg-type]
+
+
+def _failures_by_file(failures: list[pd.DataFrame], files: int) -> list[pd.DataFrame]:
+    """The chunks' pandera failure cases of each of ``files`` files harmonised together (its rows' numbers
+    unpacked, see :func:`insert_select`), folded per file by :func:`_failure_cases`; a failure without a
+    row belongs to every file."""
+    if files == 1:
+        return [_failure_cases(failures)]
+    parts: list[list[pd.DataFrame]] = [[] for _ in range(files)]
+    for fc in failures:
+        packed = [None if pd.isna(r) else int(r) for r in fc["source_row"]]
+        for i in range(files):
+            mine = [j for j, r in enumerate(packed) if r is None or r >> FILE_BITS == i]
+            if mine:
+                part = fc.iloc[mine].copy()
+                part["source_row"] = [float("nan") if packed[j] is None else float(packed[j] & ROW_MASK)  # type: ignore[operator]
+                                      for j in mine]
+                parts[i].append(part)
+    return [_failure_cases(p) for p in parts]
 
 
 def _stored_sql(compiled: CompiledWave, plan: WavePlan, src: SourceFile, project: Project) -> str:
