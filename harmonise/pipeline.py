@@ -470,7 +470,7 @@ def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _R
         sums[target] = sums.get(target, 0) + n
     totals = sorted(sums.items())
     rows.add(provenance.CONSERVATION, [(survey, wid, fname, t, out.rows, n, n == out.rows) for t, n in totals])
-    fc = rows.failures.get(id(f), _failure_cases([]))
+    fc = rows.failures.get(id(f), NO_FAILURES)
     rows.add(provenance.VALIDATION_FAILURES, [
         (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r))
         for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
@@ -479,7 +479,7 @@ def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _R
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
              *accounting.row_count(src.meta.rows, out.rows, str(job.path), plan),
              *accounting.unused_unmapped_labels(rep, plan, src.meta), *accounting.not_available(plan, str(job.path)),
-             *accounting.validation_failures(_failure_groups(fc), plan)]
+             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
     rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(
@@ -516,12 +516,13 @@ def _source_row(project: Project, survey: str, wave: str, src: SourceFile, sha25
 
 
 FAILURE_COLUMNS = ["column", "check", "failure_case", "source_row", "n"]  # as checks.frame.validate_profile gives them
+NO_FAILURES = pd.DataFrame(columns=FAILURE_COLUMNS)  # read only
 
 
 def _failure_cases(failures: list[pd.DataFrame]) -> pd.DataFrame:
     """The chunks' pandera failure cases, one row per (column, check, value) with its first source row and count."""
     if not failures:
-        return pd.DataFrame(columns=FAILURE_COLUMNS)
+        return NO_FAILURES
     return (pd.concat(failures, ignore_index=True)
             .groupby(["column", "check", "failure_case"], dropna=False, sort=True)
             .agg(source_row=("source_row", "min"), n=("n", "sum")).reset_index())
@@ -647,7 +648,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         for f, out in zip(files, outcomes):
             if out.cached is not None and not any(i.severity == "error" for i in out.issues):
                 out.cached.key = file_key(f, project, reuse, out.sha256)
-                reuse.cache.note_file(out.cached, f.job.path)
+                reuse.cache.note_file(out.cached, f.job.path, out.reused)
     if outcomes:
         outcomes[-1].issues.extend(_duplicates(con, project, jobs))
     return outcomes
@@ -681,7 +682,7 @@ def _reuse_run(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
         rows.position[id(f)] = i
         rows.report[i] = list(cached.report)
         rows.failures[id(f)] = pd.DataFrame(cached.failures, columns=FAILURE_COLUMNS) if cached.failures \
-            else _failure_cases([])
+            else NO_FAILURES
         _finish(f, con, project, rows, same)
     rows.flush(con)
 

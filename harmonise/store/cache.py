@@ -204,6 +204,7 @@ class BuildCache:
         self._new_waves: list[tuple[str, str, str, pd.DataFrame]] = []
         self._pending: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] = {}  # path → scan without its sha
         self._texts: dict[bytes, tuple[str, str]] = {}
+        self._kept: set[str] = set()  # keys of files whose rows the previous index holds
         if full:
             self.reason = "--full"
         else:
@@ -381,9 +382,12 @@ class BuildCache:
         if scan is not None:
             self._new_scans[(sha256, *scan[0])] = scan[1]
 
-    def note_file(self, cached: CachedFile, path: Path) -> None:
-        """Keep a harmonised file read from ``path`` (its position in the build is the order of these calls)."""
+    def note_file(self, cached: CachedFile, path: Path, kept: bool = False) -> None:
+        """Keep a harmonised file read from ``path`` (its position in the build is the order of these calls);
+        ``kept``: the previous index holds it (its report and failures are copied from there)."""
         self._new_files.append(cached)
+        if kept:
+            self._kept.add(cached.key)
         self._keep_scan(str(path), cached.sha256)
 
     def note_wave(self, key: str, survey: str, wave: str, frame: pd.DataFrame) -> None:
@@ -426,15 +430,25 @@ class BuildCache:
             [f.key, i, f.survey, f.wave, f.file_name, f.rows, f.sha256,
              json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False)]
             for i, f in enumerate(files)])
-        reports = pd.DataFrame([(f.key, i, *r) for f in files for i, r in enumerate(f.report)],
+        fresh = [f for f in files if f.key not in self._kept]
+        reports = pd.DataFrame([(f.key, i, *r) for f in fresh for i, r in enumerate(f.report)],
                                columns=["key", "seq", "target", "source_code", "target_value", "missing_reason", "n"])
-        failures = pd.DataFrame([(f.key, i, *r) for f in files for i, r in enumerate(f.failures)],
+        failures = pd.DataFrame([(f.key, i, *r) for f in fresh for i, r in enumerate(f.failures)],
                                 columns=["key", "seq", "column", "check", "failure_case", "source_row", "n"])
         for table, frame in (("reports", reports), ("failures", failures)):
             if len(frame):
                 out.register("__rows", frame.astype(object))
                 out.execute(f"INSERT INTO {table} SELECT * FROM __rows")
                 out.unregister("__rows")
+        if self._kept:  # the kept files' rows as the previous index holds them
+            out.execute(f"ATTACH {sql_literal(str(self.folder / INDEX))} AS old (READ_ONLY)")
+            try:
+                out.execute("CREATE TEMP TABLE __kept (key VARCHAR)")
+                out.executemany("INSERT INTO __kept VALUES (?)", [[k] for k in sorted(self._kept)])
+                for table in ("reports", "failures"):
+                    out.execute(f"INSERT INTO {table} SELECT * FROM old.{table} WHERE key IN (SELECT key FROM __kept)")
+            finally:
+                out.execute("DETACH old")
         self._fill_waves(out)
 
     def _fill_waves(self, out: duckdb.DuckDBPyConnection) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import InputError
+from harmonise.store.provenance import Table
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from harmonise.spec.descriptor import FileEdition
     from harmonise.spec.project import Project
 
+EDITIONS = Table("source_editions", tuple((c, "VARCHAR") for c in ("survey", "wave", "file_name", "dataset_name",
+                                                                   "edition", "production_date")))
 DDL = ("CREATE TABLE source_editions (survey VARCHAR, wave VARCHAR, file_name VARCHAR, dataset_name VARCHAR, "
        "edition VARCHAR, production_date VARCHAR)")
 COMMENTS = {
@@ -104,8 +107,7 @@ def write_source_editions(con: duckdb.DuckDBPyConnection, facts: list[FileFacts]
         con.execute(f"COMMENT ON COLUMN source_editions.{column} IS {sql_literal(text)}")
     rows = [(f.survey, f.wave, f.file_name, f.edition.get("name"), f.edition.get("edition"),
              f.edition.get("production_date")) for f in facts]
-    if rows:
-        con.executemany("INSERT INTO source_editions VALUES (?, ?, ?, ?, ?, ?)", rows)
+    EDITIONS.insert(con, rows)  # one statement (executemany is one per row: 1.7 s for 290 files)
 
 
 def _file_edition(project: Project, survey: str) -> FileEdition | None:
