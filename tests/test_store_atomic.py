@@ -146,8 +146,10 @@ def test_sigkill_at_random_points_keeps_the_previous_database(setup) -> None:  #
     assert reference[0][0][0] == 300
     rng = random.Random(SEED)
     killed = finished = 0
-    while killed < KILLS and killed + finished < 2 * KILLS:
-        delay = rng.uniform(0.0, seconds)
+    # a build may run faster than the warm one timed (the machine's load varies): the kills fall in its
+    # first 80% and up to 3 x KILLS tries get KILLS kills
+    while killed < KILLS and killed + finished < 3 * KILLS:
+        delay = rng.uniform(0.0, 0.8 * seconds)
         reply = driver.ask(f"kill {delay:.4f}")
         if reply["code"] == -signal.SIGKILL:
             killed += 1
