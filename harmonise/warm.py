@@ -174,9 +174,6 @@ def entry() -> None:
 def _run(request: dict[str, Any]) -> dict[str, Any]:
     """Run one request's command in this process, its output captured."""
     from harmonise.cli import main
-    from harmonise.readers.files import forget_headers
-
-    forget_headers()
     argv = [str(a) for a in request.get("argv", [])]
     if split_command(argv)[0] not in COMMANDS:
         return {"out": "", "err": "this server only runs `harmonise validate`\n", "exit": 2}

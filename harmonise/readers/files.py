@@ -14,7 +14,6 @@ import datetime as dt
 import faulthandler
 import os
 import pickle
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -426,31 +425,7 @@ def _ascii_compatible(path: Path, encoding: str) -> None:
                          "ASCII-compatible encoding (latin1, cp1252, utf-8) or drop --encoding")
 
 
-# Headers read in this process, pickled (each hit unpickles a fresh copy): recognising a file by its
-# content and harmonising it read the same header; keyed by the file's identity, size and mtime.
-_HEADERS: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
-_HEADERS_KEPT = 64
-
-
-def forget_headers() -> None:
-    """Drop the headers kept in this process (a long-lived process does so before each command)."""
-    _HEADERS.clear()
-
-
 def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True) -> Any:
-    st = path.stat()
-    key = (str(path.resolve()), fmt, encoding, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key in _HEADERS:
-        _HEADERS.move_to_end(key)
-        return pickle.loads(_HEADERS[key])  # pickled above, in this process
-    m = _read_meta_now(path, fmt, encoding, isolate)
-    _HEADERS[key] = pickle.dumps(m)
-    while len(_HEADERS) > _HEADERS_KEPT:
-        _HEADERS.popitem(last=False)
-    return m
-
-
-def _read_meta_now(path: Path, fmt: str, encoding: str | None, isolate: bool) -> Any:
     try:
         call = isolated if isolate else _direct
         _, m = call(_reader(fmt), str(path), metadataonly=True, **_kwargs(fmt, encoding))
