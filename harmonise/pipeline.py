@@ -230,8 +230,9 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
     pandera and ``respondents``, so memory does not grow with the file; with ``prefetch`` a
     forked reader reads the next chunk meanwhile.
     """
-    f = _open(job, project, SameWork(), encoding)
-    _run_batch([f], con, project, SameWork(), chunksize, progress, prefetch)
+    same = SameWork()
+    f = _open(job, project, same, encoding)
+    _run_batch([f], con, project, same, chunksize, progress, prefetch)
     return f.out
 
 

@@ -36,7 +36,7 @@ from harmonise.cli import main
 import harmonise.api, harmonise.pipeline  # noqa: F401  (imported once, before forking)
 
 root, data, db = sys.argv[1:4]
-ARGV = ["--project", root, "build", "--jobs", "2", "--data", data, "--db", db]
+ARGV = ["--project", root, "build", "--jobs", "2", "--full", "--data", data, "--db", db]  # --full: every build harmonises
 
 
 def spawn():
