@@ -4,7 +4,9 @@ For each (survey, wave, file): read metadata → resolve and statically check
 the crosswalk against it → compile SQL → stream the needed columns in chunks
 through the SQL → validate each harmonised chunk with pandera → insert, while
 counting every (target, source code → target value | missing reason) for the
-harmonisation report and the conservation check.
+harmonisation report and the conservation check. A wave's small files that compile
+to the same SQL go through those steps together (:func:`_batches`); files the build
+cache holds are not read at all (:class:`Reuse`).
 """
 
 from __future__ import annotations
