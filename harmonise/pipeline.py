@@ -4,7 +4,9 @@ For each (survey, wave, file): read metadata → resolve and statically check
 the crosswalk against it → compile SQL → stream the needed columns in chunks
 through the SQL → validate each harmonised chunk with pandera → insert, while
 counting every (target, source code → target value | missing reason) for the
-harmonisation report and the conservation check.
+harmonisation report and the conservation check. A wave's small files that compile
+to the same SQL go through those steps together (:func:`_batches`); files the build
+cache holds are not read at all (:class:`Reuse`).
 """
 
 from __future__ import annotations
@@ -230,8 +232,9 @@ def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encod
     pandera and ``respondents``, so memory does not grow with the file; with ``prefetch`` a
     forked reader reads the next chunk meanwhile.
     """
-    f = _open(job, project, SameWork(), encoding)
-    _run_batch([f], con, project, SameWork(), chunksize, progress, prefetch)
+    same = SameWork()
+    f = _open(job, project, same, encoding)
+    _run_batch([f], con, project, same, chunksize, progress, prefetch)
     return f.out
 
 

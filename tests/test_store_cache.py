@@ -116,12 +116,19 @@ def test_a_rebuild_after_editing_one_rule_equals_a_full_build(project: Path, tmp
     noted = [f for f in files if f not in changed and lineage_before[f] != lineage_after[f]]
     assert noted and all(any("Edited. " in str(r) for r in lineage_after[f]) for f in noted)
 
-@pytest.mark.slow
-def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(project: Path, tmp_path: Path) -> None:
-    waves = [w.wave for w in load_project(project).crosswalks["ess"].waves]
-    data = _country_files(tmp_path, project, [waves[-1]], per_wave=2)
+
+def _built(project: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Two country files of the last ESS round, built once: (their folder, the database)."""
+    last = load_project(project).crosswalks["ess"].waves[-1].wave
+    data = _country_files(tmp_path, project, [last], per_wave=2)
     db = tmp_path / "h.duckdb"
     _build(project, data, db)
+    return data, db
+
+
+@pytest.mark.slow
+def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(project: Path, tmp_path: Path) -> None:
+    data, db = _built(project, tmp_path)
     reference = _tables(db)
     index = folder_of(db) / INDEX
     index.write_bytes(b"not a database" * 100)  # damaged
@@ -137,10 +144,7 @@ def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(project: Path, tmp
 
 @pytest.mark.slow
 def test_a_failed_build_leaves_the_previous_cache(project: Path, tmp_path: Path) -> None:
-    waves = [w.wave for w in load_project(project).crosswalks["ess"].waves]
-    data = _country_files(tmp_path, project, [waves[-1]], per_wave=2)
-    db = tmp_path / "h.duckdb"
-    _build(project, data, db)
+    data, db = _built(project, tmp_path)
     index = folder_of(db) / INDEX
     before = index.read_bytes()
     first = min(data.iterdir())

@@ -196,7 +196,6 @@ class BuildCache:
         self.files: dict[str, tuple[int, str, str, str, int, str, str]] = {}  # key → position, survey, … (index row)
         self.waves: dict[str, tuple[str, str, str]] = {}  # indicator key → survey, wave, dtypes
         self.previous: Path | None = None  # the database the index describes, when it checks out
-        self.reason = "no cache yet"  # why nothing is reused (when nothing is)
         self._parsed: dict[str, dict[str, VarMeta]] = {}
         self._new_scans: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self._new_metas: dict[str, str] = {}
@@ -205,9 +204,7 @@ class BuildCache:
         self._pending: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] = {}  # path → scan without its sha
         self._texts: dict[bytes, tuple[str, str]] = {}
         self._kept: set[str] = set()  # keys of files whose rows the previous index holds
-        if full:
-            self.reason = "--full"
-        else:
+        if not full:
             self._load()
 
     # --- reading ----------------------------------------------------------------------------------------------
@@ -220,16 +217,13 @@ class BuildCache:
         try:
             con = duckdb.connect(str(index), read_only=True)
         except duckdb.Error:
-            self.reason = "the cache index does not open (rebuilt)"
-            return
+            return  # damaged: rebuilt
         try:
             info = dict(con.execute("SELECT name, value FROM info").fetchall())
             if info.get("format") != FORMAT or info.get("version") != __version__:
-                self.reason = "the cache was written by another version of harmonise"
-                return
+                return  # another version of harmonise wrote it
             if not self.db.is_file() or info.get("database") != identity(self.db):
-                self.reason = "the database is not the one the cache describes"
-                return
+                return  # it describes another database (or none is there)
             self.metas = dict(con.execute("SELECT digest, variables FROM metas").fetchall())
             self.scans = {(s, e, n): (d, src, seen) for s, e, n, d, src, seen in
                           con.execute("SELECT sha256, encoding, names, digest, source, seen FROM scans").fetchall()}
@@ -237,14 +231,12 @@ class BuildCache:
                 "SELECT key, position, survey, wave, file_name, rows, sha256, first FROM files").fetchall()}
             self.waves = {r[0]: (r[1], r[2], r[3]) for r in con.execute("SELECT key, survey, wave, dtypes FROM waves")
                           .fetchall()}
-        except (duckdb.Error, ValueError, TypeError) as exc:
-            self.reason = f"the cache index is damaged ({str(exc).splitlines()[0]}; rebuilt)"
+        except (duckdb.Error, ValueError, TypeError):  # damaged: rebuilt
             self.metas, self.scans, self.files, self.waves = {}, {}, {}, {}
             return
         finally:
             con.close()
         self.previous = self.db
-        self.reason = ""
 
     def scan(self, sha256: str, encoding: str | None, names: Sequence[str], path: Path) -> Scan | None:
         """The cached header and content values of the file with these bytes, read with ``encoding``."""
@@ -307,8 +299,7 @@ class BuildCache:
             return False
         try:
             con.execute(f"ATTACH {sql_literal(str(self.previous))} AS {PREVIOUS} (READ_ONLY)")
-        except duckdb.Error as exc:
-            self.reason = f"the previous database does not open ({str(exc).splitlines()[0]})"
+        except duckdb.Error:  # it does not open: nothing of it is reused
             self.previous = None
             return False
         return True
@@ -418,15 +409,13 @@ class BuildCache:
     def _fill(self, out: duckdb.DuckDBPyConnection, database: Path) -> None:
         for name, cols in TABLES.items():
             out.execute(f"CREATE TABLE {name} ({cols})")
-        _insert_many(out, "INSERT INTO info VALUES (?, ?)", [["format", FORMAT], ["version", __version__],
-                                                           ["database", identity(database)]])
-        _insert_many(out, "INSERT INTO metas VALUES (?, ?)", [list(r) for r in self._new_metas.items()])
-        _insert_many(out, "INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?)",
-                        [[*k, *v] for k, v in self._new_scans.items()])
+        _insert(out, "info", [["format", FORMAT], ["version", __version__], ["database", identity(database)]])
+        _insert(out, "metas", [list(r) for r in self._new_metas.items()])
+        _insert(out, "scans", [[*k, *v] for k, v in self._new_scans.items()])
         import pandas as pd
 
         files = self._new_files
-        _insert_many(out, "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+        _insert(out, "files", [
             [f.key, i, f.survey, f.wave, f.file_name, f.rows, f.sha256,
              json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False)]
             for i, f in enumerate(files)])
@@ -459,11 +448,17 @@ class BuildCache:
         for key, survey, wave, frame in self._new_waves:
             rows.append([key, survey, wave, json.dumps({c: str(t) for c, t in frame.dtypes.items()})])
             frames.append(frame.assign(__key=key))
-        _insert_many(out, "INSERT INTO waves VALUES (?, ?, ?, ?)", rows)
+        _insert(out, "waves", rows)
         if frames:
             out.register("__rows", pd.concat(frames, ignore_index=True))
             out.execute("CREATE TABLE indicators AS SELECT * FROM __rows")
             out.unregister("__rows")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[list[Any]]) -> None:
+    """Insert ``rows`` into an index table (none: nothing to do; DuckDB's executemany wants at least one)."""
+    if rows:
+        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
 
 def _remove(path: Path) -> None:
@@ -471,9 +466,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _insert_many(con: duckdb.DuckDBPyConnection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """``executemany`` that accepts no rows (DuckDB refuses an empty list of parameter sets)."""
-    if rows:
-        con.executemany(sql, rows)
