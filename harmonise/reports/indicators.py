@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # DuckDB and pandas load with the first database opened, not 
 BY_COLUMNS = ("survey", "wave", "country", "city", "region_nuts", "urbanisation", "sex", "age_band")
 DEFAULT_BY = ("survey", "wave", "country")
 SAMPLE_KEYS = ("survey", "wave")  # never pooled over unless asked (--pool)
+ESTIMATE_BATCH = 100_000  # respondents of consecutive survey-waves the stored table estimates in one query
 UNKNOWN = "unknown"  # the group or grouping value of respondents whose value is missing (Eurostat's UNK)
 WEIGHTS = ("weight", "weight_design", "none")
 OUT_OF_POPULATION = ("not_asked", "not_applicable")
@@ -271,8 +272,15 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     if pool:  # each survey-wave's weights sum to its number of weighted respondents
         w = (f"{w} * count({w}) OVER (PARTITION BY survey, wave) / nullif(sum({w}) OVER (PARTITION BY survey, wave), "
              "0)")
+    # A design PSU holding one respondent is that respondent's own PSU: it joins the stratum's moments like a
+    # respondent without a PSU (the same variance, and no group shares it with the native group), so only
+    # PSUs shared by respondents keep a row per cell (ESS rounds with simple random sampling name every
+    # respondent a PSU: 3,580 PSUs for 5,307 respondents made 655,000 cell × PSU rows)
+    shared = (f"SELECT {STRATUM_SQL} AS __sid, psu AS __spsu FROM respondents{where or ' WHERE TRUE'} "
+              "AND psu IS NOT NULL GROUP BY ALL HAVING count(*) > 1")
     resp = (f"SELECT COLUMNS(lambda c: c IN ({keep})), {w} AS __w, survey || ' ' || wave AS source, "
-            f"{STRATUM_SQL} AS stratum_id, psu AS psu_id, psu IS NOT NULL AS has_design{gsel} FROM respondents{where}")
+            f"{STRATUM_SQL} AS stratum_id, __spsu AS psu_id, psu IS NOT NULL AS has_design{gsel} "
+            f"FROM respondents LEFT JOIN shared ON __sid = {STRATUM_SQL} AND __spsu = psu{where}")
     branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands, gcols) for n in names)
     fine = MOMENTS.format(keys=", ".join(["indicator", "ages", *map(quote_ident, by), *gcols]), base="SELECT * FROM ind")
     exclude = f" EXCLUDE ({', '.join(gcols)})" if gcols else ""
@@ -282,7 +290,7 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
         "SELECT * " + (f"REPLACE ({', '.join(f'{sql_literal(ALL)} AS {quote_ident(c)}' for c in subset)}) "
                        if subset else "") + "FROM spread"
         for subset in (tuple(c for i, c in enumerate(dims) if mask >> i & 1) for mask in range(2 ** len(dims))))
-    return (f"WITH resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), fine AS ({fine}), "
+    return (f"WITH shared AS MATERIALIZED ({shared}), resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), fine AS ({fine}), "
             f"spread AS (SELECT * FROM ({spread}) WHERE \"group\" IS NOT NULL) {cube}")
 
 
@@ -331,16 +339,17 @@ def grouping(by: Sequence[str], pool: bool) -> list[str]:
 def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY,
                   groups: Sequence[str | None] = (None,), *, weight: str = "weight",
                   age: tuple[int, int] | None = None, lonely_psu: str = "adjust", pool: bool = False,
-                  sample: tuple[str, str] | None = None) -> str:
+                  sample: Sequence[tuple[str, str]] | None = None) -> str:
     """SQL of the estimator rows (nothing suppressed yet) of ``names`` (default: all) by ``by`` (led by
     survey and wave unless ``pool``) for each breakdown in ``groups`` (None: the total); ``sample``: the
-    respondents of that (survey, wave) only."""
+    respondents of those (survey, wave) pairs only."""
     chosen = _check_args(defs, names, by, groups, weight)
     check_lonely(lonely_psu)
     if age is not None and not 0 <= age[0] <= age[1] <= 120:
         raise UsageError(f"age band {age[0]}-{age[1]} must satisfy 0 <= from <= to <= 120")
     keys = grouping(by, pool)
-    where = f" WHERE survey = {sql_literal(sample[0])} AND wave = {sql_literal(sample[1])}" if sample else ""
+    where = (" WHERE (" + " OR ".join(f"survey = {sql_literal(s)} AND wave = {sql_literal(w)}" for s, w in sample)
+             + ")") if sample else ""
     return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool, where),
                         design_sql(DESIGN_SOURCE + where, lonely_psu), ["indicator", "ages", *keys, "breakdown"],
                         lonely_psu, moments=True)
@@ -349,9 +358,10 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
 def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Sequence[str] | None,
                    by: Sequence[str], groups: Sequence[str | None], *, weight: str = "weight",
                    age: tuple[int, int] | None = None, rule: Rule | None = None, lonely_psu: str = "adjust",
-                   pool: bool = False, sample: tuple[str, str] | None = None) -> pd.DataFrame:
+                   pool: bool = False, sample: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Published rows (suppression applied, quality flags, weight and rule named) as a typed DataFrame;
-    ``sample``: of that (survey, wave) only (its rows are those of the whole estimate)."""
+    ``sample``: of those (survey, wave) pairs only (unless pooled, their rows are those of the whole
+    estimate: no cell, stratum or suppression table spans two survey-waves)."""
     from harmonise.reports.disclosure import publish
     from harmonise.reports.quality import quality_column
 
@@ -439,14 +449,35 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     store_sampling(con, project)
     # The estimator streams a wave's respondents once per indicator into weighted moments per cell, stratum
     # and design PSU. All waves in one query kept every wave's PSU moments at once: 290 ESS country files
-    # (580,000 respondents) ran out of 1 GB after 61 s.
+    # (580,000 respondents) ran out of 1 GB after 61 s. Each query has a fixed cost too (~0.13 s to plan
+    # and publish), so consecutive small waves are estimated together, up to ESTIMATE_BATCH respondents
+    # (the rows are the same: no cell, stratum or suppression table spans two survey-waves).
     import pandas as pd
 
-    def estimate(survey: str, wave: str) -> pd.DataFrame:
-        return estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=(survey, wave))
+    waves = [(str(s), str(w), int(n)) for s, w, n in
+             con.execute("SELECT survey, wave, count(*) FROM respondents GROUP BY ALL ORDER BY ALL").fetchall()]
+    batch_of: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    batch: list[tuple[str, str]] = []
+    size = 0
+    for s, w, n in waves:
+        if batch and size + n > ESTIMATE_BATCH:
+            batch, size = [], 0
+        batch.append((s, w))
+        size += n
+        batch_of[(s, w)] = batch
+    ready: dict[tuple[str, str], pd.DataFrame] = {}
 
-    frames = [(rows_of or (lambda s, w, make: make()))(str(s), str(w), partial(estimate, str(s), str(w)))
-              for s, w in con.execute("SELECT DISTINCT survey, wave FROM respondents ORDER BY ALL").fetchall()]
+    def estimate(survey: str, wave: str) -> pd.DataFrame:
+        if (survey, wave) not in ready:
+            both = estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns),
+                                  sample=batch_of[(survey, wave)])
+            for (s, w), part in both.groupby(["survey", "wave"], sort=False):
+                ready[(str(s), str(w))] = part.reset_index(drop=True)
+        if (survey, wave) in ready:
+            return ready.pop((survey, wave))
+        return estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=[(survey, wave)])
+
+    frames = [(rows_of or (lambda s, w, make: make()))(s, w, partial(estimate, s, w)) for s, w, _ in waves]
     frame = pd.concat(frames, ignore_index=True) if frames else \
         estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns))  # no respondents: the empty table
     con.register("__indicators", frame)
