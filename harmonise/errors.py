@@ -79,8 +79,13 @@ class ValidationFailed(HarmoniseError):
 
     def __init__(self, issues: list[Issue], summary: str = "validation failed") -> None:
         self.issues = issues
+        self.summary = summary
         errors = [i for i in issues if i.severity == "error"]
         super().__init__(f"{summary}: {len(errors)} error(s)")
+
+    def __reduce__(self) -> tuple[type[ValidationFailed], tuple[list[Issue], str]]:
+        """Pickled with its issues (a forked child hands its errors to the parent)."""
+        return (type(self), (self.issues, self.summary))
 
 
 class BuildLocked(HarmoniseError):
