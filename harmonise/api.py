@@ -315,8 +315,6 @@ def demo_data(root: Path, seed: int = 1, rows: int | None = None, progress: Prog
     import hashlib
     import shutil
 
-    from harmonise.fixtures import generate
-
     h = hashlib.sha256(f"{__version__}/{seed}/{rows}".encode())
     # The fixtures depend on the crosswalks, code tables, schema and codebooks — not on indicators or aliases.
     mappings = [root / "mappings" / "schema.yaml", root / "mappings" / "cities.yaml", *crosswalk_paths(root)]
@@ -332,6 +330,8 @@ def demo_data(root: Path, seed: int = 1, rows: int | None = None, progress: Prog
     # Generate beside the target and rename: concurrent runs never see (or delete) a half-written folder.
     tmp = cache / f"{target.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    from harmonise.fixtures import generate  # only on a cold cache: the generator imports ~1 s of modules
+
     generate(root, tmp, seed=seed, rows=rows, editions=False, progress=progress)
     (tmp / ".complete").write_text("ok\n")
     try:
