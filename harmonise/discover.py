@@ -10,12 +10,15 @@ crosswalk does not read (a country-specific supplement) is skipped with a note.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 import os
+import pickle
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source
@@ -89,13 +92,18 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     content = [] if opts.survey and opts.wave else \
         sorted({n for cw in crosswalks for w in cw.waves for n in (w.content or {})})
     shas: list[str | None] = [None] * len(files)
-    if cache is not None and cache.previous is not None:
+    if (cache is not None and cache.previous is not None) or (cache is None and _REMEMBERED is not None):
         shas = list(hash_files(files, min(SCAN_READERS, os.cpu_count() or 1)))
     cached = [cache.scan(sha, opts.encoding, content, f) if cache is not None and sha else None
               for f, sha in zip(files, shas)]
-    todo = [i for i, c in enumerate(cached) if c is None]
-    read = dict(zip(todo, isolated_map(partial(_scan, encoding=opts.encoding, names=content), [files[i] for i in todo],
-                                       min(SCAN_READERS, os.cpu_count() or 1))))
+    memo = {i: (sha, opts.encoding, tuple(content)) for i, sha in enumerate(shas) if cache is None and sha}
+    read = {i: _recall(memo[i], files[i]) for i in memo if _REMEMBERED is not None and memo[i] in _REMEMBERED}
+    todo = [i for i, c in enumerate(cached) if c is None and i not in read]
+    read.update(zip(todo, isolated_map(partial(_scan, encoding=opts.encoding, names=content),
+                                       [files[i] for i in todo], min(SCAN_READERS, os.cpu_count() or 1))))
+    for i in todo:
+        if i in memo and isinstance(read[i], tuple) and read[i][0] is not None:
+            _remember(memo[i], read[i])
     for i, (f, sha) in enumerate(zip(files, shas)):
         hit, scan = cached[i], read.get(i)
         src: SourceFile | None
@@ -185,6 +193,32 @@ def _open(path: Path, encoding: str | None) -> SourceFile | None:
         return open_source(path, encoding)
     except InputError:
         return None
+
+
+# What discovery read of each file, by its bytes, kept by a long-lived process (the validation server)
+# that calls remember_scans(): validating the same files again after an edit reads no header again.
+_REMEMBERED: dict[tuple[str, str | None, tuple[str, ...]], bytes] | None = None
+_REMEMBERED_MAX = 512
+
+
+def remember_scans() -> None:
+    """Keep what discovery reads of each file (by its sha256) for the rest of this process."""
+    global _REMEMBERED
+    if _REMEMBERED is None:
+        _REMEMBERED = {}
+
+
+def _remember(key: tuple[str, str | None, tuple[str, ...]], scan: tuple[SourceFile, dict[str, Any]]) -> None:
+    assert _REMEMBERED is not None
+    while len(_REMEMBERED) >= _REMEMBERED_MAX:
+        del _REMEMBERED[next(iter(_REMEMBERED))]
+    _REMEMBERED[key] = pickle.dumps(scan, protocol=5)  # a copy: a job may change its SourceFile (--country)
+
+
+def _recall(key: tuple[str, str | None, tuple[str, ...]], path: Path) -> tuple[SourceFile, dict[str, Any]]:
+    assert _REMEMBERED is not None
+    src, seen = pickle.loads(_REMEMBERED[key])  # written by _remember above, in this process
+    return dataclasses.replace(src, path=path), seen
 
 
 def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFile | None, dict[str, set[str] | InputError]]:

@@ -40,7 +40,7 @@ from harmonise.discover import Job, supply
 from harmonise.errors import InputError, Issue
 from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
-from harmonise.readers.prefetch import FileFeed, prefetched_chunks
+from harmonise.readers.prefetch import FileFeed, has_frames, keep_frames, prefetched_chunks, recall_frames
 from harmonise.samework import SameWork
 from harmonise.spec.coverage import quality_of
 from harmonise.spec.expr import referenced_names
@@ -289,7 +289,10 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
     frames = []
     for i, f in enumerate(files):
         f.hasher.begin()
-        parts = feed.take(f.src) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
+        parts = recall_frames(f.job.sha256, f.src, f.columns)
+        if parts is None:
+            parts = feed.take(f.src) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
+            keep_frames(f.job.sha256, f.src, f.columns, parts)
         for frame in parts:
             _first_row(f, frame)
             if i:
@@ -629,7 +632,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
             workers = default_jobs([f.job for f in files if id(f) not in hits])
         if workers <= 1 or sum(len(groups) for kind, groups in segments if kind == "fresh") <= 1:
             feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
-                             for g in groups for f in g if f.small])
+                             for g in groups for f in g if f.small and not has_frames(f.job.sha256, f.src, f.columns)])
             try:
                 for kind, groups in segments:
                     for g in groups:

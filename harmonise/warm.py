@@ -215,6 +215,11 @@ def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS) -> None:
     import harmonise.api
     import harmonise.checks.frame
     import harmonise.cli  # noqa: F401
+    from harmonise.discover import remember_scans
+    from harmonise.readers.prefetch import remember_frames
+
+    remember_scans()  # the edit loop validates the same files again: their headers are read once,
+    remember_frames()  # and small files' rows too
 
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from harmonise.checks import accounting, drift, inputs, labels, renames
@@ -59,8 +61,51 @@ def static_issues(project: Project) -> list[Issue]:
     issues = declaration_issues(project)
     if project.schema is None:
         return issues
+    shared = _shared_digest(project)
     for survey, entry in project.surveys.items():
-        metas = {w.wave: project.declared_meta(survey, w.wave) for w in entry.crosswalk.waves}
-        found = check_crosswalk(entry.crosswalk, project.schema, project.tables, entry.index, metas)
-        issues.extend(without_set_aside(found, entry.set_aside))
+        key = _crosswalk_key(project, survey, shared)
+        found = _CHECKED.get(key)
+        if found is None:
+            metas = {w.wave: project.declared_meta(survey, w.wave) for w in entry.crosswalk.waves}
+            found = check_crosswalk(entry.crosswalk, project.schema, project.tables, entry.index, metas)
+            while len(_CHECKED) >= _CHECKED_MAX:
+                del _CHECKED[next(iter(_CHECKED))]
+            _CHECKED[key] = found
+        issues.extend(copy.copy(i) for i in without_set_aside(found, entry.set_aside))
     return issues
+
+
+# A crosswalk's static issues by the digest of everything they follow from (its text, the other
+# declarations but the other crosswalks, its declared codebooks and descriptor): a process that
+# validates again (the validation server, a test session) checks again only what was edited.
+_CHECKED: dict[str, list[Issue]] = {}
+_CHECKED_MAX = 64
+
+
+def _shared_digest(project: Project) -> str:
+    """Digest of the project's root and its declaration files other than crosswalks (schema, code tables,
+    cities, aliases, indicators)."""
+    crosswalks = {(project.root / e.file).resolve() for e in project.surveys.values()}
+    h = hashlib.sha256(str(project.root.resolve()).encode())
+    for path in sorted((project.root / "mappings").rglob("*.yaml")):
+        if path.resolve() not in crosswalks:
+            h.update(f"\0{path.relative_to(project.root)}\0".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _crosswalk_key(project: Project, survey: str, shared: str) -> str:
+    entry = project.surveys[survey]
+    h = hashlib.sha256(f"{shared}\0{survey}\0{entry.file}\0".encode())
+    h.update(entry.text.encode())
+    folder = project.root / "surveys" / survey
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file():
+            h.update(f"\0{path.relative_to(project.root)}\0".encode())
+            h.update(path.read_bytes())
+    for rel_path in sorted(entry.codebook_files.values()):  # declared codebooks kept elsewhere
+        path = project.root / rel_path
+        if path.is_file() and folder not in path.parents:
+            h.update(f"\0{rel_path}\0".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()

@@ -205,3 +205,45 @@ class FileFeed:
                 self._proc.terminate()
                 self._proc.join()
             self._proc = None
+
+
+# Whole small files' frames by their bytes and how they are read, kept by a long-lived process (the
+# validation server) that calls remember_frames(): validating the same file again after an edit reads
+# it no more.
+_FRAMES: dict[tuple[str, str, tuple[str, ...]], list[pd.DataFrame]] | None = None
+FRAMES_BYTES = 256 * 2**20  # at most this much kept; the oldest files go first
+
+
+def remember_frames() -> None:
+    """Keep the frames of small files read whole (see :func:`recall_frames`) for the rest of this process."""
+    global _FRAMES
+    if _FRAMES is None:
+        _FRAMES = {}
+
+
+def _key(sha256: str, src: SourceFile, columns: list[str]) -> tuple[str, str, tuple[str, ...]]:
+    how = f"{src.encoding}|{src.codec is not None}|{sorted((k, repr(v)) for k, v in src.virtual.items())}"
+    return sha256, how, tuple(columns)
+
+
+def has_frames(sha256: str | None, src: SourceFile, columns: list[str]) -> bool:
+    """Frames are kept for the file with these bytes read as ``src`` reads ``columns``."""
+    return _FRAMES is not None and bool(sha256) and _key(sha256 or "", src, columns) in _FRAMES
+
+
+def recall_frames(sha256: str | None, src: SourceFile, columns: list[str]) -> list[pd.DataFrame] | None:
+    """A copy of the frames kept for the file with these bytes read as ``src`` reads ``columns``."""
+    if not has_frames(sha256, src, columns):
+        return None
+    assert _FRAMES is not None
+    return [f.copy() for f in _FRAMES[_key(sha256 or "", src, columns)]]
+
+
+def keep_frames(sha256: str | None, src: SourceFile, columns: list[str], frames: list[pd.DataFrame]) -> None:
+    """Keep a copy of a file's frames when :func:`remember_frames` was called (and its digest is known)."""
+    if _FRAMES is None or not sha256:
+        return
+    _FRAMES[_key(sha256, src, columns)] = [f.copy() for f in frames]
+    total = sum(int(f.memory_usage(deep=True).sum()) for fs in _FRAMES.values() for f in fs)
+    while total > FRAMES_BYTES and _FRAMES:
+        total -= sum(int(f.memory_usage(deep=True).sum()) for f in _FRAMES.pop(next(iter(_FRAMES))))
