@@ -93,13 +93,9 @@ def validate_frame(df: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> 
 FAILURE_COLUMNS = ["column", "check", "failure_case", "source_row", "n"]
 
 
-def _values(var: Variable, profile: pd.DataFrame) -> pd.Series:
-    """The value column of ``var`` in a profile, in the dtype a harmonised frame would have."""
-    if var.type in ("integer", "number"):
-        return profile["v_num"].astype("float64")
-    if var.type == "boolean":
-        return profile["v_bool"].astype(object).where(profile["v_bool"].notna(), None)
-    return profile["v_text"].astype(object).where(profile["v_text"].notna(), None)
+def _nullable(column: pd.Series) -> np.ndarray:
+    """A profile column as objects, None where it is null (as a harmonised frame holds them)."""
+    return column.astype(object).where(column.notna(), None).to_numpy()
 
 
 def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
@@ -110,7 +106,12 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
     (an example source row). Returns one row per failing pair: column, check, failure_case,
     source_row, n.
     """
-    parts: dict[str, pd.DataFrame] = {str(name): g for name, g in profile.groupby("target", sort=False)}
+    # each value column converted once (not per variable): a variable's pairs are positions into them
+    by_type = {"num": profile["v_num"].astype("float64").to_numpy(), "bool": _nullable(profile["v_bool"]),
+               "text": _nullable(profile["v_text"])}
+    reasons = _nullable(profile["reason"])
+    first_rows, counts = profile["first_row"].to_numpy(), profile["n"].to_numpy()
+    parts: dict[str, np.ndarray] = {str(k): np.asarray(v) for k, v in profile.groupby("target", sort=False).indices.items()}
     small = [n for n in schema.names if n in parts and len(parts[n]) <= SMALL]
     large = [n for n in schema.names if n in parts and len(parts[n]) > SMALL]
     groups = [g for g in (small, large) if g]  # two frames: padding short columns to a long one costs little
@@ -118,13 +119,14 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
     for names in groups:
         height = max(len(parts[n]) for n in names)
         frame: dict[str, object] = {}
+        rows_of: dict[str, np.ndarray] = {}
         for name in names:
             var, part = schema.variable(name), parts[name]
-            take = np.minimum(np.arange(height), len(part) - 1)  # pad by repeating the last pair
-            frame[name] = _values(var, part).iloc[take].to_numpy()
+            rows_of[name] = take = part[np.minimum(np.arange(height), len(part) - 1)]  # pad: repeat the last pair
+            kind = "num" if var.type in ("integer", "number") else "bool" if var.type == "boolean" else "text"
+            frame[name] = by_type[kind][take]
             if var.has_missing_column:
-                reasons = part["reason"].astype(object).where(part["reason"].notna(), None)
-                frame[var.missing_column] = reasons.iloc[take].to_numpy()
+                frame[var.missing_column] = reasons[take]
         fc = _validate(pd.DataFrame(frame), pandera_schema(schema, tables, names))
         if not len(fc):
             continue
@@ -136,10 +138,8 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
             if target is None or idx is None:
                 rows.append((str(r.column), str(r.check), r.failure_case, None, None))
                 continue
-            part = parts[target]
-            pos = min(int(idx), len(part) - 1)
-            rows.append((str(r.column), str(r.check), r.failure_case, int(part["first_row"].iloc[pos]),
-                         int(part["n"].iloc[pos])))
+            at = rows_of[target][min(int(idx), height - 1)]
+            rows.append((str(r.column), str(r.check), r.failure_case, int(first_rows[at]), int(counts[at])))
         found.append(pd.DataFrame(rows, columns=FAILURE_COLUMNS).drop_duplicates(["column", "check", "source_row"]))
     if not found:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
