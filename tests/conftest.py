@@ -179,6 +179,16 @@ def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Iterator[Path
         yield db
 
 
+def folder_db(tmp_path_factory: pytest.TempPathFactory, folder: Path) -> Path:
+    """`harmonise build --data <folder>` with the shipped crosswalks, once per run and folder (read-only: copy it
+    to change it)."""
+    def make(out: Path) -> None:
+        code, _, err = run("build", "--data", str(folder), "--db", str(out / "h.duckdb"))
+        assert code == 0, err
+
+    return built_once(tmp_path_factory, f"folder_db-{folder.parent.name}-{folder.name}", make) / "h.duckdb"
+
+
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """`harmonise build --demo` (every declared wave of all six surveys), run once per run: the database
