@@ -38,13 +38,25 @@ ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
 
 # Fixtures whose tests need a demo build: the first such test of a run waits ~20 s for the full one.
 DEMO_FIXTURES = frozenset({"demo_build", "demo_db", "small_demo_db", "demo_codebook"})
+# With `--dist loadgroup` (pyproject.toml) the tests of one demo build run on one xdist worker, which builds it
+# while the other runs other tests, instead of the other waiting on the build's lock as soon as it needs it too.
+DEMO_GROUPS = {"demo_build": "demo", "demo_db": "demo", "small_demo_db": "small-demo", "demo_codebook": "small-demo"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it."""
+    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it, and group it with
+    the other tests of its build; then run the modules that hold slow tests first (each module's tests stay
+    together, so its module fixtures are made once per worker), so no worker ends the run on a long test."""
     for item in items:
-        if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+        used = set(getattr(item, "fixturenames", ()))
+        if DEMO_FIXTURES & used:
             item.add_marker(pytest.mark.slow)
+        groups = sorted({DEMO_GROUPS[f] for f in used & DEMO_GROUPS.keys()})
+        if groups and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: the order within each part is kept
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
