@@ -38,25 +38,38 @@ ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
 
 # Fixtures whose tests need a demo build: the first such test of a run waits ~20 s for the full one.
 DEMO_FIXTURES = frozenset({"demo_build", "demo_db", "small_demo_db", "demo_codebook"})
-# With `--dist loadgroup` (pyproject.toml) the tests of one demo build run on one xdist worker, which builds it
-# while the other runs other tests, instead of the other waiting on the build's lock as soon as it needs it too.
-DEMO_GROUPS = {"demo_build": "demo", "demo_db": "demo", "small_demo_db": "small-demo", "demo_codebook": "small-demo"}
+SHARED_BUILDS = {"demo_build": "demo", "demo_db": "demo", "small_demo_db": "small demo", "demo_codebook": "small demo"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it, and group it with
-    the other tests of its build; then run the modules that hold slow tests first (each module's tests stay
-    together, so its module fixtures are made once per worker), so no worker ends the run on a long test."""
+    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it; then order the
+    modules for `--dist loadscope` (pyproject.toml: each module runs whole on one xdist worker, so its module
+    fixtures are made once per run, in this order): :func:`module_rank`."""
+    for item in items:
+        if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    ranks = module_rank(items)
+    items.sort(key=lambda item: ranks[item.path])  # stable: modules stay whole, in collection order within a rank
+
+
+def module_rank(items: list[pytest.Item]) -> dict[Path, int]:
+    """Per test module: 0 for the first module that needs each demo build (so both builds start at once, on
+    the two workers, instead of a worker waiting on the other's build lock), 1 for the other modules holding
+    slow tests (so no worker ends the run on a long test), 2 for the other modules that read a demo build
+    (built by then), 3 for the rest."""
+    builds: dict[Path, set[str]] = {}
+    slow: set[Path] = set()
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
-        if DEMO_FIXTURES & used:
-            item.add_marker(pytest.mark.slow)
-        groups = sorted({DEMO_GROUPS[f] for f in used & DEMO_GROUPS.keys()})
-        if groups and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(groups[0]))
-    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: item.path not in slow)  # stable: the order within each part is kept
+        builds.setdefault(item.path, set()).update(SHARED_BUILDS[f] for f in used & SHARED_BUILDS.keys())
+        if item.get_closest_marker("slow") is not None:
+            slow.add(item.path)
+    first: dict[str, Path] = {}
+    for path, needed in builds.items():
+        for build in sorted(needed):
+            first.setdefault(build, path)
+    return {path: 0 if path in first.values() else 2 if needed else 1 if path in slow else 3
+            for path, needed in builds.items()}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

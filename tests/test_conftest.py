@@ -72,24 +72,25 @@ def test_cpu_durations_count_computing_not_waiting(tmp_path: Path) -> None:
     assert rows["test_computes"] >= 0.3 and rows["test_waits"] < 0.1
 
 
-def test_modules_with_slow_tests_run_first_and_each_demo_build_groups_its_tests(tmp_path: Path) -> None:
-    (tmp_path / "test_a.py").write_text("def test_plain():\n    pass\n")
-    (tmp_path / "test_b.py").write_text("import pytest\n\n\ndef test_quick():\n    pass\n\n\n"
-                                        "@pytest.mark.slow\ndef test_slow():\n    pass\n")
-    (tmp_path / "test_c.py").write_text("def test_reads_the_small_demo(small_demo_db):\n    pass\n\n\n"
-                                        "def test_reads_the_demo(demo_db):\n    pass\n\n\n"
-                                        "def test_plain():\n    pass\n")
+def test_modules_are_ordered_demo_builders_then_slow_then_demo_readers_then_the_rest(tmp_path: Path) -> None:
+    modules = {"test_a.py": "def test_plain():\n    pass\n",
+               "test_b.py": "import pytest\n\n\ndef test_quick():\n    pass\n\n\n@pytest.mark.slow\ndef test_slow():\n    pass\n",
+               "test_c.py": "def test_reads_the_demo(demo_db):\n    pass\n\n\ndef test_plain():\n    pass\n",
+               "test_d.py": "def test_reads_the_small_demo(small_demo_db):\n    pass\n",
+               "test_e.py": "def test_reads_both(demo_build, demo_codebook):\n    pass\n"}
+    for name, text in modules.items():
+        (tmp_path / name).write_text(text)
     (tmp_path / "show.py").write_text(
         "import pytest\n\n\n@pytest.hookimpl(trylast=True)\ndef pytest_collection_modifyitems(items):\n"
         "    for item in items:\n"
-        "        group = item.get_closest_marker('xdist_group')\n"
-        "        print('ITEM', item.nodeid.split('/')[-1], item.get_closest_marker('slow') is not None,\n"
-        "              group.args[0] if group else None)\n")
+        "        print('ITEM', item.nodeid.split('/')[-1], item.get_closest_marker('slow') is not None)\n")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
                            "-p", "show", "--collect-only", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("ITEM ")] == [
-        ["test_b.py::test_quick", "False", "None"], ["test_b.py::test_slow", "True", "None"],
-        ["test_c.py::test_reads_the_small_demo", "True", "small-demo"], ["test_c.py::test_reads_the_demo", "True", "demo"],
-        ["test_c.py::test_plain", "False", "None"], ["test_a.py::test_plain", "False", "None"]]
+        ["test_c.py::test_reads_the_demo", "True"], ["test_c.py::test_plain", "False"],  # first to need the demo
+        ["test_d.py::test_reads_the_small_demo", "True"],  # first to need the small demo
+        ["test_b.py::test_quick", "False"], ["test_b.py::test_slow", "True"],  # slow
+        ["test_e.py::test_reads_both", "True"],  # reads what c and d build
+        ["test_a.py::test_plain", "False"]]

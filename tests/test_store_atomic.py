@@ -33,7 +33,6 @@ from harmonise import connect
 from harmonise.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("store_atomic")  # one worker: the tests share the driver and its builds
 KILLS = 10  # one kill in each tenth of the first 80 % of a build
 TRIES = 3  # kills per slice at most: a build may run faster than the timed ones (the machine's load varies)
 SEED = 20261130

@@ -20,7 +20,6 @@ from harmonise.spec.project import load_project
 from harmonise.store.cache import INDEX, BuildCache, folder_of, source_from, source_json, variables_from, variables_json
 
 REAL = ROOT.parent / "shared" / "data" / "ess_real"
-pytestmark = pytest.mark.xdist_group("store_cache")  # one worker: two tests start from one module build
 TIMES = {"sources": "built_at", "build_info": "built_at"}  # build times: the only columns two builds may differ in
 
 
