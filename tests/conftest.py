@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyreadstat
 import pytest
@@ -22,6 +23,9 @@ from filelock import FileLock
 from hypothesis import settings
 
 from harmonise.cli import main
+
+if TYPE_CHECKING:
+    from harmonise.reports.chart import Chart
 
 ROOT = Path(__file__).resolve().parents[1]
 # `harmonise validate` run as a subprocess would otherwise start a validation server (harmonise.warm)
@@ -147,6 +151,23 @@ def run(*args: str, project: Path | None = None) -> tuple[int, str, str]:
     argv = (["--project", str(project)] if project else ["--project", str(ROOT)]) + list(args)
     res = runner.invoke(main, argv, catch_exceptions=False)
     return res.exit_code, res.stdout, res.stderr
+
+
+def run_drawing(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str, list[Chart]]:
+    """:func:`run`, recording every chart the command draws: `harmonise compare` calls
+    ``harmonise.reports.chart.compare`` (which ``harmonise.compare`` is), so a test asserts on the CLI's own
+    chart instead of drawing it again through the API."""
+    from harmonise.reports import chart
+
+    drawn: list[Chart] = []
+    draw = chart.compare
+
+    def recorded(*a: Any, **kw: Any) -> Chart:
+        drawn.append(draw(*a, **kw))
+        return drawn[-1]
+
+    monkeypatch.setattr(chart, "compare", recorded)
+    return (*run(*args), drawn)
 
 
 @pytest.fixture(scope="session")
