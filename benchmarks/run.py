@@ -28,7 +28,7 @@ Ratios are medians. It prints tables and writes JSON (``--json``).
 
     python benchmarks/run.py                 # full run (generates the files first, ~5 GB)
     python benchmarks/run.py --cases many,incremental,editloop   # only these
-    python benchmarks/run.py --quick         # small files, one pair, scale case: checks that the runner works
+    python benchmarks/run.py --quick         # small files, one sampled pair, scale case: checks that the runner works
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def build_cmd(db: Path, data: Path | None = None, indicators: bool = True, proje
 
 def run_case(case: Case, folder: Path, columns: list[str], pairs: int, work: Path, indicators: bool = True,
              memory_runs: int = 2) -> None:
-    """Alternating timed pairs, then ``memory_runs`` alternating pairs sampled for peak memory."""
+    """Alternating timed pairs, then ``memory_runs`` alternating pairs sampled for peak memory (0: the timed
+    pairs are sampled and count as memory runs too — a smoke run, each process once)."""
     file = folder / FILE_NAME
     floor = [sys.executable, "-c", FLOOR, str(file), json.dumps(columns)]
     db = work / f"{case.name}.duckdb"
@@ -155,8 +156,10 @@ def run_case(case: Case, folder: Path, columns: list[str], pairs: int, work: Pat
         for kind in order:
             if kind == "build":
                 db.unlink(missing_ok=True)
-            sample = measure(floor if kind == "floor" else build, ROOT, memory)
+            sample = measure(floor if kind == "floor" else build, ROOT, memory or memory_runs == 0)
             getattr(case, f"{kind}_memory" if memory else kind).append(sample)
+            if memory_runs == 0:
+                getattr(case, f"{kind}_memory").append(sample)
             what = f"{sample.peak_mb:.0f} MB peak" if memory else f"{sample.seconds:.2f} s"
             print(f"  {case.name} {'memory run' if memory else 'pair'} {i + 1 - (pairs if memory else 0)}: "
                   f"{kind} {what}", flush=True)
@@ -418,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs-top", type=int, default=None,
                     help="pairs at the largest scale (default: --pairs; each 16x pair takes minutes)")
     ap.add_argument("--memory-runs", type=int, default=2,
-                    help="alternating pairs per file sampled for peak memory (after the timed pairs)")
+                    help="alternating pairs per file sampled for peak memory (after the timed pairs; 0: the timed "
+                         "pairs are sampled)")
     ap.add_argument("--many-pairs", type=int, default=2, help="floor/build pairs of the many-files case")
     ap.add_argument("--many-countries", type=int, default=MANY_COUNTRIES)
     ap.add_argument("--many-rows", type=int, default=MANY_ROWS)
@@ -429,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--without-indicators", action="store_true",
                     help="time the build without its final indicators table (harmonising and loading only)")
     ap.add_argument("--json", type=Path, default=HERE / "results.json")
-    ap.add_argument("--quick", action="store_true", help="tiny files, one pair, no demo: a smoke test")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny files, one sampled pair per file (its builds also give the wide/narrow pair), no demo: "
+                         "a smoke test")
     args = ap.parse_args(argv)
     chosen = [c.strip() for c in (args.cases or ("scale" if args.quick else ",".join(CASES))).split(",") if c.strip()]
     unknown = sorted(set(chosen) - set(CASES))
@@ -438,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_demo and "demo" in chosen:
         chosen.remove("demo")
     if args.quick:
-        args.rows, args.columns, args.scales, args.pairs, args.memory_runs = 1_000, 120, [1, 2], 1, 1
+        args.rows, args.columns, args.scales, args.pairs, args.memory_runs = 1_000, 120, [1, 2], 1, 0
         args.many_countries, args.many_rows, args.many_columns, args.many_pairs = 2, 200, 120, 1
         args.incremental_pairs, args.editloop_runs = 1, 1
     scales = sorted(set(args.scales) | {1})
@@ -464,8 +470,9 @@ def main(argv: list[str] | None = None) -> int:
                 run_case(cases[name], folder, columns, args.pairs_top if top else args.pairs, Path(tmp),
                          not args.without_indicators, args.memory_runs)
             if "wide-1x" in folders and "narrow-1x" in folders:
-                paired = paired_builds(folders["wide-1x"], folders["narrow-1x"], args.pairs, Path(tmp),
-                                       not args.without_indicators)
+                paired = ([(cases["wide-1x"].build[0].seconds, cases["narrow-1x"].build[0].seconds)] if args.quick
+                          else paired_builds(folders["wide-1x"], folders["narrow-1x"], args.pairs, Path(tmp),
+                                             not args.without_indicators))
         if {"many", "incremental", "retroharmonize"} & set(chosen):
             print(f"generating the many-files case in {data} …", flush=True)
             many_folder = generate_many(data, args.many_countries, args.many_rows, columns=args.many_columns)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyreadstat
 import pytest
@@ -22,6 +23,9 @@ from filelock import FileLock
 from hypothesis import settings
 
 from harmonise.cli import main
+
+if TYPE_CHECKING:
+    from harmonise.reports.chart import Chart
 
 ROOT = Path(__file__).resolve().parents[1]
 # `harmonise validate` run as a subprocess would otherwise start a validation server (harmonise.warm)
@@ -38,13 +42,38 @@ ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
 
 # Fixtures whose tests need a demo build: the first such test of a run waits ~20 s for the full one.
 DEMO_FIXTURES = frozenset({"demo_build", "demo_db", "small_demo_db", "demo_codebook"})
+SHARED_BUILDS = {"demo_build": "demo", "demo_db": "demo", "small_demo_db": "small demo", "demo_codebook": "small demo"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it."""
+    """Mark every test that needs the demo build slow, so `-m "not slow"` never builds it; then order the
+    modules for `--dist loadscope` (pyproject.toml: each module runs whole on one xdist worker, so its module
+    fixtures are made once per run, in this order): :func:`module_rank`."""
     for item in items:
         if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    ranks = module_rank(items)
+    items.sort(key=lambda item: ranks[item.path])  # stable: modules stay whole, in collection order within a rank
+
+
+def module_rank(items: list[pytest.Item]) -> dict[Path, int]:
+    """Per test module: 0 for the first module that needs each demo build (so both builds start at once, on
+    the two workers, instead of a worker waiting on the other's build lock), 1 for the other modules holding
+    slow tests (so no worker ends the run on a long test), 2 for the other modules that read a demo build
+    (built by then), 3 for the rest."""
+    builds: dict[Path, set[str]] = {}
+    slow: set[Path] = set()
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        builds.setdefault(item.path, set()).update(SHARED_BUILDS[f] for f in used & SHARED_BUILDS.keys())
+        if item.get_closest_marker("slow") is not None:
+            slow.add(item.path)
+    first: dict[str, Path] = {}
+    for path, needed in builds.items():
+        for build in sorted(needed):
+            first.setdefault(build, path)
+    return {path: 0 if path in first.values() else 2 if needed else 1 if path in slow else 3
+            for path, needed in builds.items()}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -124,6 +153,23 @@ def run(*args: str, project: Path | None = None) -> tuple[int, str, str]:
     return res.exit_code, res.stdout, res.stderr
 
 
+def run_drawing(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str, list[Chart]]:
+    """:func:`run`, recording every chart the command draws: `harmonise compare` calls
+    ``harmonise.reports.chart.compare`` (which ``harmonise.compare`` is), so a test asserts on the CLI's own
+    chart instead of drawing it again through the API."""
+    from harmonise.reports import chart
+
+    drawn: list[Chart] = []
+    draw = chart.compare
+
+    def recorded(*a: Any, **kw: Any) -> Chart:
+        drawn.append(draw(*a, **kw))
+        return drawn[-1]
+
+    monkeypatch.setattr(chart, "compare", recorded)
+    return (*run(*args), drawn)
+
+
 @pytest.fixture(scope="session")
 def ess8() -> Path:
     if not ESS8.is_file():
@@ -177,6 +223,16 @@ def fr_db(tmp_path_factory: pytest.TempPathFactory, ess8: Path) -> Iterator[Path
     db = built_once(tmp_path_factory, "fr_db", make) / "fr.duckdb"
     with unchanged(db):
         yield db
+
+
+def folder_db(tmp_path_factory: pytest.TempPathFactory, folder: Path) -> Path:
+    """`harmonise build --data <folder>` with the shipped crosswalks, once per run and folder (read-only: copy it
+    to change it)."""
+    def make(out: Path) -> None:
+        code, _, err = run("build", "--data", str(folder), "--db", str(out / "h.duckdb"))
+        assert code == 0, err
+
+    return built_once(tmp_path_factory, f"folder_db-{folder.parent.name}-{folder.name}", make) / "h.duckdb"
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -289,8 +289,10 @@ def test_the_wave_named_limits_the_rules_to_that_wave(ess8: Path) -> None:
 REAL = sorted(p for p in (ROOT.parent / "shared" / "data" / "ess_real").glob("*/*") if p.suffix in (".sav", ".dta"))
 
 
-def _draft_as_new_wave(path: Path, known: bool) -> tuple[Draft, str]:
-    """The file scaffolded as a new ESS wave, and the round it really is (from its essround variable)."""
+@cache
+def _round_of(path: Path) -> tuple[str, str | None]:
+    """The ESS round a real file holds (its essround variable) and the encoding to open it with; read once per
+    worker for both modes of the precision test (one module: one worker)."""
     from harmonise.errors import InputError
     from harmonise.readers.files import open_source
 
@@ -301,7 +303,12 @@ def _draft_as_new_wave(path: Path, known: bool) -> tuple[Draft, str]:
     column = src.meta.get("essround").name  # type: ignore[union-attr]
     rounds = {int(r) for chunk in src.chunks([column]) for r in chunk[column].dropna().unique()}
     assert len(rounds) == 1, (path, rounds)
-    wave = str(rounds.pop())
+    return str(rounds.pop()), encoding
+
+
+def _draft_as_new_wave(path: Path, known: bool) -> tuple[Draft, str]:
+    """The file scaffolded as a new ESS wave, and the round it really is (from its essround variable)."""
+    wave, encoding = _round_of(path)
     return scaffold(ROOT, path, "ess", "new", year=shipped().wave(wave).year, encoding=encoding, known=known,
                     project=declarations()), wave
 

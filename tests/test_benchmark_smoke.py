@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import ROOT
@@ -13,6 +16,8 @@ from conftest import ROOT
 
 @pytest.mark.slow
 def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    """Every case of the quick run once: one floor and one build process per file, sampled for memory; the
+    wide/narrow pair is those builds' times (the full run's separate memory and paired runs: tests below)."""
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
                           check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
@@ -21,6 +26,8 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> Non
     header = next(i for i, line in enumerate(lines) if line.startswith("file "))
     assert [line.split()[0] for line in lines[header + 2:header + 5]] == ["wide-1x", "wide-2x", "narrow-1x"]
     assert any(line.startswith("On ") and "core(s)" in line for line in lines)
+    runs = [line.split(":")[0].split() for line in lines if line.startswith("  ") and " pair " in line]
+    assert runs == [[case, "pair", "1"] for case in ("wide-1x", "wide-2x", "narrow-1x") for _ in ("floor", "build")]
     data = json.loads(out.read_text())
     assert set(data["summary"]) == {"time_ratio_1x", "per_row_ratio", "memory_ratio_2x", "wide_time_ratio",
                                     "wide_memory_ratio"}
@@ -29,15 +36,16 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> Non
     assert [(c["name"], c["rows"], c["columns"]) for c in cases.values()] == [
         ("wide-1x", 1000, 120), ("wide-2x", 2000, 120), ("narrow-1x", 1000, 70)]
     assert all(len(c["floor"]) == 1 and len(c["build"]) == 1 for c in cases.values())
-    assert all(s["seconds"] > 0 and s["peak_mb"] is None for c in cases.values() for s in c["floor"] + c["build"])
-    assert all(len(c["floor_memory"]) == 1 and len(c["build_memory"]) == 1 for c in cases.values())
-    assert all(s["peak_mb"] > 0 for c in cases.values() for s in c["floor_memory"] + c["build_memory"])
-    assert len(data["wide_narrow_pairs"]) == 1 and all(x > 0 for x in data["wide_narrow_pairs"][0])
+    assert all(c["floor_memory"] == c["floor"] and c["build_memory"] == c["build"] for c in cases.values())
+    assert all(s["seconds"] > 0 and s["peak_mb"] > 0 for c in cases.values() for s in c["floor"] + c["build"])
+    assert data["wide_narrow_pairs"] == [[cases["wide-1x"]["build"][0]["seconds"],
+                                          cases["narrow-1x"]["build"][0]["seconds"]]]
     assert data["machine"]["cores"] >= 1
 
 
 @pytest.mark.slow
 def test_bounds_runner_times_every_case_and_writes_json(tmp_path: Path) -> None:
+    """Every case once: one round (a second would run the same code, the cases in reverse order)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from generate import FILE_NAME, generate
@@ -45,14 +53,72 @@ def test_bounds_runner_times_every_case_and_writes_json(tmp_path: Path) -> None:
         sys.path.remove(str(ROOT / "benchmarks"))
     file = generate(tmp_path / "data", [1], 1_000, 120)["wide-1x"] / FILE_NAME
     out = tmp_path / "bounds.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bounds.py"), "--file", str(file), "--rounds", "2",
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bounds.py"), "--file", str(file), "--rounds", "1",
                            "--json", str(out)], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     header = lines.index(f"{'case':<8} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
     assert [line.split()[0] for line in lines[header + 1:header + 5]] == ["floor", "copy", "recode", "build"]
     data = json.loads(out.read_text())
-    assert data["file"] == str(file) and data["rounds"] == 2
+    assert data["file"] == str(file) and data["rounds"] == 1
     assert list(data["cases"]) == ["floor", "copy", "recode", "build"]
     assert data["cases"]["floor"]["ratio"] == 1.0
-    assert all(len(c["runs"]) == 2 and all(w > 0 and cpu > 0 for w, cpu in c["runs"]) for c in data["cases"].values())
+    assert all(len(c["runs"]) == 1 and all(w > 0 and cpu > 0 for w, cpu in c["runs"]) for c in data["cases"].values())
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[ModuleType]:
+    """benchmarks/run.py as a module (its processes are replaced by a recorder in the tests below)."""
+    spec = importlib.util.spec_from_file_location("benchmark_run", ROOT / "benchmarks" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    path = list(sys.path)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path  # it puts benchmarks/ first on the path
+    yield module
+    del sys.modules[spec.name]
+
+
+def recorder(bench: ModuleType, calls: list[tuple[str, bool]]) -> Callable[..., object]:
+    """A stand-in for ``measure``: records (what ran, sampled for memory) and returns numbered samples."""
+    def measure(cmd: list[str], cwd: Path, memory: bool = False, output: list[str] | None = None) -> object:
+        folder = next((Path(part).name for part in cmd if Path(part).name in ("wide", "narrow")), None)
+        calls.append((folder or ("build" if "build" in cmd else "floor"), memory))
+        return bench.Sample(float(len(calls)), 10.0 * len(calls) if memory else None)
+    return measure
+
+
+def test_a_full_run_times_alternating_pairs_then_samples_memory_in_runs_of_its_own(
+        bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, bool]] = []
+    monkeypatch.setattr(bench, "measure", recorder(bench, calls))
+    case = bench.Case("wide-1x", 1000, 120, 1.0)
+    bench.run_case(case, tmp_path, ["idno"], 2, tmp_path, memory_runs=1)
+    assert calls == [("floor", False), ("build", False), ("build", False), ("floor", False),
+                     ("floor", True), ("build", True)]
+    sample = bench.Sample
+    assert (case.floor, case.build) == ([sample(1.0), sample(4.0)], [sample(2.0), sample(3.0)])
+    assert (case.floor_memory, case.build_memory) == ([sample(5.0, 50.0)], [sample(6.0, 60.0)])
+
+
+def test_without_memory_runs_the_timed_pair_is_sampled_and_counts_as_both(
+        bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, bool]] = []
+    monkeypatch.setattr(bench, "measure", recorder(bench, calls))
+    case = bench.Case("wide-1x", 1000, 120, 1.0)
+    bench.run_case(case, tmp_path, ["idno"], 1, tmp_path, memory_runs=0)
+    assert calls == [("floor", True), ("build", True)]
+    assert case.floor == case.floor_memory == [bench.Sample(1.0, 10.0)]
+    assert case.build == case.build_memory == [bench.Sample(2.0, 20.0)]
+
+
+def test_wide_and_narrow_builds_alternate_in_pairs(bench: ModuleType, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, bool]] = []
+    monkeypatch.setattr(bench, "measure", recorder(bench, calls))
+    wide, narrow = tmp_path / "wide", tmp_path / "narrow"
+    assert bench.paired_builds(wide, narrow, 2, tmp_path) == [(1.0, 2.0), (4.0, 3.0)]
+    assert calls == [("wide", False), ("narrow", False), ("narrow", False), ("wide", False)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,27 @@ def test_cpu_durations_count_computing_not_waiting(tmp_path: Path) -> None:
     rows = {line.split()[1].split("::")[-1]: float(line.split()[0].rstrip("s")) for line in lines[start + 1:start + 3]}
     assert set(rows) == {"test_computes", "test_waits"}
     assert rows["test_computes"] >= 0.3 and rows["test_waits"] < 0.1
+
+
+def test_modules_are_ordered_demo_builders_then_slow_then_demo_readers_then_the_rest(tmp_path: Path) -> None:
+    modules = {"test_a.py": "def test_plain():\n    pass\n",
+               "test_b.py": "import pytest\n\n\ndef test_quick():\n    pass\n\n\n@pytest.mark.slow\ndef test_slow():\n    pass\n",
+               "test_c.py": "def test_reads_the_demo(demo_db):\n    pass\n\n\ndef test_plain():\n    pass\n",
+               "test_d.py": "def test_reads_the_small_demo(small_demo_db):\n    pass\n",
+               "test_e.py": "def test_reads_both(demo_build, demo_codebook):\n    pass\n"}
+    for name, text in modules.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "show.py").write_text(
+        "import pytest\n\n\n@pytest.hookimpl(trylast=True)\ndef pytest_collection_modifyitems(items):\n"
+        "    for item in items:\n"
+        "        print('ITEM', item.nodeid.split('/')[-1], item.get_closest_marker('slow') is not None)\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
+                           "-p", "show", "--collect-only", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("ITEM ")] == [
+        ["test_c.py::test_reads_the_demo", "True"], ["test_c.py::test_plain", "False"],  # first to need the demo
+        ["test_d.py::test_reads_the_small_demo", "True"],  # first to need the small demo
+        ["test_b.py::test_quick", "False"], ["test_b.py::test_slow", "True"],  # slow
+        ["test_e.py::test_reads_both", "True"],  # reads what c and d build
+        ["test_a.py::test_plain", "False"]]

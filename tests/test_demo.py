@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import duckdb
-from conftest import ROOT, run
+import pytest
+from conftest import ROOT, run_drawing
 from scipy.stats import t  # type: ignore[import-untyped]
 
-from harmonise import compare, connect, indicators
+from harmonise import connect, indicators
 from harmonise.demo import BREAKDOWN, INDICATOR, comparison
 from harmonise.spec.project import load_project
 
@@ -47,20 +48,20 @@ def test_most_employment_cells_by_birthplace_are_published(demo_db: Path) -> Non
         assert len(cells) > 0 and published / len(cells) >= 0.8, (published, len(cells))
 
 
-def test_every_city_the_city_surveys_sample_has_estimates(demo_db: Path, tmp_path: Path) -> None:
+def test_every_city_the_city_surveys_sample_has_estimates(demo_db: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     cities = _sampled_cities()
     assert len(cities) > 0
     est = indicators(demo_db, [INDICATOR], by=["city"], group=BREAKDOWN).records()
     assert cities <= {str(r["city"]) for r in est if r["estimate"] is not None}
-    chart = compare(demo_db, INDICATOR, tmp_path / "city.png", by=["city"])
-    names = dict(_stored(demo_db, "SELECT code, name FROM cities"))
-    drawn = {cell.split(" · ")[-1] for cell, _, _ in chart.plotted}
-    assert {names[c] for c in cities} <= drawn
-    code, out, err = run("compare", "--indicator", INDICATOR, "--by", "city", "--out", str(tmp_path / "c.png"),
-                         "--db", str(demo_db))
+    code, out, err, (chart,) = run_drawing(monkeypatch, "compare", "--indicator", INDICATOR, "--by", "city", "--out",
+                                           str(tmp_path / "c.png"), "--db", str(demo_db))
     assert code == 0, err
     assert out.strip() == (f"wrote {tmp_path / 'c.png'}: {len(chart.plotted)} estimate(s), "
                            f"{len(chart.suppressed)} suppressed cell(s)")
+    names = dict(_stored(demo_db, "SELECT code, name FROM cities"))
+    drawn = {cell.split(" · ")[-1] for cell, _, _ in chart.plotted}
+    assert {names[c] for c in cities} <= drawn
 
 
 def _percent(x: object) -> str:

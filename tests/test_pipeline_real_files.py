@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, run
+from conftest import ROOT, folder_db, run
 
 from harmonise.discover import data_files
 
@@ -79,14 +79,11 @@ def db_figure(con: duckdb.DuckDBPyConnection, country: str, name: str, adults: b
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
-def test_folder_builds_every_row_and_figures_equal_the_raw_files(folder: Path, tmp_path: Path,
-                                                                   request: pytest.FixtureRequest) -> None:
+def test_folder_builds_every_row_and_figures_equal_the_raw_files(folder: Path, request: pytest.FixtureRequest) -> None:
     if folder == SHARED / "ess8_fr":  # the same `build --data <folder>` as the run's shared fr_db: not twice
         db = request.getfixturevalue("fr_db")
-    else:
-        db = tmp_path / "real.duckdb"
-        code, _, err = run("build", "--data", str(folder), "--db", str(db))
-        assert code == 0, err
+    else:  # built once per run: test_discover.py starts from the ess11_subset_sav database too
+        db = folder_db(request.getfixturevalue("tmp_path_factory"), folder)
     files = data_files([folder])
     raws = {f.name: _raw(f) for f in files}
     con = duckdb.connect(str(db), read_only=True)

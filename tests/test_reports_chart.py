@@ -13,7 +13,7 @@ from matplotlib.transforms import Bbox
 
 from harmonise import compare, connect
 from harmonise.reports.chart import Chart
-from tests.conftest import run
+from tests.conftest import run, run_drawing
 
 
 def extents(chart: Chart) -> dict[str, Bbox]:
@@ -83,11 +83,14 @@ def test_synthetic_databases_say_so(fr_db: Path, tmp_path: Path) -> None:
     assert chart.caption.startswith("SYNTHETIC DATA (demo build)")
 
 
-def test_pooled_chart_states_the_method(small_demo_db: Path, tmp_path: Path) -> None:
-    code, out, err = run("compare", "--indicator", "employment_rate", "--by", "country", "--group", "birthplace",
-                         "--pool", "--out", str(tmp_path / "p.pdf"), "--db", str(small_demo_db))
-    assert code == 0, err and out.startswith(f"wrote {tmp_path / 'p.pdf'}")
-    chart = compare(small_demo_db, "employment_rate", tmp_path / "p.png", by=["country"], group="birthplace", pool=True)
+def test_pooled_chart_states_the_method(small_demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err, (chart,) = run_drawing(monkeypatch, "compare", "--indicator", "employment_rate", "--by", "country",
+                                           "--group", "birthplace", "--pool", "--out", str(tmp_path / "p.pdf"),
+                                           "--db", str(small_demo_db))
+    assert code == 0, err
+    assert out == (f"wrote {tmp_path / 'p.pdf'}: {len(chart.plotted)} estimate(s), {len(chart.suppressed)} "
+                   "suppressed cell(s)\n")
+    assert (tmp_path / "p.pdf").read_bytes()[:5] == b"%PDF-"
     assert "pooled over the survey-waves" in chart.caption and "rescaled within each survey-wave" in chart.caption
     assert not any(" · " in c for c, _, _ in chart.plotted)  # pooled cells are countries, not survey-waves
     by_survey = compare(small_demo_db, "employment_rate", tmp_path / "s.png", by=["survey", "country"], pool=True)

@@ -12,13 +12,13 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from harmonise import compare, connect, indicators
+from harmonise import connect, indicators
 from harmonise.errors import UsageError, ValidationFailed
 from harmonise.fixtures import generate
 from harmonise.reports.estimate import Rule
 from harmonise.reports.indicators import load_definitions
 from harmonise.spec.project import load_schema
-from tests.conftest import ROOT, built_once, edit, line_of, run
+from tests.conftest import ROOT, built_once, edit, line_of, run, run_drawing
 from tests.test_reports_estimate import NO_RULE, design_variance
 
 ESTIMATE_COLUMNS = ("estimate", "se", "ci_low", "ci_high", "cv", "gap", "gap_se")
@@ -190,10 +190,13 @@ def test_suppressed_cells_hidden_in_database_table(fr_db: Path) -> None:
     assert totals == 17 and total > 17  # ESS asks neither permit type nor host-language proficiency
 
 
-def test_suppressed_cells_hidden_in_chart(fr_db: Path, tmp_path: Path) -> None:
-    out = tmp_path / "chart.png"
-    chart = compare(fr_db, "employment_rate", out, by=["sex"], group="migrant_generation")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_suppressed_cells_hidden_in_chart(fr_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "chart.svg"
+    code, text, err, (chart,) = run_drawing(monkeypatch, "compare", "--indicator", "employment_rate", "--by", "sex",
+                                            "--group", "migrant_generation", "--out", str(out), "--db", str(fr_db))
+    assert code == 0, err
+    assert text.strip() == (f"wrote {out}: {len(chart.plotted)} estimate(s), {len(chart.suppressed)} suppressed cell(s)")
+    assert out.read_text().startswith("<?xml")
     named = {(f"ESS 8 · {sex.capitalize()}", g) for sex, g in suppressed_keys(fr_db)}  # cells by name: codes labelled
     assert {(c, g) for c, g, _ in chart.suppressed} == named
     assert not {(c, g) for c, g, _ in chart.plotted} & named
@@ -203,10 +206,6 @@ def test_suppressed_cells_hidden_in_chart(fr_db: Path, tmp_path: Path) -> None:
     labels = {code: label for code, label in connect(fr_db).execute(
         "SELECT code, label FROM value_labels WHERE variable = 'migrant_generation'").fetchall()}
     assert all(f"{labels.get(g, g.capitalize())}: suppressed (n={n})" in texts for _, g, n in chart.suppressed)
-    code, text, _ = run("compare", "--indicator", "employment_rate", "--by", "sex", "--group", "migrant_generation",
-                        "--out", str(tmp_path / "c.svg"), "--db", str(fr_db))
-    assert code == 0 and text.strip() == (f"wrote {tmp_path / 'c.svg'}: {len(chart.plotted)} estimate(s), "
-                                          f"{len(chart.suppressed)} suppressed cell(s)")
 
 
 def test_city_comparison_chart(e10_db: Path, tmp_path: Path) -> None:

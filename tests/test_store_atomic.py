@@ -1,15 +1,21 @@
-"""Interrupted and racing builds never damage the database a build replaces.
+"""Interrupted and racing builds never damage the database a build replaces, and leave nothing behind
+(harmonise/store/atomic.py; harmonise/procs.py and pipeline.run_jobs for the workers: issue 20, defect 8).
 
-A driver process imports harmonise once and forks one `harmonise build` per kill point (a fork
-costs milliseconds where a fresh interpreter costs seconds), SIGKILLs it after a seeded random
-delay spread over a whole build, and reports back; after every kill the previous database must
-open read-only and answer exactly as before. One kill hits a fully fresh `harmonise` process too.
+A driver process imports harmonise once and forks one `harmonise build --jobs 2` per kill point (a fork
+costs milliseconds where a fresh interpreter costs seconds) and SIGKILLs it after a seeded random delay,
+one in each of KILLS equal slices of a build's duration, so the kills cover the whole build evenly
+(worker start-up, harmonising, merging, the final rename). After every kill the previous database must
+open read-only and answer exactly as before, and no process the build started may survive: every
+process the driver starts carries a marker in its environment, so the test finds survivors among all
+the machine's processes. TMPDIR points at a private folder, so any temporary file written outside the
+target's folder would show there. One kill hits a fully fresh `harmonise` process too.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import random
 import shutil
 import signal
@@ -21,19 +27,23 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
+from conftest import waves_of
 
 from harmonise import connect
 from harmonise.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-KILLS = 20
+KILLS = 10  # one kill in each tenth of the first 80 % of a build
+TRIES = 3  # kills per slice at most: a build may run faster than the timed ones (the machine's load varies)
 SEED = 20261130
+SURVEYS = ("ties", "ics")  # two files, so `--jobs 2` runs two workers
+ROWS = 200  # per file
 QUERIES = [  # one round trip: the row count and digests of the ordered content of the main tables
     ("SELECT (SELECT count(*) FROM respondents), "
-     "(SELECT md5(string_agg(r::VARCHAR, '|' ORDER BY r.respondent_id)) FROM respondents r), "
+     "(SELECT md5(string_agg(r::VARCHAR, '|' ORDER BY r.survey, r.respondent_id)) FROM respondents r), "
      "(SELECT md5(string_agg(h::VARCHAR, '|' ORDER BY h::VARCHAR)) FROM harmonisation_report h), "
      "(SELECT md5(string_agg(c::VARCHAR, '|' ORDER BY c::VARCHAR)) FROM conservation c), "
-     "(SELECT string_agg(sha256, ',') FROM sources)"),
+     "(SELECT string_agg(sha256, ',' ORDER BY sha256) FROM sources)"),
 ]
 
 DRIVER = r"""
@@ -41,11 +51,11 @@ import json, os, signal, sys, time
 from harmonise.cli import main
 import harmonise.api, harmonise.pipeline  # noqa: F401  (imported once, before forking)
 
-root, data, db = sys.argv[1:4]
+root, data, db, logs = sys.argv[1:5]  # logs: the builds' standard error, outside the target's folder
 ARGV = ["--project", root, "build", "--full", "--data", data, "--db", db]  # --full: no rebuild reuses files
 
 
-def spawn(err):
+def spawn(err, jobs="1"):
     pid = os.fork()
     if pid == 0:
         out = os.open(os.devnull, os.O_WRONLY)
@@ -53,7 +63,7 @@ def spawn(err):
         os.dup2(out, 1)
         os.dup2(errfd, 2)
         try:
-            main(ARGV)
+            main([*ARGV, "--jobs", jobs])
         except SystemExit as exc:
             os._exit(exc.code if isinstance(exc.code, int) else 1)
         os._exit(0)
@@ -69,15 +79,15 @@ for line in sys.stdin:
     cmd, *args = line.split()
     if cmd == "build":
         t0 = time.perf_counter()
-        code = reap(spawn(db + ".err"))
+        code = reap(spawn(os.path.join(logs, "build.err"), *args))
         reply = {"code": code, "seconds": time.perf_counter() - t0}
     elif cmd == "kill":
-        pid = spawn(os.devnull)
+        pid = spawn(os.devnull, "2")
         time.sleep(float(args[0]))
         os.kill(pid, signal.SIGKILL)
         reply = {"code": reap(pid)}
     elif cmd == "race":
-        pids = [spawn(f"{db}.race{i}") for i in (0, 1)]
+        pids = [spawn(os.path.join(logs, f"race{i}.err")) for i in (0, 1)]
         reply = {"codes": [reap(p) for p in pids]}
     else:
         break
@@ -85,11 +95,41 @@ for line in sys.stdin:
 """
 
 
+def slices(start: float, end: float, n: int) -> list[tuple[float, float]]:
+    """The ``n`` equal slices of [start, end), in order, as (from, to)."""
+    step = (end - start) / n
+    return [(start + i * step, start + (i + 1) * step) for i in range(n)]
+
+
+def survivors(marker: str, driver: int) -> list[int]:
+    """Processes other than the driver whose environment carries ``marker`` (the builds and their children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == driver:
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if f"HARMONISE_KILL_TEST={marker}".encode() in env.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
+def no_survivors(marker: str, driver: int) -> list[int]:
+    """:func:`survivors`, waiting up to 5 s for them to go: a worker gets SIGKILL from the kernel as its
+    parent dies, and reaping takes a moment."""
+    deadline = time.monotonic() + 5
+    while (found := survivors(marker, driver)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 class Driver:
-    def __init__(self, project: Path, data: Path, db: Path) -> None:
-        self.project = project
-        self.proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(project), str(data), str(db)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, project: Path, data: Path, db: Path, logs: Path, env: dict[str, str]) -> None:
+        self.project, self.logs = project, logs
+        self.proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(project), str(data), str(db), str(logs)],
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def ask(self, line: str) -> dict[str, object]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -119,63 +159,80 @@ def leftovers(db: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A project of two crosswalks (the same build code, less YAML to load per kill), their two fixture
+    files, a database built from them in a folder of its own, and the driver that builds it again."""
     from harmonise.fixtures import generate
 
     tmp = tmp_path_factory.mktemp("kill")
-    project = tmp / "proj"  # only the TIES crosswalk: the same build code, less YAML to load per kill
-    others = [p.name for p in (ROOT / "mappings").glob("*.yaml") if p.name not in ("schema.yaml", "cities.yaml",
-                                                                                 "ties.yaml")]
+    project, data, target, systmp, logs = tmp / "proj", tmp / "data", tmp / "target", tmp / "systmp", tmp / "logs"
+    keep = {"schema.yaml", "cities.yaml", *(f"{s}.yaml" for s in SURVEYS)}
+    others = [p.name for p in (ROOT / "mappings").glob("*.yaml") if p.name not in keep]
     shutil.copytree(ROOT / "mappings", project / "mappings", ignore=lambda d, names: others)
-    shutil.copytree(ROOT / "surveys" / "ties", project / "surveys" / "ties")
-    generate(project, tmp / "data", survey="ties", rows=300)
-    db = tmp / "h.duckdb"
-    driver = Driver(project, tmp / "data", db)
+    for s in SURVEYS:
+        shutil.copytree(ROOT / "surveys" / s, project / "surveys" / s)
+    for s in SURVEYS:
+        generate(project, data, survey=s, rows=ROWS)
+    for folder in (target, systmp, logs):
+        folder.mkdir()
+    db = target / "h.duckdb"
+    marker = f"{os.getpid()}-{time.time_ns()}"
+    driver = Driver(project, data, db, logs, {**os.environ, "TMPDIR": str(systmp), "HARMONISE_KILL_TEST": marker})
     times = []
     for _ in range(2):  # the second (warm) build gives the span the kill points are spread over
-        reply = driver.ask("build")
-        assert reply["code"] == 0, (db.with_name(db.name + ".err")).read_text()
+        reply = driver.ask("build 2")
+        assert reply["code"] == 0, (logs / "build.err").read_text()
         times.append(float(reply["seconds"]))  # type: ignore[arg-type]
-    yield driver, db, tmp / "data", min(times)
+    yield driver, db, data, min(times), marker, systmp
     driver.close()
 
 
+def test_slices_cover_the_span_in_order() -> None:
+    assert slices(0.0, 4.0, 8) == [(i / 2, (i + 1) / 2) for i in range(8)]
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_points_keeps_the_previous_database(setup) -> None:  # type: ignore[no-untyped-def]
-    driver, db, data, seconds = setup
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkill_at_every_stage_keeps_the_previous_database_and_leaves_nothing_behind(  # type: ignore[no-untyped-def]
+        setup) -> None:
+    driver, db, data, seconds, marker, systmp = setup
     reference = answers(db)
-    assert reference[0][0][0] == 300
+    assert reference[0][0][0] == ROWS * sum(len(waves_of(s)) for s in SURVEYS)
     rng = random.Random(SEED)
-    killed = finished = 0
-    # a build may run faster than the warm one timed (the machine's load varies): the kills fall in its
-    # first 80% and up to 3 x KILLS tries get KILLS kills
-    while killed < KILLS and killed + finished < 3 * KILLS:
-        delay = rng.uniform(0.0, 0.8 * seconds)
-        reply = driver.ask(f"kill {delay:.4f}")
-        if reply["code"] == -signal.SIGKILL:
-            killed += 1
+    unhit = []
+    for low, high in slices(0.0, 0.8 * seconds, KILLS):
+        for _ in range(TRIES):
+            delay = rng.uniform(low, high)
+            code = driver.ask(f"kill {delay:.4f}")["code"]
+            assert code in (-signal.SIGKILL, 0), code  # killed, or finished before the kill
+            assert answers(db) == reference, f"database changed after a kill at {delay:.3f} s"
+            assert no_survivors(marker, driver.proc.pid) == [], f"a process outlived its build killed at {delay:.3f} s"
+            if code == -signal.SIGKILL:
+                break
         else:
-            assert reply["code"] == 0, reply
-            finished += 1
-        assert answers(db) == reference, f"database changed after a kill at {delay:.3f} s"
-    assert killed >= KILLS, f"only {killed} builds were killed before finishing (build takes {seconds:.2f} s)"
+            unhit.append(f"{low:.2f}-{high:.2f} s")
+    assert unhit == [], f"{TRIES} builds in a row finished before a kill in {unhit} (a build took {seconds:.2f} s)"
     # one fresh `harmonise build` process, killed once it is past start-up
     exe = Path(sys.executable).with_name("harmonise")
     proc = subprocess.Popen([str(exe), "--project", str(driver.project), "build", "--data", str(data), "--db", str(db)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "TMPDIR": str(systmp), "HARMONISE_KILL_TEST": marker})
     time.sleep(rng.uniform(0.3, 1.5))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert answers(db) == reference
+    assert no_survivors(marker, driver.proc.pid) == []
     # the next build removes what killed builds left behind, and gives the same content
-    res = CliRunner().invoke(main, ["--project", str(driver.project), "build", "--data", str(data), "--db", str(db)])
+    res = CliRunner().invoke(main, ["--project", str(driver.project), "build", "--jobs", "2", "--data", str(data),
+                                    "--db", str(db)])
     assert res.exit_code == 0, res.output
     assert leftovers(db) == []
-    assert {"h.duckdb", "h.duckdb.lock"} <= {p.name for p in db.parent.iterdir()}
+    assert sorted(p.name for p in db.parent.iterdir()) == ["h.duckdb", "h.duckdb.cache", "h.duckdb.lock"]
+    assert list(systmp.iterdir()) == []  # nothing was written outside the target's folder
     assert answers(db) == reference
 
 
 def test_leftover_temporary_files_are_ignored_then_removed(setup) -> None:  # type: ignore[no-untyped-def]
-    driver, db, _, _ = setup
+    driver, db, *_ = setup
     reference = answers(db)
     junk = [db.with_name(db.name + ".tmp-999999-deadbeef"), db.with_name(db.name + ".tmp-999999-deadbeef.wal")]
     for p in junk:
@@ -190,7 +247,7 @@ def test_leftover_temporary_files_are_ignored_then_removed(setup) -> None:  # ty
 
 
 def test_build_while_another_holds_the_lock_fails_clearly(setup) -> None:  # type: ignore[no-untyped-def]
-    driver, db, data, _ = setup
+    driver, db, data, *_ = setup
     reference = answers(db)
     with db.with_name(db.name + ".lock").open("a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -204,13 +261,13 @@ def test_build_while_another_holds_the_lock_fails_clearly(setup) -> None:  # typ
 
 
 def test_two_racing_builds_one_fails_clearly_neither_corrupts(setup) -> None:  # type: ignore[no-untyped-def]
-    driver, db, _, _ = setup
+    driver, db, *_ = setup
     reference = answers(db)
     for _ in range(2):
         codes = driver.ask("race")["codes"]
         assert sorted(codes) in ([0, 0], [0, 2]), codes  # type: ignore[call-overload]
         for i, code in enumerate(codes):  # type: ignore[arg-type]
-            err = db.with_name(f"{db.name}.race{i}").read_text()
+            err = (driver.logs / f"race{i}.err").read_text()
             if code == 2:
                 assert err == (f"error: {db}: another harmonise build is writing this database; "
                                "wait for it to finish or choose another --db path\n")

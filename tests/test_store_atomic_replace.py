@@ -23,8 +23,23 @@ def ties(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def built(ties: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The TIES fixture built once (read-only: tests that start from a built database copy it)."""
+    db = tmp_path_factory.mktemp("built") / "h.duckdb"
+    code, _, err = build(ties, db)
+    assert code == 0, err
+    return db
+
+
 def build(data: Path, db: Path, *extra: str) -> tuple[int, str, str]:
     return run("build", "--data", str(data), "--db", str(db), *extra)
+
+
+def copy_of(built: Path, tmp_path: Path) -> Path:
+    db = tmp_path / built.name
+    shutil.copy(built, db)
+    return db
 
 
 def rows(db: Path) -> int:
@@ -69,9 +84,8 @@ def test_build_replaces_only_a_database_harmonise_built(ties: Path, tmp_path: Pa
     assert code == 0, err
 
 
-def test_a_stale_wal_does_not_make_a_successful_build_unusable(ties: Path, tmp_path: Path) -> None:
-    db = tmp_path / "h.duckdb"
-    assert build(ties, db)[0] == 0
+def test_a_stale_wal_does_not_make_a_successful_build_unusable(ties: Path, built: Path, tmp_path: Path) -> None:
+    db = copy_of(built, tmp_path)
     other = tmp_path / "other.duckdb"  # a write-ahead log of another database, as a crash or a copy leaves it
     con = duckdb.connect(str(other))
     con.execute("SET checkpoint_threshold = '1GB'")
@@ -89,12 +103,11 @@ def test_a_stale_wal_does_not_make_a_successful_build_unusable(ties: Path, tmp_p
     assert (code, out) == (0, "n\n60\n")
 
 
-def test_success_only_after_the_new_database_opens_read_only(ties: Path, tmp_path: Path,
+def test_success_only_after_the_new_database_opens_read_only(ties: Path, built: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from harmonise.store import atomic
 
-    db = tmp_path / "h.duckdb"
-    assert build(ties, db)[0] == 0
+    db = copy_of(built, tmp_path)
     before = db.read_bytes()
     real = atomic.verify
 
@@ -110,9 +123,8 @@ def test_success_only_after_the_new_database_opens_read_only(ties: Path, tmp_pat
     assert db.read_bytes() == before
 
 
-def test_a_damaged_database_is_a_message_not_an_internal_error(ties: Path, tmp_path: Path) -> None:
-    db = tmp_path / "h.duckdb"
-    assert build(ties, db)[0] == 0
+def test_a_damaged_database_is_a_message_not_an_internal_error(built: Path, tmp_path: Path) -> None:
+    db = copy_of(built, tmp_path)
     raw = bytearray(db.read_bytes())
     block = 262_144  # DuckDB's block size; the first 12 KiB are the file headers, then the catalog's block
     for start in range(12_288 + block + 5_000, len(raw), block):  # data blocks: it opens, reading fails

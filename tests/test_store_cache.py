@@ -6,17 +6,18 @@ row by row; a damaged or mismatched cache is not trusted; a failed build leaves 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ROOT, run
+from conftest import ROOT, folder_db, run, unchanged
 
 from harmonise.readers.files import open_source
 from harmonise.spec.project import load_project
-from harmonise.store.cache import INDEX, folder_of, source_from, source_json, variables_from, variables_json
+from harmonise.store.cache import INDEX, BuildCache, folder_of, source_from, source_json, variables_from, variables_json
 
 REAL = ROOT.parent / "shared" / "data" / "ess_real"
 TIMES = {"sources": "built_at", "build_info": "built_at"}  # build times: the only columns two builds may differ in
@@ -117,18 +118,39 @@ def test_a_rebuild_after_editing_one_rule_equals_a_full_build(project: Path, tmp
     assert noted and all(any("Edited. " in str(r) for r in lineage_after[f]) for f in noted)
 
 
-def _built(project: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """Two country files of the last ESS round, built once: (their folder, the database)."""
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """Two country files of the last ESS round built once per module: (the project, their folder, the database
+    with its cache); read-only, tests take :func:`_built` copies."""
+    tmp = tmp_path_factory.mktemp("cache")
+    project = tmp / "proj"
+    for part in ("mappings", "surveys"):
+        shutil.copytree(ROOT / part, project / part)
     last = load_project(project).crosswalks["ess"].waves[-1].wave
-    data = _country_files(tmp_path, project, [last], per_wave=2)
-    db = tmp_path / "h.duckdb"
+    data = _country_files(tmp, project, [last], per_wave=2)
+    db = tmp / "h.duckdb"
     _build(project, data, db)
-    return data, db
+    return project, data, db
+
+
+def _built(built_once: tuple[Path, Path, Path], tmp_path: Path, data_too: bool = False) -> tuple[Path, Path, Path]:
+    """A copy of :func:`built_once` to change: the database hard-linked (same inode, so its cache still
+    describes it; a build replaces the file, never writes into it) and the cache copied; ``data_too``: the
+    data folder copied too (else the module's, which the database's ``sources`` name)."""
+    project, data, db = built_once
+    copy = tmp_path / db.name
+    os.link(db, copy)
+    shutil.copytree(folder_of(db), folder_of(copy))
+    if data_too:
+        data = shutil.copytree(data, tmp_path / "data", copy_function=os.link)
+    return project, data, copy
 
 
 @pytest.mark.slow
-def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(project: Path, tmp_path: Path) -> None:
-    data, db = _built(project, tmp_path)
+def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(built_once: tuple[Path, Path, Path],
+                                                              tmp_path: Path) -> None:
+    project, data, db = _built(built_once, tmp_path)
+    assert BuildCache(db).previous == db  # the copy's cache describes it
     reference = _tables(db)
     index = folder_of(db) / INDEX
     index.write_bytes(b"not a database" * 100)  # damaged
@@ -143,8 +165,8 @@ def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(project: Path, tmp
 
 
 @pytest.mark.slow
-def test_a_failed_build_leaves_the_previous_cache(project: Path, tmp_path: Path) -> None:
-    data, db = _built(project, tmp_path)
+def test_a_failed_build_leaves_the_previous_cache(built_once: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    project, data, db = _built(built_once, tmp_path, data_too=True)  # a file is added to it
     index = folder_of(db) / INDEX
     before = index.read_bytes()
     first = min(data.iterdir())
@@ -159,12 +181,16 @@ def test_a_failed_build_leaves_the_previous_cache(project: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_full_reuses_nothing_and_rewrites_the_cache(project: Path, tmp_path: Path) -> None:
+def test_full_reuses_nothing_and_rewrites_the_cache(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     data = REAL / "ess9_nordic"
+    shared = folder_db(tmp_path_factory, data)  # built once per run (test_pipeline_real_files reads it too)
     db = tmp_path / "h.duckdb"
-    _build(project, data, db)
-    assert _kept(_build(project, data, db, "--full")) is None
-    assert _kept(_build(project, data, db)) == (3, 3)
+    os.link(shared, db)  # the same file, so the cache beside it describes it
+    shutil.copytree(folder_of(shared), folder_of(db))
+    assert BuildCache(db).previous == db
+    with unchanged(shared):
+        assert _kept(_build(ROOT, data, db, "--full")) is None
+        assert _kept(_build(ROOT, data, db)) == (3, 3)
 
 
 @pytest.mark.parametrize("path", [ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav",
