@@ -29,7 +29,7 @@ def test_readme_opens_with_exactly_the_two_commands() -> None:
     assert lines[2:6] == [
         "```bash",
         "python3 -m venv .venv && .venv/bin/pip install -q --no-compile -e . && .venv/bin/harmonise build --demo --db harmonised.duckdb",
-        'python3 -m venv .venv && .venv/bin/pip install -q --no-compile -e ".[test]" && .venv/bin/python -m pytest -q -n auto',
+        'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m pytest -q -n auto',
         "```",
     ]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
