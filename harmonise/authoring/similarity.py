@@ -127,12 +127,7 @@ def value_fit(target: Variable, vm: VarMeta, labels: dict[Code, str] | None = No
     if t in ("category", "boolean"):
         if not labels or len(labels) > 40:
             return 0.0
-        hits = [code_match(lab, target) for lab in labels.values()]
-        if t == "boolean" and any(h[1] == 0.5 for h in hits):
-            return 0.8
-        matched = {h[0] for h in hits if h[1] == 1.0}
-        wanted = 2 if t == "boolean" else len(target.codes or {})
-        return min(1.0, len(matched) / max(wanted, 1)) * sum(h[1] == 1.0 for h in hits) / len(hits)
+        return _label_fit(t, target.label, _codes(target), tuple(labels.values()))
     if t in ("country", "language"):
         width = 2 if t == "country" else 3
         keys = [c for c in labels if isinstance(c, str)]
@@ -148,6 +143,29 @@ def value_fit(target: Variable, vm: VarMeta, labels: dict[Code, str] | None = No
     return 0.5 if vm.type == "string" or not labels else 0.2
 
 
+# a target's codes as _code_match takes them, by the target (kept, so its id is not reused)
+_CODES: dict[int, tuple[Variable, tuple[tuple[str, str], ...]]] = {}
+
+
+def _codes(target: Variable) -> tuple[tuple[str, str], ...]:
+    hit = _CODES.get(id(target))
+    if hit is None or hit[0] is not target:
+        hit = _CODES[id(target)] = (target, tuple((target.codes or {}).items()))
+    return hit[1]
+
+
+@lru_cache(maxsize=65536)
+def _label_fit(ttype: str, tlabel: str, codes: tuple[tuple[str, str], ...], labels: tuple[str, ...]) -> float:
+    """:func:`value_fit` of a category or boolean target from its source's substantive labels (many
+    source variables share a label set: an agreement scale, yes/no)."""
+    hits = [_code_match(lab, ttype, tlabel, codes) for lab in labels]
+    if ttype == "boolean" and any(h[1] == 0.5 for h in hits):
+        return 0.8
+    matched = {h[0] for h in hits if h[1] == 1.0}
+    wanted = 2 if ttype == "boolean" else len(codes)
+    return min(1.0, len(matched) / max(wanted, 1)) * sum(h[1] == 1.0 for h in hits) / len(hits)
+
+
 @dataclass(frozen=True)
 class Candidate:
     name: str
@@ -157,9 +175,9 @@ class Candidate:
     parts: dict[str, float] = field(default_factory=dict, compare=False)
 
 
-def score(target: Variable, vm: VarMeta, aliases: frozenset[str] = frozenset(),
-          labels: dict[Code, str] | None = None) -> Candidate:
-    """Similarity of source variable ``vm`` to ``target`` (``labels``: its substantive labels, if known)."""
+def _parts(target: Variable, vm: VarMeta, aliases: frozenset[str],
+           labels: dict[Code, str] | None) -> tuple[float, float, float, float, bool]:
+    """(total, label recall, precision, value fit, alias) of ``vm`` for ``target``."""
     t_label = tokens(target.label) | tokens(target.name)
     t_all = t_label | tokens(target.definition) | frozenset().union(*(tokens(c) for c in (target.codes or {}).values()))
     s_label = tokens(vm.label) or tokens(vm.name)
@@ -170,8 +188,19 @@ def score(target: Variable, vm: VarMeta, aliases: frozenset[str] = frozenset(),
     alias = vm.name.lower() in aliases
     if alias:
         total += ALIAS_BONUS
+    return total, recall, precision, values, alias
+
+
+def _candidate(vm: VarMeta, parts: tuple[float, float, float, float, bool]) -> Candidate:
+    total, recall, precision, values, alias = parts
     return Candidate(vm.name, round(total, 3), vm.label, alias,
                      {"label": round(recall, 2), "precision": round(precision, 2), "values": round(values, 2)})
+
+
+def score(target: Variable, vm: VarMeta, aliases: frozenset[str] = frozenset(),
+          labels: dict[Code, str] | None = None) -> Candidate:
+    """Similarity of source variable ``vm`` to ``target`` (``labels``: its substantive labels, if known)."""
+    return _candidate(vm, _parts(target, vm, aliases, labels))
 
 
 def rank(target: Variable, meta: SourceMeta, aliases: frozenset[str] = frozenset(), n: int = 5,
@@ -180,14 +209,15 @@ def rank(target: Variable, meta: SourceMeta, aliases: frozenset[str] = frozenset
 
     ``labels`` caches :func:`substantive_labels` per variable when ranking many targets.
     """
-    order = {name: i for i, name in enumerate(meta.variables)}
     labels = labels if labels is not None else {}
     for name, vm in meta.variables.items():
         if name not in labels:
             labels[name] = substantive_labels(vm)
-    scored = [score(target, vm, aliases, labels[vm.name]) for vm in meta.variables.values()]
-    scored.sort(key=lambda c: (-c.score, order[c.name]))
-    return scored[:n]
+    # every variable is scored, only the best n become candidates (ordered by the score they show)
+    scored = [(-round(p[0], 3), i, vm, p) for i, vm in enumerate(meta.variables.values())
+              for p in [_parts(target, vm, aliases, labels[vm.name])]]
+    scored.sort(key=lambda x: x[:2])
+    return [_candidate(vm, p) for _, _, vm, p in scored[:n]]
 
 
 def name_key(text: str) -> str:
