@@ -31,6 +31,8 @@ db, delays = sys.argv[1], [float(x) for x in sys.argv[2:]]
 for delay in delays:
     pid = os.fork()
     if pid == 0:
+        # a terminal's Ctrl-C: a shell's background job starts with SIGINT ignored, which Python keeps
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
         os.dup2(null, 2)
