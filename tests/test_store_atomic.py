@@ -285,5 +285,6 @@ def test_a_sigint_that_reaches_duckdb_exits_130(monkeypatch: pytest.MonkeyPatch,
         raise error
 
     monkeypatch.setattr(api, "build", interrupted)
+    monkeypatch.setattr(api, "demo_data", lambda *a, **k: tmp_path)  # the interrupt is the point, not the demo's files
     res = CliRunner().invoke(main, ["build", "--demo", "--db", str(tmp_path / "x.duckdb")])
     assert (res.exit_code, res.stderr) == (130, "interrupted; a database being built was not replaced\n")
