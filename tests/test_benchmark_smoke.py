@@ -6,7 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -82,19 +82,23 @@ def bench() -> Iterator[ModuleType]:
     del sys.modules[spec.name]
 
 
-def recorder(bench: ModuleType, calls: list[tuple[str, bool]]) -> Callable[..., object]:
-    """A stand-in for ``measure``: records (what ran, sampled for memory) and returns numbered samples."""
+@pytest.fixture
+def calls(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """What the benchmark ran, through a stand-in for ``measure``: (what ran, sampled for memory);
+    the stand-in returns numbered samples."""
+    ran: list[tuple[str, bool]] = []
+
     def measure(cmd: list[str], cwd: Path, memory: bool = False, output: list[str] | None = None) -> object:
         folder = next((Path(part).name for part in cmd if Path(part).name in ("wide", "narrow")), None)
-        calls.append((folder or ("build" if "build" in cmd else "floor"), memory))
-        return bench.Sample(float(len(calls)), 10.0 * len(calls) if memory else None)
-    return measure
+        ran.append((folder or ("build" if "build" in cmd else "floor"), memory))
+        return bench.Sample(float(len(ran)), 10.0 * len(ran) if memory else None)
+
+    monkeypatch.setattr(bench, "measure", measure)
+    return ran
 
 
 def test_a_full_run_times_alternating_pairs_then_samples_memory_in_runs_of_its_own(
-        bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, bool]] = []
-    monkeypatch.setattr(bench, "measure", recorder(bench, calls))
+        bench: ModuleType, tmp_path: Path, calls: list[tuple[str, bool]]) -> None:
     case = bench.Case("wide-1x", 1000, 120, 1.0)
     bench.run_case(case, tmp_path, ["idno"], 2, tmp_path, memory_runs=1)
     assert calls == [("floor", False), ("build", False), ("build", False), ("floor", False),
@@ -105,9 +109,7 @@ def test_a_full_run_times_alternating_pairs_then_samples_memory_in_runs_of_its_o
 
 
 def test_without_memory_runs_the_timed_pair_is_sampled_and_counts_as_both(
-        bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, bool]] = []
-    monkeypatch.setattr(bench, "measure", recorder(bench, calls))
+        bench: ModuleType, tmp_path: Path, calls: list[tuple[str, bool]]) -> None:
     case = bench.Case("wide-1x", 1000, 120, 1.0)
     bench.run_case(case, tmp_path, ["idno"], 1, tmp_path, memory_runs=0)
     assert calls == [("floor", True), ("build", True)]
@@ -116,9 +118,7 @@ def test_without_memory_runs_the_timed_pair_is_sampled_and_counts_as_both(
 
 
 def test_wide_and_narrow_builds_alternate_in_pairs(bench: ModuleType, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, bool]] = []
-    monkeypatch.setattr(bench, "measure", recorder(bench, calls))
+                                                    calls: list[tuple[str, bool]]) -> None:
     wide, narrow = tmp_path / "wide", tmp_path / "narrow"
     assert bench.paired_builds(wide, narrow, 2, tmp_path) == [(1.0, 2.0), (4.0, 3.0)]
     assert calls == [("wide", False), ("narrow", False), ("narrow", False), ("wide", False)]

@@ -210,7 +210,7 @@ class FileFeed:
 # Whole small files' frames by their bytes and how they are read, kept by a long-lived process (the
 # validation server) that calls remember_frames(): validating the same file again after an edit reads
 # it no more.
-_FRAMES: dict[tuple[str, str, tuple[str, ...]], list[pd.DataFrame]] | None = None
+_FRAMES: dict[tuple[str, str, tuple[str, ...]], tuple[list[pd.DataFrame], int]] | None = None  # frames, bytes
 FRAMES_BYTES = 256 * 2**20  # at most this much kept; the oldest files go first
 
 
@@ -236,14 +236,15 @@ def recall_frames(sha256: str | None, src: SourceFile, columns: list[str]) -> li
     if not has_frames(sha256, src, columns):
         return None
     assert _FRAMES is not None
-    return [f.copy() for f in _FRAMES[_key(sha256 or "", src, columns)]]
+    return [f.copy() for f in _FRAMES[_key(sha256 or "", src, columns)][0]]
 
 
 def keep_frames(sha256: str | None, src: SourceFile, columns: list[str], frames: list[pd.DataFrame]) -> None:
     """Keep a copy of a file's frames when :func:`remember_frames` was called (and its digest is known)."""
     if _FRAMES is None or not sha256:
         return
-    _FRAMES[_key(sha256, src, columns)] = [f.copy() for f in frames]
-    total = sum(int(f.memory_usage(deep=True).sum()) for fs in _FRAMES.values() for f in fs)
+    kept = [f.copy() for f in frames]
+    _FRAMES[_key(sha256, src, columns)] = (kept, sum(int(f.memory_usage(deep=True).sum()) for f in kept))
+    total = sum(size for _, size in _FRAMES.values())
     while total > FRAMES_BYTES and _FRAMES:
-        total -= sum(int(f.memory_usage(deep=True).sum()) for f in _FRAMES.pop(next(iter(_FRAMES))))
+        total -= _FRAMES.pop(next(iter(_FRAMES)))[1]
