@@ -20,7 +20,8 @@ Cases (``--cases``, default all):
   ESS round edited and the database rebuilt (reusing the unchanged files): rebuild / full;
 - ``demo``: `harmonise build --demo` (its generated files cached);
 - ``editloop``: a comment saved into a copy of `mappings/ess.yaml`, then `harmonise validate --data
-  ../shared/data/ess8_fr/` (through the validation server), median over ``--editloop-runs``;
+  ../shared/data/ess8_fr/` (through the validation server), median over ``--editloop-runs``; then the
+  same with a rule of round 8 (the file's round) changed at each save;
 - ``retroharmonize``: where R is installed, benchmarks/retroharmonize.R reads the many files'
   needed columns through retroharmonize (skipped without R).
 
@@ -337,10 +338,16 @@ def incremental_case(folder: Path, pairs: int, work: Path) -> list[dict[str, obj
     return out
 
 
-def editloop_case(runs: int, work: Path | None = None) -> list[float]:
-    """The mapping author's loop: save `mappings/ess.yaml` (a comment line changes), then `harmonise
-    validate --data ../shared/data/ess8_fr/`, ``runs`` times, in a copy of the project (``work``),
-    through the validation server as the author's command runs it (the first run starts it)."""
+RULE_EDIT = ('        missing: {"99999": not_available}\n        quality: exact\n',  # ess.yaml, waves[8] region_nuts
+             '        missing: {"99999": not_available, "{code}": not_available}\n        quality: exact\n')
+
+
+def editloop_case(runs: int, work: Path | None = None, rule: bool = False) -> list[float]:
+    """The mapping author's loop: save `mappings/ess.yaml`, then `harmonise validate --data
+    ../shared/data/ess8_fr/`, ``runs`` times, in a copy of the project (``work``), through the validation
+    server as the author's command runs it (the first run starts it). Each save adds a comment line, or
+    with ``rule`` changes a rule of round 8 (the file's round: another missing code of its region rule,
+    so its checks and compiled SQL change at every save)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(dir=work) as tmp:
@@ -349,15 +356,32 @@ def editloop_case(runs: int, work: Path | None = None) -> list[float]:
             shutil.copytree(ROOT / part, project / part)
         ess = project / "mappings" / "ess.yaml"
         text = ess.read_text(encoding="utf-8")
+        if rule and text.count(RULE_EDIT[0]) != 1:
+            raise SystemExit("benchmarks/run.py: the rule edit's anchor is not in mappings/ess.yaml; update RULE_EDIT")
         cmd = [*harmonise_cmd(), "--project", str(project), "validate", "--data", str(EDIT_LOOP_DATA)]
         out = []
         for i in range(runs + 1):  # run 0 starts the server and is not counted
-            ess.write_text(text + f"# edit {i}\n", encoding="utf-8")  # every run follows a save
+            edited = text.replace(RULE_EDIT[0], RULE_EDIT[1].replace("{code}", str(99990 - i))) if rule \
+                else text + f"# edit {i}\n"
+            ess.write_text(edited, encoding="utf-8")  # every run follows a save
             seconds = measure(cmd, ROOT).seconds
             if i:
                 out.append(seconds)
-                print(f"  edit loop run {i}: {seconds:.2f} s", flush=True)
+                print(f"  edit loop ({'rule' if rule else 'comment'}) run {i}: {seconds:.2f} s", flush=True)
+            else:
+                _server_ready(project)
     return out
+
+
+def _server_ready(project: Path, limit: float = 60) -> None:
+    """Wait (up to ``limit`` s) for the validation server the first run started to listen, as an author's
+    next save comes seconds later, not at once."""
+    from harmonise import warm
+
+    sock = warm.socket_path(warm.server_dir(), project.resolve(), warm.code_fingerprint())
+    deadline = time.monotonic() + limit
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def retroharmonize_case(folder: Path, work: Path) -> float | None:
@@ -377,7 +401,7 @@ def retroharmonize_case(folder: Path, work: Path) -> float | None:
 
 
 def extra_summary(many: Many | None, incremental: list[dict[str, object]] | None, editloop: list[float] | None,
-                  retro: float | None) -> dict[str, object]:
+                  retro: float | None, editrule: list[float] | None = None) -> dict[str, object]:
     out: dict[str, object] = {}
     if many is not None:
         out["many_files"] = many.files
@@ -388,6 +412,8 @@ def extra_summary(many: Many | None, incremental: list[dict[str, object]] | None
                                                            for p in incremental), 3)
     if editloop:
         out["editloop_seconds"] = round(statistics.median(editloop), 3)
+    if editrule:
+        out["editloop_rule_seconds"] = round(statistics.median(editrule), 3)
     if retro is not None:
         out["retroharmonize_seconds"] = round(retro, 2)
     return out
@@ -403,7 +429,9 @@ def extra_note(s: dict[str, object], many: Many | None) -> list[str]:
         parts.append(f"rebuild after editing one rule of one round / full build = {s['incremental_ratio']} "
                      f"(target <= {TARGETS['incremental']})")
     if "editloop_seconds" in s:
-        parts.append(f"edit loop (validate --data ESS8 FR) median {s['editloop_seconds']} s")
+        parts.append(f"edit loop (validate --data ESS8 FR after saving a comment) median {s['editloop_seconds']} s")
+    if "editloop_rule_seconds" in s:
+        parts.append(f"edit loop (the same after changing a rule of round 8) median {s['editloop_rule_seconds']} s")
     if "retroharmonize_seconds" in s:
         parts.append(f"retroharmonize reading the many files {s['retroharmonize_seconds']} s")
     return parts
@@ -450,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     scales = sorted(set(args.scales) | {1})
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     cases: dict[str, Case] = {}
-    paired = many = incremental = editloop = None
+    paired = many = incremental = editloop = editrule = None
     demo = retro = None
     with tempfile.TemporaryDirectory(prefix="harmonise-bench-") as tmp:
         data = Path(tmp) / "data" if args.quick else args.data
@@ -491,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  demo build {demo:.2f} s", flush=True)
         if "editloop" in chosen:
             editloop = editloop_case(args.editloop_runs)
-    result = {**summary(cases, demo, scales, paired), **extra_summary(many, incremental, editloop, retro)}
+            editrule = editloop_case(args.editloop_runs, rule=True)
+    result = {**summary(cases, demo, scales, paired), **extra_summary(many, incremental, editloop, retro, editrule)}
     if "demo_seconds" not in result and demo is not None:
         result["demo_seconds"] = round(demo, 2)
     print()
@@ -510,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
                "pairs_top": args.pairs_top or args.pairs, "memory_runs": args.memory_runs, "indicators": not args.without_indicators,
                "summary": result, "cases": {n: asdict(c) for n, c in cases.items()},
                "wide_narrow_pairs": paired, "many": asdict(many) if many is not None else None,
-               "incremental": incremental, "editloop": editloop, "retroharmonize": retro, "demo": demo}
+               "incremental": incremental, "editloop": editloop, "editloop_rule": editrule, "retroharmonize": retro, "demo": demo}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwrote {args.json}")

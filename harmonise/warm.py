@@ -5,8 +5,10 @@ work; checking a 2,000-row country file takes ~0.4 s more. So `harmonise validat
 *validation server* — a process of the same user, started on the first run, that has those
 imports loaded — to run the command, and prints what it answers; the output and exit code are
 those of running the command here (its output is rendered as when it is not written to a
-terminal). Nothing is kept between requests: every request loads the project and reads its files
-afresh, so an edited crosswalk or file is always seen.
+terminal). Every request loads the project and looks at its files afresh, so an edited crosswalk or
+file is always seen; what the server keeps between requests is keyed by the content it follows from
+(a crosswalk's and each wave's static issues, a declared codebook's model, a file's header and a
+small file's rows by its sha256, pandera's verdict on a profile), so a kept result is never stale.
 
 - The server listens on a Unix socket in ``$HARMONISE_SERVER_DIR`` (default
   ``$XDG_RUNTIME_DIR/harmonise``, else ``/tmp/harmonise-<uid>``), a folder that must be the
@@ -16,7 +18,9 @@ afresh, so an edited crosswalk or file is always seen.
 - It only runs `validate`; it exits after ``IDLE_SECONDS`` without a request.
 - ``HARMONISE_SERVER=off`` runs every command here and starts no server (the test suite sets it).
 - When no server answers, the command runs here, then a server is started in the background
-  (one per socket: a lock file keeps a second one from starting).
+  (one per socket: a lock file keeps a second one from starting). Before it listens, the server runs
+  that command once, its output discarded, so the next save is answered warm (the first request
+  of a fresh process pays for first reads and first uses: ~2.5 s instead of ~0.7 s for ESS8 FR).
 """
 
 from __future__ import annotations
@@ -106,9 +110,7 @@ def ask(sock: Path, argv: list[str]) -> int | None:
         return None
     try:
         client.connect(str(sock))
-        request = {"argv": argv, "cwd": os.getcwd(),
-                   "env": {k: v for k, v in os.environ.items() if k.startswith("HARMONISE_") or k == "COLUMNS"}}
-        client.sendall(json.dumps(request).encode() + b"\n")
+        client.sendall(json.dumps(request_of(argv)).encode() + b"\n")
         client.shutdown(socket.SHUT_WR)
         answer = _read_all(client)
     except OSError:
@@ -136,10 +138,19 @@ def _read_all(conn: socket.socket) -> bytes:
         parts.append(b)
 
 
-def start_server(sock: Path, root: Path) -> None:
-    """Start a server for ``root`` in the background (it exits at once if one holds the socket's lock)."""
+def request_of(argv: list[str]) -> dict[str, Any]:
+    """The request that runs ``argv`` as this process would: its folder and harmonise's settings."""
+    return {"argv": argv, "cwd": os.getcwd(),
+            "env": {k: v for k, v in os.environ.items() if k.startswith("HARMONISE_") or k == "COLUMNS"}}
+
+
+def start_server(sock: Path, root: Path, warm_up: list[str] | None = None) -> None:
+    """Start a server for ``root`` in the background (it exits at once if one holds the socket's lock);
+    it runs ``warm_up`` (a command's arguments, as from this folder) once before it listens."""
+    replay = [json.dumps(request_of(warm_up))] if warm_up is not None else []
     with contextlib.suppress(OSError):
-        subprocess.Popen([sys.executable, "-m", "harmonise.warm", str(sock), str(root)], cwd=str(root),
+        subprocess.Popen([sys.executable, "-m", "harmonise.warm", str(sock), str(root), str(IDLE_SECONDS), *replay],
+                         cwd=str(root),
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True, close_fds=True)
 
@@ -148,7 +159,7 @@ def entry() -> None:
     """The `harmonise` command: `validate` through a warm server when one answers, everything else here."""
     argv = sys.argv[1:]
     command, project = split_command(argv)
-    start: tuple[Path, Path] | None = None  # (socket, project) of a server to start after the run
+    start: tuple[Path, Path, list[str]] | None = None  # (socket, project, warm-up) of a server to start after the run
     if command in COMMANDS and enabled():
         root = (project or Path.cwd()).resolve()
         folder = _private_dir(create=True)
@@ -161,7 +172,7 @@ def entry() -> None:
                 sys.exit(130)
             if code is not None:
                 sys.exit(code)
-            start = (sock, root)
+            start = (sock, root, argv)
     from harmonise.cli import main
 
     try:
@@ -200,8 +211,9 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     return {"out": out.getvalue(), "err": err.getvalue(), "exit": code}
 
 
-def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS) -> None:
-    """Answer requests on ``sock`` until ``idle`` seconds pass without one (one server per socket)."""
+def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS, warm_up: dict[str, Any] | None = None) -> None:
+    """Answer requests on ``sock`` until ``idle`` seconds pass without one (one server per socket); run the
+    request ``warm_up`` first, its reply discarded."""
     lock = open(f"{sock}.lock", "a")  # noqa: SIM115 - held for the server's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -215,11 +227,16 @@ def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS) -> None:
     import harmonise.api
     import harmonise.checks.frame
     import harmonise.cli  # noqa: F401
+    from harmonise.checks.frame import remember_verdicts
     from harmonise.discover import remember_scans
     from harmonise.readers.prefetch import remember_frames
 
     remember_scans()  # the edit loop validates the same files again: their headers are read once,
-    remember_frames()  # and small files' rows too
+    remember_frames()  # and small files' rows too,
+    remember_verdicts()  # and pandera's verdict on a profile an edit did not change
+    if warm_up is not None:
+        with contextlib.suppress(Exception):  # only a warm-up: its reply, or failure, is not anyone's
+            _run(warm_up)
 
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
@@ -254,4 +271,5 @@ def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS) -> None:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else IDLE_SECONDS)
+    serve(Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else IDLE_SECONDS,
+          json.loads(sys.argv[4]) if len(sys.argv) > 4 else None)

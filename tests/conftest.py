@@ -10,6 +10,7 @@ import json
 import os
 import resource
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -74,6 +75,17 @@ def module_rank(items: list[pytest.Item]) -> dict[Path, int]:
             first.setdefault(build, path)
     return {path: 0 if path in first.values() else 2 if needed else 1 if path in slow else 3
             for path, needed in builds.items()}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let this run write bytecode caches, whatever ``PYTHONDONTWRITEBYTECODE`` says (docs/testing.md).
+
+    Without them every xdist worker rewrote the asserts of all test modules (collection 8.9 → 3.8 s of
+    CPU) and every interpreter the tests start (the CLI, the kill test's driver, parallel-build workers,
+    the benchmark runs) compiled harmonise from source. Set here, in the controlling process before the
+    workers start, so they and every process the tests start inherit it."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, run
 
 from harmonise import connect
+from harmonise.checks import frame
 from harmonise.checks.frame import SMALL, validate_profile
 from harmonise.outdir import MANIFEST
 from harmonise.spec.project import load_project
@@ -84,3 +85,27 @@ def test_validate_profile_reports_each_failing_pair_with_rows_and_count() -> Non
                           ("labour_status_missing", "refused", 30, 1), *over])
     assert set(fc.loc[fc["column"] == "age", "check"]) == {"in_range(0.0, 120.0)"}
     assert validate_profile(_profile(ok + ages[:121]), schema, tables).empty
+
+
+def test_kept_verdicts_are_those_pandera_gives_and_a_changed_profile_is_validated_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load_project(ROOT)
+    schema, tables = project.schema, project.tables
+    assert schema is not None
+    bad = [("labour_status", "retired-ish", None, None, None, 3, 12)]
+    text_none = [("labour_status", "None", None, None, None, 3, 12)]  # the text "None", not a null
+    null = [("labour_status", None, None, None, None, 3, 12)]  # neither value nor reason: fails
+    fresh = [validate_profile(_profile(rows), schema, tables) for rows in (bad, text_none, null)]
+    monkeypatch.setattr(frame, "_VERDICTS", {})
+    kept = [validate_profile(_profile(rows), schema, tables) for rows in (bad, text_none, null)]
+    assert len(frame._VERDICTS or {}) == 3  # three different profiles: three verdicts
+    kept[0].loc[0, "n"] = 999  # a caller changing its copy changes nothing kept
+    again = [validate_profile(_profile(rows), schema, tables) for rows in (bad, text_none, null)]
+    assert len(frame._VERDICTS or {}) == 3
+    for a, b in zip(fresh, again):
+        pd.testing.assert_frame_equal(a, b)
+    assert sorted(fresh[1]["failure_case"]) == ["None"] and fresh[2]["failure_case"].tolist() != ["None"]
+    edited = schema.model_copy(deep=True)  # a declaration edited: validated again, against it
+    edited.variable("labour_status").codes["retired-ish"] = "Retired, more or less"
+    assert validate_profile(_profile(bad), edited, tables).empty
+    assert len(frame._VERDICTS or {}) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,8 +29,9 @@ def server_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.rmdir()
 
 
-def _start(sock: Path, idle: float = 60) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "harmonise.warm", str(sock), str(ROOT), str(idle)], cwd=ROOT)
+def _start(sock: Path, idle: float = 60, warm_up: list[str] | None = None) -> subprocess.Popen[bytes]:
+    replay = [json.dumps(warm.request_of(warm_up))] if warm_up is not None else []
+    proc = subprocess.Popen([sys.executable, "-m", "harmonise.warm", str(sock), str(ROOT), str(idle), *replay], cwd=ROOT)
     deadline = time.monotonic() + 60
     while not sock.exists():
         assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
@@ -82,6 +84,23 @@ def test_the_server_answers_as_the_command_run_here(server_dir: Path, capsys: py
         proc.wait(timeout=30)
 
 
+def test_a_server_answers_after_its_warm_up_whatever_the_warm_up_gave(server_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(ROOT)
+    for warm_up in (["validate", "--data", "no/such/folder"], ["validate", "--no-such-option"]):
+        sock = warm.socket_path(server_dir, ROOT, "warm-up-" + warm_up[-1].replace("/", "-"))
+        proc = _start(sock, warm_up=warm_up)
+        try:
+            capsys.readouterr()
+            assert warm.ask(sock, ["validate", "--data", "no/such/folder"]) == 2
+            served = capsys.readouterr()
+            here = CliRunner().invoke(main, ["validate", "--data", "no/such/folder"])
+            assert served.out + served.err == here.output and here.exit_code == 2
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 def test_an_idle_server_exits_and_removes_its_socket(server_dir: Path) -> None:
     sock = warm.socket_path(server_dir, ROOT, "idle")
     proc = _start(sock, idle=0.5)
@@ -91,14 +110,14 @@ def test_an_idle_server_exits_and_removes_its_socket(server_dir: Path) -> None:
 
 def test_without_a_server_the_command_runs_here_and_starts_one(server_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    started: list[tuple[Path, Path]] = []
-    monkeypatch.setattr(warm, "start_server", lambda sock, root: started.append((sock, root)))
+    started: list[tuple[Path, Path, list[str] | None]] = []
+    monkeypatch.setattr(warm, "start_server", lambda sock, root, warm_up=None: started.append((sock, root, warm_up)))
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "argv", ["harmonise", "validate", "--help"])
     with pytest.raises(SystemExit) as exc:
         warm.entry()
     assert exc.value.code == 0 and "Usage: harmonise validate" in capsys.readouterr().out
-    assert started == [(warm.socket_path(server_dir, ROOT, warm.code_fingerprint()), ROOT)]
+    assert started == [(warm.socket_path(server_dir, ROOT, warm.code_fingerprint()), ROOT, ["validate", "--help"])]
     monkeypatch.setenv("HARMONISE_SERVER", "off")
     with pytest.raises(SystemExit):
         warm.entry()

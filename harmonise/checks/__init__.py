@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import pickle
 from typing import TYPE_CHECKING, Any
 
 from harmonise.checks import accounting, drift, inputs, labels, renames
-from harmonise.checks.crosswalk import check_crosswalk, check_target
+from harmonise.checks.crosswalk import check_crosswalk, check_target, dedupe, header_issues, wave_issues
 from harmonise.checks.derivations import derivation_issues
 from harmonise.checks.expressions import compared_codes, derived_code_issues, expr_type, named_arguments
 from harmonise.checks.rules import rule_issues, shape_issues
 from harmonise.checks.values import ValueRule, value_ok, value_rules
 from harmonise.errors import Issue
 from harmonise.spec.project import Project, without_set_aside
+from harmonise.spec.yamlload import locate
 
 if TYPE_CHECKING:
     from harmonise.checks.frame import pandera_schema, validate_frame, validate_profile
@@ -66,13 +68,36 @@ def static_issues(project: Project) -> list[Issue]:
         key = _crosswalk_key(project, survey, shared)
         found = _CHECKED.get(key)
         if found is None:
-            metas = {w.wave: project.declared_meta(survey, w.wave) for w in entry.crosswalk.waves}
-            found = check_crosswalk(entry.crosswalk, project.schema, project.tables, entry.index, metas)
-            while len(_CHECKED) >= _CHECKED_MAX:
-                del _CHECKED[next(iter(_CHECKED))]
-            _CHECKED[key] = found
+            found = _checked(project, survey, shared)
+            _keep(_CHECKED, key, found)
         issues.extend(copy.copy(i) for i in without_set_aside(found, entry.set_aside))
     return issues
+
+
+def _checked(project: Project, survey: str, shared: str) -> list[Issue]:
+    """:func:`check_crosswalk` of a survey against its declared codebooks, each wave's issues kept by what
+    they follow from (an edit to one wave, or to a comment, checks that wave, or none, again)."""
+    assert project.schema is not None
+    entry = project.surveys[survey]
+    cw = entry.crosswalk
+    context = _crosswalk_key(project, survey, shared, with_text=False)
+    context += hashlib.sha256(pickle.dumps(cw.model_dump(exclude={"waves"}), protocol=5)).hexdigest()
+    issues = header_issues(cw, project.schema, entry.index)
+    for position, wave in enumerate(cw.waves):
+        key = hashlib.sha256(f"{context}\0{position}\0".encode() +
+                             pickle.dumps(wave.model_dump(), protocol=5)).hexdigest()
+        found = _WAVES.get(key)
+        if found is None:
+            found = wave_issues(cw, wave, project.schema, project.tables, project.declared_meta(survey, wave.wave))
+            _keep(_WAVES, key, found)
+        issues.extend(locate(i, entry.index, cw.survey, wave.wave) for i in found)
+    return dedupe(issues)
+
+
+def _keep(memo: dict[str, list[Issue]], key: str, found: list[Issue]) -> None:
+    while len(memo) >= _CHECKED_MAX:
+        del memo[next(iter(memo))]
+    memo[key] = found
 
 
 # A crosswalk's static issues by the digest of everything they follow from (its text, the other
@@ -80,6 +105,9 @@ def static_issues(project: Project) -> list[Issue]:
 # validates again (the validation server, a test session) checks again only what was edited.
 _CHECKED: dict[str, list[Issue]] = {}
 _CHECKED_MAX = 64
+# One wave's issues (not located: an edit above it moves their lines) by the digest of the same, without
+# the crosswalk's text, and of the crosswalk's model but its other waves, the wave's position and entry.
+_WAVES: dict[str, list[Issue]] = {}
 
 
 def _shared_digest(project: Project) -> str:
@@ -95,10 +123,11 @@ def _shared_digest(project: Project) -> str:
     return h.hexdigest()
 
 
-def _crosswalk_key(project: Project, survey: str, shared: str) -> str:
+def _crosswalk_key(project: Project, survey: str, shared: str, with_text: bool = True) -> str:
     entry = project.surveys[survey]
     h = hashlib.sha256(f"{shared}\0{survey}\0{entry.file}\0".encode())
-    h.update(entry.text.encode())
+    if with_text:
+        h.update(entry.text.encode())
     folder = project.root / "surveys" / survey
     for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
         if path.is_file():

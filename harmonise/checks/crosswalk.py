@@ -20,7 +20,7 @@ from harmonise.checks.rules import rule_issues
 from harmonise.checks.values import value_ok
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
-from harmonise.spec.crosswalk import Crosswalk
+from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import EXPR_TYPES, ExprError, parse, referenced_names, result_literals
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema, Variable
@@ -40,6 +40,18 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
     makes its targets not available (one grouped warning; the pipeline says it), and labelled codes
     are judged against the rows (:mod:`harmonise.checks.accounting`); against a declared codebook
     both are errors of the crosswalk."""
+    issues = header_issues(cw, schema, index)
+    for wave in cw.waves:
+        if only_wave is not None and wave.wave != only_wave:
+            continue
+        issues.extend(locate(i, index, cw.survey, wave.wave)
+                      for i in wave_issues(cw, wave, schema, tables, metas.get(wave.wave), data, supplied))
+    return dedupe(issues)
+
+
+def header_issues(cw: Crosswalk, schema: TargetSchema, index: LineIndex | None) -> list[Issue]:
+    """The issues of what a crosswalk declares for all its waves: its survey code, missing-code
+    conventions, file patterns and periods (located)."""
     issues: list[Issue] = []
     reasons = set(schema.reasons)
 
@@ -76,25 +88,27 @@ def check_crosswalk(cw: Crosswalk, schema: TargetSchema, tables: TableSet, index
                 close = difflib.get_close_matches(wid, ids, n=1)
                 add(("periods", pi, "waves", wi), f"period names wave '{wid}', which the crosswalk does not declare",
                     code="unknown-wave", hint=f"did you mean '{close[0]}'?" if close else f"waves: {', '.join(ids)}")
-    for wave in cw.waves:
-        if only_wave is not None and wave.wave != only_wave:
-            continue
-        meta = metas.get(wave.wave)
-        plan = resolve_wave(cw, wave, schema, tables, meta.variables if meta else None, supplied)
-        for i in rule_issues(cw, wave, schema, tables):
-            issues.append(locate(i, index, cw.survey, wave.wave))
-        for var in schema.variables:
-            tp = plan.targets.get(var.name)
-            if tp is not None:
-                issues.extend(locate(i, index, cw.survey, wave.wave)
-                              for i in check_target(var, tp, plan, schema, tables, meta, data))
-    return _dedupe(issues)
+    return issues
+
+
+def wave_issues(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSet, meta: SourceMeta | None,
+                data: bool = False, supplied: Mapping[str, Any] | None = None) -> list[Issue]:
+    """The issues of the rules in force in one wave against the source metadata ``meta`` (not located:
+    pass them through :func:`~harmonise.spec.yamlload.locate`). They follow from the wave's position
+    and entry, the rest of the crosswalk but its other waves, the schema, the tables and ``meta``."""
+    plan = resolve_wave(cw, wave, schema, tables, meta.variables if meta else None, supplied)
+    issues = list(rule_issues(cw, wave, schema, tables))
+    for var in schema.variables:
+        tp = plan.targets.get(var.name)
+        if tp is not None:
+            issues.extend(check_target(var, tp, plan, schema, tables, meta, data))
+    return issues
 
 
 _WAVE_PREFIX = re.compile(r"^wave (\S+): (.*)$", re.DOTALL)
 
 
-def _dedupe(issues: list[Issue]) -> list[Issue]:
+def dedupe(issues: list[Issue]) -> list[Issue]:
     """Base-rule problems repeat for every wave: report each once, naming the waves it affects."""
     groups: dict[tuple[Any, ...], list[tuple[str | None, Issue]]] = {}
     for i in issues:

@@ -11,6 +11,8 @@ with a row count and an example source row per failing value.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
 from collections.abc import Iterable
 
@@ -98,6 +100,29 @@ def _nullable(column: pd.Series) -> np.ndarray:
     return column.astype(object).where(column.notna(), None).to_numpy()
 
 
+# Verdicts on profiles validated before, by the digest of the profile and of the declarations it is
+# checked against; kept only where :func:`remember_verdicts` was called (the validation server, whose
+# edit loop validates the same file's profile again after most edits). None: nothing is kept.
+_VERDICTS: dict[str, pd.DataFrame] | None = None
+_VERDICTS_MAX = 256
+
+
+def remember_verdicts() -> None:
+    """Keep :func:`validate_profile`'s verdicts for the rest of this process (a profile and declarations
+    seen before are not validated again)."""
+    global _VERDICTS
+    if _VERDICTS is None:
+        _VERDICTS = {}
+
+
+def _verdict_key(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> str:
+    """Digest of exactly what a verdict follows from: the profile (pickled: values, types and nulls
+    kept apart) and the schema and code tables."""
+    h = hashlib.sha256(pickle.dumps((schema, tables), protocol=5))
+    h.update(pickle.dumps(profile, protocol=5))
+    return h.hexdigest()
+
+
 def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
     """Validate the distinct (value, missing reason) pairs of harmonised rows with pandera.
 
@@ -106,6 +131,19 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
     (an example source row). Returns one row per failing pair: column, check, failure_case,
     source_row, n.
     """
+    if _VERDICTS is None:
+        return _validate_profile(profile, schema, tables)
+    key = _verdict_key(profile, schema, tables)
+    found = _VERDICTS.get(key)
+    if found is None:
+        found = _validate_profile(profile, schema, tables)
+        while len(_VERDICTS) >= _VERDICTS_MAX:
+            del _VERDICTS[next(iter(_VERDICTS))]
+        _VERDICTS[key] = found
+    return found.copy()
+
+
+def _validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
     # each value column converted once (not per variable): a variable's pairs are positions into them
     by_type = {"num": profile["v_num"].astype("float64").to_numpy(), "bool": _nullable(profile["v_bool"]),
                "text": _nullable(profile["v_text"])}

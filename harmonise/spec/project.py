@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,7 +308,28 @@ def without_set_aside(issues: list[Issue], aside: set[str]) -> list[Issue]:
 
 
 def load_codebook(path: Path, root: Path) -> tuple[SourceCodebook | None, list[Issue]]:
-    return validate_model(SourceCodebook, load_yaml_file(path, rel(path, root)))
+    """A declared codebook (None and the issues when it does not load). One that loaded cleanly is kept
+    for the rest of the process by its name and bytes (the model is frozen), so a process that loads
+    the project again (the validation server, a test session) neither reads its parse nor validates
+    it again."""
+    name = rel(path, root)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raw = None  # load_yaml_file says why
+    key = (name, hashlib.sha256(raw).hexdigest()) if raw is not None else None
+    if key is not None and key in _CODEBOOKS:
+        return _CODEBOOKS[key], []
+    cb, issues = validate_model(SourceCodebook, load_yaml_file(path, name))
+    if key is not None and cb is not None and not issues:
+        while len(_CODEBOOKS) >= _CODEBOOKS_MAX:
+            del _CODEBOOKS[next(iter(_CODEBOOKS))]
+        _CODEBOOKS[key] = cb
+    return cb, issues
+
+
+_CODEBOOKS: dict[tuple[str, str], SourceCodebook] = {}
+_CODEBOOKS_MAX = 64
 
 
 def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
