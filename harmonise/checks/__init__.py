@@ -65,22 +65,22 @@ def static_issues(project: Project) -> list[Issue]:
         return issues
     shared = _shared_digest(project)
     for survey, entry in project.surveys.items():
-        key = _crosswalk_key(project, survey, shared)
+        context = _context_key(project, survey, shared)
+        key = hashlib.sha256(f"{context}\0{entry.text}".encode()).hexdigest()
         found = _CHECKED.get(key)
         if found is None:
-            found = _checked(project, survey, shared)
+            found = _checked(project, survey, context)
             _keep(_CHECKED, key, found)
         issues.extend(copy.copy(i) for i in without_set_aside(found, entry.set_aside))
     return issues
 
 
-def _checked(project: Project, survey: str, shared: str) -> list[Issue]:
+def _checked(project: Project, survey: str, context: str) -> list[Issue]:
     """:func:`check_crosswalk` of a survey against its declared codebooks, each wave's issues kept by what
     they follow from (an edit to one wave, or to a comment, checks that wave, or none, again)."""
     assert project.schema is not None
     entry = project.surveys[survey]
     cw = entry.crosswalk
-    context = _crosswalk_key(project, survey, shared, with_text=False)
     context += hashlib.sha256(pickle.dumps(cw.model_dump(exclude={"waves"}), protocol=5)).hexdigest()
     issues = header_issues(cw, project.schema, entry.index)
     for position, wave in enumerate(cw.waves):
@@ -100,13 +100,13 @@ def _keep(memo: dict[str, list[Issue]], key: str, found: list[Issue]) -> None:
     memo[key] = found
 
 
-# A crosswalk's static issues by the digest of everything they follow from (its text, the other
-# declarations but the other crosswalks, its declared codebooks and descriptor): a process that
-# validates again (the validation server, a test session) checks again only what was edited.
+# A crosswalk's static issues by the digest of everything they follow from (its text and its context:
+# the other declarations but the other crosswalks, its declared codebooks and descriptor): a process
+# that validates again (the validation server, a test session) checks again only what was edited.
 _CHECKED: dict[str, list[Issue]] = {}
 _CHECKED_MAX = 64
-# One wave's issues (not located: an edit above it moves their lines) by the digest of the same, without
-# the crosswalk's text, and of the crosswalk's model but its other waves, the wave's position and entry.
+# One wave's issues (not located: an edit above it moves their lines) by the digest of the context, the
+# crosswalk's model but its other waves, the wave's position and entry.
 _WAVES: dict[str, list[Issue]] = {}
 
 
@@ -123,11 +123,11 @@ def _shared_digest(project: Project) -> str:
     return h.hexdigest()
 
 
-def _crosswalk_key(project: Project, survey: str, shared: str, with_text: bool = True) -> str:
+def _context_key(project: Project, survey: str, shared: str) -> str:
+    """Digest of what a crosswalk's static issues follow from besides its own text: the other
+    declarations (``shared``), its name, and its survey's descriptor and declared codebooks."""
     entry = project.surveys[survey]
     h = hashlib.sha256(f"{shared}\0{survey}\0{entry.file}\0".encode())
-    if with_text:
-        h.update(entry.text.encode())
     folder = project.root / "surveys" / survey
     for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
         if path.is_file():
