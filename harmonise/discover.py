@@ -96,7 +96,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
         shas = list(hash_files(files, min(SCAN_READERS, os.cpu_count() or 1)))
     cached = [cache.scan(sha, opts.encoding, content, f) if cache is not None and sha else None
               for f, sha in zip(files, shas)]
-    memo = {i: (sha, opts.encoding, tuple(content)) for i, sha in enumerate(shas) if cache is None and sha}
+    # by name too: the same bytes under another extension are another finding (a SAV file named .dta)
+    memo = {i: (sha, opts.encoding, tuple(content), files[i].name) for i, sha in enumerate(shas) if cache is None and sha}
     read = {i: _recall(memo[i], files[i]) for i in memo if _REMEMBERED is not None and memo[i] in _REMEMBERED}
     todo = [i for i, c in enumerate(cached) if c is None and i not in read]
     read.update(zip(todo, isolated_map(partial(_scan, encoding=opts.encoding, names=content),
@@ -197,7 +198,7 @@ def _open(path: Path, encoding: str | None) -> SourceFile | None:
 
 # What discovery read of each file, by its bytes, kept by a long-lived process (the validation server)
 # that calls remember_scans(): validating the same files again after an edit reads no header again.
-_REMEMBERED: dict[tuple[str, str | None, tuple[str, ...]], bytes] | None = None
+_REMEMBERED: dict[tuple[str, str | None, tuple[str, ...], str], bytes] | None = None
 _REMEMBERED_MAX = 512
 
 
@@ -208,14 +209,14 @@ def remember_scans() -> None:
         _REMEMBERED = {}
 
 
-def _remember(key: tuple[str, str | None, tuple[str, ...]], scan: tuple[SourceFile, dict[str, Any]]) -> None:
+def _remember(key: tuple[str, str | None, tuple[str, ...], str], scan: tuple[SourceFile, dict[str, Any]]) -> None:
     assert _REMEMBERED is not None
     while len(_REMEMBERED) >= _REMEMBERED_MAX:
         del _REMEMBERED[next(iter(_REMEMBERED))]
     _REMEMBERED[key] = pickle.dumps(scan, protocol=5)  # a copy: a job may change its SourceFile (--country)
 
 
-def _recall(key: tuple[str, str | None, tuple[str, ...]], path: Path) -> tuple[SourceFile, dict[str, Any]]:
+def _recall(key: tuple[str, str | None, tuple[str, ...], str], path: Path) -> tuple[SourceFile, dict[str, Any]]:
     assert _REMEMBERED is not None
     src, seen = pickle.loads(_REMEMBERED[key])  # written by _remember above, in this process
     return dataclasses.replace(src, path=path), seen

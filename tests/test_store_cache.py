@@ -204,3 +204,14 @@ def test_a_file_header_survives_the_cache_unchanged(path: Path) -> None:
     assert back == src
     assert [type(k) for vm in back.meta.variables.values() for k in vm.labels] == \
         [type(k) for vm in src.meta.variables.values() for k in vm.labels]
+
+
+@pytest.mark.slow
+def test_a_file_renamed_to_another_formats_extension_is_read_and_refused_again(built_once: tuple[Path, Path, Path],
+                                                                               tmp_path: Path) -> None:
+    project, data, db = _built(built_once, tmp_path, data_too=True)
+    first = min(data.glob("*.sav"))
+    renamed = first.rename(first.with_suffix(".dta"))  # the same bytes: the cache holds their header
+    code, _, err = run("build", "--data", str(data), "--db", str(db), project=project)
+    assert code == 2
+    assert f"{renamed}: the content is a SAV file but the extension says DTA; rename it to .sav" in err

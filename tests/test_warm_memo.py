@@ -12,6 +12,7 @@ import pytest
 
 from harmonise import api, checks, discover
 from harmonise.checks import static_issues
+from harmonise.errors import InputError
 from harmonise.readers import prefetch
 from harmonise.spec.project import load_project
 from tests.conftest import ROOT
@@ -75,3 +76,16 @@ def test_kept_reads_give_what_reading_gives_and_a_changed_file_is_read_again(
     monkeypatch.setattr(discover, "_REMEMBERED", None)
     monkeypatch.setattr(prefetch, "_FRAMES", None)
     assert kept_then == _validate(data) != fresh
+
+
+def test_kept_reads_are_not_those_of_the_same_bytes_under_another_extension(
+        tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = min((fixtures_dir / "ties").glob("*.sav"))
+    data = tmp_path / source.name
+    shutil.copyfile(source, data)
+    monkeypatch.setattr(discover, "_REMEMBERED", {})
+    monkeypatch.setattr(prefetch, "_FRAMES", {})
+    _validate(data)
+    renamed = data.rename(data.with_suffix(".dta"))
+    with pytest.raises(InputError, match="the content is a SAV file but the extension says DTA"):
+        api.validate(ROOT, data=[renamed], jobs=1)

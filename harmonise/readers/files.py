@@ -61,12 +61,16 @@ def detect_format(path: Path) -> str:
     if actual is None:
         raise InputError(f"{path}: not a {fmt.upper()} file (unrecognised header bytes); "
                          "check that the file is complete and has the right extension")
-    if {actual, fmt} == {"sav", "zsav"}:
-        return actual
-    if actual != fmt:
+    if not extension_agrees(path, actual):
         raise InputError(f"{path}: the content is a {actual.upper()} file but the extension says {fmt.upper()}; "
                          f"rename it to .{actual}")
     return actual
+
+
+def extension_agrees(path: Path, fmt: str) -> bool:
+    """``path``'s extension names the format ``fmt`` its first bytes showed (.sav and .zsav either way)."""
+    named = EXTENSIONS.get(path.suffix.lower())
+    return named == fmt or {named, fmt} == {"sav", "zsav"}
 
 
 def _reader(fmt: str) -> Callable[..., Any]:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from harmonise import __version__
 from harmonise.compile.sqltext import quote_ident, sql_literal
-from harmonise.readers.files import SourceFile
+from harmonise.readers.files import SourceFile, extension_agrees
 from harmonise.readers.textcodec import TextCodec
 from harmonise.spec.source import SourceMeta, VarMeta
 
@@ -252,6 +252,8 @@ class BuildCache:
             values = {k: set(v) for k, v in json.loads(seen).items()}
         except (ValueError, TypeError, KeyError, IndexError):
             return None  # a damaged row: the file is read again
+        if not extension_agrees(path, src.format):
+            return None  # the same bytes renamed to another format's extension: read, and refused, again
         self._new_scans[key] = hit  # still this build's: kept in the new index as it was
         self._new_metas[digest_] = self.metas[digest_]
         return Scan(src, values)
