@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harmonise.errors import InputError, Issue, UsageError
+from harmonise.kept import keep
 from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source
 from harmonise.samework import SameWork
 from harmonise.spec.crosswalk import Crosswalk, Wave
@@ -211,9 +212,7 @@ def remember_scans() -> None:
 
 def _remember(key: tuple[str, str | None, tuple[str, ...], str], scan: tuple[SourceFile, dict[str, Any]]) -> None:
     assert _REMEMBERED is not None
-    while len(_REMEMBERED) >= _REMEMBERED_MAX:
-        del _REMEMBERED[next(iter(_REMEMBERED))]
-    _REMEMBERED[key] = pickle.dumps(scan, protocol=5)  # a copy: a job may change its SourceFile (--country)
+    keep(_REMEMBERED, key, pickle.dumps(scan, protocol=5), _REMEMBERED_MAX)  # a copy: a job may change its SourceFile
 
 
 def _recall(key: tuple[str, str | None, tuple[str, ...], str], path: Path) -> tuple[SourceFile, dict[str, Any]]:

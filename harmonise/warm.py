@@ -225,7 +225,6 @@ def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS, warm_up: dict[str,
     import pyreadstat  # noqa: F401
 
     import harmonise.api
-    import harmonise.checks.frame
     import harmonise.cli  # noqa: F401
     from harmonise.checks.frame import remember_verdicts
     from harmonise.discover import remember_scans

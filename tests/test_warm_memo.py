@@ -89,3 +89,14 @@ def test_kept_reads_are_not_those_of_the_same_bytes_under_another_extension(
     renamed = data.rename(data.with_suffix(".dta"))
     with pytest.raises(InputError, match="the content is a SAV file but the extension says DTA"):
         api.validate(ROOT, data=[renamed], jobs=1)
+
+
+def test_a_memo_keeps_the_newest_entries_up_to_its_limit() -> None:
+    from harmonise.kept import keep
+
+    memo: dict[str, int] = {}
+    for i, k in enumerate("abcd"):
+        assert keep(memo, k, i, 3) == i
+    assert memo == {"b": 1, "c": 2, "d": 3}
+    keep(memo, "c", 9, 3)  # stored again: the newest, nothing else dropped
+    assert list(memo.items()) == [("b", 1), ("d", 3), ("c", 9)]

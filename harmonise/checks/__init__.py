@@ -26,6 +26,7 @@ from harmonise.checks.expressions import compared_codes, derived_code_issues, ex
 from harmonise.checks.rules import rule_issues, shape_issues
 from harmonise.checks.values import ValueRule, value_ok, value_rules
 from harmonise.errors import Issue
+from harmonise.kept import keep
 from harmonise.spec.project import Project, without_set_aside
 from harmonise.spec.yamlload import locate
 
@@ -69,8 +70,7 @@ def static_issues(project: Project) -> list[Issue]:
         key = hashlib.sha256(f"{context}\0{entry.text}".encode()).hexdigest()
         found = _CHECKED.get(key)
         if found is None:
-            found = _checked(project, survey, context)
-            _keep(_CHECKED, key, found)
+            found = keep(_CHECKED, key, _checked(project, survey, context), _CHECKED_MAX)
         issues.extend(copy.copy(i) for i in without_set_aside(found, entry.set_aside))
     return issues
 
@@ -88,16 +88,10 @@ def _checked(project: Project, survey: str, context: str) -> list[Issue]:
                              pickle.dumps(wave.model_dump(), protocol=5)).hexdigest()
         found = _WAVES.get(key)
         if found is None:
-            found = wave_issues(cw, wave, project.schema, project.tables, project.declared_meta(survey, wave.wave))
-            _keep(_WAVES, key, found)
+            found = keep(_WAVES, key, wave_issues(cw, wave, project.schema, project.tables,
+                                                  project.declared_meta(survey, wave.wave)), _CHECKED_MAX)
         issues.extend(locate(i, entry.index, cw.survey, wave.wave) for i in found)
     return dedupe(issues)
-
-
-def _keep(memo: dict[str, list[Issue]], key: str, found: list[Issue]) -> None:
-    while len(memo) >= _CHECKED_MAX:
-        del memo[next(iter(memo))]
-    memo[key] = found
 
 
 # A crosswalk's static issues by the digest of everything they follow from (its text and its context:

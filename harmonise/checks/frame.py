@@ -21,6 +21,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from harmonise.checks.values import ValueRule, value_rules
+from harmonise.kept import keep
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
 
@@ -136,10 +137,7 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
     key = _verdict_key(profile, schema, tables)
     found = _VERDICTS.get(key)
     if found is None:
-        found = _validate_profile(profile, schema, tables)
-        while len(_VERDICTS) >= _VERDICTS_MAX:
-            del _VERDICTS[next(iter(_VERDICTS))]
-        _VERDICTS[key] = found
+        found = keep(_VERDICTS, key, _validate_profile(profile, schema, tables), _VERDICTS_MAX)
     return found.copy()
 
 

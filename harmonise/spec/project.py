@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harmonise.errors import Issue
+from harmonise.kept import keep
 from harmonise.spec.codebook import SourceCodebook
 from harmonise.spec.codetables import CodeMap, Reference, Table, TableSet, table_files
 from harmonise.spec.crosswalk import Crosswalk
@@ -322,9 +323,7 @@ def load_codebook(path: Path, root: Path) -> tuple[SourceCodebook | None, list[I
         return _CODEBOOKS[key], []
     cb, issues = validate_model(SourceCodebook, load_yaml_file(path, name))
     if key is not None and cb is not None and not issues:
-        while len(_CODEBOOKS) >= _CODEBOOKS_MAX:
-            del _CODEBOOKS[next(iter(_CODEBOOKS))]
-        _CODEBOOKS[key] = cb
+        keep(_CODEBOOKS, key, cb, _CODEBOOKS_MAX)
     return cb, issues
 
 
