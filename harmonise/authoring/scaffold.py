@@ -378,7 +378,8 @@ def best_target(vm: VarMeta, wanted: list[Variable], aliases: dict[str, frozense
     alias_of = [v for v in wanted if vm.name.lower() in aliases.get(v.name, frozenset())]
     if len(alias_of) == 1:
         return alias_of[0]
-    scores = [(score(v, vm).score, i) for i, v in enumerate(wanted)]
+    labels = substantive_labels(vm)  # once, not once per target
+    scores = [(score(v, vm, labels=labels).score, i) for i, v in enumerate(wanted)]
     return wanted[max(scores)[1]] if scores else None
 
 

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from harmonise.kept import keep
 from harmonise.spec.schema import Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 
@@ -175,11 +176,24 @@ class Candidate:
     parts: dict[str, float] = field(default_factory=dict, compare=False)
 
 
+# a target's words (its label and name; and with its definition and codes), by the target (kept, so its
+# id is not reused): ranking a file scores every target against every variable
+_WORDS: dict[int, tuple[Variable, frozenset[str], frozenset[str]]] = {}
+
+
+def _target_words(target: Variable) -> tuple[frozenset[str], frozenset[str]]:
+    hit = _WORDS.get(id(target))
+    if hit is None or hit[0] is not target:
+        t_label = tokens(target.label) | tokens(target.name)
+        t_all = t_label | tokens(target.definition) | frozenset().union(*(tokens(c) for c in (target.codes or {}).values()))
+        hit = keep(_WORDS, id(target), (target, t_label, t_all), 4096)
+    return hit[1], hit[2]
+
+
 def _parts(target: Variable, vm: VarMeta, aliases: frozenset[str],
            labels: dict[Code, str] | None) -> tuple[float, float, float, float, bool]:
     """(total, label recall, precision, value fit, alias) of ``vm`` for ``target``."""
-    t_label = tokens(target.label) | tokens(target.name)
-    t_all = t_label | tokens(target.definition) | frozenset().union(*(tokens(c) for c in (target.codes or {}).values()))
+    t_label, t_all = _target_words(target)
     s_label = tokens(vm.label) or tokens(vm.name)
     recall = covered(t_label, s_label)
     precision = covered(s_label, t_all)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import math
 import warnings
+from functools import lru_cache
 from typing import Literal
 
 ExprType = Literal["number", "string", "boolean", "unknown"]
@@ -73,8 +74,18 @@ class ExprError(ValueError):
 
 
 def parse(text: str) -> ast.expr:
-    """Parse and whitelist-check an expression; raise ExprError with the reason."""
-    if not isinstance(text, str) or not text.strip():
+    """Parse and whitelist-check an expression; raise ExprError with the reason.
+
+    Trees are kept by their text (callers read them, never change them): the checks, the compiler
+    and the lineage parse the same expressions many times over."""
+    if not isinstance(text, str):
+        raise ExprError("expression is empty")
+    return _parse(text)
+
+
+@lru_cache(maxsize=8192)
+def _parse(text: str) -> ast.expr:
+    if not text.strip():
         raise ExprError("expression is empty")
     if len(text) > MAX_LENGTH:
         raise ExprError(f"expression is longer than {MAX_LENGTH} characters")
@@ -178,7 +189,12 @@ def var_names(tree: ast.AST) -> list[str]:
 
 def referenced_names(text: str) -> list[str]:
     """Variable names an expression references, in order of first appearance."""
-    return var_names(parse(text))
+    return list(_referenced(text)) if isinstance(text, str) else var_names(parse(text))
+
+
+@lru_cache(maxsize=8192)
+def _referenced(text: str) -> tuple[str, ...]:
+    return tuple(var_names(parse(text)))
 
 
 def result_literals(text: str) -> list[object]:

@@ -187,9 +187,12 @@ class Project:
     surveys: dict[str, SurveyEntry] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     codebooks: Codebooks = field(init=False)
+    # declared_meta's results by survey and wave, with the codebook and origin they came from (read only)
+    _metas: dict[tuple[str, str], tuple[object, str, SourceMeta]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.codebooks = Codebooks(self.root, self.issues)
+        self._metas = {}
 
     @property
     def ok(self) -> bool:
@@ -202,9 +205,16 @@ class Project:
 
     def declared_meta(self, survey: str, wave: str) -> SourceMeta | None:
         """The declared codebook of ``survey`` ``wave`` as source metadata, or None when it has none
-        (or it does not load: its issues are in :attr:`issues`)."""
+        (or it does not load: its issues are in :attr:`issues`). Converted once per project and shared:
+        read it, never change it."""
         cb = self.codebooks.get((survey, wave))
-        return cb.to_meta(self.surveys[survey].codebook_files[wave]) if cb is not None else None
+        if cb is None:
+            return None
+        origin = self.surveys[survey].codebook_files[wave]
+        hit = self._metas.get((survey, wave))
+        if hit is None or hit[0] is not cb or hit[1] != origin:  # converted once: checks, plans, coverage
+            hit = self._metas[(survey, wave)] = (cb, origin, cb.to_meta(origin))
+        return hit[2]
 
 
 def load_schema(root: Path) -> tuple[TargetSchema | None, list[Issue], LineIndex]:
