@@ -26,6 +26,8 @@ from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_sou
 from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta
 
+POSITION_PREFIX = "__pos:"  # a code position column of the positions CTE (p0): never a source name
+
 DUCK_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR",
               "city": "VARCHAR", "boolean": "BOOLEAN", "integer": "DOUBLE", "number": "DOUBLE"}
 
@@ -79,6 +81,9 @@ class WaveCompiler:
         eu, non = tables.eu_groups()
         self.lookups = tables.lookups()
         self.eu, self.non_eu = eu, non
+        # while compile() runs: the code positions of map and table targets, computed once per row in a CTE
+        # before a0 (each is read three times: value, reason, known), so each code list is written once
+        self.positions: list[str] | None = None
 
     def relation(self, name: str, rows: Mapping[Code, object], x: str) -> str:
         """SQL looking ``x`` up through list literals (used by lookup() and eu_group())."""
@@ -202,8 +207,7 @@ class WaveCompiler:
         xcol = self._xcol(plan.source)
         xguard = f"{xcol} IS NULL AND " if xcol else ""
         if codes:
-            keys = f"[{_lit_list(codes)}]"
-            pos = f"list_position({keys}, {col})"
+            pos = self._position(var.name, f"list_position([{_lit_list(codes)}], {col})")
             vals = ", ".join([*(sql_literal(v) for v in values.values()), *(["NULL"] * len(reasons))])
             whys = ", ".join([*(["NULL"] * len(values)), *(sql_literal(r) for r in reasons.values())])
             value = f"CAST(CASE WHEN {xguard}TRUE THEN [{vals}][{pos}] END AS {ttype})"
@@ -217,6 +221,14 @@ class WaveCompiler:
         parts.append(f"WHEN NOT ({known}) THEN {sql_literal(UNMAPPED)}")
         reason = "(CASE " + " ".join(parts) + f" ELSE {why} END)"
         return value, reason, self.source_code(plan.source)
+
+    def _position(self, target: str, sql: str) -> str:
+        """``sql`` as a column of the positions CTE (while compiling a wave), else ``sql`` itself."""
+        if self.positions is None:
+            return sql
+        alias = quote_ident(f"{POSITION_PREFIX}{target}")
+        self.positions.append(f"{sql} AS {alias}")
+        return f"src.{alias}"
 
     def raw_columns(self, plan: TargetPlan) -> list[str]:
         """The ``src`` columns (with Stata letter columns) a target's source-code SQL reads."""
@@ -249,6 +261,13 @@ class WaveCompiler:
 
     # --- whole wave ----------------------------------------------------------------
     def compile(self) -> CompiledWave:
+        self.positions = []
+        try:
+            return self._compile(self.positions)
+        finally:
+            self.positions = None
+
+    def _compile(self, positions: list[str]) -> CompiledWave:
         errors: list[CompileError] = []
         direct_cols: list[str] = ["src.__row AS source_row"]
         report: list[str] = []
@@ -288,7 +307,8 @@ class WaveCompiler:
                 report.append(var.name)
         available = {v.name for v in self.schema.variables
                      if v.name in self.plan.targets and self.plan.targets[v.name].kind != "derived"}
-        ctes = [f"a0 AS MATERIALIZED (SELECT {', '.join(direct_cols + raw_cols)} FROM src)"]
+        ctes = [f"p0 AS (SELECT *, {', '.join(positions)} FROM src)"] if positions else []
+        ctes.append(f"a0 AS MATERIALIZED (SELECT {', '.join(direct_cols + raw_cols)} FROM {'p0 AS src' if positions else 'src'})")
         pending = list(derived)
         level = 0
         while pending:
