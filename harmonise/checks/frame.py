@@ -51,10 +51,18 @@ def _column(var: Variable, tables: TableSet) -> pa.Column:
     return pa.Column(checks=checks, nullable=not var.required, required=True, coerce=False)
 
 
+XOR = ": exactly one of value and missing reason"  # the frame check of a variable, named "<variable>" + XOR
+
+
 def _xor(value: str, missing: str) -> pa.Check:
     # ignore_na=False: the check is about nulls, and pandera would otherwise test the whole frame for nulls
-    return pa.Check(lambda df: df[value].isna() != df[missing].isna(), ignore_na=False,
-                    name=f"{value}: exactly one of value and missing reason")
+    return pa.Check(lambda df: df[value].isna() != df[missing].isna(), ignore_na=False, name=f"{value}{XOR}")
+
+
+def _foreign(column: str, check: str, owner: str | None) -> bool:
+    """A failure pandera reports for a frame check on a column the check is not about: it lists a failing
+    row's every column, so a variable's "exactly one" failure came back on all the others too."""
+    return check.endswith(XOR) and check[:-len(XOR)] != owner
 
 
 _CACHE: dict[tuple[int, int, tuple[str, ...] | None], pa.DataFrameSchema] = {}
@@ -90,6 +98,8 @@ def pandera_schema(schema: TargetSchema, tables: TableSet, names: Iterable[str] 
 def validate_frame(df: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
     """Lazy validation of harmonised rows; returns the failure cases (empty frame when valid)."""
     fc = _validate(df, pandera_schema(schema, tables))
+    owner = {c: v.name for v in schema.variables for c in (v.name, v.missing_column)}
+    fc = fc[[not _foreign(str(c), str(k), owner.get(str(c))) for c, k in zip(fc["column"], fc["check"])]]
     return fc.head(10_000).astype({"failure_case": "string"}).reset_index(drop=True)
 
 
@@ -141,6 +151,27 @@ def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableS
     return found.copy()
 
 
+# Each variable's verdict (its failing pairs, by position among its pairs), by a digest of the declarations and
+# of the variable's distinct (value, reason) pairs: waves, chunks and edits that give a variable the same pairs
+# (most variables of a wave an edit did not touch; "not asked" everywhere) are not validated again.
+_COLUMNS: dict[str, list[tuple[str, str, object, int]]] = {}
+_COLUMNS_MAX = 20_000
+_CONTEXT: list[tuple[TargetSchema, TableSet, str]] = []  # the last declarations' digest (held: ids stay theirs)
+
+
+def _context(schema: TargetSchema, tables: TableSet) -> str:
+    if not _CONTEXT or _CONTEXT[0][0] is not schema or _CONTEXT[0][1] is not tables:
+        _CONTEXT[:] = [(schema, tables, hashlib.sha256(pickle.dumps((schema, tables), protocol=5)).hexdigest())]
+    return _CONTEXT[0][2]
+
+
+def _column_key(context: str, name: str, values: np.ndarray, reasons: np.ndarray | None) -> str:
+    h = hashlib.sha256(f"{context}\0{name}\0".encode())
+    h.update(values.tobytes() if values.dtype.kind == "f" else pickle.dumps(values.tolist(), protocol=5))
+    h.update(b"\0" + pickle.dumps(None if reasons is None else reasons.tolist(), protocol=5))
+    return h.hexdigest()
+
+
 def _validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
     # each value column converted once (not per variable): a variable's pairs are positions into them
     by_type = {"num": profile["v_num"].astype("float64").to_numpy(), "bool": _nullable(profile["v_bool"]),
@@ -148,38 +179,60 @@ def _validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: Table
     reasons = _nullable(profile["reason"])
     first_rows, counts = profile["first_row"].to_numpy(), profile["n"].to_numpy()
     parts: dict[str, np.ndarray] = {str(k): np.asarray(v) for k, v in profile.groupby("target", sort=False).indices.items()}
-    small = [n for n in schema.names if n in parts and len(parts[n]) <= SMALL]
-    large = [n for n in schema.names if n in parts and len(parts[n]) > SMALL]
-    groups = [g for g in (small, large) if g]  # two frames: padding short columns to a long one costs little
-    found: list[pd.DataFrame] = []
-    for names in groups:
+    context = _context(schema, tables)
+    rows: list[tuple[str, str, object, int | None, int | None]] = []
+    todo: list[str] = []
+    keys: dict[str, str] = {}
+    for name in schema.names:
+        if name not in parts:
+            continue
+        var, part = schema.variable(name), parts[name]
+        kind = "num" if var.type in ("integer", "number") else "bool" if var.type == "boolean" else "text"
+        keys[name] = key = _column_key(context, name, by_type[kind][part],
+                                       reasons[part] if var.has_missing_column else None)
+        kept = _COLUMNS.get(key)
+        if kept is None:
+            todo.append(name)
+            continue
+        rows.extend((c, check, case, int(first_rows[part[pos]]), int(counts[part[pos]])) for c, check, case, pos in kept)
+    small = [n for n in todo if len(parts[n]) <= SMALL]
+    large = [n for n in todo if len(parts[n]) > SMALL]
+    for names in (g for g in (small, large) if g):  # two frames: padding short columns to a long one costs little
         height = max(len(parts[n]) for n in names)
         frame: dict[str, object] = {}
-        rows_of: dict[str, np.ndarray] = {}
         for name in names:
             var, part = schema.variable(name), parts[name]
-            rows_of[name] = take = part[np.minimum(np.arange(height), len(part) - 1)]  # pad: repeat the last pair
+            take = part[np.minimum(np.arange(height), len(part) - 1)]  # pad: repeat the last pair
             kind = "num" if var.type in ("integer", "number") else "bool" if var.type == "boolean" else "text"
             frame[name] = by_type[kind][take]
             if var.has_missing_column:
                 frame[var.missing_column] = reasons[take]
         fc = _validate(pd.DataFrame(frame), pandera_schema(schema, tables, names))
-        if not len(fc):
-            continue
         owner = {c: n for n in names for c in (n, schema.variable(n).missing_column)}
-        rows = []
+        found: dict[str, dict[tuple[str, str, int], object]] = {n: {} for n in names}
+        whole = True  # every failure belongs to one variable's pairs (else nothing of this frame is kept)
         for r in fc.itertuples(index=False):
             target = owner.get(str(r.column))
+            if _foreign(str(r.column), str(r.check), target):
+                continue
             idx = r.index if isinstance(r.index, (int, np.integer)) else None
             if target is None or idx is None:
                 rows.append((str(r.column), str(r.check), r.failure_case, None, None))
+                whole = False
                 continue
-            at = rows_of[target][min(int(idx), height - 1)]
-            rows.append((str(r.column), str(r.check), r.failure_case, int(first_rows[at]), int(counts[at])))
-        found.append(pd.DataFrame(rows, columns=FAILURE_COLUMNS).drop_duplicates(["column", "check", "source_row"]))
-    if not found:
+            pos = min(int(idx), len(parts[target]) - 1)
+            found[target].setdefault((str(r.column), str(r.check), pos), r.failure_case)
+        for name in names:
+            verdict = [(c, check, case, pos) for (c, check, pos), case in found[name].items()]
+            if whole:
+                keep(_COLUMNS, keys[name], verdict, _COLUMNS_MAX)
+            part = parts[name]
+            rows.extend((c, check, case, int(first_rows[part[pos]]), int(counts[part[pos]]))
+                        for c, check, case, pos in verdict)
+    if not rows:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
-    return pd.concat(found, ignore_index=True).astype({"failure_case": "string"})
+    return (pd.DataFrame(rows, columns=FAILURE_COLUMNS).drop_duplicates(["column", "check", "source_row"])
+            .reset_index(drop=True).astype({"failure_case": "string"}))
 
 
 def _validate(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
