@@ -83,3 +83,14 @@ def test_any_profile_gets_the_same_verdict_cold_and_from_kept_verdicts(
     profile = _profile(pairs)
     warm = _verdict(profile, project, cold=False)  # whatever earlier examples left kept
     assert warm == _verdict(profile, project, cold=True)
+
+
+def test_a_frame_of_rows_names_each_exactly_one_failure_on_its_own_variable(project: Project) -> None:
+    assert project.schema is not None
+    rows = pd.DataFrame({"sex": ["male", "zzz", "female"], "sex_missing": ["refused", None, None],
+                         "age": [30.0, None, 40.0], "age_missing": [None, None, None]})
+    fc = frame.validate_frame(rows, project.schema, project.tables)
+    exactly = fc[fc["check"].str.endswith(frame.XOR)]
+    assert sorted(zip(exactly["column"], exactly["check"], exactly["index"])) == [
+        ("age", "age" + frame.XOR, 1), ("age_missing", "age" + frame.XOR, 1),
+        ("sex", "sex" + frame.XOR, 0), ("sex_missing", "sex" + frame.XOR, 0)]

@@ -99,7 +99,8 @@ def validate_frame(df: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> 
     """Lazy validation of harmonised rows; returns the failure cases (empty frame when valid)."""
     fc = _validate(df, pandera_schema(schema, tables))
     owner = {c: v.name for v in schema.variables for c in (v.name, v.missing_column)}
-    fc = fc[[not _foreign(str(c), str(k), owner.get(str(c))) for c, k in zip(fc["column"], fc["check"])]]
+    fc = fc.loc[np.array([not _foreign(str(c), str(k), owner.get(str(c))) for c, k in zip(fc["column"], fc["check"])],
+                         dtype=bool)]
     return fc.head(10_000).astype({"failure_case": "string"}).reset_index(drop=True)
 
 
