@@ -128,7 +128,7 @@ def value_fit(target: Variable, vm: VarMeta, labels: dict[Code, str] | None = No
     if t in ("category", "boolean"):
         if not labels or len(labels) > 40:
             return 0.0
-        return _label_fit(t, target.label, _codes(target), tuple(labels.values()))
+        return _label_fit(t, target.label, _target(target).codes, tuple(labels.values()))
     if t in ("country", "language"):
         width = 2 if t == "country" else 3
         keys = [c for c in labels if isinstance(c, str)]
@@ -142,17 +142,6 @@ def value_fit(target: Variable, vm: VarMeta, labels: dict[Code, str] | None = No
             return 1.0 if lo in labels and hi in labels else 0.5
         return 1.0 if len(labels) <= 2 else 0.3
     return 0.5 if vm.type == "string" or not labels else 0.2
-
-
-# a target's codes as _code_match takes them, by the target (kept, so its id is not reused)
-_CODES: dict[int, tuple[Variable, tuple[tuple[str, str], ...]]] = {}
-
-
-def _codes(target: Variable) -> tuple[tuple[str, str], ...]:
-    hit = _CODES.get(id(target))
-    if hit is None or hit[0] is not target:
-        hit = _CODES[id(target)] = (target, tuple((target.codes or {}).items()))
-    return hit[1]
 
 
 @lru_cache(maxsize=65536)
@@ -176,24 +165,35 @@ class Candidate:
     parts: dict[str, float] = field(default_factory=dict, compare=False)
 
 
-# a target's words (its label and name; and with its definition and codes), by the target (kept, so its
-# id is not reused): ranking a file scores every target against every variable
-_WORDS: dict[int, tuple[Variable, frozenset[str], frozenset[str]]] = {}
+@dataclass(frozen=True)
+class _Target:
+    """What scoring needs of a target, worked out once: ranking a file scores every target against every
+    variable. ``codes`` as :func:`_code_match` takes them; ``words``: its label and name; ``all_words``:
+    with its definition and code labels too."""
+
+    target: Variable
+    codes: tuple[tuple[str, str], ...]
+    words: frozenset[str]
+    all_words: frozenset[str]
 
 
-def _target_words(target: Variable) -> tuple[frozenset[str], frozenset[str]]:
-    hit = _WORDS.get(id(target))
-    if hit is None or hit[0] is not target:
-        t_label = tokens(target.label) | tokens(target.name)
-        t_all = t_label | tokens(target.definition) | frozenset().union(*(tokens(c) for c in (target.codes or {}).values()))
-        hit = keep(_WORDS, id(target), (target, t_label, t_all), 4096)
-    return hit[1], hit[2]
+_TARGETS: dict[int, _Target] = {}  # by id, holding the target (so its id is not reused while kept)
+
+
+def _target(target: Variable) -> _Target:
+    hit = _TARGETS.get(id(target))
+    if hit is None or hit.target is not target:
+        words = tokens(target.label) | tokens(target.name)
+        all_words = words | tokens(target.definition) | frozenset().union(*(tokens(c) for c in (target.codes or {}).values()))
+        hit = keep(_TARGETS, id(target), _Target(target, tuple((target.codes or {}).items()), words, all_words), 4096)
+    return hit
 
 
 def _parts(target: Variable, vm: VarMeta, aliases: frozenset[str],
            labels: dict[Code, str] | None) -> tuple[float, float, float, float, bool]:
     """(total, label recall, precision, value fit, alias) of ``vm`` for ``target``."""
-    t_label, t_all = _target_words(target)
+    facts = _target(target)
+    t_label, t_all = facts.words, facts.all_words
     s_label = tokens(vm.label) or tokens(vm.name)
     recall = covered(t_label, s_label)
     precision = covered(s_label, t_all)

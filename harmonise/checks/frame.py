@@ -173,6 +173,11 @@ def _column_key(context: str, name: str, values: np.ndarray, reasons: np.ndarray
     return h.hexdigest()
 
 
+def _kind(var: Variable) -> str:
+    """The profile column holding a variable's values: ``v_num``, ``v_bool`` or ``v_text``."""
+    return "num" if var.type in ("integer", "number") else "bool" if var.type == "boolean" else "text"
+
+
 def _validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
     # each value column converted once (not per variable): a variable's pairs are positions into them
     by_type = {"num": profile["v_num"].astype("float64").to_numpy(), "bool": _nullable(profile["v_bool"]),
@@ -188,8 +193,7 @@ def _validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: Table
         if name not in parts:
             continue
         var, part = schema.variable(name), parts[name]
-        kind = "num" if var.type in ("integer", "number") else "bool" if var.type == "boolean" else "text"
-        keys[name] = key = _column_key(context, name, by_type[kind][part],
+        keys[name] = key = _column_key(context, name, by_type[_kind(var)][part],
                                        reasons[part] if var.has_missing_column else None)
         kept = _COLUMNS.get(key)
         if kept is None:
@@ -204,8 +208,7 @@ def _validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: Table
         for name in names:
             var, part = schema.variable(name), parts[name]
             take = part[np.minimum(np.arange(height), len(part) - 1)]  # pad: repeat the last pair
-            kind = "num" if var.type in ("integer", "number") else "bool" if var.type == "boolean" else "text"
-            frame[name] = by_type[kind][take]
+            frame[name] = by_type[_kind(var)][take]
             if var.has_missing_column:
                 frame[var.missing_column] = reasons[take]
         fc = _validate(pd.DataFrame(frame), pandera_schema(schema, tables, names))
