@@ -8,7 +8,8 @@ those of running the command here (its output is rendered as when it is not writ
 terminal). Every request loads the project and looks at its files afresh, so an edited crosswalk or
 file is always seen; what the server keeps between requests is keyed by the content it follows from
 (a crosswalk's and each wave's static issues, a declared codebook's model, a file's header and a
-small file's rows by its sha256, pandera's verdict on a profile), so a kept result is never stale.
+small file's rows by its sha256; pandera's verdicts are kept per variable in every process), so a kept
+result is never stale.
 
 - The server listens on a Unix socket in ``$HARMONISE_SERVER_DIR`` (default
   ``$XDG_RUNTIME_DIR/harmonise``, else ``/tmp/harmonise-<uid>``), a folder that must be the
@@ -226,13 +227,11 @@ def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS, warm_up: dict[str,
 
     import harmonise.api
     import harmonise.cli  # noqa: F401
-    from harmonise.checks.frame import remember_verdicts
     from harmonise.discover import remember_scans
     from harmonise.readers.prefetch import remember_frames
 
     remember_scans()  # the edit loop validates the same files again: their headers are read once,
-    remember_frames()  # and small files' rows too,
-    remember_verdicts()  # and pandera's verdict on a profile an edit did not change
+    remember_frames()  # and small files' rows too (pandera's verdicts are kept per variable in every process)
     if warm_up is not None:
         with contextlib.suppress(Exception):  # only a warm-up: its reply, or failure, is not anyone's
             _run(warm_up)

@@ -96,16 +96,16 @@ def test_kept_verdicts_are_those_pandera_gives_and_a_changed_profile_is_validate
     text_none = [("labour_status", "None", None, None, None, 3, 12)]  # the text "None", not a null
     null = [("labour_status", None, None, None, None, 3, 12)]  # neither value nor reason: fails
     fresh = [validate_profile(_profile(rows), schema, tables) for rows in (bad, text_none, null)]
-    monkeypatch.setattr(frame, "_VERDICTS", {})
+    monkeypatch.setattr(frame, "_COLUMNS", {})
     kept = [validate_profile(_profile(rows), schema, tables) for rows in (bad, text_none, null)]
-    assert len(frame._VERDICTS or {}) == 3  # three different profiles: three verdicts
+    assert len(frame._COLUMNS) == 3  # three different pairs of the one variable: three verdicts
     kept[0].loc[0, "n"] = 999  # a caller changing its copy changes nothing kept
     again = [validate_profile(_profile(rows), schema, tables) for rows in (bad, text_none, null)]
-    assert len(frame._VERDICTS or {}) == 3
+    assert len(frame._COLUMNS) == 3
     for a, b in zip(fresh, again):
         pd.testing.assert_frame_equal(a, b)
     assert sorted(fresh[1]["failure_case"]) == ["None"] and fresh[2]["failure_case"].tolist() != ["None"]
     edited = schema.model_copy(deep=True)  # a declaration edited: validated again, against it
     edited.variable("labour_status").codes["retired-ish"] = "Retired, more or less"
     assert validate_profile(_profile(bad), edited, tables).empty
-    assert len(frame._VERDICTS or {}) == 4
+    assert len(frame._COLUMNS) == 4

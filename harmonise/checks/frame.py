@@ -112,46 +112,6 @@ def _nullable(column: pd.Series) -> np.ndarray:
     return column.astype(object).where(column.notna(), None).to_numpy()
 
 
-# Verdicts on profiles validated before, by the digest of the profile and of the declarations it is
-# checked against; kept only where :func:`remember_verdicts` was called (the validation server, whose
-# edit loop validates the same file's profile again after most edits). None: nothing is kept.
-_VERDICTS: dict[str, pd.DataFrame] | None = None
-_VERDICTS_MAX = 256
-
-
-def remember_verdicts() -> None:
-    """Keep :func:`validate_profile`'s verdicts for the rest of this process (a profile and declarations
-    seen before are not validated again)."""
-    global _VERDICTS
-    if _VERDICTS is None:
-        _VERDICTS = {}
-
-
-def _verdict_key(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> str:
-    """Digest of exactly what a verdict follows from: the profile (pickled: values, types and nulls
-    kept apart) and the schema and code tables."""
-    h = hashlib.sha256(pickle.dumps((schema, tables), protocol=5))
-    h.update(pickle.dumps(profile, protocol=5))
-    return h.hexdigest()
-
-
-def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
-    """Validate the distinct (value, missing reason) pairs of harmonised rows with pandera.
-
-    ``profile`` has one row per variable and distinct pair: ``target``, the value in ``v_text``,
-    ``v_num`` or ``v_bool`` (by the variable's type), ``reason``, ``n`` (rows) and ``first_row``
-    (an example source row). Returns one row per failing pair: column, check, failure_case,
-    source_row, n.
-    """
-    if _VERDICTS is None:
-        return _validate_profile(profile, schema, tables)
-    key = _verdict_key(profile, schema, tables)
-    found = _VERDICTS.get(key)
-    if found is None:
-        found = keep(_VERDICTS, key, _validate_profile(profile, schema, tables), _VERDICTS_MAX)
-    return found.copy()
-
-
 # Each variable's verdict (its failing pairs, by position among its pairs), by a digest of the declarations and
 # of the variable's distinct (value, reason) pairs: waves, chunks and edits that give a variable the same pairs
 # (most variables of a wave an edit did not touch; "not asked" everywhere) are not validated again.
@@ -178,7 +138,15 @@ def _kind(var: Variable) -> str:
     return "num" if var.type in ("integer", "number") else "bool" if var.type == "boolean" else "text"
 
 
-def _validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
+def validate_profile(profile: pd.DataFrame, schema: TargetSchema, tables: TableSet) -> pd.DataFrame:
+    """Validate the distinct (value, missing reason) pairs of harmonised rows with pandera.
+
+    ``profile`` has one row per variable and distinct pair: ``target``, the value in ``v_text``,
+    ``v_num`` or ``v_bool`` (by the variable's type), ``reason``, ``n`` (rows) and ``first_row``
+    (an example source row). Returns one row per failing pair: column, check, failure_case,
+    source_row, n. A variable whose pairs were judged before (the same declarations) is not
+    validated again: its kept verdict is used (decision 35).
+    """
     # each value column converted once (not per variable): a variable's pairs are positions into them
     by_type = {"num": profile["v_num"].astype("float64").to_numpy(), "bool": _nullable(profile["v_bool"]),
                "text": _nullable(profile["v_text"])}
