@@ -176,6 +176,50 @@ def test_random_designs_match_numpy(seed: int, strata: int, clustered: bool, lon
     check_against_reference(make_sample(seed, strata, clustered), lonely)
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), strata=st.integers(1, 5), clustered=st.booleans(),
+       lonely=st.sampled_from(LONELY_PSU))
+def test_a_margin_summed_per_stratum_equals_the_margin_of_the_respondents(seed: int, strata: int, clustered: bool,
+                                                                       lonely: str) -> None:
+    """Strata lying within c: the margin c = all that estimate_sql adds from its per-stratum sums gives the
+    rows of the margin written into the base as respondents (every column; floats to rounding)."""
+    frame = make_sample(seed, strata, clustered)
+    frame["c"] = frame["stratum_id"].map(lambda s: "a" if int(s[1:]) % 2 else "b")  # each stratum in one c
+    con = duckdb.connect(":memory:")
+    con.register("sample", frame)
+    design = design_sql(DESIGN_SOURCE, lonely)
+    try:
+        summed = con.execute(estimate_sql(BASE, design, ["c"], lonely, margins=["c"])).df()
+        written = con.execute(estimate_sql(f"{BASE} UNION ALL SELECT * REPLACE ('all' AS c) FROM ({BASE})", design,
+                                           ["c"], lonely)).df()
+    finally:
+        con.close()
+    assert list(summed.columns) == list(written.columns) and len(summed) == len(written)
+    assert "all" in set(summed["c"])
+    for col in summed.columns:
+        if summed[col].dtype.kind == "f":
+            np.testing.assert_allclose(summed[col].to_numpy(float), written[col].to_numpy(float), rtol=1e-9,
+                                       atol=1e-15)
+        else:
+            assert summed[col].tolist() == written[col].tolist(), col
+
+
+def test_a_domain_inside_one_psu_has_a_variance_of_exactly_0() -> None:
+    """Its z is 0 in every PSU; the per-stratum sums give that only to rounding, which is taken as 0."""
+    frame = make_sample(5, strata=3, clustered=True)
+    inside = (frame["psu_id"] == "p1-0") & frame["in_pop"] & frame["answered"]
+    assert inside.sum() >= 2 and frame.loc[inside, "y"].nunique() == 2
+    frame.loc[frame["group"] == "g2", "group"] = "g1"
+    frame.loc[inside, "group"] = "g2"
+    frame["is_native"] = frame["group"] == "nat"
+    raw = run_sql(frame)
+    g2 = raw[raw["group"] == "g2"]
+    assert len(g2) and set(g2["variance"]) == {0.0}
+    varied = frame[inside].groupby("c")["y"].nunique()  # cells whose outcome varies: not zeroed as constant
+    assert (varied == 2).any()
+    assert (raw.set_index(["c", "group"]).loc[[(c, "g2") for c in varied[varied == 2].index], "variance"] == 0.0).all()
+
+
 def korn_graubard(p: float, se: float, n: int, df: int) -> tuple[float, float]:
     """R svyciprop(method = "beta"), written out for one cell."""
     n_star = p * (1 - p) / se ** 2 if se > 0 and 0 < p < 1 else n

@@ -18,12 +18,17 @@ of the two domains within the same design is included. Sums are compensated (``f
 parallel aggregation gives the same stored numbers run after run.
 
 The data are read once, into weighted moments per cell, stratum and PSU (or, with ``moments``,
-arrive as moments at a finer grouping and are summed). Respondents without a design PSU are
-their own PSUs, so their Σ z² and Σ z per stratum follow from the moments Σw²y², Σw²y, Σw² of
-the stratum (no per-respondent rows are kept); a group and its native group never share such a
-PSU, so their gap needs no cross term. Design PSUs keep one row each and contribute the cross
-term −2·z_group·z_native of the PSUs both domains touch. Expanding Σw²(y − R)² leaves rounding of
-about 1e-16 of Σw²y², so a cell whose outcome does not vary gets a variance of exactly 0.
+arrive as moments at a finer grouping and are summed). A PSU's z is (Σwy − R·Σw)/W (W = Σ w of
+the domain), so Σ_p z_hp² and Σ_p z_hp of a stratum follow from R, W and the stratum's sums of PSU
+products — Σ_p (Σwy)², Σ_p Σwy·Σw, Σ_p (Σw)² — and of Σwy and Σw: the PSU rows are summed per stratum
+before R is known, and no cell × PSU table is formed. Respondents without a design PSU are their
+own PSUs, so their products are the moments Σw²y², Σw²y, Σw² of the stratum (no per-respondent rows
+are kept); a group and its native group never share such a PSU. Design PSUs both domains touch
+give the gap's cross term −2·Σ_p z_group·z_native from the products of the two domains' PSU sums.
+A margin over a key column the strata lie within (``margins``: a country) is summed per stratum, as
+its PSUs are those of the stratum's own cell. Expanding the squares leaves rounding of about 1e-16
+of the terms, so a variance below :data:`ROUNDING` of their size is 0 (a domain inside one PSU),
+and a cell whose outcome does not vary gets a variance of exactly 0.
 
 The base relation handed to :func:`estimate_sql` has the key columns, ``"group"``,
 ``is_native``, ``source``, ``w``, ``y``, ``answered``, ``stratum_id``, ``psu_id`` and
@@ -38,10 +43,11 @@ Student t quantile with the cell's design degrees of freedom (PSUs − strata).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from harmonise.compile.sqltext import quote_ident
+from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.errors import UsageError
 
 if TYPE_CHECKING:  # numpy loads with the first estimate, not with the CLI
@@ -132,12 +138,19 @@ v AS (SELECT t.stratum_id, CASE WHEN t.n > 1 THEN t.stratum_id
 SELECT stratum_id, var_stratum, sum(n) OVER (PARTITION BY var_stratum) AS n_h FROM v"""
 
 
+ROUNDING = 1e-12  # a variance this small against the size of the sums it came from is an exact 0 rounded
+
+
 def _variance(source: str, lonely: str) -> str:
-    """Per-cell design variance from per-stratum sums ``s2`` (Σ_p z_hp²) and ``s1`` (Σ_p z_hp) and ``n_h``."""
+    """Per-cell design variance from per-stratum sums ``s2`` (Σ_p z_hp²) and ``s1`` (Σ_p z_hp) and ``n_h``;
+    ``sc`` is the size of the terms ``s2`` was summed from, and a variance below :data:`ROUNDING` of their
+    sum is 0 (a domain within one PSU has z = 0 there, which the expanded sums give to rounding)."""
     alone = "0" if lonely in ("certainty", "remove") else "s2 - 2 * c * s1 + c * c"
-    return f"""SELECT cell, fsum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * (s2 - s1 * s1 / n_h) ELSE {alone} END) AS v
+    return f"""SELECT cell, CASE WHEN v <= {ROUNDING} * sc THEN 0.0 ELSE v END AS v FROM (
+      SELECT cell, fsum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * (s2 - s1 * s1 / n_h) ELSE {alone} END) AS v,
+             fsum(sc) AS sc
       FROM (SELECT *, sum(s1) OVER (PARTITION BY cell) / sum(n_h) OVER (PARTITION BY cell) AS c FROM {source})
-      GROUP BY cell"""
+      GROUP BY cell)"""
 
 
 MOMENTS = """SELECT {keys}, source, stratum_id, CASE WHEN has_design THEN psu_id END AS psu,
@@ -155,50 +168,81 @@ def moments_sql(base: str, keys: str) -> str:
             f"min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design FROM ({base}) GROUP BY ALL")
 
 
-def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust", *, moments: bool = False) -> str:
+def margins_sql(relation: str, margins: Sequence[str]) -> str:
+    """``relation`` and, for every non-empty subset of the ``margins`` columns, its rows with those columns
+    set to :data:`ALL` (the margin over them)."""
+    return " UNION ALL ".join(
+        "SELECT * " + (f"REPLACE ({', '.join(f'{sql_literal(ALL)} AS {quote_ident(c)}' for c in subset)}) "
+                       if subset else "") + f"FROM {relation}"
+        for subset in (tuple(c for i, c in enumerate(margins) if mask >> i & 1) for mask in range(2 ** len(margins))))
+
+
+def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust", *, moments: bool = False,
+                 margins: Sequence[str] = ()) -> str:
     """SQL giving one row per (keys…, group): n, n_eff, estimate, variance, df and the gap to the native group.
 
     ``base`` and ``design`` are SELECT statements (see the module docstring). ``keys`` are the
     grouping columns besides ``group``; the native group of a cell is the row with ``is_native``.
     With ``moments``, ``base`` holds moments already (the columns :data:`MOMENTS` yields, at a
-    finer grouping), which are summed; moments add up, so the result is the same. Nothing is
-    suppressed here: :func:`harmonise.reports.disclosure.publish` applies the rule.
+    finer grouping), which are summed; moments add up, so the result is the same. ``margins``: key
+    columns each stratum lies within (one value of each per stratum, as a country), whose margin
+    (:data:`ALL`) is added here from the per-stratum sums rather than by the base. Nothing is
+    suppressed here: :func:`harmonise.reports.disclosure.publish` applies the rule. The variance comes
+    from per-stratum sums of PSU products (see the module docstring).
     """
     check_lonely(lonely)
     k = ", ".join(quote_ident(c) for c in keys)
     kg = f"{k}, \"group\"" if k else '"group"'
     grp_keys = f"{k}, \"group\", is_native" if k else '"group", is_native'
     m_sql = moments_sql(base, grp_keys) if moments else MOMENTS.format(keys=grp_keys, base=base)
+    same_keys = " AND ".join(f"g.{quote_ident(c)} = n.{quote_ident(c)}" for c in keys) or "TRUE"
+    g_keys = ", ".join(f"g.{quote_ident(c)}" for c in keys)
+    x_keys = " AND ".join(f"g.{quote_ident(c)} = x.{quote_ident(c)}" for c in [*keys, "group"])
     return f"""
 WITH design AS MATERIALIZED ({design}),
-m AS MATERIALIZED (SELECT m.*, d.var_stratum, d.n_h FROM ({m_sql}) m JOIN design d USING (stratum_id)),
+m AS MATERIALIZED ({m_sql}),
+ms AS (
+  SELECT {grp_keys}, source, stratum_id, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw,
+         fsum(sw2) AS sw2, fsum(swy) AS swy, min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design,
+         bool_or(any_design) AS any_design, sum(CASE WHEN n = 0 THEN 0 WHEN psu IS NULL THEN n ELSE 1 END)::BIGINT AS psus,
+         fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2y2 ELSE swy * swy END END) AS qaa,
+         fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2y ELSE swy * sw END END) AS qab,
+         fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2 ELSE sw * sw END END) AS qbb
+  FROM m GROUP BY {grp_keys}, source, stratum_id),
+s AS MATERIALIZED (SELECT s.*, d.var_stratum, d.n_h FROM ({margins_sql("ms", margins)}) s JOIN design d USING (stratum_id)),
 r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
   FROM (SELECT {grp_keys}, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, fsum(sw2) AS sw2,
                fsum(swy) AS swy, min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design,
                bool_or(any_design) AS any_design, string_agg(DISTINCT source, ', ' ORDER BY source) FILTER (WHERE n > 0) AS source,
-               sum(CASE WHEN n = 0 THEN 0 WHEN psu IS NULL THEN n ELSE 1 END)::BIGINT AS psus,
-               count(DISTINCT var_stratum) FILTER (WHERE n > 0) AS strata
-        FROM m GROUP BY {grp_keys})),
-zs AS MATERIALIZED (
-  SELECT r.cell, r.parent, r.is_native, m.stratum_id, m.var_stratum, m.n_h, m.psu,
-         (m.swy - r.est * m.sw) / r.sw AS z,
-         CASE WHEN m.psu IS NULL THEN (m.sw2y2 - 2 * r.est * m.sw2y + r.est * r.est * m.sw2) / (r.sw * r.sw)
-              ELSE pow((m.swy - r.est * m.sw) / r.sw, 2) END AS z2
-  FROM m JOIN r USING ({grp_keys}) WHERE r.sw > 0 AND m.n > 0),
+               sum(psus)::BIGINT AS psus, count(DISTINCT var_stratum) FILTER (WHERE n > 0) AS strata
+        FROM s GROUP BY {grp_keys})),
+st AS MATERIALIZED (
+  SELECT r.cell, r.parent, r.is_native, s.var_stratum, s.n_h,
+         (s.qaa - 2 * r.est * s.qab + r.est * r.est * s.qbb) / (r.sw * r.sw) AS s2, (s.swy - r.est * s.sw) / r.sw AS s1,
+         (s.qaa + r.est * r.est * s.qbb) / (r.sw * r.sw) AS sc
+  FROM s JOIN r USING ({grp_keys}) WHERE r.sw > 0 AND s.n > 0),
+x AS (
+  SELECT {g_keys + ", " if g_keys else ""}g."group", g.stratum_id, fsum(g.swy * n.swy) AS xaa, fsum(g.swy * n.sw) AS xab,
+         fsum(g.sw * n.swy) AS xba, fsum(g.sw * n.sw) AS xbb
+  FROM m g JOIN m n ON {same_keys} AND g.stratum_id = n.stratum_id AND g.psu = n.psu
+  WHERE NOT g.is_native AND n.is_native AND g.n > 0 AND n.n > 0
+  GROUP BY ALL),
 zd AS (
-  SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(z2) AS s2, fsum(z) AS s1 FROM (
-    SELECT cell, var_stratum, n_h, z, z2 FROM zs WHERE NOT is_native
+  SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(s2) AS s2, fsum(s1) AS s1, fsum(sc) AS sc FROM (
+    SELECT cell, var_stratum, n_h, s2, s1, sc FROM st WHERE NOT is_native
     UNION ALL
-    SELECT g.cell, n.var_stratum, n.n_h, -n.z AS z, n.z2 FROM zs n
+    SELECT g.cell, n.var_stratum, n.n_h, n.s2, -n.s1, n.sc FROM st n
     JOIN (SELECT cell, parent FROM r WHERE NOT is_native) g USING (parent) WHERE n.is_native
     UNION ALL
-    SELECT g.cell, g.var_stratum, g.n_h, 0.0 AS z, -2 * g.z * n.z AS z2 FROM zs g
-    JOIN zs n ON g.parent = n.parent AND g.stratum_id = n.stratum_id AND g.psu = n.psu
-    WHERE NOT g.is_native AND n.is_native) u
+    SELECT g.cell, d.var_stratum, d.n_h,
+           -2 * (x.xaa - nat.est * x.xab - g.est * x.xba + g.est * nat.est * x.xbb) / (g.sw * nat.sw), 0.0, 0.0
+    FROM ({margins_sql("x", margins)}) x JOIN r g ON {x_keys} AND NOT g.is_native
+    JOIN r nat ON nat.parent = g.parent AND nat.is_native JOIN design d ON d.stratum_id = x.stratum_id
+    WHERE g.sw > 0 AND nat.sw > 0) u
   GROUP BY cell, var_stratum),
-v AS ({_variance("(SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(z2) AS s2, fsum(z) AS s1 FROM zs "
+v AS ({_variance("(SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(s2) AS s2, fsum(s1) AS s1, fsum(sc) AS sc FROM st "
                  "GROUP BY cell, var_stratum)", lonely)}),
 vd AS ({_variance("zd", lonely)})
 SELECT {k + ", " if k else ""}"group", r.is_native, r.source, r.n, r.sw * r.sw / nullif(r.sw2, 0) AS n_eff,

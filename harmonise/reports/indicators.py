@@ -25,7 +25,7 @@ from harmonise.checks.expressions import compared_codes
 from harmonise.compile.expr import Context, NameSQL, compile_expr
 from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.errors import UsageError, ValidationFailed
-from harmonise.reports.estimate import ALL, MOMENTS, Rule, check_lonely, design_sql, estimate_sql
+from harmonise.reports.estimate import ALL, MOMENTS, Rule, check_lonely, design_sql, estimate_sql, margins_sql
 from harmonise.spec.expr import EXPR_TYPES, ExprError, result_literals
 from harmonise.spec.project import Project, rel, validate_model
 from harmonise.spec.schema import TargetSchema
@@ -44,6 +44,7 @@ WEIGHTS = ("weight", "weight_design", "none")
 OUT_OF_POPULATION = ("not_asked", "not_applicable")
 _IDENT = re.compile(r'"((?:[^"]|"")+)"')
 STRATUM_SQL = "survey || '|' || wave || '|' || country || '|' || coalesce(stratum, '')"
+NESTED = ("country",)  # grouping columns the strata lie within (STRATUM_SQL): margined per stratum by the estimator
 PSU_SQL = "coalesce('p:' || psu, 'r:' || respondent_id)"
 DESIGN_SOURCE = (f"SELECT {STRATUM_SQL} AS stratum_id, {PSU_SQL} AS psu_id, survey || '|' || wave || '|' || country "
                  "AS block, stratum FROM respondents")
@@ -242,7 +243,9 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
 
     Moments are summed first over the finest grouping — every breakdown's group at once — and only
     then spread to one row per breakdown and to the margins (value ``all``) over each grouping
-    column but survey and wave, so the respondents are not multiplied by the breakdowns.
+    column but survey and wave, so the respondents are not multiplied by the breakdowns. The margin
+    over a column the strata lie within (:data:`NESTED`) is left to the estimator, which adds it from
+    per-stratum sums (a stratum's PSUs are the same in its country and in the margin).
     """
     gcol = {g: f"__g{i}" for i, g in enumerate(dict.fromkeys(g for g in groups if g))}  # group in each breakdown
     gcols = list(gcol.values())
@@ -285,11 +288,7 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     fine = MOMENTS.format(keys=", ".join(["indicator", "ages", *map(quote_ident, by), *gcols]), base="SELECT * FROM ind")
     exclude = f" EXCLUDE ({', '.join(gcols)})" if gcols else ""
     spread = f"SELECT *{exclude}, unnest([{', '.join(parts)}], recursive := true) FROM fine"
-    dims = [c for c in by if c not in SAMPLE_KEYS]
-    cube = " UNION ALL ".join(
-        "SELECT * " + (f"REPLACE ({', '.join(f'{sql_literal(ALL)} AS {quote_ident(c)}' for c in subset)}) "
-                       if subset else "") + "FROM spread"
-        for subset in (tuple(c for i, c in enumerate(dims) if mask >> i & 1) for mask in range(2 ** len(dims))))
+    cube = margins_sql("spread", [c for c in by if c not in SAMPLE_KEYS and c not in NESTED])
     return (f"WITH shared AS MATERIALIZED ({shared}), resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), fine AS ({fine}), "
             f"spread AS (SELECT * FROM ({spread}) WHERE \"group\" IS NOT NULL) {cube}")
 
@@ -352,7 +351,7 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
              + ")") if sample else ""
     return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool, where),
                         design_sql(DESIGN_SOURCE + where, lonely_psu), ["indicator", "ages", *keys, "breakdown"],
-                        lonely_psu, moments=True)
+                        lonely_psu, moments=True, margins=[c for c in keys if c in NESTED])
 
 
 def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Sequence[str] | None,
