@@ -259,7 +259,7 @@ def _run_batch(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
         for f in files:
             f.out.sha256 = f.hasher.result()
             if f.ok:
-                _finish(f, con, project, rows, same)
+                _finish(f, project, rows, same)
         rows.flush(con)
         spent = time.perf_counter() - t0
         for f in files:
@@ -458,7 +458,7 @@ def _labels_for(plan: WavePlan, src: SourceFile) -> accounting.Labels:
     return out
 
 
-def _finish(f: _File, con: duckdb.DuckDBPyConnection, project: Project, rows: _Rows, same: SameWork) -> None:
+def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
     """The file's provenance rows (into ``rows``), and the checks on what it harmonised (every value
     accounted for)."""
     job, plan, src, out = f.job, f.plan, f.src, f.out
@@ -646,7 +646,8 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
             outcomes = [f.out for f in files]
         else:
             outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
-                                   lambda g: _reuse_run(g, con, project, same, hits, reuse))
+                                   lambda g, ready: _reuse_run(g, con, project, same, hits, reuse, ready),
+                                   lambda g: _reuse_prepare(g, project, same, hits))
     finally:
         if reuse is not None:
             reuse.cache.detach(con)
@@ -671,14 +672,21 @@ def _segments(files: list[_File], hits: dict[int, CachedFile]) -> list[tuple[str
 
 
 def _reuse_run(files: list[_File], con: duckdb.DuckDBPyConnection, project: Project, same: SameWork,
-               hits: dict[int, CachedFile], reuse: Reuse | None) -> None:
+               hits: dict[int, CachedFile], reuse: Reuse | None, prepared: _Rows | None = None) -> None:
     """Files the cache holds: their rows copied from the previous database, their provenance and findings
-    written from the cached report and pandera failures, as :func:`_run_batch` writes them."""
+    written from the cached report and pandera failures, as :func:`_run_batch` writes them
+    (``prepared``: what :func:`_reuse_prepare` made of them already)."""
     assert reuse is not None
+    rows = prepared if prepared is not None else _reuse_prepare(files, project, same, hits)
+    reuse.cache.copy_rows(con, [hits[id(f)] for f in files if f.ok])
+    rows.flush(con)
+
+
+def _reuse_prepare(files: list[_File], project: Project, same: SameWork, hits: dict[int, CachedFile]) -> _Rows:
+    """The checks, findings and provenance rows of files the cache holds (nothing written yet)."""
     rows = _Rows()
     for f in files:
         _check(f, project, same)
-    reuse.cache.copy_rows(con, [hits[id(f)] for f in files if f.ok])
     for i, f in enumerate(files):
         cached = hits[id(f)]
         f.out.sha256 = cached.sha256
@@ -689,8 +697,8 @@ def _reuse_run(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
         rows.report[i] = list(cached.report)
         rows.failures[id(f)] = pd.DataFrame(cached.failures, columns=FAILURE_COLUMNS) if cached.failures \
             else NO_FAILURES
-        _finish(f, con, project, rows, same)
-    rows.flush(con)
+        _finish(f, project, rows, same)
+    return rows
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job]) -> list[Issue]:
@@ -708,10 +716,15 @@ def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job
 
 def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckDBPyConnection, project: Project,
                 encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
-                reuse: Callable[[list[_File]], None]) -> list[Outcome]:
+                reuse: Callable[[list[_File], _Rows | None], None],
+                prepare: Callable[[list[_File]], _Rows]) -> list[Outcome]:
     """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
-    ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place."""
+    ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place.
+    While a worker's group is not ready, the next runs of reused files are checked and their provenance
+    rows made (``prepare``), to be written in their turn."""
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
+    later = [g for kind, groups in segments if kind == "reuse" for g in groups]
+    ready: dict[int, _Rows] = {}
     workers = min(workers, len(fresh))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
@@ -724,12 +737,16 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
         for kind, groups in segments:
             for g in groups:
                 if kind == "reuse":
-                    reuse(g)
+                    later = [r for r in later if r is not g]
+                    reuse(g, ready.pop(id(g), None))
                     outcomes.extend(f.out for f in g)
                     continue
+                waiting = futures[id(g)]
+                while not waiting.done() and (todo := next((r for r in later if id(r) not in ready), None)):
+                    ready[id(todo)] = prepare(todo)
                 jobs = [f.job for f in g]
                 with _located(jobs):
-                    outs = futures[id(g)].result()
+                    outs = waiting.result()
                     append_database(con, folder / f"job-{fresh.index(g)}.duckdb")
                 for job, out in zip(jobs, outs):
                     out.job = job  # the worker's copy came back without the opened file

@@ -149,7 +149,7 @@ def _variance(source: str, lonely: str) -> str:
     return f"""SELECT cell, CASE WHEN v <= {ROUNDING} * sc THEN 0.0 ELSE v END AS v FROM (
       SELECT cell, fsum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * (s2 - s1 * s1 / n_h) ELSE {alone} END) AS v,
              fsum(sc) AS sc
-      FROM (SELECT *, sum(s1) OVER (PARTITION BY cell) / sum(n_h) OVER (PARTITION BY cell) AS c FROM {source})
+      FROM (SELECT *, fsum(s1) OVER (PARTITION BY cell) / sum(n_h) OVER (PARTITION BY cell) AS c FROM {source})
       GROUP BY cell)"""
 
 
