@@ -273,7 +273,7 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     gsel = "".join(f", {defs.breakdowns[g].sql} AS {c}" for g, c in gcol.items())
     w = _WEIGHT_SQL[weight]
     if pool:  # each survey-wave's weights sum to its number of weighted respondents
-        w = (f"{w} * count({w}) OVER (PARTITION BY survey, wave) / nullif(sum({w}) OVER (PARTITION BY survey, wave), "
+        w = (f"{w} * count({w}) OVER (PARTITION BY survey, wave) / nullif(fsum({w}) OVER (PARTITION BY survey, wave), "
              "0)")
     # A design PSU holding one respondent is that respondent's own PSU: it joins the stratum's moments like a
     # respondent without a PSU (the same variance, and no group shares it with the native group), so only
