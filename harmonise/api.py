@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-    from harmonise.pipeline import Outcome, Reuse
+    from harmonise.pipeline import Idle, Outcome, Reuse
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 
@@ -163,7 +163,7 @@ def _unique(issues: list[Issue]) -> list[Issue]:
 def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, result: RunResult,
          encoding: str | None, progress: Progress | None, workers: int | None = None,
          mappings: list[Path] | None = None, files: FileOptions | None = None,
-         reuse: Reuse | None = None) -> list[Issue]:
+         reuse: Reuse | None = None, idle: Idle | None = None) -> list[Issue]:
     from harmonise.discover import Options, discover
     from harmonise.pipeline import run_jobs
     from harmonise.store.respondents import create_all
@@ -176,7 +176,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs must be at least 1 (got {workers})")
     outcomes = run_jobs(jobs, con, project, encoding=encoding, progress=progress, workers=workers, mappings=mappings,
-                        reuse=reuse)
+                        reuse=reuse, idle=idle)
     for out in outcomes:
         result.outcomes.append(out)
         issues.extend(out.issues)
@@ -208,7 +208,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     import duckdb
 
     from harmonise.pipeline import Reuse
-    from harmonise.reports.indicators import store_indicators
+    from harmonise.reports.indicators import WaveEstimates, store_indicators, stores_indicators
     from harmonise.store.atomic import atomic_target, open_build
     from harmonise.store.cache import BuildCache
     from harmonise.store.lookups import write_lookups
@@ -227,7 +227,11 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
         con = open_build(tmp)
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
-            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files, reuse))
+            # waves' indicators are estimated while waiting for the workers, unless design files change the rows after
+            ahead = WaveEstimates(con, project, (INDICATORS_MEMORY_LIMIT, BUILD_MEMORY_LIMIT)) \
+                if stores_indicators(project) and not (files and files.design) else None
+            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files, reuse,
+                                      ahead.idle if ahead is not None else None))
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
@@ -236,7 +240,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             write_lookups(con, project, encoding, {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
                                                    for o in result.outcomes if o.facts is not None})
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
-            store_indicators(con, project, _wave_rows(con, cache, reuse, result))
+            store_indicators(con, project, _wave_rows(con, cache, reuse, result), ahead)
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
                 ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),

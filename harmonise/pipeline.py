@@ -57,6 +57,7 @@ from harmonise.store.provenance import append_database, to_json
 from harmonise.store.respondents import FILE_BITS, ROW_MASK, create_all, duplicate_ids, insert_select
 
 Progress = Callable[[str], None]
+Idle = Callable[[list[tuple[str, str]]], bool]  # given the survey-waves complete so far: True when it did some work
 CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
 # Files with fewer rows are small: read whole (by one reader for all of them, not a forked reader per
 # file, which costs more than it overlaps) and harmonised together with their wave's other small files.
@@ -599,7 +600,7 @@ def _declarations_digest(root: Path) -> str:
 
 def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
              progress: Progress | None = None, workers: int | None = 1,
-             mappings: list[Path] | None = None, reuse: Reuse | None = None) -> list[Outcome]:
+             mappings: list[Path] | None = None, reuse: Reuse | None = None, idle: Idle | None = None) -> list[Outcome]:
     """Harmonise every job into ``con`` (tables already created), in job order.
 
     Small files of one wave that compile to the same SQL are harmonised together (:func:`_batches`).
@@ -612,7 +613,8 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
 
     With ``reuse``, a file whose :func:`file_key` the cache holds is not read: its rows are copied from
     the previous database and its provenance written from the cached report, as a full build writes it;
-    every harmonised file is noted in the cache for the next build.
+    every harmonised file is noted in the cache for the next build. ``idle``: work for this process
+    while it waits for a worker (see :func:`_in_workers`).
     """
     same = SameWork()
     files = []
@@ -647,7 +649,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         else:
             outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
                                    lambda g, ready: _reuse_run(g, con, project, same, hits, reuse, ready),
-                                   lambda g: _reuse_prepare(g, project, same, hits))
+                                   lambda g: _reuse_prepare(g, project, same, hits), idle)
     finally:
         if reuse is not None:
             reuse.cache.detach(con)
@@ -717,14 +719,20 @@ def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job
 def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckDBPyConnection, project: Project,
                 encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
                 reuse: Callable[[list[_File], _Rows | None], None],
-                prepare: Callable[[list[_File]], _Rows]) -> list[Outcome]:
+                prepare: Callable[[list[_File]], _Rows], idle: Idle | None = None) -> list[Outcome]:
     """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
     ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place.
     While a worker's group is not ready, the next runs of reused files are checked and their provenance
-    rows made (``prepare``), to be written in their turn."""
+    rows made (``prepare``), to be written in their turn; then ``idle`` is called with the survey-waves
+    whose every file is in ``con`` and some harmonised afresh, until it has nothing to do."""
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
     later = [g for kind, groups in segments if kind == "reuse" for g in groups]
     ready: dict[int, _Rows] = {}
+    number = {id(g): i for i, g in enumerate(fresh)}
+    ordered = [g for _, groups in segments for g in groups]
+    last = {_wave_of(f): i for i, g in enumerate(ordered) for f in g}
+    harmonised = {_wave_of(f) for g in fresh for f in g}
+    complete: list[tuple[str, str]] = []
     workers = min(workers, len(fresh))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
@@ -734,26 +742,32 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
         futures: dict[int, Future[list[Outcome]]] = {
             id(g): pool.submit(_worker, [f.job for f in g], str(folder / f"job-{i}.duckdb"), encoding, prefetch)
             for i, g in enumerate(fresh)}
-        for kind, groups in segments:
-            for g in groups:
-                if kind == "reuse":
-                    later = [r for r in later if r is not g]
-                    reuse(g, ready.pop(id(g), None))
-                    outcomes.extend(f.out for f in g)
-                    continue
+        for position, g in enumerate(ordered):
+            if id(g) not in futures:
+                later = [r for r in later if r is not g]
+                reuse(g, ready.pop(id(g), None))
+                outcomes.extend(f.out for f in g)
+            else:
                 waiting = futures[id(g)]
                 while not waiting.done() and (todo := next((r for r in later if id(r) not in ready), None)):
                     ready[id(todo)] = prepare(todo)
+                while idle is not None and not waiting.done() and idle(complete):
+                    pass
                 jobs = [f.job for f in g]
                 with _located(jobs):
                     outs = waiting.result()
-                    append_database(con, folder / f"job-{fresh.index(g)}.duckdb")
+                    append_database(con, folder / f"job-{number[id(g)]}.duckdb")
                 for job, out in zip(jobs, outs):
                     out.job = job  # the worker's copy came back without the opened file
                     outcomes.append(out)
                     if progress:
                         progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
+            complete.extend(w for w in dict.fromkeys(_wave_of(f) for f in g) if last[w] == position and w in harmonised)
     return outcomes
+
+
+def _wave_of(f: _File) -> tuple[str, str]:
+    return f.job.crosswalk.survey, f.job.wave.wave
 
 
 # DuckDB errors that data or an expression can cause (a value out of range, a conversion, a full disk);

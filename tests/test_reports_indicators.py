@@ -7,14 +7,18 @@ ratios, linearised scores and the stratified variance with R survey's lonely.psu
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from harmonise import connect, indicators
 from harmonise.reports.estimate import Rule
-from tests.conftest import run
+from harmonise.reports.indicators import WaveEstimates, store_indicators
+from harmonise.spec.project import load_project
+from tests.conftest import ROOT, run
 
 OPEN = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1, flag_n=0, flag_cv=1e9, flag_rel_ci=1e9, flag_nonresponse=1)
 KEY = ["survey", "wave", "country", "group"]
@@ -213,3 +217,28 @@ def test_a_pooled_query_gives_the_same_digits_every_time(demo_db: Path) -> None:
     first = indicators(demo_db, None, ["country"], pool=True).records()
     for _ in range(2):
         assert indicators(demo_db, None, ["country"], pool=True).records() == first
+
+
+def test_waves_estimated_while_harmonising_give_the_stored_rows(small_demo_db: Path, tmp_path: Path) -> None:
+    """A build estimates waves ahead while it waits for its workers (WaveEstimates); the table it then stores
+    is the one it stores estimating every wave at the end."""
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(small_demo_db, db)
+    con = duckdb.connect(str(db))
+    try:
+        stored = con.execute("SELECT * FROM indicators").fetchall()
+        for table in ("indicators", "indicator_definitions", "indicator_breakdowns", "survey_sampling"):
+            con.execute(f"DROP TABLE {table}")
+        con.execute("DELETE FROM build_info WHERE key = 'indicator_age_bands'")
+        waves = [(str(s), str(w)) for s, w in con.execute("SELECT DISTINCT survey, wave FROM respondents "
+                                                          "ORDER BY ALL").fetchall()]
+        ahead = WaveEstimates(con, load_project(ROOT), ("1GB", "1GB"))
+        complete = waves[::2]  # every other wave ahead, the rest at the end
+        while ahead.idle(complete):
+            pass
+        assert sorted(ahead.frames) == complete and len(complete) > 1
+        store_indicators(con, load_project(ROOT), None, ahead)
+        assert con.execute("SELECT * FROM indicators").fetchall() == stored
+        assert ahead.frames == {}  # every wave estimated ahead was taken
+    finally:
+        con.close()

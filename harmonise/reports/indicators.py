@@ -424,16 +424,62 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
 WaveRows = Callable[[str, str, Callable[[], "pd.DataFrame"]], "pd.DataFrame"]
 
 
-def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: WaveRows | None = None) -> None:
+def stores_indicators(project: Project) -> bool:
+    """Whether a build of ``project`` writes the indicators tables (it declares indicators)."""
+    return project.schema is not None and (project.root / "mappings" / "indicators.yaml").is_file()
+
+
+class WaveEstimates:
+    """Survey-waves' rows of the stored ``indicators`` table, estimated while a build waits for its workers.
+
+    Made before any rows are harmonised (it writes ``survey_sampling``, which the quality column reads);
+    :meth:`idle` estimates one survey-wave whose files are all in the database, and
+    :func:`store_indicators` takes the rows. They are the rows it would estimate (a wave's respondents,
+    lineage and sampling are final once its files are in; no cell, stratum or suppression table spans two
+    waves), so a build whose respondents change afterwards (design files) must not use it. ``memory``:
+    DuckDB's memory limits while estimating and after."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, project: Project, memory: tuple[str, str]) -> None:
+        from harmonise.reports.quality import store_sampling
+
+        assert project.schema is not None
+        self.con, self.memory = con, memory
+        self.defs = load_definitions(project.root, project.schema)
+        self.frames: dict[tuple[str, str], pd.DataFrame] = {}
+        store_sampling(con, project)
+
+    def idle(self, complete: Sequence[tuple[str, str]]) -> bool:
+        """Estimate the first of the ``complete`` survey-waves not yet estimated; False when there is none.
+        On one DuckDB thread: the workers have the cores (two threads beside them cost more CPU than they
+        saved wall time)."""
+        todo = next((w for w in complete if w not in self.frames), None)
+        if todo is None:
+            return False
+        (threads,) = self.con.execute("SELECT current_setting('threads')").fetchall()[0]
+        self.con.execute(f"SET memory_limit = '{self.memory[0]}'")
+        self.con.execute("SET threads = 1")
+        try:
+            self.frames[todo] = estimate_frame(self.con, self.defs, None, DEFAULT_BY, (None, *self.defs.breakdowns),
+                                               sample=[todo])
+        finally:
+            self.con.execute(f"SET memory_limit = '{self.memory[1]}'")
+            self.con.execute(f"SET threads = {int(threads)}")
+        return True
+
+
+def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: WaveRows | None = None,
+                     ahead: WaveEstimates | None = None) -> None:
     """Write the compiled definitions and the default ``indicators`` table into a database being built.
 
     The table is estimated one survey-wave at a time (its cells, strata and suppression tables never
     span two), so the estimator's memory is that of the largest wave; ``rows_of(survey, wave, estimate)``
-    may give a wave's rows without estimating them (a build reusing its previous rows)."""
+    may give a wave's rows without estimating them (a build reusing its previous rows); ``ahead``: the
+    waves estimated while harmonising (it has written ``survey_sampling``)."""
     from harmonise.reports.quality import store_sampling
 
-    if project.schema is None or not (project.root / "mappings" / "indicators.yaml").is_file():
+    if not stores_indicators(project):
         return
+    assert project.schema is not None
     defs = load_definitions(project.root, project.schema)
     con.execute("CREATE TABLE indicator_definitions (name VARCHAR, label VARCHAR, unit VARCHAR, age_low INTEGER, "
                 "age_high INTEGER, population VARCHAR, outcome VARCHAR, source VARCHAR, population_sql VARCHAR, "
@@ -445,7 +491,9 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     con.executemany("INSERT INTO indicator_breakdowns VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(*vars(b).values(), i) for i, b in enumerate(defs.breakdowns.values())])
     con.execute("INSERT INTO build_info VALUES ('indicator_age_bands', ?)", [",".join(map(str, defs.age_bands))])
-    store_sampling(con, project)
+    if ahead is None:
+        store_sampling(con, project)
+    early = ahead.frames if ahead is not None else {}
     # The estimator streams a wave's respondents once per indicator into weighted moments per cell, stratum
     # and design PSU. All waves in one query kept every wave's PSU moments at once: 290 ESS country files
     # (580,000 respondents) ran out of 1 GB after 61 s. Each query has a fixed cost too (~0.13 s to plan
@@ -459,6 +507,8 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     batch: list[tuple[str, str]] = []
     size = 0
     for s, w, n in waves:
+        if (s, w) in early:
+            continue
         if batch and size + n > ESTIMATE_BATCH:
             batch, size = [], 0
         batch.append((s, w))
@@ -467,6 +517,8 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     ready: dict[tuple[str, str], pd.DataFrame] = {}
 
     def estimate(survey: str, wave: str) -> pd.DataFrame:
+        if (survey, wave) in early:
+            return early.pop((survey, wave))
         if (survey, wave) not in ready:
             both = estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns),
                                   sample=batch_of[(survey, wave)])
