@@ -34,20 +34,23 @@ def meta_digest(meta: SourceMeta) -> str:
                            digest_size=16).hexdigest()
 
 
+_DIGEST = "__meta_digest"  # where a metadata object keeps its digest (not a field: equality and replace() ignore it)
+
+
 class SameWork:
     """Answers of metadata-only steps, shared by the files of one run whose metadata are the same."""
 
     def __init__(self) -> None:
         self._answers: dict[Hashable, object] = {}
-        self._digests: dict[int, tuple[SourceMeta, int, str]] = {}
 
     def digest(self, meta: SourceMeta) -> str:
-        """:func:`meta_digest`, computed once per metadata object (and again if its variables change)."""
-        known = self._digests.get(id(meta))
-        if known is not None and known[0] is meta and known[1] == len(meta.variables):
-            return known[2]
+        """:func:`meta_digest`, computed once per metadata object (and again if its variables change), kept on
+        the object: discovery's and harmonising's steps, and a worker it is sent to, share it."""
+        known = vars(meta).get(_DIGEST)
+        if known is not None and known[0] == len(meta.variables):
+            return str(known[1])
         value = meta_digest(meta)
-        self._digests[id(meta)] = (meta, len(meta.variables), value)
+        vars(meta)[_DIGEST] = (len(meta.variables), value)
         return value
 
     def once(self, what: str, meta: SourceMeta, key: Hashable, compute: Callable[[], T],
