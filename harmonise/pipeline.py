@@ -726,7 +726,6 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
     rows made (``prepare``), to be written in their turn; then ``idle`` is called with the survey-waves
     whose every file is in ``con`` and some harmonised afresh, until it has nothing to do."""
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
-    later = [g for kind, groups in segments if kind == "reuse" for g in groups]
     ready: dict[int, _Rows] = {}
     number = {id(g): i for i, g in enumerate(fresh)}
     ordered = [g for _, groups in segments for g in groups]
@@ -744,12 +743,12 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
             for i, g in enumerate(fresh)}
         for position, g in enumerate(ordered):
             if id(g) not in futures:
-                later = [r for r in later if r is not g]
                 reuse(g, ready.pop(id(g), None))
                 outcomes.extend(f.out for f in g)
             else:
                 waiting = futures[id(g)]
-                while not waiting.done() and (todo := next((r for r in later if id(r) not in ready), None)):
+                while not waiting.done() and (todo := next((r for r in ordered[position + 1:]
+                                                             if id(r) not in futures and id(r) not in ready), None)):
                     ready[id(todo)] = prepare(todo)
                 while idle is not None and not waiting.done() and idle(complete):
                     pass

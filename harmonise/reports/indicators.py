@@ -480,7 +480,7 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     if not stores_indicators(project):
         return
     assert project.schema is not None
-    defs = load_definitions(project.root, project.schema)
+    defs = ahead.defs if ahead is not None else load_definitions(project.root, project.schema)
     con.execute("CREATE TABLE indicator_definitions (name VARCHAR, label VARCHAR, unit VARCHAR, age_low INTEGER, "
                 "age_high INTEGER, population VARCHAR, outcome VARCHAR, source VARCHAR, population_sql VARCHAR, "
                 "outcome_sql VARCHAR, outcome_reason_sql VARCHAR, not_by VARCHAR, position INTEGER)")
