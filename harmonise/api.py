@@ -267,8 +267,15 @@ def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]
 
 def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
                result: RunResult) -> Callable[[str, str, Callable[[], pd.DataFrame]], pd.DataFrame]:
-    """A survey-wave's indicator rows: the cached ones when its files, lineage, the survey's sampling type
-    and the indicator definitions are those they were computed from; else estimated (and cached)."""
+    """A survey-wave's indicator rows: the cached ones when what they were estimated from is unchanged, else
+    estimated (and cached).
+
+    What they are estimated from: the wave's respondents, the lineage columns the quality flags read, the
+    survey's sampling type, the indicator definitions, the build options and harmonise's code. The wave's
+    files' cache keys stand for its respondents; a wave whose files were harmonised again (a rule edited)
+    keeps its previous rows when the rows it harmonised equal the previous database's and the rest is
+    unchanged (an edit that changes no respondent's value changes no estimate)."""
+    from harmonise.pipeline import code_digest
     from harmonise.store.cache import digest
 
     keys: dict[tuple[str, str], list[str]] = {}
@@ -277,17 +284,24 @@ def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
         sw = (o.job.crosswalk.survey, o.job.wave.wave)
         keys.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
         complete[sw] = complete.get(sw, True) and o.cached is not None and bool(o.cached.key)
+
     def rows_of(survey: str, wave: str, estimate: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         if not complete.get((survey, wave)):
             return estimate()
-        key = digest([reuse.options, survey, wave, keys[(survey, wave)],
-                      *(con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # written by store_indicators
-                        for t in ("indicator_definitions", "indicator_breakdowns")),
-                      con.execute("SELECT * FROM build_info WHERE key = 'indicator_age_bands'").fetchall(),
-                      con.execute("SELECT * FROM survey_sampling WHERE survey = ? ORDER BY ALL", [survey]).fetchall(),
-                      con.execute("SELECT * FROM lineage WHERE survey = ? AND wave = ? ORDER BY ALL",
-                                  [survey, wave]).fetchall()])
+        inputs = [code_digest(), reuse.options, survey, wave,
+                  *(con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # written by store_indicators
+                    for t in ("indicator_definitions", "indicator_breakdowns")),
+                  con.execute("SELECT * FROM build_info WHERE key = 'indicator_age_bands'").fetchall(),
+                  con.execute("SELECT * FROM survey_sampling WHERE survey = ? ORDER BY ALL", [survey]).fetchall(),
+                  con.execute("SELECT file_name, target, kind, source_variables, quality FROM lineage "
+                              "WHERE survey = ? AND wave = ? ORDER BY ALL", [survey, wave]).fetchall()]
+        key = digest([*inputs, keys[(survey, wave)]])
         frame = cache.indicator_rows(con, key)
+        if frame is None:
+            previous = cache.previous_wave(survey, wave)
+            if previous is not None and digest([*inputs, previous[1]]) == previous[0] and \
+                    cache.same_rows(con, survey, wave):
+                frame = cache.indicator_rows(con, previous[0], keep_as=key)
         if frame is None:
             frame = estimate()
             cache.note_wave(key, survey, wave, frame)

@@ -573,7 +573,7 @@ def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
     its wave, the columns read and the SQL they go through, the profile, the declarations pandera checks
     against (schema and code tables), the build options and harmonise itself (version and code)."""
     assert project.schema is not None
-    return digest([_code_digest(), *reuse.options, reuse.declarations, sha256, f.job.path.name,
+    return digest([code_digest(), *reuse.options, reuse.declarations, sha256, f.job.path.name,
                    f.job.crosswalk.survey, f.job.wave.wave, sorted(f.job.supplied.items()), f.columns, f.src.encoding,
                    f.src.codec, f.compiled.sql, f.compiled.report_targets,
                    profile_sql(f.compiled, f.plan, project.schema, "h")])
@@ -582,7 +582,7 @@ def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
 _DIGESTS: dict[str, str] = {}
 
 
-def _code_digest() -> str:
+def code_digest() -> str:
     """harmonise's version and the digest of its source files (a changed harmonise invalidates the cache)."""
     if "code" not in _DIGESTS:
         package = Path(__file__).parent

@@ -160,6 +160,72 @@ def _built(built_once: tuple[Path, Path, Path], tmp_path: Path, data_too: bool =
     return project, data, copy
 
 
+def _estimated(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The survey-waves the build estimates indicators for, recorded as it calls the estimator."""
+    from harmonise.reports import indicators
+
+    seen: list[object] = []
+    estimate = indicators.estimate_frame
+
+    def recorded(*a: object, **kw: object) -> object:
+        seen.extend(kw.get("sample") or ["all"])  # type: ignore[arg-type]
+        return estimate(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(indicators, "estimate_frame", recorded)
+    return seen
+
+
+def _set_range(project: Path, wave: str, low: int, high: int, transform: str = "") -> None:
+    """Set the year-of-arrival range override of ESS round ``wave`` (and a ``transform`` of its values)."""
+    path = project / "mappings" / "ess.yaml"
+    text = path.read_text()
+    found = [m for m in RANGE.finditer(text) if re.findall(r'^  - wave: "([^"]+)"', text[:m.start()],
+                                                            re.MULTILINE)[-1] == wave]
+    assert len(found) == 1, f"ESS round {wave} has no year_of_arrival range override"
+    m = found[0]
+    rule = f"range: [{low}, {high}]" + (f", transform: \"{transform}\"" if transform else "")
+    path.write_text(text[:m.start()] + f"{m.group(1)}year_of_arrival: {{{rule}}}" + text[m.end():])
+
+
+@pytest.mark.slow
+def test_a_wave_harmonised_again_to_the_same_rows_keeps_its_indicator_rows(
+        built_once: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Early cut-off: an edited rule recompiles the wave's files, but when the rows it gives are the previous
+    database's (and lineage's flags, sampling and definitions are unchanged), the wave's indicator rows are the
+    previous build's, not estimated again; once its rows change, they are estimated again. Either way the
+    database is the one a full build writes."""
+    shared, data, db = _built(built_once, tmp_path)
+    project = shutil.copytree(shared, tmp_path / "proj")
+    wave = load_project(project).crosswalks["ess"].waves[-1].wave
+    assert wave in _ranged_waves(project)
+    text = (project / "mappings" / "ess.yaml").read_text()
+    (low, high), = [(int(m.group(2)), int(m.group(3))) for m in RANGE.finditer(text)
+                    if re.findall(r'^  - wave: "([^"]+)"', text[:m.start()], re.MULTILINE)[-1] == wave]
+    before = _tables(db)
+    con = duckdb.connect(str(db), read_only=True)
+    years = con.execute("SELECT min(year_of_arrival), max(year_of_arrival) FROM respondents").fetchone()
+    con.close()
+    assert years is not None and low < years[0] <= years[1] < high  # the fixture's years lie inside the range
+
+    _set_range(project, wave, low + 1, high)  # new SQL, the same values
+    estimated = _estimated(monkeypatch)
+    assert _kept(_build(project, data, db)) is None  # both files harmonised again
+    after = _tables(db)
+    assert after["respondents"] == before["respondents"] and after["compiled_sql"] != before["compiled_sql"]
+    assert estimated == []
+    full = tmp_path / "full.duckdb"
+    _build(project, data, full, "--full")
+    assert _tables(full) == after
+
+    _set_range(project, wave, low, high, transform="x - 1")  # every year one earlier: new values
+    estimated.clear()
+    _build(project, data, db)
+    assert _tables(db)["respondents"] != before["respondents"]
+    assert estimated == [("ess", wave)]
+    _build(project, data, full, "--full")
+    assert _tables(full) == _tables(db)
+
+
 @pytest.mark.slow
 def test_a_damaged_or_mismatched_cache_is_rebuilt_not_trusted(built_once: tuple[Path, Path, Path],
                                                               tmp_path: Path) -> None:
@@ -229,3 +295,28 @@ def test_a_file_renamed_to_another_formats_extension_is_read_and_refused_again(b
     code, _, err = run("build", "--data", str(data), "--db", str(db), project=project)
     assert code == 2
     assert f"{renamed}: the content is a SAV file but the extension says DTA; rename it to .sav" in err
+
+
+@pytest.mark.parametrize(("old", "new", "same"), [
+    ([("a", 1, 1.0), ("a", 2, None)], [("a", 2, None), ("a", 1, 1.0)], True),  # order and NULLs do not matter
+    ([("a", 1, 1.0), ("a", 2, 2.0)], [("a", 1, 1.0), ("a", 2, 2.5)], False),  # a value differs
+    ([("a", 1, 1.0)], [("a", 1, 1.0), ("b", 1, 1.0)], False),  # a row more
+    ([("a", 1, 1.0), ("b", 1, 2.0)], [("a", 1, 1.0), ("a", 1, 1.0)], False),  # a row twice, another missing
+    ([("a", 1, 1.0), ("a", 1, 1.0)], [("a", 1, 1.0), ("a", 1, 1.0)], False),  # a pair repeated: not trusted
+])
+def test_same_rows_compares_a_waves_respondents_with_the_previous_databases(
+        tmp_path: Path, old: list[tuple[object, ...]], new: list[tuple[object, ...]], same: bool) -> None:
+    def make(path: Path, rows: list[tuple[object, ...]]) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(str(path))
+        con.execute("CREATE TABLE respondents (survey VARCHAR, wave VARCHAR, source_file VARCHAR, source_row BIGINT, "
+                    "x DOUBLE)")
+        con.executemany("INSERT INTO respondents VALUES ('ess', '11', ?, ?, ?)", [list(r) for r in rows])
+        con.execute("INSERT INTO respondents VALUES ('ess', '10', 'z', 1, 9.0)")  # another wave: not compared
+        return con
+
+    make(tmp_path / "old.duckdb", old).close()
+    con = make(tmp_path / "new.duckdb", new)
+    cache = BuildCache(tmp_path / "new.duckdb", full=True)
+    cache.previous = tmp_path / "old.duckdb"
+    assert cache.same_rows(con, "ess", "11") is same
+    assert con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'previous'").fetchone() == (0,)

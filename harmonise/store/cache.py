@@ -11,7 +11,9 @@ successful build wrote it:
   (``pipeline.file_key``) — with its row count, the pandera failures and the harmonisation report
   rows (``reports``, ``failures``) and the first row of its edition variables;
 - ``waves``: each survey-wave's stored indicator rows (``indicator_rows``) by a key over its files'
-  keys, the design files, its lineage and the indicator definitions;
+  keys, the build options, harmonise's code, the lineage columns the quality flags read, the sampling
+  type and the indicator definitions (a wave harmonised again into the previous database's rows keeps
+  them: ``previous_wave``, ``same_rows``);
 - ``info``: the cache format, the harmonise version and the identity (device, inode, size,
   modification time) of the database file it describes.
 
@@ -331,8 +333,47 @@ class BuildCache:
         positions = [self.files[f.key][0] for f in files]
         return all(b == a + 1 for a, b in itertools.pairwise(positions))
 
-    def indicator_rows(self, con: duckdb.DuckDBPyConnection, key: str) -> pd.DataFrame | None:
-        """The cached indicator rows of a survey-wave (None when not cached or unreadable)."""
+    def previous_wave(self, survey: str, wave: str) -> tuple[str, list[str]] | None:
+        """The key the previous build stored a survey-wave's indicator rows by, and the keys of the wave's
+        files in that build (in build order); None when it stored none."""
+        found = [k for k, (s, w, _) in self.waves.items() if (s, w) == (survey, wave)]
+        if len(found) != 1 or self.previous is None:
+            return None
+        files = sorted((row[0], key) for key, row in self.files.items() if (row[1], row[2]) == (survey, wave))
+        return found[0], [key for _, key in files]
+
+    def same_rows(self, con: duckdb.DuckDBPyConnection, survey: str, wave: str) -> bool:
+        """Whether the survey-wave's respondents rows in ``con`` are those the previous database holds
+        (the same columns and, compared as multisets, the same rows)."""
+        import duckdb
+
+        if not self.attach(con):
+            return False
+        try:
+            columns = ("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = {} "
+                       "AND schema_name = 'main' AND table_name = 'respondents' ORDER BY column_index")
+            if con.execute(columns.format("current_database()")).fetchall() != \
+                    con.execute(columns.format(sql_literal(PREVIOUS))).fetchall():
+                return False
+            # rows paired by (file, row): with as many rows on both sides and no pair repeated in this build's,
+            # no unpaired or differing row means the same rows (a join is ~5 x faster than EXCEPT ALL here)
+            where = "WHERE survey = $survey AND wave = $wave"
+            new, old = f"main.respondents {where}", f"{PREVIOUS}.main.respondents {where}"
+            (same,) = con.execute(
+                f"SELECT (SELECT count(*) FROM {new}) = (SELECT count(*) FROM {old}) "
+                f"AND (SELECT count(*) = count(DISTINCT (source_file, source_row)) FROM {new}) "
+                f"AND NOT EXISTS (SELECT 1 FROM (SELECT * FROM {new}) n FULL JOIN (SELECT * FROM {old}) o "
+                "ON n.source_file = o.source_file AND n.source_row = o.source_row WHERE n IS DISTINCT FROM o)",
+                {"survey": survey, "wave": wave}).fetchall()[0]
+            return bool(same)
+        except duckdb.Error:
+            return False
+        finally:
+            self.detach(con)
+
+    def indicator_rows(self, con: duckdb.DuckDBPyConnection, key: str, keep_as: str | None = None) -> pd.DataFrame | None:
+        """The cached indicator rows of a survey-wave (None when not cached or unreadable), kept in the new
+        index by their key or by ``keep_as``."""
         import duckdb
 
         if key not in self.waves or self.previous is None:
@@ -352,7 +393,7 @@ class BuildCache:
             return None
         if list(frame.columns) != list(types):
             return None
-        self._new_waves.append((key, survey, wave, frame))
+        self._new_waves.append((keep_as or key, survey, wave, frame))
         return frame
 
     # --- writing ------------------------------------------------------------------------------------------------
