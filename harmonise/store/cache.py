@@ -281,7 +281,7 @@ class BuildCache:
             con.execute(f"ATTACH {sql_literal(str(index))} AS cache_index (READ_ONLY)")
             try:
                 con.execute("CREATE OR REPLACE TEMP TABLE __keys (key VARCHAR)")
-                con.executemany("INSERT INTO __keys VALUES (?)", [[k] for k in out])
+                _insert(con, "__keys", [[k] for k in out])
                 for key, *rep in con.execute("SELECT r.key, target, source_code, target_value, missing_reason, n "
                                              "FROM cache_index.reports r JOIN __keys USING (key) ORDER BY r.key, seq"
                                              ).fetchall():
@@ -322,7 +322,7 @@ class BuildCache:
                 self.copy_rows(con, [f])
             return
         con.execute("CREATE OR REPLACE TEMP TABLE __kept (survey VARCHAR, wave VARCHAR, source_file VARCHAR)")
-        con.executemany("INSERT INTO __kept VALUES (?, ?, ?)", [[f.survey, f.wave, f.file_name] for f in files])
+        _insert(con, "__kept", [[f.survey, f.wave, f.file_name] for f in files])
         try:
             con.execute(f"INSERT INTO main.respondents SELECT * FROM {PREVIOUS}.main.respondents "
                         "WHERE (survey, wave, source_file) IN (SELECT survey, wave, source_file FROM __kept)")
@@ -476,7 +476,7 @@ class BuildCache:
             out.execute(f"ATTACH {sql_literal(str(self.folder / INDEX))} AS old (READ_ONLY)")
             try:
                 out.execute("CREATE TEMP TABLE __kept (key VARCHAR)")
-                out.executemany("INSERT INTO __kept VALUES (?)", [[k] for k in sorted(self._kept)])
+                _insert(out, "__kept", [[k] for k in sorted(self._kept)])
                 for table in ("reports", "failures"):
                     out.execute(f"INSERT INTO {table} SELECT * FROM old.{table} WHERE key IN (SELECT key FROM __kept)")
             finally:
@@ -499,9 +499,17 @@ class BuildCache:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[list[Any]]) -> None:
-    """Insert ``rows`` into an index table (none: nothing to do; DuckDB's executemany wants at least one)."""
-    if rows:
-        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    """Insert ``rows`` (in the table's column order) in one statement: DuckDB's executemany is one statement
+    per row (0.7 ms each: 0.2 s for 290 files' rows)."""
+    if not rows:
+        return
+    import pandas as pd
+
+    con.register("__insert", pd.DataFrame(rows, dtype=object))
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM __insert")
+    finally:
+        con.unregister("__insert")
 
 
 def _remove(path: Path) -> None:
