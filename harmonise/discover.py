@@ -23,7 +23,7 @@ from typing import Any
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
 from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source
-from harmonise.samework import SameWork
+from harmonise.samework import SameWork, assume_digest, kept_digest
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import resolve_wave
@@ -111,10 +111,12 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
         src: SourceFile | None
         if hit is not None:
             src, seen = hit.source, dict[str, set[str] | InputError](hit.seen)
+            assume_digest(src.meta, hit.variables)  # not pickled again to be told apart
         elif isinstance(scan, tuple):
             src, seen = scan
             if cache is not None and src is not None and not any(isinstance(v, InputError) for v in seen.values()):
-                cache.note_scan(f, opts.encoding, content, src, seen, sha)  # type: ignore[arg-type]
+                cache.note_scan(f, opts.encoding, content, src, seen, sha,  # type: ignore[arg-type]
+                                kept_digest(src.meta))
         else:
             src, seen = (_open(f, opts.encoding) if _crashed(scan) else None), {}
         hits, why = recognise(f, src, crosswalks, opts, seen)
@@ -228,6 +230,7 @@ def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFil
         src = open_source(path, encoding, isolate=False)
     except InputError:
         return None, {}
+    kept_digest(src.meta)  # here, beside the other readers, not in the process that waits for them all
     seen: dict[str, set[str] | InputError] = {}
     for name in names:
         vm = find_variable(src.meta.variables, name)

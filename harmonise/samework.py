@@ -37,6 +37,27 @@ def meta_digest(meta: SourceMeta) -> str:
 _DIGEST = "__meta_digest"  # where a metadata object keeps its digest (not a field: equality and replace() ignore it)
 
 
+def kept_digest(meta: SourceMeta) -> str:
+    """:func:`meta_digest`, computed once per metadata object (and again if its variables change), kept on the
+    object: discovery's reader children compute it beside the header read, and harmonising's steps, the
+    build cache and a worker the object is sent to share it."""
+    known = vars(meta).get(_DIGEST)
+    if known is not None and known[0] == len(meta.variables):
+        return str(known[1])
+    value = meta_digest(meta)
+    vars(meta)[_DIGEST] = (len(meta.variables), value)
+    return value
+
+
+def assume_digest(meta: SourceMeta, variables_digest: str) -> None:
+    """Give ``meta`` a digest made of a digest of its variables another way (the build cache's digest of
+    their exact JSON), its format and encoding, instead of pickling them again. Another kind of digest than
+    :func:`meta_digest`'s, so equal metadata read afresh and from the cache only share no answers."""
+    value = hashlib.blake2b(repr(("variables-json", variables_digest, meta.format, meta.encoding)).encode(),
+                            digest_size=16).hexdigest()
+    vars(meta)[_DIGEST] = (len(meta.variables), value)
+
+
 class SameWork:
     """Answers of metadata-only steps, shared by the files of one run whose metadata are the same."""
 
@@ -44,14 +65,8 @@ class SameWork:
         self._answers: dict[Hashable, object] = {}
 
     def digest(self, meta: SourceMeta) -> str:
-        """:func:`meta_digest`, computed once per metadata object (and again if its variables change), kept on
-        the object: discovery's and harmonising's steps, and a worker it is sent to, share it."""
-        known = vars(meta).get(_DIGEST)
-        if known is not None and known[0] == len(meta.variables):
-            return str(known[1])
-        value = meta_digest(meta)
-        vars(meta)[_DIGEST] = (len(meta.variables), value)
-        return value
+        """:func:`kept_digest`."""
+        return kept_digest(meta)
 
     def once(self, what: str, meta: SourceMeta, key: Hashable, compute: Callable[[], T],
              names_file: Callable[[T], bool] = lambda _: False) -> T:

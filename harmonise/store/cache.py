@@ -185,6 +185,7 @@ class Scan:
 
     source: SourceFile
     seen: dict[str, set[str]]
+    variables: str = ""  # the sha256 of the variables' JSON (the same for files of equal variables)
 
 
 class BuildCache:
@@ -258,7 +259,7 @@ class BuildCache:
             return None  # the same bytes renamed to another format's extension: read, and refused, again
         self._new_scans[key] = hit  # still this build's: kept in the new index as it was
         self._new_metas[digest_] = self.metas[digest_]
-        return Scan(src, values)
+        return Scan(src, values, digest_)
 
     def harmonised(self, con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> dict[str, CachedFile]:
         """The cached files among ``keys`` whose rows the previous database holds (attached to ``con`` as
@@ -398,9 +399,11 @@ class BuildCache:
 
     # --- writing ------------------------------------------------------------------------------------------------
     def note_scan(self, path: Path, encoding: str | None, names: Sequence[str], src: SourceFile,
-                  seen: dict[str, set[str]], sha256: str | None = None) -> None:
-        """Keep what discovery read of a file for the next build (its sha256 now, or from :meth:`note_file`)."""
-        quick = hashlib.blake2b(pickle.dumps(src.meta.variables, protocol=5), digest_size=16).digest()
+                  seen: dict[str, set[str]], sha256: str | None = None, same_meta: str | None = None) -> None:
+        """Keep what discovery read of a file for the next build (its sha256 now, or from :meth:`note_file`);
+        ``same_meta``: a digest equal for files of equal metadata (their variables are serialised once)."""
+        quick = same_meta.encode() if same_meta is not None else \
+            hashlib.blake2b(pickle.dumps(src.meta.variables, protocol=5), digest_size=16).digest()
         if quick not in self._texts:  # one wave's country files share their variables: serialised once
             text = variables_json(src.meta)
             self._texts[quick] = (hashlib.sha256(text.encode()).hexdigest(), text)
