@@ -52,7 +52,7 @@ from harmonise.spec.yamlload import LineIndex, locate
 from harmonise.store import provenance
 from harmonise.store.atomic import open_build
 from harmonise.store.cache import BuildCache, CachedFile, digest
-from harmonise.store.editions import FileFacts, edition_variables, file_edition, gathered_facts
+from harmonise.store.editions import FileFacts, edition_variables, file_edition, gathered_facts, region_labels
 from harmonise.store.provenance import append_database, to_json
 from harmonise.store.respondents import FILE_BITS, ROW_MASK, create_all, duplicate_ids, insert_select
 
@@ -485,7 +485,9 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
              *accounting.row_count(src.meta.rows, out.rows, str(job.path), plan),
-             *accounting.unused_unmapped_labels(rep, plan, src.meta), *accounting.not_available(plan, str(job.path)),
+             *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(
+                 "unaccounted", src.meta, shape, lambda: accounting.unaccounted_codes(plan, src.meta))),
+             *accounting.not_available(plan, str(job.path)),
              *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
@@ -495,8 +497,9 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
                                               project.surveys[survey].codebook_files.get(wid))])
     regions = [n.strip() for n in re.split(r"[,;]", labels.get("region_nuts", ("", {}))[0]) if n.strip()] \
         if "region_nuts" in plan.targets else []
-    out.facts = gathered_facts(survey, wid, fname, f.first or {}, f.edition, {
-        n: _value_labels(vm) if (vm := src.meta.variables.get(n)) is not None else {} for n in regions})
+    out.facts = gathered_facts(survey, wid, fname, f.first or {}, f.edition, same.once(
+        "regions", src.meta, tuple(regions), lambda: {n: region_labels(_value_labels(vm)) if (vm := src.meta.variables.get(n))
+                                                      is not None else {} for n in regions}))
     out.cached = CachedFile("", survey, wid, fname, out.rows, out.sha256, dict(f.first or {}), list(rep), [
         (str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r),
          None if pd.isna(n) else int(n))

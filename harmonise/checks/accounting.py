@@ -14,7 +14,7 @@ from harmonise.checks.crosswalk import codes_text, unaccounted
 from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan
 from harmonise.spec.schema import UNMAPPED
-from harmonise.spec.source import SourceMeta
+from harmonise.spec.source import Code, SourceMeta, VarMeta
 
 ReportRow = tuple[str, str | None, str | None, str | None, int]  # target, source code, value, reason, n
 Labels = dict[str, tuple[str, dict[str, str]]]  # target → (source variables, code text → source label)
@@ -56,17 +56,32 @@ def _shown(code: str | None, labels: dict[str, str]) -> str:
     return f"{clip(code)} ('{label}')" if label else f"{clip(code)} (no value label)"
 
 
-def unused_unmapped_labels(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+Unaccounted = dict[str, tuple[VarMeta, list[tuple[Code, str]], list[Code], list[tuple[str, str]]]]
+
+
+def unaccounted_codes(plan: WavePlan, meta: SourceMeta) -> Unaccounted:
+    """Target → (its source variable, :func:`unaccounted` codes) for the map, table and range targets whose
+    source ``meta`` holds: what :func:`unused_unmapped_labels` compares with a file's rows (the same for
+    files of equal metadata)."""
+    out: Unaccounted = {}
+    for target, tp in plan.targets.items():
+        if tp.kind in ("map", "table", "range") and tp.source and (vm := meta.get(tp.source)) is not None:
+            out[target] = (vm, *unaccounted(tp, vm))
+    return out
+
+
+def unused_unmapped_labels(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
+                           codes: Unaccounted | None = None) -> list[Issue]:
     """A warning per source variable whose labelled or declared-missing codes no rule maps, where no row
-    holds them (rows that do are errors, :func:`unmapped_codes`): a later file may."""
+    holds them (rows that do are errors, :func:`unmapped_codes`): a later file may. ``codes``:
+    :func:`unaccounted_codes` of ``plan`` and ``meta``, when known."""
     seen: dict[str, set[str]] = {}
     for target, code, _, _, _ in rep:
         seen.setdefault(target, set()).add(code or "")
     out = []
-    for target, tp in plan.targets.items():
-        if tp.kind not in ("map", "table", "range") or not tp.source or (vm := meta.get(tp.source)) is None:
-            continue
-        labelled, declared, letters = unaccounted(tp, vm)
+    for target, (vm, labelled, declared, letters) in (codes if codes is not None else
+                                                       unaccounted_codes(plan, meta)).items():
+        tp = plan.targets[target]
         used = seen.get(target, set())
         items = [(c, lab) for c, lab in labelled if _text(c) not in used]
         items += [(c, "declared missing") for c in declared if _text(c) not in used and c not in dict(labelled)]

@@ -80,17 +80,22 @@ def edition_variables(spec: FileEdition | None) -> dict[str, str]:
 
 
 def gathered_facts(survey: str, wave: str, file_name: str, first: dict[str, object], wanted: dict[str, str],
-                   regions: dict[str, dict[Any, str]]) -> FileFacts:
+                   regions: dict[str, dict[str, str]]) -> FileFacts:
     """The facts of a file from what harmonising it read: ``first`` (its first row of the ``wanted`` edition
-    variables) and ``regions`` (its region variables' value labels) — what :func:`read_file_facts` reads."""
+    variables) and ``regions`` (its region variables' :func:`region_labels`, read only: files of equal
+    metadata may share them) — what :func:`read_file_facts` reads."""
     facts = FileFacts(survey, wave, file_name)
     for key, var in wanted.items():
         text = _text(first.get(var))
         if text:
             facts.edition[key] = text
-    for var, labels in regions.items():
-        facts.region_labels[var] = {_text(code): str(label) for code, label in labels.items() if _text(code)}
+    facts.region_labels.update(regions)
     return facts
+
+
+def region_labels(labels: dict[Any, str]) -> dict[str, str]:
+    """A region variable's value labels by code text (as ``source_regions`` stores them)."""
+    return {text: str(label) for code, label in labels.items() if (text := _text(code))}
 
 
 def file_edition(project: Project, survey: str) -> FileEdition | None:
@@ -151,7 +156,7 @@ def _read(path: Path, facts: FileFacts, wanted: dict[str, str], regions: list[st
             facts.edition[key] = text
     for var in regions:
         labels = meta.variable_value_labels.get(var) or {}
-        facts.region_labels[var] = {_text(code): str(label) for code, label in labels.items() if _text(code)}
+        facts.region_labels[var] = region_labels(labels)
 
 
 def _text(value: object) -> str:
