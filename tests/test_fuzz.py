@@ -201,7 +201,7 @@ def test_a_reader_crash_on_the_header_becomes_a_clear_input_error(tmp_path: Path
 
     path = tmp_path / "TIES_2007.sav"
     path.write_bytes(fixture_bytes)
-    monkeypatch.setattr(files, "_reader", lambda fmt: segfault)
+    monkeypatch.setattr(files, "_read", segfault)
     with pytest.raises(InputError) as exc:
         open_source(path)
     assert str(exc.value) == (f"{path}: file is corrupt: the SAV reader crashed on its header (signal 11); "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pyreadstat
+import pytest
 from conftest import run
 from test_cli_errors import USED
 
@@ -103,3 +105,30 @@ def test_stata_system_missing_after_an_extended_missing_stays_missing(tmp_path: 
                                      "             1          4 [unlabelled]",
                                      "             .          1 [system missing]",
                                      "            .a          1 [extended missing]"]
+
+
+REAL_FILES = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.parametrize("name", ["ess8_fr/ESS8FR.sav", "ess_real/ess9_gb_dta/ESS9GB.dta",
+                                  "ess_real/ess11_subset_sav/ESS11-subset.sav"])
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_file_read_from_memory_or_a_buffer_reads_as_from_its_path(name: str, in_memory: bool,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 40: pyreadstat is fed the bytes (or a buffered file), not the path; the frames and metadata
+    are those it reads from the path, for a header, a chunk from an offset and Stata's system missing."""
+    from harmonise.readers import files
+
+    path = REAL_FILES / name
+    fmt = files.detect_format(path)
+    monkeypatch.setattr(files, "IN_MEMORY_MAX", 1 << 30 if in_memory else 0)
+    reader = pyreadstat.read_dta if fmt == "dta" else pyreadstat.read_sav
+    kw = {"user_missing": True, "disable_datetime_conversion": True, "encoding": "latin1" if fmt == "dta" else None}
+    _, want = reader(str(path), metadataonly=True, **kw)
+    _, got = files._read(fmt, str(path), metadataonly=True, **kw)
+    assert vars(got) == vars(want)
+    columns = want.column_names[:25]
+    want_df, _ = reader(str(path), usecols=columns, row_offset=7, row_limit=300, **kw)
+    got_df, _ = files._read(fmt, str(path), usecols=columns, row_offset=7, row_limit=300, **kw)
+    assert len(got_df) == 300
+    pd.testing.assert_frame_equal(got_df, want_df)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import faulthandler
+import io
 import os
 import pickle
 from collections.abc import Callable, Iterator
@@ -77,6 +78,27 @@ def _reader(fmt: str) -> Callable[..., Any]:
     readers: dict[str, Callable[..., Any]] = {"sav": pyreadstat.read_sav, "zsav": pyreadstat.read_sav,
                                               "por": pyreadstat.read_por, "dta": pyreadstat.read_dta}
     return readers[fmt]
+
+
+IN_MEMORY_MAX = 64 << 20  # files up to this many bytes are read into memory and parsed from there
+READ_BUFFER = 1 << 20
+
+
+def _read(fmt: str, path: str, **kwargs: Any) -> Any:
+    """pyreadstat's reader of ``fmt`` on the file at ``path``, fed from memory (a file of up to
+    :data:`IN_MEMORY_MAX` bytes) or through a 1 MiB buffer. Given a path, readstat reads the file in
+    small pieces, a system call each: a 2,000-row ESS country file's header took 33 ms that way and 13 ms
+    from memory, reading its needed columns 64 and 40 ms (decision 40)."""
+    reader = _reader(fmt)
+    size = os.path.getsize(path)
+    if size == 0:
+        return reader(path, **kwargs)  # reported as pyreadstat reports an empty file
+    if size <= IN_MEMORY_MAX:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        return reader(io.BytesIO(data), **kwargs)
+    with open(path, "rb", buffering=READ_BUFFER) as fh:
+        return reader(fh, **kwargs)
 
 
 def _explain(path: Path, exc: Exception, encoding: str | None) -> InputError:
@@ -175,7 +197,6 @@ class SourceFile:
         ``start``/``step``: read the chunks at rows start, start + step, … only (``step`` defaults
         to ``chunksize``: every chunk); several readers with the same step cover the file between them.
         """
-        reader = _reader(self.format)
         kw = _kwargs(self.format, self.encoding)
         virtual = [c for c in columns if c in self.virtual]
         columns = [c for c in columns if c not in self.virtual]
@@ -186,7 +207,8 @@ class SourceFile:
         total = self.meta.rows
         while True:
             try:
-                df, _ = reader(str(self.path), usecols=columns or None, row_offset=offset, row_limit=chunksize, **kw)
+                df, _ = _read(self.format, str(self.path), usecols=columns or None, row_offset=offset,
+                              row_limit=chunksize, **kw)
                 if self.format == "dta":
                     df = self._system_missing(df, offset, chunksize, kw)
             except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as exc:
@@ -216,8 +238,8 @@ class SourceFile:
                  and vm.type == "numeric"]
         if not mixed:
             return df
-        plain, _ = pyreadstat.read_dta(str(self.path), usecols=mixed, row_offset=offset, row_limit=chunksize,
-                                       **{**kw, "user_missing": False})
+        plain, _ = _read("dta", str(self.path), usecols=mixed, row_offset=offset, row_limit=chunksize,
+                         **{**kw, "user_missing": False})
         for c in mixed:
             values = df[c]
             number = values.map(lambda x: not isinstance(x, str) and not pd.isna(x)).to_numpy(dtype=bool)
@@ -432,7 +454,7 @@ def _ascii_compatible(path: Path, encoding: str) -> None:
 def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True) -> Any:
     try:
         call = isolated if isolate else _direct
-        _, m = call(_reader(fmt), str(path), metadataonly=True, **_kwargs(fmt, encoding))
+        _, m = call(_read, fmt, str(path), metadataonly=True, **_kwargs(fmt, encoding))
     except ReaderCrashed as exc:
         raise InputError(f"{path}: file is corrupt: the {fmt.upper()} reader crashed on its header ({exc}); "
                          "download it again") from None
