@@ -47,7 +47,7 @@ from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project, without_set_aside
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from harmonise.spec.schema import TargetSchema
-from harmonise.spec.source import VarMeta
+from harmonise.spec.source import SourceMeta, VarMeta
 from harmonise.spec.yamlload import LineIndex, locate
 from harmonise.store import provenance
 from harmonise.store.atomic import open_build
@@ -497,13 +497,17 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
                                               project.surveys[survey].codebook_files.get(wid))])
     regions = [n.strip() for n in re.split(r"[,;]", labels.get("region_nuts", ("", {}))[0]) if n.strip()] \
         if "region_nuts" in plan.targets else []
-    out.facts = gathered_facts(survey, wid, fname, f.first or {}, f.edition, same.once(
-        "regions", src.meta, tuple(regions), lambda: {n: region_labels(_value_labels(vm)) if (vm := src.meta.variables.get(n))
-                                                      is not None else {} for n in regions}))
+    out.facts = gathered_facts(survey, wid, fname, f.first or {}, f.edition,
+                               same.once("regions", src.meta, tuple(regions), lambda: _regions(src.meta, regions)))
     out.cached = CachedFile("", survey, wid, fname, out.rows, out.sha256, dict(f.first or {}), list(rep), [
         (str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r),
          None if pd.isna(n) else int(n))
         for col, check, case, r, n in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"], fc["n"])])
+
+
+def _regions(meta: SourceMeta, names: list[str]) -> dict[str, dict[str, str]]:
+    """The region variables' value labels by code text (none for a variable the file lacks)."""
+    return {n: region_labels(_value_labels(vm)) if (vm := meta.variables.get(n)) is not None else {} for n in names}
 
 
 def _value_labels(vm: VarMeta) -> dict[Any, str]:

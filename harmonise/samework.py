@@ -64,15 +64,11 @@ class SameWork:
     def __init__(self) -> None:
         self._answers: dict[Hashable, object] = {}
 
-    def digest(self, meta: SourceMeta) -> str:
-        """:func:`kept_digest`."""
-        return kept_digest(meta)
-
     def once(self, what: str, meta: SourceMeta, key: Hashable, compute: Callable[[], T],
              names_file: Callable[[T], bool] = lambda _: False) -> T:
         """``compute()``'s answer for ``meta`` and ``key``, reused for every later file with the same
         metadata and key unless ``names_file(answer)`` says it names its file."""
-        full = (what, self.digest(meta), key)
+        full = (what, kept_digest(meta), key)
         if full in self._answers:
             return self._answers[full]  # type: ignore[return-value]
         answer = compute()
