@@ -161,11 +161,15 @@ MOMENTS = """SELECT {keys}, source, stratum_id, CASE WHEN has_design THEN psu_id
   FROM (SELECT *, CASE WHEN answered THEN w END AS wa FROM ({base})) GROUP BY ALL"""
 
 
+# the moments every coarser grouping sums from a finer one (the respondent moments sw2y, sw2y2 aside)
+SUMMED = ("sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, fsum(sw2) AS sw2, fsum(swy) AS swy, "
+          "min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design")
+
+
 def moments_sql(base: str, keys: str) -> str:
     """Sum moments of ``base`` (columns as :data:`MOMENTS` yields them) up to ``keys``, stratum and PSU."""
-    return (f"SELECT {keys}, source, stratum_id, psu, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, "
-            f"fsum(sw) AS sw, fsum(sw2) AS sw2, fsum(swy) AS swy, fsum(sw2y) AS sw2y, fsum(sw2y2) AS sw2y2, "
-            f"min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design, bool_or(any_design) AS any_design FROM ({base}) GROUP BY ALL")
+    return (f"SELECT {keys}, source, stratum_id, psu, {SUMMED}, fsum(sw2y) AS sw2y, fsum(sw2y2) AS sw2y2 "
+            f"FROM ({base}) GROUP BY ALL")
 
 
 def margins_sql(relation: str, margins: Sequence[str]) -> str:
@@ -202,9 +206,7 @@ def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust"
 WITH design AS MATERIALIZED ({design}),
 m AS MATERIALIZED ({m_sql}),
 ms AS (
-  SELECT {grp_keys}, source, stratum_id, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw,
-         fsum(sw2) AS sw2, fsum(swy) AS swy, min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design,
-         bool_or(any_design) AS any_design, sum(CASE WHEN n = 0 THEN 0 WHEN psu IS NULL THEN n ELSE 1 END)::BIGINT AS psus,
+  SELECT {grp_keys}, source, stratum_id, {SUMMED}, sum(CASE WHEN n = 0 THEN 0 WHEN psu IS NULL THEN n ELSE 1 END)::BIGINT AS psus,
          fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2y2 ELSE swy * swy END END) AS qaa,
          fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2y ELSE swy * sw END END) AS qab,
          fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2 ELSE sw * sw END END) AS qbb
@@ -213,9 +215,7 @@ s AS MATERIALIZED (SELECT s.*, d.var_stratum, d.n_h FROM ({margins_sql("ms", mar
 r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
-  FROM (SELECT {grp_keys}, sum(n)::BIGINT AS n, sum(n_miss)::BIGINT AS n_miss, fsum(sw) AS sw, fsum(sw2) AS sw2,
-               fsum(swy) AS swy, min(ymin) AS ymin, max(ymax) AS ymax, bool_and(all_design) AS all_design,
-               bool_or(any_design) AS any_design, string_agg(DISTINCT source, ', ' ORDER BY source) FILTER (WHERE n > 0) AS source,
+  FROM (SELECT {grp_keys}, {SUMMED}, string_agg(DISTINCT source, ', ' ORDER BY source) FILTER (WHERE n > 0) AS source,
                sum(psus)::BIGINT AS psus, count(DISTINCT var_stratum) FILTER (WHERE n > 0) AS strata
         FROM s GROUP BY {grp_keys})),
 st AS MATERIALIZED (
