@@ -142,14 +142,16 @@ ROUNDING = 1e-12  # a variance this small against the size of the sums it came f
 
 
 def _variance(source: str, lonely: str) -> str:
-    """Per-cell design variance from per-stratum sums ``s2`` (Σ_p z_hp²) and ``s1`` (Σ_p z_hp) and ``n_h``;
-    ``sc`` is the size of the terms ``s2`` was summed from, and a variance below :data:`ROUNDING` of their
-    sum is 0 (a domain within one PSU has z = 0 there, which the expanded sums give to rounding)."""
+    """Per-cell design variance from per-stratum sums ``s2`` (Σ_p z_hp²) and ``s1`` (Σ_p z_hp) and ``n_h``
+    of the relation named ``source``; ``sc`` is the size of the terms ``s2`` was summed from, and a variance
+    below :data:`ROUNDING` of their sum is 0 (a domain within one PSU has z = 0 there, which the expanded
+    sums give to rounding). A lonely stratum's centre ``c`` is a join to the per-cell sums: a window
+    partitioned by cell costs DuckDB a fixed ~30 ms per query, most of a small database's estimate."""
     alone = "0" if lonely in ("certainty", "remove") else "s2 - 2 * c * s1 + c * c"
     return f"""SELECT cell, CASE WHEN v <= {ROUNDING} * sc THEN 0.0 ELSE v END AS v FROM (
       SELECT cell, fsum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * (s2 - s1 * s1 / n_h) ELSE {alone} END) AS v,
              fsum(sc) AS sc
-      FROM (SELECT *, fsum(s1) OVER (PARTITION BY cell) / sum(n_h) OVER (PARTITION BY cell) AS c FROM {source})
+      FROM {source} JOIN (SELECT cell, fsum(s1) / sum(n_h) AS c FROM {source} GROUP BY cell) USING (cell)
       GROUP BY cell)"""
 
 
@@ -242,8 +244,9 @@ zd AS (
     JOIN r nat ON nat.parent = g.parent AND nat.is_native JOIN design d ON d.stratum_id = x.stratum_id
     WHERE g.sw > 0 AND nat.sw > 0) u
   GROUP BY cell, var_stratum),
-v AS ({_variance("(SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(s2) AS s2, fsum(s1) AS s1, fsum(sc) AS sc FROM st "
-                 "GROUP BY cell, var_stratum)", lonely)}),
+sv AS (SELECT cell, var_stratum, any_value(n_h) AS n_h, fsum(s2) AS s2, fsum(s1) AS s1, fsum(sc) AS sc FROM st
+       GROUP BY cell, var_stratum),
+v AS ({_variance("sv", lonely)}),
 vd AS ({_variance("zd", lonely)})
 SELECT {k + ", " if k else ""}"group", r.is_native, r.source, r.n, r.sw * r.sw / nullif(r.sw2, 0) AS n_eff,
        r.nonresp AS item_nonresponse, r.est AS estimate,
