@@ -3,12 +3,13 @@ CTE), and gives what each target's lookup written inline gives."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
 from conftest import ROOT
 
-from harmonise.compile.sql import POSITION_PREFIX, WaveCompiler, plan_and_compile
+from harmonise.compile.sql import LIST_INLINE_MAX, LIST_PREFIX, LISTS, POSITION_PREFIX, WaveCompiler, plan_and_compile
 from harmonise.readers.files import open_source
 from harmonise.spec.project import load_project
 
@@ -40,3 +41,27 @@ def test_each_code_position_is_written_once_and_gives_the_inline_lookups_values(
         expected = con.execute(f"SELECT src.__row, {value}, {why} FROM src ORDER BY 1").fetchall()
         got = con.execute(f'SELECT source_row, "{var.name}", {stored} FROM ({compiled.sql}) ORDER BY 1').fetchall()
         assert got == expected, var.name
+
+
+ITEM = r"(?:'(?:[^']|'')*'|-?[0-9.e+-]+|NULL|TRUE|FALSE)"
+LITERAL = re.compile(rf"\[{ITEM}(?:, {ITEM})*\]")  # a list literal of SQL constants
+
+
+def test_each_long_list_literal_is_written_once_in_the_lists_cte(ess8: Path) -> None:
+    """A code list, its values and a code table's columns: written once, as a column of the lists CTE
+    (ESS round 8's country lists were three quarters of its statement); short lists stay inline."""
+    project = load_project(ROOT)
+    assert project.schema is not None
+    cw = project.crosswalks["ess"]
+    wave = next(w for w in cw.waves if w.wave == "8")
+    _, compiled = plan_and_compile(cw, wave, project, open_source(ess8, isolate=False).meta)
+    sql = compiled.sql
+    literals = LITERAL.findall(sql)
+    long = [lit for lit in literals if len(lit) >= LIST_INLINE_MAX]
+    assert len(long) >= 10 and len(set(long)) == len(long)
+    assert sql.startswith(f"WITH {LISTS} AS (SELECT [")
+    head = sql.split("\n", 1)[0]
+    assert all(lit in head for lit in long)  # every long literal is in the lists CTE, none elsewhere
+    assert all(len(lit) < LIST_INLINE_MAX for lit in LITERAL.findall(sql.split("\n", 1)[1]))
+    columns = re.findall(rf'{LISTS}\."({LIST_PREFIX}\d+)"', sql)
+    assert sorted(set(columns)) == sorted(f"{LIST_PREFIX}{i}" for i in range(len(long)))  # each one read
