@@ -219,10 +219,12 @@ def table(cases: dict[str, Case]) -> str:
     return "\n".join(lines)
 
 
-def note(s: dict[str, object], pairs: int, pairs_top: int) -> str:
+def note(s: dict[str, object], pairs: int, pairs_top: int, scale: bool = True) -> str:
+    """The summary's lines; ``scale``: the scale cases ran (the pairs named are theirs)."""
     cores = os.cpu_count()
     top = f" ({pairs_top} at the largest scale)" if pairs_top != pairs else ""
-    parts = [f"On {cores} core(s), medians of {pairs} alternating pair(s) per file{top}:"]
+    parts = [f"On {cores} core(s), medians of {pairs} alternating pair(s) per file{top}:" if scale
+             else f"On {cores} core(s):"]
     if "time_ratio_1x" in s:
         parts.append(f"build/floor at 1x = {s['time_ratio_1x']} (target <= {TARGETS['time']})")
     for k, v in dict(s.get("per_row_ratio", {})).items():  # type: ignore[call-overload]
@@ -422,7 +424,8 @@ def extra_summary(many: Many | None, incremental: list[dict[str, object]] | None
 def extra_note(s: dict[str, object], many: Many | None) -> list[str]:
     parts = []
     if many is not None:
-        parts.append(f"{many.files} files ({many.rows:,} rows): build/floor = {s['many_build_floor']} (target <= "
+        parts.append(f"{many.files} files ({many.rows:,} rows), median of {len(many.floor)} alternating pair(s): "
+                     f"build/floor = {s['many_build_floor']} (target <= "
                      f"{TARGETS['many']}), per-file overhead {s['many_overhead_ms']} ms "
                      f"(floor {statistics.median(many.floor):.2f} s, build {statistics.median(many.build):.2f} s)")
     if "incremental_ratio" in s:
@@ -527,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     if cases:
         print(table(cases))
         print()
-    lines = note(result, args.pairs, args.pairs_top or args.pairs).split("\n  ")
+    lines = note(result, args.pairs, args.pairs_top or args.pairs, scale=bool(cases)).split("\n  ")
     lines += [f"build/floor at {n.split('-')[1]} = {c.ratio():.3f}" for n, c in cases.items()
               if n.startswith("wide-") and n != "wide-1x"]
     print("\n  ".join(lines + extra_note(result, many)))

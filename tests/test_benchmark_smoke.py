@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,3 +123,13 @@ def test_wide_and_narrow_builds_alternate_in_pairs(bench: ModuleType, tmp_path: 
     wide, narrow = tmp_path / "wide", tmp_path / "narrow"
     assert bench.paired_builds(wide, narrow, 2, tmp_path) == [(1.0, 2.0), (4.0, 3.0)]
     assert calls == [("wide", False), ("narrow", False), ("narrow", False), ("wide", False)]
+
+
+def test_the_summary_names_the_scale_pairs_only_when_the_scale_cases_ran(bench: ModuleType) -> None:
+    cores = os.cpu_count()
+    assert bench.note({}, 5, 5) == f"On {cores} core(s), medians of 5 alternating pair(s) per file:"
+    assert bench.note({}, 5, 5, scale=False) == f"On {cores} core(s):"
+    many = bench.Many(290, 580_000, 600.0, [10.0, 12.0], [30.0, 30.0])
+    line = bench.extra_note({"many_build_floor": 2.75, "many_overhead_ms": 66.2}, many)[0]
+    assert line == ("290 files (580,000 rows), median of 2 alternating pair(s): build/floor = 2.75 (target <= "
+                    f"{bench.TARGETS['many']}), per-file overhead 66.2 ms (floor 11.00 s, build 30.00 s)")
