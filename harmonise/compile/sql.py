@@ -33,7 +33,7 @@ LISTS = "__lists"  # the one-row CTE of the long list literals, read beside each
 LIST_PREFIX = "__list:"  # a column of the lists CTE: never a target or source name
 # DuckDB parses and binds every literal it is given: the country lists (hundreds of codes, and their
 # values), written where each target reads them, were three quarters of ESS round 8's 121 KB statement and
-# about a third of its time on a 2,070-row file (143 → 95 ms). Lists this long or longer are written once.
+# about a third of its time on a 2,070-row file (143 → ~100 ms). Lists this long or longer are written once.
 LIST_INLINE_MAX = 80
 
 DUCK_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "language": "VARCHAR",

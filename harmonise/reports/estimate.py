@@ -146,7 +146,7 @@ def _variance(source: str, lonely: str) -> str:
     of the relation named ``source``; ``sc`` is the size of the terms ``s2`` was summed from, and a variance
     below :data:`ROUNDING` of their sum is 0 (a domain within one PSU has z = 0 there, which the expanded
     sums give to rounding). A lonely stratum's centre ``c`` is a join to the per-cell sums: a window
-    partitioned by cell costs DuckDB a fixed ~30 ms per query, most of a small database's estimate."""
+    partitioned by cell costs DuckDB a fixed ~30 ms per query, about half of a small database's estimate."""
     alone = "0" if lonely in ("certainty", "remove") else "s2 - 2 * c * s1 + c * c"
     return f"""SELECT cell, CASE WHEN v <= {ROUNDING} * sc THEN 0.0 ELSE v END AS v FROM (
       SELECT cell, fsum(CASE WHEN n_h > 1 THEN n_h / (n_h - 1.0) * (s2 - s1 * s1 / n_h) ELSE {alone} END) AS v,
