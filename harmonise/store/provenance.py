@@ -30,18 +30,24 @@ class Table:
         cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in self.columns)
         return f"CREATE TABLE {quote_ident(self.name)} ({cols})"
 
-    def insert(self, con: duckdb.DuckDBPyConnection, rows: Sequence[tuple[object, ...]]) -> None:
+    def insert(self, con: duckdb.DuckDBPyConnection, rows: Sequence[Sequence[object]]) -> None:
         """Insert ``rows`` (tuples in column order) in one statement."""
-        if not rows:
-            return
-        import pandas as pd
+        insert_rows(con, f"main.{quote_ident(self.name)}", rows, [c for c, _ in self.columns])
 
-        frame = pd.DataFrame(list(rows), columns=[c for c, _ in self.columns]).astype(object)
-        con.register("__rows", frame)
-        try:
-            con.execute(f"INSERT INTO main.{quote_ident(self.name)} SELECT * FROM __rows")
-        finally:
-            con.unregister("__rows")
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[object]],
+                columns: Sequence[str] | None = None) -> None:
+    """Insert ``rows`` (in the column order of ``table``, an SQL name) in one statement, from a frame
+    (``columns`` names its columns): DuckDB's ``executemany`` is one statement per row (0.7 ms each)."""
+    if not rows:
+        return
+    import pandas as pd
+
+    con.register("__rows", pd.DataFrame(list(rows), columns=list(columns) if columns else None, dtype=object))
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM __rows")
+    finally:
+        con.unregister("__rows")
 
 
 def _cols(spec: str) -> tuple[tuple[str, str], ...]:
