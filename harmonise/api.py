@@ -172,7 +172,9 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     f = files or FileOptions()
     jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
                             reuse.cache if reuse is not None else None)
-    create_all(con, project.schema)
+    seeded = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
+    if reuse is not None:
+        reuse.seeded = seeded
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs must be at least 1 (got {workers})")
     outcomes = run_jobs(jobs, con, project, encoding=encoding, progress=progress, workers=workers, mappings=mappings,
@@ -209,7 +211,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
 
     from harmonise.pipeline import Reuse
     from harmonise.reports.indicators import WaveEstimates, store_indicators, stores_indicators
-    from harmonise.store.atomic import atomic_target, open_build
+    from harmonise.store.atomic import atomic_target
     from harmonise.store.cache import BuildCache
     from harmonise.store.lookups import write_lookups
     from harmonise.store.provenance import write_schema_tables
@@ -224,7 +226,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
         cache = BuildCache(db.resolve() if db.parent.exists() else db, full=full)
         caches.append(cache)
         reuse = Reuse(cache, _options(encoding, files))
-        con = open_build(tmp)
+        con = cache.start(tmp)
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
             # waves' indicators are estimated while waiting for the workers, unless design files change the rows after

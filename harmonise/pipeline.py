@@ -207,16 +207,16 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
                                          code="compile", extra={"yaml_path": e.path}), entry.index, cw.survey, wave.wave))
 
 
-def _batches(files: list[_File]) -> list[list[_File]]:
+def _batches(files: list[_File], limit: int = CHUNK_ROWS) -> list[list[_File]]:
     """Files in job order, grouped: consecutive small files with equal :meth:`_File.batch_key` share one
-    pass through DuckDB and pandera, up to :data:`CHUNK_ROWS` rows; any other file is a group of its own."""
+    pass through DuckDB and pandera, up to ``limit`` rows; any other file is a group of its own."""
     out: list[list[_File]] = []
     rows = 0
     for f in files:
         last = out[-1] if out else None
         n = f.src.meta.rows or 0
         if (last is not None and f.small and last[0].small and f.batch_key() == last[0].batch_key()
-                and rows + n <= CHUNK_ROWS):
+                and rows + n <= limit):
             last.append(f)
             rows += n
         else:
@@ -573,6 +573,7 @@ class Reuse:
     cache: BuildCache
     options: tuple[str, ...] = ()
     declarations: str = ""  # digest of the schema and code tables (set by run_jobs)
+    seeded: bool = False  # the database is the previous one's copy, its respondents rows still there (create_all)
 
 
 def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
@@ -631,14 +632,18 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     if reuse is not None:
         reuse.declarations = _declarations_digest(project.root)
     hits: dict[int, CachedFile] = {}
-    if reuse is not None and reuse.cache.attach(con):
+    keys: dict[int, str] = {}
+    if reuse is not None and reuse.cache.attach(con) and reuse.seeded:  # kept files' rows are in place
         keys = {id(f): file_key(f, project, reuse, f.job.sha256) for f in files if f.job.sha256}
         found = reuse.cache.harmonised(con, list(keys.values()))
         hits = {i: found[k] for i, k in keys.items() if k in found}
+    if reuse is not None and reuse.seeded:
+        reuse.cache.keep_rows(con, [hits[id(f)] for f in files if id(f) in hits])
     try:
-        segments = _segments(files, hits)
         if workers is None:
             workers = default_jobs([f.job for f in files if id(f) not in hits])
+        segments = _segments(files, hits, group_rows(sum(f.src.meta.rows or 0 for f in files
+                                                         if id(f) not in hits and f.small), workers))
         if workers <= 1 or sum(len(groups) for kind, groups in segments if kind == "fresh") <= 1:
             feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
                              for g in groups for f in g if f.small and not has_frames(f.job.sha256, f.src, f.columns)])
@@ -646,7 +651,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
                 for kind, groups in segments:
                     for g in groups:
                         if kind == "reuse":
-                            _reuse_run(g, con, project, same, hits, reuse)
+                            _reuse_run(g, con, project, same, hits)
                             continue
                         with _located([f.job for f in g], project, encoding):
                             _run_batch(g, con, project, same, CHUNK_ROWS, progress, True, feed)
@@ -655,7 +660,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
             outcomes = [f.out for f in files]
         else:
             outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
-                                   lambda g, ready: _reuse_run(g, con, project, same, hits, reuse, ready),
+                                   lambda g, ready: _reuse_run(g, con, project, same, hits, ready),
                                    lambda g: _reuse_prepare(g, project, same, hits), idle)
     finally:
         if reuse is not None:
@@ -663,31 +668,39 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     if reuse is not None:
         for f, out in zip(files, outcomes):
             if out.cached is not None and not any(i.severity == "error" for i in out.issues):
-                out.cached.key = file_key(f, project, reuse, out.sha256)
+                out.cached.key = keys[id(f)] if id(f) in keys and f.job.sha256 == out.sha256 else \
+                    file_key(f, project, reuse, out.sha256)
                 reuse.cache.note_file(out.cached, f.job.path, out.reused)
     if outcomes:
         outcomes[-1].issues.extend(_duplicates(con, project, jobs))
     return outcomes
 
 
-def _segments(files: list[_File], hits: dict[int, CachedFile]) -> list[tuple[str, list[list[_File]]]]:
+def _segments(files: list[_File], hits: dict[int, CachedFile], rows: int = CHUNK_ROWS
+              ) -> list[tuple[str, list[list[_File]]]]:
     """The files in job order as runs of reused files (one group each) and of files to harmonise (in
-    :func:`_batches`), so rows land in the order a full build writes them."""
+    :func:`_batches` of up to ``rows`` rows)."""
     out: list[tuple[str, list[list[_File]]]] = []
     for reused, run in itertools.groupby(files, key=lambda f: id(f) in hits):
         members = list(run)
-        out.append(("reuse", [members]) if reused else ("fresh", _batches(members)))
+        out.append(("reuse", [members]) if reused else ("fresh", _batches(members, rows)))
     return out
 
 
+def group_rows(small: int, workers: int) -> int:
+    """The rows of a group of small files when ``small`` rows of them are to be harmonised by ``workers``
+    processes: :data:`CHUNK_ROWS`, or an even share when they hold fewer than ``workers`` times that (a
+    rebuild harmonising one wave's 30 country files of 2,000 rows again made groups of 25 and 5 files, one
+    worker waiting on the other; now 15 and 15)."""
+    return CHUNK_ROWS if workers <= 1 or small <= 0 else max(1, min(CHUNK_ROWS, -(-small // workers)))
+
+
 def _reuse_run(files: list[_File], con: duckdb.DuckDBPyConnection, project: Project, same: SameWork,
-               hits: dict[int, CachedFile], reuse: Reuse | None, prepared: _Rows | None = None) -> None:
-    """Files the cache holds: their rows copied from the previous database, their provenance and findings
-    written from the cached report and pandera failures, as :func:`_run_batch` writes them
-    (``prepared``: what :func:`_reuse_prepare` made of them already)."""
-    assert reuse is not None
+               hits: dict[int, CachedFile], prepared: _Rows | None = None) -> None:
+    """Files the cache holds (their rows are in the database already: :meth:`BuildCache.keep_rows`): their
+    provenance and findings written from the cached report and pandera failures, as :func:`_run_batch` writes
+    them (``prepared``: what :func:`_reuse_prepare` made of them already)."""
     rows = prepared if prepared is not None else _reuse_prepare(files, project, same, hits)
-    reuse.cache.copy_rows(con, [hits[id(f)] for f in files if f.ok])
     rows.flush(con)
 
 
@@ -819,7 +832,9 @@ def _culprit(jobs: list[Job], project: Project, encoding: str | None) -> Job | N
 def _jobs_folder(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
     """A private folder (0700) for the workers' files: ``<database file>.jobs`` beside the file ``con`` writes,
     or a temporary folder for an in-memory database (``validate --data``); removed afterwards."""
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    # fetchall: a result fetched only in part stays pending and stops the connection's next register()
+    row = next(iter(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+                    .fetchall()), None)
     if row and row[0]:
         folder = Path(str(row[0]) + ".jobs")
         folder.mkdir(mode=0o700)

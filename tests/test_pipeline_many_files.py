@@ -69,6 +69,18 @@ def test_a_waves_small_files_together_give_what_each_alone_gives(country_files: 
     assert [r[0] for r in together[0]["sources"]] == sorted(p.name for p in country_files.iterdir())
 
 
+@pytest.mark.parametrize(("small", "workers", "rows"), [
+    (60_000, 2, 30_000),  # one wave's 30 files of 2,000 rows: two groups of 15 files, not 25 and 5
+    (60_001, 2, 30_001),
+    (580_000, 2, pipeline.CHUNK_ROWS),  # enough for every worker: groups as large as a chunk
+    (60_000, 1, pipeline.CHUNK_ROWS),
+    (3, 4, 1),
+    (0, 2, pipeline.CHUNK_ROWS),
+])
+def test_small_files_are_grouped_evenly_across_the_workers(small: int, workers: int, rows: int) -> None:
+    assert pipeline.group_rows(small, workers) == rows
+
+
 def test_pandera_failures_are_counted_per_file_when_files_go_together(country_files: Path, project: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A rule giving ages out of the schema's range: each file's finding counts its own rows."""

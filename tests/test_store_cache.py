@@ -1,7 +1,7 @@
 """Issue 22.3: incremental builds through the build cache (harmonise/store/cache.py).
 
 A rebuild reuses what it may and nothing else: its database equals a full build's, table by table and
-row by row; a damaged or mismatched cache is not trusted; a failed build leaves the previous cache.
+row by row (``respondents`` in key order: the rebuild keeps the kept files' rows where they were); a damaged or mismatched cache is not trusted; a failed build leaves the previous cache.
 """
 
 from __future__ import annotations
@@ -39,8 +39,12 @@ def _country_files(out: Path, project: Path, waves: list[str], per_wave: int = 2
     return data
 
 
+KEY = "survey, wave, source_file, source_row"  # a respondents row's place in a full build: file by file, row by row
+
+
 def _tables(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every table's rows in stored order, without the build times."""
+    """Every table's rows in stored order, without the build times; ``respondents`` in :data:`KEY` order (a
+    rebuild stores the kept files' rows where they were and appends the files harmonised again)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         out = {}
@@ -49,8 +53,18 @@ def _tables(db: Path) -> dict[str, list[tuple[object, ...]]]:
                                               "ORDER BY column_index", [name]).fetchall()]
             keep = ", ".join(f'"{c}"' for c in cols if c != TIMES.get(name))
             where = " WHERE key <> 'built_at'" if name == "build_info" else ""
-            out[name] = con.execute(f'SELECT {keep} FROM "{name}"{where}').fetchall()
+            order = f" ORDER BY {KEY}" if name == "respondents" else ""
+            out[name] = con.execute(f'SELECT {keep} FROM "{name}"{where}{order}').fetchall()
         return out
+    finally:
+        con.close()
+
+
+def _stored(db: Path) -> list[tuple[object, ...]]:
+    """The respondents rows in stored order."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT * FROM respondents").fetchall()
     finally:
         con.close()
 
@@ -114,6 +128,7 @@ def test_a_rebuild_after_editing_one_rule_equals_a_full_build(project: Path, tmp
     assert _tables(db) == original
 
     _edit(project, rounds=2)
+    previous = _stored(db)
     out = _build(project, data, db, "--jobs", "2")
     full = tmp_path / "full.duckdb"
     _build(project, data, full, "--full")
@@ -127,6 +142,10 @@ def test_a_rebuild_after_editing_one_rule_equals_a_full_build(project: Path, tmp
     assert {sql_after[f][0][1] for f in changed} == set(edited)
     assert min(files.index(f) for f in changed) < max(files.index(f) for f in files if f not in changed)
     assert _kept(out) == (len(files) - len(changed), len(files))
+    # stored: the kept files' rows where the previous database had them, then the changed files' in build order
+    file_at = len(previous[0]) - 1
+    assert _stored(db) == [r for r in previous if r[file_at] not in changed] + \
+        [r for r in _stored(full) if r[file_at] in changed]
     lineage_before, lineage_after = _by_file(original["lineage"]), _by_file(fresh["lineage"])
     noted = [f for f in files if f not in changed and lineage_before[f] != lineage_after[f]]
     assert noted and all(any("Edited. " in str(r) for r in lineage_after[f]) for f in noted)

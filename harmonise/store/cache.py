@@ -14,12 +14,14 @@ successful build wrote it:
   keys, the build options, harmonise's code, the lineage columns the quality flags read, the sampling
   type and the indicator definitions (a wave harmonised again into the previous database's rows keeps
   them: ``previous_wave``, ``same_rows``);
-- ``info``: the cache format, the harmonise version and the identity (device, inode, size,
+- ``info``: the cache format, the harmonise and DuckDB versions and the identity (device, inode, size,
   modification time) of the database file it describes.
 
-A file whose key is unchanged keeps its respondents rows — copied from the previous database, which
-holds them — and its provenance rows are written again from the cached report and failures exactly
-as a full build writes them. Nothing is trusted that does not check out: an index of another
+A build the index checks out for starts its new database as a copy of the previous one
+(:meth:`BuildCache.start`). A file whose key is unchanged keeps its respondents rows where they are;
+the rows of every other file are deleted (:meth:`BuildCache.keep_rows`) and the files harmonised
+again are appended; every other table is written anew, the provenance rows of kept files from the
+cached report and failures exactly as a full build writes them. Nothing is trusted that does not check out: an index of another
 format, version or database file is ignored, a file is reused only if the previous database holds
 as many rows of it as the index says (and no other file of its name), and an index that does not
 open is rebuilt. The index is written to a temporary name and renamed over the old one only after
@@ -30,7 +32,6 @@ leaves the previous database with its own index, never a half-written one.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -208,6 +209,7 @@ class BuildCache:
         self._pending: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] = {}  # path → scan without its sha
         self._texts: dict[bytes, tuple[str, str]] = {}
         self._kept: set[str] = set()  # keys of files whose rows the previous index holds
+        self.seeded = False  # the new database started as a copy of the previous one (:meth:`start`)
         if not full:
             self._load()
 
@@ -224,8 +226,9 @@ class BuildCache:
             return  # damaged: rebuilt
         try:
             info = dict(con.execute("SELECT name, value FROM info").fetchall())
-            if info.get("format") != FORMAT or info.get("version") != __version__:
-                return  # another version of harmonise wrote it
+            if info.get("format") != FORMAT or info.get("version") != __version__ or \
+                    info.get("duckdb") != duckdb.__version__:
+                return  # another version of harmonise (or DuckDB: its storage) wrote it
             if not self.db.is_file() or info.get("database") != identity(self.db):
                 return  # it describes another database (or none is there)
             self.metas = dict(con.execute("SELECT digest, variables FROM metas").fetchall())
@@ -314,26 +317,43 @@ class BuildCache:
         if self.previous is not None:
             con.execute(f"DETACH {PREVIOUS}")
 
-    def copy_rows(self, con: duckdb.DuckDBPyConnection, files: Sequence[CachedFile]) -> None:
-        """Insert the respondents rows of ``files`` (consecutive in the build) from the previous database, in
-        the order it holds them (when that is the files' order; else file by file)."""
-        if not files:
-            return
-        if len(files) > 1 and not self._in_order(files):
-            for f in files:
-                self.copy_rows(con, [f])
-            return
+    def start(self, path: Path) -> duckdb.DuckDBPyConnection:
+        """The build connection to the new database at ``path``: when the index describes a previous database,
+        a copy of it holding only its ``respondents`` table (:attr:`seeded`: the rows of files the build keeps
+        are in place, see :meth:`keep_rows`), else an empty file."""
+        import duckdb
+
+        from harmonise.store.atomic import open_build
+
+        if self.previous is not None:
+            try:
+                shutil.copyfile(self.previous, path)
+                con = open_build(path)
+                try:
+                    for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                                "current_database() AND table_name <> 'respondents'").fetchall():
+                        con.execute(f"DROP TABLE {quote_ident(table)}")  # written anew by the build
+                except BaseException:
+                    con.close()
+                    raise
+                self.seeded = True
+                return con
+            except (OSError, duckdb.Error):  # not copied or does not open: nothing of it is reused
+                self.previous = None
+                for leftover in (path, path.with_name(path.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
+        return open_build(path)
+
+    def keep_rows(self, con: duckdb.DuckDBPyConnection, files: Sequence[CachedFile]) -> None:
+        """In a :attr:`seeded` database, delete the respondents rows of every file but ``files`` (those the
+        build keeps): the rows left are the kept files', in the order the previous database stored them."""
         con.execute("CREATE OR REPLACE TEMP TABLE __kept (survey VARCHAR, wave VARCHAR, source_file VARCHAR)")
         insert_rows(con, "__kept", [[f.survey, f.wave, f.file_name] for f in files])
         try:
-            con.execute(f"INSERT INTO main.respondents SELECT * FROM {PREVIOUS}.main.respondents "
-                        "WHERE (survey, wave, source_file) IN (SELECT survey, wave, source_file FROM __kept)")
+            con.execute("DELETE FROM main.respondents WHERE NOT ifnull((survey, wave, source_file) IN "
+                        "(SELECT survey, wave, source_file FROM __kept), false)")
         finally:
             con.execute("DROP TABLE __kept")
-
-    def _in_order(self, files: Sequence[CachedFile]) -> bool:
-        positions = [self.files[f.key][0] for f in files]
-        return all(b == a + 1 for a, b in itertools.pairwise(positions))
 
     def previous_wave(self, survey: str, wave: str) -> tuple[str, list[str]] | None:
         """The key the previous build stored a survey-wave's indicator rows by, and the keys of the wave's
@@ -454,9 +474,12 @@ class BuildCache:
             _remove(tmp.with_name(tmp.name + ".wal"))
 
     def _fill(self, out: duckdb.DuckDBPyConnection, database: Path) -> None:
+        import duckdb
+
         for name, cols in TABLES.items():
             out.execute(f"CREATE TABLE {name} ({cols})")
-        insert_rows(out, "info", [["format", FORMAT], ["version", __version__], ["database", identity(database)]])
+        insert_rows(out, "info", [["format", FORMAT], ["version", __version__], ["duckdb", duckdb.__version__],
+                                  ["database", identity(database)]])
         insert_rows(out, "metas", [list(r) for r in self._new_metas.items()])
         insert_rows(out, "scans", [[*k, *v] for k, v in self._new_scans.items()])
         import pandas as pd

@@ -200,4 +200,4 @@ def _nuts_names(con: duckdb.DuckDBPyConnection, facts: list[FileFacts]) -> dict[
 
 def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = ?",
-                            [table, column]).fetchone()[0])  # type: ignore[index]
+                            [table, column]).fetchall()[0][0])

@@ -16,7 +16,7 @@ SQL_TYPES = {"category": "VARCHAR", "string": "VARCHAR", "country": "VARCHAR", "
              "boolean": "BOOLEAN", "integer": "BIGINT", "number": "DOUBLE"}
 
 
-def respondents_ddl(schema: TargetSchema) -> str:
+def respondents_ddl(schema: TargetSchema, table: str = "respondents", temp: bool = False) -> str:
     cols = []
     for v in schema.variables:
         cols.append(f"{quote_ident(v.name)} {SQL_TYPES[v.type]}")
@@ -24,7 +24,7 @@ def respondents_ddl(schema: TargetSchema) -> str:
             cols.append(f"{quote_ident(v.missing_column)} VARCHAR")
     cols.append("source_row BIGINT")
     cols.append("source_file VARCHAR")
-    return "CREATE TABLE respondents (" + ", ".join(cols) + ")"
+    return f"CREATE {'TEMP ' if temp else ''}TABLE {table} (" + ", ".join(cols) + ")"
 
 
 FILE_BITS = 40  # rows of several files in one relation: source_row = (file ordinal << FILE_BITS) | row number
@@ -52,10 +52,34 @@ def insert_select(schema: TargetSchema, relation: str, files: str | Sequence[str
     return f"INSERT INTO respondents ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {relation}"
 
 
-def create_all(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
-    """The empty database of a build: ``respondents`` and every provenance table."""
-    con.execute(respondents_ddl(schema))
+def create_all(con: duckdb.DuckDBPyConnection, schema: TargetSchema, seeded: bool = False) -> bool:
+    """The empty database of a build: ``respondents`` and every provenance table.
+
+    ``seeded``: the database is a copy of the previous build's holding only its ``respondents`` table
+    (``BuildCache.start``): kept, with its rows, when its columns are the schema's (the build then deletes
+    all but the kept files' rows, ``BuildCache.keep_rows``), else dropped. Returns whether it was kept."""
+    kept = seeded and _columns(con, "current_database()", "respondents") == _expected(con, schema)
+    if seeded and not kept:
+        con.execute("DROP TABLE IF EXISTS main.respondents")
+    if not kept:
+        con.execute(respondents_ddl(schema))
     create_provenance(con)
+    return kept
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[tuple[str, str]]:
+    return [(str(n), str(t)) for n, t in con.execute(
+        f"SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = {database} "
+        f"AND schema_name = 'main' AND table_name = {sql_literal(table)} ORDER BY column_index").fetchall()]
+
+
+def _expected(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> list[tuple[str, str]]:
+    """The columns (name, type) :func:`respondents_ddl` makes."""
+    con.execute(respondents_ddl(schema, "__respondents", temp=True))
+    try:
+        return _columns(con, "'temp'", "__respondents")
+    finally:
+        con.execute("DROP TABLE temp.main.__respondents")
 
 
 def duplicate_ids(con: duckdb.DuckDBPyConnection, shown: int = 5
