@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harmonise.pipeline import Idle, Outcome, Reuse
+    from harmonise.reports.indicators import StoredRows, WaveRows
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 
@@ -242,7 +243,11 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             write_lookups(con, project, encoding, {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
                                                    for o in result.outcomes if o.facts is not None})
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
-            store_indicators(con, project, _wave_rows(con, cache, reuse, result), ahead)
+            cache.attach(con)  # the previous database's indicator rows of unchanged waves are copied
+            try:
+                store_indicators(con, project, _wave_rows(con, cache, reuse, result), ahead)
+            finally:
+                cache.detach(con)
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
                 ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
@@ -268,9 +273,9 @@ def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]
 
 
 def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
-               result: RunResult) -> Callable[[str, str, Callable[[], pd.DataFrame]], pd.DataFrame]:
-    """A survey-wave's indicator rows: the cached ones when what they were estimated from is unchanged, else
-    estimated (and cached).
+               result: RunResult) -> WaveRows:
+    """A survey-wave's indicator rows: the previous database's when what they were estimated from is unchanged,
+    else estimated (and noted in the cache).
 
     What they are estimated from: the wave's respondents, the lineage columns the quality flags read, the
     survey's sampling type, the indicator definitions, the build options and harmonise's code. The wave's
@@ -287,7 +292,7 @@ def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
         keys.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
         complete[sw] = complete.get(sw, True) and o.cached is not None and bool(o.cached.key)
 
-    def rows_of(survey: str, wave: str, estimate: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    def rows_of(survey: str, wave: str, estimate: Callable[[], pd.DataFrame]) -> pd.DataFrame | StoredRows:
         if not complete.get((survey, wave)):
             return estimate()
         inputs = [code_digest(), reuse.options, survey, wave,
@@ -298,15 +303,16 @@ def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
                   con.execute("SELECT file_name, target, kind, source_variables, quality FROM lineage "
                               "WHERE survey = ? AND wave = ? ORDER BY ALL", [survey, wave]).fetchall()]
         key = digest([*inputs, keys[(survey, wave)]])
-        frame = cache.indicator_rows(con, key)
-        if frame is None:
+        kept = cache.indicator_rows(con, key)
+        if kept is None:
             previous = cache.previous_wave(survey, wave)
             if previous is not None and digest([*inputs, previous[1]]) == previous[0] and \
                     cache.same_rows(con, survey, wave):
-                frame = cache.indicator_rows(con, previous[0], keep_as=key)
-        if frame is None:
-            frame = estimate()
-            cache.note_wave(key, survey, wave, frame)
+                kept = cache.indicator_rows(con, previous[0], keep_as=key)
+        if kept is not None:
+            return kept
+        frame = estimate()
+        cache.note_wave(key, survey, wave, frame)
         return frame
 
     return rows_of

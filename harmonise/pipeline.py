@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -619,8 +619,9 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     other leftovers if the build is killed); the workers die with the process that started them.
     ``workers`` None: :func:`default_jobs` of the files to harmonise (not those reused).
 
-    With ``reuse``, a file whose :func:`file_key` the cache holds is not read: its rows are copied from
-    the previous database and its provenance written from the cached report, as a full build writes it;
+    With ``reuse``, a file whose :func:`file_key` the cache holds is not read: its rows are those of the
+    previous database ``con`` started as a copy of (:meth:`BuildCache.keep_rows`) and its provenance is
+    written from the cached report, as a full build writes it;
     every harmonised file is noted in the cache for the next build. ``idle``: work for this process
     while it waits for a worker (see :func:`_in_workers`).
     """
@@ -633,18 +634,20 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         reuse.declarations = _declarations_digest(project.root)
     hits: dict[int, CachedFile] = {}
     keys: dict[int, str] = {}
-    if reuse is not None and reuse.cache.attach(con) and reuse.seeded:  # kept files' rows are in place
-        keys = {id(f): file_key(f, project, reuse, f.job.sha256) for f in files if f.job.sha256}
-        found = reuse.cache.harmonised(con, list(keys.values()))
-        hits = {i: found[k] for i, k in keys.items() if k in found}
-    if reuse is not None and reuse.seeded:
-        reuse.cache.keep_rows(con, [hits[id(f)] for f in files if id(f) in hits])
+    pool: ProcessPoolExecutor | None = None
     try:
-        if workers is None:
-            workers = default_jobs([f.job for f in files if id(f) not in hits])
-        segments = _segments(files, hits, group_rows(sum(f.src.meta.rows or 0 for f in files
-                                                         if id(f) not in hits and f.small), workers))
-        if workers <= 1 or sum(len(groups) for kind, groups in segments if kind == "fresh") <= 1:
+        if reuse is not None and reuse.cache.attach(con) and reuse.seeded:  # kept files' rows are in place
+            keys = {id(f): file_key(f, project, reuse, f.job.sha256) for f in files if f.job.sha256}
+            # the files whose key the cache lacks are harmonised again: their workers start while the rest are
+            # checked against the previous database
+            pool = _early_pool(files, {i for i, k in keys.items() if k in reuse.cache.files}, workers, project,
+                               mappings)
+            found = reuse.cache.harmonised(con, list(keys.values()))
+            hits = {i: found[k] for i, k in keys.items() if k in found}
+        if reuse is not None and reuse.seeded:
+            reuse.cache.keep_rows(con, [hits[id(f)] for f in files if id(f) in hits])
+        workers, segments = _plan(files, hits, workers)
+        if not _parallel(workers, segments):
             feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
                              for g in groups for f in g if f.small and not has_frames(f.job.sha256, f.src, f.columns)])
             try:
@@ -661,8 +664,10 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         else:
             outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
                                    lambda g, ready: _reuse_run(g, con, project, same, hits, ready),
-                                   lambda g: _reuse_prepare(g, project, same, hits), idle)
+                                   lambda g: _reuse_prepare(g, project, same, hits), idle, pool)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # unused (or shut down already)
         if reuse is not None:
             reuse.cache.detach(con)
     if reuse is not None:
@@ -676,7 +681,41 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     return outcomes
 
 
-def _segments(files: list[_File], hits: dict[int, CachedFile], rows: int = CHUNK_ROWS
+def _plan(files: list[_File], kept: Container[int], workers: int | None
+          ) -> tuple[int, list[tuple[str, list[list[_File]]]]]:
+    """The worker processes (``workers``, or :func:`default_jobs` of the files to harmonise) and the
+    :func:`_segments` of ``files`` when those whose ``id`` is in ``kept`` are kept."""
+    if workers is None:
+        workers = default_jobs([f.job for f in files if id(f) not in kept])
+    rows = group_rows(sum(f.src.meta.rows or 0 for f in files if id(f) not in kept and f.small), workers)
+    return workers, _segments(files, kept, rows)
+
+
+def _parallel(workers: int, segments: list[tuple[str, list[list[_File]]]]) -> bool:
+    """Whether the groups to harmonise go to worker processes: more than one worker and group."""
+    return workers > 1 and sum(len(groups) for kind, groups in segments if kind == "fresh") > 1
+
+
+def _early_pool(files: list[_File], kept: Container[int], workers: int | None, project: Project,
+                mappings: list[Path] | None) -> ProcessPoolExecutor | None:
+    """The workers for the files not ``kept``, started now, when those go to workers (a spawned worker takes
+    about a second to import harmonise: it does so while the main process checks the kept files)."""
+    workers, segments = _plan(files, kept, workers)
+    if not _parallel(workers, segments):
+        return None
+    n = min(workers, sum(len(groups) for kind, groups in segments if kind == "fresh"))
+    pool = _pool(n, project, mappings)
+    for _ in range(n):
+        pool.submit(_ready)  # each submit starts one process
+    return pool
+
+
+def _pool(workers: int, project: Project, mappings: list[Path] | None) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(project.root, mappings, os.getpid()))
+
+
+def _segments(files: list[_File], hits: Container[int], rows: int = CHUNK_ROWS
               ) -> list[tuple[str, list[list[_File]]]]:
     """The files in job order as runs of reused files (one group each) and of files to harmonise (in
     :func:`_batches` of up to ``rows`` rows)."""
@@ -739,12 +778,14 @@ def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job
 def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckDBPyConnection, project: Project,
                 encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
                 reuse: Callable[[list[_File], _Rows | None], None],
-                prepare: Callable[[list[_File]], _Rows], idle: Idle | None = None) -> list[Outcome]:
+                prepare: Callable[[list[_File]], _Rows], idle: Idle | None = None,
+                started: ProcessPoolExecutor | None = None) -> list[Outcome]:
     """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
     ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place.
     While a worker's group is not ready, the next runs of reused files are checked and their provenance
     rows made (``prepare``), to be written in their turn; then ``idle`` is called with the survey-waves
-    whose every file is in ``con`` and some harmonised afresh, until it has nothing to do."""
+    whose every file is in ``con`` and some harmonised afresh, until it has nothing to do. ``started``: the
+    workers, started already (:func:`_early_pool`)."""
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
     ready: dict[int, _Rows] = {}
     number = {id(g): i for i, g in enumerate(fresh)}
@@ -755,9 +796,7 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
     workers = min(workers, len(fresh))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
-    with _jobs_folder(con) as folder, \
-            ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                initargs=(project.root, mappings, os.getpid())) as pool:
+    with _jobs_folder(con) as folder, started if started is not None else _pool(workers, project, mappings) as pool:
         futures: dict[int, Future[list[Outcome]]] = {
             id(g): pool.submit(_worker, [f.job for f in g], str(folder / f"job-{i}.duckdb"), encoding, prefetch)
             for i, g in enumerate(fresh)}
@@ -775,6 +814,8 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
                 jobs = [f.job for f in g]
                 with _located(jobs):
                     outs = waiting.result()
+                    if all(f.done() for f in futures.values()):
+                        pool.shutdown(wait=False)  # the workers exit while their last files are merged (~0.3 s)
                     append_database(con, folder / f"job-{number[id(g)]}.duckdb")
                 for job, out in zip(jobs, outs):
                     out.job = job  # the worker's copy came back without the opened file
@@ -852,6 +893,10 @@ _WORKER: dict[str, Project | SameWork] = {}
 def _worker_init(root: Path, mappings: list[Path] | None, parent: int) -> None:
     die_with_parent(parent)
     _WORKER["project"] = load_project(root, mappings or None)
+
+
+def _ready() -> None:
+    """A worker's first task when it is started ahead of its files (it has run :func:`_worker_init`)."""
 
 
 def _worker(jobs: list[Job], path: str, encoding: str | None, prefetch: bool) -> list[Outcome]:

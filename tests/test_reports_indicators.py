@@ -16,7 +16,7 @@ import pandas as pd
 
 from harmonise import connect, indicators
 from harmonise.reports.estimate import Rule
-from harmonise.reports.indicators import WaveEstimates, store_indicators
+from harmonise.reports.indicators import WaveEstimates, create_indicators, store_indicators
 from harmonise.spec.project import load_project
 from tests.conftest import ROOT, run
 
@@ -241,3 +241,66 @@ def test_waves_estimated_while_harmonising_give_the_stored_rows(small_demo_db: P
         assert ahead.frames == {}  # every wave estimated ahead was taken
     finally:
         con.close()
+
+
+class _Stored:
+    """Rows a table holds already, as a rebuild's previous database holds a kept wave's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, wave: str, readable: bool = True) -> None:
+        self.con, self.wave, self.readable, self.reads = con, wave, readable, 0
+
+    @property
+    def sql(self) -> str:
+        return f"SELECT * FROM kept WHERE wave = '{self.wave}'"
+
+    def frame(self) -> pd.DataFrame:
+        assert self.readable, "read as a frame although its types matched"
+        self.reads += 1
+        return self.con.execute(self.sql).df()
+
+
+def _parts_table(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    return con.execute("SELECT * FROM indicators").fetchall()
+
+
+COLUMNS = ["indicator", "ages", "survey", "wave", "country", "breakdown", "group", "estimate"]
+
+
+def _kept(con: duckdb.DuckDBPyConnection, *rows: str) -> None:
+    """The stored table ``kept`` (an estimate of type DOUBLE) with these VALUES rows."""
+    con.execute("CREATE TABLE kept (" + ", ".join(f'"{c}" VARCHAR' for c in COLUMNS[:-1]) + ", estimate DOUBLE)")
+    con.execute("INSERT INTO kept VALUES " + ", ".join(rows))
+
+
+def test_stored_rows_are_copied_in_sql_when_their_types_are_the_estimated_ones() -> None:
+    con = duckdb.connect()
+    _kept(con, "('emp', '15-64', 'ess', '1', 'AT', 'all', 'all', 0.5)", "('emp', '15-64', 'ess', '1', 'BE', 'all', 'all', 0.25)")
+    fresh = pd.DataFrame([["emp", "15-64", "ess", "2", "AT", "all", "all", 0.75],
+                          ["emp", "15-64", "ess", "0", "AT", "all", "all", 0.125]], columns=COLUMNS)
+    create_indicators(con, [fresh, _Stored(con, "1", readable=False)], lambda: pd.DataFrame())
+    assert _parts_table(con) == [("emp", "15-64", "ess", "0", "AT", "all", "all", 0.125),
+                                 ("emp", "15-64", "ess", "1", "AT", "all", "all", 0.5),
+                                 ("emp", "15-64", "ess", "1", "BE", "all", "all", 0.25),
+                                 ("emp", "15-64", "ess", "2", "AT", "all", "all", 0.75)]
+
+
+def test_stored_rows_are_read_as_frames_when_the_estimated_ones_have_other_types() -> None:
+    """An estimate whose column came out as integers: the table is made from frames, as a full build makes it
+    (pandas unifies the types), not from a SQL union that would take the stored table's."""
+    con = duckdb.connect()
+    _kept(con, "('emp', '15-64', 'ess', '1', 'AT', 'all', 'all', 0.5)")
+    fresh = pd.DataFrame([["emp", "15-64", "ess", "2", "AT", "all", "all", 1]], columns=COLUMNS)
+    stored = _Stored(con, "1")
+    create_indicators(con, [stored, fresh], lambda: pd.DataFrame())
+    assert stored.reads == 1
+    assert _parts_table(con) == [("emp", "15-64", "ess", "1", "AT", "all", "all", 0.5),
+                                 ("emp", "15-64", "ess", "2", "AT", "all", "all", 1.0)]
+    assert con.execute("SELECT data_type FROM duckdb_columns() WHERE table_name = 'indicators' "
+                       "AND column_name = 'estimate'").fetchall() == [("DOUBLE",)]
+
+
+def test_only_stored_rows_make_the_table_from_sql_alone() -> None:
+    con = duckdb.connect()
+    _kept(con, "('emp', '15-64', 'ess', '1', 'AT', 'all', 'all', 0.5)")
+    create_indicators(con, [_Stored(con, "1", readable=False)], lambda: pd.DataFrame())
+    assert _parts_table(con) == [("emp", "15-64", "ess", "1", "AT", "all", "all", 0.5)]

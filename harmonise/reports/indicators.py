@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -421,7 +421,19 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
                      defs.breakdowns)
 
 
-WaveRows = Callable[[str, str, Callable[[], "pd.DataFrame"]], "pd.DataFrame"]
+class StoredRows(Protocol):
+    """A survey-wave's indicator rows that a table the build connection reads holds already (a rebuild's
+    previous database)."""
+
+    @property
+    def sql(self) -> str:
+        """A SELECT of the rows."""
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as the estimator gives them."""
+
+
+WaveRows = Callable[[str, str, Callable[[], "pd.DataFrame"]], "pd.DataFrame | StoredRows"]
 
 
 def stores_indicators(project: Project) -> bool:
@@ -499,7 +511,6 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     # (580,000 respondents) ran out of 1 GB after 61 s. Each query has a fixed cost too (~0.13 s to plan
     # and publish), so consecutive small waves are estimated together, up to ESTIMATE_BATCH respondents
     # (the rows are the same: no cell, stratum or suppression table spans two survey-waves).
-    import pandas as pd
 
     waves = [(str(s), str(w), int(n)) for s, w, n in
              con.execute("SELECT survey, wave, count(*) FROM respondents GROUP BY ALL ORDER BY ALL").fetchall()]
@@ -528,12 +539,32 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
             return ready.pop((survey, wave))
         return estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=[(survey, wave)])
 
-    frames = [(rows_of or (lambda s, w, make: make()))(s, w, partial(estimate, s, w)) for s, w, _ in waves]
-    frame = pd.concat(frames, ignore_index=True) if frames else \
-        estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns))  # no respondents: the empty table
-    con.register("__indicators", frame)
-    try:  # in the order one estimate of every wave gives
-        con.execute("CREATE TABLE indicators AS SELECT * FROM __indicators ORDER BY indicator, ages, survey, wave, "
-                    'country, breakdown, "group"')
+    parts = [(rows_of or (lambda s, w, make: make()))(s, w, partial(estimate, s, w)) for s, w, _ in waves]
+    create_indicators(con, parts, lambda: estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns)))
+
+
+def create_indicators(con: duckdb.DuckDBPyConnection, parts: list[pd.DataFrame | StoredRows],
+                       empty: Callable[[], pd.DataFrame]) -> None:
+    """The ``indicators`` table of the waves' rows, in the order one estimate of every wave gives. Rows stored
+    already are copied in SQL when the estimated ones have their column types, else read as frames first."""
+    import pandas as pd
+
+    frames = [p for p in parts if isinstance(p, pd.DataFrame)]
+    stored = [p for p in parts if not isinstance(p, pd.DataFrame)]
+    selects = [p.sql for p in stored]
+    frame = pd.concat(frames, ignore_index=True) if frames else None if stored else empty()  # no respondents: empty
+    if frame is not None:
+        con.register("__indicators", frame)
+        if stored and con.execute("DESCRIBE SELECT * FROM __indicators").fetchall() != \
+                con.execute(f"DESCRIBE {selects[0]}").fetchall():
+            con.unregister("__indicators")
+            con.register("__indicators", pd.concat([p if isinstance(p, pd.DataFrame) else p.frame() for p in parts],
+                                                   ignore_index=True))
+            selects = []
+        selects.insert(0, "SELECT * FROM __indicators")
+    try:
+        con.execute("CREATE TABLE indicators AS SELECT * FROM (" + " UNION ALL ".join(selects) + ") "
+                    'ORDER BY indicator, ages, survey, wave, country, breakdown, "group"')
     finally:
-        con.unregister("__indicators")
+        if frame is not None:
+            con.unregister("__indicators")

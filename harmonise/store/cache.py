@@ -10,8 +10,8 @@ successful build wrote it:
   the declarations pandera checks against, the build options and the harmonise version
   (``pipeline.file_key``) — with its row count, the pandera failures and the harmonisation report
   rows (``reports``, ``failures``) and the first row of its edition variables;
-- ``waves``: each survey-wave's stored indicator rows (``indicator_rows``) by a key over its files'
-  keys, the build options, harmonise's code, the lineage columns the quality flags read, the sampling
+- ``waves``: each survey-wave's stored indicator rows (``indicator_rows``: their number and the column
+  types the estimator gave them; the rows are the database's) by a key over its files' keys, the build options, harmonise's code, the lineage columns the quality flags read, the sampling
   type and the indicator definitions (a wave harmonised again into the previous database's rows keeps
   them: ``previous_wave``, ``same_rows``);
 - ``info``: the cache format, the harmonise and DuckDB versions and the identity (device, inode, size,
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-FORMAT = "1"  # the index layout; an index of another format is ignored
+FORMAT = "2"  # the index layout; an index of another format is ignored
 SUFFIX = ".cache"
 INDEX = "index.duckdb"
 PREVIOUS = "previous"  # the previous database, attached read-only to the build connection
@@ -72,7 +72,7 @@ TABLES = {
                "missing_reason VARCHAR, n BIGINT",
     "failures": 'key VARCHAR, seq INTEGER, "column" VARCHAR, "check" VARCHAR, failure_case VARCHAR, source_row BIGINT, '
                 "n BIGINT",
-    "waves": "key VARCHAR, survey VARCHAR, wave VARCHAR, dtypes VARCHAR",
+    "waves": "key VARCHAR, survey VARCHAR, wave VARCHAR, dtypes VARCHAR, n BIGINT",
 }
 
 
@@ -182,6 +182,26 @@ class CachedFile:
 
 
 @dataclass
+class KeptIndicators:
+    """A survey-wave's indicator rows as the previous database holds them (attached as ``previous``)."""
+
+    con: duckdb.DuckDBPyConnection
+    survey: str
+    wave: str
+    dtypes: dict[str, str]  # the estimator's column types (DuckDB reads nullable integers back as floats)
+
+    @property
+    def sql(self) -> str:
+        """A SELECT of the rows."""
+        return (f"SELECT * FROM {PREVIOUS}.main.indicators WHERE survey = {sql_literal(self.survey)} "
+                f"AND wave = {sql_literal(self.wave)}")
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as the estimator gave them."""
+        return self.con.execute(self.sql).df().astype(self.dtypes)
+
+
+@dataclass
 class Scan:
     """What discovery read of a file: its header and the values of the content variables it holds."""
 
@@ -199,17 +219,18 @@ class BuildCache:
         self.scans: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (sha, encoding, names) → digest, source, seen
         self.metas: dict[str, str] = {}  # digest → variables JSON
         self.files: dict[str, tuple[int, str, str, str, int, str, str]] = {}  # key → position, survey, … (index row)
-        self.waves: dict[str, tuple[str, str, str]] = {}  # indicator key → survey, wave, dtypes
+        self.waves: dict[str, tuple[str, str, str, int]] = {}  # indicator key → survey, wave, dtypes, rows
         self.previous: Path | None = None  # the database the index describes, when it checks out
         self._parsed: dict[str, dict[str, VarMeta]] = {}
         self._new_scans: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self._new_metas: dict[str, str] = {}
         self._new_files: list[CachedFile] = []
-        self._new_waves: list[tuple[str, str, str, pd.DataFrame]] = []
+        self._new_waves: list[tuple[str, str, str, str, int]] = []
         self._pending: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] = {}  # path → scan without its sha
         self._texts: dict[bytes, tuple[str, str]] = {}
         self._kept: set[str] = set()  # keys of files whose rows the previous index holds
         self.seeded = False  # the new database started as a copy of the previous one (:meth:`start`)
+        self._attached = 0  # nested :meth:`attach` calls not yet detached
         if not full:
             self._load()
 
@@ -236,8 +257,8 @@ class BuildCache:
                           con.execute("SELECT sha256, encoding, names, digest, source, seen FROM scans").fetchall()}
             self.files = {r[0]: tuple(r[1:]) for r in con.execute(  # type: ignore[misc]
                 "SELECT key, position, survey, wave, file_name, rows, sha256, first FROM files").fetchall()}
-            self.waves = {r[0]: (r[1], r[2], r[3]) for r in con.execute("SELECT key, survey, wave, dtypes FROM waves")
-                          .fetchall()}
+            self.waves = {r[0]: (r[1], r[2], r[3], int(r[4])) for r in
+                          con.execute("SELECT key, survey, wave, dtypes, n FROM waves").fetchall()}
         except (duckdb.Error, ValueError, TypeError):  # damaged: rebuilt
             self.metas, self.scans, self.files, self.waves = {}, {}, {}, {}
             return
@@ -301,21 +322,26 @@ class BuildCache:
         return out
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> bool:
-        """Attach the previous database read-only as ``previous``; False (nothing reusable) when it does not open."""
+        """Attach the previous database read-only as ``previous`` (calls nest: each is undone by one
+        :meth:`detach`); False (nothing reusable) when it does not open."""
         import duckdb
 
         if self.previous is None:
             return False
-        try:
-            con.execute(f"ATTACH {sql_literal(str(self.previous))} AS {PREVIOUS} (READ_ONLY)")
-        except duckdb.Error:  # it does not open: nothing of it is reused
-            self.previous = None
-            return False
+        if not self._attached:
+            try:
+                con.execute(f"ATTACH {sql_literal(str(self.previous))} AS {PREVIOUS} (READ_ONLY)")
+            except duckdb.Error:  # it does not open: nothing of it is reused
+                self.previous = None
+                return False
+        self._attached += 1
         return True
 
     def detach(self, con: duckdb.DuckDBPyConnection) -> None:
-        if self.previous is not None:
-            con.execute(f"DETACH {PREVIOUS}")
+        if self._attached:
+            self._attached -= 1
+            if not self._attached:
+                con.execute(f"DETACH {PREVIOUS}")
 
     def start(self, path: Path) -> duckdb.DuckDBPyConnection:
         """The build connection to the new database at ``path``: when the index describes a previous database,
@@ -358,7 +384,7 @@ class BuildCache:
     def previous_wave(self, survey: str, wave: str) -> tuple[str, list[str]] | None:
         """The key the previous build stored a survey-wave's indicator rows by, and the keys of the wave's
         files in that build (in build order); None when it stored none."""
-        found = [k for k, (s, w, _) in self.waves.items() if (s, w) == (survey, wave)]
+        found = [k for k, (s, w, _, _) in self.waves.items() if (s, w) == (survey, wave)]
         if len(found) != 1 or self.previous is None:
             return None
         files = sorted((row[0], key) for key, row in self.files.items() if (row[1], row[2]) == (survey, wave))
@@ -393,30 +419,30 @@ class BuildCache:
         finally:
             self.detach(con)
 
-    def indicator_rows(self, con: duckdb.DuckDBPyConnection, key: str, keep_as: str | None = None) -> pd.DataFrame | None:
-        """The cached indicator rows of a survey-wave (None when not cached or unreadable), kept in the new
-        index by their key or by ``keep_as``."""
+    def indicator_rows(self, con: duckdb.DuckDBPyConnection, key: str, keep_as: str | None = None
+                       ) -> KeptIndicators | None:
+        """The stored indicator rows of a survey-wave whose key is ``key``, as the previous database holds them
+        (None when the index has no such key or that database does not hold as many rows of the wave), kept in
+        the new index by their key or by ``keep_as``. Read them while the previous database is attached
+        (:meth:`attach`)."""
         import duckdb
 
-        if key not in self.waves or self.previous is None:
+        if key not in self.waves or not self.attach(con):
             return None
-        survey, wave, dtypes = self.waves[key]
-        index = self.folder / INDEX
+        survey, wave, dtypes, n = self.waves[key]
         try:
-            con.execute(f"ATTACH {sql_literal(str(index))} AS cache_index (READ_ONLY)")
-            try:
-                frame = con.execute(f"SELECT * EXCLUDE (__key) FROM cache_index.{quote_ident('indicators')} "
-                                    "WHERE __key = ?", [key]).df()
-            finally:
-                con.execute("DETACH cache_index")
-            types = json.loads(dtypes)
-            frame = frame.astype(types)  # as the estimator made them (DuckDB reads nullable ints as floats)
-        except (duckdb.Error, ValueError, TypeError, KeyError):
+            kept = KeptIndicators(con, survey, wave, json.loads(dtypes))
+            columns = [c for (c,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main' "
+                "AND table_name = 'indicators' ORDER BY column_index", [PREVIOUS]).fetchall()]
+            if columns != list(kept.dtypes) or con.execute(f"SELECT count(*) FROM ({kept.sql})").fetchall()[0][0] != n:
+                return None
+        except (duckdb.Error, ValueError, TypeError):
             return None
-        if list(frame.columns) != list(types):
-            return None
-        self._new_waves.append((keep_as or key, survey, wave, frame))
-        return frame
+        finally:
+            self.detach(con)
+        self._new_waves.append((keep_as or key, survey, wave, dtypes, n))
+        return kept
 
     # --- writing ------------------------------------------------------------------------------------------------
     def note_scan(self, path: Path, encoding: str | None, names: Sequence[str], src: SourceFile,
@@ -449,8 +475,9 @@ class BuildCache:
         self._keep_scan(str(path), cached.sha256)
 
     def note_wave(self, key: str, survey: str, wave: str, frame: pd.DataFrame) -> None:
-        """Keep a survey-wave's indicator rows."""
-        self._new_waves.append((key, survey, wave, frame))
+        """Keep a survey-wave's indicator rows (their number and column types: the rows are the database's)."""
+        self._new_waves.append((key, survey, wave, json.dumps({c: str(t) for c, t in frame.dtypes.items()}),
+                                len(frame)))
 
     def write(self, database: Path) -> None:
         """Write the new index (to a temporary name, renamed into place) for the database file ``database``
@@ -511,18 +538,7 @@ class BuildCache:
         self._fill_waves(out)
 
     def _fill_waves(self, out: duckdb.DuckDBPyConnection) -> None:
-        import pandas as pd
-
-        frames: list[pd.DataFrame] = []
-        rows = []
-        for key, survey, wave, frame in self._new_waves:
-            rows.append([key, survey, wave, json.dumps({c: str(t) for c, t in frame.dtypes.items()})])
-            frames.append(frame.assign(__key=key))
-        insert_rows(out, "waves", rows)
-        if frames:
-            out.register("__rows", pd.concat(frames, ignore_index=True))
-            out.execute("CREATE TABLE indicators AS SELECT * FROM __rows")
-            out.unregister("__rows")
+        insert_rows(out, "waves", [list(w) for w in self._new_waves])
 
 
 def _remove(path: Path) -> None:
