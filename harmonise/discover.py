@@ -93,7 +93,9 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     content = [] if opts.survey and opts.wave else \
         sorted({n for cw in crosswalks for w in cw.waves for n in (w.content or {})})
     shas: list[str | None] = [None] * len(files)
-    if (cache is not None and cache.previous is not None) or (cache is None and _REMEMBERED is not None):
+    if cache is not None and cache.previous is not None:
+        shas = list(cache.hashes(files, min(SCAN_READERS, os.cpu_count() or 1)))
+    elif cache is None and _REMEMBERED is not None:
         shas = list(hash_files(files, min(SCAN_READERS, os.cpu_count() or 1)))
     cached = [cache.scan(sha, opts.encoding, content, f) if cache is not None and sha else None
               for f, sha in zip(files, shas)]

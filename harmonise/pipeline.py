@@ -646,6 +646,17 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
             hits = {i: found[k] for i, k in keys.items() if k in found}
         if reuse is not None and reuse.seeded:
             reuse.cache.keep_rows(con, [hits[id(f)] for f in files if id(f) in hits])
+        # waves whose every file is kept have their final rows already: their ids are checked while waiting
+        fresh_waves = {_wave_of(f) for f in files if id(f) not in hits}
+        kept_waves = [w for w in dict.fromkeys(map(_wave_of, files)) if w not in fresh_waves]
+        duplicates: dict[str, list[tuple[str, str, int, list[tuple[str, int, list[str]]]]]] = {}
+
+        def waiting(complete: list[tuple[str, str]]) -> bool:
+            if "kept" not in duplicates:
+                duplicates["kept"] = duplicate_ids(con, waves=kept_waves)
+                return True
+            return idle is not None and idle(complete)
+
         workers, segments = _plan(files, hits, workers)
         if not _parallel(workers, segments):
             feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
@@ -664,7 +675,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         else:
             outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
                                    lambda g, ready: _reuse_run(g, con, project, same, hits, ready),
-                                   lambda g: _reuse_prepare(g, project, same, hits), idle, pool)
+                                   lambda g: _reuse_prepare(g, project, same, hits), waiting, pool)
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)  # unused (or shut down already)
@@ -677,7 +688,9 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
                     file_key(f, project, reuse, out.sha256)
                 reuse.cache.note_file(out.cached, f.job.path, out.reused)
     if outcomes:
-        outcomes[-1].issues.extend(_duplicates(con, project, jobs))
+        twice = duplicate_ids(con) if "kept" not in duplicates else sorted(
+            [*duplicates["kept"], *duplicate_ids(con, waves=kept_waves, other=True)], key=lambda d: (d[0], d[1]))
+        outcomes[-1].issues.extend(_duplicates(twice, project, jobs))
     return outcomes
 
 
@@ -762,10 +775,12 @@ def _reuse_prepare(files: list[_File], project: Project, same: SameWork, hits: d
     return rows
 
 
-def _duplicates(con: duckdb.DuckDBPyConnection, project: Project, jobs: list[Job]) -> list[Issue]:
-    """Respondent ids stored twice in a wave, across all its files (checked once, after every file)."""
+def _duplicates(found: list[tuple[str, str, int, list[tuple[str, int, list[str]]]]], project: Project,
+                jobs: list[Job]) -> list[Issue]:
+    """Respondent ids stored twice in a wave, across all its files (:func:`duplicate_ids` of every wave, once
+    all are in)."""
     out: list[Issue] = []
-    for survey, wave, n, examples in duplicate_ids(con):
+    for survey, wave, n, examples in found:
         job = next(j for j in jobs if j.crosswalk.survey == survey and j.wave.wave == wave)
         entry = project.surveys[survey]
         assert project.schema is not None

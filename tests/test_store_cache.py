@@ -276,6 +276,38 @@ def test_a_failed_build_leaves_the_previous_cache(built_once: tuple[Path, Path, 
 
 
 @pytest.mark.slow
+def test_a_file_no_write_touched_is_not_hashed_again(built_once: tuple[Path, Path, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file whose device, inode, size and times are those the index recorded keeps its recorded sha256; one
+    written since — even with the same bytes and its modification time set back — is hashed again."""
+    from harmonise.store import cache
+
+    project, data, db = _built(built_once, tmp_path, data_too=True)
+    for f in data.iterdir():  # its own inodes: the module's files are not written to
+        shutil.copy(f, f.with_name("copy"))
+        os.replace(f.with_name("copy"), f)
+    monkeypatch.setattr(cache, "SETTLED_NS", 0)  # the files were written just now
+    hashed: list[str] = []
+    sha256_of = cache.sha256_of
+    monkeypatch.setattr(cache, "sha256_of", lambda path: hashed.append(path.name) or sha256_of(path))
+    assert _kept(_build(project, data, db)) == (2, 2)
+    assert sorted(hashed) == sorted(p.name for p in data.iterdir())  # new inodes: hashed, then recorded
+    hashed.clear()
+    reference = _tables(db)
+    assert _kept(_build(project, data, db)) == (2, 2)
+    assert hashed == []
+    first = min(data.iterdir())
+    before, data_bytes = first.stat(), first.read_bytes()
+    with first.open("r+b") as fh:  # the same bytes, written again in place
+        fh.write(data_bytes)
+    os.utime(first, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert first.stat().st_mtime_ns == before.st_mtime_ns and first.stat().st_ino == before.st_ino
+    assert _kept(_build(project, data, db)) == (2, 2)
+    assert hashed == [first.name]
+    assert _tables(db) == reference
+
+
+@pytest.mark.slow
 def test_full_reuses_nothing_and_rewrites_the_cache(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     data = REAL / "ess9_nordic"
     shared = folder_db(tmp_path_factory, data)  # built once per run (test_pipeline_real_files reads it too)

@@ -14,6 +14,8 @@ successful build wrote it:
   types the estimator gave them; the rows are the database's) by a key over its files' keys, the build options, harmonise's code, the lineage columns the quality flags read, the sampling
   type and the indicator definitions (a wave harmonised again into the previous database's rows keeps
   them: ``previous_wave``, ``same_rows``);
+- ``stats``: each harmonised file's path, device, inode, size and modification and change times with
+  its sha256, so a build does not hash again a file no write has touched since (:meth:`BuildCache.hashes`);
 - ``info``: the cache format, the harmonise and DuckDB versions and the identity (device, inode, size,
   modification time) of the database file it describes.
 
@@ -38,6 +40,7 @@ import os
 import pickle
 import secrets
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-FORMAT = "2"  # the index layout; an index of another format is ignored
+FORMAT = "3"  # the index layout; an index of another format is ignored
 SUFFIX = ".cache"
 INDEX = "index.duckdb"
 PREVIOUS = "previous"  # the previous database, attached read-only to the build connection
@@ -73,7 +76,9 @@ TABLES = {
     "failures": 'key VARCHAR, seq INTEGER, "column" VARCHAR, "check" VARCHAR, failure_case VARCHAR, source_row BIGINT, '
                 "n BIGINT",
     "waves": "key VARCHAR, survey VARCHAR, wave VARCHAR, dtypes VARCHAR, n BIGINT",
+    "stats": "path VARCHAR, dev BIGINT, ino BIGINT, size BIGINT, mtime_ns BIGINT, ctime_ns BIGINT, sha256 VARCHAR",
 }
+SETTLED_NS = 2_000_000_000  # a file's stat is kept only when it last changed this long before the build began
 
 
 def digest(parts: Iterable[object]) -> str:
@@ -225,6 +230,9 @@ class BuildCache:
         self._new_scans: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self._new_metas: dict[str, str] = {}
         self._new_files: list[CachedFile] = []
+        self._new_paths: list[Path] = []
+        self.stats: dict[str, tuple[int, int, int, int, int, str]] = {}  # real path → dev, ino, size, times, sha256
+        self.began = time.time_ns()
         self._new_waves: list[tuple[str, str, str, str, int]] = []
         self._pending: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] = {}  # path → scan without its sha
         self._texts: dict[bytes, tuple[str, str]] = {}
@@ -259,8 +267,10 @@ class BuildCache:
                 "SELECT key, position, survey, wave, file_name, rows, sha256, first FROM files").fetchall()}
             self.waves = {r[0]: (r[1], r[2], r[3], int(r[4])) for r in
                           con.execute("SELECT key, survey, wave, dtypes, n FROM waves").fetchall()}
+            self.stats = {r[0]: tuple(r[1:]) for r in con.execute(  # type: ignore[misc]
+                "SELECT path, dev, ino, size, mtime_ns, ctime_ns, sha256 FROM stats").fetchall()}
         except (duckdb.Error, ValueError, TypeError):  # damaged: rebuilt
-            self.metas, self.scans, self.files, self.waves = {}, {}, {}, {}
+            self.metas, self.scans, self.files, self.waves, self.stats = {}, {}, {}, {}, {}
             return
         finally:
             con.close()
@@ -470,9 +480,30 @@ class BuildCache:
         """Keep a harmonised file read from ``path`` (its position in the build is the order of these calls);
         ``kept``: the previous index holds it (its report and failures are copied from there)."""
         self._new_files.append(cached)
+        self._new_paths.append(path)
         if kept:
             self._kept.add(cached.key)
         self._keep_scan(str(path), cached.sha256)
+
+    def hashes(self, paths: Sequence[Path], threads: int = 2) -> list[str]:
+        """The sha256 of every file: the one the index holds for a path whose device, inode, size, modification
+        and change times are those it recorded (no write has touched the file since: a write sets the change
+        time, which no user command can set back), else :func:`sha256_of` it (``threads`` at a time)."""
+        out: list[str] = [""] * len(paths)
+        todo = []
+        for i, path in enumerate(paths):
+            try:
+                st = path.stat()
+                known = self.stats.get(os.path.realpath(path))
+            except OSError:
+                known = None
+            if known is not None and known[:5] == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+                out[i] = known[5]
+            else:
+                todo.append(i)
+        for i, sha in zip(todo, hash_files([paths[i] for i in todo], threads)):
+            out[i] = sha
+        return out
 
     def note_wave(self, key: str, survey: str, wave: str, frame: pd.DataFrame) -> None:
         """Keep a survey-wave's indicator rows (their number and column types: the rows are the database's)."""
@@ -516,6 +547,7 @@ class BuildCache:
             [f.key, i, f.survey, f.wave, f.file_name, f.rows, f.sha256,
              json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False)]
             for i, f in enumerate(files)])
+        insert_rows(out, "stats", self._stats())
         fresh = [f for f in files if f.key not in self._kept]
         reports = pd.DataFrame([(f.key, i, *r) for f in fresh for i, r in enumerate(f.report)],
                                columns=["key", "seq", "target", "source_code", "target_value", "missing_reason", "n"])
@@ -536,6 +568,21 @@ class BuildCache:
             finally:
                 out.execute("DETACH old")
         self._fill_waves(out)
+
+    def _stats(self) -> list[list[object]]:
+        """The stat of each harmonised file whose last write was :data:`SETTLED_NS` before the build began, so
+        the sha256 the build computed is that of the bytes the stat describes (a file written during the build,
+        or within the resolution of its file system's times, is hashed again next time)."""
+        rows: list[list[object]] = []
+        for f, path in zip(self._new_files, self._new_paths):
+            try:
+                st = path.stat()
+                real = os.path.realpath(path)
+            except OSError:
+                continue
+            if max(st.st_mtime_ns, st.st_ctime_ns) < self.began - SETTLED_NS:
+                rows.append([real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, f.sha256])
+        return rows
 
     def _fill_waves(self, out: duckdb.DuckDBPyConnection) -> None:
         insert_rows(out, "waves", [list(w) for w in self._new_waves])

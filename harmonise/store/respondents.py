@@ -82,14 +82,23 @@ def _expected(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> list[tupl
         con.execute("DROP TABLE temp.main.__respondents")
 
 
-def duplicate_ids(con: duckdb.DuckDBPyConnection, shown: int = 5
-                  ) -> list[tuple[str, str, int, list[tuple[str, int, list[str]]]]]:
+def duplicate_ids(con: duckdb.DuckDBPyConnection, shown: int = 5, waves: Sequence[tuple[str, str]] | None = None,
+                  other: bool = False) -> list[tuple[str, str, int, list[tuple[str, int, list[str]]]]]:
     """Respondent ids stored more than once within a survey wave, across all its files (missing ids are
     the pandera check's):
-    (survey, wave, number of such ids, the first ``shown`` as (id, count, files holding it))."""
+    (survey, wave, number of such ids, the first ``shown`` as (id, count, files holding it)), by survey and
+    wave; of the survey-``waves`` given (``other``: of all but those), else of all."""
+    where = ""
+    if waves is not None:
+        if not waves:
+            if not other:
+                return []
+        else:
+            pairs = ", ".join(f"({sql_literal(s)}, {sql_literal(w)})" for s, w in waves)
+            where = f" AND {'NOT ' if other else ''}ifnull((survey, wave) IN ({pairs}), false)"
     rows = con.execute(
         "SELECT survey, wave, respondent_id, count(*), list(DISTINCT source_file ORDER BY source_file), "
-        "count(*) OVER (PARTITION BY survey, wave) FROM respondents WHERE respondent_id IS NOT NULL "
+        f"count(*) OVER (PARTITION BY survey, wave) FROM respondents WHERE respondent_id IS NOT NULL{where} "
         "GROUP BY survey, wave, respondent_id "
         "HAVING count(*) > 1 QUALIFY row_number() OVER (PARTITION BY survey, wave ORDER BY respondent_id) <= ? "
         "ORDER BY 1, 2, 3", [shown]).fetchall()
