@@ -427,6 +427,7 @@ class _Rows:
 
     def __init__(self) -> None:
         self.tables: dict[str, tuple[provenance.Table, list[tuple[object, ...]]]] = {}
+        self.staged: list[tuple[provenance.Table, str]] = []  # (table, temporary table) loaded by stage()
         # the report stage, folded, by file position: (target, source code, value, missing reason, n)
         self.report: dict[int, list[accounting.ReportRow]] = {}
         self.failures: dict[int, pd.DataFrame] = {}  # id(_File) → its pandera failure cases
@@ -435,7 +436,20 @@ class _Rows:
     def add(self, table: provenance.Table, rows: list[tuple[object, ...]]) -> None:
         self.tables.setdefault(table.name, (table, []))[1].extend(rows)
 
+    def stage(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Load the rows into temporary tables now (a build waiting for its workers), so that :meth:`flush`
+        only copies them within DuckDB."""
+        for table, rows in self.tables.values():
+            if rows:
+                name = f"__staged_{id(self)}_{table.name}"
+                table.stage(con, rows, name)
+                self.staged.append((table, name))
+        self.tables.clear()
+
     def flush(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table, name in self.staged:
+            table.insert_staged(con, name)
+        self.staged.clear()
         for table, rows in self.tables.values():
             table.insert(con, rows)
         self.tables.clear()
@@ -824,6 +838,7 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
                 while not waiting.done() and (todo := next((r for r in ordered[position + 1:]
                                                              if id(r) not in futures and id(r) not in ready), None)):
                     ready[id(todo)] = prepare(todo)
+                    ready[id(todo)].stage(con)  # written after the worker's rows, by then only copied
                 while idle is not None and not waiting.done() and idle(complete):
                     pass
                 jobs = [f.job for f in g]

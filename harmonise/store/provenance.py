@@ -34,6 +34,18 @@ class Table:
         """Insert ``rows`` (tuples in column order) in one statement."""
         insert_rows(con, f"main.{quote_ident(self.name)}", rows, [c for c, _ in self.columns])
 
+    def stage(self, con: duckdb.DuckDBPyConnection, rows: Sequence[Sequence[object]], name: str) -> None:
+        """Load ``rows`` into a new temporary table ``name`` of this table's columns, to be inserted later by
+        :meth:`insert_staged` (a copy within DuckDB: the rows' conversion from Python is paid now)."""
+        cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in self.columns)
+        con.execute(f"CREATE TEMP TABLE {quote_ident(name)} ({cols})")
+        insert_rows(con, f"temp.main.{quote_ident(name)}", rows, [c for c, _ in self.columns])
+
+    def insert_staged(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Insert the rows :meth:`stage` loaded into ``name``, in their order, and drop it."""
+        con.execute(f"INSERT INTO main.{quote_ident(self.name)} SELECT * FROM temp.main.{quote_ident(name)}")
+        con.execute(f"DROP TABLE temp.main.{quote_ident(name)}")
+
 
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[object]],
                 columns: Sequence[str] | None = None) -> None:
