@@ -483,18 +483,22 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
     rep = rows.report.get(mine, [])
     shape = (survey, wid, tuple(sorted(job.supplied.items())))
     labels = same.once("labels", src.meta, shape, lambda: _labels_for(plan, src))
-    rows.add(provenance.REPORT, [(survey, wid, fname, target, labels.get(target, ("", {}))[0], code,
-                                  labels.get(target, ("", {}))[1].get(code or ""), value, reason, n)
-                                 for target, code, value, reason, n in rep])
+    report: list[tuple[object, ...]] = []  # a row per (target, code): 217,000 for 260 country files
+    for target, code, value, reason, n in rep:
+        variables, texts = labels.get(target, NO_LABELS)
+        report.append((survey, wid, fname, target, variables, code, texts.get(code or ""), value, reason, n))
+    rows.add(provenance.REPORT, report)
     sums: dict[str, int] = {}
     for target, _, _, _, n in rep:
         sums[target] = sums.get(target, 0) + n
     totals = sorted(sums.items())
     rows.add(provenance.CONSERVATION, [(survey, wid, fname, t, out.rows, n, n == out.rows) for t, n in totals])
     fc = rows.failures.get(id(f), NO_FAILURES)
-    rows.add(provenance.VALIDATION_FAILURES, [
-        (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r))
-        for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
+    if len(fc):
+        rows.add(provenance.VALIDATION_FAILURES, [
+            (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case),
+             None if pd.isna(r) else int(r))
+            for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
     found = [*accounting.unmapped_codes(rep, plan, labels), *accounting.empty_sources(rep, plan, out.rows),
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
@@ -516,7 +520,8 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
     out.cached = CachedFile("", survey, wid, fname, out.rows, out.sha256, dict(f.first or {}), list(rep), [
         (str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r),
          None if pd.isna(n) else int(n))
-        for col, check, case, r, n in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"], fc["n"])])
+        for col, check, case, r, n in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"], fc["n"])]
+        if len(fc) else [])
 
 
 def _regions(meta: SourceMeta, names: list[str]) -> dict[str, dict[str, str]]:
@@ -545,6 +550,7 @@ def _source_row(project: Project, survey: str, wave: str, src: SourceFile, sha25
 
 FAILURE_COLUMNS = ["column", "check", "failure_case", "source_row", "n"]  # as checks.frame.validate_profile gives them
 NO_FAILURES = pd.DataFrame(columns=FAILURE_COLUMNS)  # read only
+NO_LABELS: tuple[str, dict[str, str]] = ("", {})  # a target without source variables or labels (read only)
 
 
 def _failure_cases(failures: list[pd.DataFrame]) -> pd.DataFrame:
