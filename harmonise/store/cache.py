@@ -11,9 +11,10 @@ successful build wrote it:
   (``pipeline.file_key``) — with its row count, the pandera failures and the harmonisation report
   rows (``reports``, ``failures``) and the first row of its edition variables;
 - ``waves``: each survey-wave's stored indicator rows (``indicator_rows``: their number and the column
-  types the estimator gave them; the rows are the database's) by a key over its files' keys, the build options, harmonise's code, the lineage columns the quality flags read, the sampling
-  type and the indicator definitions (a wave harmonised again into the previous database's rows keeps
-  them: ``previous_wave``, ``same_rows``);
+  types the estimator gave them; the rows are the database's) by a key over its files' keys, the build
+  options, harmonise's code, the lineage columns the quality flags read, the sampling type and the
+  indicator definitions (a wave harmonised again into the previous database's rows keeps them:
+  ``previous_wave``, ``same_rows``);
 - ``stats``: each harmonised file's path, device, inode, size and modification and change times with
   its sha256, so a build does not hash again a file no write has touched since (:meth:`BuildCache.hashes`);
 - ``info``: the cache format, the harmonise and DuckDB versions and the identity (device, inode, size,
@@ -23,10 +24,10 @@ A build the index checks out for starts its new database as a copy of the previo
 (:meth:`BuildCache.start`). A file whose key is unchanged keeps its respondents rows where they are;
 the rows of every other file are deleted (:meth:`BuildCache.keep_rows`) and the files harmonised
 again are appended; every other table is written anew, the provenance rows of kept files from the
-cached report and failures exactly as a full build writes them. Nothing is trusted that does not check out: an index of another
-format, version or database file is ignored, a file is reused only if the previous database holds
-as many rows of it as the index says (and no other file of its name), and an index that does not
-open is rebuilt. The index is written to a temporary name and renamed over the old one only after
+cached report and failures exactly as a full build writes them. Nothing is trusted that does not
+check out: an index of another format, version or database file is ignored, a file is reused only if
+the previous database holds as many rows of it as the index says (and no other file of its name),
+and an index that does not open is rebuilt. The index is written to a temporary name and renamed over the old one only after
 the new database replaced the old (:func:`harmonise.store.atomic.atomic_target`), so a failed build
 leaves the previous database with its own index, never a half-written one.
 """
