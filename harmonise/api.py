@@ -173,9 +173,9 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     f = files or FileOptions()
     jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
                             reuse.cache if reuse is not None else None)
-    seeded = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
+    kept = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
     if reuse is not None:
-        reuse.seeded = seeded
+        reuse.cache.seeded = kept  # a copy whose respondents table was not the schema's keeps no rows
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs must be at least 1 (got {workers})")
     outcomes = run_jobs(jobs, con, project, encoding=encoding, progress=progress, workers=workers, mappings=mappings,

@@ -54,7 +54,7 @@ from harmonise.store.atomic import open_build
 from harmonise.store.cache import BuildCache, CachedFile, digest
 from harmonise.store.editions import FileFacts, edition_variables, file_edition, gathered_facts, region_labels
 from harmonise.store.provenance import append_database, to_json
-from harmonise.store.respondents import FILE_BITS, ROW_MASK, create_all, duplicate_ids, insert_select
+from harmonise.store.respondents import FILE_BITS, ROW_MASK, Duplicates, create_all, duplicate_ids, insert_select
 
 Progress = Callable[[str], None]
 Idle = Callable[[list[tuple[str, str]]], bool]  # given the survey-waves complete so far: True when it did some work
@@ -593,7 +593,6 @@ class Reuse:
     cache: BuildCache
     options: tuple[str, ...] = ()
     declarations: str = ""  # digest of the schema and code tables (set by run_jobs)
-    seeded: bool = False  # the database is the previous one's copy, its respondents rows still there (create_all)
 
 
 def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
@@ -656,7 +655,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     keys: dict[int, str] = {}
     pool: ProcessPoolExecutor | None = None
     try:
-        if reuse is not None and reuse.cache.attach(con) and reuse.seeded:  # kept files' rows are in place
+        if reuse is not None and reuse.cache.attach(con) and reuse.cache.seeded:  # kept files' rows are in place
             keys = {id(f): file_key(f, project, reuse, f.job.sha256) for f in files if f.job.sha256}
             # the files whose key the cache lacks are harmonised again: their workers start while the rest are
             # checked against the previous database
@@ -664,12 +663,12 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
                                mappings)
             found = reuse.cache.harmonised(con, list(keys.values()))
             hits = {i: found[k] for i, k in keys.items() if k in found}
-        if reuse is not None and reuse.seeded:
+        if reuse is not None and reuse.cache.seeded:
             reuse.cache.keep_rows(con, [hits[id(f)] for f in files if id(f) in hits])
         # waves whose every file is kept have their final rows already: their ids are checked while waiting
         fresh_waves = {_wave_of(f) for f in files if id(f) not in hits}
         kept_waves = [w for w in dict.fromkeys(map(_wave_of, files)) if w not in fresh_waves]
-        duplicates: dict[str, list[tuple[str, str, int, list[tuple[str, int, list[str]]]]]] = {}
+        duplicates: dict[str, list[Duplicates]] = {}
 
         def waiting(complete: list[tuple[str, str]]) -> bool:
             if "kept" not in duplicates:
@@ -795,8 +794,7 @@ def _reuse_prepare(files: list[_File], project: Project, same: SameWork, hits: d
     return rows
 
 
-def _duplicates(found: list[tuple[str, str, int, list[tuple[str, int, list[str]]]]], project: Project,
-                jobs: list[Job]) -> list[Issue]:
+def _duplicates(found: list[Duplicates], project: Project, jobs: list[Job]) -> list[Issue]:
     """Respondent ids stored twice in a wave, across all its files (:func:`duplicate_ids` of every wave, once
     all are in)."""
     out: list[Issue] = []

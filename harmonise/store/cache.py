@@ -238,7 +238,7 @@ class BuildCache:
         self._pending: dict[str, tuple[tuple[str, str], tuple[str, str, str]]] = {}  # path → scan without its sha
         self._texts: dict[bytes, tuple[str, str]] = {}
         self._kept: set[str] = set()  # keys of files whose rows the previous index holds
-        self.seeded = False  # the new database started as a copy of the previous one (:meth:`start`)
+        self.seeded = False  # the new database is a copy of the previous one holding its rows (:meth:`start`)
         self._attached = 0  # nested :meth:`attach` calls not yet detached
         if not full:
             self._load()

@@ -82,8 +82,11 @@ def _expected(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> list[tupl
         con.execute("DROP TABLE temp.main.__respondents")
 
 
+Duplicates = tuple[str, str, int, list[tuple[str, int, list[str]]]]  # survey, wave, ids stored twice, examples
+
+
 def duplicate_ids(con: duckdb.DuckDBPyConnection, shown: int = 5, waves: Sequence[tuple[str, str]] | None = None,
-                  other: bool = False) -> list[tuple[str, str, int, list[tuple[str, int, list[str]]]]]:
+                  other: bool = False) -> list[Duplicates]:
     """Respondent ids stored more than once within a survey wave, across all its files (missing ids are
     the pandera check's):
     (survey, wave, number of such ids, the first ``shown`` as (id, count, files holding it)), by survey and
