@@ -236,15 +236,19 @@ def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS, warm_up: dict[str,
         with contextlib.suppress(Exception):  # only a warm-up: its reply, or failure, is not anyone's
             _run(warm_up)
 
+    # bound and listening under a name of its own, then renamed into place: a client that sees the socket is
+    # never refused (between bind and listen it was, and fell back to running the command itself)
+    ready = sock.with_name(sock.name + ".t")
     with contextlib.suppress(FileNotFoundError):
-        sock.unlink()
+        ready.unlink()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
-        server.bind(str(sock))
+        server.bind(str(ready))
     finally:
         os.umask(old)
     server.listen(8)
+    os.replace(ready, sock)
     server.settimeout(idle)
     try:
         while (root / "mappings" / "schema.yaml").is_file():
