@@ -33,7 +33,7 @@ from harmonise import connect
 from harmonise.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-KILLS = 6  # one kill in each sixth of the first 80 % of a build (start-up, workers, harmonising, merging, tables)
+KILLS = 6  # one kill in each sixth of the first 80 % of a build
 TRIES = 3  # kills per slice at most: a build may run faster than the timed ones (the machine's load varies)
 SEED = 20261130
 SURVEYS = ("ties", "ics")  # two files, so `--jobs 2` runs two workers

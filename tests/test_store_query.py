@@ -20,7 +20,7 @@ from tests.conftest import run
 # Not the issue's `count(*) from range(10000000000)`: DuckDB 2.0 counts a bare range in about 0.9 s on an idle
 # 2-core machine, so a 1 s timeout raced it; the filter makes it scan (about 30 s), so the timeout always fires.
 LONG = "select count(*) from range(10000000000) where range % 7 = 3"
-TRIES = 10  # one Ctrl-C in each tenth of 0.2-0.6 s: an even cover of the span at half the CPU of 20 random ones
+TRIES = 10  # one Ctrl-C in each tenth of 0.2-0.6 s (stratified: the whole span at half the CPU of 20 random ones)
 
 DRIVER = r"""
 import os, signal, sys, time
