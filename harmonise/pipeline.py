@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -653,14 +653,15 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         reuse.declarations = _declarations_digest(project.root)
     hits: dict[int, CachedFile] = {}
     keys: dict[int, str] = {}
-    pool: ProcessPoolExecutor | None = None
+    started: _Started | None = None
+    stack = ExitStack()
     try:
         if reuse is not None and reuse.cache.attach(con) and reuse.cache.seeded:  # kept files' rows are in place
             keys = {id(f): file_key(f, project, reuse, f.job.sha256) for f in files if f.job.sha256}
-            # the files whose key the cache lacks are harmonised again: their workers start while the rest are
-            # checked against the previous database
-            pool = _early_pool(files, {i for i, k in keys.items() if k in reuse.cache.files}, workers, project,
-                               mappings)
+            # the files whose key the cache lacks are harmonised again: their workers start on them while the
+            # rest are checked against the previous database
+            started = _early_workers(files, {i for i, k in keys.items() if k in reuse.cache.files}, workers,
+                                     project, mappings, same, encoding, con, stack)
             found = reuse.cache.harmonised(con, list(keys.values()))
             hits = {i: found[k] for i, k in keys.items() if k in found}
         if reuse is not None and reuse.cache.seeded:
@@ -694,10 +695,11 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         else:
             outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
                                    lambda g, ready: _reuse_run(g, con, project, same, hits, ready),
-                                   lambda g: _reuse_prepare(g, project, same, hits), waiting, pool)
+                                   lambda g: _reuse_prepare(g, project, same, hits), waiting, started, same)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)  # unused (or shut down already)
+        if started is not None:
+            started.pool.shutdown(wait=False, cancel_futures=True)  # unused (or shut down already)
+        stack.close()
         if reuse is not None:
             reuse.cache.detach(con)
     if reuse is not None:
@@ -728,21 +730,45 @@ def _parallel(workers: int, segments: list[tuple[str, list[list[_File]]]]) -> bo
     return workers > 1 and sum(len(groups) for kind, groups in segments if kind == "fresh") > 1
 
 
-def _early_pool(files: list[_File], kept: Container[int], workers: int | None, project: Project,
-                mappings: list[Path] | None) -> ProcessPoolExecutor | None:
-    """The workers for the files not ``kept``, started now, when those go to workers (a spawned worker takes
-    about a second to import harmonise: it does so while the main process checks the kept files)."""
+@dataclass
+class _Started:
+    """Workers started before the files to harmonise were known for sure (:func:`_early_workers`): the pool,
+    its jobs folder, and per group of files (their ids) the worker's future and the file it writes."""
+
+    pool: ProcessPoolExecutor
+    folder: Path
+    groups: dict[tuple[int, ...], tuple[Future[list[Outcome]], Path]]
+
+
+def _early_workers(files: list[_File], kept: Container[int], workers: int | None, project: Project,
+                   mappings: list[Path] | None, same: SameWork, encoding: str | None,
+                   con: duckdb.DuckDBPyConnection, stack: ExitStack) -> _Started | None:
+    """The workers for the files not ``kept``, started now on their groups, when those go to workers: they
+    harmonise while the main process checks the kept files against the previous database. A group the final
+    plan does not have (a kept file the previous database lacks) is left unused, its file removed with the
+    jobs folder (which ``stack`` removes)."""
     workers, segments = _plan(files, kept, workers)
     if not _parallel(workers, segments):
         return None
-    n = min(workers, sum(len(groups) for kind, groups in segments if kind == "fresh"))
-    pool = _pool(n, project, mappings)
-    for _ in range(n):
-        pool.submit(_ready)  # each submit starts one process
-    return pool
+    fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
+    folder = stack.enter_context(_jobs_folder(con))
+    pool = _pool(min(workers, len(fresh)), project, mappings, same)
+    prefetch = (os.cpu_count() or 1) > min(workers, len(fresh))
+    groups = {}
+    for i, g in enumerate(fresh):
+        path = folder / f"early-{i}.duckdb"
+        groups[tuple(map(id, g))] = (pool.submit(_worker, [f.job for f in g], str(path), encoding, prefetch), path)
+    return _Started(pool, folder, groups)
 
 
-def _pool(workers: int, project: Project, mappings: list[Path] | None) -> ProcessPoolExecutor:
+def _pool(workers: int, project: Project, mappings: list[Path] | None, same: SameWork) -> ProcessPoolExecutor:
+    """``workers`` processes, forked where the platform can fork (docs/decisions.md 46): a forked worker starts
+    with harmonise imported, ``project`` loaded and the SQL ``same`` compiled already, where a spawned one
+    imports and loads them (about a second of a core each). The fork happens while no query runs, and a
+    worker never touches the database this process has open: it opens its own file."""
+    if "fork" in mp.get_all_start_methods():
+        return ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_worker_init,
+                                   initargs=(project.root, mappings, os.getpid(), project, same))
     return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                initargs=(project.root, mappings, os.getpid()))
 
@@ -812,16 +838,16 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
                 encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
                 reuse: Callable[[list[_File], _Rows | None], None],
                 prepare: Callable[[list[_File]], _Rows], idle: Idle | None = None,
-                started: ProcessPoolExecutor | None = None) -> list[Outcome]:
+                started: _Started | None = None, same: SameWork | None = None) -> list[Outcome]:
     """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
     ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place.
     While a worker's group is not ready, the next runs of reused files are checked and their provenance
     rows made (``prepare``), to be written in their turn; then ``idle`` is called with the survey-waves
     whose every file is in ``con`` and some harmonised afresh, until it has nothing to do. ``started``: the
-    workers, started already (:func:`_early_pool`)."""
+    workers, started already on the groups they were given (:func:`_early_workers`); ``same``: what this
+    process compiled already (a forked worker starts with it)."""
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
     ready: dict[int, _Rows] = {}
-    number = {id(g): i for i, g in enumerate(fresh)}
     ordered = [g for _, groups in segments for g in groups]
     last = {_wave_of(f): i for i, g in enumerate(ordered) for f in g}
     harmonised = {_wave_of(f) for g in fresh for f in g}
@@ -829,10 +855,20 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
     workers = min(workers, len(fresh))
     prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
-    with _jobs_folder(con) as folder, started if started is not None else _pool(workers, project, mappings) as pool:
-        futures: dict[int, Future[list[Outcome]]] = {
-            id(g): pool.submit(_worker, [f.job for f in g], str(folder / f"job-{i}.duckdb"), encoding, prefetch)
-            for i, g in enumerate(fresh)}
+    with ExitStack() as stack:
+        if started is not None:  # its folder is removed by the caller, after the pool's shutdown here
+            folder, pool = started.folder, stack.enter_context(started.pool)
+        else:
+            folder = stack.enter_context(_jobs_folder(con))
+            pool = stack.enter_context(_pool(workers, project, mappings, same or SameWork()))
+        futures: dict[int, Future[list[Outcome]]] = {}
+        written: dict[int, Path] = {}
+        for i, g in enumerate(fresh):
+            early = started.groups.get(tuple(map(id, g))) if started is not None else None
+            if early is None:
+                path = folder / f"job-{i}.duckdb"
+                early = pool.submit(_worker, [f.job for f in g], str(path), encoding, prefetch), path
+            futures[id(g)], written[id(g)] = early
         for position, g in enumerate(ordered):
             if id(g) not in futures:
                 reuse(g, ready.pop(id(g), None))
@@ -850,7 +886,7 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
                     outs = waiting.result()
                     if all(f.done() for f in futures.values()):
                         pool.shutdown(wait=False)  # the workers exit while their last files are merged (~0.3 s)
-                    append_database(con, folder / f"job-{number[id(g)]}.duckdb")
+                    append_database(con, written[id(g)])
                 for job, out in zip(jobs, outs):
                     out.job = job  # the worker's copy came back without the opened file
                     outcomes.append(out)
@@ -924,13 +960,14 @@ def _jobs_folder(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
 _WORKER: dict[str, Project | SameWork] = {}
 
 
-def _worker_init(root: Path, mappings: list[Path] | None, parent: int) -> None:
+def _worker_init(root: Path, mappings: list[Path] | None, parent: int, project: Project | None = None,
+                 same: SameWork | None = None) -> None:
+    """A worker's start: it dies with ``parent``; a forked worker is handed the parent's ``project`` and
+    ``same`` (not pickled), a spawned one loads the project from ``root`` and ``mappings``."""
     die_with_parent(parent)
-    _WORKER["project"] = load_project(root, mappings or None)
-
-
-def _ready() -> None:
-    """A worker's first task when it is started ahead of its files (it has run :func:`_worker_init`)."""
+    _WORKER["project"] = project if project is not None else load_project(root, mappings or None)
+    if same is not None:
+        _WORKER["same"] = same
 
 
 def _worker(jobs: list[Job], path: str, encoding: str | None, prefetch: bool) -> list[Outcome]:
