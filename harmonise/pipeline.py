@@ -580,7 +580,7 @@ def _lineage(plan: WavePlan, src: SourceFile, labels: accounting.Labels, fname: 
 
 def default_jobs(jobs: list[Job]) -> int:
     """Worker processes used when ``--jobs`` is not given: one per core and file once the files are
-    large enough to repay starting the workers (each imports harmonise and loads the project)."""
+    large enough to repay the workers (starting them, and merging their files into the database)."""
     size = sum(j.path.stat().st_size for j in jobs)
     return 1 if size < PARALLEL_MIN_BYTES else max(1, min(os.cpu_count() or 1, len(jobs)))
 
