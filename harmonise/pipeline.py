@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -762,11 +763,12 @@ def _early_workers(files: list[_File], kept: Container[int], workers: int | None
 
 
 def _pool(workers: int, project: Project, mappings: list[Path] | None, same: SameWork) -> ProcessPoolExecutor:
-    """``workers`` processes, forked where the platform can fork (docs/decisions.md 46): a forked worker starts
-    with harmonise imported, ``project`` loaded and the SQL ``same`` compiled already, where a spawned one
-    imports and loads them (about a second of a core each). The fork happens while no query runs, and a
-    worker never touches the database this process has open: it opens its own file."""
-    if "fork" in mp.get_all_start_methods():
+    """``workers`` processes, forked on Linux (docs/decisions.md 46), spawned elsewhere (macOS's system
+    libraries are not fork-safe): a forked worker starts with harmonise imported, ``project`` loaded and the
+    SQL ``same`` compiled already, where a spawned one imports and loads them (about a second of a core
+    each). The fork happens while no query runs, and a worker never touches the database this process has
+    open: it opens its own file."""
+    if sys.platform.startswith("linux"):
         return ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_worker_init,
                                    initargs=(project.root, mappings, os.getpid(), project, same))
     return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
