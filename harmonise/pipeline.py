@@ -839,8 +839,8 @@ def _duplicates(found: list[Duplicates], project: Project, jobs: list[Job]) -> l
 def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckDBPyConnection, project: Project,
                 encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
                 reuse: Callable[[list[_File], _Rows | None], None],
-                prepare: Callable[[list[_File]], _Rows], idle: Idle | None = None,
-                started: _Started | None = None, same: SameWork | None = None) -> list[Outcome]:
+                prepare: Callable[[list[_File]], _Rows], idle: Idle | None, started: _Started | None,
+                same: SameWork) -> list[Outcome]:
     """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
     ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place.
     While a worker's group is not ready, the next runs of reused files are checked and their provenance
@@ -862,7 +862,7 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
             folder, pool = started.folder, stack.enter_context(started.pool)
         else:
             folder = stack.enter_context(_jobs_folder(con))
-            pool = stack.enter_context(_pool(workers, project, mappings, same or SameWork()))
+            pool = stack.enter_context(_pool(workers, project, mappings, same))
         futures: dict[int, Future[list[Outcome]]] = {}
         written: dict[int, Path] = {}
         for i, g in enumerate(fresh):
