@@ -151,6 +151,30 @@ def test_a_rebuild_after_editing_one_rule_equals_a_full_build(project: Path, tmp
     assert noted and all(any("Edited. " in str(r) for r in lineage_after[f]) for f in noted)
 
 
+@pytest.mark.slow
+def test_workers_started_on_a_plan_the_previous_database_overturns_are_not_used(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers start on the files the cache index lacks before the kept files are checked against the
+    previous database; when that check keeps none, the groups change and the early workers' files go unused."""
+    waves = _ranged_waves(project)[-2:]
+    data = _country_files(tmp_path, project, waves)
+    db = tmp_path / "inc.duckdb"
+    _build(project, data, db, "--jobs", "2")
+    _edit(project)
+    from harmonise import pipeline
+
+    monkeypatch.setattr(BuildCache, "harmonised", lambda self, con, keys: {})  # the previous rows "missing"
+    early, started = pipeline._early_workers, []
+    monkeypatch.setattr(pipeline, "_early_workers", lambda *a: started.append(early(*a)) or started[-1])
+    out = _build(project, data, db, "--jobs", "2")
+    assert [len(s.groups) for s in started] == [2]  # the edited round's two files, one worker each
+    assert _kept(out) is None and "(600 rows)" in out  # then all four files harmonised again, in new groups
+    full = tmp_path / "full.duckdb"
+    _build(project, data, full, "--full")
+    assert _tables(db) == _tables(full)
+    assert not db.with_name(db.name + ".jobs").exists()
+
+
 @pytest.fixture(scope="module")
 def built_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """Two country files of the last ESS round built once per module: (the project, their folder, the database
