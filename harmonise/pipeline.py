@@ -753,13 +753,22 @@ def _early_workers(files: list[_File], kept: Container[int], workers: int | None
         return None
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
     folder = stack.enter_context(_jobs_folder(con))
-    pool = _pool(min(workers, len(fresh)), project, mappings, same)
-    prefetch = (os.cpu_count() or 1) > min(workers, len(fresh))
-    groups = {}
-    for i, g in enumerate(fresh):
-        path = folder / f"early-{i}.duckdb"
-        groups[tuple(map(id, g))] = (pool.submit(_worker, [f.job for f in g], str(path), encoding, prefetch), path)
-    return _Started(pool, folder, groups)
+    workers = min(workers, len(fresh))
+    pool = _pool(workers, project, mappings, same)
+    return _Started(pool, folder, {_key(g): _submit(pool, g, folder / f"early-{i}.duckdb", encoding, workers)
+                                   for i, g in enumerate(fresh)})
+
+
+def _key(group: list[_File]) -> tuple[int, ...]:
+    return tuple(map(id, group))
+
+
+def _submit(pool: ProcessPoolExecutor, group: list[_File], path: Path, encoding: str | None,
+            workers: int) -> tuple[Future[list[Outcome]], Path]:
+    """``group`` harmonised by one of the pool's ``workers`` into ``path``: the future and the path. A worker
+    reads its files through a forked reader when a core is left for it."""
+    prefetch = (os.cpu_count() or 1) > workers
+    return pool.submit(_worker, [f.job for f in group], str(path), encoding, prefetch), path
 
 
 def _pool(workers: int, project: Project, mappings: list[Path] | None, same: SameWork) -> ProcessPoolExecutor:
@@ -855,7 +864,6 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
     harmonised = {_wave_of(f) for g in fresh for f in g}
     complete: list[tuple[str, str]] = []
     workers = min(workers, len(fresh))
-    prefetch = (os.cpu_count() or 1) > workers
     outcomes: list[Outcome] = []
     with ExitStack() as stack:
         if started is not None:  # its folder is removed by the caller, after the pool's shutdown here
@@ -866,11 +874,8 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
         futures: dict[int, Future[list[Outcome]]] = {}
         written: dict[int, Path] = {}
         for i, g in enumerate(fresh):
-            early = started.groups.get(tuple(map(id, g))) if started is not None else None
-            if early is None:
-                path = folder / f"job-{i}.duckdb"
-                early = pool.submit(_worker, [f.job for f in g], str(path), encoding, prefetch), path
-            futures[id(g)], written[id(g)] = early
+            early = started.groups.get(_key(g)) if started is not None else None
+            futures[id(g)], written[id(g)] = early or _submit(pool, g, folder / f"job-{i}.duckdb", encoding, workers)
         for position, g in enumerate(ordered):
             if id(g) not in futures:
                 reuse(g, ready.pop(id(g), None))
