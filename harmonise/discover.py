@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from harmonise.checks.archives import not_data, unextracted
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
 from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source
@@ -69,6 +70,9 @@ def data_files(data: list[Path]) -> list[Path]:
             files.append(d)
         else:
             files.extend(sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS))
+    unreadable = [why for f in files if (why := not_data(f)) is not None]  # only files named on the command line
+    if unreadable:
+        raise InputError("\n".join(unreadable))
     return files
 
 
@@ -89,6 +93,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     unmatched: list[tuple[Path, str]] = []
     no_country: list[Path] = []
     files = data_files(data)
+    archived = unextracted([d for d in data if d.is_dir()], files)
     same = SameWork()  # one wave's country files share their metadata: resolved once
     content = [] if opts.survey and opts.wave else \
         sorted({n for cw in crosswalks for w in cw.waves for n in (w.content or {})})
@@ -153,8 +158,9 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     issues.extend(found)
     if not jobs and not any(i.severity == "error" for i in issues):
         raise InputError(f"no data file in {', '.join(map(str, data))} can be harmonised"
-                         + (" (only supplements)" if issues else ""))
-    return jobs, issues
+                         + (" (only supplements)" if issues else "")
+                         + "".join(f"; {i.message}; {i.hint}" for i in archived))
+    return jobs, issues + archived
 
 
 def supply(job: Job, project: Project, src: SourceFile) -> None:

@@ -8,6 +8,7 @@
 - :mod:`~harmonise.checks.labels` — a file's value labels against the code tables its codes map through;
 - :mod:`~harmonise.checks.renames` — variables a file holds under another name than the crosswalk reads;
 - :mod:`~harmonise.checks.inputs`, :mod:`~harmonise.checks.accounting` — a wave's harmonised data;
+- :mod:`~harmonise.checks.archives` — files under ``--data`` that are not SPSS or Stata files (archives, exports);
 - :mod:`~harmonise.checks.frame` — the pandera schema of harmonised rows (loads pandera: import it
   from there, or through this package's lazy attributes).
 """
@@ -19,7 +20,7 @@ import hashlib
 import pickle
 from typing import TYPE_CHECKING, Any
 
-from harmonise.checks import accounting, drift, inputs, labels, renames
+from harmonise.checks import accounting, archives, drift, inputs, labels, renames
 from harmonise.checks.crosswalk import check_crosswalk, check_target, dedupe, header_issues, wave_issues
 from harmonise.checks.derivations import derivation_issues
 from harmonise.checks.expressions import compared_codes, derived_code_issues, expr_type, named_arguments
@@ -33,7 +34,7 @@ from harmonise.spec.yamlload import locate
 if TYPE_CHECKING:
     from harmonise.checks.frame import pandera_schema, validate_frame, validate_profile
 
-__all__ = ["ValueRule", "accounting", "check_crosswalk", "check_target", "compared_codes", "declaration_issues",
+__all__ = ["ValueRule", "accounting", "archives", "check_crosswalk", "check_target", "compared_codes", "declaration_issues",
            "derivation_issues", "derived_code_issues", "drift", "expr_type", "inputs", "labels", "named_arguments",
            "pandera_schema", "renames", "rule_issues", "shape_issues", "static_issues", "validate_frame", "validate_profile",
            "value_ok", "value_rules"]
