@@ -44,15 +44,20 @@ def country_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
-def _harmonise(project: Project, data: Path) -> tuple[dict[str, list[tuple[object, ...]]], list[list[str]]]:
-    """Every table the harmonising writes (in stored order), and each file's findings."""
+def _harmonise(project: Project, data: Path, threads: list[int] | None = None
+               ) -> tuple[dict[str, list[tuple[object, ...]]], list[list[str]]]:
+    """Every table the harmonising writes (in stored order), and each file's findings; ``threads``: gets
+    DuckDB's threads setting after the harmonising (two before it)."""
     assert project.schema is not None
     jobs, _ = discover(project, [data])
     con = duckdb.connect(":memory:")
     try:
+        con.execute("SET threads = 2")
         create_all(con, project.schema)
         outcomes = pipeline.run_jobs(jobs, con, project)
         tables = {t: con.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+        if threads is not None:
+            threads.append(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
     finally:
         con.close()
     tables["sources"] = [(o.job.path.name, o.rows, o.sha256) for o in outcomes]  # type: ignore[misc]
@@ -67,6 +72,20 @@ def test_a_waves_small_files_together_give_what_each_alone_gives(country_files: 
     alone = _harmonise(project, country_files)
     assert together == alone
     assert [r[0] for r in together[0]["sources"]] == sorted(p.name for p in country_files.iterdir())
+
+
+def test_fewer_rows_than_the_one_thread_limit_run_on_one_thread_with_the_same_result(
+        country_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 48: 640 rows in all run DuckDB on one thread; at the limit the setting is left alone."""
+    project = load_project(ROOT)
+    threads: list[int] = []
+    one = _harmonise(project, country_files, threads)
+    rows = sum(int(r[1]) for r in one[0]["sources"])  # type: ignore[call-overload]
+    assert rows == 120 + 130 + 140 + 120 + 130 < pipeline.ONE_THREAD_ROWS
+    monkeypatch.setattr(pipeline, "ONE_THREAD_ROWS", rows)  # not fewer rows than the limit
+    two = _harmonise(project, country_files, threads)
+    assert threads == [1, 2]
+    assert one == two
 
 
 @pytest.mark.parametrize(("small", "workers", "rows"), [
