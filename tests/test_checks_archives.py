@@ -107,7 +107,7 @@ def test_what_an_archive_holds(tmp_path: Path) -> None:
     zipped.mkdir()
     assert held(_zip(zipped / "a.zip", {"B.SAV": b"", "dir/": b"", "a.por": b"", "c.csv": b""})) == ["B.SAV", "a.por"]
     assert not_data(tmp_path / "x.SAV") is None and not_data(tmp_path / "x.zsav") is None
-    assert not_data(tar) == f"{tar}: is a gzip-compressed tar archive; {READS}: extract it and give --data the " \
+    assert not_data(tar) == f"{tar}: is a tar archive; {READS}: extract it and give --data the " \
                             "extracted file or its folder"
     assert unextracted([zipped], [tmp_path / "b.sav", tmp_path / "A.POR"]) == []  # names compared case-blind
     assert [i.message.split(";")[0] for i in unextracted([zipped], [tmp_path / "b.sav"])] == [

@@ -25,15 +25,15 @@ EXPORTS = {".csv": "a CSV file", ".tsv": "a tab-separated text file", ".txt": "a
            ".rds": "an R data file", ".rdata": "an R workspace", ".rda": "an R workspace",
            ".sas7bdat": "a SAS data set", ".xpt": "a SAS transport file", ".parquet": "a Parquet file",
            ".json": "a JSON file"}
-# The extensions pyreadstat reads (readers.files.EXTENSIONS, which imports pyreadstat: loaded when a check
-# runs, so that importing harmonise.checks for a static validate loads no data library).
+# What readers.files.EXTENSIONS holds. That module imports pyreadstat, so the functions below import it when
+# they run: importing harmonise.checks (a static validate) loads no data library.
 READS = "harmonise reads SPSS (.sav, .zsav, .por) and Stata (.dta) files"
 SHOWN = 5  # archives named in the grouped warning
 
 
 def _suffix(path: Path) -> str:
     name = path.name.lower()
-    return ".tgz" if name.endswith((".tar.gz", ".tar.bz2", ".tar.xz")) else path.suffix.lower()
+    return ".tar" if name.endswith((".tar.gz", ".tar.bz2", ".tar.xz")) else path.suffix.lower()
 
 
 def held(path: Path) -> list[str] | None:
@@ -84,10 +84,10 @@ def unextracted(folders: list[Path], files: list[Path]) -> list[Issue]:
             if not p.is_file() or _suffix(p) not in ARCHIVES:
                 continue
             inside = held(p)
-            if inside is None:
+            left = None if inside is None else [n for n in inside if n.lower() not in found]
+            if left is None:
                 missing.append(f"{p} (content not listed)")
-            elif any(n.lower() not in found for n in inside):
-                left = [n for n in inside if n.lower() not in found]
+            elif left:
                 missing.append(f"{p} ({', '.join(left[:SHOWN])}{' …' if len(left) > SHOWN else ''})")
     if not missing:
         return []
