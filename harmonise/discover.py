@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harmonise.checks.archives import not_data, unextracted
+from harmonise.checks.archives import is_archive, not_data, unextracted
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
 from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source
@@ -60,16 +60,21 @@ class Options:
     encoding: str | None = None
 
 
-def data_files(data: list[Path]) -> list[Path]:
-    """The data files named by ``data`` (files, and the readable files under folders, sorted)."""
+def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Path]:
+    """The data files named by ``data`` (files, and the readable files under folders, sorted); the archives
+    under the folders are appended to ``archives`` (see :mod:`harmonise.checks.archives`)."""
     files: list[Path] = []
     for d in data:
         if not d.exists():
             raise InputError(f"{d}: no such file or folder")
         if d.is_file():
             files.append(d)
-        else:
-            files.extend(sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS))
+            continue
+        for p in sorted(p for p in d.rglob("*") if p.is_file()):
+            if p.suffix.lower() in EXTENSIONS:
+                files.append(p)
+            elif archives is not None and is_archive(p):
+                archives.append(p)
     unreadable = [why for f in files if (why := not_data(f)) is not None]  # only files named on the command line
     if unreadable:
         raise InputError("\n".join(unreadable))
@@ -92,8 +97,9 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     issues: list[Issue] = []
     unmatched: list[tuple[Path, str]] = []
     no_country: list[Path] = []
-    files = data_files(data)
-    archived = unextracted([d for d in data if d.is_dir()], files)
+    archives: list[Path] = []
+    files = data_files(data, archives)
+    archived = unextracted(archives, files)
     same = SameWork()  # one wave's country files share their metadata: resolved once
     content = [] if opts.survey and opts.wave else \
         sorted({n for cw in crosswalks for w in cw.waves for n in (w.content or {})})

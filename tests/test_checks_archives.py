@@ -109,6 +109,6 @@ def test_what_an_archive_holds(tmp_path: Path) -> None:
     assert not_data(tmp_path / "x.SAV") is None and not_data(tmp_path / "x.zsav") is None
     assert not_data(tar) == f"{tar}: is a tar archive; {READS}: extract it and give --data the " \
                             "extracted file or its folder"
-    assert unextracted([zipped], [tmp_path / "b.sav", tmp_path / "A.POR"]) == []  # names compared case-blind
-    assert [i.message.split(";")[0] for i in unextracted([zipped], [tmp_path / "b.sav"])] == [
+    assert unextracted([zipped / "a.zip"], [tmp_path / "b.sav", tmp_path / "A.POR"]) == []  # names compared case-blind
+    assert [i.message.split(";")[0] for i in unextracted([zipped / "a.zip"], [tmp_path / "b.sav"])] == [
         f"1 archive(s) under --data not read: {zipped / 'a.zip'} (a.por)"]

@@ -74,21 +74,23 @@ def not_data(path: Path) -> str | None:
     return f"{path}: unsupported file extension '{path.suffix}'; {READS}"
 
 
-def unextracted(folders: list[Path], files: list[Path]) -> list[Issue]:
-    """One warning for the archives under ``folders`` that hold SPSS or Stata files not found among
-    ``files`` (the data files read), or whose content cannot be listed."""
+def is_archive(path: Path) -> bool:
+    """Whether ``path``'s name is that of an archive or a compressed file."""
+    return _suffix(path) in ARCHIVES
+
+
+def unextracted(archives: list[Path], files: list[Path]) -> list[Issue]:
+    """One warning for the ``archives`` (found in the ``--data`` folders) that hold SPSS or Stata files not
+    found among ``files`` (the data files read), or whose content cannot be listed."""
     found = {f.name.lower() for f in files}
     missing: list[str] = []
-    for folder in folders:
-        for p in sorted(folder.rglob("*")):
-            if not p.is_file() or _suffix(p) not in ARCHIVES:
-                continue
-            inside = held(p)
-            left = None if inside is None else [n for n in inside if n.lower() not in found]
-            if left is None:
-                missing.append(f"{p} (content not listed)")
-            elif left:
-                missing.append(f"{p} ({', '.join(left[:SHOWN])}{' …' if len(left) > SHOWN else ''})")
+    for p in archives:
+        inside = held(p)
+        left = None if inside is None else [n for n in inside if n.lower() not in found]
+        if left is None:
+            missing.append(f"{p} (content not listed)")
+        elif left:
+            missing.append(f"{p} ({', '.join(left[:SHOWN])}{' …' if len(left) > SHOWN else ''})")
     if not missing:
         return []
     return [Issue(f"{len(missing)} archive(s) under --data not read: {'; '.join(missing[:SHOWN])}"
