@@ -65,7 +65,8 @@ CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small 
 PREFETCH_MIN_ROWS = 10_000
 # A build or validate --data of fewer rows in all (one country file, a test fixture) runs DuckDB on one thread:
 # a second costs more CPU than it saves at these sizes. Not above: a 56,752-row extract ran out of the
-# build's 256 MB on one thread (docs/decisions.md 48).
+# build's 256 MB on one thread (docs/decisions.md 48). Nor does it read its files in a child ahead of the
+# harmonising: the fork costs more than the read it would overlap (decision 49).
 ONE_THREAD_ROWS = 10_000
 SCRATCH = "harmonise_scratch"  # in-memory database of the chunks being harmonised, shared with the writer
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this (all files together) worker processes cost more than they save
@@ -684,10 +685,12 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
 
         workers, segments = _plan(files, hits, workers)
         if not _parallel(workers, segments):
-            if sum(ONE_THREAD_ROWS if f.src.meta.rows is None else f.src.meta.rows for f in files) < ONE_THREAD_ROWS:
+            few = sum(ONE_THREAD_ROWS if f.src.meta.rows is None else f.src.meta.rows for f in files) < ONE_THREAD_ROWS
+            if few:  # neither a second thread nor a reader child ahead pays for its start (decisions 48, 49)
                 con.execute("SET threads = 1")
             feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
-                             for g in groups for f in g if f.small and not has_frames(f.job.sha256, f.src, f.columns)])
+                             for g in groups for f in g if f.small and not has_frames(f.job.sha256, f.src, f.columns)],
+                            enabled=not few)
             try:
                 for kind, groups in segments:
                     for g in groups:

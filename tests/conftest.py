@@ -6,6 +6,7 @@ xdist workers through :func:`built_once`; tests only read them.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -86,6 +87,11 @@ def pytest_configure(config: pytest.Config) -> None:
     workers start, so they and every process the tests start inherit it."""
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.dont_write_bytecode = False
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move everything imported and collected so far out of the garbage collector's reach (gc.freeze)."""
+    gc.freeze()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -223,8 +223,8 @@ def test_every_reader_failure_is_an_input_error(tmp_path: Path, fixture_bytes: b
 
     path = tmp_path / "TIES_2007.sav"
     path.write_bytes(fixture_bytes)
-    if error == "pyreadstat":
-        monkeypatch.setattr(files, "_reader", lambda fmt: fail)
+    if error == "pyreadstat":  # the reader itself, so that a child forked from a reader server raises it too
+        monkeypatch.setattr(files, "_read", fail)
     else:
         monkeypatch.setattr(files, "_meta_from_pyreadstat", lambda *a: float(None))  # type: ignore[arg-type]
     with pytest.raises(InputError) as exc:

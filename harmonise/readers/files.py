@@ -11,7 +11,6 @@ saying what to do.
 from __future__ import annotations
 
 import datetime as dt
-import faulthandler
 import io
 import os
 import pickle
@@ -25,7 +24,7 @@ import pandas as pd
 import pyreadstat
 
 from harmonise.errors import InputError
-from harmonise.procs import die_with_parent
+from harmonise.readers.server import Child, start
 from harmonise.readers.textcodec import TextCodec, choose
 from harmonise.spec.source import SourceMeta, VarMeta, norm_code
 
@@ -331,55 +330,33 @@ def isolated_map(fn: Callable[[Any], Any], items: list[Any], workers: int = 1) -
 
     results: dict[int, Any] = {}
     todo = [list(range(j, len(items), max(1, workers))) for j in range(min(max(1, workers), len(items)))]
-    running: dict[BinaryIO, tuple[int, list[int]]] = {}  # reading end → (child pid, its items not yet answered)
+    running: dict[BinaryIO, tuple[Child, list[int]]] = {}  # reading end → (child, its items not yet answered)
 
-    def start(share: list[int]) -> None:
-        rfd, wfd = os.pipe()
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover  (the child)
-            try:
-                faulthandler.disable()
-                die_with_parent(parent)
-                os.close(rfd)
-                with os.fdopen(wfd, "wb") as fh:
-                    for i in share:
-                        try:
-                            answer: tuple[int, Any] = (i, fn(items[i]))
-                        except Exception as exc:  # noqa: BLE001  (handed to the parent, returned in the item's place)
-                            answer = (i, exc)
-                        try:
-                            data = pickle.dumps(answer)
-                        except Exception as exc:  # noqa: BLE001
-                            data = pickle.dumps((i, ValueError(str(exc))))
-                        fh.write(len(data).to_bytes(8, "little") + data)
-                        fh.flush()
-            finally:
-                os._exit(0)
-        os.close(wfd)
-        running[os.fdopen(rfd, "rb")] = (pid, list(share))
+    def begin(share: list[int]) -> None:
+        child = start(_answer_each, (fn, [(i, items[i]) for i in share]))
+        running[os.fdopen(child.out, "rb")] = (child, list(share))
 
     for share in todo:
-        start(share)
+        begin(share)
     while running:
         by_fd = {fh.fileno(): fh for fh in running}
         for ready in wait(list(by_fd)):
             fh = by_fd[cast(int, ready)]
-            pid, share = running[fh]
+            child, share = running[fh]
             head = fh.read(8)
             body = fh.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
             if body and len(body) == int.from_bytes(head, "little"):
-                i, value = pickle.loads(body)  # written by our own child above
+                i, value = pickle.loads(body)  # written by our own child (:func:`_answer_each`)
                 results[i] = value
                 share.remove(i)
                 continue
             fh.close()
             del running[fh]
-            os.waitpid(pid, 0)
+            child.wait()
             if share:  # the child died at share[0]: that item alone, isolated, then a new child for the rest
                 results[share[0]] = _outcome(isolated, fn, items[share[0]])
                 if share[1:]:
-                    start(share[1:])
+                    begin(share[1:])
     return [results[i] for i in range(len(items))]
 
 
@@ -407,32 +384,45 @@ def _in_fresh_process(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             raise ReaderCrashed("the reader died") from exc
 
 
-def _in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover  (the child)
+def _answer(out: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """In a reader child: ``fn``'s result, or the exception it raised, pickled to ``out``."""
+    try:
+        payload = pickle.dumps((True, fn(*args, **kwargs)))
+    except BaseException as exc:  # noqa: BLE001  (handed to the parent, re-raised there)
         try:
-            faulthandler.disable()  # a crash here is the parent's to report, without a C stack dump
-            os.close(rfd)
+            payload = pickle.dumps((False, exc))
+        except Exception:  # noqa: BLE001
+            payload = pickle.dumps((False, ValueError(str(exc))))
+    with os.fdopen(out, "wb") as fh:
+        fh.write(payload)
+
+
+def _answer_each(out: int, fn: Callable[[Any], Any], items: list[tuple[int, Any]]) -> None:
+    """In a reader child: ``(i, fn(item))`` (or the exception in its place) for each item, each pickle
+    written to ``out`` after its length."""
+    with os.fdopen(out, "wb") as fh:
+        for i, item in items:
             try:
-                payload = pickle.dumps((True, fn(*args, **kwargs)))
-            except BaseException as exc:  # noqa: BLE001  (handed to the parent, re-raised there)
-                try:
-                    payload = pickle.dumps((False, exc))
-                except Exception:  # noqa: BLE001
-                    payload = pickle.dumps((False, ValueError(str(exc))))
-            with os.fdopen(wfd, "wb") as fh:
-                fh.write(payload)
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    with os.fdopen(rfd, "rb") as fh:
+                answer: tuple[int, Any] = (i, fn(item))
+            except Exception as exc:  # noqa: BLE001  (handed to the parent, returned in the item's place)
+                answer = (i, exc)
+            try:
+                data = pickle.dumps(answer)
+            except Exception as exc:  # noqa: BLE001
+                data = pickle.dumps((i, ValueError(str(exc))))
+            fh.write(len(data).to_bytes(8, "little") + data)
+            fh.flush()
+
+
+def _in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    child = start(_answer, (fn, args, kwargs))
+    with os.fdopen(child.out, "rb") as fh:
         payload = fh.read()
-    _, status = os.waitpid(pid, 0)
+    status = child.wait()
     if os.WIFSIGNALED(status) or not payload:
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
         raise ReaderCrashed(f"signal {sig}" if sig else f"exit status {os.waitstatus_to_exitcode(status)}")
-    ok, value = pickle.loads(payload)  # written by our own child above
+    ok, value = pickle.loads(payload)  # written by our own child (:func:`_answer`)
     if ok:
         return value
     raise value

@@ -1,0 +1,127 @@
+"""readers.server: a big long-lived process forks its reader children from a small server process; the
+answers, the crash reports and the clean-up are those of children forked in the process itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from harmonise.readers import server
+from harmonise.readers.files import ReaderCrashed, _in_child, _read, isolated, isolated_map
+
+ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process qualifies for a reader server at once (whatever its size); the server ends after the test."""
+    monkeypatch.setattr(server, "SERVER_MIN_RSS", 0)
+    monkeypatch.setattr(server, "SERVER_AFTER", 0)
+    monkeypatch.setattr(server, "_CLIENT", None)
+    monkeypatch.setattr(server, "_ASKED", 0)
+    yield
+    if server._CLIENT is not None:
+        server._CLIENT.close()
+
+
+def _parent_pid(_: object = None) -> int:
+    return os.getppid()
+
+
+def _crash(item: str) -> str:
+    if item == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if item == "raise":
+        raise ValueError("a readable error")
+    return item * 2
+
+
+def test_children_come_from_the_server_once_started_and_answer_the_same(served: None) -> None:
+    direct = _read("sav", str(ESS8), metadataonly=True, output_format="dict")[1]
+    assert isolated(_parent_pid) == os.getpid()  # the call that starts the server forks its child here
+    client = server._CLIENT
+    assert client is not None and client.proc.poll() is None
+    assert isolated(_parent_pid) == client.proc.pid  # from then on the server forks them
+    meta = isolated(_read, "sav", str(ESS8), metadataonly=True, output_format="dict")[1]
+    assert (meta.column_names, meta.number_rows, meta.variable_value_labels) == \
+        (direct.column_names, direct.number_rows, direct.variable_value_labels)
+    assert isolated_map(_parent_pid, [1, 2, 3], 2) == [client.proc.pid] * 3
+
+
+def test_a_crash_is_reported_with_its_signal_and_an_error_as_raised(served: None) -> None:
+    isolated(_parent_pid)  # starts the server
+    with pytest.raises(ReaderCrashed, match=r"^signal 11$"):
+        _in_child(_crash, "crash")
+    with pytest.raises(ValueError, match="^a readable error$"):
+        _in_child(_crash, "raise")
+    assert _in_child(_crash, "a") == "aa"
+
+
+def test_what_does_not_pickle_is_forked_here(served: None) -> None:
+    isolated(_parent_pid)
+    assert isolated(lambda: os.getppid()) == os.getpid()
+
+
+def test_a_small_or_short_lived_process_starts_no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "_CLIENT", None)
+    monkeypatch.setattr(server, "_ASKED", 0)
+    monkeypatch.setattr(server, "SERVER_MIN_RSS", 1 << 50)
+    assert [isolated(_parent_pid) for _ in range(server.SERVER_AFTER + 2)] == [os.getpid()] * (server.SERVER_AFTER + 2)
+    assert server._CLIENT is None
+    monkeypatch.setattr(server, "SERVER_MIN_RSS", 0)
+    monkeypatch.setattr(server, "_ASKED", 0)
+    assert [isolated(_parent_pid) for _ in range(server.SERVER_AFTER)] == [os.getpid()] * server.SERVER_AFTER
+    assert server._CLIENT is None  # not yet: a short command asks for fewer children than that
+    isolated(_parent_pid)
+    assert server._CLIENT is not None
+    server._CLIENT.close()
+
+
+DRIVER = """
+import os, sys, time
+from harmonise.readers import server
+from harmonise.readers.files import isolated
+server.SERVER_MIN_RSS = server.SERVER_AFTER = 0
+isolated(os.getppid)  # starts the server
+pid = os.fork()
+if pid == 0:  # a forked child of the asking process: not the server's client, forks its own
+    print("forked", isolated(os.getppid) == os.getpid(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+from harmonise.readers.files import _answer
+print(server._CLIENT.proc.pid, flush=True)
+long = server.start(_answer, (time.sleep, (60,), {}))
+print(long.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_server_and_its_children_end_when_the_asking_process_is_killed(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().split() == ["forked", "True"]
+    server_pid, child_pid = int(proc.stdout.readline()), int(proc.stdout.readline())
+    assert _alive(server_pid) and _alive(child_pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while (_alive(server_pid) or _alive(child_pid)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(server_pid) and not _alive(child_pid)
