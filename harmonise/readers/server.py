@@ -176,11 +176,15 @@ def _rss() -> int:
         return 0
 
 
+_INHERITED: list[_Client] = []  # a forked child's copy of its parent's client: kept, never used or waited for
+
+
 def _forget() -> None:
     """In a forked child: the parent's server is not this process's (its socket is the parent's)."""
     global _CLIENT, _ASKED
     if _CLIENT is not None:
         _CLIENT.sock.close()
+        _INHERITED.append(_CLIENT)
     _CLIENT, _ASKED = None, 0
 
 
