@@ -20,16 +20,19 @@ from harmonise.readers.files import ReaderCrashed, _in_child, _read, isolated, i
 ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
 
 
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process qualifies for a reader server at once (whatever its size); the server ends after the test."""
-    monkeypatch.setattr(server, "SERVER_MIN_RSS", 0)
-    monkeypatch.setattr(server, "SERVER_AFTER", 0)
-    monkeypatch.setattr(server, "_CLIENT", None)
-    monkeypatch.setattr(server, "_ASKED", 0)
-    yield
-    if server._CLIENT is not None:
-        server._CLIENT.close()
+@pytest.fixture(scope="module")
+def served() -> Iterator[int]:
+    """This process with a reader server (whatever its size), shared by the module's tests; its pid."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(server, "SERVER_MIN_RSS", 0)
+        mp.setattr(server, "SERVER_AFTER", 0)
+        mp.setattr(server, "_CLIENT", None)
+        mp.setattr(server, "_ASKED", 0)
+        assert isolated(_parent_pid) == os.getpid()  # the call that starts the server forks its child here
+        client = server._CLIENT
+        assert client is not None
+        yield client.proc.pid
+        client.close()
 
 
 def _parent_pid(_: object = None) -> int:
@@ -44,20 +47,16 @@ def _crash(item: str) -> str:
     return item * 2
 
 
-def test_children_come_from_the_server_once_started_and_answer_the_same(served: None) -> None:
+def test_children_come_from_the_server_once_started_and_answer_the_same(served: int) -> None:
     direct = _read("sav", str(ESS8), metadataonly=True, output_format="dict")[1]
-    assert isolated(_parent_pid) == os.getpid()  # the call that starts the server forks its child here
-    client = server._CLIENT
-    assert client is not None and client.proc.poll() is None
-    assert isolated(_parent_pid) == client.proc.pid  # from then on the server forks them
+    assert isolated(_parent_pid) == served  # from the second call on the server forks them
     meta = isolated(_read, "sav", str(ESS8), metadataonly=True, output_format="dict")[1]
     assert (meta.column_names, meta.number_rows, meta.variable_value_labels) == \
         (direct.column_names, direct.number_rows, direct.variable_value_labels)
-    assert isolated_map(_parent_pid, [1, 2, 3], 2) == [client.proc.pid] * 3
+    assert isolated_map(_parent_pid, [1, 2, 3], 2) == [served] * 3
 
 
-def test_a_crash_is_reported_with_its_signal_and_an_error_as_raised(served: None) -> None:
-    isolated(_parent_pid)  # starts the server
+def test_a_crash_is_reported_with_its_signal_and_an_error_as_raised(served: int) -> None:
     with pytest.raises(ReaderCrashed, match=r"^signal 11$"):
         _in_child(_crash, "crash")
     with pytest.raises(ValueError, match="^a readable error$"):
@@ -65,8 +64,8 @@ def test_a_crash_is_reported_with_its_signal_and_an_error_as_raised(served: None
     assert _in_child(_crash, "a") == "aa"
 
 
-def test_what_does_not_pickle_is_forked_here(served: None) -> None:
-    isolated(_parent_pid)
+def test_what_does_not_pickle_is_forked_here(served: int) -> None:
+    assert isolated(_parent_pid) == served
     assert isolated(lambda: os.getppid()) == os.getpid()
 
 
@@ -80,9 +79,6 @@ def test_a_small_or_short_lived_process_starts_no_server(monkeypatch: pytest.Mon
     monkeypatch.setattr(server, "_ASKED", 0)
     assert [isolated(_parent_pid) for _ in range(server.SERVER_AFTER)] == [os.getpid()] * server.SERVER_AFTER
     assert server._CLIENT is None  # not yet: a short command asks for fewer children than that
-    isolated(_parent_pid)
-    assert server._CLIENT is not None
-    server._CLIENT.close()
 
 
 DRIVER = """
