@@ -64,6 +64,21 @@ def test_a_crash_is_reported_with_its_signal_and_an_error_as_raised(served: int)
     assert _in_child(_crash, "a") == "aa"
 
 
+def _where(_: object = None) -> tuple[str, str | None]:
+    return os.getcwd(), os.environ.get("HARMONISE_SERVER_TEST")
+
+
+def test_a_child_runs_where_and_with_what_the_asking_process_runs_now(served: int, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARMONISE_SERVER_TEST", "set after the server started")
+    assert isolated(_parent_pid) == served
+    assert isolated(_where) == (str(tmp_path), "set after the server started")
+    (tmp_path / "relative.sav").write_bytes(ESS8.read_bytes())
+    assert isolated(_read, "sav", "relative.sav", metadataonly=True, output_format="dict")[1].number_rows == \
+        _read("sav", str(ESS8), metadataonly=True, output_format="dict")[1].number_rows
+
+
 def test_what_does_not_pickle_is_forked_here(served: int) -> None:
     assert isolated(_parent_pid) == served
     assert isolated(lambda: os.getppid()) == os.getpid()

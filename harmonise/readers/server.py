@@ -11,7 +11,8 @@ children: a process of at least :data:`SERVER_MIN_RSS` that asked for more than
 more than it saves). multiprocessing's ``forkserver`` does the same but runs the asking program's
 main script again in every child, which a library cannot impose on its callers' scripts.
 
-The server gets each request over a Unix socket: the call's pickle through a pipe, and the ends of
+The server gets each request over a Unix socket: the call's pickle (with the asking process's working
+directory and environment, which the child takes on) through a pipe, and the ends of
 the child's output pipe and of a status pipe (the child's pid, then its wait status once reaped).
 What it cannot run (a call that does not pickle, a server that died) runs in a child forked here.
 The server ends when its socket closes (the asking process and its forked children are gone); its
@@ -112,7 +113,7 @@ class _Client:
 
     def start(self, target: Callable[..., None], args: tuple[Any, ...]) -> Child | None:
         try:
-            payload = pickle.dumps((target, args), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps((os.getcwd(), dict(os.environ), target, args), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001  (not picklable: a closure, an open file): forked here instead
             return None
         call_r, call_w = os.pipe()
@@ -224,7 +225,7 @@ def serve(fd: int, preload: tuple[str, ...] = ()) -> None:  # pragma: no cover  
         pid = NOT_STARTED
         try:
             with os.fdopen(call_r, "rb") as fh:
-                target, args = pickle.loads(fh.read())  # from the process that started this server
+                cwd, env, target, args = pickle.loads(fh.read())  # from the process that started this server
         except Exception:  # noqa: BLE001  (the asking side forks the child itself)
             target = None
         if target is not None:
@@ -234,6 +235,12 @@ def serve(fd: int, preload: tuple[str, ...] = ()) -> None:  # pragma: no cover  
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 for other in (fd, wake_r, wake_w, status_w, *status_of.values()):
                     os.close(other)
+                try:  # where and with what the asking process runs now (relative paths, TMPDIR)
+                    os.chdir(cwd)
+                    os.environ.clear()
+                    os.environ.update(env)
+                except OSError:
+                    os._exit(1)  # the asking side reports it as a crash and reads again in a new interpreter
                 _run(target, args, out_w, os.getppid())
             status_of[pid] = status_w
         os.close(out_w)
