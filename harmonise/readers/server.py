@@ -151,22 +151,24 @@ class _Client:
 
 _CLIENT: _Client | None = None
 _ASKED = 0  # children this process asked for
+_STARTING = threading.Lock()  # two threads asking at once start one server
 
 
 def _client() -> _Client | None:
     """This process's reader server, started once it qualifies (Linux, big, long-lived); None otherwise."""
     global _CLIENT, _ASKED
-    if _CLIENT is not None and _CLIENT.owner == os.getpid():
-        return _CLIENT
-    _ASKED += 1
-    if not sys.platform.startswith("linux") or _ASKED <= SERVER_AFTER or _rss() < SERVER_MIN_RSS:
-        return None
-    try:
-        _CLIENT = _Client()
-    except OSError:
-        return None
-    atexit.register(_CLIENT.close)
-    return None  # this child is forked here while the server starts: the next one comes from it
+    with _STARTING:
+        if _CLIENT is not None and _CLIENT.owner == os.getpid():
+            return _CLIENT
+        _ASKED += 1
+        if not sys.platform.startswith("linux") or _ASKED <= SERVER_AFTER or _rss() < SERVER_MIN_RSS:
+            return None
+        try:
+            _CLIENT = _Client()
+        except OSError:
+            return None
+        atexit.register(_CLIENT.close)
+        return None  # this child is forked here while the server starts: the next one comes from it
 
 
 def _rss() -> int:
@@ -181,12 +183,13 @@ _INHERITED: list[_Client] = []  # a forked child's copy of its parent's client: 
 
 
 def _forget() -> None:
-    """In a forked child: the parent's server is not this process's (its socket is the parent's)."""
-    global _CLIENT, _ASKED
+    """In a forked child: the parent's server is not this process's (its socket is the parent's); the
+    lock is new (another thread of the parent may have held it at the fork)."""
+    global _CLIENT, _ASKED, _STARTING
     if _CLIENT is not None:
         _CLIENT.sock.close()
         _INHERITED.append(_CLIENT)
-    _CLIENT, _ASKED = None, 0
+    _CLIENT, _ASKED, _STARTING = None, 0, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget)
