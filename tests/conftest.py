@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -419,3 +420,14 @@ def write_ess_copy(src: Path, dst: Path, columns: list[str], mutate=None) -> Pat
                          variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in columns},
                          missing_ranges=ranges)
     return dst
+
+
+def twice_unless_crashing(item: str) -> str:
+    """A stand-in reader for the reader-child tests: ``"crash"`` kills its process (SIGSEGV), ``"raise"``
+    raises a ValueError, anything else comes back doubled."""
+    if item == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if item == "raise":
+        raise ValueError("a readable error")
+    return item * 2
+

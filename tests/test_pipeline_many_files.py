@@ -7,14 +7,12 @@ count), whatever the number of files.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ROOT
+from conftest import ROOT, twice_unless_crashing
 
 from harmonise import pipeline
 from harmonise.discover import discover
@@ -119,17 +117,9 @@ def test_pandera_failures_are_counted_per_file_when_files_go_together(country_fi
     assert len(found) == len(list(country_files.iterdir()))
 
 
-def _twice_unless_crashing(item: str) -> str:
-    if item == "crash":
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if item == "raise":
-        raise ValueError("a readable error")
-    return item * 2
-
-
 def test_a_reader_child_crashing_on_one_file_costs_only_that_file() -> None:
     items = ["a", "crash", "b", "raise", "c", "d"]
-    out = isolated_map(_twice_unless_crashing, items, 2)
+    out = isolated_map(twice_unless_crashing, items, 2)
     assert out[0] == "aa" and out[2] == "bb" and out[4] == "cc" and out[5] == "dd"
     assert isinstance(out[1], ReaderCrashed)
     assert isinstance(out[3], ValueError) and str(out[3]) == "a readable error"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, twice_unless_crashing
 
 from harmonise.readers import server
 from harmonise.readers.files import ReaderCrashed, _in_child, _read, isolated, isolated_map
@@ -39,14 +39,6 @@ def _parent_pid(_: object = None) -> int:
     return os.getppid()
 
 
-def _crash(item: str) -> str:
-    if item == "crash":
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if item == "raise":
-        raise ValueError("a readable error")
-    return item * 2
-
-
 def test_children_come_from_the_server_once_started_and_answer_the_same(served: int) -> None:
     direct = _read("sav", str(ESS8), metadataonly=True, output_format="dict")[1]
     assert isolated(_parent_pid) == served  # from the second call on the server forks them
@@ -58,10 +50,10 @@ def test_children_come_from_the_server_once_started_and_answer_the_same(served: 
 
 def test_a_crash_is_reported_with_its_signal_and_an_error_as_raised(served: int) -> None:
     with pytest.raises(ReaderCrashed, match=r"^signal 11$"):
-        _in_child(_crash, "crash")
+        _in_child(twice_unless_crashing, "crash")
     with pytest.raises(ValueError, match="^a readable error$"):
-        _in_child(_crash, "raise")
-    assert _in_child(_crash, "a") == "aa"
+        _in_child(twice_unless_crashing, "raise")
+    assert _in_child(twice_unless_crashing, "a") == "aa"
 
 
 def _where(_: object = None) -> tuple[str, str | None]:
