@@ -265,26 +265,35 @@ class SourceFile:
 
 def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int, codec: TextCodec | None = None) -> pd.DataFrame:
     """Numeric → float64; strings right-stripped (and decoded by ``codec``) with blanks as missing; Stata
-    letters split out."""
+    letters split out. Per distinct value, not per row: a column's values are factorised first."""
     out: dict[str, Any] = {"__row": np.arange(offset + 1, offset + len(df) + 1, dtype=np.int64)}
     for col in df.columns:
         vm = meta.variables.get(col)
         s = df[col]
         if vm is not None and vm.type == "string":
-            vals = s.astype("object").where(s.notna(), None)
-            if codec is not None:
-                vals = vals.map(lambda v: codec.fix(v) if isinstance(v, str) else v)
-            vals = vals.map(lambda v: (v.rstrip() or None) if isinstance(v, str) else v)
-            out[col] = pd.array(vals.to_numpy(), dtype="string")
-            continue
-        if s.dtype == object or meta.format == "dta":
-            letters = s.map(lambda v: v if isinstance(v, str) else None).astype("object")
-            nums = pd.to_numeric(s.where(letters.isna(), np.nan), errors="coerce").astype("float64")
-            out[col] = nums.to_numpy()
-            out[col + EXT_SUFFIX] = pd.array(letters.to_numpy(), dtype="string")
+            out[col] = _strings(s.to_numpy(dtype=object), codec)
+        elif s.dtype == object:
+            values = s.to_numpy(dtype=object)
+            letter = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+            out[col] = pd.to_numeric(pd.Series(np.where(letter, np.nan, values)), errors="coerce") \
+                .to_numpy(dtype="float64", na_value=np.nan)
+            out[col + EXT_SUFFIX] = pd.array(np.where(letter, values, None), dtype="string")
         else:
             out[col] = s.to_numpy(dtype="float64", na_value=np.nan)
+            if meta.format == "dta":  # no extended missing value in this chunk
+                out[col + EXT_SUFFIX] = pd.array(np.full(len(s), None, dtype=object), dtype="string")
     return pd.DataFrame(out)
+
+
+def _strings(values: np.ndarray, codec: TextCodec | None) -> Any:
+    """A string column's values decoded by ``codec``, right-stripped, blanks and missing as NA."""
+    codes, uniques = pd.factorize(values)  # missing → -1
+    fixed = np.empty(len(uniques) + 1, dtype=object)  # fixed[-1]: missing
+    for i, v in enumerate(uniques):
+        if isinstance(v, str):
+            v = (codec.fix(v) if codec is not None else v).rstrip() or None
+        fixed[i] = v
+    return pd.array(fixed[codes], dtype="string")
 
 
 class ReaderCrashed(Exception):
