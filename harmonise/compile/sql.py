@@ -368,10 +368,10 @@ class WaveCompiler:
                 ] if lists else []
         if positions:
             ctes.append(f"p0 AS (SELECT src.*, {', '.join(positions)} FROM src{beside})")
-        ctes.append(f"a0 AS MATERIALIZED (SELECT {', '.join(direct_cols + raw_cols)} "
+        ctes.append(f"a0 AS (SELECT {', '.join(direct_cols + raw_cols)} "
                     f"FROM {'p0 AS src' if positions else 'src'}{beside})")
         for level, cols in enumerate(levels):
-            ctes.append(f"a{level + 1} AS MATERIALIZED (SELECT a{level}.*, {', '.join(cols)} FROM a{level}{beside})"
+            ctes.append(f"a{level + 1} AS (SELECT a{level}.*, {', '.join(cols)} FROM a{level}{beside})"
                         if cols else f"a{level + 1} AS (SELECT * FROM a{level})")
         sql = "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM a{len(levels)}"
         return CompiledWave(sql=sql, sources=self.plan.sources(), extended=self.extended,
