@@ -277,7 +277,9 @@ def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int, codec: TextCodec 
             letter = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
             out[col] = pd.to_numeric(pd.Series(np.where(letter, np.nan, values)), errors="coerce") \
                 .to_numpy(dtype="float64", na_value=np.nan)
-            out[col + EXT_SUFFIX] = pd.array(np.where(letter, values, None), dtype="string")
+            letters = values.copy()
+            letters[~letter] = None
+            out[col + EXT_SUFFIX] = pd.array(letters, dtype="string")
         else:
             out[col] = s.to_numpy(dtype="float64", na_value=np.nan)
             if meta.format == "dta":  # no extended missing value in this chunk
