@@ -18,7 +18,7 @@ import pickle
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harmonise.checks.archives import is_archive, not_data, unextracted
 from harmonise.errors import InputError, Issue, UsageError
@@ -31,8 +31,14 @@ from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import find_variable
 from harmonise.store.cache import BuildCache, hash_files
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 COUNTRY_TARGET = "country"  # the target `--country` supplies
-CONTENT_CHUNK = 200_000  # rows per read of a content variable
+# A content variable's values are read from a file's first CONTENT_SAMPLE rows (the whole of a smaller file):
+# a file of 200,000 rows no longer takes a pass of its own to be recognised. A file with more rows is
+# ``Job.sampled``: harmonising reads its content variables with the rest and checks every row.
+CONTENT_SAMPLE = 10_000
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Job:
     source: SourceFile | None = None
     opened_with: str | None = None
     sha256: str | None = None  # the file's digest, when discovery computed it (an incremental build)
+    sampled: bool = False  # recognised by content values read from its first CONTENT_SAMPLE rows only
 
 
 @dataclass
@@ -143,7 +150,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha)
+        sampled = why == BY_CONTENT and src is not None and (src.meta.rows is None or src.meta.rows > CONTENT_SAMPLE)
+        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha, sampled)
         if src is not None and project.schema is not None:
             plan = same.resolve(cw, wave, project, src.meta, job.supplied)
             if _supplement(cw, wave, plan.sources(), src):
@@ -278,7 +286,7 @@ def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts
                 if w.content and _content_match(src, w, cache, scanned or {}):
                     hits.append((cw, w))
         if hits:
-            return hits, "its content matches"
+            return hits, BY_CONTENT
         seen = [f"{name} = {', '.join(sorted(vals)) or 'nothing'}" for name, vals in cache.items()]
     hits = [(cw, w) for cw in crosswalks for w in cw.waves
             if any(fnmatch.fnmatch(f.name.lower(), pat.lower()) for pat in w.files)]
@@ -299,20 +307,28 @@ def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]],
             if isinstance(got, InputError):
                 raise got
             cache[vm.name] = got if got is not None else _distinct(src, vm.name)
-        wanted = {_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
+        wanted = {content_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
         if not cache[vm.name] or not cache[vm.name] <= wanted:
             return False
     return True
 
 
+BY_CONTENT = "its content matches"
+
+
 def _distinct(src: SourceFile, column: str) -> set[str]:
-    values: set[str] = set()
-    for chunk in src.chunks([column], CONTENT_CHUNK):
-        values.update(_text(v) for v in chunk[column].dropna().unique())
-    return values
+    """The values of ``column`` in the file's first :data:`CONTENT_SAMPLE` rows, as text."""
+    chunk = next(iter(src.chunks([column], CONTENT_SAMPLE)), None)
+    return set() if chunk is None else content_values(chunk[column])
 
 
-def _text(value: object) -> str:
+def content_values(column: pd.Series) -> set[str]:
+    """The distinct values of a content variable's column (as :func:`harmonise.readers.files.normalise`
+    gives it), as text; missing values left out."""
+    return {content_text(v) for v in column.dropna().unique()}
+
+
+def content_text(value: object) -> str:
     """A content value as text: 9, 9.0 and '9' are the same value."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))
@@ -336,7 +352,7 @@ def _unmatched(files: list[tuple[Path, str]], crosswalks: list[Crosswalk], *,
         values: dict[str, list[str]] = {}
         for w in cw.waves:
             for k, v in (w.content or {}).items():
-                values.setdefault(k, []).extend(_text(x) for x in (v if isinstance(v, list) else [v]))
+                values.setdefault(k, []).extend(content_text(x) for x in (v if isinstance(v, list) else [v]))
         content = "; ".join(f"{k} in {', '.join(vs)}" for k, vs in values.items())
         pats = sorted({p for w in cw.waves for p in w.files})
         looked.append(f"{cw.survey}: " + (f"content {content}; " if content else "")

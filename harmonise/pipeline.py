@@ -37,7 +37,7 @@ from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
-from harmonise.discover import Job, supply
+from harmonise.discover import CONTENT_SAMPLE, Job, content_text, content_values, supply
 from harmonise.errors import InputError, Issue
 from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
@@ -181,7 +181,37 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
     edition = same.keyed(("edition", job.crosswalk.survey),
                          lambda: edition_variables(file_edition(project, job.crosswalk.survey)))
     columns += [v for v in edition.values() if v in src.meta.variables and v not in src.virtual and v not in columns]
+    columns += [c for c in _content_columns(job, src) if c not in columns]
     return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path, job.sha256), edition)
+
+
+def _content_columns(job: Job, src: SourceFile) -> list[str]:
+    """The content variables of a file recognised from its first rows (``Job.sampled``), checked on every row."""
+    if not job.sampled or not job.wave.content:
+        return []
+    return [vm.name for name in job.wave.content if (vm := src.meta.get(name)) is not None]
+
+
+def _same_content(f: _File, frame: pd.DataFrame) -> None:
+    """Raise InputError when a row of ``frame`` (one file's) holds a content value its wave does not allow:
+    discovery recognised the file from its first rows only (``Job.sampled``)."""
+    if not f.job.sampled or not f.job.wave.content:
+        return
+    for name, allowed in f.job.wave.content.items():
+        vm = f.src.meta.get(name)
+        if vm is None or vm.name not in frame.columns:
+            continue
+        wanted = {content_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
+        if content_values(frame[vm.name]) <= wanted:
+            continue
+        texts = [None if pd.isna(v) else content_text(v) for v in frame[vm.name]]
+        i = next(i for i, t in enumerate(texts) if t is not None and t not in wanted)
+        row = int(frame["__row"].to_numpy()[i]) & ROW_MASK
+        raise InputError(
+            f"{f.job.path}: {vm.name} = {texts[i]} at row {row:,}, but the {vm.name} values of its first "
+            f"{CONTENT_SAMPLE:,} rows ({', '.join(sorted(wanted))}) made it {f.job.crosswalk.survey} wave "
+            f"{f.job.wave.wave}; split a file that holds several waves into one file per wave, or name its wave "
+            "with --survey and --wave")
 
 
 def _check(f: _File, project: Project, same: SameWork) -> None:
@@ -279,6 +309,7 @@ def _run_batch(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
 
 def _counted(f: _File, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     for chunk in chunks:
+        _same_content(f, chunk)
         _first_row(f, chunk)
         f.out.rows += len(chunk)
         yield chunk
@@ -301,6 +332,7 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
             parts = feed.take(f.src) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
             keep_frames(f.job.sha256, f.src, f.columns, parts)
         for frame in parts:
+            _same_content(f, frame)
             _first_row(f, frame)
             if i:
                 frame["__row"] += i << FILE_BITS

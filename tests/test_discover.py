@@ -186,3 +186,30 @@ def test_a_supplement_beside_its_main_file_is_skipped_with_a_note(finland: tuple
     assert [(i.severity, i.code, i.message) for i in issues] == [
         ("note", "supplement-skipped", (f"{tmp_path / 'ESS9_FI_supplement.sav'}: holds only key variables and items "
                                         "the crosswalk does not read (a supplement to the ess wave 9 files); skipped"))]
+
+
+def test_a_big_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finland: tuple[pd.DataFrame, Any],
+                                                                               tmp_path: Path) -> None:
+    """Discovery reads a content variable from a file's first CONTENT_SAMPLE rows only; harmonising reads it
+    with the rest, and a later row of another wave stops the build, naming the row."""
+    from harmonise.discover import CONTENT_SAMPLE
+
+    df, meta = finland
+    copies = CONTENT_SAMPLE // len(df) + 2
+    big = pd.concat([df] * copies, ignore_index=True)
+    big["idno"] = range(1, len(big) + 1)
+    first_other = copies * len(df) - len(df) + 1  # the last copy says round 8
+    big.loc[first_other - 1:, "essround"] = 8
+    data = tmp_path / "data"
+    write_copy((big, meta), data / "ESS9FI-long.sav")
+    jobs, issues = discover(load_project(ROOT), [data, FI])
+    assert issues == []
+    assert [(j.path.name, j.wave.wave, j.sampled) for j in jobs] == [("ESS9FI-long.sav", "9", True),
+                                                                       ("ESS9FI.sav", "9", False)]
+    db = tmp_path / "h.duckdb"
+    code, out, err = run("build", "--data", str(data), "--db", str(db))
+    assert (code, out) == (2, "")
+    assert err == (f"error: {data / 'ESS9FI-long.sav'}: essround = 8 at row {first_other:,}, but the essround values "
+                   f"of its first {CONTENT_SAMPLE:,} rows (9) made it ess wave 9; split a file that holds several "
+                   "waves into one file per wave, or name its wave with --survey and --wave\n")
+    assert not db.exists()
