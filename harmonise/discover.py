@@ -307,7 +307,7 @@ def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]],
             if isinstance(got, InputError):
                 raise got
             cache[vm.name] = got if got is not None else _distinct(src, vm.name)
-        wanted = {content_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
+        wanted = content_wanted(allowed)
         if not cache[vm.name] or not cache[vm.name] <= wanted:
             return False
     return True
@@ -326,6 +326,11 @@ def content_values(column: pd.Series) -> set[str]:
     """The distinct values of a content variable's column (as :func:`harmonise.readers.files.normalise`
     gives it), as text; missing values left out."""
     return {content_text(v) for v in column.dropna().unique()}
+
+
+def content_wanted(allowed: object) -> set[str]:
+    """A wave's ``content`` values of one variable (a value or a list of them), as text."""
+    return {content_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
 
 
 def content_text(value: object) -> str:

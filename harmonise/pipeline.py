@@ -37,7 +37,7 @@ from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
-from harmonise.discover import CONTENT_SAMPLE, Job, content_text, content_values, supply
+from harmonise.discover import CONTENT_SAMPLE, Job, content_text, content_values, content_wanted, supply
 from harmonise.errors import InputError, Issue
 from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
@@ -201,7 +201,7 @@ def _same_content(f: _File, frame: pd.DataFrame) -> None:
         vm = f.src.meta.get(name)
         if vm is None or vm.name not in frame.columns:
             continue
-        wanted = {content_text(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
+        wanted = content_wanted(allowed)
         if content_values(frame[vm.name]) <= wanted:
             continue
         texts = [None if pd.isna(v) else content_text(v) for v in frame[vm.name]]
