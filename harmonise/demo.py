@@ -23,8 +23,8 @@ INDICATOR = "employment_rate"
 BREAKDOWN = "birthplace"
 # the stored estimates of one indicator and breakdown in the latest wave (by year) of each survey
 LATEST_CELLS = '''
-WITH latest AS (SELECT survey, arg_max(wave, year) AS wave FROM (SELECT DISTINCT survey, wave, year FROM respondents)
-                GROUP BY survey)
+WITH latest AS (SELECT survey, wave FROM (SELECT survey, wave, max(year) AS year FROM respondents GROUP BY ALL)
+                QUALIFY row_number() OVER (PARTITION BY survey ORDER BY year DESC, wave DESC) = 1)
 SELECT survey, wave, country, "group", n, estimate, ci_low, ci_high, reliability, gap, gap_se, rule, df
 FROM indicators JOIN latest USING (survey, wave)
 WHERE indicator = ? AND breakdown = ? AND country <> 'all' AND "group" NOT IN ('all', 'unknown') ORDER BY survey, wave, country, "group"'''
@@ -79,8 +79,9 @@ class Comparison:
 
 def comparison(db: str | Path | duckdb.DuckDBPyConnection, indicator: str = INDICATOR,
                breakdown: str = BREAKDOWN) -> Comparison | None:
-    """The comparison of ``indicator`` by ``breakdown`` in the latest wave of each survey of ``db``;
-    None when the database stores no such indicator or breakdown."""
+    """The comparison of ``indicator`` by ``breakdown`` in the latest wave of each survey of ``db`` (the
+    latest year; of two waves with the same latest year, the greater wave name); None when the database
+    stores no such indicator or breakdown."""
     from harmonise.store.connect import connect
 
     con = connect(db) if isinstance(db, (str, os.PathLike)) else db

@@ -72,7 +72,11 @@ def test_build_ends_with_the_comparison_and_the_next_commands(demo_build: tuple[
     db, out = demo_build
     lines = out.rstrip("\n").splitlines()
     # expected from the stored indicators: the latest wave of each survey, countries with both groups
-    latest = dict(_stored(db, "SELECT survey, arg_max(wave, year) FROM respondents GROUP BY survey"))
+    # (the latest year; of two waves with the same latest year, the greater wave name: TIES waves share years)
+    newest: dict[str, tuple[int, str]] = {}
+    for survey, wave, year in _stored(db, "SELECT survey, wave, max(year) FROM respondents GROUP BY ALL"):
+        newest[survey] = max(newest.get(survey, (year, wave)), (year, wave))
+    latest = {s: w for s, (_, w) in newest.items()}
     cells: dict[tuple[str, str, str], dict[str, tuple[object, ...]]] = {}
     for r in _stored(db, 'SELECT survey, wave, country, "group", n, estimate, ci_low, ci_high, reliability, gap, '
                          'gap_se, df FROM indicators WHERE indicator = ? AND breakdown = ? AND country <> ? '

@@ -127,8 +127,9 @@ def test_fixtures_do_not_overwrite_real_data_files(tmp_path: Path) -> None:
     for p, data in real.items():
         p.write_bytes(data)
     code, _, err = run("fixtures", "--out", str(tmp_path), "--survey", "ties", "--rows", "30")
-    assert code == 2 and err == (f"error: {written[0]}: exists and harmonise did not write it — move them away, choose "
-                                 "another --out folder, or pass --force to replace them\n")
+    found = "; ".join(f"{p}: exists and harmonise did not write it" for p in written)  # one file a TIES wave
+    assert code == 2 and err == (f"error: {found} — move them away, choose another --out folder, or pass --force to "
+                                 "replace them\n")
     assert all(p.read_bytes() == data for p, data in real.items())
     code, _, _ = run("fixtures", "--out", str(tmp_path), "--survey", "ties", "--rows", "30", "--force")
     assert code == 0 and all(p.read_bytes() == data[:-4] for p, data in real.items())

@@ -10,7 +10,9 @@ import duckdb
 import pytest
 
 from harmonise import connect
-from tests.conftest import run
+from tests.conftest import run, waves_of
+
+ROWS = 60 * len(waves_of("ties"))  # the TIES fixture: 60 rows a declared wave
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_leftover_cleanup_matches_exact_names_not_a_glob(ties: Path, tmp_path: P
     assert sorted(p.name for p in folder.iterdir()) == ["*", "*.cache", "*.lock", "results.tmp-2024",
                                                         "thesis.tmp-backup.docx"]
     assert (folder / "results.tmp-2024" / "table.csv").read_text() == "1,2"
-    assert rows(folder / "*") == 60
+    assert rows(folder / "*") == ROWS
 
 
 def test_build_replaces_only_a_database_harmonise_built(ties: Path, tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ def test_build_replaces_only_a_database_harmonise_built(ties: Path, tmp_path: Pa
     assert own.read_bytes() == before
     code, _, err = build(ties, own, "--force")
     assert code == 0, err
-    assert rows(own) == 60
+    assert rows(own) == ROWS
     code, _, err = build(ties, own)  # now it is harmonise's own: replaced without --force
     assert code == 0, err
 
@@ -96,11 +98,11 @@ def test_a_stale_wal_does_not_make_a_successful_build_unusable(ties: Path, built
         duckdb.connect(str(db), read_only=True).close()
     code, out, err = build(ties, db)
     assert code == 0, err
-    assert out.splitlines()[-1].startswith(f"built {db} (60 rows)")
+    assert out.splitlines()[-1].startswith(f"built {db} ({ROWS} rows)")
     assert not (tmp_path / "h.duckdb.wal").exists()
-    assert rows(db) == 60
+    assert rows(db) == ROWS
     code, out, _ = run("query", "SELECT count(*) AS n FROM respondents", "--db", str(db), "--format", "csv")
-    assert (code, out) == (0, "n\n60\n")
+    assert (code, out) == (0, f"n\n{ROWS}\n")
 
 
 def test_success_only_after_the_new_database_opens_read_only(ties: Path, built: Path, tmp_path: Path,

@@ -31,6 +31,17 @@ CASES: list[dict[str, Any]] = MANIFEST["crosswalks"] + MANIFEST["data"] + MANIFE
 ROWS = 200
 
 
+def _ties() -> dict[str, str]:
+    """What an expected message says of the TIES crosswalk's waves (the cases edit rules all its waves share)."""
+    from harmonise.spec.project import load_project
+
+    names = [w.wave for w in load_project(ROOT).crosswalks["ties"].waves]
+    return {"{ties_waves}": f"wave {names[0]}" if len(names) == 1 else f"waves {', '.join(names)}"}
+
+
+TIES = _ties()
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Any, Path]:
     """The TIES fixture (200 rows) as a frame, its metadata and its path."""
@@ -288,7 +299,7 @@ def test_bad_input(case: dict[str, Any], tmp_path: Path, base: tuple[pd.DataFram
     if "csv" not in case["id"]:  # only CSV keeps values byte-exact; messages and tables escape control characters
         assert "\x1b" not in output, output
     assert max(map(len, output.splitlines() or [""])) < 1000, "a message line floods the terminal"
-    expect = _fill(case["expect"], {"{data}": str(data)})
+    expect = _fill(case["expect"], {"{data}": str(data), **TIES})
     if "line" in case:
         expect = expect.replace("{line}", str(_line(edited, case["line"])))
     assert expect in output, f"{case['id']}: expected {expect!r} in:\n{output[:3000]}"
