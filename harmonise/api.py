@@ -5,10 +5,12 @@ The CLI only parses arguments and renders results; everything is callable here.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,7 +137,9 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
 
         con = duckdb.connect(":memory:")
         try:
-            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files))
+            with spared_by_collector() as spare:
+                result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
+                                          spare=spare))
         except InputError as exc:
             if project.ok:
                 raise
@@ -164,7 +168,8 @@ def _unique(issues: list[Issue]) -> list[Issue]:
 def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, result: RunResult,
          encoding: str | None, progress: Progress | None, workers: int | None = None,
          mappings: list[Path] | None = None, files: FileOptions | None = None,
-         reuse: Reuse | None = None, idle: Idle | None = None) -> list[Issue]:
+         reuse: Reuse | None = None, idle: Idle | None = None,
+         spare: Callable[[], None] | None = None) -> list[Issue]:
     from harmonise.discover import Options, discover
     from harmonise.pipeline import run_jobs
     from harmonise.store.respondents import create_all
@@ -173,6 +178,8 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     f = files or FileOptions()
     jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
                             reuse.cache if reuse is not None else None)
+    if spare is not None:
+        spare()  # what discovery read lives to the end of the run
     kept = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
     if reuse is not None:
         reuse.cache.seeded = kept  # a copy whose respondents table was not the schema's keeps no rows
@@ -189,6 +196,29 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
         for path in f.design:
             issues.extend(attach_design(con, project, path, Options(f.survey, f.wave, f.country, encoding)))
     return issues
+
+
+@contextmanager
+def spared_by_collector() -> Iterator[Callable[[], None]]:
+    """Yield ``spare``: called, it moves every object alive then out of the cyclic garbage collector's reach
+    (``gc.freeze``) until the block ends (``gc.unfreeze``). A run calls it once discovery has read the files'
+    metadata (~20,000 objects an ESS country file), which lives to its end: full collections no longer
+    traverse it, in this process and in the workers it forks (decision 52).
+    Nothing is done when something is frozen already: the caller's own freeze (the test workers freeze
+    what collection imported) is not undone at the end."""
+    frozen = False
+
+    def spare() -> None:
+        nonlocal frozen
+        if not frozen and gc.get_freeze_count() == 0:
+            gc.freeze()
+            frozen = True
+
+    try:
+        yield spare
+    finally:
+        if frozen:
+            gc.unfreeze()
 
 
 def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = None, *,
@@ -223,7 +253,8 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     if result.errors or project.schema is None:
         raise ValidationFailed(result.issues, "crosswalks failed to load")
     caches: list[BuildCache] = []
-    with atomic_target(db, force, after=lambda: _write_cache(caches, db, result)) as tmp:
+    with atomic_target(db, force, after=lambda: _write_cache(caches, db, result)) as tmp, \
+            spared_by_collector() as spare:
         cache = BuildCache(db.resolve() if db.parent.exists() else db, full=full)
         caches.append(cache)
         reuse = Reuse(cache, _options(encoding, files))
@@ -234,7 +265,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             ahead = WaveEstimates(con, project, (INDICATORS_MEMORY_LIMIT, BUILD_MEMORY_LIMIT)) \
                 if stores_indicators(project) and not (files and files.design) else None
             result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files, reuse,
-                                      ahead.idle if ahead is not None else None))
+                                      ahead.idle if ahead is not None else None, spare))
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")

@@ -113,3 +113,33 @@ def test_report_counts_match_the_stored_values(builds: tuple[Path, Path]) -> Non
         assert len(pairs) > 40
     finally:
         con.close()
+
+
+def test_a_run_spares_what_discovery_read_from_the_collector_and_gives_the_freeze_back() -> None:
+    """api.spared_by_collector: frozen from spare() to the end of the block, and only when nothing was frozen
+    before (the caller's freeze, like this test worker's, stays as it was)."""
+    import gc
+
+    from harmonise.api import spared_by_collector
+
+    before = gc.get_freeze_count()
+    gc.unfreeze()  # as in a command: nothing frozen
+    try:
+        with spared_by_collector() as spare:
+            assert gc.get_freeze_count() == 0
+            spare()
+            frozen = gc.get_freeze_count()
+            assert frozen > 0
+            spare()  # once
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == 0
+        gc.freeze()  # as in a caller that freezes
+        kept = gc.get_freeze_count()
+        with spared_by_collector() as spare:
+            extra = [[i] for i in range(1000)]  # alive at spare(): frozen only if spare() froze
+            spare()
+        assert 0 < gc.get_freeze_count() <= kept and len(extra) == 1000  # not unfrozen, nothing added
+    finally:
+        gc.unfreeze()
+        if before:
+            gc.freeze()
