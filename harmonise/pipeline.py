@@ -62,7 +62,9 @@ Idle = Callable[[list[tuple[str, str]]], bool]  # given the survey-waves complet
 CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
 # Files with fewer rows are small: read whole (by one reader for all of them, not a forked reader per
 # file, which costs more than it overlaps) and harmonised together with their wave's other small files.
-PREFETCH_MIN_ROWS = 10_000
+# Discovery reads a file's content variables whole up to the same size: only files read in chunks
+# can have been recognised from their first rows (``Job.sampled``), and their chunks are checked.
+PREFETCH_MIN_ROWS = CONTENT_SAMPLE
 # A build or validate --data of fewer rows in all (one country file, a test fixture) runs DuckDB on one thread:
 # a second costs more CPU than it saves at these sizes. Not above: a 56,752-row extract ran out of the
 # build's 256 MB on one thread (docs/decisions.md 48). Nor does it read its files in a child ahead of the
@@ -153,6 +155,7 @@ class _File:
     hasher: _Hasher
     edition: dict[str, str] = field(default_factory=dict)  # the descriptor's edition variables: key → variable
     first: dict[str, object] | None = None  # the first row of the edition variables, once read
+    content: list[tuple[str, set[str]]] = field(default_factory=list)  # (column, its wave's values) checked per row
 
     @property
     def small(self) -> bool:
@@ -181,34 +184,24 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
     edition = same.keyed(("edition", job.crosswalk.survey),
                          lambda: edition_variables(file_edition(project, job.crosswalk.survey)))
     columns += [v for v in edition.values() if v in src.meta.variables and v not in src.virtual and v not in columns]
-    columns += [c for c in _content_columns(job, src) if c not in columns]
-    return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path, job.sha256), edition)
-
-
-def _content_columns(job: Job, src: SourceFile) -> list[str]:
-    """The content variables of a file recognised from its first rows (``Job.sampled``), checked on every row."""
-    if not job.sampled or not job.wave.content:
-        return []
-    return [vm.name for name in job.wave.content if (vm := src.meta.get(name)) is not None]
+    content = [(vm.name, content_wanted(allowed)) for name, allowed in (job.wave.content or {}).items()
+               if job.sampled and (vm := src.meta.get(name)) is not None]
+    columns += [c for c, _ in content if c not in columns]
+    return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path, job.sha256), edition,
+                 content=content)
 
 
 def _same_content(f: _File, frame: pd.DataFrame) -> None:
-    """Raise InputError when a row of ``frame`` (one file's) holds a content value its wave does not allow:
-    discovery recognised the file from its first rows only (``Job.sampled``)."""
-    if not f.job.sampled or not f.job.wave.content:
-        return
-    for name, allowed in f.job.wave.content.items():
-        vm = f.src.meta.get(name)
-        if vm is None or vm.name not in frame.columns:
+    """Raise InputError when a row of ``frame`` holds a content value its wave does not allow: discovery
+    recognised the file from its first rows only (``Job.sampled``: more rows than a small file has)."""
+    for column, wanted in f.content:
+        if content_values(frame[column]) <= wanted:
             continue
-        wanted = content_wanted(allowed)
-        if content_values(frame[vm.name]) <= wanted:
-            continue
-        texts = [None if pd.isna(v) else content_text(v) for v in frame[vm.name]]
+        texts = [None if pd.isna(v) else content_text(v) for v in frame[column]]
         i = next(i for i, t in enumerate(texts) if t is not None and t not in wanted)
         row = int(frame["__row"].to_numpy()[i]) & ROW_MASK
         raise InputError(
-            f"{f.job.path}: {vm.name} = {texts[i]} at row {row:,}, but the {vm.name} values of its first "
+            f"{f.job.path}: {column} = {texts[i]} at row {row:,}, but the {column} values of its first "
             f"{CONTENT_SAMPLE:,} rows ({', '.join(sorted(wanted))}) made it {f.job.crosswalk.survey} wave "
             f"{f.job.wave.wave}; split a file that holds several waves into one file per wave, or name its wave "
             "with --survey and --wave")
@@ -332,7 +325,6 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
             parts = feed.take(f.src) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
             keep_frames(f.job.sha256, f.src, f.columns, parts)
         for frame in parts:
-            _same_content(f, frame)
             _first_row(f, frame)
             if i:
                 frame["__row"] += i << FILE_BITS
