@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 
 COUNTRY_TARGET = "country"  # the target `--country` supplies
 # A content variable's values are read from a file's first CONTENT_SAMPLE rows (the whole of a smaller file):
-# a file of 200,000 rows no longer takes a pass of its own to be recognised. A file with more rows is
-# ``Job.sampled``: harmonising reads its content variables with the rest and checks every row.
-CONTENT_SAMPLE = 10_000
+# no file takes a pass of its own to be recognised (reading a 2,000-row country file's `essround` whole cost
+# twice its header; decisions 51, 53). A file with more rows is ``Job.sampled``: harmonising reads its
+# content variables with the rest and checks every row.
+CONTENT_SAMPLE = 100
 
 
 @dataclass

@@ -62,9 +62,7 @@ Idle = Callable[[list[tuple[str, str]]], bool]  # given the survey-waves complet
 CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
 # Files with fewer rows are small: read whole (by one reader for all of them, not a forked reader per
 # file, which costs more than it overlaps) and harmonised together with their wave's other small files.
-# Discovery reads a file's content variables whole up to the same size: only files read in chunks
-# can have been recognised from their first rows (``Job.sampled``), and their chunks are checked.
-PREFETCH_MIN_ROWS = CONTENT_SAMPLE
+PREFETCH_MIN_ROWS = 10_000
 # A build or validate --data of fewer rows in all (one country file, a test fixture) runs DuckDB on one thread:
 # a second costs more CPU than it saves at these sizes. Not above: a 56,752-row extract ran out of the
 # build's 256 MB on one thread (docs/decisions.md 48). Nor does it read its files in a child ahead of the
@@ -193,7 +191,7 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
 
 def _same_content(f: _File, frame: pd.DataFrame) -> None:
     """Raise InputError when a row of ``frame`` holds a content value its wave does not allow: discovery
-    recognised the file from its first rows only (``Job.sampled``: more rows than a small file has)."""
+    recognised the file from its first :data:`CONTENT_SAMPLE` rows only (``Job.sampled``)."""
     for column, wanted in f.content:
         if content_values(frame[column]) <= wanted:
             continue
@@ -325,6 +323,7 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
             parts = feed.take(f.src) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
             keep_frames(f.job.sha256, f.src, f.columns, parts)
         for frame in parts:
+            _same_content(f, frame)
             _first_row(f, frame)
             if i:
                 frame["__row"] += i << FILE_BITS

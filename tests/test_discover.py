@@ -188,28 +188,31 @@ def test_a_supplement_beside_its_main_file_is_skipped_with_a_note(finland: tuple
                                         "the crosswalk does not read (a supplement to the ess wave 9 files); skipped"))]
 
 
-def test_a_big_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finland: tuple[pd.DataFrame, Any],
-                                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize("copies", [1, 7], ids=["read-whole", "read-in-chunks"])
+def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finland: tuple[pd.DataFrame, Any],
+                                                                           tmp_path: Path, copies: int) -> None:
     """Discovery reads a content variable from a file's first CONTENT_SAMPLE rows only; harmonising reads it
-    with the rest, and a later row of another wave stops the build, naming the row."""
+    with the rest, and a later row of another wave stops the build, naming the row — in a small file (read
+    whole with its wave's other files) as in a long one (read in chunks)."""
     from harmonise.discover import CONTENT_SAMPLE
+    from harmonise.pipeline import PREFETCH_MIN_ROWS
 
     df, meta = finland
-    copies = CONTENT_SAMPLE // len(df) + 2
-    big = pd.concat([df] * copies, ignore_index=True)
-    big["idno"] = range(1, len(big) + 1)
-    first_other = copies * len(df) - len(df) + 1  # the last copy says round 8
-    big.loc[first_other - 1:, "essround"] = 8
+    long = pd.concat([df] * copies, ignore_index=True)
+    long["idno"] = range(1, len(long) + 1)
+    assert (len(long) < PREFETCH_MIN_ROWS) == (copies == 1) and len(df) > CONTENT_SAMPLE
+    first_other = len(long) - 99  # the last 100 rows say round 8
+    long.loc[first_other - 1:, "essround"] = 8
     data = tmp_path / "data"
-    write_copy((big, meta), data / "ESS9FI-long.sav")
+    write_copy((long, meta), data / "ESS9FI-mixed.sav")
     jobs, issues = discover(load_project(ROOT), [data, FI])
     assert issues == []
-    assert [(j.path.name, j.wave.wave, j.sampled) for j in jobs] == [("ESS9FI-long.sav", "9", True),
-                                                                       ("ESS9FI.sav", "9", False)]
+    assert [(j.path.name, j.wave.wave, j.sampled) for j in jobs] == [("ESS9FI-mixed.sav", "9", True),
+                                                                       ("ESS9FI.sav", "9", True)]
     db = tmp_path / "h.duckdb"
     code, out, err = run("build", "--data", str(data), "--db", str(db))
     assert (code, out) == (2, "")
-    assert err == (f"error: {data / 'ESS9FI-long.sav'}: essround = 8 at row {first_other:,}, but the essround values "
+    assert err == (f"error: {data / 'ESS9FI-mixed.sav'}: essround = 8 at row {first_other:,}, but the essround values "
                    f"of its first {CONTENT_SAMPLE:,} rows (9) made it ess wave 9; split a file that holds several "
                    "waves into one file per wave, or name its wave with --survey and --wave\n")
     assert not db.exists()
