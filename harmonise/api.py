@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harmonise.pipeline import Idle, Outcome, Reuse
-    from harmonise.reports.indicators import StoredRows, WaveRows
+    from harmonise.reports.indicators import StoredRows
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 
@@ -276,7 +276,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
             cache.attach(con)  # the previous database's indicator rows of unchanged waves are copied
             try:
-                store_indicators(con, project, _wave_rows(con, cache, reuse, result), ahead)
+                store_indicators(con, project, _WaveRows(con, cache, reuse, result), ahead)
             finally:
                 cache.detach(con)
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
@@ -303,8 +303,7 @@ def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]
             *(f"design={p.name}:{sha256_of(p)}" for p in f.design))
 
 
-def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
-               result: RunResult) -> WaveRows:
+class _WaveRows:
     """A survey-wave's indicator rows: the previous database's when what they were estimated from is unchanged,
     else estimated (and noted in the cache).
 
@@ -313,40 +312,44 @@ def _wave_rows(con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse,
     files' cache keys stand for its respondents; a wave whose files were harmonised again (a rule edited)
     keeps its previous rows when the rows it harmonised equal the previous database's and the rest is
     unchanged (an edit that changes no respondent's value changes no estimate)."""
-    from harmonise.pipeline import code_digest
-    from harmonise.store.cache import digest
 
-    keys: dict[tuple[str, str], list[str]] = {}
-    complete: dict[tuple[str, str], bool] = {}
-    for o in result.outcomes:
-        sw = (o.job.crosswalk.survey, o.job.wave.wave)
-        keys.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
-        complete[sw] = complete.get(sw, True) and o.cached is not None and bool(o.cached.key)
+    def __init__(self, con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse, result: RunResult) -> None:
+        self.con, self.cache, self.reuse = con, cache, reuse
+        self.files: dict[tuple[str, str], list[str]] = {}
+        self.complete: dict[tuple[str, str], bool] = {}
+        self.keys: dict[tuple[str, str], str] = {}  # of the complete waves asked for
+        for o in result.outcomes:
+            sw = (o.job.crosswalk.survey, o.job.wave.wave)
+            self.files.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
+            self.complete[sw] = self.complete.get(sw, True) and o.cached is not None and bool(o.cached.key)
 
-    def rows_of(survey: str, wave: str, estimate: Callable[[], pd.DataFrame]) -> pd.DataFrame | StoredRows:
-        if not complete.get((survey, wave)):
-            return estimate()
-        inputs = [code_digest(), reuse.options, survey, wave,
+    def kept(self, survey: str, wave: str) -> StoredRows | None:
+        from harmonise.pipeline import code_digest
+        from harmonise.store.cache import digest
+
+        if not self.complete.get((survey, wave)):
+            return None
+        con, cache = self.con, self.cache
+        inputs = [code_digest(), self.reuse.options, survey, wave,
                   *(con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # written by store_indicators
                     for t in ("indicator_definitions", "indicator_breakdowns")),
                   con.execute("SELECT * FROM build_info WHERE key = 'indicator_age_bands'").fetchall(),
                   con.execute("SELECT * FROM survey_sampling WHERE survey = ? ORDER BY ALL", [survey]).fetchall(),
                   con.execute("SELECT file_name, target, kind, source_variables, quality FROM lineage "
                               "WHERE survey = ? AND wave = ? ORDER BY ALL", [survey, wave]).fetchall()]
-        key = digest([*inputs, keys[(survey, wave)]])
+        key = self.keys[(survey, wave)] = digest([*inputs, self.files[(survey, wave)]])
         kept = cache.indicator_rows(con, key)
         if kept is None:
             previous = cache.previous_wave(survey, wave)
             if previous is not None and digest([*inputs, previous[1]]) == previous[0] and \
                     cache.same_rows(con, survey, wave):
                 kept = cache.indicator_rows(con, previous[0], keep_as=key)
-        if kept is not None:
-            return kept
-        frame = estimate()
-        cache.note_wave(key, survey, wave, frame)
-        return frame
+        return kept
 
-    return rows_of
+    def estimated(self, survey: str, wave: str, frame: pd.DataFrame) -> None:
+        key = self.keys.get((survey, wave))
+        if key is not None:
+            self.cache.note_wave(key, survey, wave, frame)
 
 
 def _write_cache(caches: list[BuildCache], db: Path, result: RunResult) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from harmonise import connect, indicators
 from harmonise.reports.estimate import Rule
@@ -241,6 +242,48 @@ def test_waves_estimated_while_harmonising_give_the_stored_rows(small_demo_db: P
         assert ahead.frames == {}  # every wave estimated ahead was taken
     finally:
         con.close()
+
+
+def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo_db: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The waves left at the end of a build are estimated ESTIMATORS at a time, on cursors of their own (those
+    with design PSUs alone): the table is the one a single estimate of every wave gives, in its order."""
+    import threading
+
+    import harmonise.reports.indicators as ind
+
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(small_demo_db, db)
+    con = duckdb.connect(str(db))
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+    real = ind.estimate_frame
+
+    def spy(c: duckdb.DuckDBPyConnection, *args: object, **kw: object) -> pd.DataFrame:
+        seen.append((threading.current_thread().name, list(kw.get("sample") or [])))  # type: ignore[call-overload]
+        return real(c, *args, **kw)  # type: ignore[arg-type]
+
+    try:
+        for table in ("indicators", "indicator_definitions", "indicator_breakdowns", "survey_sampling"):
+            con.execute(f"DROP TABLE {table}")
+        con.execute("DELETE FROM build_info WHERE key = 'indicator_age_bands'")
+        designed = {(str(s), str(w)) for s, w in con.execute("SELECT DISTINCT survey, wave FROM respondents "
+                                                             "WHERE psu IS NOT NULL").fetchall()}
+        monkeypatch.setattr(ind, "estimate_frame", spy)
+        store_indicators(con, load_project(ROOT))
+        monkeypatch.undo()
+        table = con.execute("SELECT * FROM indicators").fetchall()
+        defs = ind.read_definitions(con)
+        whole = ind.estimate_frame(con, defs, None, ind.DEFAULT_BY, (None, *defs.breakdowns))
+    finally:
+        con.close()
+    one = duckdb.connect()
+    create_indicators(one, [whole], lambda: whole)
+    assert table == one.execute("SELECT * FROM indicators").fetchall() and len(table) > 1000
+    batches = [b for _, b in seen]
+    assert sorted(sw for b in batches for sw in b) == sorted({(str(s), str(w)) for s, w in
+                                                             whole[["survey", "wave"]].itertuples(index=False)})
+    assert all(len(b) == 1 for b in batches if set(b) & designed) and designed
+    assert len({name for name, _ in seen}) == ind.ESTIMATORS  # two threads shared the batches
 
 
 class _Stored:

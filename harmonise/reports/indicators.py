@@ -15,7 +15,6 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -433,7 +432,15 @@ class StoredRows(Protocol):
         """The rows as the estimator gives them."""
 
 
-WaveRows = Callable[[str, str, Callable[[], "pd.DataFrame"]], "pd.DataFrame | StoredRows"]
+class WaveRows(Protocol):
+    """A build's survey-wave indicator rows kept from elsewhere (a rebuild's previous database), and told
+    of those estimated."""
+
+    def kept(self, survey: str, wave: str) -> StoredRows | None:
+        """The wave's rows when they need no estimate, else None."""
+
+    def estimated(self, survey: str, wave: str, frame: pd.DataFrame) -> None:
+        """The wave's rows as estimated (asked of every wave :meth:`kept` had none of)."""
 
 
 def stores_indicators(project: Project) -> bool:
@@ -484,9 +491,11 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     """Write the compiled definitions and the default ``indicators`` table into a database being built.
 
     The table is estimated one survey-wave at a time (its cells, strata and suppression tables never
-    span two), so the estimator's memory is that of the largest wave; ``rows_of(survey, wave, estimate)``
-    may give a wave's rows without estimating them (a build reusing its previous rows); ``ahead``: the
-    waves estimated while harmonising (it has written ``survey_sampling``)."""
+    span two), so the estimator's memory is that of the largest wave; ``rows_of`` may give a wave's rows
+    without estimating them (a build reusing its previous rows) and is told of those estimated; ``ahead``:
+    the waves estimated while harmonising (it has written ``survey_sampling``)."""
+    import pandas as pd
+
     from harmonise.reports.quality import store_sampling
 
     if not stores_indicators(project):
@@ -506,41 +515,87 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
     if ahead is None:
         store_sampling(con, project)
     early = ahead.frames if ahead is not None else {}
-    # The estimator streams a wave's respondents once per indicator into weighted moments per cell, stratum
-    # and design PSU. All waves in one query kept every wave's PSU moments at once: 290 ESS country files
-    # (580,000 respondents) ran out of 1 GB after 61 s. Each query has a fixed cost too (~0.13 s to plan
-    # and publish), so consecutive small waves are estimated together, up to ESTIMATE_BATCH respondents
-    # (the rows are the same: no cell, stratum or suppression table spans two survey-waves).
+    waves = [(str(s), str(w), int(n), bool(p)) for s, w, n, p in con.execute(
+        "SELECT survey, wave, count(*), count(psu) > 0 FROM respondents GROUP BY ALL ORDER BY ALL").fetchall()]
+    parts: dict[tuple[str, str], pd.DataFrame | StoredRows] = {}
+    todo = []
+    for s, w, n, design in waves:
+        kept = rows_of.kept(s, w) if rows_of is not None else None
+        frame = early.pop((s, w), None)
+        if kept is not None:
+            parts[(s, w)] = kept
+        elif frame is not None:
+            parts[(s, w)] = frame
+        else:
+            todo.append((s, w, n, design))
+    parts.update(_estimate_waves(con, defs, todo))
+    for s, w, _, _ in waves:
+        part = parts[(s, w)]
+        if rows_of is not None and isinstance(part, pd.DataFrame):
+            rows_of.estimated(s, w, part)
+    create_indicators(con, [parts[(s, w)] for s, w, _, _ in waves],
+                      lambda: estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns)))
 
-    waves = [(str(s), str(w), int(n)) for s, w, n in
-             con.execute("SELECT survey, wave, count(*) FROM respondents GROUP BY ALL ORDER BY ALL").fetchall()]
-    batch_of: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    batch: list[tuple[str, str]] = []
+
+ESTIMATORS = 2  # survey-waves estimated at once at the end of a build (each query on DuckDB's threads)
+
+
+def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: list[tuple[str, str, int, bool]]
+                    ) -> dict[tuple[str, str], pd.DataFrame]:
+    """The stored table's rows of ``waves`` (survey, wave, respondents, whether any has a design PSU).
+
+    The estimator streams a wave's respondents once per indicator into weighted moments per cell, stratum
+    and design PSU. All waves in one query kept every wave's PSU moments at once: 290 ESS country files
+    (580,000 respondents) ran out of 1 GB after 61 s. Each query has a fixed cost too (~0.13 s to plan
+    and publish), so consecutive small waves without design PSUs are estimated together, up to
+    ESTIMATE_BATCH respondents (the rows are the same: no cell, stratum or suppression table spans two
+    survey-waves). The batches run :data:`ESTIMATORS` at a time, each on a cursor of its own, those with
+    design PSUs first (their PSU moments cost several times the rest: an ESS round of 52,000 respondents
+    with PSUs took 1.9 s, one without 0.25 s), so the last of a build's waves no longer runs alone on one core.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    heavy = {(s, w) for s, w, _, design in waves if design}
+    batches: list[list[tuple[str, str]]] = []
     size = 0
-    for s, w, n in waves:
-        if (s, w) in early:
-            continue
-        if batch and size + n > ESTIMATE_BATCH:
-            batch, size = [], 0
-        batch.append((s, w))
+    for s, w, n, _ in waves:
+        if not batches or (s, w) in heavy or batches[-1][-1] in heavy or size + n > ESTIMATE_BATCH:
+            batches.append([])
+            size = 0
+        batches[-1].append((s, w))
         size += n
-        batch_of[(s, w)] = batch
-    ready: dict[tuple[str, str], pd.DataFrame] = {}
+    batches.sort(key=lambda b: b[0] not in heavy)  # stable: survey and wave order otherwise
 
-    def estimate(survey: str, wave: str) -> pd.DataFrame:
-        if (survey, wave) in early:
-            return early.pop((survey, wave))
-        if (survey, wave) not in ready:
-            both = estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns),
-                                  sample=batch_of[(survey, wave)])
-            for (s, w), part in both.groupby(["survey", "wave"], sort=False):
-                ready[(str(s), str(w))] = part.reset_index(drop=True)
-        if (survey, wave) in ready:
-            return ready.pop((survey, wave))
-        return estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=[(survey, wave)])
+    (database,) = con.execute("SELECT current_database()").fetchall()[0]
 
-    parts = [(rows_of or (lambda s, w, make: make()))(s, w, partial(estimate, s, w)) for s, w, _ in waves]
-    create_indicators(con, parts, lambda: estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns)))
+    def estimate(batch: list[tuple[str, str]]) -> dict[tuple[str, str], pd.DataFrame]:
+        cur = con.cursor()
+        try:
+            cur.execute(f"USE {quote_ident(database)}")  # a cursor starts in the default database
+            both = estimate_frame(cur, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=batch)
+            out = {(str(s), str(w)): part.reset_index(drop=True)
+                   for (s, w), part in both.groupby(["survey", "wave"], sort=False)}
+            for sw in batch:  # a wave of the batch without rows of its own: estimated alone (its empty rows)
+                if sw not in out:
+                    out[sw] = estimate_frame(cur, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=[sw])
+            return out
+        finally:
+            cur.close()
+
+    found: dict[tuple[str, str], pd.DataFrame] = {}
+    if len(batches) < 2:
+        for b in batches:
+            found.update(estimate(b))
+        return found
+    (threads,) = con.execute("SELECT current_setting('threads')").fetchall()[0]
+    con.execute("SET threads = 1")  # the queries share the cores: one thread each costs the least CPU
+    try:
+        with ThreadPoolExecutor(min(ESTIMATORS, len(batches)), thread_name_prefix="harmonise-estimate") as pool:
+            for got in pool.map(estimate, batches):
+                found.update(got)
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+    return found
 
 
 def create_indicators(con: duckdb.DuckDBPyConnection, parts: list[pd.DataFrame | StoredRows],
