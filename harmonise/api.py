@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -253,8 +253,10 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     if result.errors or project.schema is None:
         raise ValidationFailed(result.issues, "crosswalks failed to load")
     caches: list[BuildCache] = []
-    with atomic_target(db, force, after=lambda: _write_cache(caches, db, result)) as tmp, \
-            spared_by_collector() as spare:
+    with ExitStack() as stack:
+        stack.callback(_discard, caches)  # registered first, run last: a failed build's half-written index
+        tmp = stack.enter_context(atomic_target(db, force, after=lambda: _write_cache(caches, db, result)))
+        spare = stack.enter_context(spared_by_collector())
         cache = BuildCache(db.resolve() if db.parent.exists() else db, full=full)
         caches.append(cache)
         reuse = Reuse(cache, _options(encoding, files))
@@ -269,6 +271,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")
+            cache.prepare()  # the next build's index is written while the indicators are estimated
             result.issues.extend(inputs.weight_issues(con))
             write_schema_tables(con, project.schema)
             write_lookups(con, project, encoding, {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
@@ -350,6 +353,11 @@ class _WaveRows:
         key = self.keys.get((survey, wave))
         if key is not None:
             self.cache.note_wave(key, survey, wave, frame)
+
+
+def _discard(caches: list[BuildCache]) -> None:
+    for cache in caches:
+        cache.discard()
 
 
 def _write_cache(caches: list[BuildCache], db: Path, result: RunResult) -> None:

@@ -300,6 +300,28 @@ def test_a_failed_build_leaves_the_previous_cache(built_once: tuple[Path, Path, 
 
 
 @pytest.mark.slow
+def test_a_build_failing_while_its_index_is_written_leaves_the_previous_cache(
+        built_once: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next build's index is written while the indicators are estimated: a build failing then leaves the
+    previous database, its index and nothing beside them."""
+    from harmonise import api
+    from harmonise.reports import indicators
+
+    project, data, db = _built(built_once, tmp_path)
+    index = folder_of(db) / INDEX
+    before, stored = index.read_bytes(), db.read_bytes()
+
+    def full_disk(*a: object, **kw: object) -> None:
+        raise duckdb.IOException("could not write: no space left on device")
+
+    monkeypatch.setattr(indicators, "store_indicators", full_disk)
+    with pytest.raises(duckdb.IOException, match="no space left"):
+        api.build(project, [data], db)
+    assert index.read_bytes() == before and db.read_bytes() == stored
+    assert [p.name for p in folder_of(db).iterdir()] == [INDEX]
+
+
+@pytest.mark.slow
 def test_a_file_no_write_touched_is_not_hashed_again(built_once: tuple[Path, Path, Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A file whose device, inode, size and times are those the index recorded keeps its recorded sha256; one

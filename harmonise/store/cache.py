@@ -41,6 +41,7 @@ import os
 import pickle
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -240,6 +241,7 @@ class BuildCache:
         self._kept: set[str] = set()  # keys of files whose rows the previous index holds
         self.seeded = False  # the new database is a copy of the previous one holding its rows (:meth:`start`)
         self._attached = 0  # nested :meth:`attach` calls not yet detached
+        self._writing: tuple[Path, threading.Thread, list[BaseException]] | None = None  # :meth:`prepare`
         if not full:
             self._load()
 
@@ -511,34 +513,71 @@ class BuildCache:
         self._new_waves.append((key, survey, wave, json.dumps({c: str(t) for c, t in frame.dtypes.items()}),
                                 len(frame)))
 
-    def write(self, database: Path) -> None:
-        """Write the new index (to a temporary name, renamed into place) for the database file ``database``
-        (its identity is recorded: call this once it is in place)."""
-        import duckdb
-
+    def prepare(self) -> None:
+        """Start writing the new index, in a thread, to a temporary file beside the old one: all but the new
+        database's identity and the waves' indicator rows, which :meth:`write` adds once they are known (the
+        files' reports, ~240,000 rows for 290 country files, are written while the indicators are estimated)."""
+        if self._writing is not None:
+            return
         self.folder.mkdir(mode=0o700, exist_ok=True)
         for stale in self.folder.iterdir():
             if stale.name.startswith(INDEX + ".tmp-"):
                 _remove(stale)
         tmp = self.folder / f"{INDEX}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        failed: list[BaseException] = []
+
+        def fill() -> None:
+            import duckdb
+
+            try:
+                out = duckdb.connect(str(tmp))
+                try:
+                    self._fill(out)
+                finally:
+                    out.close()
+            except BaseException as exc:  # noqa: BLE001  (raised by write(), in the build's thread)
+                failed.append(exc)
+
+        thread = threading.Thread(target=fill, name="harmonise-cache-index", daemon=True)
+        self._writing = (tmp, thread, failed)
+        thread.start()
+
+    def write(self, database: Path) -> None:
+        """Write the new index (to a temporary name, renamed into place) for the database file ``database``
+        (its identity is recorded: call this once it is in place)."""
+        import duckdb
+
+        self.prepare()
+        assert self._writing is not None
+        tmp, thread, failed = self._writing
         try:
+            thread.join()
+            if failed:
+                raise failed[0]
             out = duckdb.connect(str(tmp))
             try:
-                self._fill(out, database)
+                insert_rows(out, "info", [["format", FORMAT], ["version", __version__], ["duckdb", duckdb.__version__],
+                                          ["database", identity(database)]])
+                self._fill_waves(out)
             finally:
                 out.close()
             os.replace(tmp, self.folder / INDEX)
         finally:
-            _remove(tmp)
-            _remove(tmp.with_name(tmp.name + ".wal"))
+            self.discard()
 
-    def _fill(self, out: duckdb.DuckDBPyConnection, database: Path) -> None:
-        import duckdb
+    def discard(self) -> None:
+        """Remove what :meth:`prepare` wrote, unless :meth:`write` put it in place (a failed build)."""
+        if self._writing is None:
+            return
+        tmp, thread, _ = self._writing
+        thread.join()
+        _remove(tmp)
+        _remove(tmp.with_name(tmp.name + ".wal"))
+        self._writing = None
 
+    def _fill(self, out: duckdb.DuckDBPyConnection) -> None:
         for name, cols in TABLES.items():
             out.execute(f"CREATE TABLE {name} ({cols})")
-        insert_rows(out, "info", [["format", FORMAT], ["version", __version__], ["duckdb", duckdb.__version__],
-                                  ["database", identity(database)]])
         insert_rows(out, "metas", [list(r) for r in self._new_metas.items()])
         insert_rows(out, "scans", [[*k, *v] for k, v in self._new_scans.items()])
         import pandas as pd
@@ -568,7 +607,6 @@ class BuildCache:
                     out.execute(f"INSERT INTO {table} SELECT * FROM old.{table} WHERE key IN (SELECT key FROM __kept)")
             finally:
                 out.execute("DETACH old")
-        self._fill_waves(out)
 
     def _stats(self) -> list[list[object]]:
         """The stat of each harmonised file whose last write was :data:`SETTLED_NS` before the build began, so
