@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,17 +169,16 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          encoding: str | None, progress: Progress | None, workers: int | None = None,
          mappings: list[Path] | None = None, files: FileOptions | None = None,
          reuse: Reuse | None = None, idle: Idle | None = None,
-         spare: Callable[[], None] | None = None) -> list[Issue]:
+         spare: Callable[[], AbstractContextManager[None]] | None = None) -> list[Issue]:
     from harmonise.discover import Options, discover
     from harmonise.pipeline import run_jobs
     from harmonise.store.respondents import create_all
 
     assert project.schema is not None
     f = files or FileOptions()
-    jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
-                            reuse.cache if reuse is not None else None)
-    if spare is not None:
-        spare()  # what discovery read lives to the end of the run
+    with spare() if spare is not None else nullcontext():  # what discovery reads lives to the end of the run
+        jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
+                                reuse.cache if reuse is not None else None)
     kept = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
     if reuse is not None:
         reuse.cache.seeded = kept  # a copy whose respondents table was not the schema's keeps no rows
@@ -199,23 +198,33 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
 
 
 @contextmanager
-def spared_by_collector() -> Iterator[Callable[[], None]]:
-    """Yield ``spare``: called, it moves every object alive then out of the cyclic garbage collector's reach
-    (``gc.freeze``) until the block ends (``gc.unfreeze``). A run calls it once discovery has read the files'
-    metadata (~20,000 objects an ESS country file), which lives to its end: full collections no longer
-    traverse it, in this process and in the workers it forks (decision 52).
-    Nothing is done when something is frozen already: the caller's own freeze (the test workers freeze
-    what collection imported) is not undone at the end."""
+def spared_by_collector() -> Iterator[Callable[[], AbstractContextManager[None]]]:
+    """Yield ``sparing``: a block under ``with sparing():`` runs with the cyclic garbage collector paused,
+    and every object alive at its end is moved out of the collector's reach (``gc.freeze``) until the outer
+    block ends (``gc.unfreeze``). A run spares its discovery: the files' metadata it reads (~20,000 objects an
+    ESS country file) lives to the end of the run, so collections during discovery (in this process and in
+    the reader children it forks, which inherit the paused collector) and after it (here and in the forked
+    workers) found nothing to free in it (decisions 52, 55). Nothing is frozen when something is frozen
+    already: the caller's own freeze (the test workers freeze what collection imported) is not undone at
+    the end; the block still runs with the collector paused."""
     frozen = False
 
-    def spare() -> None:
+    @contextmanager
+    def sparing() -> Iterator[None]:
         nonlocal frozen
-        if not frozen and gc.get_freeze_count() == 0:
-            gc.freeze()
-            frozen = True
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+            if not frozen and gc.get_freeze_count() == 0:
+                gc.freeze()
+                frozen = True
+        finally:
+            if was:
+                gc.enable()
 
     try:
-        yield spare
+        yield sparing
     finally:
         if frozen:
             gc.unfreeze()

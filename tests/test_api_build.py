@@ -116,8 +116,9 @@ def test_report_counts_match_the_stored_values(builds: tuple[Path, Path]) -> Non
 
 
 def test_a_run_spares_what_discovery_read_from_the_collector_and_gives_the_freeze_back() -> None:
-    """api.spared_by_collector: frozen from spare() to the end of the block, and only when nothing was frozen
-    before (the caller's freeze, like this test worker's, stays as it was)."""
+    """api.spared_by_collector: the spared block runs with the collector paused; what is alive at its end is
+    frozen to the end of the outer block, and only when nothing was frozen before (the caller's freeze, like
+    this test worker's, stays as it was)."""
     import gc
 
     from harmonise.api import spared_by_collector
@@ -125,21 +126,33 @@ def test_a_run_spares_what_discovery_read_from_the_collector_and_gives_the_freez
     before = gc.get_freeze_count()
     gc.unfreeze()  # as in a command: nothing frozen
     try:
-        with spared_by_collector() as spare:
+        with spared_by_collector() as sparing:
             assert gc.get_freeze_count() == 0
-            spare()
+            with sparing():
+                assert not gc.isenabled()
+                made = [[i] for i in range(1000)]
+            assert gc.isenabled()
             frozen = gc.get_freeze_count()
-            assert frozen > 0
-            spare()  # once
+            assert frozen > 1000 and len(made) == 1000
+            with sparing():  # once
+                pass
             assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == 0
         gc.freeze()  # as in a caller that freezes
         kept = gc.get_freeze_count()
-        with spared_by_collector() as spare:
-            extra = [[i] for i in range(1000)]  # alive at spare(): frozen only if spare() froze
-            spare()
+        with spared_by_collector() as sparing:
+            extra = [[i] for i in range(1000)]  # alive at the block's end: frozen only if it froze
+            with sparing():
+                assert not gc.isenabled()
+            assert gc.isenabled()
         assert 0 < gc.get_freeze_count() <= kept and len(extra) == 1000  # not unfrozen, nothing added
+        gc.disable()  # a caller that paused the collector finds it paused
+        with spared_by_collector() as sparing, sparing():
+            pass
+        assert not gc.isenabled()
+        gc.enable()
     finally:
+        gc.enable()
         gc.unfreeze()
         if before:
             gc.freeze()
