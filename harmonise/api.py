@@ -137,9 +137,9 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
 
         con = duckdb.connect(":memory:")
         try:
-            with spared_by_collector() as spare:
+            with spared_by_collector() as sparing:
                 result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
-                                          spare=spare))
+                                          sparing=sparing))
         except InputError as exc:
             if project.ok:
                 raise
@@ -169,14 +169,14 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          encoding: str | None, progress: Progress | None, workers: int | None = None,
          mappings: list[Path] | None = None, files: FileOptions | None = None,
          reuse: Reuse | None = None, idle: Idle | None = None,
-         spare: Callable[[], AbstractContextManager[None]] | None = None) -> list[Issue]:
+         sparing: Callable[[], AbstractContextManager[None]] | None = None) -> list[Issue]:
     from harmonise.discover import Options, discover
     from harmonise.pipeline import run_jobs
     from harmonise.store.respondents import create_all
 
     assert project.schema is not None
     f = files or FileOptions()
-    with spare() if spare is not None else nullcontext():  # what discovery reads lives to the end of the run
+    with sparing() if sparing is not None else nullcontext():  # what discovery reads lives to the end of the run
         jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
                                 reuse.cache if reuse is not None else None)
     kept = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
@@ -265,7 +265,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     with ExitStack() as stack:
         stack.callback(_discard, caches)  # registered first, run last: a failed build's half-written index
         tmp = stack.enter_context(atomic_target(db, force, after=lambda: _write_cache(caches, db, result)))
-        spare = stack.enter_context(spared_by_collector())
+        sparing = stack.enter_context(spared_by_collector())
         cache = BuildCache(db.resolve() if db.parent.exists() else db, full=full)
         caches.append(cache)
         reuse = Reuse(cache, _options(encoding, files))
@@ -276,7 +276,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             ahead = WaveEstimates(con, project, (INDICATORS_MEMORY_LIMIT, BUILD_MEMORY_LIMIT)) \
                 if stores_indicators(project) and not (files and files.design) else None
             result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files, reuse,
-                                      ahead.idle if ahead is not None else None, spare))
+                                      ahead.idle if ahead is not None else None, sparing))
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")

@@ -537,7 +537,7 @@ def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: 
                       lambda: estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns)))
 
 
-ESTIMATORS = 2  # survey-waves estimated at once at the end of a build (each query on DuckDB's threads)
+ESTIMATORS = 2  # survey-waves estimated at once at the end of a build, each query on one DuckDB thread
 
 
 def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: list[tuple[str, str, int, bool]]
