@@ -244,14 +244,19 @@ def test_waves_estimated_while_harmonising_give_the_stored_rows(small_demo_db: P
         con.close()
 
 
+@pytest.mark.parametrize("batch", [None, 1], ids=["two-at-a-time", "each-alone"])
 def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo_db: Path, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        batch: int | None) -> None:
     """The waves left at the end of a build are estimated ESTIMATORS at a time, on cursors of their own (those
-    with design PSUs alone): the table is the one a single estimate of every wave gives, in its order."""
+    with design PSUs alone), and a wave of more than ESTIMATE_BATCH respondents alone, before them, with all of
+    DuckDB's memory: the table is the one a single estimate of every wave gives, in its order."""
     import threading
 
     import harmonise.reports.indicators as ind
 
+    if batch is not None:
+        monkeypatch.setattr(ind, "ESTIMATE_BATCH", batch)  # every wave holds more: each is estimated alone
     db = tmp_path / "demo.duckdb"
     shutil.copy(small_demo_db, db)
     con = duckdb.connect(str(db))
@@ -270,7 +275,7 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
                                                              "WHERE psu IS NOT NULL").fetchall()}
         monkeypatch.setattr(ind, "estimate_frame", spy)
         store_indicators(con, load_project(ROOT))
-        monkeypatch.undo()
+        monkeypatch.setattr(ind, "estimate_frame", real)
         table = con.execute("SELECT * FROM indicators").fetchall()
         defs = ind.read_definitions(con)
         whole = ind.estimate_frame(con, defs, None, ind.DEFAULT_BY, (None, *defs.breakdowns))
@@ -283,7 +288,10 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
     assert sorted(sw for b in batches for sw in b) == sorted({(str(s), str(w)) for s, w in
                                                              whole[["survey", "wave"]].itertuples(index=False)})
     assert all(len(b) == 1 for b in batches if set(b) & designed) and designed
-    assert len({name for name, _ in seen}) == ind.ESTIMATORS  # two threads shared the batches
+    if batch is None:
+        assert len({name for name, _ in seen}) == ind.ESTIMATORS  # two threads shared the batches
+    else:
+        assert {name for name, _ in seen} == {threading.current_thread().name} and all(len(b) == 1 for b in batches)
 
 
 class _Stored:

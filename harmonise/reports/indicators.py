@@ -551,11 +551,14 @@ def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: li
     ESTIMATE_BATCH respondents (the rows are the same: no cell, stratum or suppression table spans two
     survey-waves). The batches run :data:`ESTIMATORS` at a time, each on a cursor of its own, those with
     design PSUs first (their PSU moments cost several times the rest: an ESS round of 52,000 respondents
-    with PSUs took 1.9 s, one without 0.25 s), so the last of a build's waves no longer runs alone on one core.
+    with PSUs took 1.9 s, one without 0.25 s), so the last of a build's waves no longer runs alone on one core;
+    a wave of more than ESTIMATE_BATCH respondents runs alone beforehand (two such at once could need twice
+    the memory one is given).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     heavy = {(s, w) for s, w, _, design in waves if design}
+    size_of = {(s, w): n for s, w, n, _ in waves}
     batches: list[list[tuple[str, str]]] = []
     size = 0
     for s, w, n, _ in waves:
@@ -583,15 +586,17 @@ def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: li
             cur.close()
 
     found: dict[tuple[str, str], pd.DataFrame] = {}
-    if len(batches) < 2:
-        for b in batches:
-            found.update(estimate(b))
+    # a wave of more respondents than a batch holds is estimated alone, with all of DuckDB's memory and threads
+    shared = [b for b in batches if sum(size_of[sw] for sw in b) <= ESTIMATE_BATCH]
+    for b in [b for b in batches if b not in shared] if len(shared) > 1 else batches:
+        found.update(estimate(b))
+    if len(shared) < 2:
         return found
     (threads,) = con.execute("SELECT current_setting('threads')").fetchall()[0]
     con.execute("SET threads = 1")  # the queries share the cores: one thread each costs the least CPU
     try:
-        with ThreadPoolExecutor(min(ESTIMATORS, len(batches)), thread_name_prefix="harmonise-estimate") as pool:
-            for got in pool.map(estimate, batches):
+        with ThreadPoolExecutor(min(ESTIMATORS, len(shared)), thread_name_prefix="harmonise-estimate") as pool:
+            for got in pool.map(estimate, shared):
                 found.update(got)
     finally:
         con.execute(f"SET threads = {int(threads)}")
