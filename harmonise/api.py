@@ -330,6 +330,7 @@ class _WaveRows:
         self.files: dict[tuple[str, str], list[str]] = {}
         self.complete: dict[tuple[str, str], bool] = {}
         self.keys: dict[tuple[str, str], str] = {}  # of the complete waves asked for
+        self.shared: list[object] | None = None  # what every wave's rows are estimated from, read once
         for o in result.outcomes:
             sw = (o.job.crosswalk.survey, o.job.wave.wave)
             self.files.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
@@ -342,10 +343,11 @@ class _WaveRows:
         if not self.complete.get((survey, wave)):
             return None
         con, cache = self.con, self.cache
-        inputs = [code_digest(), self.reuse.options, survey, wave,
-                  *(con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # written by store_indicators
-                    for t in ("indicator_definitions", "indicator_breakdowns")),
-                  con.execute("SELECT * FROM build_info WHERE key = 'indicator_age_bands'").fetchall(),
+        if self.shared is None:
+            self.shared = [*(con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # written by store_indicators
+                             for t in ("indicator_definitions", "indicator_breakdowns")),
+                           con.execute("SELECT * FROM build_info WHERE key = 'indicator_age_bands'").fetchall()]
+        inputs = [code_digest(), self.reuse.options, survey, wave, *self.shared,
                   con.execute("SELECT * FROM survey_sampling WHERE survey = ? ORDER BY ALL", [survey]).fetchall(),
                   con.execute("SELECT file_name, target, kind, source_variables, quality FROM lineage "
                               "WHERE survey = ? AND wave = ? ORDER BY ALL", [survey, wave]).fetchall()]
