@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from harmonise import __version__
 from harmonise.checks import declaration_issues, inputs, static_issues
 from harmonise.compile.sql import plan_and_compile
+from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.spec.project import Project, crosswalk_paths, load_project
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harmonise.pipeline import Idle, Outcome, Reuse
-    from harmonise.reports.indicators import StoredRows
+    from harmonise.reports.indicators import StoredRows, WaveEstimates
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 
@@ -283,12 +284,17 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             cache.prepare()  # the next build's index is written while the indicators are estimated
             result.issues.extend(inputs.weight_issues(con))
             write_schema_tables(con, project.schema)
-            write_lookups(con, project, encoding, {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
-                                                   for o in result.outcomes if o.facts is not None})
+            facts = {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
+                     for o in result.outcomes if o.facts is not None}
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
+            rows_of = _WaveRows(con, cache, reuse, result)
+            # while the lookup tables are written (Python, mostly), DuckDB finds on a cursor of its own whether the
+            # waves harmonised afresh kept their rows, and estimates those that did not (decision 56)
+            with _alongside(con, lambda cur: rows_of.check(cur, ahead)) if ahead is not None else nullcontext():
+                write_lookups(con, project, encoding, facts)
             cache.attach(con)  # the previous database's indicator rows of unchanged waves are copied
             try:
-                store_indicators(con, project, _WaveRows(con, cache, reuse, result), ahead)
+                store_indicators(con, project, rows_of, ahead)
             finally:
                 cache.detach(con)
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
@@ -303,6 +309,33 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     result.db = db
     result.seconds = time.perf_counter() - t0
     return result
+
+
+@contextmanager
+def _alongside(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], None]) -> Iterator[None]:
+    """Run ``work`` on a cursor of ``con`` (in its current database) in a thread while the block runs, and wait
+    for it at the block's end; its error is raised then, unless the block raised one (decision 56). The two
+    must write different tables: each commits its own transactions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    (database,) = con.execute("SELECT current_database()").fetchall()[0]
+    cur = con.cursor()
+
+    def run() -> None:
+        cur.execute(f"USE {quote_ident(database)}")  # a cursor starts in the default database
+        work(cur)
+
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="harmonise-alongside") as pool:
+            done = pool.submit(run)
+            try:
+                yield
+            except BaseException:
+                cur.interrupt()  # the build fails: its other work is not waited for longer than needed
+                raise
+    finally:
+        cur.close()
+    done.result()
 
 
 def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]:
@@ -331,10 +364,27 @@ class _WaveRows:
         self.complete: dict[tuple[str, str], bool] = {}
         self.keys: dict[tuple[str, str], str] = {}  # of the complete waves asked for
         self.shared: list[object] | None = None  # what every wave's rows are estimated from, read once
+        self.fresh: dict[tuple[str, str], None] = {}  # the waves some file of which was harmonised afresh
+        self.same: dict[tuple[str, str], bool] = {}  # of those, whether the rows are the previous database's
         for o in result.outcomes:
             sw = (o.job.crosswalk.survey, o.job.wave.wave)
             self.files.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
             self.complete[sw] = self.complete.get(sw, True) and o.cached is not None and bool(o.cached.key)
+            if not o.reused:
+                self.fresh[sw] = None
+
+    def check(self, cur: duckdb.DuckDBPyConnection, ahead: WaveEstimates) -> None:
+        """Ahead of :meth:`kept`, on a cursor of the build's database: whether each wave harmonised afresh that the
+        previous database holds has its rows (noted for :meth:`kept`), and an estimate (into ``ahead``) of those
+        that have not and were not estimated while harmonising. A wave whose other inputs changed is still
+        estimated by :func:`store_indicators`; an estimate made here of a wave that turns out kept is dropped."""
+        todo = []
+        for sw in self.fresh:
+            if self.complete.get(sw) and self.cache.previous_wave(*sw) is not None:
+                self.same[sw] = self.cache.same_rows(cur, *sw)
+            if not self.same.get(sw) and sw not in ahead.frames:
+                todo.append(sw)
+        ahead.estimate(cur, todo)
 
     def kept(self, survey: str, wave: str) -> StoredRows | None:
         from harmonise.pipeline import code_digest
@@ -356,7 +406,7 @@ class _WaveRows:
         if kept is None:
             previous = cache.previous_wave(survey, wave)
             if previous is not None and digest([*inputs, previous[1]]) == previous[0] and \
-                    cache.same_rows(con, survey, wave):
+                    (self.same[(survey, wave)] if (survey, wave) in self.same else cache.same_rows(con, survey, wave)):
                 kept = cache.indicator_rows(con, previous[0], keep_as=key)
         return kept
 

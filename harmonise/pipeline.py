@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Container, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -456,7 +456,7 @@ class _Rows:
 
     def __init__(self) -> None:
         self.tables: dict[str, tuple[provenance.Table, list[tuple[object, ...]]]] = {}
-        self.staged: list[tuple[provenance.Table, str]] = []  # (table, temporary table) loaded by stage()
+        self.staged: duckdb.DuckDBPyConnection | None = None  # the cursor whose transaction stage() inserted into
         # the report stage, folded, by file position: (target, source code, value, missing reason, n)
         self.report: dict[int, list[accounting.ReportRow]] = {}
         self.failures: dict[int, pd.DataFrame] = {}  # id(_File) → its pandera failure cases
@@ -466,22 +466,35 @@ class _Rows:
         self.tables.setdefault(table.name, (table, []))[1].extend(rows)
 
     def stage(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Load the rows into temporary tables now (a build waiting for its workers), so that :meth:`flush`
-        only copies them within DuckDB."""
-        for table, rows in self.tables.values():
-            if rows:
-                name = f"__staged_{id(self)}_{table.name}"
-                table.stage(con, rows, name)
-                self.staged.append((table, name))
+        """Insert the rows now (a build waiting for its workers), in a transaction on a cursor of their own that
+        :meth:`flush` commits: DuckDB places a transaction's rows at its commit, so they follow every group
+        committed before (decision 56)."""
+        (database,) = con.execute("SELECT current_database()").fetchall()[0]
+        cur = con.cursor()
+        try:
+            cur.execute(f"USE {quote_ident(database)}")  # a cursor starts in the default database
+            cur.execute("BEGIN TRANSACTION")
+            for table, rows in self.tables.values():
+                table.insert(cur, rows)
+        except BaseException:
+            cur.close()
+            raise
+        self.staged = cur
         self.tables.clear()
 
     def flush(self, con: duckdb.DuckDBPyConnection) -> None:
-        for table, name in self.staged:
-            table.insert_staged(con, name)
-        self.staged.clear()
+        if self.staged is not None:
+            self.staged.execute("COMMIT")
+            self.close()
         for table, rows in self.tables.values():
             table.insert(con, rows)
         self.tables.clear()
+
+    def close(self) -> None:
+        """Roll back the rows staged and not flushed (a failed build)."""
+        if self.staged is not None:
+            self.staged.close()
+            self.staged = None
 
 
 def _labels_for(plan: WavePlan, src: SourceFile) -> accounting.Labels:
@@ -905,6 +918,10 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
             pool = stack.enter_context(_pool(workers, project, mappings, same))
         futures: dict[int, Future[list[Outcome]]] = {}
         written: dict[int, Path] = {}
+        merges: dict[int, _Merge] = {}
+        turn = {id(g): i for i, g in enumerate(fresh)}
+        merger = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="harmonise-merge"))
+        stack.callback(_close_all, merges, ready)
         for i, g in enumerate(fresh):
             early = started.groups.get(_key(g)) if started is not None else None
             futures[id(g)], written[id(g)] = early or _submit(pool, g, folder / f"job-{i}.duckdb", encoding, workers)
@@ -917,15 +934,25 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
                 while not waiting.done() and (todo := next((r for r in ordered[position + 1:]
                                                              if id(r) not in futures and id(r) not in ready), None)):
                     ready[id(todo)] = prepare(todo)
-                    ready[id(todo)].stage(con)  # written after the worker's rows, by then only copied
+                    ready[id(todo)].stage(con)  # committed after the worker's rows
                 while idle is not None and not waiting.done() and idle(complete):
                     pass
+                rest = fresh[turn[id(g)]:]
+                while True:  # every group done is merged at once, this one's and later ones', committed in turn
+                    for r in rest:
+                        if id(r) not in merges and futures[id(r)].done() and futures[id(r)].exception() is None:
+                            merges[id(r)] = _Merge(con, written[id(r)], merger)
+                    mine = merges.get(id(g))
+                    if mine is not None and mine.future.done() or waiting.done() and waiting.exception() is not None:
+                        break
+                    pending: list[Future[Any]] = [futures[id(r)] for r in rest if id(r) not in merges]
+                    wait([*pending, *([mine.future] if mine else [])], return_when=FIRST_COMPLETED)
                 jobs = [f.job for f in g]
                 with _located(jobs):
                     outs = waiting.result()
                     if all(f.done() for f in futures.values()):
                         pool.shutdown(wait=False)  # the workers exit while their last files are merged (~0.3 s)
-                    append_database(con, written[id(g)])
+                    merges.pop(id(g)).commit()
                 for job, out in zip(jobs, outs):
                     out.job = job  # the worker's copy came back without the opened file
                     outcomes.append(out)
@@ -933,6 +960,44 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
                         progress(f"{out.job.crosswalk.survey} {out.job.wave.wave}: {out.rows:,} rows")
             complete.extend(w for w in dict.fromkeys(_wave_of(f) for f in g) if last[w] == position and w in harmonised)
     return outcomes
+
+
+class _Merge:
+    """A worker's database file appended by ``merger`` (a thread) on a cursor of its own, in a transaction that
+    :meth:`commit` ends in the group's turn: groups done at about the same time are merged at once, and a
+    group done before the one ahead of it is merged while that one is still harmonised (DuckDB places a
+    transaction's appended rows at its commit, so the tables hold the groups in their order; decision 56).
+    :meth:`close` rolls back what was not committed."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, merger: ThreadPoolExecutor) -> None:
+        (database,) = con.execute("SELECT current_database()").fetchall()[0]
+        self._cur = con.cursor()
+        self.future = merger.submit(self._append, database, path)
+
+    def _append(self, database: str, path: Path) -> None:
+        self._cur.execute(f"USE {quote_ident(database)}")  # a cursor starts in the default database
+        self._cur.execute("BEGIN TRANSACTION")
+        append_database(self._cur, path, f"merge_{path.stem}")
+
+    def commit(self) -> None:
+        """Wait for the append and commit it; raises its error."""
+        self.future.result()
+        self._cur.execute("COMMIT")
+        self._cur.close()
+
+    def close(self) -> None:
+        if not self.future.done():
+            self._cur.interrupt()  # a failed build: the append is not needed
+        wait([self.future])
+        self._cur.close()
+
+
+def _close_all(merges: dict[int, _Merge], ready: dict[int, _Rows]) -> None:
+    """Roll back the merges and staged rows a failed build left uncommitted (before the merger's shutdown)."""
+    for m in merges.values():
+        m.close()
+    for r in ready.values():
+        r.close()
 
 
 def _wave_of(f: _File) -> tuple[str, str]:

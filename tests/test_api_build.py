@@ -156,3 +156,24 @@ def test_a_run_spares_what_discovery_read_from_the_collector_and_gives_the_freez
         gc.unfreeze()
         if before:
             gc.freeze()
+
+
+def test_work_alongside_a_block_runs_on_its_own_cursor_and_its_error_is_raised_after_the_block() -> None:
+    """A build writes its lookup tables while DuckDB checks and estimates the waves harmonised afresh on a
+    cursor (api._alongside, decision 56): the work's error fails the build, after the block; an error of
+    the block itself is the one raised."""
+    from harmonise.api import _alongside
+
+    con = duckdb.connect()
+    try:
+        seen: list[object] = []
+        with _alongside(con, lambda cur: seen.append(cur.execute("SELECT 42").fetchall())):
+            seen.append("block")
+        assert sorted(map(str, seen)) == ["[(42,)]", "block"]
+        with pytest.raises(duckdb.CatalogException, match="missing"), \
+                _alongside(con, lambda cur: cur.execute("SELECT * FROM missing")):
+            pass
+        with pytest.raises(KeyError), _alongside(con, lambda cur: cur.execute("SELECT * FROM missing")):
+            raise KeyError("the block's")
+    finally:
+        con.close()

@@ -109,3 +109,63 @@ def test_kept_verdicts_are_those_pandera_gives_and_a_changed_profile_is_validate
     edited.variable("labour_status").codes["retired-ish"] = "Retired, more or less"
     assert validate_profile(_profile(bad), edited, tables).empty
     assert len(frame._COLUMNS) == 4
+
+
+def _parts(folder: Path, groups: int, rows: int) -> list[Path]:
+    """A worker's database file per group: table ``t`` of ``rows`` rows (group, row)."""
+    import duckdb
+
+    out = []
+    for g in range(1, groups + 1):
+        path = folder / f"job-{g}.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("CREATE TABLE t (g INTEGER, i INTEGER)")
+        con.execute(f"INSERT INTO t SELECT {g}, i FROM range({rows}) r(i)")
+        con.close()
+        out.append(path)
+    return out
+
+
+def test_a_group_merged_before_the_one_ahead_of_it_is_stored_after_it(tmp_path: Path) -> None:
+    """Workers' files are merged as soon as each is written, in transactions committed in the groups' order
+    (decision 56): the second group, merged first, follows the first in the table (rows of more than one
+    row group, written to the file before the commit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harmonise.pipeline import _Merge
+    from harmonise.store.atomic import ROW_GROUP_ROWS, open_build
+
+    rows = ROW_GROUP_ROWS + 5_000
+    first, second = _parts(tmp_path, 2, rows)
+    con = open_build(tmp_path / "build.duckdb")
+    try:
+        con.execute("CREATE TABLE t (g INTEGER, i INTEGER)")
+        with ThreadPoolExecutor(2) as merger:
+            later = _Merge(con, second, merger)
+            later.future.result()  # merged before the first group is even done
+            _Merge(con, first, merger).commit()
+            later.commit()
+        assert con.execute("SELECT g, i FROM t").fetchall() == [(g, i) for g in (1, 2) for i in range(rows)]
+    finally:
+        con.close()
+
+
+def test_a_merge_left_uncommitted_is_rolled_back(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harmonise.pipeline import _Merge
+    from harmonise.store.atomic import open_build
+
+    (part,) = _parts(tmp_path, 1, 1_000)
+    con = open_build(tmp_path / "build.duckdb")
+    try:
+        con.execute("CREATE TABLE t (g INTEGER, i INTEGER)")
+        with ThreadPoolExecutor(1) as merger:
+            merge = _Merge(con, part, merger)
+            merge.future.result()
+            merge.close()  # a failed build
+        assert con.execute("SELECT count(*) FROM t").fetchall() == [(0,)]
+        assert con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'merge_%'"
+                           ).fetchall() == [(0,)]
+    finally:
+        con.close()

@@ -486,6 +486,17 @@ class WaveEstimates:
         return True
 
 
+    def estimate(self, con: duckdb.DuckDBPyConnection, waves: Sequence[tuple[str, str]]) -> None:
+        """Estimate ``waves`` (all their files in the database) as :func:`store_indicators` does at the end of a
+        build (:func:`_estimate_waves`), into :attr:`frames`; ``con``: the build's connection or a cursor of it."""
+        if not waves:
+            return
+        size = {(str(s), str(w)): (int(n), bool(p)) for s, w, n, p in con.execute(
+            "SELECT survey, wave, count(*), count(psu) > 0 FROM respondents GROUP BY ALL").fetchall()}
+        self.frames.update(_estimate_waves(con, self.defs, [(s, w, *size[(s, w)]) for s, w in waves
+                                                            if (s, w) in size and (s, w) not in self.frames]))
+
+
 def store_indicators(con: duckdb.DuckDBPyConnection, project: Project, rows_of: WaveRows | None = None,
                      ahead: WaveEstimates | None = None) -> None:
     """Write the compiled definitions and the default ``indicators`` table into a database being built.

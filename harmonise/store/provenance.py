@@ -34,18 +34,6 @@ class Table:
         """Insert ``rows`` (tuples in column order) in one statement."""
         insert_rows(con, f"main.{quote_ident(self.name)}", rows, [c for c, _ in self.columns])
 
-    def stage(self, con: duckdb.DuckDBPyConnection, rows: Sequence[Sequence[object]], name: str) -> None:
-        """Load ``rows`` into a new temporary table ``name`` of this table's columns, to be inserted later by
-        :meth:`insert_staged` (a copy within DuckDB: the rows' conversion from Python is paid now)."""
-        cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in self.columns)
-        con.execute(f"CREATE TEMP TABLE {quote_ident(name)} ({cols})")
-        insert_rows(con, f"temp.main.{quote_ident(name)}", rows, [c for c, _ in self.columns])
-
-    def insert_staged(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
-        """Insert the rows :meth:`stage` loaded into ``name``, in their order, and drop it."""
-        con.execute(f"INSERT INTO main.{quote_ident(self.name)} SELECT * FROM temp.main.{quote_ident(name)}")
-        con.execute(f"DROP TABLE temp.main.{quote_ident(name)}")
-
 
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[object]],
                 columns: Sequence[str] | None = None) -> None:
@@ -127,13 +115,15 @@ def to_json(data: object) -> str:
     return json.dumps(data, sort_keys=True, default=str)
 
 
-def append_database(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Append every table of the database file ``path`` to the table of the same name in ``con``."""
-    con.execute(f"ATTACH {sql_literal(str(path))} AS part (READ_ONLY)")
+def append_database(con: duckdb.DuckDBPyConnection, path: Path, alias: str = "part") -> None:
+    """Append every table of the database file ``path`` (attached as ``alias`` meanwhile) to the table of the
+    same name in ``con``."""
+    name = quote_ident(alias)
+    con.execute(f"ATTACH {sql_literal(str(path))} AS {name} (READ_ONLY)")
     try:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'part' "
-                                            "ORDER BY table_name").fetchall()]
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                                            "ORDER BY table_name", [alias]).fetchall()]
         for t in tables:
-            con.execute(f"INSERT INTO main.{quote_ident(t)} SELECT * FROM part.main.{quote_ident(t)}")
+            con.execute(f"INSERT INTO main.{quote_ident(t)} SELECT * FROM {name}.main.{quote_ident(t)}")
     finally:
-        con.execute("DETACH part")
+        con.execute(f"DETACH {name}")
