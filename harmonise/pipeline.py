@@ -484,8 +484,10 @@ class _Rows:
 
     def flush(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.staged is not None:
-            self.staged.execute("COMMIT")
-            self.close()
+            try:
+                self.staged.execute("COMMIT")
+            finally:
+                self.close()
         for table, rows in self.tables.values():
             table.insert(con, rows)
         self.tables.clear()
@@ -980,10 +982,12 @@ class _Merge:
         append_database(self._cur, path, f"merge_{path.stem}")
 
     def commit(self) -> None:
-        """Wait for the append and commit it; raises its error."""
-        self.future.result()
-        self._cur.execute("COMMIT")
-        self._cur.close()
+        """Wait for the append and commit it; raises its error (then nothing of it is kept)."""
+        try:
+            self.future.result()
+            self._cur.execute("COMMIT")
+        finally:
+            self._cur.close()
 
     def close(self) -> None:
         if not self.future.done():

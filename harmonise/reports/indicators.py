@@ -485,7 +485,6 @@ class WaveEstimates:
             self.con.execute(f"SET threads = {int(threads)}")
         return True
 
-
     def estimate(self, con: duckdb.DuckDBPyConnection, waves: Sequence[tuple[str, str]]) -> None:
         """Estimate ``waves`` (all their files in the database) as :func:`store_indicators` does at the end of a
         build (:func:`_estimate_waves`), into :attr:`frames`; ``con``: the build's connection or a cursor of it."""
