@@ -249,8 +249,9 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
                                                                         monkeypatch: pytest.MonkeyPatch,
                                                                         batch: int | None) -> None:
     """The waves left at the end of a build are estimated ESTIMATORS at a time, on cursors of their own (those
-    with design PSUs alone), and a wave of more than ESTIMATE_BATCH respondents alone, before them, with all of
-    DuckDB's memory: the table is the one a single estimate of every wave gives, in its order."""
+    with design PSUs alone, in two halves of the indicators), and a wave of more than ESTIMATE_BATCH
+    respondents alone, before them, with all of DuckDB's memory: the table is the one a single estimate of
+    every wave gives, in its order."""
     import threading
 
     import harmonise.reports.indicators as ind
@@ -260,11 +261,12 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
     db = tmp_path / "demo.duckdb"
     shutil.copy(small_demo_db, db)
     con = duckdb.connect(str(db))
-    seen: list[tuple[str, list[tuple[str, str]]]] = []
+    seen: list[tuple[str, list[tuple[str, str]], object]] = []
     real = ind.estimate_frame
 
     def spy(c: duckdb.DuckDBPyConnection, *args: object, **kw: object) -> pd.DataFrame:
-        seen.append((threading.current_thread().name, list(kw.get("sample") or [])))  # type: ignore[call-overload]
+        seen.append((threading.current_thread().name, list(kw.get("sample") or []),  # type: ignore[call-overload]
+                     args[1]))
         return real(c, *args, **kw)  # type: ignore[arg-type]
 
     try:
@@ -284,14 +286,21 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
     one = duckdb.connect()
     create_indicators(one, [whole], lambda: whole)
     assert table == one.execute("SELECT * FROM indicators").fetchall() and len(table) > 1000
-    batches = [b for _, b in seen]
-    assert sorted(sw for b in batches for sw in b) == sorted({(str(s), str(w)) for s, w in
-                                                             whole[["survey", "wave"]].itertuples(index=False)})
+    batches = [b for _, b, _ in seen]
+    waves = sorted({(str(s), str(w)) for s, w in whole[["survey", "wave"]].itertuples(index=False)})
     assert all(len(b) == 1 for b in batches if set(b) & designed) and designed
     if batch is None:
-        assert len({name for name, _ in seen}) == ind.ESTIMATORS  # two threads shared the batches
+        assert len({name for name, _, _ in seen}) == ind.ESTIMATORS  # two threads shared the batches
+        # a wave with design PSUs in two halves of the indicators, every other wave once with all of them
+        for sw in waves:
+            names = [n for _, b, n in seen if sw in b]
+            if sw in designed:
+                assert len(names) == 2 and sorted(n for part in names for n in part) == sorted(defs.indicators)  # type: ignore[attr-defined]
+            else:
+                assert names == [None]
     else:
-        assert {name for name, _ in seen} == {threading.current_thread().name} and all(len(b) == 1 for b in batches)
+        assert sorted(sw for b in batches for sw in b) == waves
+        assert {name for name, _, _ in seen} == {threading.current_thread().name} and all(len(b) == 1 for b in batches)
 
 
 class _Stored:

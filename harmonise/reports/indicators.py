@@ -561,9 +561,9 @@ def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: li
     ESTIMATE_BATCH respondents (the rows are the same: no cell, stratum or suppression table spans two
     survey-waves). The batches run :data:`ESTIMATORS` at a time, each on a cursor of its own, those with
     design PSUs first (their PSU moments cost several times the rest: an ESS round of 52,000 respondents
-    with PSUs took 1.9 s, one without 0.25 s), so the last of a build's waves no longer runs alone on one core;
-    a wave of more than ESTIMATE_BATCH respondents runs alone beforehand (two such at once could need twice
-    the memory one is given).
+    with PSUs took 1.9 s, one without 0.25 s), each as two halves of the indicators (:func:`_halves`), so the
+    last of a build's waves no longer runs alone on one core; a wave of more than ESTIMATE_BATCH respondents
+    runs alone beforehand (two such at once could need twice the memory one is given).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -581,16 +581,16 @@ def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: li
 
     (database,) = con.execute("SELECT current_database()").fetchall()[0]
 
-    def estimate(batch: list[tuple[str, str]]) -> dict[tuple[str, str], pd.DataFrame]:
+    def estimate(batch: list[tuple[str, str]], names: list[str] | None = None) -> dict[tuple[str, str], pd.DataFrame]:
         cur = con.cursor()
         try:
             cur.execute(f"USE {quote_ident(database)}")  # a cursor starts in the default database
-            both = estimate_frame(cur, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=batch)
+            both = estimate_frame(cur, defs, names, DEFAULT_BY, (None, *defs.breakdowns), sample=batch)
             out = {(str(s), str(w)): part.reset_index(drop=True)
                    for (s, w), part in both.groupby(["survey", "wave"], sort=False)}
             for sw in batch:  # a wave of the batch without rows of its own: estimated alone (its empty rows)
                 if sw not in out:
-                    out[sw] = estimate_frame(cur, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=[sw])
+                    out[sw] = estimate_frame(cur, defs, names, DEFAULT_BY, (None, *defs.breakdowns), sample=[sw])
             return out
         finally:
             cur.close()
@@ -602,15 +602,42 @@ def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: li
         found.update(estimate(b))
     if len(shared) < 2:
         return found
+    tasks = [task for b in shared for task in _halves(b, defs, b[0] in heavy)]
     (threads,) = con.execute("SELECT current_setting('threads')").fetchall()[0]
     con.execute("SET threads = 1")  # the queries share the cores: one thread each costs the least CPU
     try:
-        with ThreadPoolExecutor(min(ESTIMATORS, len(shared)), thread_name_prefix="harmonise-estimate") as pool:
-            for got in pool.map(estimate, shared):
-                found.update(got)
+        with ThreadPoolExecutor(min(ESTIMATORS, len(tasks)), thread_name_prefix="harmonise-estimate") as pool:
+            parts: dict[tuple[str, str], list[pd.DataFrame]] = {}
+            for got in pool.map(lambda task: estimate(*task), tasks):
+                for sw, frame in got.items():
+                    parts.setdefault(sw, []).append(frame)
     finally:
         con.execute(f"SET threads = {int(threads)}")
+    found.update({sw: _joined(frames) for sw, frames in parts.items()})
     return found
+
+
+def _halves(batch: list[tuple[str, str]], defs: Definitions, heavy: bool
+            ) -> list[tuple[list[tuple[str, str]], list[str] | None]]:
+    """The estimates of a batch: one of every indicator, or for a wave with design PSUs (the costliest, which
+    ended a build alone on one core) two, of the first and the second half of the indicators by name. An
+    estimate's rows come ordered by indicator first, and no cell or suppression table spans two indicators,
+    so the halves' rows, one after the other, are the rows of one estimate."""
+    names = sorted(defs.indicators)
+    if not heavy or ESTIMATORS < 2 or len(names) < 2:
+        return [(batch, None)]
+    half = (len(names) + 1) // 2
+    return [(batch, names[:half]), (batch, names[half:])]
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """A wave's rows from the estimates of its halves, in their order (a half without rows adds none)."""
+    import pandas as pd
+
+    rows = [f for f in frames if len(f)]
+    if len(frames) == 1 or len(rows) < 2:
+        return rows[0] if rows else frames[0]
+    return pd.concat(rows, ignore_index=True)
 
 
 def create_indicators(con: duckdb.DuckDBPyConnection, parts: list[pd.DataFrame | StoredRows],
