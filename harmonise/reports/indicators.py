@@ -634,10 +634,8 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """A wave's rows from the estimates of its halves, in their order (a half without rows adds none)."""
     import pandas as pd
 
-    rows = [f for f in frames if len(f)]
-    if len(frames) == 1 or len(rows) < 2:
-        return rows[0] if rows else frames[0]
-    return pd.concat(rows, ignore_index=True)
+    rows = [f for f in frames if len(f)] or frames[:1]
+    return rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
 
 
 def create_indicators(con: duckdb.DuckDBPyConnection, parts: list[pd.DataFrame | StoredRows],
