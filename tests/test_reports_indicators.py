@@ -364,3 +364,40 @@ def test_only_stored_rows_make_the_table_from_sql_alone() -> None:
     _kept(con, "('emp', '15-64', 'ess', '1', 'AT', 'all', 'all', 0.5)")
     create_indicators(con, [_Stored(con, "1", readable=False)], lambda: pd.DataFrame())
     assert _parts_table(con) == [("emp", "15-64", "ess", "1", "AT", "all", "all", 0.5)]
+
+
+def test_a_single_wave_with_design_psus_is_estimated_in_two_halves(small_demo_db: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild whose edit changed one wave with design PSUs estimates only that wave: its two halves of the
+    indicators run at once (decision 57), and the table is the one a single estimate gives."""
+    import harmonise.reports.indicators as ind
+
+    db = tmp_path / "one.duckdb"
+    shutil.copy(small_demo_db, db)
+    con = duckdb.connect(str(db))
+    names: list[object] = []
+    real = ind.estimate_frame
+
+    def spy(c: duckdb.DuckDBPyConnection, *args: object, **kw: object) -> pd.DataFrame:
+        names.append(args[1])
+        return real(c, *args, **kw)  # type: ignore[arg-type]
+
+    try:
+        (survey, wave), *_ = con.execute("SELECT survey, wave FROM respondents WHERE psu IS NOT NULL GROUP BY ALL "
+                                         "ORDER BY count(*)").fetchall()
+        con.execute("DELETE FROM respondents WHERE NOT (survey = ? AND wave = ?)", [survey, wave])
+        for table in ("indicators", "indicator_definitions", "indicator_breakdowns", "survey_sampling"):
+            con.execute(f"DROP TABLE {table}")
+        con.execute("DELETE FROM build_info WHERE key = 'indicator_age_bands'")
+        monkeypatch.setattr(ind, "estimate_frame", spy)
+        store_indicators(con, load_project(ROOT))
+        monkeypatch.setattr(ind, "estimate_frame", real)
+        table = con.execute("SELECT * FROM indicators").fetchall()
+        defs = ind.read_definitions(con)
+        whole = ind.estimate_frame(con, defs, None, ind.DEFAULT_BY, (None, *defs.breakdowns))
+    finally:
+        con.close()
+    one = duckdb.connect()
+    create_indicators(one, [whole], lambda: whole)
+    assert table == one.execute("SELECT * FROM indicators").fetchall() and len(table) > 100
+    assert len(names) == 2 and sorted(n for part in names for n in part) == sorted(defs.indicators)  # type: ignore[attr-defined]

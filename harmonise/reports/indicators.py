@@ -598,11 +598,11 @@ def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: li
     found: dict[tuple[str, str], pd.DataFrame] = {}
     # a wave of more respondents than a batch holds is estimated alone, with all of DuckDB's memory and threads
     shared = [b for b in batches if sum(size_of[sw] for sw in b) <= ESTIMATE_BATCH]
-    for b in [b for b in batches if b not in shared] if len(shared) > 1 else batches:
-        found.update(estimate(b))
-    if len(shared) < 2:
-        return found
     tasks = [task for b in shared for task in _halves(b, defs, b[0] in heavy)]
+    for b in [b for b in batches if b not in shared] if len(tasks) > 1 else batches:
+        found.update(estimate(b))
+    if len(tasks) < 2:
+        return found
     (threads,) = con.execute("SELECT current_setting('threads')").fetchall()[0]
     con.execute("SET threads = 1")  # the queries share the cores: one thread each costs the least CPU
     try:
