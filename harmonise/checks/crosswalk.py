@@ -22,7 +22,7 @@ from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.expr import EXPR_TYPES, ExprError, parse, referenced_names, result_literals
-from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
+from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave, special_missing_key
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 from harmonise.spec.yamlload import LineIndex, locate
@@ -208,7 +208,7 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             out.extend(_check_codes(var, tp, vm, add))
     if tp.kind in ("map", "range") and tp.source and meta is not None and (vm := meta.get(tp.source)) is not None:
         wrong = next((c for c in tp.explicit_missing if isinstance(c, str) == (vm.type == "numeric")
-                      and not _sysmis_or_letter(c)), None)
+                      and not special_missing_key(c)), None)
         if wrong is not None:  # the compiled rule reads only codes of the source's type: this one would be ignored
             add(f"missing code {wrong!r} has the wrong type for {vm.type} source {vm.name}, so it matches no value: "
                 "the code would be read as if the entry were not there", ("missing", wrong), code="code-type",
@@ -216,11 +216,6 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
     if tp.kind in ("map", "table") and tp.source and meta is not None and (vm := meta.get(tp.source)) is not None:
         out.extend(label_issues(var, tp, vm, tables))
     return out
-
-
-def _sysmis_or_letter(code: object) -> bool:
-    """Whether a rule's missing key is system missing ('.') or a Stata extended missing letter ('.a')."""
-    return isinstance(code, str) and (code == "." or (len(code) == 2 and code[0] == "." and code[1].isalpha()))
 
 
 def _check_codes(var: Variable, tp: TargetPlan, vm: VarMeta, add: Any) -> list[Issue]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 
@@ -134,6 +134,12 @@ def reason_of_label(label: str) -> str | None:
     return MISSING_LABELS.get(words)
 
 
+def special_missing_key(code: object) -> TypeGuard[str]:
+    """Whether a rule's ``missing`` key names system missing ('.') or a Stata extended missing letter ('.a')
+    rather than a source code."""
+    return isinstance(code, str) and (code == SYSMIS_KEY or (len(code) == 2 and code[0] == "." and code[1].isalpha()))
+
+
 def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid: set[Code],
                      rng: tuple[float, float] | None, meta: VarMeta | None) -> SourceMissing:
     """Combine explicit, default and declared missing information for one source variable."""
@@ -148,7 +154,7 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
     for code, reason in explicit.items():
         if code == SYSMIS_KEY:
             out.system = reason
-        elif isinstance(code, str) and len(code) == 2 and code.startswith(".") and code[1].isalpha():
+        elif special_missing_key(code):
             out.extended[code[1]] = reason
         else:
             out.reasons[code] = reason
