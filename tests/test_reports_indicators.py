@@ -8,7 +8,9 @@ ratios, linearised scores and the stratified variance with R survey's lonely.psu
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -244,6 +246,32 @@ def test_waves_estimated_while_harmonising_give_the_stored_rows(small_demo_db: P
         con.close()
 
 
+def _stored_and_one_estimate(con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch,
+                             spy: Callable[..., pd.DataFrame]) -> tuple[list[tuple[object, ...]],
+                                                                       list[tuple[object, ...]], Any, pd.DataFrame]:
+    """The indicators of ``con``'s respondents stored afresh (``spy`` standing for the estimator meanwhile): the
+    stored rows, the rows one estimate of every wave gives in the table's order, the definitions and that
+    estimate."""
+    import harmonise.reports.indicators as ind
+
+    real = ind.estimate_frame
+    for table in ("indicators", "indicator_definitions", "indicator_breakdowns", "survey_sampling"):
+        con.execute(f"DROP TABLE {table}")
+    con.execute("DELETE FROM build_info WHERE key = 'indicator_age_bands'")
+    monkeypatch.setattr(ind, "estimate_frame", spy)
+    store_indicators(con, load_project(ROOT))
+    monkeypatch.setattr(ind, "estimate_frame", real)
+    stored = con.execute("SELECT * FROM indicators").fetchall()
+    defs = ind.read_definitions(con)
+    whole = real(con, defs, None, ind.DEFAULT_BY, (None, *defs.breakdowns))
+    one = duckdb.connect()
+    try:
+        create_indicators(one, [whole], lambda: whole)
+        return stored, one.execute("SELECT * FROM indicators").fetchall(), defs, whole
+    finally:
+        one.close()
+
+
 @pytest.mark.parametrize("batch", [None, 1], ids=["two-at-a-time", "each-alone"])
 def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo_db: Path, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch,
@@ -270,22 +298,12 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
         return real(c, *args, **kw)  # type: ignore[arg-type]
 
     try:
-        for table in ("indicators", "indicator_definitions", "indicator_breakdowns", "survey_sampling"):
-            con.execute(f"DROP TABLE {table}")
-        con.execute("DELETE FROM build_info WHERE key = 'indicator_age_bands'")
         designed = {(str(s), str(w)) for s, w in con.execute("SELECT DISTINCT survey, wave FROM respondents "
                                                              "WHERE psu IS NOT NULL").fetchall()}
-        monkeypatch.setattr(ind, "estimate_frame", spy)
-        store_indicators(con, load_project(ROOT))
-        monkeypatch.setattr(ind, "estimate_frame", real)
-        table = con.execute("SELECT * FROM indicators").fetchall()
-        defs = ind.read_definitions(con)
-        whole = ind.estimate_frame(con, defs, None, ind.DEFAULT_BY, (None, *defs.breakdowns))
+        table, expected, defs, whole = _stored_and_one_estimate(con, monkeypatch, spy)
     finally:
         con.close()
-    one = duckdb.connect()
-    create_indicators(one, [whole], lambda: whole)
-    assert table == one.execute("SELECT * FROM indicators").fetchall() and len(table) > 1000
+    assert table == expected and len(table) > 1000
     batches = [b for _, b, _ in seen]
     waves = sorted({(str(s), str(w)) for s, w in whole[["survey", "wave"]].itertuples(index=False)})
     assert all(len(b) == 1 for b in batches if set(b) & designed) and designed
@@ -386,18 +404,8 @@ def test_a_single_wave_with_design_psus_is_estimated_in_two_halves(small_demo_db
         (survey, wave), *_ = con.execute("SELECT survey, wave FROM respondents WHERE psu IS NOT NULL GROUP BY ALL "
                                          "ORDER BY count(*)").fetchall()
         con.execute("DELETE FROM respondents WHERE NOT (survey = ? AND wave = ?)", [survey, wave])
-        for table in ("indicators", "indicator_definitions", "indicator_breakdowns", "survey_sampling"):
-            con.execute(f"DROP TABLE {table}")
-        con.execute("DELETE FROM build_info WHERE key = 'indicator_age_bands'")
-        monkeypatch.setattr(ind, "estimate_frame", spy)
-        store_indicators(con, load_project(ROOT))
-        monkeypatch.setattr(ind, "estimate_frame", real)
-        table = con.execute("SELECT * FROM indicators").fetchall()
-        defs = ind.read_definitions(con)
-        whole = ind.estimate_frame(con, defs, None, ind.DEFAULT_BY, (None, *defs.breakdowns))
+        table, expected, defs, _ = _stored_and_one_estimate(con, monkeypatch, spy)
     finally:
         con.close()
-    one = duckdb.connect()
-    create_indicators(one, [whole], lambda: whole)
-    assert table == one.execute("SELECT * FROM indicators").fetchall() and len(table) > 100
+    assert table == expected and len(table) > 100
     assert len(names) == 2 and sorted(n for part in names for n in part) == sorted(defs.indicators)  # type: ignore[attr-defined]
