@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from harmonise.checks.archives import is_archive, not_data, unextracted
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
-from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source
+from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source, undecodable_names
 from harmonise.samework import SameWork, assume_digest, kept_digest
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
@@ -55,7 +55,7 @@ class Job:
     source: SourceFile | None = None
     opened_with: str | None = None
     sha256: str | None = None  # the file's digest, when discovery computed it (an incremental build)
-    sampled: bool = False  # recognised by content values read from its first CONTENT_SAMPLE rows only
+    sampled: bool = False  # its wave's content variables were read from its first CONTENT_SAMPLE rows only
 
 
 @dataclass
@@ -86,6 +86,9 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
     unreadable = [why for f in files if (why := not_data(f)) is not None]  # only files named on the command line
     if unreadable:
         raise InputError("\n".join(unreadable))
+    undecodable = undecodable_names(files)
+    if undecodable is not None:
+        raise undecodable
     return files
 
 
@@ -151,7 +154,17 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        sampled = why == BY_CONTENT and src is not None and (src.meta.rows is None or src.meta.rows > CONTENT_SAMPLE)
+        forced = bool(opts.survey and opts.wave)  # "whatever their content"
+        foreign = None if forced or why == BY_CONTENT or src is None else _foreign_content(src, wave, seen)
+        if foreign:
+            issues.append(Issue(f"{f}: its name matches {cw.survey} wave {wave.wave}, but {foreign}: the file holds "
+                                "rows of another wave", code="mixed-waves", survey=cw.survey, wave=wave.wave,
+                                hint="split a file that holds several waves into one file per wave; if the values "
+                                     "are wrong and the file is this wave, name it with --survey and --wave"))
+            continue
+        # a file with the wave's content variables has every row checked against them (the first rows were)
+        sampled = (not forced and src is not None and (src.meta.rows is None or src.meta.rows > CONTENT_SAMPLE)
+                   and any(find_variable(src.meta.variables, n) is not None for n in wave.content or {}))
         job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha, sampled)
         if src is not None and project.schema is not None:
             plan = same.resolve(cw, wave, project, src.meta, job.supplied)
@@ -315,6 +328,30 @@ def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]],
 
 
 BY_CONTENT = "its content matches"
+
+
+def _foreign_content(src: SourceFile, wave: Wave, scanned: dict[str, set[str] | InputError]) -> str | None:
+    """How the first rows of a file matched to ``wave`` by its name hold content values of another wave
+    (None when its content variables are absent, empty or the wave's)."""
+    for name, allowed in (wave.content or {}).items():
+        vm = find_variable(src.meta.variables, name)
+        if vm is None:
+            continue
+        got = scanned.get(vm.name)
+        if isinstance(got, InputError):
+            raise got
+        values = got if got is not None else _distinct(src, vm.name)
+        if values - content_wanted(allowed):
+            rows = "" if src.meta.rows is not None and src.meta.rows <= CONTENT_SAMPLE else f" in its first {CONTENT_SAMPLE} rows"
+            return f"{vm.name} = {', '.join(sorted(values, key=_natural))}{rows}"
+    return None
+
+
+def _natural(text: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1, text)
 
 
 def _distinct(src: SourceFile, column: str) -> set[str]:

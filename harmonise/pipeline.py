@@ -34,6 +34,7 @@ import pandas as pd
 from harmonise import __version__
 from harmonise.checks import accounting, drift, inputs, renames
 from harmonise.checks.crosswalk import check_crosswalk
+from harmonise.checks.labels import moved_labels
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
@@ -221,13 +222,20 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
         f.out.issues.append(Issue(f"{job.path}: the file records no usable text encoding; its texts were read as "
                                   f"{src.meta.encoding}", code="encoding-guessed", severity="note", survey=cw.survey,
                                   wave=wave.wave, hint="pass --encoding to read them otherwise"))
+    if src.format == "por":
+        f.out.issues.append(Issue(
+            f"{job.path}: an SPSS portable file: pyreadstat reads the values it declares user-missing (refusal, "
+            "don't know, …) as system-missing, so they are stored with the reason of a system-missing value, not "
+            "their own", code="portable-missing", severity="warning", survey=cw.survey, wave=wave.wave,
+            hint="re-save the file as .sav (SPSS or PSPP) to keep the reasons of its missing codes"))
     declared = same.declared(project, cw.survey, wave.wave)
     if declared is not None:
         def drifted() -> list[Issue]:
             real = replace(src.meta, variables={k: v for k, v in src.meta.variables.items() if k not in src.virtual})
             return [*drift.compare(declared, real, set(f.plan.sources()), cw.survey, wave.wave),
                     *(locate(i, entry.index, cw.survey, wave.wave)
-                      for i in renames.renamed_variables(f.plan, declared, src.meta))]
+                      for i in (*renames.renamed_variables(f.plan, declared, src.meta),
+                                *moved_labels(f.plan, declared, src.meta)))]
         f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
         f.out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",

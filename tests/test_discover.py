@@ -130,6 +130,56 @@ def test_relabelled_codes_contradicting_the_code_table_are_each_reported(finland
             "(Sweden)") in errors[1]
 
 
+def test_codes_carrying_another_codes_declared_label_are_an_error_a_reworded_label_is_not(
+        finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """A researcher's recode keeps data and labels consistent but no longer the declared codes: harmonised by the
+    declared codes, 1,692 Polish respondents' sex came out swapped without a word (only a drift note)."""
+    data = tmp_path / "data"
+    write_copy(finland, data / "ESS9FI.sav", relabel={"gndr": {1.0: "Female", 2.0: "Male"},
+                                                      "trstprl": {0.0: "Complete trust", 10.0: "No trust at all",
+                                                                  77.0: "Don't know", 88.0: "Refusal"},
+                                                      "stflife": {0.0: "Extremely dissatisfied!"}})
+    code, out, err = run("validate", "--data", str(data))
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert errors[0].endswith(
+        "targets.sex.map: wave 9: the file's labels of gndr contradict the codes the rule for sex maps (written for "
+        "surveys/ess/codebook_9.yaml): 1 is labelled 'Female', the declared label of 2, but maps to 'male', not "
+        "'female'; 2 is labelled 'Male', the declared label of 1, but maps to 'female', not 'male' — the file's codes "
+        "were recoded (by a researcher or a national release): map the file's own codes by their labels in a wave "
+        "override of the rule (`harmonise inspect FILE` lists them), or harmonise the original release")
+    assert ("targets.trust_parliament.range: wave 9: the file's labels of trstprl contradict the codes the rule for "
+            "trust_parliament maps (written for surveys/ess/codebook_9.yaml): 0 is labelled 'Complete trust', the "
+            "declared label of 10, but maps to 0, not 10; 10 is labelled 'No trust at all', the declared label of 0, "
+            "but maps to 10, not 0; 77 is labelled 'Don't know', the declared label of 88, but maps to missing "
+            "(refused), not missing (dont_know); 88 is labelled 'Refusal', the declared label of 77, but maps to "
+            "missing (dont_know), not missing (refused)") in errors[1]
+    assert not any("stflife" in line for line in errors)  # reworded, not another code's label: a drift note
+    assert ("note: surveys/ess/codebook_9.yaml: drift in stflife: label of code 0 changed from 'Extremely "
+            "dissatisfied' to 'Extremely dissatisfied!'") in out + err
+
+
+def test_a_file_its_name_matches_that_holds_another_waves_rows_is_an_error(finland: tuple[pd.DataFrame, Any],
+                                                                          tmp_path: Path) -> None:
+    """Rounds 9 and 10 interleaved match no wave by content; the name matched round 9 and every row was stored as
+    round 9 without a word. Rows whose round is empty at first and another wave's later are checked row by row."""
+    df, meta = finland
+    mixed = df.assign(essround=[9.0 if i % 2 else 10.0 for i in range(len(df))])
+    write_copy((mixed, meta), tmp_path / "a" / "ESS9FI.sav")
+    code, _, err = run("validate", "--data", str(tmp_path / "a"))
+    assert code == 1
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: ess wave 9: {tmp_path / 'a' / 'ESS9FI.sav'}: its name matches ess wave 9, but essround = 9, 10 in "
+        "its first 100 rows: the file holds rows of another wave — split a file that holds several waves into one "
+        "file per wave; if the values are wrong and the file is this wave, name it with --survey and --wave"]
+    late = df.assign(essround=[float("nan")] * 100 + [9.0] * (len(df) - 101) + [10.0])
+    write_copy((late, meta), tmp_path / "b" / "ESS9FI.sav")
+    code, _, err = run("validate", "--data", str(tmp_path / "b"))
+    assert code == 2
+    assert err.startswith(f"error: {tmp_path / 'b' / 'ESS9FI.sav'}: essround = 10 at row {len(df):,}, but ")
+
+
 def test_one_renamed_variable_is_exactly_one_error_naming_the_wave_by_id(finland: tuple[pd.DataFrame, Any],
                                                                          tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -216,3 +266,20 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
                    f"of its first {CONTENT_SAMPLE:,} rows (9) made it ess wave 9; split a file that holds several "
                    "waves into one file per wave, or name its wave with --survey and --wave\n")
     assert not db.exists()
+
+
+def test_a_file_name_that_is_not_utf8_text_is_named_as_an_input_error(tmp_path: Path) -> None:
+    """A name unpacked from a Windows ZIP (latin-1 bytes): DuckDB refused to store it, with advice about rules."""
+    import os
+
+    from conftest import ESS8
+
+    name = os.fsdecode(b"ESS8FR_donn\xe9es.sav")
+    (tmp_path / name).symlink_to(ESS8)
+    for args in (("validate", "--data", str(tmp_path)), ("scaffold", str(tmp_path / name), "--survey", "ess",
+                                                          "--wave", "8", "--out", str(tmp_path / "draft.yaml"))):
+        code, out, err = run(*args)
+        assert (code, out) == (2, "")
+        assert err.startswith(f"error: 1 file name(s) are not valid UTF-8 text: {tmp_path}/ESS8FR_donn\\xe9es.sav — "
+                              "rename them")
+    assert not (tmp_path / "draft.yaml").exists()

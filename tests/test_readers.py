@@ -132,3 +132,25 @@ def test_a_file_read_from_memory_or_a_buffer_reads_as_from_its_path(name: str, i
     got_df, _ = files._read(fmt, str(path), usecols=columns, row_offset=7, row_limit=300, **kw)
     assert len(got_df) == 300
     pd.testing.assert_frame_equal(got_df, want_df)
+
+
+def test_an_spss_portable_file_is_read_and_its_missing_codes_coarsening_is_a_warning(ess8: Path,
+                                                                                     tmp_path: Path) -> None:
+    """pyreadstat's .por reader takes no ``user_missing``: passing it crashed every .por file. The file's
+    values are read as the .sav's; a warning says its user-missing values come back system-missing."""
+    df, meta = pyreadstat.read_sav(str(ess8), usecols=USED)
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_por(df, str(data / "ESS8FR.por"), column_labels=meta.column_labels)
+    src = open_source(data / "ESS8FR.por")
+    assert src.format == "por"
+    back = pd.concat(list(src.chunks(["AGEA", "GNDR"], 1000)))  # the portable format's names are upper case
+    pd.testing.assert_series_equal(back["AGEA"].reset_index(drop=True), df["agea"], check_names=False)
+    pd.testing.assert_series_equal(back["GNDR"].reset_index(drop=True), df["gndr"], check_names=False)
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(data))
+    assert "internal error" not in out + err
+    assert code == 0  # read without user-missing values, as a .por holds them: no code is left unmapped
+    assert (f"warning: ess wave 8: {data / 'ESS8FR.por'}: an SPSS portable file: pyreadstat reads the values it "
+            "declares user-missing (refusal, don't know, …) as system-missing, so they are stored with the reason of "
+            "a system-missing value, not their own — re-save the file as .sav (SPSS or PSPP) to keep the reasons of "
+            "its missing codes") in out + err

@@ -39,7 +39,7 @@ from harmonise.authoring.similarity import (
 )
 from harmonise.checks.crosswalk import check_target
 from harmonise.errors import UsageError
-from harmonise.readers.files import open_source
+from harmonise.readers.files import open_source, undecodable_names
 from harmonise.spec.codetables import Reference
 from harmonise.spec.coverage import coverage
 from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, Wave
@@ -280,6 +280,9 @@ def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None
     project = project if project is not None else load_project(root)
     if project.schema is None:
         raise UsageError(f"{root}: mappings/schema.yaml does not load; run `harmonise validate` first")
+    undecodable = undecodable_names([path])
+    if undecodable is not None:
+        raise undecodable
     src = open_source(path, encoding=encoding)
     meta = src.meta
     cw = project.crosswalks.get(survey) if known else None

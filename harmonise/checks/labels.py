@@ -1,4 +1,8 @@
-"""Labels check codes: a file's value label of a country or language code must not name another one.
+"""Labels check codes: a file's value label of a code must not name another code's meaning.
+
+Two checks. A country or language code's label must not name another country or language
+(:func:`label_issues`); and under a map or range rule, a code must not carry the declared codebook's
+label of another code the rule maps differently (:func:`moved_labels`).
 
 Codes are mapped by code, never by label; but a file whose codes follow another scheme (an index:
 ``8`` labelled 'Croatia') would be mapped through the code table without a word. So the label of
@@ -17,9 +21,9 @@ from functools import lru_cache
 
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
-from harmonise.spec.resolve import TargetPlan
+from harmonise.spec.resolve import TargetPlan, WavePlan
 from harmonise.spec.schema import Variable
-from harmonise.spec.source import VarMeta
+from harmonise.spec.source import Code, SourceMeta, VarMeta
 
 REFERENCES = {"country": "countries", "language": "languages"}
 TRUNCATED = 59  # SPSS cut value labels at 60 characters: a label this long may be a name's beginning
@@ -83,3 +87,67 @@ def label_issues(var: Variable, tp: TargetPlan, vm: VarMeta, tables: TableSet) -
                   variable=vm.name, path=".".join(map(str, path)), extra={"yaml_path": path},
                   hint="the file's codes follow another scheme than the code table: map them by code in the rule's "
                        "map (a wave override), or check that the file is the survey and wave it seems")]
+
+
+def _outcome(tp: TargetPlan, code: Code) -> tuple[str, object] | None:
+    """What the rule makes of a source code: ("missing", reason), ("value", target value), or None (unmapped)."""
+    reason = tp.missing.reasons.get(code) or tp.explicit_missing.get(code)
+    if reason is not None:
+        return ("missing", reason)
+    if tp.kind == "map" and code in tp.values:
+        return ("value", tp.values[code])
+    if tp.kind == "range" and tp.range is not None and isinstance(code, (int, float)) and not isinstance(code, bool):
+        return ("value", code) if tp.range[0] <= code <= tp.range[1] else None
+    return None
+
+
+def _said(outcome: tuple[str, object]) -> str:
+    kind, what = outcome
+    return f"missing ({what})" if kind == "missing" else repr(what)
+
+
+def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> list[Issue]:
+    """Errors for map and range rules whose file labels a code with the declared label of *another* code
+    that the rule maps differently (codes swapped, a scale reversed, categories renumbered).
+
+    The rule was written for the declared codebook's codes; a file whose code ``a`` carries the declared
+    label of code ``b`` (and not its own) holds ``b``'s answers under ``a``, and would be harmonised as
+    ``a`` without a word. Labels are compared normalised (:func:`plain`); a declared label two codes share
+    does not count, nor does a label the declared codebook does not know (reworded, translated)."""
+    out = []
+    seen: set[tuple[str, str]] = set()
+    for target, tp in plan.targets.items():
+        if tp.kind not in ("map", "range") or not tp.source:
+            continue
+        dv, fv = declared.get(tp.source), meta.get(tp.source)
+        if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type:
+            continue
+        by_label: dict[str, list[Code]] = {}
+        for code, label in dv.labels.items():
+            if plain(label):
+                by_label.setdefault(plain(label), []).append(code)
+        found = []
+        for code, label in fv.labels.items():
+            own = dv.labels.get(code)
+            named = by_label.get(plain(label), [])
+            if (own is not None and plain(own) == plain(label)) or len(named) != 1 or named[0] == code:
+                continue
+            other = named[0]
+            mine, theirs = _outcome(tp, code), _outcome(tp, other)
+            if mine is None or theirs is None or mine == theirs:
+                continue
+            found.append(f"{code!r} is labelled '{label}', the declared label of {other!r}, but maps to "
+                         f"{_said(mine)}, not {_said(theirs)}")
+        if not found or (tp.source, target) in seen:
+            continue
+        seen.add((tp.source, target))
+        shown = "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
+        path = (*tp.path, "map" if tp.kind == "map" else "range")
+        out.append(Issue(f"wave {plan.wave.wave}: the file's labels of {tp.source} contradict the codes the rule for "
+                         f"{target} maps (written for {declared.origin}): {shown}", code="label-contradiction",
+                         variable=tp.source, path=".".join(map(str, path)), extra={"yaml_path": path},
+                         survey=plan.survey, wave=plan.wave.wave,
+                         hint="the file's codes were recoded (by a researcher or a national release): map the file's "
+                              "own codes by their labels in a wave override of the rule (`harmonise inspect FILE` "
+                              "lists them), or harmonise the original release"))
+    return out

@@ -75,6 +75,23 @@ def extension_agrees(path: Path, fmt: str) -> bool:
     return named == fmt or {named, fmt} == {"sav", "zsav"}
 
 
+def undecodable_names(paths: list[Path]) -> InputError | None:
+    """The error naming the ``paths`` whose names are not text (bytes the file system could not decode
+    as UTF-8: a database, a crosswalk's ``files`` and a terminal cannot hold them), or None."""
+    bad = []
+    for path in paths:
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(os.fsencode(path).decode("utf-8", "backslashreplace"))
+    if not bad:
+        return None
+    return InputError(f"{len(bad)} file name(s) are not valid UTF-8 text: {'; '.join(bad[:10])}"
+                      f"{' …' if len(bad) > 10 else ''} — rename them (their names were probably written in "
+                      "another encoding, e.g. unpacked from a ZIP archive made on Windows; `convmv -f cp1252 -t utf8 "
+                      "--notest FILE` renames one)")
+
+
 def _reader(fmt: str) -> Callable[..., Any]:
     readers: dict[str, Callable[..., Any]] = {"sav": pyreadstat.read_sav, "zsav": pyreadstat.read_sav,
                                               "por": pyreadstat.read_por, "dta": pyreadstat.read_dta}
@@ -121,9 +138,13 @@ def _explain(path: Path, exc: Exception, encoding: str | None) -> InputError:
 
 
 def _kwargs(fmt: str, encoding: str | None) -> dict[str, Any]:
-    kw: dict[str, Any] = {"user_missing": True, "disable_datetime_conversion": True}
-    if encoding and fmt != "por":
-        kw["encoding"] = encoding
+    """pyreadstat's options for ``fmt``: SPSS portable files take neither ``user_missing`` nor ``encoding``
+    (pyreadstat's por reader has no such parameters; its text is ASCII by the format)."""
+    kw: dict[str, Any] = {"disable_datetime_conversion": True}
+    if fmt != "por":
+        kw["user_missing"] = True
+        if encoding:
+            kw["encoding"] = encoding
     return kw
 
 
