@@ -551,14 +551,15 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
             (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case),
              None if pd.isna(r) else int(r))
             for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
-    found = [*accounting.unmapped_codes(rep, plan, labels), *accounting.empty_sources(rep, plan, out.rows),
+    unmapped = accounting.unmapped_codes(rep, plan, labels)
+    found = [*unmapped, *accounting.empty_sources(rep, plan, out.rows),
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
              *accounting.row_count(src.meta.rows, out.rows, str(job.path), plan),
              *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(
                  "unaccounted", src.meta, shape, lambda: accounting.unaccounted_codes(plan, src.meta))),
              *accounting.not_available(plan, str(job.path)),
-             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan)]
+             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
     rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(

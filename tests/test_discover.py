@@ -170,9 +170,9 @@ def test_a_file_its_name_matches_that_holds_another_waves_rows_is_an_error(finla
     code, _, err = run("validate", "--data", str(tmp_path / "a"))
     assert code == 1
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
-        f"error: ess wave 9: {tmp_path / 'a' / 'ESS9FI.sav'}: its name matches ess wave 9, but essround = 9, 10 in "
+        (f"error: ess wave 9: {tmp_path / 'a' / 'ESS9FI.sav'}: its name matches ess wave 9, but essround = 9, 10 in "
         "its first 100 rows: the file holds rows of another wave — split a file that holds several waves into one "
-        "file per wave; if the values are wrong and the file is this wave, name it with --survey and --wave"]
+        "file per wave; if the values are wrong and the file is this wave, name it with --survey and --wave")]
     late = df.assign(essround=[float("nan")] * 100 + [9.0] * (len(df) - 101) + [10.0])
     write_copy((late, meta), tmp_path / "b" / "ESS9FI.sav")
     code, _, err = run("validate", "--data", str(tmp_path / "b"))
@@ -283,3 +283,28 @@ def test_a_file_name_that_is_not_utf8_text_is_named_as_an_input_error(tmp_path: 
         assert err.startswith(f"error: 1 file name(s) are not valid UTF-8 text: {tmp_path}/ESS8FR_donn\\xe9es.sav — "
                               "rename them")
     assert not (tmp_path / "draft.yaml").exists()
+
+
+def test_a_required_targets_unknown_or_empty_code_is_named_not_left_to_pandera(finland: tuple[pd.DataFrame, Any],
+                                                                               tmp_path: Path) -> None:
+    """`country` has no missing reason: a code its table lacks ('UK', Eurostat's name for GB) was only pandera's
+    "not_nullable failed on column country, e.g. <NA>", naming neither cntry nor the code."""
+    df, meta = finland
+    odd = df.assign(cntry=["UK"] * (len(df) - 2) + ["", ""])
+    write_copy((odd, meta), tmp_path / "data" / "ESS9FI.sav")
+    code, _, err = run("validate", "--data", str(tmp_path / "data"))
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors[0].endswith(
+        f"targets.country: source variable cntry: 2 codes have no mapping for target country: . (no value label) 2, "
+        f"UK (no value label) {len(df) - 2:,} ({len(df):,} row(s) in all) — add the codes to the rule's map or missing")
+    assert errors[1:] == [("error: ess wave 9: pandera check 'not_nullable' failed on column respondent_id: 2 case(s), "
+                          f"e.g. <NA> (source rows {len(df) - 1}): respondent_id is required, but its rule (expr: concat(cntry, "
+                          "'-', str(idno))) gave no value in those rows")]
+    blank = df.assign(cntry=["FI"] * (len(df) - 2) + ["", ""])
+    write_copy((blank, meta), tmp_path / "blank" / "ESS9FI.sav")
+    code, _, err = run("validate", "--data", str(tmp_path / "blank"))
+    assert code == 1
+    assert ("targets.country: source variable cntry is empty (system-missing) in 2 row(s), but target country is "
+            "required and has no missing reason — give those rows their cntry in the file") in err
+    assert "failed on column country" not in err

@@ -29,8 +29,12 @@ def clip(value: object, limit: int = 60) -> str:
 def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels) -> list[Issue]:
     """One error per target whose rows hold source codes that reached no value and no missing reason."""
     found: dict[str, list[tuple[str | None, int]]] = {}
-    for target, code, _, reason, n in rep:
-        if reason == UNMAPPED and plan.targets[target].kind != "derived":  # derived targets inherit their inputs' gaps
+    for target, code, value, reason, n in rep:
+        kind = plan.targets[target].kind
+        # a required target has no missing reason to mark a code nobody mapped: its value is null (pandera's
+        # not_nullable says so without naming the code); derived targets inherit their inputs' gaps
+        if reason == UNMAPPED and kind != "derived" or \
+                value is None and reason is None and kind in ("map", "table", "range"):
             found.setdefault(target, []).append((code, n))
     out = []
     for target, codes in found.items():
@@ -38,6 +42,13 @@ def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels) -> 
         srcvars, labs = labels.get(target, ("", {}))
 
         total = sum(n for _, n in codes)
+        if codes == [(".", total)] and tp.kind in ("map", "table", "range"):
+            out.append(Issue(f"source variable {srcvars} is empty (system-missing) in {total:,} row(s), but target "
+                             f"{target} is required and has no missing reason", code="unmapped-code",
+                             survey=plan.survey, wave=plan.wave.wave, variable=srcvars,
+                             path=".".join(map(str, tp.path)), hint=f"give those rows their {srcvars} in the file",
+                             extra={"yaml_path": tp.path, "source_codes": ["."], "count": total, "target": target}))
+            continue
         if len(codes) == 1:
             text = f"source variable {srcvars} code {_shown(codes[0][0], labs)} has no mapping for target {target}: {total:,} row(s)"
         else:
@@ -47,7 +58,8 @@ def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels) -> 
                     f"({total:,} row(s) in all)")
         out.append(Issue(text, code="unmapped-code", survey=plan.survey, wave=plan.wave.wave, variable=srcvars,
                          path=".".join(map(str, tp.path)), hint="add the codes to the rule's map or missing",
-                         extra={"yaml_path": tp.path, "source_codes": [c for c, _ in codes], "count": total}))
+                         extra={"yaml_path": tp.path, "source_codes": [c for c, _ in codes], "count": total,
+                                "target": target}))
     return out
 
 
@@ -174,14 +186,22 @@ def duplicate_ids(survey: str, wave: str, n: int, examples: Sequence[tuple[str, 
                   else "the respondent key does not identify respondents: check `respondent_id`'s rule")]
 
 
-def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], int]], plan: WavePlan) -> list[Issue]:
+def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], int]], plan: WavePlan,
+                        unmapped: Sequence[Issue] = ()) -> list[Issue]:
     """One error per (column, pandera check) with failures: ``groups`` holds column, check, failing
-    values, example source rows and the number of cases."""
+    values, example source rows and the number of cases. A null in a column whose codes ``unmapped``
+    (:func:`unmapped_codes`) names is said there, with its codes."""
+    said = {str(i.extra["target"]) for i in unmapped if "target" in i.extra}
     out = []
     for col, check, values, rows, cases in groups:
+        if check == "not_nullable" and col in said:
+            continue
         examples = ", ".join(sorted({clip(v) for v in values})[:5])
         shown = ", ".join(str(r) for r in sorted(rows)[:3])
+        tp = plan.targets.get(col)
+        why = (f": {col} is required, but its rule ({tp.rule_text}) gave no value in those rows"
+               if check == "not_nullable" and tp is not None else "")
         out.append(Issue(f"pandera check '{check}' failed on column {col}: {cases:,} case(s), e.g. {examples}"
-                         + (f" (source rows {shown})" if shown else ""),
+                         + (f" (source rows {shown})" if shown else "") + why,
                          code="validation", survey=plan.survey, wave=plan.wave.wave, variable=col))
     return out
