@@ -551,7 +551,7 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
             (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case),
              None if pd.isna(r) else int(r))
             for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
-    unmapped = accounting.unmapped_codes(rep, plan, labels)
+    unmapped = accounting.unmapped_codes(rep, plan, labels, src.meta)
     found = [*unmapped, *accounting.empty_sources(rep, plan, out.rows),
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),

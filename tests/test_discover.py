@@ -308,3 +308,36 @@ def test_a_required_targets_unknown_or_empty_code_is_named_not_left_to_pandera(f
     assert ("targets.country: source variable cntry is empty (system-missing) in 2 row(s), but target country is "
             "required and has no missing reason — give those rows their cntry in the file") in err
     assert "failed on column country" not in err
+
+
+def test_numbers_stored_as_text_and_codes_outside_a_range_say_so(finland: tuple[pd.DataFrame, Any],
+                                                                tmp_path: Path) -> None:
+    """gndr and pspwght written as text ("1", "2"): the codes were "not mapped" though the map holds them, and the
+    weight's rule said "arithmetic '*' needs numbers" naming no variable; an age of 150 was "no mapping"."""
+    df, m = finland
+
+    def errors(frame: pd.DataFrame, text: tuple[str, ...], folder: str) -> list[str]:
+        data = tmp_path / folder
+        data.mkdir()
+        kept = {k for k in frame.columns if k not in text}
+        pyreadstat.write_sav(frame, str(data / "ESS9FI.sav"),
+                             column_labels={k: v for k, v in m.column_names_to_labels.items() if k in frame.columns},
+                             variable_value_labels={k: v for k, v in m.variable_value_labels.items() if k in kept},
+                             missing_ranges={k: v for k, v in m.missing_ranges.items() if k in kept})
+        code, _, err = run("validate", "--data", str(data))
+        assert code == 1
+        return [line.split(": ", 2)[2] for line in err.splitlines() if line.startswith("error:")]
+
+    odd = df.assign(gndr=df["gndr"].map(lambda v: f"{v:.0f}"), agea=[150.0, 5.0, *df["agea"].iloc[2:]])
+    assert errors(odd, ("gndr",), "a") == [
+        ("source variable agea: 2 codes have no mapping for target age: 150 (no value label) 1, 5 (no value label) 1 "
+        "(2 row(s) in all), outside the rule's range [13, 120] — give the codes a missing reason (the rule's "
+        "`missing`), or widen the range if they are valid"),
+        (f"source variable gndr: 2 codes have no mapping for target sex: 1 (no value label) "
+        f"{(df['gndr'] == 1).sum():,}, 2 (no value label) {(df['gndr'] == 2).sum():,} ({len(df):,} row(s) in all): "
+        "gndr holds text in this file and the rule maps numbers (the codes are the map's, written as text) — make "
+        "gndr numeric in the file (Stata `destring`, SPSS `ALTER TYPE`), or map its text codes in a wave override")]
+    weight = df.assign(pspwght=df["pspwght"].map(str)).drop(columns=["anweight"])  # the weight: pspwght × pweight
+    assert errors(weight, ("pspwght",), "b") == [
+        ("arithmetic '*' needs numbers: pspwght is text in this file; make it numeric there (Stata `destring`, SPSS "
+        "`ALTER TYPE`)")]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from harmonise.checks.crosswalk import codes_text, unaccounted
 from harmonise.errors import Issue
-from harmonise.spec.resolve import WavePlan
+from harmonise.spec.resolve import TargetPlan, WavePlan
 from harmonise.spec.schema import UNMAPPED
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 
@@ -26,8 +26,34 @@ def clip(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
-def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels) -> list[Issue]:
-    """One error per target whose rows hold source codes that reached no value and no missing reason."""
+def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta | None) -> tuple[str, str] | None:
+    """Why a rule left ``codes`` unmapped, when the rule says more than "not in the map": (clause, hint)."""
+    if tp.kind == "range" and tp.range is not None:
+        lo, hi = tp.range
+        if all(_number(c) is not None and not lo <= _number(c) <= hi for c, _ in codes):  # type: ignore[operator]
+            return (f", outside the rule's range [{lo:g}, {hi:g}]",
+                    "give the codes a missing reason (the rule's `missing`), or widen the range if they are valid")
+    vm = meta.get(tp.source) if meta is not None and tp.source else None
+    if tp.kind == "map" and vm is not None and vm.type == "string":
+        keys = {_text(k) for k in tp.values if isinstance(k, (int, float)) and not isinstance(k, bool)}
+        if any(c in keys for c, _ in codes):
+            return ((f": {vm.name} holds text in this file and the rule maps numbers (the codes are the map's, "
+                    "written as text)"), (f"make {vm.name} numeric in the file (Stata `destring`, SPSS `ALTER TYPE`), or "
+                    "map its text codes in a wave override"))
+    return None
+
+
+def _number(code: str | None) -> float | None:
+    try:
+        return float(code) if code is not None else None
+    except ValueError:
+        return None
+
+
+def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels,
+                   meta: SourceMeta | None = None) -> list[Issue]:
+    """One error per target whose rows hold source codes that reached no value and no missing reason
+    (``meta``: the file's, to say when its variable holds text where the rule maps numbers)."""
     found: dict[str, list[tuple[str | None, int]]] = {}
     for target, code, value, reason, n in rep:
         kind = plan.targets[target].kind
@@ -56,8 +82,10 @@ def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels) -> 
             more = f" and {len(codes) - 5} more" if len(codes) > 5 else ""
             text = (f"source variable {srcvars}: {len(codes)} codes have no mapping for target {target}: {listed}{more} "
                     f"({total:,} row(s) in all)")
-        out.append(Issue(text, code="unmapped-code", survey=plan.survey, wave=plan.wave.wave, variable=srcvars,
-                         path=".".join(map(str, tp.path)), hint="add the codes to the rule's map or missing",
+        cause = _cause(tp, codes, meta)
+        out.append(Issue(text + (cause[0] if cause else ""), code="unmapped-code", survey=plan.survey,
+                         wave=plan.wave.wave, variable=srcvars, path=".".join(map(str, tp.path)),
+                         hint=cause[1] if cause else "add the codes to the rule's map or missing",
                          extra={"yaml_path": tp.path, "source_codes": [c for c, _ in codes], "count": total,
                                 "target": target}))
     return out

@@ -90,6 +90,13 @@ class _Compiler:
                 parts.append(r)
         return f"coalesce({', '.join(parts + [sql_literal('not_available')])})" if parts else sql_literal("not_available")
 
+    def _not_numbers(self, node: ast.BinOp) -> str:
+        """Which operands are variables holding text or true/false (in this file), said for an error."""
+        said = [f"{n.id} is {'text' if t == 'string' else 'true/false'}" for n in (node.left, node.right)
+                if isinstance(n, ast.Name) and (t := self.name(n.id).type) in ("string", "boolean")]
+        return (f": {' and '.join(said)} in this file; make it numeric there (Stata `destring`, SPSS `ALTER TYPE`)"
+                if said else "")
+
     def node(self, node: ast.AST) -> tuple[str, str, ExprType]:
         method = getattr(self, "n_" + type(node).__name__)
         return method(node)
@@ -123,7 +130,7 @@ class _Compiler:
                 raise ExprError("cannot add text and a number; use concat(a, str(b))")
             return f"({lv} || {rv})", self.inputs_why(node), "string"
         if "string" in (lt, rt) or "boolean" in (lt, rt):
-            raise ExprError(f"arithmetic '{_SQL_BINOPS[type(node.op)]}' needs numbers")
+            raise ExprError(f"arithmetic '{_SQL_BINOPS[type(node.op)]}' needs numbers{self._not_numbers(node)}")
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)):  # a zero divisor gives no value, not an error
             rv = f"NULLIF({rv}, 0)"
         return f"({lv} {_SQL_BINOPS[type(node.op)]} {rv})", self.inputs_why(node), "number"
