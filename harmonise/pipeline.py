@@ -218,7 +218,7 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
     f.out.issues.extend(same.once("check", src.meta, key, lambda: without_set_aside(
         check_crosswalk(cw, schema, project.tables, entry.index, {wave.wave: src.meta}, only_wave=wave.wave,
                         data=True, supplied=job.supplied), entry.set_aside), names))
-    if src.codec is not None:
+    if src.codec is not None and src.codec.guessed:
         f.out.issues.append(Issue(f"{job.path}: the file records no usable text encoding; its texts were read as "
                                   f"{src.meta.encoding}", code="encoding-guessed", severity="note", survey=cw.survey,
                                   wave=wave.wave, hint="pass --encoding to read them otherwise"))

@@ -154,3 +154,26 @@ def test_an_spss_portable_file_is_read_and_its_missing_codes_coarsening_is_a_war
             "declares user-missing (refusal, don't know, …) as system-missing, so they are stored with the reason of "
             "a system-missing value, not their own — re-save the file as .sav (SPSS or PSPP) to keep the reasons of "
             "its missing codes") in out + err
+
+
+def test_a_stata_12_file_written_in_utf8_reads_its_labels_and_texts_as_written(ess8: Path, tmp_path: Path) -> None:
+    """Before format 118 a Stata file records no encoding; the reader's Windows-1252 read the UTF-8 that R and
+    pyreadstat write as mojibake ('DuÅ¼e miasto') without a word, and a text of 'Łódź' failed with advice to
+    pass --encoding latin1, which garbles it."""
+    df, _ = pyreadstat.read_sav(str(ess8), usecols=["idno", "cntry", "domicil", "gndr", "agea"])
+    df["region"] = ["Łódź", "Réunion"] * (len(df) // 2) + ["Łódź"] * (len(df) % 2)
+    labels = {"domicil": {1: "Duże miasto", 2: "Przedmieścia", 3: "Małe miasto", 4: "Wieś", 5: "Gospodarstwo"},
+              "gndr": {1: "Male", 2: "Female"}}
+    path = tmp_path / "ESS8FR.dta"
+    pyreadstat.write_dta(df, str(path), version=12, variable_value_labels=labels)
+    assert path.read_bytes()[0] == 115  # format 115: Stata 12
+    src = open_source(path)
+    assert src.meta.variables["domicil"].labels == {1: "Duże miasto", 2: "Przedmieścia", 3: "Małe miasto", 4: "Wieś",
+                                                    5: "Gospodarstwo"}
+    assert src.meta.encoding == "UTF-8 where valid, else Windows-1252"
+    texts = pd.concat(list(src.chunks(["region"], 1000)))["region"]
+    assert texts.iloc[:2].tolist() == ["Łódź", "Réunion"]
+    ascii_only = tmp_path / "ascii.dta"
+    pyreadstat.write_dta(df.drop(columns=["region"]), str(ascii_only), version=12, variable_value_labels={
+        "gndr": {1: "Male", 2: "Female"}})
+    assert open_source(ascii_only).codec.guessed is False  # type: ignore[union-attr]  # nothing to note

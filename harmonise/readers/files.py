@@ -511,6 +511,18 @@ def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True)
     return m
 
 
+UTF8_RELEASE = 118  # Stata's first format whose texts are UTF-8 by definition
+
+
+def dta_release(head: bytes) -> int | None:
+    """The format (release) number of a Stata file from its first bytes (None: not a Stata header)."""
+    if head.startswith(b"<stata_dta>"):
+        at = head.find(b"<release>")
+        digits = head[at + 9:at + 12] if at >= 0 else b""
+        return int(digits) if digits.isdigit() else None
+    return head[0] if len(head) > 2 and 102 <= head[0] <= 115 else None
+
+
 def open_source(path: Path, encoding: str | None = None, *, isolate: bool = True) -> SourceFile:
     """Open ``path`` and read its metadata (no data); InputError when unreadable.
 
@@ -527,11 +539,17 @@ def open_source(path: Path, encoding: str | None = None, *, isolate: bool = True
     if encoding:
         _ascii_compatible(path, encoding)
     codec: TextCodec | None = None
-    try:
-        m = _read_meta(path, fmt, encoding, isolate)
-    except InputError as exc:
-        if encoding or fmt == "por" or "cannot be decoded" not in str(exc):
-            raise
+    m = None
+    # a Stata file before format 118 records no encoding: the reader's Windows-1252 turns the UTF-8 that R, Python
+    # and Stata 13 on a Mac write into mojibake without an error, so its texts are always decoded per text
+    release = dta_release(_magic(path)) if fmt == "dta" and not encoding else None
+    if release is None or release >= UTF8_RELEASE:
+        try:
+            m = _read_meta(path, fmt, encoding, isolate)
+        except InputError as exc:
+            if encoding or fmt == "por" or "cannot be decoded" not in str(exc):
+                raise
+    if m is None:
         m = _read_meta(path, fmt, "latin1", isolate)  # every byte one character: decoded per text below
         codec = choose(_meta_texts(m))
         _recode_meta(m, codec)

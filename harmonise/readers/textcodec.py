@@ -24,6 +24,7 @@ class TextCodec:
 
     fallback: str  # "cp1252" or "cp1250"
     utf8: bool  # some texts are UTF-8
+    guessed: bool = True  # the header has texts that are not ASCII (else nothing of it was guessed)
 
     def fix(self, text: str) -> str:
         """The text a latin-1 read gave, decoded: UTF-8 where valid, else the fallback code page."""
@@ -36,16 +37,18 @@ class TextCodec:
             return raw.decode(self.fallback, errors="replace")
 
     def describe(self) -> str:
+        """How texts are decoded (every text is tried as UTF-8 first, in the header and in the data)."""
         page = {"cp1252": "Windows-1252", "cp1250": "Windows-1250"}[self.fallback]
-        return f"UTF-8 where valid, else {page}" if self.utf8 else page
+        return f"UTF-8 where valid, else {page}"
 
 
 def choose(texts: Iterable[str]) -> TextCodec:
     """The codec that fits the non-ASCII texts of a latin-1 read best."""
-    western = central = utf8 = 0
+    western = central = utf8 = other = 0
     for text in texts:
         if text.isascii():
             continue
+        other += 1
         raw = text.encode("latin-1")
         try:
             raw.decode("utf-8")
@@ -55,4 +58,4 @@ def choose(texts: Iterable[str]) -> TextCodec:
             pass
         western += sum(ch in _WESTERN for ch in raw.decode("cp1252", errors="replace"))
         central += sum(ch in _CENTRAL for ch in raw.decode("cp1250", errors="replace"))
-    return TextCodec("cp1250" if central > western else "cp1252", utf8 > 0)
+    return TextCodec("cp1250" if central > western else "cp1252", utf8 > 0, other > 0)

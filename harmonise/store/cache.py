@@ -147,7 +147,7 @@ def source_json(src: SourceFile) -> str:
     """Everything of an opened file but its variables (see :func:`variables_json`) and the user's columns."""
     m = src.meta
     return json.dumps({"format": src.format, "encoding": src.encoding,
-                       "codec": [src.codec.fallback, src.codec.utf8] if src.codec else None,
+                       "codec": [src.codec.fallback, src.codec.utf8, src.codec.guessed] if src.codec else None,
                        "meta": {"format": m.format, "encoding": m.encoding, "rows": m.rows, "file_label": m.file_label,
                                 "header": m.header}}, ensure_ascii=False)
 
@@ -158,7 +158,7 @@ def source_from(path: Path, text: str, variables: dict[str, VarMeta]) -> SourceF
     m = d["meta"]
     meta = SourceMeta(origin=str(path), variables=dict(variables), format=m["format"], encoding=m["encoding"],
                       rows=m["rows"], file_label=m["file_label"], header=dict(m["header"]))
-    codec = TextCodec(d["codec"][0], bool(d["codec"][1])) if d["codec"] else None
+    codec = TextCodec(d["codec"][0], bool(d["codec"][1]), bool(d["codec"][2])) if d["codec"] else None
     return SourceFile(path=path, format=d["format"], meta=meta, encoding=d["encoding"], codec=codec)
 
 
