@@ -72,17 +72,35 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
     """The data files named by ``data`` (files, and the readable files under folders, sorted); the archives
     under the folders are appended to ``archives`` (see :mod:`harmonise.checks.archives`)."""
     files: list[Path] = []
+    broken: list[Path] = []
     for d in data:
         if not d.exists():
-            raise InputError(f"{d}: no such file or folder")
+            raise InputError(f"{d}: no such file or folder" + (" (a link to a file that is gone)" if d.is_symlink() else ""))
         if d.is_file():
             files.append(d)
             continue
-        for p in sorted(p for p in d.rglob("*") if p.is_file()):
+        for p in sorted(d.rglob("*")):
+            if _mac_metadata(p, d):
+                continue
+            if not p.is_file():
+                if p.is_symlink() and not p.exists() and p.suffix.lower() in EXTENSIONS:
+                    broken.append(p)
+                continue
             if p.suffix.lower() in EXTENSIONS:
                 files.append(p)
             elif archives is not None and is_archive(p):
                 archives.append(p)
+    if broken:
+        raise InputError(f"{len(broken)} data file(s) are links to files that are gone: "
+                         f"{', '.join(map(str, broken[:10]))}{' …' if len(broken) > 10 else ''} — restore the files "
+                         "they point to, or remove the links")
+    seen: set[Path] = set()
+    unique = []
+    for f in files:  # a file named twice (a folder and a file in it): read once
+        if (real := f.resolve()) not in seen:
+            seen.add(real)
+            unique.append(f)
+    files = unique
     unreadable = [why for f in files if (why := not_data(f)) is not None]  # only files named on the command line
     if unreadable:
         raise InputError("\n".join(unreadable))
@@ -90,6 +108,12 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
     if undecodable is not None:
         raise undecodable
     return files
+
+
+def _mac_metadata(path: Path, top: Path) -> bool:
+    """A macOS companion file, never data: AppleDouble ``._NAME`` files and the ``__MACOSX`` folder a Mac's
+    ZIP archives unpack (they hold a file's resource fork under its name)."""
+    return path.name.startswith("._") or "__MACOSX" in path.relative_to(top).parts
 
 
 def discover(project: Project, data: list[Path], options: Options | None = None,

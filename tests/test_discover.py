@@ -341,3 +341,23 @@ def test_numbers_stored_as_text_and_codes_outside_a_range_say_so(finland: tuple[
     assert errors(weight, ("pspwght",), "b") == [
         ("arithmetic '*' needs numbers: pspwght is text in this file; make it numeric there (Stata `destring`, SPSS "
         "`ALTER TYPE`)")]
+
+
+def test_a_folder_with_mac_companions_a_dead_link_or_a_file_named_twice(tmp_path: Path) -> None:
+    """A Mac's ZIP unpacks `__MACOSX/` and `._NAME` companions (not data); a link whose file is gone was skipped
+    without a word; a file named as itself and within its folder was read twice (a duplicate-id error)."""
+    from conftest import ESS8
+
+    data = tmp_path / "data"
+    (data / "__MACOSX").mkdir(parents=True)
+    (data / "ESS8FR.sav").symlink_to(ESS8)
+    (data / "._ESS8FR.sav").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (data / "__MACOSX" / "._ESS8FR.sav").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(data), "--data", str(data / "ESS8FR.sav"))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == "ok: 0 error(s), 0 warning(s), 1 file(s), 2,070 rows"
+    (data / "ESS8BE.sav").symlink_to(tmp_path / "gone.sav")
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(data))
+    assert (code, out) == (2, "")
+    assert err == (f"error: 1 data file(s) are links to files that are gone: {data / 'ESS8BE.sav'} — restore the files "
+                   "they point to, or remove the links\n")
