@@ -559,6 +559,7 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
              *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(
                  "unaccounted", src.meta, shape, lambda: accounting.unaccounted_codes(plan, src.meta))),
              *accounting.not_available(plan, str(job.path)),
+             *accounting.approximate_alternatives(plan, str(job.path)),
              *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])

@@ -220,9 +220,10 @@ def test_json_output_counts_the_findings_by_category() -> None:
     code, out, _ = run("validate", "--data", str(REAL / "ess11_subset_sav"), "--format", "json")
     assert code == 0
     data = json.loads(out)
-    assert data["categories"] == {"drift": 1, "not-available": 1}
+    assert data["categories"] == {"drift": 1, "not-available": 1, "approximate-alternative": 1}
     assert [(i["severity"], i["code"], i["doc"]) for i in data["issues"]] == [
-        ("note", "drift", "docs/issues.md#drift"), ("warning", "not-available", "docs/issues.md#not-available")]
+        ("note", "drift", "docs/issues.md#drift"), ("warning", "not-available", "docs/issues.md#not-available"),
+        ("warning", "approximate-alternative", "docs/issues.md#approximate-alternative")]
 
 
 def test_a_supplement_beside_its_main_file_is_skipped_with_a_note(finland: tuple[pd.DataFrame, Any],
@@ -361,3 +362,28 @@ def test_a_folder_with_mac_companions_a_dead_link_or_a_file_named_twice(tmp_path
     assert (code, out) == (2, "")
     assert err == (f"error: 1 data file(s) are links to files that are gone: {data / 'ESS8BE.sav'} — restore the files "
                    "they point to, or remove the links\n")
+
+
+def test_an_approximate_alternative_and_a_variable_nobody_answered_are_warnings(finland: tuple[pd.DataFrame, Any],
+                                                                                tmp_path: Path) -> None:
+    """Without anweight and pspwght the weight was design × population weight with no word but in `lineage`;
+    gndr = 9 (no answer) in every row gave no warning where an empty gndr did."""
+    df, meta = finland
+    write_copy((df.assign(gndr=9.0), meta), tmp_path / "data" / "ESS9FI.sav", drop=("anweight", "pspwght"))
+    code, out, err = run("validate", "--data", str(tmp_path / "data"))
+    assert (code, err) == (0, "")
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert sorted(warnings) == [
+        (f"warning: ess wave 9: {tmp_path / 'data' / 'ESS9FI.sav'}: 1 target(s) harmonised by an approximate "
+        "alternative of their rule, the file lacking what the rule reads: weight by alternative 2 (expr: dweight * "
+        "pweight) — expected for early editions and subsets; use the complete edition for final figures (lineage "
+        "says which rule each file used)"),
+        (f"warning: mappings/ess.yaml:{_line('  sex:')} targets.sex: source variable gndr holds no answer in any "
+        f"of its {len(df):,} rows (no_answer {len(df):,}): every sex is missing — check that the file is the complete "
+        "release, and that its missing codes are the survey's")]
+
+
+def _line(text: str) -> int:
+    """The line of ``text`` in mappings/ess.yaml."""
+    return next(i for i, line in enumerate((ROOT / "mappings" / "ess.yaml").read_text().splitlines(), 1)
+                if line == text)

@@ -163,21 +163,52 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
     return out
 
 
+def approximate_alternatives(plan: WavePlan, path: str) -> list[Issue]:
+    """One warning per file naming the targets harmonised by an approximate alternative of their rule
+    (the file lacks what the rule itself reads: an edition without post-stratification weights)."""
+    used = [(t, tp) for t, tp in plan.targets.items() if tp.alternative and tp.quality == "approximate"]
+    if not used:
+        return []
+    listed = "; ".join(f"{t} by alternative {tp.alternative} ({tp.rule_text.split(' (alternative')[0]})"
+                       for t, tp in used[:8]) + (f"; and {len(used) - 8} more" if len(used) > 8 else "")
+    return [Issue(f"{path}: {len(used)} target(s) harmonised by an approximate alternative of their rule, the file "
+                  f"lacking what the rule reads: {listed}", code="approximate-alternative", severity="warning",
+                  survey=plan.survey, wave=plan.wave.wave,
+                  hint="expected for early editions and subsets; use the complete edition for final figures "
+                       "(lineage says which rule each file used)")]
+
+
 def empty_sources(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:
     """A warning when a mapped source variable is system-missing in every row (an empty column, not an answer)."""
     codes: dict[str, set[str | None]] = {}
-    for target, code, _, _, _ in rep:
+    reasons: dict[str, dict[str | None, int]] = {}
+    for target, code, value, reason, n in rep:
         codes.setdefault(target, set()).add(code)
+        counted = reasons.setdefault(target, {})
+        counted[reason if value is None else None] = counted.get(reason if value is None else None, 0) + n
     out = []
     for target, seen in codes.items():
         tp = plan.targets.get(target)
-        if rows and tp is not None and tp.kind in ("map", "range", "table") and tp.source and seen == {"."}:
+        if not rows or tp is None or tp.kind not in ("map", "range", "table") or not tp.source:
+            continue
+        if seen == {"."}:
             out.append(Issue(
                 f"source variable {tp.source} is empty (system-missing) in all {rows:,} rows: every {target} is "
                 f"{tp.missing.system}", code="empty-source", severity="warning", survey=plan.survey,
                 wave=plan.wave.wave, variable=tp.source, path=".".join(map(str, tp.path)),
                 hint="check that the file is the complete release", extra={"yaml_path": tp.path}))
+        elif reasons[target] and set(reasons[target]) <= NONRESPONSE:
+            shown = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons[target].items(), key=lambda x: str(x[0])))
+            out.append(Issue(
+                f"source variable {tp.source} holds no answer in any of its {rows:,} rows ({shown}): every {target} "
+                "is missing", code="empty-source", severity="warning", survey=plan.survey, wave=plan.wave.wave,
+                variable=tp.source, path=".".join(map(str, tp.path)),
+                hint="check that the file is the complete release, and that its missing codes are the survey's",
+                extra={"yaml_path": tp.path}))
     return out
+
+
+NONRESPONSE = {"refused", "dont_know", "no_answer", "not_available", "invalid", "other_missing"}  # not routing
 
 
 def conservation(totals: Sequence[tuple[str, int]], plan: WavePlan, rows: int) -> list[Issue]:
