@@ -552,7 +552,8 @@ class AdaptResult:
         return self.as_is.ok or (self.after is not None and self.after.ok)
 
 
-def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None) -> AdaptResult:
+def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
+          country: str | None = None) -> AdaptResult:
     """What the crosswalk wave ``like`` (``SURVEY:WAVE``) needs to harmonise ``file``: nothing when it does
     as it is; else override lines (alternatives for variables found under other names), checked by
     validating the file again with them pasted into a copy of the crosswalk."""
@@ -573,7 +574,7 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None) -> 
     except KeyError:
         raise UsageError(f"--like {like}: {survey} has no wave '{wave}' "
                          f"(waves: {', '.join(x.wave for x in entry.crosswalk.waves)})") from None
-    files = FileOptions(survey, wave)
+    files = FileOptions(survey, wave, country)
     result = AdaptResult(survey, wave, validate(root, data=[file], encoding=encoding, files=files))
     if result.as_is.ok or project.schema is None:
         return result

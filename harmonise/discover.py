@@ -200,6 +200,13 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             country_plan = plan.targets.get(COUNTRY_TARGET)
             if country_plan is not None and country_plan.kind == "absent":
                 no_country.append(f)
+            elif country and country_plan is not None and country_plan.kind in ("map", "table") and \
+                    (own := find_variable(src.meta.variables, country_plan.source or "")) is not None and \
+                    own.name not in src.virtual:
+                issues.append(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
+                                    f"--country {country} is not", code="country-unused", severity="warning",
+                                    survey=cw.survey, wave=wave.wave,
+                                    hint="--country is for files without a country variable; drop it for this file"))
         jobs.append(job)
     if no_country:
         raise InputError("; ".join(f"{f}: has no country variable" for f in no_country)

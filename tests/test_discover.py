@@ -387,3 +387,24 @@ def _line(text: str) -> int:
     """The line of ``text`` in mappings/ess.yaml."""
     return next(i for i, line in enumerate((ROOT / "mappings" / "ess.yaml").read_text().splitlines(), 1)
                 if line == text)
+
+
+def test_country_given_for_a_file_with_its_own_country_variable_is_a_warning() -> None:
+    """--country DE on the France file was ignored without a word (its cntry is used)."""
+    from conftest import ESS8
+
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(ESS8), "--country", "DE")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == (f"warning: ess wave 8: {ESS8}: has its own country variable (cntry), whose values "
+                                   "are used: --country DE is not — --country is for files without a country "
+                                   "variable; drop it for this file")
+
+
+def test_adapt_takes_the_country_its_error_asks_for(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """adapt said "pass --country CC" for a file without cntry, but had no such option."""
+    path = write_copy(finland, tmp_path / "ESS9FI.sav", drop=("cntry",))
+    code, _, err = run("adapt", str(path), "--like", "ess:9")
+    assert code == 2 and "has no country variable — pass --country CC" in err
+    code, out, err = run("adapt", str(path), "--like", "ess:9", "--country", "FI")
+    assert code == 0, err
+    assert out.startswith("ESS9FI.sav harmonises as it is with ess wave 9")

@@ -76,14 +76,16 @@ def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | N
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the block to this file (default: standard output).")
 @click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
+@click.option("--country", default=None, metavar="CC",
+              help="Country (ISO 3166-1 alpha-2) of a single-country file without a country variable.")
 @handled
-def adapt(file: Path, like: str, out: Path | None, encoding: str | None) -> None:
+def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country: str | None) -> None:
     """Say whether FILE harmonises with a covered wave as it is; else write the override lines that
     make it harmonise (variables found under other names), checked by validating again with them."""
     from harmonise import api
     from harmonise.cli.base import render_issues
 
-    result = api.adapt(context_root(), file, like, encoding=encoding)
+    result = api.adapt(context_root(), file, like, encoding=encoding, country=country)
     if result.as_is.ok:
         click.echo(f"{file.name} harmonises as it is with {result.survey} wave {result.wave} "
                    f"({len(result.as_is.warnings)} warning(s)): nothing to add")
