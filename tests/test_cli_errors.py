@@ -205,3 +205,20 @@ def test_a_period_naming_an_unknown_wave_is_an_error_at_its_line(project: Path) 
     assert err.splitlines()[0] == (f"error: mappings/ess.yaml:{line} periods.1.waves.2: period names wave '33', "
                                    "which the crosswalk does not declare — did you mean '3'?")
     assert "targets.income_decile.source: wave 3: source variable 'hinctnta'" in err.splitlines()[1]
+
+
+def test_an_unreadable_input_is_also_an_issue_on_stdout_in_json_and_github_formats(tmp_path: Path) -> None:
+    """CI reading --format json or github got nothing on stdout for an exit-2 error (only text on stderr)."""
+    import json
+
+    (tmp_path / "ESS8FR.sav").write_bytes(b"$FL2" + bytes(100))
+    code, out, err = run("validate", "--data", str(tmp_path), "--format", "json")
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'ESS8FR.sav'}: ")
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert [(i["code"], i["severity"], i["doc"]) for i in data["issues"]] == [("input", "error", "docs/issues.md#input")]
+    assert data["issues"][0]["message"] == err[len("error: "):].rstrip("\n")
+    code, out, _ = run("validate", "--data", str(tmp_path), "--format", "github")
+    assert code == 2 and out.startswith("::error title=harmonise input::")
+    code, out, _ = run("validate", "--data", str(tmp_path / "nowhere"), "--format", "json")
+    assert code == 2 and json.loads(out)["issues"][0]["code"] == "input"

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from harmonise import __version__, api
-from harmonise.errors import HarmoniseError, Issue, ValidationFailed
+from harmonise.errors import HarmoniseError, InputError, Issue, UsageError, ValidationFailed
 
 FORMAT = click.Choice(["text", "json"])
 ISSUE_FORMAT = click.Choice(["text", "json", "github"])  # github: workflow-command annotations
@@ -122,6 +122,10 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except HarmoniseError as exc:
             if debug:
                 traceback.print_exc()
+            if fmt in ("json", "github"):  # a machine reading stdout learns why too (CI annotations)
+                found = (Issue(str(exc), code="input") if isinstance(exc, InputError) else
+                         Issue(str(exc), code="usage") if isinstance(exc, UsageError) else Issue(str(exc), code="error"))
+                click.echo(render_issues([found], fmt))
             click.echo(f"error: {message_safe(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.exceptions.Exit:
