@@ -11,6 +11,7 @@ from conftest import run
 from test_cli_errors import USED
 
 from harmonise import connect
+from harmonise.errors import InputError
 from harmonise.readers import open_source
 
 
@@ -177,3 +178,21 @@ def test_a_stata_12_file_written_in_utf8_reads_its_labels_and_texts_as_written(e
     pyreadstat.write_dta(df.drop(columns=["region"]), str(ascii_only), version=12, variable_value_labels={
         "gndr": {1: "Male", 2: "Female"}})
     assert open_source(ascii_only).codec.guessed is False  # type: ignore[union-attr]  # nothing to note
+
+
+def test_a_text_in_the_rows_that_the_header_encoding_cannot_decode_points_at_damage(tmp_path: Path) -> None:
+    """Bytes flipped in a file's rows: the advice was "pass --encoding latin1", which reads damage as text."""
+    df = pd.DataFrame({"idno": [1.0, 2.0], "name": ["abcdefgh", "ijklmnop"]})
+    path = tmp_path / "f.sav"
+    pyreadstat.write_sav(df, str(path))
+    raw = bytearray(path.read_bytes())
+    at = raw.rindex(b"ijklmnop")
+    raw[at:at + 2] = bytes([0xC3, 0x28])  # an invalid UTF-8 sequence in the UTF-8 file's rows
+    path.write_bytes(bytes(raw))
+    src = open_source(path)
+    with pytest.raises(InputError) as caught:
+        list(src.chunks(["name"], 10))
+    assert str(caught.value) == (
+        f"{path}: a text in its rows cannot be decoded with the declared encoding (Unable to convert string to the "
+        "requested encoding (invalid byte sequence)), though its header's can: the file is probably damaged — "
+        "download it again; if it is not, pass --encoding with the encoding its texts were written in")

@@ -119,12 +119,17 @@ def _read(fmt: str, path: str, **kwargs: Any) -> Any:
         return reader(fh, **kwargs)
 
 
-def _explain(path: Path, exc: Exception, encoding: str | None) -> InputError:
+def _explain(path: Path, exc: Exception, encoding: str | None, data: bool = False) -> InputError:
+    """The input error for a reader's exception (``data``: raised reading rows, after the header read)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     low = text.lower()
     if ("encoding" in low or "invalid byte" in low or "convert string" in low or "character set" in low
             or isinstance(exc, UnicodeDecodeError)):
         tried = f" '{encoding}'" if encoding else " declared"
+        if data and not encoding:  # the header's texts decoded with the same encoding: damage is likelier
+            return InputError(f"{path}: a text in its rows cannot be decoded with the declared encoding ({text}), "
+                              "though its header's can: the file is probably damaged — download it again; if it "
+                              "is not, pass --encoding with the encoding its texts were written in")
         return InputError(f"{path}: text cannot be decoded with the{tried} encoding ({text}); "
                           "pass --encoding latin1 (or the file's real encoding)")
     if ("eof" in low or "truncat" in low or "unexpected end" in low or "read" in low and "error" in low
@@ -234,9 +239,9 @@ class SourceFile:
                 if self.format == "dta":
                     df = self._system_missing(df, offset, chunksize, kw)
             except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as exc:
-                raise _explain(self.path, exc, self.encoding) from exc
+                raise _explain(self.path, exc, self.encoding, data=True) from exc
             except (UnicodeDecodeError, ValueError, OSError) as exc:
-                raise _explain(self.path, exc, self.encoding) from exc
+                raise _explain(self.path, exc, self.encoding, data=True) from exc
             n = len(df)
             if n == 0 and offset > 0:
                 return
