@@ -179,7 +179,13 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             continue
         cw, wave = hits[0]
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
-        foreign = None if forced or why == BY_CONTENT or src is None else _foreign_content(src, wave, seen)
+        foreign = None if why == BY_CONTENT or src is None else _foreign_content(src, wave, seen)
+        if forced and foreign:
+            issues.append(Issue(f"{f}: assigned to {cw.survey} wave {wave.wave} by --survey/--wave, but {foreign}: "
+                                "it is harmonised as the wave given", code="content-overridden", severity="warning",
+                                survey=cw.survey, wave=wave.wave,
+                                hint="check the wave given; drop --survey/--wave to recognise the file by its content"))
+            foreign = None
         if foreign:
             issues.append(Issue(f"{f}: its name matches {cw.survey} wave {wave.wave}, but {foreign}: the file holds "
                                 "rows of another wave", code="mixed-waves", survey=cw.survey, wave=wave.wave,

@@ -408,3 +408,16 @@ def test_adapt_takes_the_country_its_error_asks_for(finland: tuple[pd.DataFrame,
     code, out, err = run("adapt", str(path), "--like", "ess:9", "--country", "FI")
     assert code == 0, err
     assert out.startswith("ESS9FI.sav harmonises as it is with ess wave 9")
+
+
+def test_a_wave_given_against_the_files_content_is_harmonised_with_a_warning() -> None:
+    """--survey ess --wave 9 on a round-8 file built it as round 9 (2018) without a word."""
+    from conftest import ESS8
+
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(ESS8), "--survey", "ess", "--wave", "9")
+    assert (code, err) == (0, "")
+    assert (f"warning: ess wave 9: {ESS8}: assigned to ess wave 9 by --survey/--wave, but essround = 8 in its first 100 "
+            "rows: it is harmonised as the wave given — check the wave given; drop --survey/--wave to recognise the "
+            "file by its content") in out.splitlines()
+    code, out, _ = run("validate", "mappings/ess.yaml", "--data", str(ESS8), "--survey", "ess", "--wave", "8")
+    assert code == 0 and "content-overridden" not in out and "assigned to" not in out
