@@ -342,6 +342,8 @@ def test_numbers_stored_as_text_and_codes_outside_a_range_say_so(finland: tuple[
     assert errors(weight, ("pspwght",), "b") == [
         ("arithmetic '*' needs numbers: pspwght is text in this file; make it numeric there (Stata `destring`, SPSS "
         "`ALTER TYPE`)")]
+    _, out, _ = run("validate", "--data", str(tmp_path / "b"))
+    assert out.splitlines()[-1].endswith(", 1 file(s), 0 rows (1 file(s) not read: their errors above stop them)")
 
 
 def test_a_folder_with_mac_companions_a_dead_link_or_a_file_named_twice(tmp_path: Path) -> None:

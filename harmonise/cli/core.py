@@ -54,7 +54,9 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
             if fmt == "text" and categories(result.issues):
                 click.echo(categories(result.issues), err=not result.ok)
         rows = sum(o.rows for o in result.outcomes)
-        extra = f", {len(result.outcomes)} file(s), {rows:,} rows" if result.outcomes else ""
+        stopped = sum(1 for o in result.outcomes if not o.rows and o.job.source is not None and o.job.source.meta.rows)
+        extra = (f", {len(result.outcomes)} file(s), {rows:,} rows" if result.outcomes else "") + \
+            (f" ({stopped} file(s) not read: their errors above stop them)" if stopped else "")
         click.echo(f"{'ok' if result.ok else 'FAILED'}: {tally(result.issues)}{extra}")
     if not result.ok:
         sys.exit(1)
