@@ -340,8 +340,8 @@ def test_numbers_stored_as_text_and_codes_outside_a_range_say_so(finland: tuple[
         "gndr numeric in the file (Stata `destring`, SPSS `ALTER TYPE`), or map its text codes in a wave override")]
     weight = df.assign(pspwght=df["pspwght"].map(str)).drop(columns=["anweight"])  # the weight: pspwght × pweight
     assert errors(weight, ("pspwght",), "b") == [
-        ("arithmetic '*' needs numbers: pspwght is text in this file; make it numeric there (Stata `destring`, SPSS "
-        "`ALTER TYPE`)")]
+        ("arithmetic '*' needs numbers: pspwght holds text (a file storing numbers as text needs them made numeric: "
+         "Stata `destring`, SPSS `ALTER TYPE`)")]
     _, out, _ = run("validate", "--data", str(tmp_path / "b"))
     assert out.splitlines()[-1].endswith(", 1 file(s), 0 rows (1 file(s) not read: their errors above stop them)")
 

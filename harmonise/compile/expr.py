@@ -92,10 +92,10 @@ class _Compiler:
 
     def _not_numbers(self, node: ast.BinOp) -> str:
         """Which operands are variables holding text or true/false (in this file), said for an error."""
-        said = [f"{n.id} is {'text' if t == 'string' else 'true/false'}" for n in (node.left, node.right)
+        said = [f"{n.id} holds {'text' if t == 'string' else 'true/false'}" for n in (node.left, node.right)
                 if isinstance(n, ast.Name) and (t := self.name(n.id).type) in ("string", "boolean")]
-        return (f": {' and '.join(said)} in this file; make it numeric there (Stata `destring`, SPSS `ALTER TYPE`)"
-                if said else "")
+        return (f": {' and '.join(said)} (a file storing numbers as text needs them made numeric: Stata `destring`, "
+                "SPSS `ALTER TYPE`)" if said else "")
 
     def node(self, node: ast.AST) -> tuple[str, str, ExprType]:
         method = getattr(self, "n_" + type(node).__name__)
