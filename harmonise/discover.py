@@ -188,7 +188,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             foreign = None
         if foreign:
             issues.append(Issue(f"{f}: its name matches {cw.survey} wave {wave.wave}, but {foreign}: the file holds "
-                                "rows of another wave", code="mixed-waves", survey=cw.survey, wave=wave.wave,
+                                "rows of another wave (or damaged values)", code="mixed-waves", survey=cw.survey,
+                                wave=wave.wave,
                                 hint="split a file that holds several waves into one file per wave; if the values "
                                      "are wrong and the file is this wave, name it with --survey and --wave"))
             continue
@@ -380,7 +381,8 @@ def _foreign_content(src: SourceFile, wave: Wave, scanned: dict[str, set[str] | 
         values = got if got is not None else _distinct(src, vm.name)
         if values - content_wanted(allowed):
             rows = "" if src.meta.rows is not None and src.meta.rows <= CONTENT_SAMPLE else f" in its first {CONTENT_SAMPLE} rows"
-            return f"{vm.name} = {', '.join(sorted(values, key=_natural))}{rows}"
+            return (f"{vm.name} = {', '.join(sorted(values, key=_natural))}{rows}, where the wave's is "
+                    f"{', '.join(sorted(content_wanted(allowed), key=_natural))}")
     return None
 
 

@@ -171,8 +171,9 @@ def test_a_file_its_name_matches_that_holds_another_waves_rows_is_an_error(finla
     assert code == 1
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
         (f"error: ess wave 9: {tmp_path / 'a' / 'ESS9FI.sav'}: its name matches ess wave 9, but essround = 9, 10 in "
-        "its first 100 rows: the file holds rows of another wave — split a file that holds several waves into one "
-        "file per wave; if the values are wrong and the file is this wave, name it with --survey and --wave")]
+         "its first 100 rows, where the wave's is 9: the file holds rows of another wave (or damaged values) — split "
+         "a file that holds several waves into one file per wave; if the values are wrong and the file is this wave, "
+         "name it with --survey and --wave")]
     late = df.assign(essround=[float("nan")] * 100 + [9.0] * (len(df) - 101) + [10.0])
     write_copy((late, meta), tmp_path / "b" / "ESS9FI.sav")
     code, _, err = run("validate", "--data", str(tmp_path / "b"))
@@ -419,7 +420,7 @@ def test_a_wave_given_against_the_files_content_is_harmonised_with_a_warning() -
     code, out, err = run("validate", "mappings/ess.yaml", "--data", str(ESS8), "--survey", "ess", "--wave", "9")
     assert (code, err) == (0, "")
     assert (f"warning: ess wave 9: {ESS8}: assigned to ess wave 9 by --survey/--wave, but essround = 8 in its first 100 "
-            "rows: it is harmonised as the wave given — check the wave given; drop --survey/--wave to recognise the "
-            "file by its content") in out.splitlines()
+            "rows, where the wave's is 9: it is harmonised as the wave given — check the wave given; drop "
+            "--survey/--wave to recognise the file by its content") in out.splitlines()
     code, out, _ = run("validate", "mappings/ess.yaml", "--data", str(ESS8), "--survey", "ess", "--wave", "8")
     assert code == 0 and "content-overridden" not in out and "assigned to" not in out
