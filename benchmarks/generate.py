@@ -178,8 +178,8 @@ def generate_many(out: Path, countries: int = MANY_COUNTRIES, rows: int = MANY_R
     run wrote it with the same parameters."""
     folder = out / MANY_FOLDER
     plan = many_plan(countries, rounds)
-    params = json.dumps({"countries": countries, "rows": rows, "seed": seed, "plan": plan, "columns": columns},
-                        sort_keys=True)
+    params = json.dumps({"countries": countries, "rows": rows, "seed": seed, "plan": plan, "columns": columns,
+                         "content": "essround"}, sort_keys=True)  # each file's essround its round's (not random)
     done = folder / MANY_DONE
     if done.is_file() and done.read_text() == params:
         return folder
@@ -205,10 +205,15 @@ def generate_many(out: Path, countries: int = MANY_COUNTRIES, rows: int = MANY_R
 
 
 def _complete(path: Path, rows: int, columns: int | None) -> bool:
+    """The file is there with its rows and columns, and its round is its wave's (files the generator wrote
+    before it gave ``essround`` the wave's value held random codes: harmonise refuses them now)."""
     if not path.is_file():
         return False
     _, m = pyreadstat.read_sav(str(path), metadataonly=True)
-    return m.number_rows == rows and (columns is None or m.number_columns == columns)
+    if m.number_rows != rows or (columns is not None and m.number_columns != columns):
+        return False
+    head, _ = pyreadstat.read_sav(str(path), usecols=["essround"], row_limit=100)
+    return bool((head["essround"] == 8).all())
 
 
 def main(argv: list[str] | None = None) -> int:
