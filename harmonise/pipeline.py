@@ -235,7 +235,7 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
             return [*drift.compare(declared, real, set(f.plan.sources()), cw.survey, wave.wave),
                     *(locate(i, entry.index, cw.survey, wave.wave)
                       for i in (*renames.renamed_variables(f.plan, declared, src.meta),
-                                *moved_labels(f.plan, declared, src.meta)))]
+                                *moved_labels(f.plan, declared, src.meta, schema)))]
         f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
         f.out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",

@@ -424,3 +424,15 @@ def test_a_wave_given_against_the_files_content_is_harmonised_with_a_warning() -
             "--survey/--wave to recognise the file by its content") in out.splitlines()
     code, out, _ = run("validate", "mappings/ess.yaml", "--data", str(ESS8), "--survey", "ess", "--wave", "8")
     assert code == 0 and "content-overridden" not in out and "assigned to" not in out
+
+
+def test_a_declared_codebook_wrong_where_the_rule_and_the_file_agree_raises_no_contradiction(project: Path) -> None:
+    """A declared codebook is a reference written from documentation: when it swaps two labels but the rule maps
+    the codes as the file labels them, the file is right and nothing contradicts the rule."""
+    from conftest import edit
+
+    edit(project / "surveys" / "ess" / "codebook_9.yaml", "    1: Male\n    2: Female\n", "    1: Female\n    2: Male\n")
+    code, out, err = run("validate", "--data", str(FI.parent), project=project)
+    assert code == 0, err
+    assert "label-contradiction" not in out + err
+    assert "drift in gndr: label of code 1 changed from 'Female' to 'Male'" in out

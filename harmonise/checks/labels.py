@@ -22,7 +22,7 @@ from functools import lru_cache
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.resolve import TargetPlan, WavePlan
-from harmonise.spec.schema import Variable
+from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 
 REFERENCES = {"country": "countries", "language": "languages"}
@@ -106,14 +106,26 @@ def _said(outcome: tuple[str, object]) -> str:
     return f"missing ({what})" if kind == "missing" else repr(what)
 
 
-def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> list[Issue]:
+def _agrees(tp: TargetPlan, outcome: tuple[str, object], label: str, schema: TargetSchema | None) -> bool:
+    """The file's label of a code names what the rule makes of it (the target code's label): the rule
+    agrees with the file, whatever the declared codebook says (a declared codebook is a reference)."""
+    if schema is None or outcome[0] != "value" or tp.target not in schema.names:
+        return False
+    codes = schema.variable(tp.target).codes or {}
+    named = codes.get(str(outcome[1]))
+    return named is not None and plain(named) == plain(label)
+
+
+def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
+                 schema: TargetSchema | None = None) -> list[Issue]:
     """Errors for map and range rules whose file labels a code with the declared label of *another* code
     that the rule maps differently (codes swapped, a scale reversed, categories renumbered).
 
     The rule was written for the declared codebook's codes; a file whose code ``a`` carries the declared
     label of code ``b`` (and not its own) holds ``b``'s answers under ``a``, and would be harmonised as
     ``a`` without a word. Labels are compared normalised (:func:`plain`); a declared label two codes share
-    does not count, nor does a label the declared codebook does not know (reworded, translated)."""
+    does not count, nor does a label the declared codebook does not know (reworded, translated), nor a
+    label naming the ``schema`` code the rule gives (the declared codebook, not the rule, is then wrong)."""
     out = []
     seen: set[tuple[str, str]] = set()
     for target, tp in plan.targets.items():
@@ -134,7 +146,7 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> list
                 continue
             other = named[0]
             mine, theirs = _outcome(tp, code), _outcome(tp, other)
-            if mine is None or theirs is None or mine == theirs:
+            if mine is None or theirs is None or mine == theirs or _agrees(tp, mine, label, schema):
                 continue
             found.append(f"{code!r} is labelled '{label}', the declared label of {other!r}, but maps to "
                          f"{_said(mine)}, not {_said(theirs)}")
