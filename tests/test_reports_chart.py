@@ -102,3 +102,30 @@ def test_pooled_chart_states_the_method(small_demo_db: Path, tmp_path: Path, mon
 def test_unknown_indicator_cannot_be_drawn(fr_db: Path, tmp_path: Path, name: str) -> None:
     code, _, err = run("compare", "--indicator", name + "x", "--out", str(tmp_path / "x.png"), "--db", str(fr_db))
     assert code == 2 and err.startswith(f"error: unknown indicator(s) {name}x; known: ")
+
+
+def test_a_chart_never_overwrites_a_file_harmonise_did_not_draw(fr_db: Path, tmp_path: Path) -> None:
+    """`compare --out thesis.pdf` replaced any file, and wrote through links; `schema --out` too."""
+    thesis = tmp_path / "thesis.pdf"
+    thesis.write_text("my thesis")
+    args = ("compare", "--indicator", "employment_rate", "--db", str(fr_db), "--out")
+    code, out, err = run(*args, str(thesis))
+    assert (code, out) == (2, "") and err == f"error: {thesis} exists and harmonise did not write it; pass --force to overwrite it\n"
+    assert thesis.read_text() == "my thesis"
+    chart = tmp_path / "c.pdf"
+    assert run(*args, str(chart))[0] == 0
+    assert run(*args, str(chart))[0] == 0  # its own chart is drawn again
+    link = tmp_path / "l.png"
+    link.symlink_to(thesis)
+    code, _, err = run(*args, str(link))
+    assert code == 2 and err == f"error: {link} is a link (to {thesis}); pass --force to replace the link itself\n"
+    assert run(*args, str(link), "--force")[0] == 0
+    assert thesis.read_text() == "my thesis" and not link.is_symlink()
+    code, _, err = run(*args, str(tmp_path / "c.jpg"))
+    assert code == 2 and err == f"error: --out {tmp_path / 'c.jpg'}: a chart is written as .png, .svg, .pdf (by the file's extension)\n"
+    notes = tmp_path / "notes.json"
+    notes.write_text("{}")
+    code, _, err = run("schema", "--json-schema", "--out", str(notes))
+    assert code == 2 and notes.read_text() == "{}"
+    assert run("schema", "--json-schema", "--out", str(tmp_path / "s.json"))[0] == 0
+    assert run("schema", "--json-schema", "--out", str(tmp_path / "s.json"))[0] == 0  # its own schema

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from harmonise.cli.base import format_rows, handled, json_dumps, main
+from harmonise.cli.base import format_rows, handled, json_dumps, main, replaceable
+from harmonise.errors import UsageError
 from harmonise.reports.estimate import LONELY_PSU, Rule
 from harmonise.reports.indicators import BY_COLUMNS, WEIGHTS, Estimates
 
@@ -107,19 +108,36 @@ def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, a
     click.echo(render(est, fmt))
 
 
+CHART_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _our_chart(path: Path) -> bool:
+    """A chart harmonise drew: matplotlib names itself in every PNG, SVG (at their start) and PDF (in the
+    document information at its end) it writes."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+        fh.seek(max(path.stat().st_size - 4096, 0))
+        return b"matplotlib" in (head + fh.read()).lower()
+
+
 @main.command()
 @click.option("--indicator", required=True, help="Indicator to draw.")
 @click.option("--by", "by", multiple=True, help=f"Cells of the chart: {', '.join(BY_COLUMNS)} (default country).")
 @click.option("--group", default="birthplace", show_default=True, help="Migrant breakdown drawn within each cell.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Image file to write (.png, .svg or .pdf).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists and is not a chart harmonise drew.")
 @estimation_options
 @DB
 @handled
-def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, age: str | None, weight: str, lonely_psu: str,
-            pool: bool, db: Path, **rule: Any) -> None:
+def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, force: bool, age: str | None, weight: str,
+            lonely_psu: str, pool: bool, db: Path, **rule: Any) -> None:
     """Draw estimates with 95% CIs by cell and migrant group; suppressed cells are marked, not drawn."""
     from harmonise.reports.chart import compare as draw
+
+    if out.suffix.lower() not in CHART_SUFFIXES:
+        raise UsageError(f"--out {out}: a chart is written as {', '.join(CHART_SUFFIXES)} (by the file's extension)")
+    replaceable(out, force, _our_chart)
 
     chart = draw(db, indicator, out, _split(by) or ["country"], group, weight=weight, age=_age(age), rule=_rule(rule),
                  lonely_psu=lonely_psu, pool=pool)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from harmonise.cli.base import FORMAT, context_root, handled, main
+from harmonise.cli.base import FORMAT, context_root, handled, main, replaceable
 from harmonise.errors import Issue, UsageError, ValidationFailed
 
 DATA_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -109,9 +109,10 @@ def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country
 @click.option("--json-schema", "json_schema", is_flag=True, required=True,
               help="Print the JSON Schema of crosswalk files (generated from the crosswalk model).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write it to this file.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists and is not a crosswalk schema.")
 @click.option("--check", is_flag=True, help="Exit 1 if schemas/crosswalk.schema.json differs from the generated one.")
 @handled
-def schema(json_schema: bool, out: Path | None, check: bool) -> None:
+def schema(json_schema: bool, out: Path | None, force: bool, check: bool) -> None:
     """The JSON Schema that editors use to complete and check crosswalk keys."""
     del json_schema  # a required flag: the one kind of schema this command writes, named for clarity
     from harmonise.authoring.jsonschema import SCHEMA_PATH, crosswalk_json_schema, render
@@ -128,6 +129,7 @@ def schema(json_schema: bool, out: Path | None, check: bool) -> None:
                                           hint=f"run `harmonise schema --json-schema --out {SCHEMA_PATH}`")])
         click.echo(f"{SCHEMA_PATH} is up to date")
     elif out is not None:
+        replaceable(out, force, lambda p: '"title": "Crosswalk"' in p.read_text(encoding="utf-8", errors="replace"))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}", err=True)

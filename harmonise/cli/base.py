@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -70,6 +71,18 @@ def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                       "their names and content.")(fn)
     return click.option("--survey", default=None, help="Survey of every file in --data (a crosswalk's "
                         "`survey`).")(fn)
+
+
+def replaceable(out: Path, force: bool, ours: Callable[[Path], bool] | None = None) -> None:
+    """Raise a usage error unless ``out`` may be written: it does not exist, ``ours`` says harmonise wrote
+    it, or ``force``. A link is never written through (with ``force`` the link itself is replaced)."""
+    if out.is_symlink():
+        if not force:
+            raise UsageError(f"{out} is a link (to {os.readlink(out)}); pass --force to replace the link itself")
+        out.unlink()
+        return
+    if out.exists() and not force and not (ours is not None and out.is_file() and ours(out)):
+        raise UsageError(f"{out} exists and harmonise did not write it; pass --force to overwrite it")
 
 
 def _interrupted(exc: BaseException) -> bool:
