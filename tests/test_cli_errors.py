@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,47 @@ def test_an_unreadable_input_is_also_an_issue_on_stdout_in_json_and_github_forma
     assert code == 2 and out.startswith("::error title=harmonise input::")
     code, out, _ = run("validate", "--data", str(tmp_path / "nowhere"), "--format", "json")
     assert code == 2 and json.loads(out)["issues"][0]["code"] == "input"
+
+
+def test_a_database_of_another_layout_is_named_as_such_not_an_internal_error(fr_db: Path, tmp_path: Path) -> None:
+    """A column or table missing (a database another version built) was "internal error: BinderException"; a
+    missing age-band record put every respondent in age band "unknown" without a word."""
+    import shutil
+
+    import duckdb
+
+    def older(name: str, change: str) -> Path:
+        db = tmp_path / name
+        shutil.copy(fr_db, db)
+        con = duckdb.connect(str(db))
+        con.execute(change)
+        con.close()
+        return db
+
+    db = older("bands.duckdb", "DELETE FROM build_info WHERE key = 'indicator_age_bands'")
+    code, out, err = run("indicators", "--db", str(db), "--indicator", "employment_rate", "--by", "age_band")
+    assert (code, out) == (2, "")
+    assert err == ("error: this database records no indicator age bands (build_info.indicator_age_bands): another "
+                   "version of harmonise built it; rebuild it with this version of harmonise\n")
+    db = older("column.duckdb", "ALTER TABLE respondents DROP COLUMN migrant_generation")
+    code, _, err = run("compare", "--db", str(db), "--indicator", "employment_rate", "--group", "migrant_generation",
+                       "--out", str(tmp_path / "c.png"))
+    assert code == 2 and "internal error" not in err
+    assert err.startswith(f"error: {db}: the database lacks what `compare` reads (")
+    assert err.endswith("another version of harmonise built it, or harmonise did not; build it again with this "
+                        "version (`harmonise build`)\n")
+
+
+def test_output_read_by_a_closed_pipe_ends_quietly(fr_db: Path) -> None:
+    """`harmonise query … | head` said "error: Broken pipe; check the path, free space and permissions"."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "harmonise", "query", "--db", str(fr_db), "SELECT * FROM respondents"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ,
+                            "HARMONISE_SERVER": "off"})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert (proc.wait(timeout=60), err) == (0, "")

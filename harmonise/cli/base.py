@@ -111,6 +111,18 @@ def duckdb_failure(exc: BaseException, db: object = None) -> str | None:
     return None
 
 
+def older_database(exc: BaseException, db: object, command: str | None) -> str | None:
+    """The message when a command that reads a built database (not `query`, whose SQL is the user's) finds
+    a table or column missing: a database another version of harmonise built, or not one it built."""
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None or not db or command == "query" or \
+            not isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
+        return None
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return (f"{db}: the database lacks what `{command}` reads ({first}): another version of harmonise built it, or "
+            "harmonise did not; build it again with this version (`harmonise build`)")
+
+
 def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into messages and exit codes; tracebacks only with --debug."""
 
@@ -148,6 +160,9 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted; a database being built was not replaced", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader of standard output stopped (`| head`): nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
+            ctx.exit(0)
         except OSError as exc:  # the system refused: disk full, permissions, a vanished file
             if debug:
                 traceback.print_exc()
@@ -158,7 +173,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
                 click.echo("interrupted; a database being built was not replaced", err=True)
                 ctx.exit(130)
-            message = duckdb_failure(exc, kwargs.get("db"))
+            message = duckdb_failure(exc, kwargs.get("db")) or older_database(exc, kwargs.get("db"), ctx.info_name)
             if message is not None:
                 if debug:
                     traceback.print_exc()

@@ -389,8 +389,11 @@ def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
     except (duckdb.CatalogException, duckdb.BinderException):  # no such table, or one from an older version
         raise UsageError("this database has no indicator definitions of this version; rebuild it with this version "
                          "of harmonise") from None
+    if bands is None:  # without them every respondent's age band would be "unknown"
+        raise UsageError("this database records no indicator age bands (build_info.indicator_age_bands): another "
+                         "version of harmonise built it; rebuild it with this version of harmonise")
     return Definitions({r[0]: Definition(*r) for r in ind}, {r[0]: Breakdown(*r) for r in brk},
-                       [int(x) for x in bands[0].split(",")] if bands else [])
+                       [int(x) for x in bands[0].split(",")] if bands[0] else [])
 
 
 def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb", names: Sequence[str] | None = None,
