@@ -281,7 +281,7 @@ def fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every declared wave's fixture files (seed 1, 300 rows, Stata editions included), generated once per run
     (read-only)."""
     def make(out: Path) -> None:
-        code, _, err = run("fixtures", "--out", str(out), "--seed", "1", "--rows", "300")
+        code, _, err = run("fixtures", "--out", str(out), "--seed", "1", "--rows", "300", "--editions")
         assert code == 0, err
 
     return built_once(tmp_path_factory, "fixtures_seed1", make)

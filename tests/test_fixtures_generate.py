@@ -22,7 +22,7 @@ def _declared_waves() -> list[tuple[str, str]]:
 
 @pytest.mark.slow
 def test_same_seed_gives_byte_identical_files(fixtures_dir: Path, tmp_path: Path) -> None:
-    code, _, err = run("fixtures", "--out", str(tmp_path), "--seed", "1", "--rows", "300")
+    code, _, err = run("fixtures", "--out", str(tmp_path), "--seed", "1", "--rows", "300", "--editions")
     assert code == 0, err
     first = sorted(p.relative_to(fixtures_dir) for p in fixtures_dir.rglob("*") if p.is_file())
     second = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
@@ -155,3 +155,16 @@ def test_latin1_stata_text_is_written_and_read_as_latin1(tmp_path: Path) -> None
     assert src.meta.variables["q"].labels == {1: "Très bien", 2: "Mal"}
     frame = next(src.chunks(["reg"]))
     assert frame["reg"].tolist() == ["Île-de-France", "Zürich"]
+
+
+def test_the_files_written_by_default_validate_as_they_are(tmp_path: Path) -> None:
+    """`harmonise fixtures` wrote Stata editions beside the primary files: validating its output found every
+    respondent twice (duplicate-id errors). Editions are written on request, under <survey>/stata/."""
+    code, out, err = run("fixtures", "--out", str(tmp_path), "--survey", "evs", "--rows", "60")
+    assert code == 0, err
+    assert not (tmp_path / "evs" / "stata").exists()
+    code, out, err = run("validate", "mappings/evs.yaml", "--data", str(tmp_path))
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("ok: 0 error(s)")
+    code, out, _ = run("fixtures", "--out", str(tmp_path / "e"), "--survey", "evs", "--rows", "60", "--editions")
+    assert code == 0 and (tmp_path / "e" / "evs" / "stata").is_dir()

@@ -224,12 +224,17 @@ def _sql_text(sql: tuple[str, ...], sql_file: Path | None) -> str:
                    "city a city survey samples).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--force", is_flag=True, help="Replace files in --out of the same names that harmonise did not write.")
+@click.option("--editions", is_flag=True,
+              help="Also write Stata editions of some waves' files (under <survey>/stata/: the same respondents, so "
+                   "validate or build them apart from the primary files).")
 @handled
-def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int, force: bool) -> None:
+def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, seed: int, force: bool,
+             editions: bool) -> None:
     """Write deterministic synthetic source files from the declared codebooks."""
     from harmonise.fixtures import generate
 
-    for path in generate(context_root(), out, survey=survey, wave=wave, rows=rows, seed=seed, force=force):
+    for path in generate(context_root(), out, survey=survey, wave=wave, rows=rows, seed=seed, force=force,
+                         editions=editions):
         click.echo(str(path))
 
 
