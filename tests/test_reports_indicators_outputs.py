@@ -326,3 +326,13 @@ def test_every_indicator_uses_the_analysis_weight_by_default(fr_db: Path) -> Non
     finally:
         con.close()
     assert weights == [("weight",)]
+
+
+def test_a_survey_wave_without_estimates_is_named_with_why(fr_db: Path) -> None:
+    """`--age 110-120` printed an empty table and nothing else (exit 0): a missing survey-wave is not a zero."""
+    code, _, err = run("indicators", "--db", str(fr_db), "--indicator", "employment_rate", "--age", "110-120")
+    assert code == 0
+    assert err == ("note: no estimates for 1 survey-wave(s): ess 8: none of its respondents is in the indicators' "
+                   "populations (ages, the question asked)\n")
+    code, _, err = run("indicators", "--db", str(fr_db), "--indicator", "employment_rate")
+    assert (code, err) == (0, "")

@@ -106,6 +106,9 @@ def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, a
     est = estimate(db, _split(names) or None, _split(by) or list(DEFAULT_BY), group, weight=weight, age=_age(age),
                    rule=_rule(rule), lonely_psu=lonely_psu, pool=pool)
     click.echo(render(est, fmt))
+    if est.unestimated:  # a survey-wave without rows is not a zero: say which and why
+        click.echo(f"note: no estimates for {len(est.unestimated)} survey-wave(s): " + "; ".join(est.unestimated),
+                   err=True)
 
 
 CHART_SUFFIXES = (".png", ".svg", ".pdf")

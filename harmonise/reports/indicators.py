@@ -304,6 +304,7 @@ class Estimates:
     lonely_psu: str = "adjust"
     pooling: str | None = None  # the pooling method, when pooled (--pool)
     breakdowns: dict[str, Breakdown] = field(default_factory=dict)
+    unestimated: list[str] = field(default_factory=list)  # survey-waves of the database without a row, and why
 
     def records(self) -> list[dict[str, object]]:
         return [dict(zip(self.columns, r)) for r in self.rows]
@@ -414,13 +415,29 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
         defs = read_definitions(con)
         frame = estimate_frame(con, defs, names, by, (group,), weight=weight, age=age,
                                rule=rule, lonely_psu=lonely_psu, pool=pool)
+        absent = [] if pool else _unestimated(con, frame, weight)
     finally:
         if con is not db:
             con.close()
     rows = [tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in r)
             for r in frame.astype(object).itertuples(index=False)]
     return Estimates(list(frame.columns), rows, rule, weight, defs.indicators, lonely_psu, POOLING if pool else None,
-                     defs.breakdowns)
+                     defs.breakdowns, absent)
+
+
+def _unestimated(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, weight: str) -> list[str]:
+    """The database's survey-waves without an estimate, each with why: no respondent has the weight, or none
+    is in the indicators' populations (their ages, the ``--age`` band, their outcome asked)."""
+    got = set(zip(frame["survey"], frame["wave"])) if len(frame) else set()
+    weighted = _WEIGHT_SQL[weight]
+    out = []
+    for survey, wave, n, w in con.execute(
+            f"SELECT survey, wave, count(*), count({weighted}) FROM respondents GROUP BY ALL ORDER BY ALL").fetchall():
+        if (survey, wave) not in got:
+            why = f"none of its {n:,} respondents has a value of {weight}" if not w else \
+                "none of its respondents is in the indicators' populations (ages, the question asked)"
+            out.append(f"{survey} {wave}: {why}")
+    return out
 
 
 class StoredRows(Protocol):
