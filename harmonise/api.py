@@ -141,6 +141,7 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
             with spared_by_collector() as sparing:
                 result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
                                           sparing=sparing))
+            result.issues.extend(inputs.weight_issues(con))  # as a build says them (all zero, negative)
         except InputError as exc:
             if project.ok:
                 raise

@@ -436,3 +436,21 @@ def test_a_declared_codebook_wrong_where_the_rule_and_the_file_agree_raises_no_c
     assert code == 0, err
     assert "label-contradiction" not in out + err
     assert "drift in gndr: label of code 1 changed from 'Female' to 'Male'" in out
+
+
+def test_validate_says_what_a_build_says_of_zero_weights(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`validate --data` said ok of a file weighted 0 throughout, which `build` warned about; a country weighted
+    0 among weighted ones was said by neither."""
+    df, meta = finland
+    write_copy((df.assign(anweight=0.0), meta), tmp_path / "all" / "ESS9FI.sav")
+    code, out, _ = run("validate", "--data", str(tmp_path / "all"))
+    assert code == 0
+    assert (f"warning: ess wave 9: weight is 0 in all {len(df):,} rows with a weight; weighted indicators of this "
+            "survey-wave are suppressed (reason weights_all_zero: the weighted total is 0) — check the weight variable "
+            "the crosswalk maps, or use --weight none") in out.splitlines()
+    write_copy(finland, tmp_path / "one" / "ESS9FI.sav")
+    write_copy((df.assign(anweight=0.0, cntry="SE", idno=df["idno"] + 10**6), meta), tmp_path / "one" / "ESS9SE.sav")
+    code, out, _ = run("validate", "--data", str(tmp_path / "one"))
+    assert code == 0
+    assert (f"warning: ess wave 9: weight is 0 in all {len(df):,} rows of SE in ESS9SE.sav; those respondents count "
+            "for nothing in the wave's weighted indicators — check the file's weight variable for them") in out.splitlines()

@@ -117,6 +117,11 @@ def weight_issues(con: duckdb.DuckDBPyConnection, table: str = "respondents") ->
     weighted total is 0) or partly negative (a weight cannot be negative; estimates would be wrong)."""
     rows = con.execute(f"SELECT survey, wave, count({WEIGHT}), count(*) FILTER ({WEIGHT} = 0), "
                        f"count(*) FILTER ({WEIGHT} < 0) FROM {table} GROUP BY ALL ORDER BY ALL").fetchall()
+    # the files, countries and cities of a wave whose every weight is 0 (the wave's others weighted)
+    units = con.execute(f"SELECT survey, wave, source_file, concat_ws(' ', country, city), count({WEIGHT}) "
+                        f"FROM {table} GROUP BY survey, wave, source_file, country, city "
+                        f"HAVING count({WEIGHT}) > 0 AND count(*) FILTER ({WEIGHT} = 0) = count({WEIGHT}) "
+                        "ORDER BY ALL").fetchall()
     out = []
     for survey, wave, n, zero, negative in rows:
         if n and zero == n:
@@ -124,6 +129,12 @@ def weight_issues(con: duckdb.DuckDBPyConnection, table: str = "respondents") ->
                              "survey-wave are suppressed (reason weights_all_zero: the weighted total is 0)",
                              code="zero-weights", severity="warning", survey=survey, wave=wave,
                              hint="check the weight variable the crosswalk maps, or use --weight none"))
+        elif n:  # one country or city of a wave weighted 0: its respondents count for nothing
+            for name, where, k in [(f, u, k) for s_, w_, f, u, k in units if (s_, w_) == (survey, wave)]:
+                out.append(Issue(f"{WEIGHT} is 0 in all {k:,} rows of {where or 'the file'} in {name}; those "
+                                 "respondents count for nothing in the wave's weighted indicators",
+                                 code="zero-weights", severity="warning", survey=survey, wave=wave,
+                                 hint="check the file's weight variable for them"))
         if negative:
             out.append(Issue(f"{WEIGHT} is negative in {negative:,} of {n:,} rows; weighted estimates are wrong",
                              code="negative-weights", severity="warning", survey=survey, wave=wave,
