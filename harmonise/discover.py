@@ -178,6 +178,14 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
+        named = _named(f, crosswalks) if why == BY_CONTENT else []
+        if named and (cw, wave) not in named:
+            issues.append(Issue(
+                f"{f}: its content makes it {cw.survey} wave {wave.wave}, but its name matches the files of "
+                f"{', '.join(f'{c.survey} wave {w.wave}' for c, w in named)}; it is harmonised as {cw.survey} wave "
+                f"{wave.wave}", code="name-content", severity="warning", survey=cw.survey, wave=wave.wave,
+                hint="check the file: a misnamed file is harmless, but a file holding several waves is recognised "
+                     f"by its first {CONTENT_SAMPLE} rows; --survey/--wave assign a wave whatever the content"))
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
         foreign = None if why == BY_CONTENT or src is None else _foreign_content(src, wave, seen)
         if forced and foreign:
@@ -340,9 +348,14 @@ def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts
         if hits:
             return hits, BY_CONTENT
         seen = [f"{name} = {', '.join(sorted(vals)) or 'nothing'}" for name, vals in cache.items()]
-    hits = [(cw, w) for cw in crosswalks for w in cw.waves
-            if any(fnmatch.fnmatch(f.name.lower(), pat.lower()) for pat in w.files)]
+    hits = _named(f, crosswalks)
     return hits, "file name matches" if hits else (f"holds {'; '.join(seen)}" if seen else "")
+
+
+def _named(f: Path, crosswalks: list[Crosswalk]) -> list[tuple[Crosswalk, Wave]]:
+    """The waves whose file-name patterns ``f`` matches."""
+    return [(cw, w) for cw in crosswalks for w in cw.waves
+            if any(fnmatch.fnmatch(f.name.lower(), pat.lower()) for pat in w.files)]
 
 
 def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]],

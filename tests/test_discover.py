@@ -454,3 +454,15 @@ def test_validate_says_what_a_build_says_of_zero_weights(finland: tuple[pd.DataF
     assert code == 0
     assert (f"warning: ess wave 9: weight is 0 in all {len(df):,} rows of SE in ESS9SE.sav; those respondents count "
             "for nothing in the wave's weighted indicators — check the file's weight variable for them") in out.splitlines()
+
+
+def test_a_file_whose_content_and_name_say_different_waves_is_a_warning(finland: tuple[pd.DataFrame, Any],
+                                                                        tmp_path: Path) -> None:
+    """Content wins, as before, but silently: a misnamed file, or one whose first rows are another wave's."""
+    path = write_copy(finland, tmp_path / "data" / "ESS8FI.sav")
+    code, out, err = run("validate", "--data", str(tmp_path / "data"))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == (
+        f"warning: ess wave 9: {path}: its content makes it ess wave 9, but its name matches the files of ess wave 8; "
+        "it is harmonised as ess wave 9 — check the file: a misnamed file is harmless, but a file holding several "
+        "waves is recognised by its first 100 rows; --survey/--wave assign a wave whatever the content")
