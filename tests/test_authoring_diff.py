@@ -110,3 +110,19 @@ def test_usage_errors(tmp_path: Path) -> None:
 ])
 def test_change_text(change: Change, text: str) -> None:
     assert change.text() == text
+
+
+def test_the_respondents_of_every_file_of_a_wave_are_counted(remapped: Path, project: Path) -> None:
+    """A folder of country files counted the first file only (500 of 7,500 respondents for 15 city files)."""
+    nordic = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic"
+    if not nordic.is_dir():
+        pytest.skip("../shared/data/ess_real not present")
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(nordic),
+                         "--format", "json", project=project)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    suburbs = sum(int((pyreadstat.read_sav(str(f), usecols=["domicil"])[0]["domicil"] == 2).sum())
+                  for f in sorted(nordic.glob("*.sav")))
+    assert len(list(nordic.glob("*.sav"))) == 3 and suburbs > 0
+    assert data["respondents"] == [{"wave": "9", "target": "urbanisation", "changed": suburbs}]
+    assert data["files"] == {"9": f"the 3 files under {nordic}"}

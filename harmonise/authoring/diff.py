@@ -168,14 +168,14 @@ def diff_crosswalks(old: Crosswalk, new: Crosswalk, project: Project) -> list[Ch
     return changes
 
 
-def data_files(data: Path, waves: list[Wave]) -> dict[str, Path]:
-    """The first file under ``data`` matching each wave's patterns."""
+def data_files(data: Path, waves: list[Wave]) -> dict[str, list[Path]]:
+    """The files under ``data`` matching each wave's patterns (a wave's country or city files: all of them)."""
     files = [data] if data.is_file() else sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTENSIONS)
-    out: dict[str, Path] = {}
+    out: dict[str, list[Path]] = {}
     for w in waves:
         for f in files:
             if any(fnmatch.fnmatch(f.name.lower(), p.lower()) for p in w.files):
-                out.setdefault(w.wave, f)
+                out.setdefault(w.wave, []).append(f)
     return out
 
 
@@ -232,13 +232,14 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
         if not data.exists():
             raise UsageError(f"{data}: no such file or folder")
         common = [w for w in new.waves if any(o.wave == w.wave for o in old.waves)]
-        for wave, path in data_files(data, common).items():
+        for wave, paths in data_files(data, common).items():
             targets = sorted({c.target for c in result.changes if c.wave == wave and c.target != "*"},
                              key=schema.names.index)
             if targets:
-                result.files[wave] = str(path)
-                for t, n in count_changed(old, new, project, wave, path, targets, encoding).items():
-                    result.respondents[(wave, t)] = n
+                result.files[wave] = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files under {data}"
+                for path in paths:
+                    for t, n in count_changed(old, new, project, wave, path, targets, encoding).items():
+                        result.respondents[(wave, t)] = result.respondents.get((wave, t), 0) + n
     return result
 
 
