@@ -126,3 +126,17 @@ def test_the_respondents_of_every_file_of_a_wave_are_counted(remapped: Path, pro
     assert len(list(nordic.glob("*.sav"))) == 3 and suburbs > 0
     assert data["respondents"] == [{"wave": "9", "target": "urbanisation", "changed": suburbs}]
     assert data["files"] == {"9": f"the 3 files under {nordic}"}
+
+
+def test_a_git_revision_outside_a_repository_is_the_projects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a folder outside any repository, `diff HEAD:mappings/ess.yaml …` said "not a git repository"
+    though --project names one."""
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], check=False, capture_output=True).returncode != 0:
+        pytest.skip("the project is not a git checkout")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    code, out, err = run("diff", "HEAD:mappings/ess.yaml", "HEAD:mappings/ess.yaml")
+    assert (code, err) == (0, "")
+    assert out == "ess: no changes between HEAD:mappings/ess.yaml and HEAD:mappings/ess.yaml\n"

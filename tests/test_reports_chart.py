@@ -129,3 +129,11 @@ def test_a_chart_never_overwrites_a_file_harmonise_did_not_draw(fr_db: Path, tmp
     assert code == 2 and notes.read_text() == "{}"
     assert run("schema", "--json-schema", "--out", str(tmp_path / "s.json"))[0] == 0
     assert run("schema", "--json-schema", "--out", str(tmp_path / "s.json"))[0] == 0  # its own schema
+
+
+def test_a_chart_of_several_indicators_is_asked_for_one(fr_db: Path, tmp_path: Path) -> None:
+    """`--indicator a,b` said "unknown indicator(s) a,b"."""
+    code, _, err = run("compare", "--indicator", "employment_rate,activity_rate", "--out", str(tmp_path / "x.png"),
+                       "--db", str(fr_db))
+    assert code == 2 and err == ("error: --indicator employment_rate,activity_rate: a chart draws one indicator; give "
+                                 "one, or estimate several with `harmonise indicators`\n")

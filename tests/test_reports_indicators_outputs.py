@@ -228,7 +228,8 @@ def test_age_band_grouping_and_override(fr_db: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("--indicator", "employment"), "error: unknown indicator(s) employment; known: employment_rate,"),
     (("--by", "nationality"), "error: cannot group by nationality; choose from survey, wave, country,"),
-    (("--group", "origin"), "error: unknown breakdown origin; choose from birthplace, origin_group,"),
+    (("--group", "origin"), "error: unknown breakdown 'origin'; choose from birthplace, origin_group,"),
+    (("--group", ""), "error: unknown breakdown ''; choose from birthplace, origin_group,"),
     (("--min-n", "-1"), "error: suppression rule: min_n must be a finite number >= 0 (got -1)"),
     (("--min-n-eff", "nan"), "error: suppression rule: min_n_eff must be a finite number >= 0 (got nan)"),
     (("--flag-cv", "inf"), "error: suppression rule: flag_cv must be a finite number >= 0 (got inf)"),

@@ -76,8 +76,9 @@ class DiffResult:
                 "files": self.files}
 
 
-def read_version(spec: str, cwd: Path | None = None) -> tuple[str, str]:
-    """Text of a crosswalk version: a file path, or ``REV:path`` read with ``git show``."""
+def read_version(spec: str, cwd: Path | None = None, project: Path | None = None) -> tuple[str, str]:
+    """Text of a crosswalk version: a file path, or ``REV:path`` read with ``git show`` in ``cwd`` (the current
+    folder), else, outside a repository, in the ``project``'s."""
     path = Path(spec)
     if path.is_file():
         return path.read_text(encoding="utf-8"), str(path)
@@ -87,6 +88,8 @@ def read_version(spec: str, cwd: Path | None = None) -> tuple[str, str]:
                              "HEAD~1:mappings/ess.yaml")
         try:
             proc = subprocess.run(["git", "show", spec], cwd=cwd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0 and "not a git repository" in proc.stderr and project is not None:
+                proc = subprocess.run(["git", "show", spec], cwd=project, capture_output=True, text=True, check=False)
         except OSError as exc:
             raise UsageError(f"{spec}: cannot run git ({exc})") from exc
         if proc.returncode != 0:
@@ -222,11 +225,11 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
     if schema is None:
         raise ValidationFailed(issues + more, "mappings/schema.yaml does not load")
     project = Project(root=root, schema=schema, tables=tables)
-    old = parse_version(*read_version(old_spec))
-    new = parse_version(*read_version(new_spec))
+    old = parse_version(*read_version(old_spec, project=root))  # outside a repository, REV:path is the project's
+    new = parse_version(*read_version(new_spec, project=root))
     if old.survey != new.survey:
         raise UsageError(f"the versions map different surveys ('{old.survey}' and '{new.survey}')")
-    _add_codebooks(project, new, read_version(new_spec)[1])
+    _add_codebooks(project, new, read_version(new_spec, project=root)[1])
     result = DiffResult(new.survey, old_spec, new_spec, diff_crosswalks(old, new, project))
     if data is not None:
         if not data.exists():

@@ -138,6 +138,9 @@ def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, force: b
     """Draw estimates with 95% CIs by cell and migrant group; suppressed cells are marked, not drawn."""
     from harmonise.reports.chart import compare as draw
 
+    if "," in indicator:
+        raise UsageError(f"--indicator {indicator}: a chart draws one indicator; give one, or estimate several with "
+                         "`harmonise indicators`")
     if out.suffix.lower() not in CHART_SUFFIXES:
         raise UsageError(f"--out {out}: a chart is written as {', '.join(CHART_SUFFIXES)} (by the file's extension)")
     replaceable(out, force, _our_chart)

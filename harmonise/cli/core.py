@@ -24,6 +24,7 @@ from harmonise.cli.base import (
     render_issues,
     tally,
 )
+from harmonise.errors import UsageError
 
 if TYPE_CHECKING:
     from harmonise.demo import Cell, Comparison
@@ -189,7 +190,7 @@ def query(sql: tuple[str, ...], sql_file: Path | None, db: Path, fmt: str, timeo
     except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.PermissionException,
             duckdb.NotImplementedException, duckdb.InvalidInputException, duckdb.ConversionException,
             duckdb.OutOfRangeException) as exc:  # the SQL is wrong, not allowed, or fails on the data
-        raise click.UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"query failed: {str(exc).splitlines()[0]}") from None  # the SQL's fault: no usage banner
     writer.close()
     if cut:
         click.echo(f"note: stopped after {max_rows:,} row(s) (--max-rows); more rows were left out", err=True)

@@ -324,7 +324,7 @@ def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str
         raise UsageError("each grouping column may be given once")
     badg = [g for g in group if g is not None and g not in defs.breakdowns]
     if badg:
-        raise UsageError(f"unknown breakdown {', '.join(badg)}; choose from {', '.join(defs.breakdowns)}")
+        raise UsageError(f"unknown breakdown {', '.join(map(repr, badg))}; choose from {', '.join(defs.breakdowns)}")
     if weight not in WEIGHTS:
         raise UsageError(f"unknown weight {weight!r}; choose from {', '.join(WEIGHTS)}")
     return chosen
