@@ -503,8 +503,10 @@ def query_stream(db: str | Path, sql: str, on_columns: Callable[[list[str]], Non
                      memory_limit=memory_limit or MEMORY_LIMIT)
 
 
-def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -> str:
-    """The DuckDB SQL a wave compiles to (against a file's metadata, or the declared codebook)."""
+def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -> tuple[str, list[str]]:
+    """The DuckDB SQL a wave compiles to (against a file's metadata, or the declared codebook), and what the
+    crosswalk's checks find against the file (a query compiles where the file does not fit the wave: targets it
+    lacks are stored as not available, rules that do not fit it are errors of `validate --data`)."""
     project = load_project(root)
     issues = declaration_issues(project)
     if any(i.severity == "error" for i in issues):  # malformed rules load set aside: never compile that
@@ -526,11 +528,26 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
         if declared is None:
             raise UsageError(f"{survey} wave {wave} has no declared codebook; pass --data FILE")
         meta, stata = declared, False
-    _, compiled = plan_and_compile(cw, w, project, meta, stata)
+    plan, compiled = plan_and_compile(cw, w, project, meta, stata)
     if compiled.errors:
         raise ValidationFailed([Issue(e.message, path=f"targets.{e.target}", survey=survey, wave=wave)
                                 for e in compiled.errors], "cannot compile")
-    return compiled.sql
+    notes: list[str] = []
+    if data is not None:
+        from harmonise.checks.crosswalk import check_crosswalk
+
+        entry = project.surveys[survey]
+        found = check_crosswalk(cw, project.schema, project.tables, entry.index, {wave: meta}, only_wave=wave,
+                                data=True)
+        notes += [f"{i.severity}: {i.format()}" for i in found if i.severity in ("error", "warning")]
+        absent = [t for t, tp in plan.targets.items() if tp.kind in ("absent", "row_id")]
+        if absent:
+            notes.append(f"note: {data.name} lacks the variables of {len(absent)} target(s), stored as not available: "
+                         f"{', '.join(absent[:12])}{' …' if len(absent) > 12 else ''}")
+        if notes:
+            notes.append(f"note: the SQL above is the query for {data.name} as it is; `harmonise validate --data "
+                         f"{data}` checks the file against {survey} wave {wave}")
+    return compiled.sql, notes
 
 
 def issues_json(issues: list[Issue]) -> str:

@@ -466,3 +466,17 @@ def test_a_file_whose_content_and_name_say_different_waves_is_a_warning(finland:
         f"warning: ess wave 9: {path}: its content makes it ess wave 9, but its name matches the files of ess wave 8; "
         "it is harmonised as ess wave 9 — check the file: a misnamed file is harmless, but a file holding several "
         "waves is recognised by its first 100 rows; --survey/--wave assign a wave whatever the content")
+
+
+def test_sql_against_a_file_that_does_not_fit_says_so_beside_the_query(finland: tuple[pd.DataFrame, Any],
+                                                                       tmp_path: Path) -> None:
+    """`sql` compiled against any file without a word (a renamed variable, another survey's file)."""
+    path = write_copy(finland, tmp_path / "ESS9FI.sav", drop=("gndr",))
+    code, out, err = run("sql", "ess", "9", "--data", str(path))
+    assert code == 0 and out.startswith(("WITH", "SELECT"))
+    assert err.splitlines() == [
+        "note: ESS9FI.sav lacks the variables of 1 target(s), stored as not available: sex",
+        (f"note: the SQL above is the query for ESS9FI.sav as it is; `harmonise validate --data {path}` checks the "
+        "file against ess wave 9")]
+    code, _, err = run("sql", "ess", "9", "--data", str(FI))
+    assert (code, err) == (0, "")

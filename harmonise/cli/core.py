@@ -247,5 +247,8 @@ def fixtures(out: Path, survey: str | None, wave: str | None, rows: int | None, 
 @handled
 def sql(survey: str, wave: str, data: Path | None) -> None:
     """Print the DuckDB SQL a crosswalk wave compiles to."""
-    click.echo(api.compiled_sql(context_root(), survey, wave, data))
+    text, notes = api.compiled_sql(context_root(), survey, wave, data)
+    click.echo(text)
+    for line in notes:  # the query compiles where the file does not fit the wave: say so, beside it
+        click.echo(line, err=True)
 
