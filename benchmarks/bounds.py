@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     project = load_project(ROOT)
     jobs, _ = discover(project, [file])
     columns = needed_columns(jobs[0], project)
-    sql = compiled_sql(ROOT, jobs[0].crosswalk.survey, jobs[0].wave.wave, file)
+    sql, _ = compiled_sql(ROOT, jobs[0].crosswalk.survey, jobs[0].wave.wave, file)
     with tempfile.TemporaryDirectory(prefix="harmonise-bounds-") as tmp:
         spec, db = Path(tmp) / "spec.json", Path(tmp) / "out.duckdb"
         spec.write_text(json.dumps({"columns": columns, "sql": sql}))
