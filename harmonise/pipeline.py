@@ -39,7 +39,7 @@ from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_ins
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import CONTENT_SAMPLE, Job, content_text, content_values, content_wanted, supply
-from harmonise.errors import InputError, Issue
+from harmonise.errors import InputError, Issue, ValidationFailed
 from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
 from harmonise.readers.prefetch import FileFeed, has_frames, keep_frames, prefetched_chunks, recall_frames
@@ -191,19 +191,21 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
 
 
 def _same_content(f: _File, frame: pd.DataFrame) -> None:
-    """Raise InputError when a row of ``frame`` holds a content value its wave does not allow: discovery
-    recognised the file from its first :data:`CONTENT_SAMPLE` rows only (``Job.sampled``)."""
+    """Fail validation (exit 1, as a file whose first rows are another wave's) when a row of ``frame`` holds a
+    content value its wave does not allow: discovery read the file's first :data:`CONTENT_SAMPLE` rows only
+    (``Job.sampled``). The file's rows would all be stored as one wave: nothing of the run is kept."""
     for column, wanted in f.content:
         if content_values(frame[column]) <= wanted:
             continue
         texts = [None if pd.isna(v) else content_text(v) for v in frame[column]]
         i = next(i for i, t in enumerate(texts) if t is not None and t not in wanted)
         row = int(frame["__row"].to_numpy()[i]) & ROW_MASK
-        raise InputError(
+        cw, wave = f.job.crosswalk.survey, f.job.wave.wave
+        raise ValidationFailed([Issue(
             f"{f.job.path}: {column} = {texts[i]} at row {row:,}, but the {column} values of its first "
-            f"{CONTENT_SAMPLE:,} rows ({', '.join(sorted(wanted))}) made it {f.job.crosswalk.survey} wave "
-            f"{f.job.wave.wave}; split a file that holds several waves into one file per wave, or name its wave "
-            "with --survey and --wave")
+            f"{CONTENT_SAMPLE:,} rows ({', '.join(sorted(wanted))}) made it {cw} wave {wave}", code="mixed-waves",
+            survey=cw, wave=wave, hint="split a file that holds several waves into one file per wave, or name its "
+                                       "wave with --survey and --wave")], "the file holds rows of several waves")
 
 
 def _check(f: _File, project: Project, same: SameWork) -> None:

@@ -177,8 +177,8 @@ def test_a_file_its_name_matches_that_holds_another_waves_rows_is_an_error(finla
     late = df.assign(essround=[float("nan")] * 100 + [9.0] * (len(df) - 101) + [10.0])
     write_copy((late, meta), tmp_path / "b" / "ESS9FI.sav")
     code, _, err = run("validate", "--data", str(tmp_path / "b"))
-    assert code == 2
-    assert err.startswith(f"error: {tmp_path / 'b' / 'ESS9FI.sav'}: essround = 10 at row {len(df):,}, but ")
+    assert code == 1
+    assert err.startswith(f"error: ess wave 9: {tmp_path / 'b' / 'ESS9FI.sav'}: essround = 10 at row {len(df):,}, but ")
 
 
 def test_one_renamed_variable_is_exactly_one_error_naming_the_wave_by_id(finland: tuple[pd.DataFrame, Any],
@@ -263,10 +263,11 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
                                                                        ("ESS9FI.sav", "9", True)]
     db = tmp_path / "h.duckdb"
     code, out, err = run("build", "--data", str(data), "--db", str(db))
-    assert (code, out) == (2, "")
-    assert err == (f"error: {data / 'ESS9FI-mixed.sav'}: essround = 8 at row {first_other:,}, but the essround values "
-                   f"of its first {CONTENT_SAMPLE:,} rows (9) made it ess wave 9; split a file that holds several "
-                   "waves into one file per wave, or name its wave with --survey and --wave\n")
+    assert (code, out) == (1, "")  # a validation failure, as when the first rows are another wave's (was exit 2)
+    assert err == (f"error: ess wave 9: {data / 'ESS9FI-mixed.sav'}: essround = 8 at row {first_other:,}, but the "
+                   f"essround values of its first {CONTENT_SAMPLE:,} rows (9) made it ess wave 9 — split a file that "
+                   "holds several waves into one file per wave, or name its wave with --survey and --wave\n"
+                   "the file holds rows of several waves: 1 error(s)\n")
     assert not db.exists()
 
 
