@@ -148,7 +148,8 @@ def test_codes_carrying_another_codes_declared_label_are_an_error_a_reworded_lab
         "surveys/ess/codebook_9.yaml): 1 is labelled 'Female', the declared label of 2, but maps to 'male', not "
         "'female'; 2 is labelled 'Male', the declared label of 1, but maps to 'female', not 'male' — the file's codes "
         "were recoded (by a researcher or a national release): map the file's own codes by their labels in a wave "
-        "override of the rule (`harmonise inspect FILE` lists them), or harmonise the original release")
+        "override of the rule (`harmonise adapt` drafts it for a map rule; `harmonise inspect FILE` lists the "
+        "labels), or harmonise the original release")
     assert ("targets.trust_parliament.range: wave 9: the file's labels of trstprl contradict the codes the rule for "
             "trust_parliament maps (written for surveys/ess/codebook_9.yaml): 0 is labelled 'Complete trust', the "
             "declared label of 10, but maps to 0, not 10; 10 is labelled 'No trust at all', the declared label of 0, "
@@ -481,3 +482,14 @@ def test_sql_against_a_file_that_does_not_fit_says_so_beside_the_query(finland: 
         "file against ess wave 9")]
     code, _, err = run("sql", "ess", "9", "--data", str(FI))
     assert (code, err) == (0, "")
+
+
+def test_adapt_drafts_the_map_of_a_file_whose_codes_were_recoded(finland: tuple[pd.DataFrame, Any],
+                                                                 tmp_path: Path) -> None:
+    """The error pointed at adapt, which had nothing to draft for recoded codes."""
+    path = write_copy(finland, tmp_path / "ESS9FI.sav", relabel={"gndr": {1.0: "Female", 2.0: "Male"}})
+    code, out, err = run("adapt", str(path), "--like", "ess:9")
+    assert code == 0, err
+    assert out.splitlines()[1:] == ["#   gndr: codes recoded in this file: 1 'Female', 2 'Male'",
+                                    "      sex: {map: {1: female, 2: male}}"]
+    assert err == f"standard output: pasted in, `validate --data {path}` passes\n"

@@ -6,7 +6,9 @@ lacks is looked for: by name (another case), then by label (the declared variabl
 labelled codes where it has some). A variable found under another name becomes an ``alternatives``
 entry of the rule — lines to paste under the wave's ``overrides`` — and a variable found nowhere
 stays ``not_available`` (nothing to write). Candidates whose labels or codes only resemble the
-declared variable's are written as ``TODO`` (which ``validate`` refuses until an author decides).
+declared variable's are written as ``TODO`` (which ``validate`` refuses until an author decides). A map
+rule whose codes the file recoded (a code labelled with another code's declared label) gets its map with
+those codes mapped as their labels say (a ``TODO`` when a missing code moved).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harmonise.authoring.flowyaml import flow
-from harmonise.checks.labels import plain
+from harmonise.checks.labels import moved_codes, plain
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
 from harmonise.spec.resolve import WavePlan, alternatives, wave_rules
 from harmonise.spec.schema import TargetSchema
@@ -147,7 +149,37 @@ def adapt(cw: Crosswalk, wave: Wave, schema: TargetSchema, plan: WavePlan, decla
             out.todo.append(target)
         out.lines.append(f"{target}: {flow(fields)}")
     out.found = list(looked.values())
+    if declared is not None:
+        _recoded(out, plan, schema, declared, meta)
     return out
+
+
+def _yaml_code(code: object) -> object:
+    return int(code) if isinstance(code, float) and code.is_integer() else code
+
+
+def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, declared: SourceMeta, meta: SourceMeta) -> None:
+    """Map rules whose file recoded the declared codes (a code labelled with another code's declared label):
+    the rule's map with those codes mapped as their labels say (a TODO where a missing code moved)."""
+    for target, tp in plan.targets.items():
+        dv, fv = (declared.get(tp.source), meta.get(tp.source)) if tp.kind == "map" and tp.source else (None, None)
+        if dv is None or fv is None or dv.type != fv.type:
+            continue
+        moved = moved_codes(tp, dv, fv, schema)
+        if not moved:
+            continue
+        said = ", ".join(f"{_yaml_code(m.code)} '{m.label}'" for m in moved)
+        out.found.append(Found(tp.source or target, None, True, f"codes recoded in this file: {said}"))
+        fields: dict[str, Any] = dict(out.wave.overrides.get(target) or {})
+        if all(m.mine[0] == "value" and m.theirs[0] == "value" for m in moved):
+            mapped: dict[object, object] = {_yaml_code(c): v for c, v in tp.values.items()}
+            mapped.update({_yaml_code(m.code): m.theirs[1] for m in moved})
+            fields["map"] = mapped
+        else:
+            fields["TODO"] = (f"{tp.source}'s missing codes moved ({said}): map the file's codes by their labels, "
+                              "giving missing codes their reasons under missing")
+            out.todo.append(target)
+        out.lines.append(f"{target}: {flow(fields)}")
 
 
 def paste(text: str, wave_id: str, lines: list[str]) -> str:

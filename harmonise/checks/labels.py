@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 
 from harmonise.errors import Issue
@@ -89,7 +90,10 @@ def label_issues(var: Variable, tp: TargetPlan, vm: VarMeta, tables: TableSet) -
                        "map (a wave override), or check that the file is the survey and wave it seems")]
 
 
-def _outcome(tp: TargetPlan, code: Code) -> tuple[str, object] | None:
+Outcome = tuple[str, object]  # ("value", target value) or ("missing", reason)
+
+
+def rule_outcome(tp: TargetPlan, code: Code) -> Outcome | None:
     """What the rule makes of a source code: ("missing", reason), ("value", target value), or None (unmapped)."""
     reason = tp.missing.reasons.get(code) or tp.explicit_missing.get(code)
     if reason is not None:
@@ -101,12 +105,12 @@ def _outcome(tp: TargetPlan, code: Code) -> tuple[str, object] | None:
     return None
 
 
-def _said(outcome: tuple[str, object]) -> str:
+def _said(outcome: Outcome) -> str:
     kind, what = outcome
     return f"missing ({what})" if kind == "missing" else repr(what)
 
 
-def _agrees(tp: TargetPlan, outcome: tuple[str, object], label: str, schema: TargetSchema | None) -> bool:
+def _agrees(tp: TargetPlan, outcome: Outcome, label: str, schema: TargetSchema | None) -> bool:
     """The file's label of a code names what the rule makes of it (the target code's label): the rule
     agrees with the file, whatever the declared codebook says (a declared codebook is a reference)."""
     if schema is None or outcome[0] != "value" or tp.target not in schema.names:
@@ -114,6 +118,37 @@ def _agrees(tp: TargetPlan, outcome: tuple[str, object], label: str, schema: Tar
     codes = schema.variable(tp.target).codes or {}
     named = codes.get(str(outcome[1]))
     return named is not None and plain(named) == plain(label)
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A file code carrying the declared label of another code the rule maps differently."""
+
+    code: Code
+    label: str
+    other: Code  # the declared code whose label it carries
+    mine: Outcome  # what the rule makes of the code
+    theirs: Outcome  # what it makes of the other: what the code's answers mean
+
+
+def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: TargetSchema | None = None) -> list[Moved]:
+    """The codes of ``found`` (the file's variable) labelled with the ``declared`` label of another code that
+    ``tp`` maps differently; see :func:`moved_labels`."""
+    by_label: dict[str, list[Code]] = {}
+    for code, label in declared.labels.items():
+        if plain(label):
+            by_label.setdefault(plain(label), []).append(code)
+    out = []
+    for code, label in found.labels.items():
+        own = declared.labels.get(code)
+        named = by_label.get(plain(label), [])
+        if (own is not None and plain(own) == plain(label)) or len(named) != 1 or named[0] == code:
+            continue
+        mine, theirs = rule_outcome(tp, code), rule_outcome(tp, named[0])
+        if mine is None or theirs is None or mine == theirs or _agrees(tp, mine, label, schema):
+            continue
+        out.append(Moved(code, label, named[0], mine, theirs))
+    return out
 
 
 def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
@@ -134,22 +169,8 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
         dv, fv = declared.get(tp.source), meta.get(tp.source)
         if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type:
             continue
-        by_label: dict[str, list[Code]] = {}
-        for code, label in dv.labels.items():
-            if plain(label):
-                by_label.setdefault(plain(label), []).append(code)
-        found = []
-        for code, label in fv.labels.items():
-            own = dv.labels.get(code)
-            named = by_label.get(plain(label), [])
-            if (own is not None and plain(own) == plain(label)) or len(named) != 1 or named[0] == code:
-                continue
-            other = named[0]
-            mine, theirs = _outcome(tp, code), _outcome(tp, other)
-            if mine is None or theirs is None or mine == theirs or _agrees(tp, mine, label, schema):
-                continue
-            found.append(f"{code!r} is labelled '{label}', the declared label of {other!r}, but maps to "
-                         f"{_said(mine)}, not {_said(theirs)}")
+        found = [f"{m.code!r} is labelled '{m.label}', the declared label of {m.other!r}, but maps to "
+                 f"{_said(m.mine)}, not {_said(m.theirs)}" for m in moved_codes(tp, dv, fv, schema)]
         if not found or (tp.source, target) in seen:
             continue
         seen.add((tp.source, target))
@@ -160,6 +181,7 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
                          variable=tp.source, path=".".join(map(str, path)), extra={"yaml_path": path},
                          survey=plan.survey, wave=plan.wave.wave,
                          hint="the file's codes were recoded (by a researcher or a national release): map the file's "
-                              "own codes by their labels in a wave override of the rule (`harmonise inspect FILE` "
-                              "lists them), or harmonise the original release"))
+                              "own codes by their labels in a wave override of the rule (`harmonise adapt` drafts it "
+                              "for a map rule; `harmonise inspect FILE` lists the labels), or harmonise the original "
+                              "release"))
     return out
