@@ -142,6 +142,8 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
                 result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
                                           sparing=sparing))
             result.issues.extend(inputs.weight_issues(con))  # as a build says them (all zero, negative)
+        except ValidationFailed as exc:  # a file that stops the run (rows of several waves), with what was found
+            raise ValidationFailed(_unique([*result.issues, *exc.issues]), exc.summary) from None
         except InputError as exc:
             if project.ok:
                 raise
@@ -277,8 +279,12 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             # waves' indicators are estimated while waiting for the workers, unless design files change the rows after
             ahead = WaveEstimates(con, project, (INDICATORS_MEMORY_LIMIT, BUILD_MEMORY_LIMIT)) \
                 if stores_indicators(project) and not (files and files.design) else None
-            result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files, reuse,
-                                      ahead.idle if ahead is not None else None, sparing))
+            try:
+                result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
+                                          reuse, ahead.idle if ahead is not None else None, sparing))
+            except ValidationFailed as exc:  # a file that stops the run (rows of several waves): said as a build's
+                raise ValidationFailed(_unique([*result.issues, *exc.issues]),
+                                       "build failed; the previous database is unchanged") from None
             result.issues = _unique(result.issues)
             if result.errors:
                 raise ValidationFailed(result.issues, "build failed; the previous database is unchanged")

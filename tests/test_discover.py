@@ -268,7 +268,7 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
     assert err == (f"error: ess wave 9: {data / 'ESS9FI-mixed.sav'}: essround = 8 at row {first_other:,}, but the "
                    f"essround values of its first {CONTENT_SAMPLE:,} rows (9) made it ess wave 9 — split a file that "
                    "holds several waves into one file per wave, or name its wave with --survey and --wave\n"
-                   "the file holds rows of several waves: 1 error(s)\n")
+                   "build failed; the previous database is unchanged: 1 error(s)\n")
     assert not db.exists()
 
 
