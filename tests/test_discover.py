@@ -493,3 +493,17 @@ def test_adapt_drafts_the_map_of_a_file_whose_codes_were_recoded(finland: tuple[
     assert out.splitlines()[1:] == ["#   gndr: codes recoded in this file: 1 'Female', 2 'Male'",
                                     "      sex: {map: {1: female, 2: male}}"]
     assert err == f"standard output: pasted in, `validate --data {path}` passes\n"
+
+
+def test_a_pandera_failure_names_the_rule_its_values_came_from(finland: tuple[pd.DataFrame, Any],
+                                                               tmp_path: Path) -> None:
+    """"pandera check 'in_range(…)' failed on column weight" named no source variable."""
+    df, meta = finland
+    negative = df.assign(pspwght=[-1.5, *df["pspwght"].iloc[1:]])  # without anweight: pspwght × pweight
+    write_copy((negative, meta), tmp_path / "data" / "ESS9FI.sav", drop=("anweight",))
+    code, _, err = run("validate", "--data", str(tmp_path / "data"))
+    assert code == 1
+    weight = -1.5 * df["pweight"].iloc[0]
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        (f"error: ess wave 9: pandera check 'in_range(0.0, 1000000000.0)' failed on column weight: 1 case(s), e.g. "
+        f"{weight} (source rows 1) (from its rule: expr: pspwght * pweight)")]

@@ -258,8 +258,8 @@ def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], i
         examples = ", ".join(sorted({clip(v) for v in values})[:5])
         shown = ", ".join(str(r) for r in sorted(rows)[:3])
         tp = plan.targets.get(col)
-        why = (f": {col} is required, but its rule ({tp.rule_text}) gave no value in those rows"
-               if check == "not_nullable" and tp is not None else "")
+        why = "" if tp is None else f": {col} is required, but its rule ({tp.rule_text}) gave no value in those rows" \
+            if check == "not_nullable" else f" (from its rule: {tp.rule_text})"
         out.append(Issue(f"pandera check '{check}' failed on column {col}: {cases:,} case(s), e.g. {examples}"
                          + (f" (source rows {shown})" if shown else "") + why,
                          code="validation", survey=plan.survey, wave=plan.wave.wave, variable=col))
