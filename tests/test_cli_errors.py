@@ -267,3 +267,23 @@ def test_output_read_by_a_closed_pipe_ends_quietly(fr_db: Path) -> None:
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert (proc.wait(timeout=60), err) == (0, "")
+
+
+def test_an_error_raised_while_a_ctrl_c_is_handled_is_still_an_interruption() -> None:
+    """A Ctrl-C while a build waited on a thread made closing its connection fail ("connection is busy"):
+    that error hid the interruption, and the build ended in "internal error", exit 2, instead of 130."""
+    import click
+    from click.testing import CliRunner
+
+    from harmonise.cli.base import handled
+
+    @click.command()
+    @handled
+    def build() -> None:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("Resource In Use Error: connection is busy with another call")
+
+    res = CliRunner().invoke(build, [])
+    assert (res.exit_code, res.stderr) == (130, "interrupted; a database being built was not replaced\n")

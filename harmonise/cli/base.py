@@ -87,9 +87,17 @@ def replaceable(out: Path, force: bool, ours: Callable[[Path], bool] | None = No
 
 def _interrupted(exc: BaseException) -> bool:
     """True for DuckDB's error when a SIGINT interrupted the running query (its InterruptException,
-    or a RuntimeError 'Query interrupted' raised through a Python callback)."""
-    return type(exc).__name__ == "InterruptException" or (isinstance(exc, RuntimeError)
-                                                           and str(exc).startswith("Query interrupted"))
+    or a RuntimeError 'Query interrupted' raised through a Python callback), and for any error raised
+    while a Ctrl-C was being handled (closing a connection a thread still used, say)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of exceptions being handled when this one was raised
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt) or type(seen).__name__ == "InterruptException" or \
+                (isinstance(seen, RuntimeError) and str(seen).startswith("Query interrupted")):
+            return True
+        seen = seen.__context__
+    return False
 
 
 def duckdb_failure(exc: BaseException, db: object = None) -> str | None:

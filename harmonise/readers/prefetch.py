@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 
@@ -35,6 +36,7 @@ def can_prefetch() -> bool:
 def _feed(src: SourceFile, columns: list[str], size: int, start: int, step: int, out: Connection,
           parent: int) -> None:
     die_with_parent(parent)  # it holds the pipe's other end too: a killed parent would leave it blocked in send
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes the pipe
     try:
         try:
             for chunk in src.chunks(columns, size, start, step):
@@ -136,6 +138,7 @@ def prefetched_chunks(src: SourceFile, columns: list[str], chunksize: int = DEFA
 
 def _feed_files(items: list[tuple[SourceFile, list[str]]], chunksize: int, out: Connection, parent: int) -> None:
     die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (no traceback from here)
     try:
         for i, (src, columns) in enumerate(items):
             try:
