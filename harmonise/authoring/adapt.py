@@ -23,7 +23,7 @@ from harmonise.checks.labels import moved_codes, plain
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
 from harmonise.spec.resolve import WavePlan, alternatives, wave_rules
 from harmonise.spec.schema import TargetSchema
-from harmonise.spec.source import SourceMeta, VarMeta, find_variable
+from harmonise.spec.source import SourceMeta, VarMeta, find_variable, norm_code
 
 LABEL_SIMILARITY = 0.85  # normalised labels at least this alike make a candidate (below: not a candidate)
 
@@ -154,10 +154,6 @@ def adapt(cw: Crosswalk, wave: Wave, schema: TargetSchema, plan: WavePlan, decla
     return out
 
 
-def _yaml_code(code: object) -> object:
-    return int(code) if isinstance(code, float) and code.is_integer() else code
-
-
 def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, declared: SourceMeta, meta: SourceMeta) -> None:
     """Map rules whose file recoded the declared codes (a code labelled with another code's declared label):
     the rule's map with those codes mapped as their labels say (a TODO where a missing code moved)."""
@@ -168,12 +164,12 @@ def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, declared: So
         moved = moved_codes(tp, dv, fv, schema)
         if not moved:
             continue
-        said = ", ".join(f"{_yaml_code(m.code)} '{m.label}'" for m in moved)
+        said = ", ".join(f"{norm_code(m.code)} '{m.label}'" for m in moved)
         out.found.append(Found(tp.source or target, None, True, f"codes recoded in this file: {said}"))
         fields: dict[str, Any] = dict(out.wave.overrides.get(target) or {})
         if all(m.mine[0] == "value" and m.theirs[0] == "value" for m in moved):
-            mapped: dict[object, object] = {_yaml_code(c): v for c, v in tp.values.items()}
-            mapped.update({_yaml_code(m.code): m.theirs[1] for m in moved})
+            mapped: dict[object, object] = {norm_code(c): v for c, v in tp.values.items()}
+            mapped.update({norm_code(m.code): m.theirs[1] for m in moved})
             fields["map"] = mapped
         else:
             fields["TODO"] = (f"{tp.source}'s missing codes moved ({said}): map the file's codes by their labels, "

@@ -93,7 +93,7 @@ def label_issues(var: Variable, tp: TargetPlan, vm: VarMeta, tables: TableSet) -
 Outcome = tuple[str, object]  # ("value", target value) or ("missing", reason)
 
 
-def rule_outcome(tp: TargetPlan, code: Code) -> Outcome | None:
+def _outcome(tp: TargetPlan, code: Code) -> Outcome | None:
     """What the rule makes of a source code: ("missing", reason), ("value", target value), or None (unmapped)."""
     reason = tp.missing.reasons.get(code) or tp.explicit_missing.get(code)
     if reason is not None:
@@ -144,7 +144,7 @@ def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: Targe
         named = by_label.get(plain(label), [])
         if (own is not None and plain(own) == plain(label)) or len(named) != 1 or named[0] == code:
             continue
-        mine, theirs = rule_outcome(tp, code), rule_outcome(tp, named[0])
+        mine, theirs = _outcome(tp, code), _outcome(tp, named[0])
         if mine is None or theirs is None or mine == theirs or _agrees(tp, mine, label, schema):
             continue
         out.append(Moved(code, label, named[0], mine, theirs))
@@ -162,7 +162,6 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
     does not count, nor does a label the declared codebook does not know (reworded, translated), nor a
     label naming the ``schema`` code the rule gives (the declared codebook, not the rule, is then wrong)."""
     out = []
-    seen: set[tuple[str, str]] = set()
     for target, tp in plan.targets.items():
         if tp.kind not in ("map", "range") or not tp.source:
             continue
@@ -171,9 +170,8 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
             continue
         found = [f"{m.code!r} is labelled '{m.label}', the declared label of {m.other!r}, but maps to "
                  f"{_said(m.mine)}, not {_said(m.theirs)}" for m in moved_codes(tp, dv, fv, schema)]
-        if not found or (tp.source, target) in seen:
+        if not found:
             continue
-        seen.add((tp.source, target))
         shown = "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
         path = (*tp.path, "map" if tp.kind == "map" else "range")
         out.append(Issue(f"wave {plan.wave.wave}: the file's labels of {tp.source} contradict the codes the rule for "
