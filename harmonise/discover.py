@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from harmonise.checks.archives import is_archive, not_data, unextracted
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
-from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_source, undecodable_names
+from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_sampled, open_source, undecodable_names
 from harmonise.samework import SameWork, assume_digest, kept_digest
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
@@ -309,7 +309,7 @@ def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFil
     """In a reader child (:func:`isolated_map`): the file's metadata (None when unreadable) and the
     distinct values of the content variables ``names`` it holds (or the error reading them)."""
     try:
-        src = open_source(path, encoding, isolate=False)
+        src, sample = open_sampled(path, encoding, CONTENT_SAMPLE if names else 0)
     except InputError:
         return None, {}
     kept_digest(src.meta)  # here, beside the other readers, not in the process that waits for them all
@@ -318,7 +318,8 @@ def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFil
         vm = find_variable(src.meta.variables, name)
         if vm is not None and vm.name not in seen:
             try:
-                seen[vm.name] = _distinct(src, vm.name)
+                seen[vm.name] = _distinct(src, vm.name) if sample is None else \
+                    content_values(sample.frame(src, [vm.name])[vm.name])
             except InputError as exc:
                 seen[vm.name] = exc
     return src, seen

@@ -13,6 +13,7 @@ from test_cli_errors import USED
 from harmonise import connect
 from harmonise.errors import InputError
 from harmonise.readers import open_source
+from harmonise.readers.files import declared_cases, open_sampled
 
 
 def _ess_dta(ess8: Path, dst: Path, letters: dict[str, list[str]]) -> Path:
@@ -196,3 +197,55 @@ def test_a_text_in_the_rows_that_the_header_encoding_cannot_decode_points_at_dam
         f"{path}: a text in its rows cannot be decoded with the declared encoding (Unable to convert string to the "
         "requested encoding (invalid byte sequence)), though its header's can: the file is probably damaged — "
         "download it again; if it is not, pass --encoding with the encoding its texts were written in")
+
+
+REAL_SAV = sorted((Path(__file__).resolve().parents[1].parent / "shared" / "data").glob("**/*.sav"))
+
+
+@pytest.mark.parametrize("path", REAL_SAV, ids=lambda p: p.name)
+def test_a_header_read_with_its_first_rows_gives_the_header_and_the_rows_read_alone_give(path: Path) -> None:
+    """One pass of the reader for discovery (decision 62): the same metadata as the header alone, the row count
+    the header records (not the rows the pass read), and the rows normalised as a chunk gives them."""
+    alone = open_source(path, isolate=False)
+    src, sample = open_sampled(path, None, 100)
+    assert sample is not None
+    assert (src.meta, src.codec, src.encoding) == (alone.meta, alone.codec, alone.encoding)
+    assert src.meta.rows is not None and src.meta.rows > 100
+    columns = [c for c in ("cntry", "essround", "idno") if c in alone.meta.variables]
+    pd.testing.assert_frame_equal(sample.frame(src, columns), next(iter(alone.chunks(columns, 100))),
+                                  check_like=True)
+
+
+def test_the_cases_an_spss_header_records_are_read_in_its_byte_order(tmp_path: Path) -> None:
+    path = tmp_path / "f.sav"
+    pyreadstat.write_sav(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), str(path))
+    head = path.read_bytes()[:1024]
+    assert declared_cases(head) == 3
+    big = bytearray(head)
+    big[64:68], big[80:84] = (2).to_bytes(4, "big"), (7).to_bytes(4, "big")
+    assert declared_cases(bytes(big)) == 7
+    unknown = bytearray(head)
+    unknown[80:84] = (-1).to_bytes(4, "little", signed=True)
+    assert declared_cases(bytes(unknown)) is None
+    assert declared_cases(head[:83]) is None
+    assert declared_cases(b"<stata_dta>" + head[11:]) is None
+
+
+def test_a_file_without_a_recorded_row_count_or_with_damaged_first_rows_is_opened_without_a_sample(
+        tmp_path: Path) -> None:
+    df = pd.DataFrame({"idno": [1.0, 2.0], "name": ["abcdefgh", "ijklmnop"]})
+    path = tmp_path / "f.sav"
+    pyreadstat.write_sav(df, str(path))
+    raw = bytearray(path.read_bytes())
+    raw[80:84] = (-1).to_bytes(4, "little", signed=True)  # "not recorded": the reader's count would be the sample's
+    path.write_bytes(bytes(raw))
+    src, sample = open_sampled(path, None, 100)
+    assert sample is None and src.meta == open_source(path, isolate=False).meta
+    raw[80:84] = (2).to_bytes(4, "little")
+    at = raw.rindex(b"ijklmnop")
+    raw[at:at + 2] = bytes([0xC3, 0x28])  # a damaged text in the rows: reported when the rows are read
+    path.write_bytes(bytes(raw))
+    src, sample = open_sampled(path, None, 100)
+    assert sample is None and src.meta == open_source(path, isolate=False).meta and src.meta.rows == 2
+    with pytest.raises(InputError, match="cannot be decoded with the declared encoding"):
+        list(src.chunks(["name"], 10))

@@ -501,11 +501,14 @@ def _ascii_compatible(path: Path, encoding: str) -> None:
                          "ASCII-compatible encoding (latin1, cp1252, utf-8) or drop --encoding")
 
 
-def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True) -> Any:
+def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True, rows: int = 0) -> Any:
+    """pyreadstat's metadata of the file (``rows`` > 0: and its first ``rows`` rows of every column, as
+    ``(data, metadata)``)."""
     try:
         call = isolated if isolate else _direct
         # a dict, not an empty DataFrame of every column: pandas took a third of a country file's header read
-        _, m = call(_read, fmt, str(path), metadataonly=True, output_format="dict", **_kwargs(fmt, encoding))
+        limit = {"row_limit": rows} if rows else {"metadataonly": True}
+        data, m = call(_read, fmt, str(path), output_format="dict", **limit, **_kwargs(fmt, encoding))
     except ReaderCrashed as exc:
         raise InputError(f"{path}: file is corrupt: the {fmt.upper()} reader crashed on its header ({exc}); "
                          "download it again") from None
@@ -513,7 +516,17 @@ def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True)
         raise _explain(path, exc, encoding) from exc
     except (UnicodeDecodeError, ValueError, OSError) as exc:
         raise _explain(path, exc, encoding) from exc
-    return m
+    return (data, m) if rows else m
+
+
+def declared_cases(head: bytes) -> int | None:
+    """The number of cases an SPSS system file's header (its first bytes ``head``) records; None when it
+    records none (-1) or ``head`` is no .sav/.zsav header."""
+    if len(head) < 84 or head[:4] not in (b"$FL2", b"$FL3"):
+        return None
+    order: Literal["little", "big"] = "little" if int.from_bytes(head[64:68], "little") in (2, 3) else "big"
+    cases = int.from_bytes(head[80:84], order, signed=True)
+    return cases if cases >= 0 else None
 
 
 UTF8_RELEASE = 118  # Stata's first format whose texts are UTF-8 by definition
@@ -536,6 +549,39 @@ def open_source(path: Path, encoding: str | None = None, *, isolate: bool = True
     ``SourceFile.codec`` says how (and ``meta.encoding`` names it). The header is read in a forked
     child (:func:`isolated`) unless ``isolate`` is false: a caller already in such a child
     (:func:`isolated_map`)."""
+    return _open(path, encoding, isolate, 0)[0]
+
+
+@dataclass
+class Sample:
+    """A file's first rows of every column, as the reader gave them with its header (see :func:`open_sampled`)."""
+    data: dict[str, Any]
+
+    def frame(self, src: SourceFile, columns: list[str]) -> pd.DataFrame:
+        """The sample's ``columns`` (names as in the file), normalised as :meth:`SourceFile.chunks` gives them."""
+        df = pd.DataFrame({c: self.data[c] for c in columns if c in self.data})
+        return normalise(df, src.meta, 0, src.codec)
+
+
+def open_sampled(path: Path, encoding: str | None, rows: int) -> tuple[SourceFile, Sample | None]:
+    """:func:`open_source` in this process, and the file's first ``rows`` rows of every column from the same pass
+    of the reader where that pass can give both: an SPSS system file whose header records its number of cases
+    (the reader reports the rows it read, not the file's). Otherwise, or when those rows cannot be read, no
+    sample (None): the caller reads the rows it needs, and reading them reports their error. One pass instead
+    of two: a country file's header costs most of reading it (decision 62)."""
+    fmt = detect_format(path)
+    cases = declared_cases(_magic(path)) if fmt in ("sav", "zsav") and rows > 0 else None
+    if cases is not None:
+        try:
+            return _open(path, encoding, False, rows, cases)
+        except InputError:
+            pass  # the header alone, below: a damaged row is reported where the rows are read
+    return _open(path, encoding, False, 0)[0], None
+
+
+def _open(path: Path, encoding: str | None, isolate: bool, rows: int,
+          cases: int | None = None) -> tuple[SourceFile, Sample | None]:
+    """The file's header (and with ``rows``, its first rows; ``cases``: the rows its header records)."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -545,26 +591,32 @@ def open_source(path: Path, encoding: str | None = None, *, isolate: bool = True
         _ascii_compatible(path, encoding)
     codec: TextCodec | None = None
     m = None
+    data: dict[str, Any] | None = None
     # a Stata file before format 118 records no encoding: the reader's Windows-1252 turns the UTF-8 that R, Python
     # and Stata 13 on a Mac write into mojibake without an error, so its texts are always decoded per text
     release = dta_release(_magic(path)) if fmt == "dta" and not encoding else None
     if release is None or release >= UTF8_RELEASE:
         try:
-            m = _read_meta(path, fmt, encoding, isolate)
-        except InputError as exc:
-            if encoding or fmt == "por" or "cannot be decoded" not in str(exc):
+            got = _read_meta(path, fmt, encoding, isolate, rows)
+            data, m = got if rows else (None, got)
+        except InputError as exc:  # with rows: the caller reads the header alone (a damaged row is not the header's)
+            if rows or encoding or fmt == "por" or "cannot be decoded" not in str(exc):
                 raise
     if m is None:
-        m = _read_meta(path, fmt, "latin1", isolate)  # every byte one character: decoded per text below
+        got = _read_meta(path, fmt, "latin1", isolate, rows)  # every byte one character: decoded per text below
+        data, m = got if rows else (None, got)
         codec = choose(_meta_texts(m))
         _recode_meta(m, codec)
+    if rows:
+        m.number_rows = cases
     try:
         meta = _meta_from_pyreadstat(path, fmt, m, encoding)
     except (TypeError, ValueError, KeyError, OverflowError) as exc:  # values no valid header holds
         raise InputError(f"{path}: file is corrupt: its header holds invalid metadata ({exc}); download it again") from exc
     if codec is not None:
         meta.encoding = codec.describe()
-    return SourceFile(path=path, format=fmt, meta=meta, encoding="latin1" if codec else encoding, codec=codec)
+    src = SourceFile(path=path, format=fmt, meta=meta, encoding="latin1" if codec else encoding, codec=codec)
+    return src, None if data is None else Sample(data)
 
 
 def _meta_texts(m: Any) -> list[str]:
