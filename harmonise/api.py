@@ -254,7 +254,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     import duckdb
 
     from harmonise.pipeline import Reuse
-    from harmonise.reports.indicators import WaveEstimates, store_indicators, stores_indicators
+    from harmonise.reports.indicators import WaveEstimates, store_indicators, stored_inputs, stores_indicators
     from harmonise.store.atomic import atomic_target
     from harmonise.store.cache import BuildCache
     from harmonise.store.lookups import write_lookups
@@ -294,7 +294,7 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
             facts = {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
                      for o in result.outcomes if o.facts is not None}
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
-            rows_of = _WaveRows(con, cache, reuse, result)
+            rows_of = _WaveRows(con, cache, reuse, result, stored_inputs(ahead.defs) if ahead is not None else None)
             # while the lookup tables are written (Python, mostly), DuckDB finds on a cursor of its own whether the
             # waves harmonised afresh kept their rows, and estimates those that did not (decision 56)
             with _alongside(con, lambda cur: rows_of.check(cur, ahead)) if ahead is not None else nullcontext():
@@ -362,11 +362,14 @@ class _WaveRows:
     What they are estimated from: the wave's respondents, the lineage columns the quality flags read, the
     survey's sampling type, the indicator definitions, the build options and harmonise's code. The wave's
     files' cache keys stand for its respondents; a wave whose files were harmonised again (a rule edited)
-    keeps its previous rows when the rows it harmonised equal the previous database's and the rest is
-    unchanged (an edit that changes no respondent's value changes no estimate)."""
+    keeps its previous rows when the rows it harmonised equal the previous database's in the columns the
+    estimates read (``inputs``) and the rest is unchanged: an edit that changes no value the estimates read
+    changes no estimate (decision 63)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse, result: RunResult) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse, result: RunResult,
+                 inputs: list[str] | None = None) -> None:
         self.con, self.cache, self.reuse = con, cache, reuse
+        self.inputs = inputs  # the respondents columns the estimates read (None: every column)
         self.files: dict[tuple[str, str], list[str]] = {}
         self.complete: dict[tuple[str, str], bool] = {}
         self.keys: dict[tuple[str, str], str] = {}  # of the complete waves asked for
@@ -388,7 +391,7 @@ class _WaveRows:
         todo = []
         for sw in self.fresh:
             if self.complete.get(sw) and self.cache.previous_wave(*sw) is not None:
-                self.same[sw] = self.cache.same_rows(cur, *sw)
+                self.same[sw] = self.cache.same_rows(cur, *sw, self.inputs)
             if not self.same.get(sw) and sw not in ahead.frames:
                 todo.append(sw)
         ahead.estimate(cur, todo)
@@ -413,7 +416,7 @@ class _WaveRows:
         if kept is None:
             previous = cache.previous_wave(survey, wave)
             if previous is not None and digest([*inputs, previous[1]]) == previous[0] and \
-                    (self.same[(survey, wave)] if (survey, wave) in self.same else cache.same_rows(con, survey, wave)):
+                    (self.same[(survey, wave)] if (survey, wave) in self.same else cache.same_rows(con, survey, wave, self.inputs)):
                 kept = cache.indicator_rows(con, previous[0], keep_as=key)
         return kept
 

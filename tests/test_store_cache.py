@@ -80,7 +80,7 @@ def _kept(out: str) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
-RANGE = re.compile(r"^( +)year_of_arrival: \{range: \[(\d+), (\d+)\]\}$", re.MULTILINE)
+RANGE = re.compile(r"^( +)year_of_arrival: \{range: \[(\d+), (\d+)\](?:, missing: \{[^}]*\})?\}$", re.MULTILINE)
 
 
 def _ranged_waves(project: Path) -> list[str]:
@@ -218,15 +218,18 @@ def _estimated(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return seen
 
 
-def _set_range(project: Path, wave: str, low: int, high: int, transform: str = "") -> None:
-    """Set the year-of-arrival range override of ESS round ``wave`` (and a ``transform`` of its values)."""
+def _set_range(project: Path, wave: str, low: int, high: int, transform: str = "",
+               missing: dict[str, str] | None = None) -> None:
+    """Set the year-of-arrival range override of ESS round ``wave`` (and a ``transform`` of its values, and
+    ``missing`` codes)."""
     path = project / "mappings" / "ess.yaml"
     text = path.read_text()
     found = [m for m in RANGE.finditer(text) if re.findall(r'^  - wave: "([^"]+)"', text[:m.start()],
                                                             re.MULTILINE)[-1] == wave]
     assert len(found) == 1, f"ESS round {wave} has no year_of_arrival range override"
     m = found[0]
-    rule = f"range: [{low}, {high}]" + (f", transform: \"{transform}\"" if transform else "")
+    rule = f"range: [{low}, {high}]" + (f", transform: \"{transform}\"" if transform else "") + \
+        (f", missing: {{{', '.join(f'{k}: {v}' for k, v in missing.items())}}}" if missing else "")
     path.write_text(text[:m.start()] + f"{m.group(1)}year_of_arrival: {{{rule}}}" + text[m.end():])
 
 
@@ -257,6 +260,24 @@ def test_a_wave_harmonised_again_to_the_same_rows_keeps_its_indicator_rows(
     assert after["respondents"] == before["respondents"] and after["compiled_sql"] != before["compiled_sql"]
     assert estimated == []
     assert after["indicators"] == before["indicators"]
+
+    # new values in columns no estimate reads: the reason for a year not applicable (no indicator reads it:
+    # years since arrival is read by its value, which stays missing), yet the rows differ (decision 63)
+    con = duckdb.connect(str(db), read_only=True)
+    codes = con.execute("SELECT DISTINCT source_code FROM harmonisation_report WHERE survey = 'ess' AND wave = ? "
+                        "AND target = 'year_of_arrival' AND missing_reason = 'not_applicable'", [wave]).fetchall()
+    con.close()
+    assert len(codes) == 1
+    _set_range(project, wave, low, high, missing={codes[0][0]: "dont_know"})
+    _build(project, data, db)
+    after = _tables(db)
+    assert after["respondents"] != before["respondents"] and estimated == []
+    assert "dont_know" in {r for (r,) in duckdb.connect(str(db), read_only=True).execute(
+        "SELECT DISTINCT year_of_arrival_missing FROM respondents WHERE wave = ?", [wave]).fetchall()}
+    assert after["indicators"] == before["indicators"]
+    fresh = tmp_path / "fresh.duckdb"
+    _build(project, data, fresh, "--full")
+    assert _tables(fresh)["indicators"] == after["indicators"]
 
     _set_range(project, wave, low, high, transform="x - 1")  # every year one earlier: new values
     estimated.clear()
@@ -413,3 +434,18 @@ def test_same_rows_compares_a_waves_respondents_with_the_previous_databases(
     cache.previous = tmp_path / "old.duckdb"
     assert cache.same_rows(con, "ess", "11") is same
     assert con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'previous'").fetchone() == (0,)
+
+
+def test_same_rows_compares_only_the_columns_asked_for(tmp_path: Path) -> None:
+    for name, y in (("old", 1.0), ("new", 2.0)):
+        con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
+        con.execute("CREATE TABLE respondents (survey VARCHAR, wave VARCHAR, source_file VARCHAR, source_row BIGINT, "
+                    "x DOUBLE, y DOUBLE)")
+        con.execute("INSERT INTO respondents VALUES ('ess', '11', 'a', 1, 5.0, ?)", [y])
+        con.close()
+    con = duckdb.connect(str(tmp_path / "new.duckdb"))
+    cache = BuildCache(tmp_path / "new.duckdb", full=True)
+    cache.previous = tmp_path / "old.duckdb"
+    assert cache.same_rows(con, "ess", "11") is False
+    assert cache.same_rows(con, "ess", "11", ["x", "age_band"]) is True  # a name no column has is left out
+    assert cache.same_rows(con, "ess", "11", ["x", "y"]) is False

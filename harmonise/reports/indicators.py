@@ -262,13 +262,7 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     # only the columns the expressions read (every column reference in compiled SQL is a quoted identifier);
     # `resp` is not materialised: each indicator rescans the columns it needs, and memory stays flat
     # (materialised, 800,000 respondents spilled beyond the build's 256 MB: 9.7 s instead of 3.7 s)
-    sql_parts = [defs.breakdowns[g].sql for g in gcol]
-    sql_parts += [x for n in names for d in [defs.indicators[n]]
-                  for x in (d.population_sql, d.outcome_sql, d.outcome_reason_sql)]
-    cols = {"survey", "wave", "country", "stratum", "psu", "age", *by}
-    cols.update(c for c in ("weight", "weight_design") if f'"{c}"' in _WEIGHT_SQL[weight])
-    cols.update(m.group(1).replace('""', '"') for part in sql_parts for m in _IDENT.finditer(part))
-    keep = ", ".join(sql_literal(c) for c in sorted(cols))
+    keep = ", ".join(sql_literal(c) for c in sorted(_read_columns(defs, names, by, groups, weight)))
     gsel = "".join(f", {defs.breakdowns[g].sql} AS {c}" for g, c in gcol.items())
     w = _WEIGHT_SQL[weight]
     if pool:  # each survey-wave's weights sum to its number of weighted respondents
@@ -290,6 +284,28 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     cube = margins_sql("spread", [c for c in by if c not in SAMPLE_KEYS and c not in NESTED])
     return (f"WITH shared AS MATERIALIZED ({shared}), resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), fine AS ({fine}), "
             f"spread AS (SELECT * FROM ({spread}) WHERE \"group\" IS NOT NULL) {cube}")
+
+
+def _read_columns(defs: Definitions, names: Sequence[str], by: Sequence[str], groups: Sequence[str | None],
+                  weight: str) -> set[str]:
+    """The respondents columns an estimate reads (besides the design's): the grouping columns, the weight and
+    every column the indicators' and breakdowns' compiled SQL names (each a quoted identifier)."""
+    sql_parts = [defs.breakdowns[g].sql for g in dict.fromkeys(g for g in groups if g)]
+    sql_parts += [x for n in names for d in [defs.indicators[n]]
+                  for x in (d.population_sql, d.outcome_sql, d.outcome_reason_sql)]
+    cols = {"survey", "wave", "country", "stratum", "psu", "age", *by}
+    cols.update(c for c in ("weight", "weight_design") if f'"{c}"' in _WEIGHT_SQL[weight])
+    cols.update(m.group(1).replace('""', '"') for part in sql_parts for m in _IDENT.finditer(part))
+    return cols
+
+
+def stored_inputs(defs: Definitions) -> list[str]:
+    """The respondents columns the stored ``indicators`` table is estimated from (the design's
+    ``respondent_id`` included; some may name no column, as ``age_band``): a wave whose rows hold the same
+    values there has the same estimates."""
+    keys = grouping(DEFAULT_BY, False)
+    return sorted(_read_columns(defs, sorted(defs.indicators), keys, (None, *defs.breakdowns), "weight")
+                  | {"respondent_id"})
 
 
 @dataclass
