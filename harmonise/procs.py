@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1  # prctl(2): a signal the kernel sends this process when its parent dies
 
@@ -22,3 +25,50 @@ def die_with_parent(parent: int) -> None:
             pass
     if os.getppid() != parent:
         os._exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's time limit, `kill`, a container stopping) raised in the main thread as an
+    interruption, so that what a Ctrl-C cleans up is cleaned up (a build's temporary database removed)."""
+
+
+_RECEIVED: list[int] = []  # SIGTERM arrived within the current terminable() block
+
+
+def _terminate(signum: int, frame: object) -> None:
+    _RECEIVED.append(signum)  # DuckDB turns an exception raised in a query's signal check into its own error
+    raise Terminated()
+
+
+def terminated() -> bool:
+    """Whether SIGTERM arrived within the last :func:`terminable` block (whatever error it surfaced as)."""
+    return bool(_RECEIVED)
+
+
+def _default_in_child() -> None:
+    """A child forked within :func:`terminable` ends at SIGTERM as any process does (its parent cleans up)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is _terminate:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the child's main thread
+        pass
+
+
+@contextmanager
+def terminable() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in this (main) thread; outside it, and in children
+    forked meanwhile, SIGTERM is what it was. Only where SIGTERM has its default action: a handler someone
+    else installed (an application embedding harmonise, a test runner) is left alone."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    _RECEIVED.clear()
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_in_child)

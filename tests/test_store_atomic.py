@@ -231,6 +231,35 @@ def test_sigkill_at_every_stage_keeps_the_previous_database_and_leaves_nothing_b
     assert answers(db) == reference
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_ends_a_build_with_143_keeping_the_previous_database_and_leaving_nothing(  # type: ignore[no-untyped-def]
+        setup) -> None:
+    """SIGTERM (a scheduler's time limit, `kill`) is an interruption: the build's temporary database is removed
+    as after Ctrl-C (a SIGTERM left it beside the database until the next build), the exit code is 143."""
+    driver, db, data, seconds, marker, systmp = setup
+    reference = answers(db)
+    exe = Path(sys.executable).with_name("harmonise")
+    rng = random.Random(SEED)
+    codes = []
+    for low, high in slices(0.3, 0.3 + 0.8 * seconds, 3):
+        proc = subprocess.Popen([str(exe), "--project", str(driver.project), "build", "--full", "--data", str(data),
+                                 "--db", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "TMPDIR": str(systmp), "HARMONISE_KILL_TEST": marker})
+        time.sleep(rng.uniform(low, high))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        codes.append(proc.returncode)
+        assert proc.returncode in (143, 0), err
+        if proc.returncode == 143:
+            assert err.endswith("terminated; a database being built was not replaced\n"), err
+            assert "Traceback" not in err
+        assert leftovers(db) == []
+        assert answers(db) == reference
+        assert no_survivors(marker, driver.proc.pid) == []
+    assert 143 in codes, codes
+
+
 def test_leftover_temporary_files_are_ignored_then_removed(setup) -> None:  # type: ignore[no-untyped-def]
     driver, db, *_ = setup
     reference = answers(db)

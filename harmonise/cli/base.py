@@ -19,6 +19,7 @@ import click
 
 from harmonise import __version__, api
 from harmonise.errors import HarmoniseError, InputError, Issue, UsageError, ValidationFailed
+from harmonise.procs import Terminated, terminable, terminated
 
 FORMAT = click.Choice(["text", "json"])
 ISSUE_FORMAT = click.Choice(["text", "json", "github"])  # github: workflow-command annotations
@@ -100,6 +101,15 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
+def _stopped(ctx: click.Context, exc: BaseException) -> None:
+    """Exit as an interrupted command: 130 after Ctrl-C, 143 (128 + 15, as shells report it) after SIGTERM."""
+    if isinstance(exc, Terminated) or terminated():
+        click.echo("terminated; a database being built was not replaced", err=True)
+        ctx.exit(143)
+    click.echo("interrupted; a database being built was not replaced", err=True)
+    ctx.exit(130)
+
+
 def duckdb_failure(exc: BaseException, db: object = None) -> str | None:
     """The message for a DuckDB error a user can cause (a damaged database file, a full disk, memory, a
     value out of range), or None for one that only a bug in harmonise causes (parser, binder, internal)."""
@@ -140,7 +150,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         debug = ctx.find_root().params.get("debug", False)
         fmt = kwargs.get("fmt", "text")
         try:
-            return fn(*args, **kwargs)
+            with terminable():
+                return fn(*args, **kwargs)
         except ValidationFailed as exc:
             if fmt in ("json", "github"):
                 click.echo(render_issues(exc.issues, fmt))
@@ -165,9 +176,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except click.ClickException:
             raise
-        except KeyboardInterrupt:
-            click.echo("interrupted; a database being built was not replaced", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            _stopped(ctx, exc)
         except BrokenPipeError:  # the reader of standard output stopped (`| head`): nothing more to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
             ctx.exit(0)
@@ -179,8 +189,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             ctx.exit(2)
         except Exception as exc:  # noqa: BLE001 - a bug: still a message and exit 2, a traceback only with --debug
             if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
-                click.echo("interrupted; a database being built was not replaced", err=True)
-                ctx.exit(130)
+                _stopped(ctx, exc)
             message = duckdb_failure(exc, kwargs.get("db")) or older_database(exc, kwargs.get("db"), ctx.info_name)
             if message is not None:
                 if debug:

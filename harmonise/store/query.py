@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import duckdb
 
 from harmonise.errors import InputError, Interrupted, QueryTimeout, UsageError
+from harmonise.procs import Terminated
 from harmonise.store.connect import MEMORY_LIMIT, connect
 
 if TYPE_CHECKING:
@@ -95,13 +96,15 @@ def run_query(db: str | Path, sql: str, on_columns: Callable[[list[str]], None],
                 stopped = "timeout"
                 con.interrupt()
                 worker.join()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         stopped = "interrupt"
         if worker.ident is None:  # Ctrl-C came before the thread ran: it never touched the connection
             con.close()
         else:
             con.interrupt()
             worker.join()
+        if isinstance(stop, Terminated):
+            raise  # SIGTERM: the command's end is the caller's (exit 143)
     if stopped == "interrupt":
         raise Interrupted("query interrupted (Ctrl-C); nothing was changed")
     if stopped == "timeout":
