@@ -607,7 +607,8 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
         return result
     src = open_source(file, encoding or w.encoding)
     plan = resolve_wave(entry.crosswalk, w, project.schema, project.tables, src.meta.variables)
-    found = draft(entry.crosswalk, w, project.schema, plan, project.declared_meta(survey, wave), src.meta)
+    found = draft(entry.crosswalk, w, project.schema, plan, project.declared_meta(survey, wave), src.meta,
+                  project.tables)
     result.block = found.text(file.name, entry.file)
     if found.lines:
         with tempfile.TemporaryDirectory(prefix="harmonise-adapt-") as tmp:

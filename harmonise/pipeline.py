@@ -47,7 +47,7 @@ from harmonise.samework import SameWork
 from harmonise.spec.coverage import quality_of
 from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project, without_set_aside
-from harmonise.spec.resolve import WavePlan, resolve_wave
+from harmonise.spec.resolve import WavePlan, resolve_wave, without_override
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.source import SourceMeta, VarMeta
 from harmonise.spec.yamlload import LineIndex, locate
@@ -237,7 +237,9 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
             return [*drift.compare(declared, real, set(f.plan.sources()), cw.survey, wave.wave),
                     *(locate(i, entry.index, cw.survey, wave.wave)
                       for i in (*renames.renamed_variables(f.plan, declared, src.meta),
-                                *moved_labels(f.plan, declared, src.meta, schema)))]
+                                *moved_labels(f.plan, declared, src.meta, schema,
+                                              lambda target: without_override(cw, wave, target, schema, project.tables,
+                                                                               src.meta.variables, job.supplied))))]
         f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
         f.out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",

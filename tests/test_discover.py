@@ -148,7 +148,7 @@ def test_codes_carrying_another_codes_declared_label_are_an_error_a_reworded_lab
         "surveys/ess/codebook_9.yaml): 1 is labelled 'Female', the declared label of 2, but maps to 'male', not "
         "'female'; 2 is labelled 'Male', the declared label of 1, but maps to 'female', not 'male' — the file's codes "
         "were recoded (by a researcher or a national release): map the file's own codes by their labels in a wave "
-        "override of the rule (`harmonise adapt` drafts it for a map rule; `harmonise inspect FILE` lists the "
+        "override of the rule (`harmonise adapt` drafts it; `harmonise inspect FILE` lists the "
         "labels), or harmonise the original release")
     assert ("targets.trust_parliament.range: wave 9: the file's labels of trstprl contradict the codes the rule for "
             "trust_parliament maps (written for surveys/ess/codebook_9.yaml): 0 is labelled 'Complete trust', the "
@@ -493,6 +493,57 @@ def test_adapt_drafts_the_map_of_a_file_whose_codes_were_recoded(finland: tuple[
     assert out.splitlines()[1:] == ["#   gndr: codes recoded in this file: 1 'Female', 2 'Male'",
                                     "      sex: {map: {1: female, 2: male}}"]
     assert err == f"standard output: pasted in, `validate --data {path}` passes\n"
+
+
+def test_a_reversed_scale_is_an_error_until_a_wave_override_follows_the_files_labels(
+        finland: tuple[pd.DataFrame, Any], project: Path, tmp_path: Path) -> None:
+    """A researcher's reversed 0-10 scale is an error (decision 59), and `adapt` drafted nothing for a range rule;
+    nor could the fix be written: a wave override mapping the codes as their labels say was still an error. Now
+    `adapt` drafts the transform, and an override that follows the file's labels is a warning (decision 64)."""
+    from conftest import edit, line_of
+
+    from harmonise import connect
+
+    df, meta = finland
+    declared = meta.variable_value_labels["trstprl"]
+    flipped = df.assign(trstprl=df["trstprl"].where(df["trstprl"] > 10, 10 - df["trstprl"]))
+    path = write_copy((flipped, meta), tmp_path / "data" / "ESS9FI.sav",
+                      relabel={"trstprl": {float(c): declared[float(10 - c)] for c in range(11)}})
+    code, _, err = run("validate", "--data", str(path.parent), project=project)
+    assert code == 1
+    assert ("the file's labels of trstprl contradict the codes the rule for trust_parliament maps (written for "
+            "surveys/ess/codebook_9.yaml): 0 is labelled 'Complete trust', the declared label of 10, but maps to "
+            "0, not 10") in err
+    code, out, err = run("adapt", str(path), "--like", "ess:9", project=project)
+    assert code == 0, err
+    assert out.splitlines()[-1] == '      trust_parliament: {transform: "10 - x"}'
+    assert err == f"standard output: pasted in, `validate --data {path}` passes\n"
+
+    crosswalk = project / "mappings" / "ess.yaml"
+    anchor = 'psu and stratum in the integrated file."\n    overrides:\n'
+    edit(crosswalk, anchor, anchor + '      trust_parliament: {transform: "10 - x"}\n')
+    code, out, err = run("validate", "--data", str(path.parent), project=project)
+    assert code == 0, err
+    got = [line for line in out.splitlines() if "maps trstprl by this file's labels" in line]
+    assert got == [
+        (f"warning: mappings/ess.yaml:{line_of(crosswalk, 'trust_parliament: {transform')} waves[9].overrides."
+        "trust_parliament.range: wave 9: the wave's rule for trust_parliament maps trstprl by this file's labels, "
+        "which differ from surveys/ess/codebook_9.yaml's: 0 is labelled 'Complete trust', the declared label of "
+        "10, and maps to 10; 1 is labelled '9', the declared label of 9, and maps to 9; 2 is labelled '8', "
+        "the declared label of 8, and maps to 8; 3 is labelled '7', the declared label of 7, and maps to 7; "
+        "4 is labelled '6', the declared label of 6, and maps to 6; 6 is labelled '4', the declared label of "
+        "4, and maps to 4; and 4 more; the override applies to every file of wave 9 — a file of the wave with "
+        "the declared codes (the original release) would be harmonised by the override too: keep such files out of "
+        "this project, or recode the file back")]
+    db = tmp_path / "h.duckdb"
+    assert run("build", "--data", str(path.parent), "--db", str(db), project=project)[0] == 0
+    stored = connect(db).execute("SELECT trust_parliament, count(*) FROM respondents GROUP BY 1 ORDER BY 1").fetchall()
+    counts = df["trstprl"][df["trstprl"] <= 10].value_counts()
+    assert [(v, n) for v, n in stored if v is not None] == [(float(v), int(counts[v])) for v in sorted(counts.index)]
+
+    edit(crosswalk, 'trust_parliament: {transform: "10 - x"}', 'trust_parliament: {transform: "x * 1"}')
+    code, _, err = run("validate", "--data", str(path.parent), project=project)
+    assert code == 1 and "the file's labels of trstprl contradict" in err  # an override that does not follow them
 
 
 def test_a_pandera_failure_names_the_rule_its_values_came_from(finland: tuple[pd.DataFrame, Any],

@@ -20,8 +20,9 @@ from typing import Any
 
 from harmonise.authoring.flowyaml import flow
 from harmonise.checks.labels import moved_codes, plain
+from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
-from harmonise.spec.resolve import WavePlan, alternatives, wave_rules
+from harmonise.spec.resolve import WavePlan, alternatives, wave_rules, without_override
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.source import SourceMeta, VarMeta, find_variable, norm_code
 
@@ -117,7 +118,7 @@ def _renamed(rule: Rule, names: dict[str, str]) -> dict[str, Any]:
 
 
 def adapt(cw: Crosswalk, wave: Wave, schema: TargetSchema, plan: WavePlan, declared: SourceMeta | None,
-          meta: SourceMeta) -> Adaptation:
+          meta: SourceMeta, tables: TableSet) -> Adaptation:
     """What ``wave`` needs to read the file of ``meta`` (``plan``: the wave resolved against it;
     ``declared``: the wave's declared codebook, whose labels find renamed variables)."""
     out = Adaptation(cw, wave)
@@ -150,32 +151,48 @@ def adapt(cw: Crosswalk, wave: Wave, schema: TargetSchema, plan: WavePlan, decla
         out.lines.append(f"{target}: {flow(fields)}")
     out.found = list(looked.values())
     if declared is not None:
-        _recoded(out, plan, schema, declared, meta)
+        _recoded(out, plan, schema, tables, declared, meta)
     return out
 
 
-def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, declared: SourceMeta, meta: SourceMeta) -> None:
-    """Map rules whose file recoded the declared codes (a code labelled with another code's declared label):
-    the rule's map with those codes mapped as their labels say (a TODO where a missing code moved)."""
+def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, tables: TableSet, declared: SourceMeta,
+             meta: SourceMeta) -> None:
+    """Map and range rules whose file recoded the declared codes (a code labelled with another code's declared
+    label): the rule's map with those codes mapped as their labels say, or a reversed scale's transform (a TODO
+    where a missing code moved, or the codes moved otherwise). A wave override already written for the file's
+    labels needs nothing."""
     for target, tp in plan.targets.items():
-        dv, fv = (declared.get(tp.source), meta.get(tp.source)) if tp.kind == "map" and tp.source else (None, None)
+        dv, fv = (declared.get(tp.source), meta.get(tp.source)) if tp.kind in ("map", "range") and tp.source \
+            else (None, None)
         if dv is None or fv is None or dv.type != fv.type:
             continue
-        moved = moved_codes(tp, dv, fv, schema)
+        written = without_override(plan.crosswalk, plan.wave, target, schema, tables, meta.variables) \
+            if target in (plan.wave.overrides or {}) else None
+        moved = [m for m in moved_codes(tp, dv, fv, schema, written) if not m.followed]
         if not moved:
             continue
         said = ", ".join(f"{norm_code(m.code)} '{m.label}'" for m in moved)
         out.found.append(Found(tp.source or target, None, True, f"codes recoded in this file: {said}"))
         fields: dict[str, Any] = dict(out.wave.overrides.get(target) or {})
-        if all(m.mine[0] == "value" and m.theirs[0] == "value" for m in moved):
+        values = all(m.mine[0] == "value" and m.theirs[0] == "value" for m in moved)
+        sums = {m.code + m.other for m in moved if _number(m.code) and _number(m.other)}  # type: ignore[operator]
+        if tp.kind == "range" and values and len(sums) == 1 and all(_number(m.code) for m in moved):
+            total = float(sums.pop())  # a reversed scale: code c holds the answers of (total - c)
+            turned = f"({total:g} - x)"
+            fields["transform"] = re.sub(r"\bx\b", turned, tp.transform) if tp.transform else turned[1:-1]
+        elif tp.kind == "map" and values:
             mapped: dict[object, object] = {norm_code(c): v for c, v in tp.values.items()}
             mapped.update({norm_code(m.code): m.theirs[1] for m in moved})
             fields["map"] = mapped
         else:
-            fields["TODO"] = (f"{tp.source}'s missing codes moved ({said}): map the file's codes by their labels, "
-                              "giving missing codes their reasons under missing")
+            fields["TODO"] = (f"{tp.source}'s codes moved ({said}): map the file's codes by their labels, giving "
+                              "missing codes their reasons under missing")
             out.todo.append(target)
         out.lines.append(f"{target}: {flow(fields)}")
+
+
+def _number(code: object) -> bool:
+    return isinstance(code, (int, float)) and not isinstance(code, bool)
 
 
 def paste(text: str, wave_id: str, lines: list[str]) -> str:

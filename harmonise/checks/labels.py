@@ -17,11 +17,13 @@ from __future__ import annotations
 import re
 import unicodedata
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
+from harmonise.spec.expr import arithmetic_value
 from harmonise.spec.resolve import TargetPlan, WavePlan
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
@@ -101,13 +103,18 @@ def _outcome(tp: TargetPlan, code: Code) -> Outcome | None:
     if tp.kind == "map" and code in tp.values:
         return ("value", tp.values[code])
     if tp.kind == "range" and tp.range is not None and isinstance(code, (int, float)) and not isinstance(code, bool):
-        return ("value", code) if tp.range[0] <= code <= tp.range[1] else None
+        if not tp.range[0] <= code <= tp.range[1]:
+            return None
+        if not tp.transform:
+            return ("value", code)
+        value = arithmetic_value(tp.transform, code)  # a transform that is not arithmetic: judged untransformed
+        return ("value", code if value is None else value)
     return None
 
 
 def _said(outcome: Outcome) -> str:
     kind, what = outcome
-    return f"missing ({what})" if kind == "missing" else repr(what)
+    return f"missing ({what})" if kind == "missing" else f"{what:g}" if isinstance(what, float) else repr(what)
 
 
 def _agrees(tp: TargetPlan, outcome: Outcome, label: str, schema: TargetSchema | None) -> bool:
@@ -129,11 +136,15 @@ class Moved:
     other: Code  # the declared code whose label it carries
     mine: Outcome  # what the rule makes of the code
     theirs: Outcome  # what it makes of the other: what the code's answers mean
+    followed: bool = False  # the wave's override maps the code as the rule written for the codebook maps the other
 
 
-def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: TargetSchema | None = None) -> list[Moved]:
+def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: TargetSchema | None = None,
+                written: TargetPlan | None = None) -> list[Moved]:
     """The codes of ``found`` (the file's variable) labelled with the ``declared`` label of another code that
-    ``tp`` maps differently; see :func:`moved_labels`."""
+    ``tp`` maps differently; see :func:`moved_labels`. ``written``: the rule without the wave's own override,
+    when ``tp`` is one — a code it maps as ``written`` maps the other is ``followed`` (the override was written
+    for the recoded file)."""
     by_label: dict[str, list[Code]] = {}
     for code, label in declared.labels.items():
         if plain(label):
@@ -147,12 +158,17 @@ def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: Targe
         mine, theirs = _outcome(tp, code), _outcome(tp, named[0])
         if mine is None or theirs is None or mine == theirs or _agrees(tp, mine, label, schema):
             continue
-        out.append(Moved(code, label, named[0], mine, theirs))
+        meant = _outcome(written, named[0]) if written is not None else None
+        out.append(Moved(code, label, named[0], mine, meant or theirs, followed=meant is not None and mine == meant))
     return out
 
 
-def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
-                 schema: TargetSchema | None = None) -> list[Issue]:
+def _shown(found: list[str]) -> str:
+    return "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
+
+
+def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema: TargetSchema | None = None,
+                 written: Callable[[str], TargetPlan | None] | None = None) -> list[Issue]:
     """Errors for map and range rules whose file labels a code with the declared label of *another* code
     that the rule maps differently (codes swapped, a scale reversed, categories renumbered).
 
@@ -160,7 +176,11 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
     label of code ``b`` (and not its own) holds ``b``'s answers under ``a``, and would be harmonised as
     ``a`` without a word. Labels are compared normalised (:func:`plain`); a declared label two codes share
     does not count, nor does a label the declared codebook does not know (reworded, translated), nor a
-    label naming the ``schema`` code the rule gives (the declared codebook, not the rule, is then wrong)."""
+    label naming the ``schema`` code the rule gives (the declared codebook, not the rule, is then wrong).
+
+    ``written(target)``: the rule without the wave's own override of the target (None: not overridden). An
+    override that maps each such code as that rule maps the code whose label it carries was written for the
+    recoded files: not an error, but a warning, since it applies to every file of the wave (decision 64)."""
     out = []
     for target, tp in plan.targets.items():
         if tp.kind not in ("map", "range") or not tp.source:
@@ -168,18 +188,28 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta,
         dv, fv = declared.get(tp.source), meta.get(tp.source)
         if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type:
             continue
-        found = [f"{m.code!r} is labelled '{m.label}', the declared label of {m.other!r}, but maps to "
-                 f"{_said(m.mine)}, not {_said(m.theirs)}" for m in moved_codes(tp, dv, fv, schema)]
-        if not found:
+        overridden = target in (plan.wave.overrides or {}) and written is not None
+        moved = moved_codes(tp, dv, fv, schema, written(target) if overridden and written is not None else None)
+        if not moved:
             continue
-        shown = "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
+        said = [f"{m.code!r} is labelled '{m.label}', the declared label of {m.other!r}, "
+                + (f"and maps to {_said(m.mine)}" if m.followed else f"but maps to {_said(m.mine)}, not {_said(m.theirs)}")
+                for m in moved]
         path = (*tp.path, "map" if tp.kind == "map" else "range")
+        where = {"variable": tp.source, "path": ".".join(map(str, path)), "extra": {"yaml_path": path},
+                 "survey": plan.survey, "wave": plan.wave.wave}
+        if all(m.followed for m in moved):
+            out.append(Issue(
+                f"wave {plan.wave.wave}: the wave's rule for {target} maps {tp.source} by this file's labels, which "
+                f"differ from {declared.origin}'s: {_shown(said)}; the override applies to every file of wave "
+                f"{plan.wave.wave}", code="label-override", severity="warning", **where,  # type: ignore[arg-type]
+                hint="a file of the wave with the declared codes (the original release) would be harmonised by the "
+                     "override too: keep such files out of this project, or recode the file back"))
+            continue
         out.append(Issue(f"wave {plan.wave.wave}: the file's labels of {tp.source} contradict the codes the rule for "
-                         f"{target} maps (written for {declared.origin}): {shown}", code="label-contradiction",
-                         variable=tp.source, path=".".join(map(str, path)), extra={"yaml_path": path},
-                         survey=plan.survey, wave=plan.wave.wave,
+                         f"{target} maps (written for {declared.origin}): {_shown([t for t, m in zip(said, moved) if not m.followed])}",
+                         code="label-contradiction", **where,  # type: ignore[arg-type]
                          hint="the file's codes were recoded (by a researcher or a national release): map the file's "
-                              "own codes by their labels in a wave override of the rule (`harmonise adapt` drafts it "
-                              "for a map rule; `harmonise inspect FILE` lists the labels), or harmonise the original "
-                              "release"))
+                              "own codes by their labels in a wave override of the rule (`harmonise adapt` drafts it; "
+                              "`harmonise inspect FILE` lists the labels), or harmonise the original release"))
     return out

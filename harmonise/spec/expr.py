@@ -236,3 +236,28 @@ def compared_literals(text: str) -> list[tuple[str, object]]:
                 out.append((right.id, left.value))
             left = right
     return out
+
+
+_ARITHMETIC = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+               ast.Div: lambda a, b: a / b}
+
+
+def arithmetic_value(text: str, x: float) -> float | None:
+    """The value at ``x`` of an arithmetic expression of ``x`` (a range rule's ``transform``: numbers, ``x``,
+    + - * / and signs); None for any other expression (a function, another name) or an undefined value."""
+    def value(node: ast.expr) -> float:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id == "x":
+            return float(x)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+            return _ARITHMETIC[type(node.op)](value(node.left), value(node.right))
+        raise ExprError("not arithmetic")
+
+    try:
+        result = value(parse(text))
+    except (ExprError, ZeroDivisionError, OverflowError):
+        return None
+    return result if math.isfinite(result) else None

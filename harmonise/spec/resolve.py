@@ -259,6 +259,16 @@ def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableS
     return WavePlan(cw.survey, wave, cw, plans)
 
 
+def without_override(cw: Crosswalk, wave: Wave, target: str, schema: TargetSchema, tables: TableSet,
+                     meta: dict[str, VarMeta] | None = None, supplied: Mapping[str, TargetValue] | None = None
+                     ) -> TargetPlan | None:
+    """``target`` resolved for ``wave`` as if the wave did not override it (the base rule and the periods'
+    overrides): the rule an override replaces."""
+    bare = wave.model_copy(update={"overrides": {k: v for k, v in (wave.overrides or {}).items() if k != target}})
+    others = cw.model_copy(update={"waves": [bare if w is wave else w for w in cw.waves]})
+    return resolve_wave(others, bare, schema, tables, meta, supplied).targets.get(target)
+
+
 def alternatives(rule: Rule) -> list[Rule | ValidationError]:
     """The rule without its alternatives, then each alternative applied to it (or why it does not validate)."""
     base = Rule.model_validate(rule.model_dump(exclude_none=True, exclude={"alternatives"}))
