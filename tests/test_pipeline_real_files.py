@@ -115,3 +115,35 @@ def test_validate_recognises_the_file_by_content_and_names_the_encoding_it_guess
     assert out.splitlines()[-1].startswith("ok: 0 error(s), ")
     guessed = "the file records no usable text encoding; its texts were read as UTF-8 where valid, else Windows-1252"
     assert (guessed in out) == (folder == "ess9_gb_dta")
+
+
+def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warning_with_their_rows(
+        tmp_path: Path) -> None:
+    """The real ESS4 extract letters each variable's missing codes in order (.a its refusal, .b don't know), without
+    labels: read by ESS ERIC's convention (.a not applicable) 5,939 refusals of income became not applicable
+    (out of the population) without a word. Nothing says which convention the file follows; the variables whose
+    declared codes cannot hold the convention's reason are named (decision 65). A file with labelled letters (the
+    real ESS9 GB .dta) is read by its labels, its `.d` 'Not available' as not_available (was no_answer)."""
+    code, out, _ = run("validate", "--data", str(SHARED / "ess_real" / "ess4_extract"))
+    assert code == 0
+    path = SHARED / "ess_real" / "ess4_extract" / "ESS04_2008.dta"
+    assert [line for line in out.splitlines() if "letters carry no labels" in line] == [
+        (f"warning: ess wave 4: {path}: its Stata missing letters carry no labels, so the crosswalk's convention reads "
+        "them (.a not_applicable, .b refused, .c dont_know, .d no_answer); for 3 variable(s) that gives a reason the "
+        "declared codebook has no code for: hinctnta .a (5,939 row(s)) as not_applicable (its declared codes are "
+        "dont_know, no_answer, refused); trstprl .a (42 row(s)) as not_applicable (its declared codes are dont_know, "
+        "no_answer, refused); domicil .a (7 row(s)) as not_applicable (its declared codes are dont_know, no_answer, "
+        "refused) — the file probably letters each variable's missing codes in order (.a the first), and their "
+        "reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if every "
+        "Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a wave "
+        "override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
+    code, out, _ = run("validate", "--data", str(SHARED / "ess_real" / "ess9_gb_dta"))
+    assert code == 0 and "letters carry no labels" not in out
+    db = tmp_path / "gb.duckdb"
+    assert run("build", "--data", str(SHARED / "ess_real" / "ess9_gb_dta"), "--db", str(db))[0] == 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT age_missing, count(*) FROM respondents WHERE age IS NULL GROUP BY 1").fetchall() == \
+            [("not_available", 16)]
+    finally:
+        con.close()

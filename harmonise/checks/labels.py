@@ -17,14 +17,14 @@ from __future__ import annotations
 import re
 import unicodedata
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.expr import arithmetic_value
-from harmonise.spec.resolve import TargetPlan, WavePlan
+from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 
@@ -213,3 +213,50 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema:
                               "own codes by their labels in a wave override of the rule (`harmonise adapt` drafts it; "
                               "`harmonise inspect FILE` lists the labels), or harmonise the original release"))
     return out
+
+
+def unlabelled_letters(rep: Iterable[tuple[str, str | None, str | None, str | None, int]], plan: WavePlan,
+                       meta: SourceMeta, declared: SourceMeta | None, path: str) -> list[Issue]:
+    """A warning when a Stata file's extended missing letters carry no labels and the crosswalk's convention for
+    them (``missing.extended``) gives a reason the declared codebook has no code for in that variable.
+
+    ESS ERIC letters .a–.d by reason (not applicable, refusal, don't know, no answer), labelled; a file
+    converted from SPSS by other tools may letter each variable's missing codes in order instead (.a its
+    first: a refusal where the variable has no not-applicable code), without labels. Nothing in such a file
+    says which; a letter whose conventional reason is one the variable cannot have (by its declared codes)
+    shows the convention is not the file's. The rows keep the convention's reasons (it may still be right for
+    other variables); the warning names the variables, letters and rows (decision 65)."""
+    if declared is None or meta.format != "dta":
+        return []
+    used: dict[str, dict[str, int]] = {}
+    for target, code, _, _, n in rep:
+        if code is not None and len(code) == 2 and code[0] == "." and code[1].isalpha():
+            used.setdefault(target, {})[code[1]] = used.get(target, {}).get(code[1], 0) + n
+    defaults = plan.crosswalk.missing
+    found = []
+    for target, letters in used.items():
+        tp = plan.targets.get(target)
+        if tp is None or tp.kind not in ("map", "range", "table") or not tp.source:
+            continue
+        vm, dv = meta.get(tp.source), declared.get(tp.source)
+        if vm is None or dv is None:
+            continue
+        conventional = {x: defaults.extended[x] for x in letters
+                        if x not in vm.extended and f".{x}" not in tp.explicit_missing and x in defaults.extended}
+        own = classify_missing(defaults, {}, set(tp.values), tp.range, dv)
+        reasons = set(own.reasons.values()) | {r for r in map(reason_of_label, dv.extended.values()) if r}
+        wrong = {x: r for x, r in conventional.items() if reasons and r not in reasons}
+        if wrong:
+            found.append(f"{vm.name} " + ", ".join(f".{x} ({letters[x]:,} row(s)) as {r}" for x, r in sorted(wrong.items()))
+                         + f" (its declared codes are {', '.join(sorted(reasons))})")
+    if not found:
+        return []
+    scheme = ", ".join(f".{x} {r}" for x, r in sorted(defaults.extended.items()))
+    return [Issue(f"{path}: its Stata missing letters carry no labels, so the crosswalk's convention reads them "
+                  f"({scheme}); for {len(found)} variable(s) that gives a reason the declared codebook has no code "
+                  f"for: {_shown(found)} — the file probably letters each variable's missing codes in order (.a the "
+                  "first), and their reasons are then stored wrongly", code="unlabelled-letters", severity="warning",
+                  survey=plan.survey, wave=plan.wave.wave,
+                  hint="harmonise the SPSS release or a Stata file with labelled letters; if every Stata file of the "
+                       "wave letters in order, give the letters their reasons in the rules' `missing` (a wave override, "
+                       "e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]

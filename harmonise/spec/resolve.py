@@ -124,7 +124,7 @@ def _in_range(code: Code, rng: tuple[float, float] | None) -> bool:
 MISSING_LABELS = {  # a missing code's label, lower-case words → the missing reason it names
     "not applicable": "not_applicable", "inapplicable": "not_applicable", "refusal": "refused",
     "refused": "refused", "don t know": "dont_know", "dont know": "dont_know", "do not know": "dont_know",
-    "no answer": "no_answer", "not answered": "no_answer",
+    "no answer": "no_answer", "not answered": "no_answer", "not available": "not_available",
 }
 
 
