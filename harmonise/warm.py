@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -226,6 +227,12 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     return {"out": out.getvalue(), "err": err.getvalue(), "exit": code}
 
 
+def _die(signum: int, frame: object) -> None:
+    """SIGTERM's default action (the process ends by the signal), kept by a handler of its own."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS, warm_up: dict[str, Any] | None = None) -> None:
     """Answer requests on ``sock`` until ``idle`` seconds pass without one (one server per socket); run the
     request ``warm_up`` first, its reply discarded."""
@@ -234,6 +241,7 @@ def serve(sock: Path, root: Path, idle: float = IDLE_SECONDS, warm_up: dict[str,
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return  # another server holds this socket
+    signal.signal(signal.SIGTERM, _die)  # a request's SIGTERM ends the server, not only the request (procs.terminable)
     import duckdb  # noqa: F401 - what makes a cold run slow, loaded once
     import pandas  # noqa: F401
     import pandera.pandas  # noqa: F401

@@ -101,6 +101,27 @@ def test_a_server_answers_after_its_warm_up_whatever_the_warm_up_gave(server_dir
             proc.wait(timeout=30)
 
 
+def test_sigterm_ends_the_server_even_in_a_request(server_dir: Path) -> None:
+    """A command turns SIGTERM into an interruption (procs.terminable); in the server that would have ended only
+    the request running, the server living on: it keeps its own handler, with the default's effect."""
+    import signal
+
+    sock = warm.socket_path(server_dir, ROOT, "term")
+    proc = _start(sock)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    code = subprocess.run([sys.executable, "-c", (
+        "import signal, sys\n"
+        "from harmonise import warm\n"
+        "from harmonise.procs import terminable\n"
+        "signal.signal(signal.SIGTERM, warm._die)\n"
+        "with terminable():\n"
+        "    assert signal.getsignal(signal.SIGTERM) is warm._die\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "sys.exit(3)\n")], check=False, cwd=ROOT).returncode
+    assert code == -signal.SIGTERM  # within a command's block too, the process ends by the signal
+
+
 def test_an_idle_server_exits_and_removes_its_socket(server_dir: Path) -> None:
     sock = warm.socket_path(server_dir, ROOT, "idle")
     proc = _start(sock, idle=0.5)
