@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from harmonise.errors import Issue
+from harmonise.errors import Issue, Severity
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.expr import arithmetic_value
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
@@ -167,6 +167,14 @@ def _shown(found: list[str]) -> str:
     return "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
 
 
+def _rule_issue(plan: WavePlan, tp: TargetPlan, message: str, code: str, hint: str,
+                severity: Severity = "error") -> Issue:
+    """An issue about a map or range rule of ``plan``, located at the rule."""
+    path = (*tp.path, "map" if tp.kind == "map" else "range")
+    return Issue(message, code=code, severity=severity, variable=tp.source, path=".".join(map(str, path)),
+                 extra={"yaml_path": path}, survey=plan.survey, wave=plan.wave.wave, hint=hint)
+
+
 def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema: TargetSchema | None = None,
                  written: Callable[[str], TargetPlan | None] | None = None) -> list[Issue]:
     """Errors for map and range rules whose file labels a code with the declared label of *another* code
@@ -188,30 +196,28 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema:
         dv, fv = declared.get(tp.source), meta.get(tp.source)
         if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type:
             continue
-        overridden = target in (plan.wave.overrides or {}) and written is not None
-        moved = moved_codes(tp, dv, fv, schema, written(target) if overridden and written is not None else None)
+        overridden = written is not None and target in (plan.wave.overrides or {})
+        moved = moved_codes(tp, dv, fv, schema, written(target) if written is not None and overridden else None)
         if not moved:
             continue
         said = [f"{m.code!r} is labelled '{m.label}', the declared label of {m.other!r}, "
                 + (f"and maps to {_said(m.mine)}" if m.followed else f"but maps to {_said(m.mine)}, not {_said(m.theirs)}")
                 for m in moved]
-        path = (*tp.path, "map" if tp.kind == "map" else "range")
-        where = {"variable": tp.source, "path": ".".join(map(str, path)), "extra": {"yaml_path": path},
-                 "survey": plan.survey, "wave": plan.wave.wave}
         if all(m.followed for m in moved):
-            out.append(Issue(
-                f"wave {plan.wave.wave}: the wave's rule for {target} maps {tp.source} by this file's labels, which "
-                f"differ from {declared.origin}'s: {_shown(said)}; the override applies to every file of wave "
-                f"{plan.wave.wave}", code="label-override", severity="warning", **where,  # type: ignore[arg-type]
-                hint="a file of the wave with the declared codes (the original release) would be harmonised by the "
-                     "override too: keep such files out of this project, or recode the file back"))
+            out.append(_rule_issue(
+                plan, tp, f"wave {plan.wave.wave}: the wave's rule for {target} maps {tp.source} by this file's labels, "
+                f"which differ from {declared.origin}'s: {_shown(said)}; the override applies to every file of wave "
+                f"{plan.wave.wave}", "label-override", "a file of the wave with the declared codes (the original "
+                "release) would be harmonised by the override too: keep such files out of this project, or recode the "
+                "file back", severity="warning"))
             continue
-        out.append(Issue(f"wave {plan.wave.wave}: the file's labels of {tp.source} contradict the codes the rule for "
-                         f"{target} maps (written for {declared.origin}): {_shown([t for t, m in zip(said, moved) if not m.followed])}",
-                         code="label-contradiction", **where,  # type: ignore[arg-type]
-                         hint="the file's codes were recoded (by a researcher or a national release): map the file's "
-                              "own codes by their labels in a wave override of the rule (`harmonise adapt` drafts it; "
-                              "`harmonise inspect FILE` lists the labels), or harmonise the original release"))
+        contradicting = [text for text, m in zip(said, moved) if not m.followed]
+        out.append(_rule_issue(
+            plan, tp, f"wave {plan.wave.wave}: the file's labels of {tp.source} contradict the codes the rule for "
+            f"{target} maps (written for {declared.origin}): {_shown(contradicting)}", "label-contradiction",
+            "the file's codes were recoded (by a researcher or a national release): map the file's own codes by their "
+            "labels in a wave override of the rule (`harmonise adapt` drafts it; `harmonise inspect FILE` lists the "
+            "labels), or harmonise the original release"))
     return out
 
 
