@@ -175,9 +175,10 @@ def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, tables: Tabl
         out.found.append(Found(tp.source or target, None, True, f"codes recoded in this file: {said}"))
         fields: dict[str, Any] = dict(out.wave.overrides.get(target) or {})
         values = all(m.mine[0] == "value" and m.theirs[0] == "value" for m in moved)
-        sums = {m.code + m.other for m in moved if _number(m.code) and _number(m.other)}  # type: ignore[operator]
-        if tp.kind == "range" and values and len(sums) == 1 and all(_number(m.code) for m in moved):
-            total = float(sums.pop())  # a reversed scale: code c holds the answers of (total - c)
+        sums = {float(m.code) + float(m.other) for m in moved if isinstance(m.code, (int, float))
+                and isinstance(m.other, (int, float))}  # codes are numbers or text (bool is no code)
+        if tp.kind == "range" and values and len(sums) == 1 and all(isinstance(m.code, (int, float)) for m in moved):
+            total = sums.pop()  # a reversed scale: code c holds the answers of (total - c)
             turned = f"({total:g} - x)"
             fields["transform"] = re.sub(r"\bx\b", turned, tp.transform) if tp.transform else turned[1:-1]
         elif tp.kind == "map" and values:
@@ -189,10 +190,6 @@ def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, tables: Tabl
                               "missing codes their reasons under missing")
             out.todo.append(target)
         out.lines.append(f"{target}: {flow(fields)}")
-
-
-def _number(code: object) -> bool:
-    return isinstance(code, (int, float)) and not isinstance(code, bool)
 
 
 def paste(text: str, wave_id: str, lines: list[str]) -> str:
