@@ -35,7 +35,7 @@ def test_quick_benchmark_prints_the_table_and_writes_json(tmp_path: Path) -> Non
     assert list(data["summary"]["per_row_ratio"]) == ["2x"]
     cases = data["cases"]
     assert [(c["name"], c["rows"], c["columns"]) for c in cases.values()] == [
-        ("wide-1x", 1000, 120), ("wide-2x", 2000, 120), ("narrow-1x", 1000, 70)]
+        ("wide-1x", 1000, 120), ("wide-2x", 2000, 120), ("narrow-1x", 1000, 71)]
     assert all(len(c["floor"]) == 1 and len(c["build"]) == 1 for c in cases.values())
     assert all(c["floor_memory"] == c["floor"] and c["build_memory"] == c["build"] for c in cases.values())
     assert all(s["seconds"] > 0 and s["peak_mb"] > 0 for c in cases.values() for s in c["floor"] + c["build"])

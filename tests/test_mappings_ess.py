@@ -186,14 +186,26 @@ def test_other_renames_and_gaps(plans: dict[str, WavePlan], wave: str) -> None:
     assert t["labour_status"].expr == "'employed' if pdwrk == 1 else ('unemployed' if uempla == 1 else 'inactive')"
 
 
+@pytest.mark.parametrize(("wave", "variable"), [("1", "inwyr"), ("2", "inwyr"), *((str(n), "inwyys") for n in range(3, 10)),
+                                                ("10", "inwds"), ("11", "inwds")])
+def test_the_year_is_the_interviews_else_the_rounds_first(plans: dict[str, WavePlan], wave: str, variable: str) -> None:
+    """Years since arrival count to the interview (decision 66): each round reads its interview-date variable, and a
+    file without it (an extract) takes the round's first fieldwork year as before, as an approximation."""
+    plan = plans[wave]
+    tp = plan.targets["year"]
+    assert (tp.kind, tp.quality) == ("expr", "exact") and variable in tp.expr  # type: ignore[operator]
+    fallback, = plan.wave.overrides["year"]["alternatives"]
+    assert (fallback["constant"], fallback["quality"]) == (plan.wave.year, "approximate")
+
+
 def test_round_10_ethnic_minority_is_not_asked(plans: dict[str, WavePlan]) -> None:
     tp = plans["10"].targets["ethnic_minority"]
     assert tp.kind == "not_asked"
     assert tp.not_asked.startswith("Rounds 10-11 replace blgetmg by feethngr")
 
 
-def test_round_8_uses_the_base_rules_except_region(plans: dict[str, WavePlan]) -> None:
-    assert set(plans["8"].wave.overrides) == {"region_nuts", "city"}
+def test_round_8_uses_the_base_rules_except_region_and_the_year(plans: dict[str, WavePlan]) -> None:
+    assert set(plans["8"].wave.overrides) == {"region_nuts", "city", "year"}
     t = plans["8"].targets
     assert [t[x].source for x in ("country_of_birth", "citizenship", "father_country_of_birth",
                                   "mother_country_of_birth", "year_of_arrival", "ethnic_minority", "home_language",

@@ -147,3 +147,29 @@ def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warnin
             [("not_available", 16)]
     finally:
         con.close()
+
+
+def test_years_since_arrival_count_to_the_interview_in_spss_and_stata_dates(tmp_path: Path) -> None:
+    """ESS10 UA was interviewed in 2022, two years after the round's first fieldwork year: years since arrival
+    were 2 short for all 91 migrants (decision 66). The year comes from inwds, an SPSS date-time (seconds since
+    1582) or a Stata %tc (milliseconds since 1960); without it, the round's first year."""
+    source = SHARED / "ess_real" / "ess10_ua"
+    df, meta = pyreadstat.read_sav(str(source / "ESS10UAe2_0.sav"))
+    df.loc[:9, "inwds"] = pd.NaT  # ten interviews without a date
+    labels = {k: {c: str(t)[:80] for c, t in v.items()} for k, v in meta.variable_value_labels.items()
+              if all(isinstance(c, (int, float)) for c in v)}
+    (tmp_path / "dta").mkdir()
+    pyreadstat.write_dta(df, str(tmp_path / "dta" / "ESS10UA.dta"), version=15, variable_value_labels=labels,
+                         column_labels={k: (v or "")[:80] for k, v in meta.column_names_to_labels.items()})
+    for folder, years in ((source, [(2022, 1531, 91)]), (tmp_path / "dta", [(2020, 10, 0), (2022, 1521, 91)])):
+        db = tmp_path / f"{folder.name}.duckdb"
+        code, _, err = run("build", "--data", str(folder), "--db", str(db))
+        assert code == 0, err
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            assert con.execute("SELECT year, count(*), count(years_since_arrival) FROM respondents GROUP BY 1 "
+                               "ORDER BY 1").fetchall() == years
+            assert con.execute("SELECT count(*) FROM respondents WHERE years_since_arrival <> year - "
+                               "year_of_arrival").fetchone() == (0,)
+        finally:
+            con.close()

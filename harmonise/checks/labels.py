@@ -20,8 +20,9 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from harmonise.errors import Issue, Severity
+from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.expr import arithmetic_value
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
@@ -167,12 +168,11 @@ def _shown(found: list[str]) -> str:
     return "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
 
 
-def _rule_issue(plan: WavePlan, tp: TargetPlan, message: str, code: str, hint: str,
-                severity: Severity = "error") -> Issue:
-    """An issue about a map or range rule of ``plan``, located at the rule."""
+def _at(plan: WavePlan, tp: TargetPlan) -> dict[str, Any]:
+    """Where an issue about a map or range rule of ``plan`` is located: the rule."""
     path = (*tp.path, "map" if tp.kind == "map" else "range")
-    return Issue(message, code=code, severity=severity, variable=tp.source, path=".".join(map(str, path)),
-                 extra={"yaml_path": path}, survey=plan.survey, wave=plan.wave.wave, hint=hint)
+    return {"variable": tp.source, "path": ".".join(map(str, path)), "extra": {"yaml_path": path},
+            "survey": plan.survey, "wave": plan.wave.wave}
 
 
 def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema: TargetSchema | None = None,
@@ -204,20 +204,20 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema:
                 + (f"and maps to {_said(m.mine)}" if m.followed else f"but maps to {_said(m.mine)}, not {_said(m.theirs)}")
                 for m in moved]
         if all(m.followed for m in moved):
-            out.append(_rule_issue(
-                plan, tp, f"wave {plan.wave.wave}: the wave's rule for {target} maps {tp.source} by this file's labels, "
-                f"which differ from {declared.origin}'s: {_shown(said)}; the override applies to every file of wave "
-                f"{plan.wave.wave}", "label-override", "a file of the wave with the declared codes (the original "
-                "release) would be harmonised by the override too: keep such files out of this project, or recode the "
-                "file back", severity="warning"))
+            out.append(Issue(
+                f"wave {plan.wave.wave}: the wave's rule for {target} maps {tp.source} by this file's labels, which "
+                f"differ from {declared.origin}'s: {_shown(said)}; the override applies to every file of wave "
+                f"{plan.wave.wave}", code="label-override", severity="warning", **_at(plan, tp),
+                hint="a file of the wave with the declared codes (the original release) would be harmonised by the "
+                     "override too: keep such files out of this project, or recode the file back"))
             continue
         contradicting = [text for text, m in zip(said, moved) if not m.followed]
-        out.append(_rule_issue(
-            plan, tp, f"wave {plan.wave.wave}: the file's labels of {tp.source} contradict the codes the rule for "
-            f"{target} maps (written for {declared.origin}): {_shown(contradicting)}", "label-contradiction",
-            "the file's codes were recoded (by a researcher or a national release): map the file's own codes by their "
-            "labels in a wave override of the rule (`harmonise adapt` drafts it; `harmonise inspect FILE` lists the "
-            "labels), or harmonise the original release"))
+        out.append(Issue(
+            f"wave {plan.wave.wave}: the file's labels of {tp.source} contradict the codes the rule for {target} maps "
+            f"(written for {declared.origin}): {_shown(contradicting)}", code="label-contradiction", **_at(plan, tp),
+            hint="the file's codes were recoded (by a researcher or a national release): map the file's own codes by "
+                 "their labels in a wave override of the rule (`harmonise adapt` drafts it; `harmonise inspect FILE` "
+                 "lists the labels), or harmonise the original release"))
     return out
 
 

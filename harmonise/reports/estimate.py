@@ -282,7 +282,8 @@ def intervals(estimate: np.ndarray, se: np.ndarray, n: np.ndarray, df: np.ndarra
     scaled by (t_{n−1}/t_df)² (t quantiles at α/2, df = PSUs − strata), gives the Clopper–Pearson
     interval of x = n*·p successes in n* trials: [Beta⁻¹(α/2; x, n* − x + 1), Beta⁻¹(1 − α/2; x + 1,
     n* − x)], 0 and 1 at the ends. Where SE is 0 or p is 0 or 1, n* is the unweighted n (R would
-    give no interval). Degrees of freedom below 1 are taken as 1. Means: R ± t_df·SE.
+    give no interval), scaled alike: few degrees of freedom widen it beyond the exact binomial interval.
+    Degrees of freedom below 1 are taken as 1. Means: R ± t_df·SE.
     """
     import numpy as np
 
