@@ -179,7 +179,8 @@ def generate_many(out: Path, countries: int = MANY_COUNTRIES, rows: int = MANY_R
     folder = out / MANY_FOLDER
     plan = many_plan(countries, rounds)
     params = json.dumps({"countries": countries, "rows": rows, "seed": seed, "plan": plan, "columns": columns,
-                         "content": "essround"}, sort_keys=True)  # each file's essround its round's (not random)
+                         "content": "essround",  # each file's essround its round's (not random)
+                         "codebooks": _declared_digest()}, sort_keys=True)  # made again when a codebook changes
     done = folder / MANY_DONE
     if done.is_file() and done.read_text() == params:
         return folder
@@ -204,13 +205,29 @@ def generate_many(out: Path, countries: int = MANY_COUNTRIES, rows: int = MANY_R
     return folder
 
 
+def _declared_digest() -> str:
+    """A digest of the ESS declared codebooks the files are generated from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "surveys" / "ess").glob("codebook_*.yaml")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def _complete(path: Path, rows: int, columns: int | None) -> bool:
-    """The file is there with its rows and columns, and its round is its wave's (files the generator wrote
-    before it gave ``essround`` the wave's value held random codes: harmonise refuses them now)."""
+    """The file is there with its rows and columns, every variable of the declared round-8 codebook, and its
+    round is its wave's (files the generator wrote before it gave ``essround`` the wave's value held random
+    codes: harmonise refuses them now)."""
     if not path.is_file():
         return False
     _, m = pyreadstat.read_sav(str(path), metadataonly=True)
     if m.number_rows != rows or (columns is not None and m.number_columns != columns):
+        return False
+    from harmonise.spec.project import load_project
+
+    declared = [v.name for v in load_project(ROOT).codebooks[("ess", "8")].variables]
+    if not set(declared) <= set(m.column_names):
         return False
     head, _ = pyreadstat.read_sav(str(path), usecols=["essround"], row_limit=100)
     return bool((head["essround"] == 8).all())
