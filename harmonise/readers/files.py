@@ -501,9 +501,8 @@ def _ascii_compatible(path: Path, encoding: str) -> None:
                          "ASCII-compatible encoding (latin1, cp1252, utf-8) or drop --encoding")
 
 
-def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True, rows: int = 0) -> Any:
-    """pyreadstat's metadata of the file (``rows`` > 0: and its first ``rows`` rows of every column, as
-    ``(data, metadata)``)."""
+def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True, rows: int = 0) -> tuple[Any, Any]:
+    """(the file's first ``rows`` rows of every column, or None without ``rows``; pyreadstat's metadata)."""
     try:
         call = isolated if isolate else _direct
         # a dict, not an empty DataFrame of every column: pandas took a third of a country file's header read
@@ -516,7 +515,7 @@ def _read_meta(path: Path, fmt: str, encoding: str | None, isolate: bool = True,
         raise _explain(path, exc, encoding) from exc
     except (UnicodeDecodeError, ValueError, OSError) as exc:
         raise _explain(path, exc, encoding) from exc
-    return (data, m) if rows else m
+    return (data if rows else None), m
 
 
 def declared_cases(head: bytes) -> int | None:
@@ -597,14 +596,12 @@ def _open(path: Path, encoding: str | None, isolate: bool, rows: int,
     release = dta_release(_magic(path)) if fmt == "dta" and not encoding else None
     if release is None or release >= UTF8_RELEASE:
         try:
-            got = _read_meta(path, fmt, encoding, isolate, rows)
-            data, m = got if rows else (None, got)
+            data, m = _read_meta(path, fmt, encoding, isolate, rows)
         except InputError as exc:  # with rows: the caller reads the header alone (a damaged row is not the header's)
             if rows or encoding or fmt == "por" or "cannot be decoded" not in str(exc):
                 raise
     if m is None:
-        got = _read_meta(path, fmt, "latin1", isolate, rows)  # every byte one character: decoded per text below
-        data, m = got if rows else (None, got)
+        data, m = _read_meta(path, fmt, "latin1", isolate, rows)  # every byte one character: decoded per text below
         codec = choose(_meta_texts(m))
         _recode_meta(m, codec)
     if rows:
