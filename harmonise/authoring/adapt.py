@@ -166,9 +166,10 @@ def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, tables: Tabl
             else (None, None)
         if dv is None or fv is None or dv.type != fv.type:
             continue
-        written = without_override(plan.crosswalk, plan.wave, target, schema, tables, meta.variables) \
-            if target in (plan.wave.overrides or {}) else None
-        moved = [m for m in moved_codes(tp, dv, fv, schema, written) if not m.followed]
+        moved = moved_codes(tp, dv, fv, schema)
+        if moved and target in (plan.wave.overrides or {}):  # an override may follow the file's labels already
+            written = without_override(plan.crosswalk, plan.wave, target, schema, tables, meta.variables)
+            moved = [m for m in moved_codes(tp, dv, fv, schema, written) if not m.followed]
         if not moved:
             continue
         said = ", ".join(f"{norm_code(m.code)} '{m.label}'" for m in moved)

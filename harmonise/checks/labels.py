@@ -196,8 +196,9 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema:
         dv, fv = declared.get(tp.source), meta.get(tp.source)
         if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type:
             continue
-        overridden = written is not None and target in (plan.wave.overrides or {})
-        moved = moved_codes(tp, dv, fv, schema, written(target) if written is not None and overridden else None)
+        moved = moved_codes(tp, dv, fv, schema)
+        if moved and written is not None and target in (plan.wave.overrides or {}):  # resolved only when needed
+            moved = moved_codes(tp, dv, fv, schema, written(target))
         if not moved:
             continue
         said = [f"{m.code!r} is labelled '{m.label}', the declared label of {m.other!r}, "
