@@ -572,8 +572,10 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
         "lineage", src.meta, shape, lambda: _lineage(plan, src, labels, "", index))])
     rows.add(provenance.SOURCES, [_source_row(project, survey, wid, src, out.sha256, out.rows,
                                               project.surveys[survey].codebook_files.get(wid))])
+    # the labels of the variables region_nuts takes its codes from name NUTS regions; not those of a variable
+    # whose codes a map turns into NUTS codes (a city code 'BER' labelled 'Berlin' is no NUTS region)
     regions = [n.strip() for n in re.split(r"[,;]", labels.get("region_nuts", ("", {}))[0]) if n.strip()] \
-        if "region_nuts" in plan.targets else []
+        if "region_nuts" in plan.targets and plan.targets["region_nuts"].kind not in ("map", "table") else []
     out.facts = gathered_facts(survey, wid, fname, f.first or {}, f.edition,
                                same.once("regions", src.meta, tuple(regions), lambda: _regions(src.meta, regions)))
     out.cached = CachedFile("", survey, wid, fname, out.rows, out.sha256, dict(f.first or {}), list(rep), [

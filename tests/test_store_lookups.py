@@ -90,3 +90,22 @@ def test_every_column_has_a_comment(rows) -> None:  # type: ignore[no-untyped-de
         assert rows(f"SELECT comment FROM duckdb_tables() WHERE table_name = '{table}'") == [(text,)]
         assert rows(f"SELECT column_name, comment FROM duckdb_columns() WHERE table_name = '{table}' "
                     "ORDER BY column_index") == [(c, t) for c, _, t in columns]
+
+
+def test_nuts_regions_hold_no_city_codes_the_city_surveys_map_to_nuts(small_demo_db: Path) -> None:
+    """ICS, LOCALMULTIDEM and TIES map their city variable to NUTS codes: its codes ('BER' Berlin) were read as
+    NUTS regions ('BER' in country BE) and the regions the data holds had no name."""
+    con = connect(small_demo_db)
+    try:
+        sources = {str(c) for (c,) in con.execute(
+            "SELECT DISTINCT source_code FROM harmonisation_report WHERE target = 'region_nuts' AND survey IN "
+            "('ics', 'ties', 'localmultidem') AND source_code IS NOT NULL").fetchall()}
+        assert {"BER", "AMS"} <= sources  # the city variables' own codes, mapped to NUTS codes by the rules
+        assert {str(c) for (c,) in con.execute("SELECT code FROM nuts_regions").fetchall()} & sources == set()
+        mapped = con.execute("SELECT DISTINCT region_nuts FROM respondents WHERE survey IN ('ics', 'ties', "
+                             "'localmultidem') AND region_nuts IS NOT NULL").fetchall()
+        assert mapped and con.execute("SELECT count(*) FROM nuts_regions WHERE code IN (SELECT region_nuts FROM "
+                                      "respondents WHERE survey IN ('ics', 'ties', 'localmultidem'))").fetchone() \
+            == (len(mapped),)
+    finally:
+        con.close()
