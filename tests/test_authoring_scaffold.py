@@ -265,17 +265,27 @@ def test_a_covered_survey_starts_from_its_crosswalk(ess8: Path) -> None:
     assert settled["psu"] == shipped_rule("psu") and settled["psu"]["not_asked"]
 
 
-def test_not_asked_is_not_assumed_from_the_variable_in_question() -> None:
-    """ESS7EE (round 7) lacks atchctr, which the crosswalk reads from round 7: that absence alone would make the
-    file look like round 6 (not asked), so belonging_country stays TODO."""
+def test_not_asked_is_not_assumed_from_the_variable_in_question(project: Path) -> None:
+    """ESS7EE (round 7) lacks atchctr; in a crosswalk that reads it from round 7 on, that absence alone would make
+    the file look like round 6 (not asked), so belonging_country stays TODO. (The shipped crosswalk declares it
+    not asked in round 7, as the real file shows: then the draft takes that without a TODO.)"""
     path = ROOT.parent / "shared" / "data" / "ess_real" / "ess7_ee" / "ESS7EE.sav"
     if not path.is_file():
         pytest.skip(f"no {path}")
-    d = scaffold(ROOT, path, "ess", "new", year=2014, project=declarations())
+    crosswalk = project / "mappings" / "ess.yaml"
+    text = crosswalk.read_text()
+    assert '  - waves: ["1", "2", "3", "4", "5", "6", "7"]\n    notes: "Rounds 1-7: no attachment' in text
+    crosswalk.write_text(text.replace('  - waves: ["1", "2", "3", "4", "5", "6", "7"]\n    notes: "Rounds 1-7: no '
+                                      'attachment', '  - waves: ["1", "2", "3", "4", "5", "6"]\n    notes: "Rounds 1-6: '
+                                      'no attachment'))
+    d = scaffold(project, path, "ess", "new", year=2014, project=load_project(project))
     belonging = next(t for t in d.targets if t.variable.name == "belonging_country")
     assert belonging.rule["not_asked"] and belonging.todo == (
         "keep not_asked only if this wave did not ask it; mappings/ess.yaml measures it in other waves "
         "(waves 7-11: atchctr in [0, 10] (ESS7EE.sav lacks atchctr))")
+    shipped_draft = scaffold(ROOT, path, "ess", "new", year=2014, project=declarations())
+    belonging = next(t for t in shipped_draft.targets if t.variable.name == "belonging_country")
+    assert belonging.rule["not_asked"] and belonging.todo is None
 
 
 def test_the_wave_named_limits_the_rules_to_that_wave(ess8: Path) -> None:

@@ -61,7 +61,7 @@ def test_declared_ess8_codebook_agrees_with_real_file(ess8: Path) -> None:
     declared = p.codebooks[("ess", "8")].to_meta("surveys/ess/codebook_8.yaml")
     real = open_source(ess8).meta
     used = set(resolve_wave(cw, cw.wave("8"), p.schema, p.tables, real.variables).sources())  # type: ignore[arg-type]
-    assert len(used) == 45  # inwyys: the year of the interview (decision 66)
+    assert len(used) == 46  # inwyys (decision 66) and regunit (region_nuts of a NUTS unit only)
     issues = drift.compare(declared, real, used, "ess", "8")
     assert [i.message for i in issues if i.variable in used] == []
 

@@ -134,7 +134,9 @@ def test_region_by_round(plans: dict[str, WavePlan], wave: str) -> None:
         assert t["city"].kind == "not_asked"
     else:
         var = "ess8_reg" if r == 8 else "region"
-        assert (t["region_nuts"].kind, t["region_nuts"].expr) == ("expr", var)
+        # a regional unit outside the NUTS nomenclature (regunit 4: Ukraine, Israel, Russia) is no NUTS code
+        assert (t["region_nuts"].kind, t["region_nuts"].expr) == (
+            "expr", f"{var} if regunit in (1, 2, 3) else missing('not_available')")
         assert t["region_nuts"].explicit_missing == {"99999": "not_available"}
         assert t["city"].expr == f"coalesce(lookup('city_region_proxy', {var}), missing('not_applicable'))"
         assert t["city"].quality == "proxy"
@@ -167,8 +169,8 @@ def test_other_renames_and_gaps(plans: dict[str, WavePlan], wave: str) -> None:
         assert t["income_decile"].kind == "not_asked" and "hinctnt" in t["income_decile"].not_asked
     else:
         assert (t["income_decile"].source, t["income_decile"].range) == ("hinctnta", (1, 10))
-    # attachment to the country from round 7
-    if r <= 6:
+    # attachment to the country from round 8 (a full round-7 release has no atchctr)
+    if r <= 7:
         assert t["belonging_country"].kind == "not_asked"
     else:
         assert t["belonging_country"].source == "atchctr"

@@ -173,3 +173,22 @@ def test_years_since_arrival_count_to_the_interview_in_spss_and_stata_dates(tmp_
                                "year_of_arrival").fetchone() == (0,)
         finally:
             con.close()
+
+
+def test_a_regional_unit_outside_the_nuts_nomenclature_is_no_nuts_code(tmp_path: Path) -> None:
+    """ESS10 UA releases regions as regunit 4, 'Regional unit not part of the NUTS nomenclature': its codes
+    (UA04, UA13, …) were stored as NUTS codes, quality exact (the ESS semantic audit); they are not available."""
+    for folder, expected in (("ess10_ua", [(None, "not_available", 1531)]), ("ess9_nordic", None)):
+        db = tmp_path / f"{folder}.duckdb"
+        assert run("build", "--data", str(SHARED / "ess_real" / folder), "--db", str(db))[0] == 0
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            got = con.execute("SELECT region_nuts, region_nuts_missing, count(*) FROM respondents GROUP BY ALL "
+                              "ORDER BY ALL").fetchall()
+            if expected is not None:
+                assert got == expected
+            else:  # NUTS level 2 and 3 units: their codes, as before
+                assert all(code is not None and reason is None for code, reason, _ in got)
+                assert sum(n for *_, n in got) == 4700
+        finally:
+            con.close()

@@ -242,21 +242,25 @@ def test_sigterm_ends_a_build_with_143_keeping_the_previous_database_and_leaving
     exe = Path(sys.executable).with_name("harmonise")
     rng = random.Random(SEED)
     codes = []
-    for low, high in slices(0.3, 0.3 + 0.8 * seconds, 3):
+    for _ in range(8):  # until a build is caught running (a loaded machine starts Python slowly)
         proc = subprocess.Popen([str(exe), "--project", str(driver.project), "build", "--full", "--data", str(data),
                                  "--db", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "TMPDIR": str(systmp), "HARMONISE_KILL_TEST": marker})
-        time.sleep(rng.uniform(low, high))
+        time.sleep(rng.uniform(0.5, 0.5 + seconds))
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         codes.append(proc.returncode)
-        assert proc.returncode in (143, 0), err
+        # 143: stopped while it ran; 0: finished first; -15: the signal came before the command began (still in
+        # Python's start-up, nothing written yet), its default action
+        assert proc.returncode in (143, 0, -signal.SIGTERM), err
         if proc.returncode == 143:
             assert err.endswith("terminated; a database being built was not replaced\n"), err
             assert "Traceback" not in err
         assert leftovers(db) == []
         assert answers(db) == reference
         assert no_survivors(marker, driver.proc.pid) == []
+        if proc.returncode == 143 and codes.count(143) >= 2:
+            break
     assert 143 in codes, codes
 
 
