@@ -131,7 +131,10 @@ ICS_CASES: dict[str, list[dict[str, Any]]] = {
                    {"city": "MAD", "respid": 2, "s2": 1980, "s5": 2000, "s4": 901},
                    {"city": "MAD", "respid": 3, "s2": 1980, "s5": 9998, "s4": 990},
                    {"city": "MAD", "respid": 4, "s2": 1990, "s5": 1985, "s4": 504}],
-    "year": [{"intdate": 13544755200.0 - 86400}, {"intdate": 13544755200.0 + 86400 * 40}, {}],
+    # an SPSS date (seconds since 1582), and a Stata edition's %tc (milliseconds since 1960) or %td (days)
+    "year": [{"intdate": 13544755200.0 - 86400}, {"intdate": 13544755200.0 + 86400 * 40}, {},
+             {"intdate": 1640995200000.0 - 1000}, {"intdate": 1640995200000.0 + 86400000 * 40},
+             {"intdate": 18992.0}, {"intdate": 18993.0 + 40}],
     "education": [{"d5": c} for c in (1, 2, 3, 4, 5, 6, 7, 98)],
     "scales": [{"p6": 1, "p10": 4}, {"p6": 4, "p10": 1}, {"p6": 2, "p10": 98}],
     "weight": [{"weight": 1.75}],
@@ -152,6 +155,10 @@ LMD_CASES: dict[str, list[dict[str, Any]]] = {
                   "group": 18}],
     "second_generation": [{"city": "Sto", "id": 3, "q3": 1, "q3a": 97, "q7001": 6, "q7002": 34,
                            "q801": 34, "q802": 97, "q11": 34, "q12": 34, "qtype": 1, "group": 23}],
+    # a second citizenship not known (98 don't know, 99 no answer) is not "no second citizenship" (97)
+    "second_unknown": [{"city": "Zur", "id": 4, "q3": 2, "q3a": 25, "q7001": 25, "q7002": 98, "q801": 25, "q802": 97},
+                       {"city": "Zur", "id": 5, "q3": 2, "q3a": 25, "q7001": 7, "q7002": 99, "q801": 25, "q802": 97},
+                       {"city": "Zur", "id": 6, "q3": 2, "q3a": 25, "q7001": 25, "q7002": 97, "q801": 25, "q802": 98}],
     "groups": [{"city": "Zur", "id": 1, "qtype": 1, "group": 8}, {"city": "Mil", "id": 2, "qtype": 2, "group": 8},
                {"city": "Bud", "id": 3, "qtype": 1, "group": 22}, {"city": "Gen", "id": 4, "qtype": 1, "group": 14}],
     "education": [{"q54": c} for c in (2, 3, 4, 5, 7, 8, 9, 99)],
@@ -300,6 +307,18 @@ def test_localmultidem_second_generation(lmd: Batch) -> None:
     assert row["origin_group"] == "native" and row["citizenship_group"] == "national"
 
 
+def test_localmultidem_an_unknown_second_citizenship_leaves_citizenship_unknown(lmd: Batch) -> None:
+    """q7002 98/99 was read as "no other citizenship": a non-host first citizen stored as not a citizen, a host
+    national's other citizenship as not applicable (the semantic audit, decision 67)."""
+    dont_know, no_answer, single = lmd.rows["second_unknown"]
+    assert (dont_know["citizen"], dont_know["citizen_missing"]) == (None, "dont_know")
+    assert dont_know["citizenship"] == "IN"  # the first citizenship is not the host's: it is the one named
+    assert (no_answer["citizen"], no_answer["naturalised"]) == (True, True)  # the first is the host's
+    assert (no_answer["citizenship"], no_answer["citizenship_missing"]) == (None, "no_answer")
+    assert (single["citizen"], single["citizen_missing"]) == (False, None)  # 97: a single national, not the host's
+    assert single["naturalised"] is False
+
+
 def test_ics_generation_from_age_at_arrival(ics: Batch) -> None:
     rows = ics.rows["generation"]
     assert [r["migrant_generation"] for r in rows[:2]] == ["generation_1_5", "first_generation"]
@@ -312,7 +331,7 @@ def test_ics_generation_from_age_at_arrival(ics: Batch) -> None:
 
 
 def test_ics_year_from_interview_date(ics: Batch) -> None:
-    assert ics.col("year", "year") == [2011, 2012, 2011]
+    assert ics.col("year", "year") == [2011, 2012, 2011, 2011, 2012, 2011, 2012]
 
 
 # --- education -----------------------------------------------------------------------------------

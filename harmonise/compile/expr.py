@@ -239,6 +239,12 @@ class _Compiler:
         x, _, _ = self.node(node.args[0])
         return f"(({x}) IS NULL)", "NULL", "boolean"
 
+    def f_missing_reason(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        """The missing reason of ``x`` as text (``'not_applicable'``…), ``''`` where ``x`` has a value (never
+        missing itself, so a condition on it is never missing): tells a filtered-out item from an unanswered one."""
+        x, why, _ = self.node(node.args[0])
+        return f"(CASE WHEN ({x}) IS NULL THEN coalesce({why}, '') ELSE '' END)", "NULL", "string"
+
     def _simple(self, node: ast.Call, template: str, typ: ExprType) -> tuple[str, str, ExprType]:
         args = [self.node(a)[0] for a in node.args]
         return template.format(*args), self.inputs_why(node), typ

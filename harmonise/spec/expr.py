@@ -38,6 +38,7 @@ FUNCTIONS: dict[str, str] = {
     "eu_group": "eu_group(country): 'eu' or 'non_eu' against the EU27_2020 list",
     "coalesce": "coalesce(a, b, ...): first non-missing argument (missing with the last argument's reason)",
     "is_missing": "is_missing(x): true when x has no value",
+    "missing_reason": "missing_reason(x): x's missing reason as text ('not_applicable', ...), '' when x has a value",
     "abs": "abs(x)",
     "round": "round(x[, digits])",
     "floor": "floor(x)",
@@ -57,7 +58,7 @@ FUNCTIONS: dict[str, str] = {
 
 _ARITY: dict[str, tuple[int, int | None]] = {
     "case": (2, None), "missing": (1, 1), "param": (1, 1), "lookup": (2, 2), "eu_group": (1, 1),
-    "coalesce": (1, None), "is_missing": (1, 1), "abs": (1, 1), "round": (1, 2), "floor": (1, 1),
+    "coalesce": (1, None), "is_missing": (1, 1), "missing_reason": (1, 1), "abs": (1, 1), "round": (1, 2), "floor": (1, 1),
     "ceil": (1, 1), "least": (1, None), "greatest": (1, None), "str": (1, 1), "int": (1, 1),
     "float": (1, 1), "concat": (1, None), "upper": (1, 1), "lower": (1, 1), "trim": (1, 1),
     "length": (1, 1), "substr": (3, 3),
