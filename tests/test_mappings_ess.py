@@ -123,6 +123,10 @@ def test_round_2_education(plans: dict[str, WavePlan]) -> None:
     assert rule(plans["2"], "education_level") == ("table", "edulvla", "ess_edulvla")
     assert t["education_isced"].kind == "not_asked"
     assert "edulvla" in t["education_isced"].not_asked
+    # edulvla's codes: five groups, 0 (not possible to harmonise into 5-level ISCED) and 55 (other) not available
+    tp = t["education_level"]
+    assert {c: tp.values[c] for c in range(1, 6)} == {1: "low", 2: "low", 3: "medium", 4: "medium", 5: "high"}
+    assert (tp.explicit_missing[0], tp.explicit_missing[55]) == ("not_available", "not_available")
 
 
 @pytest.mark.parametrize("wave", ROUNDS)

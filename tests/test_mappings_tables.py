@@ -750,7 +750,7 @@ def test_ess_edulvlb_agrees_with_eisced_groups_except_es_isced_iv():
 def test_ess_edulvla():
     data = load("ess_edulvla")
     assert data["map"] == {1: "low", 2: "low", 3: "medium", 4: "medium", 5: "high"}
-    assert data["missing"] == {55: "not_available", 77: "refused", 88: "dont_know", 99: "no_answer"}
+    assert data["missing"] == {0: "not_available", 55: "not_available", 77: "refused", 88: "dont_know", 99: "no_answer"}
 
 
 def test_evs_isced_tables():
