@@ -252,3 +252,13 @@ def test_round_10_self_completion_file_is_round_10() -> None:
     hits = [w.wave for w in proj.crosswalks["ess"].waves
             if any(fnmatch.fnmatch("ess10sce03_1.sav", p.lower()) for p in w.files)]
     assert hits == ["10"]
+
+
+@pytest.mark.parametrize(("wave", "meaning"), [("1", "CSHH"), ("2", "CSXX"), ("3", "CSXX")])
+def test_cs_is_the_country_its_iso_code_named_at_the_round(plans: dict[str, WavePlan], wave: str, meaning: str) -> None:
+    """ISO 3166-1 CS was Czechoslovakia until 1993 and Serbia and Montenegro in 2003-2006: round 1's lists use the
+    former (its labels say so), rounds 2-3 the latter (the semantic audit found CS unmapped there)."""
+    for target in ("country_of_birth", "citizenship", "father_country_of_birth", "mother_country_of_birth"):
+        tp = plans[wave].targets[target]
+        if tp.kind in ("map", "table"):
+            assert tp.values["CS"] == meaning, (wave, target)
