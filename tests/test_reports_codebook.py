@@ -209,6 +209,36 @@ def test_suppression_hides_small_cells_and_protects_a_lone_one(cells: list[tuple
     assert all(r.suppressed and r.n >= min_cell for r in secondary)
 
 
+def test_a_valid_count_hidden_to_protect_a_small_missing_cell_is_not_shown_elsewhere(tmp_path: Path) -> None:
+    """The valid-values row of a numeric target hidden as the second cell (so that one refusal cannot be derived
+    from the total) was printed as the summary's valid n, and the histogram's bins added up to it: an audit
+    derived 10 hidden cells of the real ESS codebooks that way."""
+    db = tmp_path / "h.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE respondents (survey VARCHAR, wave VARCHAR, age DOUBLE, age_missing VARCHAR, "
+                "weight DOUBLE)")
+    con.executemany("INSERT INTO respondents VALUES ('ess', '8', ?, ?, 1.0)",
+                    [[20.0 + i % 60, None] for i in range(99)] + [[None, "refused"]])
+    con.execute("INSERT INTO respondents SELECT 'ess', '9', 20 + i % 60, NULL, 1.0 FROM range(100) t(i)")
+    con.close()
+    schema = load_project(ROOT).schema
+    stats = database_stats(db, [schema.variable("age")], min_cell=20)["age"]
+    hidden, whole = stats[("ess", "8")], stats[("ess", "9")]
+    valid = next(r for r in hidden.rows if r.reason is None)
+    assert (valid.suppressed, valid.secondary, hidden.rows[-1].suppressed) == (True, True, True)
+    assert hidden.summary is not None and hidden.summary.n_hidden and hidden.histogram == []
+    assert hidden.summary.mean is not None  # the statistics of the values stay: they count no one
+    assert whole.summary is not None and not whole.summary.n_hidden and sum(r.n for r in whole.histogram) == 100
+
+
+def test_the_real_ess8_codebook_hides_the_valid_count_that_gives_away_one_missing_age(fr_codebook: Path) -> None:
+    """ESS8 FR: 2,070 respondents, one age not available (hidden), 2,069 valid values (hidden as the second cell)."""
+    page = (fr_codebook / "markdown" / "age.md").read_text()
+    assert "2069" not in page and "2,069" not in page
+    html = (fr_codebook / "html" / "variables" / "age.html").read_text()
+    assert "2069" not in re.findall(r'data-valid="(\d*)"', html) and 'data-valid=""' in html
+
+
 # --- with a database ----------------------------------------------------------------------------
 
 def query_json(db: Path, sql: str) -> list[dict[str, object]]:
@@ -249,10 +279,13 @@ def test_page_frequencies_equal_query_counts(demo_codebook: Path, small_demo_db:
 def test_numeric_summary_and_disclosure_note(demo_codebook: Path, small_demo_db: Path) -> None:
     rows = query_json(small_demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL ORDER BY 1, 2")
     html = (demo_codebook / "html" / "variables" / "age.html").read_text()
-    for r in rows:
-        assert f'<tr data-sw="{r["survey"]}-{r["wave"]}" data-valid="{r["n"]}">' in html
+    stats = database_stats(small_demo_db, [load_project(ROOT).schema.variable("age")])["age"]
+    hidden = {k for k, ws in stats.items() if ws.summary is not None and ws.summary.n_hidden}
+    for r in rows:  # a valid count hidden as the second cell (a missing cell under 20) is not shown here either
+        shown = "" if (r["survey"], r["wave"]) in hidden else r["n"]
+        assert f'<tr data-sw="{r["survey"]}-{r["wave"]}" data-valid="{shown}">' in html
     assert "a cell counted on fewer than 20 unweighted respondents is shown as &lt;20" in html
-    assert html.count('<svg class="chart"') == len(rows)  # one histogram per survey-wave
+    assert html.count('<svg class="chart"') == len(rows)  # one chart per survey-wave (a histogram where none is hidden)
 
 
 def test_histogram_bins_cover_every_valid_value(small_demo_db: Path, loaded) -> None:  # type: ignore[no-untyped-def]
@@ -261,7 +294,12 @@ def test_histogram_bins_cover_every_valid_value(small_demo_db: Path, loaded) -> 
         small_demo_db, "SELECT survey, wave, count(age) AS n FROM respondents GROUP BY ALL")}
     assert set(stats["age"]) == set(valid)
     for key, ws in stats["age"].items():
-        assert sum(b.n for b in ws.histogram) == valid[key] == ws.summary.n
+        assert valid[key] == ws.summary.n
+        if ws.summary.n_hidden:  # bins would add up to a valid count hidden to protect a small missing cell
+            assert ws.histogram == []
+            continue
+        assert sum(b.n for b in ws.histogram) == valid[key]
         assert 2 <= len(ws.histogram) <= BINS
         assert ws.histogram[0].value.startswith("≤ ") and ws.histogram[-1].value.startswith("≥ ")
+    assert any(not ws.summary.n_hidden for ws in stats["age"].values())  # the bins are checked somewhere
     assert all(ws.histogram == [] and ws.summary is None for ws in stats["sex"].values())

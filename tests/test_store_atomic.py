@@ -321,3 +321,22 @@ def test_a_sigint_that_reaches_duckdb_exits_130(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(api, "demo_data", lambda *a, **k: tmp_path)  # the interrupt is the point, not the demo's files
     res = CliRunner().invoke(main, ["build", "--demo", "--db", str(tmp_path / "x.duckdb")])
     assert (res.exit_code, res.stderr) == (130, "interrupted; a database being built was not replaced\n")
+
+
+@pytest.mark.parametrize("error", [RuntimeError("Error: Traceback (most recent call last): ... Terminated"),
+                                   OSError("Broken pipe")])
+def test_any_failure_after_a_sigterm_exits_143(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                               error: Exception) -> None:
+    """The handler's exception, raised in a Python callback DuckDB ran, came back as duckdb.Error ('Error:
+    Traceback …'): the build said "internal error" (exit 2) instead of ending as terminated."""
+    from harmonise import api
+    from harmonise.cli import base
+
+    def failed(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(api, "build", failed)
+    monkeypatch.setattr(api, "demo_data", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(base, "terminated", lambda: True)
+    res = CliRunner().invoke(main, ["build", "--demo", "--db", str(tmp_path / "x.duckdb")])
+    assert (res.exit_code, res.stderr) == (143, "terminated; a database being built was not replaced\n")

@@ -52,6 +52,7 @@ class Summary:
     median: float | None
     p75: float | None
     suppressed: bool = False
+    n_hidden: bool = False  # the valid-values row was hidden as a second cell: its count here would give it away
 
 
 @dataclass
@@ -156,6 +157,12 @@ def variable_stats(con: duckdb.DuckDBPyConnection, var: Variable, min_cell: int 
             out[key].histogram = bins
     for ws in out.values():
         suppress(ws.rows, min_cell)
+        valid = next((r for r in ws.rows if r.value is None and r.reason is None), None)
+        if ws.summary is not None and valid is not None and valid.secondary:
+            # the valid values were hidden so that a small missing cell cannot be derived from the total: their
+            # count in the summary, or the histogram's bins (which add up to it), would derive it again
+            ws.summary.n_hidden = True
+            ws.histogram = []
     return out
 
 
