@@ -22,6 +22,7 @@ variables and row-compressed, as the real country files are.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import struct
@@ -215,6 +216,14 @@ def _declared_digest() -> str:
     return h.hexdigest()
 
 
+@functools.cache
+def _round8_variables() -> frozenset[str]:
+    """The variables of the declared round-8 codebook (the wide files' round), read once."""
+    from harmonise.spec.project import load_project
+
+    return frozenset(v.name for v in load_project(ROOT).codebooks[("ess", "8")].variables)
+
+
 def _complete(path: Path, rows: int, columns: int | None) -> bool:
     """The file is there with its rows and columns, every variable of the declared round-8 codebook, and its
     round is its wave's (files the generator wrote before it gave ``essround`` the wave's value held random
@@ -224,10 +233,7 @@ def _complete(path: Path, rows: int, columns: int | None) -> bool:
     _, m = pyreadstat.read_sav(str(path), metadataonly=True)
     if m.number_rows != rows or (columns is not None and m.number_columns != columns):
         return False
-    from harmonise.spec.project import load_project
-
-    declared = [v.name for v in load_project(ROOT).codebooks[("ess", "8")].variables]
-    if not set(declared) <= set(m.column_names):
+    if not _round8_variables() <= set(m.column_names):
         return False
     head, _ = pyreadstat.read_sav(str(path), usecols=["essround"], row_limit=100)
     return bool((head["essround"] == 8).all())

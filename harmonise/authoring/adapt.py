@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harmonise.authoring.flowyaml import flow
-from harmonise.checks.labels import moved_codes, plain
+from harmonise.checks.labels import moved_in_wave, plain
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
 from harmonise.spec.resolve import WavePlan, alternatives, wave_rules, without_override
@@ -166,10 +166,8 @@ def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, tables: Tabl
             else (None, None)
         if dv is None or fv is None or dv.type != fv.type:
             continue
-        moved = moved_codes(tp, dv, fv, schema)
-        if moved and target in (plan.wave.overrides or {}):  # an override may follow the file's labels already
-            written = without_override(plan.crosswalk, plan.wave, target, schema, tables, meta.variables)
-            moved = [m for m in moved_codes(tp, dv, fv, schema, written) if not m.followed]
+        moved = [m for m in moved_in_wave(plan, target, dv, fv, schema, lambda t: without_override(
+            plan.crosswalk, plan.wave, t, schema, tables, meta.variables)) if not m.followed]
         if not moved:
             continue
         said = ", ".join(f"{norm_code(m.code)} '{m.label}'" for m in moved)

@@ -164,6 +164,17 @@ def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: Targe
     return out
 
 
+def moved_in_wave(plan: WavePlan, target: str, declared: VarMeta, found: VarMeta, schema: TargetSchema | None,
+                  written: Callable[[str], TargetPlan | None] | None) -> list[Moved]:
+    """:func:`moved_codes` of the wave's rule for ``target``, judged against ``written(target)`` (the rule without
+    the wave's override) when the wave overrides it; that rule is resolved only when some code moved."""
+    tp = plan.targets[target]
+    moved = moved_codes(tp, declared, found, schema)
+    if moved and written is not None and target in (plan.wave.overrides or {}):
+        moved = moved_codes(tp, declared, found, schema, written(target))
+    return moved
+
+
 def _shown(found: list[str]) -> str:
     return "; ".join(found[:6]) + (f"; and {len(found) - 6} more" if len(found) > 6 else "")
 
@@ -196,9 +207,7 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema:
         dv, fv = declared.get(tp.source), meta.get(tp.source)
         if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type:
             continue
-        moved = moved_codes(tp, dv, fv, schema)
-        if moved and written is not None and target in (plan.wave.overrides or {}):  # resolved only when needed
-            moved = moved_codes(tp, dv, fv, schema, written(target))
+        moved = moved_in_wave(plan, target, dv, fv, schema, written)
         if not moved:
             continue
         said = [f"{m.code!r} is labelled '{m.label}', the declared label of {m.other!r}, "

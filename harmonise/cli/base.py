@@ -150,11 +150,16 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         debug = ctx.find_root().params.get("debug", False)
         fmt = kwargs.get("fmt", "text")
         try:
-            with terminable():
-                return fn(*args, **kwargs)
+            try:
+                with terminable():
+                    return fn(*args, **kwargs)
+            except (click.exceptions.Exit, click.ClickException):
+                raise
+            except Exception as exc:  # after a SIGTERM, whatever failed failed because of it (DuckDB even
+                if terminated():  # returns the handler's exception from a Python callback as its own error)
+                    _stopped(ctx, exc)
+                raise
         except ValidationFailed as exc:
-            if terminated():  # SIGTERM arrived meanwhile: whatever failed after it failed because of it
-                _stopped(ctx, exc)
             if fmt in ("json", "github"):
                 click.echo(render_issues(exc.issues, fmt))
             else:
@@ -166,8 +171,6 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
                 click.echo(str(exc), err=True)
             ctx.exit(1)
         except HarmoniseError as exc:
-            if terminated():
-                _stopped(ctx, exc)
             if debug:
                 traceback.print_exc()
             if fmt in ("json", "github"):  # a machine reading stdout learns why too (CI annotations)
@@ -186,16 +189,14 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
             ctx.exit(0)
         except OSError as exc:  # the system refused: disk full, permissions, a vanished file
-            if terminated():
-                _stopped(ctx, exc)
             if debug:
                 traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
             ctx.exit(2)
         except Exception as exc:  # noqa: BLE001 - a bug: still a message and exit 2, a traceback only with --debug
-            if _interrupted(exc) or terminated():  # SIGINT reached DuckDB mid-query, or the SIGTERM handler's
-                _stopped(ctx, exc)  # exception came back from DuckDB's Python callback as duckdb.Error
+            if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
+                _stopped(ctx, exc)
             message = duckdb_failure(exc, kwargs.get("db")) or older_database(exc, kwargs.get("db"), ctx.info_name)
             if message is not None:
                 if debug:
