@@ -307,10 +307,12 @@ def test_rule_rejects_negative_and_non_finite_thresholds() -> None:
         estimate_sql(BASE, "SELECT 1", ["c"], "fail")
 
 
-def test_collapse_joins_the_next_stratum_in_numeric_order() -> None:
+@pytest.mark.parametrize("prefix", ["", "FI-"])
+def test_collapse_joins_the_next_stratum_in_numeric_order(prefix: str) -> None:
     """Stratum codes 1, 2, 3, 10 (PSUs 1, 2, 1, 2): 1 joins 2, 3 joins 10 (not '10' < '2' as text); a block whose
-    strata all have one PSU collapses them together."""
-    psus = {"1": 1, "2": 2, "3": 1, "10": 2}
+    strata all have one PSU collapses them together. ESS strata are stored with their country (`FI-885`): the
+    number they end in orders them (an audit found FI-885 joined to FI-89, not FI-886)."""
+    psus = {f"{prefix}1": 1, f"{prefix}2": 2, f"{prefix}3": 1, f"{prefix}10": 2}
     rows = [("x", code, f"{code}-{p}") for code, k in psus.items() for p in range(k)] + [("y", "1", "a"), ("y", "2", "b")]
     frame = pd.DataFrame(rows, columns=["block", "stratum", "psu_id"])
     frame["stratum_id"] = frame["block"] + "|" + frame["stratum"]
@@ -321,5 +323,6 @@ def test_collapse_joins_the_next_stratum_in_numeric_order() -> None:
                    .fetchall())
     finally:
         con.close()
-    assert got == {"x|1": "x|2 3", "x|2": "x|2 3", "x|3": "x|10 3", "x|10": "x|10 3", "y|1": "y|collapsed 2",
-                   "y|2": "y|collapsed 2"}
+    p = prefix
+    assert got == {f"x|{p}1": f"x|{p}2 3", f"x|{p}2": f"x|{p}2 3", f"x|{p}3": f"x|{p}10 3", f"x|{p}10": f"x|{p}10 3",
+                   "y|1": "y|collapsed 2", "y|2": "y|collapsed 2"}

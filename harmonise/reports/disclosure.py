@@ -174,19 +174,26 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
         f["cv"] = np.where(np.isfinite(est) & (est != 0), f["se"] / np.abs(est), np.nan)
     primary, low_flags = _flags(f, rule)
     suppressed = {i: "primary" for i, reasons in enumerate(primary) if reasons}
-    # suppression only grows within a table, so a table without a primary suppression never changes
     coords = list(map(tuple, f[[*dims, "group"]].astype(str).itertuples(index=False)))
     counts = list(map(int, f["n"]))
-    tables = []
-    for rows in _tables(f, table_keys):
-        if any(i in suppressed for i in rows):
-            tables.append(({i: counts[i] for i in rows}, {i: coords[i].count(ALL) for i in rows},
-                           _equations({coords[i]: i for i in rows})))
-    changed = True
-    while changed:
-        changed = False
-        for n, margins, eqs in tables:
-            changed |= _protect(n, margins, eqs, suppressed)
+    same = _same_cells(f, table_keys, coords, counts)
+    # suppression only grows within the tables joined by a shared cell, so tables without a primary
+    # suppression never change
+    for tables in _joined_tables(_tables(f, table_keys), same):
+        rows = [i for t in tables for i in t]
+        if not any(i in suppressed for i in rows):
+            continue
+        rep = {i: same.get(i, i) for i in rows}
+        n = {rep[i]: counts[i] for i in rows}
+        margins: dict[int, int] = {}
+        for i in rows:
+            margins[rep[i]] = max(margins.get(rep[i], 0), coords[i].count(ALL))
+        eqs = [eq for t in tables for eq in _equations({coords[i]: rep[i] for i in t})]
+        hidden = {rep[i]: reason for i, reason in suppressed.items() if i in rep}
+        _protect(n, margins, eqs, hidden)
+        for i in rows:  # a cell suppressed in one of its tables is suppressed in all
+            if rep[i] in hidden:
+                suppressed.setdefault(i, "complementary")
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
@@ -211,6 +218,48 @@ def _tables(f: pd.DataFrame, table_keys: Sequence[str]) -> list[list[int]]:
     """Row labels of each table: one breakdown's rows (its groups and their total) for the same keys."""
     keys = [*table_keys, "breakdown"]
     return [part.index.tolist() for _, part in f.groupby(keys, sort=False, dropna=False)]
+
+
+def _same_cells(f: pd.DataFrame, table_keys: Sequence[str], coords: list[tuple[str, ...]], counts: list[int]
+                ) -> dict[int, int]:
+    """Rows that are the same cell as the total table's row at their coordinates (row → that row): a breakdown's
+    total (group ``all``) covers the respondents whose group is known, a subset of the total's, so the same
+    number of respondents with an answer means the same respondents and the same estimate. Such a cell is
+    one unknown in every table that holds it: hidden in one, it is hidden in all (docs/decisions.md 69)."""
+    keys = ["\x1f".join(map(str, r)) for r in f[list(table_keys)].itertuples(index=False)]
+    breakdowns = f["breakdown"].astype(str).tolist()
+    total = {(keys[i], coords[i]): i for i in range(len(f)) if breakdowns[i] == "total" and coords[i][-1] == ALL}
+    out = {}
+    for i in range(len(f)):
+        if breakdowns[i] != "total" and coords[i][-1] == ALL:
+            t = total.get((keys[i], coords[i]))
+            if t is not None and counts[t] == counts[i]:
+                out[i] = t
+    return out
+
+
+def _joined_tables(tables: list[list[int]], same: dict[int, int]) -> list[list[list[int]]]:
+    """``tables`` grouped into sets joined by a shared cell (``same``: row → the row it is the same cell as)."""
+    parent = list(range(len(tables)))
+
+    def root(t: int) -> int:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    holder: dict[int, int] = {}
+    for t, rows in enumerate(tables):
+        for i in rows:
+            cell = same.get(i, i)
+            if cell in holder:
+                parent[root(t)] = root(holder[cell])
+            else:
+                holder[cell] = t
+    joined: dict[int, list[list[int]]] = {}
+    for t, rows in enumerate(tables):
+        joined.setdefault(root(t), []).append(rows)
+    return list(joined.values())
 
 
 def _native_suppressed(f: pd.DataFrame, sup: np.ndarray, table_keys: Sequence[str], dims: Sequence[str]) -> np.ndarray:

@@ -110,14 +110,19 @@ class Rule:
                 f"{self.flag_nonresponse:.0%} or more, a standard error of 0, or a share of 0% or 100%.")
 
 
+# the number a stratum code ends in (the code itself when it is a number; `FI-885` → 885): its neighbours' order
+NUMBER_SQL = r"try_cast(regexp_extract(stratum, '([0-9]+([.][0-9]+)?)$', 1) AS DOUBLE)"
+
+
 def design_sql(source: str, lonely: str) -> str:
     """Variance strata: ``stratum_id → var_stratum`` and ``n_h`` (PSUs of the variance stratum).
 
     ``source`` yields one row per respondent with ``stratum_id``, ``psu_id``, ``block`` (the set
     within which strata may be collapsed) and ``stratum`` (the stratum code, for neighbour order).
     With ``collapse``, a lonely stratum joins the nearest stratum of its block that has two or more
-    PSUs — the next one in stratum order (numeric where the codes are numbers), else the previous
-    one; the lonely strata of a block without such a stratum are collapsed together.
+    PSUs — the next one in stratum order (by the number a code ends in, as ``FI-885`` after ``FI-884``
+    and before ``FI-886``, where the codes end in one; else as text), else the previous one; the lonely
+    strata of a block without such a stratum are collapsed together.
     """
     counted = (f"SELECT stratum_id, any_value(block) AS block, any_value(stratum) AS stratum, "
                f"count(DISTINCT psu_id) AS n FROM ({source}) GROUP BY stratum_id")
@@ -125,7 +130,7 @@ def design_sql(source: str, lonely: str) -> str:
         return f"SELECT stratum_id, stratum_id AS var_stratum, n AS n_h FROM ({counted})"
     return f"""
 WITH s AS ({counted}),
-o AS (SELECT *, row_number() OVER (PARTITION BY block ORDER BY try_cast(stratum AS DOUBLE) NULLS LAST, stratum,
+o AS (SELECT *, row_number() OVER (PARTITION BY block ORDER BY {NUMBER_SQL} NULLS LAST, stratum,
                                    stratum_id) AS pos FROM s),
 t AS (SELECT *, min(CASE WHEN n > 1 THEN pos END) OVER (PARTITION BY block ORDER BY pos
                      ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS next_ok,

@@ -381,12 +381,20 @@ def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Seq
     from harmonise.reports.quality import quality_column
 
     rule = rule or Rule()
-    frame = con.execute(indicator_sql(defs, names, by, groups, weight=weight, age=age, lonely_psu=lonely_psu,
+    _check_args(defs, names, by, groups, weight)
+    # every breakdown is estimated and protected, whichever are asked for: a breakdown's total and the total
+    # without a breakdown are often the same cell, so one suppression decides for all (decision 69), and a
+    # query of one breakdown hides what the stored table and a query of another hide
+    every: tuple[str | None, ...] = (None, *defs.breakdowns)
+    frame = con.execute(indicator_sql(defs, names, by, every, weight=weight, age=age, lonely_psu=lonely_psu,
                                       pool=pool, sample=sample)).df()
     frame["share"] = frame["indicator"].map(lambda n: defs.indicators[n].unit == "share").astype(bool)
     keys = grouping(by, pool)
     out = publish(frame, ["indicator", "ages", *(c for c in keys if c in SAMPLE_KEYS)],
                   [c for c in keys if c not in SAMPLE_KEYS], rule, lonely_psu)
+    asked = {g or "total" for g in groups}
+    if asked != {g or "total" for g in every}:
+        out = out[out["breakdown"].isin(asked)].reset_index(drop=True)
     out.insert(list(out.columns).index("design") + 1, "quality", quality_column(con, defs, out, weight))
     out["weight"] = weight
     out["rule"] = rule.describe()
