@@ -297,11 +297,11 @@ def test_item_nonresponse_share_suppresses() -> None:
 
 
 def test_rule_rejects_negative_and_non_finite_thresholds() -> None:
-    with pytest.raises(UsageError, match="min_n must be a finite number >= 0"):
+    with pytest.raises(UsageError, match=r"min_n \(--min-n\) must be a finite number >= 0"):
         Rule(min_n=-1)
-    with pytest.raises(UsageError, match=r"min_n_eff must be a finite number >= 0 \(got nan\)"):
+    with pytest.raises(UsageError, match=r"min_n_eff \(--min-n-eff\) must be a finite number >= 0 \(got nan\)"):
         Rule(min_n_eff=float("nan"))
-    with pytest.raises(UsageError, match=r"flag_rel_ci must be a finite number >= 0 \(got inf\)"):
+    with pytest.raises(UsageError, match=r"flag_rel_ci \(--flag-rel-ci\) must be a finite number >= 0 \(got inf\)"):
         Rule(flag_rel_ci=float("inf"))
     with pytest.raises(UsageError, match="unknown lonely-PSU method 'fail'; choose from adjust, certainty"):
         estimate_sql(BASE, "SELECT 1", ["c"], "fail")

@@ -230,9 +230,11 @@ def test_age_band_grouping_and_override(fr_db: Path) -> None:
     (("--by", "nationality"), "error: cannot group by nationality; choose from survey, wave, country,"),
     (("--group", "origin"), "error: unknown breakdown 'origin'; choose from birthplace, origin_group,"),
     (("--group", ""), "error: unknown breakdown ''; choose from birthplace, origin_group,"),
-    (("--min-n", "-1"), "error: suppression rule: min_n must be a finite number >= 0 (got -1)"),
-    (("--min-n-eff", "nan"), "error: suppression rule: min_n_eff must be a finite number >= 0 (got nan)"),
-    (("--flag-cv", "inf"), "error: suppression rule: flag_cv must be a finite number >= 0 (got inf)"),
+    (("--min-n", "-1"), "error: suppression rule: min_n (--min-n) must be a finite number >= 0 (got -1)"),
+    (("--min-n-eff", "nan"), "error: suppression rule: min_n_eff (--min-n-eff) must be a finite number >= 0 (got nan)"),
+    (("--flag-cv", "inf"), "error: suppression rule: flag_cv (--flag-cv) must be a finite number >= 0 (got inf)"),
+    (("--indicator", "citizenship_share", "--group", "citizenship_group"),
+     "error: citizenship_share is not published by citizenship_group (not_by in mappings/indicators.yaml"),
 ])
 def test_bad_arguments(fr_db: Path, args: tuple[str, ...], message: str) -> None:
     code, _, err = run("indicators", "--db", str(fr_db), *args)

@@ -15,7 +15,7 @@ changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import numpy as np
 import pandas as pd
@@ -102,12 +102,13 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
 
 
 def _protect(n: dict[int, int], margins: dict[int, int], eqs: list[tuple[int, list[int]]],
-             suppressed: dict[int, str]) -> bool:
-    """:func:`protect` over plain values: respondents and number of margin coordinates per row."""
+             suppressed: dict[int, str], shared: Container[int] = ()) -> bool:
+    """:func:`protect` over plain values: respondents and number of margin coordinates per row; ``shared``: cells
+    of several tables, hidden last (hiding one hides it in every table that holds it)."""
     grew = False
 
-    def cheapest(pool: set[int]) -> int:
-        return min(pool, key=lambda i: (-margins[i], n[i], i))  # totals and margins first: the groups are the point
+    def cheapest(pool: set[int]) -> int:  # totals and margins first: the groups are the point
+        return min(pool, key=lambda i: (i in shared, -margins[i], n[i], i))
 
     while True:
         hidden = {i for i in n if n[i] > 0 and i in suppressed}
@@ -190,7 +191,7 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
             margins[rep[i]] = max(margins.get(rep[i], 0), coords[i].count(ALL))
         eqs = [eq for t in tables for eq in _equations({coords[i]: rep[i] for i in t})]
         hidden = {rep[i]: reason for i, reason in suppressed.items() if i in rep}
-        _protect(n, margins, eqs, hidden)
+        _protect(n, margins, eqs, hidden, {rep[i] for i in rows if i in same})
         for i in rows:  # a cell suppressed in one of its tables is suppressed in all
             if rep[i] in hidden:
                 suppressed.setdefault(i, "complementary")

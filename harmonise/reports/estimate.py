@@ -91,7 +91,8 @@ class Rule:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if value is None or not math.isfinite(value) or value < 0:
-                raise UsageError(f"suppression rule: {name} must be a finite number >= 0 (got {value!r})")
+                raise UsageError(f"suppression rule: {name} (--{name.replace('_', '-')}) must be a finite number >= 0 "
+                                 f"(got {value!r})")
 
     def describe(self) -> str:
         """The rule as one line, stored beside every estimate."""

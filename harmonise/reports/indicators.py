@@ -437,6 +437,12 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
     rule = rule or Rule()
     try:
         defs = read_definitions(con)
+        chosen = _check_args(defs, names, by, (group,), weight)
+        excluded = [n for n in chosen if group is not None and group in defs.indicators[n].not_by.split(",")]
+        if excluded and len(excluded) == len(chosen):
+            raise UsageError(f"{', '.join(excluded)} {'is' if len(excluded) == 1 else 'are'} not published by "
+                             f"{group} (not_by in mappings/indicators.yaml: the breakdown is the indicator's own "
+                             "outcome or defines its population); choose another --group or none")
         frame = estimate_frame(con, defs, names, by, (group,), weight=weight, age=age,
                                rule=rule, lonely_psu=lonely_psu, pool=pool)
         absent = [] if pool else _unestimated(con, frame, weight)
