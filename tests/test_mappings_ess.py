@@ -262,3 +262,28 @@ def test_cs_is_the_country_its_iso_code_named_at_the_round(plans: dict[str, Wave
         tp = plans[wave].targets[target]
         if tp.kind in ("map", "table"):
             assert tp.values["CS"] == meaning, (wave, target)
+
+
+@pytest.mark.parametrize(("wave", "year"), [("10", 2020), ("10", 2021), ("10", 2022), ("11", 2023), ("11", 2024),
+                                            ("11", 2025)])
+def test_the_interview_year_of_every_date_convention(plans: dict[str, WavePlan], wave: str, year: int) -> None:
+    """`inwds` is a date-time: seconds since 1582 as SPSS stores it, milliseconds since 1960 (Stata %tc), or, after
+    a Stata user's conversion to %td, days since 1960 (an audit's ESS10 .dta: days read as seconds gave 2020 for
+    every 2022 interview, 2 years short of every migrant's years since arrival)."""
+    import datetime
+
+    import duckdb
+
+    from harmonise.compile.expr import Context, NameSQL, compile_expr
+
+    c = compile_expr(plans[wave].targets["year"].expr or "", Context(  # type: ignore[arg-type]
+        resolve=lambda name: NameSQL('"inwds"', "NULL", "number"), reasons=["not_available"], params={}, tables={}))
+    day = datetime.datetime(year, 6, 30, 12)
+    values = [(day - datetime.datetime(1582, 10, 14)).total_seconds(),
+              (day - datetime.datetime(1960, 1, 1)).total_seconds() * 1000, (day - datetime.datetime(1960, 1, 1)).days]
+    con = duckdb.connect()
+    try:
+        got = [con.execute(f"SELECT {c.value} FROM (SELECT ?::DOUBLE AS inwds)", [v]).fetchone()[0] for v in values]  # type: ignore[index]
+    finally:
+        con.close()
+    assert got == [year, year, year]

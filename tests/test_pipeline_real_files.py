@@ -192,3 +192,43 @@ def test_a_regional_unit_outside_the_nuts_nomenclature_is_no_nuts_code(tmp_path:
                 assert sum(n for *_, n in got) == 4700
         finally:
             con.close()
+
+
+def test_a_stata_td_interview_date_and_a_file_without_regunit(tmp_path: Path) -> None:
+    """Two variants of the real ESS10 UA file a researcher may hold (an audit of real-file variants): `inwds`
+    converted to a Stata %td date (days since 1960, read as SPSS seconds: 2020 for every 2022 interview), and
+    an extract without `regunit` (its oblast codes were stored as NUTS codes: Ukraine is outside the NUTS
+    nomenclature, so they are not available; a NUTS country's extract keeps its codes)."""
+    source = SHARED / "ess_real" / "ess10_ua" / "ESS10UAe2_0.sav"
+    df, meta = pyreadstat.read_sav(str(source))
+    df["inwds"] = df["inwds"].dt.date  # a %td date
+    df = df.drop(columns=["regunit"])
+    labels = {k: {c: str(t)[:80] for c, t in v.items()} for k, v in meta.variable_value_labels.items()
+              if k in df.columns and all(isinstance(c, (int, float)) for c in v)}
+    (tmp_path / "dta").mkdir()
+    pyreadstat.write_dta(df, str(tmp_path / "dta" / "ESS10UA.dta"), version=15, variable_value_labels=labels,
+                         column_labels={k: (v or "")[:80] for k, v in meta.column_names_to_labels.items() if k in df})
+    db = tmp_path / "ua.duckdb"
+    code, _, err = run("build", "--data", str(tmp_path / "dta"), "--db", str(db))
+    assert code == 0, err
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT year, count(*), count(years_since_arrival) FROM respondents GROUP BY 1").fetchall() \
+            == [(2022, 1531, 91)]
+        assert con.execute("SELECT region_nuts, region_nuts_missing, count(*) FROM respondents GROUP BY ALL").fetchall() \
+            == [(None, "not_available", 1531)]
+    finally:
+        con.close()
+    nordic, nmeta = pyreadstat.read_sav(str(next((SHARED / "ess_real" / "ess9_nordic").glob("*FI*"))))
+    (tmp_path / "fi").mkdir()
+    pyreadstat.write_sav(nordic.drop(columns=["regunit"]), str(tmp_path / "fi" / "ESS9FI.sav"),
+                         variable_value_labels={k: v for k, v in nmeta.variable_value_labels.items() if k != "regunit"})
+    db = tmp_path / "fi.duckdb"
+    code, _, err = run("build", "--data", str(tmp_path / "fi"), "--db", str(db))
+    assert code == 0, err
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*), count(region_nuts), min(region_nuts) LIKE 'FI%' FROM respondents"
+                           ).fetchone() == (len(nordic), len(nordic), True)
+    finally:
+        con.close()
