@@ -56,7 +56,15 @@ from harmonise.store.atomic import open_build
 from harmonise.store.cache import BuildCache, CachedFile, digest
 from harmonise.store.editions import FileFacts, edition_variables, file_edition, gathered_facts, region_labels
 from harmonise.store.provenance import append_database, to_json
-from harmonise.store.respondents import FILE_BITS, ROW_MASK, Duplicates, create_all, duplicate_ids, insert_select
+from harmonise.store.respondents import (
+    FILE_BITS,
+    ROW_MASK,
+    Duplicates,
+    create_all,
+    duplicate_ids,
+    ids_written_differently,
+    insert_select,
+)
 
 Progress = Callable[[str], None]
 Idle = Callable[[list[tuple[str, str]]], bool]  # given the survey-waves complete so far: True when it did some work
@@ -777,6 +785,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         twice = duplicate_ids(con) if "kept" not in duplicates else sorted(
             [*duplicates["kept"], *duplicate_ids(con, waves=kept_waves, other=True)], key=lambda d: (d[0], d[1]))
         outcomes[-1].issues.extend(_duplicates(twice, project, jobs))
+        outcomes[-1].issues.extend(_duplicates(ids_written_differently(con), project, jobs, written=True))
     return outcomes
 
 
@@ -895,9 +904,9 @@ def _reuse_prepare(files: list[_File], project: Project, same: SameWork, hits: d
     return rows
 
 
-def _duplicates(found: list[Duplicates], project: Project, jobs: list[Job]) -> list[Issue]:
+def _duplicates(found: list[Duplicates], project: Project, jobs: list[Job], written: bool = False) -> list[Issue]:
     """Respondent ids stored twice in a wave, across all its files (:func:`duplicate_ids` of every wave, once
-    all are in)."""
+    all are in; ``written``: :func:`ids_written_differently`)."""
     out: list[Issue] = []
     for survey, wave, n, examples in found:
         job = next(j for j in jobs if j.crosswalk.survey == survey and j.wave.wave == wave)
@@ -905,7 +914,8 @@ def _duplicates(found: list[Duplicates], project: Project, jobs: list[Job]) -> l
         assert project.schema is not None
         plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables)
         path = plan.targets["respondent_id"].path if "respondent_id" in plan.targets else ()
-        out.extend(locate(i, entry.index, survey, wave) for i in accounting.duplicate_ids(survey, wave, n, examples, path))
+        out.extend(locate(i, entry.index, survey, wave)
+                   for i in accounting.duplicate_ids(survey, wave, n, examples, path, written))
     return out
 
 

@@ -232,3 +232,21 @@ def test_a_stata_td_interview_date_and_a_file_without_regunit(tmp_path: Path) ->
                            ).fetchone() == (len(nordic), len(nordic), True)
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("written", ["00001002", "1002.0"])
+def test_the_same_respondents_with_ids_written_differently_are_caught(tmp_path: Path, written: str) -> None:
+    """ESS8 PL beside a copy whose idno is text ('00001002' or '1002.0' for 1002): the ids differed (PL-1002 and
+    PL-00001002), so the 1,694 respondents were stored twice without a word (an audit of real-file variants)."""
+    source = next((SHARED / "ess_real" / "ess8_pl").glob("*.sav"))
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    df["idno"] = [(f"{int(v):08d}" if written.startswith("0") else f"{int(v)}.0") for v in df["idno"]]
+    folder = tmp_path / "pl"
+    folder.mkdir()
+    (folder / source.name).symlink_to(source)
+    pyreadstat.write_sav(df, str(folder / "ESS8PL-copy.sav"),
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k != "idno"},
+                         missing_ranges=meta.missing_ranges)
+    code, out, err = run("validate", "--data", str(folder))
+    assert code == 1, out + err
+    assert f"their ids written differently: ESS8PL-copy.sav and {source.name} — {len(df):,} respondent id(s)" in err, err

@@ -226,13 +226,22 @@ def row_count(declared: int | None, read: int, path: str, plan: WavePlan) -> lis
 
 
 def duplicate_ids(survey: str, wave: str, n: int, examples: Sequence[tuple[str, int, list[str]]],
-                  path: tuple[str | int, ...]) -> list[Issue]:
+                  path: tuple[str | int, ...], written: bool = False) -> list[Issue]:
     """An error when respondent ids repeat within a wave (``n`` ids; ``examples`` as (id, count, files)),
-    naming the files: the same respondents in two files is a file given twice."""
+    naming the files: the same respondents in two files is a file given twice. ``written``: the ids are the same
+    number written differently in two files (``examples``' ids read ``id = other id``)."""
     if not n:
         return []
     files = sorted({f for _, _, fs in examples for f in fs})
     same = all(fs == files for _, _, fs in examples)  # every example in the same files: name them once
+    if written:
+        shown = ", ".join(f"{clip(rid)}{' (' + ' and '.join(fs) + ')' if not same else ''}" for rid, _, fs in examples[:3])
+        return [Issue(f"the same respondents in several files of {survey} wave {wave}, their ids written differently: "
+                      f"{' and '.join(files)} — {n:,} respondent id(s) of one file are another's with leading zeros or "
+                      f"a trailing '.0', e.g. {shown}", code="duplicate-id", survey=survey, wave=wave,
+                      path="targets.respondent_id", extra={"yaml_path": path},
+                      hint="give each file once (an edition with its id stored as text beside one with it as a number "
+                           "holds the same respondents)")]
     shown = ", ".join(f"{clip(rid)} ({k}×{' in ' + ' and '.join(fs) if len(fs) > 1 and not same else ''})"
                       for rid, k, fs in examples[:3])
     twice = len(files) > 1

@@ -113,3 +113,23 @@ def duplicate_ids(con: duckdb.DuckDBPyConnection, shown: int = 5, waves: Sequenc
         _, examples = out.setdefault((str(survey), str(wave)), (int(n), []))
         examples.append((str(rid), int(k), [str(f) for f in files]))
     return [(s, w, n, ex) for (s, w), (n, ex) in out.items()]
+
+
+def ids_written_differently(con: duckdb.DuckDBPyConnection, shown: int = 3) -> list[Duplicates]:
+    """Respondent ids of one survey wave that are the same number written differently in two files — leading zeros
+    or a trailing ``.0`` (`PL-00001002`, `PL-1002.0` and `PL-1002`: an id stored as text in one edition and as a
+    number in another): (survey, wave, such ids, the first ``shown`` as (``id = other id``, 2, the two files))."""
+    rows = con.execute(
+        "WITH odd AS (SELECT survey, wave, respondent_id, source_file, regexp_replace(regexp_replace(respondent_id, "
+        r"'[.]0+$', ''), '(^|[^0-9])0+([0-9])', '\1\2', 'g') AS nid FROM respondents "
+        r"WHERE regexp_matches(respondent_id, '[.]0+$|(^|[^0-9])0[0-9]')), "
+        "pairs AS (SELECT o.survey, o.wave, o.respondent_id AS a, r.respondent_id AS b, o.source_file AS fa, "
+        "r.source_file AS fb FROM odd o JOIN respondents r ON r.survey = o.survey AND r.wave = o.wave "
+        "AND r.respondent_id = o.nid WHERE r.source_file <> o.source_file) "
+        "SELECT survey, wave, a, b, fa, fb, count(*) OVER (PARTITION BY survey, wave) FROM pairs "
+        "QUALIFY row_number() OVER (PARTITION BY survey, wave ORDER BY a, b) <= ? ORDER BY 1, 2, 3, 4", [shown]).fetchall()
+    out: dict[tuple[str, str], tuple[int, list[tuple[str, int, list[str]]]]] = {}
+    for survey, wave, a, b, fa, fb, n in rows:
+        _, examples = out.setdefault((str(survey), str(wave)), (int(n), []))
+        examples.append((f"{b} = {a}", 2, sorted({str(fa), str(fb)})))
+    return [(s, w, n, ex) for (s, w), (n, ex) in out.items()]
