@@ -42,7 +42,8 @@ def estimation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                       "neighbouring stratum).")(fn)
     fn = click.option("--weight", type=click.Choice(WEIGHTS), default="weight", show_default=True,
                       help="weight (the analysis weight, ESS anweight; domain.md), weight_design (the design weight, "
-                           "where a survey-wave has one) or none (unweighted), for every indicator.")(fn)
+                           "where a survey-wave has one; no margin over countries, which it would weight by sample size) or none "
+                           "(unweighted), for every indicator.")(fn)
     return fn
 
 

@@ -357,7 +357,9 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
                   sample: Sequence[tuple[str, str]] | None = None) -> str:
     """SQL of the estimator rows (nothing suppressed yet) of ``names`` (default: all) by ``by`` (led by
     survey and wave unless ``pool``) for each breakdown in ``groups`` (None: the total); ``sample``: the
-    respondents of those (survey, wave) pairs only."""
+    respondents of those (survey, wave) pairs only. With the design weight there is no margin over countries:
+    design weights sum to each country's sample size, so such a margin would weight the countries by it (ESS
+    guidance: dweight within one country only)."""
     chosen = _check_args(defs, names, by, groups, weight)
     check_lonely(lonely_psu)
     if age is not None and not 0 <= age[0] <= age[1] <= 120:
@@ -367,7 +369,7 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
              + ")") if sample else ""
     return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool, where),
                         design_sql(DESIGN_SOURCE + where, lonely_psu), ["indicator", "ages", *keys, "breakdown"],
-                        lonely_psu, moments=True, margins=[c for c in keys if c in NESTED])
+                        lonely_psu, moments=True, margins=[c for c in keys if c in NESTED and weight != "weight_design"])
 
 
 def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Sequence[str] | None,
