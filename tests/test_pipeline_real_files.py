@@ -250,3 +250,17 @@ def test_the_same_respondents_with_ids_written_differently_are_caught(tmp_path: 
     code, out, err = run("validate", "--data", str(folder))
     assert code == 1, out + err
     assert f"their ids written differently: ESS8PL-copy.sav and {source.name} — {len(df):,} respondent id(s)" in err, err
+
+
+def test_a_country_files_approximation_flags_its_own_rows(tmp_path: Path) -> None:
+    """ESS9 PL edition 1.2 has no anweight (weight from dweight × pweight, approximate): its rows and the margin
+    over countries are flagged, the Nordic countries' rows of the same round are not (they were: the flags came
+    from any one file of the survey-wave)."""
+    from harmonise import indicators
+
+    db = tmp_path / "r9.duckdb"
+    real = SHARED / "ess_real"
+    code, _, err = run("build", "--data", str(real / "ess9_nordic"), "--data", str(real / "ess9_pl_e12"), "--db", str(db))
+    assert code == 0, err
+    got = {r["country"]: r["quality"] for r in indicators(db, ["trust_parliament"]).records()}
+    assert got == {"FI": "", "NO": "", "SE": "", "PL": "approximate: weight", "all": "approximate: weight"}

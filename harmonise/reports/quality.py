@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from harmonise.compile.sqltext import sql_literal
 from harmonise.spec.expr import ExprError, referenced_names
 
 if TYPE_CHECKING:
@@ -85,17 +86,29 @@ def _expand(targets: Iterable[str], lineage: dict[str, tuple[str, list[str], str
 
 
 def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.DataFrame, weight: str) -> list[str]:
-    """The ``quality`` text of every row (empty when nothing is flagged)."""
-    lineage: dict[tuple[str, str], dict[str, tuple[str, list[str], str | None]]] = {}
-    for survey, wave, target, kind, sources, quality in _read(
-            con, "SELECT survey, wave, target, kind, source_variables, quality FROM lineage"):
+    """The ``quality`` text of every row (empty when nothing is flagged): what the targets its estimate reads were
+    mapped with, in the files of its survey-wave — those holding its country's respondents when it has one (a
+    country file's approximation is not its neighbours')."""
+    lineage: dict[tuple[str, str], dict[str, dict[str, tuple[str, list[str], str | None]]]] = {}
+    for survey, wave, file, target, kind, sources, quality in _read(
+            con, "SELECT survey, wave, file_name, target, kind, source_variables, quality FROM lineage"):
         srcs = [s for s in str(sources or "").split(",") if s]
-        lineage.setdefault((str(survey), str(wave)), {})[str(target)] = (str(kind), srcs, quality)  # type: ignore[assignment]
+        lineage.setdefault((str(survey), str(wave)), {}).setdefault(str(file), {})[str(target)] = \
+            (str(kind), srcs, quality)  # type: ignore[assignment]
+    by_country = "country" in rows.columns
+    held: dict[tuple[str, str, str], set[str]] = {}
+    if by_country:
+        named = sorted({s for source in rows["source"] for s in str(source or "").split(", ") if s})
+        within = ", ".join(sql_literal(s) for s in named) or "NULL"
+        for survey, wave, file, country in _read(
+                con, "SELECT DISTINCT survey, wave, source_file, country FROM respondents "
+                     f"WHERE survey || ' ' || wave IN ({within})"):
+            held.setdefault((str(survey), str(wave), str(country)), set()).add(str(file))
     sampling = {str(s): str(t) for s, t in _read(con, "SELECT survey, sampling_type FROM survey_sampling")}
-    cache: dict[tuple[str, str, str], str] = {}
+    cache: dict[tuple[str, str, str, str], str] = {}
 
-    def flags(indicator: str, breakdown: str, source: str) -> str:
-        key = (indicator, breakdown, source)
+    def flags(indicator: str, breakdown: str, source: str, country: str) -> str:
+        key = (indicator, breakdown, source, country)
         if key not in cache:
             survey, _, wave = source.partition(" ")
             d = defs.indicators[indicator]
@@ -104,19 +117,25 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
                 reads += _names(defs.breakdowns[breakdown].expr)
             if WEIGHT_TARGET.get(weight):
                 reads.append(str(WEIGHT_TARGET[weight]))
-            lin = lineage.get((survey, wave), {})
-            used = _expand(reads, lin)
-            parts = [f"{q}: {', '.join(sorted(t for t in used if lin.get(t, ('', [], None))[2] == q))}"
-                     for q in FLAGGED if any(lin.get(t, ("", [], None))[2] == q for t in used)]
+            files = lineage.get((survey, wave), {})
+            mine = held.get((survey, wave, country))
+            chosen = [lin for f, lin in files.items() if mine is None or f in mine] or list(files.values())
+            used = set().union(*(_expand(reads, lin) for lin in chosen)) if chosen else set()
+            parts = []
+            for q in FLAGGED:
+                hit = sorted(t for t in used if any(lin.get(t, ("", [], None))[2] == q for lin in chosen))
+                if hit:
+                    parts.append(f"{q}: {', '.join(hit)}")
             if sampling.get(survey) in SAMPLING_WORDS:
                 parts.append(f"{SAMPLING_WORDS[sampling[survey]]} ({survey} survey descriptor)")
             cache[key] = "; ".join(parts)
         return cache[key]
 
     out = []
-    for indicator, breakdown, source in zip(rows["indicator"], rows["breakdown"], rows["source"]):
+    countries = rows["country"] if by_country else [None] * len(rows)
+    for indicator, breakdown, source, country in zip(rows["indicator"], rows["breakdown"], rows["source"], countries):
         sources = [s for s in str(source or "").split(", ") if s]
-        texts = [(s, flags(str(indicator), str(breakdown), s)) for s in sources]
+        texts = [(s, flags(str(indicator), str(breakdown), s, str(country))) for s in sources]
         if len(texts) == 1:
             out.append(texts[0][1])
         else:
