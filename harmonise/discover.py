@@ -208,6 +208,15 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
         if src is not None and project.schema is not None:
             plan = same.resolve(cw, wave, project, src.meta, job.supplied)
             if _supplement(cw, wave, plan.sources(), src):
+                design = _design_variables(cw, src)
+                if design:
+                    issues.append(Issue(
+                        f"{f}: a sample-design file of {cw.survey} wave {wave.wave} (it holds {', '.join(design)} and "
+                        "no item the crosswalk reads); not read as data, so its design is not attached",
+                        code="design-file-skipped", severity="warning", survey=cw.survey, wave=wave.wave,
+                        hint=f"give it with --design {f} (and keep it out of --data) to attach its "
+                             f"{', '.join(sorted(cw.design or {}))} to the respondents"))
+                    continue
                 issues.append(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
                                     f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
                                     code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave))
@@ -429,6 +438,21 @@ def content_text(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))
     return str(value).strip()
+
+
+def _design_variables(cw: Crosswalk, src: SourceFile) -> list[str]:
+    """The variables of the crosswalk's ``design`` expressions (besides its respondent key) that ``src`` holds,
+    when it holds them all: a sample-design file (ESS SDDF: psu, stratum), else nothing."""
+    from harmonise.spec.expr import ExprError, referenced_names
+
+    names: list[str] = []
+    for expr in (cw.design or {}).values():
+        try:
+            names += referenced_names(expr)
+        except ExprError:
+            return []
+    wanted = [n for n in dict.fromkeys(names) if n not in (cw.respondent_key or [])]
+    return wanted if wanted and all(find_variable(src.meta.variables, n) is not None for n in wanted) else []
 
 
 def _supplement(cw: Crosswalk, wave: Wave, read: list[str], src: SourceFile) -> bool:

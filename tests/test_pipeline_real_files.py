@@ -264,3 +264,20 @@ def test_a_country_files_approximation_flags_its_own_rows(tmp_path: Path) -> Non
     assert code == 0, err
     got = {r["country"]: r["quality"] for r in indicators(db, ["trust_parliament"]).records()}
     assert got == {"FI": "", "NO": "", "SE": "", "PL": "approximate: weight", "all": "approximate: weight"}
+
+
+def test_a_sample_design_file_among_the_data_says_to_give_it_with_design(tmp_path: Path) -> None:
+    """An ESS8 sample-design file beside the data was skipped as a supplement (a note): its psu and stratum were
+    silently not attached. It is a warning naming --design now."""
+    source = next((SHARED / "ess_real" / "ess8_pl").glob("*.sav"))
+    df, _ = pyreadstat.read_sav(str(source), usecols=["idno", "cntry", "essround"])
+    folder = tmp_path / "pl"
+    folder.mkdir()
+    (folder / source.name).symlink_to(source)
+    df["stratum"], df["psu"] = (df["idno"] % 17).astype(float), (df["idno"] // 10).astype(float)
+    pyreadstat.write_sav(df, str(folder / "ESS8_SDDF_PL.sav"))
+    code, out, err = run("validate", "--data", str(folder))
+    assert code == 0, err
+    assert (f"{folder / 'ESS8_SDDF_PL.sav'}: a sample-design file of ess wave 8 (it holds psu, stratum and no item "
+            "the crosswalk reads); not read as data, so its design is not attached") in out
+    assert f"give it with --design {folder / 'ESS8_SDDF_PL.sav'}" in out
