@@ -56,6 +56,12 @@ class Job:
     opened_with: str | None = None
     sha256: str | None = None  # the file's digest, when discovery computed it (an incremental build)
     sampled: bool = False  # its wave's content variables were read from its first CONTENT_SAMPLE rows only
+    name: str = ""  # the name provenance gives it: its file name, or a path when another file has that name
+
+    @property
+    def file_name(self) -> str:
+        """The file as provenance names it (``respondents.source_file``, the ``file_name`` columns)."""
+        return self.name or self.path.name
 
 
 @dataclass
@@ -243,7 +249,23 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
         raise InputError(f"no data file in {', '.join(map(str, data))} can be harmonised"
                          + (" (only supplements)" if issues else "")
                          + "".join(f"; {i.message}; {i.hint}" for i in archived))
+    _names_apart(jobs)
     return jobs, issues + archived
+
+
+def _names_apart(jobs: list[Job]) -> None:
+    """Files of the same name in different folders (data portals name every subset alike) are named in
+    provenance by their path from the folder their paths share (`FI/ESS9-subset.sav`): by their file name,
+    their rows and reports were one file's, and a rebuild kept or dropped them together."""
+    by_name: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_name.setdefault(job.path.name, []).append(job)
+    for same in by_name.values():
+        paths = {j.path.resolve() for j in same}
+        if len(paths) > 1:
+            top = Path(os.path.commonpath([p.parent for p in paths]))
+            for j in same:
+                j.name = j.path.resolve().relative_to(top).as_posix()
 
 
 def supply(job: Job, project: Project, src: SourceFile) -> None:

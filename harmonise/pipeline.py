@@ -362,7 +362,7 @@ def _harmonise(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
     assert project.schema is not None
     one = files[0]
     cw, wave, compiled = one.job.crosswalk, one.job.wave, one.compiled
-    names = [f.job.path.name for f in files]
+    names = [f.job.file_name for f in files]
     by = f"(source_row >> {FILE_BITS})" if len(files) > 1 else None
     con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
     con.execute("CREATE OR REPLACE TEMP TABLE report_stage (file BIGINT, target VARCHAR, source_code VARCHAR, "
@@ -541,7 +541,7 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
     """The file's provenance rows (into ``rows``), and the checks on what it harmonised (every value
     accounted for)."""
     job, plan, src, out = f.job, f.plan, f.src, f.out
-    survey, wid, fname = plan.survey, plan.wave.wave, job.path.name
+    survey, wid, fname = plan.survey, plan.wave.wave, job.file_name
     index = project.surveys[survey].index
     mine = rows.position.get(id(f), 0)
     rep = rows.report.get(mine, [])
@@ -579,7 +579,7 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
     rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(
         "lineage", src.meta, shape, lambda: _lineage(plan, src, labels, "", index))])
     rows.add(provenance.SOURCES, [_source_row(project, survey, wid, src, out.sha256, out.rows,
-                                              project.surveys[survey].codebook_files.get(wid))])
+                                              project.surveys[survey].codebook_files.get(wid), fname)])
     # the labels of the variables region_nuts takes its codes from name NUTS regions; not those of a variable
     # whose codes a map turns into NUTS codes (a city code 'BER' labelled 'Berlin' is no NUTS region)
     regions = [n.strip() for n in re.split(r"[,;]", labels.get("region_nuts", ("", {}))[0]) if n.strip()] \
@@ -610,9 +610,9 @@ def record_source(con: duckdb.DuckDBPyConnection, project: Project, survey: str,
 
 
 def _source_row(project: Project, survey: str, wave: str, src: SourceFile, sha256: str, rows: int,
-                codebook: str | None) -> tuple[object, ...]:
+                codebook: str | None, name: str | None = None) -> tuple[object, ...]:
     entry = project.surveys[survey]
-    return (survey, wave, src.path.name, str(src.path), src.format, src.path.stat().st_size, sha256, rows,
+    return (survey, wave, name or src.path.name, str(src.path), src.format, src.path.stat().st_size, sha256, rows,
             src.meta.encoding, src.meta.file_label, to_json(src.meta.header), entry.file,
             hashlib.sha256(entry.text.encode()).hexdigest(), codebook, __version__, time.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -669,7 +669,7 @@ def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
     its wave, the columns read and the SQL they go through, the profile, the declarations pandera checks
     against (schema and code tables), the build options and harmonise itself (version and code)."""
     assert project.schema is not None
-    return digest([code_digest(), *reuse.options, reuse.declarations, sha256, f.job.path.name,
+    return digest([code_digest(), *reuse.options, reuse.declarations, sha256, f.job.file_name,
                    f.job.crosswalk.survey, f.job.wave.wave, sorted(f.job.supplied.items()), f.columns, f.src.encoding,
                    f.src.codec, f.compiled.sql, f.compiled.report_targets,
                    profile_sql(f.compiled, f.plan, project.schema, "h")])

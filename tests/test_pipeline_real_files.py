@@ -3,6 +3,7 @@ and the database's figures equal those computed from the raw files with pyreadst
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,34 @@ def test_a_sample_design_file_among_the_data_says_to_give_it_with_design(tmp_pat
     assert (f"{folder / 'ESS8_SDDF_PL.sav'}: a sample-design file of ess wave 8 (it holds psu, stratum and no item "
             "the crosswalk reads); not read as data, so its design is not attached") in out
     assert f"give it with --design {folder / 'ESS8_SDDF_PL.sav'}" in out
+
+
+def test_files_of_one_name_in_two_folders_are_told_apart(tmp_path: Path) -> None:
+    """Portal subsets of two countries saved under one name in two folders were one file in provenance: their
+    rows, reports and conservation shared a file name, and a rebuild kept or dropped their rows together. They
+    are named by their paths from the folder they share now; a rebuild after one changes keeps the other."""
+    nordic = SHARED / "ess_real" / "ess9_nordic"
+    for country in ("FI", "NO"):
+        (tmp_path / "data" / country).mkdir(parents=True)
+        shutil.copy(nordic / f"ESS9{country}.sav", tmp_path / "data" / country / "ESS9-subset.sav")
+    db = tmp_path / "n.duckdb"
+    assert run("build", "--data", str(tmp_path / "data"), "--db", str(db))[0] == 0
+    query = ("SELECT source_file, country, count(*) FROM respondents GROUP BY ALL ORDER BY ALL",
+             "SELECT DISTINCT file_name FROM conservation ORDER BY ALL")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(query[0]).fetchall()
+        assert [(f, c) for f, c, _ in rows] == [("FI/ESS9-subset.sav", "FI"), ("NO/ESS9-subset.sav", "NO")]
+        assert con.execute(query[1]).fetchall() == [("FI/ESS9-subset.sav",), ("NO/ESS9-subset.sav",)]
+    finally:
+        con.close()
+    shutil.copy(nordic / "ESS9SE.sav", tmp_path / "data" / "NO" / "ESS9-subset.sav")  # Norway's replaced by Sweden's
+    code, out, err = run("build", "--data", str(tmp_path / "data"), "--db", str(db))
+    assert code == 0, err
+    assert "1 of 2 files kept" in out + err
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert [(f, c) for f, c, _ in con.execute(query[0]).fetchall()] == [("FI/ESS9-subset.sav", "FI"),
+                                                                          ("NO/ESS9-subset.sav", "SE")]
+    finally:
+        con.close()
