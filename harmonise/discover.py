@@ -85,7 +85,7 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
         if d.is_file():
             files.append(d)
             continue
-        for p in sorted(d.rglob("*")):
+        for p in _under(d):
             if _mac_metadata(p, d):
                 continue
             if not p.is_file():
@@ -114,6 +114,22 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
     if undecodable is not None:
         raise undecodable
     return files
+
+
+def _under(top: Path) -> list[Path]:
+    """Every path under the folder ``top``, sorted, through linked folders too (a country's folder linked into
+    the data folder was silently left out: ``Path.rglob`` does not follow links); a link back to a folder
+    already walked (a loop) is not walked again."""
+    out: list[Path] = []
+    walked: set[str] = set()
+    for folder, dirs, names in os.walk(top, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in walked:
+            dirs[:] = []
+            continue
+        walked.add(real)
+        out.extend(Path(folder) / n for n in (*dirs, *names))
+    return sorted(out)
 
 
 def _mac_metadata(path: Path, top: Path) -> bool:

@@ -558,3 +558,19 @@ def test_a_pandera_failure_names_the_rule_its_values_came_from(finland: tuple[pd
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
         (f"error: ess wave 9: pandera check 'in_range(0.0, 1000000000.0)' failed on column weight: 1 case(s), e.g. "
         f"{weight} (source rows 1) (from its rule: expr: pspwght * pweight)")]
+
+
+def test_a_linked_country_folder_is_read_and_a_loop_is_not_walked_twice(tmp_path: Path) -> None:
+    """`data/no` a link to Norway's folder was skipped without a word (Path.rglob follows no linked folder): the
+    build stored Finland only. A link back up (a loop) does not make files appear twice or hang."""
+    from harmonise.discover import data_files
+
+    nordic = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ess_real" / "ess9_nordic"
+    (tmp_path / "data" / "fi").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "no").mkdir(parents=True)
+    (tmp_path / "data" / "fi" / "ESS9FI.sav").symlink_to(nordic / "ESS9FI.sav")
+    (tmp_path / "elsewhere" / "no" / "ESS9NO.sav").symlink_to(nordic / "ESS9NO.sav")
+    (tmp_path / "data" / "no").symlink_to(tmp_path / "elsewhere" / "no", target_is_directory=True)
+    (tmp_path / "data" / "fi" / "up").symlink_to(tmp_path / "data", target_is_directory=True)
+    assert [p.relative_to(tmp_path / "data").as_posix() for p in data_files([tmp_path / "data"])] == [
+        "fi/ESS9FI.sav", "no/ESS9NO.sav"]
