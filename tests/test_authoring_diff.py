@@ -140,3 +140,17 @@ def test_a_git_revision_outside_a_repository_is_the_projects(tmp_path: Path, mon
     code, out, err = run("diff", "HEAD:mappings/ess.yaml", "HEAD:mappings/ess.yaml")
     assert (code, err) == (0, "")
     assert out == "ess: no changes between HEAD:mappings/ess.yaml and HEAD:mappings/ess.yaml\n"
+
+
+def test_a_version_the_loader_refuses_a_value_of_is_not_diffed_as_if_the_value_were_absent() -> None:
+    """`{01: male}` loads as a crosswalk without the code (the loader refuses it): diffing that version would
+    report a remapping nobody wrote. Its paths name waves by id, as validate's do."""
+    from harmonise.authoring.diff import parse_version
+    from harmonise.errors import ValidationFailed
+
+    text = (ROOT / "mappings" / "ties.yaml").read_text()
+    text = text.replace("map: {1: male, 2: female}", "map: {01: male, 2: female}").replace("year: 2006", "year: 0x7D6")
+    with pytest.raises(ValidationFailed) as raised:
+        parse_version(text, "HEAD:mappings/ties.yaml")
+    assert [(i.code, i.path) for i in raised.value.issues] == [("yaml-number-form", "waves[2007].year"),
+                                                               ("yaml-number-form", "targets.sex.map.01")]

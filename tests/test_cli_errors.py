@@ -287,3 +287,97 @@ def test_an_error_raised_while_a_ctrl_c_is_handled_is_still_an_interruption() ->
 
     res = CliRunner().invoke(build, [])
     assert (res.exit_code, res.stderr) == (130, "interrupted; a database being built was not replaced\n")
+
+
+def test_a_zero_padded_code_is_an_error_not_an_octal_number(project: Path) -> None:
+    """`01` was read as octal 1 (and `040` as 32) without a word: ISO numeric codes are often zero-padded."""
+    path = project / "mappings" / "ess.yaml"
+    edit(path, "    source: gndr\n    map: {1: male, 2: female}\n", "    source: gndr\n    map: {01: male, 2: female}\n")
+    code, out, err = run("validate", str(path), project=project)
+    assert (code, out) == (1, "FAILED: 1 error(s), 0 warning(s)\n")  # the rule is set aside: no follow-on error
+    assert err.splitlines() == [
+        (f"error: mappings/ess.yaml:{line_of(path, '{01: male')} targets.sex.map.01: '01' is a zero-padded number, "
+        "read by YAML as the octal number 1 — write 1 for the number, or quote it for text: \"01\"")]
+
+
+def test_a_missing_title_does_not_hide_the_other_errors_of_the_file(project: Path) -> None:
+    """Only `required key 'title' is missing` was reported; the unknown target and missing reason were hidden."""
+    path = project / "mappings" / "ess.yaml"
+    edit(path, "title: European Social Survey\n", "")
+    edit(path, "\ntargets:\n", "\ntargets:\n  sexx: {source: gndr, map: {1: male}, quality: exact}\n")
+    edit(path, "    missing: {999: not_available}\n", "    missing: {999: not_availabel}\n")
+    code, out, err = run("validate", str(path), project=project)
+    assert (code, out) == (1, "FAILED: 3 error(s), 0 warning(s)\n")
+    waves = ", ".join(waves_of("ess", project))
+    assert err.splitlines() == [
+        f"error: mappings/ess.yaml:{line_of(path, 'survey: ess')}: required key 'title' is missing",
+        f"error: mappings/ess.yaml:{line_of(path, '  sexx:')} targets.sexx: unknown target 'sexx' — did you mean 'sex'?",
+        (f"error: mappings/ess.yaml:{line_of(path, 'not_availabel')} targets.age.missing.999: waves {waves}: unknown "
+        "missing reason 'not_availabel' for code 999 — use one of not_asked, not_applicable, refused, dont_know, "
+        "no_answer, not_available, invalid, other_missing"),
+        "by category: missing-key 1, unknown-reason 1, unknown-target 1"]
+
+
+def _break_waves(path: Path) -> None:
+    edit(path, '  - wave: "8"\n    year: 2016\n', '  - wave: "8"\n    year: "twenty"\n')
+    edit(path, '  - wave: "7"\n', "  - wave: 7\n")
+    edit(path, "      year_of_arrival: {range: [1900, 2020]}\n", "      year_of_arrival: [1900, 2020]\n")
+    edit(path, "citizenship: {source: ctzshipd, table", "citizenship: {sorce: ctzshipd, table")
+    edit(path, "map: {1: male, 2: female}", "map: {1: male, 2: femal}")
+
+
+def test_wave_field_errors_do_not_hide_the_other_errors_and_name_waves_by_id(project: Path) -> None:
+    """`year: "twenty"` in one wave was the only error reported; pydantic's errors named waves by list position
+    (`waves.7.year`) where every other message names them by id (`waves[8]`)."""
+    path = project / "mappings" / "ess.yaml"
+    _break_waves(path)
+    code, out, err = run("validate", str(path), project=project)
+    assert (code, out) == (1, "FAILED: 5 error(s), 0 warning(s)\n")
+    waves, year = ", ".join(waves_of("ess", project)), line_of(path, 'year: "twenty"')
+    assert err.splitlines() == [
+        (f"error: mappings/ess.yaml:{line_of(path, '- wave: 7')} waves[7].wave: Input should be a valid string "
+        "(got 7) — quote it: \"7\" (YAML reads an unquoted 7 as a number)"),
+        (f"error: mappings/ess.yaml:{year} waves[8].year: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'twenty')"),
+        (f"error: mappings/ess.yaml:{line_of(path, 'year_of_arrival: [1900')} waves[9].overrides.year_of_arrival: "
+        "Input should be a valid dictionary"),
+        (f"error: mappings/ess.yaml:{line_of(path, '2: femal}')} targets.sex.map.2: waves {waves}: code 2 maps to "
+        "'femal' is not a code of sex (did you mean 'female'?)"),  # every wave checked: the malformed ones too
+        (f"error: mappings/ess.yaml:{line_of(path, 'sorce: ctzshipd')} waves[9].overrides.citizenship.sorce: unknown "
+        "key 'sorce' — did you mean 'source'?"),
+        "by category: type 3, bad-target-code 1, unknown-key 1"]
+
+
+def test_json_and_github_formats_name_waves_by_id_as_the_text_does(project: Path) -> None:
+    import json
+
+    path = project / "mappings" / "ess.yaml"
+    _break_waves(path)
+    code, out, _ = run("validate", str(path), "--format", "json", project=project)
+    assert code == 1
+    found = [(i["code"], i["line"], i["path"]) for i in json.loads(out)["issues"]]
+    assert found == [("type", line_of(path, "- wave: 7"), "waves[7].wave"),
+                     ("type", line_of(path, 'year: "twenty"'), "waves[8].year"),
+                     ("type", line_of(path, "year_of_arrival: [1900"), "waves[9].overrides.year_of_arrival"),
+                     ("bad-target-code", line_of(path, "2: femal}"), "targets.sex.map.2"),
+                     ("unknown-key", line_of(path, "sorce: ctzshipd"), "waves[9].overrides.citizenship.sorce")]
+    code, out, _ = run("validate", str(path), "--format", "github", project=project)
+    assert code == 1
+    year = line_of(path, 'year: "twenty"')
+    assert (f"::error file=mappings/ess.yaml,line={year},title=harmonise type::waves[8].year: Input should be a valid "
+            "integer, unable to parse string as an integer (got 'twenty')") in out.splitlines()
+    assert "waves.7" not in out and "waves.8" not in out
+
+
+def test_a_wave_without_a_usable_id_is_set_aside_and_the_others_are_checked(project: Path) -> None:
+    path = project / "mappings" / "ess.yaml"
+    edit(path, '  - wave: "8"\n', '  - wave: "8 and a half"\n')
+    edit(path, "map: {1: male, 2: female}", "map: {1: male, 2: femal}")
+    code, out, err = run("validate", str(path), project=project)
+    assert (code, out) == (1, "FAILED: 2 error(s), 0 warning(s)\n")
+    others = ", ".join(w for w in waves_of("ess") if w != "8")
+    lines = err.splitlines()
+    assert lines[0].startswith(f"error: mappings/ess.yaml:{line_of(path, '8 and a half')} waves.7.wave: String should "
+                               "match pattern")  # no id to name it by: its position
+    assert lines[1] == (f"error: mappings/ess.yaml:{line_of(path, '2: femal}')} targets.sex.map.2: waves {others}: "
+                        "code 2 maps to 'femal' is not a code of sex (did you mean 'female'?)")

@@ -22,7 +22,7 @@ import duckdb
 from harmonise.errors import Issue, UsageError, ValidationFailed
 from harmonise.readers.files import EXTENSIONS, open_source
 from harmonise.spec.crosswalk import Crosswalk, Wave
-from harmonise.spec.project import Project, SurveyEntry, load_schema, load_tables, validate_model
+from harmonise.spec.project import Project, SurveyEntry, load_schema, load_tables, name_waves, validate_model
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.yamlload import LineIndex, load_yaml_text
 
@@ -101,9 +101,10 @@ def read_version(spec: str, cwd: Path | None = None, project: Path | None = None
 
 
 def parse_version(text: str, name: str) -> Crosswalk:
-    obj, issues = validate_model(Crosswalk, load_yaml_text(text, name))
-    if obj is None:
-        raise ValidationFailed(issues, f"{name} is not a valid crosswalk")
+    loaded = load_yaml_text(text, name)
+    obj, issues = validate_model(Crosswalk, loaded)
+    if obj is None or any(i.severity == "error" for i in issues):
+        raise ValidationFailed(name_waves(issues, loaded), f"{name} is not a valid crosswalk")
     return obj
 
 

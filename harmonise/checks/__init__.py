@@ -85,6 +85,8 @@ def _checked(project: Project, survey: str, context: str) -> list[Issue]:
     context += hashlib.sha256(pickle.dumps(cw.model_dump(exclude={"waves"}), protocol=5)).hexdigest()
     issues = header_issues(cw, project.schema, entry.index)
     for position, wave in enumerate(cw.waves):
+        if position in entry.waves_aside:  # a malformed wave's stand-in (its errors are the loader's)
+            continue
         key = hashlib.sha256(f"{context}\0{position}\0".encode() +
                              pickle.dumps(wave.model_dump(), protocol=5)).hexdigest()
         found = _WAVES.get(key)

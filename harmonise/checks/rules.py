@@ -35,12 +35,14 @@ def rule_issues(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSe
         var = schema.variable(at.target)
         if at.error is not None:
             for err in at.error.errors():
-                msg, hint = err["msg"], None
+                path = at.path + tuple(err["loc"])
                 if err["type"] == "extra_forbidden":  # as for base rules: the key, and the one meant
                     bad = str(err["loc"][-1])
                     close = difflib.get_close_matches(bad, list(Rule.model_fields), n=1)
-                    msg, hint = f"unknown key '{bad}'", f"did you mean '{close[0]}'?" if close else None
-                issues.append(_issue(msg, at.path + tuple(err["loc"]), hint=hint, code="type"))
+                    issues.append(_issue(f"unknown key '{bad}'", path, code="unknown-key",
+                                         hint=f"did you mean '{close[0]}'?" if close else None))
+                else:
+                    issues.append(_issue(err["msg"], path, code="type"))
         elif at.rule is None:
             if not var.automatic and not (var.derived and var.derive is not None):
                 issues.append(Issue(f"target '{var.name}' has no rule for wave {wave.wave}",

@@ -15,8 +15,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 (XK for Kosovo)")]
 LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$", description="ISO 639-1 (or 639-2 where no 639-1)")]
@@ -333,11 +332,19 @@ class SurveyDescriptor(Block):
 
 
 def load_descriptor(path: Path) -> SurveyDescriptor:
-    """Read ``surveys/<id>/survey.yaml`` and validate it (pydantic ValidationError on bad content)."""
+    """Read ``surveys/<id>/survey.yaml`` and validate it (pydantic ValidationError on bad content, and on
+    what the line-aware loader refuses: a number such as ``040`` that YAML would read as another, an
+    alias, a tag, a duplicate key — each located by line)."""
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
     from harmonise.spec.yamlload import load_yaml_file
 
     loaded = load_yaml_file(Path(path))  # parsed once, then from the parse cache
-    if loaded.issues:  # anything the line-aware loader refuses: PyYAML's reading and errors, as before
-        with Path(path).open(encoding="utf-8") as fh:
-            return SurveyDescriptor.model_validate(yaml.safe_load(fh))
+    if loaded.issues:
+        raise ValidationError.from_exception_data(SurveyDescriptor.__name__, [
+            InitErrorDetails(type=PydanticCustomError("yaml", "line {line}: {message}",
+                                                      {"line": i.line or "?",
+                                                       "message": i.message + (f" — {i.hint}" if i.hint else "")}),
+                             loc=tuple(i.path.split(".")) if i.path else (), input=None)
+            for i in loaded.issues])
     return SurveyDescriptor.model_validate(loaded.data)

@@ -2,7 +2,7 @@
 
 Entries live in ``$HARMONISE_CACHE_DIR`` (default ``$XDG_CACHE_HOME/harmonise/yaml``, else
 ``~/.cache/harmonise/yaml``; ``off`` disables the cache), one file per document, named by the
-SHA-256 of harmonise's version, the document's display name and its bytes, so an edited file is a
+SHA-256 of harmonise's version, the loader's rules (``LOADER``), the document's display name and its bytes, so an edited file is a
 new key and is parsed afresh. An entry holds only plain data (dicts, lists, tuples, strings,
 numbers, booleans, None, dates): it is read with an unpickler that refuses every other class, so a
 tampered entry cannot run code; an unreadable or malformed entry is ignored and the file parsed.
@@ -21,6 +21,9 @@ from typing import Any
 
 from harmonise import __version__
 
+# The loader's rules (what it refuses): a change to them is a new key, so no entry parsed under older rules
+# (before zero-padded and other non-decimal number forms were refused) is taken for a clean parse.
+LOADER = 2
 _ALLOWED = {("datetime", "date"), ("datetime", "datetime")}
 
 
@@ -35,7 +38,7 @@ def folder() -> Path | None:
 
 def key(raw: bytes, name: str) -> str:
     """The entry name of a document: its bytes and display name, under this version of harmonise."""
-    h = hashlib.sha256(f"{__version__}\0{name}\0".encode())
+    h = hashlib.sha256(f"{__version__}\0{LOADER}\0{name}\0".encode())
     h.update(raw)
     return h.hexdigest()
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,7 +120,10 @@ def pydantic_issues(exc: ValidationError, model: type[BaseModel], index: LineInd
             msg = msg.removeprefix("Value error, ")
             got = err.get("input")
             shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and got is not None else ""
-            out.append(index.issue(loc, f"{msg}{shown}", code="type"))
+            hint = None
+            if etype == "string_type" and isinstance(got, (int, float)) and not isinstance(got, bool):
+                hint = f"quote it: \"{got!r}\" (YAML reads an unquoted {got!r} as a number)"
+            out.append(index.issue(loc, f"{msg}{shown}", code="type", hint=hint))
     # union branches create noise for the same location: prefer the most specific paths
     return out
 
@@ -168,6 +172,7 @@ class SurveyEntry:
     index: LineIndex
     text: str
     set_aside: set[str] = field(default_factory=set)  # targets whose malformed rules were set aside
+    waves_aside: set[int] = field(default_factory=set)  # positions of malformed waves (stand-ins, not checked)
     codebook_files: dict[str, str] = field(default_factory=dict)  # wave id → declared codebook (relative path)
     descriptor: Path | None = None  # surveys/<survey>/survey.yaml, where it exists
 
@@ -257,58 +262,148 @@ def crosswalk_paths(root: Path, only: list[Path] | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("*.yaml") if p.name not in NOT_CROSSWALKS)
 
 
-def load_crosswalk(path: Path, root: Path) -> tuple[Crosswalk | None, Loaded, list[Issue], set[str]]:
-    """The crosswalk at ``path``, its loading issues, and the targets set aside. When only some rules
-    are malformed, the crosswalk comes back with those rules set aside (see :func:`set_aside`), so
-    the checks still run on the others and report all errors at once; the issues keep it from
-    being built."""
+def load_crosswalk(path: Path, root: Path) -> tuple[Crosswalk | None, Loaded, list[Issue], set[str], set[int]]:
+    """The crosswalk at ``path``, its loading issues, the targets set aside and the positions of the waves
+    set aside. When some rules, wave fields or survey-wide keys are malformed (or refused by the loader),
+    the crosswalk comes back with them set aside or repaired (see :func:`set_aside`), so the checks still
+    run on the rest and report all errors at once; the issues keep it from being built. Paths name
+    waves by id (``waves[9].year``)."""
     loaded = load_yaml_file(path, rel(path, root))
     obj, issues = validate_model(Crosswalk, loaded)
-    if obj is None and isinstance(loaded.data, dict) and not loaded.issues:
+    aside: set[str] = set()
+    waves: set[int] = set()
+    if issues and isinstance(loaded.data, dict):
         kept = set_aside(loaded.data, issues)
         if kept is not None:
-            obj, _ = validate_model(Crosswalk, Loaded(kept[0], loaded.index, [], loaded.text))
-            if obj is not None:
-                return obj, loaded, issues, kept[1]
-    return obj, loaded, issues, set()
+            repaired, _ = validate_model(Crosswalk, Loaded(kept[0], loaded.index, [], loaded.text))
+            if repaired is not None:
+                obj, aside, waves = repaired, kept[1], kept[2]
+    return obj, loaded, name_waves(issues, loaded), aside, waves
 
 
-def _rule_at(path: str | None) -> tuple[int | None, str] | None:
-    """(wave index or None, target) when ``path`` lies in a base rule (``targets.x…``) or a wave's
-    override (``waves.N.overrides.x…``)."""
+def wave_ids(data: Any) -> tuple[str | None, ...]:
+    """The id of each wave of raw crosswalk ``data``, by position: None where a wave has no usable id."""
+    waves = data.get("waves") if isinstance(data, dict) else None
+    if not isinstance(waves, list):
+        return ()
+    ids = [w.get("wave") if isinstance(w, dict) else None for w in waves]
+    return tuple(str(i) if isinstance(i, (str, int)) and not isinstance(i, bool) and _WAVE_ID.fullmatch(str(i))
+                 else None for i in ids)
+
+
+_WAVE_ID = re.compile(r"[A-Za-z0-9_.-]{1,16}")
+
+
+def name_waves(issues: list[Issue], loaded: Loaded) -> list[Issue]:
+    """``issues`` of a crosswalk with paths naming waves by id (``waves.8.year`` → ``waves[9].year``), as every
+    check names them; a wave without a usable id keeps its position. Sets the index's wave ids."""
+    loaded.index.wave_ids = wave_ids(loaded.data)
+    return [replace(i, path=loaded.index.display(i.path)) if i.path else i for i in issues]
+
+
+def _rule_at(path: str | None) -> tuple[str | int | None, str] | None:
+    """(where, target) when ``path`` lies in a base rule (``targets.x…``: where None), a wave's override
+    (``waves.N.overrides.x…`` or ``waves[id].overrides.x…``: where N or id) or a period's override
+    (``periods.N.overrides.x…``: where ``"periods"``)."""
     parts = (path or "").split(".")
     if parts[0] == "targets" and len(parts) >= 2:
         return None, parts[1]
     if parts[0] == "waves" and len(parts) >= 4 and parts[2] == "overrides" and parts[1].isdigit():
         return int(parts[1]), parts[3]
+    m = re.match(r"waves\[([^\]]*)\]\.overrides\.([^.]+)", path or "")
+    if m:
+        return m[1], m[2]
+    if parts[0] == "periods" and len(parts) >= 4 and parts[2] == "overrides" and parts[1].isdigit():
+        return "periods", parts[3]
     return None
 
 
-def set_aside(data: dict[str, Any], issues: list[Issue]) -> tuple[dict[str, Any], set[str]] | None:
-    """A copy of crosswalk ``data`` whose rules with model errors are replaced by a placeholder
-    (``not_asked``), whose overrides with errors are dropped and whose repeated waves are dropped,
-    and the targets set aside; None when an error lies elsewhere (a wave's fields, the survey-wide
-    keys), where nothing can be checked safely."""
-    rest, aside = copy.deepcopy(data), set()
+SET_ASIDE = "set aside: the rule has errors (reported)"
+_MISSING_KEY = re.compile(r"required key '(.*)' is missing")
+# Wave fields whose error leaves the wave's rules checkable (a year or notes is not read by a check).
+_WAVE_NEUTRAL = {"year": 2000, "notes": None}
+# Keys of a crosswalk that no check needs: an error in one drops it (or gives it a stand-in) and the rest is checked.
+_TOP_NEUTRAL = {"title": SET_ASIDE, "$schema": None, "notes": None, "respondent_key": None, "design": None}
+
+
+def set_aside(data: dict[str, Any], issues: list[Issue]) -> tuple[dict[str, Any], set[str], set[int]] | None:
+    """A copy of crosswalk ``data`` repaired around its ``issues`` (raw paths, ``waves.N``), the targets set
+    aside and the positions of the waves set aside; None when an error lies where nothing can be checked
+    safely (the survey code, the list of waves or targets, the survey-wide missing codes, a period's waves).
+
+    - a rule with errors (a base rule, a wave's or a period's override) is replaced by a placeholder
+      (``not_asked``) or dropped, and its target set aside: no issue about it is reported but its own;
+    - an unknown key outside the rules is dropped (it changed nothing);
+    - a malformed ``title``, ``notes``, ``$schema``, ``respondent_key`` or ``design`` is replaced or dropped;
+      so is a wave's ``year`` or ``notes``, whose rules are still checked;
+    - a wave whose id, files, content, codebook, encoding or overrides are malformed, or that repeats an
+      earlier wave's id, is set aside: it keeps its position (so every other wave keeps its lines) as a
+      stand-in that recognises no file, and its rules are not checked."""
+    rest, aside, waves = copy.deepcopy(data), set[str](), set[int]()
     for issue in issues:
-        at = _rule_at(issue.path)
+        parts = issue.path.split(".") if issue.path else []
+        missing = _MISSING_KEY.fullmatch(issue.message) if issue.code == "missing-key" else None
+        if missing:  # the path is the mapping that lacks the key
+            parts = [*parts, missing[1]]
         try:
-            if at is not None and at[0] is None:
-                rest["targets"][at[1]] = {"not_asked": "set aside: the rule has errors (reported)"}
-            elif at is not None:
-                rest["waves"][at[0]]["overrides"].pop(at[1], None)
-            elif issue.path == "waves" and "declared twice" in issue.message:  # check the first of each id
-                first: dict[str, Any] = {}
-                for w in rest["waves"]:
-                    first.setdefault(str(w.get("wave")), w)
-                rest["waves"] = list(first.values())
-            else:
+            if not _repair(rest, parts, issue, aside, waves):
                 return None
-        except (KeyError, IndexError, TypeError, AttributeError):
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
             return None
-        if at is not None:
-            aside.add(at[1])
-    return rest, aside
+    if waves:
+        ids = wave_ids(rest)
+        for n in sorted(waves):
+            own = ids[n] if n < len(ids) and ids[n] not in ids[:n] else None
+            rest["waves"][n] = {"wave": own or f"_aside_{n}", "year": 2000, "files": [f"_set_aside_{n}_"]}
+    return rest, aside, waves
+
+
+def _repair(rest: dict[str, Any], parts: list[str], issue: Issue, aside: set[str], waves: set[int]) -> bool:
+    """Repair ``rest`` at ``parts`` (see :func:`set_aside`); False when it cannot be."""
+    unknown = issue.code in ("unknown-key", "todo")
+    top = parts[0] if parts else ""
+    if top == "targets" and len(parts) >= 2:
+        rest["targets"][parts[1]] = {"not_asked": SET_ASIDE}
+        aside.add(parts[1])
+        return True
+    if top in ("waves", "periods") and len(parts) >= 4 and parts[2] == "overrides" and parts[1].isdigit():
+        rest[top][int(parts[1])]["overrides"].pop(parts[3], None)
+        aside.add(parts[3])
+        return True
+    if top == "waves" and len(parts) == 1 and "declared twice" in issue.message:  # check the first of each id
+        ids = [str(w.get("wave")) if isinstance(w, dict) else None for w in rest["waves"]]
+        waves.update(n for n, i in enumerate(ids) if i in ids[:n])
+        return True
+    if top == "waves" and len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < len(rest["waves"]):
+        n = int(parts[1])
+        field_name = parts[2] if len(parts) >= 3 else ""
+        wave = rest["waves"][n]
+        if field_name == "wave" and len(parts) == 3 and isinstance(wave, dict) and type(wave.get("wave")) is int \
+                and _WAVE_ID.fullmatch(str(wave["wave"])):  # wave: 3 — the id meant is plain
+            wave["wave"] = str(wave["wave"])
+            return True
+        if isinstance(rest["waves"][n], dict) and len(parts) == 3 and (unknown or field_name in _WAVE_NEUTRAL):
+            if unknown or _WAVE_NEUTRAL[field_name] is None:
+                rest["waves"][n].pop(field_name, None)
+            else:
+                rest["waves"][n][field_name] = _WAVE_NEUTRAL[field_name]
+        else:
+            waves.add(n)
+        return True
+    if len(parts) == 1 and (unknown or top in _TOP_NEUTRAL):
+        if unknown or _TOP_NEUTRAL[top] is None:
+            rest.pop(top, None)
+        else:
+            rest[top] = _TOP_NEUTRAL[top]
+        return True
+    if top == "missing" and isinstance(rest.get("missing"), dict) and len(parts) >= 2:
+        if len(parts) == 2 and (unknown or parts[1] == "system"):
+            rest["missing"].pop(parts[1], None)
+            return True
+        if len(parts) == 3 and parts[1] == "extended" and isinstance(rest["missing"].get("extended"), dict):
+            rest["missing"]["extended"].pop(parts[2], None)
+            return True
+    return False
 
 
 def without_set_aside(issues: list[Issue], aside: set[str]) -> list[Issue]:
@@ -349,7 +444,7 @@ def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
     proj.schema, errs, proj.schema_index = load_schema(root)
     proj.issues.extend(errs)
     for path in crosswalk_paths(root, crosswalks):
-        cw, loaded, errs, aside = load_crosswalk(path, root)
+        cw, loaded, errs, aside, waves_aside = load_crosswalk(path, root)
         proj.issues.extend(errs)
         if cw is None:
             continue
@@ -359,11 +454,12 @@ def load_project(root: Path, crosswalks: list[Path] | None = None) -> Project:
                                      code="duplicate-survey"))
             continue
         desc = root / "surveys" / cw.survey / "survey.yaml"
-        loaded.index.wave_ids = tuple(w.wave for w in cw.waves)
-        entry = SurveyEntry(cw, loaded.index.file, loaded.index, loaded.text, aside,
+        entry = SurveyEntry(cw, loaded.index.file, loaded.index, loaded.text, aside, waves_aside,
                             descriptor=desc if desc.is_file() else None)
         proj.surveys[cw.survey] = entry
         for i, wave in enumerate(cw.waves):
+            if i in waves_aside:
+                continue
             name = wave.codebook or f"codebook_{wave.wave}.yaml"
             cpath = root / "surveys" / cw.survey / name
             if not cpath.exists():

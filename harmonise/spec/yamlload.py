@@ -32,12 +32,13 @@ class LineIndex:
 
     file: str
     lines: dict[PathKey, int] = field(default_factory=dict)
-    wave_ids: tuple[str, ...] = ()  # a crosswalk's wave ids in order: paths name waves by id (waves[9])
+    # a crosswalk's wave ids by position (None: a wave without a usable id): paths name waves by id (waves[9])
+    wave_ids: tuple[str | None, ...] = ()
 
     def display(self, path: str) -> str:
         """``waves.8.overrides.x`` → ``waves[9].overrides.x`` (the wave's id, not its list position)."""
         m = _WAVE_INDEX.match(path)
-        if m is None or int(m[1]) >= len(self.wave_ids):
+        if m is None or int(m[1]) >= len(self.wave_ids) or self.wave_ids[int(m[1])] is None:
             return path
         return f"waves[{self.wave_ids[int(m[1])]}]{path[m.end(1):]}"
 
@@ -89,6 +90,7 @@ _constructor = yaml.SafeLoader("")
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
 # Plain data only: anything else (python/*, binary, set, omap, local !tags) is refused, not coerced.
 ALLOWED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 
@@ -108,18 +110,70 @@ class _BadScalar(Exception):
                      hint=f"correct it, or quote it to keep it as text: \"{shown}\"")
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
+# The number forms a crosswalk may write unquoted: plain decimal integers and decimal fractions. YAML 1.1 also
+# reads octal (040 → 32), hexadecimal (0x2), binary (0b1), underscores (1_0 → 10) and base 60 (1:00 → 60) as
+# numbers, and YAML 1.2 reads zero-padded digits that 1.1 keeps as text (008) as numbers: each is refused
+# (_NumberForm), so a zero-padded ISO numeric code never becomes another number or type without a word.
+_PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_PLAIN_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+_ZERO_PADDED = re.compile(r"[-+]?0[0-9_]+")
+
+
+class _NumberForm(_BadScalar):
+    """A scalar YAML reads as a number through a form other than plain decimal digits (or a zero-padded number
+    YAML 1.1 and 1.2 read differently): what it is read as (``self.args[0]``) and the number meant (``[1]``)."""
+
+    def issue(self, node: yaml.Node, file: str, path: str) -> Issue:
+        read, number = self.args
+        return Issue(f"{node.value!r} is {read}", file=file, line=node.start_mark.line + 1, path=path,
+                     code="yaml-number-form",
+                     hint=f"write {number} for the number, or quote it for text: \"{node.value}\"")
+
+
+def _number_form(node: yaml.ScalarNode, value: Any) -> _NumberForm | None:
+    """Why ``node`` (read as ``value``) may not be written as it is, or None when it may."""
+    text = node.value
+    if node.tag == _INT and not _PLAIN_INT.fullmatch(text):
+        body = text.lstrip("-+")
+        if body[:2] in ("0x", "0b"):
+            base = "hexadecimal" if body[1] == "x" else "binary"
+            return _NumberForm(f"read by YAML as the {base} number {value}", value)
+        if ":" in body:
+            return _NumberForm(f"read by YAML as the base-60 (sexagesimal) number {value}", value)
+        if _ZERO_PADDED.fullmatch(text):
+            meant = int(text.replace("_", ""), 10)
+            return _NumberForm(f"a zero-padded number, read by YAML as the octal number {value}", meant)
+        return _NumberForm(f"read by YAML as the number {value} (the underscores dropped)", value)
+    if node.tag == _FLOAT and not _PLAIN_FLOAT.fullmatch(text):
+        if ":" in text:
+            return _NumberForm(f"read by YAML as the base-60 (sexagesimal) number {value}", value)
+        return _NumberForm(f"read by YAML as the number {value} (the underscores dropped)", value)
+    return None
+
+
+def _scalar(node: yaml.ScalarNode, text: str = "") -> Any:
     """The Python value of a scalar; raises _BadScalar when its (implicit or explicit) type cannot hold it
-    (``2020-02-30``, ``0x_``, a 5,000-digit number, ``!!int 1.5``)."""
+    (``2020-02-30``, ``0x_``, a 5,000-digit number, ``!!int 1.5``), and _NumberForm when it is a number
+    written in a form other than decimal digits (``040``, ``0x2``, ``1_0``, ``1:00``) or an unquoted
+    zero-padded number YAML 1.1 keeps as text (``008``: YAML 1.2 reads 8). ``text`` is the document, to
+    tell ``!!str 008`` (text, on purpose) from ``008``."""
     if node.tag == _STR:
+        if not node.style and _ZERO_PADDED.fullmatch(node.value) and "_" not in node.value \
+                and not text.startswith("!", node.start_mark.index):
+            raise _NumberForm("a zero-padded number, read by YAML 1.1 as text but by YAML 1.2 (and editors) as "
+                              f"the number {int(node.value, 10)}", int(node.value, 10))
         return node.value
     try:
         if node.tag == _INT and node.value.lstrip("-+").isdigit() and not node.value.lstrip("-+").startswith("0"):
             return int(node.value)
-        return _constructor.construct_object(node, deep=True)
+        value = _constructor.construct_object(node, deep=True)
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         reason = str(exc).split(";")[0] if not isinstance(exc, KeyError) else "not a recognised value"
         raise _BadScalar(reason or type(exc).__name__) from None
+    bad = _number_form(node, value)
+    if bad is not None:
+        raise bad
+    return value
 
 
 def load_yaml_text(text: str, file: str) -> Loaded:
@@ -135,6 +189,11 @@ def load_yaml_text(text: str, file: str) -> Loaded:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = exc.problem or str(exc)
+        if "maximum nesting depth" in what:  # libyaml's limit on nested lists and mappings
+            issues.append(Issue("document nests too deeply; refusing to parse", file=file, line=line,
+                                code="yaml-too-large",
+                                hint="declarations nest a few levels deep: check the brackets and indentation"))
+            return Loaded(None, index, issues, text)
         ctx = f" ({exc.context})" if exc.context else ""
         issues.append(Issue(f"YAML syntax error: {what}{ctx}", file=file, line=line, code="yaml-syntax",
                             hint="check indentation, quotes and colons on this line and the one before"))
@@ -183,7 +242,7 @@ def load_yaml_text(text: str, file: str) -> Loaded:
                     issues.append(index.issue(path, "mapping keys must be plain scalars", code="yaml-key"))
                     continue
                 try:
-                    key = _scalar(knode)
+                    key = _scalar(knode, text)
                 except _BadScalar as bad:
                     issues.append(bad.issue(knode, file, dotted(path + (knode.value,))))
                     continue
@@ -206,7 +265,7 @@ def load_yaml_text(text: str, file: str) -> Loaded:
         if isinstance(node, yaml.SequenceNode):
             return [build(item, path + (i,)) for i, item in enumerate(node.value)]
         try:
-            value = _scalar(cast(yaml.ScalarNode, node))  # the only other kind of node
+            value = _scalar(cast(yaml.ScalarNode, node), text)  # the only other kind of node
         except _BadScalar as bad:
             issues.append(bad.issue(node, file, dotted(path)))
             return None
