@@ -204,3 +204,21 @@ def test_stata_letters_labelled_in_a_national_language_say_their_reasons(real: t
         ("dont_know", int((raw.hinctnta == 88).sum())), ("refused", int((raw.hinctnta == 77).sum()))] == [
         ("dont_know", 59), ("refused", 127)]
 
+
+def test_stata_letters_whose_labels_name_no_reason_harmonise_reads_are_a_warning(real: tuple[pd.DataFrame, Any],
+                                                                                 tmp_path: Path) -> None:
+    """Labels in a wording the list lacks (Turkish here) keep the convention's reasons, with a warning naming the
+    variables, letters, labels and rows; the rule's own `missing` for a letter settles it."""
+    folder = _letters(real, tmp_path / "dta", {"a": "Reddetti", "b": "Fikri yok", "c": "Cevap yok"})
+    code, out, _ = run("validate", "--data", str(folder))
+    path = folder / "ESS8FR.dta"
+    assert code == 0
+    assert [line for line in out.splitlines() if "Stata missing letters" in line] == [
+        (f"warning: ess wave 8: {path}: the labels of its Stata missing letters name no missing reason harmonise "
+        "reads, so the crosswalk's convention gives their reasons, whatever the labels say: hinctnta .a 'Reddetti' "
+        "(127 row(s)) as not_applicable, .b 'Fikri yok' (59 row(s)) as refused; trstprl .a 'Reddetti' (2 row(s)) as "
+        "not_applicable, .b 'Fikri yok' (25 row(s)) as refused — where "
+        "a label names another reason, those rows' reasons are stored wrongly — give the letters the reasons their "
+        "labels name in the rules' `missing` (a wave override, e.g. {'.a': refused, '.b': dont_know, '.c': "
+        "no_answer}); labels read as reasons: 'Refusal', \"Don't know\", 'No answer', 'Not applicable', 'Not "
+        "available' and their usual wordings in the ESS languages (spec.resolve.NATIONAL_MISSING_LABELS)")]
