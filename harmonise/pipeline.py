@@ -34,7 +34,7 @@ import pandas as pd
 from harmonise import __version__
 from harmonise.checks import accounting, drift, inputs, renames
 from harmonise.checks.crosswalk import check_crosswalk
-from harmonise.checks.labels import moved_labels, unlabelled_letters
+from harmonise.checks.labels import moved_labels, unlabelled_letters, unread_letter_labels
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
@@ -573,6 +573,7 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
              *accounting.not_available(plan, str(job.path)),
              *accounting.approximate_alternatives(plan, str(job.path)),
              *unlabelled_letters(rep, plan, src.meta, same.declared(project, survey, wid), str(job.path)),
+             *unread_letter_labels(rep, plan, src.meta, str(job.path)),
              *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])

@@ -140,6 +140,7 @@ def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warnin
         "override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
     code, out, _ = run("validate", "--data", str(SHARED / "ess_real" / "ess9_gb_dta"))
     assert code == 0 and "letters carry no labels" not in out
+    assert "unread-letter-labels" not in out  # its letters' labels ('Refusal', 'Not available', …) are all read
     db = tmp_path / "gb.duckdb"
     assert run("build", "--data", str(SHARED / "ess_real" / "ess9_gb_dta"), "--db", str(db))[0] == 0
     con = duckdb.connect(str(db), read_only=True)

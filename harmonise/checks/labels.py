@@ -276,3 +276,46 @@ def unlabelled_letters(rep: Iterable[tuple[str, str | None, str | None, str | No
                   hint="harmonise the SPSS release or a Stata file with labelled letters; if every Stata file of the "
                        "wave letters in order, give the letters their reasons in the rules' `missing` (a wave override, "
                        "e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
+
+
+def unread_letter_labels(rep: Iterable[tuple[str, str | None, str | None, str | None, int]], plan: WavePlan,
+                         meta: SourceMeta, path: str) -> list[Issue]:
+    """A warning when a Stata file labels the extended missing letters its rows hold with labels that name no
+    missing reason harmonise reads (:func:`~harmonise.spec.resolve.reason_of_label`), so that the crosswalk's
+    convention (``missing.extended``) still gives their reasons.
+
+    A labelled letter says what it means, and the label wins over the convention when it is read ('Refusal',
+    'Odmowa'); a label in a wording or language the list lacks ('Fikri yok') is a statement harmonise cannot
+    read, and the convention may contradict it (.a 'Fikri yok', don't know, stored as not applicable). Unlike
+    an unlabelled letter (:func:`unlabelled_letters`) this needs no declared codebook: every such letter with
+    rows is named, with its label, rows and the reason it was given. A rule's own ``missing`` for the letter
+    settles it."""
+    used: dict[str, dict[str, int]] = {}
+    for target, code, _, _, n in rep:
+        if n and code is not None and len(code) == 2 and code[0] == "." and code[1].isalpha():
+            used.setdefault(target, {})[code[1]] = used.get(target, {}).get(code[1], 0) + n
+    convention = plan.crosswalk.missing.extended
+    found = []
+    for target, letters in used.items():
+        tp = plan.targets.get(target)
+        if tp is None or tp.kind not in ("map", "range", "table") or not tp.source:
+            continue
+        vm = meta.get(tp.source)
+        if vm is None:
+            continue
+        unread = {x: vm.extended[x] for x in letters if x in vm.extended and x in convention
+                  and f".{x}" not in tp.explicit_missing and reason_of_label(vm.extended[x]) is None}
+        if unread:
+            found.append(f"{vm.name} " + ", ".join(f".{x} '{label}' ({letters[x]:,} row(s)) as {convention[x]}"
+                                                   for x, label in sorted(unread.items())))
+    if not found:
+        return []
+    found.sort()
+    return [Issue(f"{path}: the labels of its Stata missing letters name no missing reason harmonise reads, so the "
+                  f"crosswalk's convention gives their reasons, whatever the labels say: {_shown(found)} — where a "
+                  "label names another reason, those rows' reasons are stored wrongly", code="unread-letter-labels",
+                  severity="warning", survey=plan.survey, wave=plan.wave.wave,
+                  hint="give the letters the reasons their labels name in the rules' `missing` (a wave override, "
+                       "e.g. {'.a': refused, '.b': dont_know, '.c': no_answer}); labels read as reasons: 'Refusal', "
+                       "\"Don't know\", 'No answer', 'Not applicable', 'Not available' and their usual wordings in "
+                       "the ESS languages (spec.resolve.NATIONAL_MISSING_LABELS)")]

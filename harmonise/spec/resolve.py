@@ -7,12 +7,15 @@ carries. The precedence is fixed and documented:
 1. the rule's own ``map``/``range`` (valid codes) and its explicit ``missing``;
 2. the code table's ``map``/``missing`` (for ``table`` rules);
 3. survey-level ``missing.codes`` — only for codes the source declares missing
-   or labels, and never for a valid code of the rule;
+   or labels with a missing reason's name ('Refusal', 'Odmowa': :func:`reason_of_label`; a code labelled
+   as an answer, 'Big city centre', is no missing code), and never for a valid code of the rule;
 4. anything else observed is *unmapped* and fails validation.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -125,13 +128,64 @@ MISSING_LABELS = {  # a missing code's label, lower-case words → the missing r
     "not applicable": "not_applicable", "inapplicable": "not_applicable", "refusal": "refused",
     "refused": "refused", "don t know": "dont_know", "dont know": "dont_know", "do not know": "dont_know",
     "no answer": "no_answer", "not answered": "no_answer", "not available": "not_available",
+    # the other surveys' missing codes (EVS, EU-MIDIS), as their codebooks label them
+    "not asked": "not_asked", "item not included": "not_asked", "not on route": "not_applicable",
+    "other missing": "other_missing", "does not understand the question": "other_missing", "invalid": "invalid",
 }
+# The same labels as national releases and translated extracts of the ESS write them, in the ESS languages:
+# whole labels only (normalised like the English ones, accents dropped), and only wordings that are never an
+# answer category. Left out on purpose: "trifft nicht zu"/"nicht zutreffend" (German agreement-scale points),
+# "non concerné", "ikke relevant", "ei koske" (they answer a question too), "trudno powiedzieć"
+# and "важко сказати"/"затрудняюсь ответить" (hard to say: often a substantive middle answer), abbreviations
+# (NSP, NS/NC, k.A.) and anything naming two reasons at once.
+NATIONAL_MISSING_LABELS = {
+    "refused": [
+        "verweigert", "antwort verweigert", "refus", "refuse", "rechaza", "se niega", "rifiuta", "rifiuto",
+        "recusa", "weigert", "weigering", "odmowa", "odmowa odpowiedzi", "odmitl", "odmitnuti", "odmietol",
+        "odmietnutie", "zavrnitev", "odbija", "megtagadta", "kieltaytyi", "vagrar", "nekter", "nægter",
+        "keeldus", "atsisake", "atteicas", "отказ", "отказ от ответа", "відмова", "відмова від відповіді",
+        "αρνηση",
+    ],
+    "dont_know": [
+        "weiss nicht", "ne sait pas", "no sabe", "non sa", "nao sabe", "weet niet", "weet het niet", "nie wiem",
+        "nevi", "nevim", "nevie", "neviem", "ne vem", "ne zna", "ne znam", "nem tudja", "nem tudom",
+        "ei osaa sanoa", "en osaa sanoa", "vet ej", "vet inte", "vet ikke", "ved ikke", "ei tea", "nezino",
+        "nezina", "не знаю", "не знам", "δεν ξερω", "δεν γνωριζω",
+    ],
+    "no_answer": [
+        "keine angabe", "keine antwort", "sans reponse", "pas de reponse", "no contesta", "no responde",
+        "non risponde", "nessuna risposta", "nao responde", "sem resposta", "geen antwoord", "brak odpowiedzi",
+        "bez odpovedi", "bez odpovede", "brez odgovora", "bez odgovora", "nem valaszolt", "nincs valasz",
+        "ei vastausta", "inget svar", "ikke svar", "intet svar", "ei vastanud", "neatsake", "nav atbildes",
+        "нет ответа", "немає відповіді", "без отговор", "δεν απαντησε",
+    ],
+    "not_applicable": [
+        "sans objet", "no procede", "no aplicable", "no aplica",
+        "non applicabile", "nao aplicavel", "nao se aplica", "niet van toepassing",
+        "nie dotyczy", "netyka se", "netyka sa", "nije primjenjivo", "nem vonatkozik ra",
+        "ej tillamplig", "ikke aktuelt", "ei kohaldu", "netaikoma", "neattiecas",
+        "неприменимо", "не применимо", "не застосовується", "неприложимо", "δεν εφαρμοζεται",
+    ],
+}
+LABEL_REASONS = {**{w: r for r, words in NATIONAL_MISSING_LABELS.items() for w in words}, **MISSING_LABELS}
+
+
+def label_words(label: str) -> str:
+    """A label's lower-case words, accents and a remark in brackets dropped: "Don't know (spontaneous)" →
+    'don t know', 'Weiß nicht' → 'weiss nicht', 'Não sabe' → 'nao sabe' (letters of other scripts are kept:
+    'Відмова' → 'відмова')."""
+    label = re.sub(r"\([^()]*\)|\[[^\[\]]*\]", " ", label).strip() or label
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", label.casefold()) if not unicodedata.combining(ch))
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text).split())
 
 
 def reason_of_label(label: str) -> str | None:
-    """The missing reason a label names unambiguously ('Refusal' → refused), else None."""
-    words = " ".join("".join(ch if ch.isalnum() else " " for ch in label.lower()).split())
-    return MISSING_LABELS.get(words)
+    """The missing reason a label names unambiguously ('Refusal' → refused, 'Odmowa' → refused), else None.
+
+    The whole label must be one of the known wordings (:data:`MISSING_LABELS`, in English, and
+    :data:`NATIONAL_MISSING_LABELS`, as national releases write them): 'No answer/refusal' names two reasons,
+    'Other' none."""
+    return LABEL_REASONS.get(label_words(label))
 
 
 def special_missing_key(code: object) -> TypeGuard[str]:
@@ -167,9 +221,17 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
                 continue
             if (meta.type == "string") != isinstance(code, str):
                 continue
-            if meta.declared_missing(code) or code in meta.labels:
+            if meta.declared_missing(code) or default_label_agrees(meta.labels.get(code)):
                 out.reasons[code] = reason
     return out
+
+
+def default_label_agrees(label: str | None) -> bool:
+    """Whether a survey-level default missing code the file labels, but does not declare missing, is missing
+    by its label: the label names a missing reason (any one; the code's default reason is used, as for a
+    declared code, so the SPSS and Stata releases of a file agree). A code labelled as an answer ('Big city
+    centre', 'Estonia', a Stata ``encode``'s 'RU') is an answer the rule must map, else an ``unmapped-code``."""
+    return label is not None and reason_of_label(label) is not None
 
 
 @dataclass(frozen=True)
