@@ -28,7 +28,7 @@ def _expected(rows: list[tuple[str, str, str | None, str]], shown: int,
     return out
 
 
-@settings(max_examples=40)
+@settings(max_examples=40, deadline=None)  # each example opens a DuckDB database: its time is the machine load's
 @given(ROWS, st.integers(1, 3), st.booleans())
 def test_duplicate_ids_are_those_counted_twice_or_more_with_their_files(
         rows: list[tuple[str, str, str | None, str]], shown: int, only_ess1: bool) -> None:
