@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harmonise.pipeline import Idle, Outcome, Reuse
-    from harmonise.spec.crosswalk import Crosswalk
     from harmonise.reports.indicators import StoredRows, WaveEstimates
+    from harmonise.spec.crosswalk import Crosswalk
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 

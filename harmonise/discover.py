@@ -15,10 +15,10 @@ import fnmatch
 import math
 import os
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harmonise.checks.archives import is_archive, not_data, unextracted
