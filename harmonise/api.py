@@ -9,7 +9,7 @@ import gc
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from harmonise.checks import declaration_issues, inputs, static_issues
 from harmonise.compile.sql import plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
-from harmonise.spec.project import Project, crosswalk_paths, load_project
+from harmonise.spec.project import Project, crosswalk_paths, load_crosswalk, load_project, rel
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from harmonise.pipeline import Idle, Outcome, Reuse
     from harmonise.reports.indicators import StoredRows, WaveEstimates
+    from harmonise.spec.crosswalk import Crosswalk
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 
@@ -107,6 +108,19 @@ def _load(root: Path, mappings: list[Path] | None) -> Project:
     return load_project(root, mappings or None)
 
 
+def _not_loaded(root: Path, project: Project) -> list[tuple[Crosswalk, str]]:
+    """The project's crosswalks ``project`` did not load (validating named ones), with their files: how a build
+    would recognise the data files (those that do not load are left out)."""
+    out = []
+    loaded = {(root / e.file).resolve() for e in project.surveys.values()}
+    for path in crosswalk_paths(root):
+        if path.resolve() not in loaded:
+            cw = load_crosswalk(path, root)[0]
+            if cw is not None and cw.survey not in project.crosswalks:
+                out.append((cw, rel(path, root)))
+    return out
+
+
 def indicator_issues(project: Project) -> list[Issue]:
     """Problems of ``mappings/indicators.yaml`` (none when the project has no such file)."""
     if project.schema is None or not (project.root / "mappings" / "indicators.yaml").is_file():
@@ -140,7 +154,7 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
         try:
             with spared_by_collector() as sparing:
                 result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
-                                          sparing=sparing))
+                                          sparing=sparing, others=_not_loaded(root, project) if mappings else ()))
             result.issues.extend(inputs.weight_issues(con))  # as a build says them (all zero, negative)
         except ValidationFailed as exc:  # a file that stops the run (rows of several waves), with what was found
             raise ValidationFailed(_unique([*result.issues, *exc.issues]), exc.summary) from None
@@ -173,7 +187,8 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          encoding: str | None, progress: Progress | None, workers: int | None = None,
          mappings: list[Path] | None = None, files: FileOptions | None = None,
          reuse: Reuse | None = None, idle: Idle | None = None,
-         sparing: Callable[[], AbstractContextManager[None]] | None = None) -> list[Issue]:
+         sparing: Callable[[], AbstractContextManager[None]] | None = None,
+         others: Sequence[tuple[Crosswalk, str]] = ()) -> list[Issue]:
     from harmonise.discover import Options, discover
     from harmonise.pipeline import run_jobs
     from harmonise.store.respondents import create_all
@@ -182,7 +197,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     f = files or FileOptions()
     with sparing() if sparing is not None else nullcontext():  # what discovery reads lives to the end of the run
         jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
-                                reuse.cache if reuse is not None else None)
+                                reuse.cache if reuse is not None else None, others)
     kept = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
     if reuse is not None:
         reuse.cache.seeded = kept  # a copy whose respondents table was not the schema's keeps no rows

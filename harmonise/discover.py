@@ -15,6 +15,7 @@ import fnmatch
 import math
 import os
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -139,8 +140,12 @@ def _mac_metadata(path: Path, top: Path) -> bool:
 
 
 def discover(project: Project, data: list[Path], options: Options | None = None,
-             cache: BuildCache | None = None) -> tuple[list[Job], list[Issue]]:
+             cache: BuildCache | None = None, others: Sequence[tuple[Crosswalk, str]] = ()
+             ) -> tuple[list[Job], list[Issue]]:
     """Assign every data file to a crosswalk wave; issues for files that are ambiguous, skipped or unmatched.
+
+    ``others``: the project's crosswalks not loaded in ``project`` (validating named crosswalks), with their
+    files: a file they would recognise otherwise in a build (by content) is a ``name-content`` warning.
 
     Raises UsageError for options naming no survey, wave or country, and InputError when no file
     can be harmonised or a file lacks a required variable no option supplies. With a ``cache`` that
@@ -158,8 +163,11 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     files = data_files(data, archives)
     archived = unextracted(archives, files)
     same = SameWork()  # one wave's country files share their metadata: resolved once
+    others = [] if opts.survey else [(cw, file) for cw, file in others if cw.survey not in project.crosswalks]
+    files_of = {**{cw.survey: file for cw, file in others},
+                **{s: e.file for s, e in project.surveys.items()}}
     content = [] if opts.survey and opts.wave else \
-        sorted({n for cw in crosswalks for w in cw.waves for n in (w.content or {})})
+        sorted({n for cw in [*crosswalks, *(c for c, _ in others)] for w in cw.waves for n in (w.content or {})})
     shas: list[str | None] = [None] * len(files)
     if cache is not None and cache.previous is not None:
         shas = list(cache.hashes(files, min(SCAN_READERS, os.cpu_count() or 1)))
@@ -200,15 +208,9 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        named = _named(f, crosswalks) if why == BY_CONTENT else []
-        if named and (cw, wave) not in named:
-            issues.append(Issue(
-                f"{f}: its content makes it {cw.survey} wave {wave.wave}, but its name matches the files of "
-                f"{', '.join(f'{c.survey} wave {w.wave}' for c, w in named)}; it is harmonised as {cw.survey} wave "
-                f"{wave.wave}", code="name-content", severity="warning", survey=cw.survey, wave=wave.wave,
-                hint="check the file: a misnamed file is harmless, but a file holding several waves is recognised "
-                     f"by its first {CONTENT_SAMPLE} rows; --survey/--wave assign a wave whatever the content"))
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
+        if not forced:
+            issues.extend(_name_content(f, src, (cw, wave), why, crosswalks, others, files_of, seen))
         foreign = None if why == BY_CONTENT or src is None else _foreign_content(src, wave, seen)
         if forced and foreign:
             issues.append(Issue(f"{f}: assigned to {cw.survey} wave {wave.wave} by --survey/--wave, but {foreign}: "
@@ -427,6 +429,51 @@ def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]],
 
 
 BY_CONTENT = "its content matches"
+
+
+def _name_content(f: Path, src: SourceFile | None, hit: tuple[Crosswalk, Wave], why: str,
+                  crosswalks: list[Crosswalk], others: list[tuple[Crosswalk, str]], files_of: dict[str, str],
+                  seen: dict[str, set[str] | InputError]) -> list[Issue]:
+    """A warning when the file's content and its name make it different waves (of one survey or of two): the
+    wave it is harmonised as, and the options that force the other. With ``others`` (crosswalks not loaded,
+    validating named ones), also when a build with every crosswalk would recognise it otherwise."""
+    cw, wave = hit
+    used = f"{cw.survey} wave {wave.wave}"
+
+    def force(waves: list[tuple[Crosswalk, Wave]]) -> str:
+        return "; ".join(f"--survey {c.survey} --wave {w.wave} harmonises it as {c.survey} wave {w.wave}"
+                         for c, w in waves)
+
+    every = [*crosswalks, *(c for c, _ in others)]
+    if others and src is not None:
+        try:
+            built, built_why = recognise(f, src, every, Options(), seen)
+        except InputError:
+            built, built_why = [], ""
+        if built_why == BY_CONTENT and built != [hit]:
+            waves = ", ".join(f"{c.survey} wave {w.wave} ({files_of.get(c.survey, c.survey)})" for c, w in built)
+            return [Issue(f"{f}: validated here as {used} ({files_of.get(cw.survey, cw.survey)}), but its content "
+                          f"matches {waves}: a build with every crosswalk harmonises it as "
+                          f"{'that wave' if len(built) == 1 else 'none of them (ambiguous-file)'}",
+                          code="name-content", severity="warning", survey=cw.survey, wave=wave.wave,
+                          hint=f"build it with --survey {cw.survey} --wave {wave.wave} to harmonise it as validated "
+                               "here; validate without naming a crosswalk to check it as a build does")]
+    by_name = _named(f, every) if why == BY_CONTENT else []
+    named = [n for n in by_name if n != hit]
+    if not named:
+        return []
+    names = ", ".join(f"{c.survey} wave {w.wave}" for c, w in named)
+    also = hit in by_name
+    same = all(c is cw for c, _ in named)
+    return [Issue(
+        f"{f}: its content makes it {used}"
+        + (f"; its name matches the files of {used} and of {names}" if also else
+           f", but its name matches the files of {names}")
+        + f"; it is harmonised as {used} ({files_of.get(cw.survey, cw.survey)}): content comes before file names",
+        code="name-content", severity="warning", survey=cw.survey, wave=wave.wave,
+        hint=("check the file: a misnamed file is harmless, but a file holding several waves is recognised by its "
+              f"first {CONTENT_SAMPLE} rows; " if same else "check which crosswalk the file is for; ")
+             + force(named) + " (in validate and build alike), whatever the content")]
 
 
 def _foreign_content(src: SourceFile, wave: Wave, scanned: dict[str, set[str] | InputError]) -> str | None:

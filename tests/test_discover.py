@@ -466,8 +466,9 @@ def test_a_file_whose_content_and_name_say_different_waves_is_a_warning(finland:
     assert (code, err) == (0, "")
     assert out.splitlines()[0] == (
         f"warning: ess wave 9: {path}: its content makes it ess wave 9, but its name matches the files of ess wave 8; "
-        "it is harmonised as ess wave 9 — check the file: a misnamed file is harmless, but a file holding several "
-        "waves is recognised by its first 100 rows; --survey/--wave assign a wave whatever the content")
+        "it is harmonised as ess wave 9 (mappings/ess.yaml): content comes before file names — check the file: a "
+        "misnamed file is harmless, but a file holding several waves is recognised by its first 100 rows; "
+        "--survey ess --wave 8 harmonises it as ess wave 8 (in validate and build alike), whatever the content")
 
 
 def test_sql_against_a_file_that_does_not_fit_says_so_beside_the_query(finland: tuple[pd.DataFrame, Any],

@@ -7,12 +7,13 @@ the rules it resolved as far as it could. Issues carry ``extra['yaml_path']`` fo
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from typing import Any
 
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
-from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
+from harmonise.spec.crosswalk import CODED_KINDS, Crosswalk, Rule, Wave
 from harmonise.spec.resolve import mapped_twice, override_layers, rule_kinds, wave_rules
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.source import norm_code
@@ -50,13 +51,39 @@ def rule_issues(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSe
                                     hint=f"map it, or declare `{var.name}: {{not_asked: <reason>}}`",
                                     extra={"yaml_path": ("targets",)}))
         else:
-            issues.extend(shape_issues(at.rule, at.path, tables))
+            found = shape_issues(at.rule, at.path, tables)
+            if at.path[0] != "targets" and any(i.code == "rule-kind" for i in found):
+                found = [_kept_from_base(i, at.rule, overrides_at(cw, wave, at.path)) for i in found]
+            issues.extend(found)
     for name in cw.targets:
         if name not in schema.names:
             close = difflib.get_close_matches(name, schema.names, n=1)
             issues.append(_issue(f"unknown target '{name}'", ("targets", name), code="unknown-target",
                                  hint=f"did you mean '{close[0]}'?" if close else "see mappings/schema.yaml"))
     return issues
+
+
+def overrides_at(cw: Crosswalk, wave: Wave, path: tuple[str | int, ...]) -> dict[str, Any]:
+    """The override written at ``path`` (``waves.<i>.overrides.<target>`` or ``periods.<i>...``) in force in
+    ``wave``: empty when there is none."""
+    for prefix, overrides in override_layers(cw, wave):
+        if prefix == path[:-1]:
+            return overrides.get(str(path[-1])) or {}
+    return {}
+
+
+def _kept_from_base(issue: Issue, rule: Rule, override: dict[str, Any]) -> Issue:
+    """A rule-kind issue of a rule an override left with two kinds: the hint names the fields it kept from the base
+    rule and how to drop them (an override replaces only the fields it sets)."""
+    if issue.code != "rule-kind" or not override:
+        return issue
+    kept = [k for k in CODED_KINDS if getattr(rule, k) is not None and k not in override]
+    if not kept:
+        return issue
+    return dataclasses.replace(issue, hint=(
+        f"the override keeps the base rule's {' and '.join(f'`{k}`' for k in kept)} (an override with map, range "
+        f"or table replaces only the fields it sets): write {', '.join(f'`{k}: null`' for k in kept)} in the "
+        "override to drop " + ("it" if len(kept) == 1 else "them")))
 
 
 def shape_issues(rule: Rule, path: tuple[str | int, ...], tables: TableSet) -> list[Issue]:

@@ -11,7 +11,8 @@ A crosswalk declares, per target, one *rule* of exactly one kind:
 
 Survey-level ``missing`` defaults map source missing codes onto the missing-reason
 taxonomy; per-variable ``missing`` entries refine them. Waves override single
-fields of a rule (``overrides: {country_of_birth: {source: cntbrthd}}``).
+fields of a rule (``overrides: {country_of_birth: {source: cntbrthd}}``; a ``map`` on a
+table rule keeps the table); see :func:`merge_override`.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class Wave(Strict):
                                  description="Declared source codebook: a file name in surveys/<survey>/ (no folders).")
     encoding: str | None = Field(None, description="Text encoding of the wave's files when they do not record one.")
     overrides: dict[str, dict[str, Any] | None] = Field(
-        default_factory=dict, description="Target → fields that replace the base rule's in this wave (a new kind "
-                                          "replaces the rule).")
+        default_factory=dict, description="Target → fields that replace the base rule's in this wave (a field set "
+                                          "to null is dropped; not_asked, expr or constant replace the whole rule).")
     notes: str | None = Field(None, description="What distinguishes the wave's files.")
 
 
@@ -100,7 +101,7 @@ class Period(Strict):
     waves: list[str] = Field(min_length=1, description="Ids of the waves the overrides apply to.")
     overrides: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict, description="Target → fields that replace the base rule's in these waves, applied "
-                                          "before a wave's own overrides (a new kind replaces the rule).")
+                                          "before a wave's own overrides (as a wave's overrides).")
     notes: str | None = Field(None, description="What the waves have in common.")
 
 
@@ -140,18 +141,23 @@ class Crosswalk(Strict):
         raise KeyError(wave_id)
 
 
-def merge_override(base: Rule | None, override: dict[str, Any] | None) -> dict[str, Any]:
-    """Apply a wave override to a base rule (both as plain dicts).
+CODED_KINDS = ("map", "range", "table")  # the kinds read from one `source`: an override merges into them
 
-    Setting a different rule kind (e.g. ``not_asked`` or ``expr``) replaces the
-    base rule; otherwise the override's fields replace the base's fields.
+
+def merge_override(base: Rule | None, override: dict[str, Any] | None) -> dict[str, Any]:
+    """Apply a wave override to a base rule (both as plain dicts; docs/crosswalk.md, "Waves and overrides").
+
+    An override that sets ``not_asked``, ``expr`` or ``constant``, or sets ``map``, ``range`` or ``table``
+    where the base rule has none of these, replaces the base rule (keeping its ``notes``). Any other override
+    replaces just the fields it sets: a ``map`` on a table rule keeps the table (the map adds to or overrides
+    single codes), and a field set to null (``table: null``) is dropped. An override that leaves two kinds
+    (a ``range`` on a map rule) fails the rule checks, saying which field to set to null.
     """
     data = base.model_dump(exclude_none=True) if base is not None else {}
     if override is None:
         return data
-    new_kinds = {k for k in override if k in RULE_KINDS}
-    if new_kinds & {"not_asked", "expr", "constant"} or (new_kinds and data and new_kinds.isdisjoint(data)):
-        keep = {k: v for k, v in data.items() if k in ("notes",)}
-        data = keep
+    new_kinds = {k for k, v in override.items() if k in RULE_KINDS and v is not None}
+    if new_kinds & {"not_asked", "expr", "constant"} or (new_kinds and data and not any(k in data for k in CODED_KINDS)):
+        data = {k: v for k, v in data.items() if k in ("notes",)}
     data.update(override)
-    return data
+    return {k: v for k, v in data.items() if v is not None}
