@@ -287,3 +287,14 @@ def test_the_interview_year_of_every_date_convention(plans: dict[str, WavePlan],
     finally:
         con.close()
     assert got == [year, year, year]
+
+
+def test_an_alternative_without_a_quality_has_its_rules(plans: dict[str, WavePlan]) -> None:
+    """ESS8 PL's region comes from an alternative (`region`, not the integrated file's `ess8_reg`) that states no
+    quality: lineage stored none (an audit of real-file variants). It has the rule's, exact."""
+    from harmonise.spec.crosswalk import Rule
+    from harmonise.spec.resolve import alternatives
+
+    rule = next(w for w in load_project(ROOT).surveys["ess"].crosswalk.waves if w.wave == "8").overrides["region_nuts"]
+    options = alternatives(Rule.model_validate(rule))
+    assert [o.quality for o in options if isinstance(o, Rule)] == ["exact"] * 4

@@ -49,8 +49,9 @@ class Rule(Strict):
     notes: str | None = Field(None, description="Why the rule is as it is (shown in lineage and codebooks).")
     alternatives: list[dict[str, Any]] | None = Field(
         None, description="Rules to use, in order, when a file lacks a variable this rule reads (another edition's "
-                          "or round's names): each is written like a wave override of this rule; the first whose "
-                          "variables the file holds is used, and `lineage` records which.")
+                          "or round's names): each is written like a wave override of this rule, and one without a "
+                          "`quality` has the rule's; the first whose variables the file holds is used, and "
+                          "`lineage` records which.")
 
     @property
     def kind(self) -> str:

@@ -336,6 +336,8 @@ def alternatives(rule: Rule) -> list[Rule | ValidationError]:
     base = Rule.model_validate(rule.model_dump(exclude_none=True, exclude={"alternatives"}))
     out: list[Rule | ValidationError] = [base]
     for alt in rule.alternatives or []:
+        if "quality" not in alt and "not_asked" not in alt and base.quality is not None:  # the same target from
+            alt = {**alt, "quality": base.quality}  # other variables: as exact as the rule unless it says so
         try:
             out.append(Rule.model_validate(merge_override(base, alt)))
         except ValidationError as exc:
