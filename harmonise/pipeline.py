@@ -36,7 +36,7 @@ from harmonise.checks import accounting, drift, inputs, renames
 from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.checks.labels import moved_labels, unlabelled_letters
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
-from harmonise.compile.sql import CompiledWave, compile_wave
+from harmonise.compile.sql import CompiledWave, CompileError, compile_wave
 from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import CONTENT_SAMPLE, Job, content_text, content_values, content_wanted, supply
 from harmonise.errors import InputError, Issue, ValidationFailed
@@ -242,8 +242,20 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
                                                                                src.meta.variables, job.supplied))))]
         f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
-        f.out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
-                                         code="compile", extra={"yaml_path": e.path}), entry.index, cw.survey, wave.wave))
+        f.out.issues.append(_compile_issue(e, f.plan, project, entry.index))
+
+
+def _compile_issue(e: CompileError, plan: WavePlan, project: Project, index: LineIndex | None) -> Issue:
+    """A rule that does not compile against a file, located at its rule: a derivation at schema.yaml (where the
+    static check reports it too: said once), any other rule in its crosswalk."""
+    assert project.schema is not None
+    tp = plan.targets.get(e.target)
+    if tp is not None and tp.kind == "derived" and project.schema_index is not None:
+        pos = next(i for i, v in enumerate(project.schema.variables) if v.name == e.target)
+        return replace(project.schema_index.issue(("variables", pos, "derive", "expr"), f"{e.target}: {e.message}",
+                                                  code="compile"), survey=plan.survey, wave=plan.wave.wave)
+    return locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}", code="compile",
+                        extra={"yaml_path": e.path}), index, plan.survey, plan.wave.wave)
 
 
 def _batches(files: list[_File], limit: int = CHUNK_ROWS) -> list[list[_File]]:

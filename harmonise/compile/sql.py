@@ -132,14 +132,16 @@ class WaveCompiler:
             whens.append(f"WHEN {col} IN ({_lit_list(sorted(codes, key=str))}) THEN {sql_literal(reason)}")
         return whens
 
-    def source_reason(self, source: str, miss: SourceMissing, valid_sql: str | None) -> str:
+    def source_reason(self, source: str, miss: SourceMissing, valid_sql: str | None, valid_reason: str = "NULL") -> str:
+        """The missing reason of a source value; ``valid_reason``: that of a valid one (a range rule's
+        transform may give no value, with its reason)."""
         col, xcol, numeric = self._col(source), self._xcol(source), self._numeric(source)
         parts = []
         if xcol:
             parts.append(f"WHEN {xcol} IS NOT NULL THEN {_ext_case(xcol, miss)}")
         parts.append(f"WHEN {col} IS NULL THEN {sql_literal(miss.system)}")
         if valid_sql:
-            parts.append(f"WHEN {valid_sql} THEN NULL")
+            parts.append(f"WHEN {valid_sql} THEN {valid_reason}")
         parts.extend(self._missing_cases(col, miss, numeric))
         if valid_sql:
             parts.append(f"ELSE {sql_literal(UNMAPPED)}")
@@ -208,13 +210,17 @@ class WaveCompiler:
             assert plan.range is not None
             lo, hi = plan.range
             inr = f"({xguard}{col} BETWEEN {lo!r} AND {hi!r})"
-            val = col
+            val, why = col, "NULL"
             if plan.transform:
                 tc = compile_expr(plan.transform, self.context(
                     lambda n: NameSQL(col, "NULL", "number") if n == "x" else (_ for _ in ()).throw(KeyError(n))))
-                val = tc.value
+                if tc.type not in ("number", "unknown"):
+                    raise ExprError(f"transform gives {'text' if tc.type == 'string' else 'true/false'}, but a range "
+                                    f"rule's value is a number ({var.name} is {var.type})")
+                # a transform may give no value (missing('reason'), a zero divisor): stored with its reason
+                val, why = tc.value, f"(CASE WHEN ({tc.value}) IS NULL THEN {tc.reason} END)"
             value = f"CAST(CASE WHEN {inr} THEN {val} END AS {ttype})"
-            reason = self.source_reason(plan.source, plan.missing, inr)
+            reason = self.source_reason(plan.source, plan.missing, inr, why)
             code = f"(CASE WHEN {inr} THEN {sql_literal(f'[{lo:g}, {hi:g}]')} ELSE {self.source_code(plan.source)} END)"
             return value, reason, code
         # map / table: positional lookup in list literals (cheap to plan, vectorised to run)
