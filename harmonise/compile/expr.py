@@ -295,6 +295,9 @@ class _Compiler:
         return self._simple(node, "abs({0})", "number", ("number",))
 
     def f_round(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        if len(node.args) == 2 and not _constant_number(node.args[1]):  # DuckDB binds only a constant precision
+            raise ExprError(f"round(): the number of digits must be a number written out (round(x, 1)) or param(), "
+                            f"not {ast.unparse(node.args[1])}")
         return self._simple(node, "round({0})" if len(node.args) == 1 else
                             f"round({{0}}, CAST(greatest(-{DIGITS}, least({DIGITS}, trunc({{1}}))) AS INTEGER))", "number",
                             ("number",))
@@ -385,6 +388,17 @@ def _said(node: ast.AST, typ: ExprType) -> str:
 
 def _name_or(node: ast.AST, default: str) -> str:
     return node.id if isinstance(node, ast.Name) else default
+
+
+def _constant_number(node: ast.AST) -> bool:
+    """A number written out (signs and arithmetic of numbers allowed) or a schema parameter: known before any row."""
+    if isinstance(node, ast.Constant):
+        return not isinstance(node.value, (bool, str))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _constant_number(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _constant_number(node.left) and _constant_number(node.right)
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "param"
 
 
 def _comparable(left: ast.AST, lt: ExprType, right: ast.AST, rt: ExprType) -> None:

@@ -390,6 +390,25 @@ def compile_wave(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables:
     return WaveCompiler(plan, meta, schema, tables, extended).compile()
 
 
+def target_checks(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables: TableSet,
+                  extended: set[str] | None = None) -> list[tuple[str, str]]:
+    """(target, a query over ``src`` computing only that target's value and reason, as the wave's SQL does)
+    for each rule of ``plan`` read from the file (not derived): run one by one, they find the rule a DuckDB
+    error of the whole wave's SQL comes from."""
+    compiler = WaveCompiler(plan, meta, schema, tables, extended)
+    out = []
+    for var in schema.variables:
+        tp = plan.targets.get(var.name)
+        if tp is None or tp.kind not in ("map", "table", "range", "expr", "constant"):
+            continue
+        try:
+            value, reason, _ = compiler.direct(var, tp)
+        except (KeyError, ExprError, CompileError):  # reported as the wave's compile errors
+            continue
+        out.append((var.name, f"SELECT count({value}), count({reason}) FROM src"))
+    return out
+
+
 def stata_letters(meta: SourceMeta) -> set[str]:
     """Numeric variables of a Stata file, whose extended missing letters the reader stages as ``<var>#x``."""
     return {n for n, vm in meta.variables.items() if vm.type == "numeric"}
