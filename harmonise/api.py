@@ -21,6 +21,7 @@ from harmonise.compile.sql import plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.spec.project import Project, crosswalk_paths, load_crosswalk, load_project, rel
+from harmonise.spec.yamlload import locate
 
 if TYPE_CHECKING:
     import duckdb
@@ -554,7 +555,9 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
         meta, stata = declared, False
     plan, compiled = plan_and_compile(cw, w, project, meta, stata)
     if compiled.errors:
-        raise ValidationFailed([Issue(e.message, path=f"targets.{e.target}", survey=survey, wave=wave)
+        raise ValidationFailed([locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
+                                             code="compile", extra={"yaml_path": e.path}),
+                                       project.surveys[survey].index, survey, wave)
                                 for e in compiled.errors], "cannot compile")
     notes: list[str] = []
     if data is not None:

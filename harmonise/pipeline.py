@@ -36,7 +36,7 @@ from harmonise.checks import accounting, drift, inputs, renames
 from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.checks.labels import moved_labels, unlabelled_letters, unread_letter_labels
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
-from harmonise.compile.sql import CompiledWave, compile_wave
+from harmonise.compile.sql import CompiledWave, CompileError, compile_wave, target_checks
 from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import CONTENT_SAMPLE, Job, content_text, content_values, content_wanted, supply
 from harmonise.errors import InputError, Issue, ValidationFailed
@@ -250,8 +250,20 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
                                                                                src.meta.variables, job.supplied))))]
         f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
-        f.out.issues.append(locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
-                                         code="compile", extra={"yaml_path": e.path}), entry.index, cw.survey, wave.wave))
+        f.out.issues.append(_compile_issue(e, f.plan, project, entry.index))
+
+
+def _compile_issue(e: CompileError, plan: WavePlan, project: Project, index: LineIndex | None) -> Issue:
+    """A rule that does not compile against a file, located at its rule: a derivation at schema.yaml (where the
+    static check reports it too: said once), any other rule in its crosswalk."""
+    assert project.schema is not None
+    tp = plan.targets.get(e.target)
+    if tp is not None and tp.kind == "derived" and project.schema_index is not None:
+        pos = next(i for i, v in enumerate(project.schema.variables) if v.name == e.target)
+        return replace(project.schema_index.issue(("variables", pos, "derive", "expr"), f"{e.target}: {e.message}",
+                                                  code="compile"), survey=plan.survey, wave=plan.wave.wave)
+    return locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}", code="compile",
+                        extra={"yaml_path": e.path}), index, plan.survey, plan.wave.wave)
 
 
 def _batches(files: list[_File], limit: int = CHUNK_ROWS) -> list[list[_File]]:
@@ -1037,24 +1049,41 @@ def _wave_of(f: _File) -> tuple[str, str]:
 
 
 # DuckDB errors that data or an expression can cause (a value out of range, a conversion, a full disk);
-# parser, binder and internal errors stay bugs.
+# parser and internal errors stay bugs.
 DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException,
                duckdb.IOException, duckdb.OutOfMemoryException)
+# Those a rule can cause: its expression does not fit the file's values or types (what the compiler's type
+# checks let through), said as the rule's error (exit 1), never as a bug or as a database of another version.
+RULE_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException,
+               duckdb.BinderException)
 
 
 @contextmanager
 def _located(jobs: list[Job], project: Project | None = None, encoding: str | None = None) -> Iterator[None]:
-    """DuckDB errors a file or a rule's expression can cause, as an InputError naming the file and wave.
+    """DuckDB errors a file or a rule's expression can cause: the rule's error when one rule alone fails on
+    the file (a ValidationFailed naming survey, wave, target and file:line), else an InputError naming the
+    file and wave.
 
     When several files were harmonised together, each is harmonised alone (into a scratch database,
     given ``project``) to find the one at fault."""
     try:
         yield
-    except DATA_ERRORS as exc:
+    except (*DATA_ERRORS, *RULE_ERRORS) as exc:
         job = jobs[0]
         if len(jobs) > 1 and project is not None:
             job = _culprit(jobs, project, encoding) or job
         first = str(exc).splitlines()[0]
+        found = _culprit_rule(job, project, encoding) if project is not None and isinstance(exc, RULE_ERRORS) \
+            else None
+        if found is not None:
+            raise ValidationFailed([found], "a rule fails on the file") from exc
+        if isinstance(exc, duckdb.BinderException):
+            cw, wave = job.crosswalk.survey, job.wave.wave
+            raise ValidationFailed([Issue(
+                f"{job.path}: harmonising {cw} wave {wave} failed in DuckDB ({first}): a rule of the wave does not "
+                "fit the types of this file's variables", code="compile", survey=cw, wave=wave,
+                hint=f"`harmonise sql {cw} {wave} --data FILE` shows the SQL; check the wave's expressions")],
+                "a rule fails on the file") from exc
         raise InputError(f"{job.path}: harmonising {job.crosswalk.survey} wave {job.wave.wave} failed in DuckDB "
                          f"({first}); if a rule's expression cannot hold this file's values, guard it (e.g. "
                          "with if/else); if the disk or memory is full, free some and build again") from exc
@@ -1068,10 +1097,45 @@ def _culprit(jobs: list[Job], project: Project, encoding: str | None) -> Job | N
         try:
             create_all(scratch, project.schema)
             process(job, scratch, project, encoding=encoding, prefetch=False)
-        except DATA_ERRORS:
+        except (*DATA_ERRORS, *RULE_ERRORS):
             return job
         finally:
             scratch.close()
+    return None
+
+
+def _culprit_rule(job: Job, project: Project, encoding: str | None) -> Issue | None:
+    """The first rule of ``job``'s wave whose value alone fails in DuckDB on the file's rows, as an error located
+    at the rule (None if none does alone: a derivation, or not a rule's doing)."""
+    assert project.schema is not None
+    try:
+        f = _open(job, project, SameWork(), encoding)
+    except (*DATA_ERRORS, *RULE_ERRORS):
+        return None
+    checks = target_checks(f.plan, f.src.meta, project.schema, project.tables, f.compiled.extended)
+    scratch = duckdb.connect(":memory:")
+    try:
+        scratch.execute("SET threads = 1")
+        for chunk in f.src.chunks(f.columns, CHUNK_ROWS):
+            scratch.register("src", chunk)
+            for target, sql in checks:
+                try:
+                    scratch.execute(sql).fetchall()
+                except RULE_ERRORS as exc:
+                    tp = f.plan.targets[target]
+                    first = str(exc).splitlines()[0]
+                    cw, wave = job.crosswalk.survey, job.wave.wave
+                    field = next((k for k in ("expr", "transform") if getattr(tp, k, None)), None)
+                    path = tp.path + ((field,) if field and tp.path else ())
+                    return locate(Issue(
+                        f"{job.path}: the rule of {target} ({cw} wave {wave}) fails in DuckDB on this file ({first})",
+                        code="compile", path=".".join(map(str, path)) or f"targets.{target}",
+                        extra={"yaml_path": path}, hint="make the rule fit the file's values and types (compare "
+                        "text with quoted codes, convert with int(), float() or str(), guard with if/else)"),
+                        project.surveys[cw].index, cw, wave)
+            scratch.unregister("src")
+    finally:
+        scratch.close()
     return None
 
 

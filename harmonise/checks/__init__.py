@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 from harmonise.checks import accounting, archives, drift, inputs, labels, renames
 from harmonise.checks.crosswalk import check_crosswalk, check_target, dedupe, header_issues, wave_issues
 from harmonise.checks.derivations import derivation_issues
-from harmonise.checks.expressions import compared_codes, derived_code_issues, expr_type, named_arguments
+from harmonise.checks.expressions import (
+    compared_codes,
+    derived_code_issues,
+    derived_problem,
+    expr_problem,
+    expr_type,
+    named_arguments,
+)
 from harmonise.checks.rules import rule_issues, shape_issues
 from harmonise.checks.values import ValueRule, value_ok, value_rules
 from harmonise.errors import Issue
@@ -35,7 +42,7 @@ if TYPE_CHECKING:
     from harmonise.checks.frame import pandera_schema, validate_frame, validate_profile
 
 __all__ = ["ValueRule", "accounting", "archives", "check_crosswalk", "check_target", "compared_codes", "declaration_issues",
-           "derivation_issues", "derived_code_issues", "drift", "expr_type", "inputs", "labels", "named_arguments",
+           "derivation_issues", "derived_code_issues", "derived_problem", "drift", "expr_problem", "expr_type", "inputs", "labels", "named_arguments",
            "pandera_schema", "renames", "rule_issues", "shape_issues", "static_issues", "validate_frame", "validate_profile",
            "value_ok", "value_rules"]
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from harmonise.checks.expressions import expr_type, named_arguments
+from harmonise.checks.expressions import expr_problem, named_arguments
 from harmonise.checks.labels import label_issues
 from harmonise.checks.rules import rule_issues
 from harmonise.checks.values import value_ok
@@ -165,8 +165,8 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             and vm.type == "string":
         add(f"a range rule needs a numeric source, but {tp.source} is a string variable", ("source",),
             code="rule-kind", hint="use a map or a table for text codes")
-    if tp.kind == "expr" and tp.expr and meta is not None:
-        got = expr_type(tp.expr, meta, schema, tables)
+    if tp.kind == "expr" and tp.expr:
+        got, _ = expr_problem(tp.expr, meta, schema, tables)
         want = EXPR_TYPES.get(var.type)
         if got not in (None, "unknown", want) and want is not None:
             add(f"the expression gives a {got}, but {var.name} is {var.type}"
@@ -184,6 +184,15 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             continue
         for why in named_arguments(tree, schema, tables):
             add(f"{field}: {why}", (field,), code="bad-expression")
+        # what the build's compiler refuses (text compared with a number, length() of a number, …), found
+        # here against the declared codebook's types; against a file, the compiler's own error says it
+        got, refused = expr_problem(text, meta, schema, tables, transform=field == "transform")
+        if field == "transform" and got in ("string", "boolean"):
+            refused = (f"transform gives {'text' if got == 'string' else 'true/false'}, but a range rule's value is a "
+                       f"number ({var.name} is {var.type})")
+        if refused and not data:
+            add(f"{field}: {refused}", (field,), code="expr-type",
+                hint="see docs/expressions.md for what each operator and function takes")
         if field == "transform":
             bad = [n for n in names if n != "x"]
             if bad:

@@ -5,7 +5,7 @@ Reported once, at ``mappings/schema.yaml``, not per crosswalk.
 
 from __future__ import annotations
 
-from harmonise.checks.expressions import derived_code_issues
+from harmonise.checks.expressions import derived_code_issues, derived_problem
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.expr import ExprError, referenced_names
@@ -35,6 +35,10 @@ def derivation_issues(schema: TargetSchema, index: LineIndex, tables: TableSet |
                                       code="bad-expression"))
         issues.extend(index.issue(where, f"{v.name}: {why}", code="bad-target-code")
                       for why in derived_code_issues(v, schema, tables))
+        refused = derived_problem(v.derive.expr, schema, tables) if tables is not None else None
+        if refused:  # what every build's compiler would refuse, over the schema's types of the variables
+            issues.append(index.issue(where, f"{v.name}: {refused}", code="expr-type",
+                                      hint="see docs/expressions.md for what each operator and function takes"))
         needs[v.name] = [n for n in names if n in pos]
     state: dict[str, int] = {}  # 1 visiting, 2 done
 

@@ -4,29 +4,76 @@ from __future__ import annotations
 
 import ast
 import difflib
+from collections.abc import Callable
 
 from harmonise.checks.values import value_ok
 from harmonise.compile.expr import Context, NameSQL, compile_expr
 from harmonise.compile.sqltext import quote_ident
 from harmonise.spec.codetables import TableSet
-from harmonise.spec.expr import ExprError, compared_literals, parse, result_literals
+from harmonise.spec.expr import EXPR_TYPES, ExprError, ExprType, compared_literals, parse, result_literals
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import SourceMeta
 
 
-def expr_type(text: str, meta: SourceMeta, schema: TargetSchema, tables: TableSet) -> str | None:
+def expr_type(text: str, meta: SourceMeta | None, schema: TargetSchema, tables: TableSet) -> str | None:
     """The type an expression over ``meta``'s variables gives; None when it does not compile (reported
-    by the other checks)."""
+    by :func:`expr_problem` and the other checks)."""
+    typ, _ = expr_problem(text, meta, schema, tables)
+    return typ
+
+
+def expr_problem(text: str, meta: SourceMeta | None, schema: TargetSchema, tables: TableSet,
+                 transform: bool = False) -> tuple[str | None, str | None]:
+    """(the type, None) of an expression compiled as the build compiles it, its variables typed as ``meta``
+    declares them (numeric: a number, string: text; unknown without ``meta`` or for a variable it lacks,
+    reported elsewhere); or (None, why it does not compile): a type error the build would refuse (text
+    compared with a number, ``length(agea)``, ``'a' * 3``). ``transform``: a range rule's expression of
+    ``x``, the in-range source value (a number)."""
     def resolve(name: str) -> NameSQL:
-        vm = meta.get(name)
-        if vm is None:
-            raise KeyError(name)
-        return NameSQL(value=quote_ident(name), reason="NULL", type="number" if vm.type == "numeric" else "string")
+        if transform:
+            return NameSQL(value="x", reason="NULL", type="number" if name == "x" else "unknown")
+        vm = meta.get(name) if meta is not None else None
+        typ: ExprType = "unknown" if vm is None else "number" if vm.type == "numeric" else "string"
+        return NameSQL(value=quote_ident(name), reason="NULL", type=typ)
 
     try:
-        ctx = Context(resolve=resolve, reasons=schema.reasons, params=schema.params, tables=tables.lookups())
-        return compile_expr(text, ctx).type
-    except (ExprError, KeyError, ValueError, TypeError):
+        return compile_expr(text, _context(resolve, schema, tables)).type, None
+    except ExprError as exc:
+        return None, _unless_named(text, str(exc), schema, tables)
+    except (KeyError, ValueError, TypeError):
+        return None, None
+
+
+def derived_problem(text: str, schema: TargetSchema, tables: TableSet) -> str | None:
+    """Why a schema derivation does not compile over the schema's variables (as typed by the schema), as
+    every build compiles it; None when it does (or names what the other checks report)."""
+    types = {v.name: EXPR_TYPES[v.type] for v in schema.variables}
+
+    def resolve(name: str) -> NameSQL:
+        return NameSQL(value=quote_ident(name), reason="NULL", type=types.get(name, "unknown"))
+
+    try:
+        compile_expr(text, _context(resolve, schema, tables))
+    except ExprError as exc:
+        return _unless_named(text, str(exc), schema, tables)
+    except (KeyError, ValueError, TypeError):
+        return None
+    return None
+
+
+def _context(resolve: Callable[[str], NameSQL], schema: TargetSchema, tables: TableSet) -> Context:
+    """What an expression sees when it is checked: as when it is built, with ``resolve``'s types."""
+    eu, non_eu = tables.eu_groups()
+    return Context(resolve=resolve, reasons=schema.reasons, params=schema.params, tables=tables.lookups(),
+                   eu_codes=eu, non_eu_codes=non_eu)
+
+
+def _unless_named(text: str, why: str, schema: TargetSchema, tables: TableSet) -> str | None:
+    """``why``, unless the expression quotes an unknown table, parameter or reason (reported by
+    :func:`named_arguments`, which the compiler stops at) or does not parse (reported where it is parsed)."""
+    try:
+        return None if named_arguments(parse(text), schema, tables) else why
+    except ExprError:
         return None
 
 

@@ -90,16 +90,35 @@ class _Compiler:
                 parts.append(r)
         return f"coalesce({', '.join(parts + [sql_literal('not_available')])})" if parts else sql_literal("not_available")
 
-    def _not_numbers(self, node: ast.BinOp) -> str:
-        """Which operands are variables holding text or true/false (in this file), said for an error."""
-        said = [f"{n.id} holds {'text' if t == 'string' else 'true/false'}" for n in (node.left, node.right)
-                if isinstance(n, ast.Name) and (t := self.name(n.id).type) in ("string", "boolean")]
-        return (f": {' and '.join(said)} (a file storing numbers as text needs them made numeric: Stata `destring`, "
-                "SPSS `ALTER TYPE`)" if said else "")
+    def _not_numbers(self, node: ast.BinOp, types: tuple[ExprType, ExprType]) -> str:
+        """Which operands hold text or true/false, said for an error (a variable: in this file)."""
+        said = [f"{n.id} holds {'text' if t == 'string' else 'true/false'}" for n, t in zip((node.left, node.right), types)
+                if isinstance(n, ast.Name) and t in ("string", "boolean")]
+        if said:
+            return (f": {' and '.join(said)} (a file storing numbers as text needs them made numeric: Stata `destring`, "
+                    "SPSS `ALTER TYPE`)")
+        other = [_said(n, t) for n, t in zip((node.left, node.right), types) if t in ("string", "boolean")]
+        return f", but {' and '.join(other)}; use numbers, or concat() to join text"
 
     def node(self, node: ast.AST) -> tuple[str, str, ExprType]:
         method = getattr(self, "n_" + type(node).__name__)
         return method(node)
+
+    def typed(self, node: ast.AST, want: ExprType, what: str, fix: str) -> str:
+        """SQL of ``node``, which must give a ``want`` (text, number or true/false; a missing value
+        fits any): else an ExprError saying what gives what, and the fix."""
+        value, _, got = self.node(node)
+        if got not in ("unknown", want):
+            raise ExprError(f"{what} needs {_NOUN[want]}, but {_said(node, got)}; {fix}")
+        return value
+
+    def condition(self, node: ast.AST, what: str) -> str:
+        """SQL of a condition (true/false; a number counts as true when not 0, as in Python): never text."""
+        value, _, got = self.node(node)
+        if got == "string":
+            raise ExprError(f"{what} needs a condition (true/false), but {_said(node, got)}; compare it, e.g. "
+                            f"{_name_or(node, 'x')} == 'code'")
+        return value
 
     def n_Constant(self, node: ast.Constant) -> tuple[str, str, ExprType]:
         v = node.value
@@ -111,15 +130,16 @@ class _Compiler:
         return n.value, n.reason, n.type
 
     def n_UnaryOp(self, node: ast.UnaryOp) -> tuple[str, str, ExprType]:
-        v, _, _ = self.node(node.operand)
         if isinstance(node.op, ast.Not):
+            v = self.condition(node.operand, "'not'")
             return f"(NOT {v})", self.inputs_why(node), "boolean"
         sign = "-" if isinstance(node.op, ast.USub) else "+"
+        v = self.typed(node.operand, "number", f"unary '{sign}'", "use it on numbers only")
         return f"({sign}{v})", self.inputs_why(node), "number"
 
     def n_BoolOp(self, node: ast.BoolOp) -> tuple[str, str, ExprType]:
         op = " AND " if isinstance(node.op, ast.And) else " OR "
-        parts = [self.node(v)[0] for v in node.values]
+        parts = [self.condition(v, f"'{op.strip().lower()}'") for v in node.values]
         return "(" + op.join(parts) + ")", self.inputs_why(node), "boolean"
 
     def n_BinOp(self, node: ast.BinOp) -> tuple[str, str, ExprType]:
@@ -130,28 +150,33 @@ class _Compiler:
                 raise ExprError("cannot add text and a number; use concat(a, str(b))")
             return f"({lv} || {rv})", self.inputs_why(node), "string"
         if "string" in (lt, rt) or "boolean" in (lt, rt):
-            raise ExprError(f"arithmetic '{_SQL_BINOPS[type(node.op)]}' needs numbers{self._not_numbers(node)}")
+            raise ExprError(f"arithmetic '{_SQL_BINOPS[type(node.op)]}' needs numbers{self._not_numbers(node, (lt, rt))}")
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)):  # a zero divisor gives no value, not an error
             rv = f"NULLIF({rv}, 0)"
         return f"({lv} {_SQL_BINOPS[type(node.op)]} {rv})", self.inputs_why(node), "number"
 
     def n_Compare(self, node: ast.Compare) -> tuple[str, str, ExprType]:
         parts = []
-        left, _, _ = self.node(node.left)
+        left, _, lt = self.node(node.left)
+        lnode: ast.AST = node.left
         for op, comp in zip(node.ops, node.comparators):
             if isinstance(op, (ast.In, ast.NotIn)):
-                items = ", ".join(sql_literal(e.value) for e in comp.elts)  # type: ignore[attr-defined]
+                elts = comp.elts  # type: ignore[attr-defined]
+                for e in elts:
+                    _comparable(lnode, lt, e, _constant_type(e.value))
+                items = ", ".join(sql_literal(e.value) for e in elts)
                 neg = "NOT " if isinstance(op, ast.NotIn) else ""
                 parts.append(f"({left} {neg}IN ({items}))")
                 continue
-            right, _, _ = self.node(comp)
+            right, _, rt = self.node(comp)
+            _comparable(lnode, lt, comp, rt)
             parts.append(f"({left} {_SQL_CMPOPS[type(op)]} {right})")
-            left = right
+            left, lt, lnode = right, rt, comp
         sql = parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
         return sql, self.inputs_why(node), "boolean"
 
     def n_IfExp(self, node: ast.IfExp) -> tuple[str, str, ExprType]:
-        c, cwhy, _ = self.node(node.test)
+        c = self.condition(node.test, "'if'")
         cwhy = self.inputs_why(node.test)
         a, awhy, at = self.node(node.body)
         b, bwhy, bt = self.node(node.orelse)
@@ -190,7 +215,7 @@ class _Compiler:
         args = node.args
         vparts, wparts, types = [], [], []
         for i in range(0, len(args) - 1, 2):
-            c, _, _ = self.node(args[i])
+            c = self.condition(args[i], f"case() condition {i // 2 + 1}")
             v, vwhy, vt = self.node(args[i + 1])
             vparts.append(f"WHEN {c} THEN {v}")
             wparts.append(f"WHEN {c} THEN {self._why(args[i + 1], vwhy)}")
@@ -211,16 +236,22 @@ class _Compiler:
         table = node.args[0].value  # type: ignore[attr-defined]
         if table not in self.ctx.tables:
             raise ExprError(f"lookup({table!r}, ...): no such code table; known: {', '.join(sorted(self.ctx.tables))}")
-        x, _, _ = self.node(node.args[1])
         mapping = self.ctx.tables[table]
         if not mapping:
             raise ExprError(f"lookup({table!r}, ...): the table maps no codes")
+        keys = {_constant_type(k) for k in mapping}
+        if len(keys) == 1:  # the table's codes are all text or all numbers: x must be the same
+            key = keys.pop()
+            x = self.typed(node.args[1], key, f"lookup({table!r}, ...)", "the table's codes are "
+                           + ("text: convert with str()" if key == "string" else "numbers: convert with int()"))
+        else:
+            x = self.node(node.args[1])[0]
         vals = list(mapping.values())
         typ: ExprType = "string" if isinstance(vals[0], str) else "boolean" if isinstance(vals[0], bool) else "number"
         return self.ctx.lookup_sql(f"lookup_{table}", mapping, x), self.inputs_why(node), typ
 
     def f_eu_group(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        x, _, _ = self.node(node.args[0])
+        x = self.typed(node.args[0], "string", "eu_group()", "give it a country code (a country target)")
         groups: dict[object, object] = {c: "eu" for c in sorted(self.ctx.eu_codes)}
         groups.update({c: "non_eu" for c in sorted(self.ctx.non_eu_codes)})
         if not groups:
@@ -245,25 +276,40 @@ class _Compiler:
         x, why, _ = self.node(node.args[0])
         return f"(CASE WHEN ({x}) IS NULL THEN coalesce({why}, '') ELSE '' END)", "NULL", "string"
 
-    def _simple(self, node: ast.Call, template: str, typ: ExprType) -> tuple[str, str, ExprType]:
-        args = [self.node(a)[0] for a in node.args]
+    def _simple(self, node: ast.Call, template: str, typ: ExprType,
+                wants: Sequence[ExprType] = ()) -> tuple[str, str, ExprType]:
+        """``template`` over the arguments' SQL; ``wants``: the type each argument needs (the last one
+        for any after it; none: any type)."""
+        fname = node.func.id  # type: ignore[attr-defined]
+        args = []
+        for i, a in enumerate(node.args):
+            if not wants:
+                args.append(self.node(a)[0])
+                continue
+            want = wants[min(i, len(wants) - 1)]
+            which = f"{fname}()" if len(node.args) == 1 else f"{fname}() argument {i + 1}"
+            args.append(self.typed(a, want, which, _FIX[want]))
         return template.format(*args), self.inputs_why(node), typ
 
     def f_abs(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "abs({0})", "number")
+        return self._simple(node, "abs({0})", "number", ("number",))
 
     def f_round(self, node: ast.Call) -> tuple[str, str, ExprType]:
+        if len(node.args) == 2 and not _constant_number(node.args[1]):  # DuckDB binds only a constant precision
+            raise ExprError(f"round(): the number of digits must be a number written out (round(x, 1)) or param(), "
+                            f"not {ast.unparse(node.args[1])}")
         return self._simple(node, "round({0})" if len(node.args) == 1 else
-                            f"round({{0}}, CAST(greatest(-{DIGITS}, least({DIGITS}, trunc({{1}}))) AS INTEGER))", "number")
+                            f"round({{0}}, CAST(greatest(-{DIGITS}, least({DIGITS}, trunc({{1}}))) AS INTEGER))", "number",
+                            ("number",))
 
     def f_floor(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "floor({0})", "number")
+        return self._simple(node, "floor({0})", "number", ("number",))
 
     def f_ceil(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "ceil({0})", "number")
+        return self._simple(node, "ceil({0})", "number", ("number",))
 
     def _extreme(self, node: ast.Call, fn: str) -> tuple[str, str, ExprType]:
-        args = [self.node(a)[0] for a in node.args]
+        args = [self.typed(a, "number", f"{fn}() argument {i + 1}", _FIX["number"]) for i, a in enumerate(node.args)]
         anynull = " OR ".join(f"({a}) IS NULL" for a in args)
         return f"(CASE WHEN {anynull} THEN NULL ELSE {fn}({', '.join(args)}) END)", self.inputs_why(node), "number"
 
@@ -296,19 +342,20 @@ class _Compiler:
         return "(" + " || ".join(self._to_str(v, t) for v, _, t in parts) + ")", self.inputs_why(node), "string"
 
     def f_upper(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "upper({0})", "string")
+        return self._simple(node, "upper({0})", "string", ("string",))
 
     def f_lower(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "lower({0})", "string")
+        return self._simple(node, "lower({0})", "string", ("string",))
 
     def f_trim(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "trim({0})", "string")
+        return self._simple(node, "trim({0})", "string", ("string",))
 
     def f_length(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "length({0})", "number")
+        return self._simple(node, "length({0})", "number", ("string",))
 
     def f_substr(self, node: ast.Call) -> tuple[str, str, ExprType]:
-        return self._simple(node, "substr({0}, TRY_CAST({1} AS BIGINT), TRY_CAST({2} AS BIGINT))", "string")
+        return self._simple(node, "substr({0}, TRY_CAST({1} AS BIGINT), TRY_CAST({2} AS BIGINT))", "string",
+                            ("string", "number"))
 
 
 def _join_types(a: ExprType, b: ExprType) -> ExprType:
@@ -317,3 +364,56 @@ def _join_types(a: ExprType, b: ExprType) -> ExprType:
     if b == "unknown" or a == b:
         return a
     raise ExprError(f"branches return different types ({a} and {b})")
+
+
+_NOUN: dict[ExprType, str] = {"number": "a number", "string": "text", "boolean": "true/false", "unknown": "a value"}
+_FIX: dict[ExprType, str] = {"number": "convert text with int() or float()",
+                             "string": "convert a number with str(), or use a variable holding text",
+                             "boolean": "compare it", "unknown": ""}
+
+
+def _constant_type(value: object) -> ExprType:
+    return "boolean" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
+
+
+def _said(node: ast.AST, typ: ExprType) -> str:
+    """``agea is a number`` / ``'x' is text`` / ``the value is a number``, for an error."""
+    noun = _NOUN[typ]
+    if isinstance(node, ast.Name):
+        return f"{node.id} is {noun}"
+    if isinstance(node, ast.Constant):
+        return f"{node.value!r} is {noun}"
+    return f"{ast.unparse(node)} gives {noun}"
+
+
+def _name_or(node: ast.AST, default: str) -> str:
+    return node.id if isinstance(node, ast.Name) else default
+
+
+def _constant_number(node: ast.AST) -> bool:
+    """A number written out (signs and arithmetic of numbers allowed) or a schema parameter: known before any row."""
+    if isinstance(node, ast.Constant):
+        return not isinstance(node.value, (bool, str))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _constant_number(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _constant_number(node.left) and _constant_number(node.right)
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "param"
+
+
+def _comparable(left: ast.AST, lt: ExprType, right: ast.AST, rt: ExprType) -> None:
+    """Text compares only with text (DuckDB fails on the first value that is not a number, when it runs):
+    an ExprError for text against a number or true/false."""
+    if "unknown" in (lt, rt) or lt == rt or "string" not in (lt, rt):
+        return
+    text, other = (left, right) if lt == "string" else (right, left)
+    other_t = rt if lt == "string" else lt
+    if isinstance(other, ast.Constant) and other_t == "number" and isinstance(text, ast.Name):
+        code = ast.unparse(other)
+        fix = f"quote the code ({text.id} == '{code}'), or compare int({text.id}) with {code}"
+    elif isinstance(text, ast.Constant) and isinstance(other, ast.Name):
+        fix = f"compare {other.id} with a {'number' if other_t == 'number' else 'True/False'}, not quoted text"
+    else:
+        fix = "convert one side: str(x) for text, int(x) or float(x) for a number"
+    raise ExprError(f"cannot compare text with {_NOUN[other_t]}: {_said(text, 'string')} and "
+                    f"{_said(other, other_t)}; {fix}")

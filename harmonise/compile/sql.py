@@ -132,14 +132,16 @@ class WaveCompiler:
             whens.append(f"WHEN {col} IN ({_lit_list(sorted(codes, key=str))}) THEN {sql_literal(reason)}")
         return whens
 
-    def source_reason(self, source: str, miss: SourceMissing, valid_sql: str | None) -> str:
+    def source_reason(self, source: str, miss: SourceMissing, valid_sql: str | None, valid_reason: str = "NULL") -> str:
+        """The missing reason of a source value; ``valid_reason``: that of a valid one (a range rule's
+        transform may give no value, with its reason)."""
         col, xcol, numeric = self._col(source), self._xcol(source), self._numeric(source)
         parts = []
         if xcol:
             parts.append(f"WHEN {xcol} IS NOT NULL THEN {_ext_case(xcol, miss)}")
         parts.append(f"WHEN {col} IS NULL THEN {sql_literal(miss.system)}")
         if valid_sql:
-            parts.append(f"WHEN {valid_sql} THEN NULL")
+            parts.append(f"WHEN {valid_sql} THEN {valid_reason}")
         parts.extend(self._missing_cases(col, miss, numeric))
         if valid_sql:
             parts.append(f"ELSE {sql_literal(UNMAPPED)}")
@@ -208,13 +210,17 @@ class WaveCompiler:
             assert plan.range is not None
             lo, hi = plan.range
             inr = f"({xguard}{col} BETWEEN {lo!r} AND {hi!r})"
-            val = col
+            val, why = col, "NULL"
             if plan.transform:
                 tc = compile_expr(plan.transform, self.context(
                     lambda n: NameSQL(col, "NULL", "number") if n == "x" else (_ for _ in ()).throw(KeyError(n))))
-                val = tc.value
+                if tc.type not in ("number", "unknown"):
+                    raise ExprError(f"transform gives {'text' if tc.type == 'string' else 'true/false'}, but a range "
+                                    f"rule's value is a number ({var.name} is {var.type})")
+                # a transform may give no value (missing('reason'), a zero divisor): stored with its reason
+                val, why = tc.value, f"(CASE WHEN ({tc.value}) IS NULL THEN {tc.reason} END)"
             value = f"CAST(CASE WHEN {inr} THEN {val} END AS {ttype})"
-            reason = self.source_reason(plan.source, plan.missing, inr)
+            reason = self.source_reason(plan.source, plan.missing, inr, why)
             code = f"(CASE WHEN {inr} THEN {sql_literal(f'[{lo:g}, {hi:g}]')} ELSE {self.source_code(plan.source)} END)"
             return value, reason, code
         # map / table: positional lookup in list literals (cheap to plan, vectorised to run)
@@ -382,6 +388,25 @@ def compile_wave(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables:
                  extended: set[str] | None = None) -> CompiledWave:
     """Compile ``plan`` against the source metadata ``meta``."""
     return WaveCompiler(plan, meta, schema, tables, extended).compile()
+
+
+def target_checks(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables: TableSet,
+                  extended: set[str] | None = None) -> list[tuple[str, str]]:
+    """(target, a query over ``src`` computing only that target's value and reason, as the wave's SQL does)
+    for each rule of ``plan`` read from the file (not derived): run one by one, they find the rule a DuckDB
+    error of the whole wave's SQL comes from."""
+    compiler = WaveCompiler(plan, meta, schema, tables, extended)
+    out = []
+    for var in schema.variables:
+        tp = plan.targets.get(var.name)
+        if tp is None or tp.kind not in ("map", "table", "range", "expr", "constant"):
+            continue
+        try:
+            value, reason, _ = compiler.direct(var, tp)
+        except (KeyError, ExprError, CompileError):  # reported as the wave's compile errors
+            continue
+        out.append((var.name, f"SELECT count({value}), count({reason}) FROM src"))
+    return out
 
 
 def stata_letters(meta: SourceMeta) -> set[str]:

@@ -206,6 +206,8 @@ def result_literals(text: str) -> list[object]:
     def walk(node: ast.AST) -> None:
         if isinstance(node, ast.Constant):
             out.append(node.value)
+        elif (folded := _text_of(node)) is not None:  # concat('employed', 1): 'employed1'
+            out.append(folded)
         elif isinstance(node, ast.IfExp):
             walk(node.body)
             walk(node.orelse)
@@ -218,6 +220,33 @@ def result_literals(text: str) -> list[object]:
 
     walk(tree)
     return out
+
+
+_TEXT_FUNCTIONS = {"concat", "str", "upper", "lower", "trim"}
+
+
+def _text_of(node: ast.AST) -> str | None:
+    """The text a call of text functions over literals only always gives (``concat('a', 1)`` → ``'a1'``), as
+    the compiled SQL gives it; None for anything else."""
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            return None
+        if isinstance(v, float) and v.is_integer() and abs(v) < 9e18:
+            v = int(v)
+        return v if isinstance(v, str) else str(v)
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _TEXT_FUNCTIONS):
+        return None
+    fname = node.func.id
+    if fname not in ("concat", "str") and not (isinstance(node.args[0], ast.Call) or
+                                               isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        return None  # upper(1) does not compile: not a value it gives
+    parts = [_text_of(a) for a in node.args]
+    if any(p is None for p in parts):
+        return None
+    first = parts[0] or ""
+    return ("".join(p or "" for p in parts) if fname in ("concat", "str") else
+            first.upper() if fname == "upper" else first.lower() if fname == "lower" else first.strip(" "))
 
 
 def compared_literals(text: str) -> list[tuple[str, object]]:
