@@ -44,12 +44,12 @@ from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
 from harmonise.readers.prefetch import FileFeed, has_frames, keep_frames, prefetched_chunks, recall_frames
 from harmonise.samework import SameWork
-from harmonise.spec.coverage import quality_of
+from harmonise.spec.coverage import plan_sources, quality_of
 from harmonise.spec.expr import referenced_names
 from harmonise.spec.project import Project, load_project, without_set_aside
-from harmonise.spec.resolve import WavePlan, resolve_wave, without_override
+from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave, without_override
 from harmonise.spec.schema import TargetSchema
-from harmonise.spec.source import SourceMeta, VarMeta
+from harmonise.spec.source import SourceMeta, VarMeta, find_variable
 from harmonise.spec.yamlload import LineIndex, locate
 from harmonise.store import provenance
 from harmonise.store.atomic import open_build
@@ -250,7 +250,27 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
                                                                                src.meta.variables, job.supplied))))]
         f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
-        f.out.issues.append(_compile_issue(e, f.plan, project, entry.index))
+        issue = _compile_issue(e, f.plan, project, entry.index)
+        retyped = _retyped(f.plan.targets.get(e.target), declared, src.meta) if declared is not None else []
+        if retyped:  # the rule fits the declared codebook: the file is what differs
+            issue = replace(issue, hint=f"this file stores {', '.join(retyped)} — a file that differs from the declared "
+                                        f"codebook ({entry.codebook_files.get(wave.wave) or 'surveys/'}); convert the "
+                                        "variable in the file, or give this file a rule for its type")
+        f.out.issues.append(issue)
+
+
+def _retyped(tp: TargetPlan | None, declared: SourceMeta, meta: SourceMeta) -> list[str]:
+    """The variables a rule reads that ``meta`` stores as another type than the declared codebook (``inwds as
+    text, declared a number``)."""
+    if tp is None:
+        return []
+    words = {"string": "text", "numeric": "a number"}
+    out = []
+    for name in plan_sources(tp):
+        mine, theirs = find_variable(meta.variables, name), find_variable(declared.variables, name)
+        if mine is not None and theirs is not None and mine.type != theirs.type:
+            out.append(f"{mine.name} as {words.get(mine.type, mine.type)}, declared {words.get(theirs.type, theirs.type)}")
+    return out
 
 
 def _compile_issue(e: CompileError, plan: WavePlan, project: Project, index: LineIndex | None) -> Issue:

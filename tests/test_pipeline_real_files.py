@@ -314,3 +314,17 @@ def test_files_of_one_name_in_two_folders_are_told_apart(tmp_path: Path) -> None
                                                                           ("NO/ESS9-subset.sav", "SE")]
     finally:
         con.close()
+
+
+def test_a_variable_stored_as_text_against_the_declared_codebook_is_said_so(tmp_path: Path) -> None:
+    """ESS10 UA with `inwds` stored as text crashed with a DuckDB binder error ("internal error", exit 2); the
+    rule's error now names the file's type against the declared codebook's (an audit of real-file variants)."""
+    df, meta = pyreadstat.read_sav(str(SHARED / "ess_real" / "ess10_ua" / "ESS10UAe2_0.sav"))
+    df["inwds"] = df["inwds"].astype(str)
+    (tmp_path / "ua").mkdir()
+    pyreadstat.write_sav(df, str(tmp_path / "ua" / "ESS10UA.sav"), variable_value_labels=meta.variable_value_labels)
+    code, out, err = run("validate", "--data", str(tmp_path / "ua"))
+    assert code == 1 and "internal error" not in out + err
+    assert "waves[10].overrides.year: cannot compare text with a number: inwds is text" in out + err
+    assert ("this file stores inwds as text, declared a number — a file that differs from the declared codebook "
+            "(surveys/ess/codebook_10.yaml)") in out + err
