@@ -251,7 +251,8 @@ def _check(f: _File, project: Project, same: SameWork) -> None:
         f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
         issue = _compile_issue(e, f.plan, project, entry.index)
-        retyped = _retyped(f.plan.targets.get(e.target), declared, src.meta) if declared is not None else []
+        retyped = _retyped(f.plan.targets.get(e.target), declared, src.meta) \
+            if declared is not None and "holds text" not in e.message else []  # (the compiler said so already)
         if retyped:  # the rule fits the declared codebook: the file is what differs
             issue = replace(issue, hint=f"this file stores {', '.join(retyped)} — a file that differs from the declared "
                                         f"codebook ({entry.codebook_files.get(wave.wave) or 'surveys/'}); convert the "
