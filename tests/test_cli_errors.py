@@ -62,6 +62,18 @@ def test_target_code_typo_is_reported(project: Path) -> None:
     assert "code 2 maps to 'femal' is not a code of sex (did you mean 'female'?)" in err
 
 
+def test_an_unquoted_yes_mapped_to_a_category_says_to_quote_it(project: Path) -> None:
+    """YAML 1.1 reads `yes` as true: a category code written unquoted got no hint (an audit of the author's
+    workflow)."""
+    cw = project / "mappings" / "ess.yaml"
+    edit(cw, "map: {1: city, 2: town_suburb, 3: town_suburb, 4: rural, 5: rural}",
+         "map: {1: yes, 2: town_suburb, 3: town_suburb, 4: rural, 5: rural}")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    assert ("code 1 maps to True is not a code of urbanisation (codes: city, town_suburb, rural) — quote it: YAML "
+            "reads an unquoted yes, no, on, off, true or false as true/false") in err
+
+
 def test_labelled_code_without_mapping_static(project: Path) -> None:
     cw = project / "mappings" / "ess.yaml"
     edit(cw, "map: {1: city, 2: town_suburb, 3: town_suburb, 4: rural, 5: rural}",

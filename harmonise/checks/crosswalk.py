@@ -151,7 +151,10 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             why = value_ok(var, value, tables)
             if why:
                 sub = ("map", code) if tp.kind == "map" else ("table",)
-                add(f"code {code!r} maps to {why}", sub, code="bad-target-code")
+                # YAML reads an unquoted yes/no/on/off/true/false as a boolean
+                quote = "quote it: YAML reads an unquoted yes, no, on, off, true or false as true/false" \
+                    if isinstance(value, bool) and var.type not in ("boolean",) else None
+                add(f"code {code!r} maps to {why}", sub, code="bad-target-code", hint=quote)
                 if tp.kind == "table":
                     break
     if tp.kind == "constant":
