@@ -12,7 +12,7 @@ named as such (e.g. EU-MIDIS I: partly interviewer-generated samples). Stored in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from harmonise.compile.sqltext import sql_literal
@@ -70,7 +70,7 @@ def _read(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
         return []
 
 
-def _expand(targets: Iterable[str], lineage: dict[str, tuple[str, list[str], str | None]]) -> set[str]:
+def _expand(targets: Iterable[str], lineage: Mapping[str, tuple[str, list[str], object]]) -> set[str]:
     """``targets`` and, through derivations, every target they are computed from."""
     seen: set[str] = set()
     todo = list(targets)
@@ -105,6 +105,24 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
                      f"WHERE survey || ' ' || wave IN ({within})"):
             held.setdefault((str(survey), str(wave), str(country)), set()).add(str(file))
     sampling = {str(s): str(t) for s, t in _read(con, "SELECT survey, sampling_type FROM survey_sampling")}
+    merged: dict[tuple[str, str, str], dict[str, tuple[str, list[str], frozenset[str]]]] = {}
+
+    def lineage_of(survey: str, wave: str, country: str) -> dict[str, tuple[str, list[str], frozenset[str]]]:
+        """The targets' lineage in the files of the survey-wave holding the country (every file when none
+        does): kind, source variables and the qualities any of those files maps it with."""
+        key = (survey, wave, country)
+        if key not in merged:
+            files = lineage.get((survey, wave), {})
+            mine = held.get(key)
+            chosen = [lin for f, lin in files.items() if mine is None or f in mine] or list(files.values())
+            out: dict[str, tuple[str, list[str], frozenset[str]]] = {}
+            for lin in chosen:
+                for t, (kind, srcs, quality) in lin.items():
+                    k, s, qs = out.get(t, (kind, [], frozenset()))
+                    out[t] = (k, list(dict.fromkeys([*s, *srcs])), qs | ({quality} if quality else set()))
+            merged[key] = out
+        return merged[key]
+
     cache: dict[tuple[str, str, str, str], str] = {}
 
     def flags(indicator: str, breakdown: str, source: str, country: str) -> str:
@@ -117,13 +135,11 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
                 reads += _names(defs.breakdowns[breakdown].expr)
             if WEIGHT_TARGET.get(weight):
                 reads.append(str(WEIGHT_TARGET[weight]))
-            files = lineage.get((survey, wave), {})
-            mine = held.get((survey, wave, country))
-            chosen = [lin for f, lin in files.items() if mine is None or f in mine] or list(files.values())
-            used = set().union(*(_expand(reads, lin) for lin in chosen)) if chosen else set()
+            lin = lineage_of(survey, wave, country)
+            used = _expand(reads, lin)
             parts = []
             for q in FLAGGED:
-                hit = sorted(t for t in used if any(lin.get(t, ("", [], None))[2] == q for lin in chosen))
+                hit = sorted(t for t in used if q in lin.get(t, ("", [], frozenset()))[2])
                 if hit:
                     parts.append(f"{q}: {', '.join(hit)}")
             if sampling.get(survey) in SAMPLING_WORDS:
