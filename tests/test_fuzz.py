@@ -230,3 +230,22 @@ def test_every_reader_failure_is_an_input_error(tmp_path: Path, fixture_bytes: b
     with pytest.raises(InputError) as exc:
         open_source(path)
     assert str(exc.value).startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("'employed' if pdwrk === 1 else 'x'", "syntax error at column 21: '===' is not an operator here; write =="),
+    ("a !== 2", "syntax error at column 3: '!==' is not an operator here; write !="),
+    ("a == 1 && b == 2", "syntax error at column 8: '&&' is not an operator here; write and"),
+    ("a == 1 || b == 2", "syntax error at column 8: '||' is not an operator here; write or"),
+    ("a = 1", "syntax error at column 3: '=' is not an operator here; write =="),
+    ("'x' if c else", "syntax error at column 13: the expression stops after 'else' (something is missing at its end)"),
+    ("x +", "syntax error at column 3: the expression stops after '+' (something is missing at its end)"),
+])
+def test_a_slip_is_said_where_it_is(text: str, message: str) -> None:
+    """Python's parser put `===` at column 1 ("expected 'else' after 'if'") and an expression stopping short at
+    column 0 ("invalid syntax"): an audit of the author's workflow."""
+    from harmonise.spec.expr import ExprError, parse
+
+    with pytest.raises(ExprError) as info:
+        parse(text)
+    assert str(info.value) == message

@@ -95,9 +95,41 @@ def _parse(text: str) -> ast.expr:
             warnings.simplefilter("ignore", SyntaxWarning)
             tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExprError(f"syntax error at column {exc.offset}: {exc.msg}") from None
+        raise ExprError(_mistake(text.strip()) or f"syntax error at column {exc.offset}: {exc.msg}") from None
     _check(tree.body, 0)
     return tree.body
+
+
+_OTHER_LANGUAGES = {"===": "==", "!==": "!=", "&&": "and", "||": "or", "=": "=="}
+
+
+def _mistake(text: str) -> str | None:
+    """A clearer message for a common slip Python's parser reports far from where it is: another language's
+    operator (``===``, ``&&``, ``||``, a single ``=``), or an expression that stops short (``'x' if c else``)."""
+    import io
+    import tokenize
+
+    tokens: list[tokenize.TokenInfo] = []
+    try:
+        tokens.extend(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # the tokens before the error are kept
+    ops = [t for t in tokens if t.type == tokenize.OP]
+    for i, t in enumerate(ops):
+        joined, col = t.string, t.start[1]
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        if nxt is not None and nxt.start == t.end and t.string + nxt.string in _OTHER_LANGUAGES:
+            joined = t.string + nxt.string
+        elif t.string in ("==", "!=") and nxt is not None and nxt.string == "=" and nxt.start == t.end:
+            joined = t.string + "="
+        if joined in _OTHER_LANGUAGES and (joined != "=" or t.string == "="):
+            return f"syntax error at column {col + 1}: '{joined}' is not an operator here; write {_OTHER_LANGUAGES[joined]}"
+    words = [t for t in tokens if t.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING)]
+    if words and (words[-1].string in ("if", "else", "and", "or", "not", "in") or
+                  words[-1].type == tokenize.OP and words[-1].string not in (")", "]")):
+        return (f"syntax error at column {len(text)}: the expression stops after '{words[-1].string}' "
+                "(something is missing at its end)")
+    return None
 
 
 def _check(node: ast.AST, depth: int) -> None:
