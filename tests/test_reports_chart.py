@@ -137,3 +137,16 @@ def test_a_chart_of_several_indicators_is_asked_for_one(fr_db: Path, tmp_path: P
                        "--db", str(fr_db))
     assert code == 2 and err == ("error: --indicator employment_rate,activity_rate: a chart draws one indicator; give "
                                  "one, or estimate several with `harmonise indicators`\n")
+
+
+def test_survey_waves_without_the_by_variable_show_their_total_once(small_demo_db: Path, tmp_path: Path) -> None:
+    """By city, every survey-wave without one (EVS; ESS rounds whose regions name no city) drew an 'All' and an
+    'Unknown' row with the same values (an audit of the researcher's workflow); now its total only, and the
+    survey-waves with cities as before."""
+    chart = compare(small_demo_db, "employment_rate", tmp_path / "city.png", by=["city"], group=None)
+    cells = {c for c, _, _ in chart.plotted} | {c for c, _, _ in chart.suppressed}
+    wave = {c: c.rsplit(" · ", 1) for c in cells}
+    with_city = {w for w, v in wave.values() if v not in ("All", "Unknown")}
+    assert with_city and any(w.startswith("EVS ") for w, _ in wave.values())
+    assert all(v != "Unknown" or w in with_city for w, v in wave.values())
+    assert {v for w, v in wave.values() if w.startswith("EVS ")} == {"All"}

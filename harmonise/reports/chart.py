@@ -114,6 +114,9 @@ def draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label:
         raise UsageError(f"no estimates for {indicator!r} in this grouping; nothing to draw")
     pooled = est.pooling is not None
     keys = list(by) if pooled else [c for c in grouping(by, False) if c not in SAMPLE_KEYS]
+    if keys and not pooled:  # a survey-wave without the --by variable (ESS by city): its total, not an 'Unknown' twin
+        known = {(r["survey"], r["wave"]) for r in rows if any(r[c] not in (ALL, UNKNOWN) for c in keys)}
+        rows = [r for r in rows if (r["survey"], r["wave"]) in known or all(r[c] == ALL for c in keys)]
 
     def cell_of(r: dict[str, object]) -> str:
         head = [] if pooled else [labels.source(str(r["source"] or f"{r['survey']} {r['wave']}"))]
