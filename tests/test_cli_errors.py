@@ -393,3 +393,15 @@ def test_a_wave_without_a_usable_id_is_set_aside_and_the_others_are_checked(proj
                                "match pattern")  # no id to name it by: its position
     assert lines[1] == (f"error: mappings/ess.yaml:{line_of(path, '2: femal}')} targets.sex.map.2: waves {others}: "
                         "code 2 maps to 'femal' is not a code of sex (did you mean 'female'?)")
+
+
+def test_a_target_without_a_rule_is_one_error_naming_its_waves(project: Path) -> None:
+    """A base rule renamed left its target without a rule in every wave: one error per wave, all at the same line
+    (an audit of the author's workflow). One now, naming the waves."""
+    path = project / "mappings" / "ess.yaml"
+    edit(path, "  urbanisation:\n", "  urbanisatio:\n")
+    code, _, err = run("validate", project=project)
+    assert code == 1
+    lines = [x for x in err.splitlines() if "has no rule" in x]
+    waves = [w for w in waves_of("ess", project)]
+    assert len(lines) == 1 and f"waves {', '.join(waves)}: target 'urbanisation' has no rule" in lines[0]

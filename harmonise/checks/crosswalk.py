@@ -121,8 +121,9 @@ def dedupe(issues: list[Issue]) -> list[Issue]:
     for (_, _, _, _, text), found in groups.items():
         first = found[0][1]
         waves = [w for w, _ in found if w is not None]
-        if len(waves) > 1:
-            first = replace(first, message=f"waves {', '.join(waves)}: {text}")
+        if len(waves) > 1:  # of several waves: not the first's (JSON consumers read `waves`)
+            first = replace(first, message=f"waves {', '.join(waves)}: {text}", wave=None,
+                            extra={**first.extra, "waves": waves})
         out.append(first)
     return out
 

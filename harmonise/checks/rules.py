@@ -46,7 +46,7 @@ def rule_issues(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableSe
                     issues.append(_issue(err["msg"], path, code="type"))
         elif at.rule is None:
             if not var.automatic and not (var.derived and var.derive is not None):
-                issues.append(Issue(f"target '{var.name}' has no rule for wave {wave.wave}",
+                issues.append(Issue(f"wave {wave.wave}: target '{var.name}' has no rule",  # one issue for its waves (dedupe)
                                     path=f"targets.{var.name}", code="no-rule",
                                     hint=f"map it, or declare `{var.name}: {{not_asked: <reason>}}`",
                                     extra={"yaml_path": ("targets",)}))
