@@ -175,9 +175,13 @@ def _unique(issues: list[Issue]) -> list[Issue]:
     """Issues without repeats: one located at a file line is one issue whichever wave's check found it
     (a static check and the same check against a data file); unlocated ones are told apart by wave."""
     seen, out = set(), []
+    # a rule a file cannot compile for a type the static check found already is said once, at the rule's field
+    typed = {(i.file, i.path) for i in issues if i.code == "expr-type" and i.severity == "error" and i.file}
     for i in issues:
         key = (i.severity, i.file, i.line, i.path, i.message) if i.file else \
             (i.severity, i.file, i.line, i.path, i.message, i.survey, i.wave)
+        if i.code == "compile" and any(f == i.file and p and i.path and p.startswith(i.path + ".") for f, p in typed):
+            continue
         if key not in seen:
             seen.add(key)
             out.append(i)
