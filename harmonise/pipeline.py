@@ -598,7 +598,8 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
             for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
     unmapped = accounting.unmapped_codes(rep, plan, labels, src.meta)
     found = [*unmapped, *accounting.empty_sources(rep, plan, out.rows),
-             *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.missing_weights(rep, plan, out.rows),
+             *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.declared_missing_values(rep, plan, src.meta),
+             *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
              *accounting.row_count(src.meta.rows, out.rows, str(job.path), plan),
              *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(

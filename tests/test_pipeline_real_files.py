@@ -328,3 +328,13 @@ def test_a_variable_stored_as_text_against_the_declared_codebook_is_said_so(tmp_
     assert "waves[10].overrides.year: cannot compare text with a number: inwds is text" in out + err
     assert ("this file stores inwds as text, declared a number — a file that differs from the declared codebook "
             "(surveys/ess/codebook_10.yaml)") in out + err
+
+
+def test_codes_the_file_declares_missing_but_the_rule_maps_as_values_are_noted() -> None:
+    """ESS10 UA's national release declares vote 3 ('Not eligible to vote') user-missing; the crosswalk maps it to
+    not_eligible. Stored as a value, with a note saying the file's declaration and the crosswalk differ (an audit
+    found a file declaring trust 0 missing stored as values with no word)."""
+    code, out, err = run("validate", "--data", str(SHARED / "ess_real" / "ess10_ua"))
+    assert code == 0, err
+    assert ("targets.voted_national: vote: the file declares code(s) 3 (50 rows) user-missing, but the rule maps "
+            "them as values of voted_national: stored as values") in out

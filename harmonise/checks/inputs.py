@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan, expr_source_missing
-from harmonise.spec.source import SourceMeta
+from harmonise.spec.source import SourceMeta, find_variable
 
 if TYPE_CHECKING:
     import duckdb
@@ -83,6 +83,40 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
             hint="if a code means missing, give it a reason under the rule's missing: (e.g. "
                  f"'{next(iter(sorted(codes)))}: invalid'); if the edition added it, check the expression",
             extra={"yaml_path": tp.path}))
+    return out
+
+
+def declared_missing_values(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+    """One note per source variable whose rows hold codes the file declares user-missing but the rule maps as values
+    (trust 0 declared missing; ESS10 UA's national release declares `vote` 3, 'Not eligible to vote', missing):
+    stored as values, as the crosswalk says — the file's declaration and the crosswalk differ, and the author of
+    either may be right."""
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for target, code, value, reason, n in rep:
+        tp = plan.targets.get(target)
+        if tp is None or tp.kind not in ("map", "range", "table") or not tp.source or reason is not None \
+                or value is None or not code:
+            continue
+        vm = find_variable(meta.variables, tp.source)
+        if vm is None or not (vm.missing_values or vm.missing_ranges):
+            continue
+        try:
+            key: float | str = code if vm.type == "string" else float(code)
+        except ValueError:
+            continue
+        if vm.declared_missing(key):
+            codes = found.setdefault((target, vm.name), {})
+            codes[code] = codes.get(code, 0) + n
+    out = []
+    for (target, name), codes in sorted(found.items()):
+        tp = plan.targets[target]
+        shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in sorted(codes.items())[:5])
+        out.append(Issue(
+            f"{name}: the file declares code(s) {shown} user-missing, but the rule maps them as values of {target}: "
+            "stored as values", code="declared-missing-value", severity="note", survey=plan.survey,
+            wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)), extra={"yaml_path": tp.path},
+            hint="if the file is right, give the codes a missing reason under the rule's missing: (a wave override); "
+                 "if the declaration is the file's slip, nothing to do"))
     return out
 
 
