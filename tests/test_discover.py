@@ -575,3 +575,11 @@ def test_a_linked_country_folder_is_read_and_a_loop_is_not_walked_twice(tmp_path
     (tmp_path / "data" / "fi" / "up").symlink_to(tmp_path / "data", target_is_directory=True)
     assert [p.relative_to(tmp_path / "data").as_posix() for p in data_files([tmp_path / "data"])] == [
         "fi/ESS9FI.sav", "no/ESS9NO.sav"]
+
+
+def test_a_code_with_spaces_at_an_end_is_quoted_in_messages() -> None:
+    """`cntry` ' PL' was shown as "code  PL": the space did not show (an audit of real-file variants)."""
+    from harmonise.checks.accounting import _shown
+
+    assert (_shown(" PL", {}), _shown("PL", {}), _shown("PL ", {"PL ": "Poland"})) == (
+        "' PL' (no value label)", "PL (no value label)", "'PL ' ('Poland')")

@@ -93,7 +93,9 @@ def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels,
 
 def _shown(code: str | None, labels: dict[str, str]) -> str:
     label = labels.get(code or "")
-    return f"{clip(code)} ('{label}')" if label else f"{clip(code)} (no value label)"
+    # a code with spaces at an end is quoted, so they show (' PL' is not 'PL')
+    text = f"'{clip(code)}'" if code and code != code.strip() else clip(code)
+    return f"{text} ('{label}')" if label else f"{text} (no value label)"
 
 
 Unaccounted = dict[str, tuple[VarMeta, list[tuple[Code, str]], list[Code], list[tuple[str, str]]]]
