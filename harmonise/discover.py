@@ -57,6 +57,7 @@ class Job:
     opened_with: str | None = None
     sha256: str | None = None  # the file's digest, when discovery computed it (an incremental build)
     sampled: bool = False  # its wave's content variables were read from its first CONTENT_SAMPLE rows only
+    content_seen: dict[str, set[str]] = field(default_factory=dict)  # assigned by --survey/--wave: its first rows'
     name: str = ""  # the name provenance gives it: its file name, or a path when another file has that name
 
     @property
@@ -166,8 +167,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     others = [] if opts.survey else [(cw, file) for cw, file in others if cw.survey not in project.crosswalks]
     files_of = {**{cw.survey: file for cw, file in others},
                 **{s: e.file for s, e in project.surveys.items()}}
-    content = [] if opts.survey and opts.wave else \
-        sorted({n for cw in [*crosswalks, *(c for c, _ in others)] for w in cw.waves for n in (w.content or {})})
+    # read with --survey/--wave too: a file of several waves is not harmonised as one
+    content = sorted({n for cw in [*crosswalks, *(c for c, _ in others)] for w in cw.waves for n in (w.content or {})})
     shas: list[str | None] = [None] * len(files)
     if cache is not None and cache.previous is not None:
         shas = list(cache.hashes(files, min(SCAN_READERS, os.cpu_count() or 1)))
@@ -205,10 +206,19 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                                      "`files` more specific"))
             continue
         if not hits:
+            several = _several_waves(src, crosswalks, seen) if src is not None else None
+            if several:  # a cumulative file: its rows are several waves', none of which it matches whole
+                issues.append(_mixed(f, f"it holds {several}", cw=None))
+                continue
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
+        observed = _observed(src, cw, seen) if forced and src is not None else {}
+        if forced and any(len(v) > 1 for v in observed.values()):  # whatever wave is given, not one wave's rows
+            issues.append(_mixed(f, "it holds " + "; ".join(f"{n} = {', '.join(sorted(v, key=_natural))}" for n, v
+                                                             in observed.items() if len(v) > 1), cw=cw.survey))
+            continue
         if not forced:
             issues.extend(_name_content(f, src, (cw, wave), why, crosswalks, others, files_of, seen))
         foreign = None if why == BY_CONTENT or src is None else _foreign_content(src, wave, seen)
@@ -225,10 +235,12 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                                 hint="split a file that holds several waves into one file per wave; if the values "
                                      "are wrong and the file is this wave, name it with --survey and --wave"))
             continue
-        # a file with the wave's content variables has every row checked against them (the first rows were)
-        sampled = (not forced and src is not None and (src.meta.rows is None or src.meta.rows > CONTENT_SAMPLE)
+        # a file with the wave's content variables has every row checked against them (the first rows were); one
+        # assigned by --survey/--wave against the values of its first rows (one wave's, whichever)
+        sampled = (src is not None and (src.meta.rows is None or src.meta.rows > CONTENT_SAMPLE)
                    and any(find_variable(src.meta.variables, n) is not None for n in wave.content or {}))
-        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha, sampled)
+        job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha, sampled,
+                  content_seen={n: v for n, v in observed.items() if v})
         if src is not None and project.schema is not None:
             plan = same.resolve(cw, wave, project, src.meta, job.supplied)
             if _supplement(cw, wave, plan.sources(), src):
@@ -474,6 +486,40 @@ def _name_content(f: Path, src: SourceFile | None, hit: tuple[Crosswalk, Wave], 
         hint=("check the file: a misnamed file is harmless, but a file holding several waves is recognised by its "
               f"first {CONTENT_SAMPLE} rows; " if same else "check which crosswalk the file is for; ")
              + force(named) + " (in validate and build alike), whatever the content")]
+
+
+def _observed(src: SourceFile, cw: Crosswalk, scanned: dict[str, set[str] | InputError]) -> dict[str, set[str]]:
+    """The values of the survey's content variables in the first rows of ``src`` (every row of a small file)."""
+    out: dict[str, set[str]] = {}
+    for name in dict.fromkeys(n for w in cw.waves for n in (w.content or {})):
+        vm = find_variable(src.meta.variables, name)
+        if vm is None:
+            continue
+        got = scanned.get(vm.name)
+        if isinstance(got, InputError):
+            raise got
+        out[vm.name] = got if got is not None else _distinct(src, vm.name)
+    return out
+
+
+def _several_waves(src: SourceFile, crosswalks: list[Crosswalk], scanned: dict[str, set[str] | InputError]
+                   ) -> str | None:
+    """``name = values`` when a content variable of ``src`` holds the values of two or more waves of a survey in its
+    first rows (a cumulative file), else None."""
+    for cw in crosswalks:
+        for name, values in _observed(src, cw, scanned).items():
+            waves = {w.wave for w in cw.waves for n, allowed in (w.content or {}).items()
+                     if n.lower() == name.lower() and values & content_wanted(allowed)}
+            if len(waves) > 1:
+                return f"{name} = {', '.join(sorted(values, key=_natural))} ({cw.survey} waves {', '.join(sorted(waves, key=_natural))})"
+    return None
+
+
+def _mixed(f: Path, what: str, cw: str | None) -> Issue:
+    """The error of a file holding rows of several waves: they would all be stored as one."""
+    return Issue(f"{f}: {what}: rows of several waves, which would all be stored as one wave", code="mixed-waves",
+                 survey=cw, hint="split it into one file per wave (a cumulative file: by its round variable), then "
+                                 "harmonise the files together")
 
 
 def _foreign_content(src: SourceFile, wave: Wave, scanned: dict[str, set[str] | InputError]) -> str | None:

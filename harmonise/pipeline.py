@@ -191,7 +191,8 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
     edition = same.keyed(("edition", job.crosswalk.survey),
                          lambda: edition_variables(file_edition(project, job.crosswalk.survey)))
     columns += [v for v in edition.values() if v in src.meta.variables and v not in src.virtual and v not in columns]
-    content = [(vm.name, content_wanted(allowed)) for name, allowed in (job.wave.content or {}).items()
+    content = [(vm.name, job.content_seen.get(vm.name) or content_wanted(allowed))
+               for name, allowed in (job.wave.content or {}).items()
                if job.sampled and (vm := src.meta.get(name)) is not None]
     columns += [c for c, _ in content if c not in columns]
     return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path, job.sha256), edition,
@@ -209,11 +210,14 @@ def _same_content(f: _File, frame: pd.DataFrame) -> None:
         i = next(i for i, t in enumerate(texts) if t is not None and t not in wanted)
         row = int(frame["__row"].to_numpy()[i]) & ROW_MASK
         cw, wave = f.job.crosswalk.survey, f.job.wave.wave
+        forced = bool(f.job.content_seen)
+        made = f"{cw} wave {wave}" + (" (given by --survey/--wave)" if forced else "")
         raise ValidationFailed([Issue(
             f"{f.job.path}: {column} = {texts[i]} at row {row:,}, but the {column} values of its first "
-            f"{CONTENT_SAMPLE:,} rows ({', '.join(sorted(wanted))}) made it {cw} wave {wave}", code="mixed-waves",
-            survey=cw, wave=wave, hint="split a file that holds several waves into one file per wave, or name its "
-                                       "wave with --survey and --wave")], "the file holds rows of several waves")
+            f"{CONTENT_SAMPLE:,} rows are {', '.join(sorted(wanted))}: rows of several waves, which would all be "
+            f"stored as {made}", code="mixed-waves", survey=cw, wave=wave,
+            hint="split a file that holds several waves into one file per wave (if a row's value is wrong, mend "
+                 "it in the file)")], "the file holds rows of several waves")
 
 
 def _check(f: _File, project: Project, same: SameWork) -> None:

@@ -266,10 +266,33 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
     code, out, err = run("build", "--data", str(data), "--db", str(db))
     assert (code, out) == (1, "")  # a validation failure, as when the first rows are another wave's (was exit 2)
     assert err == (f"error: ess wave 9: {data / 'ESS9FI-mixed.sav'}: essround = 8 at row {first_other:,}, but the "
-                   f"essround values of its first {CONTENT_SAMPLE:,} rows (9) made it ess wave 9 — split a file that "
-                   "holds several waves into one file per wave, or name its wave with --survey and --wave\n"
+                   f"essround values of its first {CONTENT_SAMPLE:,} rows are 9: rows of several waves, which would all "
+                   "be stored as ess wave 9 — split a file that holds several waves into one file per wave (if a row's "
+                   "value is wrong, mend it in the file)\n"
                    "build failed; the previous database is unchanged: 1 error(s)\n")
     assert not db.exists()
+    # given --survey/--wave, the file is still checked row by row: its rows of round 8 are not stored as round 9
+    code, out, err = run("build", "--data", str(data), "--survey", "ess", "--wave", "9", "--db", str(db))
+    assert code == 1 and (f"essround = 8 at row {first_other:,}, but the essround values of its first "
+                          f"{CONTENT_SAMPLE:,} rows are 9: rows of several waves, which would all be stored as ess "
+                          "wave 9 (given by --survey/--wave)") in err
+    assert not db.exists()
+
+
+def test_a_cumulative_file_is_a_file_of_several_waves(tmp_path: Path, finland: tuple[pd.DataFrame, Any]) -> None:
+    """A file whose first rows hold two rounds (a cumulative or data-wizard download, shuffled) "matched no
+    crosswalk wave" (exit 2) and was told to use --survey/--wave, which stored every row as one round (an audit
+    of real-file variants). It is a file of several waves: exit 1, with or without --survey/--wave."""
+    df, meta = finland
+    mixed = pd.concat([df.head(40), df.head(40).assign(essround=8.0, idno=df["idno"].head(40) + 10**6)])
+    mixed = mixed.sample(frac=1, random_state=1).reset_index(drop=True)
+    data = tmp_path / "cumulative"
+    data.mkdir()
+    write_copy((mixed, meta), data / "ESS-cumulative.sav")
+    for extra in ((), ("--survey", "ess", "--wave", "9")):
+        code, out, err = run("validate", "--data", str(data), *extra)
+        assert code == 1, out + err
+        assert "it holds essround = 8, 9" in err and "rows of several waves, which would all be stored as one wave" in err
 
 
 def test_a_file_name_that_is_not_utf8_text_is_named_as_an_input_error(tmp_path: Path) -> None:
