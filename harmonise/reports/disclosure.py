@@ -223,19 +223,30 @@ def _tables(f: pd.DataFrame, table_keys: Sequence[str]) -> list[list[int]]:
 
 def _same_cells(f: pd.DataFrame, table_keys: Sequence[str], coords: list[tuple[str, ...]], counts: list[int]
                 ) -> dict[int, int]:
-    """Rows that are the same cell as the total table's row at their coordinates (row → that row): a breakdown's
-    total (group ``all``) covers the respondents whose group is known, a subset of the total's, so the same
-    number of respondents with an answer means the same respondents and the same estimate. Such a cell is
-    one unknown in every table that holds it: hidden in one, it is hidden in all (docs/decisions.md 69)."""
+    """Rows of different tables that are the same cell (row → the first such row): at the same coordinates, the
+    same respondents with an answer — a breakdown's total and the total when no group is unknown (its respondents
+    are a subset of the total's), two breakdowns' totals that leave out the same respondents, a group two
+    breakdowns share (born in the country in `birthplace` and in `origin_group`). Told by what they publish: the
+    same n, estimate and effective n (rounded, as sums of the same terms in another order may differ in the last
+    digit). Two different cells that agree on all three are joined too: one more cell hidden, never one less.
+    Such a cell is one unknown in every table that holds it: hidden in one, it is hidden in all (decision 69)."""
     keys = ["\x1f".join(map(str, r)) for r in f[list(table_keys)].itertuples(index=False)]
     breakdowns = f["breakdown"].astype(str).tolist()
-    total = {(keys[i], coords[i]): i for i in range(len(f)) if breakdowns[i] == "total" and coords[i][-1] == ALL}
+    est, neff = f["estimate"].to_numpy(dtype=float), f["n_eff"].to_numpy(dtype=float)
+    first: dict[tuple[object, ...], int] = {}
+    holders: dict[int, set[str]] = {}
     out = {}
     for i in range(len(f)):
-        if breakdowns[i] != "total" and coords[i][-1] == ALL:
-            t = total.get((keys[i], coords[i]))
-            if t is not None and counts[t] == counts[i]:
-                out[i] = t
+        if counts[i] <= 0 or not np.isfinite(est[i]):
+            continue
+        sign = (keys[i], coords[i][:-1], counts[i], float(f"{est[i]:.11g}"),
+                float(f"{neff[i]:.9g}") if np.isfinite(neff[i]) else None)
+        rep = first.setdefault(sign, i)
+        if rep == i:
+            holders[i] = {breakdowns[i]}
+        elif breakdowns[i] not in holders[rep]:  # one cell per table: a table's own twins are its equations'
+            holders[rep].add(breakdowns[i])
+            out[i] = rep
     return out
 
 
