@@ -612,7 +612,7 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
              *accounting.approximate_alternatives(plan, str(job.path)),
              *unlabelled_letters(rep, plan, src.meta, same.declared(project, survey, wid), str(job.path)),
              *unread_letter_labels(rep, plan, src.meta, str(job.path)),
-             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped)]
+             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped, fname)]
     out.issues.extend(locate(i, index, survey, wid) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
     rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(

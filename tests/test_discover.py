@@ -326,7 +326,7 @@ def test_a_required_targets_unknown_or_empty_code_is_named_not_left_to_pandera(f
         f"targets.country: source variable cntry: 2 codes have no mapping for target country: . (no value label) 2, "
         f"UK (no value label) {len(df) - 2:,} ({len(df):,} row(s) in all) — add the codes to the rule's map or missing")
     assert errors[1:] == [("error: ess wave 9: pandera check 'not_nullable' failed on column respondent_id: 2 case(s), "
-                          f"e.g. <NA> (source rows {len(df) - 1}): respondent_id is required, but its rule (expr: concat(cntry, "
+                          f"e.g. <NA> (source rows {len(df) - 1} of ESS9FI.sav): respondent_id is required, but its rule (expr: concat(cntry, "
                           "'-', str(idno))) gave no value in those rows")]
     blank = df.assign(cntry=["FI"] * (len(df) - 2) + ["", ""])
     write_copy((blank, meta), tmp_path / "blank" / "ESS9FI.sav")
@@ -581,7 +581,7 @@ def test_a_pandera_failure_names_the_rule_its_values_came_from(finland: tuple[pd
     weight = -1.5 * df["pweight"].iloc[0]
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
         (f"error: ess wave 9: pandera check 'in_range(0.0, 1000000000.0)' failed on column weight: 1 case(s), e.g. "
-        f"{weight} (source rows 1) (from its rule: expr: pspwght * pweight)")]
+        f"{weight} (source rows 1 of ESS9FI.sav) (from its rule: expr: pspwght * pweight)")]
 
 
 def test_a_linked_country_folder_is_read_and_a_loop_is_not_walked_twice(tmp_path: Path) -> None:

@@ -257,7 +257,7 @@ def duplicate_ids(survey: str, wave: str, n: int, examples: Sequence[tuple[str, 
 
 
 def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], int]], plan: WavePlan,
-                        unmapped: Sequence[Issue] = ()) -> list[Issue]:
+                        unmapped: Sequence[Issue] = (), file: str | None = None) -> list[Issue]:
     """One error per (column, pandera check) with failures: ``groups`` holds column, check, failing
     values, example source rows and the number of cases. A null in a column whose codes ``unmapped``
     (:func:`unmapped_codes`) names is said there, with its codes."""
@@ -266,12 +266,13 @@ def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], i
     for col, check, values, rows, cases in groups:
         if check == "not_nullable" and col in said:
             continue
-        examples = ", ".join(sorted({clip(v) for v in values})[:5])
+        examples = ", ".join(sorted({f"'{clip(v)}'" if v != v.strip() else clip(v) for v in values})[:5])
         shown = ", ".join(str(r) for r in sorted(rows)[:3])
         tp = plan.targets.get(col)
         why = "" if tp is None else f": {col} is required, but its rule ({tp.rule_text}) gave no value in those rows" \
             if check == "not_nullable" else f" (from its rule: {tp.rule_text})"
         out.append(Issue(f"pandera check '{check}' failed on column {col}: {cases:,} case(s), e.g. {examples}"
-                         + (f" (source rows {shown})" if shown else "") + why,
+                         + (f" (source rows {shown}{' of ' + file if file else ''})" if shown else
+                            f" (in {file})" if file else "") + why,
                          code="validation", survey=plan.survey, wave=plan.wave.wave, variable=col))
     return out

@@ -168,7 +168,8 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
     if tp.kind == "range" and tp.source and meta is not None and (vm := meta.get(tp.source)) is not None \
             and vm.type == "string":
         add(f"a range rule needs a numeric source, but {tp.source} is a string variable", ("source",),
-            code="rule-kind", hint="use a map or a table for text codes")
+            code="rule-kind", hint="a file storing numbers as text needs them made numeric (Stata `destring`, SPSS "
+                                   "`ALTER TYPE`; decimal commas made points); for text codes, use a map or a table")
     if tp.kind == "expr" and tp.expr:
         got, _ = expr_problem(tp.expr, meta, schema, tables)
         want = EXPR_TYPES.get(var.type)
