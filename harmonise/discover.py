@@ -493,13 +493,17 @@ def _observed(src: SourceFile, cw: Crosswalk, scanned: dict[str, set[str] | Inpu
     out: dict[str, set[str]] = {}
     for name in dict.fromkeys(n for w in cw.waves for n in (w.content or {})):
         vm = find_variable(src.meta.variables, name)
-        if vm is None:
-            continue
-        got = scanned.get(vm.name)
-        if isinstance(got, InputError):
-            raise got
-        out[vm.name] = got if got is not None else _distinct(src, vm.name)
+        if vm is not None:
+            out[vm.name] = _first_values(src, vm.name, scanned)
     return out
+
+
+def _first_values(src: SourceFile, column: str, scanned: dict[str, set[str] | InputError]) -> set[str]:
+    """A content variable's values in the first rows of ``src``, as discovery scanned them (read now if not)."""
+    got = scanned.get(column)
+    if isinstance(got, InputError):
+        raise got
+    return got if got is not None else _distinct(src, column)
 
 
 def _several_waves(src: SourceFile, crosswalks: list[Crosswalk], scanned: dict[str, set[str] | InputError]
@@ -529,10 +533,7 @@ def _foreign_content(src: SourceFile, wave: Wave, scanned: dict[str, set[str] | 
         vm = find_variable(src.meta.variables, name)
         if vm is None:
             continue
-        got = scanned.get(vm.name)
-        if isinstance(got, InputError):
-            raise got
-        values = got if got is not None else _distinct(src, vm.name)
+        values = _first_values(src, vm.name, scanned)
         if values - content_wanted(allowed):
             rows = "" if src.meta.rows is not None and src.meta.rows <= CONTENT_SAMPLE else f" in its first {CONTENT_SAMPLE} rows"
             return (f"{vm.name} = {', '.join(sorted(values, key=_natural))}{rows}, where the wave's is "
