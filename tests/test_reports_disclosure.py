@@ -31,7 +31,6 @@ def recoverable(rows: pd.DataFrame, dims: list[str]) -> list[tuple[object, ...]]
     axes = [*dims, "group"]
     coords = {tuple(map(str, r)): i for i, r in enumerate(rows[axes].itertuples(index=False))}
     hidden = [i for i, (rel, n) in enumerate(zip(rows["reliability"], rows["n"])) if rel == "suppressed" and n > 0]
-    col = {i: j for j, i in enumerate(hidden)}
     relations = []
     for key, parent in coords.items():
         for a in range(len(axes)):
@@ -42,6 +41,13 @@ def recoverable(rows: pd.DataFrame, dims: list[str]) -> list[tuple[object, ...]]
                 relations.append((parent, kids))
     if not hidden or not relations:
         return []
+    return [tuple(rows.iloc[i][axes]) for i in determined(relations, hidden)]
+
+
+def determined(relations: list[tuple[int, list[int]]], hidden: list[int]) -> list[int]:
+    """The ``hidden`` unknowns the relations (parent = Σ kids) determine: least squares, the projection of each
+    unknown's unit vector onto the relations' row space (pinv(a) @ a) is the vector itself exactly then."""
+    col = {i: j for j, i in enumerate(hidden)}
     a = np.zeros((len(relations), len(hidden)))
     for e, (parent, kids) in enumerate(relations):
         if parent in col:
@@ -49,10 +55,8 @@ def recoverable(rows: pd.DataFrame, dims: list[str]) -> list[tuple[object, ...]]
         for k in kids:
             if k in col:
                 a[e, col[k]] -= 1
-    # least squares: the projection of each unknown's unit vector onto the row space of the relations
-    # (pinv(a) @ a); an unknown is determined exactly when its unit vector lies in that space
     projection = np.linalg.pinv(a, rcond=1e-10) @ a
-    return [tuple(rows.iloc[i][axes]) for j, i in enumerate(hidden) if abs(projection[j, j] - 1) < 1e-8]
+    return [i for j, i in enumerate(hidden) if abs(projection[j, j] - 1) < 1e-8]
 
 
 def tables(rows: list[dict[str, object]]) -> list[pd.DataFrame]:
@@ -151,7 +155,6 @@ def recoverable_across(rows: pd.DataFrame, dims: list[str], truth: dict[tuple[ob
               if rows["reliability"][i] == "suppressed" and rows["n"][i] > 0 and cell[i] in published]
     if leaked or not hidden:
         return leaked
-    col = {c: j for j, c in enumerate(hidden)}
     relations = []
     for _, table in rows.groupby("breakdown"):
         where = {coord[i]: cell[i] for i in table.index}
@@ -163,17 +166,8 @@ def recoverable_across(rows: pd.DataFrame, dims: list[str], truth: dict[tuple[ob
                         relations.append((parent, kids))
     if not relations:
         return []
-    a = np.zeros((len(relations), len(hidden)))
-    for e, (parent, kids) in enumerate(relations):
-        if parent in col:
-            a[e, col[parent]] += 1
-        for k in kids:
-            if k in col:
-                a[e, col[k]] -= 1
-    projection = np.linalg.pinv(a, rcond=1e-10) @ a
     first = {c: i for i, c in reversed(list(enumerate(cell)))}
-    return [tuple(rows.iloc[first[c]][["breakdown", *axes]]) for j, c in enumerate(hidden)
-            if abs(projection[j, j] - 1) < 1e-8]
+    return [tuple(rows.iloc[first[c]][["breakdown", *axes]]) for c in determined(relations, hidden)]
 
 
 OPEN = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1e9)  # suppresses nothing: the true values
