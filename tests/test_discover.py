@@ -606,3 +606,15 @@ def test_a_code_with_spaces_at_an_end_is_quoted_in_messages() -> None:
 
     assert (_shown(" PL", {}), _shown("PL", {}), _shown("PL ", {"PL ": "Poland"})) == (
         "' PL' (no value label)", "PL (no value label)", "'PL ' ('Poland')")
+
+
+def test_alpha_3_country_codes_are_said_to_be_alpha_3(tmp_path: Path, finland: tuple[pd.DataFrame, Any]) -> None:
+    """`cntry` 'FIN' (a file recoded to ISO alpha-3) was an unmapped code told to be added to the map or missing
+    (a required target has no missing reason): the message says what the codes are and how to recode them."""
+    df, meta = finland
+    write_copy((df.assign(cntry="FIN"), meta), tmp_path / "d" / "ESS9FI.sav")
+    code, _, err = run("validate", "--data", str(tmp_path / "d"))
+    assert code == 1
+    assert ("has no mapping for target country: 1,755 row(s): they read as ISO 3166-1 alpha-3 codes (FIN), and the "
+            "rule's table ess_country_codes maps its own codes — recode the variable in the file to the codes "
+            "ess_country_codes maps") in err

@@ -33,6 +33,11 @@ def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta
         if all(_number(c) is not None and not lo <= _number(c) <= hi for c, _ in codes):  # type: ignore[operator]
             return (f", outside the rule's range [{lo:g}, {hi:g}]",
                     "give the codes a missing reason (the rule's `missing`), or widen the range if they are valid")
+    if tp.kind == "table" and all(c is not None and len(c) == 3 and c.isalpha() and c.isupper() for c, _ in codes):
+        clause = (f": they read as ISO 3166-1 alpha-3 codes ({codes[0][0]}), and the rule's table {tp.table} maps "
+                  "its own codes")
+        return clause, (f"recode the variable in the file to the codes {tp.table} maps (mappings/tables/countries.yaml "
+                        "gives each alpha-3 code's alpha-2), or map these codes in a wave override")
     vm = meta.get(tp.source) if meta is not None and tp.source else None
     if tp.kind == "map" and vm is not None and vm.type == "string":
         keys = {_text(k) for k in tp.values if isinstance(k, (int, float)) and not isinstance(k, bool)}
