@@ -618,3 +618,13 @@ def test_alpha_3_country_codes_are_said_to_be_alpha_3(tmp_path: Path, finland: t
     assert ("has no mapping for target country: 1,755 row(s): they read as ISO 3166-1 alpha-3 codes (FIN), and the "
             "rule's table ess_country_codes maps its own codes — recode the variable in the file to the codes "
             "ess_country_codes maps") in err
+
+
+def test_a_target_not_available_names_what_each_alternative_lacks(tmp_path: Path, finland: tuple[pd.DataFrame, Any]) -> None:
+    """ESS9 FI without anweight and pweight: the warning named anweight only, although the alternatives would
+    serve the file given pweight (an audit of real-file variants)."""
+    df, meta = finland
+    write_copy((df, meta), tmp_path / "d" / "ESS9FI.sav", drop=("anweight", "pweight"))
+    code, out, _ = run("validate", "--data", str(tmp_path / "d"))
+    assert code == 0
+    assert "lacks their variables: weight (anweight or pweight); they are stored as missing" in out

@@ -155,7 +155,10 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
     absent = [(t, tp) for t, tp in plan.targets.items() if tp.kind == "absent"]
     out = []
     if absent:
-        listed = ", ".join(f"{t} ({', '.join(tp.absent)})" for t, tp in absent[:12])
+        # what it lacks for the rule, and for each alternative the rule has (`anweight`, or `pweight` for the
+        # pspwght × pweight of older editions)
+        listed = ", ".join(f"{t} ({' or '.join(', '.join(lacks) for lacks in tp.lacking) or ', '.join(tp.absent)})"
+                           for t, tp in absent[:12])
         more = f" and {len(absent) - 12} more" if len(absent) > 12 else ""
         out.append(Issue(f"{path}: {len(absent)} target(s) not available in this file, which lacks their variables: "
                          f"{listed}{more}; they are stored as missing (not_available)", code="not-available",

@@ -62,6 +62,7 @@ class TargetPlan:
     missing: SourceMissing = field(default_factory=SourceMissing)
     alternative: int = 0  # which of the rule's alternatives is in force (0: the rule itself)
     absent: tuple[str, ...] = ()  # kind absent or row_id: the rule's variables the file lacks
+    lacking: tuple[tuple[str, ...], ...] = ()  # kind absent: what the file lacks for the rule and each alternative
 
     def variables(self) -> list[str]:
         """The source variables the resolved rule reads."""
@@ -314,7 +315,8 @@ def resolve_wave(cw: Crosswalk, wave: Wave, schema: TargetSchema, tables: TableS
             else:
                 plans[var.name] = TargetPlan(var.name, "row_id" if var.name == ROW_ID_TARGET else "absent",
                                              path=at.path, quality="approximate" if var.name == ROW_ID_TARGET else None,
-                                             source=rule.source, expr=rule.expr, absent=tuple(absent))
+                                             source=rule.source, expr=rule.expr, absent=tuple(absent),
+                                             lacking=_lacking(at.rule, meta))
             continue
         plans[var.name] = _plan(var.name, rule, path, cw.missing, tables, meta)
         plans[var.name].alternative = index
@@ -357,6 +359,19 @@ def rule_variables(rule: Rule) -> list[str]:
     if rule.kind in ("map", "range", "table") and rule.source:
         return [rule.source]
     return []
+
+
+def _lacking(rule: Rule, meta: dict[str, VarMeta] | None) -> tuple[tuple[str, ...], ...]:
+    """What a file lacks for the rule and for each of its alternatives, each once (the rule's first)."""
+    if meta is None:
+        return ()
+    out: dict[tuple[str, ...], None] = {}
+    for option in alternatives(rule):
+        if isinstance(option, Rule):
+            lacks = tuple(n for n in rule_variables(option) if find_variable(meta, n) is None)
+            if lacks:
+                out.setdefault(lacks)
+    return tuple(out)
 
 
 def _choose(rule: Rule, path: tuple[str | int, ...], meta: dict[str, VarMeta] | None
