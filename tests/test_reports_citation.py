@@ -117,3 +117,17 @@ def test_harmonise_ships_its_licence_citation_and_the_domain_definitions_it_cite
                     "## Weights"):
         assert heading in domain
     assert "`child_arrival_age`" in domain
+
+
+def test_a_national_release_is_cited_by_its_own_name() -> None:
+    """ESS10 UA as its national team released it (data set ESS10UAe1) was cited as the integrated file, with the
+    integrated file's DOI (an audit of the researcher's workflow)."""
+    ess = descriptor("ess")
+    c = cite(ess, ess.wave("10"), "ESS 10 (2020)", [FileEdition("ESS10UAe2_0.sav", "ESS10UAe1", "1.0", "24.07.2024")])
+    assert c.text == ("European Social Survey European Research Infrastructure (ESS ERIC) (2024). ESS10UAe1 (not the "
+                      "declared ESS10 - integrated file), edition 1.0 [Data set]. Sikt - Norwegian Agency for Shared "
+                      "Services in Education and Research.")
+    assert c.doi is None and "a DOI" in c.missing_text
+    same = cite(ess, ess.wave("9"), "ESS 9 (2018)", [FileEdition("ESS9FI.sav", "ESS9e02", "2", "15.06.2020")])
+    assert same.text.endswith("ESS9 - integrated file, edition 2 [Data set]. Sikt - Norwegian Agency for Shared "
+                              "Services in Education and Research. https://doi.org/10.21338/NSD-ESS9-2018")

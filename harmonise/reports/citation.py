@@ -70,6 +70,15 @@ class Cited:
         return " ".join(t for t in (self.text, self.missing_text, self.basis) if t)
 
 
+_EDITION_SUFFIX = re.compile(r"e\d+(_\d+)?$", re.IGNORECASE)
+
+
+def _data_set(name: str) -> str:
+    """A data set's name without its extension and edition suffix (``ESS10e03_2.sav`` → ``ESS10``)."""
+    stem = name.rsplit(".", 1)[0] if name.lower().endswith((".sav", ".zsav", ".dta", ".por", ".csv")) else name
+    return _EDITION_SUFFIX.sub("", stem).upper()
+
+
 def cite(d: SurveyDescriptor | None, wd: WaveDescriptor | None, title_fallback: str,
          files: list[FileEdition] | None = None) -> Cited:
     """The citation of one survey-wave; ``files`` are the loaded files' own editions (a database build)."""
@@ -81,6 +90,14 @@ def cite(d: SurveyDescriptor | None, wd: WaveDescriptor | None, title_fallback: 
     declared = f"surveys/{d.id}/survey.yaml" if d else "no survey descriptor"
     basis = f"Edition as declared in {declared}." if edition else ""
     named = [f for f in files or [] if f.edition]
+    # a data set the loaded files name that extends a declared one's name (a national team's release, ESS10UAe1,
+    # beside the integrated ESS10e03_2): cited by its own name, without the declared data set's DOI
+    kinds = {_data_set(f.name) for f in (wd.files if wd else [])}
+    others = sorted({f.dataset_name for f in files or [] if f.dataset_name and (n := _data_set(f.dataset_name))
+                     not in kinds and any(n.startswith(k) for k in kinds)})
+    other = bool(kinds and others and all(f.dataset_name in others for f in files or [] if f.dataset_name))
+    if other:
+        title = f"{' and '.join(others)} (not the declared {title})"
     if named:
         editions = sorted({f.edition for f in named if f.edition})
         years = sorted({y for f in named if (y := f.year) is not None})
@@ -90,7 +107,7 @@ def cite(d: SurveyDescriptor | None, wd: WaveDescriptor | None, title_fallback: 
     elif files:
         basis = ("The loaded file(s) record no edition (" + ", ".join(f.file_name for f in files) + ")"
                  + (f"; edition as declared in {declared}." if edition else "."))
-    doi = wd.doi if wd and wd.doi else (d.citation.doi if d else None)
+    doi = None if other else wd.doi if wd and wd.doi else (d.citation.doi if d else None)
     head = f"{author} ({year})." if author and year else (f"{author}." if author else "")
     body = f"{title}, edition {edition} [Data set]." if edition else f"{title} [Data set]."
     tail = f"{publisher}." if publisher else ""
