@@ -10,8 +10,8 @@ from pathlib import Path
 from conftest import ROOT, edit, line_of, run
 
 from harmonise.spec.crosswalk import Rule, merge_override
-from harmonise.spec.project import load_project
-from harmonise.spec.resolve import resolve_wave, without_override
+from harmonise.spec.project import Project, load_project
+from harmonise.spec.resolve import TargetPlan, resolve_wave, without_override
 
 TABLE = Rule(source="cntbrthc", table="ess_country_codes", quality="exact", notes="legacy codes")
 MAP = Rule(source="gndr", map={1: "male", 2: "female"}, quality="exact", notes="by code")
@@ -42,27 +42,41 @@ def test_a_new_kind_still_replaces_the_rule_keeping_its_notes() -> None:
     assert merge_override(MAP, None) == MAP.model_dump(exclude_none=True)
 
 
-def test_a_map_override_on_a_table_rule_validates_and_keeps_the_table(project: Path) -> None:
-    path = project / "mappings" / "ess.yaml"
-    edit(path, '    overrides:\n      year: {expr: "coalesce(inwyys, 2016)"',
-         '    overrides:\n      country_of_birth: {map: {"01": DDDE}}\n      year: {expr: "coalesce(inwyys, 2016)"')
+YEAR_8 = '    overrides:\n      year: {expr: "coalesce(inwyys, 2016)"'
+
+
+def _override_wave_8(path: Path, rule: str) -> None:
+    """Write ``rule`` (one line: ``target: {...}``) first among ESS round 8's overrides."""
+    edit(path, YEAR_8, f'    overrides:\n      {rule}\n      year: {{expr: "coalesce(inwyys, 2016)"')
+
+
+def _validated_plan(project: Path, path: Path, survey: str, wave: str, target: str) -> tuple[TargetPlan, Project]:
+    """``validate`` of the edited crosswalk passes; the target's plan in the wave, and the project loaded."""
     code, out, err = run("validate", str(path), project=project)
     assert (code, out, err) == (0, "ok: 0 error(s), 0 warning(s)\n", "")
     loaded = load_project(project, [path])
     assert loaded.schema is not None
-    cw = loaded.crosswalks["ess"]
-    eight = next(w for w in cw.waves if w.wave == "8")
-    plan = resolve_wave(cw, eight, loaded.schema, loaded.tables).targets["country_of_birth"]
+    cw = loaded.crosswalks[survey]
+    return resolve_wave(cw, next(w for w in cw.waves if w.wave == wave), loaded.schema, loaded.tables).targets[target], \
+        loaded
+
+
+def test_a_map_override_on_a_table_rule_validates_and_keeps_the_table(project: Path) -> None:
+    path = project / "mappings" / "ess.yaml"
+    _override_wave_8(path, 'country_of_birth: {map: {"01": DDDE}}')
+    plan, loaded = _validated_plan(project, path, "ess", "8", "country_of_birth")
     assert (plan.kind, plan.source, plan.table, plan.quality) == ("table", "cntbrthc", "ess_country_codes", "exact")
-    table = without_override(cw, eight, "country_of_birth", loaded.schema, loaded.tables)
+    assert loaded.schema is not None
+    cw = loaded.crosswalks["ess"]
+    table = without_override(cw, next(w for w in cw.waves if w.wave == "8"), "country_of_birth", loaded.schema,
+                             loaded.tables)
     assert table is not None and len(table.values) > 250
     assert plan.values == {**table.values, "01": "DDDE"}  # the table has it: the override changes nothing
 
 
 def test_diff_of_a_map_override_on_a_table_rule_shows_no_change_of_kind(project: Path) -> None:
     path = project / "mappings" / "ess.yaml"
-    edit(path, '    overrides:\n      year: {expr: "coalesce(inwyys, 2016)"',
-         '    overrides:\n      country_of_birth: {map: {"01": DDDE}}\n      year: {expr: "coalesce(inwyys, 2016)"')
+    _override_wave_8(path, 'country_of_birth: {map: {"01": DDDE}}')
     code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(path), project=project)
     assert (code, err) == (0, "")
     assert out == f"ess: no changes between {ROOT / 'mappings' / 'ess.yaml'} and {path}\n"  # was kind table → map
@@ -71,8 +85,7 @@ def test_diff_of_a_map_override_on_a_table_rule_shows_no_change_of_kind(project:
 def test_an_override_leaving_two_kinds_names_the_field_to_drop(project: Path) -> None:
     path = project / "mappings" / "ess.yaml"
     deciles = "{" + ", ".join(f"{i}: {i}" for i in range(1, 11)) + "}"
-    edit(path, '    overrides:\n      year: {expr: "coalesce(inwyys, 2016)"',
-         f'    overrides:\n      income_decile: {{map: {deciles}}}\n      year: {{expr: "coalesce(inwyys, 2016)"')
+    _override_wave_8(path, f"income_decile: {{map: {deciles}}}")
     code, _, err = run("validate", str(path), project=project)
     assert code == 1
     assert err.splitlines()[0] == (
@@ -98,13 +111,7 @@ def test_a_source_and_map_override_on_an_evs_table_rule_keeps_every_code_of_the_
     path = project / "mappings" / "evs.yaml"
     edit(path, "      country_of_birth:\n        source: v305\n",
          "      country_of_birth:\n        source: v305\n        map: {40: AT}\n        quality: exact\n")
-    code, out, err = run("validate", str(path), project=project)
-    assert (code, out, err) == (0, "ok: 0 error(s), 0 warning(s)\n", "")
-    loaded = load_project(project, [path])
-    assert loaded.schema is not None
-    cw = loaded.crosswalks["evs"]
-    wave = next(w for w in cw.waves if w.wave == "2008")
-    plan = resolve_wave(cw, wave, loaded.schema, loaded.tables).targets["country_of_birth"]
+    plan, loaded = _validated_plan(project, path, "evs", "2008", "country_of_birth")
     assert (plan.kind, plan.source, plan.table) == ("table", "v305", "evs_country_codes")
     table = loaded.tables.code_map("evs_country_codes")
     assert table is not None and len(table.normalised_map()) > 250
