@@ -462,10 +462,12 @@ def _name_content(f: Path, src: SourceFile | None, hit: tuple[Crosswalk, Wave], 
             built, built_why = recognise(f, src, every, Options(), seen)
         except InputError:
             built, built_why = [], ""
-        if built_why == BY_CONTENT and built != [hit]:
+        # by content, one other wave takes the file in a build; by name, several waves make it ambiguous there
+        if built != [hit] and (built_why == BY_CONTENT or len(built) > 1):
             waves = ", ".join(f"{c.survey} wave {w.wave} ({files_of.get(c.survey, c.survey)})" for c, w in built)
-            return [Issue(f"{f}: validated here as {used} ({files_of.get(cw.survey, cw.survey)}), but its content "
-                          f"matches {waves}: a build with every crosswalk harmonises it as "
+            what = "its content matches" if built_why == BY_CONTENT else "its name matches the files of"
+            return [Issue(f"{f}: validated here as {used} ({files_of.get(cw.survey, cw.survey)}), but {what} "
+                          f"{waves}: a build with every crosswalk harmonises it as "
                           f"{'that wave' if len(built) == 1 else 'none of them (ambiguous-file)'}",
                           code="name-content", severity="warning", survey=cw.survey, wave=wave.wave,
                           hint=f"build it with --survey {cw.survey} --wave {wave.wave} to harmonise it as validated "

@@ -80,3 +80,39 @@ def test_a_file_of_one_survey_validated_with_its_own_crosswalk_has_no_warning() 
     code, out, err = run("validate", str(ROOT / "mappings" / "ess.yaml"), "--data", str(FI))
     assert (code, err) == (0, "")
     assert "name-content" not in out
+
+
+def _by_name_only(project: Path, survey: str, title: str) -> None:
+    """A crosswalk ``survey`` whose one wave names `gbfile.sav` by name (no content), mapping its `id` only."""
+    schema = yaml.safe_load((ROOT / "mappings" / "schema.yaml").read_text())
+    targets: dict[str, object] = {var["name"]: {"not_asked": "not mapped in this test"} for var in schema["variables"]
+                                  if not var.get("automatic") and not var.get("derived")}
+    targets["respondent_id"] = {"expr": "str(id)", "quality": "exact"}
+    targets["country"] = {"expr": "'FI'", "quality": "exact"}
+    crosswalk = {"survey": survey, "title": title, "waves": [{"wave": "1", "year": 2018, "files": ["gbfile.sav"]}],
+                 "targets": targets}
+    (project / "mappings" / f"{survey}.yaml").write_text(yaml.safe_dump(crosswalk, sort_keys=False))
+
+
+def test_validating_one_crosswalk_says_a_build_finds_the_file_named_by_two(project: Path, tmp_path: Path) -> None:
+    """Two crosswalks naming the same file: each validated alone took it and said ok, and a build of both refused it
+    as an ambiguous file. Validating one now says so."""
+    import pandas as pd
+    import pyreadstat
+
+    _by_name_only(project, "gbnew", "A new survey")
+    _by_name_only(project, "gbtwo", "Another survey")
+    edit(project / "mappings" / "schema.yaml", "ties: The Integration of the European Second generation}",
+         "ties: The Integration of the European Second generation, gbnew: A new survey, gbtwo: Another survey}")
+    data = tmp_path / "gbfile.sav"
+    pyreadstat.write_sav(pd.DataFrame({"id": [1.0, 2.0, 3.0]}), str(data))
+    code, out, err = run("validate", str(project / "mappings" / "gbnew.yaml"), "--data", str(data), project=project)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == (
+        f"warning: gbnew wave 1: {data}: validated here as gbnew wave 1 (mappings/gbnew.yaml), but its name matches the "
+        "files of gbnew wave 1 (mappings/gbnew.yaml), gbtwo wave 1 (mappings/gbtwo.yaml): a build with every crosswalk "
+        "harmonises it as none of them (ambiguous-file) — build it with --survey gbnew --wave 1 to harmonise it as "
+        "validated here; validate without naming a crosswalk to check it as a build does")
+    code, out, err = run("validate", "--data", str(data), project=project)
+    assert (code, out) == (1, "FAILED: 1 error(s), 0 warning(s)\n")
+    assert f"{data}: file name matches several waves (gbnew wave 1, gbtwo wave 1)" in err
