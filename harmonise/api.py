@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,9 @@ class FileOptions:
     wave: str | None = None
     country: str | None = None
     design: tuple[Path, ...] = ()  # sample-design files joined to their waves (``--design``)
+    # files a first run found to hold rows of several waves past their first rows: read wave by wave (see
+    # :func:`_again`)
+    whole: frozenset[Path] = frozenset()
 
 
 @dataclass
@@ -151,24 +154,47 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
     if data and project.schema is not None:
         import duckdb
 
-        con = duckdb.connect(":memory:")
-        try:
-            with spared_by_collector() as sparing:
-                result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
-                                          sparing=sparing, others=_not_loaded(root, project) if mappings else ()))
-            result.issues.extend(inputs.weight_issues(con))  # as a build says them (all zero, negative)
-        except ValidationFailed as exc:  # a file that stops the run (rows of several waves), with what was found
-            raise ValidationFailed(_unique([*result.issues, *exc.issues]), exc.summary) from None
-        except InputError as exc:
-            if project.ok:
-                raise
-            # e.g. no file matches because the crosswalk naming its files did not load: say both
-            result.issues.append(Issue(str(exc), code="data"))
-        finally:
-            con.close()
+        static = list(result.issues)
+        while True:
+            con = duckdb.connect(":memory:")
+            try:
+                with spared_by_collector() as sparing:
+                    result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,
+                                              sparing=sparing, others=_not_loaded(root, project) if mappings else ()))
+                result.issues.extend(inputs.weight_issues(con))  # as a build says them (all zero, negative)
+            except ValidationFailed as exc:  # a file that stops the run (rows of several waves), with what was found
+                files = _again(exc, files, progress)
+                if files is not None:
+                    result = RunResult(issues=list(static))
+                    continue
+                raise ValidationFailed(_unique([*result.issues, *exc.issues]), exc.summary) from None
+            except InputError as exc:
+                if project.ok:
+                    raise
+                # e.g. no file matches because the crosswalk naming its files did not load: say both
+                result.issues.append(Issue(str(exc), code="data"))
+            finally:
+                con.close()
+            break
     result.issues = _unique(result.issues)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _again(exc: ValidationFailed, files: FileOptions | None, progress: Progress | None) -> FileOptions | None:
+    """The options of a second run when ``exc`` stopped a run only because files recognised by their first rows hold
+    rows of other waves further on (a cumulative file sorted by round): those files are read wave by wave then
+    (discovery reads their content variables whole, which it does not for every file). None when not so."""
+    from harmonise.discover import SEVERAL_WAVES
+
+    f = files or FileOptions()
+    errors = [i for i in exc.issues if i.severity == "error"]
+    found = {Path(str(i.extra[SEVERAL_WAVES])) for i in errors if SEVERAL_WAVES in i.extra}
+    if not errors or len(found) < len(errors) or found <= f.whole:
+        return None
+    if progress:
+        progress(f"{', '.join(sorted(map(str, found - f.whole)))}: rows of several waves; starting again, wave by wave")
+    return replace(f, whole=f.whole | found)
 
 
 def _unique(issues: list[Issue]) -> list[Issue]:
@@ -201,7 +227,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     assert project.schema is not None
     f = files or FileOptions()
     with sparing() if sparing is not None else nullcontext():  # what discovery reads lives to the end of the run
-        jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding),
+        jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding, f.whole),
                                 reuse.cache if reuse is not None else None, others)
     kept = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
     if reuse is not None:
@@ -271,6 +297,21 @@ def build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None = 
     previous build, and a survey-wave whose files all did keep its indicator rows; the database is the
     one a full build writes. ``full``: reuse nothing (the cache is written anew).
     """
+    while True:
+        try:
+            return _build(root, data, db, mappings, encoding=encoding, progress=progress, jobs=jobs,
+                          synthetic=synthetic, force=force, files=files, full=full)
+        except ValidationFailed as exc:  # nothing written: a file of several waves' rows is read wave by wave
+            again = _again(exc, files, progress)
+            if again is None:
+                raise
+            files = again
+
+
+def _build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None, *, encoding: str | None,
+           progress: Progress | None, jobs: int | None, synthetic: bool, force: bool, files: FileOptions | None,
+           full: bool) -> RunResult:
+    """One run of :func:`build`."""
     import duckdb
 
     from harmonise.pipeline import Reuse

@@ -41,6 +41,7 @@ COUNTRY_TARGET = "country"  # the target `--country` supplies
 # twice its header; decisions 51, 53). A file with more rows is ``Job.sampled``: harmonising reads its
 # content variables with the rest and checks every row.
 CONTENT_SAMPLE = 100
+SEVERAL_WAVES = "several_waves"  # an issue's extra: the file whose rows turned out several waves' (read by wave again)
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Job:
     sampled: bool = False  # its wave's content variables were read from its first CONTENT_SAMPLE rows only
     content_seen: dict[str, set[str]] = field(default_factory=dict)  # assigned by --survey/--wave: its first rows'
     name: str = ""  # the name provenance gives it: its file name, or a path when another file has that name
+    wave_rows: int | None = None  # a file of several waves' rows (a cumulative file): its rows of this wave, the
+    # only rows this job harmonises (told by its wave's content values)
 
     @property
     def file_name(self) -> str:
@@ -74,6 +77,9 @@ class Options:
     wave: str | None = None
     country: str | None = None
     encoding: str | None = None
+    # files a first run found rows of another wave in, past the rows discovery read (a cumulative file sorted by
+    # round): their content variables are read whole and their rows harmonised wave by wave
+    whole: frozenset[Path] = frozenset()
 
 
 def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Path]:
@@ -176,6 +182,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
         shas = list(hash_files(files, min(SCAN_READERS, os.cpu_count() or 1)))
     cached = [cache.scan(sha, opts.encoding, content, f) if cache is not None and sha else None
               for f, sha in zip(files, shas)]
+    by_wave = cache.several_waves() if cache is not None else set()  # the previous build read them wave by wave
+    whole = opts.whole | {f for f, sha in zip(files, shas) if sha and sha in by_wave}
     # by name too: the same bytes under another extension are another finding (a SAV file named .dta)
     memo = {i: (sha, opts.encoding, tuple(content), files[i].name) for i, sha in enumerate(shas) if cache is None and sha}
     read = {i: _recall(memo[i], files[i]) for i in memo if _REMEMBERED is not None and memo[i] in _REMEMBERED}
@@ -198,6 +206,20 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                                 kept_digest(src.meta))
         else:
             src, seen = (_open(f, opts.encoding) if _crashed(scan) else None), {}
+        forced = bool(opts.survey and opts.wave)  # "whatever their content"
+        if src is not None and not forced and (f in whole or _several_waves(src, crosswalks, seen)):
+            split = _split(f, src, crosswalks)
+            if isinstance(split, Issue):
+                issues.append(split)
+                continue
+            if split is not None:
+                issues.append(split[1])
+                for cw, wave, rows in split[0]:
+                    job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha,
+                              True, wave_rows=rows)
+                    if _fit(job, f, project, same, issues, no_country, country):
+                        jobs.append(job)
+                continue
         hits, why = recognise(f, src, crosswalks, opts, seen)
         if len(hits) > 1:
             names = ", ".join(f"{cw.survey} wave {w.wave}" for cw, w in hits)
@@ -213,7 +235,6 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        forced = bool(opts.survey and opts.wave)  # "whatever their content"
         observed = _observed(src, cw, seen) if forced and src is not None else {}
         if forced and any(len(v) > 1 for v in observed.values()):  # whatever wave is given, not one wave's rows
             issues.append(_mixed(f, "it holds " + "; ".join(f"{n} = {', '.join(sorted(v, key=_natural))}" for n, v
@@ -241,35 +262,10 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                    and any(find_variable(src.meta.variables, n) is not None for n in wave.content or {}))
         job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha, sampled,
                   content_seen={n: v for n, v in observed.items() if v})
-        if src is not None and project.schema is not None:
-            plan = same.resolve(cw, wave, project, src.meta, job.supplied)
-            if _supplement(cw, wave, plan.sources(), src):
-                design = _design_variables(cw, src)
-                if design:
-                    issues.append(Issue(
-                        f"{f}: a sample-design file of {cw.survey} wave {wave.wave} (it holds {', '.join(design)} and "
-                        "no item the crosswalk reads); not read as data, so its design is not attached",
-                        code="design-file-skipped", severity="warning", survey=cw.survey, wave=wave.wave,
-                        hint=f"give it with --design {f} (and keep it out of --data) to attach its "
-                             f"{', '.join(sorted(cw.design or {}))} to the respondents"))
-                    continue
-                issues.append(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
-                                    f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
-                                    code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave))
-                continue
-            country_plan = plan.targets.get(COUNTRY_TARGET)
-            if country_plan is not None and country_plan.kind == "absent":
-                no_country.append(f)
-            elif country and country_plan is not None and country_plan.kind in ("map", "table") and \
-                    (own := find_variable(src.meta.variables, country_plan.source or "")) is not None and \
-                    own.name not in src.virtual:
-                issues.append(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
-                                    f"--country {country} is not", code="country-unused", severity="warning",
-                                    survey=cw.survey, wave=wave.wave,
-                                    hint="--country is for files without a country variable; drop it for this file"))
-        jobs.append(job)
+        if _fit(job, f, project, same, issues, no_country, country):
+            jobs.append(job)
     if no_country:
-        raise InputError("; ".join(f"{f}: has no country variable" for f in no_country)
+        raise InputError("; ".join(f"{f}: has no country variable" for f in dict.fromkeys(no_country))
                          + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file")
     found = _unmatched(unmatched, crosswalks, error=not jobs)
     if not jobs and found:
@@ -281,6 +277,40 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                          + "".join(f"; {i.message}; {i.hint}" for i in archived))
     _names_apart(jobs)
     return jobs, issues + archived
+
+
+def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue], no_country: list[Path],
+         country: str | None) -> bool:
+    """Whether ``job`` is harmonised: not when its file is a supplement or a sample-design file of its wave
+    (said in ``issues``); a file lacking a country variable no option supplies is added to ``no_country``."""
+    cw, wave, src = job.crosswalk, job.wave, job.source
+    if src is not None and project.schema is not None:
+        plan = same.resolve(cw, wave, project, src.meta, job.supplied)
+        if _supplement(cw, wave, plan.sources(), src):
+            design = _design_variables(cw, src)
+            if design:
+                issues.append(Issue(
+                    f"{f}: a sample-design file of {cw.survey} wave {wave.wave} (it holds {', '.join(design)} and "
+                    "no item the crosswalk reads); not read as data, so its design is not attached",
+                    code="design-file-skipped", severity="warning", survey=cw.survey, wave=wave.wave,
+                    hint=f"give it with --design {f} (and keep it out of --data) to attach its "
+                         f"{', '.join(sorted(cw.design or {}))} to the respondents"))
+                return False
+            issues.append(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
+                                f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
+                                code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave))
+            return False
+        country_plan = plan.targets.get(COUNTRY_TARGET)
+        if country_plan is not None and country_plan.kind == "absent":
+            no_country.append(f)
+        elif country and country_plan is not None and country_plan.kind in ("map", "table") and \
+                (own := find_variable(src.meta.variables, country_plan.source or "")) is not None and \
+                own.name not in src.virtual:
+            issues.append(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
+                                f"--country {country} is not", code="country-unused", severity="warning",
+                                survey=cw.survey, wave=wave.wave,
+                                hint="--country is for files without a country variable; drop it for this file"))
+    return True
 
 
 def _names_apart(jobs: list[Job]) -> None:
@@ -519,6 +549,64 @@ def _several_waves(src: SourceFile, crosswalks: list[Crosswalk], scanned: dict[s
             if len(waves) > 1:
                 return f"{name} = {', '.join(sorted(values, key=_natural))} ({cw.survey} waves {', '.join(sorted(waves, key=_natural))})"
     return None
+
+
+SPLIT_CHUNK = 500_000  # rows of a content variable read at once when a file is read wave by wave
+
+
+def _split(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
+           ) -> tuple[list[tuple[Crosswalk, Wave, int]], Issue] | Issue | None:
+    """The waves of a file whose rows are several waves' (a cumulative file), each with its rows, and the note
+    saying so: by the content variable of a crosswalk whose waves are told apart by that one variable, read whole.
+    An error when some rows' value is no wave's, or missing (their wave is unknown: no wave would store them);
+    None when the rows are one wave's or no crosswalk's waves tell them apart."""
+    for cw in crosswalks:
+        told = [w for w in cw.waves if w.content]
+        names = {n.lower() for w in told for n in (w.content or {})}
+        if len(names) != 1 or any(len(w.content or {}) != 1 for w in told):
+            continue
+        vm = find_variable(src.meta.variables, next(iter(names)))
+        if vm is None:
+            continue
+        of: dict[str, list[Wave]] = {}
+        for w in told:
+            for allowed in (w.content or {}).values():
+                for v in content_wanted(allowed):
+                    of.setdefault(v, []).append(w)
+        counts = _counts(src, vm.name)
+        if len({w.wave for c in counts if c is not None for w in of.get(c, [])}) < 2:
+            continue
+        unknown = {c: n for c, n in counts.items() if c is None or len(of.get(c, [])) != 1}
+        rows: dict[str, int] = {}
+        for c, n in counts.items():
+            if c is not None and c not in unknown:
+                rows[of[c][0].wave] = rows.get(of[c][0].wave, 0) + n
+        waves = [(cw, w, rows[w.wave]) for w in cw.waves if w.wave in rows]
+        listing = ", ".join(f"{w.wave} ({n:,} row{'s' if n != 1 else ''})" for _, w, n in waves)
+        if unknown:
+            what = "; ".join(f"{n:,} row(s) {'without a value' if u is None else f'of {vm.name} = {u}'}"
+                             + ("" if u is None or not of.get(u) else " (several waves' value)")
+                             for u, n in sorted(unknown.items(), key=lambda x: _natural(x[0] or "")))
+            return Issue(f"{f}: holds rows of {cw.survey} waves {listing} by its {vm.name}, and {what}: rows of no "
+                         "known wave, which no wave would store", code="mixed-waves", survey=cw.survey,
+                         hint=f"give those rows their wave's {vm.name}, or remove them; a round the crosswalk lacks "
+                              "needs its wave first")
+        return waves, Issue(f"{f}: holds rows of {cw.survey} waves {listing} by its {vm.name}: each wave's rows are "
+                            "harmonised with that wave's rules", code="read-by-wave", severity="note",
+                            survey=cw.survey)
+    return None
+
+
+def _counts(src: SourceFile, column: str) -> dict[str | None, int]:
+    """Rows per value of ``column`` (as :func:`content_text` gives it; None: missing), the whole file read."""
+    import pandas as pd
+
+    out: dict[str | None, int] = {}
+    for chunk in src.chunks([column], SPLIT_CHUNK):
+        for v, n in chunk[column].value_counts(dropna=False).items():
+            key = None if bool(pd.isna(v)) else content_text(v)  # type: ignore[call-overload]
+            out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 def _mixed(f: Path, what: str, cw: str | None) -> Issue:

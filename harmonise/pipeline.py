@@ -25,10 +25,12 @@ from collections.abc import Callable, Container, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from harmonise import __version__
@@ -38,7 +40,7 @@ from harmonise.checks.labels import moved_labels, unlabelled_letters, unread_let
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, CompileError, compile_wave, target_checks
 from harmonise.compile.sqltext import quote_ident
-from harmonise.discover import CONTENT_SAMPLE, Job, content_text, content_values, content_wanted, supply
+from harmonise.discover import CONTENT_SAMPLE, SEVERAL_WAVES, Job, content_text, content_values, content_wanted, supply
 from harmonise.errors import InputError, Issue, ValidationFailed
 from harmonise.procs import die_with_parent
 from harmonise.readers.files import SourceFile, open_source
@@ -199,6 +201,20 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
                  content=content)
 
 
+def _wave_rows(f: _File, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` that ``f`` harmonises: of a file of several waves (``Job.wave_rows``), the rows its
+    wave's content values mark (the other waves' jobs take the rest; discovery counted them all); of any other
+    file every row, checked by :func:`_same_content`."""
+    if f.job.wave_rows is None:
+        _same_content(f, frame)
+        return frame
+    keep = np.ones(len(frame), dtype=bool)
+    for column, wanted in f.content:
+        mine = [v for v in frame[column].dropna().unique() if content_text(v) in wanted]
+        keep &= frame[column].isin(mine).to_numpy()
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
 def _same_content(f: _File, frame: pd.DataFrame) -> None:
     """Fail validation (exit 1, as a file whose first rows are another wave's) when a row of ``frame`` holds a
     content value its wave does not allow: discovery read the file's first :data:`CONTENT_SAMPLE` rows only
@@ -217,7 +233,9 @@ def _same_content(f: _File, frame: pd.DataFrame) -> None:
             f"{CONTENT_SAMPLE:,} rows are {', '.join(sorted(wanted))}: rows of several waves, which would all be "
             f"stored as {made}", code="mixed-waves", survey=cw, wave=wave,
             hint="split a file that holds several waves into one file per wave (if a row's value is wrong, mend "
-                 "it in the file)")], "the file holds rows of several waves")
+                 "it in the file)",
+            # a file recognised by its content is read wave by wave when run again (api: Options.whole)
+            extra={} if forced else {SEVERAL_WAVES: str(f.job.path)})], "the file holds rows of several waves")
 
 
 def _check(f: _File, project: Project, same: SameWork) -> None:
@@ -357,7 +375,9 @@ def _run_batch(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
 
 def _counted(f: _File, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     for chunk in chunks:
-        _same_content(f, chunk)
+        chunk = _wave_rows(f, chunk)
+        if not len(chunk):
+            continue
         _first_row(f, chunk)
         f.out.rows += len(chunk)
         yield chunk
@@ -377,10 +397,9 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
         f.hasher.begin()
         parts = recall_frames(f.job.sha256, f.src, f.columns)
         if parts is None:
-            parts = feed.take(f.src) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
+            parts = feed.take(f.src, f.columns) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
             keep_frames(f.job.sha256, f.src, f.columns, parts)
-        for frame in parts:
-            _same_content(f, frame)
+        for frame in map(partial(_wave_rows, f), parts):
             _first_row(f, frame)
             if i:
                 frame["__row"] += i << FILE_BITS
@@ -605,7 +624,8 @@ def _finish(f: _File, project: Project, rows: _Rows, same: SameWork) -> None:
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.declared_missing_values(rep, plan, src.meta),
              *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
-             *accounting.row_count(src.meta.rows, out.rows, str(job.path), plan),
+             *accounting.row_count(src.meta.rows if job.wave_rows is None else job.wave_rows, out.rows, str(job.path),
+                                   plan),
              *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(
                  "unaccounted", src.meta, shape, lambda: accounting.unaccounted_codes(plan, src.meta))),
              *accounting.not_available(plan, str(job.path)),
@@ -709,7 +729,8 @@ def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
     against (schema and code tables), the build options and harmonise itself (version and code)."""
     assert project.schema is not None
     return digest([code_digest(), *reuse.options, reuse.declarations, sha256, f.job.file_name,
-                   f.job.crosswalk.survey, f.job.wave.wave, sorted(f.job.supplied.items()), f.columns, f.src.encoding,
+                   f.job.crosswalk.survey, f.job.wave.wave, f.job.wave_rows, sorted(f.job.supplied.items()), f.columns,
+                   f.src.encoding,
                    f.src.codec, f.compiled.sql, f.compiled.report_targets,
                    profile_sql(f.compiled, f.plan, project.schema, "h")])
 

@@ -161,25 +161,26 @@ def test_codes_carrying_another_codes_declared_label_are_an_error_a_reworded_lab
             "dissatisfied' to 'Extremely dissatisfied!'") in out + err
 
 
-def test_a_file_its_name_matches_that_holds_another_waves_rows_is_an_error(finland: tuple[pd.DataFrame, Any],
-                                                                          tmp_path: Path) -> None:
+def test_a_file_its_name_matches_that_holds_another_waves_rows_is_read_wave_by_wave(finland: tuple[pd.DataFrame, Any],
+                                                                                    tmp_path: Path) -> None:
     """Rounds 9 and 10 interleaved match no wave by content; the name matched round 9 and every row was stored as
-    round 9 without a word. Rows whose round is empty at first and another wave's later are checked row by row."""
+    round 9 without a word; then it was an error. Its rows are harmonised wave by wave now, with a note. Rows whose
+    round is empty at first and another wave's later are found as the file is harmonised: rows of no known wave."""
     df, meta = finland
     mixed = df.assign(essround=[9.0 if i % 2 else 10.0 for i in range(len(df))])
     write_copy((mixed, meta), tmp_path / "a" / "ESS9FI.sav")
-    code, _, err = run("validate", "--data", str(tmp_path / "a"))
-    assert code == 1
-    assert [line for line in err.splitlines() if line.startswith("error:")] == [
-        (f"error: ess wave 9: {tmp_path / 'a' / 'ESS9FI.sav'}: its name matches ess wave 9, but essround = 9, 10 in "
-         "its first 100 rows, where the wave's is 9: the file holds rows of another wave (or damaged values) — split "
-         "a file that holds several waves into one file per wave; if the values are wrong and the file is this wave, "
-         "name it with --survey and --wave")]
+    code, out, err = run("validate", "--data", str(tmp_path / "a"))
+    assert code == 0, err
+    assert (f"note: ess: {tmp_path / 'a' / 'ESS9FI.sav'}: holds rows of ess waves 9 ({len(df) // 2:,} rows), 10 "
+            f"({len(df) - len(df) // 2:,} rows) by its essround: each wave's rows are harmonised with that wave's "
+            "rules") in out.splitlines()
     late = df.assign(essround=[float("nan")] * 100 + [9.0] * (len(df) - 101) + [10.0])
     write_copy((late, meta), tmp_path / "b" / "ESS9FI.sav")
     code, _, err = run("validate", "--data", str(tmp_path / "b"))
     assert code == 1
-    assert err.startswith(f"error: ess wave 9: {tmp_path / 'b' / 'ESS9FI.sav'}: essround = 10 at row {len(df):,}, but ")
+    assert err.startswith(f"error: ess: {tmp_path / 'b' / 'ESS9FI.sav'}: holds rows of ess waves 9 ({len(df) - 101:,} "
+                          "rows), 10 (1 row) by its essround, and 100 row(s) without a value: rows of no known wave, "
+                          "which no wave would store — ")
 
 
 def test_one_renamed_variable_is_exactly_one_error_naming_the_wave_by_id(finland: tuple[pd.DataFrame, Any],
@@ -245,8 +246,9 @@ def test_a_supplement_beside_its_main_file_is_skipped_with_a_note(finland: tuple
 def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finland: tuple[pd.DataFrame, Any],
                                                                            tmp_path: Path, copies: int) -> None:
     """Discovery reads a content variable from a file's first CONTENT_SAMPLE rows only; harmonising reads it
-    with the rest, and a later row of another wave stops the build, naming the row — in a small file (read
-    whole with its wave's other files) as in a long one (read in chunks)."""
+    with the rest — in a small file (read whole with its wave's other files) as in a long one (read in chunks).
+    A later row of another wave makes the file one of several waves: the build starts again and reads the file
+    wave by wave (it stopped with an error before); given --survey/--wave, such a row stops the build, naming it."""
     from harmonise.discover import CONTENT_SAMPLE
     from harmonise.pipeline import PREFETCH_MIN_ROWS
 
@@ -263,16 +265,20 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
     assert [(j.path.name, j.wave.wave, j.sampled) for j in jobs] == [("ESS9FI-mixed.sav", "9", True),
                                                                        ("ESS9FI.sav", "9", True)]
     db = tmp_path / "h.duckdb"
-    code, out, err = run("build", "--data", str(data), "--db", str(db))
-    assert (code, out) == (1, "")  # a validation failure, as when the first rows are another wave's (was exit 2)
-    assert err == (f"error: ess wave 9: {data / 'ESS9FI-mixed.sav'}: essround = 8 at row {first_other:,}, but the "
-                   f"essround values of its first {CONTENT_SAMPLE:,} rows are 9: rows of several waves, which would all "
-                   "be stored as ess wave 9 — split a file that holds several waves into one file per wave (if a row's "
-                   "value is wrong, mend it in the file)\n"
-                   "build failed; the previous database is unchanged: 1 error(s)\n")
-    assert not db.exists()
+    code, _out, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    assert (f"note: ess: {data / 'ESS9FI-mixed.sav'}: holds rows of ess waves 8 (100 rows), 9 ({first_other - 1:,} "
+            "rows) by its essround: each wave's rows are harmonised with that wave's rules") in err.splitlines()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT wave, count(*), min(source_row), max(source_row) FROM respondents "
+                           "GROUP BY wave ORDER BY wave").fetchall() == [
+            ("8", 100, first_other, len(long)), ("9", first_other - 1, 1, first_other - 1)]
+    finally:
+        con.close()
     # given --survey/--wave, the file is still checked row by row: its rows of round 8 are not stored as round 9
-    code, out, err = run("build", "--data", str(data), "--survey", "ess", "--wave", "9", "--db", str(db))
+    db.unlink()
+    code, _, err = run("build", "--data", str(data), "--survey", "ess", "--wave", "9", "--db", str(db))
     assert code == 1 and (f"essround = 8 at row {first_other:,}, but the essround values of its first "
                           f"{CONTENT_SAMPLE:,} rows are 9: rows of several waves, which would all be stored as ess "
                           "wave 9 (given by --survey/--wave)") in err
@@ -282,17 +288,20 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
 def test_a_cumulative_file_is_a_file_of_several_waves(tmp_path: Path, finland: tuple[pd.DataFrame, Any]) -> None:
     """A file whose first rows hold two rounds (a cumulative or data-wizard download, shuffled) "matched no
     crosswalk wave" (exit 2) and was told to use --survey/--wave, which stored every row as one round (an audit
-    of real-file variants). It is a file of several waves: exit 1, with or without --survey/--wave."""
+    of real-file variants). Its rows are harmonised wave by wave now; given --survey/--wave, it is an error."""
     df, meta = finland
     mixed = pd.concat([df.head(40), df.head(40).assign(essround=8.0, idno=df["idno"].head(40) + 10**6)])
     mixed = mixed.sample(frac=1, random_state=1).reset_index(drop=True)
     data = tmp_path / "cumulative"
     data.mkdir()
     write_copy((mixed, meta), data / "ESS-cumulative.sav")
-    for extra in ((), ("--survey", "ess", "--wave", "9")):
-        code, out, err = run("validate", "--data", str(data), *extra)
-        assert code == 1, out + err
-        assert "it holds essround = 8, 9" in err and "rows of several waves, which would all be stored as one wave" in err
+    code, out, err = run("validate", "--data", str(data))
+    assert code == 0, out + err
+    assert (f"note: ess: {data / 'ESS-cumulative.sav'}: holds rows of ess waves 8 (40 rows), 9 (40 rows) by its "
+            "essround: each wave's rows are harmonised with that wave's rules") in out.splitlines()
+    code, out, err = run("validate", "--data", str(data), "--survey", "ess", "--wave", "9")
+    assert code == 1, out + err
+    assert "it holds essround = 8, 9" in err and "rows of several waves, which would all be stored as one wave" in err
 
 
 def test_a_file_name_that_is_not_utf8_text_is_named_as_an_input_error(tmp_path: Path) -> None:

@@ -163,7 +163,8 @@ class FileFeed:
                  enabled: bool = True) -> None:
         self.items = items
         self.chunksize = chunksize
-        self._index = {id(src): i for i, (src, _) in enumerate(items)}
+        # by the file and its columns: the jobs of a file of several waves share its SourceFile
+        self._index = {(id(src), tuple(columns)): i for i, (src, columns) in enumerate(items)}
         self._pipe: Connection | None = None
         self._proc: mp.process.BaseProcess | None = None
         self._next = 0  # the index the child sends next
@@ -175,11 +176,10 @@ class FileFeed:
             send.close()
             self._pipe = receive
 
-    def take(self, src: SourceFile) -> list[pd.DataFrame]:
-        """The frames of ``src`` (one of the items, as ``src.chunks`` yields them); files before it that were
-        not taken are dropped."""
-        i = self._index[id(src)]
-        columns = self.items[i][1]
+    def take(self, src: SourceFile, columns: list[str]) -> list[pd.DataFrame]:
+        """The frames of ``src`` read as ``columns`` (one of the items, as ``src.chunks`` yields them); files before
+        it that were not taken are dropped."""
+        i = self._index[(id(src), tuple(columns))]
         if self._pipe is None or i < self._next:
             return list(src.chunks(columns, self.chunksize))
         while True:

@@ -85,8 +85,10 @@ class Wave(Strict):
         None, description="Variables whose values identify the wave's files, e.g. {essround: 8}: a file whose every "
                           "row holds one of the given values of each variable belongs to this wave, whatever its name. "
                           "The wave is recognised from a file's first 100 rows; a longer file's other rows are "
-                          "checked as it is harmonised, and a row of another wave fails the command (a mixed-waves "
-                          "error naming the row).")
+                          "checked as it is harmonised. A file whose rows are several waves' by a variable that "
+                          "alone tells a survey's waves apart (a cumulative file: essround) is harmonised wave by "
+                          "wave, each wave's rows with its rules (a read-by-wave note); given --survey/--wave, a "
+                          "row of another wave fails the command (a mixed-waves error naming the row).")
     codebook: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml$",
                                  description="Declared source codebook: a file name in surveys/<survey>/ (no folders).")
     encoding: str | None = Field(None, description="Text encoding of the wave's files when they do not record one.")

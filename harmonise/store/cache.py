@@ -279,6 +279,14 @@ class BuildCache:
             con.close()
         self.previous = self.db
 
+    def several_waves(self) -> set[str]:
+        """The sha256 of the files the previous build harmonised as several waves (a cumulative file read wave by
+        wave): read so again without a first run finding out."""
+        waves: dict[str, set[tuple[str, str]]] = {}
+        for _, survey, wave, _, _, sha256, _ in self.files.values():
+            waves.setdefault(sha256, set()).add((survey, wave))
+        return {sha for sha, found in waves.items() if len(found) > 1}
+
     def scan(self, sha256: str, encoding: str | None, names: Sequence[str], path: Path) -> Scan | None:
         """The cached header and content values of the file with these bytes, read with ``encoding``."""
         key = (sha256, encoding or "", ",".join(names))

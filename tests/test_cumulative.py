@@ -1,0 +1,117 @@
+"""A cumulative file (rows of several rounds in one file, as the ESS data wizard writes it) is harmonised wave by
+wave: each round's rows with that round's rules, as if they came in files of their own. A file sorted by round
+shows one round in the rows discovery reads; the rows of the next round stop the first run, and the build starts
+again reading the file wave by wave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyreadstat
+import pytest
+from conftest import ROOT, run
+
+FI = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic" / "ESS9FI.sav"
+pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
+
+
+@pytest.fixture(scope="module")
+def finland() -> tuple[pd.DataFrame, Any]:
+    return pyreadstat.read_sav(str(FI), user_missing=True)
+
+
+def _write(frame: pd.DataFrame, meta: Any, path: Path) -> Path:
+    """``frame`` with the real file's labels and missing declarations."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pyreadstat.write_sav(frame, str(path), column_labels=[meta.column_names_to_labels.get(c) for c in frame.columns],
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in frame},
+                         missing_ranges={k: v for k, v in meta.missing_ranges.items() if k in frame})
+    return path
+
+
+def _rounds(finland: tuple[pd.DataFrame, Any], copies: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Round 8 and round 9 rows of the Finnish file (``copies`` times over, fresh ids), as a data wizard writes
+    them: the same variables in both (round 8's rules find round 9's names missing: not available)."""
+    df, _ = finland
+    nine = pd.concat([df] * copies, ignore_index=True)
+    nine["idno"] = range(1, len(nine) + 1)
+    eight = nine.head(len(nine) // 3).assign(essround=8.0)
+    eight["idno"] = eight["idno"] + 10**6
+    return eight, nine
+
+
+def _table(db: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+RESPONDENTS = "SELECT * EXCLUDE (source_file, source_row) FROM respondents ORDER BY wave, respondent_id"
+REPORT = ("SELECT * EXCLUDE (file_name) FROM harmonisation_report ORDER BY ALL")
+
+
+@pytest.mark.parametrize("copies", [1, 7], ids=["read-whole", "read-in-chunks"])
+def test_a_file_sorted_by_round_is_harmonised_as_the_rounds_own_files_are(finland: tuple[pd.DataFrame, Any],
+                                                                          tmp_path: Path, copies: int) -> None:
+    eight, nine = _rounds(finland, copies)
+    meta = finland[1]
+    cumulative = _write(pd.concat([eight, nine], ignore_index=True), meta, tmp_path / "wizard" / "ESS-wizard.sav")
+    apart = tmp_path / "apart"
+    _write(eight, meta, apart / "ESS8-part.sav")
+    _write(nine, meta, apart / "ESS9-part.sav")
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    code, _, err = run("build", "--data", str(cumulative), "--db", str(one), "--jobs", "2")
+    assert code == 0, err
+    assert (f"note: ess: {cumulative}: holds rows of ess waves 8 ({len(eight):,} rows), 9 ({len(nine):,} rows) by "
+            "its essround: each wave's rows are harmonised with that wave's rules") in err.splitlines()
+    code, _out, err = run("build", "--data", str(apart), "--db", str(two))
+    assert code == 0, err
+    assert _table(one, RESPONDENTS) == _table(two, RESPONDENTS)
+    assert _table(one, REPORT) == _table(two, REPORT)
+    # the rows keep their numbers in the file; the sources say each wave's rows
+    assert _table(one, "SELECT wave, min(source_row), max(source_row), any_value(source_file) FROM respondents "
+                       "GROUP BY wave ORDER BY wave") == [
+        ("8", 1, len(eight), "ESS-wizard.sav"), ("9", len(eight) + 1, len(eight) + len(nine), "ESS-wizard.sav")]
+    assert _table(one, "SELECT wave, file_name, rows FROM sources ORDER BY wave") == [
+        ("8", "ESS-wizard.sav", len(eight)), ("9", "ESS-wizard.sav", len(nine))]
+    assert _table(one, "SELECT count(*) FROM conservation WHERE NOT ok") == [(0,)]
+    # a rebuild keeps both waves' rows (nothing changed) and equals the full build
+    kept = tmp_path / "kept.duckdb"
+    one.rename(kept)
+    (tmp_path / "one.duckdb.cache").rename(tmp_path / "kept.duckdb.cache")
+    code, _, err = run("build", "--data", str(cumulative), "--db", str(kept), "--jobs", "2")
+    assert code == 0, err
+    assert _table(kept, RESPONDENTS) == _table(two, RESPONDENTS)
+    assert _table(kept, REPORT) == _table(two, REPORT)
+
+
+def test_validate_reads_a_cumulative_file_wave_by_wave_too(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    eight, nine = _rounds(finland, 1)
+    cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("validate", "--data", str(cumulative))
+    assert (code, err) == (0, "")
+    assert (f"note: ess: {cumulative}: holds rows of ess waves 8 ({len(eight):,} rows), 9 ({len(nine):,} rows) by "
+            "its essround: each wave's rows are harmonised with that wave's rules") in out.splitlines()
+    assert out.splitlines()[-1].endswith(f"2 file(s), {len(eight) + len(nine):,} rows")
+
+
+def test_rows_of_no_known_round_stop_the_build(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """A row without a round, or of a round the crosswalk lacks, would be stored by no wave: an error naming them."""
+    eight, nine = _rounds(finland, 1)
+    rows = pd.concat([eight, nine], ignore_index=True)
+    rows.loc[[200, 201], "essround"] = float("nan")  # past the first rows (those make a file unmatched)
+    rows.loc[[300], "essround"] = 12.0
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    db = tmp_path / "h.duckdb"
+    code, out, err = run("build", "--data", str(cumulative), "--db", str(db))
+    assert (code, out) == (1, "")
+    assert (f"error: ess: {cumulative}: holds rows of ess waves 8 ({len(eight) - 3:,} rows), 9 ({len(nine):,} rows) "
+            "by its essround, and 1 row(s) of essround = 12; 2 row(s) without a value: rows of no known wave, which no "
+            "wave would store — give those rows their wave's essround, or remove them; a round the crosswalk lacks "
+            "needs its wave first") in err.splitlines()
+    assert not db.exists()
