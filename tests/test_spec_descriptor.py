@@ -24,7 +24,7 @@ OWN_CODEBOOKS = [("evs", "2008"), ("evs", "2017"), ("eumidis", "I"), ("eumidis",
 
 CODEBOOK_KEYS = {"survey", "wave", "file", "format", "encoding", "names", "rows", "notes", "variables"}
 CODEBOOK_REQUIRED = {"survey", "wave", "file", "format", "names", "variables"}
-VARIABLE_KEYS = {"name", "label", "type", "width", "format", "measure", "labels", "missing", "evidence"}
+VARIABLE_KEYS = {"name", "label", "type", "width", "format", "measure", "labels", "missing", "notes", "evidence"}
 VARIABLE_REQUIRED = {"name", "label", "type", "evidence"}
 MISSING_KEYS = {"values", "range", "extended"}
 
@@ -250,7 +250,7 @@ def _check_missing(var: dict[str, Any], fmt: str, where: str) -> None:
 
 def test_codebook_variable_counts() -> None:
     counts = {(s, w): len(read_yaml(SURVEYS / s / f"codebook_{w}.yaml")["variables"]) for s, w in OWN_CODEBOOKS}
-    assert counts == {("evs", "2008"): 42, ("evs", "2017"): 53, ("eumidis", "I"): 47, ("eumidis", "II"): 46}
+    assert counts == {("evs", "2008"): 38, ("evs", "2017"): 53, ("eumidis", "I"): 47, ("eumidis", "II"): 46}
 
 
 def test_codebook_key_facts() -> None:
@@ -274,3 +274,19 @@ def test_codebook_key_facts() -> None:
     mid1 = read_yaml(SURVEYS / "eumidis" / "codebook_I.yaml")
     assert mid1["names"] == "modelled"
     assert {v["evidence"] for v in mid1["variables"]} == {"modelled"}
+
+
+def test_evs_2008_codebook_follows_the_real_file_names() -> None:
+    """ZA4800 names seen in public scripts reading the file (surveys/evs/codebook_2008.yaml notes)."""
+    evs08 = {v["name"]: v for v in read_yaml(SURVEYS / "evs" / "codebook_2008.yaml")["variables"]}
+    # the country-code variables end in 'b'; there is no v305, v307, v310 or v312
+    assert {"v305b", "v307b", "v310b", "v312b"} <= set(evs08)
+    assert not {"v305", "v307", "v310", "v312", "v254", "v255", "v269", "v270"} & set(evs08)
+    assert (evs08["v306"]["label"], evs08["v304"]["label"]) == (
+        "respondent born in [country]", "respondent has [country] citizenship")
+    # v8 is happiness (4 points), v256 national pride: neither is health nor closeness
+    assert evs08["v8"]["labels"][1] == "very happy" and 5 not in evs08["v8"]["labels"]
+    assert evs08["v256"]["label"] == "how proud are you to be [nationality]"
+    # the regions are numeric EVS codes, not NUTS strings
+    assert {evs08[f"v371b_N{i}"]["type"] for i in (1, 2, 3)} == {"numeric"}
+    assert all(v.get("notes") for n, v in evs08.items() if v["evidence"] == "seen" and n not in {"country"})
