@@ -290,3 +290,20 @@ def test_evs_2008_codebook_follows_the_real_file_names() -> None:
     # the regions are numeric EVS codes, not NUTS strings
     assert {evs08[f"v371b_N{i}"]["type"] for i in (1, 2, 3)} == {"numeric"}
     assert all(v.get("notes") for n, v in evs08.items() if v["evidence"] == "seen" and n not in {"country"})
+
+
+def test_evs_descriptor_and_2017_codebook_carry_the_checked_facts() -> None:
+    """ZA7500 v5.0.0: DOI and size as a public script downloading it gives them; every declared 2017 name is in
+    the file's full variable list (surveys/evs/codebook_2017.yaml notes name the sources)."""
+    desc = read_yaml(SURVEYS / "evs" / "survey.yaml")
+    waves = {w["id"]: w for w in desc["waves"]}
+    assert (waves["2017"]["doi"], waves["2017"]["sample_size"]["respondents"]) == ("10.4232/1.13897", 59438)
+    assert waves["2017"]["sample_size"]["approximate"] is False and "unverified" not in waves["2017"]
+    assert waves["2008"]["doi"] == "10.4232/1.12458" and "unverified" not in waves["2008"]
+    assert {f["name"]: f["evidence"] for f in waves["2008"]["files"]}["ZA4800_v5-0-0.sav"] == "seen"
+    assert "unverified" not in {w["name"]: w for w in desc["weights"]}["weight_g"]
+    evs17 = {v["name"]: v for v in read_yaml(SURVEYS / "evs" / "codebook_2017.yaml")["variables"]}
+    assert all("43133749530" in v["notes"] for v in evs17.values())
+    assert evs17["v244"]["labels"][2] == "less then 30h a week"  # sic, as the file labels it
+    assert (evs17["v228b"]["type"], evs17["v228b"]["evidence"], evs17["v228b_r"]["evidence"]) == (
+        "string", "seen", "seen")
