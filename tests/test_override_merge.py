@@ -1,6 +1,6 @@
 """Wave overrides merge as docs/crosswalk.md says (the audit's finding F3-2): a `map` on a table rule keeps the
 table — it was replacing the rule, so `{map: {"01": DDDE}}` failed for want of a source and
-`{source: v305, map: {40: AT}, quality: exact}` silently left some 250 codes of the table unmapped; only
+`{source: v307b, map: {40: AT}, quality: exact}` silently left some 250 codes of the table unmapped; only
 `table: null` drops a table's codes."""
 
 from __future__ import annotations
