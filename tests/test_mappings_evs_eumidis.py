@@ -243,7 +243,7 @@ def test_evs_2008_health_is_v9_and_happiness_pride_regions_are_not_read() -> Non
     assert not read & {"v8", "v256", "v371b_N1", "v371b_N2", "v371b_N3", "v305", "v307", "v310", "v312"}
     (r,) = EVS08.out(IDS_08)
     assert (r["belonging_country"], r["belonging_country_missing"]) == (None, "not_asked")
-    assert (r["region_nuts_missing"], r["city_missing"]) == ("not_available", "not_available")
+    assert (r["region_nuts_missing"], r["city_missing"]) == ("not_asked", "not_asked")
 
 
 # --- EU-MIDIS --------------------------------------------------------------------------------
