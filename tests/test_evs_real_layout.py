@@ -19,20 +19,17 @@ from conftest import run
 NEG = {-1: "don't know", -2: "no answer", -3: "not applicable", -4: "item not included", -5: "other missing"}
 YES_NO = {1: "yes", 2: "no", **NEG}
 COUNTRIES = {792: "Turkey", 372: "Ireland", 504: "Morocco", 276: "Germany"}
-ROWS = [
-    dict(studyno=4800, id_cocas=27600001, country=276, c_abrv="DE", year=2008, weight_g=1.2, v8=1, v9=2, v66=7,
-         v211=2, v256=1, v268=3, v271=8, v302=2, v303=1968, age=40, v304=2, v305b=792, v306=2, v307b=792,
-         v308=1990, v309=2, v310b=792, v311=2, v312b=792, v336=3, v337=1, v370a=6, v371b_N1=27601,
-         v371b_N2=2760101, v371b_N3=276010101),
-    dict(studyno=4800, id_cocas=27600002, country=276, c_abrv="DE", year=2008, weight_g=0.8, v8=4, v9=5, v66=-1,
-         v211=-2, v256=4, v268=-1, v271=1, v302=1, v303=1950, age=58, v304=1, v305b=-3, v306=1, v307b=-3, v308=-3,
-         v309=2, v310b=504, v311=1, v312b=-3, v336=6, v337=5, v370a=8, v371b_N1=27602, v371b_N2=2760201,
-         v371b_N3=276020101),
-    dict(studyno=4800, id_cocas=90900003, country=909, c_abrv="GB-NIR", year=2009, weight_g=1.0, v8=2, v9=3,
-         v66=10, v211=4, v256=2, v268=10, v271=5, v302=1, v303=1985, age=24, v304=1, v305b=-3, v306=2, v307b=372,
-         v308=2000, v309=2, v310b=372, v311=1, v312b=-3, v336=5, v337=8, v370a=2, v371b_N1=90923,
-         v371b_N2=9092301, v371b_N3=909230101),
-]
+COLUMNS = ("studyno", "id_cocas", "country", "c_abrv", "year", "weight_g", "v8", "v9", "v66", "v211", "v256", "v268",
+           "v271", "v302", "v303", "age", "v304", "v305b", "v306", "v307b", "v308", "v309", "v310b", "v311", "v312b",
+           "v336", "v337", "v370a", "v371b_N1", "v371b_N2", "v371b_N3")
+ROWS = [dict(zip(COLUMNS, values, strict=True)) for values in (
+    (4800, 27600001, 276, "DE", 2008, 1.2, 1, 2, 7, 2, 1, 3, 8, 2, 1968, 40, 2, 792, 2, 792, 1990, 2, 792, 2, 792,
+     3, 1, 6, 27601, 2760101, 276010101),
+    (4800, 27600002, 276, "DE", 2008, 0.8, 4, 5, -1, -2, 4, -1, 1, 1, 1950, 58, 1, -3, 1, -3, -3, 2, 504, 1, -3,
+     6, 5, 8, 27602, 2760201, 276020101),
+    (4800, 90900003, 909, "GB-NIR", 2009, 1.0, 2, 3, 10, 4, 2, 10, 5, 1, 1985, 24, 1, -3, 2, 372, 2000, 2, 372, 1, -3,
+     5, 8, 2, 90923, 9092301, 909230101),
+)]
 LABELS = {
     "country": {276: "Germany", 909: "Northern Ireland"},
     "v8": {1: "very happy", 2: "quite happy", 3: "not very happy", 4: "not at all happy", **NEG},
@@ -74,7 +71,7 @@ def test_a_file_in_the_za4800_layout_validates(za4800: Path) -> None:
 
 def test_a_file_in_the_za4800_layout_builds_with_values_read_independently(za4800: Path, tmp_path: Path) -> None:
     db = tmp_path / "evs08.duckdb"
-    code, out, err = run("build", "--data", str(za4800), "--db", str(db))
+    code, _out, err = run("build", "--data", str(za4800), "--db", str(db))
     assert code == 0, err
     raw, _ = pyreadstat.read_sav(str(za4800 / "ZA4800_v4-0-0.sav"), user_missing=True)
     iso = {792: "TR", 372: "IE", 504: "MA", 276: "DE"}
