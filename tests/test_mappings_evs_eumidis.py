@@ -103,10 +103,10 @@ def test_validate_both_crosswalks_is_clean() -> None:
 
 # --- EVS -------------------------------------------------------------------------------------
 
-COUNTRY_08 = EVS08.add({"country": 276, "v305": 278},   # Germany; born in the GDR
-                       {"country": 909, "v305": 810},   # Northern Ireland sample; born in the USSR
-                       {"country": 197, "v305": 891},   # Northern Cyprus sample; Serbia and Montenegro
-                       {"country": 915, "v305": -3})    # Kosovo; born in the country
+COUNTRY_08 = EVS08.add({"country": 276, "v307b": 278},   # Germany; born in the GDR
+                       {"country": 909, "v307b": 810},   # Northern Ireland sample; born in the USSR
+                       {"country": 197, "v307b": 891},   # Northern Cyprus sample; Serbia and Montenegro
+                       {"country": 915, "v307b": -3})    # Kosovo; born in the country
 COUNTRY_17 = EVS17.add({"country": 826, "v228b_r": 200, "v231b_r": 890, "v233b_r": 504})
 
 
@@ -119,7 +119,7 @@ def test_evs_numeric_country_to_iso_including_former_states() -> None:
 
 
 SCALES_17 = EVS17.add(*({"v121": t, "v39": s, "v166": t} for t, s in [(1, 1), (2, 4), (3, 7), (4, 10)]))
-SCALES_08 = EVS08.add({"v211": 1, "v66": 10, "v256": 4})
+SCALES_08 = EVS08.add({"v211": 1, "v66": 10})
 
 
 def test_evs_four_point_trust_and_ten_point_satisfaction_rescaled() -> None:
@@ -128,7 +128,7 @@ def test_evs_four_point_trust_and_ten_point_satisfaction_rescaled() -> None:
     assert [r["belonging_country"] for r in out] == pytest.approx([10.0, 20 / 3, 10 / 3, 0.0])
     assert [r["life_satisfaction"] for r in out] == pytest.approx([0.0, 10 / 3, 20 / 3, 10.0])
     (r,) = EVS08.out(SCALES_08)
-    assert (r["trust_parliament"], r["life_satisfaction"], r["belonging_country"]) == pytest.approx((10.0, 10.0, 0.0))
+    assert (r["trust_parliament"], r["life_satisfaction"]) == pytest.approx((10.0, 10.0))
 
 
 NEGATIVE_17 = EVS17.add(
@@ -198,7 +198,7 @@ def test_evs_second_generation_and_first_generation() -> None:
 IDS_17 = EVS17.add({"id_cocas": 276000123, "gweight": 1.25, "dweight": 0.8, "v275b_N2": "DE30", "v275b_N1": "DE3",
                     "year": 2018, "v229": 2018},
                    {"v275b_N2": "DE21", "v275b_N1": "DE2"})
-IDS_08 = EVS08.add({"weight_g": 0.9, "v371b_N3": "FR101", "v371b_N2": "FR10", "v371b_N1": "FR1"})
+IDS_08 = EVS08.add({"weight_g": 0.9})
 
 
 def test_evs_respondent_id_weights_and_city_proxy() -> None:
@@ -209,8 +209,41 @@ def test_evs_respondent_id_weights_and_city_proxy() -> None:
     # late fieldwork: the interview year, not 2017, so an arrival in 2018 is not invalid
     assert (a["year"], a["years_since_arrival"], a["years_since_arrival_missing"]) == (2018, 0, None)
     (c,) = EVS08.out(IDS_08)
-    assert (c["weight"], c["weight_design"], c["weight_design_missing"], c["city"]) == (0.9, None, "not_asked", "FR001C")
+    assert (c["weight"], c["weight_design"], c["weight_design_missing"]) == (0.9, None, "not_asked")
     assert (a["sample_group"], c["sample_group"]) == ("general_population", "general_population")
+
+
+# EVS 2008 as the ZA4800 file names it (public scripts reading the file; codebook_2008.yaml notes):
+# v304 citizen, v305b citizenship, v306 born in the country, v307b country of birth, v308 year of
+# arrival, v309/v310b father, v311/v312b mother; v8 happiness, v9 health; v256 pride; EVS region codes.
+BIRTH_08 = EVS08.add(
+    {"v304": 2, "v305b": 792, "v306": 2, "v307b": 792, "v308": 1990, "v309": 2, "v310b": 792, "v311": 2,
+     "v312b": 792, "v303": 1970, "year": 2008},
+    {"v304": 1, "v305b": -3, "v306": 1, "v307b": -3, "v308": -3, "v309": 2, "v310b": 504, "v311": 1,
+     "v312b": -3, "v303": 1980, "year": 2008})
+HEALTH_08 = EVS08.add(*({"v9": c} for c in (1, 3, 5, -1)))
+
+
+def test_evs_2008_birth_and_citizenship_block_follows_the_real_names() -> None:
+    out = EVS08.out(BIRTH_08)
+    assert pick(out, "born_in_country", "country_of_birth", "citizen", "citizenship", "year_of_arrival") == [
+        (False, None, "TR", None, False, None, "TR", None, 1990, None),
+        (True, None, None, "not_applicable", True, None, None, "not_applicable", None, "not_applicable")]
+    assert pick(out, "father_country_of_birth", "mother_country_of_birth") == [
+        ("TR", None, "TR", None), ("MA", None, None, "not_applicable")]
+    assert [r["migrant_generation"] for r in out] == ["first_generation", "generation_2_5"]
+
+
+def test_evs_2008_health_is_v9_and_happiness_pride_regions_are_not_read() -> None:
+    assert pick(EVS08.out(HEALTH_08), "self_rated_health") == [
+        ("very_good", None), ("fair", None), ("very_bad", None), (None, "dont_know")]
+    _, columns = _compiled("evs", "2008")
+    read = {c for c, _ in columns}
+    # v8 (happiness), v256 (pride) and the EVS region codes never feed a target
+    assert not read & {"v8", "v256", "v371b_N1", "v371b_N2", "v371b_N3", "v305", "v307", "v310", "v312"}
+    (r,) = EVS08.out(IDS_08)
+    assert (r["belonging_country"], r["belonging_country_missing"]) == (None, "not_asked")
+    assert (r["region_nuts_missing"], r["city_missing"]) == ("not_asked", "not_asked")
 
 
 # --- EU-MIDIS --------------------------------------------------------------------------------

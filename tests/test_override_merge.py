@@ -1,6 +1,6 @@
 """Wave overrides merge as docs/crosswalk.md says (the audit's finding F3-2): a `map` on a table rule keeps the
 table — it was replacing the rule, so `{map: {"01": DDDE}}` failed for want of a source and
-`{source: v305, map: {40: AT}, quality: exact}` silently left some 250 codes of the table unmapped; only
+`{source: v307b, map: {40: AT}, quality: exact}` silently left some 250 codes of the table unmapped; only
 `table: null` drops a table's codes."""
 
 from __future__ import annotations
@@ -109,10 +109,10 @@ def test_the_eumidis_wave_i_country_map_replaces_the_table_as_written() -> None:
 def test_a_source_and_map_override_on_an_evs_table_rule_keeps_every_code_of_the_table(project: Path) -> None:
     """The audit's EVS case: accepted, and it dropped the table (about 250 codes unmapped, seen only on real data)."""
     path = project / "mappings" / "evs.yaml"
-    edit(path, "      country_of_birth:\n        source: v305\n",
-         "      country_of_birth:\n        source: v305\n        map: {40: AT}\n        quality: exact\n")
+    edit(path, "      country_of_birth:\n        source: v307b\n",
+         "      country_of_birth:\n        source: v307b\n        map: {40: AT}\n        quality: exact\n")
     plan, loaded = _validated_plan(project, path, "evs", "2008", "country_of_birth")
-    assert (plan.kind, plan.source, plan.table) == ("table", "v305", "evs_country_codes")
+    assert (plan.kind, plan.source, plan.table) == ("table", "v307b", "evs_country_codes")
     table = loaded.tables.code_map("evs_country_codes")
     assert table is not None and len(table.normalised_map()) > 250
     assert plan.values == {**table.normalised_map(), 40: "AT"}

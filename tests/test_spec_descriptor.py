@@ -24,7 +24,7 @@ OWN_CODEBOOKS = [("evs", "2008"), ("evs", "2017"), ("eumidis", "I"), ("eumidis",
 
 CODEBOOK_KEYS = {"survey", "wave", "file", "format", "encoding", "names", "rows", "notes", "variables"}
 CODEBOOK_REQUIRED = {"survey", "wave", "file", "format", "names", "variables"}
-VARIABLE_KEYS = {"name", "label", "type", "width", "format", "measure", "labels", "missing", "evidence"}
+VARIABLE_KEYS = {"name", "label", "type", "width", "format", "measure", "labels", "missing", "notes", "evidence"}
 VARIABLE_REQUIRED = {"name", "label", "type", "evidence"}
 MISSING_KEYS = {"values", "range", "extended"}
 
@@ -250,7 +250,7 @@ def _check_missing(var: dict[str, Any], fmt: str, where: str) -> None:
 
 def test_codebook_variable_counts() -> None:
     counts = {(s, w): len(read_yaml(SURVEYS / s / f"codebook_{w}.yaml")["variables"]) for s, w in OWN_CODEBOOKS}
-    assert counts == {("evs", "2008"): 42, ("evs", "2017"): 53, ("eumidis", "I"): 47, ("eumidis", "II"): 46}
+    assert counts == {("evs", "2008"): 38, ("evs", "2017"): 53, ("eumidis", "I"): 47, ("eumidis", "II"): 46}
 
 
 def test_codebook_key_facts() -> None:
@@ -274,3 +274,36 @@ def test_codebook_key_facts() -> None:
     mid1 = read_yaml(SURVEYS / "eumidis" / "codebook_I.yaml")
     assert mid1["names"] == "modelled"
     assert {v["evidence"] for v in mid1["variables"]} == {"modelled"}
+
+
+def test_evs_2008_codebook_follows_the_real_file_names() -> None:
+    """ZA4800 names seen in public scripts reading the file (surveys/evs/codebook_2008.yaml notes)."""
+    evs08 = {v["name"]: v for v in read_yaml(SURVEYS / "evs" / "codebook_2008.yaml")["variables"]}
+    # the country-code variables end in 'b'; there is no v305, v307, v310 or v312
+    assert {"v305b", "v307b", "v310b", "v312b"} <= set(evs08)
+    assert not {"v305", "v307", "v310", "v312", "v254", "v255", "v269", "v270"} & set(evs08)
+    assert (evs08["v306"]["label"], evs08["v304"]["label"]) == (
+        "respondent born in [country]", "respondent has [country] citizenship")
+    # v8 is happiness (4 points), v256 national pride: neither is health nor closeness
+    assert evs08["v8"]["labels"][1] == "very happy" and 5 not in evs08["v8"]["labels"]
+    assert evs08["v256"]["label"] == "how proud are you to be [nationality]"
+    # the regions are numeric EVS codes, not NUTS strings
+    assert {evs08[f"v371b_N{i}"]["type"] for i in (1, 2, 3)} == {"numeric"}
+    assert all(v.get("notes") for n, v in evs08.items() if v["evidence"] == "seen" and n not in {"country"})
+
+
+def test_evs_descriptor_and_2017_codebook_carry_the_checked_facts() -> None:
+    """ZA7500 v5.0.0: DOI and size as a public script downloading it gives them; every declared 2017 name is in
+    the file's full variable list (surveys/evs/codebook_2017.yaml notes name the sources)."""
+    desc = read_yaml(SURVEYS / "evs" / "survey.yaml")
+    waves = {w["id"]: w for w in desc["waves"]}
+    assert (waves["2017"]["doi"], waves["2017"]["sample_size"]["respondents"]) == ("10.4232/1.13897", 59438)
+    assert waves["2017"]["sample_size"]["approximate"] is False and "unverified" not in waves["2017"]
+    assert waves["2008"]["doi"] == "10.4232/1.12458" and "unverified" not in waves["2008"]
+    assert {f["name"]: f["evidence"] for f in waves["2008"]["files"]}["ZA4800_v5-0-0.sav"] == "seen"
+    assert "unverified" not in {w["name"]: w for w in desc["weights"]}["weight_g"]
+    evs17 = {v["name"]: v for v in read_yaml(SURVEYS / "evs" / "codebook_2017.yaml")["variables"]}
+    assert all("43133749530" in v["notes"] for v in evs17.values())
+    assert evs17["v244"]["labels"][2] == "less then 30h a week"  # sic, as the file labels it
+    assert (evs17["v228b"]["type"], evs17["v228b"]["evidence"], evs17["v228b_r"]["evidence"]) == (
+        "string", "seen", "seen")
