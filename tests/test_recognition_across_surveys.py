@@ -14,24 +14,27 @@ FI = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic" / "ESS9FI.sav"
 pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
 
 
+def _crosswalk(project: Path, survey: str, title: str, file: str, key: dict[str, dict[str, str]]) -> None:
+    """A crosswalk ``survey`` in the project copy (and its schema's survey list) whose one wave names ``file`` by
+    name and declares no content (as `harmonise scaffold FILE --survey S` writes it): ``key`` maps the respondent
+    id and country; every other target is not asked."""
+    schema = yaml.safe_load((ROOT / "mappings" / "schema.yaml").read_text())
+    targets: dict[str, object] = {var["name"]: {"not_asked": "not mapped in this test"} for var in schema["variables"]
+                                  if not var.get("automatic") and not var.get("derived")}
+    targets.update(key)
+    crosswalk = {"survey": survey, "title": title, "waves": [{"wave": "1", "year": 2018, "files": [file]}],
+                 "targets": targets}
+    (project / "mappings" / f"{survey}.yaml").write_text(yaml.safe_dump(crosswalk, sort_keys=False))
+    edit(project / "mappings" / "schema.yaml", "ties: The Integration of the European Second generation",
+         f"ties: The Integration of the European Second generation, {survey}: {title}")
+
+
 @pytest.fixture()
 def newsurvey(project: Path) -> Path:
-    """The project copy with a second crosswalk, `gbnew`, whose one wave names ESS9FI.sav as its file (as
-    `harmonise scaffold ESS9FI.sav --survey gbnew` writes it) and declares no content."""
-    schema = yaml.safe_load((ROOT / "mappings" / "schema.yaml").read_text())
-    targets: dict[str, object] = {}
-    for var in schema["variables"]:
-        if var.get("automatic") or var.get("derived"):
-            continue
-        targets[var["name"]] = {"not_asked": "not mapped in this test"}
-    targets["respondent_id"] = {"expr": "concat(cntry, '-', str(idno))", "quality": "exact"}
-    targets["country"] = {"source": "cntry", "table": "ess_country_codes", "quality": "exact"}
-    crosswalk = {"survey": "gbnew", "title": "A new survey", "waves": [{"wave": "1", "year": 2018,
-                                                                        "files": ["ESS9FI.sav"]}],
-                 "targets": targets}
-    (project / "mappings" / "gbnew.yaml").write_text(yaml.safe_dump(crosswalk, sort_keys=False))
-    edit(project / "mappings" / "schema.yaml", "ties: The Integration of the European Second generation}",
-         "ties: The Integration of the European Second generation, gbnew: A new survey}")
+    """The project copy with a second crosswalk, `gbnew`, whose one wave names ESS9FI.sav as its file."""
+    _crosswalk(project, "gbnew", "A new survey", "ESS9FI.sav",
+               {"respondent_id": {"expr": "concat(cntry, '-', str(idno))", "quality": "exact"},
+                "country": {"source": "cntry", "table": "ess_country_codes", "quality": "exact"}})
     return project
 
 
@@ -82,28 +85,15 @@ def test_a_file_of_one_survey_validated_with_its_own_crosswalk_has_no_warning() 
     assert "name-content" not in out
 
 
-def _by_name_only(project: Path, survey: str, title: str) -> None:
-    """A crosswalk ``survey`` whose one wave names `gbfile.sav` by name (no content), mapping its `id` only."""
-    schema = yaml.safe_load((ROOT / "mappings" / "schema.yaml").read_text())
-    targets: dict[str, object] = {var["name"]: {"not_asked": "not mapped in this test"} for var in schema["variables"]
-                                  if not var.get("automatic") and not var.get("derived")}
-    targets["respondent_id"] = {"expr": "str(id)", "quality": "exact"}
-    targets["country"] = {"expr": "'FI'", "quality": "exact"}
-    crosswalk = {"survey": survey, "title": title, "waves": [{"wave": "1", "year": 2018, "files": ["gbfile.sav"]}],
-                 "targets": targets}
-    (project / "mappings" / f"{survey}.yaml").write_text(yaml.safe_dump(crosswalk, sort_keys=False))
-
-
 def test_validating_one_crosswalk_says_a_build_finds_the_file_named_by_two(project: Path, tmp_path: Path) -> None:
     """Two crosswalks naming the same file: each validated alone took it and said ok, and a build of both refused it
     as an ambiguous file. Validating one now says so."""
     import pandas as pd
     import pyreadstat
 
-    _by_name_only(project, "gbnew", "A new survey")
-    _by_name_only(project, "gbtwo", "Another survey")
-    edit(project / "mappings" / "schema.yaml", "ties: The Integration of the European Second generation}",
-         "ties: The Integration of the European Second generation, gbnew: A new survey, gbtwo: Another survey}")
+    key = {"respondent_id": {"expr": "str(id)", "quality": "exact"}, "country": {"expr": "'FI'", "quality": "exact"}}
+    _crosswalk(project, "gbnew", "A new survey", "gbfile.sav", key)
+    _crosswalk(project, "gbtwo", "Another survey", "gbfile.sav", key)
     data = tmp_path / "gbfile.sav"
     pyreadstat.write_sav(pd.DataFrame({"id": [1.0, 2.0, 3.0]}), str(data))
     code, out, err = run("validate", str(project / "mappings" / "gbnew.yaml"), "--data", str(data), project=project)
