@@ -610,10 +610,13 @@ def _counts(src: SourceFile, column: str) -> dict[str | None, int]:
 
 
 def _mixed(f: Path, what: str, cw: str | None) -> Issue:
-    """The error of a file holding rows of several waves: they would all be stored as one."""
+    """The error of a file holding rows of several waves that cannot be read wave by wave: given --survey/--wave
+    (``cw``, the survey given), or with no one content variable telling its waves apart; they would all be stored
+    as one."""
     return Issue(f"{f}: {what}: rows of several waves, which would all be stored as one wave", code="mixed-waves",
-                 survey=cw, hint="split it into one file per wave (a cumulative file: by its round variable), then "
-                                 "harmonise the files together")
+                 survey=cw, hint="drop --survey/--wave: a file of several waves is read wave by wave" if cw else
+                 "split it into one file per wave (a cumulative file: by its round variable), then harmonise the "
+                 "files together")
 
 
 def _foreign_content(src: SourceFile, wave: Wave, scanned: dict[str, set[str] | InputError]) -> str | None:

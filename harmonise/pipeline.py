@@ -232,8 +232,9 @@ def _same_content(f: _File, frame: pd.DataFrame) -> None:
             f"{f.job.path}: {column} = {texts[i]} at row {row:,}, but the {column} values of its first "
             f"{CONTENT_SAMPLE:,} rows are {', '.join(sorted(wanted))}: rows of several waves, which would all be "
             f"stored as {made}", code="mixed-waves", survey=cw, wave=wave,
-            hint="split a file that holds several waves into one file per wave (if a row's value is wrong, mend "
-                 "it in the file)",
+            hint=("drop --survey/--wave: a file of several waves is read wave by wave" if forced else
+                  "split a file that holds several waves into one file per wave") + " (if a row's value is wrong, "
+                 "mend it in the file)",
             # a file recognised by its content is read wave by wave when run again (api: Options.whole)
             extra={} if forced else {SEVERAL_WAVES: str(f.job.path)})], "the file holds rows of several waves")
 
