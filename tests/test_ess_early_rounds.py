@@ -351,3 +351,26 @@ def test_a_file_laid_out_as_the_round_validates_and_builds_the_values_of_the_raw
         assert set(got.income_decile_missing) == {"not_asked"}
     if round_ < 5:
         assert set(got.year_of_arrival_missing) == {"not_asked"}
+
+
+def test_round1_codes_and_labels_of_the_whole_lists_raise_no_label_contradiction(tmp_path: Path) -> None:
+    """Every code of the round-1 country and language lists present in a file, labelled as ESS1 e06.7 labels
+    it ('Czechoslovakia', 'Macedonia', 'Libyan Arab Jamahiriya', 'Local languages, Turkey' ...): all mapped,
+    none contradicted by its label."""
+    df, labels, missing = layout(1, n=450)
+    rng = np.random.default_rng(11)
+    cb = codebook(1)
+    countries = [str(c) for c in cb["cntbrth"]["labels"] if str(c) not in ("66", "77", "88", "99")]
+    languages = [str(c) for c in cb["lnghoma"]["labels"] if str(c) not in ("777", "888", "999")]
+    df["cntbrth"] = np.where(df.brncntr == 2, rng.permutation(np.resize(countries, len(df))), "66")
+    df["ctzship"] = rng.permutation(np.resize(countries, len(df)))
+    df["ctzcntr"] = 2.0
+    df["lnghoma"] = rng.permutation(np.resize(languages, len(df)))
+    for name in ("cntry", "cntbrth", "ctzship", "lnghoma"):
+        labels[name] = {str(k): str(v) for k, v in cb[name]["labels"].items()}
+    (tmp_path / "data").mkdir()
+    pyreadstat.write_sav(df, str(tmp_path / "data" / "ESS1BE.sav"), variable_value_labels=labels,
+                         missing_ranges=missing)
+    code, out, err = run("validate", "mappings/ess.yaml", "--data", str(tmp_path / "data"))
+    assert code == 0, out + err
+    assert "0 error(s), 0 warning(s)" in out + err
