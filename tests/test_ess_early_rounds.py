@@ -79,6 +79,34 @@ def test_round1_wrkctr_has_no_no_contract_code() -> None:
     assert (var["evidence"], sorted(var["labels"])) == ("seen", [1, 2, 6, 7, 8, 9])
 
 
+@pytest.mark.parametrize("wave", [2, 3, 4, 5])
+def test_rounds_2_to_5_country_lists_are_those_of_the_ess_data_portal_codebook(wave: int) -> None:
+    names = ("cntbrtha", "ctzshipa", "fbrncnt", "mbrncnt") if wave < 4 else ("cntbrthb", "ctzshipb", "fbrncnta", "mbrncnta")
+    lists = {str(c) for c in codebook(wave)[names[2]]["labels"]}
+    assert codebook(wave)[names[2]]["evidence"] == "seen"
+    for name in names:
+        assert {str(c) for c in codebook(wave)[name]["labels"]} == lists, name
+    if wave < 4:  # 2004-07: CS is Serbia and Montenegro, the former states are numbered 01-05
+        assert len(lists) == 250 and codebook(wave)["fbrncnt"]["labels"]["CS"] == "Serbia and Montenegro"
+        assert {"01", "02", "03", "04", "05", "65", "AN", "AX", "TL"} <= lists
+        assert not lists & {"06", "SU", "TP", "YU", "ME", "RS", "XK", "BL", "JE"}
+    else:  # 2008-11: CS gone, 06 Serbia and Montenegro, ME and RS
+        assert len(lists) == 255 and codebook(wave)["fbrncnta"]["labels"]["06"] == "Serbia and Montenegro"
+        assert {"01", "06", "65", "AN", "BL", "JE", "ME", "MF", "RS"} <= lists
+        assert not lists & {"CS", "XK", "CW", "SX", "BQ", "SS", "GG", "IM"}
+
+
+@pytest.mark.parametrize("wave", [2, 3, 4, 5])
+def test_every_country_code_of_rounds_2_to_5_is_mapped_by_the_crosswalk(wave: int) -> None:
+    cw = yaml.safe_load((ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8"))
+    period = next(p for p in cw["periods"] if str(wave) in p["waves"] and "country_of_birth" in p["overrides"])
+    rule = period["overrides"]["country_of_birth"]
+    known = set(table("ess_country_codes")["map"]) | set(table("ess_country_codes")["missing"])
+    known |= set(rule.get("map", {}))
+    assert {str(c) for c in codebook(wave)[rule["source"]]["labels"]} - known == set()
+    assert rule.get("map", {}) == ({"CS": "CSXX"} if wave < 4 else {})
+
+
 def test_every_round1_country_and_language_code_is_mapped_by_the_crosswalk() -> None:
     cw = yaml.safe_load((ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8"))
     wave1 = next(w for w in cw["waves"] if w["wave"] == "1")["overrides"]
@@ -155,7 +183,9 @@ def layout(round_: int, n: int = 240) -> tuple[pd.DataFrame, dict[str, dict[Any,
     cntbrth, ctzship, live, lang, edu, contract, income, year = names
     born = rng.choice([1, 1, 1, 2, 2, 8], n)
     citizen = rng.choice([1, 1, 2, 7], n)
-    old = ["CS", "SU", "YU", "TP", "AN"] if round_ == 1 else []
+    # the former states' codes of the round (ISO alpha-2 then; ESS legacy numbers from round 2)
+    old = {1: ["CS", "SU", "YU", "TP", "AN"], 3: ["CS", "02", "03", "04", "65", "AN", "TL"],
+           5: ["06", "02", "65", "AN", "ME", "RS"]}[round_]
     df = pd.DataFrame({
         "name": f"ESS{round_}e0x", "essround": float(round_), "edition": "6.7", "idno": np.arange(1, n + 1) * 7.0,
         "cntry": "BE",
@@ -213,11 +243,8 @@ def layout(round_: int, n: int = 240) -> tuple[pd.DataFrame, dict[str, dict[Any,
                     9: "No answer"},
         year: {9999: "Not available"},
     }
-    for code in ("CS", "SU", "YU", "TP", "AN"):
-        for var in (cntbrth, ctzship):
-            if code in labels[var]:
-                labels[var][code] = {"CS": "Czechoslovakia", "SU": "USSR", "YU": "Yugoslavia", "TP": "East Timor",
-                                     "AN": "Netherlands Antilles"}[code]
+    for var in (cntbrth, ctzship):  # labelled as the round's list labels them (CS: Czechoslovakia, then Serbia and Montenegro)
+        labels[var].update({c: str(codebook(round_)[cntbrth]["labels"][c]) for c in old})
     missing: dict[str, list[Any]] = {
         "gndr": [9], "agea": [999], "brncntr": [7, 8, 9], "ctzcntr": [7, 8, 9], "emplrel": [{"lo": 6, "hi": 9}],
         contract: [{"lo": 6, "hi": 9}], income: [77, 88, 99], "trstprl": [77, 88, 99], "domicil": [7, 8, 9],
@@ -281,7 +308,7 @@ def expected(path: Path, round_: int) -> pd.DataFrame:
         1: ("cntbrth", "livecntr", "lnghoma", "edulvla", "wrkctr", "hinctnt", "inwyr"),
         3: ("cntbrtha", "livecntr", "lnghoma", "edulvla", "wrkctra", "hinctnt", "inwyys"),
         5: ("cntbrthb", "livecnta", "lnghom1", "edulvlb", "wrkctra", "hinctnta", "inwyys")}[round_]
-    countries = table("ess_country_codes")["map"] | {"CS": "CSHH"}
+    countries = table("ess_country_codes")["map"] | {1: {"CS": "CSHH"}, 3: {"CS": "CSXX"}, 5: {}}[round_]
     languages = table("ess_language_codes")["map"] | {"QTR": "MIS", "SCC": "SRP", "SCR": "HRV"}
 
     def valid(s: pd.Series, bad: set[Any]) -> pd.Series:
@@ -353,23 +380,28 @@ def test_a_file_laid_out_as_the_round_validates_and_builds_the_values_of_the_raw
         assert set(got.year_of_arrival_missing) == {"not_asked"}
 
 
-def test_round1_codes_and_labels_of_the_whole_lists_raise_no_label_contradiction(tmp_path: Path) -> None:
-    """Every code of the round-1 country and language lists present in a file, labelled as ESS1 e06.7 labels
-    it ('Czechoslovakia', 'Macedonia', 'Libyan Arab Jamahiriya', 'Local languages, Turkey' ...): all mapped,
-    none contradicted by its label."""
-    df, labels, missing = layout(1, n=450)
+@pytest.mark.parametrize("round_", [1, 3, 5])
+def test_codes_and_labels_of_the_whole_country_lists_raise_no_label_contradiction(tmp_path: Path, round_: int) -> None:
+    """Every code of the round's country list (and round 1's language list) present in a file, labelled as the
+    ESS codebooks label it ('Czechoslovakia', 'Serbia and Montenegro', 'Timor-Leste', 'Alien's passport',
+    'Libyan Arab Jamahiriya', 'Local languages, Turkey' ...): all mapped, none contradicted by its label."""
+    df, labels, missing = layout(round_, n=450)
     rng = np.random.default_rng(11)
-    cb = codebook(1)
-    countries = [str(c) for c in cb["cntbrth"]["labels"] if str(c) not in ("66", "77", "88", "99")]
-    languages = [str(c) for c in cb["lnghoma"]["labels"] if str(c) not in ("777", "888", "999")]
-    df["cntbrth"] = np.where(df.brncntr == 2, rng.permutation(np.resize(countries, len(df))), "66")
-    df["ctzship"] = rng.permutation(np.resize(countries, len(df)))
+    cb = codebook(round_)
+    cntbrth, ctzship = {1: ("cntbrth", "ctzship"), 3: ("cntbrtha", "ctzshipa"), 5: ("cntbrthb", "ctzshipb")}[round_]
+    countries = [str(c) for c in cb[cntbrth]["labels"] if str(c) not in ("66", "77", "88", "99")]
+    df[cntbrth] = np.where(df.brncntr == 2, rng.permutation(np.resize(countries, len(df))), "66")
+    df[ctzship] = rng.permutation(np.resize(countries, len(df)))
     df["ctzcntr"] = 2.0
-    df["lnghoma"] = rng.permutation(np.resize(languages, len(df)))
-    for name in ("cntry", "cntbrth", "ctzship", "lnghoma"):
+    names = ["cntry", cntbrth, ctzship]
+    if round_ == 1:
+        languages = [str(c) for c in cb["lnghoma"]["labels"] if str(c) not in ("777", "888", "999")]
+        df["lnghoma"] = rng.permutation(np.resize(languages, len(df)))
+        names.append("lnghoma")
+    for name in names:
         labels[name] = {str(k): str(v) for k, v in cb[name]["labels"].items()}
     (tmp_path / "data").mkdir()
-    pyreadstat.write_sav(df, str(tmp_path / "data" / "ESS1BE.sav"), variable_value_labels=labels,
+    pyreadstat.write_sav(df, str(tmp_path / "data" / f"ESS{round_}BE.sav"), variable_value_labels=labels,
                          missing_ranges=missing)
     code, out, err = run("validate", "mappings/ess.yaml", "--data", str(tmp_path / "data"))
     assert code == 0, out + err
