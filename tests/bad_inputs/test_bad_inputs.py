@@ -134,6 +134,17 @@ def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out:
     _write_sav(df, meta, out / "TIES_2007.sav")
 
 
+def _infinite_missing_range(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """cit_how (read by the naturalised expression) = -8 in three citizens' rows, the file declaring
+    LOWEST THRU -7 user-missing with an infinite lower bound (a crafted header; SPSS writes -DBL_MAX)."""
+    df = df.copy()
+    rows = df.index[df["cit_host"] == 1][:3]
+    df.loc[rows, "cit_how"] = -8.0
+    meta = copy.copy(meta)  # the read metadata is shared by every case
+    meta.missing_ranges = {**meta.missing_ranges, "cit_how": [{"lo": float("-inf"), "hi": -7.0}]}
+    _write_sav(df, meta, out / "TIES_2007.sav")
+
+
 def _corrupt_name(compress: bool, name: bytes = b"\xff\x00\x1b[2J") -> Callable[[pd.DataFrame, Any, Path, Path], None]:
     """The first variable record's name (RESP_ID) overwritten with 8 bytes no SPSS name can hold."""
     def make(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
@@ -199,6 +210,7 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "sql_label": _sql_label,
     "escape_label": _escape_label,
     "declared_missing_in_expression": _declared_missing_in_expression,
+    "infinite_missing_range": _infinite_missing_range,
     "two_files": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "TIES_2007_copy.sav")),
     "unmatched_file": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "notes.sav")),
     "fifo": lambda df, meta, src, out: (_copy(src, out), os.mkfifo(out / "h.duckdb")),
