@@ -303,3 +303,13 @@ def test_histogram_bins_cover_every_valid_value(small_demo_db: Path, loaded) -> 
         assert ws.histogram[0].value.startswith("≤ ") and ws.histogram[-1].value.startswith("≥ ")
     assert any(not ws.summary.n_hidden for ws in stats["age"].values())  # the bins are checked somewhere
     assert all(ws.histogram == [] and ws.summary is None for ws in stats["sex"].values())
+
+
+def test_a_rule_whose_variable_the_declared_codebook_lacks_is_shown_absent(project: Path) -> None:
+    """A file holding a variable its declared codebook lacks still builds (a note); the codebook of that project
+    stopped with 'internal error: UndefinedError: ... no attribute 'other'' (the cell had no flag letter)."""
+    edit(project / "mappings" / "ties.yaml", "  sex:\n    source: sex\n", "  sex:\n    source: sexx\n")
+    code, _, err = run("codebook", "--out", str(project / "cb"), project=project)
+    assert code == 0, err
+    page = (project / "cb" / "markdown" / "sex.md").read_text()
+    assert "### TIES 2007 — absent\n\n- rule: absent: `not available in this file (it lacks sexx)`" in page
