@@ -106,6 +106,22 @@ def _stata(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
                          missing_user_values={"sex": ["a", "e"]})
 
 
+def _case_twins(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """A Stata file (case-sensitive names) holding SEX (9 in every row) beside sex."""
+    frame = df.copy()
+    frame.insert(0, "SEX", 9.0)
+    labels = {k: {int(c): v for c, v in lab.items()} for k, lab in meta.variable_value_labels.items()
+              if all(isinstance(c, float) for c in lab)}
+    pyreadstat.write_dta(frame, str(out / "TIES_2007.dta"), variable_value_labels=labels)
+
+
+def _row_named(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """The id variable named __row (a name Stata allows), unique but unlike the row numbers."""
+    frame = df.rename(columns={"resp_id": "__row"})
+    frame["__row"] = 100000.0 - np.arange(len(frame))
+    pyreadstat.write_dta(frame, str(out / "TIES_2007.dta"))
+
+
 def _sql_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     df = df.copy()
     df.loc[df.index[:3], "sex"] = 3.0
@@ -208,6 +224,8 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "long_string_variable": _mutated(_long_string_variable),
     "stata_extended": _stata,
     "sql_label": _sql_label,
+    "case_twins": _case_twins,
+    "row_named": _row_named,
     "escape_label": _escape_label,
     "declared_missing_in_expression": _declared_missing_in_expression,
     "infinite_missing_range": _infinite_missing_range,
