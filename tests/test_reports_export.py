@@ -262,8 +262,10 @@ SECRET = "harmonise-export-secret-7f3a"
     ["ALTER TABLE respondents RENAME TO kept",
      "CREATE VIEW respondents AS SELECT k.* REPLACE ((SELECT content FROM read_text({secret})) AS city) FROM kept k"],
     ["CREATE MACRO coalesce(a, b) AS (SELECT content FROM read_text({secret}))"],  # replaces DuckDB's own coalesce
-    ["CREATE MACRO lower(a) AS (SELECT content FROM read_text({secret}))"],
-], ids=["view", "macro-coalesce", "macro-lower"])
+    ["CREATE MACRO lower(a) AS (SELECT content FROM read_text({secret}))",  # and macros that would hide it
+     "CREATE MACRO duckdb_functions() AS TABLE SELECT 'x' AS function_name, TRUE AS internal, 'x' AS database_name",
+     "CREATE MACRO current_database() AS 'elsewhere'"],
+], ids=["view", "macro-coalesce", "macro-lower-hidden"])
 @pytest.mark.parametrize("fmt", ["csv", "sav"])
 def test_export_refuses_a_database_holding_code_that_would_run_with_file_access(
         fr_db: Path, tmp_path: Path, tamper: list[str], fmt: str) -> None:

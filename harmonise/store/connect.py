@@ -61,14 +61,17 @@ EXPORT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 def code_in_database(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> list[str]:
     """What in the open database would run SQL of its own when ``tables`` are read: any of them that is a view or
     has a generated column, and user macros (a macro named ``count`` or ``upper`` replaces DuckDB's own in every
-    query). A database harmonise built has none; a connection with file access must not run them."""
+    query). A database harmonise built has none; a connection with file access must not run them. Every function
+    here is called by its system name: a stored macro ``duckdb_functions`` would otherwise answer in its place."""
+    names = ", ".join("?" for _ in tables)
+    db = "system.main.current_database()"
     found = [f"view {name}" for (name,) in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE NOT internal AND database_name = current_database() "
-        "AND view_name IN (SELECT unnest($1))", [list(tables)]).fetchall()]
+        f"SELECT view_name FROM system.main.duckdb_views() WHERE NOT internal AND database_name = {db} "
+        f"AND view_name IN ({names}) ORDER BY 1", list(tables)).fetchall()]
     found += [f"generated column {t}.{c}" for t, c in con.execute(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-        "AND is_generated = 'ALWAYS' AND table_name IN (SELECT unnest($1)) ORDER BY ALL", [list(tables)]).fetchall()]
+        f"SELECT table_name, column_name FROM system.information_schema.columns WHERE table_catalog = {db} "
+        f"AND is_generated = 'ALWAYS' AND table_name IN ({names}) ORDER BY ALL", list(tables)).fetchall()]
     found += [f"macro {name}" for (name,) in con.execute(
-        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE NOT internal AND database_name = current_database() "
+        f"SELECT DISTINCT function_name FROM system.main.duckdb_functions() WHERE NOT internal AND database_name = {db} "
         "ORDER BY 1").fetchall()]
     return found
