@@ -139,6 +139,15 @@ def _escape_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     _write_sav(df, meta, out / "TIES_2007.sav", labels)
 
 
+def _line_break_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """An unmapped code whose value label holds a line break and what would pass for a verdict after it."""
+    df = df.copy()
+    df.loc[df.index[:3], "sex"] = 3.0
+    labels = {k: v for k, v in meta.variable_value_labels.items()}
+    labels["sex"] = {1.0: "Male", 2.0: "Female", 3.0: "x\nok: 0 error(s), 0 warning(s)"}
+    _write_sav(df, meta, out / "TIES_2007.sav", labels)
+
+
 def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     """cit_how (read by the naturalised expression) = -6 in three citizens' rows; the file declares -9, -8
     and -6 user-missing (SPSS allows three discrete values)."""
@@ -227,6 +236,7 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "case_twins": _case_twins,
     "row_named": _row_named,
     "escape_label": _escape_label,
+    "line_break_label": _line_break_label,
     "declared_missing_in_expression": _declared_missing_in_expression,
     "infinite_missing_range": _infinite_missing_range,
     "two_files": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "TIES_2007_copy.sav")),
