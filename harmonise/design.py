@@ -20,7 +20,7 @@ from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import Options, recognise
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.pipeline import record_source
-from harmonise.readers.files import SourceFile, open_source
+from harmonise.readers.files import SourceFile, check_staged_names, open_source
 from harmonise.spec.project import Project
 from harmonise.store import provenance
 
@@ -52,7 +52,8 @@ def attach_design(con: duckdb.DuckDBPyConnection, project: Project, path: Path, 
         what = "; ".join([*(f"{t} needs {', '.join(plan.targets[t].absent)}" for t in lacking),
                           *(e.message for e in compiled.errors)])
         raise InputError(f"{path}: cannot read it as a design file of {cw.survey} wave {wave.wave}: {what}")
-    columns = [vm.name for n in plan.sources() if (vm := src.meta.get(n)) is not None]
+    columns = list(dict.fromkeys(vm.name for n in plan.sources() if (vm := src.meta.get(n)) is not None))
+    check_staged_names(path, columns, src.meta)
     targets = [KEY, *cw.design]
     con.execute(f"CREATE OR REPLACE TEMP TABLE design_rows ({', '.join(f'{quote_ident(t)} VARCHAR' for t in targets)})")
     rows = 0

@@ -43,7 +43,7 @@ from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import CONTENT_SAMPLE, SEVERAL_WAVES, Job, content_text, content_values, content_wanted, supply
 from harmonise.errors import InputError, Issue, ValidationFailed
 from harmonise.procs import die_with_parent
-from harmonise.readers.files import SourceFile, open_source
+from harmonise.readers.files import SourceFile, check_staged_names, open_source
 from harmonise.readers.prefetch import FileFeed, has_frames, keep_frames, prefetched_chunks, recall_frames
 from harmonise.samework import SameWork
 from harmonise.spec.coverage import plan_sources, quality_of
@@ -197,6 +197,7 @@ def _open(job: Job, project: Project, same: SameWork, encoding: str | None) -> _
                for name, allowed in (job.wave.content or {}).items()
                if job.sampled and (vm := src.meta.get(name)) is not None]
     columns += [c for c, _ in content if c not in columns]
+    check_staged_names(job.path, columns, src.meta)
     return _File(job, src, plan, compiled, columns, Outcome(job), _Hasher(job.path, job.sha256), edition,
                  content=content)
 

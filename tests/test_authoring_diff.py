@@ -154,3 +154,18 @@ def test_a_version_the_loader_refuses_a_value_of_is_not_diffed_as_if_the_value_w
         parse_version(text, "HEAD:mappings/ties.yaml")
     assert [(i.code, i.path) for i in raised.value.issues] == [("yaml-number-form", "waves[2007].year"),
                                                                ("yaml-number-form", "targets.sex.map.01")]
+
+
+def test_a_file_whose_read_variables_differ_only_in_case_is_refused(project: Path, ess8: Path, tmp_path: Path) -> None:
+    """Stata tells domicil from DOMICIL, DuckDB does not: counting the respondents a change moves would read one
+    for the other."""
+    new = project / "mappings" / "ess.yaml"
+    edit(new, "    source: domicil\n" + OLD_URB, "    expr: \"'city' if domicil == 1 or DOMICIL == 1 else 'rural'\"\n")
+    df, _ = pyreadstat.read_sav(str(ess8), usecols=["essround", "cntry", "idno", "domicil"], user_missing=True)
+    df.insert(0, "DOMICIL", 1.0)
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_dta(df, str(data / "ESS8FR.dta"))
+    code, _, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(new), "--data", str(data), project=project)
+    assert code == 2 and (f"{data / 'ESS8FR.dta'}: variable domicil and variable DOMICIL, which the crosswalk reads, "
+                          "would share one column name in DuckDB") in err, err

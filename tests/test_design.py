@@ -50,3 +50,20 @@ def test_a_design_file_of_another_country_leaves_the_respondents_as_they_were(tm
     n = len(real[0])
     assert (f"warning: ess wave 9: {sddf.name}: {n:,} of {n:,} respondents of ess wave 9 have no row in the design "
             "file; their psu, stratum stay as the data files give them") in err
+
+
+def test_a_design_file_whose_read_variables_differ_only_in_case_is_refused(project: Path, tmp_path: Path) -> None:
+    """Stata tells psu from PSU, DuckDB does not: a design expression reading both read one for the other."""
+    from conftest import edit
+
+    edit(project / "mappings" / "ess.yaml", "design: {psu: \"concat(cntry, '-', str(psu))\"",
+         "design: {psu: \"concat(cntry, '-', str(psu), str(PSU))\"")
+    real = pyreadstat.read_sav(str(FI), user_missing=True)[0]
+    sddf = tmp_path / "ESS9_SDDF_FI.dta"
+    frame = real[["essround", "idno", "cntry", "psu", "stratum"]].copy()
+    frame.insert(0, "PSU", 0.0)
+    pyreadstat.write_dta(frame, str(sddf))
+    code, _, err = run("build", "--data", str(FI), "--design", str(sddf), "--db", str(tmp_path / "h.duckdb"),
+                       project=project)
+    assert code == 2 and (f"{sddf}: variable psu and variable PSU, which the crosswalk reads, would share one column "
+                          "name in DuckDB") in err, err

@@ -150,3 +150,18 @@ def test_survey_waves_without_the_by_variable_show_their_total_once(small_demo_d
     assert with_city and any(w.startswith("EVS ") for w, _ in wave.values())
     assert all(v != "Unknown" or w in with_city for w, v in wave.values())
     assert {v for w, v in wave.values() if w.startswith("EVS ")} == {"All"}
+
+
+def test_dollar_signs_in_labels_are_text_not_tex(fr_db: Path, tmp_path: Path) -> None:
+    """A label is drawn as written: '$' used to start matplotlib's TeX math, so '$\\frac{' stopped the chart
+    ('cannot write the chart (... ParseSyntaxException ...)', exit 2) and 'a $5 and $10 b' came out in italics."""
+    from harmonise.reports.chart import draw
+    from harmonise.reports.indicators import indicators
+
+    est = indicators(fr_db, ["employment_rate"], ["sex"], "birthplace")
+    label = "Income $\\frac{1}{$ between $5 and $10"
+    out = tmp_path / "dollars.png"
+    chart = draw(est, "employment_rate", ["sex"], out, label=label)
+    assert out.stat().st_size > 0
+    title = chart.figure._suptitle  # type: ignore[union-attr]
+    assert title.get_text().startswith(f"{label}, ages 20-64") and not title._preprocess_math(title.get_text())[1]

@@ -303,3 +303,30 @@ def test_histogram_bins_cover_every_valid_value(small_demo_db: Path, loaded) -> 
         assert ws.histogram[0].value.startswith("≤ ") and ws.histogram[-1].value.startswith("≥ ")
     assert any(not ws.summary.n_hidden for ws in stats["age"].values())  # the bins are checked somewhere
     assert all(ws.histogram == [] and ws.summary is None for ws in stats["sex"].values())
+
+
+def test_a_rule_whose_variable_the_declared_codebook_lacks_is_shown_absent(project: Path) -> None:
+    """A file holding a variable its declared codebook lacks still builds (a note); the codebook of that project
+    stopped with 'internal error: UndefinedError: ... no attribute 'other'' (the cell had no flag letter)."""
+    edit(project / "mappings" / "ties.yaml", "  sex:\n    source: sex\n", "  sex:\n    source: sexx\n")
+    code, _, err = run("codebook", "--out", str(project / "cb"), project=project)
+    assert code == 0, err
+    page = (project / "cb" / "markdown" / "sex.md").read_text()
+    assert "### TIES 2007 — absent\n\n- rule: absent: `not available in this file (it lacks sexx)`" in page
+
+
+def test_markdown_escapes_survey_acronyms_parameter_names_and_table_names(project: Path) -> None:
+    """A descriptor's acronym titled each wave's section of the Markdown pages as it was (HTML and links
+    rendered), and a parameter's name closed its code span with a backtick."""
+    edit(project / "surveys" / "ties" / "survey.yaml", "acronym: TIES\n",
+         "acronym: \"TIES <img src=x onerror=alert(1)> [a](javascript:alert(1))\"\n")
+    edit(project / "mappings" / "schema.yaml", "  child_arrival_age: 15\n",
+         "  \"odd`<img src=x onerror=alert(2)>\": 1\n  child_arrival_age: 15\n")
+    code, _, err = run("codebook", "--out", str(project / "cb"), project=project)
+    assert code == 0, err
+    page = (project / "cb" / "markdown" / "sex.md").read_text()
+    assert "### TIES &lt;img src=x onerror=alert(1)&gt; \\[a\\](javascript:alert(1)) 2007 — exact" in page
+    index = (project / "cb" / "markdown" / "README.md").read_text()
+    assert "| `odd'<img src=x onerror=alert(2)>` | 1 |" in index
+    pages = [p.read_text() for p in (project / "cb").rglob("*.md")]
+    assert not any("<img src=x onerror=alert(1)>" in text or re.search(r"(?<!\\)\]\(javascript:", text) for text in pages)

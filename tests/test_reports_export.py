@@ -253,3 +253,38 @@ def test_file_label_of_many_waves_and_of_synthetic_data() -> None:
     assert all(len(line.encode()) <= 80 for line in prov.lines())
     one = Provenance({"harmonise_version": "0.1.0", "built_at": "2026-12-02T10:00:00"}, sources[:2])
     assert one.label(SPSS_LABEL) == "ess-1, ess-2 (harmonise 0.1.0, 2026-12-02)"
+
+
+SECRET = "harmonise-export-secret-7f3a"
+
+
+@pytest.mark.parametrize("tamper", [
+    ["ALTER TABLE respondents RENAME TO kept",
+     "CREATE VIEW respondents AS SELECT k.* REPLACE ((SELECT content FROM read_text({secret})) AS city) FROM kept k"],
+    ["CREATE MACRO coalesce(a, b) AS (SELECT content FROM read_text({secret}))"],  # replaces DuckDB's own coalesce
+    ["CREATE MACRO lower(a) AS (SELECT content FROM read_text({secret}))",  # and macros that would hide it
+     "CREATE MACRO duckdb_functions() AS TABLE SELECT 'x' AS function_name, TRUE AS internal, 'x' AS database_name",
+     "CREATE MACRO current_database() AS 'elsewhere'"],
+], ids=["view", "macro-coalesce", "macro-lower-hidden"])
+@pytest.mark.parametrize("fmt", ["csv", "sav"])
+def test_export_refuses_a_database_holding_code_that_would_run_with_file_access(
+        fr_db: Path, tmp_path: Path, tamper: list[str], fmt: str) -> None:
+    """export opens the database with file access (COPY needs it): a view or macro stored in a database someone
+    sent read any file into the export (here a secret file, through the view over respondents)."""
+    import shutil
+
+    from harmonise.compile.sqltext import sql_literal
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    db = tmp_path / "sent.duckdb"
+    shutil.copy(fr_db, db)
+    con = duckdb.connect(str(db))
+    for sql in tamper:
+        con.execute(sql.format(secret=sql_literal(str(secret))))
+    con.close()
+    out = tmp_path / "out"
+    code, _, err = run("export", "--format", fmt, "--out", str(out), "--db", str(db))
+    assert code == 2 and f"{db}: not a database harmonise built: it holds " in err, err
+    assert "which would run with file access while exporting" in err
+    assert not any(SECRET in p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())

@@ -349,3 +349,21 @@ def test_the_design_weight_gives_no_margin_over_countries(small_demo_db: Path) -
     countries = {r["country"] for r in design}
     assert len(countries) > 5 and "all" not in countries and countries < {r["country"] for r in analysis}
     assert "all" in {r["country"] for r in analysis}
+
+
+def test_indicator_and_breakdown_names_are_plain_names(project: Path) -> None:
+    """A name becomes a codebook page's file name: '../x' pointed `harmonise codebook` outside its folder (an
+    internal error, after `validate` had said ok)."""
+    path = project / "mappings" / "indicators.yaml"
+    schema, _, _ = load_schema(project)
+    edit(path, "  employment_rate:\n", "  ../../pwned:\n")
+    edit(path, "  birthplace:\n", "  \"a'b\":\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_definitions(project, schema)
+    assert [(i.line, i.path, i.code, i.message) for i in info.value.issues] == [
+        (line_of(path, "  ../../pwned:"), "indicators.../../pwned", "indicator-name",
+         "indicator name '../../pwned' is not a plain name"),
+        (line_of(path, "  \"a'b\":"), "breakdowns.a'b", "indicator-name", "breakdown name \"a'b\" is not a plain name")]
+    code, out, err = run("codebook", "--out", str(project / "cb"), project=project)
+    assert code == 1 and "internal error" not in out + err and not (project / "pwned.html").exists()
+    assert f"mappings/indicators.yaml:{line_of(path, '  ../../pwned:')} indicators.../../pwned: indicator name" in err

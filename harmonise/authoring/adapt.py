@@ -20,6 +20,7 @@ from typing import Any
 
 from harmonise.authoring.flowyaml import flow
 from harmonise.checks.labels import moved_in_wave, plain
+from harmonise.reports.text import visible
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
 from harmonise.spec.resolve import WavePlan, alternatives, wave_rules, without_override
@@ -62,6 +63,9 @@ class Adaptation:
                         + "; ".join(f"{t} ({', '.join(v)})" for t, v in self.unavailable.items()))
         if self.todo:
             head.append(f"# TODO: decide {', '.join(self.todo)} (validate refuses the TODO until then)")
+        # comment lines hold a file's name and labels: each stays one line without control characters (a line
+        # break would end the comment and start YAML of the file's choosing)
+        head = [visible(line.replace("\u2028", " ").replace("\u2029", " ")) for line in head]  # YAML line breaks too
         return "\n".join(head + [f"      {line}" for line in self.lines]) + "\n"
 
     def _targets(self) -> list[str]:

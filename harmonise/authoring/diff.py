@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from harmonise.errors import Issue, UsageError, ValidationFailed
-from harmonise.readers.files import EXTENSIONS, open_source
+from harmonise.readers.files import EXTENSIONS, check_staged_names, open_source
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project, SurveyEntry, load_schema, load_tables, name_waves, validate_model
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
@@ -203,7 +203,9 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
     counts = dict.fromkeys(targets, 0)
     con = duckdb.connect(":memory:")
     try:
-        for chunk in src.chunks([src.meta.get(n).name for n in columns]):  # type: ignore[union-attr]
+        names = list(dict.fromkeys(src.meta.get(n).name for n in columns))  # type: ignore[union-attr]
+        check_staged_names(path, names, src.meta)
+        for chunk in src.chunks(names):
             con.register("src", chunk)
             con.execute(f"CREATE OR REPLACE TEMP TABLE a AS {compiled[0]}")
             con.execute(f"CREATE OR REPLACE TEMP TABLE b AS {compiled[1]}")

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from harmonise.readers.files import EXT_SUFFIX, open_source
+from harmonise.reports.text import visible
 from harmonise.spec.source import Code, MissingDeclaration, VarMeta, norm_code
 
 SYSMIS = "."
@@ -169,7 +170,7 @@ def _code(code: Code) -> str:
 
 def render_text(report: FileReport) -> str:
     """Human-readable listing: one block per variable."""
-    lines = [(f"{report.path}: {report.format}, {report.rows if report.rows is not None else '?'} rows, "
+    lines = [(f"{visible(report.path)}: {report.format}, {report.rows if report.rows is not None else '?'} rows, "
              f"{len(report.variables)} variable(s)")]
     marks = {"unlabelled": " [unlabelled]", "declared_missing": " [missing]", "extended_missing": " [extended missing]",
              "system_missing": " [system missing]", "value": ""}

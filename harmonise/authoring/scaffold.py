@@ -40,6 +40,7 @@ from harmonise.authoring.similarity import (
 from harmonise.checks.crosswalk import check_target
 from harmonise.errors import UsageError
 from harmonise.readers.files import open_source, undecodable_names
+from harmonise.reports.text import one_line, visible
 from harmonise.spec.codetables import Reference
 from harmonise.spec.coverage import coverage
 from harmonise.spec.crosswalk import Crosswalk, MissingDefaults, Rule, Wave
@@ -485,7 +486,9 @@ def _ints(b: tuple[float, float] | None) -> tuple[float, float] | None:
 
 
 def _clean(text: str) -> str:
-    return " ".join(text.split())
+    """Text from a file (a label, the file's name) for a comment line of the draft: one line (a line break would
+    end the comment and start YAML of the file's choosing), control characters written as visible escapes."""
+    return visible(one_line(text))
 
 
 def target_line(t: TargetDraft) -> str:
@@ -498,7 +501,7 @@ def render(d: Draft) -> str:
     """The draft crosswalk as YAML text (a comment block of candidates above every rule line)."""
     rows = f"{d.meta.rows:,}" if d.meta.rows is not None else "?"
     out = [MODELINE,
-           f"# Draft crosswalk for {d.survey} wave {d.wave}, scaffolded by `harmonise scaffold` from {d.source.name}",
+           f"# Draft crosswalk for {d.survey} wave {d.wave}, scaffolded by `harmonise scaffold` from {_clean(d.source.name)}",
            (f"# ({d.meta.format}, {rows} rows, {len(d.meta.variables)} variables). "
             f"{d.todos} line(s) are marked TODO and"),
            "# fail `harmonise validate` ('unresolved TODO') until resolved: check the rule against the candidates",

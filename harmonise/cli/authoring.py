@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from harmonise.cli.base import FORMAT, context_root, handled, main, replaceable
+from harmonise.cli.base import FORMAT, context_root, handled, main, replaceable, terminal_safe
 from harmonise.errors import Issue, UsageError, ValidationFailed
 
 DATA_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -87,7 +87,7 @@ def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country
 
     result = api.adapt(context_root(), file, like, encoding=encoding, country=country)
     if result.as_is.ok:
-        click.echo(f"{file.name} harmonises as it is with {result.survey} wave {result.wave} "
+        click.echo(f"{terminal_safe(file.name)} harmonises as it is with {result.survey} wave {result.wave} "
                    f"({len(result.as_is.warnings)} warning(s)): nothing to add")
         return
     if out is None:
@@ -96,13 +96,13 @@ def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country
         out.write_text(result.block, encoding="utf-8")
     if result.after is None:
         click.echo(render_issues(result.as_is.errors, "text"), err=True)
-        click.echo(f"{file.name}: no rule to adapt; the {len(result.as_is.errors)} error(s) above remain", err=True)
+        click.echo(f"{terminal_safe(file.name)}: no rule to adapt; the {len(result.as_is.errors)} error(s) above remain", err=True)
         raise SystemExit(1)
     if not result.after.ok:
         click.echo(render_issues(result.after.errors, "text"), err=True)
-        click.echo(f"{file.name}: with the block pasted in, {len(result.after.errors)} error(s) remain", err=True)
+        click.echo(f"{terminal_safe(file.name)}: with the block pasted in, {len(result.after.errors)} error(s) remain", err=True)
         raise SystemExit(1)
-    click.echo(f"{out or 'standard output'}: pasted in, `validate --data {file}` passes", err=True)
+    click.echo(f"{out or 'standard output'}: pasted in, `validate --data {terminal_safe(str(file))}` passes", err=True)
 
 
 @main.command()

@@ -43,8 +43,9 @@ def render_issues(issues: list[Issue], fmt: str) -> str:
         from harmonise.authoring.annotations import github_annotations
 
         return github_annotations(issues)
-    lines = [f"{i.severity}: {i.format()}" for i in issues]
-    return message_safe("\n".join(lines))
+    # one line per issue: a line break inside one (a value label read from a file) is written as \n: it
+    # cannot start a line of its own (say, 'ok: 0 error(s)'); Issue.format is one line by design
+    return "\n".join(terminal_safe(f"{i.severity}: {i.format()}") for i in issues)
 
 
 def tally(issues: list[Issue]) -> str:

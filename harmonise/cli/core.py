@@ -23,6 +23,7 @@ from harmonise.cli.base import (
     progress_printer,
     render_issues,
     tally,
+    terminal_safe,
 )
 from harmonise.errors import UsageError
 
@@ -108,7 +109,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
             click.echo(f"{name}: {len(rows)} wave(s), {sum(rows):,} synthetic rows")
     else:
         for o in result.outcomes:
-            click.echo(f"{o.job.crosswalk.survey} wave {o.job.wave.wave}: {o.rows:,} rows from {o.job.file_name}")
+            click.echo(f"{o.job.crosswalk.survey} wave {o.job.wave.wave}: {o.rows:,} rows from {terminal_safe(o.job.file_name)}")
     if result.issues:
         click.echo(render_issues(result.issues, "text"), err=True)
     if categories(result.issues):

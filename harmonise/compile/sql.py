@@ -151,7 +151,7 @@ class WaveCompiler:
                 parts.append(f"WHEN {col} IN ({_lit_list(sorted(left, key=str))}) THEN {sql_literal(UNMAPPED)}")
             for lo, hi in miss.ranges:
                 if numeric:
-                    parts.append(f"WHEN {col} BETWEEN {lo!r} AND {hi!r} THEN {sql_literal(UNMAPPED)}")
+                    parts.append(f"WHEN {col} BETWEEN {sql_literal(lo)} AND {sql_literal(hi)} THEN {sql_literal(UNMAPPED)}")
         return "(CASE " + " ".join(parts) + " END)"
 
     def source_code(self, source: str) -> str:
@@ -209,7 +209,7 @@ class WaveCompiler:
         if k == "range":
             assert plan.range is not None
             lo, hi = plan.range
-            inr = f"({xguard}{col} BETWEEN {lo!r} AND {hi!r})"
+            inr = f"({xguard}{col} BETWEEN {sql_literal(lo)} AND {sql_literal(hi)})"
             val, why = col, "NULL"
             if plan.transform:
                 tc = compile_expr(plan.transform, self.context(

@@ -8,12 +8,14 @@ from harmonise.spec.expr import ExprError
 
 
 def sql_literal(value: object) -> str:
-    """A SQL literal for a Python scalar (strings with quotes doubled)."""
+    """A SQL literal for a Python scalar (strings with quotes doubled; infinities and NaN as DOUBLE casts)."""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
-            raise ExprError(f"non-finite number {value!r} has no SQL literal")
+            # a data file may declare one (SPSS ``LOWEST THRU 5``, or a crafted header): repr() would write
+            # ``inf``/``nan``, which DuckDB reads as a column name
+            return f"CAST('{value!r}' AS DOUBLE)"
         return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"

@@ -291,10 +291,41 @@ class SourceFile:
         return compression == 0
 
 
+ROW_COLUMN = "__row"  # the row numbers staged beside the file's columns
+
+
+def _duck_key(name: str) -> str:
+    """How DuckDB compares identifiers: ASCII letters without case (it renames a frame's second ``Q1``/``q1``
+    column ``q1_1``, and a quoted ``"q1"`` then reads ``Q1``)."""
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in name)
+
+
+def check_staged_names(path: Path, columns: list[str], meta: SourceMeta) -> None:
+    """Raise InputError when the columns read from a file would not stay apart once staged for DuckDB: two
+    variables whose names differ only in case (Stata tells ``q1`` from ``Q1``; DuckDB does not, and silently
+    read one for the other), or one named as harmonise's own row-number or Stata-letter columns (its values
+    replaced the row numbers)."""
+    seen: dict[str, tuple[str | None, str]] = {_duck_key(ROW_COLUMN): (None, f"harmonise's row numbers ({ROW_COLUMN})")}
+    for col in columns:
+        staged: list[tuple[str, str | None, str]] = [(col, col, f"variable {col}")]
+        if meta.format == "dta" and (vm := meta.variables.get(col)) is not None and vm.type == "numeric":
+            staged.append((col + EXT_SUFFIX, None, f"the Stata letters of {col} ({col}{EXT_SUFFIX})"))
+        for name, var, what in staged:
+            key = _duck_key(name)
+            if key in seen:
+                other, said = seen[key]
+                rename = var or other or col
+                raise InputError(f"{path}: {said} and {what}, which the crosswalk reads, would share one column name "
+                                 "in DuckDB (it ignores case in names), so one would silently be read for the other; "
+                                 f"rename {rename} in the file (Stata: rename {rename} {rename}_2), and the "
+                                 "crosswalk's rules with it")
+            seen[key] = (var, what)
+
+
 def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int, codec: TextCodec | None = None) -> pd.DataFrame:
     """Numeric → float64; strings right-stripped (and decoded by ``codec``) with blanks as missing; Stata
     letters split out. Per distinct value, not per row: a column's values are factorised first."""
-    out: dict[str, Any] = {"__row": np.arange(offset + 1, offset + len(df) + 1, dtype=np.int64)}
+    out: dict[str, Any] = {ROW_COLUMN: np.arange(offset + 1, offset + len(df) + 1, dtype=np.int64)}
     for col in df.columns:
         vm = meta.variables.get(col)
         s = df[col]

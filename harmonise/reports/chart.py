@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -108,6 +109,14 @@ def caption(est: Estimates, rows: list[dict[str, object]], labels: Labels) -> st
 def draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label: str | None = None,
          unit: str = "share", labels: Labels | None = None) -> Chart:
     """Draw ``indicator`` from ``est`` (one row per cell × group) into ``out`` (PNG, SVG or PDF)."""
+    # every text drawn is a label, a name or a number: a '$' in it is a dollar sign, not TeX math (mathtext
+    # set 'a $5 and $10 b' in italics, and stopped the chart at a label holding '$\\frac{')
+    with rc_context({"text.parse_math": False}):
+        return _draw(est, indicator, by, out, label=label, unit=unit, labels=labels)
+
+
+def _draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label: str | None,
+          unit: str, labels: Labels | None) -> Chart:
     labels = labels or Labels()
     rows = [r for r in est.records() if r["indicator"] == indicator]
     if not rows:

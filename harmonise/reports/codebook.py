@@ -30,7 +30,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("html", "markdown", "ddi")
 SUFFIXES = {"html": ".html", "markdown": ".md", "ddi": ".xml"}
 FLAG_LETTERS = {"exact": "E", "recoded": "R", "approximate": "A", "proxy": "P", "derived": "D",
-                "automatic": "·", "not_asked": "–"}
+                "automatic": "·", "not_asked": "–", "absent": "?"}
 CHART_ROWS = 15
 
 
@@ -110,7 +110,9 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
     search = {t.var.name: " ".join([t.var.name, t.var.label, t.var.definition, cb.groups[t.var.group],
                                     *sorted({s for e in t.entries for s in e.cell.sources})]).lower()
               for t in cb.targets}
-    common = {"cb": cb, "stats": stats, "min_cell": min_cell, "flag_letters": FLAG_LETTERS,
+    absent = any(e.flag == "absent" for t in cb.targets for e in t.entries)  # in the legends only when shown
+    letters = {f: letter for f, letter in FLAG_LETTERS.items() if absent or f != "absent"}
+    common = {"cb": cb, "stats": stats, "min_cell": min_cell, "flag_letters": letters,
               "wave_titles": {w.key: w.title for w in cb.waves}, "reason_labels": reason_labels,
               "disclosure": disclosure_text(min_cell), "bars": chart_bars, "secondary": SECONDARY,
               "target_label": {t.var.name: t.var.label for t in cb.targets}, "build": build, "loaded": loaded,

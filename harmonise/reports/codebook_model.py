@@ -27,7 +27,8 @@ from harmonise.spec.source import Code, VarMeta
 from harmonise.spec.yamlload import locate
 
 # Rule kinds a coverage cell shows instead of a quality flag.
-KIND_FLAG = {"not_asked": "not_asked", "automatic": "automatic", "derived": "derived"}
+# a rule whose variables the declared codebook lacks (a file that has them still builds) is 'absent'
+KIND_FLAG = {"not_asked": "not_asked", "automatic": "automatic", "derived": "derived", "absent": "absent"}
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from harmonise.reports.export_layout import (
     codebook_rows,
     layout,
 )
-from harmonise.store.connect import connect, require_tables
+from harmonise.store.connect import EXPORT_CONFIG, code_in_database, connect, require_tables
 
 FORMATS = ("parquet", "csv", "sav", "dta")
 LAYOUT_TABLES = ("respondents", "schema_variables", "value_labels", "missing_reasons", "build_info", "sources")
@@ -152,9 +152,17 @@ def export(db: str | Path, out: str | Path, fmt: str, force: bool = False) -> li
     folder = OutputFolder(Path(out), force=force)
     rels = {"parquet": ["respondents/"], "csv": ["respondents.csv", CODEBOOK_CSV]}.get(fmt, [f"respondents.{fmt}"])
     folder.check(rels)  # refuse before reading the database
-    connect(db).close()  # same checks and messages as every read-only open
-    try:  # COPY needs file access, which harmonise.connect() disables: open with plain read-only settings
-        con = duckdb.connect(str(db), read_only=True)
+    safe = connect(db)  # same checks and messages as every read-only open
+    try:
+        code = code_in_database(safe, LAYOUT_TABLES)
+    finally:
+        safe.close()
+    if code:  # they would run with the file access COPY needs: read any file into the export, or send it away
+        raise InputError(f"{db}: not a database harmonise built: it holds {', '.join(code[:5])}"
+                         f"{f' and {len(code) - 5} more' if len(code) > 5 else ''}, which would run with file access "
+                         "while exporting; export the database `harmonise build` wrote")
+    try:  # COPY needs file access, which harmonise.connect() disables: read-only, without extensions
+        con = duckdb.connect(str(db), read_only=True, config=dict(EXPORT_CONFIG))
     except duckdb.ConnectionException as exc:
         raise UsageError(f"{db}: cannot export while this process holds a harmonise.connect() connection to the "
                          "same file (DuckDB allows one configuration per file and process); close it first") from exc

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # DuckDB and pandas load with the first database opened, not 
 
 BY_COLUMNS = ("survey", "wave", "country", "city", "region_nuts", "urbanisation", "sex", "age_band")
 DEFAULT_BY = ("survey", "wave", "country")
+NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")  # indicator and breakdown names: page file names, SQL text, CLI options
 SAMPLE_KEYS = ("survey", "wave")  # never pooled over unless asked (--pool)
 ESTIMATE_BATCH = 100_000  # respondents of consecutive survey-waves the stored table estimates in one query
 UNKNOWN = "unknown"  # the group or grouping value of respondents whose value is missing (Eurostat's UNK)
@@ -147,6 +148,12 @@ def load_definitions(root: Path, schema: TargetSchema) -> Definitions:
             issues.append(idx.issue(where, why, code="indicator-code"))
         return c.value, c.reason
 
+    for kind, names in (("indicators", model.indicators), ("breakdowns", model.breakdowns)):
+        for name in names:  # a codebook page is named after it (html/indicators/<name>.html): no '../', no '/'
+            if not NAME.fullmatch(name):
+                issues.append(idx.issue((kind, name), f"{kind[:-1]} name {name!r} is not a plain name",
+                                        code="indicator-name", hint="use lower-case letters, digits and _ (starting "
+                                        "with a letter, at most 64 characters), e.g. employment_rate"))
     defs: dict[str, Definition] = {}
     for name, spec in model.indicators.items():
         lo, hi = spec.age

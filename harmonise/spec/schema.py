@@ -14,6 +14,7 @@ TargetType = Literal["category", "boolean", "integer", "number", "string", "coun
 Quality = Literal["exact", "recoded", "approximate", "proxy"]
 Measure = Literal["nominal", "ordinal", "scale"]
 UNMAPPED = "__unmapped__"
+BUILD_COLUMNS = ("source_row", "source_file")  # columns of respondents beside the schema's (store.respondents)
 
 
 class Strict(BaseModel):
@@ -93,9 +94,16 @@ class TargetSchema(Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"duplicate variable names: {sorted(dup)}")
+        owner = {c: "a column every build adds" for c in BUILD_COLUMNS}
         for v in self.variables:
-            if v.group not in self.groups:
-                raise ValueError(f"{v.name}: unknown group {v.group!r}")
+            cols = [(v.name, f"variable {v.name}")]
+            if v.has_missing_column:
+                cols.append((v.missing_column, f"the missing-reason column of {v.name}"))
+            for col, what in cols:
+                if col in owner:
+                    raise ValueError(f"column {col!r} of the respondents table would be both {owner[col]} and {what}; "
+                                     "rename the variable")
+                owner[col] = what
         return self
 
     def variable(self, name: str) -> Variable:

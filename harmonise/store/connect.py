@@ -50,3 +50,28 @@ def require_tables(con: duckdb.DuckDBPyConnection, path: str | Path, tables: tup
     if missing:
         raise InputError(f"{path}: not a database harmonise built (no {', '.join(missing)} table{'s' if len(missing) > 1 else ''}); "
                          "build one with `harmonise build`, or pass the --db that it wrote")
+
+
+# an export connection needs file access for COPY (and DuckDB's own memory limit for a whole table): else it loads
+# and installs nothing, like every read-only connection
+EXPORT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    key: value for key, value in READ_ONLY_CONFIG.items() if key not in ("enable_external_access", "memory_limit")}
+
+
+def code_in_database(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> list[str]:
+    """What in the open database would run SQL of its own when ``tables`` are read: any of them that is a view or
+    has a generated column, and user macros (a macro named ``count`` or ``upper`` replaces DuckDB's own in every
+    query). A database harmonise built has none; a connection with file access must not run them. Every function
+    here is called by its system name: a stored macro ``duckdb_functions`` would otherwise answer in its place."""
+    names = ", ".join("?" for _ in tables)
+    db = "system.main.current_database()"
+    found = [f"view {name}" for (name,) in con.execute(
+        f"SELECT view_name FROM system.main.duckdb_views() WHERE NOT internal AND database_name = {db} "
+        f"AND view_name IN ({names}) ORDER BY 1", list(tables)).fetchall()]
+    found += [f"generated column {t}.{c}" for t, c in con.execute(
+        f"SELECT table_name, column_name FROM system.information_schema.columns WHERE table_catalog = {db} "
+        f"AND is_generated = 'ALWAYS' AND table_name IN ({names}) ORDER BY ALL", list(tables)).fetchall()]
+    found += [f"macro {name}" for (name,) in con.execute(
+        f"SELECT DISTINCT function_name FROM system.main.duckdb_functions() WHERE NOT internal AND database_name = {db} "
+        "ORDER BY 1").fetchall()]
+    return found

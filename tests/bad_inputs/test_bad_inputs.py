@@ -106,6 +106,22 @@ def _stata(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
                          missing_user_values={"sex": ["a", "e"]})
 
 
+def _case_twins(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """A Stata file (case-sensitive names) holding SEX (9 in every row) beside sex."""
+    frame = df.copy()
+    frame.insert(0, "SEX", 9.0)
+    labels = {k: {int(c): v for c, v in lab.items()} for k, lab in meta.variable_value_labels.items()
+              if all(isinstance(c, float) for c in lab)}
+    pyreadstat.write_dta(frame, str(out / "TIES_2007.dta"), variable_value_labels=labels)
+
+
+def _row_named(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """The id variable named __row (a name Stata allows), unique but unlike the row numbers."""
+    frame = df.rename(columns={"resp_id": "__row"})
+    frame["__row"] = 100000.0 - np.arange(len(frame))
+    pyreadstat.write_dta(frame, str(out / "TIES_2007.dta"))
+
+
 def _sql_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     df = df.copy()
     df.loc[df.index[:3], "sex"] = 3.0
@@ -123,6 +139,15 @@ def _escape_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     _write_sav(df, meta, out / "TIES_2007.sav", labels)
 
 
+def _line_break_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """An unmapped code whose value label holds a line break and what would pass for a verdict after it."""
+    df = df.copy()
+    df.loc[df.index[:3], "sex"] = 3.0
+    labels = {k: v for k, v in meta.variable_value_labels.items()}
+    labels["sex"] = {1.0: "Male", 2.0: "Female", 3.0: "x\nok: 0 error(s), 0 warning(s)"}
+    _write_sav(df, meta, out / "TIES_2007.sav", labels)
+
+
 def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     """cit_how (read by the naturalised expression) = -6 in three citizens' rows; the file declares -9, -8
     and -6 user-missing (SPSS allows three discrete values)."""
@@ -131,6 +156,17 @@ def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out:
     df.loc[rows, "cit_how"] = -6.0
     meta = copy.copy(meta)  # the read metadata is shared by every case
     meta.missing_ranges = {**meta.missing_ranges, "cit_how": [{"lo": v, "hi": v} for v in (-9.0, -8.0, -6.0)]}
+    _write_sav(df, meta, out / "TIES_2007.sav")
+
+
+def _infinite_missing_range(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    """cit_how (read by the naturalised expression) = -8 in three citizens' rows, the file declaring
+    LOWEST THRU -7 user-missing with an infinite lower bound (a crafted header; SPSS writes -DBL_MAX)."""
+    df = df.copy()
+    rows = df.index[df["cit_host"] == 1][:3]
+    df.loc[rows, "cit_how"] = -8.0
+    meta = copy.copy(meta)  # the read metadata is shared by every case
+    meta.missing_ranges = {**meta.missing_ranges, "cit_how": [{"lo": float("-inf"), "hi": -7.0}]}
     _write_sav(df, meta, out / "TIES_2007.sav")
 
 
@@ -197,8 +233,12 @@ MAKERS: dict[str, Callable[[pd.DataFrame, Any, Path, Path], None]] = {
     "long_string_variable": _mutated(_long_string_variable),
     "stata_extended": _stata,
     "sql_label": _sql_label,
+    "case_twins": _case_twins,
+    "row_named": _row_named,
     "escape_label": _escape_label,
+    "line_break_label": _line_break_label,
     "declared_missing_in_expression": _declared_missing_in_expression,
+    "infinite_missing_range": _infinite_missing_range,
     "two_files": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "TIES_2007_copy.sav")),
     "unmatched_file": lambda df, meta, src, out: (_copy(src, out), _copy(src, out, "notes.sav")),
     "fifo": lambda df, meta, src, out: (_copy(src, out), os.mkfifo(out / "h.duckdb")),
