@@ -160,6 +160,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     issues: list[Issue] = []
     unmatched: list[tuple[Path, str]] = []
     no_country: list[Path] = []
+    unreadable: list[tuple[Path, InputError]] = []  # files no reader can open (with the default encoding)
     archives: list[Path] = []
     files = data_files(data, archives)
     archived = unextracted(archives, files)
@@ -197,7 +198,10 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 cache.note_scan(f, opts.encoding, content, src, seen, sha,  # type: ignore[arg-type]
                                 kept_digest(src.meta))
         else:
-            src, seen = (_open(f, opts.encoding) if _crashed(scan) else None), {}
+            opened = _open(f, opts.encoding) if _crashed(scan) else scan
+            src, seen = (opened if isinstance(opened, SourceFile) else None), {}
+            if isinstance(opened, InputError):
+                unreadable.append((f, opened))
         hits, why = recognise(f, src, crosswalks, opts, seen)
         if len(hits) > 1:
             names = ", ".join(f"{cw.survey} wave {w.wave}" for cw, w in hits)
@@ -268,6 +272,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                                     survey=cw.survey, wave=wave.wave,
                                     hint="--country is for files without a country variable; drop it for this file"))
         jobs.append(job)
+    if unreadable:
+        _unreadable(unreadable, jobs, opts.encoding)
     if no_country:
         raise InputError("; ".join(f"{f}: has no country variable" for f in no_country)
                          + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file")
@@ -281,6 +287,27 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                          + "".join(f"; {i.message}; {i.hint}" for i in archived))
     _names_apart(jobs)
     return jobs, issues + archived
+
+
+def _unreadable(failed: list[tuple[Path, InputError]], jobs: list[Job], encoding: str | None) -> None:
+    """Raise one InputError naming every file of ``failed`` that cannot be read, and why (each file's own
+    message: empty, truncated, not SPSS or Stata, ...), whether or not a wave's name pattern matched it: a
+    file that no wave matches is not passed over with an 'unmatched' warning when what is wrong with it is
+    that it cannot be read. A matched file is tried again with its wave's encoding (which the scan did
+    not use); one that opens then is left to be harmonised."""
+    wave_of = {j.path: j.wave for j in jobs}
+    why = []
+    for f, exc in failed:
+        wave = wave_of.get(f)
+        if wave is not None and wave.encoding and not encoding:
+            again = _open(f, wave.encoding)
+            if isinstance(again, SourceFile):
+                continue
+            exc = again
+        why.append(str(exc))
+    if why:
+        raise InputError("\n".join(why) + (f"\n{len(why)} data file(s) cannot be read; replace them or leave them "
+                                           "out of --data" if len(why) > 1 else ""))
 
 
 def _names_apart(jobs: list[Job]) -> None:
@@ -334,12 +361,12 @@ def _chosen(project: Project, opts: Options) -> list[Crosswalk]:
 SCAN_READERS = 2  # forked children reading the files' headers and content values during discovery
 
 
-def _open(path: Path, encoding: str | None) -> SourceFile | None:
-    """The file's metadata, or None when it cannot be read (harmonising it says why)."""
+def _open(path: Path, encoding: str | None) -> SourceFile | InputError:
+    """The file's metadata, or the error saying why it cannot be read."""
     try:
         return open_source(path, encoding)
-    except InputError:
-        return None
+    except InputError as exc:
+        return exc
 
 
 # What discovery read of each file, by its bytes, kept by a long-lived process (the validation server)
@@ -367,12 +394,10 @@ def _recall(key: tuple[str, str | None, tuple[str, ...], str], path: Path) -> tu
 
 
 def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFile | None, dict[str, set[str] | InputError]]:
-    """In a reader child (:func:`isolated_map`): the file's metadata (None when unreadable) and the
-    distinct values of the content variables ``names`` it holds (or the error reading them)."""
-    try:
-        src, sample = open_sampled(path, encoding, CONTENT_SAMPLE if names else 0)
-    except InputError:
-        return None, {}
+    """In a reader child (:func:`isolated_map`): the file's metadata and the distinct values of the content
+    variables ``names`` it holds (or the error reading them); the InputError of a file that cannot be read is
+    :func:`isolated_map`'s answer in its place."""
+    src, sample = open_sampled(path, encoding, CONTENT_SAMPLE if names else 0)  # an InputError is returned in its place
     kept_digest(src.meta)  # here, beside the other readers, not in the process that waits for them all
     seen: dict[str, set[str] | InputError] = {}
     for name in names:

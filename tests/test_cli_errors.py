@@ -405,3 +405,28 @@ def test_a_target_without_a_rule_is_one_error_naming_its_waves(project: Path) ->
     lines = [x for x in err.splitlines() if "has no rule" in x]
     waves = [w for w in waves_of("ess", project)]
     assert len(lines) == 1 and f"waves {', '.join(waves)}: target 'urbanisation' has no rule" in lines[0]
+
+
+def test_unreadable_data_files_are_named_with_why_all_at_once_and_stop_the_build(ess8: Path, tmp_path: Path) -> None:
+    """A truncated download beside a sound file was passed over as 'matches no crosswalk wave; it is not
+    harmonised' (a warning: the build said `built`, exit 0, without its rows); alone it was 'matches no
+    crosswalk wave' (exit 2) instead of why it cannot be read; and with --survey/--wave only the first of several
+    unreadable files was named."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ESS8FR.sav").symlink_to(ess8)
+    (data / "download.sav").write_bytes(ess8.read_bytes()[:50_000])
+    (data / "empty.sav").write_bytes(b"")
+    (data / "renamed.dta").write_bytes(ess8.read_bytes()[:4096])
+    why = (f"{data / 'download.sav'}: file is truncated or corrupt (Unable to read from file); download it again\n"
+           f"{data / 'empty.sav'}: file is empty (0 bytes)\n"
+           f"{data / 'renamed.dta'}: the content is a SAV file but the extension says DTA; rename it to .sav\n"
+           "3 data file(s) cannot be read; replace them or leave them out of --data\n")
+    db = tmp_path / "out.duckdb"
+    code, out, err = run("build", "--data", str(data), "--db", str(db))
+    assert (code, out, err) == (2, "", "error: " + why)
+    assert not db.exists()
+    code, out, err = run("validate", "--data", str(data), "--survey", "ess", "--wave", "8")
+    assert (code, out, err) == (2, "", "error: " + why)
+    code, out, err = run("validate", "--data", str(data / "empty.sav"))
+    assert (code, out, err) == (2, "", f"error: {data / 'empty.sav'}: file is empty (0 bytes)\n")
