@@ -281,6 +281,24 @@ def test_output_read_by_a_closed_pipe_ends_quietly(fr_db: Path) -> None:
     assert (proc.wait(timeout=60), err) == (0, "")
 
 
+@pytest.mark.parametrize("fmt", ["text", "github"])
+def test_a_failed_validation_read_by_a_closed_pipe_still_exits_1(project: Path, fmt: str) -> None:
+    """`harmonise validate --format github | head` (or `2>&1 | head`) of a crosswalk with many errors exited 0:
+    the closed pipe ended the command as a success, and CI passed a failed check."""
+    import subprocess
+    import sys
+
+    edit(project / "mappings" / "ess.yaml", "survey: ess\n", "survey: ess\n" + "".join(f"bogus_{i}: 1\n"
+                                                                                    for i in range(3000)))
+    cmd = [sys.executable, "-m", "harmonise", "--project", str(project), "validate", "--format", fmt]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "HARMONISE_SERVER": "off"})
+    assert proc.stdout is not None
+    assert b"bogus_0" in proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 1
+
+
 def test_an_error_raised_while_a_ctrl_c_is_handled_is_still_an_interruption() -> None:
     """A Ctrl-C while a build waited on a thread made closing its connection fail ("connection is busy"):
     that error hid the interruption, and the build ended in "internal error", exit 2, instead of 130."""

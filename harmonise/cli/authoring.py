@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from harmonise.cli.base import FORMAT, context_root, handled, main, replaceable
+from harmonise.cli.base import FORMAT, context_root, handled, main, outcome, replaceable
 from harmonise.errors import Issue, UsageError, ValidationFailed
 
 DATA_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -90,6 +90,8 @@ def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country
         click.echo(f"{file.name} harmonises as it is with {result.survey} wave {result.wave} "
                    f"({len(result.as_is.warnings)} warning(s)): nothing to add")
         return
+    if result.after is None or not result.after.ok:
+        outcome(1)
     if out is None:
         click.echo(result.block, nl=False)
     else:

@@ -86,6 +86,16 @@ def replaceable(out: Path, force: bool, ours: Callable[[Path], bool] | None = No
         raise UsageError(f"{out} exists and harmonise did not write it; pass --force to overwrite it")
 
 
+_OUTCOME = "harmonise.outcome"
+
+
+def outcome(code: int) -> None:
+    """Say the exit code the command ends with, before printing what it found: output cut short by a closed
+    pipe (`harmonise validate | head`) ends the command quietly with this code, not 0, so a failed check
+    still fails the pipeline."""
+    click.get_current_context().meta[_OUTCOME] = code
+
+
 def _interrupted(exc: BaseException) -> bool:
     """True for DuckDB's error when a SIGINT interrupted the running query (its InterruptException,
     or a RuntimeError 'Query interrupted' raised through a Python callback), and for any error raised
@@ -187,7 +197,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             _stopped(ctx, exc)
         except BrokenPipeError:  # the reader of standard output stopped (`| head`): nothing more to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
-            ctx.exit(0)
+            ctx.exit(ctx.meta.get(_OUTCOME, 0))
         except OSError as exc:  # the system refused: disk full, permissions, a vanished file
             if debug:
                 traceback.print_exc()

@@ -20,6 +20,7 @@ from harmonise.cli.base import (
     format_rows,
     handled,
     main,
+    outcome,
     progress_printer,
     render_issues,
     tally,
@@ -47,6 +48,8 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
     result = api.validate(context_root(), list(mappings), list(data), encoding=encoding, jobs=jobs,
                           progress=progress_printer(fmt == "text"),
                           files=api.FileOptions(survey, wave, country))
+    if not result.ok:
+        outcome(1)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
