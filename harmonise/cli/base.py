@@ -96,6 +96,17 @@ def outcome(code: int) -> None:
     click.get_current_context().meta[_OUTCOME] = code
 
 
+def write_text(out: Path, text: str) -> None:
+    """Write ``text`` to ``out`` whole or not at all: into a temporary file beside it, renamed over it (a full
+    disk or a Ctrl-C leaves the previous file, never a truncated one)."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _interrupted(exc: BaseException) -> bool:
     """True for DuckDB's error when a SIGINT interrupted the running query (its InterruptException,
     or a RuntimeError 'Query interrupted' raised through a Python callback), and for any error raised
