@@ -448,3 +448,32 @@ def test_unreadable_data_files_are_named_with_why_all_at_once_and_stop_the_build
     assert (code, out, err) == (2, "", "error: " + why)
     code, out, err = run("validate", "--data", str(data / "empty.sav"))
     assert (code, out, err) == (2, "", f"error: {data / 'empty.sav'}: file is empty (0 bytes)\n")
+
+
+def test_a_database_another_program_holds_open_for_writing_says_so(fr_db: Path, ess8: Path, tmp_path: Path) -> None:
+    """A database open for writing in another program (a notebook's duckdb.connect) was "cannot open as a
+    harmonise database (IO Error: Could not set lock …)", and `build` offered --force, as if harmonise had not
+    built it."""
+    import shutil
+    import subprocess
+    import sys
+
+    db = tmp_path / "held.duckdb"
+    shutil.copy(fr_db, db)
+    holder = subprocess.Popen([sys.executable, "-c", ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); sys.stdin.read()"), str(db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        held = (f"error: {db}: another program ({Path(sys.executable).resolve().name}, PID {holder.pid}) has it open "
+                "for writing; close that program's connection to the file (or let it finish) and run again")
+        assert run("query", "SELECT 1", "--db", str(db)) == (2, "", held + "\n")
+        assert run("indicators", "--db", str(db), "--indicator", "employment_rate") == (2, "", held + "\n")
+        before = db.read_bytes()
+        code, out, err = run("build", "--data", str(ess8), "--db", str(db))
+        assert (code, out, err) == (2, "", held + " (or choose another --db path)\n")
+        assert db.read_bytes() == before
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
