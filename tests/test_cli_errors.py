@@ -185,6 +185,27 @@ def test_missing_project_and_bad_mapping_path_are_usage_errors(tmp_path: Path) -
     assert code == 2 and "no such crosswalk file" in err
 
 
+def test_crosswalk_paths_that_are_not_crosswalks_are_all_named_and_a_repeated_one_is_read_once(project: Path) -> None:
+    """`validate mappings/*.yaml` read schema.yaml, cities.yaml … as crosswalks (dozens of 'required key survey
+    is missing'); `validate mappings` said 'no such crosswalk file'; only the first bad path was named; a
+    crosswalk named twice (`mappings/*.yaml mappings/ties.yaml`) failed: 'survey 'ties' is already mapped by
+    mappings/ties.yaml'."""
+    m = project / "mappings"
+    code, out, err = run("validate", str(m / "schema.yaml"), str(m / "tables" / "countries.yaml"), str(m),
+                         str(m / "nope.yaml"), str(m / "ties.yaml"), project=project)
+    assert (code, out) == (2, "")
+    assert err == (f"error: {m / 'schema.yaml'}: is the project's schema.yaml, not a crosswalk; `harmonise validate` "
+                   "with no path checks it with every crosswalk (name crosswalk files only)\n"
+                   f"{m / 'tables' / 'countries.yaml'}: is a code table, not a crosswalk; `harmonise validate` with no "
+                   "path checks it with every crosswalk (name crosswalk files only)\n"
+                   f"{m}: is a folder, not a crosswalk file; name crosswalk files (e.g. mappings/ess.yaml), or no path "
+                   "to validate every crosswalk of the project\n"
+                   f"{m / 'nope.yaml'}: no such crosswalk file\n")
+    code, out, err = run("validate", str(m / "ties.yaml"), str(m / "ties.yaml"), str(m / ".." / "mappings" / "ties.yaml"),
+                         project=project)
+    assert (code, out, err) == (0, "ok: 0 error(s), 0 warning(s)\n", "")
+
+
 def test_a_base_rule_error_is_reported_once_naming_every_wave(project: Path) -> None:
     path = project / "mappings" / "ess.yaml"
     edit(path, "map: {1: male, 2: female}", "map: {1: male, 2: femal}")
