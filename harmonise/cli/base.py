@@ -87,6 +87,13 @@ def replaceable(out: Path, force: bool, ours: Callable[[Path], bool] | None = No
 
 
 _OUTCOME = "harmonise.outcome"
+_STDOUT_STARTED = "harmonise.stdout-started"
+
+
+def stdout_started() -> None:
+    """Say that the command's result has started on standard output: an error after it is said on standard
+    error only (in JSON, an error object after part of a list of rows would make neither a list nor an error)."""
+    click.get_current_context().meta[_STDOUT_STARTED] = True
 
 
 def outcome(code: int) -> None:
@@ -194,7 +201,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except HarmoniseError as exc:
             if debug:
                 traceback.print_exc()
-            if fmt in ("json", "github"):  # a machine reading stdout learns why too (CI annotations)
+            if fmt in ("json", "github") and not ctx.meta.get(_STDOUT_STARTED):  # a machine reading stdout learns
+                # why too (CI annotations); not after part of a JSON list of rows (it would end in another document)
                 found = (Issue(str(exc), code="input") if isinstance(exc, InputError) else
                          Issue(str(exc), code="usage") if isinstance(exc, UsageError) else Issue(str(exc), code="error"))
                 click.echo(render_issues([found], fmt))
@@ -297,15 +305,32 @@ def terminal_safe(text: str) -> str:
 
 class RowWriter:
     """Rows written to standard output as they arrive: a text table (column widths from the first batch,
-    control characters escaped), CSV (values byte-exact) or a JSON list of objects."""
+    control characters escaped), CSV (values byte-exact) or a JSON list of objects.
+
+    JSON is held back until :data:`JSON_HELD` characters of it are waiting (or the rows end), so a query that
+    fails within its first rows prints only the error's JSON (:func:`handled`), not the start of a list with
+    the error's object after it; once part of the list is out, :attr:`started` says so and a failure leaves the
+    list unterminated (invalid JSON, never a list that looks whole)."""
+
+    JSON_HELD = 8 << 20
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
         self.cols: list[str] = []
         self.widths: list[int] | None = None
         self.n = 0
+        self.started = False  # something was written to standard output
+        self._held: list[str] = []
+        self._held_size = 0
 
     def _out(self, text: str) -> None:
+        if self.fmt == "json":
+            self._held.append(text)
+            self._held_size += len(text)
+            if self._held_size < self.JSON_HELD:
+                return
+            text, self._held, self._held_size = "".join(self._held), [], 0
+        self.started = True
         click.echo(text, nl=False, color=True)  # color=True: never strip escape sequences from values (CSV, JSON)
 
     def columns(self, cols: list[str]) -> None:
@@ -336,6 +361,10 @@ class RowWriter:
     def close(self) -> None:
         if self.fmt == "json":
             self._out("[]\n" if self.n == 0 else "\n]\n")
+            if self._held:
+                self.started = True
+                click.echo("".join(self._held), nl=False, color=True)
+                self._held, self._held_size = [], 0
         elif self.fmt == "text":
             if self.widths is None:
                 self.rows([])

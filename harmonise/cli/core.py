@@ -183,13 +183,18 @@ def query(sql: tuple[str, ...], sql_file: Path | None, db: Path, fmt: str, timeo
     """
     import duckdb
 
-    from harmonise.cli.base import RowWriter
+    from harmonise.cli.base import RowWriter, stdout_started
 
     text = _sql_text(sql, sql_file)
     writer = RowWriter("text" if fmt == "table" else fmt)
     try:
-        _, cut = api.query_stream(db, text, writer.columns, writer.rows, timeout=timeout, max_rows=max_rows,
-                                  memory_limit=memory_limit)
+        try:
+            _, cut = api.query_stream(db, text, writer.columns, writer.rows, timeout=timeout, max_rows=max_rows,
+                                      memory_limit=memory_limit)
+        except BaseException:
+            if writer.started:
+                stdout_started()
+            raise
     except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.PermissionException,
             duckdb.NotImplementedException, duckdb.InvalidInputException, duckdb.ConversionException,
             duckdb.OutOfRangeException) as exc:  # the SQL is wrong, not allowed, or fails on the data
