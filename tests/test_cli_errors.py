@@ -498,3 +498,26 @@ def test_a_database_another_program_holds_open_for_writing_says_so(fr_db: Path, 
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=60)
+
+
+def test_a_usage_error_click_finds_is_also_the_one_issue_on_stdout_in_json_and_github_formats(fr_db: Path) -> None:
+    """`--format json` gave JSON for harmonise's own usage errors but an empty standard output for those click
+    finds (a value out of range, an option missing, a misspelt option), which no JSON reader parses."""
+    import json
+
+    def issue(message: str) -> dict[str, str]:
+        return {"ok": False, "issues": [{"message": message, "code": "usage", "severity": "error",
+                                        "doc": "docs/issues.md#usage"}]}
+
+    code, out, err = run("validate", "--format", "json", "--jobs", "0")
+    assert (code, json.loads(out)) == (2, issue("Invalid value for '--jobs': 0 is not in the range x>=1."))
+    assert err.endswith("Error: Invalid value for '--jobs': 0 is not in the range x>=1.\n")
+    code, out, _ = run("build", "--format=json")
+    assert (code, json.loads(out)) == (2, issue("give --data DIR (your source files) or --demo (generated fixtures)"))
+    code, out, _ = run("query", "--db", str(fr_db), "--format", "json")
+    assert (code, json.loads(out)) == (2, issue("give the SQL as an argument, '-' to read it from standard input, "
+                                                "or -f FILE"))
+    code, out, _ = run("validate", "--bogus", "--format", "github")
+    assert (code, out) == (2, "::error title=harmonise usage::No such option '--bogus'. Did you mean '--jobs'?\n")
+    code, out, _ = run("validate", "--format", "text", "--jobs", "0")
+    assert (code, out) == (2, "")

@@ -241,7 +241,42 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+_ARGS = "harmonise.args"
+
+
+def _format_asked(args: list[str]) -> str | None:
+    """The value of the last ``--format`` in ``args`` (as click reads it: the last one given wins)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--format="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+class Commands(click.Group):
+    """The root group: a usage error click finds (an option's value out of range, an option missing, two
+    that exclude each other) is also the one issue on standard output under ``--format json`` or ``github``,
+    as every other error is (:func:`handled`); standard output was empty, which no JSON reader can parse."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            fmt = _format_asked(ctx.meta.get(_ARGS, []))
+            if fmt in ("json", "github"):
+                click.echo(render_issues([Issue(exc.format_message(), code="usage")], fmt))
+            raise
+
+
+@click.group(cls=Commands)
 @click.version_option(__version__, prog_name="harmonise")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
