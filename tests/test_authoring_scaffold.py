@@ -381,3 +381,10 @@ def test_scaffold_out_never_writes_through_a_link(ess8: Path, tmp_path: Path) ->
     code, _, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "8", "--out", str(dangling))
     assert code == 2 and err.startswith(f"error: {dangling} is a link")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crosswalk.yaml", "draft.yaml", "gone.yaml"]
+
+
+def test_scaffold_out_that_cannot_be_written_names_the_file_asked_for(ess8: Path, tmp_path: Path) -> None:
+    out = tmp_path / "no-folder" / "draft.yaml"
+    code, _, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "8", "--out", str(out))
+    assert (code, err) == (2, f"error: {out}: No such file or directory; check the path, free space and permissions\n")
+    assert list(tmp_path.iterdir()) == []
