@@ -43,6 +43,9 @@ def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = N
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such database; run `harmonise build` first or pass --db")
+    if p.stat().st_size == 0:  # an empty file (a `touch`, a failed copy): DuckDB's message does not say so
+        raise InputError(f"{p}: is empty (0 bytes), not a database; pass the --db that `harmonise build` wrote, or "
+                         "build one there")
     config = dict(READ_ONLY_CONFIG)
     if memory_limit is not None:
         config["memory_limit"] = memory_limit
@@ -58,7 +61,8 @@ def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = N
         held = held_elsewhere(str(exc))
         if held is not None:
             raise InputError(f"{p}: {held}") from exc
-        raise InputError(f"{p}: cannot open as a harmonise database ({first})") from exc
+        raise InputError(f"{p}: cannot open as a harmonise database ({first}); pass the --db that `harmonise "
+                         "build` wrote") from exc
 
 
 def require_tables(con: duckdb.DuckDBPyConnection, path: str | Path, tables: tuple[str, ...]) -> None:
