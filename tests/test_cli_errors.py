@@ -114,7 +114,14 @@ def test_wrong_magic_and_empty_file(project: Path, tmp_path: Path) -> None:
     data.mkdir()
     (data / "ESS8FR.sav").write_bytes(b"PK\x03\x04 not a sav file" * 10)
     code, _, err = run("validate", "--data", str(data), project=project)
-    assert code == 2
+    assert (code, err) == (2, (f"error: {data / 'ESS8FR.sav'}: not a SAV file but a ZIP archive (under a .sav name); "
+                              "extract the file it holds and use that\n"))
+    (data / "ESS8FR.sav").write_bytes(b"\x1f\x8b\x08\x00" + bytes(100))
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert (code, err) == (2, (f"error: {data / 'ESS8FR.sav'}: not a SAV file but a gzip-compressed file (under a .sav "
+                              "name); extract the file it holds and use that\n"))
+    (data / "ESS8FR.sav").write_bytes(b"hello world\n")
+    code, _, err = run("validate", "--data", str(data), project=project)
     assert "not a SAV file (unrecognised header bytes)" in err
     (data / "ESS8FR.sav").write_bytes(b"")
     code, _, err = run("validate", "--data", str(data), project=project)
