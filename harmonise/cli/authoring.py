@@ -129,6 +129,8 @@ def _adapt_block(path: Path) -> bool:
 def schema(json_schema: bool, out: Path | None, force: bool, check: bool) -> None:
     """The JSON Schema that editors use to complete and check crosswalk keys."""
     del json_schema  # a required flag: the one kind of schema this command writes, named for clarity
+    if check and out is not None:  # --check compares the committed file: --out would be silently ignored
+        raise click.UsageError("give --check (compare schemas/crosswalk.schema.json) or --out FILE (write it), not both")
     from harmonise.authoring.jsonschema import SCHEMA_PATH, crosswalk_json_schema, render
     from harmonise.spec.project import load_schema
 
