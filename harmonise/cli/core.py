@@ -93,6 +93,11 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
         raise click.UsageError("give either --data or --demo, not both")
     if not data and not demo:
         raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
+    given = [name for name, value in (("--survey", survey), ("--wave", wave), ("--country", country),
+                                      ("--design", design)) if value]
+    if demo and given:  # they would assign every survey's generated files to one survey, wave or country
+        raise click.UsageError(f"{', '.join(given)}: {'describe' if len(given) > 1 else 'describes'} the files of "
+                               "--data; --demo builds the generated files of every survey as they are")
     root = context_root()
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
