@@ -528,3 +528,19 @@ def test_a_usage_error_click_finds_is_also_the_one_issue_on_stdout_in_json_and_g
     assert (code, out) == (2, "::error title=harmonise usage::No such option '--bogus'. Did you mean '--jobs'?\n")
     code, out, _ = run("validate", "--format", "text", "--jobs", "0")
     assert (code, out) == (2, "")
+
+
+def test_an_interrupted_command_that_builds_no_database_does_not_say_it_kept_one(monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    """Ctrl-C or SIGTERM stopping `validate` (or any command but build) said "a database being built was not
+    replaced", of a database it never builds."""
+    from harmonise import api
+    from harmonise.cli import base
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "validate", stopped)
+    assert run("validate") == (130, "", "interrupted\n")
+    monkeypatch.setattr(base, "terminated", lambda: True)
+    assert run("validate") == (143, "", "terminated\n")

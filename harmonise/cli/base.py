@@ -134,11 +134,14 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 def _stopped(ctx: click.Context, exc: BaseException) -> None:
-    """Exit as an interrupted command: 130 after Ctrl-C, 143 (128 + 15, as shells report it) after SIGTERM."""
+    """Exit as an interrupted command: 130 after Ctrl-C, 143 (128 + 15, as shells report it) after SIGTERM; a
+    build says that the database it was building did not replace the previous one (the other commands build
+    none: `validate` said so too)."""
+    after = "; a database being built was not replaced" if ctx.info_name == "build" else ""
     if isinstance(exc, Terminated) or terminated():
-        click.echo("terminated; a database being built was not replaced", err=True)
+        click.echo(f"terminated{after}", err=True)
         ctx.exit(143)
-    click.echo("interrupted; a database being built was not replaced", err=True)
+    click.echo(f"interrupted{after}", err=True)
     ctx.exit(130)
 
 
