@@ -81,9 +81,11 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
     under the folders are appended to ``archives`` (see :mod:`harmonise.checks.archives`)."""
     files: list[Path] = []
     broken: list[Path] = []
+    absent = [f"{d}: no such file or folder" + (" (a link to a file that is gone)" if d.is_symlink() else "")
+              for d in data if not d.exists()]
+    if absent:  # every one named, not the first only
+        raise InputError("\n".join(absent))
     for d in data:
-        if not d.exists():
-            raise InputError(f"{d}: no such file or folder" + (" (a link to a file that is gone)" if d.is_symlink() else ""))
         if d.is_file():
             files.append(d)
             continue

@@ -544,3 +544,10 @@ def test_an_interrupted_command_that_builds_no_database_does_not_say_it_kept_one
     assert run("validate") == (130, "", "interrupted\n")
     monkeypatch.setattr(base, "terminated", lambda: True)
     assert run("validate") == (143, "", "terminated\n")
+
+
+def test_every_data_path_that_does_not_exist_is_named(ess8: Path, tmp_path: Path) -> None:
+    """`--data a --data b` with both mistyped named only a (fix it, run again, learn of b)."""
+    code, out, err = run("validate", "--data", str(tmp_path / "a"), "--data", str(ess8), "--data", str(tmp_path / "b"))
+    assert (code, out, err) == (2, "", (f"error: {tmp_path / 'a'}: no such file or folder\n"
+                                       f"{tmp_path / 'b'}: no such file or folder\n"))
