@@ -150,3 +150,23 @@ def test_survey_waves_without_the_by_variable_show_their_total_once(small_demo_d
     assert with_city and any(w.startswith("EVS ") for w, _ in wave.values())
     assert all(v != "Unknown" or w in with_city for w, v in wave.values())
     assert {v for w, v in wave.values() if w.startswith("EVS ")} == {"All"}
+
+
+def test_a_chart_that_fails_while_written_leaves_the_previous_one(fr_db: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart was written in place: a full disk (or a Ctrl-C) while matplotlib wrote it left a truncated
+    image where the previous chart was."""
+    from matplotlib.figure import Figure
+
+    chart = tmp_path / "c.png"
+    args = ("compare", "--indicator", "employment_rate", "--db", str(fr_db), "--out", str(chart))
+    assert run(*args)[0] == 0
+    before = chart.read_bytes()
+
+    def full(self: Figure, fname: Path, **kwargs: object) -> None:
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device", str(fname))
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    assert run(*args) == (2, "", f"error: {chart}: cannot write the chart (No space left on device)\n")
+    assert chart.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.png"]
