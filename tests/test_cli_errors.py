@@ -551,3 +551,46 @@ def test_every_data_path_that_does_not_exist_is_named(ess8: Path, tmp_path: Path
     code, out, err = run("validate", "--data", str(tmp_path / "a"), "--data", str(ess8), "--data", str(tmp_path / "b"))
     assert (code, out, err) == (2, "", (f"error: {tmp_path / 'a'}: no such file or folder\n"
                                        f"{tmp_path / 'b'}: no such file or folder\n"))
+
+
+def test_system_failures_and_bugs_are_also_the_one_issue_on_stdout_in_json_format(
+        fr_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--format json` gave the issue on stdout for harmonise's own errors but nothing for a refusal of the
+    system (a full disk), a database of another version, or a bug ('internal error')."""
+    import json
+    import shutil
+
+    import duckdb
+
+    from harmonise import api
+
+    def issue(message: str, code: str) -> dict[str, object]:
+        return {"ok": False, "issues": [{"message": message, "code": code, "severity": "error",
+                                        "doc": f"docs/issues.md#{code}"}]}
+
+    db = tmp_path / "older.duckdb"
+    shutil.copy(fr_db, db)
+    con = duckdb.connect(str(db))
+    con.execute("ALTER TABLE respondents DROP COLUMN migrant_generation")
+    con.close()
+    code, out, err = run("indicators", "--db", str(db), "--indicator", "employment_rate", "--group",
+                         "migrant_generation", "--format", "json")
+    message = err.removeprefix("error: ").rstrip("\n")
+    assert message.startswith(f"{db}: the database lacks what `indicators` reads (")
+    assert (code, json.loads(out)) == (2, issue(message, "input"))
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", "/data/h.duckdb")
+
+    monkeypatch.setattr(api, "validate", full)
+    code, out, err = run("validate", "--format", "json")
+    text = "/data/h.duckdb: No space left on device; check the path, free space and permissions"
+    assert (code, json.loads(out), err) == (2, issue(text, "input"), f"error: {text}\n")
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("x")
+
+    monkeypatch.setattr(api, "validate", bug)
+    code, out, err = run("validate", "--format", "github")
+    text = "KeyError: 'x' (re-run with --debug for the traceback)"
+    assert (code, out, err) == (2, f"::error title=harmonise error::internal error: {text}\n", f"internal error: {text}\n")

@@ -184,6 +184,13 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         debug = ctx.find_root().params.get("debug", False)
         fmt = kwargs.get("fmt", "text")
+
+        def machine(message: str, code: str) -> None:
+            """A machine reading stdout (--format json or github) learns why too (CI annotations); not after part
+            of a JSON list of rows (it would end in another document)."""
+            if fmt in ("json", "github") and not ctx.meta.get(_STDOUT_STARTED):
+                click.echo(render_issues([Issue(message, code=code)], fmt))
+
         try:
             try:
                 with terminable():
@@ -208,11 +215,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except HarmoniseError as exc:
             if debug:
                 traceback.print_exc()
-            if fmt in ("json", "github") and not ctx.meta.get(_STDOUT_STARTED):  # a machine reading stdout learns
-                # why too (CI annotations); not after part of a JSON list of rows (it would end in another document)
-                found = (Issue(str(exc), code="input") if isinstance(exc, InputError) else
-                         Issue(str(exc), code="usage") if isinstance(exc, UsageError) else Issue(str(exc), code="error"))
-                click.echo(render_issues([found], fmt))
+            machine(str(exc), "input" if isinstance(exc, InputError) else "usage" if isinstance(exc, UsageError) else
+                    "error")
             click.echo(f"error: {message_safe(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.exceptions.Exit:
@@ -228,7 +232,9 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             if debug:
                 traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
+            text = f"{where}{exc.strerror or exc}; check the path, free space and permissions"
+            machine(text, "input")
+            click.echo(f"error: {message_safe(text)}", err=True)
             ctx.exit(2)
         except Exception as exc:  # noqa: BLE001 - a bug: still a message and exit 2, a traceback only with --debug
             if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
@@ -237,12 +243,14 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             if message is not None:
                 if debug:
                     traceback.print_exc()
-                click.echo(f"error: {message}", err=True)
+                machine(message, "input")
+                click.echo(f"error: {message_safe(message)}", err=True)
                 ctx.exit(2)
             if debug:
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
-                       err=True)
+            text = f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback)"
+            machine(f"internal error: {text}", "error")
+            click.echo(f"internal error: {message_safe(text)}", err=True)
             ctx.exit(2)
 
     return wrapper
