@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import edit, line_of, run, waves_of, write_ess_copy
+from conftest import ROOT, edit, line_of, run, waves_of, write_ess_copy
 
 USED = ['cntry', 'idno', 'ess8_reg', 'domicil', 'pspwght', 'pweight', 'dweight', 'gndr', 'agea', 'yrbrn', 'brncntr',
         'cntbrthc', 'ctzcntr', 'ctzshipc', 'facntr', 'mocntr', 'fbrncntb', 'mbrncntb', 'livecnta', 'blgetmg',
@@ -594,3 +594,17 @@ def test_system_failures_and_bugs_are_also_the_one_issue_on_stdout_in_json_forma
     code, out, err = run("validate", "--format", "github")
     text = "KeyError: 'x' (re-run with --debug for the traceback)"
     assert (code, out, err) == (2, f"::error title=harmonise error::internal error: {text}\n", f"internal error: {text}\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_full_standard_output_is_one_message_not_a_traceback() -> None:
+    """Standard output on a full disk (`> /dev/full`): the JSON issue written to standard output failed too."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "harmonise", "--project", str(ROOT), "validate", "--format",
+                               "json"], check=False, stdout=full, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "HARMONISE_SERVER": "off"})
+    assert (proc.returncode, proc.stderr) == (2, ("error: No space left on device; check the path, free space and "
+                                                 "permissions\n"))

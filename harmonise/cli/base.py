@@ -189,7 +189,10 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             """A machine reading stdout (--format json or github) learns why too (CI annotations); not after part
             of a JSON list of rows (it would end in another document)."""
             if fmt in ("json", "github") and not ctx.meta.get(_STDOUT_STARTED):
-                click.echo(render_issues([Issue(message, code=code)], fmt))
+                try:
+                    click.echo(render_issues([Issue(message, code=code)], fmt))
+                except OSError:  # standard output itself failed (a full disk, a closed pipe): stderr says why
+                    pass
 
         try:
             try:
