@@ -200,7 +200,9 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 cache.note_scan(f, opts.encoding, content, src, seen, sha,  # type: ignore[arg-type]
                                 kept_digest(src.meta))
         else:
-            opened = _open(f, opts.encoding) if _crashed(scan) else scan
+            # a file whose reader died or failed is opened once more the ordinary way before it is called
+            # unreadable (a reader forked from a reader child can crash on a sound file: readers.files.isolated)
+            opened = _open(f, opts.encoding)
             src, seen = (opened if isinstance(opened, SourceFile) else None), {}
             if isinstance(opened, InputError):
                 unreadable.append((f, opened))
@@ -411,12 +413,6 @@ def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFil
             except InputError as exc:
                 seen[vm.name] = exc
     return src, seen
-
-
-def _crashed(outcome: object) -> bool:
-    """A scan whose reader died (or failed unexpectedly): the file is opened again the ordinary way,
-    which reports a crash as a corrupt file."""
-    return isinstance(outcome, BaseException) and not isinstance(outcome, InputError)
 
 
 def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options,
