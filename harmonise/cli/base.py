@@ -185,12 +185,12 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         debug = ctx.find_root().params.get("debug", False)
         fmt = kwargs.get("fmt", "text")
 
-        def machine(message: str, code: str) -> None:
+        def machine(found: Issue) -> None:
             """A machine reading stdout (--format json or github) learns why too (CI annotations); not after part
             of a JSON list of rows (it would end in another document)."""
             if fmt in ("json", "github") and not ctx.meta.get(_STDOUT_STARTED):
                 try:
-                    click.echo(render_issues([Issue(message, code=code)], fmt))
+                    click.echo(render_issues([found], fmt))
                 except OSError:  # standard output itself failed (a full disk, a closed pipe): stderr says why
                     pass
 
@@ -218,8 +218,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except HarmoniseError as exc:
             if debug:
                 traceback.print_exc()
-            machine(str(exc), "input" if isinstance(exc, InputError) else "usage" if isinstance(exc, UsageError) else
-                    "error")
+            machine(Issue(str(exc), code="input") if isinstance(exc, InputError) else
+                    Issue(str(exc), code="usage") if isinstance(exc, UsageError) else Issue(str(exc), code="error"))
             click.echo(f"error: {message_safe(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.exceptions.Exit:
@@ -236,7 +236,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
                 traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
             text = f"{where}{exc.strerror or exc}; check the path, free space and permissions"
-            machine(text, "input")
+            machine(Issue(text, code="input"))
             click.echo(f"error: {message_safe(text)}", err=True)
             ctx.exit(2)
         except Exception as exc:  # noqa: BLE001 - a bug: still a message and exit 2, a traceback only with --debug
@@ -246,13 +246,13 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             if message is not None:
                 if debug:
                     traceback.print_exc()
-                machine(message, "input")
+                machine(Issue(message, code="input"))
                 click.echo(f"error: {message_safe(message)}", err=True)
                 ctx.exit(2)
             if debug:
                 traceback.print_exc()
             text = f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback)"
-            machine(f"internal error: {text}", "error")
+            machine(Issue(f"internal error: {text}", code="error"))
             click.echo(f"internal error: {message_safe(text)}", err=True)
             ctx.exit(2)
 
