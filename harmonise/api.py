@@ -20,7 +20,7 @@ from harmonise.checks import declaration_issues, inputs, static_issues
 from harmonise.compile.sql import plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
-from harmonise.spec.project import Project, crosswalk_paths, load_crosswalk, load_project, rel
+from harmonise.spec.project import NOT_CROSSWALKS, Project, crosswalk_paths, load_crosswalk, load_project, rel
 from harmonise.spec.yamlload import locate
 
 if TYPE_CHECKING:
@@ -106,10 +106,33 @@ def project_root(start: Path | None = None) -> Path:
 
 
 def _load(root: Path, mappings: list[Path] | None) -> Project:
-    for m in mappings or []:
-        if not m.is_file():
-            raise UsageError(f"{m}: no such crosswalk file")
-    return load_project(root, mappings or None)
+    return load_project(root, crosswalk_files(root, mappings or []) or None)
+
+
+def crosswalk_files(root: Path, mappings: list[Path]) -> list[Path]:
+    """The crosswalk files named (each once, however often named); a UsageError naming every path that is not
+    one: absent, a folder, or one of the project's other declarations (`harmonise validate mappings/*.yaml`
+    named the schema, the cities, the aliases and the indicators as crosswalks: dozens of false errors)."""
+    others = {(root / "mappings" / n).resolve() for n in NOT_CROSSWALKS}
+    tables = (root / "mappings" / "tables").resolve()
+    wrong, files, seen = [], [], set()
+    for m in mappings:
+        real = m.resolve()
+        if m.is_dir():
+            wrong.append(f"{m}: is a folder, not a crosswalk file; name crosswalk files (e.g. mappings/ess.yaml), "
+                         "or no path to validate every crosswalk of the project")
+        elif not m.is_file():
+            wrong.append(f"{m}: no such crosswalk file")
+        elif real in others or real.parent == tables:
+            what = "a code table" if real.parent == tables else f"the project's {m.name}"
+            wrong.append(f"{m}: is {what}, not a crosswalk; `harmonise validate` with no path checks it with every "
+                         "crosswalk (name crosswalk files only)")
+        elif real not in seen:
+            seen.add(real)
+            files.append(m)
+    if wrong:
+        raise UsageError("\n".join(wrong))
+    return files
 
 
 def _not_loaded(root: Path, project: Project) -> list[tuple[Crosswalk, str]]:

@@ -87,9 +87,11 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
     under the folders are appended to ``archives`` (see :mod:`harmonise.checks.archives`)."""
     files: list[Path] = []
     broken: list[Path] = []
+    absent = [f"{d}: no such file or folder" + (" (a link to a file that is gone)" if d.is_symlink() else "")
+              for d in data if not d.exists()]
+    if absent:  # every one named, not the first only
+        raise InputError("\n".join(absent))
     for d in data:
-        if not d.exists():
-            raise InputError(f"{d}: no such file or folder" + (" (a link to a file that is gone)" if d.is_symlink() else ""))
         if d.is_file():
             files.append(d)
             continue
@@ -166,6 +168,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     issues: list[Issue] = []
     unmatched: list[tuple[Path, str]] = []
     no_country: list[Path] = []
+    unreadable: list[tuple[Path, InputError]] = []  # files no reader can open (with the default encoding)
     archives: list[Path] = []
     files = data_files(data, archives)
     archived = unextracted(archives, files)
@@ -205,7 +208,12 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 cache.note_scan(f, opts.encoding, content, src, seen, sha,  # type: ignore[arg-type]
                                 kept_digest(src.meta))
         else:
-            src, seen = (_open(f, opts.encoding) if _crashed(scan) else None), {}
+            # a file whose reader died or failed is opened once more the ordinary way before it is called
+            # unreadable (a reader forked from a reader child can crash on a sound file: readers.files.isolated)
+            opened = _open(f, opts.encoding)
+            src, seen = (opened if isinstance(opened, SourceFile) else None), {}
+            if isinstance(opened, InputError):
+                unreadable.append((f, opened))
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
         if src is not None and not forced and (f in whole or _several_waves(src, crosswalks, seen)):
             split = _split(f, src, crosswalks)
@@ -264,6 +272,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                   content_seen={n: v for n, v in observed.items() if v})
         if _fit(job, f, project, same, issues, no_country, country):
             jobs.append(job)
+    if unreadable:
+        _unreadable(unreadable, jobs, opts.encoding)
     if no_country:
         raise InputError("; ".join(f"{f}: has no country variable" for f in dict.fromkeys(no_country))
                          + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file")
@@ -311,6 +321,27 @@ def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue
                                 survey=cw.survey, wave=wave.wave,
                                 hint="--country is for files without a country variable; drop it for this file"))
     return True
+
+
+def _unreadable(failed: list[tuple[Path, InputError]], jobs: list[Job], encoding: str | None) -> None:
+    """Raise one InputError naming every file of ``failed`` that cannot be read, and why (each file's own
+    message: empty, truncated, not SPSS or Stata, ...), whether or not a wave's name pattern matched it: a
+    file that no wave matches is not passed over with an 'unmatched' warning when what is wrong with it is
+    that it cannot be read. A matched file is tried again with its wave's encoding (which the scan did
+    not use); one that opens then is left to be harmonised."""
+    wave_of = {j.path: j.wave for j in jobs}
+    why = []
+    for f, exc in failed:
+        wave = wave_of.get(f)
+        if wave is not None and wave.encoding and not encoding:
+            again = _open(f, wave.encoding)
+            if isinstance(again, SourceFile):
+                continue
+            exc = again
+        why.append(str(exc))
+    if why:
+        raise InputError("\n".join(why) + (f"\n{len(why)} data file(s) cannot be read; replace them or leave them "
+                                           "out of --data" if len(why) > 1 else ""))
 
 
 def _names_apart(jobs: list[Job]) -> None:
@@ -364,12 +395,12 @@ def _chosen(project: Project, opts: Options) -> list[Crosswalk]:
 SCAN_READERS = 2  # forked children reading the files' headers and content values during discovery
 
 
-def _open(path: Path, encoding: str | None) -> SourceFile | None:
-    """The file's metadata, or None when it cannot be read (harmonising it says why)."""
+def _open(path: Path, encoding: str | None) -> SourceFile | InputError:
+    """The file's metadata, or the error saying why it cannot be read."""
     try:
         return open_source(path, encoding)
-    except InputError:
-        return None
+    except InputError as exc:
+        return exc
 
 
 # What discovery read of each file, by its bytes, kept by a long-lived process (the validation server)
@@ -397,12 +428,10 @@ def _recall(key: tuple[str, str | None, tuple[str, ...], str], path: Path) -> tu
 
 
 def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFile | None, dict[str, set[str] | InputError]]:
-    """In a reader child (:func:`isolated_map`): the file's metadata (None when unreadable) and the
-    distinct values of the content variables ``names`` it holds (or the error reading them)."""
-    try:
-        src, sample = open_sampled(path, encoding, CONTENT_SAMPLE if names else 0)
-    except InputError:
-        return None, {}
+    """In a reader child (:func:`isolated_map`): the file's metadata and the distinct values of the content
+    variables ``names`` it holds (or the error reading them); the InputError of a file that cannot be read is
+    :func:`isolated_map`'s answer in its place."""
+    src, sample = open_sampled(path, encoding, CONTENT_SAMPLE if names else 0)  # an InputError is returned in its place
     kept_digest(src.meta)  # here, beside the other readers, not in the process that waits for them all
     seen: dict[str, set[str] | InputError] = {}
     for name in names:
@@ -414,12 +443,6 @@ def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFil
             except InputError as exc:
                 seen[vm.name] = exc
     return src, seen
-
-
-def _crashed(outcome: object) -> bool:
-    """A scan whose reader died (or failed unexpectedly): the file is opened again the ordinary way,
-    which reports a crash as a corrupt file."""
-    return isinstance(outcome, BaseException) and not isinstance(outcome, InputError)
 
 
 def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options,

@@ -1199,11 +1199,39 @@ def _jobs_folder(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
         folder = Path(str(row[0]) + ".jobs")
         folder.mkdir(mode=0o700)
     else:
-        folder = Path(tempfile.mkdtemp(prefix="harmonise-jobs-"))
+        _remove_orphans(Path(tempfile.gettempdir()))
+        folder = Path(tempfile.mkdtemp(prefix=f"harmonise-jobs-{os.getpid()}-"))
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_ORPHAN = re.compile(r"harmonise-jobs-([0-9]+)-[a-z0-9_]{8}")
+
+
+def _remove_orphans(tmp: Path) -> None:
+    """Remove the workers' folders (``harmonise-jobs-<pid>-<random>``, this user's) that a `validate --data` killed
+    by SIGKILL or the OOM killer left in the temporary folder ``tmp``, with the workers' DuckDB files of
+    harmonised microdata: those whose process is gone (a process of that id that runs, or that this user may
+    not signal, keeps its folder)."""
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    for name in names:
+        found = _ORPHAN.fullmatch(name)
+        if found is None:
+            continue
+        path = tmp / name
+        try:
+            st = path.lstat()
+            os.kill(int(found.group(1)), 0)
+        except ProcessLookupError:  # its process is gone
+            if path.is_dir() and not path.is_symlink() and st.st_uid == os.getuid():
+                shutil.rmtree(path, ignore_errors=True)
+        except (OSError, OverflowError):  # alive under another user, or vanished meanwhile
+            continue
 
 
 _WORKER: dict[str, Project | SameWork] = {}

@@ -55,3 +55,30 @@ def test_paste_replaces_the_waves_own_override_of_a_target() -> None:
         "    year: 2020", "    overrides:", "      age: {source: b}"]
     with pytest.raises(ValueError, match="wave 11 is not written"):
         paste(text, "11", [])
+
+
+def test_out_never_overwrites_a_file_adapt_did_not_write(project: Path, tmp_path: Path) -> None:
+    """`adapt --out mappings/ess.yaml` (meaning "put it in the crosswalk") replaced the crosswalk with the
+    block, without a word: --out overwrote any file, and wrote through links."""
+    import pyreadstat
+
+    data = tmp_path / "data"
+    write_copy(pyreadstat.read_sav(str(FI), user_missing=True), data / "ESS9FI.sav", rename={"gndr": "gender"})
+    args = ("adapt", str(data / "ESS9FI.sav"), "--like", "ess:9", "--out")
+    crosswalk = project / "mappings" / "ess.yaml"
+    before = crosswalk.read_bytes()
+    code, out, err = run(*args, str(crosswalk), project=project)
+    assert (code, out, err) == (2, "", (f"error: {crosswalk} exists and harmonise did not write it; pass --force to "
+                                       "overwrite it\n"))
+    assert crosswalk.read_bytes() == before
+    block = tmp_path / "block.yaml"
+    assert run(*args, str(block), project=project)[0] == 0
+    assert block.read_text(encoding="utf-8").startswith("# ESS9FI.sav as ess wave 9: paste under waves[9]")
+    assert run(*args, str(block), project=project)[0] == 0  # its own block is written again
+    link = tmp_path / "link.yaml"
+    link.symlink_to(crosswalk)
+    code, _, err = run(*args, str(link), project=project)
+    assert (code, err) == (2, f"error: {link} is a link (to {crosswalk}); pass --force to replace the link itself\n")
+    assert run(*args, str(link), "--force", project=project)[0] == 0
+    assert crosswalk.read_bytes() == before and not link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["block.yaml", "data", "link.yaml", "proj"]

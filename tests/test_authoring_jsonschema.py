@@ -53,6 +53,16 @@ def test_stale_or_missing_schema_fails_the_check(project: Path) -> None:
                                    "schemas/crosswalk.schema.json`")
 
 
+def test_check_and_out_together_are_a_usage_error(tmp_path: Path) -> None:
+    """`schema --json-schema --check --out FILE` checked the committed file, said it was up to date and wrote
+    nothing: --out was ignored without a word."""
+    code, out, err = run("schema", "--json-schema", "--check", "--out", str(tmp_path / "s.json"))
+    assert (code, out) == (2, "")
+    assert err.endswith("Error: give --check (compare schemas/crosswalk.schema.json) or --out FILE (write it), not "
+                        "both\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_six_crosswalks_reference_the_schema() -> None:
     assert sorted(p.stem for p in CROSSWALKS) == ["ess", "eumidis", "evs", "ics", "localmultidem", "ties"]
     for path in CROSSWALKS:

@@ -359,3 +359,32 @@ def test_no_crosswalk_flag_drafts_from_similarity_alone(ess8: Path, draft: Draft
     assert "rule of mappings/ess.yaml" not in out
     code, out, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "8")
     assert code == 0 and "#   rule of mappings/ess.yaml, wave 8: gndr mapped\n  sex: {source: gndr" in out
+
+
+def test_scaffold_out_never_writes_through_a_link(ess8: Path, tmp_path: Path) -> None:
+    """`scaffold --out draft.yaml --force` with draft.yaml a link to a crosswalk overwrote the crosswalk; a
+    dangling link was written through without --force."""
+    target = tmp_path / "crosswalk.yaml"
+    target.write_text("keep me\n", encoding="utf-8")
+    link = tmp_path / "draft.yaml"
+    link.symlink_to(target)
+    args = ("scaffold", str(ess8), "--survey", "ess", "--wave", "8", "--out", str(link))
+    for extra in ((), ("--force",)):
+        code, _, err = run(*args, *extra)
+        if not extra:
+            assert (code, err) == (2, (f"error: {link} is a link (to {target}); pass --force to replace the link "
+                                      "itself\n"))
+    assert code == 0 and not link.is_symlink() and link.read_text(encoding="utf-8").startswith("# yaml-language")
+    assert target.read_text(encoding="utf-8") == "keep me\n"
+    dangling = tmp_path / "gone.yaml"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.yaml")
+    code, _, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "8", "--out", str(dangling))
+    assert code == 2 and err.startswith(f"error: {dangling} is a link")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crosswalk.yaml", "draft.yaml", "gone.yaml"]
+
+
+def test_scaffold_out_that_cannot_be_written_names_the_file_asked_for(ess8: Path, tmp_path: Path) -> None:
+    out = tmp_path / "no-folder" / "draft.yaml"
+    code, _, err = run("scaffold", str(ess8), "--survey", "ess", "--wave", "8", "--out", str(out))
+    assert (code, err) == (2, f"error: {out}: No such file or directory; check the path, free space and permissions\n")
+    assert list(tmp_path.iterdir()) == []

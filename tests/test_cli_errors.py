@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import edit, line_of, run, waves_of, write_ess_copy
+from conftest import ROOT, edit, line_of, run, waves_of, write_ess_copy
 
 USED = ['cntry', 'idno', 'ess8_reg', 'domicil', 'pspwght', 'pweight', 'dweight', 'gndr', 'agea', 'yrbrn', 'brncntr',
         'cntbrthc', 'ctzcntr', 'ctzshipc', 'facntr', 'mocntr', 'fbrncntb', 'mbrncntb', 'livecnta', 'blgetmg',
@@ -114,7 +114,14 @@ def test_wrong_magic_and_empty_file(project: Path, tmp_path: Path) -> None:
     data.mkdir()
     (data / "ESS8FR.sav").write_bytes(b"PK\x03\x04 not a sav file" * 10)
     code, _, err = run("validate", "--data", str(data), project=project)
-    assert code == 2
+    assert (code, err) == (2, (f"error: {data / 'ESS8FR.sav'}: not a SAV file but a ZIP archive (under a .sav name); "
+                              "extract the file it holds and use that\n"))
+    (data / "ESS8FR.sav").write_bytes(b"\x1f\x8b\x08\x00" + bytes(100))
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert (code, err) == (2, (f"error: {data / 'ESS8FR.sav'}: not a SAV file but a gzip-compressed file (under a .sav "
+                              "name); extract the file it holds and use that\n"))
+    (data / "ESS8FR.sav").write_bytes(b"hello world\n")
+    code, _, err = run("validate", "--data", str(data), project=project)
     assert "not a SAV file (unrecognised header bytes)" in err
     (data / "ESS8FR.sav").write_bytes(b"")
     code, _, err = run("validate", "--data", str(data), project=project)
@@ -183,6 +190,27 @@ def test_missing_project_and_bad_mapping_path_are_usage_errors(tmp_path: Path) -
     assert code == 2 and "not a harmonise project" in err
     code, _, err = run("validate", str(tmp_path / "nope.yaml"))
     assert code == 2 and "no such crosswalk file" in err
+
+
+def test_crosswalk_paths_that_are_not_crosswalks_are_all_named_and_a_repeated_one_is_read_once(project: Path) -> None:
+    """`validate mappings/*.yaml` read schema.yaml, cities.yaml … as crosswalks (dozens of 'required key survey
+    is missing'); `validate mappings` said 'no such crosswalk file'; only the first bad path was named; a
+    crosswalk named twice (`mappings/*.yaml mappings/ties.yaml`) failed: 'survey 'ties' is already mapped by
+    mappings/ties.yaml'."""
+    m = project / "mappings"
+    code, out, err = run("validate", str(m / "schema.yaml"), str(m / "tables" / "countries.yaml"), str(m),
+                         str(m / "nope.yaml"), str(m / "ties.yaml"), project=project)
+    assert (code, out) == (2, "")
+    assert err == (f"error: {m / 'schema.yaml'}: is the project's schema.yaml, not a crosswalk; `harmonise validate` "
+                   "with no path checks it with every crosswalk (name crosswalk files only)\n"
+                   f"{m / 'tables' / 'countries.yaml'}: is a code table, not a crosswalk; `harmonise validate` with no "
+                   "path checks it with every crosswalk (name crosswalk files only)\n"
+                   f"{m}: is a folder, not a crosswalk file; name crosswalk files (e.g. mappings/ess.yaml), or no path "
+                   "to validate every crosswalk of the project\n"
+                   f"{m / 'nope.yaml'}: no such crosswalk file\n")
+    code, out, err = run("validate", str(m / "ties.yaml"), str(m / "ties.yaml"), str(m / ".." / "mappings" / "ties.yaml"),
+                         project=project)
+    assert (code, out, err) == (0, "ok: 0 error(s), 0 warning(s)\n", "")
 
 
 def test_a_base_rule_error_is_reported_once_naming_every_wave(project: Path) -> None:
@@ -279,6 +307,24 @@ def test_output_read_by_a_closed_pipe_ends_quietly(fr_db: Path) -> None:
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert (proc.wait(timeout=60), err) == (0, "")
+
+
+@pytest.mark.parametrize("fmt", ["text", "github"])
+def test_a_failed_validation_read_by_a_closed_pipe_still_exits_1(project: Path, fmt: str) -> None:
+    """`harmonise validate --format github | head` (or `2>&1 | head`) of a crosswalk with many errors exited 0:
+    the closed pipe ended the command as a success, and CI passed a failed check."""
+    import subprocess
+    import sys
+
+    edit(project / "mappings" / "ess.yaml", "survey: ess\n", "survey: ess\n" + "".join(f"bogus_{i}: 1\n"
+                                                                                    for i in range(3000)))
+    cmd = [sys.executable, "-m", "harmonise", "--project", str(project), "validate", "--format", fmt]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "HARMONISE_SERVER": "off"})
+    assert proc.stdout is not None
+    assert b"bogus_0" in proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 1
 
 
 def test_an_error_raised_while_a_ctrl_c_is_handled_is_still_an_interruption() -> None:
@@ -405,3 +451,160 @@ def test_a_target_without_a_rule_is_one_error_naming_its_waves(project: Path) ->
     lines = [x for x in err.splitlines() if "has no rule" in x]
     waves = [w for w in waves_of("ess", project)]
     assert len(lines) == 1 and f"waves {', '.join(waves)}: target 'urbanisation' has no rule" in lines[0]
+
+
+def test_unreadable_data_files_are_named_with_why_all_at_once_and_stop_the_build(ess8: Path, tmp_path: Path) -> None:
+    """A truncated download beside a sound file was passed over as 'matches no crosswalk wave; it is not
+    harmonised' (a warning: the build said `built`, exit 0, without its rows); alone it was 'matches no
+    crosswalk wave' (exit 2) instead of why it cannot be read; and with --survey/--wave only the first of several
+    unreadable files was named."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ESS8FR.sav").symlink_to(ess8)
+    (data / "download.sav").write_bytes(ess8.read_bytes()[:50_000])
+    (data / "empty.sav").write_bytes(b"")
+    (data / "renamed.dta").write_bytes(ess8.read_bytes()[:4096])
+    why = (f"{data / 'download.sav'}: file is truncated or corrupt (Unable to read from file); download it again\n"
+           f"{data / 'empty.sav'}: file is empty (0 bytes)\n"
+           f"{data / 'renamed.dta'}: the content is a SAV file but the extension says DTA; rename it to .sav\n"
+           "3 data file(s) cannot be read; replace them or leave them out of --data\n")
+    db = tmp_path / "out.duckdb"
+    code, out, err = run("build", "--data", str(data), "--db", str(db))
+    assert (code, out, err) == (2, "", "error: " + why)
+    assert not db.exists()
+    code, out, err = run("validate", "--data", str(data), "--survey", "ess", "--wave", "8")
+    assert (code, out, err) == (2, "", "error: " + why)
+    code, out, err = run("validate", "--data", str(data / "empty.sav"))
+    assert (code, out, err) == (2, "", f"error: {data / 'empty.sav'}: file is empty (0 bytes)\n")
+
+
+def test_a_database_another_program_holds_open_for_writing_says_so(fr_db: Path, ess8: Path, tmp_path: Path) -> None:
+    """A database open for writing in another program (a notebook's duckdb.connect) was "cannot open as a
+    harmonise database (IO Error: Could not set lock …)", and `build` offered --force, as if harmonise had not
+    built it."""
+    import shutil
+    import subprocess
+    import sys
+
+    db = tmp_path / "held.duckdb"
+    shutil.copy(fr_db, db)
+    holder = subprocess.Popen([sys.executable, "-c", ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); sys.stdin.read()"), str(db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        held = (f"error: {db}: another program ({Path(sys.executable).resolve().name}, PID {holder.pid}) has it open "
+                "for writing; close that program's connection to the file (or let it finish) and run again")
+        assert run("query", "SELECT 1", "--db", str(db)) == (2, "", held + "\n")
+        assert run("indicators", "--db", str(db), "--indicator", "employment_rate") == (2, "", held + "\n")
+        before = db.read_bytes()
+        code, out, err = run("build", "--data", str(ess8), "--db", str(db))
+        assert (code, out, err) == (2, "", held + " (or choose another --db path)\n")
+        assert db.read_bytes() == before
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_a_usage_error_click_finds_is_also_the_one_issue_on_stdout_in_json_and_github_formats(fr_db: Path) -> None:
+    """`--format json` gave JSON for harmonise's own usage errors but an empty standard output for those click
+    finds (a value out of range, an option missing, a misspelt option), which no JSON reader parses."""
+    import json
+
+    def issue(message: str) -> dict[str, str]:
+        return {"ok": False, "issues": [{"message": message, "code": "usage", "severity": "error",
+                                        "doc": "docs/issues.md#usage"}]}
+
+    code, out, err = run("validate", "--format", "json", "--jobs", "0")
+    assert (code, json.loads(out)) == (2, issue("Invalid value for '--jobs': 0 is not in the range x>=1."))
+    assert err.endswith("Error: Invalid value for '--jobs': 0 is not in the range x>=1.\n")
+    code, out, _ = run("build", "--format=json")
+    assert (code, json.loads(out)) == (2, issue("give --data DIR (your source files) or --demo (generated fixtures)"))
+    code, out, _ = run("query", "--db", str(fr_db), "--format", "json")
+    assert (code, json.loads(out)) == (2, issue("give the SQL as an argument, '-' to read it from standard input, "
+                                                "or -f FILE"))
+    code, out, _ = run("validate", "--bogus", "--format", "github")
+    assert (code, out) == (2, "::error title=harmonise usage::No such option '--bogus'. Did you mean '--jobs'?\n")
+    code, out, _ = run("validate", "--format", "text", "--jobs", "0")
+    assert (code, out) == (2, "")
+
+
+def test_an_interrupted_command_that_builds_no_database_does_not_say_it_kept_one(monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    """Ctrl-C or SIGTERM stopping `validate` (or any command but build) said "a database being built was not
+    replaced", of a database it never builds."""
+    from harmonise import api
+    from harmonise.cli import base
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "validate", stopped)
+    assert run("validate") == (130, "", "interrupted\n")
+    monkeypatch.setattr(base, "terminated", lambda: True)
+    assert run("validate") == (143, "", "terminated\n")
+
+
+def test_every_data_path_that_does_not_exist_is_named(ess8: Path, tmp_path: Path) -> None:
+    """`--data a --data b` with both mistyped named only a (fix it, run again, learn of b)."""
+    code, out, err = run("validate", "--data", str(tmp_path / "a"), "--data", str(ess8), "--data", str(tmp_path / "b"))
+    assert (code, out, err) == (2, "", (f"error: {tmp_path / 'a'}: no such file or folder\n"
+                                       f"{tmp_path / 'b'}: no such file or folder\n"))
+
+
+def test_system_failures_and_bugs_are_also_the_one_issue_on_stdout_in_json_format(
+        fr_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--format json` gave the issue on stdout for harmonise's own errors but nothing for a refusal of the
+    system (a full disk), a database of another version, or a bug ('internal error')."""
+    import json
+    import shutil
+
+    import duckdb
+
+    from harmonise import api
+
+    def issue(message: str, code: str) -> dict[str, object]:
+        return {"ok": False, "issues": [{"message": message, "code": code, "severity": "error",
+                                        "doc": f"docs/issues.md#{code}"}]}
+
+    db = tmp_path / "older.duckdb"
+    shutil.copy(fr_db, db)
+    con = duckdb.connect(str(db))
+    con.execute("ALTER TABLE respondents DROP COLUMN migrant_generation")
+    con.close()
+    code, out, err = run("indicators", "--db", str(db), "--indicator", "employment_rate", "--group",
+                         "migrant_generation", "--format", "json")
+    message = err.removeprefix("error: ").rstrip("\n")
+    assert message.startswith(f"{db}: the database lacks what `indicators` reads (")
+    assert (code, json.loads(out)) == (2, issue(message, "input"))
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", "/data/h.duckdb")
+
+    monkeypatch.setattr(api, "validate", full)
+    code, out, err = run("validate", "--format", "json")
+    text = "/data/h.duckdb: No space left on device; check the path, free space and permissions"
+    assert (code, json.loads(out), err) == (2, issue(text, "input"), f"error: {text}\n")
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("x")
+
+    monkeypatch.setattr(api, "validate", bug)
+    code, out, err = run("validate", "--format", "github")
+    text = "KeyError: 'x' (re-run with --debug for the traceback)"
+    assert (code, out, err) == (2, f"::error title=harmonise error::internal error: {text}\n", f"internal error: {text}\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_full_standard_output_is_one_message_not_a_traceback() -> None:
+    """Standard output on a full disk (`> /dev/full`): the JSON issue written to standard output failed too."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "harmonise", "--project", str(ROOT), "validate", "--format",
+                               "json"], check=False, stdout=full, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "HARMONISE_SERVER": "off"})
+    assert (proc.returncode, proc.stderr) == (2, ("error: No space left on device; check the path, free space and "
+                                                 "permissions\n"))

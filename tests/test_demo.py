@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ROOT, run_drawing
+from conftest import ROOT, run, run_drawing
 from scipy.stats import t  # type: ignore[import-untyped]
 
 from harmonise import connect, indicators
@@ -150,3 +150,17 @@ def test_no_comparison_without_indicator_tables() -> None:
         assert comparison(con) is None  # no such indicator declared
     finally:
         con.close()
+
+
+def test_demo_with_options_describing_data_files_is_a_usage_error(tmp_path: Path) -> None:
+    """`build --demo --survey ties` assigned every survey's generated files to ties: a warning per other file and
+    a TIES-only database; with --wave or --country the build failed on files the user never gave."""
+    db = tmp_path / "d.duckdb"
+    code, out, err = run("build", "--demo", "--survey", "ties", "--wave", "1", "--db", str(db))
+    assert (code, out) == (2, "")
+    assert err.endswith("Error: --survey, --wave: describe the files of --data; --demo builds the generated files of "
+                        "every survey as they are\n")
+    code, _, err = run("build", "--demo", "--country", "FR", "--db", str(db))
+    assert code == 2 and err.endswith("Error: --country: describes the files of --data; --demo builds the generated "
+                                      "files of every survey as they are\n")
+    assert list(tmp_path.iterdir()) == []

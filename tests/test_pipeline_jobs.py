@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -169,3 +170,38 @@ def test_a_merge_left_uncommitted_is_rolled_back(tmp_path: Path) -> None:
                            ).fetchall() == [(0,)]
     finally:
         con.close()
+
+
+def test_workers_folders_a_killed_validate_left_are_removed_by_the_next(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`validate --data --jobs N` killed by SIGKILL (or the OOM killer) left `harmonise-jobs-*` in the temporary
+    folder, holding the workers' DuckDB files of harmonised microdata, for good: nothing removed them."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import duckdb
+
+    from harmonise.pipeline import _jobs_folder
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    orphan = tmp_path / f"harmonise-jobs-{gone.pid}-ab12cd_e"
+    orphan.mkdir()
+    (orphan / "job-0.duckdb").write_bytes(b"microdata")
+    alive = tmp_path / f"harmonise-jobs-{os.getpid()}-zz12cd_e"  # a running validate's
+    alive.mkdir()
+    other = tmp_path / f"harmonise-jobs-{gone.pid}-x"  # not a name harmonise gives
+    other.mkdir()
+    target = tmp_path / "kept"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    (tmp_path / f"harmonise-jobs-{gone.pid}-11111111").symlink_to(target)  # a link is never followed or removed
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    con = duckdb.connect(":memory:")
+    with _jobs_folder(con) as folder:
+        assert folder.parent == tmp_path and folder.name.startswith(f"harmonise-jobs-{os.getpid()}-")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [alive.name, other.name, "kept", f"harmonise-jobs-{gone.pid}-11111111", folder.name])
+    con.close()
+    assert (target / "keep.txt").read_text() == "mine" and not folder.exists()

@@ -165,3 +165,23 @@ def test_dollar_signs_in_labels_are_text_not_tex(fr_db: Path, tmp_path: Path) ->
     assert out.stat().st_size > 0
     title = chart.figure._suptitle  # type: ignore[union-attr]
     assert title.get_text().startswith(f"{label}, ages 20-64") and not title._preprocess_math(title.get_text())[1]
+
+
+def test_a_chart_that_fails_while_written_leaves_the_previous_one(fr_db: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart was written in place: a full disk (or a Ctrl-C) while matplotlib wrote it left a truncated
+    image where the previous chart was."""
+    from matplotlib.figure import Figure
+
+    chart = tmp_path / "c.png"
+    args = ("compare", "--indicator", "employment_rate", "--db", str(fr_db), "--out", str(chart))
+    assert run(*args)[0] == 0
+    before = chart.read_bytes()
+
+    def full(self: Figure, fname: Path, **kwargs: object) -> None:
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device", str(fname))
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    assert run(*args) == (2, "", f"error: {chart}: cannot write the chart (No space left on device)\n")
+    assert chart.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.png"]

@@ -170,7 +170,7 @@ def recoverable_across(rows: pd.DataFrame, dims: list[str], truth: dict[tuple[ob
     return [tuple(rows.iloc[first[c]][["breakdown", *axes]]) for c in determined(relations, hidden)]
 
 
-OPEN = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1e9)  # suppresses nothing: the true values
+OPEN = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1)  # suppresses nothing: the true values
 
 
 def check_across(rows: list[dict[str, object]], dims: list[str], truth: list[dict[str, object]]) -> int:

@@ -304,6 +304,13 @@ def test_rule_rejects_negative_and_non_finite_thresholds() -> None:
         Rule(min_n_eff=float("nan"))
     with pytest.raises(UsageError, match=r"flag_rel_ci \(--flag-rel-ci\) must be a finite number >= 0 \(got inf\)"):
         Rule(flag_rel_ci=float("inf"))
+    with pytest.raises(UsageError) as share:  # `--suppress-nonresponse 5` meant 5 %, and never suppressed a cell
+        Rule(suppress_nonresponse=5)
+    assert str(share.value) == ("suppression rule: suppress_nonresponse (--suppress-nonresponse) is a share between 0 "
+                                "and 1 (got 5; for 5 % write 0.05)")
+    with pytest.raises(UsageError, match=r"flag_nonresponse \(--flag-nonresponse\) is a share between 0 and 1"):
+        Rule(flag_nonresponse=20.0)
+    assert Rule(suppress_nonresponse=1.0, flag_nonresponse=0.0).suppress_nonresponse == 1.0
     with pytest.raises(UsageError, match="unknown lonely-PSU method 'fail'; choose from adjust, certainty"):
         estimate_sql(BASE, "SELECT 1", ["c"], "fail")
 

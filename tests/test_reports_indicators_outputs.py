@@ -228,6 +228,7 @@ def test_age_band_grouping_and_override(fr_db: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("--indicator", "employment"), "error: unknown indicator(s) employment; known: employment_rate,"),
     (("--by", "nationality"), "error: cannot group by nationality; choose from survey, wave, country,"),
+    (("--by", "sex,country", "--by", "sex"), "error: --by sex: given more than once; give each grouping column once\n"),
     (("--group", "origin"), "error: unknown breakdown 'origin'; choose from birthplace, origin_group,"),
     (("--group", ""), "error: unknown breakdown ''; choose from birthplace, origin_group,"),
     (("--min-n", "-1"), "error: suppression rule: min_n (--min-n) must be a finite number >= 0 (got -1)"),

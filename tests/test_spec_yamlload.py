@@ -155,3 +155,14 @@ def test_the_parse_cache_key_names_the_loader_rules(monkeypatch: pytest.MonkeyPa
     before = parsecache.key(b"a: 040\n", "x.yaml")
     monkeypatch.setattr(parsecache, "LOADER", parsecache.LOADER + 1)
     assert parsecache.key(b"a: 040\n", "x.yaml") != before
+
+
+def test_a_tab_that_indents_a_line_is_named_as_the_fault() -> None:
+    """A tab in the indentation got the generic hint 'check indentation, quotes and colons', which a tab, being
+    invisible in most editors, does not reveal."""
+    loaded = load_yaml_text("targets:\n  sex:\n\tsource: gndr\n", "x.yaml")
+    assert [(i.line, i.format()) for i in loaded.issues] == [(3, (
+        "x.yaml:3: YAML syntax error: found character that cannot start any token (while scanning for the next token)"
+        " — a tab character indents this line, and YAML indents with spaces only: replace it with spaces"))]
+    loaded = load_yaml_text("targets:\n  sex: [gndr\n", "x.yaml")
+    assert loaded.issues[0].hint == "check indentation, quotes and colons on this line and the one before"

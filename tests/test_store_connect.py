@@ -168,3 +168,10 @@ def test_connect_errors_are_clear(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["query", "SELECT 1", "--db", str(bad)])
     assert res.exit_code == 2
     assert res.stderr.startswith(f"error: {bad}: cannot open as a harmonise database (")
+    assert res.stderr.endswith("); pass the --db that `harmonise build` wrote\n")
+    empty = tmp_path / "empty.duckdb"
+    empty.write_bytes(b"")
+    res = CliRunner().invoke(main, ["indicators", "--db", str(empty)])
+    assert (res.exit_code, res.stderr) == (2, (f"error: {empty}: is empty (0 bytes), not a database; pass the --db that "
+                                              "`harmonise build` wrote, or build one there\n"))
+    assert empty.read_bytes() == b""

@@ -134,3 +134,36 @@ def test_python_results_convert_to_pandas(db: Path) -> None:
     assert (cols, rows) == (["g", "n"], [(0, 4), (1, 3), (2, 3)])
     frame = result.to_pandas()
     assert list(frame.columns) == ["g", "n"] and frame["n"].tolist() == [4, 3, 3]
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_json_that_fails_after_its_first_rows_is_never_a_list_followed_by_an_error(
+        db: Path, monkeypatch: pytest.MonkeyPatch, held: bool) -> None:
+    """`query --format json` failing after its first batch of rows printed the start of a list and then the
+    error's JSON object (`…},{"ok": false, …}`): neither the rows nor the error. Now the rows are held back
+    (up to RowWriter.JSON_HELD characters) and a failure among them prints only the error's JSON; past that, the
+    list is left unterminated (never mistaken for the whole result) and the error is said on stderr only."""
+    import json
+
+    from harmonise.cli.base import RowWriter
+
+    rows = RowWriter.rows
+    calls = []
+
+    def failing(self: RowWriter, batch: list[tuple[object, ...]]) -> None:
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise duckdb.InvalidInputException("Invalid Input Error: boom")
+        rows(self, batch)
+
+    monkeypatch.setattr(RowWriter, "rows", failing)
+    if not held:
+        monkeypatch.setattr(RowWriter, "JSON_HELD", 1)
+    code, out, err = run("query", "SELECT range AS i FROM range(2500)", "--db", str(db), "--format", "json")
+    assert (code, err, calls) == (2, "error: query failed: Invalid Input Error: boom\n", [1000, 1000])
+    if held:
+        assert json.loads(out) == {"ok": False, "issues": [{"message": "query failed: Invalid Input Error: boom",
+                                                             "code": "usage", "severity": "error",
+                                                             "doc": "docs/issues.md#usage"}]}
+    else:
+        assert out == "[\n" + ",\n".join(f'  {{\n    "i": {i}\n  }}' for i in range(1000))

@@ -17,11 +17,11 @@ DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), defau
                   show_default=True, help="Built database to read.")
 RULE_OPTIONS = [("min_n", int, "Suppress when the unweighted n is below this."),
                 ("min_n_eff", float, "Suppress when the Kish effective n is below this."),
-                ("suppress_nonresponse", float, "Suppress when the item non-response share exceeds this."),
+                ("suppress_nonresponse", float, "Suppress when the item non-response share (0-1) exceeds this."),
                 ("flag_n", int, "Flag low reliability when n is below this."),
                 ("flag_cv", float, "Flag when the coefficient of variation exceeds this."),
                 ("flag_rel_ci", float, "Flag when the 95% CI width relative to the estimate exceeds this."),
-                ("flag_nonresponse", float, "Flag when the item non-response share exceeds this.")]
+                ("flag_nonresponse", float, "Flag when the item non-response share (0-1) exceeds this.")]
 
 
 def estimation_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from harmonise.cli.base import FORMAT, context_root, handled, main, replaceable, terminal_safe
+from harmonise.cli.base import FORMAT, context_root, handled, main, outcome, replaceable, terminal_safe, write_text
 from harmonise.errors import Issue, UsageError, ValidationFailed
 
 DATA_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -56,15 +56,17 @@ def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | N
     """Draft a crosswalk for one wave of FILE; uncertain rules are marked TODO and fail validation."""
     from harmonise.authoring.scaffold import scaffold as make
 
-    if out is not None and out.exists() and not force:
+    if out is not None and out.exists() and not out.is_symlink() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
+    if out is not None:
+        replaceable(out, force)  # a link is never written through (with --force the link itself is replaced)
     draft = make(context_root(), file, survey, wave, year=year, encoding=encoding, aliases=not no_aliases,
                  known=not no_crosswalk)
     text = draft.text()
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        write_text(out, text)
     where = str(out) if out else "standard output"
     click.echo(f"{where}: {len(draft.targets)} target(s), {draft.todos} TODO line(s) to resolve", err=True)
 
@@ -75,25 +77,30 @@ def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | N
               help="The covered wave the file is an edition, extract or release of (e.g. ess:9).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the block to this file (default: standard output).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists and is not a block `adapt` wrote.")
 @click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
 @click.option("--country", default=None, metavar="CC",
               help="Country (ISO 3166-1 alpha-2) of a single-country file without a country variable.")
 @handled
-def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country: str | None) -> None:
+def adapt(file: Path, like: str, out: Path | None, force: bool, encoding: str | None, country: str | None) -> None:
     """Say whether FILE harmonises with a covered wave as it is; else write the override lines that
     make it harmonise (variables found under other names), checked by validating again with them."""
     from harmonise import api
     from harmonise.cli.base import render_issues
 
+    if out is not None:  # never a crosswalk or a file of the user's: only a block adapt wrote, unless --force
+        replaceable(out, force, _adapt_block)
     result = api.adapt(context_root(), file, like, encoding=encoding, country=country)
     if result.as_is.ok:
         click.echo(f"{terminal_safe(file.name)} harmonises as it is with {result.survey} wave {result.wave} "
                    f"({len(result.as_is.warnings)} warning(s)): nothing to add")
         return
+    if result.after is None or not result.after.ok:
+        outcome(1)
     if out is None:
         click.echo(result.block, nl=False)
     else:
-        out.write_text(result.block, encoding="utf-8")
+        write_text(out, result.block)
     if result.after is None:
         click.echo(render_issues(result.as_is.errors, "text"), err=True)
         click.echo(f"{terminal_safe(file.name)}: no rule to adapt; the {len(result.as_is.errors)} error(s) above remain", err=True)
@@ -103,6 +110,13 @@ def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country
         click.echo(f"{terminal_safe(file.name)}: with the block pasted in, {len(result.after.errors)} error(s) remain", err=True)
         raise SystemExit(1)
     click.echo(f"{out or 'standard output'}: pasted in, `validate --data {terminal_safe(str(file))}` passes", err=True)
+
+
+def _adapt_block(path: Path) -> bool:
+    """A file `adapt --out` wrote: its first line says which file it adapts and where to paste it."""
+    with path.open("rb") as fh:
+        first = fh.readline(4096).decode("utf-8", "replace")
+    return first.startswith("# ") and ": paste under waves[" in first
 
 
 @main.command()
@@ -115,6 +129,8 @@ def adapt(file: Path, like: str, out: Path | None, encoding: str | None, country
 def schema(json_schema: bool, out: Path | None, force: bool, check: bool) -> None:
     """The JSON Schema that editors use to complete and check crosswalk keys."""
     del json_schema  # a required flag: the one kind of schema this command writes, named for clarity
+    if check and out is not None:  # --check compares the committed file: --out would be silently ignored
+        raise click.UsageError("give --check (compare schemas/crosswalk.schema.json) or --out FILE (write it), not both")
     from harmonise.authoring.jsonschema import SCHEMA_PATH, crosswalk_json_schema, render
     from harmonise.spec.project import load_schema
 
@@ -131,7 +147,7 @@ def schema(json_schema: bool, out: Path | None, force: bool, check: bool) -> Non
     elif out is not None:
         replaceable(out, force, lambda p: '"title": "Crosswalk"' in p.read_text(encoding="utf-8", errors="replace"))
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        write_text(out, text)
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=False)

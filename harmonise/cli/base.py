@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -87,6 +88,37 @@ def replaceable(out: Path, force: bool, ours: Callable[[Path], bool] | None = No
         raise UsageError(f"{out} exists and harmonise did not write it; pass --force to overwrite it")
 
 
+_OUTCOME = "harmonise.outcome"
+_STDOUT_STARTED = "harmonise.stdout-started"
+
+
+def stdout_started() -> None:
+    """Say that the command's result has started on standard output: an error after it is said on standard
+    error only (in JSON, an error object after part of a list of rows would make neither a list nor an error)."""
+    click.get_current_context().meta[_STDOUT_STARTED] = True
+
+
+def outcome(code: int) -> None:
+    """Say the exit code the command ends with, before printing what it found: output cut short by a closed
+    pipe (`harmonise validate | head`) ends the command quietly with this code, not 0, so a failed check
+    still fails the pipeline."""
+    click.get_current_context().meta[_OUTCOME] = code
+
+
+def write_text(out: Path, text: str) -> None:
+    """Write ``text`` to ``out`` whole or not at all: into a temporary file beside it, renamed over it (a full
+    disk or a Ctrl-C leaves the previous file, never a truncated one)."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:  # named by the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
+    finally:
+        with contextlib.suppress(OSError):  # absent, or its folder is not one
+            tmp.unlink()
+
+
 def _interrupted(exc: BaseException) -> bool:
     """True for DuckDB's error when a SIGINT interrupted the running query (its InterruptException,
     or a RuntimeError 'Query interrupted' raised through a Python callback), and for any error raised
@@ -103,11 +135,14 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 def _stopped(ctx: click.Context, exc: BaseException) -> None:
-    """Exit as an interrupted command: 130 after Ctrl-C, 143 (128 + 15, as shells report it) after SIGTERM."""
+    """Exit as an interrupted command: 130 after Ctrl-C, 143 (128 + 15, as shells report it) after SIGTERM; a
+    build says that the database it was building did not replace the previous one (the other commands build
+    none: `validate` said so too)."""
+    after = "; a database being built was not replaced" if ctx.info_name == "build" else ""
     if isinstance(exc, Terminated) or terminated():
-        click.echo("terminated; a database being built was not replaced", err=True)
+        click.echo(f"terminated{after}", err=True)
         ctx.exit(143)
-    click.echo("interrupted; a database being built was not replaced", err=True)
+    click.echo(f"interrupted{after}", err=True)
     ctx.exit(130)
 
 
@@ -150,6 +185,16 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         debug = ctx.find_root().params.get("debug", False)
         fmt = kwargs.get("fmt", "text")
+
+        def machine(found: Issue) -> None:
+            """A machine reading stdout (--format json or github) learns why too (CI annotations); not after part
+            of a JSON list of rows (it would end in another document)."""
+            if fmt in ("json", "github") and not ctx.meta.get(_STDOUT_STARTED):
+                try:
+                    click.echo(render_issues([found], fmt))
+                except OSError:  # standard output itself failed (a full disk, a closed pipe): stderr says why
+                    pass
+
         try:
             try:
                 with terminable():
@@ -174,10 +219,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except HarmoniseError as exc:
             if debug:
                 traceback.print_exc()
-            if fmt in ("json", "github"):  # a machine reading stdout learns why too (CI annotations)
-                found = (Issue(str(exc), code="input") if isinstance(exc, InputError) else
-                         Issue(str(exc), code="usage") if isinstance(exc, UsageError) else Issue(str(exc), code="error"))
-                click.echo(render_issues([found], fmt))
+            machine(Issue(str(exc), code="input") if isinstance(exc, InputError) else
+                    Issue(str(exc), code="usage") if isinstance(exc, UsageError) else Issue(str(exc), code="error"))
             click.echo(f"error: {message_safe(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.exceptions.Exit:
@@ -188,12 +231,14 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             _stopped(ctx, exc)
         except BrokenPipeError:  # the reader of standard output stopped (`| head`): nothing more to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
-            ctx.exit(0)
+            ctx.exit(ctx.meta.get(_OUTCOME, 0))
         except OSError as exc:  # the system refused: disk full, permissions, a vanished file
             if debug:
                 traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
+            text = f"{where}{exc.strerror or exc}; check the path, free space and permissions"
+            machine(Issue(text, code="input"))
+            click.echo(f"error: {message_safe(text)}", err=True)
             ctx.exit(2)
         except Exception as exc:  # noqa: BLE001 - a bug: still a message and exit 2, a traceback only with --debug
             if _interrupted(exc):  # SIGINT reached DuckDB mid-query (not Python): the same as Ctrl-C
@@ -202,18 +247,55 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             if message is not None:
                 if debug:
                     traceback.print_exc()
-                click.echo(f"error: {message}", err=True)
+                machine(Issue(message, code="input"))
+                click.echo(f"error: {message_safe(message)}", err=True)
                 ctx.exit(2)
             if debug:
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
-                       err=True)
+            text = f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback)"
+            machine(Issue(f"internal error: {text}", code="error"))
+            click.echo(f"internal error: {message_safe(text)}", err=True)
             ctx.exit(2)
 
     return wrapper
 
 
-@click.group()
+_ARGS = "harmonise.args"
+
+
+def _format_asked(args: list[str]) -> str | None:
+    """The value of the last ``--format`` in ``args`` (as click reads it: the last one given wins)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--format="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+class Commands(click.Group):
+    """The root group: a usage error click finds (an option's value out of range, an option missing, two
+    that exclude each other) is also the one issue on standard output under ``--format json`` or ``github``,
+    as every other error is (:func:`handled`); standard output was empty, which no JSON reader can parse."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            fmt = _format_asked(ctx.meta.get(_ARGS, []))
+            if fmt in ("json", "github"):
+                click.echo(render_issues([Issue(exc.format_message(), code="usage")], fmt))
+            raise
+
+
+@click.group(cls=Commands)
 @click.version_option(__version__, prog_name="harmonise")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -277,15 +359,32 @@ def terminal_safe(text: str) -> str:
 
 class RowWriter:
     """Rows written to standard output as they arrive: a text table (column widths from the first batch,
-    control characters escaped), CSV (values byte-exact) or a JSON list of objects."""
+    control characters escaped), CSV (values byte-exact) or a JSON list of objects.
+
+    JSON is held back until :data:`JSON_HELD` characters of it are waiting (or the rows end), so a query that
+    fails within its first rows prints only the error's JSON (:func:`handled`), not the start of a list with
+    the error's object after it; once part of the list is out, :attr:`started` says so and a failure leaves the
+    list unterminated (invalid JSON, never a list that looks whole)."""
+
+    JSON_HELD = 8 << 20
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
         self.cols: list[str] = []
         self.widths: list[int] | None = None
         self.n = 0
+        self.started = False  # something was written to standard output
+        self._held: list[str] = []
+        self._held_size = 0
 
     def _out(self, text: str) -> None:
+        if self.fmt == "json":
+            self._held.append(text)
+            self._held_size += len(text)
+            if self._held_size < self.JSON_HELD:
+                return
+            text, self._held, self._held_size = "".join(self._held), [], 0
+        self.started = True
         click.echo(text, nl=False, color=True)  # color=True: never strip escape sequences from values (CSV, JSON)
 
     def columns(self, cols: list[str]) -> None:
@@ -316,6 +415,10 @@ class RowWriter:
     def close(self) -> None:
         if self.fmt == "json":
             self._out("[]\n" if self.n == 0 else "\n]\n")
+            if self._held:
+                self.started = True
+                click.echo("".join(self._held), nl=False, color=True)
+                self._held, self._held_size = [], 0
         elif self.fmt == "text":
             if self.widths is None:
                 self.rows([])

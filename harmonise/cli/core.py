@@ -20,6 +20,7 @@ from harmonise.cli.base import (
     format_rows,
     handled,
     main,
+    outcome,
     progress_printer,
     render_issues,
     tally,
@@ -48,6 +49,8 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
     result = api.validate(context_root(), list(mappings), list(data), encoding=encoding, jobs=jobs,
                           progress=progress_printer(fmt == "text"),
                           files=api.FileOptions(survey, wave, country))
+    if not result.ok:
+        outcome(1)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -91,6 +94,11 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
         raise click.UsageError("give either --data or --demo, not both")
     if not data and not demo:
         raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
+    given = [name for name, value in (("--survey", survey), ("--wave", wave), ("--country", country),
+                                      ("--design", design)) if value]
+    if demo and given:  # they would assign every survey's generated files to one survey, wave or country
+        raise click.UsageError(f"{', '.join(given)}: {'describe' if len(given) > 1 else 'describes'} the files of "
+                               "--data; --demo builds the generated files of every survey as they are")
     root = context_root()
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
@@ -181,13 +189,18 @@ def query(sql: tuple[str, ...], sql_file: Path | None, db: Path, fmt: str, timeo
     """
     import duckdb
 
-    from harmonise.cli.base import RowWriter
+    from harmonise.cli.base import RowWriter, stdout_started
 
     text = _sql_text(sql, sql_file)
     writer = RowWriter("text" if fmt == "table" else fmt)
     try:
-        _, cut = api.query_stream(db, text, writer.columns, writer.rows, timeout=timeout, max_rows=max_rows,
-                                  memory_limit=memory_limit)
+        try:
+            _, cut = api.query_stream(db, text, writer.columns, writer.rows, timeout=timeout, max_rows=max_rows,
+                                      memory_limit=memory_limit)
+        except BaseException:
+            if writer.started:
+                stdout_started()
+            raise
     except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.PermissionException,
             duckdb.NotImplementedException, duckdb.InvalidInputException, duckdb.ConversionException,
             duckdb.OutOfRangeException) as exc:  # the SQL is wrong, not allowed, or fails on the data

@@ -32,6 +32,9 @@ from harmonise.spec.source import SourceMeta, VarMeta, norm_code
 
 EXTENSIONS = {".sav": "sav", ".zsav": "zsav", ".por": "por", ".dta": "dta"}
 EXT_SUFFIX = "#x"
+COMPRESSED = ((b"\x1f\x8b", "a gzip-compressed file"), (b"PK\x03\x04", "a ZIP archive"), (b"BZh", "a bzip2-compressed file"),
+              (b"\xfd7zXZ\x00", "an xz-compressed file"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+              (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"))
 DEFAULT_CHUNK = 100_000
 
 
@@ -61,6 +64,10 @@ def detect_format(path: Path) -> str:
     elif b"SPSSPORT" in head:
         actual = "por"
     if actual is None:
+        packed = next((what for magic, what in COMPRESSED if head.startswith(magic)), None)
+        if packed is not None:  # a download saved under the name of what it holds
+            raise InputError(f"{path}: not a {fmt.upper()} file but {packed} (under a {path.suffix} name); extract the "
+                             "file it holds and use that")
         raise InputError(f"{path}: not a {fmt.upper()} file (unrecognised header bytes); "
                          "check that the file is complete and has the right extension")
     if not extension_agrees(path, actual):

@@ -10,7 +10,9 @@ and, for a synthetic (demo) database, says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -176,10 +178,16 @@ def _draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label
     fig.suptitle(f"{label or indicator}, ages {rows[0]['ages']}" + (f", by {title[0].lower()}{title[1:]}"
                                                                      if breakdown != "total" else ""), fontsize=11)
     fig.supxlabel(chart.caption, fontsize=5.5, x=0.01, ha="left", linespacing=1.3)
+    tmp = Path(out).with_name(f".{Path(out).name}.tmp-{os.getpid()}")  # whole or not at all: renamed over ``out``
     try:
-        fig.savefig(out, dpi=150)
+        fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip(".").lower() or None)
+        os.replace(tmp, out)
     except (OSError, ValueError) as exc:
-        raise InputError(f"{out}: cannot write the chart ({exc})") from exc
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"{out}: cannot write the chart ({why})") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     chart.figure = fig
     return chart
 

@@ -93,6 +93,9 @@ class Rule:
             if value is None or not math.isfinite(value) or value < 0:
                 raise UsageError(f"suppression rule: {name} (--{name.replace('_', '-')}) must be a finite number >= 0 "
                                  f"(got {value!r})")
+            if name.endswith("nonresponse") and value > 1:  # a percentage would silently never suppress or flag
+                raise UsageError(f"suppression rule: {name} (--{name.replace('_', '-')}) is a share between 0 and 1 "
+                                 f"(got {value!r}; for {value:g} % write {value / 100:g})")
 
     def describe(self) -> str:
         """The rule as one line, stored beside every estimate."""

@@ -344,7 +344,8 @@ def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str
         raise UsageError(f"cannot group by {', '.join(bad)}; choose from {', '.join(BY_COLUMNS)} "
                          f"(migrant breakdowns go in --group: {', '.join(defs.breakdowns)})")
     if len(set(by)) != len(by):
-        raise UsageError("each grouping column may be given once")
+        twice = sorted({c for c in by if by.count(c) > 1})
+        raise UsageError(f"--by {', '.join(twice)}: given more than once; give each grouping column once")
     badg = [g for g in group if g is not None and g not in defs.breakdowns]
     if badg:
         raise UsageError(f"unknown breakdown {', '.join(map(repr, badg))}; choose from {', '.join(defs.breakdowns)}")

@@ -195,8 +195,12 @@ def load_yaml_text(text: str, file: str) -> Loaded:
                                 hint="declarations nest a few levels deep: check the brackets and indentation"))
             return Loaded(None, index, issues, text)
         ctx = f" ({exc.context})" if exc.context else ""
+        lines = text.splitlines()
+        tab = mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][:mark.column + 1]
         issues.append(Issue(f"YAML syntax error: {what}{ctx}", file=file, line=line, code="yaml-syntax",
-                            hint="check indentation, quotes and colons on this line and the one before"))
+                            hint="a tab character indents this line, and YAML indents with spaces only: replace it "
+                                 "with spaces" if tab else
+                                 "check indentation, quotes and colons on this line and the one before"))
         return Loaded(None, index, issues, text)
     except yaml.reader.ReaderError as exc:  # a control character: locate it by its position
         line = text.count("\n", 0, max(exc.position, 0)) + 1

@@ -27,7 +27,7 @@ import duckdb
 
 from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import BuildLocked, InputError, UsageError
-from harmonise.store.connect import READ_ONLY_CONFIG
+from harmonise.store.connect import READ_ONLY_CONFIG, held_elsewhere
 
 # Rows per row group of a built database (DuckDB's default is 122,880). An insert that fills a row
 # group writes it to the file compressed, without the write-ahead log; with row groups smaller than
@@ -85,6 +85,9 @@ def _built_by_harmonise(db: Path) -> str | None:
             if attempt == 1 and "WAL does not match database file" in first and wal.is_file():
                 wal.unlink()  # not this file's log: it could only ever stop the database from opening
                 continue
+            held = held_elsewhere(str(exc))
+            if held is not None:  # not a question of who built it: --force is not the way out
+                raise InputError(f"{db}: {held} (or choose another --db path)") from None
             return f"cannot check that harmonise built it ({first})"
         try:
             present = con.execute("SELECT count(*) FROM information_schema.tables "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -22,12 +23,29 @@ READ_ONLY_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
+_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+def held_elsewhere(message: str) -> str | None:
+    """For DuckDB's error when another process holds the file open for writing (a lock DuckDB could not
+    set), what to do about it; None for any other error."""
+    if "Could not set lock on file" not in message:
+        return None
+    found = _HOLDER.search(message)
+    who = f" ({Path(found.group(1)).name}, PID {found.group(2)})" if found else ""
+    return (f"another program{who} has it open for writing; close that program's connection to the file (or let "
+            "it finish) and run again")
+
+
 def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open a built database read-only with external access disabled; ``memory_limit`` (e.g. ``500MB``) replaces
     :data:`MEMORY_LIMIT`."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such database; run `harmonise build` first or pass --db")
+    if p.stat().st_size == 0:  # an empty file (a `touch`, a failed copy): DuckDB's message does not say so
+        raise InputError(f"{p}: is empty (0 bytes), not a database; pass the --db that `harmonise build` wrote, or "
+                         "build one there")
     config = dict(READ_ONLY_CONFIG)
     if memory_limit is not None:
         config["memory_limit"] = memory_limit
@@ -40,7 +58,11 @@ def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = N
         if "corrupt" in first.lower() or "checksum" in first.lower():
             raise InputError(f"{p}: the database file is damaged ({first}); build it again with `harmonise build`") \
                 from exc
-        raise InputError(f"{p}: cannot open as a harmonise database ({str(exc).splitlines()[0]})") from exc
+        held = held_elsewhere(str(exc))
+        if held is not None:
+            raise InputError(f"{p}: {held}") from exc
+        raise InputError(f"{p}: cannot open as a harmonise database ({first}); pass the --db that `harmonise "
+                         "build` wrote") from exc
 
 
 def require_tables(con: duckdb.DuckDBPyConnection, path: str | Path, tables: tuple[str, ...]) -> None:
