@@ -5,6 +5,7 @@ again reading the file wave by wave."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,27 @@ def test_rows_of_no_known_round_stop_the_build(finland: tuple[pd.DataFrame, Any]
             "wave would store — give those rows their wave's essround, or remove them; a round the crosswalk lacks "
             "needs its wave first") in err.splitlines()
     assert not db.exists()
+
+
+def test_diff_counts_only_the_rows_of_the_changed_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`diff --data` on a cumulative file counts the changed wave's rows only, whatever the file's name: a file
+    named like round 9's files counted every round's rows as round 9's, and one named like no round none."""
+    eight, nine = _rounds(finland, 1)
+    rows = pd.concat([eight, nine], ignore_index=True)
+    text = (ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8")
+    line = "      year_of_arrival: {range: [1900, 2020]}\n"
+    assert text.count(line) == 1
+    new = tmp_path / "ess.yaml"
+    new.write_text(text.replace(line, line + '      sex: {source: gndr, map: {1: female, 2: male}, quality: exact}\n'),
+                   encoding="utf-8")
+    swapped = int(nine["gndr"].isin([1, 2]).sum())
+    assert swapped < len(rows) - 2
+    for name in ("ESS9-wizard.sav", "ESS-wizard.sav"):
+        cumulative = _write(rows, finland[1], tmp_path / name)
+        code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(new), "--data", str(cumulative),
+                             "--format", "json")
+        assert (code, err) == (0, ""), name
+        data = json.loads(out)
+        assert data["respondents"] == [{"wave": "9", "target": "sex", "changed": swapped}], name
+        assert data["files"] == {"9": str(cumulative)}, name
+        cumulative.unlink()
