@@ -649,6 +649,17 @@ def issues_json(issues: list[Issue]) -> str:
     return json.dumps([i.to_dict() for i in issues], indent=2, default=str)
 
 
+def _one_wave(issue: Issue, like: str) -> Issue:
+    """``adapt``'s form of a ``mixed-waves`` error: the wave is given by ``--like`` (``adapt`` has no
+    --survey/--wave to drop), and no override makes a file of several waves' rows one wave's."""
+    if issue.code != "mixed-waves":
+        return issue
+    return replace(issue, message=issue.message.replace("(given by --survey/--wave)", f"(given by --like {like})"),
+                   hint=f"adapt checks a file of one wave (--like {like}): give it that wave's rows only; a file of "
+                        "several waves' rows needs no adapting to be built — `harmonise build` and `validate --data` "
+                        "read it wave by wave, each wave's rows with that wave's rules")
+
+
 @dataclass
 class AdaptResult:
     """``harmonise adapt``: whether the file harmonises as it is, else the block to paste and what it leaves."""
@@ -688,7 +699,13 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
         raise UsageError(f"--like {like}: {survey} has no wave '{wave}' "
                          f"(waves: {', '.join(x.wave for x in entry.crosswalk.waves)})") from None
     files = FileOptions(survey, wave, country)
-    result = AdaptResult(survey, wave, validate(root, data=[file], encoding=encoding, files=files))
+    try:
+        result = AdaptResult(survey, wave, validate(root, data=[file], encoding=encoding, files=files))
+    except ValidationFailed as exc:  # a row of another wave past the first rows stops the run
+        raise ValidationFailed([_one_wave(i, like) for i in exc.issues], exc.summary) from None
+    if any(i.code == "mixed-waves" for i in result.as_is.errors):  # no override makes one wave of several
+        result.as_is.issues = [_one_wave(i, like) for i in result.as_is.issues]
+        return result
     if result.as_is.ok or project.schema is None:
         return result
     src = open_source(file, encoding or w.encoding)

@@ -140,3 +140,30 @@ def test_diff_counts_only_the_rows_of_the_changed_round(finland: tuple[pd.DataFr
         assert data["respondents"] == [{"wave": "9", "target": "sex", "changed": swapped}], name
         assert data["files"] == {"9": str(cumulative)}, name
         cumulative.unlink()
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_adapt_says_a_cumulative_file_needs_no_adapting(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                        order: str) -> None:
+    """`adapt --like` names one wave; a file of several waves' rows is no edition of one wave. The error told the
+    user to drop --survey/--wave, options adapt has not, and a block of overrides was drafted that no override
+    could make right."""
+    eight, nine = _rounds(finland, 1)
+    rows = pd.concat([eight, nine], ignore_index=True)
+    if order == "shuffled":
+        rows = rows.sample(frac=1, random_state=1).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("adapt", "--like", "ess:9", str(cumulative))
+    assert (code, out) == (1, "")
+    hint = ("adapt checks a file of one wave (--like ess:9): give it that wave's rows only; a file of several waves' "
+            "rows needs no adapting to be built — `harmonise build` and `validate --data` read it wave by wave, each "
+            "wave's rows with that wave's rules")
+    if order == "shuffled":
+        assert err.splitlines() == [
+            (f"error: ess: {cumulative}: it holds essround = 8, 9: rows of several waves, which would all be stored as "
+            f"one wave — {hint}"), "ESS-wizard.sav: no rule to adapt; the 1 error(s) above remain"]
+    else:
+        assert err.splitlines() == [
+            (f"error: ess wave 9: {cumulative}: essround = 9 at row {len(eight) + 1:,}, but the essround values of its "
+            f"first 100 rows are 8: rows of several waves, which would all be stored as ess wave 9 (given by --like "
+            f"ess:9) — {hint}"), "the file holds rows of several waves: 1 error(s)"]
