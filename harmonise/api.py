@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harmonise.pipeline import Idle, Outcome, Reuse
+    from harmonise.readers.files import SourceFile
     from harmonise.reports.indicators import StoredRows, WaveEstimates
     from harmonise.spec.crosswalk import Crosswalk
     from harmonise.store.cache import BuildCache
@@ -635,6 +636,7 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
         found = check_crosswalk(cw, project.schema, project.tables, entry.index, {wave: meta}, only_wave=wave,
                                 data=True)
         notes += [f"{i.severity}: {i.format()}" for i in found if i.severity in ("error", "warning")]
+        notes += _cumulative_note(data, src, cw, wave)
         absent = [t for t, tp in plan.targets.items() if tp.kind in ("absent", "row_id")]
         if absent:
             notes.append(f"note: {data.name} lacks the variables of {len(absent)} target(s), stored as not available: "
@@ -643,6 +645,24 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
             notes.append(f"note: the SQL above is the query for {data.name} as it is; `harmonise validate --data "
                          f"{data}` checks the file against {survey} wave {wave}")
     return compiled.sql, notes
+
+
+def _cumulative_note(data: Path, src: SourceFile, cw: Crosswalk, wave: str) -> list[str]:
+    """What `sql --data` says of a file holding several waves' rows (a cumulative file): the query reads every
+    row, where a build harmonises only the wave's rows with it."""
+    from harmonise.discover import _split
+
+    split = _split(data, src, [cw])
+    if split is None:
+        return []
+    if isinstance(split, Issue):
+        return [f"{split.severity}: {split.format()}"]
+    content = ", ".join(f"{n} = {v}" for n, v in (cw.wave(wave).content or {}).items())
+    held = [w.wave for _, w, _ in split[0]]
+    keeps = (f"a build harmonises only its rows of {cw.survey} wave {wave} ({content}) with it" if wave in held else
+             f"it holds no rows of {cw.survey} wave {wave}")
+    return [(f"note: {data.name} holds rows of {cw.survey} waves {', '.join(held)}: the SQL above reads every row "
+            f"as wave {wave}'s; {keeps}")]
 
 
 def issues_json(issues: list[Issue]) -> str:

@@ -167,3 +167,23 @@ def test_adapt_says_a_cumulative_file_needs_no_adapting(finland: tuple[pd.DataFr
             (f"error: ess wave 9: {cumulative}: essround = 9 at row {len(eight) + 1:,}, but the essround values of its "
             f"first 100 rows are 8: rows of several waves, which would all be stored as ess wave 9 (given by --like "
             f"ess:9) — {hint}"), "the file holds rows of several waves: 1 error(s)"]
+
+
+def test_sql_data_says_the_query_reads_every_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`sql --data` on a cumulative file: the query reads every row as the wave's, where a build keeps the wave's
+    rows only; it said nothing of the other rounds."""
+    eight, nine = _rounds(finland, 1)
+    rows = pd.concat([eight, nine], ignore_index=True).sample(frac=1, random_state=2).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("sql", "ess", "8", "--data", str(cumulative))
+    assert code == 0, err
+    assert out.startswith(("WITH ", "SELECT "))
+    assert ("note: ESS-wizard.sav holds rows of ess waves 8, 9: the SQL above reads every row as wave 8's; a build "
+            "harmonises only its rows of ess wave 8 (essround = 8) with it") in err.splitlines()
+    code, _, err = run("sql", "ess", "11", "--data", str(cumulative))
+    assert code == 0, err
+    assert ("note: ESS-wizard.sav holds rows of ess waves 8, 9: the SQL above reads every row as wave 11's; it holds "
+            "no rows of ess wave 11") in err.splitlines()
+    code, _, err = run("sql", "ess", "9", "--data", str(FI))
+    assert code == 0, err
+    assert "holds rows of" not in err
