@@ -650,9 +650,9 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
 def _cumulative_note(data: Path, src: SourceFile, cw: Crosswalk, wave: str) -> list[str]:
     """What `sql --data` says of a file holding several waves' rows (a cumulative file): the query reads every
     row, where a build harmonises only the wave's rows with it."""
-    from harmonise.discover import _split
+    from harmonise.discover import split_waves
 
-    split = _split(data, src, [cw])
+    split = split_waves(data, src, [cw])
     if split is None:
         return []
     if isinstance(split, Issue):

@@ -187,9 +187,9 @@ def _cumulative(path: Path, src: Any, cw: Crosswalk) -> list[str]:
     """The waves of ``cw`` whose rows ``path`` holds when it holds several waves' rows (a cumulative file, told
     apart by the crosswalk's one content variable, read whole), else nothing. A file with rows of no known wave
     beside them fails as a build does (``mixed-waves``): its rows would be counted for no wave or a wrong one."""
-    from harmonise.discover import _split
+    from harmonise.discover import split_waves
 
-    split = _split(path, src, [cw])
+    split = split_waves(path, src, [cw])
     if split is None:
         return []
     if isinstance(split, Issue):
