@@ -3,7 +3,8 @@
 Both versions are resolved wave by wave (overrides applied, code tables expanded, survey
 defaults applied against the declared codebook) and compared as plans: codes remapped,
 added or removed, missing reasons changed, rule kind, source, range, expression and quality
-changes, and coverage gained or lost (``not_asked`` ↔ measured). With source data, both
+changes, coverage gained or lost (``not_asked`` ↔ measured), and each changed alternative of a
+rule (``alternative N``: what files lacking the rule's variables get). With source data, both
 versions are compiled by harmonise's own compiler and run on the file; the respondents
 whose value or missing reason differs are counted per target.
 """
@@ -36,7 +37,8 @@ class Change:
     target: str
     wave: str
     # remapped, code_added, code_removed, missing_changed, system_missing, gained, lost, wave_added,
-    # wave_removed, or the rule field that changed (kind, source, range, transform, expr, constant, table, quality)
+    # wave_removed, or the rule field that changed (kind, source, range, transform, expr, constant, table, quality),
+    # or ``alternative N`` (the rule's N-th alternative as written, notes left out)
     what: str
     old: Any = None
     new: Any = None
@@ -165,11 +167,33 @@ def diff_crosswalks(old: Crosswalk, new: Crosswalk, project: Project) -> list[Ch
         if w not in pa:
             changes.append(Change("*", w, "wave_added", None, w))
             continue
+        ra, rb = _rules(old, w, project), _rules(new, w, project)
         for name in project.schema.names:
             a, b = pa[w].targets.get(name), pb[w].targets.get(name)
             if a is not None and b is not None:
                 changes.extend(compare_plans(a, b, w))
+                changes.extend(_alternatives(name, w, ra.get(name), rb.get(name)))
     return changes
+
+
+def _rules(cw: Crosswalk, wave: str, project: Project) -> dict[str, Any]:
+    """Each target's rule in ``wave`` (overrides applied), as written."""
+    from harmonise.spec.resolve import wave_rules
+
+    assert project.schema is not None
+    return {r.target: r.rule for r in wave_rules(cw, cw.wave(wave), project.schema) if r.rule is not None}
+
+
+def _alternatives(target: str, wave: str, a: Any, b: Any) -> list[Change]:
+    """Changed alternatives of a rule (what files lacking the rule's variables are harmonised by; the plans
+    compared are the rules in force against the declared codebook), notes left out."""
+    if a is None or b is None:
+        return []
+    old, new = ([{k: v for k, v in x.items() if k != "notes" and v is not None}
+                 for x in (r.alternatives or [])] for r in (a, b))
+    return [Change(target, wave, f"alternative {i + 1}", old[i] if i < len(old) else None,
+                   new[i] if i < len(new) else None)
+            for i in range(max(len(old), len(new))) if (old[i] if i < len(old) else None) != (new[i] if i < len(new) else None)]
 
 
 def data_files(data: Path, waves: list[Wave]) -> dict[str, list[Path]]:
