@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harmonise.pipeline import Idle, Outcome, Reuse
+    from harmonise.readers.files import SourceFile
     from harmonise.reports.indicators import StoredRows, WaveEstimates
     from harmonise.spec.crosswalk import Crosswalk
     from harmonise.store.cache import BuildCache
@@ -635,6 +636,7 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
         found = check_crosswalk(cw, project.schema, project.tables, entry.index, {wave: meta}, only_wave=wave,
                                 data=True)
         notes += [f"{i.severity}: {i.format()}" for i in found if i.severity in ("error", "warning")]
+        notes += _cumulative_note(data, src, cw, wave)
         absent = [t for t, tp in plan.targets.items() if tp.kind in ("absent", "row_id")]
         if absent:
             notes.append(f"note: {data.name} lacks the variables of {len(absent)} target(s), stored as not available: "
@@ -645,8 +647,37 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
     return compiled.sql, notes
 
 
+def _cumulative_note(data: Path, src: SourceFile, cw: Crosswalk, wave: str) -> list[str]:
+    """What `sql --data` says of a file holding several waves' rows (a cumulative file): the query reads every
+    row, where a build harmonises only the wave's rows with it."""
+    from harmonise.discover import split_waves
+
+    split = split_waves(data, src, [cw])
+    if split is None:
+        return []
+    if isinstance(split, Issue):
+        return [f"{split.severity}: {split.format()}"]
+    content = ", ".join(f"{n} = {v}" for n, v in (cw.wave(wave).content or {}).items())
+    held = [w.wave for _, w, _ in split[0]]
+    keeps = (f"a build harmonises only its rows of {cw.survey} wave {wave} ({content}) with it" if wave in held else
+             f"it holds no rows of {cw.survey} wave {wave}")
+    return [(f"note: {data.name} holds rows of {cw.survey} waves {', '.join(held)}: the SQL above reads every row "
+            f"as wave {wave}'s; {keeps}")]
+
+
 def issues_json(issues: list[Issue]) -> str:
     return json.dumps([i.to_dict() for i in issues], indent=2, default=str)
+
+
+def _one_wave(issue: Issue, like: str) -> Issue:
+    """``adapt``'s form of a ``mixed-waves`` error: the wave is given by ``--like`` (``adapt`` has no
+    --survey/--wave to drop), and no override makes a file of several waves' rows one wave's."""
+    if issue.code != "mixed-waves":
+        return issue
+    return replace(issue, message=issue.message.replace("(given by --survey/--wave)", f"(given by --like {like})"),
+                   hint=f"adapt checks a file of one wave (--like {like}): give it that wave's rows only; a file of "
+                        "several waves' rows needs no adapting to be built — `harmonise build` and `validate --data` "
+                        "read it wave by wave, each wave's rows with that wave's rules")
 
 
 @dataclass
@@ -688,7 +719,13 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
         raise UsageError(f"--like {like}: {survey} has no wave '{wave}' "
                          f"(waves: {', '.join(x.wave for x in entry.crosswalk.waves)})") from None
     files = FileOptions(survey, wave, country)
-    result = AdaptResult(survey, wave, validate(root, data=[file], encoding=encoding, files=files))
+    try:
+        result = AdaptResult(survey, wave, validate(root, data=[file], encoding=encoding, files=files))
+    except ValidationFailed as exc:  # a row of another wave past the first rows stops the run
+        raise ValidationFailed([_one_wave(i, like) for i in exc.issues], exc.summary) from None
+    if any(i.code == "mixed-waves" for i in result.as_is.errors):  # no override makes one wave of several
+        result.as_is.issues = [_one_wave(i, like) for i in result.as_is.issues]
+        return result
     if result.as_is.ok or project.schema is None:
         return result
     src = open_source(file, encoding or w.encoding)

@@ -216,7 +216,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 unreadable.append((f, opened))
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
         if src is not None and not forced and (f in whole or _several_waves(src, crosswalks, seen)):
-            split = _split(f, src, crosswalks)
+            split = split_waves(f, src, crosswalks)
             if isinstance(split, Issue):
                 issues.append(split)
                 continue
@@ -577,7 +577,7 @@ def _several_waves(src: SourceFile, crosswalks: list[Crosswalk], scanned: dict[s
 SPLIT_CHUNK = 500_000  # rows of a content variable read at once when a file is read wave by wave
 
 
-def _split(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
+def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
            ) -> tuple[list[tuple[Crosswalk, Wave, int]], Issue] | Issue | None:
     """The waves of a file whose rows are several waves' (a cumulative file), each with its rows, and the note
     saying so: by the content variable of a crosswalk whose waves are told apart by that one variable, read whole.

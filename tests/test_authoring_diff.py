@@ -169,3 +169,34 @@ def test_a_file_whose_read_variables_differ_only_in_case_is_refused(project: Pat
     code, _, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(new), "--data", str(data), project=project)
     assert code == 2 and (f"{data / 'ESS8FR.dta'}: variable domicil and variable DOMICIL, which the crosswalk reads, "
                           "would share one column name in DuckDB") in err, err
+
+
+def test_a_changed_alternative_is_a_change(tmp_path: Path) -> None:
+    """An alternative of a rule (what a file lacking the rule's variables is harmonised by) changed: `diff` said
+    'no changes', and `--data` counted nothing, though a build stores other values for such files."""
+    fi = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic" / "ESS9FI.sav"
+    if not fi.is_file():
+        pytest.skip("../shared/data/ess_real not present")
+    text = (ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8")
+    old = ('"coalesce(inwyys, 2018)", quality: exact, notes: "The interview\'s start year (inwyys), else the round\'s '
+           'first fieldwork year, so that years since arrival count to the interview.", alternatives: [{constant: 2018,')
+    assert text.count(old) == 1
+    new = tmp_path / "ess.yaml"
+    new.write_text(text.replace(old, old.replace("[{constant: 2018,", "[{constant: 2019,")), encoding="utf-8")
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(new), "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["changes"] == [{"target": "year", "wave": "9", "what": "alternative 1",
+                                           "old": {"constant": 2018, "quality": "approximate"},
+                                           "new": {"constant": 2019, "quality": "approximate"}, "code": None}]
+    df, meta = pyreadstat.read_sav(str(fi), user_missing=True)
+    df = df.drop(columns=["inwyys"])  # a file without the interview date: the alternative is in force
+    pyreadstat.write_sav(df, str(tmp_path / "ESS9-extract.sav"),
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in df},
+                         missing_ranges={k: v for k, v in meta.missing_ranges.items() if k in df})
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(new), "--data",
+                         str(tmp_path / "ESS9-extract.sav"), "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["respondents"] == [{"wave": "9", "target": "year", "changed": len(df)}]
+    code, out, _ = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(new), "--data", str(fi), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["respondents"] == [{"wave": "9", "target": "year", "changed": 0}]  # the rule itself

@@ -5,6 +5,7 @@ again reading the file wave by wave."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,74 @@ def test_rows_of_no_known_round_stop_the_build(finland: tuple[pd.DataFrame, Any]
             "wave would store — give those rows their wave's essround, or remove them; a round the crosswalk lacks "
             "needs its wave first") in err.splitlines()
     assert not db.exists()
+
+
+def test_diff_counts_only_the_rows_of_the_changed_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`diff --data` on a cumulative file counts the changed wave's rows only, whatever the file's name: a file
+    named like round 9's files counted every round's rows as round 9's, and one named like no round none."""
+    eight, nine = _rounds(finland, 1)
+    rows = pd.concat([eight, nine], ignore_index=True)
+    text = (ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8")
+    line = "      year_of_arrival: {range: [1900, 2020]}\n"
+    assert text.count(line) == 1
+    new = tmp_path / "ess.yaml"
+    new.write_text(text.replace(line, line + '      sex: {source: gndr, map: {1: female, 2: male}, quality: exact}\n'),
+                   encoding="utf-8")
+    swapped = int(nine["gndr"].isin([1, 2]).sum())
+    assert swapped < len(rows) - 2
+    for name in ("ESS9-wizard.sav", "ESS-wizard.sav"):
+        cumulative = _write(rows, finland[1], tmp_path / name)
+        code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(new), "--data", str(cumulative),
+                             "--format", "json")
+        assert (code, err) == (0, ""), name
+        data = json.loads(out)
+        assert data["respondents"] == [{"wave": "9", "target": "sex", "changed": swapped}], name
+        assert data["files"] == {"9": str(cumulative)}, name
+        cumulative.unlink()
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_adapt_says_a_cumulative_file_needs_no_adapting(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                        order: str) -> None:
+    """`adapt --like` names one wave; a file of several waves' rows is no edition of one wave. The error told the
+    user to drop --survey/--wave, options adapt has not, and a block of overrides was drafted that no override
+    could make right."""
+    eight, nine = _rounds(finland, 1)
+    rows = pd.concat([eight, nine], ignore_index=True)
+    if order == "shuffled":
+        rows = rows.sample(frac=1, random_state=1).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("adapt", "--like", "ess:9", str(cumulative))
+    assert (code, out) == (1, "")
+    hint = ("adapt checks a file of one wave (--like ess:9): give it that wave's rows only; a file of several waves' "
+            "rows needs no adapting to be built — `harmonise build` and `validate --data` read it wave by wave, each "
+            "wave's rows with that wave's rules")
+    if order == "shuffled":
+        assert err.splitlines() == [
+            (f"error: ess: {cumulative}: it holds essround = 8, 9: rows of several waves, which would all be stored as "
+            f"one wave — {hint}"), "ESS-wizard.sav: no rule to adapt; the 1 error(s) above remain"]
+    else:
+        assert err.splitlines() == [
+            (f"error: ess wave 9: {cumulative}: essround = 9 at row {len(eight) + 1:,}, but the essround values of its "
+            f"first 100 rows are 8: rows of several waves, which would all be stored as ess wave 9 (given by --like "
+            f"ess:9) — {hint}"), "the file holds rows of several waves: 1 error(s)"]
+
+
+def test_sql_data_says_the_query_reads_every_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`sql --data` on a cumulative file: the query reads every row as the wave's, where a build keeps the wave's
+    rows only; it said nothing of the other rounds."""
+    eight, nine = _rounds(finland, 1)
+    rows = pd.concat([eight, nine], ignore_index=True).sample(frac=1, random_state=2).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("sql", "ess", "8", "--data", str(cumulative))
+    assert code == 0, err
+    assert out.startswith(("WITH ", "SELECT "))
+    assert ("note: ESS-wizard.sav holds rows of ess waves 8, 9: the SQL above reads every row as wave 8's; a build "
+            "harmonises only its rows of ess wave 8 (essround = 8) with it") in err.splitlines()
+    code, _, err = run("sql", "ess", "11", "--data", str(cumulative))
+    assert code == 0, err
+    assert ("note: ESS-wizard.sav holds rows of ess waves 8, 9: the SQL above reads every row as wave 11's; it holds "
+            "no rows of ess wave 11") in err.splitlines()
+    code, _, err = run("sql", "ess", "9", "--data", str(FI))
+    assert code == 0, err
+    assert "holds rows of" not in err

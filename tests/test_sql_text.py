@@ -97,3 +97,13 @@ def test_any_source_name_label_and_text_value_stays_data(name: str, label: str, 
 
 
 _PROJECT: dict[str, Project] = {}
+
+
+def test_negative_zero_keeps_its_sign() -> None:
+    """-0.0 written as ``-0.0`` is read as a DECIMAL, whose zero has no sign (hypothesis found it)."""
+    con = duckdb.connect()
+    try:
+        got = con.execute(f"SELECT {sql_literal(-0.0)}").fetchall()[0][0]
+    finally:
+        con.close()
+    assert (type(got), got, math.copysign(1, got)) == (float, 0.0, -1.0)

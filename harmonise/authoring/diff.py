@@ -3,7 +3,8 @@
 Both versions are resolved wave by wave (overrides applied, code tables expanded, survey
 defaults applied against the declared codebook) and compared as plans: codes remapped,
 added or removed, missing reasons changed, rule kind, source, range, expression and quality
-changes, and coverage gained or lost (``not_asked`` ↔ measured). With source data, both
+changes, coverage gained or lost (``not_asked`` ↔ measured), and each changed alternative of a
+rule (``alternative N``: what files lacking the rule's variables get). With source data, both
 versions are compiled by harmonise's own compiler and run on the file; the respondents
 whose value or missing reason differs are counted per target.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from harmonise.errors import Issue, UsageError, ValidationFailed
+from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.readers.files import EXTENSIONS, check_staged_names, open_source
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project, SurveyEntry, load_schema, load_tables, name_waves, validate_model
@@ -36,7 +37,8 @@ class Change:
     target: str
     wave: str
     # remapped, code_added, code_removed, missing_changed, system_missing, gained, lost, wave_added,
-    # wave_removed, or the rule field that changed (kind, source, range, transform, expr, constant, table, quality)
+    # wave_removed, or the rule field that changed (kind, source, range, transform, expr, constant, table, quality),
+    # or ``alternative N`` (the rule's N-th alternative as written, notes left out)
     what: str
     old: Any = None
     new: Any = None
@@ -165,11 +167,33 @@ def diff_crosswalks(old: Crosswalk, new: Crosswalk, project: Project) -> list[Ch
         if w not in pa:
             changes.append(Change("*", w, "wave_added", None, w))
             continue
+        ra, rb = _rules(old, w, project), _rules(new, w, project)
         for name in project.schema.names:
             a, b = pa[w].targets.get(name), pb[w].targets.get(name)
             if a is not None and b is not None:
                 changes.extend(compare_plans(a, b, w))
+                changes.extend(_alternatives(name, w, ra.get(name), rb.get(name)))
     return changes
+
+
+def _rules(cw: Crosswalk, wave: str, project: Project) -> dict[str, Any]:
+    """Each target's rule in ``wave`` (overrides applied), as written."""
+    from harmonise.spec.resolve import wave_rules
+
+    assert project.schema is not None
+    return {r.target: r.rule for r in wave_rules(cw, cw.wave(wave), project.schema) if r.rule is not None}
+
+
+def _alternatives(target: str, wave: str, a: Any, b: Any) -> list[Change]:
+    """Changed alternatives of a rule (what files lacking the rule's variables are harmonised by; the plans
+    compared are the rules in force against the declared codebook), notes left out."""
+    if a is None or b is None:
+        return []
+    old, new = ([{k: v for k, v in x.items() if k != "notes" and v is not None}
+                 for x in (r.alternatives or [])] for r in (a, b))
+    return [Change(target, wave, f"alternative {i + 1}", old[i] if i < len(old) else None,
+                   new[i] if i < len(new) else None)
+            for i in range(max(len(old), len(new))) if (old[i] if i < len(old) else None) != (new[i] if i < len(new) else None)]
 
 
 def data_files(data: Path, waves: list[Wave]) -> dict[str, list[Path]]:
@@ -183,13 +207,56 @@ def data_files(data: Path, waves: list[Wave]) -> dict[str, list[Path]]:
     return out
 
 
+def _cumulative(path: Path, src: Any, cw: Crosswalk) -> list[str]:
+    """The waves of ``cw`` whose rows ``path`` holds when it holds several waves' rows (a cumulative file, told
+    apart by the crosswalk's one content variable, read whole), else nothing. A file with rows of no known wave
+    beside them fails as a build does (``mixed-waves``): its rows would be counted for no wave or a wrong one."""
+    from harmonise.discover import split_waves
+
+    split = split_waves(path, src, [cw])
+    if split is None:
+        return []
+    if isinstance(split, Issue):
+        raise ValidationFailed([split], f"{path.name} holds rows of no known {cw.survey} wave")
+    return [w.wave for _, w, _ in split[0]]
+
+
+def _by_wave(data: Path, waves: list[Wave], cw: Crosswalk, encoding: str | None
+             ) -> tuple[dict[str, list[Path]], set[Path]]:
+    """The files under ``data`` for each wave: by their names (:func:`data_files`), and a file holding several
+    waves' rows (a cumulative file, whatever its name) for each wave it holds, and for no other; and the
+    cumulative files."""
+    by_name = data_files(data, waves)
+    files = [data] if data.is_file() else sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTENSIONS)
+    out: dict[str, list[Path]] = {}
+    several: set[Path] = set()
+    for f in files:
+        try:
+            src = open_source(f, encoding)
+        except InputError:  # unreadable: counted by its name as before (count_changed says why)
+            src = None
+        held = [] if src is None else _cumulative(f, src, cw)
+        if held:
+            several.add(f)
+        named = [w for w, paths in by_name.items() if f in paths]
+        for w in (w.wave for w in waves if w.wave in held) if held else named:
+            out.setdefault(w, []).append(f)
+    return {w.wave: out[w.wave] for w in waves if w.wave in out}, several
+
+
 def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, path: Path,
-                  targets: list[str], encoding: str | None = None) -> dict[str, int]:
-    """Respondents of ``path`` whose value or missing reason of each target differs between versions."""
+                  targets: list[str], encoding: str | None = None, several: bool | None = None) -> dict[str, int]:
+    """Respondents of ``path`` whose value or missing reason of each target differs between versions; of a file
+    holding several waves' rows (a cumulative file; ``several``, found here when None), only the rows of ``wave``
+    (by its content variable)."""
     from harmonise.compile.sql import compile_wave
+    from harmonise.discover import content_text, content_wanted
 
     assert project.schema is not None
     src = open_source(path, encoding)
+    only = [(vm.name, content_wanted(allowed)) for n, allowed in (new.wave(wave).content or {}).items()
+            if (vm := src.meta.get(n)) is not None] \
+        if (_cumulative(path, src, new) if several is None else several) else []
     extended = {n for n, vm in src.meta.variables.items() if vm.type == "numeric"} if src.format == "dta" else set()
     compiled, columns = [], []
     for cw in (old, new):
@@ -205,7 +272,13 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
     try:
         names = list(dict.fromkeys(src.meta.get(n).name for n in columns))  # type: ignore[union-attr]
         check_staged_names(path, names, src.meta)
-        for chunk in src.chunks(names):
+        read = names + [c for c, _ in only if c not in names]
+        for chunk in src.chunks(read):
+            for column, wanted in only:  # a cumulative file: this wave's rows
+                mine = [v for v in chunk[column].dropna().unique() if content_text(v) in wanted]
+                chunk = chunk[chunk[column].isin(mine)].reset_index(drop=True)
+            if not len(chunk):
+                continue
             con.register("src", chunk)
             con.execute(f"CREATE OR REPLACE TEMP TABLE a AS {compiled[0]}")
             con.execute(f"CREATE OR REPLACE TEMP TABLE b AS {compiled[1]}")
@@ -238,13 +311,16 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
         if not data.exists():
             raise UsageError(f"{data}: no such file or folder")
         common = [w for w in new.waves if any(o.wave == w.wave for o in old.waves)]
-        for wave, paths in data_files(data, common).items():
+        changed = [w for w in common if any(c.wave == w.wave and c.target != "*" for c in result.changes)]
+        by_wave, several = _by_wave(data, changed, new, encoding) if changed else ({}, set())
+        for wave, paths in by_wave.items():
             targets = sorted({c.target for c in result.changes if c.wave == wave and c.target != "*"},
                              key=schema.names.index)
             if targets:
                 result.files[wave] = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files under {data}"
                 for path in paths:
-                    for t, n in count_changed(old, new, project, wave, path, targets, encoding).items():
+                    for t, n in count_changed(old, new, project, wave, path, targets, encoding,
+                                              path in several).items():
                         result.respondents[(wave, t)] = result.respondents.get((wave, t), 0) + n
     return result
 

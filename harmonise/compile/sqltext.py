@@ -16,6 +16,8 @@ def sql_literal(value: object) -> str:
             # a data file may declare one (SPSS ``LOWEST THRU 5``, or a crafted header): repr() would write
             # ``inf``/``nan``, which DuckDB reads as a column name
             return f"CAST('{value!r}' AS DOUBLE)"
+        if isinstance(value, float) and value == 0 and math.copysign(1, value) < 0:
+            return "CAST('-0.0' AS DOUBLE)"  # -0.0 is read as a DECIMAL, whose zero has no sign
         return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
