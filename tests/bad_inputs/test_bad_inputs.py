@@ -122,30 +122,27 @@ def _row_named(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     pyreadstat.write_dta(frame, str(out / "TIES_2007.dta"))
 
 
-def _sql_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+def _sex_code_labelled(df: pd.DataFrame, meta: Any, out: Path, label: str) -> None:
+    """Three rows of an unmapped sex code 3, labelled ``label``."""
     df = df.copy()
     df.loc[df.index[:3], "sex"] = 3.0
     labels = {k: v for k, v in meta.variable_value_labels.items()}
-    labels["sex"] = {1.0: "Male", 2.0: "Female", 3.0: "x'); DROP TABLE respondents; --"}
+    labels["sex"] = {1.0: "Male", 2.0: "Female", 3.0: label}
     _write_sav(df, meta, out / "TIES_2007.sav", labels)
+
+
+def _sql_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
+    _sex_code_labelled(df, meta, out, "x'); DROP TABLE respondents; --")
 
 
 def _escape_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     """An unmapped code whose value label holds terminal escape sequences (retitle, clear the screen)."""
-    df = df.copy()
-    df.loc[df.index[:3], "sex"] = 3.0
-    labels = {k: v for k, v in meta.variable_value_labels.items()}
-    labels["sex"] = {1.0: "Male", 2.0: "Female", 3.0: "\x1b]0;pwned\x07\x1b[2J"}
-    _write_sav(df, meta, out / "TIES_2007.sav", labels)
+    _sex_code_labelled(df, meta, out, "\x1b]0;pwned\x07\x1b[2J")
 
 
 def _line_break_label(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
     """An unmapped code whose value label holds a line break and what would pass for a verdict after it."""
-    df = df.copy()
-    df.loc[df.index[:3], "sex"] = 3.0
-    labels = {k: v for k, v in meta.variable_value_labels.items()}
-    labels["sex"] = {1.0: "Male", 2.0: "Female", 3.0: "x\nok: 0 error(s), 0 warning(s)"}
-    _write_sav(df, meta, out / "TIES_2007.sav", labels)
+    _sex_code_labelled(df, meta, out, "x\nok: 0 error(s), 0 warning(s)")
 
 
 def _declared_missing_in_expression(df: pd.DataFrame, meta: Any, src: Path, out: Path) -> None:
