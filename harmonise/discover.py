@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 from harmonise.checks.archives import is_archive, not_data, unextracted
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
-from harmonise.readers.files import EXTENSIONS, SourceFile, isolated_map, open_sampled, open_source, undecodable_names
+from harmonise.readers.files import (
+    EXT_SUFFIX,
+    EXTENSIONS,
+    SourceFile,
+    isolated_map,
+    open_sampled,
+    open_source,
+    undecodable_names,
+)
 from harmonise.samework import SameWork, assume_digest, kept_digest
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
@@ -222,9 +230,11 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 continue
             if split is not None:
                 issues.append(split[1])
+                supplied = {COUNTRY_TARGET: country} if country else {}
+                empty = _empty_in_rows(src, split[0], project, same, supplied) if project.schema is not None else {}
                 for cw, wave, rows in split[0]:
-                    job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha,
-                              True, wave_rows=rows)
+                    job = Job(cw, wave, f, dict(supplied), _without(src, empty.get(wave.wave, set())), opts.encoding,
+                              sha, True, wave_rows=rows)
                     if _fit(job, f, project, same, issues, no_country, country):
                         jobs.append(job)
                 continue
@@ -618,6 +628,50 @@ def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
                             "harmonised with that wave's rules", code="read-by-wave", severity="note",
                             survey=cw.survey)
     return None
+
+
+def _empty_in_rows(src: SourceFile, waves: list[tuple[Crosswalk, Wave, int]], project: Project, same: SameWork,
+                   supplied: dict[str, str]) -> dict[str, set[str]]:
+    """Per wave of a file read wave by wave, the variables its rules read that hold no value in any of its rows
+    (system-missing throughout: a cumulative file has every round's variables, and another round's are empty
+    in this round's rows). They are not this round's: the rule's alternative applies, or the target is not
+    available, as in the round's own file (not a missing answer of every respondent). The rules are resolved
+    again without them until what they read is known (an alternative may read empty variables too)."""
+    import pandas as pd
+
+    column = find_variable(src.meta.variables, next(iter(waves[0][1].content or {})))
+    assert column is not None
+    of = {v: w.wave for _, w, _ in waves for allowed in (w.content or {}).values() for v in content_wanted(allowed)}
+    filled: dict[str, set[str]] = {}  # variable → the waves in whose rows it holds a value
+    empty: dict[str, set[str]] = {w.wave: set() for _, w, _ in waves}
+    while True:
+        reads = {}
+        for cw, wave, _ in waves:
+            plan = same.resolve(cw, wave, project, _without(src, empty[wave.wave]).meta, supplied)
+            names = (find_variable(src.meta.variables, n) for n in plan.sources())
+            reads[wave.wave] = {vm.name for vm in names if vm is not None and vm.name not in src.virtual}
+        todo = sorted(set().union(*reads.values()) - set(filled) - {column.name})
+        filled.update((c, set()) for c in todo)
+        for chunk in src.chunks([column.name, *todo], SPLIT_CHUNK) if todo else ():
+            keys = chunk[column.name].map(lambda v: None if bool(pd.isna(v)) else of.get(content_text(v)))
+            for wave_id, part in chunk.groupby(keys, dropna=True):
+                for c in todo:
+                    if part[c].notna().any() or (c + EXT_SUFFIX in part and part[c + EXT_SUFFIX].notna().any()):
+                        filled[c].add(str(wave_id))
+        new = {w: {c for c in names_read if c in filled and w not in filled[c]} - empty[w]
+               for w, names_read in reads.items()}
+        if not any(new.values()):
+            return empty
+        for w, gone in new.items():
+            empty[w] |= gone
+
+
+def _without(src: SourceFile, names: set[str]) -> SourceFile:
+    """``src`` as if it lacked the variables ``names`` (another round's, in a file read wave by wave)."""
+    if not names:
+        return src
+    return dataclasses.replace(src, meta=dataclasses.replace(
+        src.meta, variables={k: v for k, v in src.meta.variables.items() if k not in names}))
 
 
 def _counts(src: SourceFile, column: str) -> dict[str | None, int]:

@@ -187,3 +187,26 @@ def test_sql_data_says_the_query_reads_every_round(finland: tuple[pd.DataFrame, 
     code, _, err = run("sql", "ess", "9", "--data", str(FI))
     assert code == 0, err
     assert "holds rows of" not in err
+
+
+def test_a_rounds_empty_variables_are_not_its_own(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """A cumulative file holds every round's variables; those of another round are empty in this round's rows. They
+    counted as present, so the rule's alternative was not used: round 9 rows of an edition without post-stratified
+    weights (anweight, pspwght empty) beside round 8 rows that have them got no weight at all, where their own file
+    gets dweight * pweight (the audit of helper branch fixH2)."""
+    eight, nine = _rounds(finland, 1)
+    nine = nine.assign(anweight=float("nan"), pspwght=float("nan"))
+    cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "wizard" / "ESS-wizard.sav")
+    own = _write(nine.drop(columns=["anweight", "pspwght"]), finland[1], tmp_path / "own" / "ESS9-e12.sav")
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    for data, db in ((cumulative, one), (own, two)):
+        code, _, err = run("build", "--data", str(data), "--db", str(db))
+        assert code == 0, err
+    weights = ("SELECT respondent_id, weight, weight_missing FROM respondents WHERE wave = '9' ORDER BY respondent_id")
+    assert _table(one, weights) == _table(two, weights)
+    assert _table(one, "SELECT count(*), count(weight) FROM respondents WHERE wave = '9'") == [(len(nine), len(nine))]
+    expected = (nine["dweight"] * nine["pweight"]).tolist()
+    assert [w for (w,) in _table(one, "SELECT weight FROM respondents WHERE wave = '9' ORDER BY source_row")] == \
+        pytest.approx(expected, rel=1e-12)
+    lineage = "SELECT file_name, target, kind, source_variables FROM lineage WHERE wave = '9' AND target = 'weight'"
+    assert [r[1:] for r in _table(one, lineage)] == [r[1:] for r in _table(two, lineage)]
