@@ -13,7 +13,7 @@ import pyreadstat
 import pytest
 
 from harmonise import connect, indicators
-from harmonise.errors import UsageError, ValidationFailed
+from harmonise.errors import Issue, UsageError, ValidationFailed
 from harmonise.fixtures import generate
 from harmonise.reports.estimate import Rule
 from harmonise.reports.indicators import load_definitions
@@ -250,23 +250,29 @@ def test_bad_design_options(fr_db: Path, option: str, value: str, choices: str) 
     assert code == 2 and f"Invalid value for '{option}': '{value}' is not one of {choices}." in err
 
 
-def test_invalid_declarations_are_located(project: Path) -> None:
+def _definition_issues(project: Path, *edits: tuple[str, str]) -> list[Issue]:
+    """The issues loading mappings/indicators.yaml reports after ``edits`` (old, new) to it (it must fail)."""
     path = project / "mappings" / "indicators.yaml"
     schema, _, _ = load_schema(project)
-    edit(path, "outcome: \"labour_status == 'employed'\"", "outcome: \"labour_statu == 'employed'\"")
-    edit(path, "outcome: trust_parliament", "outcome: trust_parliament > 5")
+    for old, new in edits:
+        edit(path, old, new)
     with pytest.raises(ValidationFailed) as info:
         load_definitions(project, schema)
-    assert [(i.file, i.line, i.path, i.message) for i in info.value.issues] == [
+    return info.value.issues
+
+
+def test_invalid_declarations_are_located(project: Path) -> None:
+    path = project / "mappings" / "indicators.yaml"
+    issues = _definition_issues(project, ("outcome: \"labour_status == 'employed'\"", "outcome: \"labour_statu == 'employed'\""),
+                                ("outcome: trust_parliament", "outcome: trust_parliament > 5"))
+    assert [(i.file, i.line, i.path, i.message) for i in issues] == [
         ("mappings/indicators.yaml", line_of(path, "labour_statu =="), "indicators.employment_rate.outcome",
          "unknown variable 'labour_statu'"),
         ("mappings/indicators.yaml", line_of(path, "trust_parliament > 5"), "indicators.trust_parliament.outcome",
          "expression gives a boolean, expected number")]
-    edit(path, "label: Activity rate", "lable: Activity rate")
-    with pytest.raises(ValidationFailed) as info:
-        load_definitions(project, schema)
+    issues = _definition_issues(project, ("label: Activity rate", "lable: Activity rate"))
     assert (line_of(path, "lable:"), "indicators.activity_rate.lable", "unknown key 'lable'") in \
-        {(i.line, i.path, i.message) for i in info.value.issues}
+        {(i.line, i.path, i.message) for i in issues}
 
 
 def test_database_without_definitions(tmp_path: Path) -> None:
@@ -356,12 +362,8 @@ def test_indicator_and_breakdown_names_are_plain_names(project: Path) -> None:
     """A name becomes a codebook page's file name: '../x' pointed `harmonise codebook` outside its folder (an
     internal error, after `validate` had said ok)."""
     path = project / "mappings" / "indicators.yaml"
-    schema, _, _ = load_schema(project)
-    edit(path, "  employment_rate:\n", "  ../../pwned:\n")
-    edit(path, "  birthplace:\n", "  \"a'b\":\n")
-    with pytest.raises(ValidationFailed) as info:
-        load_definitions(project, schema)
-    assert [(i.line, i.path, i.code, i.message) for i in info.value.issues] == [
+    issues = _definition_issues(project, ("  employment_rate:\n", "  ../../pwned:\n"), ("  birthplace:\n", "  \"a'b\":\n"))
+    assert [(i.line, i.path, i.code, i.message) for i in issues] == [
         (line_of(path, "  ../../pwned:"), "indicators.../../pwned", "indicator-name",
          "indicator name '../../pwned' is not a plain name"),
         (line_of(path, "  \"a'b\":"), "breakdowns.a'b", "indicator-name", "breakdown name \"a'b\" is not a plain name")]
