@@ -680,6 +680,20 @@ def _one_wave(issue: Issue, like: str) -> Issue:
                         "read it wave by wave, each wave's rows with that wave's rules")
 
 
+def _other_wave(issue: Issue, like: str, crosswalk: str) -> Issue:
+    """``adapt``'s form of a ``content-overridden`` warning: an error, as a build (which recognises files by their
+    content) would not read the file as the wave ``--like`` names, whatever override is added."""
+    if issue.code != "content-overridden":
+        return issue
+    message = issue.message.replace("by --survey/--wave", f"by --like {like}").replace(
+        ": it is harmonised as the wave given", ": a build recognises files by their content and would not read it "
+        "as that wave")
+    return replace(issue, message=message, severity="error", hint=(
+        f"if it is a file of another declared wave, adapt it --like that wave; if it is a wave {crosswalk} does not "
+        f"declare yet (a new round), declare it there: a wave entry with the file's content value (copy the nearest "
+        f"wave's entry), then `harmonise validate --data FILE`; `harmonise scaffold FILE` drafts rules from the file"))
+
+
 @dataclass
 class AdaptResult:
     """``harmonise adapt``: whether the file harmonises as it is, else the block to paste and what it leaves."""
@@ -725,6 +739,9 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
         raise ValidationFailed([_one_wave(i, like) for i in exc.issues], exc.summary) from None
     if any(i.code == "mixed-waves" for i in result.as_is.errors):  # no override makes one wave of several
         result.as_is.issues = [_one_wave(i, like) for i in result.as_is.issues]
+        return result
+    if any(i.code == "content-overridden" for i in result.as_is.issues):  # another wave's file: no override makes
+        result.as_is.issues = [_other_wave(i, like, entry.file) for i in result.as_is.issues]  # a build read it so
         return result
     if result.as_is.ok or project.schema is None:
         return result

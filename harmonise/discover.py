@@ -15,6 +15,7 @@ import fnmatch
 import math
 import os
 import pickle
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -783,4 +784,19 @@ def _unmatched(files: list[tuple[Path, str]], crosswalks: list[Crosswalk], *,
             "variable), or add a `content` or `files` entry for it to the survey's crosswalk")
     return [Issue(f"{f}: matches no crosswalk wave{f' (it {why})' if why else ''}; looked for "
                   + (" | ".join(looked) or "nothing: no crosswalk loaded") + ("" if error else "; it is not harmonised"),
-                  code="unmatched-file", severity="error" if error else "warning", hint=hint) for f, why in files]
+                  code="unmatched-file", severity="error" if error else "warning",
+                  hint=_new_wave_hint(why, crosswalks) or hint) for f, why in files]
+
+
+def _new_wave_hint(why: str, crosswalks: list[Crosswalk]) -> str | None:
+    """The fix for a file holding a survey's wave variable with a value no wave declares (``why``: "holds
+    essround = 12"): a wave of that survey not declared yet, as a new round — not one to assign to another wave."""
+    held = [(cw, k) for cw in crosswalks for k in dict.fromkeys(k for w in cw.waves for k in (w.content or {}))
+            if re.search(rf"(?:^holds |; ){re.escape(k)} = (?!nothing\b)", why, re.IGNORECASE)]
+    if not held:
+        return None
+    return "; ".join(f"it holds {cw.survey}'s {k} with a value no {cw.survey} wave declares: if it is a wave the "
+                     f"{cw.survey} crosswalk does not cover yet (a new round), declare it there — a wave entry with "
+                     f"`content: {{{k}: <its value>}}` (copy the nearest wave's entry), then `harmonise validate "
+                     f"--data FILE`; do not assign it to another wave with --wave, which would store its rows as "
+                     f"that wave's" for cw, k in held)

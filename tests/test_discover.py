@@ -460,6 +460,27 @@ def test_a_wave_given_against_the_files_content_is_harmonised_with_a_warning() -
     assert code == 0 and "content-overridden" not in out and "assigned to" not in out
 
 
+def test_a_round_no_wave_declares_is_said_to_be_declared_not_assigned(finland: tuple[pd.DataFrame, Any],
+                                                                      tmp_path: Path) -> None:
+    """A file of a round the crosswalk does not cover yet (essround = 12) was told to take --survey/--wave, which
+    stores its rows as another round's; and adapt --like ess:9 said it harmonised as it is with round 9."""
+    df, m = finland
+    path = write_copy((df.assign(essround=12.0), m), tmp_path / "new" / "round12.sav")
+    code, _, err = run("validate", "--data", str(path.parent))
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "it holds ess's essround with a value no ess wave declares: if it is a wave the ess crosswalk does not cover "
+        "yet (a new round), declare it there — a wave entry with `content: {essround: <its value>}` (copy the "
+        "nearest wave's entry), then `harmonise validate --data FILE`; do not assign it to another wave with "
+        "--wave, which would store its rows as that wave's")
+    code, out, err = run("adapt", str(path), "--like", "ess:9")
+    assert code == 1 and "harmonises as it is" not in out
+    assert (f"error: ess wave 9: {path}: assigned to ess wave 9 by --like ess:9, but essround = 12 in its first 100 "
+            "rows, where the wave's is 9: a build recognises files by their content and would not read it as that "
+            "wave — if it is a file of another declared wave, adapt it --like that wave; if it is a wave "
+            "mappings/ess.yaml does not declare yet (a new round), declare it there") in err
+
+
 def test_a_declared_codebook_wrong_where_the_rule_and_the_file_agree_raises_no_contradiction(project: Path) -> None:
     """A declared codebook is a reference written from documentation: when it swaps two labels but the rule maps
     the codes as the file labels them, the file is right and nothing contradicts the rule."""
