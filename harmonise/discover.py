@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harmonise.checks.archives import is_archive, not_data, unextracted
+from harmonise.checks.archives import READS, SHOWN, exported, is_archive, not_data, unextracted
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
 from harmonise.readers.files import (
@@ -133,6 +133,18 @@ def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Pat
     if undecodable is not None:
         raise undecodable
     return files
+
+
+def _exports_said(data: list[Path]) -> str:
+    """What the ``data`` folders hold that harmonise does not read but a user may have meant (CSV, Excel, R, SAS
+    exports of the survey), said when no file of theirs can be harmonised ('' when they hold none)."""
+    found = [p for d in data if d.is_dir() for p in _under(d) if p.is_file() and exported(p) is not None]
+    if not found:
+        return ""
+    named = ", ".join(f"{p.name} ({exported(p)})" for p in found[:SHOWN]) + (" …" if len(found) > SHOWN else "")
+    return (f"; it holds {len(found)} file(s) of formats harmonise does not read: {named} — {READS}, whose value "
+            "labels and missing-value declarations the crosswalks rely on: download or export the survey's SPSS or "
+            "Stata edition")
 
 
 def _under(top: Path) -> list[Path]:
@@ -295,7 +307,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     if not jobs and not any(i.severity == "error" for i in issues):
         raise InputError(f"no data file in {', '.join(map(str, data))} can be harmonised"
                          + (" (only supplements)" if issues else "")
-                         + "".join(f"; {i.message}; {i.hint}" for i in archived))
+                         + "".join(f"; {i.message}; {i.hint}" for i in archived) + _exports_said(data))
     _names_apart(jobs)
     return jobs, issues + archived
 

@@ -94,6 +94,19 @@ def test_a_folder_holding_only_an_archive_says_so_in_its_error(tmp_path: Path, t
                    "not reported\n")
 
 
+def test_a_folder_holding_only_exports_names_them_in_its_error(tmp_path: Path) -> None:
+    """A folder of the portal's CSV download (and its documentation) said only "no data file … can be harmonised"."""
+    (tmp_path / "ESS1-9e01_1.csv").write_text("essround,cntry\n9,FI\n")
+    (tmp_path / "ESS9.xlsx").write_bytes(b"x")
+    (tmp_path / "README.txt").write_text("documentation")
+    code, _, err = _validate(tmp_path)
+    assert code == 2
+    assert err == (f"error: no data file in {tmp_path} can be harmonised; it holds 2 file(s) of formats harmonise does "
+                   "not read: ESS1-9e01_1.csv (a CSV file), ESS9.xlsx (an Excel workbook) — "
+                   f"{READS}, whose value labels and missing-value declarations the crosswalks rely on: download or "
+                   "export the survey's SPSS or Stata edition\n")
+
+
 def test_what_an_archive_holds(tmp_path: Path) -> None:
     tar = tmp_path / "ESS.tar.gz"
     with tarfile.open(tar, "w:gz") as t:

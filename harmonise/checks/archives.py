@@ -74,6 +74,13 @@ def not_data(path: Path) -> str | None:
     return f"{path}: unsupported file extension '{path.suffix}'; {READS}"
 
 
+def exported(path: Path) -> str | None:
+    """What an export of survey data is (``a CSV file``), by its name; None for any other file (text and JSON
+    files beside data are more often its documentation)."""
+    suffix = _suffix(path)
+    return None if suffix in (".txt", ".json") else EXPORTS.get(suffix)
+
+
 def is_archive(path: Path) -> bool:
     """Whether ``path``'s name is that of an archive or a compressed file."""
     return _suffix(path) in ARCHIVES
