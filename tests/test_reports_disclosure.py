@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harmonise import indicators
-from harmonise.reports.disclosure import protect
+from harmonise.reports.disclosure import one_blas_thread, protect
 from harmonise.reports.estimate import Rule
 
 SAMPLE = ["indicator", "ages", "survey", "wave"]
@@ -233,3 +233,21 @@ def test_no_suppressed_cell_given_away_by_another_breakdown_demo(small_demo_db: 
         for r in [*rows, *truth]:
             r["survey"], r["wave"] = "pooled", "pooled"
     assert check_across(rows, ["country", "sex"], truth) > 0
+
+
+def test_one_blas_thread_lasts_until_the_last_caller_leaves() -> None:
+    """The SVDs run on one BLAS thread (a second one, waiting for a core the build's workers hold, cost the main
+    process ~40 % more CPU); callers in several threads of a build nest, and the setting comes back after the last."""
+    from threadpoolctl import threadpool_info, threadpool_limits  # type: ignore[import-untyped]
+
+    def blas() -> list[int]:
+        return [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+    assert blas(), "numpy's BLAS is loaded"
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert set(blas()) == {2}
+        with one_blas_thread():
+            with one_blas_thread():
+                assert set(blas()) == {1}
+            assert set(blas()) == {1}  # the inner caller leaving does not give the outer one two threads
+        assert set(blas()) == {2}
