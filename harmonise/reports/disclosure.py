@@ -10,13 +10,17 @@ suppressed cell is recoverable exactly when its unit vector lies in the row spac
 margin equations restricted to the suppressed cells. Primary suppression applies the rule; then,
 while some suppressed cell is recoverable, the published cell with the fewest respondents in one
 of its equations is suppressed too (complementary suppression), table by table until no table
-changes.
+changes. Tables of different breakdowns are joined where they hold the same cell, and by the
+dependencies of their cells' *atoms* (:func:`atom_equations`: the respondents of one combination of
+every breakdown's group): a cell of one breakdown that is a sum or difference of other breakdowns'
+cells is an equation too.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -100,26 +104,47 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
     eqs = equations(cells, dims) if eqs is None else eqs
     n: dict[int, int] = dict(zip(map(int, cells.index), map(int, cells["n"])))
     margins = dict(zip(map(int, cells.index), map(int, (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1))))
-    return _protect(n, margins, eqs, suppressed)
+    return _protect(n, margins, [_sum(p, kids) for p, kids in eqs], suppressed)
 
 
-def _protect(n: dict[int, int], margins: dict[int, int], eqs: list[tuple[int, list[int]]],
+Equation = tuple[tuple[int, ...], tuple[float, ...]]  # cells and their coefficients: Σ coefficient · numerator = 0
+
+
+def _sum(parent: int, kids: Sequence[int], rep: Callable[[int], int] = int) -> Equation | None:
+    """The margin equation parent − Σ kids = 0 over cells ``rep`` names (cells that are one cell merged: their
+    coefficients add up); None when nothing is left."""
+    return _combined([(rep(parent), 1.0), *((rep(k), -1.0) for k in kids)])
+
+
+def _combined(terms: Sequence[tuple[int, float]]) -> Equation | None:
+    """An equation from (cell, coefficient) terms, a cell's coefficients added up and zeros dropped."""
+    coef: dict[int, float] = {}
+    for cell, c in terms:
+        coef[cell] = coef.get(cell, 0.0) + c
+    kept = [(cell, c) for cell, c in coef.items() if abs(c) > TOLERANCE]
+    return (tuple(c for c, _ in kept), tuple(v for _, v in kept)) if kept else None
+
+
+TOLERANCE = 1e-9  # a coefficient smaller than this is a 0 rounded (the equations' coefficients are small integers)
+
+
+def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation | None],
              suppressed: dict[int, str], shared: Container[int] = ()) -> bool:
     """:func:`protect` over plain values: respondents and number of margin coordinates per row; ``shared``: cells
     of several tables, hidden last (hiding one hides it in every table that holds it)."""
     grew = False
+    system = [eq for eq in eqs if eq is not None]
 
     def cheapest(pool: set[int]) -> int:  # totals and margins first: the groups are the point
         return min(pool, key=lambda i: (i in shared, -margins[i], n[i], i))
 
     while True:
         hidden = {i for i in n if n[i] > 0 and i in suppressed}
-        rows = [(p, kids) for p, kids in eqs if any(i in hidden for i in (p, *kids))]
+        rows = [eq for eq in system if any(i in hidden for i in eq[0])]
         if not rows:
             return grew
         added = False
-        for p, kids in rows:  # an equation with one hidden cell gives it away
-            members = (p, *kids)
+        for members, _ in rows:  # an equation with one hidden cell gives it away
             if sum(i in hidden for i in members) == 1:
                 pool = {i for i in members if i not in suppressed and n[i] > 0}
                 if pool:
@@ -138,8 +163,7 @@ def _protect(n: dict[int, int], margins: dict[int, int], eqs: list[tuple[int, li
         grew = True
 
 
-def _linked_parts(hidden: set[int], rows: list[tuple[int, list[int]]]
-                  ) -> list[tuple[list[int], list[tuple[int, list[int]]]]]:
+def _linked_parts(hidden: set[int], rows: list[Equation]) -> list[tuple[list[int], list[Equation]]]:
     """The hidden cells in sets no equation links to each other, each with its equations: the system is block
     diagonal, so each block's null space is found alone (an SVD of every block costs far less than one of all;
     tables joined by shared cells made the blocks' union large)."""
@@ -151,41 +175,39 @@ def _linked_parts(hidden: set[int], rows: list[tuple[int, list[int]]]
             i = parent[i]
         return i
 
-    for p, kids in rows:
-        members = [i for i in (p, *kids) if i in hidden]
+    for eq in rows:
+        members = [i for i in eq[0] if i in hidden]
         for m in members[1:]:
             parent[root(m)] = root(members[0])
     cells: dict[int, list[int]] = {}
     for i in sorted(hidden):
         cells.setdefault(root(i), []).append(i)
-    eqs: dict[int, list[tuple[int, list[int]]]] = {}
-    for p, kids in rows:
-        first = next((i for i in (p, *kids) if i in hidden), None)
+    eqs: dict[int, list[Equation]] = {}
+    for eq in rows:
+        first = next((i for i in eq[0] if i in hidden), None)
         if first is not None:
-            eqs.setdefault(root(first), []).append((p, kids))
+            eqs.setdefault(root(first), []).append(eq)
     return [(members, eqs.get(r, [])) for r, members in cells.items()]
 
 
-def _exposed(unknown: list[int], rows: list[tuple[int, list[int]]]) -> list[int]:
+def _exposed(unknown: list[int], rows: list[Equation]) -> list[int]:
     """The ``unknown`` cells the equations ``rows`` determine (their unit vector in the equations' row space)."""
     col = {i: j for j, i in enumerate(unknown)}
     a = np.zeros((len(rows), len(unknown)))
-    for e, (p, kids) in enumerate(rows):
-        if p in col:
-            a[e, col[p]] = 1.0
-        for k in kids:
-            if k in col:
-                a[e, col[k]] = -1.0
+    for e, (members, coefs) in enumerate(rows):
+        for i, c in zip(members, coefs):
+            if i in col:
+                a[e, col[i]] = c
     return [unknown[j] for j in np.flatnonzero(_null_rows(a) < 1e-5)]
 
 
-def _nearest_published(exposed: list[int], rows: list[tuple[int, list[int]]], suppressed: dict[int, str],
+def _nearest_published(exposed: list[int], rows: list[Equation], suppressed: dict[int, str],
                        n: dict[int, int]) -> set[int]:
     """Published cells with respondents in the equations nearest to the exposed cells: their own
     equations first, then those of the hidden cells these reach, and so on."""
     seen, frontier = set(exposed), set(exposed)
     while frontier:
-        near = [(p, *kids) for p, kids in rows if frontier.intersection((p, *kids))]
+        near = [members for members, _ in rows if frontier.intersection(members)]
         pool = {i for members in near for i in members if i not in suppressed and n[i] > 0}
         if pool:
             return pool
@@ -194,12 +216,16 @@ def _nearest_published(exposed: list[int], rows: list[tuple[int, list[int]]], su
     return set()
 
 
-def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], rule: Rule, lonely: str) -> pd.DataFrame:
+def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], rule: Rule, lonely: str,
+            atoms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Estimator rows (see :func:`harmonise.reports.estimate.estimate_sql`, plus a boolean ``share``
     and a ``breakdown`` column) → published rows: intervals, flags, suppression, gaps.
 
     ``table_keys`` identify a table (e.g. indicator, ages, survey, wave); ``dims`` are the
-    margin dimensions (their value ``all`` is the margin)."""
+    margin dimensions (their value ``all`` is the margin). ``atoms``: the respondents with an answer per
+    table key, dimension value (no margin) and combination of every breakdown's group (a column per breakdown;
+    :func:`harmonise.reports.indicators.atoms_sql`): the cells of different breakdowns that are sums and
+    differences of each other (born in the country = native + second generation) are protected together."""
     f = frame.reset_index(drop=True).copy()
     est = f["estimate"].to_numpy(dtype=float)
     f["se"] = np.where(np.isfinite(est), np.sqrt(f["variance"].to_numpy(dtype=float)), np.nan)
@@ -212,10 +238,12 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
     coords = list(map(tuple, f[[*dims, "group"]].astype(str).itertuples(index=False)))
     counts = list(map(int, f["n"]))
     same = _same_cells(f, table_keys, coords, counts)
-    # suppression only grows within the tables joined by a shared cell, so tables without a primary
-    # suppression never change
+    links = atom_equations(f, table_keys, dims, atoms) if atoms is not None else []
+    # suppression only grows within the tables joined by a shared cell or an equation of atoms, so tables without
+    # a primary suppression never change
     with one_blas_thread():
-        _protect_tables(_joined_tables(_tables(f, table_keys), same), suppressed, coords, counts, same)
+        _protect_tables(_joined_tables(_tables(f, table_keys), same, [[i for i, _ in eq] for eq in links]),
+                        suppressed, coords, counts, same, links)
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
@@ -234,10 +262,15 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
 
 
 def _protect_tables(joined: list[list[list[int]]], suppressed: dict[int, str], coords: list[tuple[str, ...]],
-                    counts: list[int], same: dict[int, int]) -> None:
+                    counts: list[int], same: dict[int, int], links: Sequence[Sequence[tuple[int, float]]] = ()
+                    ) -> None:
     """Complementary suppression in each set of ``joined`` tables (row labels) that holds a suppressed cell;
-    ``suppressed`` (row → reason) grows."""
-    for tables in joined:
+    ``suppressed`` (row → reason) grows. ``links``: equations between rows of different tables (of atoms)."""
+    system_of = {i: k for k, tables in enumerate(joined) for t in tables for i in t}
+    linked: dict[int, list[Sequence[tuple[int, float]]]] = {}
+    for eq in links:
+        linked.setdefault(system_of[eq[0][0]], []).append(eq)
+    for k, tables in enumerate(joined):
         rows = [i for t in tables for i in t]
         if not any(i in suppressed for i in rows):
             continue
@@ -246,12 +279,74 @@ def _protect_tables(joined: list[list[list[int]]], suppressed: dict[int, str], c
         margins: dict[int, int] = {}
         for i in rows:
             margins[rep[i]] = max(margins.get(rep[i], 0), coords[i].count(ALL))
-        eqs = [eq for t in tables for eq in _equations({coords[i]: rep[i] for i in t})]
+        eqs = [_sum(p, kids) for t in tables for p, kids in _equations({coords[i]: rep[i] for i in t})]
+        eqs += [_combined([(rep[i], c) for i, c in eq]) for eq in linked.get(k, [])]
         hidden = {rep[i]: reason for i, reason in suppressed.items() if i in rep}
         _protect(n, margins, eqs, hidden, {rep[i] for i in rows if i in same})
         for i in rows:  # a cell suppressed in one of its tables is suppressed in all
             if rep[i] in hidden:
                 suppressed.setdefault(i, "complementary")
+
+
+def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], atoms: pd.DataFrame
+                   ) -> list[list[tuple[int, float]]]:
+    """Equations between cells of different breakdowns at the same coordinates (every dimension a value, no
+    margin): each cell's respondents with an answer are a set of ``atoms`` (the respondents of one combination of
+    every breakdown's group), so a cell that is a sum or difference of others' cells (born in the country = native
+    + second generation, when every one born in the country has an origin group) can be derived from them. A
+    basis of the dependencies of the cells' atom vectors, each as (row, coefficient) terms; margins are sums of
+    these coordinates' cells, so with the tables' margin equations the basis is every dependency there is."""
+    keys = [*table_keys, *dims]
+    breakdowns = [c for c in atoms.columns if c not in (*keys, "n")]
+    found: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
+    for row in atoms[[*keys, *breakdowns]].itertuples(index=False):
+        found.setdefault(tuple(map(str, row[:len(keys)])), []).append(tuple(
+            None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row[len(keys):]))
+    cells: dict[tuple[str, ...], list[tuple[int, str, str]]] = {}
+    position = {b: j for j, b in enumerate(breakdowns)}
+    for i, row in enumerate(f[[*keys, "breakdown", "group", "n"]].itertuples(index=False)):
+        key = tuple(map(str, row[:len(keys)]))
+        if int(row[-1]) > 0 and ALL not in key[len(table_keys):] and (row[-3] == "total" or row[-3] in position):
+            cells.setdefault(key, []).append((i, str(row[-3]), str(row[-2])))
+    out = []
+    for key, members in cells.items():
+        present = found.get(key)
+        if present is None or len(members) < 2:
+            continue
+        v = np.array([[b == "total" or (t[position[b]] is not None if g == ALL else t[position[b]] == g)
+                       for t in present] for _, b, g in members], dtype=float)
+        for y in dependencies(v):
+            out.append([(members[j][0], float(y[j])) for j in np.flatnonzero(np.abs(y) > TOLERANCE)])
+    return out
+
+
+def dependencies(v: np.ndarray) -> list[np.ndarray]:
+    """A basis of the rows' linear dependencies (y with y · v = 0), sparse: one per row that is a combination of
+    rows before it, by Gauss–Jordan elimination of vᵀ with partial pivoting (entries 0 and 1: exact enough)."""
+    a = v.T.copy()
+    m, k = a.shape
+    pivots: list[int] = []
+    r = 0
+    for c in range(k):
+        if r == m:
+            break
+        p = r + int(np.argmax(np.abs(a[r:, c])))
+        if abs(a[p, c]) < TOLERANCE:
+            continue
+        a[[r, p]] = a[[p, r]]
+        a[r] /= a[r, c]
+        others = np.arange(m) != r
+        a[others] -= np.outer(a[others, c], a[r])
+        pivots.append(c)
+        r += 1
+    out = []
+    for free in (c for c in range(k) if c not in pivots):
+        y = np.zeros(k)
+        y[free] = 1.0
+        for row, c in enumerate(pivots):
+            y[c] = -a[row, free]
+        out.append(y)
+    return out
 
 
 _BLAS = threading.Lock()
@@ -318,8 +413,10 @@ def _same_cells(f: pd.DataFrame, table_keys: Sequence[str], coords: list[tuple[s
     return out
 
 
-def _joined_tables(tables: list[list[int]], same: dict[int, int]) -> list[list[list[int]]]:
-    """``tables`` grouped into sets joined by a shared cell (``same``: row → the row it is the same cell as)."""
+def _joined_tables(tables: list[list[int]], same: dict[int, int], links: Sequence[Sequence[int]] = ()
+                   ) -> list[list[list[int]]]:
+    """``tables`` grouped into sets joined by a shared cell (``same``: row → the row it is the same cell as) or by
+    an equation between their rows (``links``: each equation's rows)."""
     parent = list(range(len(tables)))
 
     def root(t: int) -> int:
@@ -329,13 +426,18 @@ def _joined_tables(tables: list[list[int]], same: dict[int, int]) -> list[list[l
         return t
 
     holder: dict[int, int] = {}
+    table_of: dict[int, int] = {}
     for t, rows in enumerate(tables):
         for i in rows:
+            table_of[i] = t
             cell = same.get(i, i)
             if cell in holder:
                 parent[root(t)] = root(holder[cell])
             else:
                 holder[cell] = t
+    for members in links:
+        for i in members[1:]:
+            parent[root(table_of[i])] = root(table_of[members[0]])
     joined: dict[int, list[list[int]]] = {}
     for t, rows in enumerate(tables):
         joined.setdefault(root(t), []).append(rows)

@@ -243,7 +243,7 @@ _WEIGHT_SQL = {"weight": 'CAST("weight" AS DOUBLE)', "weight_design": 'CAST("wei
 
 
 def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequence[str | None], weight: str,
-          age: tuple[int, int] | None, pool: bool, where: str = "") -> str:
+          age: tuple[int, int] | None, pool: bool, where: str = "", atoms: bool = False) -> str:
     """The estimator's base relation: weighted moments per indicator × cell (margins included) × breakdown
     group × stratum (× design PSU).
 
@@ -252,6 +252,10 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     column but survey and wave, so the respondents are not multiplied by the breakdowns. The margin
     over a column the strata lie within (:data:`NESTED`) is left to the estimator, which adds it from
     per-stratum sums (a stratum's PSUs are the same in its country and in the margin).
+
+    ``atoms``: instead, the respondents with an answer per indicator × cell (no margin) × combination of every
+    breakdown's group (one column per breakdown, named after it; NULL where the group is unknown) — what every
+    published cell of the same indicator, age band and keys is a sum of (:func:`atoms_sql`).
     """
     gcol = {g: f"__g{i}" for i, g in enumerate(dict.fromkeys(g for g in groups if g))}  # group in each breakdown
     gcols = list(gcol.values())
@@ -286,6 +290,11 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
             f"FROM respondents LEFT JOIN shared ON __sid = {STRATUM_SQL} AND __spsu = psu{where}")
     branches = " UNION ALL ".join(_branch(defs.indicators[n], by, age, defs.age_bands, gcols) for n in names)
     fine = MOMENTS.format(keys=", ".join(["indicator", "ages", *map(quote_ident, by), *gcols]), base="SELECT * FROM ind")
+    if atoms:
+        named = "".join(f", {c} AS {quote_ident(g)}" for g, c in gcol.items())
+        return (f"WITH shared AS MATERIALIZED ({shared}), resp AS NOT MATERIALIZED ({resp}), ind AS ({branches}), "
+                f"fine AS ({fine}) SELECT indicator, ages, {', '.join(map(quote_ident, by))}{named}, "
+                "sum(n)::BIGINT AS n FROM fine GROUP BY ALL HAVING sum(n) > 0")
     exclude = f" EXCLUDE ({', '.join(gcols)})" if gcols else ""
     spread = f"SELECT *{exclude}, unnest([{', '.join(parts)}], recursive := true) FROM fine"
     cube = margins_sql("spread", [c for c in by if c not in SAMPLE_KEYS and c not in NESTED])
@@ -380,6 +389,20 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
                         lonely_psu, moments=True, margins=[c for c in keys if c in NESTED and weight != "weight_design"])
 
 
+def atoms_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY, *,
+              weight: str = "weight", age: tuple[int, int] | None = None, pool: bool = False,
+              sample: Sequence[tuple[str, str]] | None = None) -> str:
+    """SQL of the respondents with an answer per indicator, age band, ``by`` cell and combination of every
+    breakdown's group (a column per breakdown): the atoms every published cell of :func:`indicator_sql` (the same
+    arguments, every breakdown) is a sum of. Disclosure control reads them (a cell of one breakdown may be the
+    sum and difference of other breakdowns' cells: born in the country = native + second generation)."""
+    chosen = _check_args(defs, names, by, (None,), weight)
+    keys = grouping(by, pool)
+    where = (" WHERE (" + " OR ".join(f"survey = {sql_literal(s)} AND wave = {sql_literal(w)}" for s, w in sample)
+             + ")") if sample else ""
+    return _base(defs, chosen, keys, (None, *defs.breakdowns), weight, age, pool, where, atoms=True)
+
+
 def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Sequence[str] | None,
                    by: Sequence[str], groups: Sequence[str | None], *, weight: str = "weight",
                    age: tuple[int, int] | None = None, rule: Rule | None = None, lonely_psu: str = "adjust",
@@ -400,8 +423,10 @@ def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Seq
                                       pool=pool, sample=sample)).df()
     frame["share"] = frame["indicator"].map(lambda n: defs.indicators[n].unit == "share").astype(bool)
     keys = grouping(by, pool)
+    atoms = con.execute(atoms_sql(defs, names, by, weight=weight, age=age, pool=pool, sample=sample)).df() \
+        if defs.breakdowns else None
     out = publish(frame, ["indicator", "ages", *(c for c in keys if c in SAMPLE_KEYS)],
-                  [c for c in keys if c not in SAMPLE_KEYS], rule, lonely_psu)
+                  [c for c in keys if c not in SAMPLE_KEYS], rule, lonely_psu, atoms)
     asked = {g or "total" for g in groups}
     if asked != {g or "total" for g in every}:
         out = out[out["breakdown"].isin(asked)].reset_index(drop=True)
