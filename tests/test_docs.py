@@ -108,3 +108,18 @@ def test_every_table_of_a_built_database_is_named_in_the_readme(fr_db: Path) -> 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## The database"):readme.index("## Citing")]
     assert len(tables) >= 20 and [t for t in tables if f"`{t}`" not in section] == []
+
+
+def test_every_file_and_test_the_docs_name_exists() -> None:
+    """`harmonise/spec/check.py` (gone into harmonise/checks/) sent a reader to a file that does not exist."""
+    gone = []
+    for doc in ["README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md") if p.name != "decisions.md")]:
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        for m in re.finditer(r"`((?:harmonise|tests|benchmarks|examples|mappings|surveys|schemas)/[\w./-]+)"
+                             r"(?:::(\w+\*?))?`", text):
+            path, test = ROOT / m.group(1), m.group(2)
+            where = f"{doc}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}"
+            pattern = "^def " + (test[:-1] if test and test.endswith("*") else f"{test}" + r"\(")
+            if not path.exists() or test and not re.search(pattern, path.read_text(encoding="utf-8"), re.MULTILINE):
+                gone.append(where)
+    assert gone == []
