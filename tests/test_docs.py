@@ -123,3 +123,13 @@ def test_every_file_and_test_the_docs_name_exists() -> None:
             if not path.exists() or test and not re.search(pattern, path.read_text(encoding="utf-8"), re.MULTILINE):
                 gone.append(where)
     assert gone == []
+
+
+def test_every_environment_variable_harmonise_reads_is_in_the_readme() -> None:
+    """HARMONISE_SERVER_DIR (where the validation server's socket lives) was read but documented nowhere."""
+    read = set()
+    for path in (ROOT / "harmonise").rglob("*.py"):
+        read |= set(re.findall(r"environ(?:\.get)?[(\[]\s*\"(HARMONISE_[A-Z_]+)\"", path.read_text(encoding="utf-8")))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert read >= {"HARMONISE_SERVER", "HARMONISE_CACHE_DIR"}
+    assert sorted(v for v in read if v not in readme) == []
