@@ -1,4 +1,5 @@
-"""Every ```python block of README.md and docs/indicators.md runs against a freshly built database."""
+"""Every ```python block of README.md and docs/indicators.md runs against a freshly built database, and
+docs/authoring.md's codebook refresh in a copy of the project."""
 
 from __future__ import annotations
 
@@ -34,3 +35,26 @@ def test_python_examples_run(doc: str, fr_db: Path, tmp_path: Path, monkeypatch:
     assert blocks, f"{doc} has no python example"
     for i, code in enumerate(blocks, 1):
         exec(compile(code, f"{doc} python block {i}", "exec"), namespace)  # noqa: S102 - our own documentation
+
+
+def test_authoring_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/authoring.md's codebook refresh, run as written in a copy of the project beside ../shared: it rewrites
+    the round-9 declared codebook from the Nordic country files, and the project still validates."""
+    from tests.conftest import run
+
+    nordic = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic"
+    if not nordic.is_dir():
+        pytest.skip(f"no real ESS files at {nordic}")
+    project = tmp_path / "project"
+    project.mkdir()
+    for folder in ("mappings", "surveys"):
+        shutil.copytree(ROOT / folder, project / folder)
+    (tmp_path / "shared").symlink_to(ROOT.parent / "shared")
+    monkeypatch.chdir(project)
+    (code,) = python_blocks("docs/authoring.md")
+    before = (project / "surveys" / "ess" / "codebook_9.yaml").read_text(encoding="utf-8")
+    exec(compile(code, "docs/authoring.md python block", "exec"), {"__name__": "__authoring__"})  # noqa: S102
+    after = (project / "surveys" / "ess" / "codebook_9.yaml").read_text(encoding="utf-8")
+    assert after != before and "Corrected to the country files" in after
+    assert run("validate", project=project)[0] == 0
+    assert run("validate", "--data", str(nordic), project=project)[0] == 0
