@@ -102,3 +102,20 @@ def test_every_entry_states_the_severity_its_code_is_emitted_with() -> None:
         if stated != sevs:
             wrong[code] = (sorted(stated), sorted(sevs))
     assert wrong == {}, "docs/issues.md states (first) another severity than harmonise emits (second)"
+
+
+def test_unmatched_file_is_said_as_its_entry_says(tmp_path: Path, ess8: Path) -> None:
+    """docs/issues.md#unmatched-file: a warning beside files that match; alone, an input error (exit 2, code
+    `input` in JSON) — the entry said 'unmatched-file' error, which a JSON reader never saw."""
+    import pandas as pd
+    import pyreadstat
+
+    pyreadstat.write_sav(pd.DataFrame({"a": [1.0, 2.0]}), str(tmp_path / "x.sav"))
+    code, out, _ = run("validate", "--data", str(tmp_path / "x.sav"), "--format", "json")
+    (issue,) = json.loads(out)["issues"]
+    assert (code, issue["code"], issue["severity"]) == (2, "input", "error")
+    assert "matches no crosswalk wave" in issue["message"]
+    code, out, _ = run("validate", "--data", str(tmp_path / "x.sav"), "--data", str(ess8), "--format", "json")
+    found = [(i["code"], i["severity"]) for i in json.loads(out)["issues"] if "x.sav" in i["message"]]
+    assert (code, found) == (0, [("unmatched-file", "warning")])
+    assert "code `input` in `--format json`" in " ".join(entries()["unmatched-file"].split())
