@@ -58,3 +58,20 @@ def test_authoring_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert after != before and "Corrected to the country files" in after
     assert run("validate", project=project)[0] == 0
     assert run("validate", "--data", str(nordic), project=project)[0] == 0
+
+
+def test_the_readme_sql_gives_the_indicators_total(fr_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's first example computes the employment rate by hand, one survey-wave and country at a time: the
+    same shares as `indicators` (its total rows). It mixed every survey and wave in one share before, which
+    docs/indicators.md tells researchers never to do."""
+    from harmonise import indicators
+
+    shutil.copy(fr_db, tmp_path / "harmonised.duckdb")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    exec(compile(python_blocks("README.md")[0], "README.md python block 1", "exec"), namespace)  # noqa: S102
+    by_hand = {(s, w, c): round(float(v), 12) for s, w, c, v in namespace["rows"]}  # type: ignore[attr-defined]
+    total = {(r["survey"], r["wave"], r["country"]): round(float(r["estimate"]), 12)  # type: ignore[arg-type]
+             for r in indicators(tmp_path / "harmonised.duckdb", ["employment_rate"]).records()
+             if r["breakdown"] == "total" and r["country"] != "all"}
+    assert by_hand == total and len(total) >= 1
