@@ -133,3 +133,11 @@ def test_every_environment_variable_harmonise_reads_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert read >= {"HARMONISE_SERVER", "HARMONISE_CACHE_DIR"}
     assert sorted(v for v in read if v not in readme) == []
+
+
+def test_expressions_md_lists_exactly_the_functions_the_language_allows() -> None:
+    from harmonise.spec.expr import FUNCTIONS
+
+    text = (ROOT / "docs" / "expressions.md").read_text(encoding="utf-8")
+    allowed = text[text.index("Allowed:"):text.index("Everything else")]
+    assert set(re.findall(r"`([a-z_]+)[`(]", allowed)) == set(FUNCTIONS)
