@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,5 +64,8 @@ def test_validate_github_output_when_all_is_well() -> None:
 def test_ci_examples_run_validate_with_github_format() -> None:
     workflow = (ROOT / "examples" / "ci" / "github-workflow.yml").read_text(encoding="utf-8")
     assert "harmonise validate --format github" in workflow
+    # a validate without HARMONISE_SERVER=off starts a background server that runs the command again: on a CI
+    # runner, a second validation of every crosswalk for nothing
+    assert yaml.safe_load(workflow)["env"]["HARMONISE_SERVER"] == "off"
     hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
     assert "entry: harmonise validate" in hooks and "id: harmonise-validate" in hooks

@@ -65,3 +65,57 @@ def test_json_output_links_every_issue_to_a_documented_entry(project: Path) -> N
     docs = entries()
     assert issues and all(i["doc"] == f"docs/issues.md#{i['code']}" and i["code"] in docs for i in issues)
     assert {i["code"] for i in issues} >= {"unknown-key"}
+
+
+SEVERITY_MARK = re.compile(r"\*(error|warning|note)\b", re.IGNORECASE)
+
+
+def emitted_severities() -> dict[str, set[str]]:
+    """The severities each issue code is created with in harmonise/ (``severity=`` literal, or the default
+    'error'; both branches of a conditional such as ``'error' if error else 'warning'``)."""
+    default = next(f.default for f in dataclasses.fields(Issue) if f.name == "severity")
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "harmonise").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            kws = {kw.arg: kw.value for kw in node.keywords}
+            code = kws.get("code")
+            if not isinstance(code, ast.Constant) or not isinstance(code.value, str):
+                continue
+            value = kws.get("severity")
+            sevs = {str(default)} if value is None else {
+                n.value for n in ast.walk(value) if isinstance(n, ast.Constant) and n.value in ("error", "warning", "note")}
+            assert sevs, f"{path.relative_to(ROOT)}:{node.lineno}: give the severity as a literal"
+            found.setdefault(code.value, set()).update(sevs)
+    return found
+
+
+def test_every_entry_states_the_severity_its_code_is_emitted_with() -> None:
+    """An entry opens with *Warning*, *Note* or *Error* (a second severity named in the same first line, e.g.
+    drift's '*Note* (a *warning* when …)'); an entry without one is an error. A code emitted with another
+    severity than its entry says would tell the reader a failing run passes, or the other way round."""
+    wrong = {}
+    for code, sevs in emitted_severities().items():
+        first = entries()[code].strip().splitlines()[0]
+        stated = {m.lower() for m in SEVERITY_MARK.findall(first)} if SEVERITY_MARK.match(first) else {"error"}
+        if stated != sevs:
+            wrong[code] = (sorted(stated), sorted(sevs))
+    assert wrong == {}, "docs/issues.md states (first) another severity than harmonise emits (second)"
+
+
+def test_unmatched_file_is_said_as_its_entry_says(tmp_path: Path, ess8: Path) -> None:
+    """docs/issues.md#unmatched-file: a warning beside files that match; alone, an input error (exit 2, code
+    `input` in JSON) — the entry said 'unmatched-file' error, which a JSON reader never saw."""
+    import pandas as pd
+    import pyreadstat
+
+    pyreadstat.write_sav(pd.DataFrame({"a": [1.0, 2.0]}), str(tmp_path / "x.sav"))
+    code, out, _ = run("validate", "--data", str(tmp_path / "x.sav"), "--format", "json")
+    (issue,) = json.loads(out)["issues"]
+    assert (code, issue["code"], issue["severity"]) == (2, "input", "error")
+    assert "matches no crosswalk wave" in issue["message"]
+    code, out, _ = run("validate", "--data", str(tmp_path / "x.sav"), "--data", str(ess8), "--format", "json")
+    found = [(i["code"], i["severity"]) for i in json.loads(out)["issues"] if "x.sav" in i["message"]]
+    assert (code, found) == (0, [("unmatched-file", "warning")])
+    assert "code `input` in `--format json`" in " ".join(entries()["unmatched-file"].split())

@@ -409,3 +409,17 @@ def test_a_single_wave_with_design_psus_is_estimated_in_two_halves(small_demo_db
         con.close()
     assert table == expected and len(table) > 100
     assert len(names) == 2 and sorted(n for part in names for n in part) == sorted(defs.indicators)  # type: ignore[attr-defined]
+
+
+def test_pooled_sources_are_in_wave_order(small_demo_db: Path) -> None:
+    """A pooled row's `source` listed the survey-waves in SQL's text order (`ess 1, ess 11, ess 4`), unlike the
+    chart caption; now by survey, then wave number, as docs/indicators.md shows."""
+    from harmonise.reports.indicators import in_wave_order
+
+    assert in_wave_order("ess 11, ess 4, eumidis II, ess 1, eumidis I, evs 2017, evs 2008") == \
+        "ess 1, ess 4, ess 11, eumidis I, eumidis II, evs 2008, evs 2017"
+    assert in_wave_order(None) is None
+    pooled = indicators(small_demo_db, ["employment_rate"], ["country"], pool=True).records()
+    margin = next(r for r in pooled if r["country"] == "all" and r["breakdown"] == "total")
+    ess = [int(s.split(" ")[1]) for s in str(margin["source"]).split(", ") if s.startswith("ess ")]
+    assert len(ess) > 2 and ess == sorted(ess)

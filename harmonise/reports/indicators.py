@@ -363,6 +363,19 @@ def _check_args(defs: Definitions, names: Sequence[str] | None, by: Sequence[str
     return chosen
 
 
+def in_wave_order(source: object) -> object:
+    """A pooled row's survey-waves by survey, then by the numbers in the wave id: SQL's text order put
+    ``ess 11`` before ``ess 4`` (``ess 1, ess 4, ess 11, eumidis I, eumidis II``)."""
+    if not isinstance(source, str):
+        return source
+
+    def key(sw: str) -> tuple[str, list[tuple[int, int, str]]]:
+        survey, _, wave = sw.partition(" ")
+        return survey, [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", wave) if p]
+
+    return ", ".join(sorted(source.split(", "), key=key))
+
+
 def grouping(by: Sequence[str], pool: bool) -> list[str]:
     """The grouping columns: ``by``, led by survey and wave unless pooled (comparability first)."""
     return list(by) if pool else [*SAMPLE_KEYS, *(c for c in by if c not in SAMPLE_KEYS)]
@@ -430,6 +443,8 @@ def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Seq
     asked = {g or "total" for g in groups}
     if asked != {g or "total" for g in every}:
         out = out[out["breakdown"].isin(asked)].reset_index(drop=True)
+    if pool:
+        out["source"] = out["source"].map(in_wave_order)
     out.insert(list(out.columns).index("design") + 1, "quality", quality_column(con, defs, out, weight))
     out["weight"] = weight
     out["rule"] = rule.describe()
