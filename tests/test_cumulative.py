@@ -210,3 +210,60 @@ def test_a_rounds_empty_variables_are_not_its_own(finland: tuple[pd.DataFrame, A
         pytest.approx(expected, rel=1e-12)
     lineage = "SELECT file_name, target, kind, source_variables FROM lineage WHERE wave = '9' AND target = 'weight'"
     assert [r[1:] for r in _table(one, lineage)] == [r[1:] for r in _table(two, lineage)]
+
+
+def _write_dta(frame: pd.DataFrame, meta: Any, path: Path) -> Path:
+    """``frame`` as a Stata file with the real file's numeric value labels (Stata's labels: 80 characters)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pyreadstat.write_dta(frame, str(path),
+                         column_labels=[(meta.column_names_to_labels.get(c) or "")[:80] for c in frame.columns],
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items()
+                                                if k in frame and pd.api.types.is_numeric_dtype(frame[k])})
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["sav", "dta"])
+@pytest.mark.parametrize("copies", [1, 7], ids=["read-whole", "read-in-chunks"])
+def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, copies: int,
+                                                           fmt: str) -> None:
+    """Each round of a cumulative file read the whole file (a file of 9 rounds was read 9 times, each read parsing
+    every row of the columns needed and keeping one round's). Now its rounds are read in one pass: besides
+    discovery's reads of the round variable and of the variables empty in a round's rows, the file is read once
+    (counted as pyreadstat's reads from the first row, in this process: no forked reader, one worker), and a
+    shuffled file of three rounds is harmonised as the rounds' own files are."""
+    from harmonise.readers import files, prefetch
+
+    eight, nine = _rounds(finland, copies)
+    seven = eight.assign(essround=7.0, idno=eight["idno"] + 10**6)
+    write = _write if fmt == "sav" else _write_dta
+    rows = pd.concat([seven, eight, nine], ignore_index=True).sample(frac=1, random_state=3).reset_index(drop=True)
+    cumulative = write(rows, finland[1], tmp_path / "wizard" / f"ESS-wizard.{fmt}")
+    apart = tmp_path / "apart"
+    for n, own in ((7, seven), (8, eight), (9, nine)):
+        write(own, finland[1], apart / f"ESS{n}-part.{fmt}")
+    passes: list[list[str]] = []
+    read = files._read
+
+    def counted(fmt: str, path: str, **kw: Any) -> Any:
+        if path == str(cumulative) and not kw.get("metadataonly") and kw.get("row_offset", 0) == 0 \
+                and kw.get("row_limit", 0) > 100:  # a pass over the file (not the first rows discovery reads)
+            passes.append(list(kw.get("usecols") or []))
+        return read(fmt, path, **kw)
+
+    monkeypatch.setattr(files, "_read", counted)
+    monkeypatch.setattr(prefetch, "can_prefetch", lambda: False)
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    code, _, err = run("build", "--data", str(cumulative), "--db", str(one), "--jobs", "1")
+    assert code == 0, err
+    assert (f"note: ess: {cumulative}: holds rows of ess waves 7 ({len(seven):,} rows), 8 ({len(eight):,} rows), "
+            f"9 ({len(nine):,} rows) by its essround: each wave's rows are harmonised with that wave's rules"
+            ) in err.splitlines()
+    assert len(passes) == 3, passes
+    assert passes[0] == ["essround"]  # discovery: the rows of each round
+    assert "essround" in passes[2] and "idno" in passes[2]  # harmonising: every round's columns at once
+    code, _, err = run("build", "--data", str(apart), "--db", str(two), "--jobs", "1")
+    assert code == 0, err
+    assert _table(one, RESPONDENTS) == _table(two, RESPONDENTS)
+    assert _table(one, REPORT) == _table(two, REPORT)
+    assert _table(one, "SELECT count(*) FROM conservation WHERE NOT ok") == [(0,)]
