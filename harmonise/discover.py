@@ -37,7 +37,7 @@ from harmonise.samework import SameWork, assume_digest, kept_digest
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import resolve_wave
-from harmonise.spec.source import find_variable
+from harmonise.spec.source import SourceMeta, VarMeta, find_variable
 from harmonise.store.cache import BuildCache, hash_files
 
 if TYPE_CHECKING:
@@ -594,13 +594,10 @@ def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
     An error when some rows' value is no wave's, or missing (their wave is unknown: no wave would store them);
     None when the rows are one wave's or no crosswalk's waves tell them apart."""
     for cw in crosswalks:
-        told = [w for w in cw.waves if w.content]
-        names = {n.lower() for w in told for n in (w.content or {})}
-        if len(names) != 1 or any(len(w.content or {}) != 1 for w in told):
-            continue
-        vm = find_variable(src.meta.variables, next(iter(names)))
+        vm = round_variable(cw, src.meta)
         if vm is None:
             continue
+        told = [w for w in cw.waves if w.content]
         of: dict[str, list[Wave]] = {}
         for w in told:
             for allowed in (w.content or {}).values():
@@ -628,6 +625,40 @@ def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
                             "harmonised with that wave's rules", code="read-by-wave", severity="note",
                             survey=cw.survey)
     return None
+
+
+def round_variable(cw: Crosswalk, meta: SourceMeta) -> VarMeta | None:
+    """The variable of a file that alone tells ``cw``'s waves apart (its waves' ``content`` names that one
+    variable: ESS ``essround``), when the file has it; else None."""
+    told = [w for w in cw.waves if w.content]
+    names = {n.lower() for w in told for n in (w.content or {})}
+    if len(names) != 1 or any(len(w.content or {}) != 1 for w in told):
+        return None
+    return find_variable(meta.variables, next(iter(names)))
+
+
+def several_rounds(src: SourceFile, crosswalks: list[Crosswalk], counts: dict[str | None, int] | None = None
+                   ) -> tuple[Crosswalk, str, dict[str | None, int]] | None:
+    """A file of several waves' rows (a cumulative file) as `inspect` and `scaffold` describe it: the crosswalk
+    whose round variable it holds (:func:`round_variable`), that variable and its rows per value (None: missing;
+    values of no wave too), when they are several. ``counts``: the rows per value, counted already (else the
+    variable is read whole)."""
+    for cw in crosswalks:
+        vm = round_variable(cw, src.meta)
+        if vm is None:
+            continue
+        rows = counts if counts is not None else _counts(src, vm.name)
+        if len([v for v in rows if v is not None]) > 1:  # in the values' natural order, rows without one last
+            return cw, vm.name, dict(sorted(rows.items(), key=lambda x: (x[0] is None, _natural(x[0] or ""))))
+        return None
+    return None
+
+
+def rounds_text(column: str, counts: dict[str | None, int]) -> str:
+    """``essround = 8 (585 rows), 9 (1,755 rows); 2 row(s) without a value`` (values in their natural order)."""
+    held = ", ".join(f"{v} ({n:,} row{'s' if n != 1 else ''})"
+                     for v, n in sorted(((v, n) for v, n in counts.items() if v is not None), key=lambda x: _natural(x[0])))
+    return f"{column} = {held}" + (f"; {counts[None]:,} row(s) without a value" if counts.get(None) else "")
 
 
 def _empty_in_rows(src: SourceFile, waves: list[tuple[Crosswalk, Wave, int]], project: Project, same: SameWork,
@@ -676,14 +707,19 @@ def _without(src: SourceFile, names: set[str]) -> SourceFile:
 
 def _counts(src: SourceFile, column: str) -> dict[str | None, int]:
     """Rows per value of ``column`` (as :func:`content_text` gives it; None: missing), the whole file read."""
-    import pandas as pd
-
     out: dict[str | None, int] = {}
     for chunk in src.chunks([column], SPLIT_CHUNK):
-        for v, n in chunk[column].value_counts(dropna=False).items():
-            key = None if bool(pd.isna(v)) else content_text(v)  # type: ignore[call-overload]
-            out[key] = out.get(key, 0) + int(n)
+        tally(chunk[column], out)
     return out
+
+
+def tally(column: pd.Series, into: dict[str | None, int]) -> None:
+    """Add the rows of ``column`` per value (as :func:`content_text` gives it; None: missing) to ``into``."""
+    import pandas as pd
+
+    for v, n in column.value_counts(dropna=False).items():
+        key = None if bool(pd.isna(v)) else content_text(v)  # type: ignore[call-overload]
+        into[key] = into.get(key, 0) + int(n)
 
 
 def _mixed(f: Path, what: str, cw: str | None) -> Issue:

@@ -267,3 +267,53 @@ def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.Dat
     assert _table(one, RESPONDENTS) == _table(two, RESPONDENTS)
     assert _table(one, REPORT) == _table(two, REPORT)
     assert _table(one, "SELECT count(*) FROM conservation WHERE NOT ok") == [(0,)]
+
+
+SHARED = "(the value labels and missing declarations are the file's, one set for all its waves)"
+
+
+def test_inspect_says_its_frequencies_count_every_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`inspect` on a cumulative file counted every round's rows together without saying so."""
+    eight, nine = _rounds(finland, 1)
+    cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("inspect", str(cumulative), "--match", "gndr")
+    assert code == 0
+    assert err.splitlines() == [(
+        f"warning: {cumulative}: holds the rows of several ess waves, by its essround: essround = 8 ({len(eight):,} "
+        f"rows), 9 ({len(nine):,} rows); the frequencies count every wave's rows together {SHARED}; `harmonise "
+        "scaffold FILE --survey ess --wave W` drafts from wave W's rows only")]
+    males = int((eight["gndr"] == 1).sum() + (nine["gndr"] == 1).sum())
+    assert f"             1      {males:,} 'Male'" in out.splitlines()
+    code, out, err = run("inspect", str(cumulative), "--match", "gndr", "--format", "json")
+    assert (code, json.loads(out)["rounds"]) == (0, {"survey": "ess", "variable": "essround", "rows": [
+        {"value": "8", "rows": len(eight)}, {"value": "9", "rows": len(nine)}]})
+    code, out, err = run("inspect", str(FI), "--match", "gndr", "--format", "json")  # one round: nothing to say
+    assert (code, err, json.loads(out)["rounds"]) == (0, "", None)
+    code, out, err = run("inspect", str(cumulative), "--match", "gndr", project=tmp_path)  # no project, no crosswalk
+    assert (code, err) == (0, "")
+    assert f"             1      {males:,} 'Male'" in out.splitlines()
+
+
+def test_scaffold_drafts_from_the_rows_of_its_wave(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`scaffold --wave 8` on a cumulative file counted the codes of every round's rows as wave 8's, without saying
+    so; it drafts from the wave's rows now (the draft a file of them alone gives), and says which rows it read."""
+    eight, nine = _rounds(finland, 1)
+    cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
+    alone = _write(eight, finland[1], tmp_path / "alone" / "ESS-wizard.sav")
+    listing = f"holds the rows of several ess waves, by its essround: essround = 8 ({len(eight):,} rows), 9 ({len(nine):,} rows)"
+    code, out, err = run("scaffold", str(cumulative), "--survey", "ess", "--wave", "8")
+    assert code == 0
+    assert err.splitlines()[0] == (f"warning: {cumulative}: {listing}; the draft for ess wave 8 counts the codes of its "
+                                   f"{len(eight):,} rows of essround = 8 only {SHARED}")
+    code, own, err = run("scaffold", str(alone), "--survey", "ess", "--wave", "8")
+    assert code == 0 and "warning" not in err
+    assert out.split("\nsurvey:", 1)[1] == own.split("\nsurvey:", 1)[1]
+    note = " ".join(line[2:] for line in out.split("\nsurvey:", 1)[0].splitlines()
+                    if line.startswith("# ") and not own.count(line))
+    assert note.endswith(f"The file {listing}; the draft for ess wave 8 counts the codes of its {len(eight):,} rows "
+                         f"of essround = 8 only {SHARED}.")
+    code, _, err = run("scaffold", str(cumulative), "--survey", "ess", "--wave", "12")
+    assert code == 0
+    assert err.splitlines()[0] == (f"warning: {cumulative}: {listing}; no row holds ess wave 12's essround (12), so "
+                                   f"the draft counts the codes of every wave's rows together {SHARED}; to draft from "
+                                   "one wave's rows, give --wave a wave whose rows the file holds")
