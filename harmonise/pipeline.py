@@ -402,10 +402,10 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
     frames = []
     for i, f in enumerate(files):
         f.hasher.begin()
-        parts = recall_frames(f.job.sha256, f.src, f.columns)
+        # one wave's rows of a cumulative file (spilled) are never kept as the file's frames
+        parts = recall_frames(f.job.sha256, f.src, f.columns) if f.spilled is None else list(_spilled(f.spilled, CHUNK_ROWS))
         if parts is None:
-            parts = list(_spilled(f.spilled, CHUNK_ROWS)) if f.spilled is not None else \
-                feed.take(f.src, f.columns) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
+            parts = feed.take(f.src, f.columns) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
             keep_frames(f.job.sha256, f.src, f.columns, parts)
         for frame in map(partial(_wave_rows, f), parts):
             _first_row(f, frame)

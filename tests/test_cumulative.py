@@ -317,3 +317,26 @@ def test_scaffold_drafts_from_the_rows_of_its_wave(finland: tuple[pd.DataFrame, 
     assert err.splitlines()[0] == (f"warning: {cumulative}: {listing}; no row holds ess wave 12's essround (12), so "
                                    f"the draft counts the codes of every wave's rows together {SHARED}; to draft from "
                                    "one wave's rows, give --wave a wave whose rows the file holds")
+
+
+def test_validating_again_in_the_server_keeps_each_rounds_rows(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validation server keeps a small file's frames by its bytes and the columns read; rounds 6 and 7 read the
+    same columns. One round's rows, read once for both rounds, must not be kept as the file's frames: validating
+    again recalled round 6's rows for round 7, which then had none of its own."""
+    from harmonise import discover
+    from harmonise.readers import prefetch
+
+    monkeypatch.setattr(discover, "_REMEMBERED", {})  # as harmonise.warm sets them up
+    monkeypatch.setattr(prefetch, "_FRAMES", {})
+    eight, nine = _rounds(finland, 1)
+    six, seven = eight.assign(essround=6.0), nine.assign(essround=7.0, idno=nine["idno"] + 2 * 10**6)
+    rows = pd.concat([six, seven], ignore_index=True).sample(frac=1, random_state=4).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    outputs = [run("validate", "--data", str(cumulative)) for _ in range(2)]
+    assert outputs[0] == outputs[1]
+    code, out, err = outputs[1]
+    assert (code, err) == (0, "")
+    assert (f"note: ess: {cumulative}: holds rows of ess waves 6 ({len(six):,} rows), 7 ({len(seven):,} rows) by "
+            "its essround: each wave's rows are harmonised with that wave's rules") in out.splitlines()
+    assert out.splitlines()[-1].endswith(f"2 file(s), {len(rows):,} rows")
