@@ -637,19 +637,17 @@ def round_variable(cw: Crosswalk, meta: SourceMeta) -> VarMeta | None:
     return find_variable(meta.variables, next(iter(names)))
 
 
-def several_rounds(src: SourceFile, crosswalks: list[Crosswalk], counts: dict[str | None, int] | None = None
+def several_rounds(meta: SourceMeta, crosswalks: list[Crosswalk], counts: dict[str | None, int]
                    ) -> tuple[Crosswalk, str, dict[str | None, int]] | None:
-    """A file of several waves' rows (a cumulative file) as `inspect` and `scaffold` describe it: the crosswalk
-    whose round variable it holds (:func:`round_variable`), that variable and its rows per value (None: missing;
-    values of no wave too), when they are several. ``counts``: the rows per value, counted already (else the
-    variable is read whole)."""
+    """A file of several waves' rows (a cumulative file) as `inspect` describes it: the first crosswalk whose round
+    variable the file holds (:func:`round_variable`), that variable and ``counts``, its rows per value (None:
+    missing; values of no wave too), when they are several values."""
     for cw in crosswalks:
-        vm = round_variable(cw, src.meta)
+        vm = round_variable(cw, meta)
         if vm is None:
             continue
-        rows = counts if counts is not None else _counts(src, vm.name)
-        if len([v for v in rows if v is not None]) > 1:  # in the values' natural order, rows without one last
-            return cw, vm.name, dict(sorted(rows.items(), key=lambda x: (x[0] is None, _natural(x[0] or ""))))
+        if len([v for v in counts if v is not None]) > 1:  # in the values' natural order, rows without one last
+            return cw, vm.name, dict(sorted(counts.items(), key=lambda x: (x[0] is None, _natural(x[0] or ""))))
         return None
     return None
 

@@ -201,7 +201,7 @@ def inspect_file(path: Path, patterns: list[str] | None = None, *, encoding: str
             vm.name, vm.label, vm.type, vm.format, vm.measure, {str(k): v for k, v in vm.labels.items()},
             vm.missing_declaration(), freqs, distinct, lo, hi,
             shown=sum(f.count > 0 and f.status != "system_missing" for f in freqs)))
-    found = several_rounds(src, crosswalks, rounds) if crosswalks and rounds else None
+    found = several_rounds(src.meta, crosswalks, rounds) if crosswalks and rounds else None
     return FileReport(str(path), src.format, src.meta.rows, reports,
                       Rounds(found[0].survey, found[1], found[2]) if found is not None else None)
 
