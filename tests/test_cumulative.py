@@ -340,3 +340,35 @@ def test_validating_again_in_the_server_keeps_each_rounds_rows(finland: tuple[pd
     assert (f"note: ess: {cumulative}: holds rows of ess waves 6 ({len(six):,} rows), 7 ({len(seven):,} rows) by "
             "its essround: each wave's rows are harmonised with that wave's rules") in out.splitlines()
     assert out.splitlines()[-1].endswith(f"2 file(s), {len(rows):,} rows")
+
+
+def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the rounds in one pass keeps memory flat: the file is read a chunk at a time, and each round is
+    harmonised from what that pass left on disk, a chunk at a time, never the file's rows at once."""
+    from harmonise import pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2_000)
+    read: list[int] = []
+    handed: list[int] = []
+    prefetched, spilled = pipeline.prefetched_chunks, pipeline._spilled
+
+    def reader(src: Any, columns: list[str], chunksize: int, enabled: bool = True) -> Any:
+        read.append(chunksize)
+        return prefetched(src, columns, chunksize, enabled)
+
+    def frames(path: Path, chunksize: int) -> Any:
+        for frame in spilled(path, chunksize):
+            handed.append(len(frame))
+            yield frame
+
+    monkeypatch.setattr(pipeline, "prefetched_chunks", reader)
+    monkeypatch.setattr(pipeline, "_spilled", frames)
+    eight, nine = _rounds(finland, 7)
+    rows = pd.concat([eight, nine], ignore_index=True).sample(frac=1, random_state=6).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("validate", "--data", str(cumulative), "--jobs", "1")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1].endswith(f"2 file(s), {len(rows):,} rows")
+    assert read == [2_000]  # one pass over the file, for both rounds
+    assert sum(handed) == len(rows) and max(handed) <= 2_000  # a shuffled file: some rows of each chunk per round
