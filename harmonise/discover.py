@@ -224,14 +224,17 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 unreadable.append((f, opened))
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
         if src is not None and not forced and (f in whole or _several_waves(src, crosswalks, seen)):
-            split = split_waves(f, src, crosswalks)
+            supplied = {COUNTRY_TARGET: country} if country else {}
+            first = _read_rounds(src, crosswalks, project, same, supplied)  # one pass: rows per round, empty variables
+            split = split_waves(f, src, crosswalks, first[:2] if first is not None else None)
             if isinstance(split, Issue):
                 issues.append(split)
                 continue
             if split is not None:
                 issues.append(split[1])
-                supplied = {COUNTRY_TARGET: country} if country else {}
-                empty = _empty_in_rows(src, split[0], project, same, supplied) if project.schema is not None else {}
+                empty = _empty_in_rows(src, split[0], project, same, supplied,
+                                       {first[0]: first[2]} if first is not None else None) \
+                    if project.schema is not None else {}
                 for cw, wave, rows in split[0]:
                     job = Job(cw, wave, f, dict(supplied), _without(src, empty.get(wave.wave, set())), opts.encoding,
                               sha, True, wave_rows=rows)
@@ -587,10 +590,12 @@ def _several_waves(src: SourceFile, crosswalks: list[Crosswalk], scanned: dict[s
 SPLIT_CHUNK = 500_000  # rows of a content variable read at once when a file is read wave by wave
 
 
-def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
-           ) -> tuple[list[tuple[Crosswalk, Wave, int]], Issue] | Issue | None:
+def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk],
+                counted: tuple[str, dict[str | None, int]] | None = None
+                ) -> tuple[list[tuple[Crosswalk, Wave, int]], Issue] | Issue | None:
     """The waves of a file whose rows are several waves' (a cumulative file), each with its rows, and the note
-    saying so: by the content variable of a crosswalk whose waves are told apart by that one variable, read whole.
+    saying so: by the content variable of a crosswalk whose waves are told apart by that one variable, read whole
+    (``counted``: that variable and its rows per value, counted already: :func:`_read_rounds`).
     An error when some rows' value is no wave's, or missing (their wave is unknown: no wave would store them);
     None when the rows are one wave's or no crosswalk's waves tell them apart."""
     for cw in crosswalks:
@@ -603,7 +608,7 @@ def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk]
             for allowed in (w.content or {}).values():
                 for v in content_wanted(allowed):
                     of.setdefault(v, []).append(w)
-        counts = _counts(src, vm.name)
+        counts = counted[1] if counted is not None and counted[0] == vm.name else _counts(src, vm.name)
         if len({w.wave for c in counts if c is not None for w in of.get(c, [])}) < 2:
             continue
         unknown = {c: n for c, n in counts.items() if c is None or len(of.get(c, [])) != 1}
@@ -659,19 +664,62 @@ def rounds_text(column: str, counts: dict[str | None, int]) -> str:
     return f"{column} = {held}" + (f"; {counts[None]:,} row(s) without a value" if counts.get(None) else "")
 
 
+def _read_rounds(src: SourceFile, crosswalks: list[Crosswalk], project: Project, same: SameWork,
+                 supplied: dict[str, str]) -> tuple[str, dict[str | None, int], dict[str, set[str]]] | None:
+    """What discovery reads of a file to read wave by wave, in one pass over it: the rows per value of the variable
+    that tells the first such crosswalk's waves apart (:func:`round_variable`; for :func:`split_waves`), and per
+    variable that any of its waves' rules read, the waves in whose rows it holds a value (for
+    :func:`_empty_in_rows`). The rows per round were read in a pass of their own, then the rounds' variables in
+    another. None without such a crosswalk (or a schema to resolve its rules)."""
+    if project.schema is None:
+        return None
+    for cw in crosswalks:
+        vm = round_variable(cw, src.meta)
+        if vm is None:
+            continue
+        told = [w for w in cw.waves if w.content]
+        of = {v: w.wave for w in told for allowed in (w.content or {}).values() for v in content_wanted(allowed)}
+        read: set[str] = set()
+        for wave in told:  # which waves the file holds is known after this pass: every wave's variables are read
+            plan = same.resolve(cw, wave, project, src.meta, supplied)
+            read |= {m.name for n in plan.sources() if (m := find_variable(src.meta.variables, n)) is not None
+                     and m.name not in src.virtual}
+        todo = sorted(read - {vm.name})
+        counts: dict[str | None, int] = {}
+        filled: dict[str, set[str]] = {c: set() for c in todo}
+        for chunk in src.chunks([vm.name, *todo], SPLIT_CHUNK):
+            tally(chunk[vm.name], counts)
+            _fill(chunk, vm.name, of, todo, filled)
+        return vm.name, counts, filled
+    return None
+
+
+def _fill(chunk: pd.DataFrame, column: str, of: dict[str, str], todo: list[str], filled: dict[str, set[str]]) -> None:
+    """Add to ``filled`` (variable → waves) the waves (by their ``column`` value: ``of``) in whose rows of ``chunk``
+    each of the variables ``todo`` holds a value (a number, a text or a Stata letter)."""
+    import pandas as pd
+
+    keys = chunk[column].map(lambda v: None if bool(pd.isna(v)) else of.get(content_text(v)))
+    for wave_id, part in chunk.groupby(keys, dropna=True):
+        for c in todo:
+            if part[c].notna().any() or (c + EXT_SUFFIX in part and part[c + EXT_SUFFIX].notna().any()):
+                filled[c].add(str(wave_id))
+
+
 def _empty_in_rows(src: SourceFile, waves: list[tuple[Crosswalk, Wave, int]], project: Project, same: SameWork,
-                   supplied: dict[str, str]) -> dict[str, set[str]]:
+                   supplied: dict[str, str], known: dict[str, dict[str, set[str]]] | None = None
+                   ) -> dict[str, set[str]]:
     """Per wave of a file read wave by wave, the variables its rules read that hold no value in any of its rows
     (system-missing throughout: a cumulative file has every round's variables, and another round's are empty
     in this round's rows). They are not this round's: the rule's alternative applies, or the target is not
     available, as in the round's own file (not a missing answer of every respondent). The rules are resolved
-    again without them until what they read is known (an alternative may read empty variables too)."""
-    import pandas as pd
-
+    again without them until what they read is known (an alternative may read empty variables too). ``known``:
+    by the round variable, what :func:`_read_rounds` found of the variables it read (not read again)."""
     column = find_variable(src.meta.variables, next(iter(waves[0][1].content or {})))
     assert column is not None
     of = {v: w.wave for _, w, _ in waves for allowed in (w.content or {}).values() for v in content_wanted(allowed)}
-    filled: dict[str, set[str]] = {}  # variable → the waves in whose rows it holds a value
+    # variable → the waves in whose rows it holds a value
+    filled: dict[str, set[str]] = {c: set(w) for c, w in (known or {}).get(column.name, {}).items()}
     empty: dict[str, set[str]] = {w.wave: set() for _, w, _ in waves}
     while True:
         reads = {}
@@ -682,11 +730,7 @@ def _empty_in_rows(src: SourceFile, waves: list[tuple[Crosswalk, Wave, int]], pr
         todo = sorted(set().union(*reads.values()) - set(filled) - {column.name})
         filled.update((c, set()) for c in todo)
         for chunk in src.chunks([column.name, *todo], SPLIT_CHUNK) if todo else ():
-            keys = chunk[column.name].map(lambda v: None if bool(pd.isna(v)) else of.get(content_text(v)))
-            for wave_id, part in chunk.groupby(keys, dropna=True):
-                for c in todo:
-                    if part[c].notna().any() or (c + EXT_SUFFIX in part and part[c + EXT_SUFFIX].notna().any()):
-                        filled[c].add(str(wave_id))
+            _fill(chunk, column.name, of, todo, filled)
         new = {w: {c for c in names_read if c in filled and w not in filled[c]} - empty[w]
                for w, names_read in reads.items()}
         if not any(new.values()):
