@@ -870,7 +870,7 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
             # the files whose key the cache lacks are harmonised again: their workers start on them while the
             # rest are checked against the previous database
             started = _early_workers(files, {i for i, k in keys.items() if k in reuse.cache.files}, workers,
-                                     project, mappings, same, encoding, con, stack, jobs_folder)
+                                     project, mappings, same, encoding, jobs_folder)
             found = reuse.cache.harmonised(con, list(keys.values()))
             hits = {i: found[k] for i, k in keys.items() if k in found}
         if reuse is not None and reuse.cache.seeded:
@@ -956,7 +956,7 @@ class _Started:
 
 def _early_workers(files: list[_File], kept: Container[int], workers: int | None, project: Project,
                    mappings: list[Path] | None, same: SameWork, encoding: str | None,
-                   con: duckdb.DuckDBPyConnection, stack: ExitStack, jobs_folder: Callable[[], Path]) -> _Started | None:
+                   jobs_folder: Callable[[], Path]) -> _Started | None:
     """The workers for the files not ``kept``, started now on their groups, when those go to workers: they
     harmonise while the main process checks the kept files against the previous database. A group the final
     plan does not have (a kept file the previous database lacks) is left unused, its file removed with the
