@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import multiprocessing as mp
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -43,7 +44,7 @@ from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import CONTENT_SAMPLE, SEVERAL_WAVES, Job, content_text, content_values, content_wanted, supply
 from harmonise.errors import InputError, Issue, ValidationFailed
 from harmonise.procs import die_with_parent
-from harmonise.readers.files import SourceFile, check_staged_names, open_source
+from harmonise.readers.files import EXT_SUFFIX, ROW_COLUMN, SourceFile, check_staged_names, open_source
 from harmonise.readers.prefetch import FileFeed, has_frames, keep_frames, prefetched_chunks, recall_frames
 from harmonise.samework import SameWork
 from harmonise.spec.coverage import plan_sources, quality_of
@@ -165,6 +166,9 @@ class _File:
     edition: dict[str, str] = field(default_factory=dict)  # the descriptor's edition variables: key → variable
     first: dict[str, object] | None = None  # the first row of the edition variables, once read
     content: list[tuple[str, set[str]]] = field(default_factory=list)  # (column, its wave's values) checked per row
+    # a wave of a cumulative file harmonised with others of its waves: its rows as the file's one read for them all
+    # left them (:func:`_read_once`), read from there instead of the file
+    spilled: Path | None = None
 
     @property
     def small(self) -> bool:
@@ -352,7 +356,8 @@ def _run_batch(files: list[_File], con: duckdb.DuckDBPyConnection, project: Proj
     chunks: Iterator[pd.DataFrame] | None = None
     if len(files) == 1 and not one.small:
         # the reader starts now, so reading overlaps the checks below (not worth it for small files)
-        chunks = prefetched_chunks(one.src, one.columns, chunksize, enabled=prefetch)
+        chunks = _spilled(one.spilled, chunksize) if one.spilled is not None else \
+            prefetched_chunks(one.src, one.columns, chunksize, enabled=prefetch)
     try:
         for f in files:
             _check(f, project, same)
@@ -397,7 +402,8 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
     frames = []
     for i, f in enumerate(files):
         f.hasher.begin()
-        parts = recall_frames(f.job.sha256, f.src, f.columns)
+        # one wave's rows of a cumulative file (spilled) are never kept as the file's frames
+        parts = recall_frames(f.job.sha256, f.src, f.columns) if f.spilled is None else list(_spilled(f.spilled, CHUNK_ROWS))
         if parts is None:
             parts = feed.take(f.src, f.columns) if feed is not None else list(f.src.chunks(f.columns, CHUNK_ROWS))
             keep_frames(f.job.sha256, f.src, f.columns, parts)
@@ -409,6 +415,64 @@ def _whole_files(files: list[_File], feed: FileFeed | None) -> Iterator[pd.DataF
             frames.append(frame)
     if frames:
         yield frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _read_once(files: list[_File], folder: Callable[[], Path], prefetch: bool) -> None:
+    """The waves of a cumulative file (its jobs with ``Job.wave_rows``) read in one pass over the file, not one
+    each (a file of 9 rounds was read 9 times): the union of their columns, :data:`CHUNK_ROWS` rows at a time,
+    each chunk's rows of each wave (:func:`_wave_rows`, the rows its own read kept) with that wave's columns
+    appended to a file of its own in ``folder()`` (the private jobs folder), from which the wave is harmonised
+    (:attr:`_File.spilled`, :func:`_spilled`), here or in a worker. Memory holds a chunk, not the file (a chunk
+    by ``prefetch``'s forked readers, as a file of one wave is read); the file's digest is computed once.
+    A cumulative file with one wave to harmonise (the others kept from the previous build, or their frames kept by
+    the validation server: :func:`recall_frames`) is read as before."""
+    of: dict[Path, list[_File]] = {}
+    for f in files:
+        if f.job.wave_rows is not None and f.spilled is None \
+                and not (f.small and has_frames(f.job.sha256, f.src, f.columns)):
+            of.setdefault(f.job.path, []).append(f)
+    for n, waves in enumerate(w for w in of.values() if len(w) > 1):
+        first = waves[0]
+        variables: dict[str, VarMeta] = {}
+        for f in waves:  # a wave lacks the variables empty in its rows (discover: _empty_in_rows); the file has them
+            variables.update(f.src.meta.variables)
+        src = replace(first.src, meta=replace(first.src.meta, variables=variables))
+        columns = list(dict.fromkeys(c for f in waves for c in f.columns))
+        own = [{ROW_COLUMN, *f.columns, *(c + EXT_SUFFIX for c in f.columns)} for f in waves]
+        first.hasher.begin()
+        paths = [folder() / f"rows-{n}-{i}.pickle" for i in range(len(waves))]
+        with ExitStack() as stack:
+            out = [stack.enter_context(p.open("xb")) for p in paths]
+            chunks = prefetched_chunks(src, columns, CHUNK_ROWS, enabled=prefetch)
+            stack.callback(getattr(chunks, "close", lambda: None))
+            for chunk in chunks:
+                for f, keep, fh in zip(waves, own, out):
+                    part = _wave_rows(f, chunk)
+                    if len(part):
+                        pickle.dump(part[[c for c in part.columns if c in keep]], fh, pickle.HIGHEST_PROTOCOL)
+        sha256 = first.hasher.result()
+        for f, p in zip(waves, paths):
+            f.spilled, f.hasher = p, _Hasher(f.job.path, sha256)
+
+
+def _spilled(path: Path, chunksize: int) -> Iterator[pd.DataFrame]:
+    """The frames of a wave that :func:`_read_once` left in ``path``, in row order, joined up to ``chunksize``
+    rows (a shuffled file's wave has some rows of every chunk)."""
+    parts: list[pd.DataFrame] = []
+    rows = 0
+    with path.open("rb") as fh:
+        while True:
+            try:
+                part = pickle.load(fh)  # written by this run into its private folder (0700), never a user's file
+            except EOFError:
+                break
+            if parts and rows + len(part) > chunksize:
+                yield parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+                parts, rows = [], 0
+            parts.append(part)
+            rows += len(part)
+    if parts:
+        yield parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def _harmonise(files: list[_File], con: duckdb.DuckDBPyConnection, project: Project, chunks: Iterator[pd.DataFrame],
@@ -786,13 +850,27 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
     keys: dict[int, str] = {}
     started: _Started | None = None
     stack = ExitStack()
+    # neither a second thread nor a reader child ahead pays for its start (decisions 48, 49)
+    few = sum(ONE_THREAD_ROWS if f.src.meta.rows is None else f.src.meta.rows for f in files) < ONE_THREAD_ROWS
+    folder: list[Path] = []  # the jobs folder, once made
+
+    def jobs_folder() -> Path:
+        if not folder:
+            folder.append(stack.enter_context(_jobs_folder(con)))
+        return folder[0]
+
     try:
-        if reuse is not None and reuse.cache.attach(con) and reuse.cache.seeded:  # kept files' rows are in place
+        seeded = reuse is not None and reuse.cache.attach(con) and reuse.cache.seeded  # kept files' rows are in place
+        if reuse is not None and seeded:
             keys = {id(f): file_key(f, project, reuse, f.job.sha256) for f in files if f.job.sha256}
+        # a cumulative file's waves to harmonise are read in one pass (those whose key the cache holds are not read)
+        _read_once([f for f in files if keys.get(id(f)) not in (reuse.cache.files if reuse is not None else ())],
+                   jobs_folder, not few)
+        if reuse is not None and seeded:
             # the files whose key the cache lacks are harmonised again: their workers start on them while the
             # rest are checked against the previous database
             started = _early_workers(files, {i for i, k in keys.items() if k in reuse.cache.files}, workers,
-                                     project, mappings, same, encoding, con, stack)
+                                     project, mappings, same, encoding, jobs_folder)
             found = reuse.cache.harmonised(con, list(keys.values()))
             hits = {i: found[k] for i, k in keys.items() if k in found}
         if reuse is not None and reuse.cache.seeded:
@@ -810,12 +888,11 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
 
         workers, segments = _plan(files, hits, workers)
         if not _parallel(workers, segments):
-            few = sum(ONE_THREAD_ROWS if f.src.meta.rows is None else f.src.meta.rows for f in files) < ONE_THREAD_ROWS
-            if few:  # neither a second thread nor a reader child ahead pays for its start (decisions 48, 49)
+            if few:
                 con.execute("SET threads = 1")
-            feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh"
-                             for g in groups for f in g if f.small and not has_frames(f.job.sha256, f.src, f.columns)],
-                            enabled=not few)
+            feed = FileFeed([(f.src, f.columns) for kind, groups in segments if kind == "fresh" for g in groups
+                             for f in g if f.small and f.spilled is None
+                             and not has_frames(f.job.sha256, f.src, f.columns)], enabled=not few)
             try:
                 for kind, groups in segments:
                     for g in groups:
@@ -830,7 +907,8 @@ def run_jobs(jobs: list[Job], con: duckdb.DuckDBPyConnection, project: Project, 
         else:
             outcomes = _in_workers(segments, con, project, encoding, progress, workers, mappings,
                                    lambda g, ready: _reuse_run(g, con, project, same, hits, ready),
-                                   lambda g: _reuse_prepare(g, project, same, hits), waiting, started, same)
+                                   lambda g: _reuse_prepare(g, project, same, hits), waiting, started, same,
+                                   jobs_folder)
     finally:
         if started is not None:
             started.pool.shutdown(wait=False, cancel_futures=True)  # unused (or shut down already)
@@ -878,16 +956,16 @@ class _Started:
 
 def _early_workers(files: list[_File], kept: Container[int], workers: int | None, project: Project,
                    mappings: list[Path] | None, same: SameWork, encoding: str | None,
-                   con: duckdb.DuckDBPyConnection, stack: ExitStack) -> _Started | None:
+                   jobs_folder: Callable[[], Path]) -> _Started | None:
     """The workers for the files not ``kept``, started now on their groups, when those go to workers: they
     harmonise while the main process checks the kept files against the previous database. A group the final
     plan does not have (a kept file the previous database lacks) is left unused, its file removed with the
-    jobs folder (which ``stack`` removes)."""
+    jobs folder (``jobs_folder()``, which the caller removes)."""
     workers, segments = _plan(files, kept, workers)
     if not _parallel(workers, segments):
         return None
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
-    folder = stack.enter_context(_jobs_folder(con))
+    folder = jobs_folder()
     workers = min(workers, len(fresh))
     pool = _pool(workers, project, mappings, same)
     return _Started(pool, folder, {_key(g): _submit(pool, g, folder / f"early-{i}.duckdb", encoding, workers)
@@ -903,7 +981,8 @@ def _submit(pool: ProcessPoolExecutor, group: list[_File], path: Path, encoding:
     """``group`` harmonised by one of the pool's ``workers`` into ``path``: the future and the path. A worker
     reads its files through a forked reader when a core is left for it."""
     prefetch = (os.cpu_count() or 1) > workers
-    return pool.submit(_worker, [f.job for f in group], str(path), encoding, prefetch), path
+    spilled = [(str(f.spilled), f.hasher.result()) if f.spilled is not None else None for f in group]
+    return pool.submit(_worker, [f.job for f in group], str(path), encoding, prefetch, spilled), path
 
 
 def _pool(workers: int, project: Project, mappings: list[Path] | None, same: SameWork) -> ProcessPoolExecutor:
@@ -985,14 +1064,15 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
                 encoding: str | None, progress: Progress | None, workers: int, mappings: list[Path] | None,
                 reuse: Callable[[list[_File], _Rows | None], None],
                 prepare: Callable[[list[_File]], _Rows], idle: Idle | None, started: _Started | None,
-                same: SameWork) -> list[Outcome]:
+                same: SameWork, jobs_folder: Callable[[], Path]) -> list[Outcome]:
     """Each group of files to harmonise in a worker process, into a DuckDB file of its own, merged into
     ``con`` in job order; runs of reused files are written by this process (``reuse``) in their place.
     While a worker's group is not ready, the next runs of reused files are checked and their provenance
     rows made (``prepare``), to be written in their turn; then ``idle`` is called with the survey-waves
     whose every file is in ``con`` and some harmonised afresh, until it has nothing to do. ``started``: the
     workers, started already on the groups they were given (:func:`_early_workers`); ``same``: what this
-    process compiled already (a forked worker starts with it)."""
+    process compiled already (a forked worker starts with it); ``jobs_folder()``: the folder for the workers'
+    files (made once, removed by the caller)."""
     fresh = [g for kind, groups in segments if kind == "fresh" for g in groups]
     ready: dict[int, _Rows] = {}
     ordered = [g for _, groups in segments for g in groups]
@@ -1005,7 +1085,7 @@ def _in_workers(segments: list[tuple[str, list[list[_File]]]], con: duckdb.DuckD
         if started is not None:  # its folder is removed by the caller, after the pool's shutdown here
             folder, pool = started.folder, stack.enter_context(started.pool)
         else:
-            folder = stack.enter_context(_jobs_folder(con))
+            folder = jobs_folder()
             pool = stack.enter_context(_pool(workers, project, mappings, same))
         futures: dict[int, Future[list[Outcome]]] = {}
         written: dict[int, Path] = {}
@@ -1247,7 +1327,10 @@ def _worker_init(root: Path, mappings: list[Path] | None, parent: int, project: 
         _WORKER["same"] = same
 
 
-def _worker(jobs: list[Job], path: str, encoding: str | None, prefetch: bool) -> list[Outcome]:
+def _worker(jobs: list[Job], path: str, encoding: str | None, prefetch: bool,
+            spilled: list[tuple[str, str] | None]) -> list[Outcome]:
+    """Harmonise a group of ``jobs`` into the database file ``path``; ``spilled``: per job, the file of its rows that
+    :func:`_read_once` wrote and the data file's digest (None: it is read from its data file)."""
     project = _WORKER["project"]
     same = _WORKER.setdefault("same", SameWork())
     assert isinstance(project, Project) and isinstance(same, SameWork) and project.schema is not None
@@ -1257,6 +1340,9 @@ def _worker(jobs: list[Job], path: str, encoding: str | None, prefetch: bool) ->
         create_all(con, project.schema)
         with _located(jobs, project, encoding):
             files = [_open(job, project, same, encoding) for job in jobs]
+            for f, spill in zip(files, spilled):
+                if spill is not None:
+                    f.spilled, f.hasher = Path(spill[0]), _Hasher(f.job.path, spill[1])
             _run_batch(files, con, project, same, CHUNK_ROWS, None, prefetch)
         outs = [f.out for f in files]
         for out in outs:

@@ -210,3 +210,165 @@ def test_a_rounds_empty_variables_are_not_its_own(finland: tuple[pd.DataFrame, A
         pytest.approx(expected, rel=1e-12)
     lineage = "SELECT file_name, target, kind, source_variables FROM lineage WHERE wave = '9' AND target = 'weight'"
     assert [r[1:] for r in _table(one, lineage)] == [r[1:] for r in _table(two, lineage)]
+
+
+def _write_dta(frame: pd.DataFrame, meta: Any, path: Path) -> Path:
+    """``frame`` as a Stata file with the real file's numeric value labels (Stata's labels: 80 characters)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pyreadstat.write_dta(frame, str(path),
+                         column_labels=[(meta.column_names_to_labels.get(c) or "")[:80] for c in frame.columns],
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items()
+                                                if k in frame and pd.api.types.is_numeric_dtype(frame[k])})
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["sav", "dta"])
+@pytest.mark.parametrize("copies", [1, 7], ids=["read-whole", "read-in-chunks"])
+def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, copies: int,
+                                                           fmt: str) -> None:
+    """Each round of a cumulative file read the whole file (a file of 9 rounds was read 9 times, each read parsing
+    every row of the columns needed and keeping one round's), and discovery read it twice (its round variable,
+    then the variables the rounds' rules read, to find those empty in a round's rows). Now discovery reads it
+    once and harmonising once (counted as pyreadstat's reads from the first row, in this process: no forked
+    reader, one worker), and a shuffled file of three rounds is harmonised as the rounds' own files are."""
+    from harmonise.readers import files, prefetch
+
+    eight, nine = _rounds(finland, copies)
+    seven = eight.assign(essround=7.0, idno=eight["idno"] + 10**6)
+    write = _write if fmt == "sav" else _write_dta
+    rows = pd.concat([seven, eight, nine], ignore_index=True).sample(frac=1, random_state=3).reset_index(drop=True)
+    cumulative = write(rows, finland[1], tmp_path / "wizard" / f"ESS-wizard.{fmt}")
+    apart = tmp_path / "apart"
+    for n, own in ((7, seven), (8, eight), (9, nine)):
+        write(own, finland[1], apart / f"ESS{n}-part.{fmt}")
+    passes: list[list[str]] = []
+    read = files._read
+
+    def counted(fmt: str, path: str, **kw: Any) -> Any:
+        if path == str(cumulative) and not kw.get("metadataonly") and kw.get("row_offset", 0) == 0 \
+                and kw.get("row_limit", 0) > 100:  # a pass over the file (not the first rows discovery reads)
+            passes.append(list(kw.get("usecols") or []))
+        return read(fmt, path, **kw)
+
+    monkeypatch.setattr(files, "_read", counted)
+    monkeypatch.setattr(prefetch, "can_prefetch", lambda: False)
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    code, _, err = run("build", "--data", str(cumulative), "--db", str(one), "--jobs", "1")
+    assert code == 0, err
+    assert (f"note: ess: {cumulative}: holds rows of ess waves 7 ({len(seven):,} rows), 8 ({len(eight):,} rows), "
+            f"9 ({len(nine):,} rows) by its essround: each wave's rows are harmonised with that wave's rules"
+            ) in err.splitlines()
+    assert len(passes) == 2, passes
+    assert passes[0][0] == "essround" and "idno" in passes[0]  # discovery: the rows of each round, its variables
+    assert "essround" in passes[1] and "idno" in passes[1]  # harmonising: every round's columns at once
+    code, _, err = run("build", "--data", str(apart), "--db", str(two), "--jobs", "1")
+    assert code == 0, err
+    assert _table(one, RESPONDENTS) == _table(two, RESPONDENTS)
+    assert _table(one, REPORT) == _table(two, REPORT)
+    assert _table(one, "SELECT count(*) FROM conservation WHERE NOT ok") == [(0,)]
+
+
+SHARED = "(the value labels and missing declarations are the file's, one set for all its waves)"
+
+
+def test_inspect_says_its_frequencies_count_every_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`inspect` on a cumulative file counted every round's rows together without saying so."""
+    eight, nine = _rounds(finland, 1)
+    cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("inspect", str(cumulative), "--match", "gndr")
+    assert code == 0
+    assert err.splitlines() == [(
+        f"warning: {cumulative}: holds the rows of several ess waves, by its essround: essround = 8 ({len(eight):,} "
+        f"rows), 9 ({len(nine):,} rows); the frequencies count every wave's rows together {SHARED}; `harmonise "
+        "scaffold FILE --survey ess --wave W` drafts from wave W's rows only")]
+    males = int((eight["gndr"] == 1).sum() + (nine["gndr"] == 1).sum())
+    assert f"             1      {males:,} 'Male'" in out.splitlines()
+    code, out, err = run("inspect", str(cumulative), "--match", "gndr", "--format", "json")
+    assert (code, json.loads(out)["rounds"]) == (0, {"survey": "ess", "variable": "essround", "rows": [
+        {"value": "8", "rows": len(eight)}, {"value": "9", "rows": len(nine)}]})
+    code, out, err = run("inspect", str(FI), "--match", "gndr", "--format", "json")  # one round: nothing to say
+    assert (code, err, json.loads(out)["rounds"]) == (0, "", None)
+    code, out, err = run("inspect", str(cumulative), "--match", "gndr", project=tmp_path)  # no project, no crosswalk
+    assert (code, err) == (0, "")
+    assert f"             1      {males:,} 'Male'" in out.splitlines()
+
+
+def test_scaffold_drafts_from_the_rows_of_its_wave(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`scaffold --wave 8` on a cumulative file counted the codes of every round's rows as wave 8's, without saying
+    so; it drafts from the wave's rows now (the draft a file of them alone gives), and says which rows it read."""
+    eight, nine = _rounds(finland, 1)
+    cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
+    alone = _write(eight, finland[1], tmp_path / "alone" / "ESS-wizard.sav")
+    listing = f"holds the rows of several ess waves, by its essround: essround = 8 ({len(eight):,} rows), 9 ({len(nine):,} rows)"
+    code, out, err = run("scaffold", str(cumulative), "--survey", "ess", "--wave", "8")
+    assert code == 0
+    assert err.splitlines()[0] == (f"warning: {cumulative}: {listing}; the draft for ess wave 8 counts the codes of its "
+                                   f"{len(eight):,} rows of essround = 8 only {SHARED}")
+    code, own, err = run("scaffold", str(alone), "--survey", "ess", "--wave", "8")
+    assert code == 0 and "warning" not in err
+    assert out.split("\nsurvey:", 1)[1] == own.split("\nsurvey:", 1)[1]
+    note = " ".join(line[2:] for line in out.split("\nsurvey:", 1)[0].splitlines()
+                    if line.startswith("# ") and not own.count(line))
+    assert note.endswith(f"The file {listing}; the draft for ess wave 8 counts the codes of its {len(eight):,} rows "
+                         f"of essround = 8 only {SHARED}.")
+    code, _, err = run("scaffold", str(cumulative), "--survey", "ess", "--wave", "12")
+    assert code == 0
+    assert err.splitlines()[0] == (f"warning: {cumulative}: {listing}; no row holds ess wave 12's essround (12), so "
+                                   f"the draft counts the codes of every wave's rows together {SHARED}; to draft from "
+                                   "one wave's rows, give --wave a wave whose rows the file holds")
+
+
+def test_validating_again_in_the_server_keeps_each_rounds_rows(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validation server keeps a small file's frames by its bytes and the columns read; rounds 6 and 7 read the
+    same columns. One round's rows, read once for both rounds, must not be kept as the file's frames: validating
+    again recalled round 6's rows for round 7, which then had none of its own."""
+    from harmonise import discover
+    from harmonise.readers import prefetch
+
+    monkeypatch.setattr(discover, "_REMEMBERED", {})  # as harmonise.warm sets them up
+    monkeypatch.setattr(prefetch, "_FRAMES", {})
+    eight, nine = _rounds(finland, 1)
+    six, seven = eight.assign(essround=6.0), nine.assign(essround=7.0, idno=nine["idno"] + 2 * 10**6)
+    rows = pd.concat([six, seven], ignore_index=True).sample(frac=1, random_state=4).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    outputs = [run("validate", "--data", str(cumulative)) for _ in range(2)]
+    assert outputs[0] == outputs[1]
+    code, out, err = outputs[1]
+    assert (code, err) == (0, "")
+    assert (f"note: ess: {cumulative}: holds rows of ess waves 6 ({len(six):,} rows), 7 ({len(seven):,} rows) by "
+            "its essround: each wave's rows are harmonised with that wave's rules") in out.splitlines()
+    assert out.splitlines()[-1].endswith(f"2 file(s), {len(rows):,} rows")
+
+
+def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the rounds in one pass keeps memory flat: the file is read a chunk at a time, and each round is
+    harmonised from what that pass left on disk, a chunk at a time, never the file's rows at once."""
+    from harmonise import pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2_000)
+    read: list[int] = []
+    handed: list[int] = []
+    prefetched, spilled = pipeline.prefetched_chunks, pipeline._spilled
+
+    def reader(src: Any, columns: list[str], chunksize: int, enabled: bool = True) -> Any:
+        read.append(chunksize)
+        return prefetched(src, columns, chunksize, enabled)
+
+    def frames(path: Path, chunksize: int) -> Any:
+        for frame in spilled(path, chunksize):
+            handed.append(len(frame))
+            yield frame
+
+    monkeypatch.setattr(pipeline, "prefetched_chunks", reader)
+    monkeypatch.setattr(pipeline, "_spilled", frames)
+    eight, nine = _rounds(finland, 7)
+    rows = pd.concat([eight, nine], ignore_index=True).sample(frac=1, random_state=6).reset_index(drop=True)
+    cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
+    code, out, err = run("validate", "--data", str(cumulative), "--jobs", "1")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1].endswith(f"2 file(s), {len(rows):,} rows")
+    assert read == [2_000]  # one pass over the file, for both rounds
+    assert sum(handed) == len(rows) and max(handed) <= 2_000  # a shuffled file: some rows of each chunk per round

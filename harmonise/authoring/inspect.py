@@ -14,13 +14,16 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from harmonise.readers.files import EXT_SUFFIX, open_source
 from harmonise.reports.text import visible
 from harmonise.spec.source import Code, MissingDeclaration, VarMeta, norm_code
+
+if TYPE_CHECKING:
+    from harmonise.spec.crosswalk import Crosswalk
 
 SYSMIS = "."
 
@@ -55,15 +58,45 @@ class VariableReport:
 
 
 @dataclass
+class Rounds:
+    """A file of several waves' rows (a cumulative file): the survey, the variable that tells its waves apart
+    (``essround``) and the rows per value of it (None: without a value)."""
+
+    survey: str
+    variable: str
+    rows: dict[str | None, int]
+
+    def text(self) -> str:
+        from harmonise.discover import rounds_text
+
+        return rounds_text(self.variable, self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"survey": self.survey, "variable": self.variable,
+                "rows": [{"value": v, "rows": n} for v, n in self.rows.items()]}
+
+
+@dataclass
 class FileReport:
     path: str
     format: str
     rows: int | None
     variables: list[VariableReport]
+    rounds: Rounds | None = None  # the file holds several waves' rows: its frequencies count them all together
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "rows": self.rows,
-                "variables": [v.to_dict() for v in self.variables]}
+                "variables": [v.to_dict() for v in self.variables],
+                "rounds": self.rounds.to_dict() if self.rounds is not None else None}
+
+    def warning(self) -> str | None:
+        """What to say of a file of several waves' rows: its frequencies count every wave's rows together."""
+        if self.rounds is None:
+            return None
+        return (f"warning: {visible(self.path)}: holds the rows of several {self.rounds.survey} waves, by its "
+                f"{self.rounds.variable}: {self.rounds.text()}; the frequencies count every wave's rows together "
+                "(the value labels and missing declarations are the file's, one set for all its waves); "
+                f"`harmonise scaffold FILE --survey {self.rounds.survey} --wave W` drafts from wave W's rows only")
 
 
 def matches(vm: VarMeta, patterns: list[str]) -> bool:
@@ -136,14 +169,23 @@ def frequencies(vm: VarMeta, counts: Counter[Code], max_codes: int) -> tuple[lis
 
 
 def inspect_file(path: Path, patterns: list[str] | None = None, *, encoding: str | None = None,
-                 max_codes: int = 20, data: bool = True) -> FileReport:
-    """Describe ``path``'s variables (those matching ``patterns``), with frequencies unless ``data=False``."""
+                 max_codes: int = 20, data: bool = True, crosswalks: list[Crosswalk] | None = None) -> FileReport:
+    """Describe ``path``'s variables (those matching ``patterns``), with frequencies unless ``data=False``.
+    ``crosswalks``: those whose round variable (``essround``) tells a file of several waves' rows; the file's
+    rows per value of it are counted in the same read (:attr:`FileReport.rounds`)."""
+    from harmonise.discover import round_variable, several_rounds, tally
+
     src = open_source(path, encoding=encoding)
     chosen = [vm for vm in src.meta.variables.values() if matches(vm, patterns or [])]
     counts: dict[str, Counter[Code]] = {vm.name: Counter() for vm in chosen}
     bounds: dict[str, list[float]] = {}
+    told = next((vm.name for cw in crosswalks or [] if (vm := round_variable(cw, src.meta)) is not None), None)
+    rounds: dict[str | None, int] = {}
     if data and chosen:
-        for chunk in src.chunks([vm.name for vm in chosen]):
+        names = [vm.name for vm in chosen]
+        for chunk in src.chunks(names + ([told] if told is not None and told not in names else [])):
+            if told is not None:
+                tally(chunk[told], rounds)
             for vm in chosen:
                 counts[vm.name].update(count_codes(vm, chunk))
                 if vm.type == "numeric":
@@ -159,7 +201,9 @@ def inspect_file(path: Path, patterns: list[str] | None = None, *, encoding: str
             vm.name, vm.label, vm.type, vm.format, vm.measure, {str(k): v for k, v in vm.labels.items()},
             vm.missing_declaration(), freqs, distinct, lo, hi,
             shown=sum(f.count > 0 and f.status != "system_missing" for f in freqs)))
-    return FileReport(str(path), src.format, src.meta.rows, reports)
+    found = several_rounds(src.meta, crosswalks, rounds) if crosswalks and rounds else None
+    return FileReport(str(path), src.format, src.meta.rows, reports,
+                      Rounds(found[0].survey, found[1], found[2]) if found is not None else None)
 
 
 def _code(code: Code) -> str:

@@ -13,11 +13,13 @@ a person resolves it.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from harmonise.authoring.flowyaml import flow, scalar
@@ -86,6 +88,7 @@ class Draft:
     meta: SourceMeta
     missing: MissingDefaults
     targets: list[TargetDraft] = field(default_factory=list)
+    rounds: str | None = None  # the file holds several waves' rows: which, and whose codes the draft counted
 
     @property
     def todos(self) -> int:
@@ -299,7 +302,8 @@ def scaffold(root: Path, path: Path, survey: str, wave: str, *, year: int | None
     read = {c[0].name for c in ranked.values() if c and c[0].score >= MIN_SCORE}
     read |= {vm.name for kr in (k for ks in offers.values() for k in ks) for n in rule_sources(kr.rule)
              if (vm := meta.get(n)) is not None}
-    observed, bounds = _observe(src, sorted(read))
+    told, marks = _rounds_of(project, survey, wave, meta)
+    observed, bounds, draft.rounds = _observe(src, sorted(read), told, marks, survey, wave)
     settled = Settle(draft, project, observed)
     if cw is not None:
         settled.fit_waves([w.wave for w in cw.waves], offers)
@@ -387,20 +391,89 @@ def best_target(vm: VarMeta, wanted: list[Variable], aliases: dict[str, frozense
     return wanted[max(scores)[1]] if scores else None
 
 
-def _observe(src: Any, names: list[str]) -> tuple[dict[str, Counter[Code]], dict[str, tuple[float, float]]]:
-    """Observed codes of ``names`` and the valid minimum and maximum of the numeric ones."""
-    observed: dict[str, Counter[Code]] = {n: Counter() for n in names}
-    bounds: dict[str, tuple[float, float]] = {}
-    for chunk in src.chunks(names):
-        for n in names:
-            vm = src.meta.variables[n]
-            observed[n].update(count_codes(vm, chunk))
-            if vm.type == "numeric":
-                valid = valid_values(vm, chunk[n])
-                if len(valid):
-                    lo, hi = bounds.get(n, (float(valid.min()), float(valid.max())))
-                    bounds[n] = (min(lo, float(valid.min())), max(hi, float(valid.max())))
-    return observed, bounds
+def _rounds_of(project: Project, survey: str, wave: str, meta: SourceMeta) -> tuple[tuple[str, str] | None, set[str]]:
+    """The file's variable that tells a crosswalk's waves apart (``essround``) with that crosswalk's survey, and its
+    values that mark the rows of ``survey`` ``wave`` (the wave's ``content``; a wave the survey's crosswalk lacks:
+    its name, as ESS rounds are named), none for another survey's variable."""
+    from harmonise.discover import content_wanted, round_variable
+
+    own = project.crosswalks.get(survey)
+    for cw in [*([own] if own is not None else []), *(c for s, c in project.crosswalks.items() if s != survey)]:
+        vm = round_variable(cw, meta)
+        if vm is None:
+            continue
+        if cw.survey != survey:
+            return (cw.survey, vm.name), set()
+        held = next((w for w in cw.waves if w.wave == wave), None)
+        values = next((v for n, v in (held.content or {}).items() if n.lower() == vm.name.lower()), None) \
+            if held is not None else None
+        return (cw.survey, vm.name), content_wanted(values if values is not None else wave)
+    return None, set()
+
+
+Observed = tuple[dict[str, Counter[Code]], dict[str, tuple[float, float]]]
+
+
+def _observe(src: Any, names: list[str], told: tuple[str, str] | None = None, wanted: set[str] | frozenset[str] = frozenset(),
+             survey: str = "", wave: str = "") -> tuple[dict[str, Counter[Code]], dict[str, tuple[float, float]], str | None]:
+    """Observed codes of ``names`` and the valid minimum and maximum of the numeric ones, and what to say of a file
+    of several waves' rows (a cumulative file, by ``told``: the survey and variable that tell its waves apart): the
+    codes of its rows of ``survey`` ``wave`` only (those whose value is ``wanted``), or of every row when it holds
+    none (read in one pass, the rows per value counted with them)."""
+    from harmonise.discover import content_text, rounds_text, tally
+
+    every: Observed = ({n: Counter() for n in names}, {})
+    mine: Observed = ({n: Counter() for n in names}, {})
+    rows: dict[str | None, int] = {}
+    column = told[1] if told is not None else None
+    for chunk in src.chunks(names + ([column] if column is not None and column not in names else [])):
+        part: Observed = ({n: Counter() for n in names}, {})
+        _count(src, names, chunk, part)
+        _merge(part, every)
+        if column is not None:
+            tally(chunk[column], rows)
+            keep = chunk[column].map(lambda v: not pd.isna(v) and content_text(v) in wanted).to_numpy(dtype=bool)
+            if keep.all():  # a file of one wave, or a chunk of one wave's rows: counted once
+                _merge(part, mine)
+            elif keep.any():
+                _count(src, names, chunk[keep].reset_index(drop=True), mine)
+    if told is None or len([v for v in rows if v is not None]) < 2:
+        return *every, None
+    survey_of, column = told
+    held = sum(n for v, n in rows.items() if v is not None and v in wanted)
+    listing = f"holds the rows of several {survey_of} waves, by its {column}: {rounds_text(column, rows)}; "
+    shared = "(the value labels and missing declarations are the file's, one set for all its waves)"
+    if held:
+        values = ", ".join(sorted(wanted & {v for v in rows if v is not None}))
+        return *mine, (f"{listing}the draft for {survey} wave {wave} counts the codes of its {held:,} "
+                       f"row{'s' if held != 1 else ''} of {column} = {values} only {shared}")
+    if survey_of != survey:
+        return *every, f"{listing}the draft counts the codes of every wave's rows together {shared}"
+    return *every, (f"{listing}no row holds {survey} wave {wave}'s {column} ({', '.join(sorted(wanted))}), so the "
+                    f"draft counts the codes of every wave's rows together {shared}; to draft from one wave's rows, "
+                    f"give --wave a wave whose rows the file holds")
+
+
+def _merge(part: Observed, into: Observed) -> None:
+    """Add the codes and bounds of ``part`` to ``into``."""
+    for n, counts in part[0].items():
+        into[0][n].update(counts)
+    for n, (lo, hi) in part[1].items():
+        old = into[1].get(n, (lo, hi))
+        into[1][n] = (min(old[0], lo), max(old[1], hi))
+
+
+def _count(src: Any, names: list[str], chunk: pd.DataFrame, into: Observed) -> None:
+    """Add the codes of ``names`` in ``chunk`` and the valid bounds of the numeric ones to ``into``."""
+    observed, bounds = into
+    for n in names:
+        vm = src.meta.variables[n]
+        observed[n].update(count_codes(vm, chunk))
+        if vm.type == "numeric":
+            valid = valid_values(vm, chunk[n])
+            if len(valid):
+                lo, hi = bounds.get(n, (float(valid.min()), float(valid.max())))
+                bounds[n] = (min(lo, float(valid.min())), max(hi, float(valid.max())))
 
 
 class Settle:
@@ -509,6 +582,7 @@ def render(d: Draft) -> str:
            "# TODO key. Rules without TODO matched clearly and pass the checks against this file: still read them.",
            *(["# Rules marked 'rule of mappings/...' are the survey's own crosswalk rules that this file supports."]
              if any(t.known for t in d.targets) else []),
+           *(f"# {line}" for line in (textwrap.wrap(f"The file {_clean(d.rounds)}.", 110) if d.rounds else [])),
            f"survey: {scalar(d.survey)}",
            f"title: {scalar(d.source.stem)}",
            "missing:", f"  system: {d.missing.system}", "  codes:" + ("" if d.missing.codes else " {}")]

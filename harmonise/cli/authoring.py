@@ -29,11 +29,23 @@ def inspect(file: Path, patterns: tuple[str, ...], max_codes: int, no_data: bool
             fmt: str) -> None:
     """Every variable of a source file: label, type, value labels, missing declarations, frequencies."""
     from harmonise.authoring import inspect as insp
+    from harmonise.spec.project import load_project
 
-    report = insp.inspect_file(file, list(patterns), encoding=encoding, max_codes=max_codes, data=not no_data)
+    # the crosswalks tell a file of several waves' rows (a cumulative file) by their round variable; inspect
+    # describes any file, outside a project too (no crosswalk then)
+    try:
+        root: Path | None = context_root()
+    except UsageError:
+        root = None
+    crosswalks = list(load_project(root).crosswalks.values()) if root is not None and not no_data else []
+    report = insp.inspect_file(file, list(patterns), encoding=encoding, max_codes=max_codes, data=not no_data,
+                               crosswalks=crosswalks)
     if patterns and not report.variables:
         raise UsageError(f"no variable of {file.name} matches {', '.join(patterns)}")
     click.echo(insp.render_json(report) if fmt == "json" else insp.render_text(report))
+    warning = report.warning()
+    if warning:  # a cumulative file: its frequencies count every wave's rows
+        click.echo(terminal_safe(warning), err=True)
 
 
 @main.command()
@@ -63,6 +75,8 @@ def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | N
     draft = make(context_root(), file, survey, wave, year=year, encoding=encoding, aliases=not no_aliases,
                  known=not no_crosswalk)
     text = draft.text()
+    if draft.rounds:  # a cumulative file: which waves' codes the draft counted
+        click.echo(terminal_safe(f"warning: {file}: {draft.rounds}"), err=True)
     if out is None:
         click.echo(text, nl=False)
     else:
