@@ -298,16 +298,15 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
     these coordinates' cells, so with the tables' margin equations the basis is every dependency there is."""
     keys = [*table_keys, *dims]
     breakdowns = [c for c in atoms.columns if c not in (*keys, "n")]
-    found: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
-    for row in atoms[[*keys, *breakdowns]].itertuples(index=False):
-        found.setdefault(tuple(map(str, row[:len(keys)])), []).append(tuple(
-            None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row[len(keys):]))
+    found: dict[tuple[str, ...], list[tuple[str | None, ...]]] = {}
+    for key, groups in zip(_texts(atoms, keys), zip(*(_texts(atoms, [b], missing=True) for b in breakdowns))):
+        found.setdefault(key, []).append(tuple(g[0] for g in groups))
     cells: dict[tuple[str, ...], list[tuple[int, str, str]]] = {}
     position = {b: j for j, b in enumerate(breakdowns)}
-    for i, row in enumerate(f[[*keys, "breakdown", "group", "n"]].itertuples(index=False)):
-        key = tuple(map(str, row[:len(keys)]))
-        if int(row[-1]) > 0 and ALL not in key[len(table_keys):] and (row[-3] == "total" or row[-3] in position):
-            cells.setdefault(key, []).append((i, str(row[-3]), str(row[-2])))
+    at = len(table_keys)
+    for i, (key, (b, g), n) in enumerate(zip(_texts(f, keys), _texts(f, ["breakdown", "group"]), f["n"].tolist())):
+        if n > 0 and ALL not in key[at:] and (b == "total" or b in position):
+            cells.setdefault(key, []).append((i, b, g))
     out = []
     for key, members in cells.items():
         present = found.get(key)
@@ -318,6 +317,15 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
         for y in dependencies(v):
             out.append([(members[j][0], float(y[j])) for j in np.flatnonzero(np.abs(y) > TOLERANCE)])
     return out
+
+
+def _texts(frame: pd.DataFrame, columns: Sequence[str], missing: bool = False) -> list[tuple[str, ...]]:
+    """The rows of ``columns`` as tuples of text (column by column: pandas' row iteration is slow); with
+    ``missing``, a missing value stays None."""
+    def text(v: object) -> str | None:
+        return None if missing and (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))) else str(v)
+
+    return list(zip(*([text(v) for v in frame[c].tolist()] for c in columns))) if columns else [()] * len(frame)
 
 
 def dependencies(v: np.ndarray) -> list[np.ndarray]:
