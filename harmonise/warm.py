@@ -46,9 +46,16 @@ _PACKAGE = Path(__file__).resolve().parent
 _MAX_REQUEST = 1 << 20
 
 
+OFF = ("off", "0", "no", "false")
+
+
 def enabled() -> bool:
-    return os.environ.get("HARMONISE_SERVER", "").lower() not in ("off", "0", "no", "false") and \
-        hasattr(socket, "AF_UNIX")
+    """Whether ``validate`` uses the server: unless ``HARMONISE_SERVER`` is off — or unset on a CI runner (``CI``
+    set, as GitHub Actions and GitLab set it), where each job runs once and a server would only validate
+    everything a second time in the background."""
+    asked = os.environ.get("HARMONISE_SERVER", "").lower()
+    on_ci = os.environ.get("CI", "").lower() not in ("", *OFF)
+    return asked not in OFF and (bool(asked) or not on_ci) and hasattr(socket, "AF_UNIX")
 
 
 def server_dir() -> Path:

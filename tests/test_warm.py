@@ -147,3 +147,14 @@ def test_without_a_server_the_command_runs_here_and_starts_one(server_dir: Path,
     with pytest.raises(SystemExit):
         warm.entry()
     assert len(started) == 1
+
+
+@pytest.mark.parametrize(("server", "ci", "used"), [
+    ("", "", True), ("off", "", False), ("", "true", False), ("", "1", False), ("on", "true", True),
+    ("", "false", True), ("0", "true", False)])
+def test_a_ci_runner_uses_no_server_unless_asked(monkeypatch: pytest.MonkeyPatch, server: str, ci: str,
+                                                 used: bool) -> None:
+    """A validate on a CI runner started a background server that validated everything a second time."""
+    monkeypatch.setenv("HARMONISE_SERVER", server)
+    monkeypatch.setenv("CI", ci)
+    assert warm.enabled() is used
