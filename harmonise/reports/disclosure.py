@@ -241,9 +241,17 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
     links = atom_equations(f, table_keys, dims, atoms) if atoms is not None else []
     # suppression only grows within the tables joined by a shared cell or an equation of atoms, so tables without
     # a primary suppression never change
+    joined = _joined_tables(_tables(f, table_keys), same, [[i for i, _ in eq] for eq in links])
     with one_blas_thread():
-        _protect_tables(_joined_tables(_tables(f, table_keys), same, [[i for i, _ in eq] for eq in links]),
-                        suppressed, coords, counts, same, links)
+        _protect_tables(joined, suppressed, coords, counts, same, links)
+        while atoms is not None:  # hiding a share at 0 or 1 may expose another cell to the margins: until neither does
+            extra = bound_exposed(f, table_keys, dims, atoms, suppressed)
+            if not extra:
+                break
+            suppressed.update(dict.fromkeys(extra, "complementary"))
+            again = [t for t in joined if any(i in extra for rows in t for i in rows)]
+            held = {i for t in again for rows in t for i in rows}
+            _protect_tables(again, suppressed, coords, counts, same, [eq for eq in links if eq[0][0] in held])
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
@@ -317,6 +325,68 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
         for y in dependencies(v):
             out.append([(members[j][0], float(y[j])) for j in np.flatnonzero(np.abs(y) > TOLERANCE)])
     return out
+
+
+def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], atoms: pd.DataFrame,
+                  suppressed: dict[int, str]) -> list[int]:
+    """Published cells to hide because a share they publish at 0 or 1 gives away hidden cells: every respondent of
+    a share at 0 answered 0 (at 1, 1), so every atom it holds is known, and a hidden cell whose atoms are all known
+    so is known too (born in the country at 0 female early leavers: second generation, its subset, is 0). For each
+    such cell, the published cells at 0 or 1 holding the atom of it the fewest hold are hidden, until no hidden
+    cell is all known atoms; rows of one indicator × age band × keys (``table_keys``), as ``atoms`` gives them."""
+    est = f["estimate"].to_numpy(dtype=float)
+    n = f["n"].to_numpy()
+    bound = f["share"].to_numpy(dtype=bool) & (n > 0) & ((np.abs(est) < TOLERANCE) | (np.abs(est - 1) < TOLERANCE))
+    keys = _texts(f, table_keys)
+    samples: dict[tuple[str, ...], list[int]] = {}
+    for i, key in enumerate(keys):
+        samples.setdefault(key, []).append(i)
+    wanted = {keys[i] for i in np.flatnonzero(bound) if i not in suppressed}
+    wanted &= {keys[i] for i in suppressed if n[i] > 0}
+    if not wanted:
+        return []
+    held: dict[tuple[str, ...], list[int]] = {}
+    for j, key in enumerate(_texts(atoms, table_keys)):
+        if key in wanted:
+            held.setdefault(key, []).append(j)
+    out: set[int] = set()
+    for key in sorted(wanted):
+        rows, mine = samples[key], atoms.iloc[held.get(key, [])]
+        v = _members(f.iloc[rows], mine, dims)
+        hidden = [r for r, i in enumerate(rows) if i in suppressed and n[i] > 0 and v[r].any()]
+        while True:
+            published = np.array([bound[i] and i not in suppressed and i not in out for i in rows], dtype=bool)
+            known = v[published].any(axis=0)
+            given = next((r for r in hidden if not (v[r] & ~known).any()), None)
+            if given is None:
+                break
+            cover = v[published][:, v[given]].sum(axis=0)
+            atom = np.flatnonzero(v[given])[int(np.argmin(cover))]
+            hide = np.flatnonzero(published & v[:, atom])
+            out.update(rows[r] for r in hide)
+            hidden = sorted({*hidden, *map(int, hide)})
+    return sorted(out)
+
+
+def _members(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> np.ndarray:
+    """Which ``atoms`` each of ``cells`` holds (cells × atoms): its dimension values (a margin ``all`` holds every
+    value), and in its breakdown its group (the total ``all``: every known group; breakdown ``total``: every atom)."""
+    v = np.ones((len(cells), len(atoms)), dtype=bool)
+    values = {d: np.array([str(x) for x in atoms[d].tolist()], dtype=object) for d in dims}
+    groups = {b: np.array(t, dtype=object) for b, t in
+              ((b, [g[0] for g in _texts(atoms, [b], missing=True)]) for b in atoms.columns
+               if b not in (*dims, "n") and b in set(cells["breakdown"].astype(str)))}
+    for r, (coord, (b, g)) in enumerate(zip(_texts(cells, dims), _texts(cells, ["breakdown", "group"]))):
+        for d, value in zip(dims, coord):
+            if value != ALL:
+                v[r] &= values[d] == value
+        if b != "total":
+            col = groups.get(b)
+            if col is None:
+                v[r] = False
+            else:
+                v[r] &= np.array([x is not None for x in col]) if g == ALL else col == g
+    return v
 
 
 def _texts(frame: pd.DataFrame, columns: Sequence[str], missing: bool = False) -> list[tuple[str, ...]]:
