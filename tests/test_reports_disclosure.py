@@ -347,9 +347,8 @@ def test_bound_exposed_hides_a_share_at_0_or_1_holding_a_hidden_cell() -> None:
         assert bound_exposed(cells, ["indicator"], ["sex"], atoms, hidden) == expected
     atoms["b"] = ["y", "w", "y"]  # y: 5 respondents in x, 10 in z
     cells["n"] = [30, 15, 10]
-    cells["estimate"] = [0.0, np.nan, 0.4]
-    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == []
-    cells["estimate"] = [0.0, np.nan, 1.0]  # x's respondents answered 0 and z's 1: y is 10/15; one of them is hidden
+    cells["estimate"] = [0.0, np.nan, 0.4]  # y's 5 in x answered 0, and its 10 in z are z: y is 4/15
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == [0]
+    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary", 2: "primary"}) == []  # y − z alone
     cells["share"] = False  # a mean at 0 or 1 is not at a bound
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == []

@@ -329,11 +329,14 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
 
 def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], atoms: pd.DataFrame,
                   suppressed: dict[int, str]) -> list[int]:
-    """Published cells to hide because a share they publish at 0 or 1 gives away hidden cells: every respondent of
-    a share at 0 answered 0 (at 1, 1), so every atom it holds is known, and a hidden cell whose atoms are all known
-    so is known too (born in the country at 0 female early leavers: second generation, its subset, is 0). For each
-    such cell, the published cells at 0 or 1 holding the atom of it the fewest hold are hidden, until no hidden
-    cell is all known atoms; rows of one indicator × age band × keys (``table_keys``), as ``atoms`` gives them."""
+    """Published cells to hide because a share they publish at 0 or 1 gives hidden cells away: every respondent of a
+    share at 0 answered 0 (at 1, 1), so each atom it holds is known, and a hidden cell is known when what is left of
+    it, its unknown atoms, is a combination of what is left of the published cells (born in the country at 0 among
+    female early leavers: second generation, its subset, is 0; a breakdown's total hidden beside another's published
+    total, the respondents one has and the other not in a group at 0). Until no hidden cell is: of the atoms the
+    combination misses, the one the fewest published cells at 0 or 1 hold is made unknown by hiding those. Rows of
+    one indicator × age band × keys (``table_keys``) at a time, as ``atoms`` gives them; the equations of
+    :func:`_protect_tables` hold, so only samples with a published share at 0 or 1 and a hidden cell are read."""
     est = f["estimate"].to_numpy(dtype=float)
     n = f["n"].to_numpy()
     bound = f["share"].to_numpy(dtype=bool) & (n > 0) & ((np.abs(est) < TOLERANCE) | (np.abs(est - 1) < TOLERANCE))
@@ -351,21 +354,43 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
             held.setdefault(key, []).append(j)
     out: set[int] = set()
     for key in sorted(wanted):
-        rows, mine = samples[key], atoms.iloc[held.get(key, [])]
-        v = _members(f.iloc[rows], mine, dims)
-        hidden = [r for r, i in enumerate(rows) if i in suppressed and n[i] > 0 and v[r].any()]
-        while True:
-            published = np.array([bound[i] and i not in suppressed and i not in out for i in rows], dtype=bool)
-            known = v[published].any(axis=0)
-            given = next((r for r in hidden if not (v[r] & ~known).any()), None)
+        rows = samples[key]
+        v = _members(f.iloc[rows], atoms.iloc[held.get(key, [])], dims)
+        hidden = np.array([(i in suppressed and n[i] > 0) for i in rows], dtype=bool) & v.any(axis=1)
+        at_bound = bound[rows]
+        published = ~hidden & np.array([i not in suppressed for i in rows], dtype=bool)
+        while True:  # the cells hidden here are protected by the margins in the next round (see publish)
+            shown = published & at_bound
+            unknown = ~v[shown].any(axis=0)
+            given = _given_away(v[published].astype(float), v[hidden].astype(float), unknown)
             if given is None:
                 break
-            cover = v[published][:, v[given]].sum(axis=0)
-            atom = np.flatnonzero(v[given])[int(np.argmin(cover))]
-            hide = np.flatnonzero(published & v[:, atom])
+            cover = v[shown].sum(axis=0)
+            atom = min(np.flatnonzero(given), key=lambda a: (cover[a], a))
+            hide = np.flatnonzero(shown & v[:, atom])
             out.update(rows[r] for r in hide)
-            hidden = sorted({*hidden, *map(int, hide)})
+            published[hide] = False
     return sorted(out)
+
+
+def _given_away(published: np.ndarray, hidden: np.ndarray, unknown: np.ndarray) -> np.ndarray | None:
+    """For the first hidden cell (rows of ``hidden``, atoms as columns) whose ``unknown`` atoms are a combination of
+    the published cells' unknown atoms: the known atoms where that combination and the cell differ. None when no
+    hidden cell is (one the margins alone give away, which :func:`_protect_tables` prevents, is not this one's)."""
+    if not len(hidden):
+        return None
+    target = hidden[:, unknown]
+    if len(published):
+        x = np.linalg.lstsq(published[:, unknown].T, target.T, rcond=None)[0]
+        fitted = (published.T @ x).T
+    else:
+        fitted = np.zeros_like(hidden)
+    for h in range(len(hidden)):
+        if np.abs(fitted[h, unknown] - target[h]).max(initial=0.0) < 1e-7:
+            differ = (np.abs(fitted[h] - hidden[h]) > 1e-7) & ~unknown
+            if differ.any():
+                return differ
+    return None
 
 
 def _members(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> np.ndarray:
