@@ -350,5 +350,8 @@ def test_bound_exposed_hides_a_share_at_0_or_1_holding_a_hidden_cell() -> None:
     cells["estimate"] = [0.0, np.nan, 0.4]  # y's 5 in x answered 0, and its 10 in z are z: y is 4/15
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == [0]
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary", 2: "primary"}) == []  # y − z alone
+    cells["estimate"] = [0.0, np.nan, 0.0]  # x or z to hide, one cell each: the first row, whatever the atoms' order
+    for order in (atoms, atoms.iloc[::-1].reset_index(drop=True)):
+        assert bound_exposed(cells, ["indicator"], ["sex"], order, {1: "primary"}) == [0]
     cells["share"] = False  # a mean at 0 or 1 is not at a bound
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == []

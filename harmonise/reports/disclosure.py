@@ -365,9 +365,8 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
             given = _given_away(v[published].astype(float), v[hidden].astype(float), unknown)
             if given is None:
                 break
-            cover = v[shown].sum(axis=0)
-            atom = min(np.flatnonzero(given), key=lambda a: (cover[a], a))
-            hide = np.flatnonzero(shown & v[:, atom])
+            # the fewest cells to hide, then the first rows (the atoms come in no set order)
+            hide = min((np.flatnonzero(shown & v[:, a]) for a in np.flatnonzero(given)), key=lambda r: (len(r), list(r)))
             out.update(rows[r] for r in hide)
             published[hide] = False
     return sorted(out)
