@@ -273,7 +273,9 @@ def atom_vectors(part: pd.DataFrame, atoms: pd.DataFrame, dims: list[str]) -> np
 def recoverable_from_atoms(db: Path, by: list[str], weight: str) -> tuple[list[tuple[object, ...]], int]:
     """Suppressed cells whose atom vector lies in the span of the published cells' of every breakdown: an attacker
     who knows how the breakdowns' groups overlap combines cells of several breakdowns (born in the country minus
-    native = second generation). Also checks that each cell's n is the sum of its atoms' n (the atoms are right)."""
+    native = second generation). A published share at 0 or 1 gives each of its atoms away (every respondent in it
+    answered 0, or 1): those atoms are known, and only the rest of each vector counts. Also checks that each cell's
+    n is the sum of its atoms' n (the atoms are right)."""
     import duckdb
 
     from harmonise.reports.indicators import atoms_sql, read_definitions
@@ -293,13 +295,17 @@ def recoverable_from_atoms(db: Path, by: list[str], weight: str) -> tuple[list[t
         assert (v @ mine["n"].to_numpy() == part["n"].to_numpy()).all()
         sup = (part["reliability"] == "suppressed").to_numpy() & (part["n"].to_numpy() > 0)
         hidden += int(sup.sum())
+        if defs.indicators[key[0]].unit == "share":
+            est = part["estimate"].astype(float).to_numpy()
+            at_bound = ~sup & (part["n"].to_numpy() > 0) & ((est == 0) | (est == 1))
+            v[:, v[at_bound].any(axis=0)] = 0  # known atoms: the unknowns are the others
         published = v[~sup]
         basis = np.zeros((0, v.shape[1]))
         if len(published):
             _, s, vt = np.linalg.svd(published, full_matrices=False)
             basis = vt[: int((s > 1e-9 * max(1.0, s[0])).sum())]
         for i in np.flatnonzero(sup):
-            if np.abs(v[i] - basis.T @ (basis @ v[i])).max() < 1e-8:
+            if not v[i].any() or np.abs(v[i] - basis.T @ (basis @ v[i])).max() < 1e-8:
                 found.append((*key, *part.iloc[i][["breakdown", *dims, "group"]]))
     return found, hidden
 
@@ -313,16 +319,39 @@ def test_no_suppressed_cell_is_a_combination_of_other_breakdowns_cells_ess8_fran
     assert found == [] and hidden > 700
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.integers(1, 7), st.integers(1, 7), st.data())
-def test_dependencies_are_a_basis_of_the_rows_combinations(k: int, m: int, data: st.DataObject) -> None:
-    from harmonise.reports.disclosure import dependencies
+def test_a_share_published_at_0_gives_no_hidden_cell_inside_it_away(fr_db: Path) -> None:
+    """Female early leavers born in France (birthplace, n = 53) were published at 0: every one of them answered 0, so
+    second generation (4), generation 2.5 (7) and native background (42), all born in France and hidden, were 0 too.
+    Now that cell is hidden, and native (origin group, the same 53 respondents) with it."""
+    rows = indicators(fr_db, ["early_leavers"], ["country", "sex"], "birthplace").records()
+    female = {r["group"]: r for r in rows if (r["country"], r["sex"]) == ("FR", "female")}
+    assert (female["native_born"]["n"], female["native_born"]["reliability"], female["native_born"]["flags"]) == \
+        (53, "suppressed", "complementary")
+    rows = indicators(fr_db, ["early_leavers"], ["country", "sex"], "origin_group").records()
+    native = next(r for r in rows if (r["country"], r["sex"], r["group"]) == ("FR", "female", "native"))
+    assert (native["n"], native["reliability"]) == (53, "suppressed")
 
-    v = np.array(data.draw(st.lists(st.lists(st.integers(0, 1), min_size=m, max_size=m), min_size=k, max_size=k)),
-                 dtype=float)
-    deps = dependencies(v)
-    assert len(deps) == k - np.linalg.matrix_rank(v)
-    for y in deps:
-        assert np.abs(y @ v).max() < 1e-9
-    if deps:
-        assert np.linalg.matrix_rank(np.array(deps)) == len(deps)
+
+def test_bound_exposed_hides_a_share_at_0_or_1_holding_a_hidden_cell() -> None:
+    """Breakdown a's group x (30 respondents at share 0 or 1) holds breakdown b's group y (5 respondents, hidden):
+    x is to be hidden; at 0.5 it gives nothing away; a hidden cell only partly inside it stays unknown."""
+    from harmonise.reports.disclosure import bound_exposed
+
+    atoms = pd.DataFrame({"indicator": ["i"] * 3, "sex": ["f"] * 3, "a": ["x", "x", "z"], "b": ["y", "w", "w"],
+                          "n": [5, 25, 10]})
+    cells = pd.DataFrame({"indicator": ["i"] * 3, "sex": ["f"] * 3, "breakdown": ["a", "b", "a"],
+                          "group": ["x", "y", "z"], "n": [30, 5, 10], "share": [True] * 3})
+    for value, hidden, expected in [(0.0, {1: "primary"}, [0]), (1.0, {1: "primary"}, [0]),
+                                    (0.5, {1: "primary"}, []), (0.0, {}, [])]:
+        cells["estimate"] = [value, np.nan, 0.4]
+        assert bound_exposed(cells, ["indicator"], ["sex"], atoms, hidden) == expected
+    atoms["b"] = ["y", "w", "y"]  # y: 5 respondents in x, 10 in z
+    cells["n"] = [30, 15, 10]
+    cells["estimate"] = [0.0, np.nan, 0.4]  # y's 5 in x answered 0, and its 10 in z are z: y is 4/15
+    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == [0]
+    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary", 2: "primary"}) == []  # y − z alone
+    cells["estimate"] = [0.0, np.nan, 0.0]  # x or z to hide, one cell each: the first row, whatever the atoms' order
+    for order in (atoms, atoms.iloc[::-1].reset_index(drop=True)):
+        assert bound_exposed(cells, ["indicator"], ["sex"], order, {1: "primary"}) == [0]
+    cells["share"] = False  # a mean at 0 or 1 is not at a bound
+    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == []

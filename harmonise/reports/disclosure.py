@@ -241,9 +241,17 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
     links = atom_equations(f, table_keys, dims, atoms) if atoms is not None else []
     # suppression only grows within the tables joined by a shared cell or an equation of atoms, so tables without
     # a primary suppression never change
+    joined = _joined_tables(_tables(f, table_keys), same, [[i for i, _ in eq] for eq in links])
     with one_blas_thread():
-        _protect_tables(_joined_tables(_tables(f, table_keys), same, [[i for i, _ in eq] for eq in links]),
-                        suppressed, coords, counts, same, links)
+        _protect_tables(joined, suppressed, coords, counts, same, links)
+        while atoms is not None:  # hiding a share at 0 or 1 may expose another cell to the margins: until neither does
+            extra = bound_exposed(f, table_keys, dims, atoms, suppressed)
+            if not extra:
+                break
+            suppressed.update(dict.fromkeys(extra, "complementary"))
+            again = [t for t in joined if any(i in extra for rows in t for i in rows)]
+            held = {i for t in again for rows in t for i in rows}
+            _protect_tables(again, suppressed, coords, counts, same, [eq for eq in links if eq[0][0] in held])
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
@@ -317,6 +325,92 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
         for y in dependencies(v):
             out.append([(members[j][0], float(y[j])) for j in np.flatnonzero(np.abs(y) > TOLERANCE)])
     return out
+
+
+def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], atoms: pd.DataFrame,
+                  suppressed: dict[int, str]) -> list[int]:
+    """Published cells to hide because a share they publish at 0 or 1 gives hidden cells away: every respondent of a
+    share at 0 answered 0 (at 1, 1), so each atom it holds is known, and a hidden cell is known when what is left of
+    it, its unknown atoms, is a combination of what is left of the published cells (born in the country at 0 among
+    female early leavers: second generation, its subset, is 0; a breakdown's total hidden beside another's published
+    total, the respondents one has and the other not in a group at 0). Until no hidden cell is: of the atoms the
+    combination misses, the one the fewest published cells at 0 or 1 hold is made unknown by hiding those. Rows of
+    one indicator × age band × keys (``table_keys``) at a time, as ``atoms`` gives them; the equations of
+    :func:`_protect_tables` hold, so only samples with a published share at 0 or 1 and a hidden cell are read."""
+    est = f["estimate"].to_numpy(dtype=float)
+    n = f["n"].to_numpy()
+    bound = f["share"].to_numpy(dtype=bool) & (n > 0) & ((np.abs(est) < TOLERANCE) | (np.abs(est - 1) < TOLERANCE))
+    keys = _texts(f, table_keys)
+    samples: dict[tuple[str, ...], list[int]] = {}
+    for i, key in enumerate(keys):
+        samples.setdefault(key, []).append(i)
+    wanted = {keys[i] for i in np.flatnonzero(bound) if i not in suppressed}
+    wanted &= {keys[i] for i in suppressed if n[i] > 0}
+    if not wanted:
+        return []
+    held: dict[tuple[str, ...], list[int]] = {}
+    for j, key in enumerate(_texts(atoms, table_keys)):
+        if key in wanted:
+            held.setdefault(key, []).append(j)
+    out: set[int] = set()
+    for key in sorted(wanted):
+        rows = samples[key]
+        v = _members(f.iloc[rows], atoms.iloc[held.get(key, [])], dims)
+        hidden = np.array([(i in suppressed and n[i] > 0) for i in rows], dtype=bool) & v.any(axis=1)
+        at_bound = bound[rows]
+        published = ~hidden & np.array([i not in suppressed for i in rows], dtype=bool)
+        while True:  # the cells hidden here are protected by the margins in the next round (see publish)
+            shown = published & at_bound
+            unknown = ~v[shown].any(axis=0)
+            given = _given_away(v[published].astype(float), v[hidden].astype(float), unknown)
+            if given is None:
+                break
+            # the fewest cells to hide, then the first rows (the atoms come in no set order)
+            hide = min((np.flatnonzero(shown & v[:, a]) for a in np.flatnonzero(given)), key=lambda r: (len(r), list(r)))
+            out.update(rows[r] for r in hide)
+            published[hide] = False
+    return sorted(out)
+
+
+def _given_away(published: np.ndarray, hidden: np.ndarray, unknown: np.ndarray) -> np.ndarray | None:
+    """For the first hidden cell (rows of ``hidden``, atoms as columns) whose ``unknown`` atoms are a combination of
+    the published cells' unknown atoms: the known atoms where that combination and the cell differ. None when no
+    hidden cell is (one the margins alone give away, which :func:`_protect_tables` prevents, is not this one's)."""
+    if not len(hidden):
+        return None
+    target = hidden[:, unknown]
+    if len(published):
+        x = np.linalg.lstsq(published[:, unknown].T, target.T, rcond=None)[0]
+        fitted = (published.T @ x).T
+    else:
+        fitted = np.zeros_like(hidden)
+    for h in range(len(hidden)):
+        if np.abs(fitted[h, unknown] - target[h]).max(initial=0.0) < 1e-7:
+            differ = (np.abs(fitted[h] - hidden[h]) > 1e-7) & ~unknown
+            if differ.any():
+                return differ
+    return None
+
+
+def _members(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> np.ndarray:
+    """Which ``atoms`` each of ``cells`` holds (cells × atoms): its dimension values (a margin ``all`` holds every
+    value), and in its breakdown its group (the total ``all``: every known group; breakdown ``total``: every atom)."""
+    v = np.ones((len(cells), len(atoms)), dtype=bool)
+    values = {d: np.array([str(x) for x in atoms[d].tolist()], dtype=object) for d in dims}
+    groups = {b: np.array(t, dtype=object) for b, t in
+              ((b, [g[0] for g in _texts(atoms, [b], missing=True)]) for b in atoms.columns
+               if b not in (*dims, "n") and b in set(cells["breakdown"].astype(str)))}
+    for r, (coord, (b, g)) in enumerate(zip(_texts(cells, dims), _texts(cells, ["breakdown", "group"]))):
+        for d, value in zip(dims, coord):
+            if value != ALL:
+                v[r] &= values[d] == value
+        if b != "total":
+            col = groups.get(b)
+            if col is None:
+                v[r] = False
+            else:
+                v[r] &= np.array([x is not None for x in col]) if g == ALL else col == g
+    return v
 
 
 def _texts(frame: pd.DataFrame, columns: Sequence[str], missing: bool = False) -> list[tuple[str, ...]]:
