@@ -267,7 +267,8 @@ def test_default_rule_suppresses_and_flags() -> None:
             assert row.reliability == "low" and "n<50" in row.flags
     assert "suppressed" in set(got["reliability"])
     assert Rule().describe() == ("suppress if n < 20 or n_eff < 30 or item_nonresponse > 0.5, then complementary "
-                                 "suppression within the tables (joined where they share a cell); low if n < 50 or "
+                                 "suppression over every breakdown's tables together (shared cells, sums and "
+                                 "differences of cells, shares of 0 or 1); low if n < 50 or "
                                  "cv > 0.3 or rel_ci_width > 1.3 or "
                                  "item_nonresponse >= 0.2 or se = 0 or a share of 0 or 1")
 

@@ -100,8 +100,8 @@ class Rule:
     def describe(self) -> str:
         """The rule as one line, stored beside every estimate."""
         return (f"suppress if n < {self.min_n} or n_eff < {self.min_n_eff:g} or item_nonresponse > "
-                f"{self.suppress_nonresponse:g}, then complementary suppression within the tables (joined where they "
-                f"share a cell); low if "
+                f"{self.suppress_nonresponse:g}, then complementary suppression over every breakdown's "
+                f"tables together (shared cells, sums and differences of cells, shares of 0 or 1); low if "
                 f"n < {self.flag_n} or cv > {self.flag_cv:g} or rel_ci_width > {self.flag_rel_ci:g} or "
                 f"item_nonresponse >= {self.flag_nonresponse:g} or se = 0 or a share of 0 or 1")
 
