@@ -355,3 +355,9 @@ def test_bound_exposed_hides_a_share_at_0_or_1_holding_a_hidden_cell() -> None:
         assert bound_exposed(cells, ["indicator"], ["sex"], order, {1: "primary"}) == [0]
     cells["share"] = False  # a mean at 0 or 1 is not at a bound
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == []
+    cells["estimate"] = [7.0, np.nan, 3.5]  # unless the estimator says its every answer was the same (a trust of 7)
+    cells["constant"] = [True, False, False]
+    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == [0]
+    cells["constant"] = [False, False, False]  # a share of 0 that the estimator says varies cannot be one
+    cells["share"], cells["estimate"] = True, [0.0, np.nan, 0.4]
+    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == []

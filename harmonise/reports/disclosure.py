@@ -330,7 +330,8 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
 def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], atoms: pd.DataFrame,
                   suppressed: dict[int, str]) -> list[int]:
     """Published cells to hide because a share they publish at 0 or 1 gives hidden cells away: every respondent of a
-    share at 0 answered 0 (at 1, 1), so each atom it holds is known, and a hidden cell is known when what is left of
+    share at 0 answered 0 (at 1, 1) — as every respondent of a mean whose answers are all one value (``constant``
+    from the estimator: a trust of 10 for everyone) gave that value — so each atom it holds is known, and a hidden cell is known when what is left of
     it, its unknown atoms, is a combination of what is left of the published cells (born in the country at 0 among
     female early leavers: second generation, its subset, is 0; a breakdown's total hidden beside another's published
     total, the respondents one has and the other not in a group at 0). Until no hidden cell is: of the atoms the
@@ -339,7 +340,10 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
     :func:`_protect_tables` hold, so only samples with a published share at 0 or 1 and a hidden cell are read."""
     est = f["estimate"].to_numpy(dtype=float)
     n = f["n"].to_numpy()
-    bound = f["share"].to_numpy(dtype=bool) & (n > 0) & ((np.abs(est) < TOLERANCE) | (np.abs(est - 1) < TOLERANCE))
+    if "constant" in f.columns:  # the estimator's: every answer the same (a share at 0 or 1, a mean at one value)
+        bound = f["constant"].to_numpy(dtype=bool) & (n > 0)
+    else:
+        bound = f["share"].to_numpy(dtype=bool) & (n > 0) & ((np.abs(est) < TOLERANCE) | (np.abs(est - 1) < TOLERANCE))
     keys = _texts(f, table_keys)
     samples: dict[tuple[str, ...], list[int]] = {}
     for i, key in enumerate(keys):
@@ -477,7 +481,8 @@ def one_blas_thread() -> Iterator[None]:
                 limit.restore_original_limits()  # type: ignore[attr-defined]
 
 
-_INTERNAL = {"is_native", "variance", "native_estimate", "has_native", "gap_variance", "design_kind", "share"}
+_INTERNAL = {"is_native", "variance", "native_estimate", "has_native", "gap_variance", "design_kind", "share",
+             "constant"}
 
 
 def _tables(f: pd.DataFrame, table_keys: Sequence[str]) -> list[list[int]]:

@@ -195,7 +195,8 @@ def margins_sql(relation: str, margins: Sequence[str]) -> str:
 
 def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust", *, moments: bool = False,
                  margins: Sequence[str] = ()) -> str:
-    """SQL giving one row per (keys…, group): n, n_eff, estimate, variance, df and the gap to the native group.
+    """SQL giving one row per (keys…, group): n, n_eff, estimate, variance, df and the gap to the native group;
+    ``constant``: every respondent with an answer gave the same value (a share of 0 or 1, a mean at one value).
 
     ``base`` and ``design`` are SELECT statements (see the module docstring). ``keys`` are the
     grouping columns besides ``group``; the native group of a cell is the row with ``is_native``.
@@ -270,7 +271,8 @@ SELECT {k + ", " if k else ""}"group", r.is_native, r.source, r.n, r.sw * r.sw /
        r.psus - r.strata AS df, nat.est AS native_estimate, nat.cell IS NOT NULL AS has_native,
        CASE WHEN NOT r.is_native AND nat.cell IS NOT NULL THEN greatest(coalesce(vd.v, 0), 0) END AS gap_variance,
        CASE WHEN r.all_design THEN 'stratum/psu' WHEN r.any_design THEN 'mixed: stratum/psu where present, else '
-            || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design_kind
+            || 'respondents as PSUs' ELSE 'respondents as PSUs' END AS design_kind,
+       coalesce(r.ymin = r.ymax, FALSE) AS constant
 FROM r LEFT JOIN v USING (cell) LEFT JOIN vd USING (cell)
 LEFT JOIN (SELECT parent, cell, est FROM r WHERE is_native) nat ON nat.parent = r.parent AND NOT r.is_native
      AND r."group" <> '{ALL}'
