@@ -361,3 +361,14 @@ def test_bound_exposed_hides_a_share_at_0_or_1_holding_a_hidden_cell() -> None:
     cells["constant"] = [False, False, False]  # a share of 0 that the estimator says varies cannot be one
     cells["share"], cells["estimate"] = True, [0.0, np.nan, 0.4]
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {1: "primary"}) == []
+
+
+def test_bound_exposed_without_breakdowns() -> None:
+    """A project without breakdowns read no atoms, so a margin share at 0 gave its hidden children away: women's
+    cell (5, hidden) inside all (35) at 0 is 0."""
+    from harmonise.reports.disclosure import bound_exposed
+
+    atoms = pd.DataFrame({"indicator": ["i", "i"], "sex": ["f", "m"], "n": [5, 30]})
+    cells = pd.DataFrame({"indicator": ["i"] * 3, "sex": ["f", "m", "all"], "breakdown": ["total"] * 3,
+                          "group": ["all"] * 3, "n": [5, 30, 35], "share": [True] * 3, "estimate": [np.nan, 0.0, 0.0]})
+    assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {0: "primary"}) == [2]

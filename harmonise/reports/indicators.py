@@ -436,8 +436,7 @@ def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Seq
                                       pool=pool, sample=sample)).df()
     frame["share"] = frame["indicator"].map(lambda n: defs.indicators[n].unit == "share").astype(bool)
     keys = grouping(by, pool)
-    atoms = con.execute(atoms_sql(defs, names, by, weight=weight, age=age, pool=pool, sample=sample)).df() \
-        if defs.breakdowns else None
+    atoms = con.execute(atoms_sql(defs, names, by, weight=weight, age=age, pool=pool, sample=sample)).df()
     out = publish(frame, ["indicator", "ages", *(c for c in keys if c in SAMPLE_KEYS)],
                   [c for c in keys if c not in SAMPLE_KEYS], rule, lonely_psu, atoms)
     asked = {g or "total" for g in groups}
