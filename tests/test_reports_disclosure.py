@@ -372,3 +372,16 @@ def test_bound_exposed_without_breakdowns() -> None:
     cells = pd.DataFrame({"indicator": ["i"] * 3, "sex": ["f", "m", "all"], "breakdown": ["total"] * 3,
                           "group": ["all"] * 3, "n": [5, 30, 35], "share": [True] * 3, "estimate": [np.nan, 0.0, 0.0]})
     assert bound_exposed(cells, ["indicator"], ["sex"], atoms, {0: "primary"}) == [2]
+
+
+def test_a_countrys_cell_is_hidden_by_sex_as_in_the_stored_table(fr_db: Path) -> None:
+    """A query by country and sex published a country's cell as its sex margin (sex = all) where the stored table
+    (by country) hid it, and hid ones the stored table published: 80 of ESS8 France's 624 such cells, each read off
+    the other table. Cells the stored table publishes are now hidden only when nothing else can be."""
+    keys = ["indicator", "ages", "survey", "wave", "country", "breakdown", "group"]
+    breakdowns = [None, *BREAKDOWNS]
+    stored = pd.DataFrame([r for g in breakdowns for r in indicators(fr_db, None, ["country"], g).records()])
+    by_sex = pd.DataFrame([r for g in breakdowns for r in indicators(fr_db, None, ["country", "sex"], g).records()])
+    both = by_sex[by_sex["sex"] == "all"].merge(stored, on=keys, suffixes=("", "_stored"))
+    assert len(both) == 624
+    assert ((both["reliability"] == "suppressed") == (both["reliability_stored"] == "suppressed")).all()

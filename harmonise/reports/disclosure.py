@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -129,14 +129,15 @@ TOLERANCE = 1e-9  # a coefficient smaller than this is a 0 rounded (the equation
 
 
 def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation | None],
-             suppressed: dict[int, str], shared: Container[int] = ()) -> bool:
+             suppressed: dict[int, str], shared: Container[int] = (), keep: Container[int] = ()) -> bool:
     """:func:`protect` over plain values: respondents and number of margin coordinates per row; ``shared``: cells
-    of several tables, hidden last (hiding one hides it in every table that holds it)."""
+    of several tables, hidden last (hiding one hides it in every table that holds it); ``keep``: cells another
+    table publishes (the stored table's), hidden only when nothing else can be."""
     grew = False
     system = [eq for eq in eqs if eq is not None]
 
     def cheapest(pool: set[int]) -> int:  # totals and margins first: the groups are the point
-        return min(pool, key=lambda i: (i in shared, -margins[i], n[i], i))
+        return min(pool, key=lambda i: (i in keep, i in shared, -margins[i], n[i], i))
 
     while True:
         hidden = {i for i in n if n[i] > 0 and i in suppressed}
@@ -217,7 +218,7 @@ def _nearest_published(exposed: list[int], rows: list[Equation], suppressed: dic
 
 
 def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], rule: Rule, lonely: str,
-            atoms: pd.DataFrame | None = None) -> pd.DataFrame:
+            atoms: pd.DataFrame | None = None, fixed: Mapping[int, bool] | None = None) -> pd.DataFrame:
     """Estimator rows (see :func:`harmonise.reports.estimate.estimate_sql`, plus a boolean ``share``
     and a ``breakdown`` column) → published rows: intervals, flags, suppression, gaps.
 
@@ -225,7 +226,9 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
     margin dimensions (their value ``all`` is the margin). ``atoms``: the respondents with an answer per
     table key, dimension value (no margin) and combination of every breakdown's group (a column per breakdown;
     :func:`harmonise.reports.indicators.atoms_sql`): the cells of different breakdowns that are sums and
-    differences of each other (born in the country = native + second generation) are protected together."""
+    differences of each other (born in the country = native + second generation) are protected together.
+    ``fixed``: rows that are cells of another published table (the stored one) → whether it hides them: those it
+    hides are hidden here, those it publishes are hidden here only when nothing else can be."""
     f = frame.reset_index(drop=True).copy()
     est = f["estimate"].to_numpy(dtype=float)
     f["se"] = np.where(np.isfinite(est), np.sqrt(f["variance"].to_numpy(dtype=float)), np.nan)
@@ -238,20 +241,22 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
     coords = list(map(tuple, f[[*dims, "group"]].astype(str).itertuples(index=False)))
     counts = list(map(int, f["n"]))
     same = _same_cells(f, table_keys, coords, counts)
+    kept = {i for i, hidden in (fixed or {}).items() if not hidden}
+    suppressed.update({i: "complementary" for i, hidden in (fixed or {}).items() if hidden and i not in suppressed})
     links = atom_equations(f, table_keys, dims, atoms) if atoms is not None else []
     # suppression only grows within the tables joined by a shared cell or an equation of atoms, so tables without
     # a primary suppression never change
     joined = _joined_tables(_tables(f, table_keys), same, [[i for i, _ in eq] for eq in links])
     with one_blas_thread():
-        _protect_tables(joined, suppressed, coords, counts, same, links)
+        _protect_tables(joined, suppressed, coords, counts, same, links, kept)
         while atoms is not None:  # hiding a share at 0 or 1 may expose another cell to the margins: until neither does
-            extra = bound_exposed(f, table_keys, dims, atoms, suppressed)
+            extra = bound_exposed(f, table_keys, dims, atoms, suppressed, kept)
             if not extra:
                 break
             suppressed.update(dict.fromkeys(extra, "complementary"))
             again = [t for t in joined if any(i in extra for rows in t for i in rows)]
             held = {i for t in again for rows in t for i in rows}
-            _protect_tables(again, suppressed, coords, counts, same, [eq for eq in links if eq[0][0] in held])
+            _protect_tables(again, suppressed, coords, counts, same, [eq for eq in links if eq[0][0] in held], kept)
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
@@ -270,10 +275,11 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
 
 
 def _protect_tables(joined: list[list[list[int]]], suppressed: dict[int, str], coords: list[tuple[str, ...]],
-                    counts: list[int], same: dict[int, int], links: Sequence[Sequence[tuple[int, float]]] = ()
-                    ) -> None:
+                    counts: list[int], same: dict[int, int], links: Sequence[Sequence[tuple[int, float]]] = (),
+                    keep: Container[int] = ()) -> None:
     """Complementary suppression in each set of ``joined`` tables (row labels) that holds a suppressed cell;
-    ``suppressed`` (row → reason) grows. ``links``: equations between rows of different tables (of atoms)."""
+    ``suppressed`` (row → reason) grows. ``links``: equations between rows of different tables (of atoms);
+    ``keep``: rows hidden only when nothing else can be (:func:`_protect`)."""
     system_of = {i: k for k, tables in enumerate(joined) for t in tables for i in t}
     linked: dict[int, list[Sequence[tuple[int, float]]]] = {}
     for eq in links:
@@ -290,7 +296,7 @@ def _protect_tables(joined: list[list[list[int]]], suppressed: dict[int, str], c
         eqs = [_sum(p, kids) for t in tables for p, kids in _equations({coords[i]: rep[i] for i in t})]
         eqs += [_combined([(rep[i], c) for i, c in eq]) for eq in linked.get(k, [])]
         hidden = {rep[i]: reason for i, reason in suppressed.items() if i in rep}
-        _protect(n, margins, eqs, hidden, {rep[i] for i in rows if i in same})
+        _protect(n, margins, eqs, hidden, {rep[i] for i in rows if i in same}, {rep[i] for i in rows if i in keep})
         for i in rows:  # a cell suppressed in one of its tables is suppressed in all
             if rep[i] in hidden:
                 suppressed.setdefault(i, "complementary")
@@ -328,7 +334,7 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
 
 
 def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], atoms: pd.DataFrame,
-                  suppressed: dict[int, str]) -> list[int]:
+                  suppressed: dict[int, str], keep: Container[int] = ()) -> list[int]:
     """Published cells to hide because a share they publish at 0 or 1 gives hidden cells away: every respondent of a
     share at 0 answered 0 (at 1, 1) — as every respondent of a mean whose answers are all one value (``constant``
     from the estimator: a trust of 10 for everyone) gave that value — so each atom it holds is known, and a hidden cell is known when what is left of
@@ -370,7 +376,9 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
             if given is None:
                 break
             # the fewest cells to hide, then the first rows (the atoms come in no set order)
-            hide = min((np.flatnonzero(shown & v[:, a]) for a in np.flatnonzero(given)), key=lambda r: (len(r), list(r)))
+            # (cells another table publishes, ``keep``, last)
+            hide = min((np.flatnonzero(shown & v[:, a]) for a in np.flatnonzero(given)),
+                       key=lambda r: (sum(rows[x] in keep for x in r), len(r), list(r)))
             out.update(rows[r] for r in hide)
             published[hide] = False
     return sorted(out)
