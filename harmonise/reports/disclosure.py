@@ -310,26 +310,39 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
     + second generation, when every one born in the country has an origin group) can be derived from them. A
     basis of the dependencies of the cells' atom vectors, each as (row, coefficient) terms; margins are sums of
     these coordinates' cells, so with the tables' margin equations the basis is every dependency there is."""
-    keys = [*table_keys, *dims]
-    breakdowns = [c for c in atoms.columns if c not in (*keys, "n")]
-    found: dict[tuple[str, ...], list[tuple[str | None, ...]]] = {}
-    for key, groups in zip(_texts(atoms, keys), zip(*(_texts(atoms, [b], missing=True) for b in breakdowns))):
-        found.setdefault(key, []).append(tuple(g[0] for g in groups))
-    cells: dict[tuple[str, ...], list[tuple[int, str, str]]] = {}
-    position = {b: j for j, b in enumerate(breakdowns)}
-    at = len(table_keys)
-    for i, (key, (b, g), n) in enumerate(zip(_texts(f, keys), _texts(f, ["breakdown", "group"]), f["n"].tolist())):
-        if n > 0 and ALL not in key[at:] and (b == "total" or b in position):
-            cells.setdefault(key, []).append((i, b, g))
+    known = set(atoms.columns)
     out = []
-    for key, members in cells.items():
-        present = found.get(key)
-        if present is None or len(members) < 2:
-            continue
-        v = np.array([[b == "total" or (t[position[b]] is not None if g == ALL else t[position[b]] == g)
-                       for t in present] for _, b, g in members], dtype=float)
-        for y in dependencies(v):
-            out.append([(members[j][0], float(y[j])) for j in np.flatnonzero(np.abs(y) > TOLERANCE)])
+    for rows, held in _samples(f, atoms, table_keys).values():
+        cells, mine = f.iloc[rows], atoms.iloc[held]
+        v = _members(cells, mine, dims)
+        at: dict[tuple[str, ...], list[int]] = {}  # the cells of each coordinate without a margin
+        for r, (coord, b, n) in enumerate(zip(_texts(cells, dims), cells["breakdown"].astype(str).tolist(),
+                                              cells["n"].tolist())):
+            if n > 0 and ALL not in coord and (b == "total" or b in known):
+                at.setdefault(coord, []).append(r)
+        atoms_at: dict[tuple[str, ...], list[int]] = {}
+        for a, coord in enumerate(_texts(mine, dims)):
+            atoms_at.setdefault(coord, []).append(a)
+        for coord, members in at.items():
+            columns = atoms_at.get(coord)
+            if columns is None or len(members) < 2:
+                continue
+            for y in dependencies(v[np.ix_(members, columns)].astype(float)):
+                out.append([(rows[members[j]], float(y[j])) for j in np.flatnonzero(np.abs(y) > TOLERANCE)])
+    return out
+
+
+def _samples(f: pd.DataFrame, atoms: pd.DataFrame, table_keys: Sequence[str],
+             only: Container[tuple[str, ...]] | None = None) -> dict[tuple[str, ...], tuple[list[int], list[int]]]:
+    """The rows of ``f`` and of ``atoms`` of each sample (one indicator × age band × keys: ``table_keys``), of the
+    samples in ``only`` (default: every one)."""
+    out: dict[tuple[str, ...], tuple[list[int], list[int]]] = {}
+    for i, key in enumerate(_texts(f, table_keys)):
+        if only is None or key in only:
+            out.setdefault(key, ([], []))[0].append(i)
+    for j, key in enumerate(_texts(atoms, table_keys)):
+        if key in out:
+            out[key][1].append(j)
     return out
 
 
@@ -337,8 +350,9 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
                   suppressed: dict[int, str], keep: Container[int] = ()) -> list[int]:
     """Published cells to hide because a share they publish at 0 or 1 gives hidden cells away: every respondent of a
     share at 0 answered 0 (at 1, 1) — as every respondent of a mean whose answers are all one value (``constant``
-    from the estimator: a trust of 10 for everyone) gave that value — so each atom it holds is known, and a hidden cell is known when what is left of
-    it, its unknown atoms, is a combination of what is left of the published cells (born in the country at 0 among
+    from the estimator: a trust of 10 for everyone) gave that value — so each atom it holds is known, and a hidden
+    cell is known when what is left of it, its unknown atoms, is a combination of what is left of the published
+    cells (born in the country at 0 among
     female early leavers: second generation, its subset, is 0; a breakdown's total hidden beside another's published
     total, the respondents one has and the other not in a group at 0). Until no hidden cell is: of the atoms the
     combination misses, the one the fewest published cells at 0 or 1 hold is made unknown by hiding those. Rows of
@@ -351,21 +365,15 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
     else:
         bound = f["share"].to_numpy(dtype=bool) & (n > 0) & ((np.abs(est) < TOLERANCE) | (np.abs(est - 1) < TOLERANCE))
     keys = _texts(f, table_keys)
-    samples: dict[tuple[str, ...], list[int]] = {}
-    for i, key in enumerate(keys):
-        samples.setdefault(key, []).append(i)
     wanted = {keys[i] for i in np.flatnonzero(bound) if i not in suppressed}
     wanted &= {keys[i] for i in suppressed if n[i] > 0}
     if not wanted:
         return []
-    held: dict[tuple[str, ...], list[int]] = {}
-    for j, key in enumerate(_texts(atoms, table_keys)):
-        if key in wanted:
-            held.setdefault(key, []).append(j)
+    samples = _samples(f, atoms, table_keys, wanted)
     out: set[int] = set()
     for key in sorted(wanted):
-        rows = samples[key]
-        v = _members(f.iloc[rows], atoms.iloc[held.get(key, [])], dims)
+        rows, held = samples[key]
+        v = _members(f.iloc[rows], atoms.iloc[held], dims)
         hidden = np.array([(i in suppressed and n[i] > 0) for i in rows], dtype=bool) & v.any(axis=1)
         at_bound = bound[rows]
         published = ~hidden & np.array([i not in suppressed for i in rows], dtype=bool)
@@ -406,23 +414,30 @@ def _given_away(published: np.ndarray, hidden: np.ndarray, unknown: np.ndarray) 
 
 def _members(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> np.ndarray:
     """Which ``atoms`` each of ``cells`` holds (cells × atoms): its dimension values (a margin ``all`` holds every
-    value), and in its breakdown its group (the total ``all``: every known group; breakdown ``total``: every atom)."""
+    value), and in its breakdown its group (the total ``all``: every known group; breakdown ``total``: every atom).
+    Column by column on integer codes (a loop over cells cost a round of the benchmark files 0.2 s)."""
     v = np.ones((len(cells), len(atoms)), dtype=bool)
-    values = {d: np.array([str(x) for x in atoms[d].tolist()], dtype=object) for d in dims}
-    groups = {b: np.array(t, dtype=object) for b, t in
-              ((b, [g[0] for g in _texts(atoms, [b], missing=True)]) for b in atoms.columns
-               if b not in (*dims, "n") and b in set(cells["breakdown"].astype(str)))}
-    for r, (coord, (b, g)) in enumerate(zip(_texts(cells, dims), _texts(cells, ["breakdown", "group"]))):
-        for d, value in zip(dims, coord):
-            if value != ALL:
-                v[r] &= values[d] == value
-        if b != "total":
-            col = groups.get(b)
-            if col is None:
-                v[r] = False
-            else:
-                v[r] &= np.array([x is not None for x in col]) if g == ALL else col == g
+    for d in dims:
+        cell, atom = _codes(_texts(cells, [d]), _texts(atoms, [d]))
+        v &= (cell[:, None] == atom[None, :]) | (cell == -1)[:, None]
+    breakdown = np.array([b for (b,) in _texts(cells, ["breakdown"])], dtype=object)
+    for b in set(breakdown.tolist()) - {"total"}:
+        rows = np.flatnonzero(breakdown == b)
+        if b not in atoms.columns or b in dims:
+            v[rows] = False
+            continue
+        cell, atom = _codes(_texts(cells.iloc[rows], ["group"]), _texts(atoms, [b], missing=True))
+        v[rows] &= np.where((cell == -1)[:, None], (atom >= 0)[None, :], cell[:, None] == atom[None, :])
     return v
+
+
+def _codes(cells: Sequence[tuple[str, ...]], atoms: Sequence[tuple[str | None, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """One column's values as integer codes, the same for the same text: a cell's margin ``all`` is -1, an atom's
+    missing value -2 (no cell's)."""
+    code: dict[str, int] = {}
+    atom = np.array([-2 if x is None else code.setdefault(x, len(code)) for (x,) in atoms], dtype=np.int64)
+    cell = np.array([-1 if x == ALL else code.get(x, -3) for (x,) in cells], dtype=np.int64)
+    return cell, atom
 
 
 def _texts(frame: pd.DataFrame, columns: Sequence[str], missing: bool = False) -> list[tuple[str, ...]]:
