@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -46,7 +47,11 @@ def terminated() -> bool:
 
 
 def _default_in_child() -> None:
-    """A child forked within :func:`terminable` ends at SIGTERM as any process does (its parent cleans up)."""
+    """A child forked within :func:`terminable` ends at SIGTERM as any process does (its parent cleans up); and
+    the objects it inherits are left out of its garbage collections (``gc.freeze``): a collection walks every
+    tracked object, and in a forked child that also copies each page it touches (1.6 CPU-seconds of the 298-file
+    build went to collections, mostly the readers' and workers'; what a child inherits lives as long as it)."""
+    gc.freeze()
     try:
         if signal.getsignal(signal.SIGTERM) is _terminate:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

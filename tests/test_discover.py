@@ -201,13 +201,14 @@ def test_one_renamed_variable_is_exactly_one_error_naming_the_wave_by_id(finland
 def test_a_dropped_variable_is_not_available_with_one_grouped_warning(finland: tuple[pd.DataFrame, Any],
                                                                       tmp_path: Path) -> None:
     data = tmp_path / "data"
-    write_copy(finland, data / "ESS9FI.sav", drop=("gndr", "region"))
+    write_copy(finland, data / "ESS9FI.sav", drop=("gndr", "region", "regunit"))
     db = tmp_path / "h.duckdb"
     code, _, err = run("build", "--data", str(data), "--db", str(db))
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert warnings == [(f"warning: ess wave 9: {data / 'ESS9FI.sav'}: 3 target(s) not available in this file, which "
-                         "lacks their variables: region_nuts (region), city (region), sex (gndr); they are stored as "
+                         "lacks their variables: region_nuts (regunit and region, or region), city (region), sex (gndr); "
+                         "they are stored as "
                          "missing (not_available) — expected for extracts and subsets; for a complete release, the "
                          "variable may be named differently in this edition: add it as an alternative of the rule")]
     con = duckdb.connect(str(db), read_only=True)
@@ -657,4 +658,4 @@ def test_a_target_not_available_names_what_each_alternative_lacks(tmp_path: Path
     write_copy((df, meta), tmp_path / "d" / "ESS9FI.sav", drop=("anweight", "pweight"))
     code, out, _ = run("validate", "--data", str(tmp_path / "d"))
     assert code == 0
-    assert "lacks their variables: weight (anweight or pweight); they are stored as missing" in out
+    assert "lacks their variables: weight (anweight, or pweight); they are stored as missing" in out

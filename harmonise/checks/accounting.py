@@ -157,7 +157,8 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
     if absent:
         # what it lacks for the rule, and for each alternative the rule has (`anweight`, or `pweight` for the
         # pspwght × pweight of older editions)
-        listed = ", ".join(f"{t} ({' or '.join(', '.join(lacks) for lacks in tp.lacking) or ', '.join(tp.absent)})"
+        # each way of serving the target is what it lacks joined by "and"; ways apart by ", or"
+        listed = ", ".join(f"{t} ({', or '.join(' and '.join(lacks) for lacks in tp.lacking) or ' and '.join(tp.absent)})"
                            for t, tp in absent[:12])
         more = f" and {len(absent) - 12} more" if len(absent) > 12 else ""
         out.append(Issue(f"{path}: {len(absent)} target(s) not available in this file, which lacks their variables: "
