@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harmonise import indicators
-from harmonise.reports.disclosure import one_blas_thread, protect
+from harmonise.reports.disclosure import _null_rows, one_blas_thread, protect
 from harmonise.reports.estimate import Rule
 
 SAMPLE = ["indicator", "ages", "survey", "wave"]
@@ -385,3 +385,20 @@ def test_a_countrys_cell_is_hidden_by_sex_as_in_the_stored_table(fr_db: Path) ->
     both = by_sex[by_sex["sex"] == "all"].merge(stored, on=keys, suffixes=("", "_stored"))
     assert len(both) == 624
     assert ((both["reliability"] == "suppressed") == (both["reliability_stored"] == "suppressed")).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), rows=st.integers(1, 12), cols=st.integers(1, 12), rank=st.integers(1, 12))
+def test_null_space_shares_are_those_of_the_reduced_svd(data: st.DataObject, rows: int, cols: int, rank: int) -> None:
+    """The rank-revealing QR that finds determined cells agrees with the SVD it replaced, on small-integer systems
+    of any rank (equations that repeat or combine others, as margins and atom equations do)."""
+    base = np.array(data.draw(st.lists(st.integers(-2, 2), min_size=min(rank, rows) * cols,
+                                       max_size=min(rank, rows) * cols))).reshape(min(rank, rows), cols)
+    mix = np.array(data.draw(st.lists(st.integers(-1, 1), min_size=rows * len(base), max_size=rows * len(base))))
+    a = (mix.reshape(rows, len(base)) @ base).astype(float)  # rank at most min(rank, rows)
+    _, s, vt = np.linalg.svd(a, full_matrices=False)
+    r = int((s > 1e-9 * max(1.0, float(s[0]) if s.size else 1.0)).sum())
+    expected = np.sqrt(np.clip(1.0 - (vt[:r] ** 2).sum(axis=0), 0.0, None))
+    got = _null_rows(a)
+    assert ((got < 1e-5) == (expected < 1e-5)).all()
+    assert np.allclose(got, expected, atol=1e-7)
