@@ -342,6 +342,7 @@ def _build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None, 
     from harmonise.reports.indicators import WaveEstimates, store_indicators, stored_inputs, stores_indicators
     from harmonise.store.atomic import atomic_target
     from harmonise.store.cache import BuildCache
+    from harmonise.store.identity import code_digest
     from harmonise.store.lookups import write_lookups
     from harmonise.store.provenance import write_schema_tables
 
@@ -392,6 +393,7 @@ def _build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None, 
             con.executemany("INSERT INTO build_info VALUES (?, ?)", [
                 ("harmonise_version", __version__), ("schema_version", str(project.schema.version)),
                 ("duckdb_version", duckdb.__version__), ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
+                ("harmonise_code", code_digest()),  # a query reads the stored estimates when it runs this code
                 ("sources", str(len(result.outcomes))), ("rows", str(sum(o.rows for o in result.outcomes))),
                 *([("synthetic", "true")] if synthetic else []),
             ])
@@ -482,8 +484,7 @@ class _WaveRows:
         ahead.estimate(cur, todo)
 
     def kept(self, survey: str, wave: str) -> StoredRows | None:
-        from harmonise.pipeline import code_digest
-        from harmonise.store.cache import digest
+        from harmonise.store.identity import code_digest, digest
 
         if not self.complete.get((survey, wave)):
             return None

@@ -56,8 +56,9 @@ from harmonise.spec.source import SourceMeta, VarMeta, find_variable
 from harmonise.spec.yamlload import LineIndex, locate
 from harmonise.store import provenance
 from harmonise.store.atomic import open_build
-from harmonise.store.cache import BuildCache, CachedFile, digest
+from harmonise.store.cache import BuildCache, CachedFile
 from harmonise.store.editions import FileFacts, edition_variables, file_edition, gathered_facts, region_labels
+from harmonise.store.identity import code_digest, digest
 from harmonise.store.provenance import append_database, to_json
 from harmonise.store.respondents import (
     FILE_BITS,
@@ -799,18 +800,6 @@ def file_key(f: _File, project: Project, reuse: Reuse, sha256: str) -> str:
                    f.src.encoding,
                    f.src.codec, f.compiled.sql, f.compiled.report_targets,
                    profile_sql(f.compiled, f.plan, project.schema, "h")])
-
-
-_DIGESTS: dict[str, str] = {}
-
-
-def code_digest() -> str:
-    """harmonise's version and the digest of its source files (a changed harmonise invalidates the cache)."""
-    if "code" not in _DIGESTS:
-        package = Path(__file__).parent
-        _DIGESTS["code"] = digest([__version__, *((str(p.relative_to(package)), p.read_bytes())
-                                                   for p in sorted(package.rglob("*.py")))])
-    return _DIGESTS["code"]
 
 
 def _declarations_digest(root: Path) -> str:

@@ -423,3 +423,43 @@ def test_pooled_sources_are_in_wave_order(small_demo_db: Path) -> None:
     margin = next(r for r in pooled if r["country"] == "all" and r["breakdown"] == "total")
     ess = [int(s.split(" ")[1]) for s in str(margin["source"]).split(", ") if s.startswith("ess ")]
     assert len(ess) > 2 and ess == sorted(ess)
+
+
+def test_a_query_with_the_builds_options_reads_the_stored_rows(fr_db: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query by country with the build's weight, ages, rule and lonely-PSU handling reads the stored table's
+    rows when this code built the database — the rows an estimate gives, value for value and in their order —
+    and estimates otherwise (another harmonise built it, or other options)."""
+    import harmonise.reports.indicators as ind
+
+    estimates: list[object] = []
+    real = ind.estimate_frame
+
+    def counted(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        estimates.append(kwargs.get("weight"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ind, "estimate_frame", counted)
+    queries = [(None, None), (["trust_parliament", "employment_rate"], None), (None, "birthplace"),
+               (["neet_rate"], "migrant_generation")]
+    read = [indicators(fr_db, names, group=group) for names, group in queries]
+    assert estimates == []
+    with monkeypatch.context() as m:
+        m.setattr(ind, "_stored_rows", lambda *args: None)
+        estimated = [indicators(fr_db, names, group=group) for names, group in queries]
+    assert len(estimates) == len(queries)
+    for a, b in zip(read, estimated):
+        assert a.columns == b.columns and a.unestimated == b.unestimated
+        assert [tuple(map(repr, r)) for r in a.rows] == [tuple(map(repr, r)) for r in b.rows]  # types too
+    assert {r["breakdown"] for r in read[2].records()} == {"birthplace"} and len(read[1].rows) == 4
+    estimates.clear()
+    indicators(fr_db, None, weight="none")
+    indicators(fr_db, None, ["country", "sex"])
+    assert estimates == ["none", "weight"]
+    other = tmp_path / "other.duckdb"
+    shutil.copy(fr_db, other)
+    with duckdb.connect(str(other)) as con:
+        con.execute("UPDATE build_info SET value = 'another harmonise' WHERE key = 'harmonise_code'")
+    estimates.clear()
+    assert indicators(other).rows == read[0].rows
+    assert estimates == ["weight"]

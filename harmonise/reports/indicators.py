@@ -521,8 +521,11 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
             raise UsageError(f"{', '.join(excluded)} {'is' if len(excluded) == 1 else 'are'} not published by "
                              f"{group} (not_by in mappings/indicators.yaml: the breakdown is the indicator's own "
                              "outcome or defines its population); choose another --group or none")
-        frame = estimate_frame(con, defs, names, by, (group,), weight=weight, age=age,
-                               rule=rule, lonely_psu=lonely_psu, pool=pool)
+        stored = _stored_rows(con, names, group) if (
+            tuple(by) == tuple(DEFAULT_BY) and weight == "weight" and age is None and rule == Rule()
+            and lonely_psu == "adjust" and not pool) else None
+        frame = stored if stored is not None else estimate_frame(
+            con, defs, names, by, (group,), weight=weight, age=age, rule=rule, lonely_psu=lonely_psu, pool=pool)
         absent = [] if pool else _unestimated(con, frame, weight)
     finally:
         if con is not db:
@@ -531,6 +534,30 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
             for r in frame.astype(object).itertuples(index=False)]
     return Estimates(list(frame.columns), rows, rule, weight, defs.indicators, lonely_psu, POOLING if pool else None,
                      defs.breakdowns, absent)
+
+
+def _stored_rows(con: duckdb.DuckDBPyConnection, names: Sequence[str] | None, group: str | None
+                 ) -> pd.DataFrame | None:
+    """The stored ``indicators`` rows of ``group``'s breakdown (of ``names``), in the order an estimate gives them,
+    when this code built the database: a query with the build's options (by country, the analysis weight, the
+    indicators' own ages, the default rule, lonely PSUs adjusted, not pooled) then gives exactly those rows, as the
+    estimator is deterministic and its suppression already spans every breakdown. None otherwise (another
+    harmonise built it, or a database without the table): then the query estimates. A query by country on the
+    demo: 2.5 s estimating, a fraction of that read."""
+    import duckdb
+
+    from harmonise.store.identity import code_digest
+
+    try:
+        built = con.execute("SELECT value FROM build_info WHERE key = 'harmonise_code'").fetchone()
+        if built is None or built[0] != code_digest():
+            return None
+        chosen = f" AND indicator IN ({', '.join(map(sql_literal, names))})" if names else ""
+        return con.execute(f"SELECT * FROM indicators WHERE breakdown = ?{chosen} "
+                           'ORDER BY indicator, ages, survey, wave, country, breakdown, "group"',
+                           [group or "total"]).df()
+    except (duckdb.CatalogException, duckdb.BinderException):  # an older database
+        return None
 
 
 def _unestimated(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, weight: str) -> list[str]:

@@ -43,7 +43,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,15 +81,6 @@ TABLES = {
     "stats": "path VARCHAR, dev BIGINT, ino BIGINT, size BIGINT, mtime_ns BIGINT, ctime_ns BIGINT, sha256 VARCHAR",
 }
 SETTLED_NS = 2_000_000_000  # a file's stat is kept only when it last changed this long before the build began
-
-
-def digest(parts: Iterable[object]) -> str:
-    """A key: sha256 over the parts' text, each length-prefixed (so no two part lists collide)."""
-    h = hashlib.sha256()
-    for part in parts:
-        data = str(part).encode()
-        h.update(len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
 
 
 def sha256_of(path: Path) -> str:
