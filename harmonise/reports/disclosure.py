@@ -162,7 +162,9 @@ def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation 
             grew = True
             continue
         exposed = [i for block in _linked_parts(hidden, rows) for i in _exposed(*block)]
-        pool = _nearest_published(exposed, rows, suppressed, n)
+        # a cell another table publishes hides nothing: first the nearest cells of this table's own to hide
+        pool = _nearest_published(exposed, rows, {**dict.fromkeys(keep, "kept"), **suppressed}, n) if keep else set()
+        pool = pool or _nearest_published(exposed, rows, suppressed, n)
         if not pool:  # nothing exposed, or nothing published is linked to what is
             return grew
         suppressed[cheapest(pool)] = "complementary"
