@@ -163,7 +163,8 @@ def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation 
             continue
         exposed = [i for block in _linked_parts(hidden, rows) for i in _exposed(*block)]
         # a cell another table publishes hides nothing: first the nearest cells of this table's own to hide
-        pool = _nearest_published(exposed, rows, {**dict.fromkeys(keep, "kept"), **suppressed}, n) if keep else set()
+        kept = {i: "kept" for i in n if i in keep}
+        pool = _nearest_published(exposed, rows, {**kept, **suppressed}, n) if kept else set()
         pool = pool or _nearest_published(exposed, rows, suppressed, n)
         if not pool:  # nothing exposed, or nothing published is linked to what is
             return grew
