@@ -140,6 +140,7 @@ def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation 
     table publishes (the stored table's), hidden only when nothing else can be."""
     grew = False
     system = [eq for eq in eqs if eq is not None]
+    kept = {i: "kept" for i in n if i in keep}  # what another table publishes: hiding it here protects nothing
 
     def cheapest(pool: set[int]) -> int:  # totals and margins first: the groups are the point
         return min(pool, key=lambda i: (i in keep, i in shared, -margins[i], n[i], i))
@@ -162,8 +163,7 @@ def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation 
             grew = True
             continue
         exposed = [i for block in _linked_parts(hidden, rows) for i in _exposed(*block)]
-        # a cell another table publishes hides nothing: first the nearest cells of this table's own to hide
-        kept = {i: "kept" for i in n if i in keep}
+        # first the nearest cells of this table's own to hide, however far; another table's only when none is left
         pool = _nearest_published(exposed, rows, {**kept, **suppressed}, n) if kept else set()
         pool = pool or _nearest_published(exposed, rows, suppressed, n)
         if not pool:  # nothing exposed, or nothing published is linked to what is
