@@ -463,3 +463,16 @@ def test_a_query_with_the_builds_options_reads_the_stored_rows(fr_db: Path, tmp_
     estimates.clear()
     assert indicators(other).rows == read[0].rows
     assert estimates == ["weight"]
+    from harmonise.store.identity import code_digest
+
+    with duckdb.connect(str(other)) as con:  # this harmonise, another DuckDB: estimated too
+        con.execute("UPDATE build_info SET value = ? WHERE key = 'harmonise_code'", [code_digest()])
+        con.execute("UPDATE build_info SET value = '0.0.1' WHERE key = 'duckdb_version'")
+    estimates.clear()
+    assert indicators(other).rows == read[0].rows
+    assert estimates == ["weight"]
+    with duckdb.connect(str(other)) as con:
+        con.execute("UPDATE build_info SET value = ? WHERE key = 'duckdb_version'", [duckdb.__version__])
+    estimates.clear()
+    assert indicators(other).rows == read[0].rows
+    assert estimates == []

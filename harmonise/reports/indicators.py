@@ -539,18 +539,19 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
 def _stored_rows(con: duckdb.DuckDBPyConnection, names: Sequence[str] | None, group: str | None
                  ) -> pd.DataFrame | None:
     """The stored ``indicators`` rows of ``group``'s breakdown (of ``names``), in the order an estimate gives them,
-    when this code built the database: a query with the build's options (by country, the analysis weight, the
-    indicators' own ages, the default rule, lonely PSUs adjusted, not pooled) then gives exactly those rows, as the
-    estimator is deterministic and its suppression already spans every breakdown. None otherwise (another
-    harmonise built it, or a database without the table): then the query estimates. A query by country on the
-    demo: 2.5 s estimating, a fraction of that read."""
+    when this code built the database with this DuckDB: a query with the build's options (by country, the analysis
+    weight, the indicators' own ages, the default rule, lonely PSUs adjusted, not pooled) then gives exactly those
+    rows, as the estimator is deterministic and its suppression already spans every breakdown. None otherwise
+    (another harmonise or DuckDB built it, or a database without the table): then the query estimates. A query by
+    country on the demo: 2.3 s estimating, 0.06 s read (decision 79)."""
     import duckdb
 
     from harmonise.store.identity import code_digest
 
     try:
-        built = con.execute("SELECT value FROM build_info WHERE key = 'harmonise_code'").fetchone()
-        if built is None or built[0] != code_digest():
+        built = dict(con.execute("SELECT key, value FROM build_info WHERE key IN ('harmonise_code', 'duckdb_version')"
+                                 ).fetchall())
+        if built != {"harmonise_code": code_digest(), "duckdb_version": duckdb.__version__}:
             return None
         chosen = f" AND indicator IN ({', '.join(map(sql_literal, names))})" if names else ""
         return con.execute(f"SELECT * FROM indicators WHERE breakdown = ?{chosen} "
