@@ -246,7 +246,7 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
         f["cv"] = np.where(np.isfinite(est) & (est != 0), f["se"] / np.abs(est), np.nan)
     primary, low_flags = _flags(f, rule)
     suppressed = {i: "primary" for i, reasons in enumerate(primary) if reasons}
-    coords = list(map(tuple, f[[*dims, "group"]].astype(str).itertuples(index=False)))
+    coords = _texts(f, [*dims, "group"])
     counts = list(map(int, f["n"]))
     same = _same_cells(f, table_keys, coords, counts)
     kept = {i for i, hidden in (fixed or {}).items() if not hidden}
@@ -452,9 +452,11 @@ def _texts(frame: pd.DataFrame, columns: Sequence[str], missing: bool = False) -
     """The rows of ``columns`` as tuples of text (column by column: pandas' row iteration is slow); with
     ``missing``, a missing value stays None."""
     def text(v: object) -> str | None:
-        return None if missing and (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))) else str(v)
+        return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
 
-    return list(zip(*([text(v) for v in frame[c].tolist()] for c in columns))) if columns else [()] * len(frame)
+    if not columns:
+        return [()] * len(frame)
+    return list(zip(*(list(map(text if missing else str, frame[c].to_numpy(dtype=object).tolist())) for c in columns)))
 
 
 def dependencies(v: np.ndarray) -> list[np.ndarray]:
@@ -470,10 +472,12 @@ def dependencies(v: np.ndarray) -> list[np.ndarray]:
         p = r + int(np.argmax(np.abs(a[r:, c])))
         if abs(a[p, c]) < TOLERANCE:
             continue
-        a[[r, p]] = a[[p, r]]
+        if p != r:
+            a[[r, p]] = a[[p, r]]
         a[r] /= a[r, c]
-        others = np.arange(m) != r
-        a[others] -= np.outer(a[others, c], a[r])
+        factors = a[:, c].copy()
+        factors[r] = 0.0
+        a -= np.outer(factors, a[r])
         pivots.append(c)
         r += 1
     out = []
@@ -531,8 +535,8 @@ def _same_cells(f: pd.DataFrame, table_keys: Sequence[str], coords: list[tuple[s
     same n, estimate and effective n (rounded, as sums of the same terms in another order may differ in the last
     digit). Two different cells that agree on all three are joined too: one more cell hidden, never one less.
     Such a cell is one unknown in every table that holds it: hidden in one, it is hidden in all (decision 69)."""
-    keys = ["\x1f".join(map(str, r)) for r in f[list(table_keys)].itertuples(index=False)]
-    breakdowns = f["breakdown"].astype(str).tolist()
+    keys = ["\x1f".join(r) for r in _texts(f, table_keys)]
+    breakdowns = [b for (b,) in _texts(f, ["breakdown"])]
     est, neff = f["estimate"].to_numpy(dtype=float), f["n_eff"].to_numpy(dtype=float)
     first: dict[tuple[object, ...], int] = {}
     holders: dict[int, set[str]] = {}
@@ -585,6 +589,6 @@ def _joined_tables(tables: list[list[int]], same: dict[int, int], links: Sequenc
 def _native_suppressed(f: pd.DataFrame, sup: np.ndarray, table_keys: Sequence[str], dims: Sequence[str]) -> np.ndarray:
     """Per row: whether the native cell it is compared with is suppressed."""
     cols = [*table_keys, "breakdown", *dims]
-    key = ["\x1f".join(map(str, r)) for r in f[cols].itertuples(index=False)]
-    native = {k: s for k, s, nat in zip(key, sup, f["is_native"]) if nat}
+    key = ["\x1f".join(r) for r in _texts(f, cols)]
+    native = {k: s for k, s, nat in zip(key, sup.tolist(), f["is_native"].to_numpy(dtype=object).tolist()) if nat}
     return np.array([native.get(k, False) for k in key], dtype=bool)

@@ -89,17 +89,19 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
     """The ``quality`` text of every row (empty when nothing is flagged): what the targets its estimate reads were
     mapped with, in the files of its survey-wave — those holding its country's respondents when it has one (a
     country file's approximation is not its neighbours')."""
+    # the lineage of the survey-waves the rows name only (a build estimates a wave at a time)
+    named = sorted({s for source in rows["source"].unique() for s in str(source or "").split(", ") if s})
+    within = ", ".join(sql_literal(s) for s in named) or "NULL"
     lineage: dict[tuple[str, str], dict[str, dict[str, tuple[str, list[str], str | None]]]] = {}
     for survey, wave, file, target, kind, sources, quality in _read(
-            con, "SELECT survey, wave, file_name, target, kind, source_variables, quality FROM lineage"):
+            con, "SELECT survey, wave, file_name, target, kind, source_variables, quality FROM lineage "
+                 f"WHERE survey || ' ' || wave IN ({within})"):
         srcs = [s for s in str(sources or "").split(",") if s]
         lineage.setdefault((str(survey), str(wave)), {}).setdefault(str(file), {})[str(target)] = \
             (str(kind), srcs, quality)  # type: ignore[assignment]
     by_country = "country" in rows.columns
     held: dict[tuple[str, str, str], set[str]] = {}
     if by_country:
-        named = sorted({s for source in rows["source"] for s in str(source or "").split(", ") if s})
-        within = ", ".join(sql_literal(s) for s in named) or "NULL"
         for survey, wave, file, country in _read(
                 con, "SELECT DISTINCT survey, wave, source_file, country FROM respondents "
                      f"WHERE survey || ' ' || wave IN ({within})"):
@@ -123,20 +125,28 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
             merged[key] = out
         return merged[key]
 
-    cache: dict[tuple[str, str, str, str], str] = {}
+    read_by: dict[tuple[str, str], frozenset[str]] = {}
 
-    def flags(indicator: str, breakdown: str, source: str, country: str) -> str:
-        key = (indicator, breakdown, source, country)
-        if key not in cache:
-            survey, _, wave = source.partition(" ")
+    def reads_of(indicator: str, breakdown: str) -> frozenset[str]:
+        """The targets an estimate of ``indicator`` in ``breakdown`` reads."""
+        if (indicator, breakdown) not in read_by:
             d = defs.indicators[indicator]
             reads = [*_names(d.population), *_names(d.outcome), "age"]
             if breakdown in defs.breakdowns:
                 reads += _names(defs.breakdowns[breakdown].expr)
             if WEIGHT_TARGET.get(weight):
                 reads.append(str(WEIGHT_TARGET[weight]))
+            read_by[(indicator, breakdown)] = frozenset(reads)
+        return read_by[(indicator, breakdown)]
+
+    cache: dict[tuple[str, str, str, str], str] = {}
+
+    def flags(indicator: str, breakdown: str, source: str, country: str) -> str:
+        key = (indicator, breakdown, source, country)
+        if key not in cache:
+            survey, _, wave = source.partition(" ")
             lin = lineage_of(survey, wave, country)
-            used = _expand(reads, lin)
+            used = _expand(reads_of(indicator, breakdown), lin)
             parts = []
             for q in FLAGGED:
                 hit = sorted(t for t in used if q in lin.get(t, ("", [], frozenset()))[2])
@@ -147,13 +157,12 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
             cache[key] = "; ".join(parts)
         return cache[key]
 
-    out = []
-    countries = rows["country"] if by_country else [None] * len(rows)
-    for indicator, breakdown, source, country in zip(rows["indicator"], rows["breakdown"], rows["source"], countries):
+    def text(indicator: object, breakdown: object, source: object, country: object) -> str:
         sources = [s for s in str(source or "").split(", ") if s]
         texts = [(s, flags(str(indicator), str(breakdown), s, str(country))) for s in sources]
-        if len(texts) == 1:
-            out.append(texts[0][1])
-        else:
-            out.append(" | ".join(f"{s}: {t}" for s, t in texts if t))
-    return out
+        return texts[0][1] if len(texts) == 1 else " | ".join(f"{s}: {t}" for s, t in texts if t)
+
+    done: dict[tuple[object, ...], str] = {}
+    countries = rows["country"].tolist() if by_country else [None] * len(rows)
+    keys = zip(rows["indicator"].tolist(), rows["breakdown"].tolist(), rows["source"].tolist(), countries)
+    return [done[k] if k in done else done.setdefault(k, text(*k)) for k in keys]
