@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from harmonise.api import compiled_sql
     from harmonise.discover import discover
-    from harmonise.pipeline import needed_columns
+    from harmonise.pipeline.batch import needed_columns
     from harmonise.spec.project import load_project
 
     file = args.file or generate(args.data, [1])["wide-1x"] / FILE_NAME

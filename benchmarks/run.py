@@ -62,7 +62,7 @@ sys.path.insert(0, str(HERE))
 from generate import FILE_NAME, MANY_COLUMNS, MANY_COUNTRIES, MANY_ROWS, generate, generate_many
 
 from harmonise.discover import discover
-from harmonise.pipeline import needed_columns
+from harmonise.pipeline.batch import needed_columns
 from harmonise.spec.project import load_project
 
 FLOOR = ("import json, sys, pyreadstat; "

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-    from harmonise.pipeline import Idle, Outcome, Reuse
+    from harmonise.pipeline import Idle, Reuse
+    from harmonise.pipeline.batch import Outcome
     from harmonise.readers.files import SourceFile
     from harmonise.reports.indicators import StoredRows, WaveEstimates
     from harmonise.spec.crosswalk import Crosswalk

@@ -347,11 +347,13 @@ def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd
     """Reading the rounds in one pass keeps memory flat: the file is read a chunk at a time, and each round is
     harmonised from what that pass left on disk, a chunk at a time, never the file's rows at once."""
     from harmonise import pipeline
+    from harmonise.pipeline import batch
 
-    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2_000)
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2_000)  # the chunks harmonised
+    monkeypatch.setattr(batch, "CHUNK_ROWS", 2_000)  # the chunks read
     read: list[int] = []
     handed: list[int] = []
-    prefetched, spilled = pipeline.prefetched_chunks, pipeline._spilled
+    prefetched, spilled = batch.prefetched_chunks, batch._spilled
 
     def reader(src: Any, columns: list[str], chunksize: int, enabled: bool = True) -> Any:
         read.append(chunksize)
@@ -362,8 +364,8 @@ def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd
             handed.append(len(frame))
             yield frame
 
-    monkeypatch.setattr(pipeline, "prefetched_chunks", reader)
-    monkeypatch.setattr(pipeline, "_spilled", frames)
+    monkeypatch.setattr(batch, "prefetched_chunks", reader)
+    monkeypatch.setattr(batch, "_spilled", frames)
     eight, nine = _rounds(finland, 7)
     rows = pd.concat([eight, nine], ignore_index=True).sample(frac=1, random_state=6).reset_index(drop=True)
     cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")

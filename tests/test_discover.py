@@ -251,7 +251,7 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
     A later row of another wave makes the file one of several waves: the build starts again and reads the file
     wave by wave (it stopped with an error before); given --survey/--wave, such a row stops the build, naming it."""
     from harmonise.discover import CONTENT_SAMPLE
-    from harmonise.pipeline import PREFETCH_MIN_ROWS
+    from harmonise.pipeline.batch import PREFETCH_MIN_ROWS
 
     df, meta = finland
     long = pd.concat([df] * copies, ignore_index=True)

@@ -1,7 +1,7 @@
 """EVS (2008, 2017) and EU-MIDIS (I, II) crosswalks: the tricky recodes, pinned exactly.
 
 Each wave is resolved and compiled against its declared codebook (as `harmonise sql` does),
-and the SQL is run in DuckDB on a tiny hand-made `src` staged like harmonise/pipeline.py
+and the SQL is run in DuckDB on a tiny hand-made `src` staged like harmonise/pipeline/batch.py
 stages a file chunk: one column per source variable (DOUBLE numeric, VARCHAR string) plus
 `__row`. Source variables a row does not set are system-missing.
 

@@ -133,7 +133,7 @@ def test_a_group_merged_before_the_one_ahead_of_it_is_stored_after_it(tmp_path: 
     row group, written to the file before the commit)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from harmonise.pipeline import _Merge
+    from harmonise.pipeline.workers import Merge
     from harmonise.store.atomic import ROW_GROUP_ROWS, open_build
 
     rows = ROW_GROUP_ROWS + 5_000
@@ -142,9 +142,9 @@ def test_a_group_merged_before_the_one_ahead_of_it_is_stored_after_it(tmp_path: 
     try:
         con.execute("CREATE TABLE t (g INTEGER, i INTEGER)")
         with ThreadPoolExecutor(2) as merger:
-            later = _Merge(con, second, merger)
+            later = Merge(con, second, merger)
             later.future.result()  # merged before the first group is even done
-            _Merge(con, first, merger).commit()
+            Merge(con, first, merger).commit()
             later.commit()
         assert con.execute("SELECT g, i FROM t").fetchall() == [(g, i) for g in (1, 2) for i in range(rows)]
     finally:
@@ -154,7 +154,7 @@ def test_a_group_merged_before_the_one_ahead_of_it_is_stored_after_it(tmp_path: 
 def test_a_merge_left_uncommitted_is_rolled_back(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from harmonise.pipeline import _Merge
+    from harmonise.pipeline.workers import Merge
     from harmonise.store.atomic import open_build
 
     (part,) = _parts(tmp_path, 1, 1_000)
@@ -162,7 +162,7 @@ def test_a_merge_left_uncommitted_is_rolled_back(tmp_path: Path) -> None:
     try:
         con.execute("CREATE TABLE t (g INTEGER, i INTEGER)")
         with ThreadPoolExecutor(1) as merger:
-            merge = _Merge(con, part, merger)
+            merge = Merge(con, part, merger)
             merge.future.result()
             merge.close()  # a failed build
         assert con.execute("SELECT count(*) FROM t").fetchall() == [(0,)]
@@ -182,7 +182,7 @@ def test_workers_folders_a_killed_validate_left_are_removed_by_the_next(tmp_path
 
     import duckdb
 
-    from harmonise.pipeline import _jobs_folder
+    from harmonise.pipeline.workers import workers_folder
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -199,7 +199,7 @@ def test_workers_folders_a_killed_validate_left_are_removed_by_the_next(tmp_path
     (tmp_path / f"harmonise-jobs-{gone.pid}-11111111").symlink_to(target)  # a link is never followed or removed
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     con = duckdb.connect(":memory:")
-    with _jobs_folder(con) as folder:
+    with workers_folder(con) as folder:
         assert folder.parent == tmp_path and folder.name.startswith(f"harmonise-jobs-{os.getpid()}-")
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             [alive.name, other.name, "kept", f"harmonise-jobs-{gone.pid}-11111111", folder.name])

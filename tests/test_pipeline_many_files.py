@@ -16,6 +16,8 @@ from conftest import ROOT, twice_unless_crashing
 
 from harmonise import pipeline
 from harmonise.discover import discover
+from harmonise.pipeline import batch
+from harmonise.pipeline.workers import group_rows
 from harmonise.readers.files import ReaderCrashed, isolated_map
 from harmonise.spec.project import Project, load_project
 from harmonise.store.respondents import create_all
@@ -66,7 +68,7 @@ def test_a_waves_small_files_together_give_what_each_alone_gives(country_files: 
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     project = load_project(ROOT)
     together = _harmonise(project, country_files)
-    monkeypatch.setattr(pipeline, "PREFETCH_MIN_ROWS", 0)  # no file is small: each is harmonised alone
+    monkeypatch.setattr(batch, "PREFETCH_MIN_ROWS", 0)  # no file is small: each is harmonised alone
     alone = _harmonise(project, country_files)
     assert together == alone
     assert [r[0] for r in together[0]["sources"]] == sorted(p.name for p in country_files.iterdir())
@@ -95,7 +97,7 @@ def test_fewer_rows_than_the_one_thread_limit_run_on_one_thread_with_the_same_re
     (0, 2, pipeline.CHUNK_ROWS),
 ])
 def test_small_files_are_grouped_evenly_across_the_workers(small: int, workers: int, rows: int) -> None:
-    assert pipeline.group_rows(small, workers) == rows
+    assert group_rows(small, workers) == rows
 
 
 def test_pandera_failures_are_counted_per_file_when_files_go_together(country_files: Path, project: Path,
@@ -108,7 +110,7 @@ def test_pandera_failures_are_counted_per_file_when_files_go_together(country_fi
     crosswalk.write_text(text.replace(rule, '  age:\n    expr: "agea + 100"\n'))
     declared = load_project(project)
     together = _harmonise(declared, country_files)
-    monkeypatch.setattr(pipeline, "PREFETCH_MIN_ROWS", 0)
+    monkeypatch.setattr(batch, "PREFETCH_MIN_ROWS", 0)
     alone = _harmonise(declared, country_files)
     assert together == alone
     failures = together[0]["validation_failures"]

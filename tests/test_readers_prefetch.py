@@ -11,9 +11,9 @@ import pyreadstat
 import pytest
 from conftest import ROOT
 
-from harmonise import pipeline
 from harmonise.discover import discover
 from harmonise.errors import InputError
+from harmonise.pipeline import batch
 from harmonise.readers.files import open_source
 from harmonise.readers.prefetch import Prefetcher, can_prefetch, prefetched_chunks
 from harmonise.spec.project import load_project
@@ -84,7 +84,7 @@ def test_closing_a_partly_read_prefetcher_stops_its_readers(tmp_path: Path) -> N
 
 
 def test_harmonising_with_and_without_readers_gives_the_same_database(ess8: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "PREFETCH_MIN_ROWS", 0)
+    monkeypatch.setattr(batch, "PREFETCH_MIN_ROWS", 0)
     project = load_project(ROOT)
     (job,), _ = discover(project, [ess8])
     tables = {}
@@ -92,7 +92,7 @@ def test_harmonising_with_and_without_readers_gives_the_same_database(ess8: Path
         con = duckdb.connect(":memory:")
         assert project.schema is not None
         create_all(con, project.schema)
-        out = pipeline.process(job, con, project, chunksize=700, prefetch=prefetch)
+        out = batch.process(job, con, project, chunksize=700, prefetch=prefetch)
         assert out.rows == 2_070 and not [i for i in out.issues if i.severity == "error"]
         tables[prefetch] = [con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
                             for t in ("respondents", "harmonisation_report", "conservation", "validation_failures")]
@@ -102,14 +102,14 @@ def test_harmonising_with_and_without_readers_gives_the_same_database(ess8: Path
 
 def test_a_failed_insert_stops_the_run_with_its_error(ess8: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer thread's error is raised in the harmonising thread, not lost or hung on."""
-    monkeypatch.setattr(pipeline, "insert_select", lambda schema, relation, file_name: f"INSERT INTO no_such_table SELECT * FROM {relation}")
+    monkeypatch.setattr(batch, "insert_select", lambda schema, relation, file_name: f"INSERT INTO no_such_table SELECT * FROM {relation}")
     project = load_project(ROOT)
     (job,), _ = discover(project, [ess8])
     con = duckdb.connect(":memory:")
     assert project.schema is not None
     create_all(con, project.schema)
     with pytest.raises(duckdb.CatalogException, match="no_such_table"):
-        pipeline.process(job, con, project, chunksize=700)
+        batch.process(job, con, project, chunksize=700)
     assert con.execute("SELECT count(*) FROM respondents").fetchone() == (0,)
     con.close()
 
@@ -129,7 +129,7 @@ def test_rows_written_as_full_row_groups_equal_the_logged_ones(ess8: Path, tmp_p
         path = tmp_path / f"{name}.duckdb"
         con = opener(path)
         create_all(con, project.schema)
-        out = pipeline.process(job, con, project, chunksize=2_070, prefetch=False)  # one chunk: a full row group + 22 rows
+        out = batch.process(job, con, project, chunksize=2_070, prefetch=False)  # one chunk: a full row group + 22 rows
         assert out.rows == 2_070
         con.close()
         con = duckdb.connect(str(path), read_only=True)

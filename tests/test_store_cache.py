@@ -164,8 +164,8 @@ def test_workers_started_on_a_plan_the_previous_database_overturns_are_not_used(
     from harmonise import pipeline
 
     monkeypatch.setattr(BuildCache, "harmonised", lambda self, con, keys: {})  # the previous rows "missing"
-    early, started = pipeline._early_workers, []
-    monkeypatch.setattr(pipeline, "_early_workers", lambda *a: started.append(early(*a)) or started[-1])
+    early, started = pipeline.early_workers, []
+    monkeypatch.setattr(pipeline, "early_workers", lambda *a: started.append(early(*a)) or started[-1])
     out = _build(project, data, db, "--jobs", "2")
     assert [len(s.groups) for s in started] == [2]  # the edited round's two files, one worker each
     assert _kept(out) is None and "(600 rows)" in out  # then all four files harmonised again, in new groups
