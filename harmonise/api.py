@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from harmonise.pipeline import Idle, Reuse
     from harmonise.pipeline.batch import Outcome
     from harmonise.readers.files import SourceFile
-    from harmonise.reports.indicators import StoredRows, WaveEstimates
+    from harmonise.reports.indicator_table import StoredRows, WaveEstimates
     from harmonise.spec.crosswalk import Crosswalk
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
@@ -340,7 +340,8 @@ def _build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None, 
     import duckdb
 
     from harmonise.pipeline import Reuse
-    from harmonise.reports.indicators import WaveEstimates, store_indicators, stored_inputs, stores_indicators
+    from harmonise.reports.indicator_table import WaveEstimates, store_indicators, stores_indicators
+    from harmonise.reports.indicators import stored_inputs
     from harmonise.store.atomic import atomic_target
     from harmonise.store.cache import BuildCache
     from harmonise.store.identity import code_digest

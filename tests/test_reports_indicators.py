@@ -19,7 +19,7 @@ import pytest
 
 from harmonise import connect, indicators
 from harmonise.reports.estimate import Rule
-from harmonise.reports.indicators import WaveEstimates, create_indicators, store_indicators
+from harmonise.reports.indicator_table import WaveEstimates, create_indicators, store_indicators
 from harmonise.spec.project import load_project
 from tests.conftest import ROOT, run
 
@@ -252,15 +252,16 @@ def _stored_and_one_estimate(con: duckdb.DuckDBPyConnection, monkeypatch: pytest
     """The indicators of ``con``'s respondents stored afresh (``spy`` standing for the estimator meanwhile): the
     stored rows, the rows one estimate of every wave gives in the table's order, the definitions and that
     estimate."""
+    import harmonise.reports.indicator_table as table_of
     import harmonise.reports.indicators as ind
 
     real = ind.estimate_frame
     for table in ("indicators", "indicator_definitions", "indicator_breakdowns", "survey_sampling"):
         con.execute(f"DROP TABLE {table}")
     con.execute("DELETE FROM build_info WHERE key = 'indicator_age_bands'")
-    monkeypatch.setattr(ind, "estimate_frame", spy)
+    monkeypatch.setattr(table_of, "estimate_frame", spy)
     store_indicators(con, load_project(ROOT))
-    monkeypatch.setattr(ind, "estimate_frame", real)
+    monkeypatch.setattr(table_of, "estimate_frame", real)
     stored = con.execute("SELECT * FROM indicators").fetchall()
     defs = ind.read_definitions(con)
     whole = real(con, defs, None, ind.DEFAULT_BY, (None, *defs.breakdowns))
@@ -282,10 +283,11 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
     every wave gives, in its order."""
     import threading
 
+    import harmonise.reports.indicator_table as table_of
     import harmonise.reports.indicators as ind
 
     if batch is not None:
-        monkeypatch.setattr(ind, "ESTIMATE_BATCH", batch)  # every wave holds more: each is estimated alone
+        monkeypatch.setattr(table_of, "ESTIMATE_BATCH", batch)  # every wave holds more: each is estimated alone
     db = tmp_path / "demo.duckdb"
     shutil.copy(small_demo_db, db)
     con = duckdb.connect(str(db))
@@ -308,7 +310,7 @@ def test_waves_estimated_at_once_give_the_rows_of_one_estimate_of_all(small_demo
     waves = sorted({(str(s), str(w)) for s, w in whole[["survey", "wave"]].itertuples(index=False)})
     assert all(len(b) == 1 for b in batches if set(b) & designed) and designed
     if batch is None:
-        assert len({name for name, _, _ in seen}) == ind.ESTIMATORS  # two threads shared the batches
+        assert len({name for name, _, _ in seen}) == table_of.ESTIMATORS  # two threads shared the batches
         # a wave with design PSUs in two halves of the indicators, every other wave once with all of them
         for sw in waves:
             names = [n for _, b, n in seen if sw in b]

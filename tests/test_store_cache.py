@@ -205,16 +205,16 @@ def _built(built_once: tuple[Path, Path, Path], tmp_path: Path, data_too: bool =
 
 def _estimated(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The survey-waves the build estimates indicators for, recorded as it calls the estimator."""
-    from harmonise.reports import indicators
+    from harmonise.reports import indicator_table
 
     seen: list[object] = []
-    estimate = indicators.estimate_frame
+    estimate = indicator_table.estimate_frame
 
     def recorded(*a: object, **kw: object) -> object:
         seen.extend(kw.get("sample") or ["all"])  # type: ignore[arg-type]
         return estimate(*a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(indicators, "estimate_frame", recorded)
+    monkeypatch.setattr(indicator_table, "estimate_frame", recorded)
     return seen
 
 
@@ -326,7 +326,7 @@ def test_a_build_failing_while_its_index_is_written_leaves_the_previous_cache(
     """The next build's index is written while the indicators are estimated: a build failing then leaves the
     previous database, its index and nothing beside them."""
     from harmonise import api
-    from harmonise.reports import indicators
+    from harmonise.reports import indicator_table
 
     project, data, db = _built(built_once, tmp_path)
     index = folder_of(db) / INDEX
@@ -335,7 +335,7 @@ def test_a_build_failing_while_its_index_is_written_leaves_the_previous_cache(
     def full_disk(*a: object, **kw: object) -> None:
         raise duckdb.IOException("could not write: no space left on device")
 
-    monkeypatch.setattr(indicators, "store_indicators", full_disk)
+    monkeypatch.setattr(indicator_table, "store_indicators", full_disk)
     with pytest.raises(duckdb.IOException, match="no space left"):
         api.build(project, [data], db)
     assert index.read_bytes() == before and db.read_bytes() == stored
