@@ -653,7 +653,7 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
 def _cumulative_note(data: Path, src: SourceFile, cw: Crosswalk, wave: str) -> list[str]:
     """What `sql --data` says of a file holding several waves' rows (a cumulative file): the query reads every
     row, where a build harmonises only the wave's rows with it."""
-    from harmonise.discover import split_waves
+    from harmonise.rounds import split_waves
 
     split = split_waves(data, src, [cw])
     if split is None:

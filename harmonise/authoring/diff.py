@@ -211,7 +211,7 @@ def _cumulative(path: Path, src: Any, cw: Crosswalk) -> list[str]:
     """The waves of ``cw`` whose rows ``path`` holds when it holds several waves' rows (a cumulative file, told
     apart by the crosswalk's one content variable, read whole), else nothing. A file with rows of no known wave
     beside them fails as a build does (``mixed-waves``): its rows would be counted for no wave or a wrong one."""
-    from harmonise.discover import split_waves
+    from harmonise.rounds import split_waves
 
     split = split_waves(path, src, [cw])
     if split is None:
@@ -250,7 +250,7 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
     holding several waves' rows (a cumulative file; ``several``, found here when None), only the rows of ``wave``
     (by its content variable)."""
     from harmonise.compile.sql import compile_wave
-    from harmonise.discover import content_text, content_wanted
+    from harmonise.rounds import content_text, content_wanted
 
     assert project.schema is not None
     src = open_source(path, encoding)

@@ -67,7 +67,7 @@ class Rounds:
     rows: dict[str | None, int]
 
     def text(self) -> str:
-        from harmonise.discover import rounds_text
+        from harmonise.rounds import rounds_text
 
         return rounds_text(self.variable, self.rows)
 
@@ -173,7 +173,7 @@ def inspect_file(path: Path, patterns: list[str] | None = None, *, encoding: str
     """Describe ``path``'s variables (those matching ``patterns``), with frequencies unless ``data=False``.
     ``crosswalks``: those whose round variable (``essround``) tells a file of several waves' rows; the file's
     rows per value of it are counted in the same read (:attr:`FileReport.rounds`)."""
-    from harmonise.discover import round_variable, several_rounds, tally
+    from harmonise.rounds import round_variable, several_rounds, tally
 
     src = open_source(path, encoding=encoding)
     chosen = [vm for vm in src.meta.variables.values() if matches(vm, patterns or [])]

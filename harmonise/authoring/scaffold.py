@@ -395,7 +395,7 @@ def _rounds_of(project: Project, survey: str, wave: str, meta: SourceMeta) -> tu
     """The file's variable that tells a crosswalk's waves apart (``essround``) with that crosswalk's survey, and its
     values that mark the rows of ``survey`` ``wave`` (the wave's ``content``; a wave the survey's crosswalk lacks:
     its name, as ESS rounds are named), none for another survey's variable."""
-    from harmonise.discover import content_wanted, round_variable
+    from harmonise.rounds import content_wanted, round_variable
 
     own = project.crosswalks.get(survey)
     for cw in [*([own] if own is not None else []), *(c for s, c in project.crosswalks.items() if s != survey)]:
@@ -420,7 +420,7 @@ def _observe(src: Any, names: list[str], told: tuple[str, str] | None = None, wa
     of several waves' rows (a cumulative file, by ``told``: the survey and variable that tell its waves apart): the
     codes of its rows of ``survey`` ``wave`` only (those whose value is ``wanted``), or of every row when it holds
     none (read in one pass, the rows per value counted with them)."""
-    from harmonise.discover import content_text, rounds_text, tally
+    from harmonise.rounds import content_text, rounds_text, tally
 
     every: Observed = ({n: Counter() for n in names}, {})
     mine: Observed = ({n: Counter() for n in names}, {})
