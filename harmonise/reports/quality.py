@@ -157,12 +157,11 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
             cache[key] = "; ".join(parts)
         return cache[key]
 
-    def text(indicator: object, breakdown: object, source: object, country: object) -> str:
+    out = []
+    countries = rows["country"].tolist() if by_country else [None] * len(rows)
+    for indicator, breakdown, source, country in zip(rows["indicator"].tolist(), rows["breakdown"].tolist(),
+                                                     rows["source"].tolist(), countries):
         sources = [s for s in str(source or "").split(", ") if s]
         texts = [(s, flags(str(indicator), str(breakdown), s, str(country))) for s in sources]
-        return texts[0][1] if len(texts) == 1 else " | ".join(f"{s}: {t}" for s, t in texts if t)
-
-    done: dict[tuple[object, ...], str] = {}
-    countries = rows["country"].tolist() if by_country else [None] * len(rows)
-    keys = zip(rows["indicator"].tolist(), rows["breakdown"].tolist(), rows["source"].tolist(), countries)
-    return [done[k] if k in done else done.setdefault(k, text(*k)) for k in keys]
+        out.append(texts[0][1] if len(texts) == 1 else " | ".join(f"{s}: {t}" for s, t in texts if t))
+    return out
