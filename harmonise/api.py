@@ -25,12 +25,10 @@ from harmonise.spec.yamlload import locate
 
 if TYPE_CHECKING:
     import duckdb
-    import pandas as pd
 
     from harmonise.pipeline import Idle, Reuse
     from harmonise.pipeline.batch import Outcome
     from harmonise.readers.files import SourceFile
-    from harmonise.reports.indicator_table import StoredRows, WaveEstimates
     from harmonise.spec.crosswalk import Crosswalk
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
@@ -340,7 +338,7 @@ def _build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None, 
     import duckdb
 
     from harmonise.pipeline import Reuse
-    from harmonise.reports.indicator_table import WaveEstimates, store_indicators, stores_indicators
+    from harmonise.reports.indicator_table import KeptWaveRows, WaveEstimates, store_indicators, stores_indicators
     from harmonise.reports.indicators import stored_inputs
     from harmonise.store.atomic import atomic_target
     from harmonise.store.cache import BuildCache
@@ -382,7 +380,8 @@ def _build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None, 
             facts = {(o.job.crosswalk.survey, o.job.wave.wave, str(o.job.path)): o.facts
                      for o in result.outcomes if o.facts is not None}
             con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")
-            rows_of = _WaveRows(con, cache, reuse, result, stored_inputs(ahead.defs) if ahead is not None else None)
+            rows_of = KeptWaveRows(con, cache, reuse.options, result.outcomes,
+                                   stored_inputs(ahead.defs) if ahead is not None else None)
             # while the lookup tables are written (Python, mostly), DuckDB finds on a cursor of its own whether the
             # waves harmonised afresh kept their rows, and estimates those that did not (decision 56)
             with _alongside(con, lambda cur: rows_of.check(cur, ahead)) if ahead is not None else nullcontext():
@@ -442,76 +441,6 @@ def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]
     f = files or FileOptions()
     return (f"encoding={encoding}", f"survey={f.survey}", f"wave={f.wave}", f"country={f.country}",
             *(f"design={p.name}:{sha256_of(p)}" for p in f.design))
-
-
-class _WaveRows:
-    """A survey-wave's indicator rows: the previous database's when what they were estimated from is unchanged,
-    else estimated (and noted in the cache).
-
-    What they are estimated from: the wave's respondents, the lineage columns the quality flags read, the
-    survey's sampling type, the indicator definitions, the build options and harmonise's code. The wave's
-    files' cache keys stand for its respondents; a wave whose files were harmonised again (a rule edited)
-    keeps its previous rows when the rows it harmonised equal the previous database's in the columns the
-    estimates read (``inputs``) and the rest is unchanged: an edit that changes no value the estimates read
-    changes no estimate (decision 63)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, cache: BuildCache, reuse: Reuse, result: RunResult,
-                 inputs: list[str] | None = None) -> None:
-        self.con, self.cache, self.reuse = con, cache, reuse
-        self.inputs = inputs  # the respondents columns the estimates read (None: every column)
-        self.files: dict[tuple[str, str], list[str]] = {}
-        self.complete: dict[tuple[str, str], bool] = {}
-        self.keys: dict[tuple[str, str], str] = {}  # of the complete waves asked for
-        self.shared: list[object] | None = None  # what every wave's rows are estimated from, read once
-        self.fresh: dict[tuple[str, str], None] = {}  # the waves some file of which was harmonised afresh
-        self.same: dict[tuple[str, str], bool] = {}  # of those, whether the rows are the previous database's
-        for o in result.outcomes:
-            sw = (o.job.crosswalk.survey, o.job.wave.wave)
-            self.files.setdefault(sw, []).append(o.cached.key if o.cached is not None else "")
-            self.complete[sw] = self.complete.get(sw, True) and o.cached is not None and bool(o.cached.key)
-            if not o.reused:
-                self.fresh[sw] = None
-
-    def check(self, cur: duckdb.DuckDBPyConnection, ahead: WaveEstimates) -> None:
-        """Ahead of :meth:`kept`, on a cursor of the build's database: whether each wave harmonised afresh that the
-        previous database holds has its rows (noted for :meth:`kept`), and an estimate (into ``ahead``) of those
-        that have not and were not estimated while harmonising. A wave whose other inputs changed is still
-        estimated by :func:`store_indicators`; an estimate made here of a wave that turns out kept is dropped."""
-        todo = []
-        for sw in self.fresh:
-            if self.complete.get(sw) and self.cache.previous_wave(*sw) is not None:
-                self.same[sw] = self.cache.same_rows(cur, *sw, self.inputs)
-            if not self.same.get(sw) and sw not in ahead.frames:
-                todo.append(sw)
-        ahead.estimate(cur, todo)
-
-    def kept(self, survey: str, wave: str) -> StoredRows | None:
-        from harmonise.store.identity import code_digest, digest
-
-        if not self.complete.get((survey, wave)):
-            return None
-        con, cache = self.con, self.cache
-        if self.shared is None:
-            self.shared = [*(con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # written by store_indicators
-                             for t in ("indicator_definitions", "indicator_breakdowns")),
-                           con.execute("SELECT * FROM build_info WHERE key = 'indicator_age_bands'").fetchall()]
-        inputs = [code_digest(), self.reuse.options, survey, wave, *self.shared,
-                  con.execute("SELECT * FROM survey_sampling WHERE survey = ? ORDER BY ALL", [survey]).fetchall(),
-                  con.execute("SELECT file_name, target, kind, source_variables, quality FROM lineage "
-                              "WHERE survey = ? AND wave = ? ORDER BY ALL", [survey, wave]).fetchall()]
-        key = self.keys[(survey, wave)] = digest([*inputs, self.files[(survey, wave)]])
-        kept = cache.indicator_rows(con, key)
-        if kept is None:
-            previous = cache.previous_wave(survey, wave)
-            if previous is not None and digest([*inputs, previous[1]]) == previous[0] and \
-                    (self.same[(survey, wave)] if (survey, wave) in self.same else cache.same_rows(con, survey, wave, self.inputs)):
-                kept = cache.indicator_rows(con, previous[0], keep_as=key)
-        return kept
-
-    def estimated(self, survey: str, wave: str, frame: pd.DataFrame) -> None:
-        key = self.keys.get((survey, wave))
-        if key is not None:
-            self.cache.note_wave(key, survey, wave, frame)
 
 
 def _discard(caches: list[BuildCache]) -> None:
