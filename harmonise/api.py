@@ -243,6 +243,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          reuse: Reuse | None = None, idle: Idle | None = None,
          sparing: Callable[[], AbstractContextManager[None]] | None = None,
          others: Sequence[tuple[Crosswalk, str]] = ()) -> list[Issue]:
+    from harmonise.checks.per_file import grouped
     from harmonise.discover import Options, discover
     from harmonise.pipeline import run_jobs
     from harmonise.store.respondents import create_all
@@ -262,6 +263,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     for out in outcomes:
         result.outcomes.append(out)
         issues.extend(out.issues)
+    issues = grouped(issues, len(outcomes))  # what several files found is said once, naming them
     if f.design and not any(i.severity == "error" for i in issues):
         from harmonise.design import attach_design
 

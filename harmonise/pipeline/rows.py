@@ -15,6 +15,7 @@ import pandas as pd
 from harmonise import __version__
 from harmonise.checks import accounting, inputs
 from harmonise.checks.labels import unlabelled_letters, unread_letter_labels
+from harmonise.checks.per_file import of_file
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
 from harmonise.readers.files import SourceFile
@@ -146,7 +147,7 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
              *unlabelled_letters(rep, plan, src.meta, same.declared(project, survey, wid), str(job.path)),
              *unread_letter_labels(rep, plan, src.meta, str(job.path)),
              *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped, fname)]
-    out.issues.extend(locate(i, index, survey, wid) for i in found)
+    out.issues.extend(of_file(locate(i, index, survey, wid), fname, str(job.path)) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
     rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(
         "lineage", src.meta, shape, lambda: _lineage(plan, src, labels, "", index))])
