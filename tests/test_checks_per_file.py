@@ -5,6 +5,7 @@ file each was."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pyreadstat
@@ -125,3 +126,17 @@ def _line(text: str) -> int:
 def _vote_3(folder: Path) -> int:
     return sum(int((pyreadstat.read_sav(str(p), usecols=["vote"], user_missing=True)[0]["vote"] == 3).sum())
                for p in folder.glob("*.sav"))
+
+
+def test_a_files_header_findings_are_said_once_for_the_files_that_share_them(tmp_path: Path) -> None:
+    """What a file's header says (its encoding guessed, its drift from the declared codebook) is one finding for the
+    files that share it: two copies of the real ESS9 GB Stata 12 file (latin-1, no encoding recorded)."""
+    source = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_gb_dta" / "ESS9GB.dta"
+    for name in ("ESS9GB.dta", "ESS9XX.dta"):
+        shutil.copy(source, tmp_path / name)
+    code, out, err = run("validate", "--data", str(tmp_path))
+    assert code == 1  # the same respondents twice
+    notes = [line for line in (out + err).splitlines() if "no usable text encoding" in line]
+    assert notes == [("note: ess wave 9: 2 files (ESS9GB.dta, ESS9XX.dta): the file records no usable text encoding; "
+                     "its texts were read as UTF-8 where valid, else Windows-1252 — pass --encoding to read them "
+                     "otherwise")]

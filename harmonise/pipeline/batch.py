@@ -27,6 +27,7 @@ import pandas as pd
 from harmonise.checks import drift, renames
 from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.checks.labels import moved_labels
+from harmonise.checks.per_file import of_file
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, CompileError
 from harmonise.compile.sqltext import quote_ident
@@ -234,15 +235,17 @@ def check_file(f: PreparedFile, project: Project, same: SameWork) -> None:
         check_crosswalk(cw, schema, project.tables, entry.index, {wave.wave: src.meta}, only_wave=wave.wave,
                         data=True, supplied=job.supplied), entry.set_aside), names))
     if src.codec is not None and src.codec.guessed:
-        f.out.issues.append(Issue(f"{job.path}: the file records no usable text encoding; its texts were read as "
-                                  f"{src.meta.encoding}", code="encoding-guessed", severity="note", survey=cw.survey,
-                                  wave=wave.wave, hint="pass --encoding to read them otherwise"))
+        f.out.issues.append(of_file(Issue(
+            f"{job.path}: the file records no usable text encoding; its texts were read as {src.meta.encoding}",
+            code="encoding-guessed", severity="note", survey=cw.survey, wave=wave.wave,
+            hint="pass --encoding to read them otherwise"), job.file_name, str(job.path)))
     if src.format == "por":
-        f.out.issues.append(Issue(
+        f.out.issues.append(of_file(Issue(
             f"{job.path}: an SPSS portable file: pyreadstat reads the values it declares user-missing (refusal, "
             "don't know, …) as system-missing, so they are stored with the reason of a system-missing value, not "
             "their own", code="portable-missing", severity="warning", survey=cw.survey, wave=wave.wave,
-            hint="re-save the file as .sav (SPSS or PSPP) to keep the reasons of its missing codes"))
+            hint="re-save the file as .sav (SPSS or PSPP) to keep the reasons of its missing codes"),
+            job.file_name, str(job.path)))
     declared = same.declared(project, cw.survey, wave.wave)
     if declared is not None:
         def drifted() -> list[Issue]:
@@ -253,7 +256,8 @@ def check_file(f: PreparedFile, project: Project, same: SameWork) -> None:
                                 *moved_labels(f.plan, declared, src.meta, schema,
                                               lambda target: without_override(cw, wave, target, schema, project.tables,
                                                                                src.meta.variables, job.supplied))))]
-        f.out.issues.extend(same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
+        f.out.issues.extend(of_file(i, job.file_name, str(job.path))  # a file's own: several files' said once
+                            for i in same.once("drift", src.meta, key + (tuple(src.virtual),), drifted, names))
     for e in f.compiled.errors:
         issue = _compile_issue(e, f.plan, project, entry.index)
         retyped = _retyped(f.plan.targets.get(e.target), declared, src.meta) \
