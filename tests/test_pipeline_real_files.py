@@ -338,3 +338,27 @@ def test_codes_the_file_declares_missing_but_the_rule_maps_as_values_are_noted()
     assert code == 0, err
     assert ("targets.voted_national: vote: the file declares code(s) 3 (50 rows) user-missing, but the rule maps "
             "them as values of voted_national: stored as values") in out
+
+
+def test_an_unlabelled_letter_the_rules_own_missing_code_contradicts_is_a_warning(tmp_path: Path) -> None:
+    """The real ESS9 GB .dta letters agea's 999 'Not available' as .d, labelled; rewritten without the letters'
+    labels (as tools other than Stata write them), .d is read by the convention as no answer, where the SPSS
+    release's 999 is not available by the age rule's own `missing`. The check judged agea's declared 999 by the
+    survey's default (no answer) instead of the rule's, and said nothing: 16 ages stored with another reason."""
+    df, meta = pyreadstat.read_dta(str(SHARED / "ess_real" / "ess9_gb_dta" / "ESS9GB.dta"), encoding="latin1",
+                                   user_missing=True, usecols=["idno", "cntry", "essround", "agea", "anweight"])
+    df["agea"] = df["agea"].map(lambda x: x if isinstance(x, str) else float(x)).astype(object)
+    assert (df["agea"] == "d").sum() == 16 and meta.missing_user_values["agea"] == ["d"]
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_dta(df, str(data / "ESS9GB.dta"), missing_user_values={"agea": ["d"]})
+    code, out, err = run("validate", "--data", str(data))
+    assert (code, err) == (0, "")
+    assert [line for line in out.splitlines() if "letters carry no labels" in line] == [
+        (f"warning: ess wave 9: {data / 'ESS9GB.dta'}: its Stata missing letters carry no labels, so the crosswalk's "
+        "convention reads them (.a not_applicable, .b refused, .c dont_know, .d no_answer); for 1 variable(s) that "
+        "gives a reason the declared codebook has no code for: agea .d (16 row(s)) as no_answer (its declared codes "
+        "are not_available) — the file probably letters each variable's missing codes in order (.a the first), and "
+        "their reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if "
+        "every Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a "
+        "wave override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]

@@ -259,7 +259,11 @@ def unlabelled_letters(rep: Iterable[tuple[str, str | None, str | None, str | No
             continue
         conventional = {x: defaults.extended[x] for x in letters
                         if x not in vm.extended and f".{x}" not in tp.explicit_missing and x in defaults.extended}
-        own = classify_missing(defaults, {}, set(tp.values), tp.range, dv)
+        # the rule's own reasons for the declared codes (agea 999 'Not available': not_available, not the survey's
+        # default no_answer for 999), so that a letter given another reason is seen
+        kept = {c: r for c, r in tp.explicit_missing.items()
+                if not (isinstance(c, str) and c.startswith(".")) and (c in dv.labels or dv.declared_missing(c))}
+        own = classify_missing(defaults, kept, set(tp.values), tp.range, dv)
         reasons = set(own.reasons.values()) | {r for r in map(reason_of_label, dv.extended.values()) if r}
         wrong = {x: r for x, r in conventional.items() if reasons and r not in reasons}
         if wrong:
