@@ -140,3 +140,15 @@ def test_a_files_header_findings_are_said_once_for_the_files_that_share_them(tmp
     assert notes == [("note: ess wave 9: 2 files (ESS9GB.dta, ESS9XX.dta): the file records no usable text encoding; "
                      "its texts were read as UTF-8 where valid, else Windows-1252 — pass --encoding to read them "
                      "otherwise")]
+
+
+def test_findings_located_at_their_data_file_are_joined_at_none() -> None:
+    def empty(name: str) -> Issue:
+        return of_file(Issue("the file has no rows: ess wave 9 adds no respondents", code="no-rows", severity="warning",
+                             file=f"data/{name}", survey="ess", wave="9"), name, f"data/{name}")
+
+    alone = grouped([empty("A.sav")], 2)
+    assert (alone[0].file, alone[0].message) == ("data/A.sav", "the file has no rows: ess wave 9 adds no respondents")
+    both = grouped([empty("A.sav"), empty("B.sav")], 2)
+    assert [(i.file, i.message) for i in both] == [
+        (None, "in 2 files (A.sav, B.sav): the file has no rows: ess wave 9 adds no respondents")]

@@ -31,8 +31,14 @@ def _shape(issue: Issue) -> tuple[object, ...]:
     text = issue.message
     for own in sorted({str(issue.extra[DATA_PATH]), str(issue.extra[DATA_FILE])}, key=len, reverse=True):
         text = text.replace(own, "\0")
-    return (issue.severity, issue.code, issue.file, issue.line, issue.path, issue.survey, issue.wave,
+    located = None if _at_file(issue) else issue.file
+    return (issue.severity, issue.code, located, issue.line, issue.path, issue.survey, issue.wave,
             issue.variable, issue.hint, _ROWS.sub("#", text))
+
+
+def _at_file(issue: Issue) -> bool:
+    """Whether the issue is located at its data file (``file``: the file, not a crosswalk line)."""
+    return issue.file is not None and issue.file in (str(issue.extra[DATA_PATH]), str(issue.extra[DATA_FILE]))
 
 
 def _files(names: list[str]) -> str:
@@ -51,7 +57,8 @@ def _joined(members: list[Issue]) -> Issue:
     together = f"{len(members)} files ({_files(names)})"
     text = text.replace(own, together) if own in text else f"in {together}: {text}"
     extra = {k: v for k, v in first.extra.items() if k not in (DATA_FILE, DATA_PATH)}
-    return replace(first, message=text, extra={**extra, "data_files": names})
+    return replace(first, message=text, extra={**extra, "data_files": names},
+                   file=None if _at_file(first) else first.file, line=None if _at_file(first) else first.line)
 
 
 def grouped(issues: list[Issue], files: int) -> list[Issue]:
@@ -78,6 +85,6 @@ def grouped(issues: list[Issue], files: int) -> list[Issue]:
             out.append(_joined([issues[p] for p in positions]))
         else:
             name, path = str(issue.extra[DATA_FILE]), str(issue.extra[DATA_PATH])
-            named = files > 1 and name not in issue.message and path not in issue.message
+            named = files > 1 and name not in issue.message and path not in issue.message and not _at_file(issue)
             out.append(replace(issue, message=f"in {name}: {issue.message}") if named else issue)
     return out
