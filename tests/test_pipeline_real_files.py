@@ -362,3 +362,29 @@ def test_an_unlabelled_letter_the_rules_own_missing_code_contradicts_is_a_warnin
         "their reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if "
         "every Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a "
         "wave override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
+
+
+def test_rows_without_a_round_in_a_file_of_one_round_are_stored_as_its_round_and_said(tmp_path: Path) -> None:
+    """The real ESS9 PL early edition with `essround` emptied in 10 rows (found by an audit of real-file variants):
+    the rows were stored as round 9 without a word. They still are (the file's other rows and its name say round 9),
+    with a warning naming the variable and the rows — in a rebuild that keeps the file as in the full build."""
+    source = SHARED / "ess_real" / "ess9_pl_e12" / "ESS9PL.sav"
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    df.loc[df.index[:10], "essround"] = np.nan
+    (tmp_path / "pl").mkdir()
+    pyreadstat.write_sav(df, str(tmp_path / "pl" / "ESS9PL.sav"), column_labels=meta.column_names_to_labels,
+                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+    path = tmp_path / "pl" / "ESS9PL.sav"
+    expected = (f"warning: ess wave 9: {path}: essround has no value in 10 of its {len(df):,} rows; they are stored as "
+                "ess wave 9, as the file's wave — if some are another wave's rows, give them that wave's essround (a "
+                "file of several waves is read wave by wave)")
+    db = tmp_path / "pl.duckdb"
+    for args in (("validate",), ("build", "--db", str(db)), ("build", "--db", str(db))):  # the last keeps the file
+        code, out, err = run(*args, "--data", str(tmp_path / "pl"))
+        assert code == 0, err
+        assert [line for line in (out + err).splitlines() if "essround has no value" in line] == [expected]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT wave, count(*) FROM respondents GROUP BY ALL").fetchall() == [("9", len(df))]
+    finally:
+        con.close()

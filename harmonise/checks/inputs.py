@@ -137,6 +137,23 @@ def missing_weights(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list
                   hint="check the weight variables of the file", extra={"yaml_path": tp.path})]
 
 
+def content_missing(unset: dict[str, int], plan: WavePlan, file: str, rows: int) -> list[Issue]:
+    """A warning per variable that tells the survey's waves apart (``essround``) without a value in some rows of a
+    file of one wave (``unset``: variable → such rows): they are stored as the file's wave, the wave of its other
+    rows or the one its name or the options give — an assumption the user should hear of."""
+    out = []
+    for column, n in unset.items():
+        if n:
+            which = f"all {rows:,} rows" if n == rows else f"{n:,} of its {rows:,} rows"
+            out.append(Issue(
+                f"{file}: {column} has no value in {which}; they are stored as {plan.survey} wave {plan.wave.wave}, as "
+                "the file's wave", code="content-missing", severity="warning", survey=plan.survey,
+                wave=plan.wave.wave, variable=column,
+                hint=f"if some are another wave's rows, give them that wave's {column} (a file of several waves is read "
+                     "wave by wave)"))
+    return out
+
+
 def no_rows(plan: WavePlan, file: str, rows: int) -> list[Issue]:
     """A warning for a file without respondents."""
     if rows:

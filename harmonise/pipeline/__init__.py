@@ -214,7 +214,7 @@ def _reuse_prepare(files: list[PreparedFile], project: Project, same: SameWork, 
         f.out.sha256 = cached.sha256
         if not f.ok:
             continue
-        f.out.rows, f.first, f.out.reused = cached.rows, dict(cached.first), True
+        f.out.rows, f.first, f.unset, f.out.reused = cached.rows, dict(cached.first), dict(cached.unset), True
         rows.position[id(f)] = i
         rows.report[i] = list(cached.report)
         rows.failures[id(f)] = pd.DataFrame(cached.failures, columns=FAILURE_COLUMNS) if cached.failures \

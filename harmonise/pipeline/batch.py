@@ -144,6 +144,9 @@ class PreparedFile:
     edition: dict[str, str] = field(default_factory=dict)  # the descriptor's edition variables: key → variable
     first: dict[str, object] | None = None  # the first row of the edition variables, once read
     content: list[tuple[str, set[str]]] = field(default_factory=list)  # (column, its wave's values) checked per row
+    # a file of one wave: per variable that tells its survey's waves apart, the rows without a value (stored as the
+    # file's wave all the same, and said: ``content-missing``)
+    unset: dict[str, int] = field(default_factory=dict)
     # a wave of a cumulative file harmonised with others of its waves: its rows as the file's one read for them all
     # left them (:func:`read_once`), read from there instead of the file
     spilled: Path | None = None
@@ -179,9 +182,12 @@ def prepare_file(job: Job, project: Project, same: SameWork, encoding: str | Non
                for name, allowed in (job.wave.content or {}).items()
                if job.sampled and (vm := src.meta.get(name)) is not None]
     columns += [c for c, _ in content if c not in columns]
+    unset = {vm.name: 0 for name in (job.wave.content or {}) if job.wave_rows is None
+             and (vm := src.meta.get(name)) is not None and vm.name not in src.virtual}
+    columns += [c for c in unset if c not in columns]
     check_staged_names(job.path, columns, src.meta)
     return PreparedFile(job, src, plan, compiled, columns, Outcome(job), Hasher(job.path, job.sha256), edition,
-                 content=content)
+                        content=content, unset=unset)
 
 
 def _wave_rows(f: PreparedFile, frame: pd.DataFrame) -> pd.DataFrame:
@@ -190,6 +196,8 @@ def _wave_rows(f: PreparedFile, frame: pd.DataFrame) -> pd.DataFrame:
     file every row, checked by :func:`_same_content`."""
     if f.job.wave_rows is None:
         _same_content(f, frame)
+        for column in f.unset:
+            f.unset[column] += int(frame[column].isna().sum())
         return frame
     keep = np.ones(len(frame), dtype=bool)
     for column, wanted in f.content:

@@ -137,7 +137,9 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
     found = [*unmapped, *accounting.empty_sources(rep, plan, out.rows),
              *inputs.unlabelled_input_codes(rep, plan, src.meta), *inputs.declared_missing_values(rep, plan, src.meta),
              *inputs.missing_weights(rep, plan, out.rows),
-             *inputs.no_rows(plan, str(job.path), out.rows), *accounting.conservation(totals, plan, out.rows),
+             *inputs.no_rows(plan, str(job.path), out.rows), *inputs.content_missing(f.unset, plan, str(job.path),
+                                                                                      out.rows),
+             *accounting.conservation(totals, plan, out.rows),
              *accounting.row_count(src.meta.rows if job.wave_rows is None else job.wave_rows, out.rows, str(job.path),
                                    plan),
              *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(
@@ -163,7 +165,7 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
         (str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r),
          None if pd.isna(n) else int(n))
         for col, check, case, r, n in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"], fc["n"])]
-        if len(fc) else [])
+        if len(fc) else [], dict(f.unset))
 
 
 def _regions(meta: SourceMeta, names: list[str]) -> dict[str, dict[str, str]]:

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-FORMAT = "3"  # the index layout; an index of another format is ignored
+FORMAT = "4"  # the index layout; an index of another format is ignored
 SUFFIX = ".cache"
 INDEX = "index.duckdb"
 PREVIOUS = "previous"  # the previous database, attached read-only to the build connection
@@ -72,7 +72,7 @@ TABLES = {
     "metas": "digest VARCHAR, variables VARCHAR",
     "scans": "sha256 VARCHAR, encoding VARCHAR, names VARCHAR, digest VARCHAR, source VARCHAR, seen VARCHAR",
     "files": "key VARCHAR, position INTEGER, survey VARCHAR, wave VARCHAR, file_name VARCHAR, rows BIGINT, "
-             "sha256 VARCHAR, first VARCHAR",
+             "sha256 VARCHAR, first VARCHAR, unset VARCHAR",
     "reports": "key VARCHAR, seq INTEGER, target VARCHAR, source_code VARCHAR, target_value VARCHAR, "
                "missing_reason VARCHAR, n BIGINT",
     "failures": 'key VARCHAR, seq INTEGER, "column" VARCHAR, "check" VARCHAR, failure_case VARCHAR, source_row BIGINT, '
@@ -177,6 +177,7 @@ class CachedFile:
     first: dict[str, object] = field(default_factory=dict)
     report: list[ReportRow] = field(default_factory=list)
     failures: list[FailureRow] = field(default_factory=list)
+    unset: dict[str, int] = field(default_factory=dict)  # rows without a value of each content variable (a round's)
 
 
 @dataclass
@@ -216,7 +217,7 @@ class BuildCache:
         self.folder = folder_of(db)
         self.scans: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (sha, encoding, names) → digest, source, seen
         self.metas: dict[str, str] = {}  # digest → variables JSON
-        self.files: dict[str, tuple[int, str, str, str, int, str, str]] = {}  # key → position, survey, … (index row)
+        self.files: dict[str, tuple[int, str, str, str, int, str, str, str]] = {}  # key → position, survey, … (index row)
         self.waves: dict[str, tuple[str, str, str, int]] = {}  # indicator key → survey, wave, dtypes, rows
         self.previous: Path | None = None  # the database the index describes, when it checks out
         self._parsed: dict[str, dict[str, VarMeta]] = {}
@@ -258,7 +259,7 @@ class BuildCache:
             self.scans = {(s, e, n): (d, src, seen) for s, e, n, d, src, seen in
                           con.execute("SELECT sha256, encoding, names, digest, source, seen FROM scans").fetchall()}
             self.files = {r[0]: tuple(r[1:]) for r in con.execute(  # type: ignore[misc]
-                "SELECT key, position, survey, wave, file_name, rows, sha256, first FROM files").fetchall()}
+                "SELECT key, position, survey, wave, file_name, rows, sha256, first, unset FROM files").fetchall()}
             self.waves = {r[0]: (r[1], r[2], r[3], int(r[4])) for r in
                           con.execute("SELECT key, survey, wave, dtypes, n FROM waves").fetchall()}
             self.stats = {r[0]: tuple(r[1:]) for r in con.execute(  # type: ignore[misc]
@@ -274,7 +275,7 @@ class BuildCache:
         """The sha256 of the files the previous build harmonised as several waves (a cumulative file read wave by
         wave): read so again without a first run finding out."""
         waves: dict[str, set[tuple[str, str]]] = {}
-        for _, survey, wave, _, _, sha256, _ in self.files.values():
+        for _, survey, wave, _, _, sha256, _, _ in self.files.values():
             waves.setdefault(sha256, set()).add((survey, wave))
         return {sha for sha, found in waves.items() if len(found) > 1}
 
@@ -311,9 +312,9 @@ class BuildCache:
             f"SELECT survey, wave, source_file, count(*) FROM {PREVIOUS}.main.respondents GROUP BY ALL").fetchall()}
         out: dict[str, CachedFile] = {}
         for key in wanted:
-            _, survey, wave, name, rows, sha, first = self.files[key]
+            _, survey, wave, name, rows, sha, first, unset = self.files[key]
             if names[(survey, wave, name)] == 1 and counts.get((survey, wave, name), 0) == rows:
-                out[key] = CachedFile(key, survey, wave, name, rows, sha, json.loads(first))
+                out[key] = CachedFile(key, survey, wave, name, rows, sha, json.loads(first), unset=json.loads(unset))
         if out:
             index = self.folder / INDEX
             con.execute(f"ATTACH {sql_literal(str(index))} AS cache_index (READ_ONLY)")
@@ -590,7 +591,7 @@ class BuildCache:
         files = self._new_files
         insert_rows(out, "files", [
             [f.key, i, f.survey, f.wave, f.file_name, f.rows, f.sha256,
-             json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False)]
+             json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False), json.dumps(f.unset)]
             for i, f in enumerate(files)])
         insert_rows(out, "stats", self._stats())
         fresh = [f for f in files if f.key not in self._kept]
