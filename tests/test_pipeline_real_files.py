@@ -134,8 +134,8 @@ def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warnin
         "declared codebook has no code for: hinctnta .a (5,939 row(s)) as not_applicable (its declared codes are "
         "dont_know, no_answer, refused); trstprl .a (42 row(s)) as not_applicable (its declared codes are dont_know, "
         "no_answer, refused); domicil .a (7 row(s)) as not_applicable (its declared codes are dont_know, no_answer, "
-        "refused) — the file probably letters each variable's missing codes in order (.a the first), and their "
-        "reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if every "
+        "refused) — the file's letters do not follow the convention there (a file converted from SPSS often letters "
+        "each variable's missing codes in order, .a the first), and their reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if every "
         "Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a wave "
         "override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
     code, out, _ = run("validate", "--data", str(SHARED / "ess_real" / "ess9_gb_dta"))
@@ -358,8 +358,9 @@ def test_an_unlabelled_letter_the_rules_own_missing_code_contradicts_is_a_warnin
         (f"warning: ess wave 9: {data / 'ESS9GB.dta'}: its Stata missing letters carry no labels, so the crosswalk's "
         "convention reads them (.a not_applicable, .b refused, .c dont_know, .d no_answer); for 1 variable(s) that "
         "gives a reason the declared codebook has no code for: agea .d (16 row(s)) as no_answer (its declared codes "
-        "are not_available) — the file probably letters each variable's missing codes in order (.a the first), and "
-        "their reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if "
+        "are not_available) — the file's letters do not follow the convention there (a file converted from SPSS "
+        "often letters each variable's missing codes in order, .a the first), and their reasons are then stored "
+        "wrongly — harmonise the SPSS release or a Stata file with labelled letters; if "
         "every Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a "
         "wave override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
 

@@ -274,8 +274,9 @@ def unlabelled_letters(rep: Iterable[tuple[str, str | None, str | None, str | No
     scheme = ", ".join(f".{x} {r}" for x, r in sorted(defaults.extended.items()))
     return [Issue(f"{path}: its Stata missing letters carry no labels, so the crosswalk's convention reads them "
                   f"({scheme}); for {len(found)} variable(s) that gives a reason the declared codebook has no code "
-                  f"for: {_shown(found)} — the file probably letters each variable's missing codes in order (.a the "
-                  "first), and their reasons are then stored wrongly", code="unlabelled-letters", severity="warning",
+                  f"for: {_shown(found)} — the file's letters do not follow the convention there (a file converted "
+                  "from SPSS often letters each variable's missing codes in order, .a the first), and their reasons "
+                  "are then stored wrongly", code="unlabelled-letters", severity="warning",
                   survey=plan.survey, wave=plan.wave.wave,
                   hint="harmonise the SPSS release or a Stata file with labelled letters; if every Stata file of the "
                        "wave letters in order, give the letters their reasons in the rules' `missing` (a wave override, "
