@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harmonise.checks.archives import READS, SHOWN, exported, is_archive, not_data, unextracted
+from harmonise.checks.per_file import grouped, of_file
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.kept import keep
 from harmonise.readers.files import (
@@ -310,7 +311,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                          + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file")
     found = _unmatched(unmatched, crosswalks, error=not jobs)
     if not jobs and found:
-        raise InputError("\n".join(i.message for i in found) + f"\n{found[0].hint}")
+        said = grouped(found, len(found))  # files unmatched alike: one line naming them
+        raise InputError("\n".join(i.message for i in said) + f"\n{said[0].hint}")
     issues.extend(found)
     if not jobs and not any(i.severity == "error" for i in issues):
         raise InputError(f"no data file in {', '.join(map(str, data))} can be harmonised"
@@ -330,16 +332,17 @@ def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue
         if _supplement(cw, wave, plan.sources(), src):
             design = _design_variables(cw, src)
             if design:
-                issues.append(Issue(
+                issues.append(of_file(Issue(
                     f"{f}: a sample-design file of {cw.survey} wave {wave.wave} (it holds {', '.join(design)} and "
                     "no item the crosswalk reads); not read as data, so its design is not attached",
                     code="design-file-skipped", severity="warning", survey=cw.survey, wave=wave.wave,
                     hint=f"give it with --design {f} (and keep it out of --data) to attach its "
-                         f"{', '.join(sorted(cw.design or {}))} to the respondents"))
+                         f"{', '.join(sorted(cw.design or {}))} to the respondents"), f.name, str(f)))
                 return False
-            issues.append(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
-                                f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
-                                code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave))
+            issues.append(of_file(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
+                                        f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
+                                        code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave),
+                                  f.name, str(f)))
             return False
         country_plan = plan.targets.get(COUNTRY_TARGET)
         if country_plan is not None and country_plan.kind == "absent":
@@ -347,10 +350,11 @@ def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue
         elif country and country_plan is not None and country_plan.kind in ("map", "table") and \
                 (own := find_variable(src.meta.variables, country_plan.source or "")) is not None and \
                 own.name not in src.virtual:
-            issues.append(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
-                                f"--country {country} is not", code="country-unused", severity="warning",
-                                survey=cw.survey, wave=wave.wave,
-                                hint="--country is for files without a country variable; drop it for this file"))
+            issues.append(of_file(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
+                                        f"--country {country} is not", code="country-unused", severity="warning",
+                                        survey=cw.survey, wave=wave.wave,
+                                        hint="--country is for files without a country variable; drop it for this "
+                                             "file"), f.name, str(f)))
     return True
 
 
@@ -678,10 +682,11 @@ def _unmatched(files: list[tuple[Path, str]], crosswalks: list[Crosswalk], *,
                       + f"file names {', '.join(pats[:4])}{' …' if len(pats) > 4 else ''}")
     hint = ("assign it with --survey S --wave W (and --country CC for a single-country file without a country "
             "variable), or add a `content` or `files` entry for it to the survey's crosswalk")
-    return [Issue(f"{f}: matches no crosswalk wave{f' (it {why})' if why else ''}; looked for "
-                  + (" | ".join(looked) or "nothing: no crosswalk loaded") + ("" if error else "; it is not harmonised"),
-                  code="unmatched-file", severity="error" if error else "warning",
-                  hint=_new_wave_hint(why, crosswalks) or hint) for f, why in files]
+    return [of_file(Issue(f"{f}: matches no crosswalk wave{f' (it {why})' if why else ''}; looked for "
+                          + (" | ".join(looked) or "nothing: no crosswalk loaded")
+                          + ("" if error else "; it is not harmonised"),
+                          code="unmatched-file", severity="error" if error else "warning",
+                          hint=_new_wave_hint(why, crosswalks) or hint), f.name, str(f)) for f, why in files]
 
 
 def _new_wave_hint(why: str, crosswalks: list[Crosswalk]) -> str | None:

@@ -152,3 +152,24 @@ def test_findings_located_at_their_data_file_are_joined_at_none() -> None:
     both = grouped([empty("A.sav"), empty("B.sav")], 2)
     assert [(i.file, i.message) for i in both] == [
         (None, "in 2 files (A.sav, B.sav): the file has no rows: ess wave 9 adds no respondents")]
+
+
+def test_files_no_wave_recognises_are_one_finding(tmp_path: Path, ess8: Path) -> None:
+    """Three files that match no crosswalk wave alike: one warning naming them beside a file that is harmonised, one
+    error naming them when nothing else is (exit 2)."""
+    import pandas as pd
+
+    for name in ("a.sav", "b.sav", "c.sav"):
+        pyreadstat.write_sav(pd.DataFrame({"x": [1, 2], "y": [3, 4]}), str(tmp_path / name))
+    code, out, err = run("validate", "--data", str(tmp_path))
+    assert code == 2
+    assert err.startswith("error: 3 files (a.sav, b.sav, c.sav): matches no crosswalk wave; looked for ess: ")
+    assert str(tmp_path) not in err
+    shutil.copy(ess8, tmp_path / "ESS8FR.sav")
+    code, out, err = run("validate", "--data", str(tmp_path))
+    assert code == 0, err
+    unmatched = [line for line in (out + err).splitlines() if "matches no crosswalk wave" in line]
+    assert len(unmatched) == 1 and unmatched[0].startswith("warning: 3 files (a.sav, b.sav, c.sav): matches no ")
+    assert unmatched[0].endswith("; it is not harmonised — assign it with --survey S --wave W (and --country CC for a "
+                                 "single-country file without a country variable), or add a `content` or `files` "
+                                 "entry for it to the survey's crosswalk")
