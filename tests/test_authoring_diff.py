@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pyreadstat
 import pytest
 
@@ -126,6 +127,34 @@ def test_the_respondents_of_every_file_of_a_wave_are_counted(remapped: Path, pro
     assert len(list(nordic.glob("*.sav"))) == 3 and suburbs > 0
     assert data["respondents"] == [{"wave": "9", "target": "urbanisation", "changed": suburbs}]
     assert data["files"] == {"9": f"the 3 files under {nordic}"}
+
+
+def test_a_file_is_counted_for_the_wave_its_content_makes_it_whatever_its_name(remapped: Path, project: Path,
+                                                                                tmp_path: Path) -> None:
+    """diff --data went by file names only: the multi-country extract ESS04_2008.dta (essround 4, a name no wave's
+    pattern matches), which validate and build harmonise as round 4, was counted for no wave without a word, and a
+    round-8 file named like round 9 was counted with round 9's rules."""
+    extract = ROOT.parent / "shared" / "data" / "ess_real" / "ess4_extract" / "ESS04_2008.dta"
+    if not extract.is_file():
+        pytest.skip("../shared/data/ess_real not present")
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(extract),
+                         "--format", "json", project=project)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    suburbs = int((pyreadstat.read_dta(str(extract), usecols=["domicil"])[0]["domicil"] == 2).sum())
+    assert suburbs == 5452
+    assert data["respondents"] == [{"wave": "4", "target": "urbanisation", "changed": suburbs}]
+    assert data["files"] == {"4": str(extract)}
+    misnamed = tmp_path / "ESS9XX.sav"
+    df = pd.DataFrame({"essround": [8.0] * 4, "cntry": ["FR"] * 4, "idno": [1.0, 2.0, 3.0, 4.0],
+                       "domicil": [1.0, 2.0, 2.0, 4.0]})
+    pyreadstat.write_sav(df, str(misnamed))
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(misnamed),
+                         "--format", "json", project=project)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["respondents"] == [{"wave": "8", "target": "urbanisation", "changed": 2}]
+    assert data["files"] == {"8": str(misnamed)}
 
 
 def test_a_git_revision_outside_a_repository_is_the_projects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -223,9 +223,12 @@ def _cumulative(path: Path, src: Any, cw: Crosswalk) -> list[str]:
 
 def _by_wave(data: Path, waves: list[Wave], cw: Crosswalk, encoding: str | None
              ) -> tuple[dict[str, list[Path]], set[Path]]:
-    """The files under ``data`` for each wave: by their names (:func:`data_files`), and a file holding several
-    waves' rows (a cumulative file, whatever its name) for each wave it holds, and for no other; and the
-    cumulative files."""
+    """The files under ``data`` for each wave: a file holding several waves' rows (a cumulative file, whatever its
+    name) for each wave it holds, and for no other; any other file for the wave validate and build recognise it
+    as (:func:`harmonise.discover.recognise`: by its content variables, else by its name); and the cumulative
+    files."""
+    from harmonise.discover import Options, recognise
+
     by_name = data_files(data, waves)
     files = [data] if data.is_file() else sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTENSIONS)
     out: dict[str, list[Path]] = {}
@@ -233,13 +236,13 @@ def _by_wave(data: Path, waves: list[Wave], cw: Crosswalk, encoding: str | None
     for f in files:
         try:
             src = open_source(f, encoding)
+            held = _cumulative(f, src, cw)
+            recognised = [] if held else [w.wave for _, w in recognise(f, src, [cw], Options())[0]]
         except InputError:  # unreadable: counted by its name as before (count_changed says why)
-            src = None
-        held = [] if src is None else _cumulative(f, src, cw)
+            held, recognised = [], [w for w, paths in by_name.items() if f in paths]
         if held:
             several.add(f)
-        named = [w for w, paths in by_name.items() if f in paths]
-        for w in (w.wave for w in waves if w.wave in held) if held else named:
+        for w in (w.wave for w in waves if w.wave in (held or recognised)):
             out.setdefault(w, []).append(f)
     return {w.wave: out[w.wave] for w in waves if w.wave in out}, several
 
