@@ -38,6 +38,14 @@ def test_one_remapped_code_and_its_respondents(remapped: Path, project: Path, es
     assert suburbs == 235
     assert data["respondents"] == [{"wave": "8", "target": "urbanisation", "changed": suburbs}]
     assert data["files"] == {"8": str(ess8)}
+    assert data["uncounted"] == [w for w in waves if w != "8"]  # said, not left to be inferred from what is absent
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(ess8.parent),
+                         project=project)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-2:] == [
+        f"(respondents counted on {ess8} for wave 8)",
+        (f"(no respondents counted for wave(s) {', '.join(w for w in waves if w != '8')}: {ess8.parent} holds no file "
+        "recognised as those waves — give a file of each, or check the files' round variable and names)")]
     result = DiffResult("ess", "a.yaml", "b.yaml", [Change(**c) for c in data["changes"]],
                         {("8", "urbanisation"): suburbs}, {"8": str(ess8)})
     lines = render_text(result).splitlines()

@@ -70,12 +70,14 @@ class DiffResult:
     changes: list[Change] = field(default_factory=list)
     respondents: dict[tuple[str, str], int] = field(default_factory=dict)  # (wave, target) → rows changed
     files: dict[str, str] = field(default_factory=dict)  # wave → data file used
+    uncounted: list[str] = field(default_factory=list)  # waves with changed rules no data file was counted for
+    data: str | None = None  # the --data given
 
     def to_dict(self) -> dict[str, Any]:
         return {"survey": self.survey, "old": self.old, "new": self.new,
                 "changes": [asdict(c) for c in self.changes],
                 "respondents": [{"wave": w, "target": t, "changed": n} for (w, t), n in self.respondents.items()],
-                "files": self.files}
+                "files": self.files, "uncounted": self.uncounted}
 
 
 def read_version(spec: str, cwd: Path | None = None, project: Path | None = None) -> tuple[str, str]:
@@ -325,6 +327,8 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
                     for t, n in count_changed(old, new, project, wave, path, targets, encoding,
                                               path in several).items():
                         result.respondents[(wave, t)] = result.respondents.get((wave, t), 0) + n
+        result.data = str(data)
+        result.uncounted = [w.wave for w in changed if w.wave not in result.files]
     return result
 
 
@@ -352,6 +356,9 @@ def render_text(r: DiffResult) -> str:
             lines.append(f"wave {c.wave}  {c.target}{count}")
         lines.append(f"    {c.text()}")
     lines += [f"(respondents counted on {path} for wave {wave})" for wave, path in r.files.items()]
+    if r.uncounted:
+        lines.append(f"(no respondents counted for wave(s) {', '.join(r.uncounted)}: {r.data} holds no file "
+                     "recognised as those waves — give a file of each, or check the files' round variable and names)")
     return "\n".join(lines)
 
 
