@@ -249,3 +249,11 @@ def test_a_file_without_a_recorded_row_count_or_with_damaged_first_rows_is_opene
     assert sample is None and src.meta == open_source(path, isolate=False).meta and src.meta.rows == 2
     with pytest.raises(InputError, match="cannot be decoded with the declared encoding"):
         list(src.chunks(["name"], 10))
+
+
+def test_an_encoding_name_nobody_knows_is_said_to_be_unknown(ess8: Path) -> None:
+    """`--encoding nosuch` was told to pass `--encoding latin1`, as if the file's text were at fault."""
+    code, _, err = run("validate", "--data", str(ess8), "--encoding", "nosuch")
+    assert code == 2
+    assert err == (f"error: {ess8}: --encoding nosuch is not an encoding name the reader knows (File has an "
+                   "unsupported character set); pass one such as latin1, cp1252, utf-8 or iso-8859-2\n")

@@ -133,6 +133,9 @@ def _explain(path: Path, exc: Exception, encoding: str | None, data: bool = Fals
     if ("encoding" in low or "invalid byte" in low or "convert string" in low or "character set" in low
             or isinstance(exc, UnicodeDecodeError)):
         tried = f" '{encoding}'" if encoding else " declared"
+        if encoding and "unsupported character set" in low and not _known_encoding(encoding):
+            return InputError(f"{path}: --encoding {encoding} is not an encoding name the reader knows ({text}); "
+                              "pass one such as latin1, cp1252, utf-8 or iso-8859-2")
         if data and not encoding:  # the header's texts decoded with the same encoding: damage is likelier
             return InputError(f"{path}: a text in its rows cannot be decoded with the declared encoding ({text}), "
                               "though its header's can: the file is probably damaged — download it again; if it "
@@ -147,6 +150,17 @@ def _explain(path: Path, exc: Exception, encoding: str | None, data: bool = Fals
                           "the download), or uses a feature the reader does not support; download it again, or "
                           "re-save it from SPSS or Stata")
     return InputError(f"{path}: cannot read file ({text})")
+
+
+def _known_encoding(name: str) -> bool:
+    """Whether Python knows the encoding ``name`` (readstat's iconv knows Python's names and more)."""
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
 
 
 def _kwargs(fmt: str, encoding: str | None) -> dict[str, Any]:
