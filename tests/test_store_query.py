@@ -116,6 +116,12 @@ def test_max_rows_streams_the_first_rows_and_says_so(db: Path) -> None:
 def test_memory_limit(db: Path) -> None:
     code, _, err = run("query", "SELECT 1", "--memory-limit", "lots", "--db", str(db))
     assert (code, err) == (2, "error: --memory-limit 'lots' is not a memory size; give e.g. 2GB or 500MB\n")
+    # a size too small to open the database is a size, not a typo; a negative one would lift the limit
+    code, _, err = run("query", "SELECT 1", "--memory-limit", "100KB", "--db", str(db))
+    assert (code, err) == (2, ("error: --memory-limit '100KB' is too small to open the database; give e.g. 2GB "
+                                   "or 500MB\n"))
+    code, out, err = run("query", "SELECT 1", "--memory-limit", "-1GB", "--db", str(db))
+    assert (code, out, err) == (2, "", "error: --memory-limit '-1GB' is not a memory size; give e.g. 2GB or 500MB\n")
     code, _, err = run("query", "SELECT list(range) FROM range(50000000)", "--memory-limit", "20MB", "--db", str(db))
     assert code == 2 and err.startswith("error: query stopped: it needs more memory than allowed (--memory-limit 20MB")
 

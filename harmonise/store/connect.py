@@ -48,10 +48,15 @@ def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = N
                          "build one there")
     config = dict(READ_ONLY_CONFIG)
     if memory_limit is not None:
+        if memory_limit.strip().startswith("-"):  # DuckDB takes a negative size for no limit at all
+            raise UsageError(f"--memory-limit {memory_limit!r} is not a memory size; give e.g. 2GB or 500MB")
         config["memory_limit"] = memory_limit
     try:
         return duckdb.connect(str(p), read_only=True, config=config)
     except duckdb.Error as exc:
+        if memory_limit is not None and isinstance(exc, duckdb.OutOfMemoryException):
+            raise UsageError(f"--memory-limit {memory_limit!r} is too small to open the database; give e.g. 2GB or "
+                             "500MB") from exc
         if memory_limit is not None and "memory" in str(exc).lower():
             raise UsageError(f"--memory-limit {memory_limit!r} is not a memory size; give e.g. 2GB or 500MB") from exc
         first = str(exc).splitlines()[0]
