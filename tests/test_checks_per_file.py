@@ -173,3 +173,12 @@ def test_files_no_wave_recognises_are_one_finding(tmp_path: Path, ess8: Path) ->
     assert unmatched[0].endswith("; it is not harmonised — assign it with --survey S --wave W (and --country CC for a "
                                  "single-country file without a country variable), or add a `content` or `files` "
                                  "entry for it to the survey's crosswalk")
+
+
+def test_digits_in_a_file_name_are_not_row_counts() -> None:
+    def lacking(name: str, rows: int) -> Issue:
+        return of_file(Issue(f"ess wave 9: data/{name}: no value in {rows:,} rows", code="content-missing",
+                             severity="warning", survey="ess", wave="9"), name, f"data/{name}")
+
+    out = grouped([lacking("2000 rows.sav", 10), lacking("3000 rows.sav", 5)], 2)
+    assert [i.message for i in out] == ["ess wave 9: 2 files (2000 rows.sav, 3000 rows.sav): no value in 15 rows"]

@@ -26,14 +26,22 @@ def of_file(issue: Issue, name: str, path: str) -> Issue:
     return replace(issue, extra={**issue.extra, DATA_FILE: name, DATA_PATH: path})
 
 
-def _shape(issue: Issue) -> tuple[object, ...]:
-    """What two findings of different files must share to be one: all but the file they name and their row counts."""
+_OWN = "\0"  # where a finding's message names its own file
+
+
+def _masked(issue: Issue) -> str:
+    """The message with its own file (path, or name) as :data:`_OWN`."""
     text = issue.message
     for own in sorted({str(issue.extra[DATA_PATH]), str(issue.extra[DATA_FILE])}, key=len, reverse=True):
-        text = text.replace(own, "\0")
+        text = text.replace(own, _OWN)
+    return text
+
+
+def _shape(issue: Issue) -> tuple[object, ...]:
+    """What two findings of different files must share to be one: all but the file they name and their row counts."""
     located = None if _at_file(issue) else issue.file
     return (issue.severity, issue.code, located, issue.line, issue.path, issue.survey, issue.wave,
-            issue.variable, issue.hint, _ROWS.sub("#", text))
+            issue.variable, issue.hint, _ROWS.sub("#", _masked(issue)))
 
 
 def _at_file(issue: Issue) -> bool:
@@ -50,12 +58,12 @@ def _joined(members: list[Issue]) -> Issue:
     """One finding for ``members`` (findings of different files, the same but for their files and row counts)."""
     first = members[0]
     names = [str(m.extra[DATA_FILE]) for m in members]
-    counts = [[int(c.replace(",", "")) for c in _ROWS.findall(m.message)] for m in members]
+    texts = [_masked(m) for m in members]  # a file name's own digits ("2000 rows.sav") are no row count
+    counts = [[int(c.replace(",", "")) for c in _ROWS.findall(t)] for t in texts]
     sums = iter([sum(column) for column in zip(*counts)])
-    text = _ROWS.sub(lambda _: f"{next(sums):,}", first.message)
-    own = str(first.extra[DATA_PATH]) if str(first.extra[DATA_PATH]) in text else str(first.extra[DATA_FILE])
+    text = _ROWS.sub(lambda _: f"{next(sums):,}", texts[0])
     together = f"{len(members)} files ({_files(names)})"
-    text = text.replace(own, together) if own in text else f"in {together}: {text}"
+    text = text.replace(_OWN, together) if _OWN in text else f"in {together}: {text}"
     extra = {k: v for k, v in first.extra.items() if k not in (DATA_FILE, DATA_PATH)}
     return replace(first, message=text, extra={**extra, "data_files": names},
                    file=None if _at_file(first) else first.file, line=None if _at_file(first) else first.line)
