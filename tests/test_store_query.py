@@ -173,3 +173,13 @@ def test_json_that_fails_after_its_first_rows_is_never_a_list_followed_by_an_err
                                                              "doc": "docs/issues.md#usage"}]}
     else:
         assert out == "[\n" + ",\n".join(f'  {{\n    "i": {i}\n  }}' for i in range(1000))
+
+
+def test_json_gives_intervals_in_iso_8601_and_blobs_in_hexadecimal(fr_db: Path) -> None:
+    """Intervals came out as Python's text ("-1 day, 22:30:00") and blobs as "b'x'" (an audit of the query side)."""
+    import json
+
+    code, out, err = run("query", "SELECT INTERVAL 3 DAY AS i, INTERVAL '-90 minutes' AS j, INTERVAL '1.5 seconds' AS k, "
+                         "'x'::BLOB AS b, 'inf'::DOUBLE AS f", "--db", str(fr_db), "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == [{"i": "P3DT0S", "j": "-PT5400S", "k": "PT1.5S", "b": "0x78", "f": None}]

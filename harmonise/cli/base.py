@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from functools import wraps
 from pathlib import Path
@@ -322,7 +323,19 @@ def _finite(data: Any) -> Any:
         return {(k if isinstance(k, str) else "null" if k is None else str(k)): _finite(v) for k, v in data.items()}
     if isinstance(data, Decimal):  # DuckDB's DECIMAL (e.g. a literal 2.5): a JSON number, not text
         data = float(data)
+    if isinstance(data, timedelta):  # an INTERVAL: ISO 8601, not Python's "-1 day, 22:30:00"
+        return _duration(data)
+    if isinstance(data, (bytes, bytearray, memoryview)):  # a BLOB: its bytes in hexadecimal, not "b'x'"
+        return "0x" + bytes(data).hex()
     return None if isinstance(data, float) and not math.isfinite(data) else data
+
+
+def _duration(span: timedelta) -> str:
+    """An ISO 8601 duration: ``P3DT0S``, ``-PT5400S`` (days and seconds, as DuckDB's Python intervals hold them)."""
+    sign = "-" if span < timedelta(0) else ""
+    span = abs(span)
+    days = f"{span.days}D" if span.days else ""
+    return f"{sign}P{days}T{span.seconds + span.microseconds / 1e6:g}S"
 
 
 def unique_names(cols: list[str]) -> list[str]:
