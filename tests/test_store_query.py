@@ -183,3 +183,11 @@ def test_json_gives_intervals_in_iso_8601_and_blobs_in_hexadecimal(fr_db: Path) 
                          "'x'::BLOB AS b, 'inf'::DOUBLE AS f", "--db", str(fr_db), "--format", "json")
     assert (code, err) == (0, "")
     assert json.loads(out) == [{"i": "P3DT0S", "j": "-PT5400S", "k": "PT1.5S", "b": "0x78", "f": None}]
+
+
+def test_sql_of_several_statements_says_whose_rows_are_shown(fr_db: Path) -> None:
+    """`select 1; select 2` printed the second's rows only, without a word."""
+    code, out, err = run("query", "SELECT 1 AS a; SELECT 2 AS b", "--db", str(fr_db), "--format", "csv")
+    assert (code, out, err) == (0, "b\n2\n", "note: the SQL holds 2 statements; the rows shown are the last one's\n")
+    code, out, err = run("query", "SELECT 2 AS b;", "--db", str(fr_db), "--format", "csv")
+    assert (code, out, err) == (0, "b\n2\n", "")

@@ -208,6 +208,9 @@ def query(sql: tuple[str, ...], sql_file: Path | None, db: Path, fmt: str, timeo
     writer.close()
     if cut:
         click.echo(f"note: stopped after {max_rows:,} row(s) (--max-rows); more rows were left out", err=True)
+    statements = len(duckdb.extract_statements(text))  # it parsed: the query ran
+    if statements > 1:
+        click.echo(f"note: the SQL holds {statements} statements; the rows shown are the last one's", err=True)
 
 
 def _sql_text(sql: tuple[str, ...], sql_file: Path | None) -> str:
