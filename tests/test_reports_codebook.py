@@ -330,3 +330,16 @@ def test_markdown_escapes_survey_acronyms_parameter_names_and_table_names(projec
     assert "| `odd'<img src=x onerror=alert(2)>` | 1 |" in index
     pages = [p.read_text() for p in (project / "cb").rglob("*.md")]
     assert not any("<img src=x onerror=alert(1)>" in text or re.search(r"(?<!\\)\]\(javascript:", text) for text in pages)
+
+
+def test_frequency_rows_of_a_country_name_its_country(demo_codebook: Path, small_demo_db: Path) -> None:
+    """A country's, language's or city's row in a page's frequency table had an empty label (`| `AF` |  | <20 |`):
+    the labels came from the codes a page lists, which a reference table's targets leave out (an audit of the
+    researcher's side)."""
+    assert query_json(small_demo_db, "SELECT count(*) AS n FROM respondents WHERE country_of_birth = 'FR'")[0]["n"]
+    md = (demo_codebook / "markdown" / "country_of_birth.md").read_text()
+    assert "| `FR` | France |" in md and "| `FR` |  |" not in md
+    html = (demo_codebook / "html" / "variables" / "country_of_birth.html").read_text()
+    assert '<td>France</td>' in html
+    cities = (demo_codebook / "markdown" / "city.md").read_text()
+    assert "| `NL002C` | Amsterdam |" in cities

@@ -83,8 +83,10 @@ class Entry:
 @dataclass
 class TargetPage:
     var: Variable
-    codes: list[tuple[str, str]]
+    codes: list[tuple[str, str]]  # the codes the page lists (a category's, Yes/No)
     entries: list[Entry]
+    # every value's label, for the frequency tables: also a country's, language's or city's name from its table
+    value_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -293,7 +295,7 @@ def build_codebook(project: Project) -> Codebook:
         unique = list({(i.file, i.line, i.path, i.message): i for i in issues}.values())
         raise ValidationFailed(unique, "the crosswalks do not resolve; fix them before generating codebooks")
     targets = [TargetPage(v, list(labels[v.name].items()) if v.type in ("category", "boolean") else [],
-                          by_target[v.name]) for v in schema.variables]
+                          by_target[v.name], labels[v.name]) for v in schema.variables]
     params = [Param(name, value, [v.name for v in schema.variables if v.derive and re.search(
         rf"param\(\s*['\"]{re.escape(name)}['\"]\s*\)", v.derive.expr)]) for name, value in schema.params.items()]
     return Codebook(f"{schema.schema_} (schema version {schema.version})", schema.version, schema.description.strip(),
