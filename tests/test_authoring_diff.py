@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyreadstat
@@ -25,11 +26,16 @@ def remapped(project: Path) -> Path:
     return path
 
 
-def test_one_remapped_code_and_its_respondents(remapped: Path, project: Path, ess8: Path) -> None:
-    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(ess8.parent),
+def _counted(remapped: Path, project: Path, data: Path) -> dict[str, Any]:
+    """`harmonise diff` of the shipped ess.yaml against ``remapped`` with ``--data``, as JSON (it must succeed)."""
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(data),
                          "--format", "json", project=project)
     assert (code, err) == (0, "")
-    data = json.loads(out)
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_one_remapped_code_and_its_respondents(remapped: Path, project: Path, ess8: Path) -> None:
+    data = _counted(remapped, project, ess8.parent)
     waves = waves_of("ess")
     assert data["changes"] == [{"target": "urbanisation", "wave": w, "what": "remapped", "old": "town_suburb",
                                 "new": "city", "code": 2} for w in waves]
@@ -126,10 +132,7 @@ def test_the_respondents_of_every_file_of_a_wave_are_counted(remapped: Path, pro
     nordic = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic"
     if not nordic.is_dir():
         pytest.skip("../shared/data/ess_real not present")
-    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(nordic),
-                         "--format", "json", project=project)
-    assert (code, err) == (0, "")
-    data = json.loads(out)
+    data = _counted(remapped, project, nordic)
     suburbs = sum(int((pyreadstat.read_sav(str(f), usecols=["domicil"])[0]["domicil"] == 2).sum())
                   for f in sorted(nordic.glob("*.sav")))
     assert len(list(nordic.glob("*.sav"))) == 3 and suburbs > 0
@@ -145,10 +148,7 @@ def test_a_file_is_counted_for_the_wave_its_content_makes_it_whatever_its_name(r
     extract = ROOT.parent / "shared" / "data" / "ess_real" / "ess4_extract" / "ESS04_2008.dta"
     if not extract.is_file():
         pytest.skip("../shared/data/ess_real not present")
-    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(extract),
-                         "--format", "json", project=project)
-    assert (code, err) == (0, "")
-    data = json.loads(out)
+    data = _counted(remapped, project, extract)
     suburbs = int((pyreadstat.read_dta(str(extract), usecols=["domicil"])[0]["domicil"] == 2).sum())
     assert suburbs == 5452
     assert data["respondents"] == [{"wave": "4", "target": "urbanisation", "changed": suburbs}]
@@ -157,10 +157,7 @@ def test_a_file_is_counted_for_the_wave_its_content_makes_it_whatever_its_name(r
     df = pd.DataFrame({"essround": [8.0] * 4, "cntry": ["FR"] * 4, "idno": [1.0, 2.0, 3.0, 4.0],
                        "domicil": [1.0, 2.0, 2.0, 4.0]})
     pyreadstat.write_sav(df, str(misnamed))
-    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(misnamed),
-                         "--format", "json", project=project)
-    assert (code, err) == (0, "")
-    data = json.loads(out)
+    data = _counted(remapped, project, misnamed)
     assert data["respondents"] == [{"wave": "8", "target": "urbanisation", "changed": 2}]
     assert data["files"] == {"8": str(misnamed)}
 

@@ -106,7 +106,7 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
     banner = SYNTHETIC_BANNER if build is not None and build.synthetic else ""
     rules = build.rules if build is not None and build.rules else []
     reason_labels = {r: label for r, label, _ in cb.reasons}
-    labels = {t.var.name: t.value_labels or dict(t.codes) for t in cb.targets}
+    labels = {t.var.name: t.value_labels for t in cb.targets}
     search = {t.var.name: " ".join([t.var.name, t.var.label, t.var.definition, cb.groups[t.var.group],
                                     *sorted({s for e in t.entries for s in e.cell.sources})]).lower()
               for t in cb.targets}
