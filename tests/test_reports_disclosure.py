@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harmonise import indicators
-from harmonise.reports.disclosure import _null_rows, one_blas_thread, protect
+from harmonise.reports.disclosure import one_blas_thread, protect
 from harmonise.reports.estimate import Rule
+from harmonise.reports.exposure import null_shares
 from tests.conftest import ROOT, folder_db
 
 SAMPLE = ["indicator", "ages", "survey", "wave"]
@@ -400,7 +401,7 @@ def test_null_space_shares_are_those_of_the_reduced_svd(data: st.DataObject, row
     _, s, vt = np.linalg.svd(a, full_matrices=False)
     r = int((s > 1e-9 * max(1.0, float(s[0]) if s.size else 1.0)).sum())
     expected = np.sqrt(np.clip(1.0 - (vt[:r] ** 2).sum(axis=0), 0.0, None))
-    got = _null_rows(a)
+    got = null_shares(a)
     assert ((got < 1e-5) == (expected < 1e-5)).all()
     assert np.allclose(got, expected, atol=1e-7)
 

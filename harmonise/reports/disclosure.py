@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from harmonise.reports.estimate import ALL, Rule, intervals
+from harmonise.reports.exposure import Equation, Exposure, Linked
 
 OUTPUT = ["source", "n", "n_eff", "item_nonresponse", "estimate", "se", "ci_low", "ci_high", "cv", "df", "reliability",
           "flags", "gap", "gap_se", "design"]
@@ -55,25 +56,6 @@ def _flags(f: pd.DataFrame, rule: Rule) -> tuple[list[list[str]], list[list[str]
         return [[label for m, label in masks if m[i]] for i in range(len(f))]
 
     return listed(supp), listed(low)
-
-
-def _null_rows(a: np.ndarray) -> np.ndarray:
-    """Norm of each column's share in the null space of ``a`` (0: the unknown is determined).
-
-    An orthonormal basis of the row space comes from a QR decomposition of ``a``'s transpose with column
-    pivoting (rank-revealing: the rank is the number of pivots above the tolerance); a column's null-space
-    share is 1 minus its squared norm there (no square matrix of the null space is formed, so a wide table
-    stays cheap). Half the time of the reduced SVD it replaces, with the same cells determined (the matrices
-    are small integers: margins and atoms)."""
-    if a.shape[0] == 0:
-        return np.ones(a.shape[1])
-    from scipy.linalg import qr  # type: ignore[import-untyped]
-
-    q, r, _ = qr(a.T, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int((diag > 1e-9 * max(1.0, float(diag[0]) if diag.size else 1.0)).sum())
-    leverage = (q[:, :rank] ** 2).sum(axis=1)
-    return np.sqrt(np.clip(1.0 - leverage, 0.0, None))
 
 
 def equations(cells: pd.DataFrame, dims: Sequence[str]) -> list[tuple[int, list[int]]]:
@@ -112,9 +94,6 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
     return _protect(n, margins, [_sum(p, kids) for p, kids in eqs], suppressed)
 
 
-Equation = tuple[tuple[int, ...], tuple[float, ...]]  # cells and their coefficients: Σ coefficient · numerator = 0
-
-
 def _sum(parent: int, kids: Sequence[int], rep: Callable[[int], int] = int) -> Equation | None:
     """The margin equation parent − Σ kids = 0 over cells ``rep`` names (cells that are one cell merged: their
     coefficients add up); None when nothing is left."""
@@ -141,73 +120,43 @@ def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation 
     grew = False
     system = [eq for eq in eqs if eq is not None]
     kept = {i: "kept" for i in n if i in keep}  # what another table publishes: hiding it here protects nothing
+    exposure = Exposure()  # the systems' decompositions, updated as cells are hidden
 
     def cheapest(pool: set[int]) -> int:  # totals and margins first: the groups are the point
         return min(pool, key=lambda i: (i in keep, i in shared, -margins[i], n[i], i))
 
+    linked = Linked(system, (i for i in n if n[i] > 0 and i in suppressed))
     while True:
-        hidden = {i for i in n if n[i] > 0 and i in suppressed}
-        rows = [eq for eq in system if any(i in hidden for i in eq[0])]
+        rows = linked.equations()
         if not rows:
             return grew
         added = False
-        for members, _ in rows:  # an equation with one hidden cell gives it away
-            if sum(i in hidden for i in members) == 1:
-                pool = {i for i in members if i not in suppressed and n[i] > 0}
+        for e in rows:  # an equation with one hidden cell gives it away
+            if linked.count[e] == 1:
+                pool = {i for i in system[e][0] if i not in suppressed and n[i] > 0}
                 if pool:
                     pick = cheapest(pool)
                     suppressed[pick] = "complementary"
-                    hidden.add(pick)
+                    linked.hide(pick)
                     added = True
         if added:
             grew = True
             continue
-        exposed = [i for block in _linked_parts(hidden, rows) for i in _exposed(*block)]
+        parts = linked.parts()
+        exposure.updated = False
+        exposed = [i for block in parts for i in exposure(*block)]
+        if not exposed and exposure.updated:  # that nothing is determined is said by whole decompositions
+            exposed = [i for block in parts for i in exposure.exact(*block)]
         # first the nearest cells of this table's own to hide, however far; another table's only when none is left
-        pool = _nearest_published(exposed, rows, {**kept, **suppressed}, n) if kept else set()
-        pool = pool or _nearest_published(exposed, rows, suppressed, n)
+        equations = [system[e] for e in rows]
+        pool = _nearest_published(exposed, equations, {**kept, **suppressed}, n) if kept else set()
+        pool = pool or _nearest_published(exposed, equations, suppressed, n)
         if not pool:  # nothing exposed, or nothing published is linked to what is
             return grew
-        suppressed[cheapest(pool)] = "complementary"
+        pick = cheapest(pool)
+        suppressed[pick] = "complementary"
+        linked.hide(pick)
         grew = True
-
-
-def _linked_parts(hidden: set[int], rows: list[Equation]) -> list[tuple[list[int], list[Equation]]]:
-    """The hidden cells in sets no equation links to each other, each with its equations: the system is block
-    diagonal, so each block's null space is found alone (a decomposition of every block costs far less than one of all;
-    tables joined by shared cells made the blocks' union large)."""
-    parent = {i: i for i in hidden}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for eq in rows:
-        members = [i for i in eq[0] if i in hidden]
-        for m in members[1:]:
-            parent[root(m)] = root(members[0])
-    cells: dict[int, list[int]] = {}
-    for i in sorted(hidden):
-        cells.setdefault(root(i), []).append(i)
-    eqs: dict[int, list[Equation]] = {}
-    for eq in rows:
-        first = next((i for i in eq[0] if i in hidden), None)
-        if first is not None:
-            eqs.setdefault(root(first), []).append(eq)
-    return [(members, eqs.get(r, [])) for r, members in cells.items()]
-
-
-def _exposed(unknown: list[int], rows: list[Equation]) -> list[int]:
-    """The ``unknown`` cells the equations ``rows`` determine (their unit vector in the equations' row space)."""
-    col = {i: j for j, i in enumerate(unknown)}
-    a = np.zeros((len(rows), len(unknown)))
-    for e, (members, coefs) in enumerate(rows):
-        for i, c in zip(members, coefs):
-            if i in col:
-                a[e, col[i]] = c
-    return [unknown[j] for j in np.flatnonzero(_null_rows(a) < 1e-5)]
 
 
 def _nearest_published(exposed: list[int], rows: list[Equation], suppressed: dict[int, str],
