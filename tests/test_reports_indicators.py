@@ -445,6 +445,8 @@ def test_a_query_with_the_builds_options_reads_the_stored_rows(fr_db: Path, tmp_
     queries = [(None, None), (["trust_parliament", "employment_rate"], None), (None, "birthplace"),
                (["neet_rate"], "migrant_generation")]
     read = [indicators(fr_db, names, group=group) for names, group in queries]
+    # by country alone is by survey, wave and country (survey and wave lead unless pooled): the same rows, read
+    assert [indicators(fr_db, None, by).rows for by in (["country"], ["country", "wave"])] == [read[0].rows] * 2
     assert estimates == []
     with monkeypatch.context() as m:
         m.setattr(ind, "_stored_rows", lambda *args: None)

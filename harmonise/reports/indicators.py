@@ -521,8 +521,8 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
                              f"{group} (not_by in mappings/indicators.yaml: the breakdown is the indicator's own "
                              "outcome or defines its population); choose another --group or none")
         stored = _stored_rows(con, names, group) if (
-            tuple(by) == tuple(DEFAULT_BY) and weight == "weight" and age is None and rule == Rule()
-            and lonely_psu == "adjust" and not pool) else None
+            not pool and tuple(grouping(by, pool)) == DEFAULT_BY and weight == "weight" and age is None and rule == Rule()
+            and lonely_psu == "adjust") else None
         frame = stored if stored is not None else estimate_frame(
             con, defs, names, by, (group,), weight=weight, age=age, rule=rule, lonely_psu=lonely_psu, pool=pool)
         absent = [] if pool else _unestimated(con, frame, weight)
