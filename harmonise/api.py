@@ -438,7 +438,7 @@ def _alongside(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyCo
 def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]:
     """The build options every file's cache key holds: ``--encoding``, ``--survey/--wave/--country`` and the
     design files (name and digest: their rows are joined into the respondents the cache keeps)."""
-    from harmonise.store.cache import sha256_of
+    from harmonise.store.identity import sha256_of
 
     f = files or FileOptions()
     return (f"encoding={encoding}", f"survey={f.survey}", f"wave={f.wave}", f"country={f.country}",

@@ -48,7 +48,8 @@ from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import find_variable
-from harmonise.store.cache import BuildCache, hash_files
+from harmonise.store.cache import BuildCache
+from harmonise.store.identity import hash_files
 
 COUNTRY_TARGET = "country"  # the target `--country` supplies
 # A content variable's values are read from a file's first CONTENT_SAMPLE rows (the whole of a smaller file):

@@ -17,7 +17,8 @@ from conftest import ROOT, folder_db, run, unchanged
 
 from harmonise.readers.files import open_source
 from harmonise.spec.project import load_project
-from harmonise.store.cache import INDEX, BuildCache, folder_of, source_from, source_json, variables_from, variables_json
+from harmonise.store.cache import INDEX, BuildCache, folder_of
+from harmonise.store.headers import source_from, source_json, variables_from, variables_json
 
 REAL = ROOT.parent / "shared" / "data" / "ess_real"
 TIMES = {"sources": "built_at", "build_info": "built_at"}  # build times: the only columns two builds may differ in
@@ -347,7 +348,7 @@ def test_a_file_no_write_touched_is_not_hashed_again(built_once: tuple[Path, Pat
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A file whose device, inode, size and times are those the index recorded keeps its recorded sha256; one
     written since — even with the same bytes and its modification time set back — is hashed again."""
-    from harmonise.store import cache
+    from harmonise.store import cache, identity
 
     project, data, db = _built(built_once, tmp_path, data_too=True)
     for f in data.iterdir():  # its own inodes: the module's files are not written to
@@ -355,8 +356,8 @@ def test_a_file_no_write_touched_is_not_hashed_again(built_once: tuple[Path, Pat
         os.replace(f.with_name("copy"), f)
     monkeypatch.setattr(cache, "SETTLED_NS", 0)  # the files were written just now
     hashed: list[str] = []
-    sha256_of = cache.sha256_of
-    monkeypatch.setattr(cache, "sha256_of", lambda path: hashed.append(path.name) or sha256_of(path))
+    sha256_of = identity.sha256_of
+    monkeypatch.setattr(identity, "sha256_of", lambda path: hashed.append(path.name) or sha256_of(path))
     assert _kept(_build(project, data, db)) == (2, 2)
     assert sorted(hashed) == sorted(p.name for p in data.iterdir())  # new inodes: hashed, then recorded
     hashed.clear()

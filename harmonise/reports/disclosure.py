@@ -252,7 +252,7 @@ def _protect_tables(joined: list[list[list[int]]], suppressed: dict[int, str], c
             margins[rep[i]] = max(margins.get(rep[i], 0), coords[i].count(ALL))
         eqs = [_sum(p, kids) for t in tables for p, kids in _equations({coords[i]: rep[i] for i in t})]
         eqs += [_combined([(rep[i], c) for i, c in eq]) for eq in linked.get(k, [])]
-        hidden = {rep[i]: reason for i, reason in suppressed.items() if i in rep}
+        hidden = {rep[i]: suppressed[i] for i in rows if i in suppressed}  # the system's rows, not every hidden one
         _protect(n, margins, eqs, hidden, {rep[i] for i in rows if i in same}, {rep[i] for i in rows if i in keep})
         for i in rows:  # a cell suppressed in one of its tables is suppressed in all
             if rep[i] in hidden:

@@ -46,13 +46,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harmonise import __version__
 from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.readers.files import SourceFile, extension_agrees
-from harmonise.readers.textcodec import TextCodec
-from harmonise.spec.source import SourceMeta, VarMeta
+from harmonise.spec.source import VarMeta
+from harmonise.store.headers import source_from, source_json, variables_from, variables_json
+from harmonise.store.identity import hash_files
 from harmonise.store.provenance import insert_rows
 
 if TYPE_CHECKING:
@@ -83,23 +84,6 @@ TABLES = {
 SETTLED_NS = 2_000_000_000  # a file's stat is kept only when it last changed this long before the build began
 
 
-def sha256_of(path: Path) -> str:
-    """The sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)  # releases the GIL: files hash in parallel threads
-    return h.hexdigest()
-
-
-def hash_files(paths: Sequence[Path], threads: int = 2) -> list[str]:
-    """:func:`sha256_of` every file, ``threads`` at a time."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        return list(pool.map(sha256_of, paths))
-
-
 def folder_of(db: Path) -> Path:
     """``<db>.cache``: the cache folder of the database ``db``."""
     return db.with_name(db.name + SUFFIX)
@@ -109,48 +93,6 @@ def identity(path: Path) -> str:
     """What tells a database file from any other that took its place: device, inode, size, modification time."""
     st = path.stat()
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
-# --- file headers as JSON: exact round trip (codes keep int / float / str; NaN allowed) ----------------------
-
-def _var_json(vm: VarMeta) -> list[Any]:
-    return [vm.name, vm.label, vm.type, vm.width, vm.format, vm.measure, [[k, v] for k, v in vm.labels.items()],
-            list(vm.missing_values), [list(r) for r in vm.missing_ranges], vm.extended]
-
-
-def _var_from(row: list[Any]) -> VarMeta:
-    name, label, typ, width, fmt, measure, labels, values, ranges, extended = row
-    return VarMeta(name, label, typ, width, fmt, measure, {k: v for k, v in labels}, list(values),
-                   [(float(lo), float(hi)) for lo, hi in ranges], dict(extended))
-
-
-def variables_json(meta: SourceMeta) -> str:
-    """The variables of ``meta`` as JSON (in file order)."""
-    return json.dumps([_var_json(vm) for vm in meta.variables.values()], ensure_ascii=False)
-
-
-def variables_from(text: str) -> dict[str, VarMeta]:
-    """The variables :func:`variables_json` wrote."""
-    return {vm.name: vm for vm in map(_var_from, json.loads(text))}
-
-
-def source_json(src: SourceFile) -> str:
-    """Everything of an opened file but its variables (see :func:`variables_json`) and the user's columns."""
-    m = src.meta
-    return json.dumps({"format": src.format, "encoding": src.encoding,
-                       "codec": [src.codec.fallback, src.codec.utf8, src.codec.guessed] if src.codec else None,
-                       "meta": {"format": m.format, "encoding": m.encoding, "rows": m.rows, "file_label": m.file_label,
-                                "header": m.header}}, ensure_ascii=False)
-
-
-def source_from(path: Path, text: str, variables: dict[str, VarMeta]) -> SourceFile:
-    """The opened file :func:`source_json` and :func:`variables_json` describe, at ``path``."""
-    d = json.loads(text)
-    m = d["meta"]
-    meta = SourceMeta(origin=str(path), variables=dict(variables), format=m["format"], encoding=m["encoding"],
-                      rows=m["rows"], file_label=m["file_label"], header=dict(m["header"]))
-    codec = TextCodec(d["codec"][0], bool(d["codec"][1]), bool(d["codec"][2])) if d["codec"] else None
-    return SourceFile(path=path, format=d["format"], meta=meta, encoding=d["encoding"], codec=codec)
 
 
 def _jsonable(value: object) -> object:

@@ -1,9 +1,10 @@
-"""What identifies a result: keys over parts, and the running harmonise (its version and source digest)."""
+"""What identifies a result: keys over parts, a file's bytes (sha256), and the running harmonise (its version and
+source digest)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harmonise import __version__
@@ -29,3 +30,20 @@ def code_digest() -> str:
         _DIGESTS["code"] = digest([__version__, *((str(p.relative_to(package)), p.read_bytes())
                                                    for p in sorted(package.rglob("*.py")))])
     return _DIGESTS["code"]
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)  # releases the GIL: files hash in parallel threads
+    return h.hexdigest()
+
+
+def hash_files(paths: Sequence[Path], threads: int = 2) -> list[str]:
+    """:func:`sha256_of` every file, ``threads`` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        return list(pool.map(sha256_of, paths))
