@@ -371,3 +371,22 @@ def test_indicator_and_breakdown_names_are_plain_names(project: Path) -> None:
     code, out, err = run("codebook", "--out", str(project / "cb"), project=project)
     assert code == 1 and "internal error" not in out + err and not (project / "pwned.html").exists()
     assert f"mappings/indicators.yaml:{line_of(path, '  ../../pwned:')} indicators.../../pwned: indicator name" in err
+
+
+def test_pool_without_by_pools_by_country(fr_db: Path) -> None:
+    """`indicators --pool` without --by grouped by the default survey,wave,country: with survey and wave as grouping
+    columns nothing was pooled, yet the footer and JSON said the weights were pooled. Without --by a pooled query
+    is by country (as `compare`'s default), the same rows as `--by country --pool`; in Python, by=None likewise."""
+    code, out, err = run("indicators", "--db", str(fr_db), "--indicator", "trust_parliament", "--pool",
+                         "--format", "json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    code, out, err = run("indicators", "--db", str(fr_db), "--indicator", "trust_parliament", "--pool",
+                         "--by", "country", "--format", "json")
+    assert (code, err) == (0, "")
+    assert data == json.loads(out)
+    assert [(r["country"], r["source"]) for r in data["rows"]] == [("FR", "ess 8"), ("all", "ess 8")]
+    assert "survey" not in data["rows"][0] and data["pooling"] is not None
+    assert indicators(fr_db, ["trust_parliament"], pool=True).records() == data["rows"]
+    assert [(r["survey"], r["wave"], r["country"]) for r in indicators(fr_db, ["trust_parliament"]).records()] == [
+        ("ess", "8", "FR"), ("ess", "8", "all")]

@@ -90,8 +90,8 @@ def render(est: Estimates, fmt: str) -> str:
 @main.command()
 @click.option("--indicator", "names", multiple=True, help="Indicator name (repeatable or comma-separated; default all).")
 @click.option("--by", "by", multiple=True, help=f"Grouping column(s): {', '.join(BY_COLUMNS)} "
-              "(repeatable or comma-separated; default survey,wave,country). Survey and wave always lead unless "
-              "--pool; margins over the others are rows with the value 'all'.")
+              "(repeatable or comma-separated; default survey,wave,country, with --pool country). Survey and wave "
+              "always lead unless --pool; margins over the others are rows with the value 'all'.")
 @click.option("--group", default=None, help="Migrant breakdown (declared in mappings/indicators.yaml), e.g. "
               "birthplace, origin_group, migrant_generation, citizenship_group; gaps are against its native group.")
 @estimation_options
@@ -101,10 +101,9 @@ def render(est: Estimates, fmt: str) -> str:
 def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, age: str | None, weight: str,
                lonely_psu: str, pool: bool, db: Path, fmt: str, **rule: Any) -> None:
     """Weighted indicators with SEs, 95% CIs, reliability flags and gaps vs natives, per survey and wave."""
-    from harmonise.reports.indicators import DEFAULT_BY
     from harmonise.reports.indicators import indicators as estimate
 
-    est = estimate(db, _split(names) or None, _split(by) or list(DEFAULT_BY), group, weight=weight, age=_age(age),
+    est = estimate(db, _split(names) or None, _split(by) or None, group, weight=weight, age=_age(age),
                    rule=_rule(rule), lonely_psu=lonely_psu, pool=pool)
     click.echo(render(est, fmt))
     if est.unestimated:  # a survey-wave without rows is not a zero: say which and why
