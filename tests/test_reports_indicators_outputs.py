@@ -277,12 +277,23 @@ def test_invalid_declarations_are_located(project: Path) -> None:
 
 
 def test_database_without_definitions(tmp_path: Path) -> None:
+    """A database of an older harmonise (respondents, no indicator definitions) is to be rebuilt; one harmonise did
+    not build is said to be so (it was told to rebuild with this version: `indicators` and `compare`, exit 2)."""
     import duckdb
 
     db = tmp_path / "old.duckdb"
-    duckdb.connect(str(db)).close()
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE respondents (survey VARCHAR)")
+    con.close()
     with pytest.raises(UsageError, match="no indicator definitions of this version; rebuild it"):
         indicators(db)
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    said = (f"error: {other}: not a database harmonise built (no respondents table); build one with `harmonise build`, "
+            "or pass the --db that it wrote\n")
+    assert run("indicators", "--db", str(other))[::2] == (2, said)
+    assert run("compare", "--db", str(other), "--indicator", "employment_rate", "--out",
+               str(tmp_path / "c.png"))[::2] == (2, said)
 
 
 def test_validate_checks_the_indicator_declarations(project: Path) -> None:

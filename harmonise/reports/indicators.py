@@ -515,13 +515,14 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
     (breakdown ``total``, group ``all``) or, with ``group``, that breakdown's groups and their total
     (group ``all``, over the respondents whose group is known). ``by`` defaults to :data:`DEFAULT_BY`, and
     pooled to its columns other than survey and wave (by country)."""
-    from harmonise.store.connect import connect
+    from harmonise.store.connect import connect, require_tables
 
     by = default_by(pool) if by is None else by
-
     con = connect(db) if isinstance(db, (str, os.PathLike)) else db
     rule = rule or Rule()
     try:
+        if con is not db:  # a database another program wrote: said so, not "rebuild it with this version"
+            require_tables(con, str(db), ("respondents",))
         defs = read_definitions(con)
         chosen = _check_args(defs, names, by, (group,), weight)
         excluded = [n for n in chosen if group is not None and group in defs.indicators[n].not_by.split(",")]
