@@ -401,3 +401,24 @@ def test_pool_without_by_pools_by_country(fr_db: Path) -> None:
     assert indicators(fr_db, ["trust_parliament"], pool=True).records() == data["rows"]
     assert [(r["survey"], r["wave"], r["country"]) for r in indicators(fr_db, ["trust_parliament"]).records()] == [
         ("ess", "8", "FR"), ("ess", "8", "all")]
+
+
+def test_a_breakdown_or_indicator_given_twice_is_refused(fr_db: Path, tmp_path: Path) -> None:
+    """`indicators --group birthplace --group origin_group` showed origin_group alone (click kept the last value
+    without a word), as did `compare` with --group or --indicator twice: a query takes one, and says so (exit 2)."""
+    code, out, err = run("indicators", "--db", str(fr_db), "--indicator", "employment_rate", "--group", "birthplace",
+                         "--group", "origin_group")
+    assert (code, out, err) == (2, "", ("error: --group given 2 times (birthplace, origin_group): a query takes one; "
+                                       "run it once for each\n"))
+    chart = tmp_path / "c.png"
+    code, out, err = run("compare", "--db", str(fr_db), "--indicator", "employment_rate", "--group", "origin_group",
+                         "--group", "birthplace", "--out", str(chart))
+    assert (code, out, err) == (2, "", ("error: --group given 2 times (origin_group, birthplace): a query takes one; "
+                                       "run it once for each\n"))
+    code, out, err = run("compare", "--db", str(fr_db), "--indicator", "employment_rate", "--indicator",
+                         "trust_parliament", "--out", str(chart))
+    assert (code, out, err) == (2, "", ("error: --indicator employment_rate,trust_parliament: a chart draws one "
+                                       "indicator; give one, or estimate several with `harmonise indicators`\n"))
+    assert not chart.exists()
+    code, out, err = run("compare", "--db", str(fr_db), "--indicator", "employment_rate", "--out", str(chart))
+    assert code == 0 and out.startswith(f"wrote {chart}: ")  # the default breakdown: birthplace
