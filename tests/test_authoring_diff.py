@@ -140,6 +140,29 @@ def test_the_respondents_of_every_file_of_a_wave_are_counted(remapped: Path, pro
     assert data["files"] == {"9": f"the 3 files under {nordic}"}
 
 
+def test_every_data_option_is_counted(remapped: Path, project: Path, ess8: Path) -> None:
+    """`diff --data A --data B` counted the respondents of B only (the option took one value; click kept the last)
+    and said wave 8 of A had no file, where validate and build read every --data given."""
+    nordic = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic"
+    if not nordic.is_dir():
+        pytest.skip("../shared/data/ess_real not present")
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(ess8.parent),
+                         "--data", str(nordic), "--format", "json", project=project)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    suburbs = sum(int((pyreadstat.read_sav(str(f), usecols=["domicil"])[0]["domicil"] == 2).sum())
+                  for f in sorted(nordic.glob("*.sav")))
+    assert data["respondents"] == [{"wave": "8", "target": "urbanisation", "changed": 235},
+                                   {"wave": "9", "target": "urbanisation", "changed": suburbs}]
+    assert data["files"] == {"8": str(ess8), "9": f"the 3 files under {nordic}"}
+    assert data["uncounted"] == [w for w in waves_of("ess") if w not in ("8", "9")]
+    code, out, err = run("diff", str(ROOT / "mappings" / "ess.yaml"), str(remapped), "--data", str(ess8.parent),
+                         "--data", str(nordic), project=project)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1].endswith(f": {ess8.parent}, {nordic} hold no file recognised as those waves — give a "
+                                         "file of each, or check the files' round variable and names)")
+
+
 def test_a_file_is_counted_for_the_wave_its_content_makes_it_whatever_its_name(remapped: Path, project: Path,
                                                                                 tmp_path: Path) -> None:
     """diff --data went by file names only: the multi-country extract ESS04_2008.dta (essround 4, a name no wave's

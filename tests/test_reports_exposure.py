@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harmonise.reports.exposure import Equation, Exposure, Linked, determined, null_shares, rebase_after
+from harmonise.reports.exposure import Equation, Exposure, Linked, determined, null_shares, rebase_after, singular
 
 
 def _parts(system: list[Equation], hidden: set[int]) -> list[tuple[list[int], list[Equation]]]:
@@ -84,3 +85,34 @@ def test_null_shares_of_a_system_without_equations() -> None:
     """No equation: nothing is determined."""
     assert null_shares(np.zeros((0, 3))).tolist() == [1.0, 1.0, 1.0]
     assert Exposure()([1, 2], []) == []
+
+
+def test_an_svd_that_does_not_converge_is_computed_by_the_other_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LAPACK's gesdd failed to converge on a 119 × 119 matrix of an update (the real ESS files built together, the
+    employment rate by sex, age band, country and urbanisation with --group birthplace): `harmonise indicators` ended
+    in "internal error: LinAlgError: SVD did not converge". Such a matrix is decomposed by gesvd: the update finds
+    what a whole decomposition finds."""
+    import scipy.linalg
+
+    svd = scipy.linalg.svd
+    drivers: list[str] = []
+
+    def failing(a: np.ndarray, *args: object, lapack_driver: str = "gesdd", **kw: object) -> object:
+        drivers.append(lapack_driver)
+        if lapack_driver == "gesdd":
+            raise scipy.linalg.LinAlgError("SVD did not converge")
+        return svd(a, *args, lapack_driver=lapack_driver, **kw)
+
+    monkeypatch.setattr(scipy.linalg, "svd", failing)
+    s, vt = singular(np.array([[1.0, 1.0], [2.0, 2.0]]))
+    assert drivers == ["gesdd", "gesvd"]
+    assert s.round(9).tolist() == [3.162277660, 0.0] and vt.shape == (2, 2)
+    n = 10  # the chain of test_an_update_is_used_until_the_cells_hidden_since_outgrow_the_base: updates use an SVD
+    system: list[Equation] = [((k, k + 1, 1000 + k), (1.0, -1.0, -1.0)) for k in range(n)]
+    linked = Linked(system, [0, 1])
+    exposure = Exposure()
+    for k in range(2, n):
+        linked.hide(k)
+        [(unknown, rows)] = linked.parts()
+        assert exposure(unknown, rows) == list(range(k + 1))
+    assert exposure.updated and drivers.count("gesvd") > 1

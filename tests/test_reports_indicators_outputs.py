@@ -277,12 +277,23 @@ def test_invalid_declarations_are_located(project: Path) -> None:
 
 
 def test_database_without_definitions(tmp_path: Path) -> None:
+    """A database of an older harmonise (respondents, no indicator definitions) is to be rebuilt; one harmonise did
+    not build is said to be so (it was told to rebuild with this version: `indicators` and `compare`, exit 2)."""
     import duckdb
 
     db = tmp_path / "old.duckdb"
-    duckdb.connect(str(db)).close()
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE respondents (survey VARCHAR)")
+    con.close()
     with pytest.raises(UsageError, match="no indicator definitions of this version; rebuild it"):
         indicators(db)
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    said = (f"error: {other}: not a database harmonise built (no respondents table); build one with `harmonise build`, "
+            "or pass the --db that it wrote\n")
+    assert run("indicators", "--db", str(other))[::2] == (2, said)
+    assert run("compare", "--db", str(other), "--indicator", "employment_rate", "--out",
+               str(tmp_path / "c.png"))[::2] == (2, said)
 
 
 def test_validate_checks_the_indicator_declarations(project: Path) -> None:
@@ -371,3 +382,43 @@ def test_indicator_and_breakdown_names_are_plain_names(project: Path) -> None:
     code, out, err = run("codebook", "--out", str(project / "cb"), project=project)
     assert code == 1 and "internal error" not in out + err and not (project / "pwned.html").exists()
     assert f"mappings/indicators.yaml:{line_of(path, '  ../../pwned:')} indicators.../../pwned: indicator name" in err
+
+
+def test_pool_without_by_pools_by_country(fr_db: Path) -> None:
+    """`indicators --pool` without --by grouped by the default survey,wave,country: with survey and wave as grouping
+    columns nothing was pooled, yet the footer and JSON said the weights were pooled. Without --by a pooled query
+    is by country (as `compare`'s default), the same rows as `--by country --pool`; in Python, by=None likewise."""
+    code, out, err = run("indicators", "--db", str(fr_db), "--indicator", "trust_parliament", "--pool",
+                         "--format", "json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    code, out, err = run("indicators", "--db", str(fr_db), "--indicator", "trust_parliament", "--pool",
+                         "--by", "country", "--format", "json")
+    assert (code, err) == (0, "")
+    assert data == json.loads(out)
+    assert [(r["country"], r["source"]) for r in data["rows"]] == [("FR", "ess 8"), ("all", "ess 8")]
+    assert "survey" not in data["rows"][0] and data["pooling"] is not None
+    assert indicators(fr_db, ["trust_parliament"], pool=True).records() == data["rows"]
+    assert [(r["survey"], r["wave"], r["country"]) for r in indicators(fr_db, ["trust_parliament"]).records()] == [
+        ("ess", "8", "FR"), ("ess", "8", "all")]
+
+
+def test_a_breakdown_or_indicator_given_twice_is_refused(fr_db: Path, tmp_path: Path) -> None:
+    """`indicators --group birthplace --group origin_group` showed origin_group alone (click kept the last value
+    without a word), as did `compare` with --group or --indicator twice: a query takes one, and says so (exit 2)."""
+    code, out, err = run("indicators", "--db", str(fr_db), "--indicator", "employment_rate", "--group", "birthplace",
+                         "--group", "origin_group")
+    assert (code, out, err) == (2, "", ("error: --group given 2 times (birthplace, origin_group): a query takes one; "
+                                       "run it once for each\n"))
+    chart = tmp_path / "c.png"
+    code, out, err = run("compare", "--db", str(fr_db), "--indicator", "employment_rate", "--group", "origin_group",
+                         "--group", "birthplace", "--out", str(chart))
+    assert (code, out, err) == (2, "", ("error: --group given 2 times (origin_group, birthplace): a query takes one; "
+                                       "run it once for each\n"))
+    code, out, err = run("compare", "--db", str(fr_db), "--indicator", "employment_rate", "--indicator",
+                         "trust_parliament", "--out", str(chart))
+    assert (code, out, err) == (2, "", ("error: --indicator employment_rate,trust_parliament: a chart draws one "
+                                       "indicator; give one, or estimate several with `harmonise indicators`\n"))
+    assert not chart.exists()
+    code, out, err = run("compare", "--db", str(fr_db), "--indicator", "employment_rate", "--out", str(chart))
+    assert code == 0 and out.startswith(f"wrote {chart}: ")  # the default breakdown: birthplace

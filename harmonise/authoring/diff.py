@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import duckdb
 
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
-from harmonise.readers.files import EXTENSIONS, check_staged_names, open_source
+from harmonise.readers.files import check_staged_names, open_source
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project, SurveyEntry, load_schema, load_tables, name_waves, validate_model
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
@@ -71,7 +72,7 @@ class DiffResult:
     respondents: dict[tuple[str, str], int] = field(default_factory=dict)  # (wave, target) → rows changed
     files: dict[str, str] = field(default_factory=dict)  # wave → data file used
     uncounted: list[str] = field(default_factory=list)  # waves with changed rules no data file was counted for
-    data: str | None = None  # the --data given
+    data: str | None = None  # the --data given (several: joined by ", ")
 
     def to_dict(self) -> dict[str, Any]:
         return {"survey": self.survey, "old": self.old, "new": self.new,
@@ -198,9 +199,17 @@ def _alternatives(target: str, wave: str, a: Any, b: Any) -> list[Change]:
             for i in range(max(len(old), len(new))) if (old[i] if i < len(old) else None) != (new[i] if i < len(new) else None)]
 
 
-def data_files(data: Path, waves: list[Wave]) -> dict[str, list[Path]]:
+def _files(data: list[Path]) -> list[Path]:
+    """The data files of every ``--data`` given (each file, and the readable files under each folder), as
+    validate and build list them (:func:`harmonise.discover.data_files`)."""
+    from harmonise.discover import data_files as listed
+
+    return listed(data)
+
+
+def data_files(data: list[Path], waves: list[Wave]) -> dict[str, list[Path]]:
     """The files under ``data`` matching each wave's patterns (a wave's country or city files: all of them)."""
-    files = [data] if data.is_file() else sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTENSIONS)
+    files = _files(data)
     out: dict[str, list[Path]] = {}
     for w in waves:
         for f in files:
@@ -223,7 +232,7 @@ def _cumulative(path: Path, src: Any, cw: Crosswalk) -> list[str]:
     return [w.wave for _, w, _ in split[0]]
 
 
-def _by_wave(data: Path, waves: list[Wave], cw: Crosswalk, encoding: str | None
+def _by_wave(data: list[Path], waves: list[Wave], cw: Crosswalk, encoding: str | None
              ) -> tuple[dict[str, list[Path]], set[Path]]:
     """The files under ``data`` for each wave: a file holding several waves' rows (a cumulative file, whatever its
     name) for each wave it holds, and for no other; any other file for the wave validate and build recognise it
@@ -232,7 +241,7 @@ def _by_wave(data: Path, waves: list[Wave], cw: Crosswalk, encoding: str | None
     from harmonise.discover import Options, recognise
 
     by_name = data_files(data, waves)
-    files = [data] if data.is_file() else sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTENSIONS)
+    files = _files(data)
     out: dict[str, list[Path]] = {}
     several: set[Path] = set()
     for f in files:
@@ -298,9 +307,10 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
     return counts
 
 
-def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
+def diff(root: Path, old_spec: str, new_spec: str, data: Path | Sequence[Path] | None = None,
          encoding: str | None = None) -> DiffResult:
-    """Compare two versions of a crosswalk (paths or ``REV:path``), optionally counting respondents."""
+    """Compare two versions of a crosswalk (paths or ``REV:path``), optionally counting respondents on the files
+    of ``data`` (a file or folder, or several)."""
     schema, issues, _ = load_schema(root)
     tables, more = load_tables(root)
     if schema is None:
@@ -312,22 +322,26 @@ def diff(root: Path, old_spec: str, new_spec: str, data: Path | None = None,
         raise UsageError(f"the versions map different surveys ('{old.survey}' and '{new.survey}')")
     _add_codebooks(project, new, read_version(new_spec, project=root)[1])
     result = DiffResult(new.survey, old_spec, new_spec, diff_crosswalks(old, new, project))
-    if data is not None:
-        if not data.exists():
-            raise UsageError(f"{data}: no such file or folder")
+    given = [] if data is None else [data] if isinstance(data, Path) else list(data)
+    if given:
+        absent = [f"{d}: no such file or folder" for d in given if not d.exists()]
+        if absent:
+            raise UsageError("\n".join(absent))
+        named = ", ".join(map(str, given))
         common = [w for w in new.waves if any(o.wave == w.wave for o in old.waves)]
         changed = [w for w in common if any(c.wave == w.wave and c.target != "*" for c in result.changes)]
-        by_wave, several = _by_wave(data, changed, new, encoding) if changed else ({}, set())
+        by_wave, several = _by_wave(given, changed, new, encoding) if changed else ({}, set())
         for wave, paths in by_wave.items():
             targets = sorted({c.target for c in result.changes if c.wave == wave and c.target != "*"},
                              key=schema.names.index)
             if targets:
-                result.files[wave] = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files under {data}"
+                under = ", ".join(str(d) for d in given if any(d == f or d in f.parents for f in paths))
+                result.files[wave] = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files under {under}"
                 for path in paths:
                     for t, n in count_changed(old, new, project, wave, path, targets, encoding,
                                               path in several).items():
                         result.respondents[(wave, t)] = result.respondents.get((wave, t), 0) + n
-        result.data = str(data)
+        result.data = named
         result.uncounted = [w.wave for w in changed if w.wave not in result.files]
     return result
 
@@ -357,7 +371,8 @@ def render_text(r: DiffResult) -> str:
         lines.append(f"    {c.text()}")
     lines += [f"(respondents counted on {path} for wave {wave})" for wave, path in r.files.items()]
     if r.uncounted:
-        lines.append(f"(no respondents counted for wave(s) {', '.join(r.uncounted)}: {r.data} holds no file "
+        holds = "hold" if r.data is not None and ", " in r.data else "holds"
+        lines.append(f"(no respondents counted for wave(s) {', '.join(r.uncounted)}: {r.data} {holds} no file "
                      "recognised as those waves — give a file of each, or check the files' round variable and names)")
     return "\n".join(lines)
 

@@ -65,6 +65,14 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _one(option: str, values: tuple[str, ...]) -> str | None:
+    """The one value of an option a query takes once (given twice, click kept the last without a word)."""
+    if len(values) > 1:
+        raise UsageError(f"{option} given {len(values)} times ({', '.join(values)}): a query takes one; run it once "
+                         "for each")
+    return values[0] if values else None
+
+
 def _rounded(value: object) -> object:
     return round(value, 4) if isinstance(value, float) else value
 
@@ -90,21 +98,20 @@ def render(est: Estimates, fmt: str) -> str:
 @main.command()
 @click.option("--indicator", "names", multiple=True, help="Indicator name (repeatable or comma-separated; default all).")
 @click.option("--by", "by", multiple=True, help=f"Grouping column(s): {', '.join(BY_COLUMNS)} "
-              "(repeatable or comma-separated; default survey,wave,country). Survey and wave always lead unless "
-              "--pool; margins over the others are rows with the value 'all'.")
-@click.option("--group", default=None, help="Migrant breakdown (declared in mappings/indicators.yaml), e.g. "
+              "(repeatable or comma-separated; default survey,wave,country, with --pool country). Survey and wave "
+              "always lead unless --pool; margins over the others are rows with the value 'all'.")
+@click.option("--group", "groups", multiple=True, help="Migrant breakdown (declared in mappings/indicators.yaml), e.g. "
               "birthplace, origin_group, migrant_generation, citizenship_group; gaps are against its native group.")
 @estimation_options
 @DB
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @handled
-def indicators(names: tuple[str, ...], by: tuple[str, ...], group: str | None, age: str | None, weight: str,
+def indicators(names: tuple[str, ...], by: tuple[str, ...], groups: tuple[str, ...], age: str | None, weight: str,
                lonely_psu: str, pool: bool, db: Path, fmt: str, **rule: Any) -> None:
     """Weighted indicators with SEs, 95% CIs, reliability flags and gaps vs natives, per survey and wave."""
-    from harmonise.reports.indicators import DEFAULT_BY
     from harmonise.reports.indicators import indicators as estimate
 
-    est = estimate(db, _split(names) or None, _split(by) or list(DEFAULT_BY), group, weight=weight, age=_age(age),
+    est = estimate(db, _split(names) or None, _split(by) or None, _one("--group", groups), weight=weight, age=_age(age),
                    rule=_rule(rule), lonely_psu=lonely_psu, pool=pool)
     click.echo(render(est, fmt))
     if est.unestimated:  # a survey-wave without rows is not a zero: say which and why
@@ -125,20 +132,22 @@ def _our_chart(path: Path) -> bool:
 
 
 @main.command()
-@click.option("--indicator", required=True, help="Indicator to draw.")
+@click.option("--indicator", "indicators", multiple=True, required=True, help="Indicator to draw.")
 @click.option("--by", "by", multiple=True, help=f"Cells of the chart: {', '.join(BY_COLUMNS)} (default country).")
-@click.option("--group", default="birthplace", show_default=True, help="Migrant breakdown drawn within each cell.")
+@click.option("--group", "groups", multiple=True, default=["birthplace"], show_default=True,
+              help="Migrant breakdown drawn within each cell.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Image file to write (.png, .svg or .pdf).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists and is not a chart harmonise drew.")
 @estimation_options
 @DB
 @handled
-def compare(indicator: str, by: tuple[str, ...], group: str, out: Path, force: bool, age: str | None, weight: str,
-            lonely_psu: str, pool: bool, db: Path, **rule: Any) -> None:
+def compare(indicators: tuple[str, ...], by: tuple[str, ...], groups: tuple[str, ...], out: Path, force: bool,
+            age: str | None, weight: str, lonely_psu: str, pool: bool, db: Path, **rule: Any) -> None:
     """Draw estimates with 95% CIs by cell and migrant group; suppressed cells are marked, not drawn."""
     from harmonise.reports.chart import compare as draw
 
+    indicator, group = ",".join(indicators), _one("--group", groups) or "birthplace"
     if "," in indicator:
         raise UsageError(f"--indicator {indicator}: a chart draws one indicator; give one, or estimate several with "
                          "`harmonise indicators`")

@@ -170,12 +170,12 @@ def schema(json_schema: bool, out: Path | None, force: bool, check: bool) -> Non
 @main.command()
 @click.argument("old")
 @click.argument("new")
-@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Folder or file of source data: count the respondents whose value changes.")
+@click.option("--data", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Folder or file of source data (repeatable): count the respondents whose value changes.")
 @click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
 @click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
 @handled
-def diff(old: str, new: str, data: Path | None, encoding: str | None, fmt: str) -> None:
+def diff(old: str, new: str, data: tuple[Path, ...], encoding: str | None, fmt: str) -> None:
     """Changes between two versions of a crosswalk (paths, or REV:path git revisions)."""
     from harmonise.authoring import diff as d
 

@@ -168,14 +168,14 @@ class Exposure:
 def _grown(base: _Base, added: list[int], new_rows: Sequence[Equation]) -> np.ndarray:
     """The null-space shares of the base's cells and then the ``added`` ones, in the system of the base's
     equations (now with the added cells' coefficients) and ``new_rows`` (over added cells only)."""
-    from scipy.linalg import qr, svd  # type: ignore[import-untyped]
+    from scipy.linalg import qr
 
     u, rho = base.solve(added)
     small = np.vstack([rho, matrix(added, new_rows)])
     if small.shape[0] > small.shape[1]:  # tall (rows of ρ): its triangular factor has the same null space
         small = qr(small, mode="r")[0][:small.shape[1]]
     if small.shape[0] and small.shape[1]:
-        _, s, vt = svd(small, full_matrices=True)
+        s, vt = singular(small)
         w = vt[_rank(s):].T
     else:
         w = np.eye(len(added))
@@ -188,6 +188,20 @@ def _grown(base: _Base, added: list[int], new_rows: Sequence[Equation]) -> np.nd
         q = qr(np.vstack([top, w]), mode="economic")[0]
         shares += (q ** 2).sum(axis=1)
     return np.sqrt(shares)
+
+
+def singular(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The singular values of ``a`` and its right singular vectors (all of them, as rows). LAPACK's
+    divide-and-conquer driver (gesdd) fails to converge on some matrices (a 119 × 119 one of the real ESS files
+    by sex × age band × country × urbanisation: "SVD did not converge", the query ended in an internal error);
+    the QR-iteration driver (gesvd) then answers."""
+    from scipy.linalg import LinAlgError, svd  # type: ignore[import-untyped]
+
+    try:
+        _, s, vt = svd(a, full_matrices=True)
+    except LinAlgError:
+        _, s, vt = svd(a, full_matrices=True, lapack_driver="gesvd")
+    return s, vt
 
 
 class Linked:

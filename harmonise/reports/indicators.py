@@ -375,6 +375,12 @@ def in_wave_order(source: object) -> object:
     return ", ".join(sorted(source.split(", "), key=key))
 
 
+def default_by(pool: bool) -> list[str]:
+    """The grouping when none is given: :data:`DEFAULT_BY`; pooled, without survey and wave (which, given in
+    ``by``, keep every survey-wave apart: pooling nothing)."""
+    return [c for c in DEFAULT_BY if not pool or c not in SAMPLE_KEYS]
+
+
 def grouping(by: Sequence[str], pool: bool) -> list[str]:
     """The grouping columns: ``by``, led by survey and wave unless pooled (comparability first)."""
     return list(by) if pool else [*SAMPLE_KEYS, *(c for c in by if c not in SAMPLE_KEYS)]
@@ -499,7 +505,7 @@ def read_definitions(con: duckdb.DuckDBPyConnection) -> Definitions:
 
 
 def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb", names: Sequence[str] | None = None,
-               by: Sequence[str] = DEFAULT_BY, group: str | None = None, *, weight: str = "weight",
+               by: Sequence[str] | None = None, group: str | None = None, *, weight: str = "weight",
                age: tuple[int, int] | None = None, rule: Rule | None = None, lonely_psu: str = "adjust",
                pool: bool = False) -> Estimates:
     """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only).
@@ -507,12 +513,16 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
     Rows are per survey × wave × ``by`` cell unless ``pool`` (then the ``source`` column names the
     survey-waves pooled; see :data:`POOLING`), with margins over ``by`` (value ``all``): the total
     (breakdown ``total``, group ``all``) or, with ``group``, that breakdown's groups and their total
-    (group ``all``, over the respondents whose group is known)."""
-    from harmonise.store.connect import connect
+    (group ``all``, over the respondents whose group is known). ``by`` defaults to :data:`DEFAULT_BY`, and
+    pooled to its columns other than survey and wave (by country)."""
+    from harmonise.store.connect import connect, require_tables
 
+    by = default_by(pool) if by is None else by
     con = connect(db) if isinstance(db, (str, os.PathLike)) else db
     rule = rule or Rule()
     try:
+        if con is not db:  # a database another program wrote: said so, not "rebuild it with this version"
+            require_tables(con, str(db), ("respondents",))
         defs = read_definitions(con)
         chosen = _check_args(defs, names, by, (group,), weight)
         excluded = [n for n in chosen if group is not None and group in defs.indicators[n].not_by.split(",")]
