@@ -426,3 +426,27 @@ def test_a_cell_the_stored_table_publishes_protects_nothing_in_a_query(tmp_path_
     query.loc[known, "reliability"] = "ok"  # what the stored table publishes is known to anyone
     assert (query["reliability"] == "suppressed").sum() > 0
     assert recoverable(query, ["country", "sex"]) == []
+
+
+def test_a_country_total_is_published_when_hiding_the_native_group_costs_no_comparison(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ESS8 Poland has 4 foreign-born respondents of working age beside 1,242 native-born: protecting them hid
+    the country's employment rate (n = 1,246), in every breakdown that holds it and without one, although no
+    migrant group was published to compare with the natives. The native cell, which no published group needs,
+    is hidden instead; nothing hidden can be recovered from what is published."""
+    folder = ROOT.parent / "shared" / "data" / "ess_real" / "ess8_pl"
+    if not folder.is_dir():
+        pytest.skip("../shared/data/ess_real not present")
+    db = folder_db(tmp_path_factory, folder)
+    rows = [r for g in [None, *BREAKDOWNS] for r in indicators(db, ["employment_rate"], group=g).records()]
+    seen = {(r["country"], r["breakdown"], r["group"]): (r["n"], r["reliability"], r["flags"]) for r in rows}
+    assert seen[("PL", "total", "all")] == (1246, "ok", "")
+    assert seen[("PL", "birthplace", "all")] == (1246, "ok", "")
+    assert seen[("PL", "birthplace", "foreign_born")] == (4, "suppressed", "n<20; n_eff<30")
+    assert seen[("PL", "birthplace", "native_born")] == (1242, "suppressed", "complementary")
+    assert seen[("PL", "origin_group", "native")] == (1242, "suppressed", "complementary")  # the same cell
+    every = [r for g in [None, *BREAKDOWNS] for r in indicators(db, None, group=g).records()]
+    headline = [r for r in every if r["breakdown"] == "total" and r["country"] == "PL"]
+    assert sum(r["reliability"] == "suppressed" for r in headline) == 1 and len(headline) == 17  # was 10 of 17
+    truth = [r for g in [None, *BREAKDOWNS] for r in indicators(db, None, group=g, rule=OPEN).records()]
+    assert check_across(every, ["country"], truth) > 0

@@ -113,17 +113,19 @@ TOLERANCE = 1e-9  # a coefficient smaller than this is a 0 rounded (the equation
 
 
 def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation | None],
-             suppressed: dict[int, str], shared: Container[int] = (), keep: Container[int] = ()) -> bool:
+             suppressed: dict[int, str], shared: Container[int] = (), keep: Container[int] = (),
+             spare: Container[int] = ()) -> bool:
     """:func:`protect` over plain values: respondents and number of margin coordinates per row; ``shared``: cells
     of several tables, hidden last (hiding one hides it in every table that holds it); ``keep``: cells another
-    table publishes (the stored table's), hidden only when nothing else can be."""
+    table publishes (the stored table's), hidden only when nothing else can be; ``spare``: native cells no
+    published group is compared with, hidden before totals and margins (which are hidden before groups)."""
     grew = False
     system = [eq for eq in eqs if eq is not None]
     kept = {i: "kept" for i in n if i in keep}  # what another table publishes: hiding it here protects nothing
     exposure = Exposure()  # the systems' decompositions, updated as cells are hidden
 
-    def cheapest(pool: set[int]) -> int:  # totals and margins first: the groups are the point
-        return min(pool, key=lambda i: (i in keep, i in shared, -margins[i], n[i], i))
+    def cheapest(pool: set[int]) -> int:  # totals and margins first: the groups are the point (unless spare)
+        return min(pool, key=lambda i: (i in keep, i in shared, i not in spare, -margins[i], n[i], i))
 
     linked = Linked(system, (i for i in n if n[i] > 0 and i in suppressed))
     while True:
@@ -200,12 +202,13 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
     same = _same_cells(f, table_keys, coords, counts)
     kept = {i for i, hidden in (fixed or {}).items() if not hidden}
     suppressed.update({i: "complementary" for i, hidden in (fixed or {}).items() if hidden and i not in suppressed})
+    spare = _spare_natives(f, table_keys, coords, counts, suppressed)
     links = atom_equations(f, table_keys, dims, atoms) if atoms is not None else []
     # suppression only grows within the tables joined by a shared cell or an equation of atoms, so tables without
     # a primary suppression never change
     joined = _joined_tables(_tables(f, table_keys), same, [[i for i, _ in eq] for eq in links])
     with one_blas_thread():
-        _protect_tables(joined, suppressed, coords, counts, same, links, kept)
+        _protect_tables(joined, suppressed, coords, counts, same, links, kept, spare)
         while atoms is not None:  # hiding a share at 0 or 1 may expose another cell to the margins: until neither does
             extra = bound_exposed(f, table_keys, dims, atoms, suppressed, kept)
             if not extra:
@@ -213,7 +216,8 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
             suppressed.update(dict.fromkeys(extra, "complementary"))
             again = [t for t in joined if any(i in extra for rows in t for i in rows)]
             held = {i for t in again for rows in t for i in rows}
-            _protect_tables(again, suppressed, coords, counts, same, [eq for eq in links if eq[0][0] in held], kept)
+            _protect_tables(again, suppressed, coords, counts, same, [eq for eq in links if eq[0][0] in held], kept,
+                            spare)
     sup = np.zeros(len(f), dtype=bool)
     sup[list(suppressed)] = True
     f["flags"] = ["; ".join(primary[i] if i in suppressed and primary[i] else ["complementary"] if i in suppressed
@@ -233,10 +237,12 @@ def publish(frame: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str],
 
 def _protect_tables(joined: list[list[list[int]]], suppressed: dict[int, str], coords: list[tuple[str, ...]],
                     counts: list[int], same: dict[int, int], links: Sequence[Sequence[tuple[int, float]]] = (),
-                    keep: Container[int] = ()) -> None:
+                    keep: Container[int] = (), spare: Container[int] = ()) -> None:
     """Complementary suppression in each set of ``joined`` tables (row labels) that holds a suppressed cell;
     ``suppressed`` (row → reason) grows. ``links``: equations between rows of different tables (of atoms);
-    ``keep``: rows hidden only when nothing else can be (:func:`_protect`)."""
+    ``keep``: rows hidden only when nothing else can be (:func:`_protect`); ``spare``: native rows no published
+    group is compared with (:func:`_spare_natives`), hidden before totals (a cell several tables hold is spare
+    when every row of it is)."""
     system_of = {i: k for k, tables in enumerate(joined) for t in tables for i in t}
     linked: dict[int, list[Sequence[tuple[int, float]]]] = {}
     for eq in links:
@@ -253,10 +259,25 @@ def _protect_tables(joined: list[list[list[int]]], suppressed: dict[int, str], c
         eqs = [_sum(p, kids) for t in tables for p, kids in _equations({coords[i]: rep[i] for i in t})]
         eqs += [_combined([(rep[i], c) for i, c in eq]) for eq in linked.get(k, [])]
         hidden = {rep[i]: suppressed[i] for i in rows if i in suppressed}  # the system's rows, not every hidden one
-        _protect(n, margins, eqs, hidden, {rep[i] for i in rows if i in same}, {rep[i] for i in rows if i in keep})
+        cheap = {rep[i] for i in rows if i in spare} - {rep[i] for i in rows if i not in spare}
+        _protect(n, margins, eqs, hidden, {rep[i] for i in rows if i in same}, {rep[i] for i in rows if i in keep},
+                 cheap)
         for i in rows:  # a cell suppressed in one of its tables is suppressed in all
             if rep[i] in hidden:
                 suppressed.setdefault(i, "complementary")
+
+
+def _spare_natives(f: pd.DataFrame, table_keys: Sequence[str], coords: list[tuple[str, ...]], counts: list[int],
+                   hidden: Container[int]) -> set[int]:
+    """Native rows no other group of their table is compared with: at their coordinates every group but the native
+    and the total is ``hidden`` already or has no respondents. Hiding such a cell costs no gap, while hiding its
+    table's total hides the headline estimate in every table that holds it: ESS8 Poland's employment rate
+    (n = 1,246) was hidden to protect its 4 foreign-born, beside 1,242 native-born, in 10 of 17 such totals."""
+    keys = _texts(f, [*table_keys, "breakdown"])
+    native = f["is_native"].to_numpy(dtype=bool)
+    compared = {(keys[i], coords[i][:-1]) for i in range(len(f))
+                if not native[i] and coords[i][-1] != ALL and counts[i] > 0 and i not in hidden}
+    return {i for i in np.flatnonzero(native).tolist() if (keys[i], coords[i][:-1]) not in compared}
 
 
 def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str], atoms: pd.DataFrame
