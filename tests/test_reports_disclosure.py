@@ -450,3 +450,19 @@ def test_a_country_total_is_published_when_hiding_the_native_group_costs_no_comp
     assert sum(r["reliability"] == "suppressed" for r in headline) == 1 and len(headline) == 17  # was 10 of 17
     truth = [r for g in [None, *BREAKDOWNS] for r in indicators(db, None, group=g, rule=OPEN).records()]
     assert check_across(every, ["country"], truth) > 0
+
+
+def test_least_squares_where_the_svd_does_not_converge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack on shares at 0 or 1 solves least squares by an SVD; where LAPACK's does not converge, the complete
+    orthogonal factorisation gives the same minimum-norm solution instead of an internal error."""
+    from harmonise.reports import disclosure
+
+    a = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 2.0, 1.0], [0.0, 0.0, 0.0]])  # rank 2: not unique
+    b = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 1.0], [0.0, 0.0]])
+    expected = np.linalg.lstsq(a, b, rcond=None)[0]
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares")
+
+    monkeypatch.setattr(disclosure.np.linalg, "lstsq", fails)
+    assert np.allclose(disclosure._least_squares(a, b), expected, atol=1e-12)

@@ -422,3 +422,17 @@ def test_a_breakdown_or_indicator_given_twice_is_refused(fr_db: Path, tmp_path: 
     assert not chart.exists()
     code, out, err = run("compare", "--db", str(fr_db), "--indicator", "employment_rate", "--out", str(chart))
     assert code == 0 and out.startswith(f"wrote {chart}: ")  # the default breakdown: birthplace
+
+
+def test_a_tables_footer_names_the_sources_of_each_design(small_demo_db: Path) -> None:
+    """The table's footer listed several designs joined by commas, though each reads `kind; lonely PSUs: …`, so
+    it did not say which rows had which: now each design names its sources, as the rows (JSON) give them."""
+    code, out, _ = run("indicators", "--db", str(small_demo_db), "--indicator", "employment_rate")
+    assert code == 0
+    code, text, _ = run("indicators", "--db", str(small_demo_db), "--indicator", "employment_rate", "--format", "json")
+    of: dict[str, set[str]] = {}
+    for r in json.loads(text)["rows"]:
+        of.setdefault(r["design"], set()).add(r["source"])
+    assert len(of) > 1  # the small demo's surveys: some with design PSUs, some without
+    expected = " | ".join(f"{d} ({', '.join(sorted(s))})" for d, s in sorted(of.items()))
+    assert f"\nweight: weight; design: {expected}\n" in out

@@ -77,6 +77,18 @@ def _rounded(value: object) -> object:
     return round(value, 4) if isinstance(value, float) else value
 
 
+def _designs(est: Estimates) -> str:
+    """The rows' designs for a table's footer; several, each with the sources it is theirs of (a design reads
+    ``kind; lonely PSUs: …``, so a list of them joined by commas did not say which row had which)."""
+    design, source = est.columns.index("design"), est.columns.index("source")
+    of: dict[str, set[str]] = {}
+    for r in est.rows:
+        of.setdefault(str(r[design]), set()).add(str(r[source]))
+    if len(of) < 2:
+        return next(iter(of), "-")
+    return " | ".join(f"{d} ({', '.join(sorted(sources))})" for d, sources in sorted(of.items()))
+
+
 def render(est: Estimates, fmt: str) -> str:
     """Estimates as a table (rounded; weight, design, pooling and rule in a footer), CSV or JSON (full
     precision, weight and rule in every row)."""
@@ -87,10 +99,9 @@ def render(est: Estimates, fmt: str) -> str:
         return format_rows(est.columns, est.rows, "csv")
     keep = [i for i, c in enumerate(est.columns) if c not in ("weight", "rule", "design", "quality")]
     rows = [tuple(_rounded(r[i]) for i in keep) for r in est.rows]
-    designs = sorted({str(r[est.columns.index("design")]) for r in est.rows})
     quality = sorted({str(r[est.columns.index("quality")]) for r in est.rows} - {"", "None"})
     return "\n".join([format_rows([est.columns[i] for i in keep], rows, "table"),
-                      f"weight: {est.weight}; design: {', '.join(designs) or '-'}",
+                      f"weight: {est.weight}; design: {_designs(est)}",
                       *([f"pooled: {est.pooling}"] if est.pooling else []),
                       *([f"quality: {' || '.join(quality)}"] if quality else []), f"rule: {est.rule.describe()}"])
 

@@ -378,7 +378,7 @@ def _given_away(published: np.ndarray, hidden: np.ndarray, unknown: np.ndarray) 
         return None
     target = hidden[:, unknown]
     if len(published):
-        x = np.linalg.lstsq(published[:, unknown].T, target.T, rcond=None)[0]
+        x = _least_squares(published[:, unknown].T, target.T)
         fitted = (published.T @ x).T
     else:
         fitted = np.zeros_like(hidden)
@@ -388,6 +388,18 @@ def _given_away(published: np.ndarray, hidden: np.ndarray, unknown: np.ndarray) 
             if differ.any():
                 return differ
     return None
+
+
+def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The minimum-norm least-squares solution of a x = b: numpy's (an SVD); where LAPACK's SVD does not converge
+    (it happened once to a protection's SVD on the real ESS files: :func:`harmonise.reports.exposure.singular`),
+    the complete orthogonal factorisation's, the same solution."""
+    try:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        from scipy.linalg import lstsq  # type: ignore[import-untyped]
+
+        return lstsq(a, b, lapack_driver="gelsy")[0]
 
 
 def _members(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> np.ndarray:
