@@ -104,6 +104,16 @@ def test_unknown_indicator_cannot_be_drawn(fr_db: Path, tmp_path: Path, name: st
     assert code == 2 and err.startswith(f"error: unknown indicator(s) {name}x; known: ")
 
 
+def test_an_indicator_without_estimates_says_why_there_is_nothing_to_draw(fr_db: Path, tmp_path: Path) -> None:
+    """ESS8 France does not ask the residence status: "nothing to draw" said no more; `indicators` says why."""
+    code, _, err = run("compare", "--indicator", "long_term_residence_share", "--out", str(tmp_path / "x.png"),
+                       "--db", str(fr_db))
+    assert (code, err) == (2, ("error: no estimates for 'long_term_residence_share' in this grouping (ess 8: none of "
+                              "its respondents is in the indicators' populations (ages, the question asked)); "
+                              "nothing to draw\n"))
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_a_chart_never_overwrites_a_file_harmonise_did_not_draw(fr_db: Path, tmp_path: Path) -> None:
     """`compare --out thesis.pdf` replaced any file, and wrote through links; `schema --out` too."""
     thesis = tmp_path / "thesis.pdf"

@@ -106,8 +106,11 @@ def adapt(file: Path, like: str, out: Path | None, force: bool, encoding: str | 
         replaceable(out, force, _adapt_block)
     result = api.adapt(context_root(), file, like, encoding=encoding, country=country)
     if result.as_is.ok:
+        if result.as_is.warnings:  # counted but not said, they were only found by validating the file again
+            click.echo(render_issues(result.as_is.warnings, "text"), err=True)
         click.echo(f"{terminal_safe(file.name)} harmonises as it is with {result.survey} wave {result.wave} "
-                   f"({len(result.as_is.warnings)} warning(s)): nothing to add")
+                   f"({len(result.as_is.warnings)} warning(s){' above' if result.as_is.warnings else ''}): "
+                   "nothing to add")
         return
     if result.after is None or not result.after.ok:
         outcome(1)

@@ -122,7 +122,8 @@ def _draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label
     labels = labels or Labels()
     rows = [r for r in est.records() if r["indicator"] == indicator]
     if not rows:
-        raise UsageError(f"no estimates for {indicator!r} in this grouping; nothing to draw")
+        why = f" ({'; '.join(est.unestimated)})" if est.unestimated else ""
+        raise UsageError(f"no estimates for {indicator!r} in this grouping{why}; nothing to draw")
     pooled = est.pooling is not None
     keys = list(by) if pooled else [c for c in grouping(by, False) if c not in SAMPLE_KEYS]
     if keys and not pooled:  # a survey-wave without the --by variable (ESS by city): its total, not an 'Unknown' twin
