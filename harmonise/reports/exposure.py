@@ -12,9 +12,10 @@ T) and equations B over T alone (an equation new to the system had no hidden cel
 space becomes {(x, t): A x + C t = 0, B t = 0}. The base's triangular factor splits each column of C into
 its part in A's range, A u, and a residual ρ (linear in the column, 0 exactly when it is in the range); t
 must satisfy ρ t = 0 and B t = 0 (a problem of |T| unknowns; W a basis of its solutions), and then x = −U t
-+ N z. The null space is spanned by [[N, −U W], [0, W]]; its orthonormal basis gives each cell's share as
-:func:`null_shares` does. A new base is taken when T outgrows :data:`REBASE` (decomposing it costs what one
-full decomposition does).
++ N z. The null space is spanned by [[N, −U W], [0, W]]: the new directions are made orthogonal to N (whose
+rows' norms the base gives), and each cell's share is its norm in that orthonormal basis, as :func:`null_shares`
+gives it. A new base is taken when T outgrows :func:`rebase_after` (decomposing it costs what one full
+decomposition does). A LAPACK SVD that does not converge is computed by the other driver (:func:`singular`).
 """
 
 from __future__ import annotations
