@@ -141,10 +141,12 @@ def recoverable_across(rows: pd.DataFrame, dims: list[str], truth: dict[tuple[ob
     sign: dict[tuple[object, ...], int] = {}
     holders: dict[int, set[object]] = {}
     cell = list(range(len(rows)))
-    for i, (c, b, n) in enumerate(zip(coord, rows["breakdown"], rows["n"])):
+    for i, (c, b, n, neff) in enumerate(zip(coord, rows["breakdown"], rows["n"], rows["n_eff"])):
         value = truth.get((b, *c))
         if n and isinstance(value, float):  # two tables' cells with the same respondents (a table's are its own)
-            first = sign.setdefault((c[:-1], n, round(value, 10)), i)
+            # told apart by their published effective n too: two cells of 2 respondents whose shares are both 0
+            # (ESS9 Finland's generation 1.5 and EU citizens) are different respondents when their n_eff differ
+            first = sign.setdefault((c[:-1], n, round(value, 10), None if neff is None else round(float(neff), 6)), i)
             if first != i and b not in holders[first]:
                 holders[first].add(b)
                 cell[i] = first
