@@ -116,3 +116,17 @@ def test_an_svd_that_does_not_converge_is_computed_by_the_other_driver(monkeypat
         [(unknown, rows)] = linked.parts()
         assert exposure(unknown, rows) == list(range(k + 1))
     assert exposure.updated and drivers.count("gesvd") > 1
+
+
+def test_that_nothing_is_determined_is_said_by_a_whole_decomposition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The protection ends when no hidden cell is determined: that answer never rests on an update. An update made
+    to say (wrongly) that nothing is determined is checked by a decomposition of the whole system."""
+    from harmonise.reports import exposure as module
+
+    system: list[Equation] = [((0, 1, 2), (1.0, 1.0, 1.0)), ((2, 3, 11), (1.0, -1.0, -1.0)), ((3, 12), (1.0, -1.0))]
+    exposure = Exposure()
+    assert exposure.exposed([([0, 1], system[:1])]) == []  # a base: x0 + x1 + x2 with x2 published
+    monkeypatch.setattr(module, "_grown", lambda base, added, rows: np.ones(len(base.cells) + len(added)))
+    # 2 and 3 hidden: x3 = p12, so x3 and then x2 are determined (x0 + x1 stays known as a sum only)
+    assert exposure.exposed([([0, 1, 2, 3], system)]) == determined([0, 1, 2, 3], system) == [2, 3]
+    assert exposure.updated  # the update was asked first, and then the whole decomposition

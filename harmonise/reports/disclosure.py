@@ -86,8 +86,9 @@ def protect(cells: pd.DataFrame, dims: Sequence[str], suppressed: dict[int, str]
     """Complementary suppression in one table; ``suppressed`` (row → reason) grows. True when it grew.
 
     Plain leaks first, all at once: an equation whose only hidden cell has respondents gets its
-    published cell with the fewest respondents hidden too. When none is left, a rank-revealing QR finds cells
-    determined by a combination of equations, and one more cell is hidden for the first of them."""
+    published cell with the fewest respondents hidden too. When none is left, a rank-revealing QR (kept and
+    updated as cells are hidden: :class:`harmonise.reports.exposure.Exposure`) finds cells determined by a
+    combination of equations, and one more cell is hidden for the first of them."""
     eqs = equations(cells, dims) if eqs is None else eqs
     n: dict[int, int] = dict(zip(map(int, cells.index), map(int, cells["n"])))
     margins = dict(zip(map(int, cells.index), map(int, (cells[[*dims, "group"]].astype(str) == ALL).sum(axis=1))))
@@ -144,11 +145,7 @@ def _protect(n: dict[int, int], margins: dict[int, int], eqs: Sequence[Equation 
         if added:
             grew = True
             continue
-        parts = linked.parts()
-        exposure.updated = False
-        exposed = [i for block in parts for i in exposure(*block)]
-        if not exposed and exposure.updated:  # that nothing is determined is said by whole decompositions
-            exposed = [i for block in parts for i in exposure.exact(*block)]
+        exposed = exposure.exposed(linked.parts())
         # first the nearest cells of this table's own to hide, however far; another table's only when none is left
         equations = [system[e] for e in rows]
         pool = _nearest_published(exposed, equations, {**kept, **suppressed}, n) if kept else set()

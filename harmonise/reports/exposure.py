@@ -157,6 +157,15 @@ class Exposure:
             self.updated = True
         return [i for i in unknown if shares[i] < DETERMINED]
 
+    def exposed(self, parts: Sequence[tuple[Sequence[int], Sequence[Equation]]]) -> list[int]:
+        """The cells each part's equations determine (the parts of :meth:`Linked.parts`); that none is, which ends a
+        protection, is always said by decompositions of the whole parts, never by an update."""
+        self.updated = False
+        out = [i for cells, rows in parts for i in self(cells, rows)]
+        if not out and self.updated:
+            out = [i for cells, rows in parts for i in self.exact(cells, rows)]
+        return out
+
     def exact(self, unknown: Sequence[int], rows: Sequence[Equation]) -> list[int]:
         """:meth:`__call__` by a decomposition of the whole system, which becomes a base (replacing those it holds)."""
         if not rows:
