@@ -459,8 +459,11 @@ def test_least_squares_where_the_svd_does_not_converge(monkeypatch: pytest.Monke
     orthogonal factorisation gives the same minimum-norm solution instead of an internal error."""
     from harmonise.reports import disclosure
 
-    a = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 2.0, 1.0], [0.0, 0.0, 0.0]])  # rank 2: not unique
-    b = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 1.0], [0.0, 0.0]])
+    rng = np.random.default_rng(7)
+    cells = (rng.random((60, 25)) < 0.3).astype(float)
+    a = np.hstack([cells, cells[:, :15] + cells[:, 5:20]])  # 40 columns of rank 25: margins are sums of cells
+    b = a @ rng.random((40, 6))
+    b[:, :2] += rng.random((60, 2))  # two outside the range
     expected = np.linalg.lstsq(a, b, rcond=None)[0]
 
     def fails(*args: object, **kwargs: object) -> None:
