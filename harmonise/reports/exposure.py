@@ -13,7 +13,7 @@ space becomes {(x, t): A x + C t = 0, B t = 0}. The base's triangular factor spl
 its part in A's range, A u, and a residual ρ (linear in the column, 0 exactly when it is in the range); t
 must satisfy ρ t = 0 and B t = 0 (a problem of |T| unknowns; W a basis of its solutions), and then x = −U t
 + N z. The null space is spanned by [[N, −U W], [0, W]]: the new directions are made orthogonal to N (whose
-rows' norms the base gives), and each cell's share is its norm in that orthonormal basis, as :func:`null_shares`
+rows' norms are the base's shares), and each cell's share is its norm in that orthonormal basis, as :func:`null_shares`
 gives it. A new base is taken when T outgrows :func:`rebase_after` (decomposing it costs what one full
 decomposition does). A LAPACK SVD that does not converge is computed by the other driver (:func:`singular`).
 """
@@ -45,12 +45,21 @@ def null_shares(a: np.ndarray) -> np.ndarray:
     are small integers: margins and atoms)."""
     if a.shape[0] == 0:
         return np.ones(a.shape[1])
+    q, _, _, rank = _factored(a, "economic")
+    return _shares(q, rank)
+
+
+def _factored(a: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The pivoted QR of ``a``'s transpose (``mode``: scipy's) and ``a``'s numerical rank."""
     from scipy.linalg import qr  # type: ignore[import-untyped]
 
-    q, r, _ = qr(a.T, mode="economic", pivoting=True)
-    rank = _rank(np.abs(np.diag(r)))
-    leverage = (q[:, :rank] ** 2).sum(axis=1)
-    return np.sqrt(np.clip(1.0 - leverage, 0.0, None))
+    q, r, perm = qr(a.T, mode=mode, pivoting=True)
+    return q, r, perm, _rank(np.abs(np.diag(r)))
+
+
+def _shares(q: np.ndarray, rank: int) -> np.ndarray:
+    """Each unknown's null-space share: 1 minus its squared norm in the row space (the first ``rank`` columns)."""
+    return np.sqrt(np.clip(1.0 - (q[:, :rank] ** 2).sum(axis=1), 0.0, None))
 
 
 def _rank(diag: np.ndarray) -> int:
@@ -88,7 +97,6 @@ class _Base:
     perm: np.ndarray  # the equations in pivot order
     rank: int
     shares: np.ndarray  # each cell's null-space share
-    null_norms: np.ndarray  # each cell's squared norm in the null space's basis (the share squared, computed so)
     ids: set[int] = field(default_factory=set)
     held: set[int] = field(default_factory=set)
     solved: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # cell → (u, ρ)
@@ -118,16 +126,12 @@ class _Base:
 
 
 def _decomposed(unknown: Sequence[int], rows: Sequence[Equation]) -> _Base:
-    """The base of a system: its pivoted QR, with the shares :func:`null_shares` gives."""
-    from scipy.linalg import qr
-
+    """The base of a system: its pivoted QR (the whole Q: its last columns are the null space), with the shares
+    :func:`null_shares` gives."""
     a = matrix(unknown, rows)
-    m = a.shape[0]
-    q, r, perm = qr(a.T, mode="full", pivoting=True)
-    rank = _rank(np.abs(np.diag(r)))
-    shares = np.sqrt(np.clip(1.0 - (q[:, :rank] ** 2).sum(axis=1), 0.0, None))
-    return _Base(list(unknown), list(rows), q, r[:rank, :rank], r[:rank, rank:m], perm, rank, shares,
-                 (q[:, rank:] ** 2).sum(axis=1))
+    q, r, perm, rank = _factored(a, "full")
+    return _Base(list(unknown), list(rows), q, r[:rank, :rank], r[:rank, rank:a.shape[0]], perm, rank,
+                 _shares(q, rank))
 
 
 class Exposure:
@@ -189,7 +193,7 @@ def _grown(base: _Base, added: list[int], new_rows: Sequence[Equation]) -> np.nd
         w = vt[_rank(s):].T
     else:
         w = np.eye(len(added))
-    shares = np.concatenate([base.null_norms, np.zeros(len(added))])
+    shares = np.concatenate([base.shares ** 2, np.zeros(len(added))])
     if w.shape[1]:  # the new directions, made orthogonal to the base's null space (twice: enough in floating point)
         null = base.q[:, base.rank:]
         top = -u @ w
