@@ -244,8 +244,9 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          sparing: Callable[[], AbstractContextManager[None]] | None = None,
          others: Sequence[tuple[Crosswalk, str]] = ()) -> list[Issue]:
     from harmonise.checks.per_file import grouped
-    from harmonise.discover import Options, discover
+    from harmonise.discover import discover
     from harmonise.pipeline import run_jobs
+    from harmonise.recognition import Options
     from harmonise.store.respondents import create_all
 
     assert project.schema is not None

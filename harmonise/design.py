@@ -17,10 +17,10 @@ import duckdb
 
 from harmonise.compile.sql import plan_and_compile
 from harmonise.compile.sqltext import quote_ident
-from harmonise.discover import Options, recognise
 from harmonise.errors import InputError, Issue, UsageError
 from harmonise.pipeline.rows import record_source
 from harmonise.readers.files import SourceFile, check_staged_names, open_source
+from harmonise.recognition import Options, recognise
 from harmonise.spec.project import Project
 from harmonise.store import provenance
 

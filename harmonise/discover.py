@@ -11,10 +11,8 @@ crosswalk does not read (a country-specific supplement) is skipped with a note.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
 import pickle
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,10 +31,21 @@ from harmonise.readers.files import (
     open_source,
     undecodable_names,
 )
+from harmonise.recognition import (
+    BY_CONTENT,
+    CONTENT_SAMPLE,
+    Options,
+    foreign_content,
+    mixed_waves,
+    name_content,
+    observed_content,
+    recognise,
+    sampled_values,
+    several_waves,
+    unmatched_issues,
+)
 from harmonise.rounds import (
-    content_text,
     content_values,
-    content_wanted,
     empty_in_rows,
     natural_key,
     read_rounds,
@@ -52,11 +61,6 @@ from harmonise.store.cache import BuildCache
 from harmonise.store.identity import hash_files
 
 COUNTRY_TARGET = "country"  # the target `--country` supplies
-# A content variable's values are read from a file's first CONTENT_SAMPLE rows (the whole of a smaller file):
-# no file takes a pass of its own to be recognised (reading a 2,000-row country file's `essround` whole cost
-# twice its header; decisions 51, 53). A file with more rows is ``Job.sampled``: harmonising reads its
-# content variables with the rest and checks every row.
-CONTENT_SAMPLE = 100
 SEVERAL_WAVES = "several_waves"  # an issue's extra: the file whose rows turned out several waves' (read by wave again)
 
 
@@ -83,19 +87,6 @@ class Job:
     def file_name(self) -> str:
         """The file as provenance names it (``respondents.source_file``, the ``file_name`` columns)."""
         return self.name or self.path.name
-
-
-@dataclass
-class Options:
-    """What the user said about the files: ``--survey``, ``--wave``, ``--country``, ``--encoding``."""
-
-    survey: str | None = None
-    wave: str | None = None
-    country: str | None = None
-    encoding: str | None = None
-    # files a first run found rows of another wave in, past the rows discovery read (a cumulative file sorted by
-    # round): their content variables are read whole and their rows harmonised wave by wave
-    whole: frozenset[Path] = frozenset()
 
 
 def data_files(data: list[Path], archives: list[Path] | None = None) -> list[Path]:
@@ -243,7 +234,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
             if isinstance(opened, InputError):
                 unreadable.append((f, opened))
         forced = bool(opts.survey and opts.wave)  # "whatever their content"
-        if src is not None and not forced and (f in whole or _several_waves(src, crosswalks, seen)):
+        if src is not None and not forced and (f in whole or several_waves(src, crosswalks, seen)):
             supplied = {COUNTRY_TARGET: country} if country else {}
             first = read_rounds(src, crosswalks, project, same, supplied)  # one pass: rows per round, empty variables
             split = split_waves(f, src, crosswalks, first[:2] if first is not None else None)
@@ -269,21 +260,21 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                                      "`files` more specific"))
             continue
         if not hits:
-            several = _several_waves(src, crosswalks, seen) if src is not None else None
+            several = several_waves(src, crosswalks, seen) if src is not None else None
             if several:  # a cumulative file: its rows are several waves', none of which it matches whole
-                issues.append(_mixed(f, f"it holds {several}", cw=None))
+                issues.append(mixed_waves(f, f"it holds {several}", cw=None))
                 continue
             unmatched.append((f, why))
             continue
         cw, wave = hits[0]
-        observed = _observed(src, cw, seen) if forced and src is not None else {}
+        observed = observed_content(src, cw, seen) if forced and src is not None else {}
         if forced and any(len(v) > 1 for v in observed.values()):  # whatever wave is given, not one wave's rows
-            issues.append(_mixed(f, "it holds " + "; ".join(f"{n} = {', '.join(sorted(v, key=natural_key))}" for n, v
+            issues.append(mixed_waves(f, "it holds " + "; ".join(f"{n} = {', '.join(sorted(v, key=natural_key))}" for n, v
                                                              in observed.items() if len(v) > 1), cw=cw.survey))
             continue
         if not forced:
-            issues.extend(_name_content(f, src, (cw, wave), why, crosswalks, others, files_of, seen))
-        foreign = None if why == BY_CONTENT or src is None else _foreign_content(src, wave, seen)
+            issues.extend(name_content(f, src, (cw, wave), why, crosswalks, others, files_of, seen))
+        foreign = None if why == BY_CONTENT or src is None else foreign_content(src, wave, seen)
         if forced and foreign:
             issues.append(Issue(f"{f}: assigned to {cw.survey} wave {wave.wave} by --survey/--wave, but {foreign}: "
                                 "it is harmonised as the wave given", code="content-overridden", severity="warning",
@@ -310,7 +301,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     if no_country:
         raise InputError("; ".join(f"{f}: has no country variable" for f in dict.fromkeys(no_country))
                          + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file")
-    found = _unmatched(unmatched, crosswalks, error=not jobs)
+    found = unmatched_issues(unmatched, crosswalks, error=not jobs)
     if not jobs and found:
         said = grouped(found, len(found))  # files unmatched alike: one line naming them
         raise InputError("\n".join(i.message for i in said) + f"\n{said[0].hint}")
@@ -474,174 +465,11 @@ def _scan(path: Path, encoding: str | None, names: list[str]) -> tuple[SourceFil
         vm = find_variable(src.meta.variables, name)
         if vm is not None and vm.name not in seen:
             try:
-                seen[vm.name] = _distinct(src, vm.name) if sample is None else \
+                seen[vm.name] = sampled_values(src, vm.name) if sample is None else \
                     content_values(sample.frame(src, [vm.name])[vm.name])
             except InputError as exc:
                 seen[vm.name] = exc
     return src, seen
-
-
-def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options,
-              scanned: dict[str, set[str] | InputError] | None = None) -> tuple[list[tuple[Crosswalk, Wave]], str]:
-    """The waves ``f`` (opened as ``src``, None when unreadable) belongs to, and how they were found (or
-    why none was); ``scanned``: content values read already (:func:`discover`)."""
-    if opts.survey and opts.wave:
-        cw = crosswalks[0]
-        return [(cw, next(w for w in cw.waves if w.wave == opts.wave))], "assigned by --survey/--wave to"
-    seen: list[str] = []
-    if src is not None:
-        cache: dict[str, set[str]] = {}
-        hits = []
-        for cw in crosswalks:
-            for w in cw.waves:
-                if w.content and _content_match(src, w, cache, scanned or {}):
-                    hits.append((cw, w))
-        if hits:
-            return hits, BY_CONTENT
-        seen = [f"{name} = {', '.join(sorted(vals)) or 'nothing'}" for name, vals in cache.items()]
-    hits = _named(f, crosswalks)
-    return hits, "file name matches" if hits else (f"holds {'; '.join(seen)}" if seen else "")
-
-
-def _named(f: Path, crosswalks: list[Crosswalk]) -> list[tuple[Crosswalk, Wave]]:
-    """The waves whose file-name patterns ``f`` matches."""
-    return [(cw, w) for cw in crosswalks for w in cw.waves
-            if any(fnmatch.fnmatch(f.name.lower(), pat.lower()) for pat in w.files)]
-
-
-def _content_match(src: SourceFile, wave: Wave, cache: dict[str, set[str]],
-                   scanned: dict[str, set[str] | InputError]) -> bool:
-    """True when every content variable of ``wave`` is in ``src`` and holds only the wave's values
-    (read from the file unless ``scanned`` holds them)."""
-    assert wave.content is not None
-    for name, allowed in wave.content.items():
-        vm = find_variable(src.meta.variables, name)
-        if vm is None:
-            return False
-        if vm.name not in cache:
-            got = scanned.get(vm.name)
-            if isinstance(got, InputError):
-                raise got
-            cache[vm.name] = got if got is not None else _distinct(src, vm.name)
-        wanted = content_wanted(allowed)
-        if not cache[vm.name] or not cache[vm.name] <= wanted:
-            return False
-    return True
-
-
-BY_CONTENT = "its content matches"
-
-
-def _name_content(f: Path, src: SourceFile | None, hit: tuple[Crosswalk, Wave], why: str,
-                  crosswalks: list[Crosswalk], others: list[tuple[Crosswalk, str]], files_of: dict[str, str],
-                  seen: dict[str, set[str] | InputError]) -> list[Issue]:
-    """A warning when the file's content and its name make it different waves (of one survey or of two): the
-    wave it is harmonised as, and the options that force the other. With ``others`` (crosswalks not loaded,
-    validating named ones), also when a build with every crosswalk would recognise it otherwise."""
-    cw, wave = hit
-    used = f"{cw.survey} wave {wave.wave}"
-
-    def force(waves: list[tuple[Crosswalk, Wave]]) -> str:
-        return "; ".join(f"--survey {c.survey} --wave {w.wave} harmonises it as {c.survey} wave {w.wave}"
-                         for c, w in waves)
-
-    every = [*crosswalks, *(c for c, _ in others)]
-    if others and src is not None:
-        try:
-            built, built_why = recognise(f, src, every, Options(), seen)
-        except InputError:
-            built, built_why = [], ""
-        # by content, one other wave takes the file in a build; by name, several waves make it ambiguous there
-        if built != [hit] and (built_why == BY_CONTENT or len(built) > 1):
-            waves = ", ".join(f"{c.survey} wave {w.wave} ({files_of.get(c.survey, c.survey)})" for c, w in built)
-            what = "its content matches" if built_why == BY_CONTENT else "its name matches the files of"
-            return [Issue(f"{f}: validated here as {used} ({files_of.get(cw.survey, cw.survey)}), but {what} "
-                          f"{waves}: a build with every crosswalk harmonises it as "
-                          f"{'that wave' if len(built) == 1 else 'none of them (ambiguous-file)'}",
-                          code="name-content", severity="warning", survey=cw.survey, wave=wave.wave,
-                          hint=f"build it with --survey {cw.survey} --wave {wave.wave} to harmonise it as validated "
-                               "here; validate without naming a crosswalk to check it as a build does")]
-    by_name = _named(f, every) if why == BY_CONTENT else []
-    named = [n for n in by_name if n != hit]
-    if not named:
-        return []
-    names = ", ".join(f"{c.survey} wave {w.wave}" for c, w in named)
-    also = hit in by_name
-    same = all(c is cw for c, _ in named)
-    return [Issue(
-        f"{f}: its content makes it {used}"
-        + (f"; its name matches the files of {used} and of {names}" if also else
-           f", but its name matches the files of {names}")
-        + f"; it is harmonised as {used} ({files_of.get(cw.survey, cw.survey)}): content comes before file names",
-        code="name-content", severity="warning", survey=cw.survey, wave=wave.wave,
-        hint=("check the file: a misnamed file is harmless, but a file holding several waves is recognised by its "
-              f"first {CONTENT_SAMPLE} rows; " if same else "check which crosswalk the file is for; ")
-             + force(named) + " (in validate and build alike), whatever the content")]
-
-
-def _observed(src: SourceFile, cw: Crosswalk, scanned: dict[str, set[str] | InputError]) -> dict[str, set[str]]:
-    """The values of the survey's content variables in the first rows of ``src`` (every row of a small file)."""
-    out: dict[str, set[str]] = {}
-    for name in dict.fromkeys(n for w in cw.waves for n in (w.content or {})):
-        vm = find_variable(src.meta.variables, name)
-        if vm is not None:
-            out[vm.name] = _first_values(src, vm.name, scanned)
-    return out
-
-
-def _first_values(src: SourceFile, column: str, scanned: dict[str, set[str] | InputError]) -> set[str]:
-    """A content variable's values in the first rows of ``src``, as discovery scanned them (read now if not)."""
-    got = scanned.get(column)
-    if isinstance(got, InputError):
-        raise got
-    return got if got is not None else _distinct(src, column)
-
-
-def _several_waves(src: SourceFile, crosswalks: list[Crosswalk], scanned: dict[str, set[str] | InputError]
-                   ) -> str | None:
-    """``name = values`` when a content variable of ``src`` holds the values of two or more waves of a survey in its
-    first rows (a cumulative file), else None."""
-    for cw in crosswalks:
-        for name, values in _observed(src, cw, scanned).items():
-            waves = {w.wave for w in cw.waves for n, allowed in (w.content or {}).items()
-                     if n.lower() == name.lower() and values & content_wanted(allowed)}
-            if len(waves) > 1:
-                return f"{name} = {', '.join(sorted(values, key=natural_key))} ({cw.survey} waves {', '.join(sorted(waves, key=natural_key))})"
-    return None
-
-
-
-def _mixed(f: Path, what: str, cw: str | None) -> Issue:
-    """The error of a file holding rows of several waves that cannot be read wave by wave: given --survey/--wave
-    (``cw``, the survey given), or with no one content variable telling its waves apart; they would all be stored
-    as one."""
-    return Issue(f"{f}: {what}: rows of several waves, which would all be stored as one wave", code="mixed-waves",
-                 survey=cw, hint="drop --survey/--wave: a file of several waves is read wave by wave" if cw else
-                 "split it into one file per wave (a cumulative file: by its round variable), then harmonise the "
-                 "files together")
-
-
-def _foreign_content(src: SourceFile, wave: Wave, scanned: dict[str, set[str] | InputError]) -> str | None:
-    """How the first rows of a file matched to ``wave`` by its name hold content values of another wave
-    (None when its content variables are absent, empty or the wave's)."""
-    for name, allowed in (wave.content or {}).items():
-        vm = find_variable(src.meta.variables, name)
-        if vm is None:
-            continue
-        values = _first_values(src, vm.name, scanned)
-        if values - content_wanted(allowed):
-            rows = "" if src.meta.rows is not None and src.meta.rows <= CONTENT_SAMPLE else f" in its first {CONTENT_SAMPLE} rows"
-            return (f"{vm.name} = {', '.join(sorted(values, key=natural_key))}{rows}, where the wave's is "
-                    f"{', '.join(sorted(content_wanted(allowed), key=natural_key))}")
-    return None
-
-
-
-def _distinct(src: SourceFile, column: str) -> set[str]:
-    """The values of ``column`` in the file's first :data:`CONTENT_SAMPLE` rows, as text."""
-    chunk = next(iter(src.chunks([column], CONTENT_SAMPLE)), None)
-    return set() if chunk is None else content_values(chunk[column])
-
 
 
 def _design_variables(cw: Crosswalk, src: SourceFile) -> list[str]:
@@ -664,41 +492,3 @@ def _supplement(cw: Crosswalk, wave: Wave, read: list[str], src: SourceFile) -> 
     keys = {n.lower() for n in [*(cw.respondent_key or []), *(wave.content or {})]}
     present = {vm.name.lower() for n in read if (vm := find_variable(src.meta.variables, n)) is not None}
     return bool(present) and present <= keys and len(src.meta.variables) > len(present)
-
-
-def _unmatched(files: list[tuple[Path, str]], crosswalks: list[Crosswalk], *,
-               error: bool) -> list[Issue]:
-    """One issue per file no wave recognises: what was looked for, and the options that assign it."""
-    if not files:
-        return []
-    looked = []
-    for cw in crosswalks:
-        values: dict[str, list[str]] = {}
-        for w in cw.waves:
-            for k, v in (w.content or {}).items():
-                values.setdefault(k, []).extend(content_text(x) for x in (v if isinstance(v, list) else [v]))
-        content = "; ".join(f"{k} in {', '.join(vs)}" for k, vs in values.items())
-        pats = sorted({p for w in cw.waves for p in w.files})
-        looked.append(f"{cw.survey}: " + (f"content {content}; " if content else "")
-                      + f"file names {', '.join(pats[:4])}{' …' if len(pats) > 4 else ''}")
-    hint = ("assign it with --survey S --wave W (and --country CC for a single-country file without a country "
-            "variable), or add a `content` or `files` entry for it to the survey's crosswalk")
-    return [of_file(Issue(f"{f}: matches no crosswalk wave{f' (it {why})' if why else ''}; looked for "
-                          + (" | ".join(looked) or "nothing: no crosswalk loaded")
-                          + ("" if error else "; it is not harmonised"),
-                          code="unmatched-file", severity="error" if error else "warning",
-                          hint=_new_wave_hint(why, crosswalks) or hint), f.name, str(f)) for f, why in files]
-
-
-def _new_wave_hint(why: str, crosswalks: list[Crosswalk]) -> str | None:
-    """The fix for a file holding a survey's wave variable with a value no wave declares (``why``: "holds
-    essround = 12"): a wave of that survey not declared yet, as a new round — not one to assign to another wave."""
-    held = [(cw, k) for cw in crosswalks for k in dict.fromkeys(k for w in cw.waves for k in (w.content or {}))
-            if re.search(rf"(?:^holds |; ){re.escape(k)} = (?!nothing\b)", why, re.IGNORECASE)]
-    if not held:
-        return None
-    return "; ".join(f"it holds {cw.survey}'s {k} with a value no {cw.survey} wave declares: if it is a wave the "
-                     f"{cw.survey} crosswalk does not cover yet (a new round), declare it there — a wave entry with "
-                     f"`content: {{{k}: <its value>}}` (copy the nearest wave's entry), then `harmonise validate "
-                     f"--data FILE`; do not assign it to another wave with --wave, which would store its rows as "
-                     f"that wave's" for cw, k in held)

@@ -14,8 +14,9 @@ import pyreadstat
 import pytest
 from conftest import ROOT, folder_db, run
 
-from harmonise.discover import Options, discover
+from harmonise.discover import discover
 from harmonise.errors import InputError, UsageError
+from harmonise.recognition import Options
 from harmonise.spec.project import load_project
 
 REAL = ROOT.parent / "shared" / "data" / "ess_real"
@@ -250,8 +251,8 @@ def test_a_file_is_recognised_from_its_first_rows_and_every_row_is_checked(finla
     with the rest — in a small file (read whole with its wave's other files) as in a long one (read in chunks).
     A later row of another wave makes the file one of several waves: the build starts again and reads the file
     wave by wave (it stopped with an error before); given --survey/--wave, such a row stops the build, naming it."""
-    from harmonise.discover import CONTENT_SAMPLE
     from harmonise.pipeline.batch import PREFETCH_MIN_ROWS
+    from harmonise.recognition import CONTENT_SAMPLE
 
     df, meta = finland
     long = pd.concat([df] * copies, ignore_index=True)

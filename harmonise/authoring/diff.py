@@ -238,7 +238,7 @@ def _by_wave(data: list[Path], waves: list[Wave], cw: Crosswalk, encoding: str |
     name) for each wave it holds, and for no other; any other file for the wave validate and build recognise it
     as (:func:`harmonise.discover.recognise`: by its content variables, else by its name); and the cumulative
     files."""
-    from harmonise.discover import Options, recognise
+    from harmonise.recognition import Options, recognise
 
     by_name = data_files(data, waves)
     files = _files(data)

@@ -31,11 +31,12 @@ from harmonise.checks.per_file import of_file
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, CompileError
 from harmonise.compile.sqltext import quote_ident
-from harmonise.discover import CONTENT_SAMPLE, SEVERAL_WAVES, Job, supply
+from harmonise.discover import SEVERAL_WAVES, Job, supply
 from harmonise.errors import Issue, ValidationFailed
 from harmonise.pipeline.rows import ProvenanceRows, failure_cases, finish_file
 from harmonise.readers.files import EXT_SUFFIX, ROW_COLUMN, SourceFile, check_staged_names, open_source
 from harmonise.readers.prefetch import FileFeed, has_frames, keep_frames, prefetched_chunks, recall_frames
+from harmonise.recognition import CONTENT_SAMPLE
 from harmonise.rounds import content_text, content_values, content_wanted
 from harmonise.samework import SameWork
 from harmonise.spec.coverage import plan_sources
