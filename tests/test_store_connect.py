@@ -175,3 +175,24 @@ def test_connect_errors_are_clear(tmp_path: Path) -> None:
     assert (res.exit_code, res.stderr) == (2, (f"error: {empty}: is empty (0 bytes), not a database; pass the --db that "
                                               "`harmonise build` wrote, or build one there\n"))
     assert empty.read_bytes() == b""
+
+
+def test_no_connection_draws_duckdbs_progress_bar_on_standard_output(fr_db: Path, tmp_path: Path) -> None:
+    """DuckDB drew its progress bar on standard output once a query ran for two seconds: between the rows of
+    `indicators --format csv > out.csv` on the demo. Queries' connections (their cursors too) and the build's draw
+    none; a query's connection stays locked."""
+    from harmonise.store.atomic import open_build
+
+    db = tmp_path / "copy.duckdb"  # no other connection of this process holds it (they would share its lock)
+    db.write_bytes(fr_db.read_bytes())
+    con = connect(db)
+    try:
+        setting = "SELECT current_setting('enable_progress_bar'), current_setting('lock_configuration')"
+        assert con.execute(setting).fetchall() == con.cursor().execute(setting).fetchall() == [(False, True)]
+    finally:
+        con.close()
+    build = open_build(tmp_path / "new.duckdb")
+    try:
+        assert build.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+    finally:
+        build.close()

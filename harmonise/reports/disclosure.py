@@ -285,19 +285,20 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
     + second generation, when every one born in the country has an origin group) can be derived from them. A
     basis of the dependencies of the cells' atom vectors, each as (row, coefficient) terms; margins are sums of
     these coordinates' cells, so with the tables' margin equations the basis is every dependency there is."""
+    coded = _coded(f, atoms, dims)
     known = set(atoms.columns)
+    breakdown, n = coded.breakdown.tolist(), f["n"].tolist()
     out = []
     for rows, held in _samples(f, atoms, table_keys).values():
-        cells, mine = f.iloc[rows], atoms.iloc[held]
-        v = _members(cells, mine, dims)
-        at: dict[tuple[str, ...], list[int]] = {}  # the cells of each coordinate without a margin
-        for r, (coord, b, n) in enumerate(zip(_texts(cells, dims), cells["breakdown"].astype(str).tolist(),
-                                              cells["n"].tolist())):
-            if n > 0 and ALL not in coord and (b == "total" or b in known):
+        v = coded.members(rows, held)
+        at: dict[tuple[int, ...], list[int]] = {}  # the cells of each coordinate without a margin
+        for r, i in enumerate(rows):
+            coord = tuple(coded.cell_dims[i].tolist())
+            if n[i] > 0 and -1 not in coord and (breakdown[i] == "total" or breakdown[i] in known):
                 at.setdefault(coord, []).append(r)
-        atoms_at: dict[tuple[str, ...], list[int]] = {}
-        for a, coord in enumerate(_texts(mine, dims)):
-            atoms_at.setdefault(coord, []).append(a)
+        atoms_at: dict[tuple[int, ...], list[int]] = {}
+        for a, j in enumerate(held):
+            atoms_at.setdefault(tuple(coded.atom_dims[j].tolist()), []).append(a)
         for coord, members in at.items():
             columns = atoms_at.get(coord)
             if columns is None or len(members) < 2:
@@ -345,10 +346,11 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
     if not wanted:
         return []
     samples = _samples(f, atoms, table_keys, wanted)
+    coded = _coded(f, atoms, dims)
     out: set[int] = set()
     for key in sorted(wanted):
         rows, held = samples[key]
-        v = _members(f.iloc[rows], atoms.iloc[held], dims)
+        v = coded.members(rows, held)
         hidden = np.array([(i in suppressed and n[i] > 0) for i in rows], dtype=bool) & v.any(axis=1)
         at_bound = bound[rows]
         published = ~hidden & np.array([i not in suppressed for i in rows], dtype=bool)
@@ -401,31 +403,58 @@ def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return lstsq(a, b, lapack_driver="gelsy", cond=np.finfo(float).eps * max(a.shape))[0]
 
 
-def _members(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> np.ndarray:
-    """Which ``atoms`` each of ``cells`` holds (cells × atoms): its dimension values (a margin ``all`` holds every
-    value), and in its breakdown its group (the total ``all``: every known group; breakdown ``total``: every atom).
-    Column by column on integer codes (a loop over cells cost a round of the benchmark files 0.2 s)."""
-    v = np.ones((len(cells), len(atoms)), dtype=bool)
-    for d in dims:
-        cell, atom = _codes(_texts(cells, [d]), _texts(atoms, [d]))
-        v &= (cell[:, None] == atom[None, :]) | (cell == -1)[:, None]
-    breakdown = np.array([b for (b,) in _texts(cells, ["breakdown"])], dtype=object)
-    for b in set(breakdown.tolist()) - {"total"}:
-        rows = np.flatnonzero(breakdown == b)
-        if b not in atoms.columns or b in dims:
-            v[rows] = False
-            continue
-        cell, atom = _codes(_texts(cells.iloc[rows], ["group"]), _texts(atoms, [b], missing=True))
-        v[rows] &= np.where((cell == -1)[:, None], (atom >= 0)[None, :], cell[:, None] == atom[None, :])
-    return v
+class _Coded:
+    """The cells' and the atoms' values as integer codes, once for all their samples: per dimension (codes shared
+    by cells and atoms, the same for the same text; a cell's margin ``all`` is -1), each cell's breakdown, and its
+    group as a code of its breakdown's atom column (the total ``all`` -1; an atom's missing group -2). Coding each
+    sample's rows again took most of a query's disclosure control (pandas per column and sample)."""
+
+    def __init__(self, cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> None:
+        self.cell_dims = np.empty((len(cells), len(dims)), dtype=np.int64)
+        self.atom_dims = np.empty((len(atoms), len(dims)), dtype=np.int64)
+        for k, d in enumerate(dims):
+            self.cell_dims[:, k], self.atom_dims[:, k] = _codes(_texts(cells, [d]), _texts(atoms, [d]))
+        self.breakdown = np.array([b for (b,) in _texts(cells, ["breakdown"])], dtype=object)
+        self.group = np.full(len(cells), -3, dtype=np.int64)
+        self.atom_groups: dict[str, np.ndarray] = {}
+        groups = _texts(cells, ["group"])
+        for b in set(self.breakdown.tolist()) - {"total"}:
+            if b not in atoms.columns or b in dims:
+                continue  # no atom is in it (see members)
+            rows = np.flatnonzero(self.breakdown == b)
+            self.group[rows], self.atom_groups[b] = _codes([groups[i] for i in rows], _texts(atoms, [b], missing=True))
+
+    def members(self, rows: Sequence[int], held: Sequence[int]) -> np.ndarray:
+        """Which atoms (``held``) each cell (``rows``) holds (cells × atoms): its dimension values (a margin ``all``
+        holds every value), and in its breakdown its group (the total ``all``: every known group; breakdown
+        ``total``: every atom)."""
+        cell, atom = self.cell_dims[rows], self.atom_dims[held]
+        v = np.ones((len(rows), len(held)), dtype=bool)
+        for k in range(cell.shape[1]):
+            v &= (cell[:, k, None] == atom[None, :, k]) | (cell[:, k] == -1)[:, None]
+        breakdown = self.breakdown[rows]
+        for b in set(breakdown.tolist()) - {"total"}:
+            mine = np.flatnonzero(breakdown == b)
+            if b not in self.atom_groups:
+                v[mine] = False
+                continue
+            group, of = self.group[np.asarray(rows)[mine]], self.atom_groups[b][held]
+            v[mine] &= np.where((group == -1)[:, None], (of >= 0)[None, :], group[:, None] == of[None, :])
+        return v
+
+
+def _coded(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> _Coded:
+    """:class:`_Coded` of ``cells`` and ``atoms`` (whole frames: samples are rows of them)."""
+    return _Coded(cells.reset_index(drop=True), atoms.reset_index(drop=True), dims)
 
 
 def _codes(cells: Sequence[tuple[str, ...]], atoms: Sequence[tuple[str | None, ...]]) -> tuple[np.ndarray, np.ndarray]:
     """One column's values as integer codes, the same for the same text: a cell's margin ``all`` is -1, an atom's
-    missing value -2 (no cell's)."""
+    missing value -2; a cell's value no atom has gets a code of its own (it holds no atom, and is no other
+    cell's coordinate)."""
     code: dict[str, int] = {}
     atom = np.array([-2 if x is None else code.setdefault(x, len(code)) for (x,) in atoms], dtype=np.int64)
-    cell = np.array([-1 if x == ALL else code.get(x, -3) for (x,) in cells], dtype=np.int64)
+    cell = np.array([-1 if x == ALL else code.setdefault(x, len(code)) for (x,) in cells], dtype=np.int64)
     return cell, atom
 
 

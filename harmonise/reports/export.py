@@ -42,7 +42,7 @@ from harmonise.reports.export_layout import (
     codebook_rows,
     layout,
 )
-from harmonise.store.connect import EXPORT_CONFIG, code_in_database, connect, require_tables
+from harmonise.store.connect import EXPORT_CONFIG, code_in_database, connect, require_tables, seal
 
 FORMATS = ("parquet", "csv", "sav", "dta")
 LAYOUT_TABLES = ("respondents", "schema_variables", "value_labels", "missing_reasons", "build_info", "sources")
@@ -162,7 +162,7 @@ def export(db: str | Path, out: str | Path, fmt: str, force: bool = False) -> li
                          f"{f' and {len(code) - 5} more' if len(code) > 5 else ''}, which would run with file access "
                          "while exporting; export the database `harmonise build` wrote")
     try:  # COPY needs file access, which harmonise.connect() disables: read-only, without extensions
-        con = duckdb.connect(str(db), read_only=True, config=dict(EXPORT_CONFIG))
+        con = seal(duckdb.connect(str(db), read_only=True, config=dict(EXPORT_CONFIG)))
     except duckdb.ConnectionException as exc:
         raise UsageError(f"{db}: cannot export while this process holds a harmonise.connect() connection to the "
                          "same file (DuckDB allows one configuration per file and process); close it first") from exc

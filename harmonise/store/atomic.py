@@ -27,7 +27,7 @@ import duckdb
 
 from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import BuildLocked, InputError, UsageError
-from harmonise.store.connect import READ_ONLY_CONFIG, held_elsewhere
+from harmonise.store.connect import READ_ONLY_CONFIG, held_elsewhere, seal
 
 # Rows per row group of a built database (DuckDB's default is 122,880). An insert that fills a row
 # group writes it to the file compressed, without the write-ahead log; with row groups smaller than
@@ -42,7 +42,7 @@ def open_build(path: Path) -> duckdb.DuckDBPyConnection:
     DuckDB spills to ``<path>.tmp/`` as it does for a file opened directly, so a killed build's
     spill folder is found and removed like the file itself.
     """
-    con = duckdb.connect()
+    con = seal(duckdb.connect(), lock=False)
     try:
         con.execute(f"SET temp_directory = {sql_literal(str(path) + '.tmp')}")
         con.execute(f"ATTACH {sql_literal(str(path))} AS build (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
@@ -78,7 +78,7 @@ def _built_by_harmonise(db: Path) -> str | None:
     A ``<db>.wal`` that DuckDB finds does not belong to the file (a crash, or a copy) is stale: removed."""
     for attempt in (1, 2):
         try:
-            con = duckdb.connect(str(db), read_only=True, config=dict(READ_ONLY_CONFIG))
+            con = seal(duckdb.connect(str(db), read_only=True, config=dict(READ_ONLY_CONFIG)))
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
             wal = db.with_name(db.name + ".wal")
@@ -101,7 +101,7 @@ def _built_by_harmonise(db: Path) -> str | None:
 def verify(path: Path) -> None:
     """Raise InputError unless the database at ``path`` opens read-only and answers a query."""
     try:
-        con = duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
+        con = seal(duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG)))
         try:
             con.execute("SELECT count(*) FROM build_info").fetchall()
         finally:

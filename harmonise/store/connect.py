@@ -18,9 +18,22 @@ READ_ONLY_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
-    "lock_configuration": True,
     "memory_limit": MEMORY_LIMIT,
-}
+}  # then no progress bar, and the configuration locked: :func:`seal`
+
+
+def seal(con: duckdb.DuckDBPyConnection, lock: bool = True) -> duckdb.DuckDBPyConnection:
+    """``con`` without DuckDB's progress bar (it wrote to standard output once a query ran for two seconds: between
+    the rows of `indicators --format csv > out.csv` on the demo), its cursors too; with ``lock``, its configuration
+    locked after that, so that no query changes it. DuckDB takes the progress bar per connection, not in the
+    configuration a file is opened with, and a file's connections in one process share its lock: a second
+    connection to a file this process holds open already is locked, and keeps DuckDB's progress bar."""
+    (locked,) = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0]
+    if not locked:
+        con.execute("SET enable_progress_bar = false")
+        if lock:
+            con.execute("SET lock_configuration = true")
+    return con
 
 
 _HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
@@ -52,7 +65,7 @@ def connect(path: str | Path = "harmonised.duckdb", memory_limit: str | None = N
             raise UsageError(f"--memory-limit {memory_limit!r} is not a memory size; give e.g. 2GB or 500MB")
         config["memory_limit"] = memory_limit
     try:
-        return duckdb.connect(str(p), read_only=True, config=config)
+        return seal(duckdb.connect(str(p), read_only=True, config=config))
     except duckdb.Error as exc:
         if memory_limit is not None and isinstance(exc, duckdb.OutOfMemoryException):
             raise UsageError(f"--memory-limit {memory_limit!r} is too small to open the database; give e.g. 2GB or "
