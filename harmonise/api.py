@@ -177,9 +177,11 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
     if data and project.schema is not None:
         import duckdb
 
+        from harmonise.store.connect import seal
+
         static = list(result.issues)
         while True:
-            con = duckdb.connect(":memory:")
+            con = seal(duckdb.connect(":memory:"), lock=False)  # its output may be JSON on standard output
             try:
                 with spared_by_collector() as sparing:
                     result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,

@@ -27,6 +27,7 @@ from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project, SurveyEntry, load_schema, load_tables, name_waves, validate_model
 from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave
 from harmonise.spec.yamlload import LineIndex, load_yaml_text
+from harmonise.store.connect import seal
 
 MEASURED_KINDS = ("map", "range", "table", "expr", "constant")
 
@@ -282,7 +283,7 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
         compiled.append(c.sql)
         columns += [n for n in plan.sources() if src.meta.get(n) is not None and n not in columns]
     counts = dict.fromkeys(targets, 0)
-    con = duckdb.connect(":memory:")
+    con = seal(duckdb.connect(":memory:"), lock=False)  # the diff goes to standard output
     try:
         names = list(dict.fromkeys(src.meta.get(n).name for n in columns))  # type: ignore[union-attr]
         check_staged_names(path, names, src.meta)
