@@ -26,11 +26,11 @@ from harmonise.kept import keep
 from harmonise.readers.files import (
     EXTENSIONS,
     SourceFile,
-    isolated_map,
     open_sampled,
     open_source,
     undecodable_names,
 )
+from harmonise.readers.isolation import isolated_map
 from harmonise.recognition import (
     BY_CONTENT,
     CONTENT_SAMPLE,
@@ -228,7 +228,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                                 kept_digest(src.meta))
         else:
             # a file whose reader died or failed is opened once more the ordinary way before it is called
-            # unreadable (a reader forked from a reader child can crash on a sound file: readers.files.isolated)
+            # unreadable (a reader forked from a reader child can crash on a sound file: readers.isolation.isolated)
             opened = _open(f, opts.encoding)
             src, seen = (opened if isinstance(opened, SourceFile) else None), {}
             if isinstance(opened, InputError):

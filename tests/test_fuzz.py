@@ -20,7 +20,8 @@ from harmonise.checks import check_crosswalk
 from harmonise.compile.expr import Context, NameSQL, compile_expr
 from harmonise.compile.sql import compile_wave
 from harmonise.errors import InputError, Issue
-from harmonise.readers.files import SourceFile, isolated, open_source
+from harmonise.readers.files import SourceFile, open_source
+from harmonise.readers.isolation import isolated
 from harmonise.spec.crosswalk import Crosswalk
 from harmonise.spec.expr import ExprError
 from harmonise.spec.project import Project, load_project, validate_model

@@ -18,7 +18,7 @@ from harmonise import pipeline
 from harmonise.discover import discover
 from harmonise.pipeline import batch
 from harmonise.pipeline.workers import group_rows
-from harmonise.readers.files import ReaderCrashed, isolated_map
+from harmonise.readers.isolation import ReaderCrashed, isolated_map
 from harmonise.spec.project import Project, load_project
 from harmonise.store.respondents import create_all
 

@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT, twice_unless_crashing
 
 from harmonise.readers import server
-from harmonise.readers.files import ReaderCrashed, _in_child, _read, isolated, isolated_map
+from harmonise.readers.files import _read
+from harmonise.readers.isolation import ReaderCrashed, _in_child, isolated, isolated_map
 
 ESS8 = ROOT.parent / "shared" / "data" / "ess8_fr" / "ESS8FR.sav"
 
@@ -91,7 +92,7 @@ def test_a_small_or_short_lived_process_starts_no_server(monkeypatch: pytest.Mon
 DRIVER = """
 import os, sys, time
 from harmonise.readers import server
-from harmonise.readers.files import isolated
+from harmonise.readers.isolation import isolated
 server.SERVER_MIN_RSS = server.SERVER_AFTER = 0
 isolated(os.getppid)  # starts the server
 pid = os.fork()
@@ -99,7 +100,7 @@ if pid == 0:  # a forked child of the asking process: not the server's client, f
     print("forked", isolated(os.getppid) == os.getpid(), flush=True)
     os._exit(0)
 os.waitpid(pid, 0)
-from harmonise.readers.files import _answer
+from harmonise.readers.isolation import _answer
 print(server._CLIENT.proc.pid, flush=True)
 long = server.start(_answer, (time.sleep, (60,), {}))
 print(long.pid, flush=True)

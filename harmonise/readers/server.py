@@ -1,7 +1,7 @@
 """Reader children forked from a small process when the one asking is big (docs/decisions.md 49).
 
 A reader runs in a forked child so that a C reader crashing on a corrupt file cannot kill harmonise
-(:func:`harmonise.readers.files.isolated`). A fork copies the page tables of the whole process, and
+(:func:`harmonise.readers.isolation.isolated`). A fork copies the page tables of the whole process, and
 the parent pays copy-on-write faults while the child lives: about 5 ms for a 70 MB process, 30 ms and
 more for a 500 MB one, and a header read that takes 10 ms took 53 ms of wall time in a 440 MB
 process. A long-lived big process (a notebook, the validation server, a test worker) therefore starts
