@@ -52,6 +52,7 @@ from harmonise import __version__
 from harmonise.compile.sqltext import quote_ident, sql_literal
 from harmonise.readers.files import SourceFile, extension_agrees
 from harmonise.spec.source import VarMeta
+from harmonise.store.connect import seal
 from harmonise.store.headers import source_from, source_json, variables_from, variables_json
 from harmonise.store.identity import hash_files
 from harmonise.store.provenance import insert_rows
@@ -478,7 +479,7 @@ class BuildCache:
             import duckdb
 
             try:
-                out = duckdb.connect(str(tmp))
+                out = seal(duckdb.connect(str(tmp)), lock=False)
                 try:
                     self._fill(out)
                 finally:
@@ -502,7 +503,7 @@ class BuildCache:
             thread.join()
             if failed:
                 raise failed[0]
-            out = duckdb.connect(str(tmp))
+            out = seal(duckdb.connect(str(tmp)), lock=False)
             try:
                 insert_rows(out, "info", [["format", FORMAT], ["version", __version__], ["duckdb", duckdb.__version__],
                                           ["database", identity(database)]])
