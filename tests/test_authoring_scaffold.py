@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harmonise.authoring.draft_quality import agreement
 from harmonise.authoring.flowyaml import flow
-from harmonise.authoring.scaffold import Draft, agreement, infer_missing, render, scaffold
+from harmonise.authoring.scaffold import Draft, infer_missing, render, scaffold
 from harmonise.authoring.similarity import missing_reason
 from harmonise.spec.crosswalk import Crosswalk, Rule, merge_override
 from harmonise.spec.project import Project, load_project
@@ -329,7 +330,7 @@ def _draft_as_new_wave(path: Path, known: bool) -> tuple[Draft, str]:
 def test_settled_rules_agree_with_the_shipped_crosswalk_on_real_files(ess8: Path, known: bool) -> None:
     """Precision of settled rules on every real ESS file, each scaffolded as a new wave (issue 21 item 2); the
     declarations are loaded once for all files (scaffold's ``project``), each mode is a test of its own."""
-    from harmonise.authoring.scaffold import precision
+    from harmonise.authoring.draft_quality import precision
 
     proj = declarations()
     totals = dict.fromkeys(("targets", "settled", "correct", "wrong", "absent", "absent_settled"), 0)
