@@ -285,7 +285,7 @@ def atom_equations(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[st
     + second generation, when every one born in the country has an origin group) can be derived from them. A
     basis of the dependencies of the cells' atom vectors, each as (row, coefficient) terms; margins are sums of
     these coordinates' cells, so with the tables' margin equations the basis is every dependency there is."""
-    coded = _coded(f, atoms, dims)
+    coded = _Coded(f, atoms, dims)
     known = set(atoms.columns)
     breakdown, n = coded.breakdown.tolist(), f["n"].tolist()
     out = []
@@ -346,7 +346,7 @@ def bound_exposed(f: pd.DataFrame, table_keys: Sequence[str], dims: Sequence[str
     if not wanted:
         return []
     samples = _samples(f, atoms, table_keys, wanted)
-    coded = _coded(f, atoms, dims)
+    coded = _Coded(f, atoms, dims)
     out: set[int] = set()
     for key in sorted(wanted):
         rows, held = samples[key]
@@ -407,7 +407,8 @@ class _Coded:
     """The cells' and the atoms' values as integer codes, once for all their samples: per dimension (codes shared
     by cells and atoms, the same for the same text; a cell's margin ``all`` is -1), each cell's breakdown, and its
     group as a code of its breakdown's atom column (the total ``all`` -1; an atom's missing group -2). Coding each
-    sample's rows again took most of a query's disclosure control (pandas per column and sample)."""
+    sample's rows again took most of a query's disclosure control (pandas per column and sample). Rows and atoms
+    are told by position."""
 
     def __init__(self, cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> None:
         self.cell_dims = np.empty((len(cells), len(dims)), dtype=np.int64)
@@ -441,11 +442,6 @@ class _Coded:
             group, of = self.group[np.asarray(rows)[mine]], self.atom_groups[b][held]
             v[mine] &= np.where((group == -1)[:, None], (of >= 0)[None, :], group[:, None] == of[None, :])
         return v
-
-
-def _coded(cells: pd.DataFrame, atoms: pd.DataFrame, dims: Sequence[str]) -> _Coded:
-    """:class:`_Coded` of ``cells`` and ``atoms`` (whole frames: samples are rows of them)."""
-    return _Coded(cells.reset_index(drop=True), atoms.reset_index(drop=True), dims)
 
 
 def _codes(cells: Sequence[tuple[str, ...]], atoms: Sequence[tuple[str | None, ...]]) -> tuple[np.ndarray, np.ndarray]:
