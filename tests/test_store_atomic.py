@@ -190,6 +190,21 @@ def test_slices_cover_the_span_in_order() -> None:
     assert slices(0.0, 4.0, 8) == [(i / 2, (i + 1) / 2) for i in range(8)]
 
 
+def _killed_once_in(driver: Driver, db: Path, marker: str, reference: list[list[tuple[object, ...]]], rng: random.Random,
+                    low: float, high: float) -> bool:
+    """Up to TRIES builds killed after a delay drawn from [low, high): whether one was killed before it finished.
+    After each, the database answers as before and no process of the build is left."""
+    for _ in range(TRIES):
+        delay = rng.uniform(low, high)
+        code = driver.ask(f"kill {delay:.4f}")["code"]
+        assert code in (-signal.SIGKILL, 0), code  # killed, or finished before the kill
+        assert answers(db) == reference, f"database changed after a kill at {delay:.3f} s"
+        assert no_survivors(marker, driver.proc.pid) == [], f"a process outlived its build killed at {delay:.3f} s"
+        if code == -signal.SIGKILL:
+            return True
+    return False
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_at_every_stage_keeps_the_previous_database_and_leaves_nothing_behind(  # type: ignore[no-untyped-def]
@@ -199,16 +214,17 @@ def test_sigkill_at_every_stage_keeps_the_previous_database_and_leaves_nothing_b
     assert reference[0][0][0] == ROWS * sum(len(waves_of(s)) for s in SURVEYS)
     rng = random.Random(SEED)
     unhit = []
-    for low, high in slices(0.0, 0.8 * seconds, KILLS):
-        for _ in range(TRIES):
-            delay = rng.uniform(low, high)
-            code = driver.ask(f"kill {delay:.4f}")["code"]
-            assert code in (-signal.SIGKILL, 0), code  # killed, or finished before the kill
-            assert answers(db) == reference, f"database changed after a kill at {delay:.3f} s"
-            assert no_survivors(marker, driver.proc.pid) == [], f"a process outlived its build killed at {delay:.3f} s"
-            if code == -signal.SIGKILL:
-                break
-        else:
+    for i in range(KILLS):
+        low, high = slices(0.0, 0.8 * seconds, KILLS)[i]
+        if _killed_once_in(driver, db, marker, reference, rng, low, high):
+            continue
+        # every build finished first: the span was timed on a busier machine (the other test worker's set-up
+        # beside the timed builds), so the slice is tried once more within a build timed again now
+        again = driver.ask("build 2")
+        assert again["code"] == 0, (driver.logs / "build.err").read_text()
+        seconds = min(seconds, float(again["seconds"]))  # type: ignore[arg-type]
+        low, high = slices(0.0, 0.8 * seconds, KILLS)[i]
+        if not _killed_once_in(driver, db, marker, reference, rng, low, high):
             unhit.append(f"{low:.2f}-{high:.2f} s")
     assert unhit == [], f"{TRIES} builds in a row finished before a kill in {unhit} (a build took {seconds:.2f} s)"
     # one fresh `harmonise build` process, killed once it is past start-up
