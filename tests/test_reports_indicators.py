@@ -480,3 +480,23 @@ def test_a_query_with_the_builds_options_reads_the_stored_rows(fr_db: Path, tmp_
     estimates.clear()
     assert indicators(other).rows == read[0].rows
     assert estimates == []
+
+
+def test_moments_held_once_give_the_same_rows_and_leave_no_table(fr_db: Path) -> None:
+    """The finest moments stored once for the estimates and the atoms (the build's stored table, a wave at a time)
+    give the rows of the two queries that read the respondents each, to the last digit; the temporary table is
+    gone afterwards, also on a read-only connection."""
+    from harmonise.reports.indicators import DEFAULT_BY, estimate_frame, read_definitions
+
+    con = connect(fr_db)
+    try:
+        defs = read_definitions(con)
+        every = (None, *defs.breakdowns)
+        for sample in ([("ess", "8")], None):
+            plain = estimate_frame(con, defs, None, DEFAULT_BY, every, sample=sample)
+            held = estimate_frame(con, defs, None, DEFAULT_BY, every, sample=sample, materialise=True)
+            assert len(plain) > 100
+            pd.testing.assert_frame_equal(plain, held, check_exact=True)
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+    finally:
+        con.close()

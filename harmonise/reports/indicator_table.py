@@ -80,8 +80,10 @@ class WaveEstimates:
         self.con.execute(f"SET memory_limit = '{self.memory[0]}'")
         self.con.execute("SET threads = 1")
         try:
+            (n,) = self.con.execute("SELECT count(*) FROM respondents WHERE survey = ? AND wave = ?",
+                                    list(todo)).fetchall()[0]
             self.frames[todo] = estimate_frame(self.con, self.defs, None, DEFAULT_BY, (None, *self.defs.breakdowns),
-                                               sample=[todo])
+                                               sample=[todo], materialise=n <= ESTIMATE_BATCH)
         finally:
             self.con.execute(f"SET memory_limit = '{self.memory[1]}'")
             self.con.execute(f"SET threads = {int(threads)}")
@@ -187,12 +189,15 @@ def _estimate_waves(con: duckdb.DuckDBPyConnection, defs: Definitions, waves: li
         cur = con.cursor()
         try:
             cur.execute(f"USE {quote_ident(database)}")  # a cursor starts in the default database
-            both = estimate_frame(cur, defs, names, DEFAULT_BY, (None, *defs.breakdowns), sample=batch)
+            # the finest moments are held once for the estimates and the atoms, unless the batch is a large wave's
+            held = sum(size_of[sw] for sw in batch) <= ESTIMATE_BATCH
+            both = estimate_frame(cur, defs, names, DEFAULT_BY, (None, *defs.breakdowns), sample=batch, materialise=held)
             out = {(str(s), str(w)): part.reset_index(drop=True)
                    for (s, w), part in both.groupby(["survey", "wave"], sort=False)}
             for sw in batch:  # a wave of the batch without rows of its own: estimated alone (its empty rows)
                 if sw not in out:
-                    out[sw] = estimate_frame(cur, defs, names, DEFAULT_BY, (None, *defs.breakdowns), sample=[sw])
+                    out[sw] = estimate_frame(cur, defs, names, DEFAULT_BY, (None, *defs.breakdowns), sample=[sw],
+                                             materialise=held)
             return out
         finally:
             cur.close()
