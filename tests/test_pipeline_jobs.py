@@ -205,3 +205,42 @@ def test_workers_folders_a_killed_validate_left_are_removed_by_the_next(tmp_path
             [alive.name, other.name, "kept", f"harmonise-jobs-{gone.pid}-11111111", folder.name])
     con.close()
     assert (target / "keep.txt").read_text() == "mine" and not folder.exists()
+
+
+class _Small:
+    """What :func:`batches` reads of a prepared file: whether it is small, its batch key and its rows."""
+
+    def __init__(self, key: str, rows: int, small: bool = True) -> None:
+        from types import SimpleNamespace
+
+        self.key, self.small = key, small
+        self.src = SimpleNamespace(meta=SimpleNamespace(rows=rows))
+
+    def batch_key(self) -> tuple[object, ...]:
+        return (self.key,)
+
+
+@pytest.mark.parametrize(("files", "groups"), [
+    (30, [30]),  # 60,000 rows: 25 + 5 files were two groups; together 1.2 × the limit
+    (31, [31]),  # 62,000 rows: 1.24 × the limit
+    (32, [25, 7]),  # 64,000 rows: over 1.25 × the limit, the tail stays a group of its own
+    (50, [25, 25]),
+    (55, [25, 30]),  # the last two: 50,000 + 10,000 joined
+    (12, [12]),
+], ids=["30", "31", "32", "50", "55", "12"])
+def test_a_runs_small_tail_joins_the_group_before_it(files: int, groups: list[int]) -> None:
+    from harmonise.pipeline.batch import batches
+
+    got = batches([_Small("a", 2_000) for _ in range(files)], 50_000)  # type: ignore[misc]
+    assert [len(g) for g in got] == groups
+
+
+def test_a_tail_never_joins_across_runs_or_a_large_file() -> None:
+    from harmonise.pipeline.batch import batches
+
+    run_a = [_Small("a", 2_000) for _ in range(26)]  # 25 + 1
+    big = _Small("a", 60_000, small=False)
+    run_b = [_Small("b", 2_000) for _ in range(3)]
+    got = batches([*run_a, big, *run_b, _Small("a", 2_000)], 50_000)  # type: ignore[list-item]
+    assert [len(g) for g in got] == [26, 1, 3, 1]
+    assert got[1] == [big] and got[2] == run_b

@@ -307,20 +307,41 @@ def _compile_issue(e: CompileError, plan: WavePlan, project: Project, index: Lin
 
 def batches(files: list[PreparedFile], limit: int = CHUNK_ROWS) -> list[list[PreparedFile]]:
     """Files in job order, grouped: consecutive small files with equal :meth:`PreparedFile.batch_key` share one
-    pass through DuckDB and pandera, up to ``limit`` rows; any other file is a group of its own."""
+    pass through DuckDB and pandera, up to ``limit`` rows, except that a run's last group joins the one before it
+    when the two hold at most :data:`TAIL_SLACK` × ``limit`` rows; any other file is a group of its own.
+
+    Each group costs a fixed ~0.4 CPU-s (its recode statement planned, its pandera validation, its worker's file
+    merged): an ESS round of 30 country files of 2,000 rows made a group of 25 files and one of 5."""
     out: list[list[PreparedFile]] = []
-    rows = 0
+    rows: list[int] = []  # the rows of each group of ``out``
+    run = 0  # where the run of compatible small files that the last group belongs to starts in ``out``
     for f in files:
         last = out[-1] if out else None
         n = f.src.meta.rows or 0
-        if (last is not None and f.small and last[0].small and f.batch_key() == last[0].batch_key()
-                and rows + n <= limit):
-            last.append(f)
-            rows += n
+        if last is not None and f.small and last[0].small and f.batch_key() == last[0].batch_key():
+            if rows[-1] + n <= limit:
+                last.append(f)
+                rows[-1] += n
+                continue
         else:
-            out.append([f])
-            rows = n
+            _join_tail(out, rows, run, limit)
+            run = len(out)
+        out.append([f])
+        rows.append(n)
+    _join_tail(out, rows, run, limit)
     return out
+
+
+TAIL_SLACK = 1.25  # a run's last group joins the one before when both hold at most this many times the limit
+
+
+def _join_tail(out: list[list[PreparedFile]], rows: list[int], run: int, limit: int) -> None:
+    """The last group of ``out`` joined to the one before when both are of the run starting at ``run`` and hold at
+    most :data:`TAIL_SLACK` × ``limit`` rows together."""
+    if len(out) - run >= 2 and rows[-2] + rows[-1] <= TAIL_SLACK * limit:
+        tail, n = out.pop(), rows.pop()
+        out[-1].extend(tail)
+        rows[-1] += n
 
 
 def process(job: Job, con: duckdb.DuckDBPyConnection, project: Project, *, encoding: str | None = None,
