@@ -368,7 +368,7 @@ def _build(root: Path, data: list[Path], db: Path, mappings: list[Path] | None, 
         con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # spills beyond it: memory stays flat
         try:
             # waves' indicators are estimated while waiting for the workers, unless design files change the rows after
-            ahead = WaveEstimates(con, project, (INDICATORS_MEMORY_LIMIT, BUILD_MEMORY_LIMIT)) \
+            ahead = WaveEstimates(con, project, (INDICATORS_MEMORY_LIMIT, BUILD_MEMORY_LIMIT), cache) \
                 if stores_indicators(project) and not (files and files.design) else None
             try:
                 result.issues.extend(_run(project, data, con, result, encoding, progress, jobs, mappings, files,

@@ -500,3 +500,47 @@ def test_moments_held_once_give_the_same_rows_and_leave_no_table(fr_db: Path) ->
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
     finally:
         con.close()
+
+
+class _Rebuild:
+    """What :class:`WaveEstimates` reads of a rebuild's cache: a previous build holding every wave, whose rows are
+    the same as this build's for the waves in ``same``."""
+
+    previous = Path("previous.duckdb")
+
+    def __init__(self, same: set[tuple[str, str]]) -> None:
+        self.same, self.compared = same, list[tuple[str, str]]()
+        self.columns: list[str] | None = None
+
+    def previous_wave(self, survey: str, wave: str) -> tuple[str, list[str]]:
+        return "key", []
+
+    def same_rows(self, con: duckdb.DuckDBPyConnection, survey: str, wave: str, only: list[str] | None) -> bool:
+        self.compared.append((survey, wave))
+        self.columns = only
+        return (survey, wave) in self.same
+
+
+def test_a_rebuilds_unchanged_wave_is_not_estimated_while_waiting(small_demo_db: Path, tmp_path: Path) -> None:
+    """While a rebuild waits for its workers, a complete wave whose rows are the previous database's (in the columns
+    the estimates read) is passed over, as its stored rows will be kept; a changed wave is estimated, and without a
+    previous build every wave is."""
+    from harmonise.reports.indicators import stored_inputs
+
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(small_demo_db, db)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("DROP TABLE survey_sampling")
+        waves = [(str(s), str(w)) for s, w in con.execute(
+            "SELECT DISTINCT survey, wave FROM respondents ORDER BY ALL LIMIT 3").fetchall()]
+        cache = _Rebuild({waves[0], waves[2]})
+        ahead = WaveEstimates(con, load_project(ROOT), ("1GB", "1GB"), cache)  # type: ignore[arg-type]
+        assert all(ahead.idle(waves) for _ in waves) and not ahead.idle(waves)
+        assert list(ahead.frames) == [waves[1]] and len(ahead.frames[waves[1]]) > 0
+        assert cache.compared == waves and cache.columns == stored_inputs(ahead.defs)  # what the estimates read
+        con.execute("DROP TABLE survey_sampling")
+        fresh = WaveEstimates(con, load_project(ROOT), ("1GB", "1GB"))
+        assert all(fresh.idle(waves) for _ in waves) and list(fresh.frames) == waves
+    finally:
+        con.close()
