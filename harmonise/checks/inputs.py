@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan, expr_source_missing
-from harmonise.spec.source import SourceMeta, find_variable
+from harmonise.spec.source import SourceMeta, VarMeta, find_variable
 
 if TYPE_CHECKING:
     import duckdb
@@ -92,13 +92,18 @@ def declared_missing_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sour
     stored as values, as the crosswalk says — the file's declaration and the crosswalk differ, and the author of
     either may be right."""
     found: dict[tuple[str, str], dict[str, int]] = {}
+    declaring: dict[str, VarMeta | None] = {}  # per target: its source variable, when it declares missing codes
     for target, code, value, reason, n in rep:
-        tp = plan.targets.get(target)
-        if tp is None or tp.kind not in ("map", "range", "table") or not tp.source or reason is not None \
-                or value is None or not code:
+        if reason is not None or value is None or not code:
             continue
-        vm = find_variable(meta.variables, tp.source)
-        if vm is None or not (vm.missing_values or vm.missing_ranges):
+        if target not in declaring:
+            tp = plan.targets.get(target)
+            found_vm = find_variable(meta.variables, tp.source) \
+                if tp is not None and tp.kind in ("map", "range", "table") and tp.source else None
+            declaring[target] = found_vm if found_vm is not None and (found_vm.missing_values or found_vm.missing_ranges) \
+                else None
+        vm = declaring[target]
+        if vm is None:
             continue
         try:
             key: float | str = code if vm.type == "string" else float(code)
