@@ -50,14 +50,21 @@ class _Input:
         return self.range is not None and not self.range[0] <= code <= self.range[1] and not self.is_missing(code)
 
 
-def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
+                           seen: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
     """One warning per expression target and input whose rows hold codes outside its labelled range
-    (labelled valid codes: neither declared missing nor given a missing reason; at least two)."""
+    (labelled valid codes: neither declared missing nor given a missing reason; at least two). ``seen``: the
+    inputs judged already, shared by the files whose metadata and plan are these (``SameWork.once``)."""
     found: dict[tuple[str, str], dict[str, int]] = {}
-    seen: dict[tuple[str, str], _Input] = {}
+    seen = {} if seen is None else seen
+    expr: dict[str, bool] = {}  # per target: whether it is an expression
     for target, code, _, reason, n in rep:
-        tp = plan.targets.get(target)
-        if tp is None or tp.kind != "expr" or reason is not None or not code:
+        if reason is not None or not code:
+            continue
+        if target not in expr:
+            tp = plan.targets.get(target)
+            expr[target] = tp is not None and tp.kind == "expr"
+        if not expr[target]:
             continue
         for part in code.split(";"):
             name, _, text = part.partition("=")
