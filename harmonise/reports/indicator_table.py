@@ -73,14 +73,14 @@ class WaveEstimates:
         self.defs = load_definitions(project.root, project.schema)
         self.inputs = stored_inputs(self.defs)
         self.frames: dict[tuple[str, str], pd.DataFrame] = {}
-        self.passed: set[tuple[str, str]] = set()  # the waves left for the end (``unchanged``)
+        self.passed: set[tuple[str, str]] = set()  # complete waves whose rows the previous database holds
         store_sampling(con, project)
 
     def idle(self, complete: Sequence[tuple[str, str]]) -> bool:
         """Estimate the first of the ``complete`` survey-waves not yet estimated; False when there is none.
         On one DuckDB thread: the workers have the cores (two threads beside them cost more CPU than they
-        saved wall time). A rebuild's wave whose rows did not change is passed over (a rebuild after an edit
-        that changed no value estimated the edited ESS round for ~3 CPU-s beside its workers, to drop it)."""
+        saved wall time). A rebuild's wave whose rows did not change is passed over: its estimate would be dropped
+        when its stored rows are kept, and an ESS round with design PSUs costs ~3 CPU-s beside the workers."""
         todo = next((w for w in complete if w not in self.frames and w not in self.passed), None)
         if todo is None:
             return False
