@@ -197,13 +197,11 @@ def _meta_from_pyreadstat(path: Path, fmt: str, m: Any, encoding: str | None) ->
                 else:
                     labels[norm_code(k)] = v
             label_sets[key] = labels, extended
-        labels, extended = label_sets[key]
-        if fmt == "dta" and user_values.get(name):
-            extended = dict(extended)
-            for letter in user_values[name]:
+        labels, shared = label_sets[key]
+        extended = dict(shared)  # a variable's own: its declared letters join its labelled ones
+        if fmt == "dta":
+            for letter in user_values.get(name, []) or []:
                 extended.setdefault(str(letter), "")
-        else:
-            extended = dict(extended) if extended else {}
         values: list[Any] = []
         rngs: list[tuple[float, float]] = []
         for r in ranges.get(name, []) or []:
