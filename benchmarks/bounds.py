@@ -18,6 +18,24 @@ round, as the machine's speed drifts between rounds) and the median CPU time (us
 system over the process and its children), and writes JSON.
 
     python benchmarks/bounds.py                  # wide-1x (generated if absent), 7 rounds
+
+With ``--many FOLDER`` (the many files of ``generate.py --many``) the cases are those of issue 22's many-files
+target, each in two processes at once (the build's ``--jobs`` on two cores), a wave's files in one of them
+(the waves dealt out so the two hold about as many rows), each wave's small files in groups of at most 50,000
+rows as the build groups them:
+
+  floor     every file's needed columns read with pyreadstat in one process (benchmarks/run.py's floor)
+  read      the same columns read by harmonise's reader, nothing stored
+  recode    the read, through each wave's compiled recode query, inserted into a DuckDB file per process as
+            the build inserts (``respondents``, 16,384-row row groups, 256 MB memory limit)
+  estimate  the recode, then each wave's stored indicators estimated from that file as the build estimates a
+            wave (``estimate_frame``, every breakdown, disclosure control and quality flags)
+  build     harmonise build of the folder (discovery, checks, accounting, pandera, provenance, the merge)
+
+``recode`` and ``estimate`` check nothing and write no provenance, and their files are never merged into one:
+they are what any build that stores the harmonised rows and the stored indicators must do at least.
+
+    python benchmarks/bounds.py --many benchmarks/data/many --rounds 3
 """
 
 from __future__ import annotations
@@ -25,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 CASES = ("floor", "copy", "recode", "build")
+MANY_CASES = ("floor", "read", "recode", "estimate", "build")
 
 
 def child(kind: str, file: Path, db: Path, spec: Path) -> None:
@@ -60,6 +80,165 @@ def child(kind: str, file: Path, db: Path, spec: Path) -> None:
     con.close()
 
 
+def many_child(kind: str, spec: Path, db: Path) -> None:
+    """One process of a ``--many`` case: its groups of files (``spec``) read, recoded into ``db``, estimated."""
+    groups = json.loads(spec.read_text())
+    if kind == "read":
+        from harmonise.readers.files import open_source
+        for g in groups:
+            for file in g["files"]:
+                list(open_source(Path(file), isolate=False).chunks(g["columns"], 50_000))
+        return
+    import duckdb
+    import pandas as pd
+
+    from harmonise.readers.files import open_source
+    from harmonise.spec.project import load_project
+    from harmonise.store.respondents import FILE_BITS, create_all, insert_select
+
+    project = load_project(ROOT)
+    assert project.schema is not None
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '256MB'")  # as the build connection
+    con.execute(f"ATTACH '{db}' AS out (ROW_GROUP_SIZE 16384)")  # as a worker's database file
+    con.execute("USE out")
+    create_all(con, project.schema)
+    for g in groups:
+        frames = []
+        for i, file in enumerate(g["files"]):
+            for frame in open_source(Path(file), isolate=False).chunks(g["columns"], 50_000):
+                if i:
+                    frame["__row"] += i << FILE_BITS
+                frames.append(frame)
+        con.register("src", frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
+        con.execute(insert_select(project.schema, f"({g['sql']})", [Path(f).name for f in g["files"]]))
+        con.unregister("src")
+    if kind == "estimate":
+        from harmonise.reports.indicators import DEFAULT_BY, estimate_frame, load_definitions
+
+        defs = load_definitions(ROOT, project.schema)
+        con.execute("SET memory_limit = '1GB'")  # as the build's estimates (decision 28), one thread each as there
+        con.execute("SET threads = 1")  # (two processes share the two cores)
+        for survey, wave in dict.fromkeys((g["survey"], g["wave"]) for g in groups):
+            estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=[(survey, wave)],
+                           materialise=True)
+    con.close()
+
+
+def many_groups(folder: Path) -> tuple[list[list[dict[str, object]]], list[tuple[str, list[str]]]]:
+    """The ``--many`` cases' work: for each of two processes its groups of files (:func:`deal`), each with its
+    wave's compiled recode query; and the floor's (file, columns) pairs."""
+    import pyreadstat
+
+    from harmonise.api import compiled_sql
+    from harmonise.discover import discover
+    from harmonise.pipeline.batch import needed_columns
+    from harmonise.spec.project import load_project
+
+    project = load_project(ROOT)
+    jobs, _ = discover(project, sorted(folder.glob("*.sav")))
+    waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]] = {}
+    floor: list[tuple[str, list[str]]] = []
+    for job in jobs:
+        columns = needed_columns(job, project)
+        floor.append((str(job.path), columns))
+        rows = pyreadstat.read_sav(str(job.path), metadataonly=True)[1].number_rows or 0
+        waves.setdefault((job.crosswalk.survey, job.wave.wave), []).append((str(job.path), rows, columns))
+    procs = deal(waves)
+    sql = {key: compiled_sql(ROOT, *key, Path(files[0][0]))[0] for key, files in waves.items()}
+    return [[{**g, "sql": sql[(str(g["survey"]), str(g["wave"]))]} for g in groups] for groups in procs], floor
+
+
+def deal(waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]], limit: int = 50_000,
+         processes: int = 2) -> list[list[dict[str, object]]]:
+    """Each process's groups of files: a wave's (file, rows, columns) in order, up to ``limit`` rows a group, its
+    last group joined to the one before when both hold at most 1.25 × ``limit`` (as the build groups small
+    files); the waves dealt out largest first, each to the process holding the fewest rows so far."""
+    procs: list[list[dict[str, object]]] = [[] for _ in range(processes)]
+    held = [0] * processes
+    for (survey, wave), files in sorted(waves.items(), key=lambda kv: -sum(n for _, n, _ in kv[1])):
+        parts: list[list[tuple[str, int, list[str]]]] = []
+        for f in files:
+            if parts and sum(n for _, n, _ in parts[-1]) + f[1] <= limit:
+                parts[-1].append(f)
+            else:
+                parts.append([f])
+        if len(parts) > 1 and sum(n for p in parts[-2:] for _, n, _ in p) <= 1.25 * limit:
+            parts[-2:] = [parts[-2] + parts[-1]]
+        p = held.index(min(held))
+        held[p] += sum(n for _, n, _ in files)
+        procs[p] += [{"survey": survey, "wave": wave, "columns": part[0][2], "files": [f for f, _, _ in part]}
+                     for part in parts]
+    return procs
+
+
+def timed_pair(cmds: list[list[str]]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of processes run at once, until the last ends; raises when one fails."""
+    before = os.times()
+    t0 = time.perf_counter()
+    running = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for c in cmds]
+    errors = [p.communicate()[1] for p in running]
+    wall = time.perf_counter() - t0
+    after = os.times()
+    for cmd, p, err in zip(cmds, running, errors):
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[:4])} … exited {p.returncode}: {err.strip()[-2000:]}")
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def many_main(folder: Path, rounds: int, out: Path) -> int:
+    """The ``--many`` cases in alternating rounds; prints and writes medians and ratios to the floor."""
+    from run import MANY_FLOOR, build_cmd
+
+    procs, floor_spec = many_groups(folder)
+    with tempfile.TemporaryDirectory(prefix="harmonise-bounds-") as tmp:
+        specs = [Path(tmp) / f"groups-{i}.json" for i in range(2)]
+        for spec, groups in zip(specs, procs):
+            spec.write_text(json.dumps(groups))
+        floor_file = Path(tmp) / "floor.json"
+        floor_file.write_text(json.dumps(floor_spec))
+        dbs = [Path(tmp) / f"out-{i}.duckdb" for i in range(2)]
+        me = [sys.executable, str(Path(__file__).resolve())]
+        commands = {"floor": [[sys.executable, "-c", MANY_FLOOR, str(floor_file)]],
+                    "build": [build_cmd(dbs[0], folder)]}
+        for kind in MANY_CASES[1:-1]:
+            commands[kind] = [[*me, "--many-child", kind, str(s), str(d)] for s, d in zip(specs, dbs)]
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in MANY_CASES}
+        for r in range(rounds):
+            for kind in MANY_CASES if r % 2 == 0 else MANY_CASES[::-1]:
+                for db in dbs:
+                    db.unlink(missing_ok=True)
+                    shutil.rmtree(db.with_name(db.name + ".cache"), ignore_errors=True)
+                runs[kind].append(timed_pair(commands[kind]))
+            print(f"  round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in MANY_CASES), flush=True)
+    result = _summary(runs)
+    files = sum(len(g["files"]) for p in procs for g in p)  # type: ignore[misc,arg-type]
+    print(f"\n{folder}: {files} files in {sum(map(len, procs))} groups, two processes; on {os.cpu_count()} core(s), "
+          f"medians of {rounds} rounds")
+    _table(result)
+    out.write_text(json.dumps({"folder": str(folder), "files": files, "cores": os.cpu_count(), "rounds": rounds,
+                               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cases": result},
+                              indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _summary(runs: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, object]]:
+    """Per case: median wall and CPU seconds, and the median over rounds of its wall time over the floor's."""
+    floor = [w for w, _ in runs["floor"]]
+    return {k: {"seconds": round(statistics.median(w for w, _ in v), 3),
+                "ratio": round(statistics.median(w / f for (w, _), f in zip(v, floor)), 3),
+                "cpu_seconds": round(statistics.median(c for _, c in v), 3),
+                "runs": [[round(w, 3), round(c, 3)] for w, c in v]} for k, v in runs.items()}
+
+
+def _table(result: dict[str, dict[str, object]]) -> None:
+    print(f"{'case':<9} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
+    for k, v in result.items():
+        print(f"{k:<9} {v['seconds']:>7.2f} {v['ratio']:>8.2f} {v['cpu_seconds']:>6.2f}")
+
+
 def timed(cmd: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the process and its children) of one process; raises when it fails."""
     before = os.times()
@@ -79,11 +258,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=HERE / "data", help="folder of the generated files")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--json", type=Path, default=HERE / "bounds.json")
+    ap.add_argument("--many", type=Path, default=None, help="a folder of country files (generate.py --many): "
+                    "the many-files cases instead")
+    ap.add_argument("--many-child", choices=MANY_CASES[1:-1], help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(args.child, *map(Path, args.rest))
         return 0
+    if args.many_child:
+        many_child(args.many_child, *map(Path, args.rest))
+        return 0
+    if args.many:
+        return many_main(args.many, args.rounds, args.json)
 
     from generate import FILE_NAME, generate
     from run import FLOOR, build_cmd
@@ -112,15 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                 db.unlink(missing_ok=True)
                 runs[kind].append(timed(commands[kind]))
             print(f"  round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in CASES), flush=True)
-    floor = [w for w, _ in runs["floor"]]
-    result = {k: {"seconds": round(statistics.median(w for w, _ in v), 3),
-                  "ratio": round(statistics.median(w / f for (w, _), f in zip(v, floor)), 3),
-                  "cpu_seconds": round(statistics.median(c for _, c in v), 3),
-                  "runs": [[round(w, 3), round(c, 3)] for w, c in v]} for k, v in runs.items()}
+    result = _summary(runs)
     print(f"\n{file.name}: {len(columns)} source columns; on {os.cpu_count()} core(s), medians of {args.rounds} rounds")
-    print(f"{'case':<8} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
-    for k, v in result.items():
-        print(f"{k:<8} {v['seconds']:>7.2f} {v['ratio']:>8.2f} {v['cpu_seconds']:>6.2f}")
+    _table(result)
     shown = file.resolve().relative_to(ROOT) if file.resolve().is_relative_to(ROOT) else file
     args.json.write_text(json.dumps({"file": str(shown), "cores": os.cpu_count(), "rounds": args.rounds,
                                      "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -58,13 +58,59 @@ def test_bounds_runner_times_every_case_and_writes_json(tmp_path: Path) -> None:
                            "--json", str(out)], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    header = lines.index(f"{'case':<8} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
+    header = lines.index(f"{'case':<9} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
     assert [line.split()[0] for line in lines[header + 1:header + 5]] == ["floor", "copy", "recode", "build"]
     data = json.loads(out.read_text())
     assert data["file"] == str(file) and data["rounds"] == 1
     assert list(data["cases"]) == ["floor", "copy", "recode", "build"]
     assert data["cases"]["floor"]["ratio"] == 1.0
     assert all(len(c["runs"]) == 1 and all(w > 0 and cpu > 0 for w, cpu in c["runs"]) for c in data["cases"].values())
+
+
+@pytest.mark.slow
+def test_many_files_bounds_run_each_case_in_two_processes_and_write_json(tmp_path: Path) -> None:
+    """``bounds.py --many``: two rounds' country files, a wave to each process; every case once, the build's
+    and the bounds' databases fresh each time (a case that failed would exit non-zero)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from generate import generate_many
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    folder = generate_many(tmp_path / "data", countries=1, rows=100, rounds=["8", "10"], columns=50)
+    out = tmp_path / "bounds.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bounds.py"), "--many", str(folder),
+                           "--rounds", "1", "--json", str(out)],
+                          check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert f"{folder}: 2 files in 2 groups, two processes; on {os.cpu_count()} core(s), medians of 1 rounds" in lines
+    header = lines.index(f"{'case':<9} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
+    assert [line.split()[0] for line in lines[header + 1:header + 6]] == ["floor", "read", "recode", "estimate",
+                                                                           "build"]
+    data = json.loads(out.read_text())
+    assert (data["files"], data["rounds"], list(data["cases"])) == (2, 1, ["floor", "read", "recode", "estimate",
+                                                                            "build"])
+    assert data["cases"]["floor"]["ratio"] == 1.0
+    assert all(len(c["runs"]) == 1 and all(w > 0 and cpu > 0 for w, cpu in c["runs"]) for c in data["cases"].values())
+
+
+def test_many_files_bounds_deal_each_wave_whole_to_the_process_holding_fewer_rows() -> None:
+    """Waves largest first, each to the emptier process; a wave's files in groups of at most the limit, its last
+    group joined to the one before when the two hold at most 1.25 × the limit."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bounds import deal
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    cols = ["idno"]
+    waves = {("ess", "1"): [(f"a{i}", 40, cols) for i in range(5)],  # 80 | 80 | 40: the last two hold 120 > 100
+             ("ess", "2"): [("b0", 150, cols)],  # one file over the limit: a group of its own
+             ("ess", "3"): [(f"c{i}", 30, cols) for i in range(3)]}  # 60 | 30, joined: 90 <= 100
+    procs = deal(waves, limit=80)
+    assert [[(g["wave"], g["files"]) for g in p] for p in procs] == [
+        [("1", ["a0", "a1"]), ("1", ["a2", "a3"]), ("1", ["a4"])],
+        [("2", ["b0"]), ("3", ["c0", "c1", "c2"])]]
+    assert all(g["columns"] == cols for p in procs for g in p)
 
 
 @pytest.fixture(scope="module")
