@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -187,8 +188,10 @@ def timed_pair(cmds: list[list[str]]) -> tuple[float, float]:
     return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
-def many_main(folder: Path, rounds: int, out: Path) -> int:
-    """The ``--many`` cases in alternating rounds; prints and writes medians and ratios to the floor."""
+def many_main(folder: Path, rounds: int, out: Path, cases: Sequence[str] = MANY_CASES) -> int:
+    """The ``--many`` cases (``cases``, the floor always among them) in alternating rounds; prints and writes
+    medians and ratios to the floor."""
+    cases = [k for k in MANY_CASES if k in cases or k == "floor"]
     from run import MANY_FLOOR, build_cmd
 
     procs, floor_spec = many_groups(folder)
@@ -204,14 +207,14 @@ def many_main(folder: Path, rounds: int, out: Path) -> int:
                     "build": [build_cmd(dbs[0], folder)]}
         for kind in MANY_CASES[1:-1]:
             commands[kind] = [[*me, "--many-child", kind, str(s), str(d)] for s, d in zip(specs, dbs)]
-        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in MANY_CASES}
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
         for r in range(rounds):
-            for kind in MANY_CASES if r % 2 == 0 else MANY_CASES[::-1]:
+            for kind in cases if r % 2 == 0 else cases[::-1]:
                 for db in dbs:
                     db.unlink(missing_ok=True)
                     shutil.rmtree(db.with_name(db.name + ".cache"), ignore_errors=True)
                 runs[kind].append(timed_pair(commands[kind]))
-            print(f"  round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in MANY_CASES), flush=True)
+            print(f"  round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in cases), flush=True)
     result = _summary(runs)
     files = sum(len(g["files"]) for p in procs for g in p)  # type: ignore[misc,arg-type]
     print(f"\n{folder}: {files} files in {sum(map(len, procs))} groups, two processes; on {os.cpu_count()} core(s), "
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--many", type=Path, default=None, help="a folder of country files (generate.py --many): "
                     "the many-files cases instead")
     ap.add_argument("--many-child", choices=MANY_CASES[1:-1], help=argparse.SUPPRESS)
+    ap.add_argument("--cases", default=",".join(MANY_CASES), help=f"with --many: the cases to run, comma-separated "
+                    f"(of {', '.join(MANY_CASES)}; the floor is always run)")
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -270,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         many_child(args.many_child, *map(Path, args.rest))
         return 0
     if args.many:
-        return many_main(args.many, args.rounds, args.json)
+        cases = args.cases.split(",")
+        if unknown := [c for c in cases if c not in MANY_CASES]:
+            ap.error(f"unknown case(s) {', '.join(unknown)}: choose from {', '.join(MANY_CASES)}")
+        return many_main(args.many, args.rounds, args.json, cases)
 
     from generate import FILE_NAME, generate
     from run import FLOOR, build_cmd
