@@ -83,31 +83,33 @@ def child(kind: str, file: Path, db: Path, spec: Path) -> None:
 
 def many_child(kind: str, spec: Path, db: Path) -> None:
     """One process of a ``--many`` case: its groups of files (``spec``) read, recoded into ``db``, estimated."""
+    from harmonise.pipeline.batch import CHUNK_ROWS
+    from harmonise.readers.files import open_source
+
     groups = json.loads(spec.read_text())
     if kind == "read":
-        from harmonise.readers.files import open_source
         for g in groups:
             for file in g["files"]:
-                list(open_source(Path(file), isolate=False).chunks(g["columns"], 50_000))
+                list(open_source(Path(file), isolate=False).chunks(g["columns"], CHUNK_ROWS))
         return
     import duckdb
     import pandas as pd
 
-    from harmonise.readers.files import open_source
+    from harmonise.api import BUILD_MEMORY_LIMIT, INDICATORS_MEMORY_LIMIT
     from harmonise.spec.project import load_project
     from harmonise.store.respondents import FILE_BITS, create_all, insert_select
 
     project = load_project(ROOT)
     assert project.schema is not None
     con = duckdb.connect()
-    con.execute("SET memory_limit = '256MB'")  # as the build connection
+    con.execute(f"SET memory_limit = '{BUILD_MEMORY_LIMIT}'")  # as the build connection
     con.execute(f"ATTACH '{db}' AS out (ROW_GROUP_SIZE 16384)")  # as a worker's database file
     con.execute("USE out")
     create_all(con, project.schema)
     for g in groups:
         frames = []
         for i, file in enumerate(g["files"]):
-            for frame in open_source(Path(file), isolate=False).chunks(g["columns"], 50_000):
+            for frame in open_source(Path(file), isolate=False).chunks(g["columns"], CHUNK_ROWS):
                 if i:
                     frame["__row"] += i << FILE_BITS
                 frames.append(frame)
@@ -118,8 +120,8 @@ def many_child(kind: str, spec: Path, db: Path) -> None:
         from harmonise.reports.indicators import DEFAULT_BY, estimate_frame, load_definitions
 
         defs = load_definitions(ROOT, project.schema)
-        con.execute("SET memory_limit = '1GB'")  # as the build's estimates (decision 28), one thread each as there
-        con.execute("SET threads = 1")  # (two processes share the two cores)
+        con.execute(f"SET memory_limit = '{INDICATORS_MEMORY_LIMIT}'")  # as the build's estimates (decision 28),
+        con.execute("SET threads = 1")  # one thread each as there (two processes share the two cores)
         for survey, wave in dict.fromkeys((g["survey"], g["wave"]) for g in groups):
             estimate_frame(con, defs, None, DEFAULT_BY, (None, *defs.breakdowns), sample=[(survey, wave)],
                            materialise=True)
@@ -133,7 +135,7 @@ def many_groups(folder: Path) -> tuple[list[list[dict[str, object]]], list[tuple
 
     from harmonise.api import compiled_sql
     from harmonise.discover import discover
-    from harmonise.pipeline.batch import needed_columns
+    from harmonise.pipeline.batch import CHUNK_ROWS, TAIL_SLACK, needed_columns
     from harmonise.spec.project import load_project
 
     project = load_project(ROOT)
@@ -145,16 +147,17 @@ def many_groups(folder: Path) -> tuple[list[list[dict[str, object]]], list[tuple
         floor.append((str(job.path), columns))
         rows = pyreadstat.read_sav(str(job.path), metadataonly=True)[1].number_rows or 0
         waves.setdefault((job.crosswalk.survey, job.wave.wave), []).append((str(job.path), rows, columns))
-    procs = deal(waves)
+    procs = deal(waves, CHUNK_ROWS, TAIL_SLACK)
     sql = {key: compiled_sql(ROOT, *key, Path(files[0][0]))[0] for key, files in waves.items()}
     return [[{**g, "sql": sql[(str(g["survey"]), str(g["wave"]))]} for g in groups] for groups in procs], floor
 
 
-def deal(waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]], limit: int = 50_000,
+def deal(waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]], limit: int, slack: float,
          processes: int = 2) -> list[list[dict[str, object]]]:
     """Each process's groups of files: a wave's (file, rows, columns) in order, up to ``limit`` rows a group, its
-    last group joined to the one before when both hold at most 1.25 × ``limit`` (as the build groups small
-    files); the waves dealt out largest first, each to the process holding the fewest rows so far."""
+    last group joined to the one before when both hold at most ``slack`` × ``limit`` (the build's CHUNK_ROWS and
+    TAIL_SLACK group small files so); the waves dealt out largest first, each to the process holding the fewest
+    rows so far."""
     procs: list[list[dict[str, object]]] = [[] for _ in range(processes)]
     held = [0] * processes
     for (survey, wave), files in sorted(waves.items(), key=lambda kv: -sum(n for _, n, _ in kv[1])):
@@ -164,7 +167,7 @@ def deal(waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]], limit: 
                 parts[-1].append(f)
             else:
                 parts.append([f])
-        if len(parts) > 1 and sum(n for p in parts[-2:] for _, n, _ in p) <= 1.25 * limit:
+        if len(parts) > 1 and sum(n for p in parts[-2:] for _, n, _ in p) <= slack * limit:
             parts[-2:] = [parts[-2] + parts[-1]]
         p = held.index(min(held))
         held[p] += sum(n for _, n, _ in files)
@@ -173,7 +176,7 @@ def deal(waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]], limit: 
     return procs
 
 
-def timed_pair(cmds: list[list[str]]) -> tuple[float, float]:
+def timed(cmds: list[list[str]]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of processes run at once, until the last ends; raises when one fails."""
     before = os.times()
     t0 = time.perf_counter()
@@ -191,8 +194,9 @@ def timed_pair(cmds: list[list[str]]) -> tuple[float, float]:
 def many_main(folder: Path, rounds: int, out: Path, cases: Sequence[str] = MANY_CASES) -> int:
     """The ``--many`` cases (``cases``, the floor always among them) in alternating rounds; prints and writes
     medians and ratios to the floor."""
-    cases = [k for k in MANY_CASES if k in cases or k == "floor"]
     from run import MANY_FLOOR, build_cmd
+
+    cases = [k for k in MANY_CASES if k in cases or k == "floor"]
 
     procs, floor_spec = many_groups(folder)
     with tempfile.TemporaryDirectory(prefix="harmonise-bounds-") as tmp:
@@ -213,7 +217,7 @@ def many_main(folder: Path, rounds: int, out: Path, cases: Sequence[str] = MANY_
                 for db in dbs:
                     db.unlink(missing_ok=True)
                     shutil.rmtree(db.with_name(db.name + ".cache"), ignore_errors=True)
-                runs[kind].append(timed_pair(commands[kind]))
+                runs[kind].append(timed(commands[kind]))
             print(f"  round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in cases), flush=True)
     result = _summary(runs)
     files = sum(len(g["files"]) for p in procs for g in p)  # type: ignore[misc,arg-type]
@@ -240,18 +244,6 @@ def _table(result: dict[str, dict[str, object]]) -> None:
     print(f"{'case':<9} {'wall s':>7} {'x floor':>8} {'CPU s':>6}")
     for k, v in result.items():
         print(f"{k:<9} {v['seconds']:>7.2f} {v['ratio']:>8.2f} {v['cpu_seconds']:>6.2f}")
-
-
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the process and its children) of one process; raises when it fails."""
-    before = os.times()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
-    wall = time.perf_counter() - t0
-    after = os.times()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} … exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
-    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for kind in CASES if r % 2 == 0 else CASES[::-1]:
                 db.unlink(missing_ok=True)
-                runs[kind].append(timed(commands[kind]))
+                runs[kind].append(timed([commands[kind]]))
             print(f"  round {r + 1}: " + ", ".join(f"{k} {runs[k][-1][0]:.2f} s" for k in CASES), flush=True)
     result = _summary(runs)
     print(f"\n{file.name}: {len(columns)} source columns; on {os.cpu_count()} core(s), medians of {args.rounds} rounds")

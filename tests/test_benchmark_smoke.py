@@ -109,7 +109,7 @@ def test_many_files_bounds_deal_each_wave_whole_to_the_process_holding_fewer_row
     waves = {("ess", "1"): [(f"a{i}", 40, cols) for i in range(5)],  # 80 | 80 | 40: the last two hold 120 > 100
              ("ess", "2"): [("b0", 150, cols)],  # one file over the limit: a group of its own
              ("ess", "3"): [(f"c{i}", 30, cols) for i in range(3)]}  # 60 | 30, joined: 90 <= 100
-    procs = deal(waves, limit=80)
+    procs = deal(waves, 80, 1.25)
     assert [[(g["wave"], g["files"]) for g in p] for p in procs] == [
         [("1", ["a0", "a1"]), ("1", ["a2", "a3"]), ("1", ["a4"])],
         [("2", ["b0"]), ("3", ["c0", "c1", "c2"])]]
