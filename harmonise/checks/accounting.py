@@ -191,9 +191,13 @@ def approximate_alternatives(plan: WavePlan, path: str) -> list[Issue]:
 
 def empty_sources(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:
     """A warning when a mapped source variable is system-missing in every row (an empty column, not an answer)."""
+    # a target with a value and a code other than "." can be neither: its rows are passed over (most targets)
+    answered = {t for t, c, v, _, _ in rep if v is not None} & {t for t, c, _, _, _ in rep if c != "."}
     codes: dict[str, set[str | None]] = {}
     reasons: dict[str, dict[str | None, int]] = {}
     for target, code, value, reason, n in rep:
+        if target in answered:
+            continue
         codes.setdefault(target, set()).add(code)
         counted = reasons.setdefault(target, {})
         counted[reason if value is None else None] = counted.get(reason if value is None else None, 0) + n

@@ -72,7 +72,8 @@ def find_variable(variables: dict[str, VarMeta], name: str) -> VarMeta | None:
     names are upper-case), else None."""
     if name in variables:
         return variables[name]
-    lower = [v for k, v in variables.items() if k.lower() == name.lower()]
+    folded = name.lower()
+    lower = [v for k, v in variables.items() if k.lower() == folded]
     return lower[0] if len(lower) == 1 else None
 
 
