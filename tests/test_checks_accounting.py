@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harmonise.checks.accounting import NONRESPONSE, ReportRow, empty_sources
-from harmonise.errors import Issue
 from harmonise.spec.project import load_project
 from harmonise.spec.resolve import WavePlan, resolve_wave
 from tests.conftest import ROOT
@@ -22,24 +21,22 @@ def _plan() -> WavePlan:
     return resolve_wave(cw, cw.wave("8"), project.schema, project.tables)
 
 
-def _reference(rep: list[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:
-    """empty_sources as it was written before its rows of answered targets were passed over: every row read."""
-    codes: dict[str, set[str | None]] = {}
-    reasons: dict[str, dict[str | None, int]] = {}
-    for target, code, value, reason, n in rep:
-        codes.setdefault(target, set()).add(code)
-        counted = reasons.setdefault(target, {})
-        counted[reason if value is None else None] = counted.get(reason if value is None else None, 0) + n
-    out = []
-    for target, seen in codes.items():
+def _reference(rep: list[ReportRow], plan: WavePlan, rows: int) -> list[tuple[object, ...]]:
+    """What empty_sources should find, target by target in the order they first appear, from all of its rows:
+    ``(target, "empty")`` when its every code is '.', else ``(target, "no answer", reason counts)`` when no row of
+    it has a value and every row's reason is a non-response."""
+    out: list[tuple[object, ...]] = []
+    for target in dict.fromkeys(r[0] for r in rep):
         tp = plan.targets.get(target)
         if not rows or tp is None or tp.kind not in ("map", "range", "table") or not tp.source:
             continue
-        if seen == {"."}:
+        mine = [r for r in rep if r[0] == target]
+        if all(code == "." for _, code, _, _, _ in mine):
             out.append((target, "empty"))
-        elif reasons[target] and set(reasons[target]) <= NONRESPONSE:
-            out.append((target, "no answer", tuple(sorted(reasons[target].items(), key=lambda x: str(x[0])))))
-    return out  # type: ignore[return-value]
+        elif all(value is None and reason in NONRESPONSE for _, _, value, reason, _ in mine):
+            counts = {str(reason): sum(r[4] for r in mine if r[3] == reason) for reason in {r[3] for r in mine}}
+            out.append((target, "no answer", tuple(sorted(counts.items()))))
+    return out
 
 
 TARGETS = ("sex", "born_in_country", "year_of_arrival", "migrant_generation", "no_such_target")
