@@ -117,9 +117,11 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
     rep = rows.report.get(mine, [])
     shape = (survey, wid, tuple(sorted(job.supplied.items())))
     labels = same.once("labels", src.meta, shape, lambda: _labels_for(plan, src))
-    of = {t: labels.get(t, NO_LABELS) for t in {r[0] for r in rep}}  # a row per (target, code): 217,000 for 260 files
-    rows.add(provenance.REPORT, [(survey, wid, fname, t, of[t][0], c, of[t][1].get(c or ""), v, r, n)
-                                 for t, c, v, r, n in rep])
+    # a row per (target, code): 217,000 for 260 country files; each target's labels looked up once
+    target_labels = {target: labels.get(target, NO_LABELS) for target in {row[0] for row in rep}}
+    rows.add(provenance.REPORT, [(survey, wid, fname, target, target_labels[target][0], code,
+                                  target_labels[target][1].get(code or ""), value, reason, n)
+                                 for target, code, value, reason, n in rep])
     sums: dict[str, int] = {}
     for target, _, _, _, n in rep:
         sums[target] = sums.get(target, 0) + n
