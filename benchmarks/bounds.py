@@ -21,8 +21,8 @@ system over the process and its children), and writes JSON.
 
 With ``--many FOLDER`` (the many files of ``generate.py --many``) the cases are those of issue 22's many-files
 target, each in two processes at once (the build's ``--jobs`` on two cores), a wave's files in one of them
-(the waves dealt out so the two hold about as many rows), each wave's small files in groups of at most 50,000
-rows as the build groups them:
+(the waves dealt out so the two hold about as many rows), in the groups the build makes of them, each group
+reading the columns and running the recode query the build's does:
 
   floor     every file's needed columns read with pyreadstat in one process (benchmarks/run.py's floor)
   read      the same columns read by harmonise's reader, nothing stored
@@ -128,51 +128,38 @@ def many_child(kind: str, spec: Path, db: Path) -> None:
     con.close()
 
 
-def many_groups(folder: Path) -> tuple[list[list[dict[str, object]]], list[tuple[str, list[str]]]]:
-    """The ``--many`` cases' work: for each of two processes its groups of files (:func:`deal`), each with its
-    wave's compiled recode query; and the floor's (file, columns) pairs."""
-    import pyreadstat
-
-    from harmonise.api import compiled_sql
+def many_groups(folder: Path) -> list[list[dict[str, object]]]:
+    """For each of two processes, its groups of ``folder``'s files as the build plans them for two workers
+    (``pipeline.plan_groups``: a wave's small files together, up to its group size), each with the columns the build
+    reads and the recode query it runs (:func:`deal` says which process takes which wave)."""
     from harmonise.discover import discover
-    from harmonise.pipeline.batch import CHUNK_ROWS, TAIL_SLACK, needed_columns
+    from harmonise.pipeline import plan_groups, prepare_file, wave_of
+    from harmonise.samework import SameWork
     from harmonise.spec.project import load_project
 
     project = load_project(ROOT)
-    jobs, _ = discover(project, sorted(folder.glob("*.sav")))
-    waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]] = {}
-    floor: list[tuple[str, list[str]]] = []
-    for job in jobs:
-        columns = needed_columns(job, project)
-        floor.append((str(job.path), columns))
-        rows = pyreadstat.read_sav(str(job.path), metadataonly=True)[1].number_rows or 0
-        waves.setdefault((job.crosswalk.survey, job.wave.wave), []).append((str(job.path), rows, columns))
-    procs = deal(waves, CHUNK_ROWS, TAIL_SLACK)
-    sql = {key: compiled_sql(ROOT, *key, Path(files[0][0]))[0] for key, files in waves.items()}
-    return [[{**g, "sql": sql[(str(g["survey"]), str(g["wave"]))]} for g in groups] for groups in procs], floor
+    same = SameWork()
+    jobs, _ = discover(project, [folder])
+    _, segments = plan_groups([prepare_file(job, project, same, None) for job in jobs], set(), 2)
+    return deal([(wave_of(g[0]), sum(f.src.meta.rows or 0 for f in g),
+                  {"survey": g[0].job.crosswalk.survey, "wave": g[0].job.wave.wave, "sql": g[0].compiled.sql,
+                   "columns": g[0].columns, "files": [str(f.job.path) for f in g]})
+                 for _, groups in segments for g in groups])
 
 
-def deal(waves: dict[tuple[str, str], list[tuple[str, int, list[str]]]], limit: int, slack: float,
-         processes: int = 2) -> list[list[dict[str, object]]]:
-    """Each process's groups of files: a wave's (file, rows, columns) in order, up to ``limit`` rows a group, its
-    last group joined to the one before when both hold at most ``slack`` × ``limit`` (the build's CHUNK_ROWS and
-    TAIL_SLACK group small files so); the waves dealt out largest first, each to the process holding the fewest
-    rows so far."""
+def deal(groups: list[tuple[tuple[str, str], int, dict[str, object]]], processes: int = 2
+         ) -> list[list[dict[str, object]]]:
+    """Each process's groups: the (wave, rows, group) given, a wave's groups all to one process in their order; the
+    waves dealt out largest first, each to the process holding the fewest rows so far."""
+    waves: dict[tuple[str, str], list[tuple[int, dict[str, object]]]] = {}
+    for wave, rows, group in groups:
+        waves.setdefault(wave, []).append((rows, group))
     procs: list[list[dict[str, object]]] = [[] for _ in range(processes)]
     held = [0] * processes
-    for (survey, wave), files in sorted(waves.items(), key=lambda kv: -sum(n for _, n, _ in kv[1])):
-        parts: list[list[tuple[str, int, list[str]]]] = []
-        for f in files:
-            if parts and sum(n for _, n, _ in parts[-1]) + f[1] <= limit:
-                parts[-1].append(f)
-            else:
-                parts.append([f])
-        if len(parts) > 1 and sum(n for p in parts[-2:] for _, n, _ in p) <= slack * limit:
-            parts[-2:] = [parts[-2] + parts[-1]]
+    for parts in sorted(waves.values(), key=lambda parts: -sum(n for n, _ in parts)):
         p = held.index(min(held))
-        held[p] += sum(n for _, n, _ in files)
-        procs[p] += [{"survey": survey, "wave": wave, "columns": part[0][2], "files": [f for f, _, _ in part]}
-                     for part in parts]
+        held[p] += sum(n for n, _ in parts)
+        procs[p] += [group for _, group in parts]
     return procs
 
 
@@ -194,17 +181,16 @@ def timed(cmds: list[list[str]]) -> tuple[float, float]:
 def many_main(folder: Path, rounds: int, out: Path, cases: Sequence[str] = MANY_CASES) -> int:
     """The ``--many`` cases (``cases``, the floor always among them) in alternating rounds; prints and writes
     medians and ratios to the floor."""
-    from run import MANY_FLOOR, build_cmd
+    from run import MANY_FLOOR, build_cmd, many_spec
 
     cases = [k for k in MANY_CASES if k in cases or k == "floor"]
-
-    procs, floor_spec = many_groups(folder)
+    procs = many_groups(folder)
     with tempfile.TemporaryDirectory(prefix="harmonise-bounds-") as tmp:
         specs = [Path(tmp) / f"groups-{i}.json" for i in range(2)]
         for spec, groups in zip(specs, procs):
             spec.write_text(json.dumps(groups))
         floor_file = Path(tmp) / "floor.json"
-        floor_file.write_text(json.dumps(floor_spec))
+        many_spec(folder, floor_file)  # what run.py's floor reads
         dbs = [Path(tmp) / f"out-{i}.duckdb" for i in range(2)]
         me = [sys.executable, str(Path(__file__).resolve())]
         commands = {"floor": [[sys.executable, "-c", MANY_FLOOR, str(floor_file)]],

@@ -98,22 +98,18 @@ def test_many_files_bounds_run_each_case_in_two_processes_and_write_json(tmp_pat
 
 
 def test_many_files_bounds_deal_each_wave_whole_to_the_process_holding_fewer_rows() -> None:
-    """Waves largest first, each to the emptier process; a wave's files in groups of at most the limit, its last
-    group joined to the one before when the two hold at most 1.25 × the limit."""
+    """Waves largest first, each to the emptier process, a wave's groups (the build's, ``plan_groups``) all to one
+    process in their order."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from bounds import deal
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    cols = ["idno"]
-    waves = {("ess", "1"): [(f"a{i}", 40, cols) for i in range(5)],  # 80 | 80 | 40: the last two hold 120 > 100
-             ("ess", "2"): [("b0", 150, cols)],  # one file over the limit: a group of its own
-             ("ess", "3"): [(f"c{i}", 30, cols) for i in range(3)]}  # 60 | 30, joined: 90 <= 100
-    procs = deal(waves, 80, 1.25)
-    assert [[(g["wave"], g["files"]) for g in p] for p in procs] == [
-        [("1", ["a0", "a1"]), ("1", ["a2", "a3"]), ("1", ["a4"])],
-        [("2", ["b0"]), ("3", ["c0", "c1", "c2"])]]
-    assert all(g["columns"] == cols for p in procs for g in p)
+    groups = [(("ess", "1"), 80, {"g": "a0"}), (("ess", "1"), 80, {"g": "a1"}), (("ess", "1"), 40, {"g": "a2"}),
+              (("ess", "2"), 150, {"g": "b0"}), (("ess", "3"), 90, {"g": "c0"})]
+    # 200 rows of wave 1 go first (to process 0), then 150 of wave 2 and 90 of wave 3 to the emptier process 1
+    assert [[g["g"] for g in p] for p in deal(groups)] == [["a0", "a1", "a2"], ["b0", "c0"]]
+    assert [[g["g"] for g in p] for p in deal(groups, 3)] == [["a0", "a1", "a2"], ["b0"], ["c0"]]
 
 
 @pytest.fixture(scope="module")
