@@ -92,6 +92,45 @@ def test_every_column_has_a_comment(rows) -> None:  # type: ignore[no-untyped-de
                     "ORDER BY column_index") == [(c, t) for c, _, t in columns]
 
 
+
+def test_respondents_comments_are_written_where_they_differ_only() -> None:
+    """A rebuild keeps the previous respondents table with its comments: only a comment that differs from the
+    schema's (a label edited since) is written again, and a table commented already takes no statement."""
+    import duckdb
+
+    from harmonise.store.lookups import RESPONDENTS_COMMENT, comment_respondents
+    from harmonise.store.respondents import respondents_ddl
+
+    schema = load_project(ROOT).schema
+    assert schema is not None
+    con = duckdb.connect()
+    con.execute(respondents_ddl(schema))
+    comment_respondents(con, schema)
+    first = con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'respondents' "
+                        "ORDER BY column_index").fetchall()
+    assert all(c is not None for _, c in first)
+    con.execute("COMMENT ON COLUMN respondents.sex IS 'an old label'")
+    con.execute("COMMENT ON TABLE respondents IS NULL")
+
+    class Recording:
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def execute(self, sql: str, *args: object) -> duckdb.DuckDBPyConnection:
+            self.said.append(sql)
+            return con.execute(sql, *args)
+
+    again = Recording()
+    comment_respondents(again, schema)  # type: ignore[arg-type]
+    assert [s for s in again.said if s.startswith("COMMENT")] == [
+        f"COMMENT ON TABLE respondents IS '{RESPONDENTS_COMMENT}'",
+        f"COMMENT ON COLUMN respondents.\"sex\" IS '{next(v.label for v in schema.variables if v.name == 'sex')}'"]
+    assert con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'respondents' "
+                       "ORDER BY column_index").fetchall() == first
+    still = Recording()
+    comment_respondents(still, schema)  # type: ignore[arg-type]
+    assert [s for s in still.said if s.startswith("COMMENT")] == []
+
 def test_nuts_regions_hold_no_city_codes_the_city_surveys_map_to_nuts(small_demo_db: Path) -> None:
     """ICS, LOCALMULTIDEM and TIES map their city variable to NUTS codes: its codes ('BER' Berlin) were read as
     NUTS regions ('BER' in country BE) and the regions the data holds had no name."""

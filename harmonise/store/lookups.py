@@ -112,17 +112,31 @@ def write_lookups(con: duckdb.DuckDBPyConnection, project: Project, encoding: st
     con.execute("COMMIT")
 
 
+RESPONDENTS_COMMENT = ("One row per respondent and survey-wave (key survey, wave, respondent_id); codes as in the "
+                       "schema_variables and value_labels tables")
+
+
 def comment_respondents(con: duckdb.DuckDBPyConnection, schema: TargetSchema) -> None:
-    """Every respondents column gets its schema label (``<name>_missing``: why it is missing)."""
-    con.execute("COMMENT ON TABLE respondents IS 'One row per respondent and survey-wave (key survey, wave, "
-                "respondent_id); codes as in the schema_variables and value_labels tables'")
+    """Every respondents column gets its schema label (``<name>_missing``: why it is missing). Only comments
+    that differ from the table's are written: a rebuild keeps the previous table with its comments, and each
+    ``COMMENT ON`` costs DuckDB ~0.5 ms (~80 ms for the schema's columns)."""
+    wanted: dict[str | None, str] = {None: RESPONDENTS_COMMENT}
     for v in schema.variables:
-        con.execute(f"COMMENT ON COLUMN respondents.{quote_ident(v.name)} IS {sql_literal(v.label)}")
+        wanted[v.name] = v.label
         if v.has_missing_column:
-            con.execute(f"COMMENT ON COLUMN respondents.{quote_ident(v.missing_column)} IS "
-                        f"{sql_literal(f'Why {v.name} is missing (a missing_reasons.reason); null when it has a value')}")
-    con.execute("COMMENT ON COLUMN respondents.source_row IS 'Row of the respondent in the source file (1 = first)'")
-    con.execute("COMMENT ON COLUMN respondents.source_file IS 'Name of the source file the respondent was read from'")
+            wanted[v.missing_column] = f"Why {v.name} is missing (a missing_reasons.reason); null when it has a value"
+    wanted["source_row"] = "Row of the respondent in the source file (1 = first)"
+    wanted["source_file"] = "Name of the source file the respondent was read from"
+    have: dict[str | None, str | None] = dict(con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = 'respondents'").fetchall())
+    have[None] = next(iter(con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = 'respondents'").fetchall()), (None,))[0]
+    for name, text in wanted.items():
+        if have.get(name) != text:
+            target = "TABLE respondents" if name is None else f"COLUMN respondents.{quote_ident(name)}"
+            con.execute(f"COMMENT ON {target} IS {sql_literal(text)}")
 
 
 def _reference_rows(project: Project, name: str) -> list[tuple[Any, ...]]:
@@ -172,8 +186,9 @@ def _nuts_regions(con: duckdb.DuckDBPyConnection, project: Project, facts: list[
         for code in (r.get("nuts2"), r.get("nuts3"), (r.get("region_proxy") or {}).get("nuts")):
             if code:
                 cities.setdefault(str(code), set()).add(str(r["code"]))
+    stored = project.schema is not None and any(v.name == "region_nuts" for v in project.schema.variables)
     in_data = [r[0] for r in con.execute("SELECT DISTINCT region_nuts FROM respondents WHERE region_nuts IS NOT NULL")
-               .fetchall()] if _has_column(con, "respondents", "region_nuts") else []
+               .fetchall()] if stored else []  # the respondents table has the schema's columns (create_all)
     codes = sorted({c for c in [*names, *cities, *in_data] if NUTS_CODE.match(c)})
     out = []
     for code in codes:
@@ -197,7 +212,3 @@ def _nuts_names(con: duckdb.DuckDBPyConnection, facts: list[FileFacts]) -> dict[
                     out[code] = (label, f"{f.survey}-{f.wave} {var}")
     return out
 
-
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = ?",
-                            [table, column]).fetchall()[0][0])
