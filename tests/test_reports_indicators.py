@@ -544,3 +544,27 @@ def test_a_rebuilds_unchanged_wave_is_not_estimated_while_waiting(small_demo_db:
         assert all(fresh.idle(waves) for _ in waves) and list(fresh.frames) == waves
     finally:
         con.close()
+
+
+def test_a_wave_whose_every_cell_is_suppressed_keeps_the_tables_column_types(ess8: Path, fr_db: Path,
+                                                                             tmp_path: Path) -> None:
+    """40 respondents: every cell is suppressed, so every estimate is null; the stored columns keep the types of a
+    table with estimates (DuckDB gave an all-null column the type NULL, which exports and frames then carried)."""
+    import pyreadstat
+
+    df, meta = pyreadstat.read_sav(str(ess8), user_missing=True)
+    small = tmp_path / "data" / "ESS8FR.sav"
+    small.parent.mkdir()
+    pyreadstat.write_sav(df.head(40), str(small), column_labels=meta.column_labels,
+                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+    db = tmp_path / "small.duckdb"
+    code, _, err = run("build", "--data", str(small.parent), "--db", str(db))
+    assert code == 0, err
+    types = "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'indicators' " \
+            "ORDER BY ordinal_position"
+    with connect(db) as con:
+        assert con.execute("SELECT count(*), count(estimate), count(se), count(gap) FROM indicators").fetchall() == [
+            (con.execute("SELECT count(*) FROM indicators").fetchall()[0][0], 0, 0, 0)]
+        got = con.execute(types).fetchall()
+    with connect(fr_db) as con:
+        assert got == con.execute(types).fetchall()

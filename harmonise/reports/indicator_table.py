@@ -257,6 +257,12 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return rows[0] if len(rows) == 1 else pd.concat(rows, ignore_index=True)
 
 
+# the stored table's numeric columns, whatever the published frame holds: a wave whose every cell is suppressed
+# has only nulls in them, which DuckDB would store as columns of type NULL
+STORED_TYPES = {"n": "INTEGER", "df": "INTEGER", **{c: "DOUBLE" for c in (
+    "n_eff", "item_nonresponse", "estimate", "se", "ci_low", "ci_high", "cv", "gap", "gap_se")}}
+
+
 def create_indicators(con: duckdb.DuckDBPyConnection, parts: list[pd.DataFrame | StoredRows],
                        empty: Callable[[], pd.DataFrame]) -> None:
     """The ``indicators`` table of the waves' rows, in the order one estimate of every wave gives. Rows stored
@@ -277,7 +283,11 @@ def create_indicators(con: duckdb.DuckDBPyConnection, parts: list[pd.DataFrame |
             selects = []
         selects.insert(0, "SELECT * FROM __indicators")
     try:
-        con.execute("CREATE TABLE indicators AS SELECT * FROM (" + " UNION ALL ".join(selects) + ") "
+        union = " UNION ALL ".join(selects)
+        names = [str(r[0]) for r in con.execute(f"DESCRIBE {union}").fetchall()]
+        typed = ", ".join(f"CAST({quote_ident(c)} AS {t}) AS {quote_ident(c)}" for c, t in STORED_TYPES.items()
+                          if c in names)
+        con.execute(f"CREATE TABLE indicators AS SELECT * {f'REPLACE ({typed}) ' if typed else ''}FROM ({union}) "
                     'ORDER BY indicator, ages, survey, wave, country, breakdown, "group"')
     finally:
         if frame is not None:
