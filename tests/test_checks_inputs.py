@@ -118,3 +118,21 @@ def test_all_zero_weights_warn_at_build_and_name_why_cells_are_suppressed(real: 
     rows = json.loads(out)["rows"]
     assert rows and all((r["reliability"], r["flags"].split("; ")[0]) == ("suppressed", "weights_all_zero")
                         for r in rows), [(r["reliability"], r["flags"]) for r in rows]
+
+
+def test_some_zero_weights_warn_that_those_respondents_count_in_n_only(real: tuple[pd.DataFrame, Any],
+                                                                      tmp_path: Path) -> None:
+    """Ten respondents weighted 0 among weighted ones were left out of every weighted estimate without a word."""
+    df, meta = real[0].copy(), real[1]
+    df.loc[:9, "pspwght"] = 0.0  # weight = pspwght * pweight
+    data = _write(df, meta, tmp_path / "data")
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    assert _warnings(err) == [
+        (f"warning: ess wave 8: weight is 0 in 10 of {len(df):,} rows with a weight; those respondents count for "
+         "nothing in the weighted indicators, though they count in each cell's unweighted n — check the weight "
+         "variable for them: a design that gives some respondents weight 0 leaves them out on purpose; else it is a "
+         "slip in the file")]
+    code, out, err = run("validate", "--data", str(data))
+    assert code == 0 and "weight is 0 in 10 of" in out, (out, err)

@@ -177,7 +177,7 @@ def no_rows(plan: WavePlan, file: str, rows: int) -> list[Issue]:
 
 def weight_issues(con: duckdb.DuckDBPyConnection, table: str = "respondents") -> list[Issue]:
     """Warnings for survey-waves whose weights are all zero (every weighted cell is then suppressed: its
-    weighted total is 0) or partly negative (a weight cannot be negative; estimates would be wrong)."""
+    weighted total is 0), zero for some respondents (left out of the weighted estimates) or partly negative (a weight cannot be negative; estimates would be wrong)."""
     rows = con.execute(f"SELECT survey, wave, count({WEIGHT}), count(*) FILTER ({WEIGHT} = 0), "
                        f"count(*) FILTER ({WEIGHT} < 0) FROM {table} GROUP BY ALL ORDER BY ALL").fetchall()
     # the files, countries and cities of a wave whose every weight is 0 (the wave's others weighted)
@@ -193,11 +193,19 @@ def weight_issues(con: duckdb.DuckDBPyConnection, table: str = "respondents") ->
                              code="zero-weights", severity="warning", survey=survey, wave=wave,
                              hint="check the weight variable the crosswalk maps, or use --weight none"))
         elif n:  # one country or city of a wave weighted 0: its respondents count for nothing
-            for name, where, k in [(f, u, k) for s_, w_, f, u, k in units if (s_, w_) == (survey, wave)]:
+            whole = [(f, u, k) for s_, w_, f, u, k in units if (s_, w_) == (survey, wave)]
+            for name, where, k in whole:
                 out.append(Issue(f"{WEIGHT} is 0 in all {k:,} rows of {where or 'the file'} in {name}; those "
                                  "respondents count for nothing in the wave's weighted indicators",
                                  code="zero-weights", severity="warning", survey=survey, wave=wave,
                                  hint="check the file's weight variable for them"))
+            rest = zero - sum(k for _, _, k in whole)
+            if rest:  # some respondents weighted 0 among weighted ones: left out of the estimates, counted in n
+                out.append(Issue(f"{WEIGHT} is 0 in {rest:,} of {n:,} rows with a weight; those respondents count "
+                                 "for nothing in the weighted indicators, though they count in each cell's "
+                                 "unweighted n", code="zero-weights", severity="warning", survey=survey, wave=wave,
+                                 hint="check the weight variable for them: a design that gives some respondents "
+                                      "weight 0 leaves them out on purpose; else it is a slip in the file"))
         if negative:
             out.append(Issue(f"{WEIGHT} is negative in {negative:,} of {n:,} rows; weighted estimates are wrong",
                              code="negative-weights", severity="warning", survey=survey, wave=wave,
