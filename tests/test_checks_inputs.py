@@ -136,3 +136,40 @@ def test_some_zero_weights_warn_that_those_respondents_count_in_n_only(real: tup
          "slip in the file")]
     code, out, err = run("validate", "--data", str(data))
     assert code == 0 and "weight is 0 in 10 of" in out, (out, err)
+
+
+def test_codes_a_range_rule_stores_that_the_file_declares_missing_are_noted(real: tuple[pd.DataFrame, Any],
+                                                                           tmp_path: Path) -> None:
+    """Trust 0 and ages 90+ declared user-missing: stored as values (the rule's range holds them), and said — a
+    range rule's report folded them into its valid range, so the declared-missing-value note never saw them."""
+    import copy
+
+    df, meta = real[0], copy.deepcopy(real[1])
+    meta.missing_ranges = {**meta.missing_ranges, "trstprl": [{"lo": 0.0, "hi": 0.0}, {"lo": 77.0, "hi": 99.0}],
+                           "agea": [{"lo": 90.0, "hi": 999.0}]}
+    data = _write(df, meta, tmp_path / "data")
+    zeros = int((df["trstprl"] == 0).sum())
+    old = df["agea"][(df["agea"] >= 90) & (df["agea"] < 999)].value_counts().sort_index()
+    assert zeros > 0 and len(old) > 5
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note:") and "user-missing, but" in line]
+    shown = ", ".join(f"{int(c)} ({n:,} row{'s' if n != 1 else ''})" for c, n in old.head(5).items())
+    rest = int(old.iloc[5:].sum())
+    assert [n.split(": ", 2)[2] for n in notes] == [
+        (f"agea: the file declares code(s) {shown} and {len(old) - 5} more ({rest} row{'s' if rest != 1 else ''}) "
+        "user-missing, but the rule maps them as values of age: stored as values — if the file is right, give the "
+        "codes a missing reason under the rule's missing: (a wave override); if the declaration is the file's slip, "
+        "nothing to do"),
+        (f"trstprl: the file declares code(s) 0 ({zeros:,} rows) user-missing, but the rule maps them as values of "
+        "trust_parliament: stored as values — if the file is right, give the codes a missing reason under the "
+        "rule's missing: (a wave override); if the declaration is the file's slip, nothing to do")]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM respondents WHERE trust_parliament = 0").fetchall() == [(zeros,)]
+        assert con.execute("SELECT source_code, target_value, n FROM harmonisation_report "
+                           "WHERE target = 'trust_parliament' AND source_code = '0'").fetchall() == [("0", "*", zeros)]
+        assert con.execute("SELECT bool_and(ok) FROM conservation").fetchall() == [(True,)]
+    finally:
+        con.close()

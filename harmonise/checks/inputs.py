@@ -81,7 +81,11 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
     out = []
     for (target, name), codes in sorted(found.items()):
         lo, hi = seen[(target, name)].range  # type: ignore[misc]
-        shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in sorted(codes.items())[:5])
+        ordered = sorted(codes.items(), key=lambda cn: _code_order(cn[0]))
+        shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in ordered[:5])
+        if len(ordered) > 5:
+            rest = sum(n for _, n in ordered[5:])
+            shown += f" and {len(ordered) - 5:,} more ({rest:,} row{'s' if rest != 1 else ''})"
         tp = plan.targets[target]
         out.append(Issue(
             f"expression input {name} has code(s) {shown} outside its labelled codes {lo:g}–{hi:g}; "
@@ -122,7 +126,11 @@ def declared_missing_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sour
     out = []
     for (target, name), codes in sorted(found.items()):
         tp = plan.targets[target]
-        shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in sorted(codes.items())[:5])
+        ordered = sorted(codes.items(), key=lambda cn: _code_order(cn[0]))
+        shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in ordered[:5])
+        if len(ordered) > 5:
+            rest = sum(n for _, n in ordered[5:])
+            shown += f" and {len(ordered) - 5:,} more ({rest:,} row{'s' if rest != 1 else ''})"
         out.append(Issue(
             f"{name}: the file declares code(s) {shown} user-missing, but the rule maps them as values of {target}: "
             "stored as values", code="declared-missing-value", severity="note", survey=plan.survey,
@@ -130,6 +138,14 @@ def declared_missing_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sour
             hint="if the file is right, give the codes a missing reason under the rule's missing: (a wave override); "
                  "if the declaration is the file's slip, nothing to do"))
     return out
+
+
+def _code_order(code: str) -> tuple[int, float, str]:
+    """Numeric codes by value (9 before 10), then text codes."""
+    try:
+        return (0, float(code), code)
+    except ValueError:
+        return (1, 0.0, code)
 
 
 def missing_weights(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:

@@ -221,7 +221,11 @@ class WaveCompiler:
                 val, why = tc.value, f"(CASE WHEN ({tc.value}) IS NULL THEN {tc.reason} END)"
             value = f"CAST(CASE WHEN {inr} THEN {val} END AS {ttype})"
             reason = self.source_reason(plan.source, plan.missing, inr, why)
-            code = f"(CASE WHEN {inr} THEN {sql_literal(f'[{lo:g}, {hi:g}]')} ELSE {self.source_code(plan.source)} END)"
+            # a code in the range that the file declares user-missing is a value, as the rule says, but the report
+            # names it by itself, so that the declared-missing-value note can tell the author (trust 0 declared)
+            declared = self._declared_in(plan.source, lo, hi) if numeric else []
+            shown = f"{inr} AND NOT ({' OR '.join(declared)})" if declared else inr
+            code = f"(CASE WHEN {shown} THEN {sql_literal(f'[{lo:g}, {hi:g}]')} ELSE {self.source_code(plan.source)} END)"
             return value, reason, code
         # map / table: positional lookup in list literals (cheap to plan, vectorised to run)
         values = {c: v for c, v in plan.values.items() if isinstance(c, str) == (not numeric)}
@@ -244,6 +248,19 @@ class WaveCompiler:
         parts.append(f"WHEN NOT ({known}) THEN {sql_literal(UNMAPPED)}")
         reason = "(CASE " + " ".join(parts) + f" ELSE {why} END)"
         return value, reason, self.source_code(plan.source)
+
+    def _declared_in(self, source: str, lo: float, hi: float) -> list[str]:
+        """SQL conditions on ``source``'s column for the values and ranges the file declares user-missing that
+        lie in ``[lo, hi]`` (a range rule's valid values)."""
+        vm = self.meta.get(source)
+        if vm is None:
+            return []
+        col = self._col(source)
+        out = [f"{col} = {sql_literal(float(v))}" for v in sorted({v for v in vm.missing_values
+               if isinstance(v, (int, float)) and lo <= v <= hi})]
+        out += [f"{col} BETWEEN {sql_literal(max(a, lo))} AND {sql_literal(min(b, hi))}"
+                for a, b in vm.missing_ranges if a <= hi and b >= lo]
+        return out
 
     def _position(self, target: str, sql: str) -> str:
         """``sql`` as a column of the positions CTE (while compiling a wave), else ``sql`` itself."""
