@@ -91,11 +91,16 @@ def test_pooled_chart_states_the_method(small_demo_db: Path, tmp_path: Path, mon
     assert out == (f"wrote {tmp_path / 'p.pdf'}: {len(chart.plotted)} estimate(s), {len(chart.suppressed)} "
                    "suppressed cell(s)\n")
     assert (tmp_path / "p.pdf").read_bytes()[:5] == b"%PDF-"
-    assert "pooled over the survey-waves" in chart.caption and "rescaled within each survey-wave" in chart.caption
+    assert "pooled over the survey-waves" in chart.caption and \
+        "rescaled within each survey-wave and country" in chart.caption
     assert not any(" · " in c for c, _, _ in chart.plotted)  # pooled cells are countries, not survey-waves
     by_survey = compare(small_demo_db, "employment_rate", tmp_path / "s.png", by=["survey", "country"], pool=True)
     cells = {c for c, _, _ in by_survey.plotted + by_survey.suppressed}  # type: ignore[operator]
-    assert "ESS · All" in cells and "EVS · All" in cells  # pooled over waves only: one row per survey
+    assert "ESS · France" in cells and "EVS · France" in cells  # pooled over waves only: one row per survey
+    assert not any(c.endswith(" · All") for c in cells)  # pooled by country: no margin over countries
+    surveys = compare(small_demo_db, "employment_rate", tmp_path / "t.png", by=["survey"], pool=True)
+    assert {"ESS", "EVS"} <= {c for c, _, _ in surveys.plotted + surveys.suppressed}  # type: ignore[operator]
+    assert "rescaled within each survey-wave to sum" in surveys.caption
 
 
 @pytest.mark.parametrize("name", ["employment_rate"])

@@ -421,8 +421,8 @@ def test_pooled_sources_are_in_wave_order(small_demo_db: Path) -> None:
     assert in_wave_order("ess 11, ess 4, eumidis II, ess 1, eumidis I, evs 2017, evs 2008") == \
         "ess 1, ess 4, ess 11, eumidis I, eumidis II, evs 2008, evs 2017"
     assert in_wave_order(None) is None
-    pooled = indicators(small_demo_db, ["employment_rate"], ["country"], pool=True).records()
-    margin = next(r for r in pooled if r["country"] == "all" and r["breakdown"] == "total")
+    pooled = indicators(small_demo_db, ["employment_rate"], ["sex"], pool=True).records()
+    margin = next(r for r in pooled if r["sex"] == "all" and r["breakdown"] == "total")
     ess = [int(s.split(" ")[1]) for s in str(margin["source"]).split(", ") if s.startswith("ess ")]
     assert len(ess) > 2 and ess == sorted(ess)
 
@@ -568,3 +568,32 @@ def test_a_wave_whose_every_cell_is_suppressed_keeps_the_tables_column_types(ess
         got = con.execute(types).fetchall()
     with connect(fr_db) as con:
         assert got == con.execute(types).fetchall()
+
+
+def test_a_countrys_pooled_figure_depends_on_its_own_samples_only(small_demo_db: Path, tmp_path: Path) -> None:
+    """Pooled by country, the weights were rescaled within each survey-wave over every country in the database, so a
+    country's waves counted by the whole wave's sample: removing another country's respondents changed France's
+    pooled figures (an audit of real files: ESS 8 + 9 Poland moved from 0.7052 to 0.7116 with France and the Nordic
+    files beside it). Now rescaled within survey-wave and country, with no margin over countries; a pooled query
+    without country keeps the survey-wave rescaling."""
+    fewer = tmp_path / "fewer.duckdb"
+    shutil.copy(small_demo_db, fewer)
+    con = duckdb.connect(str(fewer))
+    try:
+        others = [c for (c,) in con.execute("SELECT DISTINCT country FROM respondents WHERE country NOT IN ('FR') "
+                                            "AND survey IN (SELECT survey FROM respondents WHERE country = 'FR') "
+                                            "ORDER BY ALL").fetchall()]
+        assert len(others) > 2
+        con.execute("DELETE FROM respondents WHERE country = ?", [others[0]])
+    finally:
+        con.close()
+    names = ["employment_rate", "trust_parliament"]
+    every = indicators(small_demo_db, names, ["country"], "birthplace", pool=True, rule=OPEN)
+    some = indicators(fewer, names, ["country"], "birthplace", pool=True, rule=OPEN)
+    fr = [r for r in every.records() if r["country"] == "FR"]
+    assert fr and fr == [r for r in some.records() if r["country"] == "FR"]
+    assert {r["country"] for r in every.records()} == {r["country"] for r in some.records()} | {others[0]}
+    assert "all" not in {r["country"] for r in every.records()}
+    assert every.pooling is not None and "rescaled within each survey-wave and country" in every.pooling
+    by_sex = indicators(small_demo_db, names, ["sex"], pool=True)
+    assert by_sex.pooling is not None and "rescaled within each survey-wave to sum" in by_sex.pooling

@@ -396,7 +396,7 @@ def test_pool_without_by_pools_by_country(fr_db: Path) -> None:
                          "--by", "country", "--format", "json")
     assert (code, err) == (0, "")
     assert data == json.loads(out)
-    assert [(r["country"], r["source"]) for r in data["rows"]] == [("FR", "ess 8"), ("all", "ess 8")]
+    assert [(r["country"], r["source"]) for r in data["rows"]] == [("FR", "ess 8")]  # no margin over countries
     assert "survey" not in data["rows"][0] and data["pooling"] is not None
     assert indicators(fr_db, ["trust_parliament"], pool=True).records() == data["rows"]
     assert [(r["survey"], r["wave"], r["country"]) for r in indicators(fr_db, ["trust_parliament"]).records()] == [

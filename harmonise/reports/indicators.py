@@ -51,6 +51,18 @@ DESIGN_SOURCE = (f"SELECT {STRATUM_SQL} AS stratum_id, {PSU_SQL} AS psu_id, surv
 POOLING = ("pooled over the survey-waves named in each row's source: weights rescaled within each survey-wave to "
            "sum to its number of weighted respondents, so each survey-wave counts by its sample size and keeps its "
            "own relative weights; strata stay nested in survey-wave and country")
+# by country, each country's samples alone: a country's pooled figure does not depend on the other countries in the
+# database (rescaled within the survey-wave, a country's waves counted by the wave's sample over every country)
+POOLING_BY_COUNTRY = ("pooled over the survey-waves named in each row's source: weights rescaled within each "
+                      "survey-wave and country to sum to its number of weighted respondents, so each country's sample "
+                      "in each survey-wave counts by its size and keeps its own relative weights (no margin over "
+                      "countries, which would weight them by sample size: pool without country in --by for that); "
+                      "strata stay nested in survey-wave and country")
+
+
+def pooling(by: Sequence[str]) -> str:
+    """How a pooled query by ``by`` pools: :data:`POOLING_BY_COUNTRY` when grouped by country, else :data:`POOLING`."""
+    return POOLING_BY_COUNTRY if "country" in by else POOLING
 
 
 class _Strict(BaseModel):
@@ -280,9 +292,9 @@ def _base(defs: Definitions, names: list[str], by: Sequence[str], groups: Sequen
     keep = ", ".join(sql_literal(c) for c in sorted(_read_columns(defs, names, by, groups, weight)))
     gsel = "".join(f", {defs.breakdowns[g].sql} AS {c}" for g, c in gcol.items())
     w = _WEIGHT_SQL[weight]
-    if pool:  # each survey-wave's weights sum to its number of weighted respondents
-        w = (f"{w} * count({w}) OVER (PARTITION BY survey, wave) / nullif(fsum({w}) OVER (PARTITION BY survey, wave), "
-             "0)")
+    if pool:  # each survey-wave's (by country: each country's in it) weights sum to its number of weighted respondents
+        within = "survey, wave, country" if "country" in by else "survey, wave"
+        w = f"{w} * count({w}) OVER (PARTITION BY {within}) / nullif(fsum({w}) OVER (PARTITION BY {within}), 0)"
     # A design PSU holding one respondent is that respondent's own PSU: it joins the stratum's moments like a
     # respondent without a PSU (the same variance, and no group shares it with the native group), so only
     # PSUs shared by respondents keep a row per cell (ESS rounds with simple random sampling name every
@@ -401,7 +413,7 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
     survey and wave unless ``pool``) for each breakdown in ``groups`` (None: the total); ``sample``: the
     respondents of those (survey, wave) pairs only. With the design weight there is no margin over countries:
     design weights sum to each country's sample size, so such a margin would weight the countries by it (ESS
-    guidance: dweight within one country only). ``fine_from``: a table of :func:`fine_sql`'s rows (the same
+    guidance: dweight within one country only); nor pooled, whose weights by country are rescaled so (:func:`pooling`). ``fine_from``: a table of :func:`fine_sql`'s rows (the same
     arguments, every breakdown), read instead of the respondents."""
     chosen = _check_args(defs, names, by, groups, weight)
     check_lonely(lonely_psu)
@@ -411,7 +423,8 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
     where = _sample_where(sample)
     return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool, where, fine_from=fine_from),
                         design_sql(DESIGN_SOURCE + where, lonely_psu), ["indicator", "ages", *keys, "breakdown"],
-                        lonely_psu, moments=True, margins=[c for c in keys if c in NESTED and weight != "weight_design"])
+                        lonely_psu, moments=True,
+                        margins=[c for c in keys if c in NESTED and weight != "weight_design" and not pool])
 
 
 def atoms_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY, *,
@@ -548,7 +561,7 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
     """Weighted estimates, SEs, CIs, reliability and gaps vs natives from a built database (read-only).
 
     Rows are per survey × wave × ``by`` cell unless ``pool`` (then the ``source`` column names the
-    survey-waves pooled; see :data:`POOLING`), with margins over ``by`` (value ``all``): the total
+    survey-waves pooled; see :func:`pooling`), with margins over ``by`` (value ``all``): the total
     (breakdown ``total``, group ``all``) or, with ``group``, that breakdown's groups and their total
     (group ``all``, over the respondents whose group is known). ``by`` defaults to :data:`DEFAULT_BY`, and
     pooled to its columns other than survey and wave (by country)."""
@@ -578,7 +591,7 @@ def indicators(db: str | Path | duckdb.DuckDBPyConnection = "harmonised.duckdb",
             con.close()
     rows = [tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in r)
             for r in frame.astype(object).itertuples(index=False)]
-    return Estimates(list(frame.columns), rows, rule, weight, defs.indicators, lonely_psu, POOLING if pool else None,
+    return Estimates(list(frame.columns), rows, rule, weight, defs.indicators, lonely_psu, pooling(by) if pool else None,
                      defs.breakdowns, absent)
 
 
