@@ -597,3 +597,21 @@ def test_a_countrys_pooled_figure_depends_on_its_own_samples_only(small_demo_db:
     assert every.pooling is not None and "rescaled within each survey-wave and country" in every.pooling
     by_sex = indicators(small_demo_db, names, ["sex"], pool=True)
     assert by_sex.pooling is not None and "rescaled within each survey-wave to sum" in by_sex.pooling
+
+
+def test_a_cell_without_answers_names_its_survey_wave(ess8: Path, tmp_path: Path) -> None:
+    """A file whose income item is empty in every row (ESS7 Estonia's `hinctnta`): the low-income cells have n = 0,
+    and their `source` was blank, so the chart caption left the survey-wave out."""
+    import pyreadstat
+
+    df, meta = pyreadstat.read_sav(str(ess8), user_missing=True)
+    df["hinctnta"] = float("nan")
+    data = tmp_path / "data" / "ESS8FR.sav"
+    data.parent.mkdir()
+    pyreadstat.write_sav(df, str(data), column_labels=meta.column_labels,
+                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data.parent), "--db", str(db))
+    assert code == 0, err
+    rows = indicators(db, ["low_income"], None, "birthplace").records()
+    assert rows and {(r["n"], r["source"], r["reliability"]) for r in rows} == {(0, "ess 8", "suppressed")}

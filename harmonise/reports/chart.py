@@ -28,6 +28,7 @@ from harmonise.reports.estimate import ALL, Rule
 from harmonise.reports.indicators import SAMPLE_KEYS, UNKNOWN, Estimates, grouping, indicators
 
 COLOURS = ["#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d5a97", "#2e4057", "#a05c34"]
+TITLE_WIDTH = 60  # characters of a title line: the legend takes the top right
 WEIGHT_WORDS = {"weight": "analysis weight (ESS anweight, each survey's recommended weight)",
                 "weight_design": "design weight", "none": "unweighted"}
 
@@ -176,8 +177,10 @@ def _draw(est: Estimates, indicator: str, by: Sequence[str], out: Path, *, label
     ax.grid(axis="x", color="#dddddd")
     title = est.breakdowns[breakdown].label if breakdown in est.breakdowns else "Total"
     fig.legend(handles=handles, loc="outside right upper", fontsize=7.5, frameon=False)
-    fig.suptitle(f"{label or indicator}, ages {rows[0]['ages']}" + (f", by {title[0].lower()}{title[1:]}"
-                                                                     if breakdown != "total" else ""), fontsize=11)
+    heading = f"{label or indicator}, ages {rows[0]['ages']}" + (f", by {title[0].lower()}{title[1:]}"
+                                                                if breakdown != "total" else "")
+    # from the left, wrapped: centred, a long title ran into the legend at the top right
+    fig.suptitle(textwrap.fill(heading, TITLE_WIDTH), fontsize=11, x=0.01, ha="left")
     fig.supxlabel(chart.caption, fontsize=5.5, x=0.01, ha="left", linespacing=1.3)
     tmp = Path(out).with_name(f".{Path(out).name}.tmp-{os.getpid()}")  # whole or not at all: renamed over ``out``
     try:

@@ -213,6 +213,7 @@ def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust"
     grp_keys = f"{k}, \"group\", is_native" if k else '"group", is_native'
     m_sql = moments_sql(base, grp_keys) if moments else MOMENTS.format(keys=grp_keys, base=base)
     same_keys = " AND ".join(f"g.{quote_ident(c)} = n.{quote_ident(c)}" for c in keys) or "TRUE"
+    # a cell's source: the survey-waves whose respondents answered, else (none did) those of its population;
     # a cell's survey-waves and variance strata, without DISTINCT where the keys make them so (DISTINCT
     # aggregates were ~10 % of an estimate with design PSUs): a cell of one survey-wave has one source, and
     # its per-stratum rows (stratum ids hold the survey-wave) have one variance stratum each unless collapsed
@@ -234,7 +235,7 @@ s AS MATERIALIZED (SELECT s.*, d.var_stratum, d.n_h FROM ({margins_sql("ms", mar
 r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
-  FROM (SELECT {grp_keys}, {SUMMED}, {sources} FILTER (WHERE n > 0) AS source,
+  FROM (SELECT {grp_keys}, {SUMMED}, coalesce({sources} FILTER (WHERE n > 0), {sources}) AS source,
                sum(psus)::BIGINT AS psus, {strata} FILTER (WHERE n > 0) AS strata
         FROM s GROUP BY {grp_keys})),
 st AS MATERIALIZED (
