@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyreadstat
@@ -358,6 +360,22 @@ def test_a_survey_wave_without_estimates_is_named_with_why(fr_db: Path) -> None:
                    "populations (ages, the question asked)\n")
     code, _, err = run("indicators", "--db", str(fr_db), "--indicator", "employment_rate")
     assert (code, err) == (0, "")
+
+
+def test_a_survey_wave_without_ages_is_named_with_that_reason(fr_db: Path, tmp_path: Path) -> None:
+    """An extract without `agea` (ESS04_2008.dta): the note blamed the indicators' populations and the question."""
+    db = tmp_path / "noage.duckdb"
+    shutil.copy(fr_db, db)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("UPDATE respondents SET age = NULL, age_missing = 'not_available'")
+        (n,) = con.execute("SELECT count(*) FROM respondents").fetchone()  # type: ignore[misc]
+    finally:
+        con.close()
+    code, _, err = run("indicators", "--db", str(db), "--indicator", "employment_rate", "--weight", "none")  # estimated
+    assert code == 0
+    assert err == (f"note: no estimates for 1 survey-wave(s): ess 8: none of its {n:,} respondents has an age (its files "
+                   "lack the variable the crosswalk reads it from), and every indicator's population is an age band\n")
 
 
 def test_the_design_weight_gives_no_margin_over_countries(small_demo_db: Path) -> None:

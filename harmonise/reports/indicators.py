@@ -621,15 +621,21 @@ def _stored_rows(con: duckdb.DuckDBPyConnection, names: Sequence[str] | None, gr
 
 
 def _unestimated(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, weight: str) -> list[str]:
-    """The database's survey-waves without an estimate, each with why: no respondent has the weight, or none
-    is in the indicators' populations (their ages, the ``--age`` band, their outcome asked)."""
+    """The database's survey-waves without an estimate, each with why: no respondent has the weight, none has an
+    age, or none is in the indicators' populations (their ages, the ``--age`` band, their outcome asked)."""
     got = set(zip(frame["survey"], frame["wave"])) if len(frame) else set()
     weighted = _WEIGHT_SQL[weight]
     out = []
-    for survey, wave, n, w in con.execute(
-            f"SELECT survey, wave, count(*), count({weighted}) FROM respondents GROUP BY ALL ORDER BY ALL").fetchall():
+    for survey, wave, n, w, aged in con.execute(
+            f"SELECT survey, wave, count(*), count({weighted}), count(age) FROM respondents GROUP BY ALL "
+            "ORDER BY ALL").fetchall():
         if (survey, wave) not in got:
-            why = f"none of its {n:,} respondents has a value of {weight}" if not w else \
-                "none of its respondents is in the indicators' populations (ages, the question asked)"
+            if not w:
+                why = f"none of its {n:,} respondents has a value of {weight}"
+            elif not aged:  # an extract without the age variable: no population's ages can be told
+                why = (f"none of its {n:,} respondents has an age (its files lack the variable the crosswalk reads "
+                       "it from), and every indicator's population is an age band")
+            else:
+                why = "none of its respondents is in the indicators' populations (ages, the question asked)"
             out.append(f"{survey} {wave}: {why}")
     return out
