@@ -8,6 +8,8 @@ import duckdb
 import pandas as pd
 import pyreadstat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harmonise import connect, export
 from harmonise.errors import UsageError
@@ -288,3 +290,19 @@ def test_export_refuses_a_database_holding_code_that_would_run_with_file_access(
     assert code == 2 and f"{db}: not a database harmonise built: it holds " in err, err
     assert "which would run with file access while exporting" in err
     assert not any(SECRET in p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300))
+def test_a_provenance_line_is_wrapped_whole_within_the_byte_limit(line: str) -> None:
+    """SPSS documents hold 80 bytes a line: a long (non-ASCII) file name was cut there, and the row count and the
+    hash label after it with it. Wrapped, every part fits and nothing but the spaces at the breaks is lost."""
+    from harmonise.reports.export_layout import DOCUMENT_LINE, _wrapped
+
+    parts = _wrapped(line, DOCUMENT_LINE)
+    assert all(len(p.encode("utf-8")) <= DOCUMENT_LINE for p in parts)
+    assert all(p.startswith("  ") for p in parts[1:])
+    joined = parts[0] + "".join(p[2:] for p in parts[1:])
+    assert "".join(joined.split(" ")) == "".join(line.split(" "))
+    if len(line.encode("utf-8")) <= DOCUMENT_LINE:
+        assert parts == [line]

@@ -89,7 +89,7 @@ class Provenance:
         for survey, wave, name, sha, rows in self.sources:
             out.append(f"{survey}-{wave}: {name}, {rows:,} rows, sha256:")
             out.append(f"  {sha}")
-        return [line.encode("utf-8")[:DOCUMENT_LINE].decode("utf-8", "ignore") for line in out]
+        return [part for line in out for part in _wrapped(line, DOCUMENT_LINE)]
 
     def to_dict(self) -> dict[str, object]:
         return {"build_info": self.info, "sources": [
@@ -169,3 +169,19 @@ def codebook_rows(lay: Layout) -> list[tuple[str, str, str, str, str, str]]:
     rows.append((SOURCE_ROW, SOURCE_ROW_LABEL, "integer", "scale", "", ""))
     rows.append((SOURCE_FILE, SOURCE_FILE_LABEL, "string", "nominal", "", ""))
     return rows
+
+
+def _wrapped(line: str, limit: int) -> list[str]:
+    """``line`` as lines of at most ``limit`` UTF-8 bytes, the later ones indented by two spaces: broken after a
+    space where one is near, else between characters (a long file name was cut, and its rows and hash with it)."""
+    out: list[str] = []
+    rest = line
+    while len(rest.encode("utf-8")) > limit:
+        room = limit - (2 if out else 0)
+        cut = len(rest.encode("utf-8")[:room].decode("utf-8", "ignore"))
+        space = rest.rfind(" ", 0, cut + 1)
+        cut = space + 1 if space > cut // 2 else cut
+        out.append(("  " if out else "") + rest[:cut].rstrip(" "))
+        rest = rest[cut:].lstrip(" ")
+    out.append(("  " if out else "") + rest)
+    return out
