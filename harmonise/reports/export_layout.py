@@ -176,7 +176,7 @@ def _wrapped(line: str, limit: int) -> list[str]:
     space where one is near, else between characters (a long file name was cut, and its rows and hash with it)."""
     out: list[str] = []
     rest = line
-    while len(rest.encode("utf-8")) > limit:
+    while len(rest.encode("utf-8")) + (2 if out else 0) > limit:
         room = limit - (2 if out else 0)
         cut = len(rest.encode("utf-8")[:room].decode("utf-8", "ignore"))
         space = rest.rfind(" ", 0, cut + 1)
