@@ -173,3 +173,55 @@ def test_codes_a_range_rule_stores_that_the_file_declares_missing_are_noted(real
         assert con.execute("SELECT bool_and(ok) FROM conservation").fetchall() == [(True,)]
     finally:
         con.close()
+
+
+def _as_text(df: pd.DataFrame, meta: Any, column: str, form: str) -> tuple[pd.DataFrame, Any]:
+    import copy
+
+    out, m = df.copy(), copy.deepcopy(meta)
+    out[column] = [form.format(v) for v in df[column]]
+    m.variable_value_labels = {**m.variable_value_labels, column: {
+        form.format(k): v for k, v in meta.variable_value_labels.get(column, {}).items()}}
+    m.missing_ranges = {k: v for k, v in m.missing_ranges.items() if k != column}
+    return out, m
+
+
+@pytest.mark.parametrize("variant", ["decimals-as-text", "noise", "lower-case-iso", "encoded-iso"])
+def test_an_unmapped_code_says_what_the_file_did_to_it(real: tuple[pd.DataFrame, Any], tmp_path: Path,
+                                                        variant: str) -> None:
+    """Codes a file wrote differently from the rule's were only "add the codes to the rule's map" (an audit of
+    real-file variants): numbers as text with decimals, codes off by a rounding error, ISO codes in lower case,
+    and a Stata `encode` of the country (numbers labelled with the codes)."""
+    import copy
+
+    df, meta = real[0].copy(), copy.deepcopy(real[1])
+    if variant == "decimals-as-text":
+        df, meta = _as_text(df, meta, "gndr", "{:.1f}")
+        said = ("gndr holds text in this file and the rule maps numbers (the codes are the map's, written as text) — "
+                "make gndr numeric in the file (Stata `destring`, SPSS `ALTER TYPE`), or map its text codes in a wave "
+                "override")
+    elif variant == "noise":
+        df["gndr"] = df["gndr"] + 1e-12
+        said = ("they differ from the rule's codes by a rounding error (1.000000000001 for 1) — round gndr in the file "
+                "(Stata `replace gndr = round(gndr)`, SPSS `COMPUTE gndr = RND(gndr)`); a code that is not whole is not "
+                "guessed")
+    elif variant == "lower-case-iso":
+        df["cntry"] = df["cntry"].str.lower()
+        meta.variable_value_labels = {**meta.variable_value_labels, "cntry": {"fr": "France"}}
+        said = ("they read as ISO codes in lower case (fr), and the rule's table ess_country_codes maps them in upper "
+                "case — upper-case the variable in the file (Stata `replace cntry = upper(cntry)`, SPSS "
+                "`COMPUTE cntry = UPCASE(cntry)`), or map these codes in a wave override")
+    else:
+        df["cntry"] = 12.0
+        meta.variable_value_labels = {**meta.variable_value_labels, "cntry": {12.0: "FR"}}
+        said = ("they are numbers whose value labels are codes (12 labelled 'FR'), as a Stata `encode` of the text "
+                "variable writes them — store the labels as the values (Stata `decode cntry, generate(…)`), or map "
+                "these numbers in a wave override")
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_sav(df, str(data / "ESS8FR.sav"), column_labels=meta.column_names_to_labels,
+                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+    code, out, err = run("validate", "--data", str(data))
+    assert code == 1
+    errors = [line for line in (out + err).splitlines() if line.startswith("error:") and "no mapping" in line]
+    assert len(errors) == 1 and errors[0].endswith(": " + said), out + err

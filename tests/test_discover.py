@@ -337,7 +337,7 @@ def test_a_required_targets_unknown_or_empty_code_is_named_not_left_to_pandera(f
         f"targets.country: source variable cntry: 2 codes have no mapping for target country: . (no value label) 2, "
         f"UK (no value label) {len(df) - 2:,} ({len(df):,} row(s) in all) — add the codes to the rule's map or missing")
     assert errors[1:] == [("error: ess wave 9: pandera check 'not_nullable' failed on column respondent_id: 2 case(s), "
-                          f"e.g. <NA> (source rows {len(df) - 1} of ESS9FI.sav): respondent_id is required, but its rule (expr: concat(cntry, "
+                          f"e.g. <NA> (first at source row(s) {len(df) - 1} of ESS9FI.sav): respondent_id is required, but its rule (expr: concat(cntry, "
                           "'-', str(idno))) gave no value in those rows")]
     blank = df.assign(cntry=["FI"] * (len(df) - 2) + ["", ""])
     write_copy((blank, meta), tmp_path / "blank" / "ESS9FI.sav")

@@ -26,8 +26,10 @@ def clip(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
-def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta | None) -> tuple[str, str] | None:
-    """Why a rule left ``codes`` unmapped, when the rule says more than "not in the map": (clause, hint)."""
+def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta | None,
+           labels: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """Why a rule left ``codes`` unmapped, when the rule says more than "not in the map": (clause, hint);
+    ``labels``: the source variable's value labels (code text → label)."""
     if tp.kind == "range" and tp.range is not None:
         lo, hi = tp.range
         if all(_number(c) is not None and not lo <= _number(c) <= hi for c, _ in codes):  # type: ignore[operator]
@@ -38,14 +40,41 @@ def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta
                   "its own codes")
         return clause, (f"recode the variable in the file to the codes {tp.table} maps (mappings/tables/countries.yaml "
                         "gives each alpha-3 code's alpha-2), or map these codes in a wave override")
+    if tp.kind == "table" and all(c is not None and len(c) == 2 and c.isalpha() and c.islower() for c, _ in codes):
+        return ((f": they read as ISO codes in lower case ({codes[0][0]}), and the rule's table {tp.table} maps them "
+                 "in upper case"),
+                (f"upper-case the variable in the file (Stata `replace {tp.source} = upper({tp.source})`, SPSS "
+                 f"`COMPUTE {tp.source} = UPCASE({tp.source})`), or map these codes in a wave override"))
+    if tp.kind == "table" and labels and all(_number(c) is not None and (lab := labels.get(c or "")) is not None
+                                             and 2 <= len(lab) <= 3 and lab.isalpha() and lab.isupper()
+                                             for c, _ in codes):
+        first = codes[0][0] or ""
+        return ((f": they are numbers whose value labels are codes ({first} labelled '{labels[first]}'), as a Stata "
+                 "`encode` of the text variable writes them"),
+                (f"store the labels as the values (Stata `decode {tp.source}, generate(…)`), or map these numbers in "
+                 "a wave override"))
     vm = meta.get(tp.source) if meta is not None and tp.source else None
     if tp.kind == "map" and vm is not None and vm.type == "string":
         keys = {_text(k) for k in tp.values if isinstance(k, (int, float)) and not isinstance(k, bool)}
-        if any(c in keys for c, _ in codes):
+        # the map's codes written as text, also with decimals or spaces ('1.0', ' 1')
+        if any(c in keys or (n := _number(c)) is not None and _text(n) in keys for c, _ in codes):
             return ((f": {vm.name} holds text in this file and the rule maps numbers (the codes are the map's, "
                     "written as text)"), (f"make {vm.name} numeric in the file (Stata `destring`, SPSS `ALTER TYPE`), or "
                     "map its text codes in a wave override"))
+    if tp.kind == "map" and vm is not None and vm.type != "string":
+        rule_codes: set[float] = {float(k) for k in [*tp.values, *tp.missing.reasons]
+                                  if isinstance(k, (int, float)) and not isinstance(k, bool)}
+        near = [(c, rc) for c, _ in codes if (num := _number(c)) is not None and num not in rule_codes
+                for rc in rule_codes if abs(num - rc) <= NOISE * max(1.0, abs(rc))]
+        if near and len({c for c, _ in near}) == len(codes):
+            code, key = near[0]
+            return (f": they differ from the rule's codes by a rounding error ({code} for {_text(key)})",
+                    (f"round {vm.name} in the file (Stata `replace {vm.name} = round({vm.name})`, SPSS "
+                     f"`COMPUTE {vm.name} = RND({vm.name})`); a code that is not whole is not guessed"))
     return None
+
+
+NOISE = 1e-6  # a code this close (relatively) to a map's code is that code with a rounding error
 
 
 def _number(code: str | None) -> float | None:
@@ -87,7 +116,7 @@ def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels,
             more = f" and {len(codes) - 5} more" if len(codes) > 5 else ""
             text = (f"source variable {srcvars}: {len(codes)} codes have no mapping for target {target}: {listed}{more} "
                     f"({total:,} row(s) in all)")
-        cause = _cause(tp, codes, meta)
+        cause = _cause(tp, codes, meta, labs)
         out.append(Issue(text + (cause[0] if cause else ""), code="unmapped-code", survey=plan.survey,
                          wave=plan.wave.wave, variable=srcvars, path=".".join(map(str, tp.path)),
                          hint=cause[1] if cause else "add the codes to the rule's map or missing",
@@ -285,7 +314,8 @@ def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], i
         why = "" if tp is None else f": {col} is required, but its rule ({tp.rule_text}) gave no value in those rows" \
             if check == "not_nullable" else f" (from its rule: {tp.rule_text})"
         out.append(Issue(f"pandera check '{check}' failed on column {col}: {cases:,} case(s), e.g. {examples}"
-                         + (f" (source rows {shown}{' of ' + file if file else ''})" if shown else
+                         + (f" ({'source rows' if len(rows) >= cases else 'first at source row(s)'} {shown}"
+                            f"{' of ' + file if file else ''})" if shown else
                             f" (in {file})" if file else "") + why,
                          code="validation", survey=plan.survey, wave=plan.wave.wave, variable=col))
     return out
