@@ -225,3 +225,40 @@ def test_an_unmapped_code_says_what_the_file_did_to_it(real: tuple[pd.DataFrame,
     assert code == 1
     errors = [line for line in (out + err).splitlines() if line.startswith("error:") and "no mapping" in line]
     assert len(errors) == 1 and errors[0].endswith(": " + said), out + err
+
+
+def test_a_code_the_file_declares_missing_and_labels_as_a_reason_is_that_reason(real: tuple[pd.DataFrame, Any],
+                                                                                 tmp_path: Path) -> None:
+    """Both the declaration and the label say missing (ICS hours 97 'Not applicable', TIES 98 "Don't know"): the
+    code takes the label's reason, even inside a range rule's range (stored as 97 hours before); a label naming two
+    reasons ('Refusal / no answer') is no one reason, and the unmapped code's message says what the file declares."""
+    import copy
+
+    df, meta = real[0].copy(), copy.deepcopy(real[1])
+    df.loc[:4, "trstprl"] = 5.0  # inside trust's range [0, 10]
+    df.loc[:2, "gndr"] = 5.0
+    meta.variable_value_labels = {**meta.variable_value_labels,
+                                  "trstprl": {**meta.variable_value_labels["trstprl"], 5.0: "Don't know"},
+                                  "gndr": {**meta.variable_value_labels["gndr"], 5.0: "Refusal / no answer"}}
+    meta.missing_ranges = {**meta.missing_ranges, "trstprl": [{"lo": 77.0, "hi": 99.0}, {"lo": 5.0, "hi": 5.0}],
+                           "gndr": [*meta.missing_ranges.get("gndr", []), {"lo": 5.0, "hi": 5.0}]}
+    data = _write(df, meta, tmp_path / "data")
+    code, out, err = run("validate", "--data", str(data))
+    assert code == 1
+    errors = [line for line in (out + err).splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].endswith(
+        "source variable gndr code 5 ('Refusal / no answer') has no mapping for target sex: 3 row(s): gndr declares it "
+        "user-missing, but a label such as 'Refusal / no answer' names no one missing reason — give the codes their "
+        "reason in the survey's `missing: codes:` (every rule reading such codes) or in this rule's `missing`"), errors
+    df.loc[:2, "gndr"] = real[0].loc[:2, "gndr"]
+    data = _write(df, meta, tmp_path / "fixed")
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FILTER (trust_parliament_missing = 'dont_know'), count(*) FILTER "
+                           "(trust_parliament = 5) FROM respondents").fetchall() == [
+            (int(df["trstprl"].isin([5.0, 88.0]).sum()), 0)]  # every 5 of the file, as its declaration says
+    finally:
+        con.close()

@@ -96,3 +96,32 @@ def test_a_file_in_the_za4800_layout_builds_with_values_read_independently(za480
         con.close()
     assert got == sorted(want)
     assert other == [("not_asked", "not_asked", "not_asked")]
+
+
+EVS2017_MIXED_MODE = {-8.0: "follow-up non response", -9.0: "no follow-up", -10.0: "multiple answers Mail"}
+
+
+def test_evs_2017s_mixed_mode_codes_take_their_reasons_from_the_files_labels(tmp_path: Path) -> None:
+    """ZA7500 labels its mixed-mode codes -8 'follow-up non response', -9 'no follow-up', -10 'multiple answers
+    Mail' (the crosswalk's survey-level no_answer, not_asked, invalid); no wording harmonise read, so a real file
+    whose rows hold them was refused with "3 codes have no mapping" (an audit of EVS layouts)."""
+    code, _, err = run("fixtures", "--out", str(tmp_path / "fx"), "--survey", "evs", "--rows", "200", "--seed", "3")
+    assert code == 0, err
+    (source,) = sorted((tmp_path / "fx").rglob("ZA7500*.sav"))
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    df.loc[[0, 1, 2], "v121"] = list(EVS2017_MIXED_MODE)
+    labels = {**meta.variable_value_labels, "v121": {**meta.variable_value_labels.get("v121", {}), **EVS2017_MIXED_MODE}}
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_sav(df, str(data / source.name), column_labels=meta.column_names_to_labels,
+                         variable_value_labels=labels, missing_ranges=meta.missing_ranges)
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT source_row, trust_parliament, trust_parliament_missing FROM respondents "
+                           "WHERE source_row <= 3 ORDER BY source_row").fetchall() == [
+            (1, None, "no_answer"), (2, None, "not_asked"), (3, None, "invalid")]
+    finally:
+        con.close()

@@ -30,6 +30,15 @@ def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta
            labels: dict[str, str] | None = None) -> tuple[str, str] | None:
     """Why a rule left ``codes`` unmapped, when the rule says more than "not in the map": (clause, hint);
     ``labels``: the source variable's value labels (code text → label)."""
+    vm = meta.get(tp.source) if meta is not None and tp.source else None
+    if vm is not None and codes and all(c is not None and (n := _number(c) if vm.type != "string" else c) is not None
+                                        and vm.declared_missing(n) for c, _ in codes):
+        said = (labels or {}).get(codes[0][0] or "")
+        return ((f": {vm.name} declares {'it' if len(codes) == 1 else 'them'} user-missing, but "
+                 + (f"a label such as '{said}' names no one missing reason" if said else "without a label naming "
+                    "its reason")),
+                ("give the codes their reason in the survey's `missing: codes:` (every rule reading such codes) or "
+                 "in this rule's `missing`"))
     if tp.kind == "range" and tp.range is not None:
         lo, hi = tp.range
         if all(_number(c) is not None and not lo <= _number(c) <= hi for c, _ in codes):  # type: ignore[operator]
@@ -53,7 +62,6 @@ def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta
                  "`encode` of the text variable writes them"),
                 (f"store the labels as the values (Stata `decode {tp.source}, generate(…)`), or map these numbers in "
                  "a wave override"))
-    vm = meta.get(tp.source) if meta is not None and tp.source else None
     if tp.kind == "map" and vm is not None and vm.type == "string":
         keys = {_text(k) for k in tp.values if isinstance(k, (int, float)) and not isinstance(k, bool)}
         # the map's codes written as text, also with decimals or spaces ('1.0', ' 1')

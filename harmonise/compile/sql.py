@@ -209,7 +209,12 @@ class WaveCompiler:
         if k == "range":
             assert plan.range is not None
             lo, hi = plan.range
-            inr = f"({xguard}{col} BETWEEN {sql_literal(lo)} AND {sql_literal(hi)})"
+            # a code with a missing reason inside the range (the rule's own, or one the file declares missing and
+            # labels so) is missing, not a value
+            held: list[Code] = sorted(c for c in plan.missing.reasons
+                          if isinstance(c, (int, float)) and not isinstance(c, bool) and lo <= c <= hi) if numeric else []
+            inr = f"({xguard}{col} BETWEEN {sql_literal(lo)} AND {sql_literal(hi)}" + (
+                f" AND {col} NOT IN ({_lit_list(held)}))" if held else ")")
             val, why = col, "NULL"
             if plan.transform:
                 tc = compile_expr(plan.transform, self.context(

@@ -132,6 +132,9 @@ MISSING_LABELS = {  # a missing code's label, lower-case words → the missing r
     # the other surveys' missing codes (EVS, EU-MIDIS), as their codebooks label them
     "not asked": "not_asked", "item not included": "not_asked", "not on route": "not_applicable",
     "other missing": "other_missing", "does not understand the question": "other_missing", "invalid": "invalid",
+    # EVS 2017's mixed-mode codes (ZA7500: -8, -9, -10), as GESIS labels them and as the project's tables do
+    "follow up non response": "no_answer", "no follow up": "not_asked", "multiple answers mail": "invalid",
+    "multiple answers": "invalid",
 }
 # The same labels as national releases and translated extracts of the ESS write them, in the ESS languages:
 # whole labels only (normalised like the English ones, accents dropped), and only wordings that are never an
@@ -197,7 +200,12 @@ def special_missing_key(code: object) -> TypeGuard[str]:
 
 def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid: set[Code],
                      rng: tuple[float, float] | None, meta: VarMeta | None) -> SourceMissing:
-    """Combine explicit, default and declared missing information for one source variable."""
+    """Combine explicit, default and declared missing information for one source variable.
+
+    A code gets a reason from the rule's ``missing``, else (a survey-level default code the file declares missing
+    or labels as missing, outside the rule's valid codes and range) its default reason, else — when the file
+    both declares it missing and labels it with a missing reason ('Don't know'), even inside a range rule's
+    range — that reason: the file's two statements agree, as a Stata letter's label is read."""
     out = SourceMissing(system=defaults.system, extended=dict(defaults.extended))
     if meta is not None:
         out.ranges = list(meta.missing_ranges)
@@ -224,6 +232,13 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
                 continue
             if meta.declared_missing(code) or default_label_agrees(meta.labels.get(code)):
                 out.reasons[code] = reason
+    if meta is not None:  # a code the file both declares missing and labels as a missing reason is that reason
+        default = {norm_code(raw): reason for reason, codes in defaults.codes.items() for raw in codes}
+        for code, label in meta.labels.items():
+            if code in out.reasons or code in valid or (meta.type == "string") != isinstance(code, str) or \
+                    not meta.declared_missing(code) or (said := reason_of_label(label)) is None:
+                continue
+            out.reasons[code] = default.get(code, said)  # the survey's own code keeps its default reason
     return out
 
 
