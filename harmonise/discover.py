@@ -337,6 +337,14 @@ def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue
                                   f.name, str(f)))
             return False
         country_plan = plan.targets.get(COUNTRY_TARGET)
+        apart = _country_apart(job, project) if country else None
+        if apart is not None:
+            issues.append(of_file(Issue(f"{f}: --country {country} stands for {apart}: the file's rows cannot be told "
+                                        "apart by the country alone", code="country-ambiguous", survey=cw.survey,
+                                        wave=wave.wave,
+                                        hint="give the file the variable itself (one value for a one-city file), so "
+                                             "that its rows are stored as the city they are"), f.name, str(f)))
+            return False
         if country_plan is not None and country_plan.kind == "absent":
             no_country.append(f)
         elif country and country_plan is not None and country_plan.kind in ("map", "table") and \
@@ -384,6 +392,28 @@ def _names_apart(jobs: list[Job]) -> None:
             top = Path(os.path.commonpath([p.parent for p in paths]))
             for j in same:
                 j.name = j.path.resolve().relative_to(top).as_posix()
+
+
+def _country_apart(job: Job, project: Project) -> str | None:
+    """Why ``--country`` cannot stand in for the country rule's source variable the file lacks: several of the
+    variable's codes map to the country, and another rule reading the variable tells them apart (LOCALMULTIDEM's
+    country is read from its city: ES is Barcelona or Madrid) — else None (any of the codes serves alike)."""
+    value, src = job.supplied.get(COUNTRY_TARGET), job.source
+    if value is None or project.schema is None or src is None:
+        return None
+    plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables)
+    tp = plan.targets.get(COUNTRY_TARGET)
+    if tp is None or tp.kind not in ("map", "table") or not tp.source or find_variable(src.meta.variables, tp.source):
+        return None
+    codes = [c for c, v in tp.values.items() if v == value]
+    if len(codes) < 2:
+        return None
+    told = sorted(t for t, other in plan.targets.items() if t != COUNTRY_TARGET and other.source == tp.source
+                  and other.kind in ("map", "table") and len({repr(other.values.get(c)) for c in codes}) > 1)
+    if not told:
+        return None
+    return (f"{len(codes)} codes of {tp.source} ({', '.join(map(str, codes))}), which "
+            f"{' and '.join(told)} {'tells' if len(told) == 1 else 'tell'} apart")
 
 
 def supply(job: Job, project: Project, src: SourceFile) -> None:

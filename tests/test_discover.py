@@ -660,3 +660,22 @@ def test_a_target_not_available_names_what_each_alternative_lacks(tmp_path: Path
     code, out, _ = run("validate", "--data", str(tmp_path / "d"))
     assert code == 0
     assert "lacks their variables: weight (anweight, or pweight); they are stored as missing" in out
+
+
+def test_a_country_that_is_several_cities_does_not_stand_in_for_the_city(fixtures_dir: Path, tmp_path: Path) -> None:
+    """LOCALMULTIDEM reads the country from its city variable: a one-city file without it, given `--country ES` as
+    the error asked, was stored as Barcelona (the first code that is ES), Madrid's respondents with Barcelona's city,
+    region and ids, without a word."""
+    (source,) = sorted((fixtures_dir / "localmultidem").glob("*.sav"))
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    madrid = df[df["city"] == "Mad"].drop(columns=["city"]).reset_index(drop=True)
+    assert len(madrid) > 0
+    data = tmp_path / "data"
+    write_copy((madrid, meta), data / "LOCALMULTIDEM_Madrid.sav", drop=())
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--country", "ES", "--db", str(db))
+    assert code == 1 and not db.exists()
+    assert (f"error: localmultidem wave 2006: {data / 'LOCALMULTIDEM_Madrid.sav'}: --country ES stands for 2 codes of "
+            "city (Bar, Mad), which city and region_nuts tell apart: the file's rows cannot be told apart by the "
+            "country alone — give the file the variable itself (one value for a one-city file), so that its rows are "
+            "stored as the city they are") in err.splitlines()
