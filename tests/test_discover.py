@@ -679,3 +679,29 @@ def test_a_country_that_is_several_cities_does_not_stand_in_for_the_city(fixture
             "city (Bar, Mad), which city and region_nuts tell apart: the file's rows cannot be told apart by the "
             "country alone — give the file the variable itself (one value for a one-city file), so that its rows are "
             "stored as the city they are") in err.splitlines()
+
+
+def test_a_blank_second_citizenship_is_none_as_its_97_is(fixtures_dir: Path, tmp_path: Path) -> None:
+    """LOCALMULTIDEM's second-mentioned citizenships (q7002 now, q802 at birth): SPSS files often leave an unused second
+    mention blank instead of coding 97 (not applicable). Blank, citizen was missing for every single national whose
+    first citizenship is another country's (False or NULL), and the citizenship share doubled."""
+    (source,) = sorted((fixtures_dir / "localmultidem").glob("*.sav"))
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    rows = df.index[:400]
+    marked, blank = df.copy(), df.copy()
+    marked.loc[rows, ["q7002", "q802"]] = 97.0
+    blank.loc[rows, ["q7002", "q802"]] = float("nan")
+    got = []
+    for name, frame in (("marked", marked), ("blank", blank)):
+        write_copy((frame, meta), tmp_path / name / source.name)
+        db = tmp_path / f"{name}.duckdb"
+        code, _, err = run("build", "--data", str(tmp_path / name), "--db", str(db))
+        assert code == 0, err
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            got.append(con.execute("SELECT source_row, citizen, citizen_missing, citizenship, naturalised, "
+                                   "naturalised_missing FROM respondents ORDER BY source_row").fetchall())
+        finally:
+            con.close()
+    assert got[0] == got[1]
+    assert sum(1 for r in got[1][:400] if r[1] is None) < 40  # the first citizenship decides for nearly all
