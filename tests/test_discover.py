@@ -705,3 +705,46 @@ def test_a_blank_second_citizenship_is_none_as_its_97_is(fixtures_dir: Path, tmp
             con.close()
     assert got[0] == got[1]
     assert sum(1 for r in got[1][:400] if r[1] is None) < 40  # the first citizenship decides for nearly all
+
+
+@pytest.mark.parametrize("survey", ["ics", "localmultidem", "ties"])
+def test_a_city_survey_file_without_its_interview_date_or_weight_is_harmonised_with_a_warning(
+        fixtures_dir: Path, tmp_path: Path, survey: str) -> None:
+    """The interview-date and weight variables of the city surveys are modelled, not seen: a real file without
+    them was refused whole ("year is set by harmonise; it cannot be absent"), or built with no indicator at all.
+    The rounds' first fieldwork year and (ICS) no weight are approximate alternatives, said in a warning."""
+    dropped = {"ics": ("intdate", "weight"), "localmultidem": ("intyear",), "ties": ("int_year",)}[survey]
+    year = {"ics": 2011, "localmultidem": 2004, "ties": 2006}[survey]
+    (source,) = sorted((fixtures_dir / survey).glob("*.sav"))
+    data = tmp_path / "data"
+    write_copy(pyreadstat.read_sav(str(source), user_missing=True), data / source.name, drop=dropped)
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "approximate alternative" in line]
+    assert len(warned) == 1 and f"year by alternative 1 (constant {year})" in warned[0]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT DISTINCT year FROM respondents").fetchall() == [(year,)]
+        if survey == "ics":
+            assert "weight by alternative 1 (constant 1)" in warned[0]
+            assert con.execute("SELECT DISTINCT weight FROM respondents").fetchall() == [(1.0,)]
+            assert con.execute("SELECT count(*) > 0 FROM indicators WHERE estimate IS NOT NULL").fetchall() == [(True,)]
+    finally:
+        con.close()
+
+
+def test_a_year_rule_without_an_alternative_names_what_the_file_lacks(fixtures_dir: Path, project: Path,
+                                                                      tmp_path: Path) -> None:
+    text = (project / "mappings" / "ics.yaml").read_text(encoding="utf-8")
+    start = text.index("    alternatives:\n      - constant: 2011")
+    (project / "mappings" / "ics.yaml").write_text(text[:start] + text[text.index("  respondent_id:", start):],
+                                                   encoding="utf-8")
+    (source,) = sorted((fixtures_dir / "ics").glob("*.sav"))
+    write_copy(pyreadstat.read_sav(str(source), user_missing=True), tmp_path / "data" / source.name, drop=("intdate",))
+    code, out, err = run("validate", "--data", str(tmp_path / "data"), project=project)
+    assert code == 1
+    assert [line for line in (out + err).splitlines() if line.startswith("error:")] == [
+        ("error: mappings/ics.yaml:29 targets.year: wave 2012: year is needed in every row, but its rule reads intdate, "
+        "which the file lacks — give the rule an alternative for such files (a constant year of quality approximate, "
+        "as the ESS rounds' year rules have), or a file with the variable")]

@@ -212,9 +212,10 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
 
 
 def approximate_alternatives(plan: WavePlan, path: str) -> list[Issue]:
-    """One warning per file naming the targets harmonised by an approximate alternative of their rule
-    (the file lacks what the rule itself reads: an edition without post-stratification weights)."""
-    used = [(t, tp) for t, tp in plan.targets.items() if tp.alternative and tp.quality == "approximate"]
+    """One warning per file naming the targets harmonised by an approximate (or proxy) alternative of their rule
+    (the file lacks what the rule itself reads: an edition without post-stratification weights, a city survey's
+    file without its weight, harmonised unweighted)."""
+    used = [(t, tp) for t, tp in plan.targets.items() if tp.alternative and tp.quality in ("approximate", "proxy")]
     if not used:
         return []
     listed = "; ".join(f"{t} by alternative {tp.alternative} ({tp.rule_text.split(' (alternative')[0]})"

@@ -139,7 +139,11 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
         out.append(Issue(f"wave {wave}: {msg}" if tp.path and tp.path[0] == "targets" else msg,
                          path=".".join(map(str, path)), extra={"yaml_path": path}, **kw))
 
-    if var.automatic and tp.kind not in ("automatic", "expr", "range", "map", "constant"):
+    if var.automatic and tp.kind == "absent":  # the crosswalk's own rule reads variables this file lacks
+        add(f"{var.name} is needed in every row, but its rule reads {', '.join(tp.absent)}, which the file lacks",
+            code="rule-kind", hint=f"give the rule an alternative for such files (a constant {var.name} of quality "
+                                   "approximate, as the ESS rounds' year rules have), or a file with the variable")
+    elif var.automatic and tp.kind not in ("automatic", "expr", "range", "map", "constant"):
         add(f"{var.name} is set by harmonise; it cannot be {tp.kind}", code="rule-kind")
     if var.required and tp.kind == "not_asked":
         add(f"{var.name} is required and cannot be not_asked", code="rule-kind")

@@ -631,7 +631,8 @@ def _unestimated(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, weight: st
             "ORDER BY ALL").fetchall():
         if (survey, wave) not in got:
             if not w:
-                why = f"none of its {n:,} respondents has a value of {weight}"
+                why = f"none of its {n:,} respondents has a value of {weight}" + \
+                    (" (--weight none estimates unweighted)" if weight != "none" else "")
             elif not aged:  # an extract without the age variable: no population's ages can be told
                 why = (f"none of its {n:,} respondents has an age (its files lack the variable the crosswalk reads "
                        "it from), and every indicator's population is an age band")
