@@ -212,10 +212,11 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
 
 
 def approximate_alternatives(plan: WavePlan, path: str) -> list[Issue]:
-    """One warning per file naming the targets harmonised by an approximate (or proxy) alternative of their rule
+    """One warning per file naming the targets harmonised by an approximate alternative of their rule
     (the file lacks what the rule itself reads: an edition without post-stratification weights, a city survey's
-    file without its weight, harmonised unweighted)."""
-    used = [(t, tp) for t, tp in plan.targets.items() if tp.alternative and tp.quality in ("approximate", "proxy")]
+    file without its weight, harmonised unweighted). Proxy alternatives are the rule's own second path (ESS's city
+    from its region where the file has no city-level region) and are not warned."""
+    used = [(t, tp) for t, tp in plan.targets.items() if tp.alternative and tp.quality == "approximate"]
     if not used:
         return []
     listed = "; ".join(f"{t} by alternative {tp.alternative} ({tp.rule_text.split(' (alternative')[0]})"
