@@ -748,3 +748,33 @@ def test_a_year_rule_without_an_alternative_names_what_the_file_lacks(fixtures_d
         ("error: mappings/ics.yaml:29 targets.year: wave 2012: year is needed in every row, but its rule reads intdate, "
         "which the file lacks — give the rule an alternative for such files (a constant year of quality approximate, "
         "as the ESS rounds' year rules have), or a file with the variable")]
+
+
+def test_a_code_labelled_as_a_missing_reason_is_missing_not_a_tables_country(fixtures_dir: Path, tmp_path: Path) -> None:
+    """EU-MIDIS II's country lists: 99 "Don't know" declared missing was stored as Guyana (the reconstructed table's
+    99); -1 "Don't know" labelled but not declared (a Stata file cannot declare codes) refused the file, though no
+    rule maps -1. A code the file declares missing and labels with a reason is that reason over a table's value; one
+    it only labels so is, outside the rule's values and range."""
+    (source,) = sorted((fixtures_dir / "eumidis").glob("ZA6703*.sav"))
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    df.loc[:9, "IN08"] = 99.0
+    df.loc[10:14, "PB15_1"] = -1.0
+    labels = {**meta.variable_value_labels,
+              "IN08": {**meta.variable_value_labels.get("IN08", {}), 99.0: "Don't know"},
+              "PB15_1": {**meta.variable_value_labels.get("PB15_1", {}), -1.0: "Don't know"}}
+    ranges = {**meta.missing_ranges, "IN08": [{"lo": 99.0, "hi": 99.0}]}
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_sav(df, str(data / source.name), column_labels=meta.column_names_to_labels,
+                         variable_value_labels=labels, missing_ranges=ranges)
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT father_country_of_birth, father_country_of_birth_missing, count(*) FROM respondents "
+                           "WHERE source_row <= 10 GROUP BY ALL").fetchall() == [(None, "dont_know", 10)]
+        assert con.execute("SELECT trust_parliament, trust_parliament_missing, count(*) FROM respondents "
+                           "WHERE source_row BETWEEN 11 AND 15 GROUP BY ALL").fetchall() == [(None, "dont_know", 5)]
+    finally:
+        con.close()

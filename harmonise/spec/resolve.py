@@ -199,13 +199,15 @@ def special_missing_key(code: object) -> TypeGuard[str]:
 
 
 def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid: set[Code],
-                     rng: tuple[float, float] | None, meta: VarMeta | None) -> SourceMissing:
+                     rng: tuple[float, float] | None, meta: VarMeta | None, own: set[Code] | None = None) -> SourceMissing:
     """Combine explicit, default and declared missing information for one source variable.
 
     A code gets a reason from the rule's ``missing``, else (a survey-level default code the file declares missing
-    or labels as missing, outside the rule's valid codes and range) its default reason, else — when the file
-    both declares it missing and labels it with a missing reason ('Don't know'), even inside a range rule's
-    range — that reason: the file's two statements agree, as a Stata letter's label is read."""
+    or labels as missing, outside the rule's valid codes and range) its default reason, else from its label when
+    the label names one missing reason ('Don't know'): a code the file also declares missing takes it even inside a
+    range rule's range and over a code table's value (``own``: the rule's own map codes, which it does not
+    override; the file's two statements agree, as a Stata letter's label is read), one it only labels so takes it
+    outside the rule's valid codes and range (a Stata file cannot declare codes missing)."""
     out = SourceMissing(system=defaults.system, extended=dict(defaults.extended))
     if meta is not None:
         out.ranges = list(meta.missing_ranges)
@@ -234,11 +236,14 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
                 out.reasons[code] = reason
     if meta is not None:  # a code the file both declares missing and labels as a missing reason is that reason
         default = {norm_code(raw): reason for reason, codes in defaults.codes.items() for raw in codes}
+        kept = valid if own is None else own
         for code, label in meta.labels.items():
-            if code in out.reasons or code in valid or (meta.type == "string") != isinstance(code, str) or \
-                    not meta.declared_missing(code) or (said := reason_of_label(label)) is None:
+            if code in out.reasons or (meta.type == "string") != isinstance(code, str) or \
+                    (said := reason_of_label(label)) is None:
                 continue
-            out.reasons[code] = default.get(code, said)  # the survey's own code keeps its default reason
+            if meta.declared_missing(code) and code not in kept or \
+                    not meta.declared_missing(code) and code not in valid and not _in_range(code, rng):
+                out.reasons[code] = default.get(code, said)  # the survey's own code keeps its default reason
     return out
 
 
@@ -443,7 +448,10 @@ def _plan(name: str, rule: Rule, path: tuple[str | int, ...], defaults: MissingD
             values.pop(code)  # explicit per-variable missing beats a table's value
     plan.explicit_missing = explicit
     src_meta = find_variable(meta, rule.source) if (meta is not None and rule.source) else None
-    plan.missing = classify_missing(defaults, explicit, set(values), rule.range, src_meta)
+    own = {norm_code(k) for k in (rule.map or {})}
+    plan.missing = classify_missing(defaults, explicit, set(values), rule.range, src_meta, own)
+    for code in [c for c in values if c in plan.missing.reasons and c not in own]:
+        values.pop(code)  # a table's code the file declares missing and labels so: missing (EU-MIDIS 99 'Don't know')
     return plan
 
 
