@@ -778,3 +778,26 @@ def test_a_code_labelled_as_a_missing_reason_is_missing_not_a_tables_country(fix
                            "WHERE source_row BETWEEN 11 AND 15 GROUP BY ALL").fetchall() == [(None, "dont_know", 5)]
     finally:
         con.close()
+
+
+def test_a_renamed_country_variable_with_a_revised_list_is_still_seen_as_renamed(finland: tuple[pd.DataFrame, Any],
+                                                                                tmp_path: Path) -> None:
+    """ESS renames a country variable exactly when it revises its code list (cntbrthb → cntbrthc: a few codes added
+    or dropped): requiring the same codes, the check never fired, and the file built with country of birth not
+    available (an audit of ESS round-5 layouts)."""
+    df, meta = finland
+    codes = dict(meta.variable_value_labels["cntbrthd"])
+    revised = {k: v for k, v in list(codes.items())[3:]} | {"Q1": "New country one", "Q2": "New country two"}
+    write_copy(finland, tmp_path / "data" / "ESS9FI.sav", rename={"cntbrthd": "cntbrthe"})
+    df2, meta2 = pyreadstat.read_sav(str(tmp_path / "data" / "ESS9FI.sav"), user_missing=True)
+    labels = {**meta2.variable_value_labels, "cntbrthe": revised}
+    pyreadstat.write_sav(df2, str(tmp_path / "data" / "ESS9FI.sav"), column_labels=meta2.column_names_to_labels,
+                         variable_value_labels=labels, missing_ranges=meta2.missing_ranges)
+    code, _, err = run("validate", "--data", str(tmp_path / "data"))
+    assert code == 1
+    shared, union = len(set(codes) & set(revised)), len(set(codes) | set(revised))
+    assert [line.split(".overrides.", 1)[1] for line in err.splitlines() if line.startswith("error:")] == [
+        f"country_of_birth: wave 9: cntbrthd is not in the file, but cntbrthe has its label ('Country of birth') and "
+        f"nearly its codes ({shared} of {union}): the variable seems renamed; country_of_birth would be stored as not "
+        "available — add `alternatives: [{source: cntbrthe}]` (or the expression with cntbrthe) to the rule in "
+        "waves[9].overrides, or rename the variable back"]

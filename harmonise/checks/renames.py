@@ -13,14 +13,21 @@ from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan
 from harmonise.spec.source import SourceMeta, VarMeta
 
+SHARED = 0.9  # of the two variables' labelled codes together, the share both label: a revised list, not another
+
 
 def _same(declared: VarMeta, found: VarMeta) -> bool:
-    """Same label (normalised) and, where the declared variable has value labels, the same labelled codes."""
+    """Same label (normalised) and, where the declared variable has value labels, nearly the same labelled codes: at
+    least :data:`SHARED` of them in both (ESS renames a country variable, cntbrthb → cntbrthc, exactly when it
+    revises its list: a few codes added or dropped among some 250)."""
     if not declared.label or plain(declared.label) != plain(found.label or ""):
         return False
     if declared.type != found.type:
         return False
-    return not declared.labels or {str(c) for c in declared.labels} == {str(c) for c in found.labels}
+    if not declared.labels:
+        return True
+    ours, theirs = {str(c) for c in declared.labels}, {str(c) for c in found.labels}
+    return len(ours & theirs) >= SHARED * len(ours | theirs)
 
 
 def renamed_variables(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> list[Issue]:
@@ -44,8 +51,10 @@ def renamed_variables(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) ->
             continue
         new = twins[0].name
         path = paths[name]
+        ours, theirs = {str(c) for c in dv.labels}, {str(c) for c in twins[0].labels}
+        codes = "codes" if ours == theirs else f"nearly its codes ({len(ours & theirs)} of {len(ours | theirs)})"
         out.append(Issue(f"wave {plan.wave.wave}: {name} is not in the file, but {new} has its label "
-                         f"('{dv.label}') and codes: the variable seems renamed; {', '.join(targets)} would be "
+                         f"('{dv.label}') and {codes}: the variable seems renamed; {', '.join(targets)} would be "
                          "stored as not available", code="renamed-variable", variable=name,
                          path=".".join(map(str, path)), extra={"yaml_path": path}, survey=plan.survey,
                          wave=plan.wave.wave,
