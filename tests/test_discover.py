@@ -785,7 +785,7 @@ def test_a_renamed_country_variable_with_a_revised_list_is_still_seen_as_renamed
     """ESS renames a country variable exactly when it revises its code list (cntbrthb → cntbrthc: a few codes added
     or dropped): requiring the same codes, the check never fired, and the file built with country of birth not
     available (an audit of ESS round-5 layouts)."""
-    df, meta = finland
+    _df, meta = finland
     codes = dict(meta.variable_value_labels["cntbrthd"])
     revised = {k: v for k, v in list(codes.items())[3:]} | {"Q1": "New country one", "Q2": "New country two"}
     write_copy(finland, tmp_path / "data" / "ESS9FI.sav", rename={"cntbrthd": "cntbrthe"})
@@ -797,7 +797,7 @@ def test_a_renamed_country_variable_with_a_revised_list_is_still_seen_as_renamed
     assert code == 1
     shared, union = len(set(codes) & set(revised)), len(set(codes) | set(revised))
     assert [line.split(".overrides.", 1)[1] for line in err.splitlines() if line.startswith("error:")] == [
-        f"country_of_birth: wave 9: cntbrthd is not in the file, but cntbrthe has its label ('Country of birth') and "
+        (f"country_of_birth: wave 9: cntbrthd is not in the file, but cntbrthe has its label ('Country of birth') and "
         f"nearly its codes ({shared} of {union}): the variable seems renamed; country_of_birth would be stored as not "
         "available — add `alternatives: [{source: cntbrthe}]` (or the expression with cntbrthe) to the rule in "
-        "waves[9].overrides, or rename the variable back"]
+        "waves[9].overrides, or rename the variable back")]
