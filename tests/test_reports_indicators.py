@@ -93,8 +93,15 @@ def check_database(db: Path) -> int:
     try:
         not_by = dict(con.execute("SELECT name, not_by FROM indicator_definitions ORDER BY position").fetchall())
         breakdowns = [r[0] for r in con.execute("SELECT name FROM indicator_breakdowns ORDER BY position").fetchall()]
+        # survey-waves whose weights sum to each country's weighted respondents get no margin over countries
+        sums = con.execute("SELECT survey, wave, country, sum(weight), count(weight) FROM respondents "
+                           "GROUP BY ALL").fetchall()
     finally:
         con.close()
+    countries: dict[tuple[str, str], list[bool]] = {}
+    for s, w, _, total, n in sums:
+        countries.setdefault((str(s), str(w)), []).append(bool(n) and abs(float(total or 0) - n) <= 1e-3 * n)
+    flat = {sw for sw, normalised in countries.items() if len(normalised) > 1 and all(normalised)}
     est = pd.concat([pd.DataFrame(indicators(db, None, ["country"], g, rule=OPEN).records())
                      for g in (None, *breakdowns)])
     checked = 0
@@ -106,7 +113,8 @@ def check_database(db: Path) -> int:
         for breakdown in tables:
             got = est[(est["indicator"] == name) & (est["breakdown"] == breakdown) & est["estimate"].notna()]
             keys = [(breakdown, *map(str, k)) for k in got[KEY].itertuples(index=False, name=None)]
-            assert set(keys) == {k for k in ref.index[ref["sw"] > 0] if k[0] == breakdown}, (name, breakdown)
+            assert set(keys) == {k for k in ref.index[ref["sw"] > 0] if k[0] == breakdown
+                                 and not (k[3] == "all" and (k[1], k[2]) in flat)}, (name, breakdown)
             r = ref.loc[keys]
             np.testing.assert_allclose(got["estimate"].astype(float), r["r"], rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(got["se"].astype(float), r["se"], rtol=1e-9, atol=1e-12)
@@ -615,3 +623,29 @@ def test_a_cell_without_answers_names_its_survey_wave(ess8: Path, tmp_path: Path
     assert code == 0, err
     rows = indicators(db, ["low_income"], None, "birthplace").records()
     assert rows and {(r["n"], r["source"], r["reliability"]) for r in rows} == {(0, "ess 8", "suppressed")}
+
+
+def test_weights_scaled_to_each_countrys_sample_give_no_margin_over_countries(small_demo_db: Path) -> None:
+    """EU-MIDIS II's person weight (as modelled) sums to each country's sample size: its margin over countries
+    weighted France, Germany and the Netherlands alike whatever their migrant populations (an audit recomputed it
+    with population-scaled weights: 0.6225, published 0.6319). A survey-wave whose every country's weights sum to
+    its weighted respondents gets no such margin; one whose weights carry population sizes (ESS) keeps it."""
+    from harmonise.reports.indicators import unmargined
+
+    con = connect(small_demo_db)
+    try:
+        sums = con.execute("SELECT survey, wave, country, sum(weight), count(weight) FROM respondents "
+                           "GROUP BY ALL").fetchall()
+        got = unmargined(con, "weight")
+        assert unmargined(con, "none") == [] and unmargined(con, "weight_design") == []
+    finally:
+        con.close()
+    countries: dict[tuple[str, str], list[bool]] = {}
+    for s, w, _, total, n in sums:
+        countries.setdefault((str(s), str(w)), []).append(bool(n) and abs(float(total or 0) - n) <= 1e-3 * n)
+    flat = sorted(sw for sw, normalised in countries.items() if len(normalised) > 1 and all(normalised))
+    assert got == flat and ("eumidis", "II") in flat and not any(s == "ess" for s, _ in flat)
+    rows = indicators(small_demo_db, ["employment_rate"], ["country"]).records()
+    margins = {(r["survey"], r["wave"]) for r in rows if r["country"] == "all"}
+    several = {sw for sw, c in countries.items() if len(c) > 1}
+    assert margins == several - set(flat)

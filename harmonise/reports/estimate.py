@@ -184,17 +184,19 @@ def moments_sql(base: str, keys: str) -> str:
             f"FROM ({base}) GROUP BY ALL")
 
 
-def margins_sql(relation: str, margins: Sequence[str]) -> str:
+def margins_sql(relation: str, margins: Sequence[str], unmargined: Sequence[tuple[str, str]] = ()) -> str:
     """``relation`` and, for every non-empty subset of the ``margins`` columns, its rows with those columns
-    set to :data:`ALL` (the margin over them)."""
+    set to :data:`ALL` (the margin over them); ``unmargined``: (survey, wave) pairs given no margin."""
+    skip = (" WHERE survey || chr(31) || wave NOT IN (" +
+            ", ".join(sql_literal(f"{s}\x1f{w}") for s, w in unmargined) + ")") if unmargined else ""
     return " UNION ALL ".join(
         "SELECT * " + (f"REPLACE ({', '.join(f'{sql_literal(ALL)} AS {quote_ident(c)}' for c in subset)}) "
-                       if subset else "") + f"FROM {relation}"
+                       if subset else "") + f"FROM {relation}" + (skip if subset else "")
         for subset in (tuple(c for i, c in enumerate(margins) if mask >> i & 1) for mask in range(2 ** len(margins))))
 
 
 def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust", *, moments: bool = False,
-                 margins: Sequence[str] = ()) -> str:
+                 margins: Sequence[str] = (), unmargined: Sequence[tuple[str, str]] = ()) -> str:
     """SQL giving one row per (keys…, group): n, n_eff, estimate, variance, df and the gap to the native group;
     ``constant``: every respondent with an answer gave the same value (a share of 0 or 1, a mean at one value).
 
@@ -203,7 +205,8 @@ def estimate_sql(base: str, design: str, keys: list[str], lonely: str = "adjust"
     With ``moments``, ``base`` holds moments already (the columns :data:`MOMENTS` yields, at a
     finer grouping), which are summed; moments add up, so the result is the same. ``margins``: key
     columns each stratum lies within (one value of each per stratum, as a country), whose margin
-    (:data:`ALL`) is added here from the per-stratum sums rather than by the base. Nothing is
+    (:data:`ALL`) is added here from the per-stratum sums rather than by the base. ``unmargined``: survey-waves
+    (keys holding survey and wave) given no such margin. Nothing is
     suppressed here: :func:`harmonise.reports.disclosure.publish` applies the rule. The variance comes
     from per-stratum sums of PSU products (see the module docstring).
     """
@@ -231,7 +234,7 @@ ms AS (
          fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2y ELSE swy * sw END END) AS qab,
          fsum(CASE WHEN n > 0 THEN CASE WHEN psu IS NULL THEN sw2 ELSE sw * sw END END) AS qbb
   FROM m GROUP BY {grp_keys}, source, stratum_id),
-s AS MATERIALIZED (SELECT s.*, d.var_stratum, d.n_h FROM ({margins_sql("ms", margins)}) s JOIN design d USING (stratum_id)),
+s AS MATERIALIZED (SELECT s.*, d.var_stratum, d.n_h FROM ({margins_sql("ms", margins, unmargined)}) s JOIN design d USING (stratum_id)),
 r AS MATERIALIZED (
   SELECT *, swy / nullif(sw, 0) AS est, n_miss / (n + n_miss) AS nonresp,
          row_number() OVER () AS cell, dense_rank() OVER (ORDER BY {k or "1"}) AS parent
@@ -258,7 +261,7 @@ zd AS (
     UNION ALL
     SELECT g.cell, d.var_stratum, d.n_h,
            -2 * (x.xaa - nat.est * x.xab - g.est * x.xba + g.est * nat.est * x.xbb) / (g.sw * nat.sw), 0.0, 0.0
-    FROM ({margins_sql("x", margins)}) x JOIN r g ON {x_keys} AND NOT g.is_native
+    FROM ({margins_sql("x", margins, unmargined)}) x JOIN r g ON {x_keys} AND NOT g.is_native
     JOIN r nat ON nat.parent = g.parent AND nat.is_native JOIN design d ON d.stratum_id = x.stratum_id
     WHERE g.sw > 0 AND nat.sw > 0) u
   GROUP BY cell, var_stratum),

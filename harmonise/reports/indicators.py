@@ -408,12 +408,14 @@ def grouping(by: Sequence[str], pool: bool) -> list[str]:
 def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY,
                   groups: Sequence[str | None] = (None,), *, weight: str = "weight",
                   age: tuple[int, int] | None = None, lonely_psu: str = "adjust", pool: bool = False,
-                  sample: Sequence[tuple[str, str]] | None = None, fine_from: str | None = None) -> str:
+                  sample: Sequence[tuple[str, str]] | None = None, fine_from: str | None = None,
+                  unmargined: Sequence[tuple[str, str]] = ()) -> str:
     """SQL of the estimator rows (nothing suppressed yet) of ``names`` (default: all) by ``by`` (led by
     survey and wave unless ``pool``) for each breakdown in ``groups`` (None: the total); ``sample``: the
     respondents of those (survey, wave) pairs only. With the design weight there is no margin over countries:
     design weights sum to each country's sample size, so such a margin would weight the countries by it (ESS
-    guidance: dweight within one country only); nor pooled, whose weights by country are rescaled so (:func:`pooling`). ``fine_from``: a table of :func:`fine_sql`'s rows (the same
+    guidance: dweight within one country only); nor pooled, whose weights by country are rescaled so (:func:`pooling`);
+    nor for the ``unmargined`` survey-waves (:func:`unmargined`). ``fine_from``: a table of :func:`fine_sql`'s rows (the same
     arguments, every breakdown), read instead of the respondents."""
     chosen = _check_args(defs, names, by, groups, weight)
     check_lonely(lonely_psu)
@@ -424,7 +426,8 @@ def indicator_sql(defs: Definitions, names: Sequence[str] | None = None, by: Seq
     return estimate_sql(_base(defs, chosen, keys, groups, weight, age, pool, where, fine_from=fine_from),
                         design_sql(DESIGN_SOURCE + where, lonely_psu), ["indicator", "ages", *keys, "breakdown"],
                         lonely_psu, moments=True,
-                        margins=[c for c in keys if c in NESTED and weight != "weight_design" and not pool])
+                        margins=[c for c in keys if c in NESTED and weight != "weight_design" and not pool],
+                        unmargined=unmargined if {"survey", "wave"} <= set(keys) else ())
 
 
 def atoms_sql(defs: Definitions, names: Sequence[str] | None = None, by: Sequence[str] = DEFAULT_BY, *,
@@ -458,6 +461,25 @@ def _sample_where(sample: Sequence[tuple[str, str]] | None) -> str:
             + ")") if sample else ""
 
 
+NORMALISED = 1e-3  # a country's weights summing to its weighted respondents within this share are scaled to its n
+
+
+def unmargined(con: duckdb.DuckDBPyConnection, weight: str, sample: Sequence[tuple[str, str]] | None = None
+               ) -> list[tuple[str, str]]:
+    """Survey-waves of several countries whose weights sum to each country's number of weighted respondents (EVS's
+    calibration weight, EU-MIDIS II's person weight as modelled): weights scaled so cannot weight the countries
+    against each other, and a margin over countries would weight them by sample size (as the design weight's would:
+    decision 70), so they get none. Not for ``--weight none``, where the unweighted margin is what is asked."""
+    if weight != "weight":
+        return []
+    rows = con.execute(
+        f"SELECT survey, wave FROM (SELECT survey, wave, country, fsum(w) AS sw, count(w) AS n FROM (SELECT survey, "
+        f"wave, country, {_WEIGHT_SQL[weight]} AS w FROM respondents{_sample_where(sample)}) GROUP BY ALL) "
+        f"GROUP BY ALL HAVING count(*) > 1 AND bool_and(n > 0 AND abs(sw - n) <= {NORMALISED} * n) "
+        "ORDER BY ALL").fetchall()
+    return [(str(s), str(w)) for s, w in rows]
+
+
 def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Sequence[str] | None,
                    by: Sequence[str], groups: Sequence[str | None], *, weight: str = "weight",
                    age: tuple[int, int] | None = None, rule: Rule | None = None, lonely_psu: str = "adjust",
@@ -484,7 +506,8 @@ def estimate_frame(con: duckdb.DuckDBPyConnection, defs: Definitions, names: Seq
             con.execute(f"CREATE TEMP TABLE {fine} AS "
                         f"{fine_sql(defs, names, by, weight=weight, age=age, pool=pool, sample=sample)}")
         frame = con.execute(indicator_sql(defs, names, by, every, weight=weight, age=age, lonely_psu=lonely_psu,
-                                          pool=pool, sample=sample, fine_from=fine)).df()
+                                          pool=pool, sample=sample, fine_from=fine,
+                                          unmargined=unmargined(con, weight, sample))).df()
         atoms = con.execute(atoms_sql(defs, names, by, weight=weight, age=age, pool=pool, sample=sample,
                                       fine_from=fine)).df()
     finally:
