@@ -4,6 +4,7 @@ real ESS file written with pyreadstat (the originals are read in place, never co
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -801,3 +802,31 @@ def test_a_renamed_country_variable_with_a_revised_list_is_still_seen_as_renamed
         f"nearly its codes ({shared} of {union}): the variable seems renamed; country_of_birth would be stored as not "
         "available — add `alternatives: [{source: cntbrthe}]` (or the expression with cntbrthe) to the rule in "
         "waves[9].overrides, or rename the variable back")]
+
+
+def test_country_codes_as_labels_are_checked_against_the_table(fixtures_dir: Path, tmp_path: Path) -> None:
+    """EU-MIDIS II's `country` numbers its countries by name, `country2` by code: a file whose `country` holds the
+    code-ordered numbers, labelled with the codes ('DE'), was mapped by the name-ordered table (Germany stored as
+    Czechia) with only a drift note; labels that are country codes (Eurostat's EL and UK too) are checked now."""
+    from harmonise.spec.project import load_project
+
+    table = load_project(ROOT).tables.code_map("eumidis_country_codes")
+    assert table is not None
+    names = table.normalised_map()
+    (source,) = sorted((fixtures_dir / "eumidis").glob("ZA6703*.sav"))
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    for relabel, ok in (({c: {"GR": "EL", "GB": "UK"}.get(v, v) for c, v in names.items()}, True),
+                        ({c: v for c, v in zip(names, sorted(names.values()))}, False)):
+        labels = {**meta.variable_value_labels,
+                  "country": {float(c): v for c, v in relabel.items() if isinstance(c, (int, float))}}
+        data = tmp_path / ("ok" if ok else "bad")
+        data.mkdir()
+        pyreadstat.write_sav(df, str(data / source.name), column_labels=meta.column_names_to_labels,
+                             variable_value_labels=labels, missing_ranges=meta.missing_ranges)
+        code, out, err = run("validate", "--data", str(data))
+        errors = [line for line in (out + err).splitlines() if line.startswith("error:")]
+        if ok:
+            assert (code, errors) == (0, [])
+        else:
+            assert code == 1 and len(errors) == 1 and "the labels of country contradict the codes the rule maps" in \
+                errors[0] and re.search(r"1 is labelled '([A-Z]{2})' \(\1\) but maps to ", errors[0]), errors
