@@ -34,6 +34,15 @@ def _warnings(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("warning:")]
 
 
+def _built(df: pd.DataFrame, meta: Any, tmp_path: Path) -> tuple[Path, list[str]]:
+    """``df`` written as ESS8FR.sav in ``tmp_path/data`` and built: the database and the build's warnings."""
+    data = _write(df, meta, tmp_path / "data")
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0, err
+    return db, _warnings(err)
+
+
 def test_codes_outside_the_labelled_range_of_expression_inputs_are_reported(real: tuple[pd.DataFrame, Any],
                                                                           tmp_path: Path) -> None:
     df, meta = real[0].copy(), real[1]
@@ -105,11 +114,8 @@ def test_all_zero_weights_warn_at_build_and_name_why_cells_are_suppressed(real: 
                                                                          tmp_path: Path) -> None:
     df, meta = real[0].copy(), real[1]
     df["pspwght"] = 0.0  # weight = pspwght * pweight
-    data = _write(df, meta, tmp_path / "data")
-    db = tmp_path / "h.duckdb"
-    code, _, err = run("build", "--data", str(data), "--db", str(db))
-    assert code == 0, err
-    assert _warnings(err) == [
+    db, warned = _built(df, meta, tmp_path)
+    assert warned == [
         (f"warning: ess wave 8: weight is 0 in all {len(df):,} rows with a weight; weighted indicators of this "
          "survey-wave are suppressed (reason weights_all_zero: the weighted total is 0) — check the weight variable "
          "the crosswalk maps, or use --weight none")]
@@ -125,16 +131,13 @@ def test_some_zero_weights_warn_that_those_respondents_count_in_n_only(real: tup
     """Ten respondents weighted 0 among weighted ones were left out of every weighted estimate without a word."""
     df, meta = real[0].copy(), real[1]
     df.loc[:9, "pspwght"] = 0.0  # weight = pspwght * pweight
-    data = _write(df, meta, tmp_path / "data")
-    db = tmp_path / "h.duckdb"
-    code, _, err = run("build", "--data", str(data), "--db", str(db))
-    assert code == 0, err
-    assert _warnings(err) == [
+    _, warned = _built(df, meta, tmp_path)
+    assert warned == [
         (f"warning: ess wave 8: weight is 0 in 10 of {len(df):,} rows with a weight; those respondents count for "
          "nothing in the weighted indicators, though they count in each cell's unweighted n — check the weight "
          "variable for them: a design that gives some respondents weight 0 leaves them out on purpose; else it is a "
          "slip in the file")]
-    code, out, err = run("validate", "--data", str(data))
+    code, out, err = run("validate", "--data", str(tmp_path / "data"))
     assert code == 0 and "weight is 0 in 10 of" in out, (out, err)
 
 
