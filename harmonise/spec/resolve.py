@@ -234,7 +234,7 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
                 continue
             if meta.declared_missing(code) or default_label_agrees(meta.labels.get(code)):
                 out.reasons[code] = reason
-    if meta is not None:  # a code the file both declares missing and labels as a missing reason is that reason
+    if meta is not None:  # a code the file labels with one missing reason (and declares missing, or lies outside)
         default = {norm_code(raw): reason for reason, codes in defaults.codes.items() for raw in codes}
         kept = valid if own is None else own
         for code, label in meta.labels.items():
