@@ -181,5 +181,5 @@ def test_the_docs_examples_from_the_demo_hold(demo_db: Path) -> None:
             "(its respondents lie in one PSU per stratum; taken as 1) gives [0.0000, 0.9588], flagged "
             "`rel_ci_width>1.3` alone") in doc
     (quality,), = _stored(demo_db, """SELECT DISTINCT quality FROM indicators WHERE indicator = 'employment_rate'
-                                     AND survey = 'eumidis' AND wave = 'I' AND country = 'FR'""")
+                                     AND survey = 'eumidis' AND wave = 'I' AND country = 'FR' AND breakdown = 'total'""")
     assert f"Example (demo, EU-MIDIS I, employment rate): `{quality}`" in doc

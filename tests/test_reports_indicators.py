@@ -649,3 +649,16 @@ def test_weights_scaled_to_each_countrys_sample_give_no_margin_over_countries(sm
     margins = {(r["survey"], r["wave"]) for r in rows if r["country"] == "all"}
     several = {sw for sw, c in countries.items() if len(c) > 1}
     assert margins == several - set(flat)
+
+
+def test_a_surveys_native_group_from_a_sample_of_selected_groups_is_said(small_demo_db: Path) -> None:
+    """EU-MIDIS samples minorities only: its `native_background` group is Roma born in Slovakia and the like, and its
+    gaps "vs natives" were published against them without a word (an audit of EU-MIDIS layouts). Every breakdown row
+    of a survey whose descriptor's target population is not the general population says so; ESS's do not."""
+    rows = indicators(small_demo_db, ["employment_rate"], ["country"], "migrant_generation").records()
+    said = "native group from a sample of selected groups, not of the population's natives (eumidis survey descriptor)"
+    eumidis = [r for r in rows if r["survey"] == "eumidis"]
+    assert eumidis and all(said in str(r["quality"]) for r in eumidis)
+    assert not any("native group from a sample" in str(r["quality"]) for r in rows if r["survey"] in ("ess", "evs"))
+    totals = indicators(small_demo_db, ["employment_rate"], ["country"]).records()
+    assert not any("native group from a sample" in str(r["quality"]) for r in totals)

@@ -6,8 +6,11 @@ the inputs of its derivation (recursively, from the ``lineage`` table's source v
 one whose ``lineage.quality`` is ``approximate`` or ``proxy`` is named (labour status is always an
 approximation; rescaled scales and proxy rules are flagged so by their crosswalks), and a survey
 whose descriptor (``surveys/<id>/survey.yaml`` ``sampling.type``) is not a probability sample is
-named as such (e.g. EU-MIDIS I: partly interviewer-generated samples). Stored in the build as
-``survey_sampling``; an older database without it gives the lineage flags only.
+named as such (e.g. EU-MIDIS I: partly interviewer-generated samples). A breakdown's row of a survey whose target
+population is not the general population (``target_population.definition``: EU-MIDIS's selected minorities, the
+city surveys' migrants) says that its native group is the sample's (Roma born in Slovakia, a comparison sample), not
+the population's natives, against whom its gaps would otherwise read. Stored in the build as ``survey_sampling``; an
+older database without it gives the lineage flags only.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ if TYPE_CHECKING:
 
 FLAGGED = ("approximate", "proxy")
 SAMPLING_WORDS = {"mixed": "partly non-probability sample", "non_probability": "non-probability sample"}
+GENERAL = "general_population"  # a survey of the whole population: its native group is the population's natives
 WEIGHT_TARGET = {"weight": "weight", "weight_design": "weight_design", "none": None}
 
 
 def store_sampling(con: duckdb.DuckDBPyConnection, project: Project) -> None:
-    """Write ``survey_sampling`` (survey, acronym, sampling type, notes) from the project's survey descriptors."""
+    """Write ``survey_sampling`` (survey, acronym, sampling type, notes, whether unverified, the target population's
+    definition) from the project's survey descriptors."""
     from pydantic import ValidationError
 
     from harmonise.spec.descriptor import load_descriptor
@@ -45,11 +50,12 @@ def store_sampling(con: duckdb.DuckDBPyConnection, project: Project) -> None:
             d = load_descriptor(path)
         except ValidationError:  # reported by the codebook and descriptor checks; no flag is better than a guess
             continue
-        rows.append((survey, d.acronym, d.sampling.type, d.sampling.notes, d.sampling.unverified))
+        rows.append((survey, d.acronym, d.sampling.type, d.sampling.notes, d.sampling.unverified,
+                     d.target_population.definition))
     con.execute("CREATE TABLE survey_sampling (survey VARCHAR, acronym VARCHAR, sampling_type VARCHAR, notes VARCHAR, "
-                "unverified BOOLEAN)")
+                "unverified BOOLEAN, population VARCHAR)")
     if rows:
-        con.executemany("INSERT INTO survey_sampling VALUES (?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO survey_sampling VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def _names(text: str | None) -> list[str]:
@@ -107,6 +113,7 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
                      f"WHERE survey || ' ' || wave IN ({within})"):
             held.setdefault((str(survey), str(wave), str(country)), set()).add(str(file))
     sampling = {str(s): str(t) for s, t in _read(con, "SELECT survey, sampling_type FROM survey_sampling")}
+    population = {str(s): str(p) for s, p in _read(con, "SELECT survey, population FROM survey_sampling")}
     merged: dict[tuple[str, str, str], dict[str, tuple[str, list[str], frozenset[str]]]] = {}
 
     def lineage_of(survey: str, wave: str, country: str) -> dict[str, tuple[str, list[str], frozenset[str]]]:
@@ -154,6 +161,9 @@ def quality_column(con: duckdb.DuckDBPyConnection, defs: Definitions, rows: pd.D
                     parts.append(f"{q}: {', '.join(hit)}")
             if sampling.get(survey) in SAMPLING_WORDS:
                 parts.append(f"{SAMPLING_WORDS[sampling[survey]]} ({survey} survey descriptor)")
+            if breakdown != "total" and population.get(survey, GENERAL) != GENERAL:
+                parts.append(f"native group from a sample of {population[survey].replace('_', ' ')}, not of the "
+                             f"population's natives ({survey} survey descriptor)")
             cache[key] = "; ".join(parts)
         return cache[key]
 
