@@ -23,14 +23,13 @@ from functools import lru_cache
 from typing import Any
 
 from harmonise.errors import Issue
-from harmonise.spec.codetables import TableSet
+from harmonise.spec.codetables import EUROSTAT_COUNTRY, TableSet
 from harmonise.spec.expr import arithmetic_value
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 
 REFERENCES = {"country": "countries", "language": "languages"}
-EUROSTAT_CODES = {"EL": "GR", "UK": "GB"}  # Eurostat's country codes that differ from ISO 3166-1
 TRUNCATED = 59  # SPSS cut value labels at 60 characters: a label this long may be a name's beginning
 
 
@@ -82,7 +81,7 @@ def label_issues(var: Variable, tp: TargetPlan, vm: VarMeta, tables: TableSet) -
             continue
         code_label = label.strip()  # a label that is itself a country code ('DE'; Eurostat's EL and UK)
         if reference == "countries" and len(code_label) == 2 and code_label.isalpha() and code_label.isupper():
-            iso = EUROSTAT_CODES.get(code_label, code_label)
+            iso = EUROSTAT_COUNTRY.get(code_label, code_label)
             if iso in by_code and iso != target:
                 found.append(f"{code!r} is labelled '{label}' ({iso}) but maps to {target} "
                              f"({tables.names(reference)[target][0]})")

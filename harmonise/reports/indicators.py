@@ -48,16 +48,15 @@ NESTED = ("country",)  # grouping columns the strata lie within (STRATUM_SQL): m
 PSU_SQL = "coalesce('p:' || psu, 'r:' || respondent_id)"
 DESIGN_SOURCE = (f"SELECT {STRATUM_SQL} AS stratum_id, {PSU_SQL} AS psu_id, survey || '|' || wave || '|' || country "
                  "AS block, stratum FROM respondents")
-POOLING = ("pooled over the survey-waves named in each row's source: weights rescaled within each survey-wave to "
-           "sum to its number of weighted respondents, so each survey-wave counts by its sample size and keeps its "
-           "own relative weights; strata stay nested in survey-wave and country")
+_POOLED = ("pooled over the survey-waves named in each row's source: weights rescaled within each {within} to sum to "
+           "its number of weighted respondents, so each {unit} counts by its {size} and keeps its own relative "
+           "weights{more}; strata stay nested in survey-wave and country")
+POOLING = _POOLED.format(within="survey-wave", unit="survey-wave", size="sample size", more="")
 # by country, each country's samples alone: a country's pooled figure does not depend on the other countries in the
 # database (rescaled within the survey-wave, a country's waves counted by the wave's sample over every country)
-POOLING_BY_COUNTRY = ("pooled over the survey-waves named in each row's source: weights rescaled within each "
-                      "survey-wave and country to sum to its number of weighted respondents, so each country's sample "
-                      "in each survey-wave counts by its size and keeps its own relative weights (no margin over "
-                      "countries, which would weight them by sample size: pool without country in --by for that); "
-                      "strata stay nested in survey-wave and country")
+POOLING_BY_COUNTRY = _POOLED.format(
+    within="survey-wave and country", unit="country's sample in each survey-wave", size="size",
+    more=" (no margin over countries, which would weight them by sample size: pool without country in --by for that)")
 
 
 def pooling(by: Sequence[str]) -> str:

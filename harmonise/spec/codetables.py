@@ -15,6 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harmonise.spec.source import Code, norm_code
 
+EUROSTAT_COUNTRY = {"EL": "GR", "UK": "GB"}  # Eurostat's country codes (NUTS prefixes) that differ from ISO 3166-1
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from harmonise.compile.sqltext import quote_ident, sql_literal
+from harmonise.spec.codetables import EUROSTAT_COUNTRY
 from harmonise.spec.schema import TargetSchema
 from harmonise.store.editions import FileFacts, read_file_facts, write_source_editions
 from harmonise.store.provenance import Table
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from harmonise.spec.project import Project
 
 NUTS_CODE = re.compile(r"^[A-Z]{2}[0-9A-Z]{1,3}$")
-NUTS_COUNTRY = {"EL": "GR", "UK": "GB"}  # Eurostat's NUTS prefixes that differ from ISO 3166-1
 
 Column = tuple[str, str, str]  # name, DuckDB type, comment
 
@@ -192,7 +192,7 @@ def _nuts_regions(con: duckdb.DuckDBPyConnection, project: Project, facts: list[
     codes = sorted({c for c in [*names, *cities, *in_data] if NUTS_CODE.match(c)})
     out = []
     for code in codes:
-        country = NUTS_COUNTRY.get(code[:2], code[:2])
+        country = EUROSTAT_COUNTRY.get(code[:2], code[:2])
         name, named_by = names.get(code, (None, None))
         out.append((code, name, len(code) - 2, country, group(country), named_by,
                     ", ".join(sorted(cities.get(code, ()))) or None))
