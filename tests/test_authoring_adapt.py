@@ -91,3 +91,63 @@ def test_out_never_overwrites_a_file_adapt_did_not_write(project: Path, tmp_path
     assert run(*args, str(link), "--force", project=project)[0] == 0
     assert crosswalk.read_bytes() == before and not link.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["block.yaml", "data", "link.yaml", "proj"]
+
+
+def test_text_codes_stored_as_labelled_numbers_are_mapped_by_their_labels(project: Path, tmp_path: Path,
+                                                                          fixtures_dir: Path) -> None:
+    """A file storing ICS's city as numbers labelled with the cities' names (the declared codebook has the text
+    codes 'ANT' … so labelled) was refused with no way out: `adapt` proposed nothing. It now maps the file's codes
+    as the declared codes of the same labels, for every rule reading the variable, and says that the declared
+    codebook's variable is to be refreshed from the file; done so, the file validates and harmonises to the same
+    cities and regions as the text-coded file."""
+    import duckdb
+    import pyreadstat
+
+    df, meta = pyreadstat.read_sav(str(fixtures_dir / "ics" / "ICS_2012.sav"), user_missing=True)
+    names = meta.variable_value_labels["city"]
+    number = {code: i for i, code in enumerate(sorted(names, key=names.get), start=1)}  # 1 Antwerp … 15 Stuttgart
+    recoded = df.assign(city=df["city"].map(number).astype(float))
+    labels = {**meta.variable_value_labels, "city": {n: names[c] for c, n in number.items()}}
+    data = tmp_path / "data" / "ICS_2012.sav"
+    data.parent.mkdir()
+    pyreadstat.write_sav(recoded, str(data), column_labels=meta.column_labels, variable_value_labels=labels,
+                         missing_ranges=meta.missing_ranges)
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert code == 1 and "15 codes have no mapping for target city: 1 ('Antwerp')" in err
+    code, out, err = run("adapt", str(data), "--like", "ics:2012", project=project)
+    city = {n: c for c, n in number.items()}
+    crosswalk = project / "mappings" / "ics.yaml"
+    from harmonise.spec.project import load_project
+    rules = load_project(project).surveys["ics"].crosswalk.targets
+    want = {t: ", ".join(f"{n}: {rules[t].map[city[n]]}" for n in sorted(city)) for t in ("region_nuts", "city")}
+    assert out.splitlines() == [
+        "# ICS_2012.sav as ics wave 2012: paste under waves[2012].overrides in mappings/ics.yaml",
+        ("#   city: codes renumbered in this file, mapped by their labels: 1 'Antwerp', 2 'Barcelona', 3 'Berlin', "
+        "4 'Brussels' and 11 more; stored as numeric, declared string: refresh the declared codebook's variable "
+        "from the file (docs/authoring.md), whose codes the static check reads"),
+        f"      region_nuts: {{map: {{{want['region_nuts']}}}}}",
+        f"      city: {{map: {{{want['city']}}}}}"]
+    assert "code 1 has the wrong type for string source city" in err  # until the declared codebook is refreshed
+    lines = [line.strip() for line in out.splitlines() if not line.startswith("#")]
+    crosswalk.write_text(paste(crosswalk.read_text(encoding="utf-8"), "2012", lines), encoding="utf-8")
+    declared = project / "surveys" / "ics" / "codebook_2012.yaml"
+    text = declared.read_text(encoding="utf-8")
+    start = text.index("  - name: city\n")
+    end = text.index("  - name:", start + 1)
+    text = text[:start] + "".join([
+        "  - name: city\n    label: \"City of interview\"\n    type: numeric\n    format: F2.0\n    measure: nominal\n",
+        "    labels:\n", *(f"      {n}: \"{names[c]}\"\n" for c, n in number.items()), "    evidence: modelled\n"]) \
+        + text[end:]
+    declared.write_text(text, encoding="utf-8")
+    code, out, err = run("validate", "--data", str(data), project=project)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "ok: 0 error(s), 0 warning(s), 1 file(s), 300 rows"
+    as_text, as_numbers = tmp_path / "text.duckdb", tmp_path / "numbers.duckdb"
+    assert run("build", "--data", str(fixtures_dir / "ics" / "ICS_2012.sav"), "--db", str(as_text))[0] == 0
+    assert run("build", "--data", str(data), "--db", str(as_numbers), project=project)[0] == 0
+    rows = []
+    for db in (as_text, as_numbers):
+        con = duckdb.connect(str(db), read_only=True)
+        rows.append(con.execute("SELECT source_row, city, region_nuts FROM respondents ORDER BY source_row").fetchall())
+        con.close()
+    assert rows[0] == rows[1] and len(rows[0]) == 300

@@ -265,3 +265,35 @@ def test_a_code_the_file_declares_missing_and_labels_as_a_reason_is_that_reason(
             (int(df["trstprl"].isin([5.0, 88.0]).sum()), 0)]  # every 5 of the file, as its declaration says
     finally:
         con.close()
+
+
+def test_a_labelled_category_past_a_counts_values_is_said_when_an_expression_reads_it(fixtures_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    """EU-MIDIS I's years of full-time education (BG10) are banded by an expression. A file labelling a code past
+    the years, 97 'Still in full-time education', had it read as 97 years, 'high', without a word. Now a warning
+    names the code, its label and rows; a labelled end of the years (0 'No full-time education', beside 1) is not
+    said."""
+    df, meta = pyreadstat.read_sav(str(fixtures_dir / "eumidis" / "EU-MIDIS_I_2008.sav"), user_missing=True)
+    # the fixture generator wrote the fieldwork year, 2008, as every respondent's years of education ('high')
+    assert set(df["BG10"]) <= {*map(float, range(31)), 98.0, 99.0} and df["BG10"].nunique() > 20
+    years = df.index[df["BG10"] < 90]
+    df.loc[years[:6], "BG10"] = 97.0
+    df.loc[years[6:9], "BG10"] = 0.0
+    labels = {**meta.variable_value_labels,
+              "BG10": {0.0: "No full-time education", 97.0: "Still in full-time education",
+                       **meta.variable_value_labels["BG10"]}}
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_sav(df, str(data / "EU-MIDIS_I_2008.sav"), column_labels=meta.column_labels,
+                         variable_value_labels=labels, missing_ranges=meta.missing_ranges)
+    code, out, err = run("validate", "--data", str(data))
+    assert code == 0, out + err
+    at = line_of(Path(CROSSWALK.parent / "eumidis.yaml"), "expr: \"'low' if BG10 <= 9") - 1
+    plain = df.loc[~df["BG10"].isin([0, 97, 98, 99]), "BG10"]  # the years the file does not label
+    assert _warnings(out) == [
+        (f"warning: mappings/eumidis.yaml:{at} waves[I].overrides.education_level: expression input BG10 has "
+        f"labelled code(s) 97 'Still in full-time education' (6 rows) apart from its unlabelled values "
+        f"{plain.min():g}–{plain.max():g}; the expression for "
+        "education_level read them as numbers — if such a code is a category rather than a number of BG10's "
+        "scale, handle it in the expression (e.g. `... if BG10 != 97 else ...`) or give it a reason under the "
+        "rule's missing:")]

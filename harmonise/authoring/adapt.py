@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harmonise.authoring.flowyaml import flow
-from harmonise.checks.labels import moved_in_wave, plain
+from harmonise.checks.labels import moved_in_wave, outcome, plain, relabelled_codes
 from harmonise.reports.text import visible
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
@@ -156,6 +156,7 @@ def adapt(cw: Crosswalk, wave: Wave, schema: TargetSchema, plan: WavePlan, decla
     out.found = list(looked.values())
     if declared is not None:
         _recoded(out, plan, schema, tables, declared, meta)
+        _relabelled(out, plan, declared, meta)
     return out
 
 
@@ -191,6 +192,43 @@ def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, tables: Tabl
         else:
             fields["TODO"] = (f"{tp.source}'s codes moved ({said}): map the file's codes by their labels, giving "
                               "missing codes their reasons under missing")
+            out.todo.append(target)
+        out.lines.append(f"{target}: {flow(fields)}")
+
+
+def _relabelled(out: Adaptation, plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> None:
+    """Map rules whose file holds the declared answers under other codes (ICS's city 'ANT' stored as the number 1
+    labelled 'Antwerp'; an edition's new code for a declared answer): the file's codes mapped, or given their
+    missing reasons, as the declared codes of the same labels; a TODO for labelled codes no declared label names.
+    Where the file stores the variable with another type, the rule's own codes (of the declared type) are left
+    out of the override."""
+    drafted = {line.split(":", 1)[0] for line in out.lines}
+    for target, tp in plan.targets.items():
+        dv, fv = (declared.get(tp.source), meta.get(tp.source)) if tp.kind == "map" and tp.source else (None, None)
+        if dv is None or fv is None or tp.source is None or target in drafted:
+            continue
+        found = relabelled_codes(tp, dv, fv)
+        if not found:
+            continue
+        retyped = dv.type != fv.type
+        said = ", ".join(f"{norm_code(c)} '{fv.labels[c]}'" for c in list(found)[:4]) + (
+            f" and {len(found) - 4} more" if len(found) > 4 else "")
+        if all(f.name != tp.source for f in out.found):
+            out.found.append(Found(tp.source, None, True, f"codes renumbered in this file, mapped by their labels: "
+                                   f"{said}" + (f"; stored as {fv.type}, declared {dv.type}: refresh the declared "
+                                                "codebook's variable from the file (docs/authoring.md), whose codes "
+                                                "the static check reads" if retyped else "")))
+        fields: dict[str, Any] = dict(out.wave.overrides.get(target) or {})
+        kept = {} if retyped else {norm_code(c): v for c, v in tp.values.items()}
+        fields["map"] = {**kept, **{norm_code(c): o[1] for c, o in found.items() if o[0] == "value"}}
+        reasons = {norm_code(c): o[1] for c, o in found.items() if o[0] == "missing"}
+        if reasons:
+            own = {} if retyped else {norm_code(c): r for c, r in tp.explicit_missing.items()}
+            fields["missing"] = {**own, **reasons}
+        left = [c for c in fv.labels if c not in found and outcome(tp, c) is None and not fv.declared_missing(c)]
+        if left:
+            fields["TODO"] = (f"{tp.source}'s codes {', '.join(f'{norm_code(c)} {fv.labels[c]!r}' for c in left[:5])}"
+                              " carry no declared label: map them or give them missing reasons")
             out.todo.append(target)
         out.lines.append(f"{target}: {flow(fields)}")
 

@@ -5,6 +5,8 @@ They come from the harmonisation report (one row per distinct source code and re
 - an expression read a code of a labelled input outside the range of its labelled valid codes
   (``pdwrk = 2`` where only 0 and 1 are labelled): an expression has no list of valid codes, so
   the code was read as a value — an unlabelled missing code, or a new edition's new code;
+- an expression read as a number a labelled code lying apart from its input's unlabelled values (a
+  'Still in education' 97 beside years of education): a category, not a point of the scale;
 - the weight is missing in some rows: weighted estimates leave those respondents out;
 - the file has no rows.
 
@@ -94,6 +96,57 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
             hint="if a code means missing, give it a reason under the rule's missing: (e.g. "
                  f"'{next(iter(sorted(codes)))}: invalid'); if the edition added it, check the expression",
             extra={"yaml_path": tp.path}))
+    return out
+
+
+def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+    """One warning per expression target and input that reads, as a number, a labelled code lying apart from the
+    input's unlabelled values: a count or scale (two or more unlabelled codes observed) whose code past them carries
+    a label that is no number ('Still in education' 97 beside years of education 0–25). Such a code is a category,
+    not a point of the scale; scale end points ('Complete trust' 10 beside 9) and top codes ('95 or older') are
+    not."""
+    seen: dict[tuple[str, str], dict[float, tuple[str, int]]] = {}  # per (target, input): code → (text, rows)
+    expr: dict[str, bool] = {}
+    for target, code, _, reason, n in rep:
+        if reason is not None or not code:
+            continue
+        if target not in expr:
+            tp = plan.targets.get(target)
+            expr[target] = tp is not None and tp.kind == "expr"
+        if not expr[target]:
+            continue
+        for part in code.split(";"):
+            name, _, text = part.partition("=")
+            try:
+                value = float(text)
+            except ValueError:
+                continue
+            codes = seen.setdefault((target, name), {})
+            codes[value] = (text, codes.get(value, (text, 0))[1] + n)
+    out = []
+    for (target, name), codes in sorted(seen.items()):
+        vm = meta.get(name)
+        if vm is None or vm.type != "numeric" or not vm.labels:
+            continue
+        labels = {float(c): label for c, label in vm.labels.items() if isinstance(c, (int, float))}
+        plain_values = [v for v in codes if v not in labels]
+        if len(plain_values) < 2:
+            continue
+        lo, hi = min(plain_values), max(plain_values)
+        apart = [(v, labels[v]) for v in sorted(codes) if v in labels and not any(ch.isdigit() for ch in labels[v])
+                 and not vm.declared_missing(v) and (v > hi + 1 or v < lo - 1)]
+        if not apart:
+            continue
+        shown = ", ".join(f"{codes[v][0]} '{label}' ({codes[v][1]:,} row{'s' if codes[v][1] != 1 else ''})"
+                          for v, label in apart[:5]) + (f" and {len(apart) - 5} more" if len(apart) > 5 else "")
+        tp = plan.targets[target]
+        out.append(Issue(
+            f"expression input {name} has labelled code(s) {shown} apart from its unlabelled values {lo:g}–{hi:g}; "
+            f"the expression for {target} read them as numbers", code="labelled-input-value", severity="warning",
+            survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
+            hint=f"if such a code is a category rather than a number of {name}'s scale, handle it in the expression "
+                 f"(e.g. `... if {name} != {codes[apart[0][0]][0]} else ...`) or give it a reason under the rule's "
+                 "missing:", extra={"yaml_path": tp.path}))
     return out
 
 

@@ -104,7 +104,7 @@ def label_issues(var: Variable, tp: TargetPlan, vm: VarMeta, tables: TableSet) -
 Outcome = tuple[str, object]  # ("value", target value) or ("missing", reason)
 
 
-def _outcome(tp: TargetPlan, code: Code) -> Outcome | None:
+def outcome(tp: TargetPlan, code: Code) -> Outcome | None:
     """What the rule makes of a source code: ("missing", reason), ("value", target value), or None (unmapped)."""
     reason = tp.missing.reasons.get(code) or tp.explicit_missing.get(code)
     if reason is not None:
@@ -121,18 +121,18 @@ def _outcome(tp: TargetPlan, code: Code) -> Outcome | None:
     return None
 
 
-def _said(outcome: Outcome) -> str:
-    kind, what = outcome
+def _said(result: Outcome) -> str:
+    kind, what = result
     return f"missing ({what})" if kind == "missing" else f"{what:g}" if isinstance(what, float) else repr(what)
 
 
-def _agrees(tp: TargetPlan, outcome: Outcome, label: str, schema: TargetSchema | None) -> bool:
+def _agrees(tp: TargetPlan, result: Outcome, label: str, schema: TargetSchema | None) -> bool:
     """The file's label of a code names what the rule makes of it (the target code's label): the rule
     agrees with the file, whatever the declared codebook says (a declared codebook is a reference)."""
-    if schema is None or outcome[0] != "value" or tp.target not in schema.names:
+    if schema is None or result[0] != "value" or tp.target not in schema.names:
         return False
     codes = schema.variable(tp.target).codes or {}
-    named = codes.get(str(outcome[1]))
+    named = codes.get(str(result[1]))
     return named is not None and plain(named) == plain(label)
 
 
@@ -164,11 +164,31 @@ def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: Targe
         named = by_label.get(plain(label), [])
         if (own is not None and plain(own) == plain(label)) or len(named) != 1 or named[0] == code:
             continue
-        mine, theirs = _outcome(tp, code), _outcome(tp, named[0])
+        mine, theirs = outcome(tp, code), outcome(tp, named[0])
         if mine is None or theirs is None or mine == theirs or _agrees(tp, mine, label, schema):
             continue
-        meant = _outcome(written, named[0]) if written is not None else None
+        meant = outcome(written, named[0]) if written is not None else None
         out.append(Moved(code, label, named[0], mine, meant or theirs, followed=meant is not None and mine == meant))
+    return out
+
+
+def relabelled_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta) -> dict[Code, Outcome]:
+    """The codes of ``found`` (the file's variable) that ``tp`` leaves unmapped but that carry the declared label of
+    exactly one code it maps or gives a reason: what that code's answers mean. A city stored as a number labelled
+    'Antwerp' where the declared codebook has the text code 'ANT' so labelled; an edition's new code for a
+    declared answer."""
+    by_label: dict[str, list[Code]] = {}
+    for code, label in declared.labels.items():
+        if plain(label):
+            by_label.setdefault(plain(label), []).append(code)
+    out: dict[Code, Outcome] = {}
+    for code, label in found.labels.items():
+        named = by_label.get(plain(label), [])
+        if len(named) != 1 or outcome(tp, code) is not None:
+            continue
+        meant = outcome(tp, named[0])
+        if meant is not None:
+            out[code] = meant
     return out
 
 

@@ -136,7 +136,7 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
     unmapped = accounting.unmapped_codes(rep, plan, labels, src.meta)
     found = [*unmapped, *accounting.empty_sources(rep, plan, out.rows),
              *inputs.unlabelled_input_codes(rep, plan, src.meta, same.once("expression inputs", src.meta, shape, dict)),
-             *inputs.declared_missing_values(rep, plan, src.meta),
+             *inputs.labelled_beyond_values(rep, plan, src.meta), *inputs.declared_missing_values(rep, plan, src.meta),
              *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *inputs.content_missing(f.unset, plan, str(job.path),
                                                                                       out.rows),
