@@ -168,7 +168,7 @@ def test_demo_with_options_describing_data_files_is_a_usage_error(tmp_path: Path
 
 def test_the_docs_examples_from_the_demo_hold(demo_db: Path) -> None:
     """What README.md and docs/indicators.md quote from the demo: about 100,000 respondents; a cell whose
-    relative CI width alone flags it (few degrees of freedom); EU-MIDIS I's quality flags."""
+    relative CI width and degrees of freedom flag it; EU-MIDIS I's quality flags."""
     (rows,), = _stored(demo_db, "SELECT count(*) FROM respondents")
     assert 90_000 <= int(rows) <= 110_000 and "(about 100,000 respondents)" in (ROOT / "README.md").read_text()
     doc = " ".join((ROOT / "docs" / "indicators.md").read_text(encoding="utf-8").split())
@@ -176,10 +176,10 @@ def test_the_docs_examples_from_the_demo_hold(demo_db: Path) -> None:
         SELECT n, round(estimate, 3), round(cv, 3), df, round(ci_low, 4), round(ci_high, 4), flags FROM indicators
         WHERE indicator = 'part_time_share' AND survey = 'ess' AND wave = '9' AND country = 'FI'
           AND breakdown = 'migrant_generation' AND "group" = 'second_generation'""")
-    assert (n, est, cv, df, low, high, flags) == (54, 0.169, 0.286, 0, 0.0, 0.9588, "rel_ci_width>1.3")
+    assert (n, est, cv, df, low, high, flags) == (54, 0.169, 0.286, 0, 0.0, 0.9588, "rel_ci_width>1.3; df<8")
     assert ("ESS 9 Finland, part-time share of the second generation: n = 54, R = 0.169, CV = 0.286, but df = 0 "
             "(its respondents lie in one PSU per stratum; taken as 1) gives [0.0000, 0.9588], flagged "
-            "`rel_ci_width>1.3` alone") in doc
+            "`rel_ci_width>1.3; df<8`") in doc
     (quality,), = _stored(demo_db, """SELECT DISTINCT quality FROM indicators WHERE indicator = 'employment_rate'
                                      AND survey = 'eumidis' AND wave = 'I' AND country = 'FR' AND breakdown = 'total'""")
     assert f"Example (demo, EU-MIDIS I, employment rate): `{quality}`" in doc

@@ -18,7 +18,7 @@ BASE = ('SELECT c, "group", is_native, \'s\' AS source, w, y, answered, stratum_
         'WHERE in_pop')
 DESIGN_SOURCE = "SELECT stratum_id, psu_id, 'b' AS block, stratum_id AS stratum FROM sample"
 NO_RULE = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1, flag_n=0, flag_cv=1e9, flag_rel_ci=1e9,
-               flag_nonresponse=1)
+               flag_nonresponse=1, flag_df=0)
 
 
 def make_sample(seed: int, strata: int, clustered: bool) -> pd.DataFrame:
@@ -271,7 +271,7 @@ def test_default_rule_suppresses_and_flags() -> None:
                                  "suppression over every breakdown's tables together (shared cells, sums and "
                                  "differences of cells, shares of 0 or 1); low if n < 50 or "
                                  "cv > 0.3 or rel_ci_width > 1.3 or "
-                                 "item_nonresponse >= 0.2 or se = 0 or a share of 0 or 1")
+                                 "item_nonresponse >= 0.2 or df < 8 or se = 0 or a share of 0 or 1")
 
 
 def test_thresholds_are_inclusive_as_written() -> None:
@@ -286,6 +286,28 @@ def test_thresholds_are_inclusive_as_written() -> None:
         row = published(part, Rule(min_n=0, min_n_eff=0)).iloc[0]
         assert row["item_nonresponse"] == share
         assert row["reliability"] == "low" and "item_nonresponse>=0.2" in row["flags"]
+
+
+def test_a_cell_of_few_design_degrees_of_freedom_is_flagged_whatever_its_interval() -> None:
+    """A share near 1 from respondents in 3 PSUs of 2 strata (1 degree of freedom) had a Korn–Graubard interval
+    within 130% of the estimate, a CV below 0.30 and n >= 50: it was published `ok`, its variance estimated from
+    one degree of freedom. Below 8 degrees of freedom (NCHS's standard for proportions) a cell is now `low`,
+    `df<8`; at 8 it is not."""
+    rows = []
+    for psus, strata in ((3, 2), (10, 2)):  # df = PSUs − strata: 1, then 8
+        for p in range(psus):
+            for i in range(30):
+                rows.append({"stratum_id": f"s{p % strata}", "psu_id": f"p{psus}-{p}", "has_design": True,
+                             "c": f"df{psus - strata}", "group": "nat", "w": 1.0, "y": float(i != 0 or p != 0),
+                             "answered": True, "in_pop": True, "is_native": True})
+    frame = pd.DataFrame(rows)
+    got = published(frame, Rule()).set_index("c")
+    one, eight = got.loc["df1"], got.loc["df8"]
+    assert (int(one["df"]), int(one["n"])) == (1, 90) and one["cv"] < 0.30
+    assert (one["ci_high"] - one["ci_low"]) / one["estimate"] < 1.30
+    assert (one["reliability"], one["flags"]) == ("low", "df<8")
+    assert (int(eight["df"]), eight["reliability"], eight["flags"]) == (8, "ok", "")
+    assert published(frame, Rule(flag_df=0)).set_index("c").loc["df1", "reliability"] == "ok"
 
 
 def test_item_nonresponse_share_suppresses() -> None:

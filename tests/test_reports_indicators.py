@@ -23,7 +23,8 @@ from harmonise.reports.indicator_table import WaveEstimates, create_indicators, 
 from harmonise.spec.project import load_project
 from tests.conftest import ROOT, run
 
-OPEN = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1, flag_n=0, flag_cv=1e9, flag_rel_ci=1e9, flag_nonresponse=1)
+OPEN = Rule(min_n=0, min_n_eff=0, suppress_nonresponse=1, flag_n=0, flag_cv=1e9, flag_rel_ci=1e9, flag_nonresponse=1,
+            flag_df=0)
 KEY = ["survey", "wave", "country", "group"]
 
 

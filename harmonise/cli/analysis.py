@@ -21,7 +21,8 @@ RULE_OPTIONS = [("min_n", int, "Suppress when the unweighted n is below this."),
                 ("flag_n", int, "Flag low reliability when n is below this."),
                 ("flag_cv", float, "Flag when the coefficient of variation exceeds this."),
                 ("flag_rel_ci", float, "Flag when the 95% CI width relative to the estimate exceeds this."),
-                ("flag_nonresponse", float, "Flag when the item non-response share (0-1) exceeds this.")]
+                ("flag_nonresponse", float, "Flag when the item non-response share (0-1) exceeds this."),
+                ("flag_df", int, "Flag when the design degrees of freedom (PSUs minus strata) are below this.")]
 
 
 def estimation_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -61,8 +61,9 @@ def rule_text(rule: Rule) -> str:
     return (f"Suppressed (no estimate) when the unweighted n is below {rule.min_n}, the effective n below "
             f"{rule.min_n_eff:g} or item non-response above {rule.suppress_nonresponse:.0%}; flagged low "
             f"reliability when n is below {rule.flag_n}, the coefficient of variation above {rule.flag_cv:g}, the "
-            f"95% interval wider than {rule.flag_rel_ci:.0%} of the estimate or item non-response above "
-            f"{rule.flag_nonresponse:.0%}. These are the defaults; `harmonise indicators` options change them and "
+            f"95% interval wider than {rule.flag_rel_ci:.0%} of the estimate, item non-response above "
+            f"{rule.flag_nonresponse:.0%} or fewer than {rule.flag_df} design degrees of freedom. These are the "
+            "defaults; `harmonise indicators` options change them and "
             "every result records the rule in force.")
 
 

@@ -48,7 +48,8 @@ def _flags(f: pd.DataFrame, rule: Rule) -> tuple[list[list[str]], list[list[str]
     low = [(f["n"] < rule.flag_n, f"n<{rule.flag_n}"), (f["cv"] > rule.flag_cv, f"cv>{rule.flag_cv:g}"),
            (width > rule.flag_rel_ci, f"rel_ci_width>{rule.flag_rel_ci:g}"),
            (f["item_nonresponse"].fillna(0) >= rule.flag_nonresponse, f"item_nonresponse>={rule.flag_nonresponse:g}"),
-           (f["se"] == 0, "se=0"), (pd.Series(share & (est == 0), index=f.index), "share=0"),
+           (f["df"] < rule.flag_df, f"df<{rule.flag_df}"), (f["se"] == 0, "se=0"),
+           (pd.Series(share & (est == 0), index=f.index), "share=0"),
            (pd.Series(share & (est == 1), index=f.index), "share=1")]
 
     def listed(checks: list[tuple[pd.Series, str]]) -> list[list[str]]:

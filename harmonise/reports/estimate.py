@@ -77,7 +77,9 @@ class Rule:
 
     Bounds are as domain.md writes them: suppress when n < min_n, n_eff < min_n_eff or item
     non-response > suppress_nonresponse; flag when n < flag_n, CV > flag_cv, the relative CI width
-    > flag_rel_ci or item non-response >= flag_nonresponse (the rule's "20–50%" includes 20%).
+    > flag_rel_ci or item non-response >= flag_nonresponse (the rule's "20–50%" includes 20%). Beyond
+    domain.md, flag when the design degrees of freedom are below flag_df (NCHS's data presentation
+    standards for proportions, 2017: fewer than 8), where the variance itself is unstable.
     """
 
     min_n: int = 20
@@ -87,6 +89,7 @@ class Rule:
     flag_cv: float = 0.30
     flag_rel_ci: float = 1.30
     flag_nonresponse: float = 0.20
+    flag_df: int = 8
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -103,7 +106,8 @@ class Rule:
                 f"{self.suppress_nonresponse:g}, then complementary suppression over every breakdown's "
                 f"tables together (shared cells, sums and differences of cells, shares of 0 or 1); low if "
                 f"n < {self.flag_n} or cv > {self.flag_cv:g} or rel_ci_width > {self.flag_rel_ci:g} or "
-                f"item_nonresponse >= {self.flag_nonresponse:g} or se = 0 or a share of 0 or 1")
+                f"item_nonresponse >= {self.flag_nonresponse:g} or df < {self.flag_df} or se = 0 or a share of 0 "
+                "or 1")
 
     def words(self) -> str:
         """The rule in words, for a chart caption."""
@@ -112,7 +116,8 @@ class Rule:
                 f"further cells where needed so that no hidden value can be derived from the shown ones. Open "
                 f"markers (low reliability): fewer than {self.flag_n} respondents, CV above {self.flag_cv:.0%}, "
                 f"95% CI wider than {self.flag_rel_ci:.0%} of the estimate, item non-response of "
-                f"{self.flag_nonresponse:.0%} or more, a standard error of 0, or a share of 0% or 100%.")
+                f"{self.flag_nonresponse:.0%} or more, fewer than {self.flag_df} design degrees of freedom, a "
+                "standard error of 0, or a share of 0% or 100%.")
 
 
 # the number a stratum code ends in (the code itself when it is a number; `FI-885` → 885): its neighbours' order
