@@ -15,7 +15,7 @@ And one from the built rows: a survey-wave whose weights are all zero (or some n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from harmonise.errors import Issue
@@ -52,13 +52,9 @@ class _Input:
         return self.range is not None and not self.range[0] <= code <= self.range[1] and not self.is_missing(code)
 
 
-def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
-                           seen: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
-    """One warning per expression target and input whose rows hold codes outside its labelled range
-    (labelled valid codes: neither declared missing nor given a missing reason; at least two). ``seen``: the
-    inputs judged already, shared by the files whose metadata and plan are these (``SameWork.once``)."""
-    found: dict[tuple[str, str], dict[str, int]] = {}
-    seen = {} if seen is None else seen
+def _numeric_inputs(rep: Sequence[ReportRow], plan: WavePlan) -> Iterator[tuple[str, str, str, float, int]]:
+    """(target, input, code as written, code, rows) of every numeric input code in the report rows of expression
+    targets that gave a value."""
     expr: dict[str, bool] = {}  # per target: whether it is an expression
     for target, code, _, reason, n in rep:
         if reason is not None or not code:
@@ -74,12 +70,23 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
                 value = float(text)
             except ValueError:  # system or extended missing ('.', '.a'), or text
                 continue
-            key = (target, name)
-            if key not in seen:
-                seen[key] = _Input(plan, target, name, meta)
-            if seen[key].outside(value):
-                codes = found.setdefault(key, {})
-                codes[text] = codes.get(text, 0) + n
+            yield target, name, text, value, n
+
+
+def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
+                           seen: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
+    """One warning per expression target and input whose rows hold codes outside its labelled range
+    (labelled valid codes: neither declared missing nor given a missing reason; at least two). ``seen``: the
+    inputs judged already, shared by the files whose metadata and plan are these (``SameWork.once``)."""
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    seen = {} if seen is None else seen
+    for target, name, text, value, n in _numeric_inputs(rep, plan):
+        key = (target, name)
+        if key not in seen:
+            seen[key] = _Input(plan, target, name, meta)
+        if seen[key].outside(value):
+            codes = found.setdefault(key, {})
+            codes[text] = codes.get(text, 0) + n
     out = []
     for (target, name), codes in sorted(found.items()):
         lo, hi = seen[(target, name)].range  # type: ignore[misc]
@@ -106,23 +113,9 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
     not a point of the scale; scale end points ('Complete trust' 10 beside 9) and top codes ('95 or older') are
     not."""
     seen: dict[tuple[str, str], dict[float, tuple[str, int]]] = {}  # per (target, input): code → (text, rows)
-    expr: dict[str, bool] = {}
-    for target, code, _, reason, n in rep:
-        if reason is not None or not code:
-            continue
-        if target not in expr:
-            tp = plan.targets.get(target)
-            expr[target] = tp is not None and tp.kind == "expr"
-        if not expr[target]:
-            continue
-        for part in code.split(";"):
-            name, _, text = part.partition("=")
-            try:
-                value = float(text)
-            except ValueError:
-                continue
-            codes = seen.setdefault((target, name), {})
-            codes[value] = (text, codes.get(value, (text, 0))[1] + n)
+    for target, name, text, value, n in _numeric_inputs(rep, plan):
+        codes = seen.setdefault((target, name), {})
+        codes[value] = (text, codes.get(value, (text, 0))[1] + n)
     out = []
     for (target, name), codes in sorted(seen.items()):
         vm = meta.get(name)
