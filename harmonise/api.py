@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from harmonise import __version__
 from harmonise.checks import declaration_issues, inputs, static_issues
+from harmonise.checks.drift import retyped_static
 from harmonise.compile.sql import plan_and_compile
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
@@ -201,6 +202,7 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
             finally:
                 con.close()
             break
+        result.issues = retyped_static(result.issues)
     result.issues = _unique(result.issues)
     result.seconds = time.perf_counter() - t0
     return result

@@ -130,6 +130,11 @@ def test_text_codes_stored_as_labelled_numbers_are_mapped_by_their_labels(projec
     assert "code 1 has the wrong type for string source city" in err  # until the declared codebook is refreshed
     lines = [line.strip() for line in out.splitlines() if not line.startswith("#")]
     crosswalk.write_text(paste(crosswalk.read_text(encoding="utf-8"), "2012", lines), encoding="utf-8")
+    code, out, err = run("validate", "--data", str(data), project=project)
+    static = [line for line in (out + err).splitlines() if line.startswith("error:")]
+    assert code == 1 and len(static) == 4 and all(line.endswith(
+        "; the data file(s) store city as numeric, unlike the declared codebook this check reads: if the files are "
+        "the reference, refresh the declared codebook's variable from them (docs/authoring.md)") for line in static)
     declared = project / "surveys" / "ics" / "codebook_2012.yaml"
     text = declared.read_text(encoding="utf-8")
     start = text.index("  - name: city\n")

@@ -241,7 +241,8 @@ def _check_codes(var: Variable, tp: TargetPlan, vm: VarMeta, add: Any) -> list[I
     for code in tp.values:
         if isinstance(code, str) == numeric:
             add(f"code {code!r} has the wrong type for {'numeric' if numeric else 'string'} source {vm.name}",
-                ("map", code), code="code-type", hint="quote string codes; leave numeric codes unquoted")
+                ("map", code), code="code-type", variable=vm.name,
+                hint="quote string codes; leave numeric codes unquoted")
             break
     labelled, declared, letters = unaccounted(tp, vm)
     if labelled:

@@ -10,6 +10,7 @@ differ only in their non-ASCII characters (a wrong encoding) are one warning.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from harmonise.errors import Issue
 from harmonise.spec.source import SourceMeta, VarMeta
@@ -50,7 +51,8 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
             continue
         out.append(Issue(f"drift in {name}: {'; '.join(found)}", code="drift", severity="note",
                          survey=survey, wave=wave, variable=name, path=declared.origin,
-                         hint="update the declared codebook if this edition is the reference"))
+                         hint="update the declared codebook if this edition is the reference",
+                         extra={STORED_AS: av.type} if av.type != dv.type else {}))
     if encoded:
         out.append(Issue(f"the labels of {len(encoded)} variable(s) differ from {declared.origin}: "
                          f"{', '.join(encoded[:8])}{' …' if len(encoded) > 8 else ''}", code="drift",
@@ -67,6 +69,27 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
                          f"declarations): {', '.join(others[:8])}{' …' if len(others) > 8 else ''}", code="drift",
                          severity="note", survey=survey, wave=wave, path=declared.origin,
                          hint="the crosswalk does not read them"))
+    return out
+
+
+STORED_AS = "stored_as"  # a drift note's extra: the type the file stores a variable with, where not the declared
+
+
+def retyped_static(issues: Sequence[Issue]) -> list[Issue]:
+    """Give the static errors about a variable's codes (``code-type``, ``unmapped-code`` against the declared
+    codebook) a hint where the data files given store the variable with another type: the rule may be right for
+    the files, and the declared codebook, which the static check reads, is to be refreshed from them."""
+    stored = {(i.survey, i.wave, i.variable): i.extra[STORED_AS] for i in issues
+              if i.code == "drift" and STORED_AS in i.extra}
+    out = []
+    for i in issues:
+        kind = stored.get((i.survey, i.wave, i.variable))
+        if kind is not None and i.severity == "error" and i.code in ("code-type", "unmapped-code") \
+                and i.file is not None and i.file.endswith((".yaml", ".yml")):
+            i = replace(i, hint=(f"{i.hint}; " if i.hint else "") + (
+                f"the data file(s) store {i.variable} as {kind}, unlike the declared codebook this check reads: if "
+                "the files are the reference, refresh the declared codebook's variable from them (docs/authoring.md)"))
+        out.append(i)
     return out
 
 
