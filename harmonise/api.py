@@ -202,7 +202,7 @@ def validate(root: Path, mappings: list[Path] | None = None, data: list[Path] | 
             finally:
                 con.close()
             break
-        result.issues = retyped_static(result.issues)
+        result.issues = [*retyped_static(result.issues[:len(static)], result.issues), *result.issues[len(static):]]
     result.issues = _unique(result.issues)
     result.seconds = time.perf_counter() - t0
     return result

@@ -75,17 +75,17 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
 STORED_AS = "stored_as"  # a drift note's extra: the type the file stores a variable with, where not the declared
 
 
-def retyped_static(issues: Sequence[Issue]) -> list[Issue]:
-    """Give the static errors about a variable's codes (``code-type``, ``unmapped-code`` against the declared
-    codebook) a hint where the data files given store the variable with another type: the rule may be right for
-    the files, and the declared codebook, which the static check reads, is to be refreshed from them."""
-    stored = {(i.survey, i.wave, i.variable): i.extra[STORED_AS] for i in issues
+def retyped_static(static: Sequence[Issue], found: Sequence[Issue]) -> list[Issue]:
+    """``static`` (the crosswalks checked against the declared codebooks) with a hint on the errors about a
+    variable's codes (``code-type``, ``unmapped-code``) where the data files' checks (``found``) say the files store
+    the variable with another type: the rule may be right for the files, and the declared codebook, which the
+    static check reads, is to be refreshed from them."""
+    stored = {(i.survey, i.wave, i.variable): i.extra[STORED_AS] for i in found
               if i.code == "drift" and STORED_AS in i.extra}
     out = []
-    for i in issues:
+    for i in static:
         kind = stored.get((i.survey, i.wave, i.variable))
-        if kind is not None and i.severity == "error" and i.code in ("code-type", "unmapped-code") \
-                and i.file is not None and i.file.endswith((".yaml", ".yml")):
+        if kind is not None and i.severity == "error" and i.code in ("code-type", "unmapped-code"):
             i = replace(i, hint=(f"{i.hint}; " if i.hint else "") + (
                 f"the data file(s) store {i.variable} as {kind}, unlike the declared codebook this check reads: if "
                 "the files are the reference, refresh the declared codebook's variable from them (docs/authoring.md)"))

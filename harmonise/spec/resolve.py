@@ -14,6 +14,7 @@ carries. The precedence is fixed and documented:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -183,6 +184,7 @@ def label_words(label: str) -> str:
     return " ".join("".join(ch if ch.isalnum() else " " for ch in text).split())
 
 
+@functools.lru_cache(maxsize=8192)  # a file repeats its few missing labels on hundreds of variables
 def reason_of_label(label: str) -> str | None:
     """The missing reason a label names unambiguously ('Refusal' → refused, 'Odmowa' → refused), else None.
 
