@@ -126,8 +126,9 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
         if len(plain_values) < 2:
             continue
         lo, hi = min(plain_values), max(plain_values)
+        read = _Input(plan, target, name, meta)  # its missing codes read as missing, whatever the expression makes
         apart = [(v, labels[v]) for v in sorted(codes) if v in labels and not any(ch.isdigit() for ch in labels[v])
-                 and not vm.declared_missing(v) and (v > hi + 1 or v < lo - 1)]
+                 and not read.is_missing(v) and (v > hi + 1 or v < lo - 1)]
         if not apart:
             continue
         shown = ", ".join(f"{codes[v][0]} '{label}' ({codes[v][1]:,} row{'s' if codes[v][1] != 1 else ''})"
