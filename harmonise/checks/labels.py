@@ -24,7 +24,7 @@ from typing import Any
 
 from harmonise.errors import Issue
 from harmonise.spec.codetables import EUROSTAT_COUNTRY, TableSet
-from harmonise.spec.expr import arithmetic_value
+from harmonise.spec.expr import arithmetic_value, referenced_names
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
@@ -154,21 +154,13 @@ def moved_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta, schema: Targe
     ``tp`` maps differently; see :func:`moved_labels`. ``written``: the rule without the wave's own override,
     when ``tp`` is one — a code it maps as ``written`` maps the other is ``followed`` (the override was written
     for the recoded file)."""
-    by_label: dict[str, list[Code]] = {}
-    for code, label in declared.labels.items():
-        if plain(label):
-            by_label.setdefault(plain(label), []).append(code)
     out = []
-    for code, label in found.labels.items():
-        own = declared.labels.get(code)
-        named = by_label.get(plain(label), [])
-        if (own is not None and plain(own) == plain(label)) or len(named) != 1 or named[0] == code:
-            continue
-        mine, theirs = outcome(tp, code), outcome(tp, named[0])
+    for code, label, other in swapped_codes(declared, found):
+        mine, theirs = outcome(tp, code), outcome(tp, other)
         if mine is None or theirs is None or mine == theirs or _agrees(tp, mine, label, schema):
             continue
-        meant = outcome(written, named[0]) if written is not None else None
-        out.append(Moved(code, label, named[0], mine, meant or theirs, followed=meant is not None and mine == meant))
+        meant = outcome(written, other) if written is not None else None
+        out.append(Moved(code, label, other, mine, meant or theirs, followed=meant is not None and mine == meant))
     return out
 
 
@@ -177,10 +169,7 @@ def relabelled_codes(tp: TargetPlan, declared: VarMeta, found: VarMeta) -> dict[
     exactly one code it maps or gives a reason: what that code's answers mean. A city stored as a number labelled
     'Antwerp' where the declared codebook has the text code 'ANT' so labelled; an edition's new code for a
     declared answer."""
-    by_label: dict[str, list[Code]] = {}
-    for code, label in declared.labels.items():
-        if plain(label):
-            by_label.setdefault(plain(label), []).append(code)
+    by_label = _by_label(declared)
     out: dict[Code, Outcome] = {}
     for code, label in found.labels.items():
         named = by_label.get(plain(label), [])
@@ -256,6 +245,66 @@ def moved_labels(plan: WavePlan, declared: SourceMeta, meta: SourceMeta, schema:
             hint="the file's codes were recoded (by a researcher or a national release): map the file's own codes by "
                  "their labels in a wave override of the rule (`harmonise adapt` drafts it; `harmonise inspect FILE` "
                  "lists the labels), or harmonise the original release"))
+    return [*out, *_moved_inputs(plan, declared, meta)]
+
+
+def _by_label(declared: VarMeta) -> dict[str, list[Code]]:
+    """The declared codes by their normalised label."""
+    by_label: dict[str, list[Code]] = {}
+    for code, label in declared.labels.items():
+        if plain(label):
+            by_label.setdefault(plain(label), []).append(code)
+    return by_label
+
+
+def swapped_codes(declared: VarMeta, found: VarMeta) -> list[tuple[Code, str, Code]]:
+    """(code, the file's label, the declared code whose label it is) for each code of ``found`` labelled with the
+    declared label of another code, not its own (a label two declared codes share does not count)."""
+    by_label = _by_label(declared)
+    out = []
+    for code, label in found.labels.items():
+        own = declared.labels.get(code)
+        named = by_label.get(plain(label), [])
+        if (own is not None and plain(own) == plain(label)) or len(named) != 1 or named[0] == code:
+            continue
+        out.append((code, label, named[0]))
+    return out
+
+
+def _moved_inputs(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> list[Issue]:
+    """One error per variable that expressions read whose file labels a code with the declared label of another
+    code (`uempla` 0 'Marked', 1 'Not marked'): the expressions, written for the declared codes, would read the
+    other code's answers; a warning where the wave overrides every such expression (perhaps for this file)."""
+    readers: dict[str, list[TargetPlan]] = {}
+    for tp in plan.targets.values():
+        if tp.kind == "expr" and tp.expr:
+            for name in dict.fromkeys(referenced_names(tp.expr)):
+                readers.setdefault(name, []).append(tp)
+    tabled = {tp.source for tp in plan.targets.values() if tp.kind == "table"}  # their labels: :func:`label_issues`
+    out = []
+    for name, tps in readers.items():
+        dv, fv = declared.get(name), meta.get(name)
+        if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type or name in tabled:
+            continue
+        # a code labelled with a missing reason is read as missing whichever code it is (its label says so)
+        swapped = [s for s in swapped_codes(dv, fv) if reason_of_label(s[1]) is None]
+        if not swapped:
+            continue
+        said = _shown([f"{c!r} is labelled '{label}', the declared label of {other!r}" for c, label, other in swapped])
+        targets = ", ".join(tp.target for tp in tps)
+        overridden = all(tp.target in (plan.wave.overrides or {}) for tp in tps)
+        tp = tps[0]
+        out.append(Issue(
+            f"wave {plan.wave.wave}: the file's labels of {fv.name} contradict the codes that the expression(s) for "
+            f"{targets} read (written for {declared.origin}): {said}" + (
+                "; the wave overrides them" if overridden else ""),
+            code="label-override" if overridden else "label-contradiction",
+            severity="warning" if overridden else "error", variable=fv.name, path=".".join(map(str, (*tp.path, "expr"))),
+            extra={"yaml_path": (*tp.path, "expr")}, survey=plan.survey, wave=plan.wave.wave,
+            hint="the file's codes were recoded: recode the variable back to the declared codes in the file, or "
+                 "write a wave override of each expression with the file's codes (`harmonise inspect FILE` lists "
+                 "the labels)" if not overridden else "a file of the wave with the declared codes would be read "
+                 "by the overrides too: keep such files out of this project, or recode the file back"))
     return out
 
 

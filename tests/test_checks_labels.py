@@ -1,0 +1,55 @@
+"""The labels check of variables that expressions read (`harmonise/checks/labels.py`): a file whose labels say its
+codes of such a variable are another code's (copies of the real ESS9 Finland file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyreadstat
+import pytest
+from conftest import ROOT, line_of, run
+from test_discover import FI, write_copy
+
+from harmonise.authoring.adapt import paste
+
+pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
+
+
+@pytest.fixture(scope="module")
+def finland() -> tuple[pd.DataFrame, Any]:
+    return pyreadstat.read_sav(str(FI), user_missing=True)
+
+
+def test_swapped_codes_of_an_expressions_input_are_an_error_and_a_waves_override_a_warning(
+        finland: tuple[pd.DataFrame, Any], tmp_path: Path, project: Path) -> None:
+    """`uempla` (unemployed, looking for work: 0 'Not marked', 1 'Marked') with its labels swapped was read by the
+    labour status expression as the declared codes: the marked respondents' answers taken as unmarked, without a
+    word (the label check read map and range rules only). Now an error names the variable, the codes and the
+    expression's target; where the wave overrides the expression (perhaps for this file), a warning."""
+    data = tmp_path / "data"
+    write_copy(finland, data / "ESS9FI.sav", relabel={"uempla": {0.0: "Marked", 1.0: "Not marked"}})
+    code, out, err = run("validate", "--data", str(data))
+    at = line_of(ROOT / "mappings" / "ess.yaml", "expr: \"'employed' if pdwrk == 1")
+    assert code == 1
+    assert [line for line in out.splitlines() + err.splitlines() if line.startswith("error:")] == [
+        (f"error: mappings/ess.yaml:{at} targets.labour_status.expr: wave 9: the file's labels of uempla contradict "
+        "the codes that the expression(s) for labour_status read (written for surveys/ess/codebook_9.yaml): 0 is "
+        "labelled 'Marked', the declared label of 1; 1 is labelled 'Not marked', the declared label of 0 — the "
+        "file's codes were recoded: recode the variable back to the declared codes in the file, or write a wave "
+        "override of each expression with the file's codes (`harmonise inspect FILE` lists the labels)")]
+    crosswalk = project / "mappings" / "ess.yaml"
+    crosswalk.write_text(paste(crosswalk.read_text(encoding="utf-8"), "9", [
+        ("labour_status: {expr: \"'employed' if pdwrk == 1 else ('unemployed' if uempla == 0 else 'inactive')\", "
+        "quality: recoded}")]),
+        encoding="utf-8")
+    code, out, err = run("validate", "--data", str(data), project=project)
+    assert code == 0, out + err
+    at = line_of(project / "mappings" / "ess.yaml", "labour_status: {expr: \"'employed' if pdwrk == 1")
+    assert [line for line in out.splitlines() + err.splitlines() if "uempla" in line and line.startswith("warning:")] == [
+        (f"warning: mappings/ess.yaml:{at} waves[9].overrides.labour_status.expr: wave 9: the file's labels of uempla "
+        "contradict the codes that the expression(s) for labour_status read (written for surveys/ess/codebook_9.yaml): "
+        "0 is labelled 'Marked', the declared label of 1; 1 is labelled 'Not marked', the declared label of 0; the "
+        "wave overrides them — a file of the wave with the declared codes would be read by the overrides too: keep "
+        "such files out of this project, or recode the file back")]
