@@ -53,3 +53,24 @@ def test_swapped_codes_of_an_expressions_input_are_an_error_and_a_waves_override
         "0 is labelled 'Marked', the declared label of 1; 1 is labelled 'Not marked', the declared label of 0; the "
         "wave overrides them — a file of the wave with the declared codes would be read by the overrides too: keep "
         "such files out of this project, or recode the file back")]
+
+
+def test_a_files_label_contradiction_and_the_errors_its_rows_hold_are_found_in_one_run(
+        finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """A label contradiction stopped the file before its rows were harmonised ("1 file(s) not read: their errors
+    above stop them"), so an unmapped code in its rows was found only once the labels were fixed. Such an error
+    leaves the rules meaningful on the file: it is harmonised, and both errors come in one run."""
+    df, meta = finland
+    df = df.copy()
+    df.loc[df.index[:25], "stflife"] = 11.0
+    data = tmp_path / "data"
+    write_copy((df, meta), data / "ESS9FI.sav", relabel={"gndr": {1.0: "Female", 2.0: "Male"}})
+    code, out, err = run("validate", "--data", str(data))
+    lines = out.splitlines() + err.splitlines()
+    assert code == 1
+    assert [line.split(": ", 2)[1] for line in lines if line.startswith("error:")] == [
+        f"mappings/ess.yaml:{line_of(ROOT / 'mappings' / 'ess.yaml', '  sex:') + 2} targets.sex.map",
+        f"mappings/ess.yaml:{line_of(ROOT / 'mappings' / 'ess.yaml', '  life_satisfaction:')} targets.life_satisfaction"]
+    assert any("stflife code 11 (no value label) has no mapping for target life_satisfaction: 25 row(s)" in line
+               for line in lines)
+    assert "FAILED: 2 error(s), 0 warning(s), 1 note(s), 1 file(s), 1,755 rows" in lines  # no file "not read"

@@ -212,7 +212,7 @@ def _reuse_prepare(files: list[PreparedFile], project: Project, same: SameWork, 
     for i, f in enumerate(files):
         cached = hits[id(f)]
         f.out.sha256 = cached.sha256
-        if not f.ok:
+        if not f.harmonisable:
             continue
         f.out.rows, f.first, f.unset, f.out.reused = cached.rows, dict(cached.first), dict(cached.unset), True
         rows.position[id(f)] = i

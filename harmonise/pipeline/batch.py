@@ -54,6 +54,9 @@ from harmonise.store.respondents import (
 )
 
 Progress = Callable[[str], None]
+# errors about what a file's labels or names say of the rules (a recode, a renamed variable): the rules still run
+# on the file, so a run harmonises it to find the errors its rows hold too (the run fails all the same)
+ADVISORY = frozenset({"label-contradiction", "renamed-variable"})
 CHUNK_ROWS = 50_000  # rows per chunk: large enough to amortise planning, small enough to keep memory flat
 # Files with fewer rows are small: read whole (by one reader for all of them, not a forked reader per
 # file, which costs more than it overlaps) and harmonised together with their wave's other small files.
@@ -166,6 +169,12 @@ class PreparedFile:
     @property
     def ok(self) -> bool:
         return not any(i.severity == "error" for i in self.out.issues)
+
+    @property
+    def harmonisable(self) -> bool:
+        """No error but those that leave the file's harmonising as meaningful as before (``ADVISORY``): the file is
+        harmonised, so that the errors its rows hold are found in the same run (all errors, not the first)."""
+        return not any(i.severity == "error" and i.code not in ADVISORY for i in self.out.issues)
 
 
 def prepare_file(job: Job, project: Project, same: SameWork, encoding: str | None) -> PreparedFile:
@@ -372,14 +381,14 @@ def run_batch(files: list[PreparedFile], con: duckdb.DuckDBPyConnection, project
     try:
         for f in files:
             check_file(f, project, same)
-        ok = [f for f in files if f.ok]
+        ok = [f for f in files if f.harmonisable]
         rows = ProvenanceRows()
         if ok:
             _harmonise(ok, con, project, _counted(one, chunks) if chunks is not None else _whole_files(ok, feed),
                        progress, rows)
         for f in files:
             f.out.sha256 = f.hasher.result()
-            if f.ok:
+            if f.harmonisable:
                 finish_file(f, project, rows, same)
         rows.flush(con)
         spent = time.perf_counter() - t0
