@@ -24,7 +24,7 @@ from typing import Any
 
 from harmonise.errors import Issue
 from harmonise.spec.codetables import EUROSTAT_COUNTRY, TableSet
-from harmonise.spec.expr import arithmetic_value, referenced_names
+from harmonise.spec.expr import ExprError, arithmetic_value, referenced_names
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
@@ -272,19 +272,24 @@ def swapped_codes(declared: VarMeta, found: VarMeta) -> list[tuple[Code, str, Co
 
 
 def _moved_inputs(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> list[Issue]:
-    """One error per variable that expressions read whose file labels a code with the declared label of another
-    code (`uempla` 0 'Marked', 1 'Not marked'): the expressions, written for the declared codes, would read the
-    other code's answers; a warning where the wave overrides every such expression (perhaps for this file)."""
+    """One error per numeric variable that expressions read whose file labels a code with the declared label of
+    another code (`uempla` 0 'Marked', 1 'Not marked'): the expressions, written for the declared codes, would read
+    the other code's answers; a warning where the wave overrides every such expression (perhaps for this file).
+    Text codes are left out: they are identifiers whose names may repeat (NUTS 'ITI' and 'PT16' are both 'Centro'),
+    and a code table's are checked against its names (:func:`label_issues`)."""
     readers: dict[str, list[TargetPlan]] = {}
     for tp in plan.targets.values():
         if tp.kind == "expr" and tp.expr:
-            for name in dict.fromkeys(referenced_names(tp.expr)):
+            try:
+                names = referenced_names(tp.expr)
+            except ExprError:  # said by the crosswalk check
+                continue
+            for name in dict.fromkeys(names):
                 readers.setdefault(name, []).append(tp)
-    tabled = {tp.source for tp in plan.targets.values() if tp.kind == "table"}  # their labels: :func:`label_issues`
     out = []
     for name, tps in readers.items():
         dv, fv = declared.get(name), meta.get(name)
-        if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != fv.type or name in tabled:
+        if dv is None or fv is None or not dv.labels or not fv.labels or dv.type != "numeric" or fv.type != "numeric":
             continue
         # a code labelled with a missing reason is read as missing whichever code it is (its label says so)
         swapped = [s for s in swapped_codes(dv, fv) if reason_of_label(s[1]) is None]
@@ -292,19 +297,20 @@ def _moved_inputs(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> lis
             continue
         said = _shown([f"{c!r} is labelled '{label}', the declared label of {other!r}" for c, label, other in swapped])
         targets = ", ".join(tp.target for tp in tps)
-        overridden = all(tp.target in (plan.wave.overrides or {}) for tp in tps)
         tp = tps[0]
-        out.append(Issue(
-            f"wave {plan.wave.wave}: the file's labels of {fv.name} contradict the codes that the expression(s) for "
-            f"{targets} read (written for {declared.origin}): {said}" + (
-                "; the wave overrides them" if overridden else ""),
-            code="label-override" if overridden else "label-contradiction",
-            severity="warning" if overridden else "error", variable=fv.name, path=".".join(map(str, (*tp.path, "expr"))),
-            extra={"yaml_path": (*tp.path, "expr")}, survey=plan.survey, wave=plan.wave.wave,
-            hint="the file's codes were recoded: recode the variable back to the declared codes in the file, or "
-                 "write a wave override of each expression with the file's codes (`harmonise inspect FILE` lists "
-                 "the labels)" if not overridden else "a file of the wave with the declared codes would be read "
-                 "by the overrides too: keep such files out of this project, or recode the file back"))
+        where: dict[str, Any] = {"variable": fv.name, "path": ".".join(map(str, (*tp.path, "expr"))),
+                 "extra": {"yaml_path": (*tp.path, "expr")}, "survey": plan.survey, "wave": plan.wave.wave}
+        text = (f"wave {plan.wave.wave}: the file's labels of {fv.name} contradict the codes that the expression(s) "
+                f"for {targets} read (written for {declared.origin}): {said}")
+        if all(tp.target in (plan.wave.overrides or {}) for tp in tps):
+            out.append(Issue(text + "; the wave overrides them", code="label-override", severity="warning", **where,
+                             hint="a file of the wave with the declared codes would be read by the overrides too: "
+                                  "keep such files out of this project, or recode the file back"))
+        else:
+            out.append(Issue(text, code="label-contradiction", **where,
+                             hint="the file's codes were recoded: recode the variable back to the declared codes in "
+                                  "the file, or write a wave override of each expression with the file's codes "
+                                  "(`harmonise inspect FILE` lists the labels)"))
     return out
 
 
