@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,11 @@ def _write(frame: pd.DataFrame, meta: Any, path: Path) -> Path:
     return path
 
 
-def _rounds(finland: tuple[pd.DataFrame, Any], copies: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Round 8 and round 9 rows of the Finnish file (``copies`` times over, fresh ids), as a data wizard writes
+def _rounds(finland: tuple[pd.DataFrame, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Round 8 and round 9 rows of the Finnish file (fresh ids), as a data wizard writes
     them: the same variables in both (round 8's rules find round 9's names missing: not available)."""
     df, _ = finland
-    nine = pd.concat([df] * copies, ignore_index=True)
+    nine = df.reset_index(drop=True)
     nine["idno"] = range(1, len(nine) + 1)
     eight = nine.head(len(nine) // 3).assign(essround=8.0)
     eight["idno"] = eight["idno"] + 10**6
@@ -57,26 +58,84 @@ def _table(db: Path, sql: str) -> list[tuple[object, ...]]:
         con.close()
 
 
+# A file of batch.PREFETCH_MIN_ROWS rows or more is read in chunks (by forked readers ahead of the harmonising, and
+# alone rather than with its wave's other small files), and a build of fewer than pipeline.ONE_THREAD_ROWS rows in
+# all starts no reader ahead: both 10,000. The "read-in-chunks" variants lower both to CHUNKED_MIN_ROWS, in this
+# process (the build's workers and readers are forked from it), instead of writing 7 copies of the Finnish file:
+# its 1,755 rows (585 of round 8) fall on either side of 1,000 as the 7 copies' 12,285 (4,095) fell on either side
+# of 10,000, so the same files are read whole and the same in chunks.
+CHUNKED_MIN_ROWS = 1_000
+
+
+def _read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Files of :data:`CHUNKED_MIN_ROWS` rows or more read in chunks; returns, per file read through
+    ``batch.prefetched_chunks`` (its name, whether forked readers read it), filled as the build reads."""
+    from harmonise import pipeline
+    from harmonise.pipeline import batch
+    from harmonise.readers.prefetch import Prefetcher
+
+    assert batch.PREFETCH_MIN_ROWS == pipeline.ONE_THREAD_ROWS == 10_000  # the thresholds this lowers
+    monkeypatch.setattr(batch, "PREFETCH_MIN_ROWS", CHUNKED_MIN_ROWS)
+    monkeypatch.setattr(pipeline, "ONE_THREAD_ROWS", CHUNKED_MIN_ROWS)
+    read: list[tuple[str, bool]] = []
+    prefetched = batch.prefetched_chunks
+
+    def recorded(src: Any, columns: list[str], chunksize: int, enabled: bool = True) -> Any:
+        chunks = prefetched(src, columns, chunksize, enabled)
+        read.append((src.path.name, isinstance(chunks, Prefetcher)))
+        return chunks
+
+    monkeypatch.setattr(batch, "prefetched_chunks", recorded)
+    return read
+
+
+@pytest.fixture(scope="module")
+def own_files(finland: tuple[pd.DataFrame, Any], tmp_path_factory: pytest.TempPathFactory
+              ) -> Callable[[str, tuple[int, ...]], Path]:
+    """``own(fmt, rounds)``: the database built from one file per round (``rounds`` of 7, 8, 9, as
+    :func:`_rounds` and the tests make them) written as ``fmt``; built once per module for the tests that
+    compare a cumulative file of those rounds with them, read whole or in chunks (the thresholds as shipped)."""
+    built: dict[tuple[str, tuple[int, ...]], Path] = {}
+
+    def own(fmt: str, rounds: tuple[int, ...]) -> Path:
+        if (fmt, rounds) not in built:
+            eight, nine = _rounds(finland)
+            seven = eight.assign(essround=7.0, idno=eight["idno"] + 10**6)
+            folder = tmp_path_factory.mktemp(f"own-{fmt}-" + "-".join(map(str, rounds)))
+            write = _write if fmt == "sav" else _write_dta
+            for n in rounds:
+                write({7: seven, 8: eight, 9: nine}[n], finland[1], folder / "apart" / f"ESS{n}-part.{fmt}")
+            code, _, err = run("build", "--data", str(folder / "apart"), "--db", str(folder / "own.duckdb"),
+                               "--jobs", "1")
+            assert code == 0, err
+            built[fmt, rounds] = folder / "own.duckdb"
+        return built[fmt, rounds]
+
+    return own
+
+
 RESPONDENTS = "SELECT * EXCLUDE (source_file, source_row) FROM respondents ORDER BY wave, respondent_id"
 REPORT = ("SELECT * EXCLUDE (file_name) FROM harmonisation_report ORDER BY ALL")
 
 
-@pytest.mark.parametrize("copies", [1, 7], ids=["read-whole", "read-in-chunks"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["read-whole", "read-in-chunks"])
 def test_a_file_sorted_by_round_is_harmonised_as_the_rounds_own_files_are(finland: tuple[pd.DataFrame, Any],
-                                                                          tmp_path: Path, copies: int) -> None:
-    eight, nine = _rounds(finland, copies)
+                                                                          tmp_path: Path, chunked: bool,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          own_files: Callable[..., Path]) -> None:
+    two = own_files("sav", (8, 9))
+    read = _read_in_chunks(monkeypatch) if chunked else None
+    eight, nine = _rounds(finland)
     meta = finland[1]
     cumulative = _write(pd.concat([eight, nine], ignore_index=True), meta, tmp_path / "wizard" / "ESS-wizard.sav")
-    apart = tmp_path / "apart"
-    _write(eight, meta, apart / "ESS8-part.sav")
-    _write(nine, meta, apart / "ESS9-part.sav")
-    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    one = tmp_path / "one.duckdb"
     code, _, err = run("build", "--data", str(cumulative), "--db", str(one), "--jobs", "2")
     assert code == 0, err
     assert (f"note: ess: {cumulative}: holds rows of ess waves 8 ({len(eight):,} rows), 9 ({len(nine):,} rows) by "
             "its essround: each wave's rows are harmonised with that wave's rules") in err.splitlines()
-    code, _out, err = run("build", "--data", str(apart), "--db", str(two))
-    assert code == 0, err
+    if read is not None:  # by forked readers: the file as round 8's until round 9's rows stop that run, then once
+        # for both rounds
+        assert read == [("ESS-wizard.sav", True), ("ESS-wizard.sav", True)], read
     assert _table(one, RESPONDENTS) == _table(two, RESPONDENTS)
     assert _table(one, REPORT) == _table(two, REPORT)
     # the rows keep their numbers in the file; the sources say each wave's rows
@@ -97,7 +156,7 @@ def test_a_file_sorted_by_round_is_harmonised_as_the_rounds_own_files_are(finlan
 
 
 def test_validate_reads_a_cumulative_file_wave_by_wave_too(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
     code, out, err = run("validate", "--data", str(cumulative))
     assert (code, err) == (0, "")
@@ -108,7 +167,7 @@ def test_validate_reads_a_cumulative_file_wave_by_wave_too(finland: tuple[pd.Dat
 
 def test_rows_of_no_known_round_stop_the_build(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
     """A row without a round, or of a round the crosswalk lacks, would be stored by no wave: an error naming them."""
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     rows = pd.concat([eight, nine], ignore_index=True)
     rows.loc[[200, 201], "essround"] = float("nan")  # past the first rows (those make a file unmatched)
     rows.loc[[300], "essround"] = 12.0
@@ -126,7 +185,7 @@ def test_rows_of_no_known_round_stop_the_build(finland: tuple[pd.DataFrame, Any]
 def test_diff_counts_only_the_rows_of_the_changed_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
     """`diff --data` on a cumulative file counts the changed wave's rows only, whatever the file's name: a file
     named like round 9's files counted every round's rows as round 9's, and one named like no round none."""
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     rows = pd.concat([eight, nine], ignore_index=True)
     text = (ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8")
     line = "      year_of_arrival: {range: [1900, 2020]}\n"
@@ -153,7 +212,7 @@ def test_adapt_says_a_cumulative_file_needs_no_adapting(finland: tuple[pd.DataFr
     """`adapt --like` names one wave; a file of several waves' rows is no edition of one wave. The error told the
     user to drop --survey/--wave, options adapt has not, and a block of overrides was drafted that no override
     could make right."""
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     rows = pd.concat([eight, nine], ignore_index=True)
     if order == "shuffled":
         rows = rows.sample(frac=1, random_state=1).reset_index(drop=True)
@@ -177,7 +236,7 @@ def test_adapt_says_a_cumulative_file_needs_no_adapting(finland: tuple[pd.DataFr
 def test_sql_data_says_the_query_reads_every_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
     """`sql --data` on a cumulative file: the query reads every row as the wave's, where a build keeps the wave's
     rows only; it said nothing of the other rounds."""
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     rows = pd.concat([eight, nine], ignore_index=True).sample(frac=1, random_state=2).reset_index(drop=True)
     cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
     code, out, err = run("sql", "ess", "8", "--data", str(cumulative))
@@ -199,7 +258,7 @@ def test_a_rounds_empty_variables_are_not_its_own(finland: tuple[pd.DataFrame, A
     counted as present, so the rule's alternative was not used: round 9 rows of an edition without post-stratified
     weights (anweight, pspwght empty) beside round 8 rows that have them got no weight at all, where their own file
     gets dweight * pweight (the audit of helper branch fixH2)."""
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     nine = nine.assign(anweight=float("nan"), pspwght=float("nan"))
     cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "wizard" / "ESS-wizard.sav")
     own = _write(nine.drop(columns=["anweight", "pspwght"]), finland[1], tmp_path / "own" / "ESS9-e12.sav")
@@ -228,10 +287,10 @@ def _write_dta(frame: pd.DataFrame, meta: Any, path: Path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["sav", "dta"])
-@pytest.mark.parametrize("copies", [1, 7], ids=["read-whole", "read-in-chunks"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["read-whole", "read-in-chunks"])
 def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.DataFrame, Any], tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch, copies: int,
-                                                           fmt: str) -> None:
+                                                           monkeypatch: pytest.MonkeyPatch, chunked: bool,
+                                                           fmt: str, own_files: Callable[..., Path]) -> None:
     """Each round of a cumulative file read the whole file (a file of 9 rounds was read 9 times, each read parsing
     every row of the columns needed and keeping one round's), and discovery read it twice (its round variable,
     then the variables the rounds' rules read, to find those empty in a round's rows). Now discovery reads it
@@ -239,14 +298,13 @@ def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.Dat
     reader, one worker), and a shuffled file of three rounds is harmonised as the rounds' own files are."""
     from harmonise.readers import files, prefetch
 
-    eight, nine = _rounds(finland, copies)
+    two = own_files(fmt, (7, 8, 9))
+    read_in_chunks = _read_in_chunks(monkeypatch) if chunked else None
+    eight, nine = _rounds(finland)
     seven = eight.assign(essround=7.0, idno=eight["idno"] + 10**6)
     write = _write if fmt == "sav" else _write_dta
     rows = pd.concat([seven, eight, nine], ignore_index=True).sample(frac=1, random_state=3).reset_index(drop=True)
     cumulative = write(rows, finland[1], tmp_path / "wizard" / f"ESS-wizard.{fmt}")
-    apart = tmp_path / "apart"
-    for n, own in ((7, seven), (8, eight), (9, nine)):
-        write(own, finland[1], apart / f"ESS{n}-part.{fmt}")
     passes: list[list[str]] = []
     read = files._read
 
@@ -258,7 +316,7 @@ def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.Dat
 
     monkeypatch.setattr(files, "_read", counted)
     monkeypatch.setattr(prefetch, "can_prefetch", lambda: False)
-    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    one = tmp_path / "one.duckdb"
     code, _, err = run("build", "--data", str(cumulative), "--db", str(one), "--jobs", "1")
     assert code == 0, err
     assert (f"note: ess: {cumulative}: holds rows of ess waves 7 ({len(seven):,} rows), 8 ({len(eight):,} rows), "
@@ -267,8 +325,8 @@ def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.Dat
     assert len(passes) == 2, passes
     assert passes[0][0] == "essround" and "idno" in passes[0]  # discovery: the rows of each round, its variables
     assert "essround" in passes[1] and "idno" in passes[1]  # harmonising: every round's columns at once
-    code, _, err = run("build", "--data", str(apart), "--db", str(two), "--jobs", "1")
-    assert code == 0, err
+    if read_in_chunks is not None:  # no forked reader (as patched above), in chunks all the same
+        assert read_in_chunks == [(f"ESS-wizard.{fmt}", False)], read_in_chunks
     assert _table(one, RESPONDENTS) == _table(two, RESPONDENTS)
     assert _table(one, REPORT) == _table(two, REPORT)
     assert _table(one, "SELECT count(*) FROM conservation WHERE NOT ok") == [(0,)]
@@ -279,7 +337,7 @@ SHARED = "(the value labels and missing declarations are the file's, one set for
 
 def test_inspect_says_its_frequencies_count_every_round(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
     """`inspect` on a cumulative file counted every round's rows together without saying so."""
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
     code, out, err = run("inspect", str(cumulative), "--match", "gndr")
     assert code == 0
@@ -302,7 +360,7 @@ def test_inspect_says_its_frequencies_count_every_round(finland: tuple[pd.DataFr
 def test_scaffold_drafts_from_the_rows_of_its_wave(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
     """`scaffold --wave 8` on a cumulative file counted the codes of every round's rows as wave 8's, without saying
     so; it drafts from the wave's rows now (the draft a file of them alone gives), and says which rows it read."""
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     cumulative = _write(pd.concat([eight, nine], ignore_index=True), finland[1], tmp_path / "ESS-wizard.sav")
     alone = _write(eight, finland[1], tmp_path / "alone" / "ESS-wizard.sav")
     listing = f"holds the rows of several ess waves, by its essround: essround = 8 ({len(eight):,} rows), 9 ({len(nine):,} rows)"
@@ -334,7 +392,7 @@ def test_validating_again_in_the_server_keeps_each_rounds_rows(finland: tuple[pd
 
     monkeypatch.setattr(discover, "_REMEMBERED", {})  # as harmonise.warm sets them up
     monkeypatch.setattr(prefetch, "_FRAMES", {})
-    eight, nine = _rounds(finland, 1)
+    eight, nine = _rounds(finland)
     six, seven = eight.assign(essround=6.0), nine.assign(essround=7.0, idno=nine["idno"] + 2 * 10**6)
     rows = pd.concat([six, seven], ignore_index=True).sample(frac=1, random_state=4).reset_index(drop=True)
     cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
@@ -354,8 +412,10 @@ def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd
     from harmonise import pipeline
     from harmonise.pipeline import batch
 
-    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2_000)  # the chunks harmonised
-    monkeypatch.setattr(batch, "CHUNK_ROWS", 2_000)  # the chunks read
+    chunk = 300  # the Finnish file's 2,340 rows of two rounds read in 8 chunks, round 9's 1,755 handed in 6 or more
+    forked = _read_in_chunks(monkeypatch)  # read by forked readers ahead, as a file of 10,000 rows or more is
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", chunk)  # the chunks harmonised
+    monkeypatch.setattr(batch, "CHUNK_ROWS", chunk)  # the chunks read
     read: list[int] = []
     handed: list[int] = []
     prefetched, spilled = batch.prefetched_chunks, batch._spilled
@@ -371,11 +431,13 @@ def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd
 
     monkeypatch.setattr(batch, "prefetched_chunks", reader)
     monkeypatch.setattr(batch, "_spilled", frames)
-    eight, nine = _rounds(finland, 7)
+    eight, nine = _rounds(finland)
+    assert len(nine) > 5 * chunk
     rows = pd.concat([eight, nine], ignore_index=True).sample(frac=1, random_state=6).reset_index(drop=True)
     cumulative = _write(rows, finland[1], tmp_path / "ESS-wizard.sav")
     code, out, err = run("validate", "--data", str(cumulative), "--jobs", "1")
     assert (code, err) == (0, "")
     assert out.splitlines()[-1].endswith(f"2 file(s), {len(rows):,} rows")
-    assert read == [2_000]  # one pass over the file, for both rounds
-    assert sum(handed) == len(rows) and max(handed) <= 2_000  # a shuffled file: some rows of each chunk per round
+    assert read == [chunk]  # one pass over the file, for both rounds
+    assert forked == [("ESS-wizard.sav", True)]
+    assert sum(handed) == len(rows) and max(handed) <= chunk  # a shuffled file: some rows of each chunk per round
