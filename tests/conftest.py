@@ -410,6 +410,32 @@ def line_of(path: Path, needle: str) -> int:
     raise AssertionError(f"{needle!r} not in {path}")
 
 
+def read_in_chunks_from(monkeypatch: pytest.MonkeyPatch, rows: int) -> list[tuple[str, bool]]:
+    """Files of ``rows`` rows or more read as long files are: in chunks, by forked readers ahead of the
+    harmonising and alone rather than with their wave's other small files (``batch.PREFETCH_MIN_ROWS``), in a
+    build that starts readers ahead (``pipeline.ONE_THREAD_ROWS``), both 10,000 as shipped: a test of that path
+    then writes a file of a few thousand rows instead of one past 10,000. Set in this process, they hold in
+    the build's workers and readers too (forked from it). Returns, per file read in chunks
+    (``batch.prefetched_chunks``), its name and whether forked readers read it, filled as the build reads."""
+    from harmonise import pipeline
+    from harmonise.pipeline import batch
+    from harmonise.readers.prefetch import Prefetcher
+
+    assert batch.PREFETCH_MIN_ROWS == pipeline.ONE_THREAD_ROWS == 10_000 > rows  # the thresholds this lowers
+    monkeypatch.setattr(batch, "PREFETCH_MIN_ROWS", rows)
+    monkeypatch.setattr(pipeline, "ONE_THREAD_ROWS", rows)
+    read: list[tuple[str, bool]] = []
+    prefetched = batch.prefetched_chunks
+
+    def recorded(src: Any, columns: list[str], chunksize: int, enabled: bool = True) -> Any:
+        chunks = prefetched(src, columns, chunksize, enabled)
+        read.append((src.path.name, isinstance(chunks, Prefetcher)))
+        return chunks
+
+    monkeypatch.setattr(batch, "prefetched_chunks", recorded)
+    return read
+
+
 def write_ess_copy(src: Path, dst: Path, columns: list[str], mutate=None) -> Path:  # type: ignore[no-untyped-def]
     """Rewrite some columns of the real file (labels and missing declarations kept), optionally mutated."""
     df, meta = pyreadstat.read_sav(str(src), usecols=columns, user_missing=True)

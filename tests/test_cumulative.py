@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, run
+from conftest import ROOT, read_in_chunks_from, run
 
 FI = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic" / "ESS9FI.sav"
 pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
@@ -58,35 +58,11 @@ def _table(db: Path, sql: str) -> list[tuple[object, ...]]:
         con.close()
 
 
-# A file of batch.PREFETCH_MIN_ROWS rows or more is read in chunks (by forked readers ahead of the harmonising, and
-# alone rather than with its wave's other small files), and a build of fewer than pipeline.ONE_THREAD_ROWS rows in
-# all starts no reader ahead: both 10,000. The "read-in-chunks" variants lower both to CHUNKED_MIN_ROWS, in this
-# process (the build's workers and readers are forked from it), instead of writing 7 copies of the Finnish file:
-# its 1,755 rows (585 of round 8) fall on either side of 1,000 as the 7 copies' 12,285 (4,095) fell on either side
-# of 10,000, so the same files are read whole and the same in chunks.
+# The "read-in-chunks" variants lower the size from which a file is read in chunks to 1,000 rows
+# (conftest.read_in_chunks_from) instead of writing 7 copies of the Finnish file: its 1,755 rows (585 of round 8)
+# fall on either side of 1,000 as the 7 copies' 12,285 (4,095) fell on either side of 10,000, so the same files
+# are read whole and the same in chunks.
 CHUNKED_MIN_ROWS = 1_000
-
-
-def _read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
-    """Files of :data:`CHUNKED_MIN_ROWS` rows or more read in chunks; returns, per file read through
-    ``batch.prefetched_chunks`` (its name, whether forked readers read it), filled as the build reads."""
-    from harmonise import pipeline
-    from harmonise.pipeline import batch
-    from harmonise.readers.prefetch import Prefetcher
-
-    assert batch.PREFETCH_MIN_ROWS == pipeline.ONE_THREAD_ROWS == 10_000  # the thresholds this lowers
-    monkeypatch.setattr(batch, "PREFETCH_MIN_ROWS", CHUNKED_MIN_ROWS)
-    monkeypatch.setattr(pipeline, "ONE_THREAD_ROWS", CHUNKED_MIN_ROWS)
-    read: list[tuple[str, bool]] = []
-    prefetched = batch.prefetched_chunks
-
-    def recorded(src: Any, columns: list[str], chunksize: int, enabled: bool = True) -> Any:
-        chunks = prefetched(src, columns, chunksize, enabled)
-        read.append((src.path.name, isinstance(chunks, Prefetcher)))
-        return chunks
-
-    monkeypatch.setattr(batch, "prefetched_chunks", recorded)
-    return read
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +100,7 @@ def test_a_file_sorted_by_round_is_harmonised_as_the_rounds_own_files_are(finlan
                                                                           monkeypatch: pytest.MonkeyPatch,
                                                                           own_files: Callable[..., Path]) -> None:
     two = own_files("sav", (8, 9))
-    read = _read_in_chunks(monkeypatch) if chunked else None
+    read = read_in_chunks_from(monkeypatch, CHUNKED_MIN_ROWS) if chunked else None
     eight, nine = _rounds(finland)
     meta = finland[1]
     cumulative = _write(pd.concat([eight, nine], ignore_index=True), meta, tmp_path / "wizard" / "ESS-wizard.sav")
@@ -299,7 +275,7 @@ def test_a_cumulative_file_is_read_once_for_all_its_rounds(finland: tuple[pd.Dat
     from harmonise.readers import files, prefetch
 
     two = own_files(fmt, (7, 8, 9))
-    read_in_chunks = _read_in_chunks(monkeypatch) if chunked else None
+    read_in_chunks = read_in_chunks_from(monkeypatch, CHUNKED_MIN_ROWS) if chunked else None
     eight, nine = _rounds(finland)
     seven = eight.assign(essround=7.0, idno=eight["idno"] + 10**6)
     write = _write if fmt == "sav" else _write_dta
@@ -413,7 +389,7 @@ def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd
     from harmonise.pipeline import batch
 
     chunk = 300  # the Finnish file's 2,340 rows of two rounds read in 8 chunks, round 9's 1,755 handed in 6 or more
-    forked = _read_in_chunks(monkeypatch)  # read by forked readers ahead, as a file of 10,000 rows or more is
+    forked = read_in_chunks_from(monkeypatch, CHUNKED_MIN_ROWS)  # read by forked readers ahead, as a file of 10,000 rows or more is
     monkeypatch.setattr(pipeline, "CHUNK_ROWS", chunk)  # the chunks harmonised
     monkeypatch.setattr(batch, "CHUNK_ROWS", chunk)  # the chunks read
     read: list[int] = []
