@@ -436,6 +436,25 @@ def read_in_chunks_from(monkeypatch: pytest.MonkeyPatch, rows: int) -> list[tupl
     return read
 
 
+@cache
+def named_by(survey: str) -> frozenset[str]:
+    """Every name that the survey's crosswalk (``mappings/<survey>.yaml``) and descriptor write, lower-cased: a
+    superset of the variables a build reads from its files. A test that writes a copy of a real file keeps
+    these columns (``keep_named``) where what it checks lies in them: pyreadstat writes a file row by row, and a
+    real ESS file's ~600 variables made most of such a test's time."""
+    import re
+
+    text = "\n".join((ROOT / path).read_text(encoding="utf-8")
+                     for path in (f"mappings/{survey}.yaml", f"surveys/{survey}/survey.yaml"))
+    return frozenset(w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+
+
+def keep_named(df: Any, survey: str = "ess") -> Any:
+    """The columns of ``df`` (a pandas frame) that :func:`named_by` ``survey`` names."""
+    named = named_by(survey)
+    return df[[c for c in df.columns if c.lower() in named]]
+
+
 def write_ess_copy(src: Path, dst: Path, columns: list[str], mutate=None) -> Path:  # type: ignore[no-untyped-def]
     """Rewrite some columns of the real file (labels and missing declarations kept), optionally mutated."""
     df, meta = pyreadstat.read_sav(str(src), usecols=columns, user_missing=True)

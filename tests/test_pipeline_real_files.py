@@ -4,6 +4,7 @@ and the database's figures equal those computed from the raw files with pyreadst
 from __future__ import annotations
 
 import shutil
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, folder_db, run
+from conftest import ROOT, folder_db, keep_named, run
 
 from harmonise.discover import data_files
 
@@ -109,9 +110,15 @@ def test_folder_builds_every_row_and_figures_equal_the_raw_files(folder: Path, r
         con.close()
 
 
+@cache
+def validated(folder: str) -> tuple[int, str, str]:
+    """`validate --data` of a real folder, run once per module for the tests that read its output."""
+    return run("validate", "--data", str(SHARED / "ess_real" / folder))
+
+
 @pytest.mark.parametrize("folder", ["ess9_gb_dta", "ess4_extract"])
 def test_validate_recognises_the_file_by_content_and_names_the_encoding_it_guessed(folder: str) -> None:
-    code, out, err = run("validate", "--data", str(SHARED / "ess_real" / folder))
+    code, out, err = validated(folder)
     assert (code, err) == (0, "")
     assert out.splitlines()[-1].startswith("ok: 0 error(s), ")
     guessed = "the file records no usable text encoding; its texts were read as UTF-8 where valid, else Windows-1252"
@@ -119,13 +126,13 @@ def test_validate_recognises_the_file_by_content_and_names_the_encoding_it_guess
 
 
 def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warning_with_their_rows(
-        tmp_path: Path) -> None:
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     """The real ESS4 extract letters each variable's missing codes in order (.a its refusal, .b don't know), without
     labels: read by ESS ERIC's convention (.a not applicable) 5,939 refusals of income became not applicable
     (out of the population) without a word. Nothing says which convention the file follows; the variables whose
     declared codes cannot hold the convention's reason are named (decision 65). A file with labelled letters (the
     real ESS9 GB .dta) is read by its labels, its `.d` 'Not available' as not_available (was no_answer)."""
-    code, out, _ = run("validate", "--data", str(SHARED / "ess_real" / "ess4_extract"))
+    code, out, _ = validated("ess4_extract")
     assert code == 0
     path = SHARED / "ess_real" / "ess4_extract" / "ESS04_2008.dta"
     assert [line for line in out.splitlines() if "letters carry no labels" in line] == [
@@ -138,11 +145,10 @@ def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warnin
         "each variable's missing codes in order, .a the first), and their reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if every "
         "Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a wave "
         "override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
-    code, out, _ = run("validate", "--data", str(SHARED / "ess_real" / "ess9_gb_dta"))
+    code, out, _ = validated("ess9_gb_dta")
     assert code == 0 and "letters carry no labels" not in out
     assert "unread-letter-labels" not in out  # its letters' labels ('Refusal', 'Not available', …) are all read
-    db = tmp_path / "gb.duckdb"
-    assert run("build", "--data", str(SHARED / "ess_real" / "ess9_gb_dta"), "--db", str(db))[0] == 0
+    db = folder_db(tmp_path_factory, SHARED / "ess_real" / "ess9_gb_dta")  # `build --data <folder>`, once per run
     con = duckdb.connect(str(db), read_only=True)
     try:
         assert con.execute("SELECT age_missing, count(*) FROM respondents WHERE age IS NULL GROUP BY 1").fetchall() == \
@@ -151,22 +157,28 @@ def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warnin
         con.close()
 
 
-def test_years_since_arrival_count_to_the_interview_in_spss_and_stata_dates(tmp_path: Path) -> None:
+def test_years_since_arrival_count_to_the_interview_in_spss_and_stata_dates(tmp_path: Path,
+                                                                           tmp_path_factory: pytest.TempPathFactory
+                                                                           ) -> None:
     """ESS10 UA was interviewed in 2022, two years after the round's first fieldwork year: years since arrival
     were 2 short for all 91 migrants (decision 66). The year comes from inwds, an SPSS date-time (seconds since
     1582) or a Stata %tc (milliseconds since 1960); without it, the round's first year."""
     source = SHARED / "ess_real" / "ess10_ua"
     df, meta = pyreadstat.read_sav(str(source / "ESS10UAe2_0.sav"))
+    df = keep_named(df)  # the variables the crosswalk names (the others are read by no rule)
     df.loc[:9, "inwds"] = pd.NaT  # ten interviews without a date
     labels = {k: {c: str(t)[:80] for c, t in v.items()} for k, v in meta.variable_value_labels.items()
-              if all(isinstance(c, (int, float)) for c in v)}
+              if k in df and all(isinstance(c, (int, float)) for c in v)}
     (tmp_path / "dta").mkdir()
     pyreadstat.write_dta(df, str(tmp_path / "dta" / "ESS10UA.dta"), version=15, variable_value_labels=labels,
-                         column_labels={k: (v or "")[:80] for k, v in meta.column_names_to_labels.items()})
+                         column_labels={k: (v or "")[:80] for k, v in meta.column_names_to_labels.items() if k in df})
     for folder, years in ((source, [(2022, 1531, 91)]), (tmp_path / "dta", [(2020, 10, 0), (2022, 1521, 91)])):
-        db = tmp_path / f"{folder.name}.duckdb"
-        code, _, err = run("build", "--data", str(folder), "--db", str(db))
-        assert code == 0, err
+        if folder == source:  # the run's build of the real folder (test_folder_builds_every_row_… reads it too)
+            db = folder_db(tmp_path_factory, source)
+        else:
+            db = tmp_path / f"{folder.name}.duckdb"
+            code, _, err = run("build", "--data", str(folder), "--db", str(db))
+            assert code == 0, err
         con = duckdb.connect(str(db), read_only=True)
         try:
             assert con.execute("SELECT year, count(*), count(years_since_arrival) FROM respondents GROUP BY 1 "
@@ -177,12 +189,12 @@ def test_years_since_arrival_count_to_the_interview_in_spss_and_stata_dates(tmp_
             con.close()
 
 
-def test_a_regional_unit_outside_the_nuts_nomenclature_is_no_nuts_code(tmp_path: Path) -> None:
+def test_a_regional_unit_outside_the_nuts_nomenclature_is_no_nuts_code(tmp_path_factory: pytest.TempPathFactory
+                                                                       ) -> None:
     """ESS10 UA releases regions as regunit 4, 'Regional unit not part of the NUTS nomenclature': its codes
     (UA04, UA13, …) were stored as NUTS codes, quality exact (the ESS semantic audit); they are not available."""
     for folder, expected in (("ess10_ua", [(None, "not_available", 1531)]), ("ess9_nordic", None)):
-        db = tmp_path / f"{folder}.duckdb"
-        assert run("build", "--data", str(SHARED / "ess_real" / folder), "--db", str(db))[0] == 0
+        db = folder_db(tmp_path_factory, SHARED / "ess_real" / folder)  # `build --data <folder>`, once per run
         con = duckdb.connect(str(db), read_only=True)
         try:
             got = con.execute("SELECT region_nuts, region_nuts_missing, count(*) FROM respondents GROUP BY ALL "
@@ -203,6 +215,7 @@ def test_a_stata_td_interview_date_and_a_file_without_regunit(tmp_path: Path) ->
     nomenclature, so they are not available; a NUTS country's extract keeps its codes)."""
     source = SHARED / "ess_real" / "ess10_ua" / "ESS10UAe2_0.sav"
     df, meta = pyreadstat.read_sav(str(source))
+    df = keep_named(df)  # the variables the crosswalk names (the others are read by no rule)
     df["inwds"] = df["inwds"].dt.date  # a %td date
     df = df.drop(columns=["regunit"])
     labels = {k: {c: str(t)[:80] for c, t in v.items()} for k, v in meta.variable_value_labels.items()
@@ -222,6 +235,7 @@ def test_a_stata_td_interview_date_and_a_file_without_regunit(tmp_path: Path) ->
     finally:
         con.close()
     nordic, nmeta = pyreadstat.read_sav(str(next((SHARED / "ess_real" / "ess9_nordic").glob("*FI*"))))
+    nordic = keep_named(nordic)
     (tmp_path / "fi").mkdir()
     pyreadstat.write_sav(nordic.drop(columns=["regunit"]), str(tmp_path / "fi" / "ESS9FI.sav"),
                          variable_value_labels={k: v for k, v in nmeta.variable_value_labels.items() if k != "regunit"})
@@ -242,13 +256,15 @@ def test_the_same_respondents_with_ids_written_differently_are_caught(tmp_path: 
     PL-00001002), so the 1,694 respondents were stored twice without a word (an audit of real-file variants)."""
     source = next((SHARED / "ess_real" / "ess8_pl").glob("*.sav"))
     df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    df = keep_named(df)  # the copy: the variables the crosswalk names (the others are read by no rule)
     df["idno"] = [(f"{int(v):08d}" if written.startswith("0") else f"{int(v)}.0") for v in df["idno"]]
     folder = tmp_path / "pl"
     folder.mkdir()
     (folder / source.name).symlink_to(source)
     pyreadstat.write_sav(df, str(folder / "ESS8PL-copy.sav"),
-                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k != "idno"},
-                         missing_ranges=meta.missing_ranges)
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items()
+                                                if k != "idno" and k in df},
+                         missing_ranges={k: v for k, v in meta.missing_ranges.items() if k in df})
     code, out, err = run("validate", "--data", str(folder))
     assert code == 1, out + err
     assert f"their ids written differently: ESS8PL-copy.sav and {source.name} — {len(df):,} respondent id(s)" in err, err
@@ -320,9 +336,11 @@ def test_a_variable_stored_as_text_against_the_declared_codebook_is_said_so(tmp_
     """ESS10 UA with `inwds` stored as text crashed with a DuckDB binder error ("internal error", exit 2); the
     rule's error now names the file's type against the declared codebook's (an audit of real-file variants)."""
     df, meta = pyreadstat.read_sav(str(SHARED / "ess_real" / "ess10_ua" / "ESS10UAe2_0.sav"))
+    df = keep_named(df)  # the variables the crosswalk names (the others are read by no rule)
     df["inwds"] = df["inwds"].astype(str)
     (tmp_path / "ua").mkdir()
-    pyreadstat.write_sav(df, str(tmp_path / "ua" / "ESS10UA.sav"), variable_value_labels=meta.variable_value_labels)
+    pyreadstat.write_sav(df, str(tmp_path / "ua" / "ESS10UA.sav"),
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in df})
     code, out, err = run("validate", "--data", str(tmp_path / "ua"))
     assert code == 1 and "internal error" not in out + err
     assert "waves[10].overrides.year: cannot compare text with a number: inwds is text" in out + err
@@ -371,10 +389,13 @@ def test_rows_without_a_round_in_a_file_of_one_round_are_stored_as_its_round_and
     with a warning naming the variable and the rows — in a rebuild that keeps the file as in the full build."""
     source = SHARED / "ess_real" / "ess9_pl_e12" / "ESS9PL.sav"
     df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    df = keep_named(df)  # the variables the crosswalk names (the others are read by no rule)
     df.loc[df.index[:10], "essround"] = np.nan
     (tmp_path / "pl").mkdir()
-    pyreadstat.write_sav(df, str(tmp_path / "pl" / "ESS9PL.sav"), column_labels=meta.column_names_to_labels,
-                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+    pyreadstat.write_sav(df, str(tmp_path / "pl" / "ESS9PL.sav"),
+                         column_labels={k: v for k, v in meta.column_names_to_labels.items() if k in df},
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in df},
+                         missing_ranges={k: v for k, v in meta.missing_ranges.items() if k in df})
     path = tmp_path / "pl" / "ESS9PL.sav"
     expected = (f"warning: ess wave 9: {path}: essround has no value in 10 of its {len(df):,} rows; they are stored as "
                 "ess wave 9, as the file's wave — if some are another wave's rows, give them that wave's essround (a "
