@@ -10,6 +10,7 @@ numpy's least squares whether a unit vector of an unknown lies in the row space 
 from __future__ import annotations
 
 import itertools
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,37 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harmonise import indicators
+from harmonise import indicators as harmonise_indicators
 from harmonise.reports.disclosure import one_blas_thread, protect
 from harmonise.reports.estimate import Rule
 from harmonise.reports.exposure import null_shares
 from tests.conftest import ROOT, folder_db
 
 SAMPLE = ["indicator", "ages", "survey", "wave"]
+
+
+@cache
+def _estimated(db: Path, names: tuple[str, ...] | None, by: tuple[str, ...] | None, group: str | None, weight: str,
+               rule: Rule | None, pool: bool) -> tuple[dict[str, object], ...]:
+    return tuple(harmonise_indicators(db, names, by, group, weight=weight, rule=rule, pool=pool).records())
+
+
+def indicators(db: Path, names: list[str] | None = None, by: list[str] | None = None, group: str | None = None, *,
+               weight: str = "weight", rule: Rule | None = None, pool: bool = False) -> Rows:
+    """``harmonise.indicators(...)``, estimated once per module for each set of arguments: several tests attack the
+    same query's rows (by country and sex, unweighted, …), each its own way. The rows are fresh dicts."""
+    return Rows(_estimated(db, None if names is None else tuple(names), None if by is None else tuple(by), group,
+                           weight, rule, pool))
+
+
+class Rows:
+    """What the tests read of :class:`harmonise.reports.indicators.Estimates`: its records."""
+
+    def __init__(self, records: tuple[dict[str, object], ...]) -> None:
+        self._records = records
+
+    def records(self) -> list[dict[str, object]]:
+        return [dict(r) for r in self._records]
 
 
 def recoverable(rows: pd.DataFrame, dims: list[str]) -> list[tuple[object, ...]]:
