@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from harmonise.checks.per_file import DATA_FILE, grouped, of_file
 from harmonise.errors import Issue
-from tests.conftest import ROOT, run
+from tests.conftest import ROOT, keep_named, run
 
 UA = ROOT.parent / "shared" / "data" / "ess_real" / "ess10_ua" / "ESS10UAe2_0.sav"
 
@@ -94,11 +94,14 @@ def three_countries(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not UA.is_file():
         pytest.fail(f"the real ESS file is required at {UA} (../shared beside the repository)")
     df, meta = pyreadstat.read_sav(str(UA), user_missing=True)
+    df = keep_named(df)  # the variables the crosswalk names (the others are read by no rule)
     folder = tmp_path_factory.mktemp("countries")
     for i, country in enumerate(("UA", "MD", "GE")):
         part = df.assign(cntry=country, idno=df["idno"] + i * 100_000).iloc[: len(df) - 400 * i]
-        pyreadstat.write_sav(part, str(folder / f"ESS10{country}.sav"), column_labels=meta.column_names_to_labels,
-                             variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+        pyreadstat.write_sav(part, str(folder / f"ESS10{country}.sav"),
+                             column_labels={k: v for k, v in meta.column_names_to_labels.items() if k in df},
+                             variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in df},
+                             missing_ranges={k: v for k, v in meta.missing_ranges.items() if k in df})
     return folder
 
 

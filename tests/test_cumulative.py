@@ -6,7 +6,6 @@ again reading the file wave by wave."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import duckdb
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, read_in_chunks_from, run
+from conftest import ROOT, keep_named, read_in_chunks_from, run
 
 FI = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic" / "ESS9FI.sav"
 pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_real not present")
@@ -23,11 +22,10 @@ pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_rea
 
 @pytest.fixture(scope="module")
 def finland() -> tuple[pd.DataFrame, Any]:
-    """The Finnish file's variables that the ESS crosswalk names (and its metadata): writing its ~600 variables
-    row by row was most of this module's time, and the others are read by no wave's rules."""
+    """The Finnish file's variables that the ESS declarations name (conftest.keep_named) and its metadata: writing
+    its ~600 variables row by row was most of this module's time, and the others are named by no declaration."""
     df, meta = pyreadstat.read_sav(str(FI), user_missing=True)
-    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", (ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8")))
-    return df[[c for c in df.columns if c in named]], meta
+    return keep_named(df), meta
 
 
 def _write(frame: pd.DataFrame, meta: Any, path: Path) -> Path:

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, folder_db, read_in_chunks_from, run
+from conftest import ROOT, folder_db, keep_named, read_in_chunks_from, run
 
 from harmonise.discover import discover
 from harmonise.errors import InputError, UsageError
@@ -27,11 +27,11 @@ pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_rea
 
 @pytest.fixture(scope="module")
 def finland() -> tuple[pd.DataFrame, Any]:
-    """The Finnish file's variables that the ESS crosswalk names (and its metadata): the copies are written by
-    pyreadstat row by row, and the ~600 variables no wave's rule reads were most of this module's time."""
+    """The Finnish file's variables that the ESS declarations name (conftest.keep_named) and its metadata: the
+    copies are written by pyreadstat row by row, and the ~500 variables no declaration names were most of this
+    module's time."""
     df, meta = pyreadstat.read_sav(str(FI), user_missing=True)
-    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", (ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8")))
-    return df[[c for c in df.columns if c in named]], meta
+    return keep_named(df), meta
 
 
 def write_copy(real: tuple[pd.DataFrame, Any], path: Path, *, drop: tuple[str, ...] = (),
