@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, line_of, run
+from conftest import ROOT, keep_named, line_of, run
 from test_discover import FI, write_copy
 
 from harmonise.authoring.adapt import paste
@@ -19,7 +19,9 @@ pytestmark = pytest.mark.skipif(not FI.is_file(), reason="../shared/data/ess_rea
 
 @pytest.fixture(scope="module")
 def finland() -> tuple[pd.DataFrame, Any]:
-    return pyreadstat.read_sav(str(FI), user_missing=True)
+    """The Finnish file's variables that the ESS declarations name, and its metadata (as test_discover's)."""
+    df, meta = pyreadstat.read_sav(str(FI), user_missing=True)
+    return keep_named(df), meta
 
 
 def test_swapped_codes_of_an_expressions_input_are_an_error_and_a_waves_override_a_warning(
