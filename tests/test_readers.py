@@ -109,6 +109,23 @@ def test_stata_system_missing_after_an_extended_missing_stays_missing(tmp_path: 
                                      "            .a          1 [extended missing]"]
 
 
+def test_a_stata_number_holding_only_extended_missing_letters_is_read_as_those_letters(tmp_path: Path) -> None:
+    """A numeric Stata variable whose every row is `.a` (a natives-only subset's year of arrival) comes from
+    pyreadstat as a column of letters only, which pandas stores as text: harmonise stopped with "internal error:
+    ValueError: could not convert string to float: 'a'". Its letters are read as any others."""
+    import numpy as np
+
+    path = tmp_path / "r.dta"
+    df = pd.DataFrame({"x": pd.Series(["a"] * 4, dtype=object), "y": np.arange(4.0)})
+    pyreadstat.write_dta(df, str(path), missing_user_values={"x": ["a"]})
+    src = open_source(path)
+    assert src.meta.get("x").type == "numeric"
+    chunk = next(iter(src.chunks(["x", "y"])))
+    assert chunk["x"].isna().all() and list(chunk["x#x"]) == ["a"] * 4 and list(chunk["y"]) == [0.0, 1.0, 2.0, 3.0]
+    code, out, _ = run("inspect", str(path), "--match", "x")
+    assert code == 0 and "            .a          4 [extended missing]" in out.splitlines()
+
+
 REAL_FILES = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -359,7 +359,8 @@ def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int, codec: TextCodec 
         s = df[col]
         if vm is not None and vm.type == "string":
             out[col] = _strings(s.to_numpy(dtype=object), codec)
-        elif s.dtype == object:
+        elif s.dtype == object or not pd.api.types.is_numeric_dtype(s.dtype):
+            # Stata letters among numbers; a column of letters only comes as text (pandas' string dtype)
             values = s.to_numpy(dtype=object)
             letter = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
             out[col] = pd.to_numeric(pd.Series(np.where(letter, np.nan, values)), errors="coerce") \
