@@ -297,3 +297,33 @@ def test_a_labelled_category_past_a_counts_values_is_said_when_an_expression_rea
         "education_level read them as numbers — if such a code is a category rather than a number of BG10's "
         "scale, handle it in the expression (e.g. `... if BG10 != 97 else ...`) or give it a reason under the "
         "rule's missing:")]
+
+
+def test_an_expressions_empty_input_and_its_new_category_are_said(real: tuple[pd.DataFrame, Any],
+                                                                  tmp_path: Path) -> None:
+    """Found by the semantic fuzz audit: `pdwrk` empty in every row left every labour status missing or inferred
+    from the other inputs without a word (the `empty-source` warning read map and range rules only), and a new
+    category `pdwrk` 2 'Other' (40 rows) was read by the labour-status expression as "not in paid work"."""
+    df, meta = real[0].copy(), real[1]
+    at = line_of(CROSSWALK, "'employed' if pdwrk == 1") - 1
+    empty = df.assign(pdwrk=np.nan)
+    (tmp_path / "empty").mkdir()
+    _, warnings = _built(empty, meta, tmp_path / "empty")
+    assert warnings == [
+        (f"warning: mappings/ess.yaml:{at} targets.labour_status: source variable pdwrk is empty (system-missing) in "
+        f"all {len(df):,} rows; the expression(s) for labour_status read it as missing there — check that the file "
+        "is the complete release")]
+    rows = df.index[df["pdwrk"] == 1][:40]
+    df.loc[rows, "pdwrk"] = 2.0
+    labels = meta.variable_value_labels["pdwrk"]  # the module's real metadata: restored below
+    meta.variable_value_labels["pdwrk"] = {**labels, 2.0: "Other"}
+    (tmp_path / "new").mkdir()
+    try:
+        _, warnings = _built(df, meta, tmp_path / "new")
+    finally:
+        meta.variable_value_labels["pdwrk"] = labels
+    assert warnings == [
+        (f"warning: mappings/ess.yaml:{at} targets.labour_status: expression input pdwrk has code(s) 2 'Other' (40 "
+        "rows) that surveys/ess/codebook_8.yaml does not have; the expression for labour_status, written for its "
+        "codes, read them as values — check what the expression makes of them (harmonise inspect FILE lists the "
+        "labels): handle them in a wave override of the expression, or give them a reason under the rule's missing:")]

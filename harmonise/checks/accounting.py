@@ -262,6 +262,30 @@ def empty_sources(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[I
     return out
 
 
+def empty_inputs(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:
+    """A warning per variable an expression reads that is system-missing in every row (an empty column): the
+    expression's results in those rows follow from its other inputs or are missing, which no rule says."""
+    seen: dict[str, dict[str, set[str]]] = {}  # input → target → the codes the input's rows hold
+    for target, code, _, _, _ in rep:
+        tp = plan.targets.get(target)
+        if tp is None or tp.kind != "expr" or not code:
+            continue
+        for part in code.split(";"):
+            name, _, text = part.partition("=")
+            seen.setdefault(name, {}).setdefault(target, set()).add(text)
+    out = []
+    for name, targets in seen.items():
+        if not rows or any(texts != {"."} for texts in targets.values()):
+            continue
+        tp = plan.targets[next(iter(targets))]
+        out.append(Issue(
+            f"source variable {name} is empty (system-missing) in all {rows:,} rows; the expression(s) for "
+            f"{', '.join(targets)} read it as missing there", code="empty-source", severity="warning",
+            survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
+            hint="check that the file is the complete release", extra={"yaml_path": tp.path}))
+    return out
+
+
 NONRESPONSE = {"refused", "dont_know", "no_answer", "not_available", "invalid", "other_missing"}  # not routing
 
 

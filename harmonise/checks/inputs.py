@@ -144,6 +144,47 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
     return out
 
 
+def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
+                    declared: SourceMeta | None) -> list[Issue]:
+    """One warning per expression target and input whose rows hold codes the file labels but the declared codebook,
+    for which the expression was written, does not (`pdwrk` 2 'Other' beside 0 'Not marked', 1 'Marked'): an
+    edition's new category, which the expression reads as a value without knowing it. Only for inputs the declared
+    codebook labels in full (two or more labelled codes, no unlabelled value in the rows)."""
+    if declared is None:
+        return []
+    found: dict[tuple[str, str], dict[float, tuple[str, int]]] = {}
+    values: dict[tuple[str, str], set[float]] = {}
+    for target, name, text, value, n in _numeric_inputs(rep, plan):
+        values.setdefault((target, name), set()).add(value)
+        codes = found.setdefault((target, name), {})
+        codes[value] = (text, codes.get(value, (text, 0))[1] + n)
+    out = []
+    for (target, name), codes in sorted(found.items()):
+        vm, dv = meta.get(name), declared.get(name)
+        if vm is None or dv is None or vm.type != "numeric" or dv.type != "numeric" or len(dv.labels) < 2:
+            continue
+        labelled = {float(c) for c in vm.labels if isinstance(c, (int, float))}
+        known = {float(c) for c in dv.labels if isinstance(c, (int, float))}
+        read = _Input(plan, target, name, meta)
+        if not values[(target, name)] <= labelled:  # a count or scale with labelled ends: not a list of categories
+            continue
+        new = [v for v in sorted(codes) if v not in known and not read.is_missing(v)]
+        if not new:
+            continue
+        shown = ", ".join(f"{codes[v][0]} '{vm.labels.get(v, vm.labels.get(int(v), ''))}' "
+                          f"({codes[v][1]:,} row{'s' if codes[v][1] != 1 else ''})" for v in new[:5]) + (
+            f" and {len(new) - 5} more" if len(new) > 5 else "")
+        tp = plan.targets[target]
+        out.append(Issue(
+            f"expression input {name} has code(s) {shown} that {declared.origin} does not have; the expression for "
+            f"{target}, written for its codes, read them as values", code="new-input-code", severity="warning",
+            survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
+            hint="check what the expression makes of them (harmonise inspect FILE lists the labels): handle them in "
+                 "a wave override of the expression, or give them a reason under the rule's missing:",
+            extra={"yaml_path": tp.path}))
+    return out
+
+
 def declared_missing_values(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
     """One note per source variable whose rows hold codes the file declares user-missing but the rule maps as values
     (trust 0 declared missing; ESS10 UA's national release declares `vote` 3, 'Not eligible to vote', missing):
