@@ -189,7 +189,7 @@ def _as_text(df: pd.DataFrame, meta: Any, column: str, form: str) -> tuple[pd.Da
     return out, m
 
 
-@pytest.mark.parametrize("variant", ["decimals-as-text", "noise", "lower-case-iso", "encoded-iso"])
+@pytest.mark.parametrize("variant", ["decimals-as-text", "noise", "lower-case-iso", "encoded-iso", "eurostat"])
 def test_an_unmapped_code_says_what_the_file_did_to_it(real: tuple[pd.DataFrame, Any], tmp_path: Path,
                                                         variant: str) -> None:
     """Codes a file wrote differently from the rule's were only "add the codes to the rule's map" (an audit of
@@ -214,6 +214,12 @@ def test_an_unmapped_code_says_what_the_file_did_to_it(real: tuple[pd.DataFrame,
         said = ("they read as ISO codes in lower case (fr), and the rule's table ess_country_codes maps them in upper "
                 "case — upper-case the variable in the file (Stata `replace cntry = upper(cntry)`, SPSS "
                 "`COMPUTE cntry = UPCASE(cntry)`), or map these codes in a wave override")
+    elif variant == "eurostat":  # found by the semantic fuzz audit: only "add the codes to the rule's map"
+        df["cntry"] = ["EL" if i % 2 else "UK" for i in range(len(df))]
+        meta.variable_value_labels = {**meta.variable_value_labels, "cntry": {"EL": "Greece", "UK": "United Kingdom"}}
+        said = ("they are Eurostat's country codes (EL for GR, UK for GB), and the rule's table ess_country_codes maps "
+                "ISO 3166-1 codes — recode the variable in the file (EL → GR, UK → GB), or map these codes in a wave "
+                "override")
     else:
         df["cntry"] = 12.0
         meta.variable_value_labels = {**meta.variable_value_labels, "cntry": {12.0: "FR"}}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from harmonise.checks.crosswalk import codes_text, unaccounted
 from harmonise.errors import Issue
+from harmonise.spec.codetables import EUROSTAT_COUNTRY
 from harmonise.spec.resolve import TargetPlan, WavePlan
 from harmonise.spec.schema import UNMAPPED
 from harmonise.spec.source import Code, SourceMeta, VarMeta
@@ -44,6 +45,11 @@ def _cause(tp: TargetPlan, codes: list[tuple[str | None, int]], meta: SourceMeta
         if all(_number(c) is not None and not lo <= _number(c) <= hi for c, _ in codes):  # type: ignore[operator]
             return (f", outside the rule's range [{lo:g}, {hi:g}]",
                     "give the codes a missing reason (the rule's `missing`), or widen the range if they are valid")
+    if tp.kind == "table" and all(c in EUROSTAT_COUNTRY for c, _ in codes):
+        said = ", ".join(f"{c} for {EUROSTAT_COUNTRY[c]}" for c in dict.fromkeys(c for c, _ in codes) if c)
+        return ((f": they are Eurostat's country codes ({said}), and the rule's table {tp.table} maps ISO 3166-1 "
+                 "codes"), (f"recode the variable in the file ({said.replace(' for ', ' → ')}), or map these codes "
+                            "in a wave override"))
     if tp.kind == "table" and all(c is not None and len(c) == 3 and c.isalpha() and c.isupper() for c, _ in codes):
         clause = (f": they read as ISO 3166-1 alpha-3 codes ({codes[0][0]}), and the rule's table {tp.table} maps "
                   "its own codes")
