@@ -156,3 +156,32 @@ def test_text_codes_stored_as_labelled_numbers_are_mapped_by_their_labels(projec
         rows.append(con.execute("SELECT source_row, city, region_nuts FROM respondents ORDER BY source_row").fetchall())
         con.close()
     assert rows[0] == rows[1] and len(rows[0]) == 300
+
+
+def test_a_variable_renamed_in_a_stata_file_is_found_though_its_missing_codes_are_letters(project: Path,
+                                                                                            tmp_path: Path) -> None:
+    """Found by the semantic fuzz audit: `trstprl` renamed `q_trstprl` in the real ESS9 GB Stata file was only "not
+    available" and `adapt` said the file harmonises as it is: the renamed variable's labelled codes were compared
+    with the declared (SPSS) codebook's, whose 77, 88, 99 a Stata edition labels as letters. Only the codes that
+    are answers are compared now."""
+    import pyreadstat
+    from conftest import keep_named
+
+    df, meta = pyreadstat.read_dta(str(REAL / "ess9_gb_dta" / "ESS9GB.dta"), user_missing=True, encoding="latin1")
+    df = keep_named(df).rename(columns={"trstprl": "q_trstprl"})
+    labels = {("q_trstprl" if k == "trstprl" else k): {c: lab for c, lab in v.items() if not isinstance(c, str)}
+              for k, v in meta.variable_value_labels.items() if k in {*df.columns, "trstprl"}}  # (letters: not written)
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_dta(df, str(data / "ESS9GB.dta"), column_labels={
+        ("q_trstprl" if k == "trstprl" else k): v for k, v in meta.column_names_to_labels.items() if k in
+        {*df.columns, "trstprl"}}, variable_value_labels=labels, missing_user_values={
+        ("q_trstprl" if k == "trstprl" else k): v for k, v in meta.missing_user_values.items() if k in
+        {*df.columns, "trstprl"}}, version=15)
+    code, out, err = run("validate", "--data", str(data), project=project)
+    assert code == 1 and ("trstprl is not in the file, but q_trstprl has its label ('Trust in country's parliament') "
+                          "and codes: the variable seems renamed") in err
+    code, out, err = run("adapt", str(data / "ESS9GB.dta"), "--like", "ess:9", project=project)
+    assert code == 0, err
+    assert "      trust_parliament: {alternatives: [{source: q_trstprl}]}" in out.splitlines()
+    assert err == f"standard output: pasted in, `validate --data {data / 'ESS9GB.dta'}` passes\n"

@@ -20,12 +20,13 @@ from typing import Any
 
 from harmonise.authoring.flowyaml import flow
 from harmonise.checks.labels import moved_in_wave, outcome, plain, relabelled_codes
+from harmonise.checks.renames import answer_codes
 from harmonise.reports.text import visible
 from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, Rule, Wave
 from harmonise.spec.resolve import WavePlan, alternatives, wave_rules, without_override
 from harmonise.spec.schema import TargetSchema
-from harmonise.spec.source import SourceMeta, VarMeta, find_variable, norm_code
+from harmonise.spec.source import SourceMeta, find_variable, norm_code
 
 LABEL_SIMILARITY = 0.85  # normalised labels at least this alike make a candidate (below: not a candidate)
 
@@ -76,10 +77,6 @@ def _label_score(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, plain(a), plain(b)).ratio()
 
 
-def _codes(vm: VarMeta) -> set[str]:
-    return {str(c) for c in vm.labels}
-
-
 def locate_variable(name: str, declared: SourceMeta | None, meta: SourceMeta, taken: set[str]) -> Found:
     """Where the file holds ``name``: under another case, else the variable whose label (and labelled
     codes) match the declared variable's; settled only when label and codes agree exactly."""
@@ -96,7 +93,7 @@ def locate_variable(name: str, declared: SourceMeta | None, meta: SourceMeta, ta
         return Found(name, None, False, f"not in the file; no variable is labelled like '{dv.label}'")
     best, new = scored[0]
     nv = meta.variables[new]
-    codes_agree = not dv.labels or _codes(dv) == _codes(nv)
+    codes_agree = not dv.labels or answer_codes(dv) == answer_codes(nv)
     unique = len(scored) == 1 or scored[1][0] < best
     if best == 1.0 and codes_agree and unique:
         return Found(name, new, True, f"labelled '{nv.label}' like the declared {name}"
@@ -105,7 +102,7 @@ def locate_variable(name: str, declared: SourceMeta | None, meta: SourceMeta, ta
     if best < 1.0:
         doubts.append(f"label '{nv.label}' resembles '{dv.label}' ({best:.0%})")
     if not codes_agree:
-        doubts.append(f"labelled codes differ ({', '.join(sorted(_codes(nv) ^ _codes(dv))[:6])})")
+        doubts.append(f"labelled codes differ ({', '.join(sorted(answer_codes(nv) ^ answer_codes(dv))[:6])})")
     if not unique:
         doubts.append(f"as much like it: {', '.join(n for s, n in scored[1:] if s == best)}")
     return Found(name, new, False, "; ".join(doubts))

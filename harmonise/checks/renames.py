@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from harmonise.checks.labels import plain
 from harmonise.errors import Issue
-from harmonise.spec.resolve import WavePlan
+from harmonise.spec.resolve import WavePlan, reason_of_label
 from harmonise.spec.source import SourceMeta, VarMeta
 
 SHARED = 0.9  # of the two variables' labelled codes together, the share both label: a revised list, not another
+
+
+def answer_codes(vm: VarMeta) -> set[str]:
+    """The labelled codes of ``vm`` that are answers: neither declared missing nor labelled with a missing reason (a
+    Stata edition labels its letters, not the SPSS edition's 77, 88, 99, so those are left out on both sides)."""
+    return {str(c) for c, label in vm.labels.items() if not vm.declared_missing(c) and reason_of_label(label) is None}
 
 
 def _same(declared: VarMeta, found: VarMeta) -> bool:
@@ -24,9 +30,9 @@ def _same(declared: VarMeta, found: VarMeta) -> bool:
         return False
     if declared.type != found.type:
         return False
-    if not declared.labels:
+    ours, theirs = answer_codes(declared), answer_codes(found)
+    if not ours:
         return True
-    ours, theirs = {str(c) for c in declared.labels}, {str(c) for c in found.labels}
     return len(ours & theirs) >= SHARED * len(ours | theirs)
 
 
@@ -51,7 +57,7 @@ def renamed_variables(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) ->
             continue
         new = twins[0].name
         path = paths[name]
-        ours, theirs = {str(c) for c in dv.labels}, {str(c) for c in twins[0].labels}
+        ours, theirs = answer_codes(dv), answer_codes(twins[0])
         codes = "codes" if ours == theirs else f"nearly its codes ({len(ours & theirs)} of {len(ours | theirs)})"
         out.append(Issue(f"wave {plan.wave.wave}: {name} is not in the file, but {new} has its label "
                          f"('{dv.label}') and {codes}: the variable seems renamed; {', '.join(targets)} would be "
