@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 SPLIT_CHUNK = 500_000  # rows of a content variable read at once when a file is read wave by wave
 
 
+FEW_ROWS = 0.05  # a wave with fewer of a file's rows than this share: said as a likely slip (a warning)
+
+
 def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk],
                 counted: tuple[str, dict[str | None, int]] | None = None
                 ) -> tuple[list[tuple[Crosswalk, Wave, int]], Issue] | Issue | None:
@@ -59,6 +62,16 @@ def split_waves(f: Path, src: SourceFile, crosswalks: list[Crosswalk],
                          "known wave, which no wave would store", code="mixed-waves", survey=cw.survey,
                          hint=f"give those rows their wave's {vm.name}, or remove them; a round the crosswalk lacks "
                               "needs its wave first")
+        total = sum(n for _, _, n in waves)
+        few = [(w, n) for _, w, n in waves if n < FEW_ROWS * total]
+        if few:  # a handful of rows of another round in a country file: more likely a slip than a cumulative file
+            said = ", ".join(f"{n:,} row{'s' if n != 1 else ''} of wave {w.wave}" for w, n in few)
+            return waves, Issue(
+                f"{f}: holds rows of {cw.survey} waves {listing} by its {vm.name}: {said} among {total:,} is few for a "
+                "wave's sample; each wave's rows are harmonised with that wave's rules", code="read-by-wave",
+                severity="warning", survey=cw.survey, variable=vm.name,
+                hint=f"if {vm.name} is wrong in those rows (a slip, not another round's respondents), give them their "
+                     "wave's value; any other finding about those waves may follow from it")
         return waves, Issue(f"{f}: holds rows of {cw.survey} waves {listing} by its {vm.name}: each wave's rows are "
                             "harmonised with that wave's rules", code="read-by-wave", severity="note",
                             survey=cw.survey)

@@ -415,3 +415,24 @@ def test_a_cumulative_file_read_once_is_held_a_chunk_at_a_time(finland: tuple[pd
     assert read == [chunk]  # one pass over the file, for both rounds
     assert forked == [("ESS-wizard.sav", True)]
     assert sum(handed) == len(rows) and max(handed) <= chunk  # a shuffled file: some rows of each chunk per round
+
+
+def test_a_handful_of_another_rounds_rows_is_a_warning_not_a_note(finland: tuple[pd.DataFrame, Any],
+                                                                   tmp_path: Path) -> None:
+    """Found by the semantic fuzz audit: 20 rows of a Polish round-8 file with `essround` 9 (a slip) were stored as
+    round 9 with only the read-by-wave note. A wave with fewer than 5 % of the file's rows is now a warning saying
+    so; a cumulative file's waves of their own size stay a note."""
+    df, meta = finland
+    slip = df.assign(essround=[10.0 if i < 20 else 9.0 for i in range(len(df))])
+    path = _write(slip, meta, tmp_path / "slip" / "ESS9FI.sav")
+    code, out, err = run("validate", "--data", str(path.parent))
+    assert code == 0, out + err
+    assert [line for line in (out + err).splitlines() if "holds rows of" in line] == [
+        (f"warning: ess: {path}: holds rows of ess waves 9 ({len(df) - 20:,} rows), 10 (20 rows) by its essround: 20 "
+        f"rows of wave 10 among {len(df):,} is few for a wave's sample; each wave's rows are harmonised with that "
+        "wave's rules — if essround is wrong in those rows (a slip, not another round's respondents), give them their "
+        "wave's value; any other finding about those waves may follow from it")]
+    even = df.assign(essround=[10.0 if i % 2 else 9.0 for i in range(len(df))])
+    path = _write(even, meta, tmp_path / "even" / "ESS9FI.sav")
+    code, out, err = run("validate", "--data", str(path.parent))
+    assert [line.split(":", 1)[0] for line in (out + err).splitlines() if "holds rows of" in line] == ["note"]
