@@ -56,6 +56,8 @@ def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts
             return hits, BY_CONTENT
         seen = [f"{name} = {', '.join(sorted(vals)) or 'nothing'}" for name, vals in cache.items()]
     hits = _named(f, crosswalks)
+    if not hits and src is not None and src.meta.rows == 0:  # no row to tell its wave by
+        return hits, "has no rows, so its content cannot tell its wave, and its name matches no wave's files"
     return hits, "file name matches" if hits else (f"holds {'; '.join(seen)}" if seen else "")
 
 

@@ -841,3 +841,15 @@ def test_country_codes_as_labels_are_checked_against_the_table(fixtures_dir: Pat
         else:
             assert code == 1 and len(errors) == 1 and "the labels of country contradict the codes the rule maps" in \
                 errors[0] and re.search(r"1 is labelled '([A-Z]{2})' \(\1\) but maps to ", errors[0]), errors
+
+
+def test_a_file_without_rows_whose_name_matches_no_wave_says_it_has_no_rows(finland: tuple[pd.DataFrame, Any],
+                                                                            tmp_path: Path) -> None:
+    """Found by the semantic fuzz audit: an extract of no rows under a name no pattern matches was said to hold
+    "essround = nothing" beside every pattern looked for, which never said the file was empty."""
+    df, meta = finland
+    write_copy((df.head(0), meta), tmp_path / "data" / "extract.sav")
+    code, _, err = run("validate", "--data", str(tmp_path / "data"))
+    assert code == 2
+    assert err.startswith(f"error: {tmp_path / 'data' / 'extract.sav'}: matches no crosswalk wave (it has no rows, so "
+                          "its content cannot tell its wave, and its name matches no wave's files); looked for ess:")
