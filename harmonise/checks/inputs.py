@@ -73,6 +73,13 @@ def _numeric_inputs(rep: Sequence[ReportRow], plan: WavePlan) -> Iterator[tuple[
             yield target, name, text, value, n
 
 
+def _judged(seen: dict[tuple[str, str], _Input], plan: WavePlan, target: str, name: str, meta: SourceMeta) -> _Input:
+    """The input ``name`` of ``target``, made once per metadata and plan (``seen``: ``SameWork.once``)."""
+    if (target, name) not in seen:
+        seen[(target, name)] = _Input(plan, target, name, meta)
+    return seen[(target, name)]
+
+
 def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
                            seen: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
     """One warning per expression target and input whose rows hold codes outside its labelled range
@@ -81,11 +88,8 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
     found: dict[tuple[str, str], dict[str, int]] = {}
     seen = {} if seen is None else seen
     for target, name, text, value, n in _numeric_inputs(rep, plan):
-        key = (target, name)
-        if key not in seen:
-            seen[key] = _Input(plan, target, name, meta)
-        if seen[key].outside(value):
-            codes = found.setdefault(key, {})
+        if _judged(seen, plan, target, name, meta).outside(value):
+            codes = found.setdefault((target, name), {})
             codes[text] = codes.get(text, 0) + n
     out = []
     for (target, name), codes in sorted(found.items()):
@@ -106,7 +110,8 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
     return out
 
 
-def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
+                           judged: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
     """One warning per expression target and input that reads, as a number, a labelled code lying apart from the
     input's unlabelled values: a count or scale (two or more unlabelled codes observed) whose code past them carries
     a label that is no number ('Still in education' 97 beside years of education 0–25). Such a code is a category,
@@ -126,9 +131,11 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
         if len(plain_values) < 2:
             continue
         lo, hi = min(plain_values), max(plain_values)
-        read = _Input(plan, target, name, meta)  # its missing codes read as missing, whatever the expression makes
         apart = [(v, labels[v]) for v in sorted(codes) if v in labels and not any(ch.isdigit() for ch in labels[v])
-                 and not read.is_missing(v) and (v > hi + 1 or v < lo - 1)]
+                 and (v > hi + 1 or v < lo - 1)]
+        read = _judged({} if judged is None else judged, plan, target, name, meta) if apart else None
+        # its missing codes read as missing, whatever the expression makes of them
+        apart = [(v, label) for v, label in apart if read is not None and not read.is_missing(v)]
         if not apart:
             continue
         shown = ", ".join(f"{codes[v][0]} '{label}' ({codes[v][1]:,} row{'s' if codes[v][1] != 1 else ''})"
@@ -144,8 +151,8 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
     return out
 
 
-def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
-                    declared: SourceMeta | None) -> list[Issue]:
+def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta, declared: SourceMeta | None,
+                    judged: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
     """One warning per expression target and input whose rows hold codes the file labels but the declared codebook,
     for which the expression was written, does not (`pdwrk` 2 'Other' beside 0 'Not marked', 1 'Marked'): an
     edition's new category, which the expression reads as a value without knowing it. Only for inputs the declared
@@ -165,10 +172,12 @@ def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
             continue
         labelled = {float(c) for c in vm.labels if isinstance(c, (int, float))}
         known = {float(c) for c in dv.labels if isinstance(c, (int, float))}
-        read = _Input(plan, target, name, meta)
         if not values[(target, name)] <= labelled:  # a count or scale with labelled ends: not a list of categories
             continue
-        new = [v for v in sorted(codes) if v not in known and not read.is_missing(v)]
+        new = [v for v in sorted(codes) if v not in known]
+        if new:
+            read = _judged({} if judged is None else judged, plan, target, name, meta)
+            new = [v for v in new if not read.is_missing(v)]
         if not new:
             continue
         shown = ", ".join(f"{codes[v][0]} '{vm.labels.get(v, vm.labels.get(int(v), ''))}' "

@@ -133,11 +133,13 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
             (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case),
              None if pd.isna(r) else int(r))
             for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
+    judged: dict[tuple[str, str], Any] = same.once("expression inputs", src.meta, shape, dict)  # judged already
     unmapped = accounting.unmapped_codes(rep, plan, labels, src.meta)
     found = [*unmapped, *accounting.empty_sources(rep, plan, out.rows), *accounting.empty_inputs(rep, plan, out.rows),
-             *inputs.unlabelled_input_codes(rep, plan, src.meta, same.once("expression inputs", src.meta, shape, dict)),
-             *inputs.labelled_beyond_values(rep, plan, src.meta), *inputs.declared_missing_values(rep, plan, src.meta),
-             *inputs.new_input_codes(rep, plan, src.meta, same.declared(project, survey, wid)),
+             *inputs.unlabelled_input_codes(rep, plan, src.meta, judged),
+             *inputs.labelled_beyond_values(rep, plan, src.meta, judged),
+             *inputs.declared_missing_values(rep, plan, src.meta),
+             *inputs.new_input_codes(rep, plan, src.meta, same.declared(project, survey, wid), judged),
              *inputs.missing_weights(rep, plan, out.rows),
              *inputs.no_rows(plan, str(job.path), out.rows), *inputs.content_missing(f.unset, plan, str(job.path),
                                                                                       out.rows),
