@@ -16,7 +16,7 @@ And one from the built rows: a survey-wave whose weights are all zero (or some n
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan, expr_source_missing
@@ -73,6 +73,20 @@ def _numeric_inputs(rep: Sequence[ReportRow], plan: WavePlan) -> Iterator[tuple[
             yield target, name, text, value, n
 
 
+def _input_issue(plan: WavePlan, target: str, name: str, message: str, hint: str, **kind: Any) -> Issue:
+    """An issue about input ``name`` of the expression for ``target``, located at the rule (``kind``: its code and
+    severity, written where it is called, where docs/issues.md's test reads them)."""
+    tp = plan.targets[target]
+    return Issue(message, survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
+                 hint=hint, extra={"yaml_path": tp.path}, **kind)
+
+
+def _rows_said(items: list[tuple[str, str, int]]) -> str:
+    """``97 'Still studying' (6 rows), …`` for (code, label, rows), five at most and how many more."""
+    return ", ".join(f"{c} '{label}' ({n:,} row{'s' if n != 1 else ''})" for c, label, n in items[:5]) + (
+        f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+
 def _judged(seen: dict[tuple[str, str], _Input], plan: WavePlan, target: str, name: str, meta: SourceMeta) -> _Input:
     """The input ``name`` of ``target``, made once per metadata and plan (``seen``: ``SameWork.once``)."""
     if (target, name) not in seen:
@@ -99,14 +113,12 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
         if len(ordered) > 5:
             rest = sum(n for _, n in ordered[5:])
             shown += f" and {len(ordered) - 5:,} more ({rest:,} row{'s' if rest != 1 else ''})"
-        tp = plan.targets[target]
-        out.append(Issue(
-            f"expression input {name} has code(s) {shown} outside its labelled codes {lo:g}–{hi:g}; "
-            f"the expression for {target} read them as values", code="unlabelled-input-code", severity="warning",
-            survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
-            hint="if a code means missing, give it a reason under the rule's missing: (e.g. "
-                 f"'{next(iter(sorted(codes)))}: invalid'); if the edition added it, check the expression",
-            extra={"yaml_path": tp.path}))
+        out.append(_input_issue(
+            plan, target, name, f"expression input {name} has code(s) {shown} outside its labelled codes "
+            f"{lo:g}–{hi:g}; the expression for {target} read them as values",
+            "if a code means missing, give it a reason under the rule's missing: (e.g. "
+            f"'{next(iter(sorted(codes)))}: invalid'); if the edition added it, check the expression",
+            code="unlabelled-input-code", severity="warning"))
     return out
 
 
@@ -138,16 +150,13 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
         apart = [(v, label) for v, label in apart if read is not None and not read.is_missing(v)]
         if not apart:
             continue
-        shown = ", ".join(f"{codes[v][0]} '{label}' ({codes[v][1]:,} row{'s' if codes[v][1] != 1 else ''})"
-                          for v, label in apart[:5]) + (f" and {len(apart) - 5} more" if len(apart) > 5 else "")
-        tp = plan.targets[target]
-        out.append(Issue(
-            f"expression input {name} has labelled code(s) {shown} apart from its unlabelled values {lo:g}–{hi:g}; "
-            f"the expression for {target} read them as numbers", code="labelled-input-value", severity="warning",
-            survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
-            hint=f"if such a code is a category rather than a number of {name}'s scale, handle it in the expression "
-                 f"(e.g. `... if {name} != {codes[apart[0][0]][0]} else ...`) or give it a reason under the rule's "
-                 "missing:", extra={"yaml_path": tp.path}))
+        shown = _rows_said([(codes[v][0], label, codes[v][1]) for v, label in apart])
+        out.append(_input_issue(
+            plan, target, name, f"expression input {name} has labelled code(s) {shown} apart from its unlabelled "
+            f"values {lo:g}–{hi:g}; the expression for {target} read them as numbers",
+            f"if such a code is a category rather than a number of {name}'s scale, handle it in the expression "
+            f"(e.g. `... if {name} != {codes[apart[0][0]][0]} else ...`) or give it a reason under the rule's "
+            "missing:", code="labelled-input-value", severity="warning"))
     return out
 
 
@@ -180,17 +189,13 @@ def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta, 
             new = [v for v in new if not read.is_missing(v)]
         if not new:
             continue
-        shown = ", ".join(f"{codes[v][0]} '{vm.labels.get(v, vm.labels.get(int(v), ''))}' "
-                          f"({codes[v][1]:,} row{'s' if codes[v][1] != 1 else ''})" for v in new[:5]) + (
-            f" and {len(new) - 5} more" if len(new) > 5 else "")
-        tp = plan.targets[target]
-        out.append(Issue(
-            f"expression input {name} has code(s) {shown} that {declared.origin} does not have; the expression for "
-            f"{target}, written for its codes, read them as values", code="new-input-code", severity="warning",
-            survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
-            hint="check what the expression makes of them (harmonise inspect FILE lists the labels): handle them in "
-                 "a wave override of the expression, or give them a reason under the rule's missing:",
-            extra={"yaml_path": tp.path}))
+        shown = _rows_said([(codes[v][0], vm.labels.get(v, vm.labels.get(int(v), "")), codes[v][1]) for v in new])
+        out.append(_input_issue(
+            plan, target, name, f"expression input {name} has code(s) {shown} that {declared.origin} does not "
+            f"have; the expression for {target}, written for its codes, read them as values",
+            "check what the expression makes of them (harmonise inspect FILE lists the labels): handle them in a "
+            "wave override of the expression, or give them a reason under the rule's missing:", code="new-input-code",
+            severity="warning"))
     return out
 
 
