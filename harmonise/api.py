@@ -50,7 +50,7 @@ INDICATORS_MEMORY_LIMIT = "1GB"
 @dataclass(frozen=True)
 class FileOptions:
     """What the user says of the data files: their survey and wave (``--survey``, ``--wave``), and the
-    country of single-country files that lack the variable (``--country``)."""
+    country or city of one-country or one-city files that lack the variable (``--country``, ``--city``)."""
 
     survey: str | None = None
     wave: str | None = None
@@ -59,6 +59,7 @@ class FileOptions:
     # files a first run found to hold rows of several waves past their first rows: read wave by wave (see
     # :func:`_again`)
     whole: frozenset[Path] = frozenset()
+    city: str | None = None
 
 
 @dataclass
@@ -256,7 +257,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     assert project.schema is not None
     f = files or FileOptions()
     with sparing() if sparing is not None else nullcontext():  # what discovery reads lives to the end of the run
-        jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding, f.whole),
+        jobs, issues = discover(project, data, Options(f.survey, f.wave, f.country, encoding, f.whole, f.city),
                                 reuse.cache if reuse is not None else None, others)
     kept = create_all(con, project.schema, reuse is not None and reuse.cache.seeded)
     if reuse is not None:
@@ -273,7 +274,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
         from harmonise.design import attach_design
 
         for path in f.design:
-            issues.extend(attach_design(con, project, path, Options(f.survey, f.wave, f.country, encoding)))
+            issues.extend(attach_design(con, project, path, Options(f.survey, f.wave, f.country, encoding, city=f.city)))
     return issues
 
 
@@ -441,13 +442,13 @@ def _alongside(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyCo
 
 
 def _options(encoding: str | None, files: FileOptions | None) -> tuple[str, ...]:
-    """The build options every file's cache key holds: ``--encoding``, ``--survey/--wave/--country`` and the
+    """The build options every file's cache key holds: ``--encoding``, ``--survey/--wave/--country/--city`` and the
     design files (name and digest: their rows are joined into the respondents the cache keeps)."""
     from harmonise.store.identity import sha256_of
 
     f = files or FileOptions()
     return (f"encoding={encoding}", f"survey={f.survey}", f"wave={f.wave}", f"country={f.country}",
-            *(f"design={p.name}:{sha256_of(p)}" for p in f.design))
+            f"city={f.city}", *(f"design={p.name}:{sha256_of(p)}" for p in f.design))
 
 
 def _discard(caches: list[BuildCache]) -> None:
@@ -650,7 +651,7 @@ class AdaptResult:
 
 
 def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
-          country: str | None = None) -> AdaptResult:
+          country: str | None = None, city: str | None = None) -> AdaptResult:
     """What the crosswalk wave ``like`` (``SURVEY:WAVE``) needs to harmonise ``file``: nothing when it does
     as it is; else override lines (alternatives for variables found under other names), checked by
     validating the file again with them pasted into a copy of the crosswalk."""
@@ -671,7 +672,7 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
     except KeyError:
         raise UsageError(f"--like {like}: {survey} has no wave '{wave}' "
                          f"(waves: {', '.join(x.wave for x in entry.crosswalk.waves)})") from None
-    files = FileOptions(survey, wave, country)
+    files = FileOptions(survey, wave, country, city=city)
     try:
         result = AdaptResult(survey, wave, validate(root, data=[file], encoding=encoding, files=files))
     except ValidationFailed as exc:  # a row of another wave past the first rows stops the run

@@ -3,8 +3,8 @@
 A wave's ``content`` (e.g. ``{essround: 9}``) recognises its files whatever their names: a file
 whose every row holds one of the given values of each content variable belongs to it. Files no
 content rule recognises are matched by the waves' ``files`` patterns (case-insensitive).
-``--survey``/``--wave`` assign every file explicitly; ``--country`` supplies the country of a
-single-country file that lacks the variable. A file holding only key variables and items the
+``--survey``/``--wave`` assign every file explicitly; ``--country`` and ``--city`` supply the country or
+city of a one-country or one-city file that lacks the variable (:mod:`harmonise.supplied`). A file holding only key variables and items the
 crosswalk does not read (a country-specific supplement) is skipped with a note.
 """
 
@@ -55,12 +55,20 @@ from harmonise.rounds import (
 from harmonise.samework import SameWork, assume_digest, kept_digest
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
-from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import find_variable
 from harmonise.store.cache import BuildCache
 from harmonise.store.identity import hash_files
+from harmonise.supplied import (
+    CITY_TARGET,
+    COUNTRY_TARGET,
+    cities_said,
+    country_apart,
+    named,
+    read_from_variable,
+    supply,
+    wave_cities,
+)
 
-COUNTRY_TARGET = "country"  # the target `--country` supplies
 SEVERAL_WAVES = "several_waves"  # an issue's extra: the file whose rows turned out several waves' (read by wave again)
 
 
@@ -186,7 +194,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     jobs: list[Job] = []
     issues: list[Issue] = []
     unmatched: list[tuple[Path, str]] = []
-    no_country: list[Path] = []
+    no_country: list[tuple[Path, bool]] = []  # and whether --city would supply it
     unreadable: list[tuple[Path, InputError]] = []  # files no reader can open (with the default encoding)
     archives: list[Path] = []
     files = data_files(data, archives)
@@ -249,7 +257,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 for cw, wave, rows in split[0]:
                     job = Job(cw, wave, f, dict(supplied), without_variables(src, empty.get(wave.wave, set())), opts.encoding,
                               sha, True, wave_rows=rows)
-                    if _fit(job, f, project, same, issues, no_country, country):
+                    if _fit(job, f, project, same, issues, no_country, opts):
                         jobs.append(job)
                 continue
         hits, why = recognise(f, src, crosswalks, opts, seen)
@@ -294,13 +302,15 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                    and any(find_variable(src.meta.variables, n) is not None for n in wave.content or {}))
         job = Job(cw, wave, f, {COUNTRY_TARGET: country} if country else {}, src, opts.encoding, sha, sampled,
                   content_seen={n: v for n, v in observed.items() if v})
-        if _fit(job, f, project, same, issues, no_country, country):
+        if _fit(job, f, project, same, issues, no_country, opts):
             jobs.append(job)
     if unreadable:
         _unreadable(unreadable, jobs, opts.encoding)
     if no_country:
-        raise InputError("; ".join(f"{f}: has no country variable" for f in dict.fromkeys(no_country))
-                         + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file")
+        raise InputError("; ".join(f"{f}: has no country variable" for f in dict.fromkeys(f for f, _ in no_country))
+                         + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file"
+                         + (" (or --city NAME for a one-city file of a survey whose country is read from its city)"
+                            if any(by_city for _, by_city in no_country) else ""))
     found = unmatched_issues(unmatched, crosswalks, error=not jobs)
     if not jobs and found:
         said = grouped(found, len(found))  # files unmatched alike: one line naming them
@@ -314,47 +324,91 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     return jobs, issues + archived
 
 
-def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue], no_country: list[Path],
-         country: str | None) -> bool:
-    """Whether ``job`` is harmonised: not when its file is a supplement or a sample-design file of its wave
-    (said in ``issues``); a file lacking a country variable no option supplies is added to ``no_country``."""
+def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue],
+         no_country: list[tuple[Path, bool]], opts: Options) -> bool:
+    """Whether ``job`` is harmonised: not when its file is a supplement or a sample-design file of its wave, or
+    when ``--country``/``--city`` cannot stand for its rows (said in ``issues``); a file lacking a country
+    variable no option supplies is added to ``no_country``. The file gets the variables the options supply."""
     cw, wave, src = job.crosswalk, job.wave, job.source
-    if src is not None and project.schema is not None:
-        plan = same.resolve(cw, wave, project, src.meta, job.supplied)
-        if _supplement(cw, wave, plan.sources(), src):
-            design = _design_variables(cw, src)
-            if design:
-                issues.append(of_file(Issue(
-                    f"{f}: a sample-design file of {cw.survey} wave {wave.wave} (it holds {', '.join(design)} and "
-                    "no item the crosswalk reads); not read as data, so its design is not attached",
-                    code="design-file-skipped", severity="warning", survey=cw.survey, wave=wave.wave,
-                    hint=f"give it with --design {f} (and keep it out of --data) to attach its "
-                         f"{', '.join(sorted(cw.design or {}))} to the respondents"), f.name, str(f)))
-                return False
-            issues.append(of_file(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
-                                        f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
-                                        code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave),
-                                  f.name, str(f)))
+    if src is None or project.schema is None:
+        return True
+    country = opts.country.upper() if opts.country else None
+    if opts.city and not _city_fits(job, f, project, same, issues, opts.city):
+        return False
+    apart = country_apart(job.supplied, cw, wave, project, src) if CITY_TARGET not in job.supplied else None
+    if apart is not None:
+        issues.append(of_file(Issue(f"{f}: --country {country} stands for {apart}: the file's rows cannot be told "
+                                    "apart by the country alone", code="country-ambiguous", survey=cw.survey,
+                                    wave=wave.wave,
+                                    hint="give the file's city with --city NAME (a one-city file), or the file the "
+                                         "variable itself, so that its rows are stored as the city they are"),
+                              f.name, str(f)))
+        return False
+    supply(job.supplied, cw, wave, project, src)
+    plan = same.resolve(cw, wave, project, src.meta, job.supplied)
+    if _supplement(cw, wave, plan.sources(), src):
+        design = _design_variables(cw, src)
+        if design:
+            issues.append(of_file(Issue(
+                f"{f}: a sample-design file of {cw.survey} wave {wave.wave} (it holds {', '.join(design)} and "
+                "no item the crosswalk reads); not read as data, so its design is not attached",
+                code="design-file-skipped", severity="warning", survey=cw.survey, wave=wave.wave,
+                hint=f"give it with --design {f} (and keep it out of --data) to attach its "
+                     f"{', '.join(sorted(cw.design or {}))} to the respondents"), f.name, str(f)))
             return False
-        country_plan = plan.targets.get(COUNTRY_TARGET)
-        apart = _country_apart(job, project) if country else None
-        if apart is not None:
-            issues.append(of_file(Issue(f"{f}: --country {country} stands for {apart}: the file's rows cannot be told "
-                                        "apart by the country alone", code="country-ambiguous", survey=cw.survey,
-                                        wave=wave.wave,
-                                        hint="give the file the variable itself (one value for a one-city file), so "
-                                             "that its rows are stored as the city they are"), f.name, str(f)))
-            return False
-        if country_plan is not None and country_plan.kind == "absent":
-            no_country.append(f)
-        elif country and country_plan is not None and country_plan.kind in ("map", "table") and \
-                (own := find_variable(src.meta.variables, country_plan.source or "")) is not None and \
-                own.name not in src.virtual:
-            issues.append(of_file(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
-                                        f"--country {country} is not", code="country-unused", severity="warning",
-                                        survey=cw.survey, wave=wave.wave,
-                                        hint="--country is for files without a country variable; drop it for this "
-                                             "file"), f.name, str(f)))
+        issues.append(of_file(Issue(f"{f}: holds only key variables and items the crosswalk does not read "
+                                    f"(a supplement to the {cw.survey} wave {wave.wave} files); skipped",
+                                    code="supplement-skipped", severity="note", survey=cw.survey, wave=wave.wave),
+                              f.name, str(f)))
+        return False
+    country_plan = plan.targets.get(COUNTRY_TARGET)
+    if country_plan is not None and country_plan.kind == "absent":
+        city_plan = plan.targets.get(CITY_TARGET)  # LOCALMULTIDEM's country is read from its city
+        no_country.append((f, bool(country_plan.source) and city_plan is not None
+                           and city_plan.source == country_plan.source))
+    elif country and read_from_variable(country_plan) and \
+            (own := find_variable(src.meta.variables, country_plan.source or "")) is not None and \
+            own.name not in src.virtual:
+        issues.append(of_file(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
+                                    f"--country {country} is not", code="country-unused", severity="warning",
+                                    survey=cw.survey, wave=wave.wave,
+                                    hint="--country is for files without a country variable; drop it for this "
+                                         "file"), f.name, str(f)))
+    return True
+
+
+def _city_fits(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue], text: str) -> bool:
+    """Whether ``--city text`` fits ``job``'s file: the city of one of its wave's cities (``job.supplied`` gets
+    it) for a file without the city variable; unused, and said so, for a file with its own or a wave whose city
+    is not read from a variable; not a city the wave sampled: an error, and the file is not harmonised."""
+    cw, wave, src = job.crosswalk, job.wave, job.source
+    assert src is not None
+    known = same.keyed(("cities", cw.survey, wave.wave), lambda: wave_cities(cw, wave, project))
+    if known is None:
+        issues.append(of_file(Issue(f"{f}: the city of {cw.survey} wave {wave.wave} is not read from a variable of its "
+                                    f"files: --city {text} is not used", code="city-unused", severity="warning",
+                                    survey=cw.survey, wave=wave.wave,
+                                    hint="--city is for one-city files of a city survey released without the city "
+                                         "variable; drop it for this file"), f.name, str(f)))
+        return True
+    own = find_variable(src.meta.variables, known.variable)
+    if own is not None and own.name not in src.virtual:
+        issues.append(of_file(Issue(f"{f}: has its own city variable ({own.name}), whose values are used: --city "
+                                    f"{text} is not", code="city-unused", severity="warning", survey=cw.survey,
+                                    wave=wave.wave,
+                                    hint="--city is for one-city files without a city variable; drop it for this "
+                                         "file"), f.name, str(f)))
+        return True
+    city = named(text, known.cities)
+    if city is None:
+        issues.append(of_file(Issue(f"{f}: --city {text} is none of the cities {cw.survey} wave {wave.wave} sampled "
+                                    f"({cities_said(known.cities)})", code="city-unsampled", survey=cw.survey,
+                                    wave=wave.wave,
+                                    hint="give the file's city by its name or by the code the wave's files hold for "
+                                         "it (e.g. --city " + known.cities[0].names[1] + "), or leave this file out"
+                                    if known.cities else "leave this file out"), f.name, str(f)))
+        return False
+    job.supplied[CITY_TARGET] = city.code
     return True
 
 
@@ -394,44 +448,6 @@ def _names_apart(jobs: list[Job]) -> None:
                 j.name = j.path.resolve().relative_to(top).as_posix()
 
 
-def _country_apart(job: Job, project: Project) -> str | None:
-    """Why ``--country`` cannot stand in for the country rule's source variable the file lacks: several of the
-    variable's codes map to the country, and another rule reading the variable tells them apart (LOCALMULTIDEM's
-    country is read from its city: ES is Barcelona or Madrid) — else None (any of the codes serves alike)."""
-    value, src = job.supplied.get(COUNTRY_TARGET), job.source
-    if value is None or project.schema is None or src is None:
-        return None
-    plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables)
-    tp = plan.targets.get(COUNTRY_TARGET)
-    if tp is None or tp.kind not in ("map", "table") or not tp.source or find_variable(src.meta.variables, tp.source):
-        return None
-    codes = [c for c, v in tp.values.items() if v == value]
-    if len(codes) < 2:
-        return None
-    told = sorted(t for t, other in plan.targets.items() if t != COUNTRY_TARGET and other.source == tp.source
-                  and other.kind in ("map", "table") and len({repr(other.values.get(c)) for c in codes}) > 1)
-    if not told:
-        return None
-    return (f"{len(codes)} codes of {tp.source} ({', '.join(map(str, codes))}), which "
-            f"{' and '.join(told)} {'tells' if len(told) == 1 else 'tell'} apart")
-
-
-def supply(job: Job, project: Project, src: SourceFile) -> None:
-    """Give ``src`` the variables ``job.supplied`` stands for: with ``--country``, a file without the
-    country rule's source variable gets it, holding the source code that maps to the given country
-    (so every rule reading it, the PSU and stratum prefixes too, works as for a complete file)."""
-    value = job.supplied.get(COUNTRY_TARGET)
-    if value is None or project.schema is None:
-        return
-    plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables)
-    tp = plan.targets.get(COUNTRY_TARGET)
-    if tp is None or tp.kind not in ("map", "table") or not tp.source or find_variable(src.meta.variables, tp.source):
-        return
-    codes = [c for c, v in tp.values.items() if v == value]
-    if codes:
-        src.supply(tp.source, codes[0], f"supplied by --country {value}")
-
-
 def _chosen(project: Project, opts: Options) -> list[Crosswalk]:
     if opts.wave and not opts.survey:
         raise UsageError("--wave needs --survey (the survey whose wave it is)")
@@ -439,14 +455,39 @@ def _chosen(project: Project, opts: Options) -> list[Crosswalk]:
         raise UsageError(f"--country {opts.country}: not a country code of mappings/tables (ISO 3166-1 alpha-2, "
                          "e.g. FI)")
     if not opts.survey:
-        return list(project.crosswalks.values())
-    cw = project.crosswalks.get(opts.survey)
-    if cw is None:
-        raise UsageError(f"--survey {opts.survey}: no such survey (crosswalks: {', '.join(sorted(project.crosswalks))})")
-    if opts.wave and not any(w.wave == opts.wave for w in cw.waves):
-        raise UsageError(f"--wave {opts.wave}: {cw.survey} has no such wave "
-                         f"(waves: {', '.join(w.wave for w in cw.waves)})")
-    return [cw]
+        chosen = list(project.crosswalks.values())
+    else:
+        cw = project.crosswalks.get(opts.survey)
+        if cw is None:
+            raise UsageError(f"--survey {opts.survey}: no such survey (crosswalks: {', '.join(sorted(project.crosswalks))})")
+        if opts.wave and not any(w.wave == opts.wave for w in cw.waves):
+            raise UsageError(f"--wave {opts.wave}: {cw.survey} has no such wave "
+                             f"(waves: {', '.join(w.wave for w in cw.waves)})")
+        chosen = [cw]
+    if opts.city is not None:
+        _city_named(project, chosen, opts)
+    return chosen
+
+
+def _city_named(project: Project, chosen: list[Crosswalk], opts: Options) -> None:
+    """Refuse ``--city`` naming no city of the chosen crosswalks' waves, or a city of another country than
+    ``--country`` (a slip in either: no file could be harmonised as said)."""
+    assert opts.city is not None
+    waves = [(cw, w, known) for cw in chosen for w in cw.waves if (not opts.wave or w.wave == opts.wave)
+             and (known := wave_cities(cw, w, project)) is not None]
+    found = [(cw, w, city) for cw, w, known in waves if (city := named(opts.city, known.cities)) is not None]
+    if not found:
+        every = {c.code: c for _, _, known in waves for c in known.cities}
+        raise UsageError(f"--city {opts.city}: no city of that name or code in "
+                         + (f"the city rules of {', '.join(sorted({cw.survey for cw, _, _ in waves}))} (cities: "
+                            f"{cities_said(list(every.values()), 40)})" if waves else
+                            "the chosen crosswalks, whose city is not read from a variable of their files")
+                         + " — give a city by its name or by the code its survey's files hold")
+    country = opts.country.upper() if opts.country else None
+    if country and all(city.country not in (None, country) for _, _, city in found):
+        city = found[0][2]
+        raise UsageError(f"--city {opts.city}: {city.names[1]} is a city of {city.country}, not of --country "
+                         f"{opts.country} — give one of them, or both of one country")
 
 
 SCAN_READERS = 2  # forked children reading the files' headers and content values during discovery

@@ -26,7 +26,7 @@ CONTENT_SAMPLE = 100
 
 @dataclass
 class Options:
-    """What the user said about the files: ``--survey``, ``--wave``, ``--country``, ``--encoding``."""
+    """What the user said about the files: ``--survey``, ``--wave``, ``--country``, ``--encoding``, ``--city``."""
 
     survey: str | None = None
     wave: str | None = None
@@ -35,6 +35,7 @@ class Options:
     # files a first run found rows of another wave in, past the rows discovery read (a cumulative file sorted by
     # round): their content variables are read whole and their rows harmonised wave by wave
     whole: frozenset[Path] = frozenset()
+    city: str | None = None
 
 
 def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts: Options,

@@ -689,8 +689,8 @@ def test_a_country_that_is_several_cities_does_not_stand_in_for_the_city(fixture
     assert code == 1 and not db.exists()
     assert (f"error: localmultidem wave 2006: {data / 'LOCALMULTIDEM_Madrid.sav'}: --country ES stands for 2 codes of "
             "city (Bar, Mad), which city and region_nuts tell apart: the file's rows cannot be told apart by the "
-            "country alone — give the file the variable itself (one value for a one-city file), so that its rows are "
-            "stored as the city they are") in err.splitlines()
+            "country alone — give the file's city with --city NAME (a one-city file), or the file the variable itself, "
+            "so that its rows are stored as the city they are") in err.splitlines()
 
 
 def test_a_blank_second_citizenship_is_none_as_its_97_is(fixtures_dir: Path, tmp_path: Path) -> None:
@@ -861,3 +861,116 @@ def test_a_file_without_rows_whose_name_matches_no_wave_says_it_has_no_rows(finl
     assert code == 2
     assert err.startswith(f"error: {tmp_path / 'data' / 'extract.sav'}: matches no crosswalk wave (it has no rows, so "
                           "its content cannot tell its wave, and its name matches no wave's files); looked for ess:")
+
+
+def one_city(fixtures_dir: Path, survey: str, code: str, path: Path) -> tuple[Path, int]:
+    """The rows of one city of ``survey``'s fixture file, written without the city variable (a one-city release)."""
+    (source,) = sorted((fixtures_dir / survey).glob("*.sav"))
+    df, meta = pyreadstat.read_sav(str(source), user_missing=True)
+    rows = df[df["city"] == code].drop(columns=["city"]).reset_index(drop=True)
+    assert len(rows) > 0
+    return write_copy((rows, meta), path, drop=()), len(rows)
+
+
+def test_a_one_city_file_given_its_city_is_stored_as_the_complete_file_stores_that_city(
+        fixtures_dir: Path, tmp_path: Path) -> None:
+    """A TIES file of Amsterdam's respondents without the city variable lost the city, the region and the ids' city
+    part (not_available), with no way to give them. `--city` (by name, any case) supplies the variable: the rows
+    are those of the complete file's Amsterdam respondents, column for column."""
+    path, n = one_city(fixtures_dir, "ties", "AMS", tmp_path / "d" / "TIES_2007_Amsterdam.sav")
+    code, out, _ = run("validate", "--data", str(path.parent))
+    assert code == 0
+    assert (f"warning: ties wave 2007: {path}: 3 target(s) not available in this file, which lacks their variables: "
+            "region_nuts (city), city (city), home_language (city); they are stored as missing (not_available) — "
+            "if the file is one city's, give its city with --city NAME (its region and ids follow); otherwise "
+            "expected for extracts and subsets") in out
+    full, db = tmp_path / "full.duckdb", tmp_path / "ams.duckdb"
+    assert run("build", "--data", str(fixtures_dir / "ties" / "TIES_2007.sav"), "--db", str(full))[0] == 0
+    code, _, err = run("build", "--data", str(path.parent), "--city", "amsterdam", "--db", str(db))
+    assert code == 0, err
+    query = "SELECT * EXCLUDE (source_file, source_row) FROM respondents {} ORDER BY respondent_id"
+    with duckdb.connect(str(full), read_only=True) as con:
+        expected = con.execute(query.format("WHERE city = 'NL002C'")).fetchall()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(query.format("")).fetchall() == expected
+        assert len(expected) == n
+        assert con.execute("SELECT source_labels FROM lineage WHERE target = 'city'").fetchone() == (
+            "city: supplied by --city NL002C",)
+    # another city given is another build: the file's rows are not kept from the previous one
+    assert run("build", "--data", str(path.parent), "--city", "ROT", "--db", str(db))[0] == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT city, region_nuts FROM respondents").fetchall() == [("NL003C", "NL33C")]
+
+
+def test_city_names_the_country_a_survey_reads_from_its_city(fixtures_dir: Path, tmp_path: Path) -> None:
+    """LOCALMULTIDEM reads the country from its city: a one-city file without it asked for --country, which cannot
+    tell Madrid from Barcelona (`country-ambiguous`); the error names --city, which stores Madrid."""
+    path, _ = one_city(fixtures_dir, "localmultidem", "Mad", tmp_path / "d" / "LOCALMULTIDEM_Madrid.sav")
+    code, _, err = run("validate", "--data", str(path))
+    assert (code, err) == (2, (f"error: {path}: has no country variable — pass --country CC (ISO 3166-1 alpha-2) for a "
+                              "single-country file (or --city NAME for a one-city file of a survey whose country is "
+                              "read from its city)\n"))
+    code, _, err = run("validate", "--data", str(path), "--country", "ES")
+    assert code == 1 and "--country ES stands for 2 codes of city (Bar, Mad)" in err
+    assert "give the file's city with --city NAME (a one-city file)" in err
+    db = tmp_path / "mad.duckdb"
+    code, _, err = run("build", "--data", str(path), "--country", "es", "--city", "MAD", "--db", str(db))
+    assert code == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT country, city, region_nuts FROM respondents").fetchall() == [
+            ("ES", "ES001C", "ES300")]
+    code, _, err = run("validate", "--data", str(path), "--country", "FR", "--city", "Madrid")
+    assert (code, err) == (2, ("error: --city Madrid: Madrid is a city of ES, not of --country FR — give one of them, "
+                              "or both of one country\n"))
+
+
+def test_a_city_the_wave_did_not_sample_or_no_survey_knows_is_an_error(fixtures_dir: Path, tmp_path: Path) -> None:
+    """--city Paris for a LOCALMULTIDEM file (Paris is ICS's and TIES's) cannot be stored; an unknown city is a
+    usage error listing the cities."""
+    path, _ = one_city(fixtures_dir, "localmultidem", "Bar", tmp_path / "d" / "LOCALMULTIDEM_Barcelona.sav")
+    code, _, err = run("validate", "--data", str(path), "--city", "Paris")
+    assert code == 1
+    assert (f"error: localmultidem wave 2006: {path}: --city Paris is none of the cities localmultidem wave 2006 "
+            "sampled (Barcelona (Bar), Budapest (Bud), Geneva (Gen), London (LON), Lyon (Lyo), Madrid (Mad), Milan "
+            "(Mil), Oslo (Osl), Stockholm (Sto), Zurich (Zur), Turin (Tur)) — give the file's city by its name or by "
+            "the code the wave's files hold for it (e.g. --city Barcelona), or leave this file out") in err
+    code, _, err = run("validate", "--data", str(path), "--city", "Gotham")
+    assert code == 2
+    assert err.startswith("error: --city Gotham: no city of that name or code in the city rules of ics, "
+                          "localmultidem, ties (cities: Antwerp (ANT), Brussels (BRU), Liège (LIE), ")
+    code, _, err = run("validate", "--data", str(path), "--survey", "ess", "--wave", "9", "--city", "Barcelona")
+    assert (code, err) == (2, ("error: --city Barcelona: no city of that name or code in the chosen crosswalks, whose "
+                              "city is not read from a variable of their files — give a city by its name or by the "
+                              "code its survey's files hold\n"))
+
+
+def test_city_given_for_a_file_that_has_one_or_whose_city_is_its_region_is_a_warning(
+        fixtures_dir: Path, ess8: Path) -> None:
+    """--city is for one-city files without the variable: a file with its own, and an ESS file (its city is read
+    from its region), are harmonised as they are, and the option is said to be unused."""
+    ties = fixtures_dir / "ties" / "TIES_2007.sav"
+    code, out, _ = run("validate", "--data", str(ties), "--data", str(ess8), "--city", "Zürich")
+    assert code == 0
+    assert (f"warning: ties wave 2007: {ties}: has its own city variable (city), whose values are used: --city Zürich "
+            "is not — --city is for one-city files without a city variable; drop it for this file") in out
+    assert (f"warning: ess wave 8: {ess8}: the city of ess wave 8 is not read from a variable of its files: --city "
+            "Zürich is not used — --city is for one-city files of a city survey released without the city variable; "
+            "drop it for this file") in out
+
+
+def test_cities_are_named_by_any_of_their_names_without_case_or_accents() -> None:
+    from harmonise.supplied import named, wave_cities
+
+    project = load_project(ROOT)
+    cw = project.crosswalks["ties"]
+    known = wave_cities(cw, cw.waves[0], project)
+    assert known is not None and known.variable == "city"
+    for text in ("Zurich", "zürich", "ZUR", "zur", "CH001C", " Zürich "):
+        city = named(text, known.cities)
+        assert city is not None and (city.code, city.source_code) == ("CH001C", "ZUR")
+    assert named("Wien", known.cities).code == "AT001C"  # type: ignore[union-attr]  # the local name
+    assert named("Bruxelles", known.cities).code == "BE001C"  # type: ignore[union-attr]  # one language's name
+    assert named("Antwerp", known.cities).code == "BE002C"  # type: ignore[union-attr]  # the declared label
+    assert named("Naples", known.cities) is None  # ICS's, not TIES's
+    ess = project.crosswalks["ess"]
+    assert wave_cities(ess, ess.waves[0], project) is None  # the city from the region

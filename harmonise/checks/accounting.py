@@ -197,6 +197,11 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
     for respondent ids made from file name and row number."""
     absent = [(t, tp) for t, tp in plan.targets.items() if tp.kind == "absent"]
     out = []
+    city = plan.targets.get("city")
+    # a city survey's file of one city, released without the city variable: --city gives it (and what is read
+    # from it: region, ids)
+    one_city = "if the file is one city's, give its city with --city NAME (its region and ids follow); otherwise " \
+        if city is not None and city.kind == "absent" and city.source and city.expr is None else ""
     if absent:
         # what it lacks for the rule, and for each alternative the rule has (`anweight`, or `pweight` for the
         # pspwght × pweight of older editions)
@@ -207,13 +212,15 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
         out.append(Issue(f"{path}: {len(absent)} target(s) not available in this file, which lacks their variables: "
                          f"{listed}{more}; they are stored as missing (not_available)", code="not-available",
                          severity="warning", survey=plan.survey, wave=plan.wave.wave,
-                         hint="expected for extracts and subsets; for a complete release, the variable may be named "
-                              "differently in this edition: add it as an alternative of the rule"))
+                         hint=f"{one_city}expected for extracts and subsets; for a complete release, the variable "
+                              "may be named differently in this edition: add it as an alternative of the rule"))
     rid = plan.targets.get("respondent_id")
     if rid is not None and rid.kind == "row_id":
         out.append(Issue(f"{path}: the file lacks {', '.join(rid.absent)}: respondent ids are made from the file name "
                          "and the row number", code="row-id", severity="warning", survey=plan.survey,
-                         wave=plan.wave.wave, hint="ids then do not match those of other editions of the same data"))
+                         wave=plan.wave.wave,
+                         hint=(one_city if city is not None and city.source in rid.absent else "")
+                         + "ids then do not match those of other editions of the same data"))
     return out
 
 

@@ -95,8 +95,12 @@ def scaffold(file: Path, survey: str, wave: str, year: int | None, out: Path | N
 @click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
 @click.option("--country", default=None, metavar="CC",
               help="Country (ISO 3166-1 alpha-2) of a single-country file without a country variable.")
+@click.option("--city", default=None, metavar="NAME",
+              help="City of a one-city file of a city survey without a city variable (its name or the code the "
+                   "survey's files hold).")
 @handled
-def adapt(file: Path, like: str, out: Path | None, force: bool, encoding: str | None, country: str | None) -> None:
+def adapt(file: Path, like: str, out: Path | None, force: bool, encoding: str | None, country: str | None,
+          city: str | None) -> None:
     """Say whether FILE harmonises with a covered wave as it is; else write the override lines that
     make it harmonise (variables found under other names), checked by validating again with them."""
     from harmonise import api
@@ -104,7 +108,7 @@ def adapt(file: Path, like: str, out: Path | None, force: bool, encoding: str | 
 
     if out is not None:  # never a crosswalk or a file of the user's: only a block adapt wrote, unless --force
         replaceable(out, force, _adapt_block)
-    result = api.adapt(context_root(), file, like, encoding=encoding, country=country)
+    result = api.adapt(context_root(), file, like, encoding=encoding, country=country, city=city)
     if result.as_is.ok:
         if result.as_is.warnings:  # counted but not said, they were only found by validating the file again
             click.echo(render_issues(result.as_is.warnings, "text"), err=True)

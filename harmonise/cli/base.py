@@ -68,7 +68,10 @@ def categories(issues: list[Issue]) -> str:
 
 
 def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--survey``, ``--wave`` and ``--country``: what the user says of the data files."""
+    """``--survey``, ``--wave``, ``--country`` and ``--city``: what the user says of the data files."""
+    fn = click.option("--city", default=None, metavar="NAME",
+                      help="City of one-city files of a city survey without a city variable (its name, e.g. "
+                           "Amsterdam, or the code the survey's files hold).")(fn)
     fn = click.option("--country", default=None, metavar="CC",
                       help="Country (ISO 3166-1 alpha-2) of single-country files without a country variable.")(fn)
     fn = click.option("--wave", default=None, help="Wave of every file in --data (with --survey), whatever "

@@ -44,11 +44,11 @@ if TYPE_CHECKING:
 @file_options
 @handled
 def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str | None, fmt: str,
-             jobs: int | None, survey: str | None, wave: str | None, country: str | None) -> None:
+             jobs: int | None, survey: str | None, wave: str | None, country: str | None, city: str | None) -> None:
     """Check crosswalks against the schema, declared codebooks and (with --data) real files."""
     result = api.validate(context_root(), list(mappings), list(data), encoding=encoding, jobs=jobs,
                           progress=progress_printer(fmt == "text"),
-                          files=api.FileOptions(survey, wave, country))
+                          files=api.FileOptions(survey, wave, country, city=city))
     if not result.ok:
         outcome(1)
     if fmt == "json":
@@ -87,7 +87,7 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @file_options
 @handled
 def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fmt: str, jobs: int | None,
-          force: bool, full: bool, survey: str | None, wave: str | None, country: str | None,
+          force: bool, full: bool, survey: str | None, wave: str | None, country: str | None, city: str | None,
           design: tuple[Path, ...]) -> None:
     """Harmonise source files into a DuckDB database (atomic: failures leave the old one intact)."""
     if demo and data:
@@ -95,7 +95,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     if not data and not demo:
         raise click.UsageError("give --data DIR (your source files) or --demo (generated fixtures)")
     given = [name for name, value in (("--survey", survey), ("--wave", wave), ("--country", country),
-                                      ("--design", design)) if value]
+                                      ("--city", city), ("--design", design)) if value]
     if demo and given:  # they would assign every survey's generated files to one survey, wave or country
         raise click.UsageError(f"{', '.join(given)}: {'describe' if len(given) > 1 else 'describes'} the files of "
                                "--data; --demo builds the generated files of every survey as they are")
@@ -103,7 +103,7 @@ def build(data: tuple[Path, ...], demo: bool, db: Path, encoding: str | None, fm
     show = progress_printer(fmt == "text")
     sources = api.demo_files(api.demo_data(root, progress=show)) if demo else list(data)
     result = api.build(root, sources, db, encoding=encoding, jobs=jobs, progress=show, synthetic=demo, force=force,
-                       files=api.FileOptions(survey, wave, country, design), full=full)
+                       files=api.FileOptions(survey, wave, country, design, city=city), full=full)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -31,7 +31,7 @@ from harmonise.checks.per_file import of_file
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, CompileError
 from harmonise.compile.sqltext import quote_ident
-from harmonise.discover import SEVERAL_WAVES, Job, supply
+from harmonise.discover import SEVERAL_WAVES, Job
 from harmonise.errors import Issue, ValidationFailed
 from harmonise.pipeline.rows import ProvenanceRows, failure_cases, finish_file
 from harmonise.readers.files import EXT_SUFFIX, ROW_COLUMN, SourceFile, check_staged_names, open_source
@@ -52,6 +52,7 @@ from harmonise.store.respondents import (
     ROW_MASK,
     insert_select,
 )
+from harmonise.supplied import supply
 
 Progress = Callable[[str], None]
 # errors about what a file's labels or names say of the rules (a recode, a renamed variable): the rules still run
@@ -129,7 +130,7 @@ def needed_columns(job: Job, project: Project, encoding: str | None = None) -> l
     """The source columns harmonising ``job`` reads (what a crosswalk wave needs from its file)."""
     assert project.schema is not None
     src = _opened(job, encoding or job.wave.encoding)
-    supply(job, project, src)
+    supply(job.supplied, job.crosswalk, job.wave, project, src)
     plan = resolve_wave(job.crosswalk, job.wave, project.schema, project.tables, src.meta.variables, job.supplied)
     return _source_columns(plan, src)
 
@@ -182,7 +183,7 @@ def prepare_file(job: Job, project: Project, same: SameWork, encoding: str | Non
 
     The file's edition variables are read with the crosswalk's columns (for ``source_editions``)."""
     src = _opened(job, encoding or job.wave.encoding)
-    supply(job, project, src)
+    supply(job.supplied, job.crosswalk, job.wave, project, src)
     plan, compiled = same.compile(job.crosswalk, job.wave, project, src.meta, src.format == "dta", job.supplied)
     columns = _source_columns(plan, src)
     edition = same.keyed(("edition", job.crosswalk.survey),
