@@ -333,3 +333,29 @@ def test_an_expressions_empty_input_and_its_new_category_are_said(real: tuple[pd
         "rows) that surveys/ess/codebook_8.yaml does not have; the expression for labour_status, written for its "
         "codes, read them as values — check what the expression makes of them (harmonise inspect FILE lists the "
         "labels): handle them in a wave override of the expression, or give them a reason under the rule's missing:")]
+
+
+def test_design_weights_zero_or_missing_and_analysis_weights_missing_are_warned(real: tuple[pd.DataFrame, Any],
+                                                                               tmp_path: Path) -> None:
+    """The design weight (`--weight weight_design`) was never checked: zero or missing for some respondents, they
+    were left out of every estimate weighted by it without a word (the estimator reads rows with a weight)."""
+    df, meta = real[0].copy(), real[1]
+    df.loc[:2, "dweight"] = 0.0
+    df.loc[3:9, "dweight"] = float("nan")  # system-missing
+    df.loc[10:14, "pspwght"] = float("nan")  # weight = pspwght * pweight
+    db, warned = _built(df, meta, tmp_path)
+    n, lines = len(df), CROSSWALK.read_text(encoding="utf-8").splitlines()
+    assert warned == [
+        (f"warning: mappings/ess.yaml:{lines.index('  weight:') + 1} targets.weight: weight is missing in 5 of {n:,} "
+         "rows (not_available 5); weighted indicators leave these respondents out — check the weight variables of "
+         "the file"),
+        (f"warning: mappings/ess.yaml:{lines.index('  weight_design:') + 1} targets.weight_design: weight_design is "
+         f"missing in 7 of {n:,} rows (not_available 7); indicators weighted by it (--weight weight_design) leave "
+         "these respondents out — check the weight variables of the file"),
+        (f"warning: ess wave 8: weight_design is 0 in 3 of {n - 7:,} rows with a weight; those respondents count for "
+         "nothing in the indicators weighted by it (--weight weight_design), though they count in each cell's "
+         "unweighted n — check the weight variable for them: a design that gives some respondents weight 0 leaves "
+         "them out on purpose; else it is a slip in the file")]
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FILTER (weight IS NULL), count(*) FILTER (weight_design IS NULL) "
+                           "FROM respondents").fetchone() == (5, 7)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import Issue
 from harmonise.spec.resolve import WavePlan, expr_source_missing
 from harmonise.spec.source import SourceMeta, VarMeta, find_variable
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 ReportRow = tuple[str, str | None, str | None, str | None, int]  # target, source code, value, reason, n
 WEIGHT = "weight"  # the weight indicators use by default
+WEIGHTS = (WEIGHT, "weight_design")  # the weights `--weight` may choose (and none)
 
 
 class _Input:
@@ -251,20 +253,25 @@ def _code_order(code: str) -> tuple[int, float, str]:
 
 
 def missing_weights(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:
-    """A warning when the weight is missing (for a reason other than not_asked) in some rows."""
-    reasons: dict[str, int] = {}
+    """A warning per weight (the analysis weight, the design weight) missing in some rows for a reason other than
+    not_asked: the estimates weighted by it leave those respondents out."""
+    reasons: dict[str, dict[str, int]] = {}
     for target, _, _, reason, n in rep:
-        if target == WEIGHT and reason is not None and reason != "not_asked":
-            reasons[reason] = reasons.get(reason, 0) + n
-    if not reasons or WEIGHT not in plan.targets:
-        return []
-    tp = plan.targets[WEIGHT]
-    total = sum(reasons.values())
-    why = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items()))
-    return [Issue(f"{WEIGHT} is missing in {total:,} of {rows:,} rows ({why}); weighted indicators leave these "
-                  "respondents out", code="missing-weight", severity="warning", survey=plan.survey,
-                  wave=plan.wave.wave, path=".".join(map(str, tp.path)),
-                  hint="check the weight variables of the file", extra={"yaml_path": tp.path})]
+        if target in WEIGHTS and reason is not None and reason != "not_asked":
+            reasons.setdefault(target, {})[reason] = reasons.get(target, {}).get(reason, 0) + n
+    out = []
+    for target in WEIGHTS:
+        if target not in reasons or target not in plan.targets:
+            continue
+        tp = plan.targets[target]
+        total = sum(reasons[target].values())
+        why = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons[target].items()))
+        used = "weighted indicators" if target == WEIGHT else "indicators weighted by it (--weight weight_design)"
+        out.append(Issue(f"{target} is missing in {total:,} of {rows:,} rows ({why}); {used} leave these "
+                         "respondents out", code="missing-weight", severity="warning", survey=plan.survey,
+                         wave=plan.wave.wave, path=".".join(map(str, tp.path)),
+                         hint="check the weight variables of the file", extra={"yaml_path": tp.path}))
+    return out
 
 
 def content_missing(unset: dict[str, int], plan: WavePlan, file: str, rows: int) -> list[Issue]:
@@ -294,38 +301,50 @@ def no_rows(plan: WavePlan, file: str, rows: int) -> list[Issue]:
 
 
 def weight_issues(con: duckdb.DuckDBPyConnection, table: str = "respondents") -> list[Issue]:
-    """Warnings for survey-waves whose weights are all zero (every weighted cell is then suppressed: its
-    weighted total is 0), zero for some respondents (left out of the weighted estimates) or partly negative (a weight cannot be negative; estimates would be wrong)."""
-    rows = con.execute(f"SELECT survey, wave, count({WEIGHT}), count(*) FILTER ({WEIGHT} = 0), "
-                       f"count(*) FILTER ({WEIGHT} < 0) FROM {table} GROUP BY ALL ORDER BY ALL").fetchall()
+    """Warnings for survey-waves whose weights (the analysis weight and the design weight, each of which
+    ``--weight`` may choose) are all zero (every cell weighted by it is then suppressed: its weighted total is 0),
+    zero for some respondents (left out of the estimates weighted by it) or partly negative (a weight cannot be
+    negative; estimates would be wrong). Missing weights are said per file (:func:`missing_weights`)."""
+    return [i for column in WEIGHTS for i in _weight_issues(con, table, column)]
+
+
+def _weight_issues(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[Issue]:
+    """:func:`weight_issues` of one weight ``column``."""
+    w = quote_ident(column)
+    rows = con.execute(f"SELECT survey, wave, count({w}), count(*) FILTER ({w} = 0), "
+                       f"count(*) FILTER ({w} < 0) FROM {table} GROUP BY ALL ORDER BY ALL").fetchall()
     # the files, countries and cities of a wave whose every weight is 0 (the wave's others weighted)
-    units = con.execute(f"SELECT survey, wave, source_file, concat_ws(' ', country, city), count({WEIGHT}) "
+    units = con.execute(f"SELECT survey, wave, source_file, concat_ws(' ', country, city), count({w}) "
                         f"FROM {table} GROUP BY survey, wave, source_file, country, city "
-                        f"HAVING count({WEIGHT}) > 0 AND count(*) FILTER ({WEIGHT} = 0) = count({WEIGHT}) "
+                        f"HAVING count({w}) > 0 AND count(*) FILTER ({w} = 0) = count({w}) "
                         "ORDER BY ALL").fetchall()
+    design = column != WEIGHT
+    used = "indicators weighted by it (--weight weight_design)" if design else "weighted indicators"
     out = []
     for survey, wave, n, zero, negative in rows:
         if n and zero == n:
-            out.append(Issue(f"{WEIGHT} is 0 in all {n:,} rows with a weight; weighted indicators of this "
+            out.append(Issue(f"{column} is 0 in all {n:,} rows with a weight; {used} of this "
                              "survey-wave are suppressed (reason weights_all_zero: the weighted total is 0)",
                              code="zero-weights", severity="warning", survey=survey, wave=wave,
-                             hint="check the weight variable the crosswalk maps, or use --weight none"))
+                             hint="check the weight variable the crosswalk maps, or use "
+                                  + ("the analysis weight" if design else "--weight none")))
         elif n:  # one country or city of a wave weighted 0: its respondents count for nothing
             whole = [(f, u, k) for s_, w_, f, u, k in units if (s_, w_) == (survey, wave)]
             for name, where, k in whole:
-                out.append(Issue(f"{WEIGHT} is 0 in all {k:,} rows of {where or 'the file'} in {name}; those "
-                                 "respondents count for nothing in the wave's weighted indicators",
+                out.append(Issue(f"{column} is 0 in all {k:,} rows of {where or 'the file'} in {name}; those "
+                                 f"respondents count for nothing in the wave's {used}",
                                  code="zero-weights", severity="warning", survey=survey, wave=wave,
                                  hint="check the file's weight variable for them"))
             rest = zero - sum(k for _, _, k in whole)
             if rest:  # some respondents weighted 0 among weighted ones: left out of the estimates, counted in n
-                out.append(Issue(f"{WEIGHT} is 0 in {rest:,} of {n:,} rows with a weight; those respondents count "
-                                 "for nothing in the weighted indicators, though they count in each cell's "
+                out.append(Issue(f"{column} is 0 in {rest:,} of {n:,} rows with a weight; those respondents count "
+                                 f"for nothing in the {used}, though they count in each cell's "
                                  "unweighted n", code="zero-weights", severity="warning", survey=survey, wave=wave,
                                  hint="check the weight variable for them: a design that gives some respondents "
                                       "weight 0 leaves them out on purpose; else it is a slip in the file"))
         if negative:
-            out.append(Issue(f"{WEIGHT} is negative in {negative:,} of {n:,} rows; weighted estimates are wrong",
+            out.append(Issue(f"{column} is negative in {negative:,} of {n:,} rows; "
+                             f"{'estimates weighted by it' if design else 'weighted estimates'} are wrong",
                              code="negative-weights", severity="warning", survey=survey, wave=wave,
                              hint="check the weight variable the crosswalk maps"))
     return out
