@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from harmonise.errors import UsageError
 from harmonise.outdir import MANIFEST, SCRATCH, OutputFolder
 from harmonise.reports.codebook import write_files
-from tests.conftest import run
+from harmonise.spec.project import load_project
+from tests.conftest import ROOT, run
 
 FILES = {"html/index.html": "<p>new</p>\n", "markdown/README.md": "# x\n", "ddi/a.xml": "<a/>\n"}
 
@@ -167,3 +169,27 @@ def test_a_failed_export_leaves_no_partial_file(fr_db: Path, tmp_path: Path, mon
     monkeypatch.undo()
     code, _, _ = run("export", "--format", "sav", "--out", str(tmp_path), "--db", str(fr_db))
     assert code == 0 and (tmp_path / "respondents.sav").read_bytes()[:4] == b"$FL2"
+
+
+def test_codebook_refuses_a_foreign_file_before_rendering_anything(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`codebook --out` into a folder holding a file of the user's rendered the whole codebook (1–3 s) before it
+    said the file was in the way; the paths are known before rendering, and are checked first."""
+    from harmonise.reports import codebook
+
+    (tmp_path / "html").mkdir()
+    (tmp_path / "html" / "index.html").write_text("the user's page")
+
+    def rendered(*_: object) -> str:
+        raise AssertionError("rendered before the folder was checked")
+
+    monkeypatch.setattr(codebook, "wave_ddi", rendered)
+    monkeypatch.setattr(codebook, "harmonised_ddi", rendered)
+    monkeypatch.setattr(jinja2.Template, "render", rendered)
+    code, _, err = run("codebook", "--out", str(tmp_path))
+    assert (code, err) == (2, (f"error: {tmp_path / 'html' / 'index.html'}: exists and harmonise did not write it — "
+                              "move them away, choose another --out folder, or pass --force to replace them\n"))
+    assert (tmp_path / "html" / "index.html").read_text() == "the user's page"
+    monkeypatch.undo()
+    assert codebook.codebook_paths(codebook.build_codebook(load_project(ROOT))) == sorted(
+        codebook.render_codebook(codebook.build_codebook(load_project(ROOT))))

@@ -8,7 +8,9 @@ codebook committed under ``codebooks/`` can be checked against the mappings byte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jinja2
@@ -98,6 +100,17 @@ def _environment() -> jinja2.Environment:
 def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MIN_CELL,
                     build: Build | None = None) -> dict[str, str]:
     """Every file of the codebook as {relative path: text}; ``build`` describes the database ``stats`` come from."""
+    return {path: render() for path, render in sorted(_pages(cb, stats, min_cell, build).items())}
+
+
+def codebook_paths(cb: Codebook) -> list[str]:
+    """The relative paths :func:`render_codebook` writes for ``cb`` (with or without a database alike), known
+    before anything is rendered: what stands in the way of writing them is refused first."""
+    return sorted(_pages(cb, None, MIN_CELL, None))
+
+
+def _pages(cb: Codebook, stats: Stats | None, min_cell: int, build: Build | None) -> dict[str, Callable[[], str]]:
+    """Every file of the codebook as {relative path: what renders its text}."""
     env = _environment()
     loaded = build.waves if build is not None else {}
     cited = {w.key: cite(w.descriptor, w.wave_descriptor, f"{w.title} ({w.year})",
@@ -118,10 +131,10 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
               "target_label": {t.var.name: t.var.label for t in cb.targets}, "build": build, "loaded": loaded,
               "cited": cited, "banner": banner, "rule_text": rule_text(Rule()), "stored_rules": rules,
               "params_of": {p.name: p for p in cb.params}}
-    files: dict[str, str] = {}
+    files: dict[str, Callable[[], str]] = {}
 
     def render(name: str, path: str, **ctx: object) -> None:
-        files[path] = env.get_template(name).render({**common, **ctx})
+        files[path] = partial(lambda n, c: env.get_template(n).render({**common, **c}), name, ctx)
 
     render("index.html.j2", "html/index.html", up="", search_text=search)
     render("coverage.html.j2", "html/coverage.html", up="")
@@ -132,7 +145,7 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
         render("variable.md.j2", f"markdown/{t.var.name}.md", **ctx)
     for w in cb.waves:
         render("survey.html.j2", f"html/surveys/{w.key}.html", up="../", w=w)
-        files[f"ddi/{w.key}.xml"] = wave_ddi(cb, w, cited[w.key], banner, loaded.get((w.survey, w.wave)))
+        files[f"ddi/{w.key}.xml"] = partial(wave_ddi, cb, w, cited[w.key], banner, loaded.get((w.survey, w.wave)))
     for tb in cb.tables:
         render("table.html.j2", f"html/tables/{tb.name}.html", up="../", tb=tb)
     for ind in cb.indicators:
@@ -140,8 +153,8 @@ def render_codebook(cb: Codebook, stats: Stats | None = None, min_cell: int = MI
         render("indicator.md.j2", f"markdown/indicators/{ind.name}.md", ind=ind)
     render("index.md.j2", "markdown/README.md")
     render("readme.md.j2", "README.md")
-    files["ddi/harmonised.xml"] = harmonised_ddi(cb, cited, banner)
-    return dict(sorted(files.items()))
+    files["ddi/harmonised.xml"] = partial(harmonised_ddi, cb, cited, banner)
+    return files
 
 
 def write_files(files: dict[str, str], out: Path, force: bool = False) -> int:
@@ -171,6 +184,7 @@ def write_codebook(root: Path, out: Path, db: Path | None = None, min_cell: int 
             con.close()
     project = load_project(root)
     cb = build_codebook(project)
+    OutputFolder(out, force=force).check(codebook_paths(cb))  # foreign files in the way: refused before rendering
     stats, build = None, None
     if db is not None and project.schema is not None:
         stats = database_stats(db, [t.var for t in cb.targets], min_cell)
