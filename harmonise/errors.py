@@ -13,6 +13,12 @@ Severity = Literal["error", "warning", "note"]  # a note changes nothing in the 
 ISSUES_DOC = "docs/issues.md"  # one entry per issue code, headed by the code
 
 
+def more(hidden: int, sep: str = " and", detail: str = "") -> str:
+    """How a message says how many items of a list it leaves out (``detail``: what they hold, e.g. their rows);
+    the issue's JSON form (``--format json``) holds them all, in its ``extra``."""
+    return f"{sep} {hidden:,} more ({detail}{'; ' if detail else ''}--format json lists all)" if hidden > 0 else ""
+
+
 @dataclass(frozen=True)
 class Issue:
     """One finding, located as precisely as the checker knows.

@@ -161,7 +161,8 @@ def test_codes_a_range_rule_stores_that_the_file_declares_missing_are_noted(real
     shown = ", ".join(f"{int(c)} ({n:,} row{'s' if n != 1 else ''})" for c, n in old.head(5).items())
     rest = int(old.iloc[5:].sum())
     assert [n.split(": ", 2)[2] for n in notes] == [
-        (f"agea: the file declares code(s) {shown} and {len(old) - 5} more ({rest} row{'s' if rest != 1 else ''}) "
+        (f"agea: the file declares code(s) {shown} and {len(old) - 5} more ({rest} row{'s' if rest != 1 else ''}; "
+        "--format json lists all) "
         "user-missing, but the rule maps them as values of age: stored as values — if the file is right, give the "
         "codes a missing reason under the rule's missing: (a wave override); if the declaration is the file's slip, "
         "nothing to do"),

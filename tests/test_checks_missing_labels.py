@@ -157,7 +157,7 @@ def test_a_stata_encoded_country_of_birth_lists_every_code_as_unmapped(real: tup
     assert [line for line in _errors(err) if "cntbrthc" in line] == [
         (f"error: mappings/ess.yaml:{_line('country_of_birth')} targets.country_of_birth: source "
         "variable cntbrthc: 8 codes have no mapping for target country_of_birth: 1 ('66') 1,858, 2 ('BE') 6, "
-        "3 ('CH') 8, 4 ('DE') 5, 5 ('DZ') 37 and 3 more (1,952 row(s) in all) — add the codes to the rule's map "
+        "3 ('CH') 8, 4 ('DE') 5, 5 ('DZ') 37 and 3 more (--format json lists all) (1,952 row(s) in all) — add the codes to the rule's map "
         "or missing")]
 
 

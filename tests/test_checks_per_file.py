@@ -69,7 +69,8 @@ def test_a_files_two_findings_of_one_shape_are_not_joined_with_each_other() -> N
 def test_more_than_five_files_are_counted_not_listed() -> None:
     out = grouped([_note(10, f"ESS9{c}.sav") for c in ("AT", "BE", "CH", "CZ", "DE", "EE", "ES")], 7)
     assert out[0].message.startswith("in 7 files (ESS9AT.sav, ESS9BE.sav, ESS9CH.sav, ESS9CZ.sav, ESS9DE.sav and 2 "
-                                     "more): vote: the file declares code(s) 3 (70 rows)")
+                                     "more (--format json lists all)): vote: the file declares code(s) 3 (70 rows)")
+    assert out[0].to_dict()["extra"]["data_files"] == [f"ESS9{c}.sav" for c in ("AT", "BE", "CH", "CZ", "DE", "EE", "ES")]
 
 
 @given(st.lists(st.tuples(st.sampled_from(["A.sav", "B.sav", "C.dta", "D.sav"]), st.sampled_from([3, 7]),

@@ -3,6 +3,7 @@ and the database's figures equal those computed from the raw files with pyreadst
 
 from __future__ import annotations
 
+import json
 import shutil
 from functools import cache
 from pathlib import Path
@@ -123,6 +124,20 @@ def test_validate_recognises_the_file_by_content_and_names_the_encoding_it_guess
     assert out.splitlines()[-1].startswith("ok: 0 error(s), ")
     guessed = "the file records no usable text encoding; its texts were read as UTF-8 where valid, else Windows-1252"
     assert (guessed in out) == (folder == "ess9_gb_dta")
+
+
+def test_a_list_a_message_cuts_short_is_whole_in_the_json_form() -> None:
+    """The extract lacks 29 targets' variables: the warning names 12 "and 17 more", and said nowhere which; the
+    message points to the JSON form, whose `extra` holds each target and the variables it lacks."""
+    code, out, _ = validated("ess4_extract")
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if "not available in this file" in line]
+    assert " and 17 more (--format json lists all); they are stored as missing (not_available)" in line
+    code, out, _ = run("validate", "--data", str(SHARED / "ess_real" / "ess4_extract"), "--format", "json")
+    (issue,) = [i for i in json.loads(out)["issues"] if i["code"] == "not-available"]
+    targets = issue["extra"]["targets"]
+    assert len(targets) == 29 and targets["sex"] == ["gndr"] and targets["age"] == ["agea"]
+    assert all(f"{t} (" in line for t in list(targets)[:12]) and not any(f" {t} (" in line for t in list(targets)[12:])
 
 
 def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warning_with_their_rows(

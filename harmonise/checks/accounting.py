@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harmonise.checks.crosswalk import codes_text, unaccounted
-from harmonise.errors import Issue
+from harmonise.errors import Issue, more
 from harmonise.spec.codetables import EUROSTAT_COUNTRY
 from harmonise.spec.resolve import TargetPlan, WavePlan
 from harmonise.spec.schema import UNMAPPED
@@ -127,8 +127,8 @@ def unmapped_codes(rep: Sequence[ReportRow], plan: WavePlan, labels: Labels,
             text = f"source variable {srcvars} code {_shown(codes[0][0], labs)} has no mapping for target {target}: {total:,} row(s)"
         else:
             listed = ", ".join(f"{_shown(c, labs)} {n:,}" for c, n in codes[:5])
-            more = f" and {len(codes) - 5} more" if len(codes) > 5 else ""
-            text = (f"source variable {srcvars}: {len(codes)} codes have no mapping for target {target}: {listed}{more} "
+            text = (f"source variable {srcvars}: {len(codes)} codes have no mapping for target {target}: {listed}"
+                    f"{more(len(codes) - 5)} "
                     f"({total:,} row(s) in all)")
         cause = _cause(tp, codes, meta, labs)
         out.append(Issue(text + (cause[0] if cause else ""), code="unmapped-code", survey=plan.survey,
@@ -208,10 +208,10 @@ def not_available(plan: WavePlan, path: str) -> list[Issue]:
         # each way of serving the target is what it lacks joined by "and"; ways apart by ", or"
         listed = ", ".join(f"{t} ({', or '.join(' and '.join(lacks) for lacks in tp.lacking) or ' and '.join(tp.absent)})"
                            for t, tp in absent[:12])
-        more = f" and {len(absent) - 12} more" if len(absent) > 12 else ""
         out.append(Issue(f"{path}: {len(absent)} target(s) not available in this file, which lacks their variables: "
-                         f"{listed}{more}; they are stored as missing (not_available)", code="not-available",
-                         severity="warning", survey=plan.survey, wave=plan.wave.wave,
+                         f"{listed}{more(len(absent) - 12)}; they are stored as missing (not_available)",
+                         code="not-available", severity="warning", survey=plan.survey, wave=plan.wave.wave,
+                         extra={"targets": {t: list(tp.absent) for t, tp in absent}},
                          hint=f"{one_city}expected for extracts and subsets; for a complete release, the variable "
                               "may be named differently in this edition: add it as an alternative of the rule"))
     rid = plan.targets.get("respondent_id")
@@ -233,10 +233,10 @@ def approximate_alternatives(plan: WavePlan, path: str) -> list[Issue]:
     if not used:
         return []
     listed = "; ".join(f"{t} by alternative {tp.alternative} ({tp.rule_text.split(' (alternative')[0]})"
-                       for t, tp in used[:8]) + (f"; and {len(used) - 8} more" if len(used) > 8 else "")
+                       for t, tp in used[:8]) + more(len(used) - 8, "; and")
     return [Issue(f"{path}: {len(used)} target(s) harmonised by an approximate alternative of their rule, the file "
                   f"lacking what the rule reads: {listed}", code="approximate-alternative", severity="warning",
-                  survey=plan.survey, wave=plan.wave.wave,
+                  survey=plan.survey, wave=plan.wave.wave, extra={"targets": [t for t, _ in used]},
                   hint="expected for early editions and subsets; use the complete edition for final figures "
                        "(lineage says which rule each file used)")]
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harmonise.compile.sqltext import quote_ident
-from harmonise.errors import Issue
+from harmonise.errors import Issue, more
 from harmonise.spec.resolve import WavePlan, expr_source_missing
 from harmonise.spec.source import SourceMeta, VarMeta, find_variable
 
@@ -75,18 +75,19 @@ def _numeric_inputs(rep: Sequence[ReportRow], plan: WavePlan) -> Iterator[tuple[
             yield target, name, text, value, n
 
 
-def _input_issue(plan: WavePlan, target: str, name: str, message: str, hint: str, **kind: Any) -> Issue:
-    """An issue about input ``name`` of the expression for ``target``, located at the rule (``kind``: its code and
-    severity, written where it is called, where docs/issues.md's test reads them)."""
+def _input_issue(plan: WavePlan, target: str, name: str, message: str, hint: str, codes: Sequence[str],
+                 **kind: Any) -> Issue:
+    """An issue about the ``codes`` of input ``name`` of the expression for ``target``, located at the rule
+    (``kind``: its code and severity, written where it is called, where docs/issues.md's test reads them)."""
     tp = plan.targets[target]
     return Issue(message, survey=plan.survey, wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
-                 hint=hint, extra={"yaml_path": tp.path}, **kind)
+                 hint=hint, extra={"yaml_path": tp.path, "source_codes": list(codes)}, **kind)
 
 
 def _rows_said(items: list[tuple[str, str, int]]) -> str:
     """``97 'Still studying' (6 rows), …`` for (code, label, rows), five at most and how many more."""
-    return ", ".join(f"{c} '{label}' ({n:,} row{'s' if n != 1 else ''})" for c, label, n in items[:5]) + (
-        f" and {len(items) - 5} more" if len(items) > 5 else "")
+    return ", ".join(f"{c} '{label}' ({n:,} row{'s' if n != 1 else ''})" for c, label, n in items[:5]) + \
+        more(len(items) - 5)
 
 
 def _judged(seen: dict[tuple[str, str], _Input], plan: WavePlan, target: str, name: str, meta: SourceMeta) -> _Input:
@@ -114,13 +115,13 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
         shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in ordered[:5])
         if len(ordered) > 5:
             rest = sum(n for _, n in ordered[5:])
-            shown += f" and {len(ordered) - 5:,} more ({rest:,} row{'s' if rest != 1 else ''})"
+            shown += more(len(ordered) - 5, detail=f"{rest:,} row{'s' if rest != 1 else ''}")
         out.append(_input_issue(
             plan, target, name, f"expression input {name} has code(s) {shown} outside its labelled codes "
             f"{lo:g}–{hi:g}; the expression for {target} read them as values",
             "if a code means missing, give it a reason under the rule's missing: (e.g. "
             f"'{next(iter(sorted(codes)))}: invalid'); if the edition added it, check the expression",
-            code="unlabelled-input-code", severity="warning"))
+            [c for c, _ in ordered], code="unlabelled-input-code", severity="warning"))
     return out
 
 
@@ -152,13 +153,14 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
         apart = [(v, label) for v, label in apart if read is not None and not read.is_missing(v)]
         if not apart:
             continue
-        shown = _rows_said([(codes[v][0], label, codes[v][1]) for v, label in apart])
+        said = [(codes[v][0], label, codes[v][1]) for v, label in apart]
+        shown = _rows_said(said)
         out.append(_input_issue(
             plan, target, name, f"expression input {name} has labelled code(s) {shown} apart from its unlabelled "
             f"values {lo:g}–{hi:g}; the expression for {target} read them as numbers",
             f"if such a code is a category rather than a number of {name}'s scale, handle it in the expression "
             f"(e.g. `... if {name} != {codes[apart[0][0]][0]} else ...`) or give it a reason under the rule's "
-            "missing:", code="labelled-input-value", severity="warning"))
+            "missing:", [c for c, _, _ in said], code="labelled-input-value", severity="warning"))
     return out
 
 
@@ -191,13 +193,14 @@ def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta, 
             new = [v for v in new if not read.is_missing(v)]
         if not new:
             continue
-        shown = _rows_said([(codes[v][0], vm.labels.get(v, vm.labels.get(int(v), "")), codes[v][1]) for v in new])
+        said = [(codes[v][0], vm.labels.get(v, vm.labels.get(int(v), "")), codes[v][1]) for v in new]
+        shown = _rows_said(said)
         out.append(_input_issue(
             plan, target, name, f"expression input {name} has code(s) {shown} that {declared.origin} does not "
             f"have; the expression for {target}, written for its codes, read them as values",
             "check what the expression makes of them (harmonise inspect FILE lists the labels): handle them in a "
-            "wave override of the expression, or give them a reason under the rule's missing:", code="new-input-code",
-            severity="warning"))
+            "wave override of the expression, or give them a reason under the rule's missing:",
+            [c for c, _, _ in said], code="new-input-code", severity="warning"))
     return out
 
 
@@ -234,11 +237,12 @@ def declared_missing_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sour
         shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in ordered[:5])
         if len(ordered) > 5:
             rest = sum(n for _, n in ordered[5:])
-            shown += f" and {len(ordered) - 5:,} more ({rest:,} row{'s' if rest != 1 else ''})"
+            shown += more(len(ordered) - 5, detail=f"{rest:,} row{'s' if rest != 1 else ''}")
         out.append(Issue(
             f"{name}: the file declares code(s) {shown} user-missing, but the rule maps them as values of {target}: "
             "stored as values", code="declared-missing-value", severity="note", survey=plan.survey,
-            wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)), extra={"yaml_path": tp.path},
+            wave=plan.wave.wave, variable=name, path=".".join(map(str, tp.path)),
+            extra={"yaml_path": tp.path, "source_codes": [c for c, _ in ordered]},
             hint="if the file is right, give the codes a missing reason under the rule's missing: (a wave override); "
                  "if the declaration is the file's slip, nothing to do"))
     return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from harmonise.errors import Issue
+from harmonise.errors import Issue, more
 from harmonise.spec.codetables import EUROSTAT_COUNTRY, TableSet
 from harmonise.spec.expr import ExprError, arithmetic_value, referenced_names
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
@@ -93,10 +93,10 @@ def label_issues(var: Variable, tp: TargetPlan, vm: VarMeta, tables: TableSet) -
                          f"({tables.names(reference)[target][0]})")
     if not found:
         return []
-    shown = "; ".join(found[:10]) + (f"; and {len(found) - 10} more" if len(found) > 10 else "")
+    shown = "; ".join(found[:10]) + more(len(found) - 10, "; and")
     path = (*tp.path, "table" if tp.kind == "table" else "map")
     return [Issue(f"the labels of {vm.name} contradict the codes the rule maps: {shown}", code="label-contradiction",
-                  variable=vm.name, path=".".join(map(str, path)), extra={"yaml_path": path},
+                  variable=vm.name, path=".".join(map(str, path)), extra={"yaml_path": path, "contradictions": found},
                   hint="the file's codes follow another scheme than the code table: map them by code in the rule's "
                        "map (a wave override), or check that the file is the survey and wave it seems")]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from harmonise.errors import Issue
+from harmonise.errors import Issue, more
 
 DATA_FILE = "data_file"  # an issue's extra: the data file (as provenance names it) whose rows the check read
 DATA_PATH = "data_path"  # … and its path as given
@@ -51,7 +51,7 @@ def _at_file(issue: Issue) -> bool:
 
 def _files(names: list[str]) -> str:
     shown = ", ".join(names[:_SHOWN])
-    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+    return shown + more(len(names) - _SHOWN)
 
 
 def _joined(members: list[Issue]) -> Issue:
