@@ -55,6 +55,7 @@ from harmonise.rounds import (
 from harmonise.samework import SameWork, assume_digest, kept_digest
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
+from harmonise.spec.resolve import resolve_wave
 from harmonise.spec.source import find_variable
 from harmonise.store.cache import BuildCache
 from harmonise.store.identity import hash_files
@@ -194,6 +195,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
     jobs: list[Job] = []
     issues: list[Issue] = []
     unmatched: list[tuple[Path, str]] = []
+    headers: dict[Path, SourceFile] = {}  # the unmatched files' headers (how much of a wave's layout they hold)
     no_country: list[tuple[Path, bool]] = []  # and whether --city would supply it
     unreadable: list[tuple[Path, InputError]] = []  # files no reader can open (with the default encoding)
     archives: list[Path] = []
@@ -273,6 +275,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                 issues.append(mixed_waves(f, f"it holds {several}", cw=None))
                 continue
             unmatched.append((f, why))
+            if src is not None:
+                headers[f] = src
             continue
         cw, wave = hits[0]
         observed = observed_content(src, cw, seen) if forced and src is not None else {}
@@ -311,7 +315,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                          + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file"
                          + (" (or --city NAME for a one-city file of a survey whose country is read from its city)"
                             if any(by_city for _, by_city in no_country) else ""))
-    found = unmatched_issues(unmatched, crosswalks, error=not jobs)
+    found = unmatched_issues(unmatched, crosswalks, error=not jobs,
+                             shared=lambda f, cw: _nearest(headers[f], cw, project, same) if f in headers else None)
     if not jobs and found:
         said = grouped(found, len(found))  # files unmatched alike: one line naming them
         raise InputError("\n".join(i.message for i in said) + f"\n{said[0].hint}")
@@ -375,6 +380,22 @@ def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue
                                     hint="--country is for files without a country variable; drop it for this "
                                          "file"), f.name, str(f)))
     return True
+
+
+def _nearest(src: SourceFile, cw: Crosswalk, project: Project, same: SameWork) -> tuple[Wave, int, int] | None:
+    """The wave of ``cw`` whose rules read most of ``src``'s variables: (wave, how many of the variables it reads
+    the file holds, how many it reads); None without a schema."""
+    if project.schema is None:
+        return None
+    schema = project.schema
+    best: tuple[Wave, int, int] | None = None
+    for wave in cw.waves:
+        reads = same.keyed(("reads", cw.survey, wave.wave),
+                           partial(lambda w: resolve_wave(cw, w, schema, project.tables).sources(), wave))
+        has = sum(1 for name in reads if find_variable(src.meta.variables, name) is not None)
+        if reads and (best is None or has / len(reads) > best[1] / best[2]):
+            best = (wave, has, len(reads))
+    return best
 
 
 def _city_fits(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue], text: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,9 +204,16 @@ def sampled_values(src: SourceFile, column: str) -> set[str]:
 
 
 
+# A file holding a survey's wave variable with an undeclared value, but fewer than this share of the variables the
+# survey's nearest wave reads, is another layout of the study (a trend file with its own names), not a new round
+OTHER_LAYOUT = 0.5
+Shared = Callable[[Path, Crosswalk], tuple[Wave, int, int] | None]  # the nearest wave, variables it reads the file holds, of
+
+
 def unmatched_issues(files: list[tuple[Path, str]], crosswalks: list[Crosswalk], *,
-               error: bool) -> list[Issue]:
-    """One issue per file no wave recognises: what was looked for, and the options that assign it."""
+                     error: bool, shared: Shared | None = None) -> list[Issue]:
+    """One issue per file no wave recognises: what was looked for, and the options that assign it; ``shared``
+    tells how much of a survey's nearest wave a file holds (a new round, or another layout of the study)."""
     if not files:
         return []
     looked = []
@@ -224,18 +232,36 @@ def unmatched_issues(files: list[tuple[Path, str]], crosswalks: list[Crosswalk],
                           + (" | ".join(looked) or "nothing: no crosswalk loaded")
                           + ("" if error else "; it is not harmonised"),
                           code="unmatched-file", severity="error" if error else "warning",
-                          hint=_new_wave_hint(why, crosswalks) or hint), f.name, str(f)) for f, why in files]
+                          hint=_new_wave_hint(f, why, crosswalks, shared) or hint), f.name, str(f)) for f, why in files]
 
 
-def _new_wave_hint(why: str, crosswalks: list[Crosswalk]) -> str | None:
+def _new_wave_hint(f: Path, why: str, crosswalks: list[Crosswalk], shared: Shared | None) -> str | None:
     """The fix for a file holding a survey's wave variable with a value no wave declares (``why``: "holds
-    essround = 12"): a wave of that survey not declared yet, as a new round — not one to assign to another wave."""
+    essround = 12"): a wave of that survey not declared yet, as a new round — not one to assign to another wave;
+    unless the file holds few of the variables the survey's nearest wave reads (EVS's trend file ZA7503 holds
+    `studyno` 7503 and the integrated names A001 …): another layout of the study, which a new wave entry would not
+    serve."""
     held = [(cw, k) for cw in crosswalks for k in dict.fromkeys(k for w in cw.waves for k in (w.content or {}))
             if re.search(rf"(?:^holds |; ){re.escape(k)} = (?!nothing\b)", why, re.IGNORECASE)]
     if not held:
         return None
-    return "; ".join(f"it holds {cw.survey}'s {k} with a value no {cw.survey} wave declares: if it is a wave the "
-                     f"{cw.survey} crosswalk does not cover yet (a new round), declare it there — a wave entry with "
-                     f"`content: {{{k}: <its value>}}` (copy the nearest wave's entry), then `harmonise validate "
-                     f"--data FILE`; do not assign it to another wave with --wave, which would store its rows as "
-                     f"that wave's" for cw, k in held)
+    said = []
+    for cw, k in held:
+        near = shared(f, cw) if shared is not None else None
+        if near is not None and near[1] < OTHER_LAYOUT * near[2]:
+            wave, has, of = near
+            stems = list(dict.fromkeys(re.sub(r"\.[A-Za-z]+$", "", p) for w in cw.waves for p in w.files))
+            holds = f"only {has} of the {of} variables the nearest {cw.survey} wave ({wave.wave}) reads" if has else \
+                f"none of the variables the {cw.survey} waves read"
+            said.append(f"it holds {cw.survey}'s {k} with a value no {cw.survey} wave declares, but {holds}: another "
+                        "file of the study with its own variable names (a trend or cumulative file), not a new round "
+                        "of the layouts the crosswalk maps — harmonise the wave files "
+                        f"({', '.join(stems[:6])}{' …' if len(stems) > 6 else ''}) or write a crosswalk for its layout "
+                        "(harmonise scaffold FILE)")
+            continue
+        said.append(f"it holds {cw.survey}'s {k} with a value no {cw.survey} wave declares: if it is a wave the "
+                    f"{cw.survey} crosswalk does not cover yet (a new round), declare it there — a wave entry with "
+                    f"`content: {{{k}: <its value>}}` (copy the nearest wave's entry), then `harmonise validate "
+                    f"--data FILE`; do not assign it to another wave with --wave, which would store its rows as "
+                    "that wave's")
+    return "; ".join(said)

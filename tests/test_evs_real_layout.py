@@ -125,3 +125,26 @@ def test_evs_2017s_mixed_mode_codes_take_their_reasons_from_the_files_labels(tmp
             (1, None, "no_answer"), (2, None, "not_asked"), (3, None, "invalid")]
     finally:
         con.close()
+
+
+def test_a_trend_file_of_the_study_is_not_called_a_new_round(fixtures_dir: Path, tmp_path: Path) -> None:
+    """EVS's trend file (ZA7503) holds `studyno` 7503 and the integrated names (A001 …), none of the wave files'. The
+    message said to declare a new round with `content: {studyno: 7503}`, which no rule of the crosswalk would serve;
+    a file holding few of the variables the nearest wave reads is said to be another layout of the study."""
+    (source,) = sorted((fixtures_dir / "evs").glob("ZA7500*.sav"))
+    df, _ = pyreadstat.read_sav(str(source), user_missing=True)
+    trend = df.rename(columns={c: f"A{i:03d}" for i, c in enumerate(df.columns) if c != "studyno"})
+    (tmp_path / "trend").mkdir()
+    pyreadstat.write_sav(trend.assign(studyno=7503.0), str(tmp_path / "trend" / "ZA7503_v3-0-0.sav"))
+    code, _, err = run("validate", "--data", str(tmp_path / "trend"))
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "it holds evs's studyno with a value no evs wave declares, but none of the variables the evs waves read: "
+        "another file of the study with its own variable names (a trend or cumulative file), not a new round of the "
+        "layouts the crosswalk maps — harmonise the wave files (ZA4800*, ZA7500*) or write a crosswalk for its layout "
+        "(harmonise scaffold FILE)")
+    keep = [c for c in df.columns if c in ("studyno", "country", "v225", "v226")]  # 3 of the variables 2017 reads
+    (tmp_path / "few").mkdir()
+    pyreadstat.write_sav(df[keep].assign(studyno=7503.0), str(tmp_path / "few" / "ZA7503_v3-0-0.sav"))
+    code, _, err = run("validate", "--data", str(tmp_path / "few"))
+    assert code == 2 and "but only 3 of the " in err and " variables the nearest evs wave (2017) reads: another file " in err
