@@ -168,3 +168,12 @@ def test_the_files_written_by_default_validate_as_they_are(tmp_path: Path) -> No
     assert out.splitlines()[-1].startswith("ok: 0 error(s)")
     code, out, _ = run("fixtures", "--out", str(tmp_path / "e"), "--survey", "evs", "--rows", "60", "--editions")
     assert code == 0 and (tmp_path / "e" / "evs" / "stata").is_dir()
+
+
+def test_the_second_generation_has_citizens_by_birth_and_after_birth_and_non_citizens(demo_db: Path) -> None:
+    """Every native-born respondent was a citizen from birth, so TIES (whose respondents are all born in the
+    country) had no naturalised citizen and no non-citizen, and its naturalisation figures were empty."""
+    con = connect(demo_db)
+    rows = dict(con.execute("SELECT concat_ws('/', citizen, naturalised), count(*) FROM respondents "
+                            "WHERE survey = 'ties' AND born_in_country GROUP BY 1").fetchall())
+    assert min(rows.get("true/true", 0), rows.get("true/false", 0), rows.get("false/false", 0)) > 0, rows
