@@ -124,7 +124,8 @@ def test_text_codes_stored_as_labelled_numbers_are_mapped_by_their_labels(projec
         "# ICS_2012.sav as ics wave 2012: paste under waves[2012].overrides in mappings/ics.yaml",
         ("#   city: codes renumbered in this file, mapped by their labels: 1 'Antwerp', 2 'Barcelona', 3 'Berlin', "
         "4 'Brussels' and 11 more; stored as numeric, declared string: refresh the declared codebook's variable "
-        "from the file (docs/authoring.md), whose codes the static check reads"),
+        "from the file (`harmonise declare --survey ics --wave 2012 FILE --write`), whose codes the static check "
+        "reads"),
         f"      region_nuts: {{map: {{{want['region_nuts']}}}}}",
         f"      city: {{map: {{{want['city']}}}}}"]
     assert "code 1 has the wrong type for string source city" in err  # until the declared codebook is refreshed
@@ -134,16 +135,13 @@ def test_text_codes_stored_as_labelled_numbers_are_mapped_by_their_labels(projec
     static = [line for line in (out + err).splitlines() if line.startswith("error:")]
     assert code == 1 and len(static) == 4 and all(line.endswith(
         "; the data file(s) store city as numeric, unlike the declared codebook this check reads: if the files are "
-        "the reference, refresh the declared codebook's variable from them (docs/authoring.md)") for line in static)
-    declared = project / "surveys" / "ics" / "codebook_2012.yaml"
-    text = declared.read_text(encoding="utf-8")
-    start = text.index("  - name: city\n")
-    end = text.index("  - name:", start + 1)
-    text = text[:start] + "".join([
-        "  - name: city\n    label: \"City of interview\"\n    type: numeric\n    format: F2.0\n    measure: nominal\n",
-        "    labels:\n", *(f"      {n}: \"{names[c]}\"\n" for c, n in number.items()), "    evidence: modelled\n"]) \
-        + text[end:]
-    declared.write_text(text, encoding="utf-8")
+        "the reference, refresh the declared codebook's variable from them (`harmonise declare --survey ics --wave "
+        "2012 FILE... --write`)") for line in static)
+    code, _, err = run("declare", "--survey", "ics", "--wave", "2012", str(data), "--write", project=project)
+    assert code == 0, err
+    assert err.splitlines()[1] == (
+        "  city: type string → numeric; 15 codes added: 1, 2, 3, 4, 5 and 10 more; 15 codes removed: 'ANT', 'BRU', "
+        "'LIE', 'LYO', 'PAR' and 10 more; width 3 → none; format A3 → F8.2; measure nominal → none")
     code, out, err = run("validate", "--data", str(data), project=project)
     assert code == 0, err
     assert out.splitlines()[-1] == "ok: 0 error(s), 0 warning(s), 1 file(s), 300 rows"

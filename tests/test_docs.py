@@ -16,8 +16,8 @@ COMMANDS = sorted(main.commands)
 
 
 def test_the_cli_has_the_documented_command_set() -> None:
-    assert COMMANDS == ["adapt", "build", "codebook", "compare", "coverage", "diff", "export", "fixtures", "indicators",
-                        "inspect", "query", "scaffold", "schema", "sql", "validate"]
+    assert COMMANDS == ["adapt", "build", "codebook", "compare", "coverage", "declare", "diff", "export", "fixtures",
+                        "indicators", "inspect", "query", "scaffold", "schema", "sql", "validate"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

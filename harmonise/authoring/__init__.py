@@ -1,1 +1,1 @@
-"""Tools for crosswalk authors and CI: inspect, scaffold, JSON Schema, diff, coverage."""
+"""Tools for crosswalk authors and CI: inspect, scaffold, adapt, declare, JSON Schema, diff, coverage."""

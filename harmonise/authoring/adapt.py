@@ -213,8 +213,9 @@ def _relabelled(out: Adaptation, plan: WavePlan, declared: SourceMeta, meta: Sou
         if all(f.name != tp.source for f in out.found):
             out.found.append(Found(tp.source, None, True, f"codes renumbered in this file, mapped by their labels: "
                                    f"{said}" + (f"; stored as {fv.type}, declared {dv.type}: refresh the declared "
-                                                "codebook's variable from the file (docs/authoring.md), whose codes "
-                                                "the static check reads" if retyped else "")))
+                                                "codebook's variable from the file (`harmonise declare --survey "
+                                                f"{out.crosswalk.survey} --wave {out.wave.wave} FILE --write`), "
+                                                "whose codes the static check reads" if retyped else "")))
         fields: dict[str, Any] = dict(out.wave.overrides.get(target) or {})
         kept = {} if retyped else {norm_code(c): v for c, v in tp.values.items()}
         fields["map"] = {**kept, **{norm_code(c): o[1] for c, o in found.items() if o[0] == "value"}}

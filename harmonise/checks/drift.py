@@ -88,7 +88,8 @@ def retyped_static(static: Sequence[Issue], found: Sequence[Issue]) -> list[Issu
         if kind is not None and i.severity == "error" and i.code in ("code-type", "unmapped-code"):
             i = replace(i, hint=(f"{i.hint}; " if i.hint else "") + (
                 f"the data file(s) store {i.variable} as {kind}, unlike the declared codebook this check reads: if "
-                "the files are the reference, refresh the declared codebook's variable from them (docs/authoring.md)"))
+                "the files are the reference, refresh the declared codebook's variable from them (`harmonise declare "
+                f"--survey {i.survey} --wave {i.wave} FILE... --write`)"))
         out.append(i)
     return out
 

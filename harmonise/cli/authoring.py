@@ -1,10 +1,11 @@
-"""Commands for crosswalk authors and CI: inspect, scaffold, adapt, schema, diff, coverage.
+"""Commands for crosswalk authors and CI: inspect, scaffold, adapt, declare, schema, diff, coverage.
 
 Argument parsing and rendering only; the work is done in :mod:`harmonise.authoring`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -138,6 +139,56 @@ def _adapt_block(path: Path) -> bool:
     with path.open("rb") as fh:
         first = fh.readline(4096).decode("utf-8", "replace")
     return first.startswith("# ") and ": paste under waves[" in first
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=DATA_FILE, metavar="FILE...")
+@click.option("--survey", required=True, help="Survey of the declared codebook (as in mappings/<survey>.yaml).")
+@click.option("--wave", required=True, help="Wave of the declared codebook (e.g. 8, 2017, II).")
+@click.option("--write", "write", is_flag=True, help="Rewrite the declared codebook in place.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the codebook to this file (default: standard output).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--encoding", default=None, help="Text encoding of the files (e.g. latin1).")
+@click.option("--variables", "variables", type=click.Choice(["declared", "all"]), default="declared",
+              show_default=True, help="all: also declare the files' variables the codebook lacks.")
+@handled
+def declare(files: tuple[Path, ...], survey: str, wave: str, write: bool, out: Path | None, force: bool,
+            encoding: str | None, variables: str) -> None:
+    """Refresh a wave's declared codebook (surveys/<survey>/codebook_<wave>.yaml) from real files: where a file
+    differs from the declaration, the file is right; variables no file holds keep their declaration."""
+    from harmonise.authoring.declare import declare as refreshed
+
+    if write and out is not None:
+        raise click.UsageError("give --write (replace the declared codebook) or --out FILE (write elsewhere), not both")
+    if force and out is None:
+        raise click.UsageError("--force goes with --out FILE (it allows overwriting that file)")
+    if out is not None:
+        if out.exists() and not out.is_symlink() and not force:
+            raise UsageError(f"{out} exists; pass --force to overwrite it")
+        replaceable(out, force)  # a link is never written through (with --force the link itself is replaced)
+    result = refreshed(context_root(), survey, wave, list(files), encoding=encoding, every=variables == "all")
+    for warning in result.warnings:
+        click.echo(terminal_safe(f"warning: {warning}"), err=True)
+    for line in result.summary():
+        click.echo(terminal_safe(line), err=True)
+    if write:
+        if result.path.is_symlink():
+            raise UsageError(f"{result.name} is a link (to {os.readlink(result.path)}); write the codebook with "
+                             "--out FILE instead")
+        if result.unchanged:
+            click.echo(f"{result.name}: unchanged", err=True)
+            return
+        write_text(result.path, result.text)
+        where = result.name
+    elif out is not None:
+        write_text(out, result.text)
+        where = str(out)
+    else:
+        click.echo(result.text, nl=False)
+        return
+    click.echo(terminal_safe(f"wrote {where}; check it: `harmonise validate`, then `harmonise validate --data` "
+                             "on the files"), err=True)
 
 
 @main.command()
