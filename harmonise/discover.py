@@ -374,12 +374,18 @@ def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue
     elif country and read_from_variable(country_plan) and \
             (own := find_variable(src.meta.variables, country_plan.source or "")) is not None and \
             own.name not in src.virtual:
-        issues.append(of_file(Issue(f"{f}: has its own country variable ({own.name}), whose values are used: "
-                                    f"--country {country} is not", code="country-unused", severity="warning",
-                                    survey=cw.survey, wave=wave.wave,
-                                    hint="--country is for files without a country variable; drop it for this "
-                                         "file"), f.name, str(f)))
+        issues.append(_unused(job, f, "country", own.name, f"--country {country}", code="country-unused",
+                              severity="warning"))
     return True
+
+
+def _unused(job: Job, f: Path, what: str, own: str, given: str, **kind: Any) -> Issue:
+    """The warning that an option supplying ``what`` (``given``: the option and its value) is not used for ``f``,
+    which has its own variable ``own`` (``kind``: the issue's code and severity, written at the call)."""
+    return of_file(Issue(f"{f}: has its own {what} variable ({own}), whose values are used: {given} is not",
+                         survey=job.crosswalk.survey, wave=job.wave.wave,
+                         hint=f"--{what} is for files without a {what} variable; drop it for this file", **kind),
+                   f.name, str(f))
 
 
 def _nearest(src: SourceFile, cw: Crosswalk, project: Project, same: SameWork) -> tuple[Wave, int, int] | None:
@@ -414,11 +420,7 @@ def _city_fits(job: Job, f: Path, project: Project, same: SameWork, issues: list
         return True
     own = find_variable(src.meta.variables, known.variable)
     if own is not None and own.name not in src.virtual:
-        issues.append(of_file(Issue(f"{f}: has its own city variable ({own.name}), whose values are used: --city "
-                                    f"{text} is not", code="city-unused", severity="warning", survey=cw.survey,
-                                    wave=wave.wave,
-                                    hint="--city is for one-city files without a city variable; drop it for this "
-                                         "file"), f.name, str(f)))
+        issues.append(_unused(job, f, "city", own.name, f"--city {text}", code="city-unused", severity="warning"))
         return True
     city = named(text, known.cities)
     if city is None:

@@ -952,7 +952,7 @@ def test_city_given_for_a_file_that_has_one_or_whose_city_is_its_region_is_a_war
     code, out, _ = run("validate", "--data", str(ties), "--data", str(ess8), "--city", "Zürich")
     assert code == 0
     assert (f"warning: ties wave 2007: {ties}: has its own city variable (city), whose values are used: --city Zürich "
-            "is not — --city is for one-city files without a city variable; drop it for this file") in out
+            "is not — --city is for files without a city variable; drop it for this file") in out
     assert (f"warning: ess wave 8: {ess8}: the city of ess wave 8 is not read from a variable of its files: --city "
             "Zürich is not used — --city is for one-city files of a city survey released without the city variable; "
             "drop it for this file") in out
