@@ -360,3 +360,15 @@ def test_design_weights_zero_or_missing_and_analysis_weights_missing_are_warned(
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FILTER (weight IS NULL), count(*) FILTER (weight_design IS NULL) "
                            "FROM respondents").fetchone() == (5, 7)
+
+
+def test_a_weight_the_file_lacks_is_said_once_as_not_available(real: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """An extract without `dweight`: the design weight is not available (one warning), not also "missing in every
+    row" (the per-row warning is for files that hold the weight)."""
+    df, meta = real[0].drop(columns=["dweight"]), real[1]
+    data = _write(df, meta, tmp_path / "data")
+    code, out, _ = run("validate", "--data", str(data))
+    assert code == 0
+    assert [w.split(" — ")[0] for w in _warnings(out)] == [
+        (f"warning: ess wave 8: {data / 'ESS8FR.sav'}: 1 target(s) not available in this file, which lacks their "
+        "variables: weight_design (dweight); they are stored as missing (not_available)")]

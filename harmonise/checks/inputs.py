@@ -258,14 +258,15 @@ def _code_order(code: str) -> tuple[int, float, str]:
 
 def missing_weights(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list[Issue]:
     """A warning per weight (the analysis weight, the design weight) missing in some rows for a reason other than
-    not_asked: the estimates weighted by it leave those respondents out."""
+    not_asked: the estimates weighted by it leave those respondents out. A weight the file lacks altogether is the
+    not-available warning's (:func:`harmonise.checks.accounting.not_available`)."""
     reasons: dict[str, dict[str, int]] = {}
     for target, _, _, reason, n in rep:
         if target in WEIGHTS and reason is not None and reason != "not_asked":
             reasons.setdefault(target, {})[reason] = reasons.get(target, {}).get(reason, 0) + n
     out = []
     for target in WEIGHTS:
-        if target not in reasons or target not in plan.targets:
+        if target not in reasons or target not in plan.targets or plan.targets[target].kind == "absent":
             continue
         tp = plan.targets[target]
         total = sum(reasons[target].values())
