@@ -227,7 +227,8 @@ def unmatched_issues(files: list[tuple[Path, str]], crosswalks: list[Crosswalk],
         looked.append(f"{cw.survey}: " + (f"content {content}; " if content else "")
                       + f"file names {', '.join(pats[:4])}{' …' if len(pats) > 4 else ''}")
     hint = ("assign it with --survey S --wave W (and --country CC for a single-country file without a country "
-            "variable), or add a `content` or `files` entry for it to the survey's crosswalk")
+            "variable, --city NAME for a one-city file without a city variable), or add a `content` or `files` "
+            "entry for it to the survey's crosswalk")
     return [of_file(Issue(f"{f}: matches no crosswalk wave{f' (it {why})' if why else ''}; looked for "
                           + (" | ".join(looked) or "nothing: no crosswalk loaded")
                           + ("" if error else "; it is not harmonised"),

@@ -372,3 +372,15 @@ def test_a_weight_the_file_lacks_is_said_once_as_not_available(real: tuple[pd.Da
     assert [w.split(" — ")[0] for w in _warnings(out)] == [
         (f"warning: ess wave 8: {data / 'ESS8FR.sav'}: 1 target(s) not available in this file, which lacks their "
         "variables: weight_design (dweight); they are stored as missing (not_available)")]
+
+
+def test_a_weight_no_rule_maps_is_the_unmapped_errors_not_a_missing_weight(real: tuple[pd.DataFrame, Any],
+                                                                          tmp_path: Path) -> None:
+    """A design weight of inf in 5 rows: the missing-weight warning counted them under the internal reason
+    '__unmapped__'; the unmapped-code error names the code, and the warning leaves them to it."""
+    df, meta = real[0].copy(), real[1]
+    df.loc[:4, "dweight"] = float("inf")
+    code, out, err = run("validate", "--data", str(_write(df, meta, tmp_path / "data")))
+    assert code == 1
+    assert "__unmapped__" not in out + err and "weight_design is missing in" not in out + err
+    assert "targets.weight_design: source variable dweight code inf (no value label) has no mapping" in err

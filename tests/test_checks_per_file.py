@@ -175,8 +175,9 @@ def test_files_no_wave_recognises_are_one_finding(tmp_path: Path, ess8: Path) ->
     unmatched = [line for line in (out + err).splitlines() if "matches no crosswalk wave" in line]
     assert len(unmatched) == 1 and unmatched[0].startswith("warning: 3 files (a.sav, b.sav, c.sav): matches no ")
     assert unmatched[0].endswith("; it is not harmonised — assign it with --survey S --wave W (and --country CC for a "
-                                 "single-country file without a country variable), or add a `content` or `files` "
-                                 "entry for it to the survey's crosswalk")
+                                 "single-country file without a country variable, --city NAME for a one-city file "
+                                 "without a city variable), or add a `content` or `files` entry for it to the "
+                                 "survey's crosswalk")
 
 
 def test_digits_in_a_file_name_are_not_row_counts() -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import Issue, more
 from harmonise.spec.resolve import WavePlan, expr_source_missing
+from harmonise.spec.schema import UNMAPPED
 from harmonise.spec.source import SourceMeta, VarMeta, find_variable
 
 if TYPE_CHECKING:
@@ -262,7 +263,8 @@ def missing_weights(rep: Sequence[ReportRow], plan: WavePlan, rows: int) -> list
     not-available warning's (:func:`harmonise.checks.accounting.not_available`)."""
     reasons: dict[str, dict[str, int]] = {}
     for target, _, _, reason, n in rep:
-        if target in WEIGHTS and reason is not None and reason != "not_asked":
+        # an unmapped code (a weight of inf) is the unmapped-code error's, which names it
+        if target in WEIGHTS and reason is not None and reason not in ("not_asked", UNMAPPED):
             reasons.setdefault(target, {})[reason] = reasons.get(target, {}).get(reason, 0) + n
     out = []
     for target in WEIGHTS:
