@@ -249,6 +249,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          sparing: Callable[[], AbstractContextManager[None]] | None = None,
          others: Sequence[tuple[Crosswalk, str]] = ()) -> list[Issue]:
     from harmonise.checks.per_file import grouped
+    from harmonise.checks.supplied import country_contradicted
     from harmonise.discover import discover
     from harmonise.pipeline import run_jobs
     from harmonise.recognition import Options
@@ -269,6 +270,8 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     for out in outcomes:
         result.outcomes.append(out)
         issues.extend(out.issues)
+    issues.extend(country_contradicted(con, {o.job.file_name: o.job.supplied["country"] for o in outcomes
+                                             if "country" in o.job.stood and o.rows}))
     issues = grouped(issues, len(outcomes))  # what several files found is said once, naming them
     if f.design and not any(i.severity == "error" for i in issues):
         from harmonise.design import attach_design

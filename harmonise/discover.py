@@ -21,7 +21,7 @@ from typing import Any
 
 from harmonise.checks.archives import READS, SHOWN, exported, is_archive, not_data, unextracted
 from harmonise.checks.per_file import grouped, of_file
-from harmonise.errors import InputError, Issue, UsageError
+from harmonise.errors import InputError, Issue, UsageError, more
 from harmonise.kept import keep
 from harmonise.readers.files import (
     EXTENSIONS,
@@ -89,6 +89,7 @@ class Job:
     sampled: bool = False  # its wave's content variables were read from its first CONTENT_SAMPLE rows only
     content_seen: dict[str, set[str]] = field(default_factory=dict)  # assigned by --survey/--wave: its first rows'
     name: str = ""  # the name provenance gives it: its file name, or a path when another file has that name
+    stood: tuple[str, ...] = ()  # the targets ``supplied`` stands for (their variables the file lacks)
     wave_rows: int | None = None  # a file of several waves' rows (a cumulative file): its rows of this wave, the
     # only rows this job harmonises (told by its wave's content values)
 
@@ -315,6 +316,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                          + " — pass --country CC (ISO 3166-1 alpha-2) for a single-country file"
                          + (" (or --city NAME for a one-city file of a survey whose country is read from its city)"
                             if any(by_city for _, by_city in no_country) else ""))
+    issues.extend(supplied_to_several(jobs, opts))
     found = unmatched_issues(unmatched, crosswalks, error=not jobs,
                              shared=lambda f, cw: _nearest(headers[f], cw, project, same) if f in headers else None)
     if not jobs and found:
@@ -349,7 +351,7 @@ def _fit(job: Job, f: Path, project: Project, same: SameWork, issues: list[Issue
                                          "variable itself, so that its rows are stored as the city they are"),
                               f.name, str(f)))
         return False
-    supply(job.supplied, cw, wave, project, src)
+    job.stood = tuple(supply(job.supplied, cw, wave, project, src))
     plan = same.resolve(cw, wave, project, src.meta, job.supplied)
     if _supplement(cw, wave, plan.sources(), src):
         design = _design_variables(cw, src)
@@ -386,6 +388,23 @@ def _unused(job: Job, f: Path, what: str, own: str, given: str, **kind: Any) -> 
                          survey=job.crosswalk.survey, wave=job.wave.wave,
                          hint=f"--{what} is for files without a {what} variable; drop it for this file", **kind),
                    f.name, str(f))
+
+
+def supplied_to_several(jobs: list[Job], opts: Options) -> list[Issue]:
+    """A warning per option (``--country``, ``--city``) that stands for the variable of several files: each is
+    stored as the value given, which is right only if they are all that country's or city's files (three
+    countries' files without `cntry` given ``--country FI`` were all stored as Finland)."""
+    out = []
+    for target, given in ((COUNTRY_TARGET, opts.country), (CITY_TARGET, opts.city)):
+        stood = list(dict.fromkeys(j.file_name for j in jobs if target in j.stood))
+        if len(stood) > 1:
+            out.append(Issue(f"--{target} {given} stands for the {target} variable of {len(stood)} files "
+                             f"({', '.join(stood[:5])}{more(len(stood) - 5)}): the rows of each are stored as "
+                             f"{given}'s", code="supplied-to-several", severity="warning",
+                             extra={"data_files": stood},
+                             hint=f"check that they are all {given}'s files; give another {target}'s files in a run "
+                                  f"of their own, with its --{target}"))
+    return out
 
 
 def _nearest(src: SourceFile, cw: Crosswalk, project: Project, same: SameWork) -> tuple[Wave, int, int] | None:

@@ -26,11 +26,13 @@ SUPPLIED = (CITY_TARGET, COUNTRY_TARGET)  # in this order: a city read from the 
 # (LOCALMULTIDEM) supplies both
 
 
-def supply(supplied: Mapping[str, str], cw: Crosswalk, wave: Wave, project: Project, src: SourceFile) -> None:
+def supply(supplied: Mapping[str, str], cw: Crosswalk, wave: Wave, project: Project, src: SourceFile) -> list[str]:
     """Give ``src`` the variables ``supplied`` (target → value) stands for: for each target whose rule reads a
-    variable the file lacks, a column holding the source code that maps to the value."""
+    variable the file lacks, a column holding the source code that maps to the value. Returns the targets a
+    column was added for (none when the file had them already)."""
     if not supplied or project.schema is None:
-        return
+        return []
+    added = []
     plan = resolve_wave(cw, wave, project.schema, project.tables)
     for target in SUPPLIED:
         value = supplied.get(target)
@@ -41,6 +43,8 @@ def supply(supplied: Mapping[str, str], cw: Crosswalk, wave: Wave, project: Proj
         codes = [c for c, v in tp.values.items() if v == value]
         if codes:
             src.supply(tp.source, codes[0], f"supplied by --{target} {value}")
+            added.append(target)
+    return added
 
 
 def read_from_variable(tp: TargetPlan | None) -> TypeGuard[TargetPlan]:

@@ -974,3 +974,41 @@ def test_cities_are_named_by_any_of_their_names_without_case_or_accents() -> Non
     assert named("Naples", known.cities) is None  # ICS's, not TIES's
     ess = project.crosswalks["ess"]
     assert wave_cities(ess, ess.waves[0], project) is None  # the city from the region
+
+
+def test_country_given_for_several_files_is_said_and_regions_of_another_country_are_an_error(
+        finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """Three Nordic country files without `cntry`, given `--country FI`, were all stored as Finland's without a word,
+    although the Norwegian and Swedish files' NUTS regions said otherwise."""
+    data = tmp_path / "d"
+    write_copy(finland, data / "ESS9FI.sav", drop=("cntry",))
+    for country in ("NO", "SE"):
+        df, meta = pyreadstat.read_sav(str(REAL / "ess9_nordic" / f"ESS9{country}.sav"), user_missing=True)
+        write_copy((keep_named(df), meta), data / f"ESS9{country}.sav", drop=("cntry",))
+    code, out, err = run("validate", "--data", str(data), "--country", "FI")
+    assert code == 1
+    assert ("warning: --country FI stands for the country variable of 3 files (ESS9FI.sav, ESS9NO.sav, ESS9SE.sav): "
+            "the rows of each are stored as FI's — check that they are all FI's files; give another country's files "
+            "in a run of their own, with its --country") in err.splitlines()
+    contradicted = [line for line in err.splitlines() if "stands for the file's country" in line]
+    assert [line.split(": --country")[0] for line in contradicted] == ["error: ess wave 9: ESS9NO.sav",
+                                                                      "error: ess wave 9: ESS9SE.sav"]
+    assert contradicted[0].startswith("error: ess wave 9: ESS9NO.sav: --country FI stands for the file's country, "
+                                      "but its regions lie in NO: NO01 (")
+    assert contradicted[0].endswith("its rows would be stored as FI's — give each country's files in a run of their "
+                                    "own with its --country (this file: --country NO), or give the files their "
+                                    "country variable")
+    code, out, err = run("validate", "--data", str(data / "ESS9FI.sav"), "--country", "FI")
+    assert code == 0 and "supplied-to-several" not in out and "stands for" not in out + err
+
+
+def test_city_given_for_several_files_is_said(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Two TIES files of Amsterdam and Rotterdam without the city variable, given `--city Amsterdam`, were both
+    stored as Amsterdam without a word (their region comes from the city: nothing else tells them apart)."""
+    for code_, name in (("AMS", "Amsterdam"), ("ROT", "Rotterdam")):
+        one_city(fixtures_dir, "ties", code_, tmp_path / "d" / f"TIES_2007_{name}.sav")
+    code, out, _ = run("validate", "--data", str(tmp_path / "d"), "--city", "Amsterdam")
+    assert code == 0
+    assert ("warning: --city Amsterdam stands for the city variable of 2 files (TIES_2007_Amsterdam.sav, "
+            "TIES_2007_Rotterdam.sav): the rows of each are stored as Amsterdam's — check that they are all "
+            "Amsterdam's files; give another city's files in a run of their own, with its --city") in out.splitlines()
