@@ -21,7 +21,7 @@ RULE_OPTIONS = [("min_n", int, "Suppress when the unweighted n is below this."),
                 ("flag_n", int, "Flag low reliability when n is below this."),
                 ("flag_cv", float, "Flag when the coefficient of variation exceeds this."),
                 ("flag_rel_ci", float, "Flag when the 95% CI width relative to the estimate exceeds this."),
-                ("flag_nonresponse", float, "Flag when the item non-response share (0-1) exceeds this."),
+                ("flag_nonresponse", float, "Flag when the item non-response share (0-1) is this or more."),
                 ("flag_df", int, "Flag when the design degrees of freedom (PSUs minus strata) are below this.")]
 
 
@@ -116,7 +116,8 @@ def render(est: Estimates, fmt: str) -> str:
               "birthplace, origin_group, migrant_generation, citizenship_group; gaps are against its native group.")
 @estimation_options
 @DB
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="csv and json keep every column and digit, for programs.")
 @handled
 def indicators(names: tuple[str, ...], by: tuple[str, ...], groups: tuple[str, ...], age: str | None, weight: str,
                lonely_psu: str, pool: bool, db: Path, fmt: str, **rule: Any) -> None:

@@ -21,10 +21,12 @@ DATA_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--match", "patterns", multiple=True,
               help="Only variables whose name or label contains this text or matches this glob (repeatable).")
 @click.option("--max-codes", type=click.IntRange(0, 100_000), default=20, show_default=True,
-              help="Unlabelled values listed per variable (most frequent first); labelled and missing codes always.")
+              help="Unlabelled values listed per variable (most frequent first); labelled and missing codes always, "
+                   "but of a variable with more labels than this (country lists) only those that occur.")
 @click.option("--no-data", is_flag=True, help="Metadata only: do not read the data for frequencies.")
 @click.option("--encoding", default=None, help="Text encoding of the file (e.g. latin1).")
-@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
+@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True,
+              help="json: every variable with all its labels, for programs.")
 @handled
 def inspect(file: Path, patterns: tuple[str, ...], max_codes: int, no_data: bool, encoding: str | None,
             fmt: str) -> None:
@@ -231,7 +233,8 @@ def schema(json_schema: bool, out: Path | None, force: bool, check: bool) -> Non
 @click.option("--data", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Folder or file of source data (repeatable): count the respondents whose value changes.")
 @click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
-@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
+@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True,
+              help="json: the changes per target and survey-wave, for programs.")
 @handled
 def diff(old: str, new: str, data: tuple[Path, ...], encoding: str | None, fmt: str) -> None:
     """Changes between two versions of a crosswalk (paths, or REV:path git revisions)."""
@@ -243,7 +246,8 @@ def diff(old: str, new: str, data: tuple[Path, ...], encoding: str | None, fmt: 
 
 @main.command()
 @click.option("--survey", "surveys", multiple=True, help="Only this survey (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
+              help="json or csv: the matrix for programs and spreadsheets.")
 @handled
 def coverage(surveys: tuple[str, ...], fmt: str) -> None:
     """The target × survey-wave matrix: quality of each mapped cell, derived, or not asked."""

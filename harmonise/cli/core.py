@@ -75,7 +75,8 @@ def validate(mappings: tuple[Path, ...], data: tuple[Path, ...], encoding: str |
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
               show_default=True, help="Database file to (re)build atomically.")
 @click.option("--encoding", default=None, help="Text encoding of the source files (e.g. latin1).")
-@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True)
+@click.option("--format", "fmt", type=FORMAT, default="text", show_default=True,
+              help="json: the build's result (files, rows, issues) on standard output, for programs.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Files harmonised in parallel (default: one per core and file when they total 64 MB or more).")
 @click.option("--force", is_flag=True, help="Replace --db even if it is not a database harmonise built.")
@@ -171,7 +172,7 @@ def render_comparison(c: Comparison, db: Path) -> str:
 @click.option("-f", "--file", "sql_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
               help="Read the SQL from this file ('-': standard input).")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("harmonised.duckdb"),
-              show_default=True)
+              show_default=True, help="Built database to query (opened read-only).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="table escapes control characters; csv and json keep values exact.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -240,7 +241,8 @@ def _sql_text(sql: tuple[str, ...], sql_file: Path | None) -> str:
 @click.option("--rows", type=click.IntRange(1, 5_000_000), default=None,
               help="Rows per file (default: the declared sample sizes of a few countries per wave, or of every "
                    "city a city survey samples).")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Seed of the random draws: the same seed writes byte-identical files.")
 @click.option("--force", is_flag=True, help="Replace files in --out of the same names that harmonise did not write.")
 @click.option("--editions", is_flag=True,
               help="Also write Stata editions of some waves' files (under <survey>/stata/: the same respondents, so "
