@@ -343,6 +343,25 @@ def test_a_build_failing_while_its_index_is_written_leaves_the_previous_cache(
     assert [p.name for p in folder_of(db).iterdir()] == [INDEX]
 
 
+def test_a_first_build_failing_leaves_no_cache_folder(built_once: tuple[Path, Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first build interrupted after it had made `<db>.cache/` for the next build's index left the folder,
+    empty, beside no database; a previous build's folder stays (its index is the previous database's)."""
+    from harmonise import api
+    from harmonise.reports import indicator_table
+
+    project, data, _ = built_once
+    db = tmp_path / "first.duckdb"
+
+    def interrupted(*a: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(indicator_table, "store_indicators", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        api.build(project, [data], db)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.duckdb.lock"]
+
+
 @pytest.mark.slow
 def test_a_file_no_write_touched_is_not_hashed_again(built_once: tuple[Path, Path, Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:

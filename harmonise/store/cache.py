@@ -34,6 +34,7 @@ leaves the previous database with its own index, never a half-written one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -179,6 +180,7 @@ class BuildCache:
         self.seeded = False  # the new database is a copy of the previous one holding its rows (:meth:`start`)
         self._attached = 0  # nested :meth:`attach` calls not yet detached
         self._writing: tuple[Path, threading.Thread, list[BaseException]] | None = None  # :meth:`prepare`
+        self._made = False  # :meth:`prepare` made the folder (a first build)
         if not full:
             self._load()
 
@@ -471,6 +473,7 @@ class BuildCache:
         files' reports, ~240,000 rows for 290 country files, are written while the indicators are estimated)."""
         if self._writing is not None:
             return
+        self._made = not self.folder.exists()  # a failed first build leaves no empty folder behind (discard)
         self.folder.mkdir(mode=0o700, exist_ok=True)
         for stale in self.folder.iterdir():
             if stale.name.startswith(INDEX + ".tmp-"):
@@ -526,6 +529,9 @@ class BuildCache:
         _remove(tmp)
         _remove(tmp.with_name(tmp.name + ".wal"))
         self._writing = None
+        if self._made:
+            with contextlib.suppress(OSError):  # not empty: another build's files
+                self.folder.rmdir()
 
     def _fill(self, out: duckdb.DuckDBPyConnection) -> None:
         for name, cols in TABLES.items():
