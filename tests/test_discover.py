@@ -1012,3 +1012,17 @@ def test_city_given_for_several_files_is_said(fixtures_dir: Path, tmp_path: Path
     assert ("warning: --city Amsterdam stands for the city variable of 2 files (TIES_2007_Amsterdam.sav, "
             "TIES_2007_Rotterdam.sav): the rows of each are stored as Amsterdam's — check that they are all "
             "Amsterdam's files; give another city's files in a run of their own, with its --city") in out.splitlines()
+
+
+def test_one_file_given_twice_without_ids_is_an_error(finland: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """A file without `idno` and its copy under another name: the ids are made from the file name and row, so
+    they differ, and the same 1,755 respondents were built twice (only the row-id warning said anything)."""
+    path = write_copy(finland, tmp_path / "d" / "ESS9FI.sav", drop=("idno",))
+    shutil.copy(path, path.with_name("ESS9FI_copy.sav"))
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(path.parent), "--db", str(db))
+    assert code == 1 and not db.exists()
+    assert (f"error: ess wave 9: the same respondents in several files of ess wave 9: ESS9FI.sav and ESS9FI_copy.sav "
+            f"hold the same bytes — {len(finland[0]):,} respondents each, whose ids are made from the file name and row "
+            "(the files have no id variable), so they would be stored as different respondents — give each file "
+            "once") in err.splitlines()

@@ -345,6 +345,22 @@ def duplicate_ids(survey: str, wave: str, n: int, examples: Sequence[tuple[str, 
                   else "the respondent key does not identify respondents: check `respondent_id`'s rule")]
 
 
+def identical_files(files: Sequence[tuple[str, str, str, str, int]]) -> list[Issue]:
+    """An error per survey wave given one file's bytes under several names (``files``: survey, wave, file name,
+    sha256, rows of the files whose respondent ids are made from file name and row): their respondents would be
+    stored twice, with ids that differ by the file name, which the duplicate-id check cannot see."""
+    same: dict[tuple[str, str, str], list[tuple[str, int]]] = {}
+    for survey, wave, name, sha256, rows in files:
+        if sha256:
+            same.setdefault((survey, wave, sha256), []).append((name, rows))
+    return [Issue(f"the same respondents in several files of {survey} wave {wave}: {' and '.join(n for n, _ in named)} "
+                  f"hold the same bytes — {named[0][1]:,} respondents each, whose ids are made from the file name and "
+                  "row (the files have no id variable), so they would be stored as different respondents",
+                  code="duplicate-id", survey=survey, wave=wave, extra={"data_files": [n for n, _ in named]},
+                  hint="give each file once")
+            for (survey, wave, _), named in same.items() if len({n for n, _ in named}) > 1]
+
+
 def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], int]], plan: WavePlan,
                         unmapped: Sequence[Issue] = (), file: str | None = None) -> list[Issue]:
     """One error per (column, pandera check) with failures: ``groups`` holds column, check, failing
