@@ -62,6 +62,16 @@ def attach_design(con: duckdb.DuckDBPyConnection, project: Project, path: Path, 
         con.execute(f"INSERT INTO design_rows SELECT {', '.join(quote_ident(t) for t in targets)} FROM ({compiled.sql})")
         con.unregister("src")
         rows += len(chunk)
+    total = con.execute("SELECT count(*) FROM respondents WHERE survey = ? AND wave = ?",
+                        [cw.survey, wave.wave]).fetchall()[0][0]
+    if not total:  # its wave's data files are not in this build: nothing to join, nothing recorded
+        return [Issue(f"{path.name}: a design file of {cw.survey} wave {wave.wave}, whose respondents this run has not "
+                      f"harmonised: nothing joined", code="design-unmatched", severity="warning", survey=cw.survey,
+                      wave=wave.wave, hint=f"give the design file of the waves in --data, or the {cw.survey} wave "
+                                           f"{wave.wave} files with it")]
+    issues = _design_rows(con, path, cw.survey, wave.wave, list(cw.design), rows)
+    if any(i.severity == "error" for i in issues):
+        return issues
     sets = []
     for t in cw.design:
         var = project.schema.variable(t)
@@ -72,10 +82,7 @@ def attach_design(con: duckdb.DuckDBPyConnection, project: Project, path: Path, 
     matched = con.execute(
         f"UPDATE respondents AS r SET {', '.join(sets)} FROM design_rows AS d "
         f"WHERE r.survey = ? AND r.wave = ? AND r.respondent_id = d.{KEY}", [cw.survey, wave.wave]).fetchall()[0][0]
-    total = con.execute("SELECT count(*) FROM respondents WHERE survey = ? AND wave = ?",
-                        [cw.survey, wave.wave]).fetchall()[0][0]
     _record(con, project, cw.survey, wave.wave, path, src, rows, [(t, e) for t, e in cw.design.items()], note)
-    issues = []
     if matched < total:
         issues.append(Issue(f"{path.name}: {total - matched:,} of {total:,} respondents of {cw.survey} wave "
                             f"{wave.wave} have no row in the design file; their {', '.join(cw.design)} stay as the "
@@ -86,6 +93,32 @@ def attach_design(con: duckdb.DuckDBPyConnection, project: Project, path: Path, 
                             f"{cw.survey} wave {wave.wave} (countries not built?)", code="design-extra",
                             severity="note", survey=cw.survey, wave=wave.wave))
     return issues
+
+
+def _design_rows(con: duckdb.DuckDBPyConnection, path: Path, survey: str, wave: str, targets: list[str],
+                 rows: int) -> list[Issue]:
+    """What is wrong with the design file's rows (``design_rows``): a respondent id given several different
+    design values (an error: which applies cannot be told), rows without any design value (a warning: those
+    respondents keep the data files' values)."""
+    cols = ", ".join(f"d.{quote_ident(t)}" for t in targets)
+    conflicts = con.execute(f"SELECT {KEY}, list(DISTINCT [{cols}]) FROM design_rows AS d GROUP BY {KEY} "
+                            f"HAVING count(DISTINCT [{cols}]) > 1 ORDER BY {KEY}").fetchall()
+    out = []
+    if conflicts:
+        shown = "; ".join(f"{key}: " + " or ".join(", ".join(f"{t} {v}" for t, v in zip(targets, vals))
+                                                   for vals in sorted(values, key=str)) for key, values in conflicts[:3])
+        out.append(Issue(f"{path.name}: {len(conflicts):,} respondent id(s) have several rows with different "
+                         f"{' or '.join(targets)} (e.g. {shown}): which one applies cannot be told",
+                         code="design-conflict",
+                         survey=survey, wave=wave,
+                         hint="give each respondent one row in the design file (check that it is the wave's file)"))
+    empty = con.execute(f"SELECT count(*) FROM design_rows AS d WHERE {' AND '.join(f'{c} IS NULL' for c in cols.split(', '))}"
+                        ).fetchall()[0][0]
+    if empty:
+        out.append(Issue(f"{path.name}: {empty:,} of its {rows:,} rows have no {' or '.join(targets)}: those "
+                         "respondents keep the data files' values", code="design-empty", severity="warning",
+                         survey=survey, wave=wave, hint="check the design file's variables (empty, or other names)"))
+    return out
 
 
 def _record(con: duckdb.DuckDBPyConnection, project: Project, survey: str, wave: str, path: Path, src: SourceFile,

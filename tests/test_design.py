@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyreadstat
 import pytest
 from conftest import keep_named, run
@@ -67,3 +68,35 @@ def test_a_design_file_whose_read_variables_differ_only_in_case_is_refused(proje
                        project=project)
     assert code == 2 and (f"{sddf}: variable psu and variable PSU, which the crosswalk reads, would share one column "
                           "name in DuckDB") in err, err
+
+
+def test_a_design_file_of_another_wave_empty_or_contradicting_itself_is_said(tmp_path: Path) -> None:
+    """Three design files that joined nothing, or something arbitrary, without a word (exit 0): one of round 8 for
+    the round-9 file, one whose psu and stratum are empty, one giving 30 respondents a second row with another psu
+    (which of the two the join took could not be told)."""
+    real = pyreadstat.read_sav(str(FI), usecols=["essround", "idno", "cntry", "psu", "stratum"], user_missing=True)[0]
+    n = len(real)
+    files = {"round8": real.assign(essround=8.0), "empty": real.assign(psu=float("nan"), stratum=float("nan")),
+             "twice": pd.concat([real, real.iloc[:30].assign(psu=999.0)])}
+    said = {}
+    for name, frame in files.items():
+        sddf = tmp_path / name / f"ESS9_SDDF_{name}.sav"
+        sddf.parent.mkdir()
+        pyreadstat.write_sav(frame, str(sddf))
+        db = tmp_path / name / "h.duckdb"
+        code, _, err = run("build", "--data", str(FI), "--design", str(sddf), "--db", str(db))
+        said[name] = (code, [line for line in err.splitlines() if sddf.name in line], db.exists())
+    assert said["round8"] == (0, [
+        ("warning: ess wave 8: ESS9_SDDF_round8.sav: a design file of ess wave 8, whose respondents this run has not "
+        "harmonised: nothing joined — give the design file of the waves in --data, or the ess wave 8 files with it")], True)
+    assert said["empty"] == (0, [
+        (f"warning: ess wave 9: ESS9_SDDF_empty.sav: {n:,} of its {n:,} rows have no psu or stratum: those respondents "
+        "keep the data files' values — check the design file's variables (empty, or other names)")], True)
+    code, lines, built = said["twice"]
+    assert (code, built, len(lines)) == (1, False, 1)
+    assert lines[0].startswith(
+        "error: ess wave 9: ESS9_SDDF_twice.sav: 30 respondent id(s) have several rows with different psu or stratum "
+        "(e.g. FI-")
+    assert lines[0].count("psu FI-999, stratum FI-") == 3  # each example's second row
+    assert lines[0].endswith("): which one applies cannot be told — give each respondent one row in the design file "
+                             "(check that it is the wave's file)")
