@@ -38,6 +38,7 @@ from harmonise.recognition import (
     foreign_content,
     mixed_waves,
     name_content,
+    name_overridden,
     observed_content,
     recognise,
     sampled_values,
@@ -294,6 +295,8 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                                 survey=cw.survey, wave=wave.wave,
                                 hint="check the wave given; drop --survey/--wave to recognise the file by its content"))
             foreign = None
+        elif forced and src is not None and (by_name := name_overridden(f, cw, wave)) is not None:
+            issues.append(by_name)
         if foreign:
             issues.append(Issue(f"{f}: its name matches {cw.survey} wave {wave.wave}, but {foreign}: the file holds "
                                 "rows of another wave (or damaged values)", code="mixed-waves", survey=cw.survey,

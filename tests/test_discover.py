@@ -1026,3 +1026,19 @@ def test_one_file_given_twice_without_ids_is_an_error(finland: tuple[pd.DataFram
             f"hold the same bytes — {len(finland[0]):,} respondents each, whose ids are made from the file name and row "
             "(the files have no id variable), so they would be stored as different respondents — give each file "
             "once") in err.splitlines()
+
+
+def test_a_wave_given_against_the_files_name_is_said_when_the_file_has_no_round_variable(tmp_path: Path) -> None:
+    """ESS8FR.sav without `essround`, given `--survey ess --wave 9`, was stored as round 9 without a word: its
+    name, the one word it has on its round, matches round 8's files."""
+    from conftest import ESS8
+
+    df, meta = pyreadstat.read_sav(str(ESS8), user_missing=True)
+    path = write_copy((keep_named(df), meta), tmp_path / "d" / "ESS8FR.sav", drop=("essround",))
+    code, out, _ = run("validate", "--data", str(path), "--survey", "ess", "--wave", "9")
+    assert code == 0
+    assert (f"warning: ess wave 9: {path}: assigned to ess wave 9 by --survey/--wave, but its name matches the files "
+            "of ess wave 8: it is harmonised as the wave given — check the wave given (the interview dates say which "
+            "round a file is)") in out.splitlines()
+    code, out, _ = run("validate", "--data", str(path), "--survey", "ess", "--wave", "8")
+    assert code == 0 and "content-overridden" not in out and "assigned to" not in out
