@@ -1,0 +1,45 @@
+"""Checks across one respondent's harmonised values: a derived value its inputs contradict (a year of arrival
+after the interview, or before birth) is stored as invalid by the schema's derivation, and said here, so that a
+file's inconsistent rows are not left to be found in the missing-reason counts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harmonise.compile.sqltext import quote_ident
+from harmonise.errors import Issue, more
+from harmonise.spec.expr import ExprError, referenced_names
+from harmonise.spec.schema import TargetSchema
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+def contradictions(con: duckdb.DuckDBPyConnection, schema: TargetSchema, table: str = "respondents") -> list[Issue]:
+    """A warning per survey-wave whose rows hold derived values stored as invalid although every input of the
+    derivation is there: the inputs contradict each other (the derivation's own ``missing('invalid')``)."""
+    found: dict[tuple[str, str], list[tuple[str, list[str], int, list[str]]]] = {}
+    for var in schema.variables:
+        if var.derive is None or not var.has_missing_column:
+            continue
+        try:
+            inputs = [n for n in referenced_names(var.derive.expr) if n in schema.names]
+        except ExprError:  # said by the static checks
+            continue
+        present = " AND ".join(f"{quote_ident(n)} IS NOT NULL" for n in inputs) or "TRUE"
+        rows = con.execute(f"SELECT survey, wave, count(*), list(DISTINCT source_file ORDER BY source_file) "
+                           f"FROM {table} WHERE {quote_ident(var.missing_column)} = 'invalid' AND {present} "
+                           "GROUP BY ALL ORDER BY ALL").fetchall()
+        for survey, wave, n, files in rows:
+            found.setdefault((survey, wave), []).append((var.name, inputs, n, files))
+    out = []
+    for (survey, wave), targets in found.items():
+        files = sorted({f for *_, fs in targets for f in fs})
+        shown = "; ".join(f"{name} in {n:,} row{'s' if n != 1 else ''} (from {', '.join(inputs)})"
+                          for name, inputs, n, _ in targets)
+        out.append(Issue(f"derived values stored as invalid where their inputs contradict each other: {shown}; in "
+                         f"{', '.join(files[:5])}{more(len(files) - 5)}", code="contradictory-inputs",
+                         severity="warning", survey=survey, wave=wave, extra={"data_files": files},
+                         hint="check those rows' values in the file (a year of arrival after the interview or before "
+                              "the year of birth); the derivations are in mappings/schema.yaml"))
+    return out
