@@ -20,7 +20,7 @@ from harmonise.spec.crosswalk import Crosswalk, Rule, merge_override
 from harmonise.spec.project import Project, load_project
 from harmonise.spec.source import SourceMeta, VarMeta
 from harmonise.spec.yamlload import load_yaml_text
-from tests.conftest import ROOT, run
+from tests.conftest import ESS8_SAID, ROOT, run
 
 TARGET_LINE = re.compile(r"^(\s*)([a-z0-9_]+): ")
 
@@ -89,7 +89,7 @@ def test_completing_only_the_todo_lines_gives_a_valid_crosswalk(scaffolded: tupl
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, out, err = run("validate", str(path), "--data", str(ess8.parent), project=proj)
     assert (code, err) == (0, "")
-    assert out == "ok: 0 error(s), 0 warning(s), 1 file(s), 2,070 rows\n"
+    assert out.splitlines() == ESS8_SAID
 
 
 def test_clear_rules_are_written_without_todo(draft: Draft) -> None:

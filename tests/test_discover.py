@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import ROOT, folder_db, keep_named, read_in_chunks_from, run
+from conftest import ESS8_SAID, ROOT, folder_db, keep_named, read_in_chunks_from, run
 
 from harmonise.discover import discover
 from harmonise.errors import InputError, UsageError
@@ -407,7 +407,7 @@ def test_a_folder_with_mac_companions_a_dead_link_or_a_file_named_twice(tmp_path
     (data / "__MACOSX" / "._ESS8FR.sav").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
     code, out, err = run("validate", "mappings/ess.yaml", "--data", str(data), "--data", str(data / "ESS8FR.sav"))
     assert (code, err) == (0, "")
-    assert out.splitlines()[-1] == "ok: 0 error(s), 0 warning(s), 1 file(s), 2,070 rows"
+    assert out.splitlines() == ESS8_SAID
     (data / "ESS8BE.sav").symlink_to(tmp_path / "gone.sav")
     code, out, err = run("validate", "mappings/ess.yaml", "--data", str(data))
     assert (code, out) == (2, "")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyreadstat
 import pytest
-from conftest import run
+from conftest import ESS8_SAID, run
 from test_cli_errors import USED
 
 from harmonise import connect
@@ -85,7 +85,8 @@ def test_a_wrong_encoding_is_named_as_the_likely_cause_of_label_drift(ess8: Path
         "d\\x92Azur' and 8 more), nuts1, nuts2 — the labels differ only in their non-ASCII characters: the file's "
         "text was probably decoded with the wrong encoding; drop --encoding to use the one the file declares, or "
         "pass the right one")
-    assert out.splitlines()[1:] == ["ok: 0 error(s), 1 warning(s), 1 file(s), 2,070 rows"]
+    assert out.splitlines()[1:] == [ESS8_SAID[0], "by category: contradictory-inputs 1, drift 1",
+                                    "ok: 0 error(s), 1 warning(s), 1 note(s), 1 file(s), 2,070 rows"]
 
 
 def test_stata_system_missing_after_an_extended_missing_stays_missing(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 def contradictions(con: duckdb.DuckDBPyConnection, schema: TargetSchema, table: str = "respondents") -> list[Issue]:
-    """A warning per survey-wave whose rows hold derived values stored as invalid although every input of the
-    derivation is there: the inputs contradict each other (the derivation's own ``missing('invalid')``)."""
+    """A note per survey-wave whose rows hold derived values stored as invalid although every input of the
+    derivation is there: the inputs contradict each other (the derivation's own ``missing('invalid')``). A note:
+    the values are stored as they should be (invalid, not guessed); the file's rows are what to check."""
     found: dict[tuple[str, str], list[tuple[str, list[str], int, list[str]]]] = {}
     for var in schema.variables:
         if var.derive is None or not var.has_missing_column:
@@ -39,7 +40,7 @@ def contradictions(con: duckdb.DuckDBPyConnection, schema: TargetSchema, table: 
                           for name, inputs, n, _ in targets)
         out.append(Issue(f"derived values stored as invalid where their inputs contradict each other: {shown}; in "
                          f"{', '.join(files[:5])}{more(len(files) - 5)}", code="contradictory-inputs",
-                         severity="warning", survey=survey, wave=wave, extra={"data_files": files},
+                         severity="note", survey=survey, wave=wave, extra={"data_files": files},
                          hint="check those rows' values in the file (a year of arrival after the interview or before "
                               "the year of birth); the derivations are in mappings/schema.yaml"))
     return out
