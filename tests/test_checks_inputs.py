@@ -422,3 +422,27 @@ def test_derived_values_the_inputs_contradict_are_said(real: tuple[pd.DataFrame,
     assert [line for line in err.splitlines() if "contradict" in line] == [
         (f"{said}years_since_arrival in 3 rows (from year_of_arrival, year); age_at_arrival in 4 rows (from "
         f"year_of_arrival, birth_year){hint}")]
+
+
+def test_values_with_decimals_in_a_variable_of_whole_numbers_are_said(real: tuple[pd.DataFrame, Any], ess8: Path,
+                                                                     tmp_path: Path) -> None:
+    """trstprl 5.5 on the 0-10 trust scale (SPSS format F2.0) was stored as 5.5 without a word; a fractional
+    category (gndr 1.5) is an unmapped code already, and a whole-number range (agea 40.5) fails pandera."""
+    df, meta = real[0].copy(), real[1]
+    answered = df.index[df["trstprl"] <= 10]
+    df.loc[answered[:3], "trstprl"] = 5.5
+    df.loc[answered[3:4], "trstprl"] = 0.25
+    (tmp_path / "data").mkdir()
+    pyreadstat.write_sav(df, str(tmp_path / "data" / "ESS8FR.sav"), column_labels=meta.column_names_to_labels,
+                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges,
+                         variable_format={c: f for c, f in meta.original_variable_types.items() if c in df})
+    code, out, _ = run("validate", "--data", str(tmp_path / "data"))
+    assert code == 0
+    at = line_of(CROSSWALK, "  trust_parliament:")
+    assert [w for w in _warnings(out) if "decimals" in w] == [
+        (f"warning: mappings/ess.yaml:{at} targets.trust_parliament: trstprl: 4 value(s) with decimals in a variable "
+         "of whole numbers (its format F2.0): 5.5 (3 rows), 0.25 (1 row); stored as trust_parliament as they are, the "
+         "rule's range allowing them — check those rows in the file (a mean, an imputation or a slip, not an answer "
+         "of the scale); give them a reason under the rule's missing: if they are not answers")]
+    code, out, _ = run("validate", "--data", str(ess8))  # the real file: whole numbers, F2.0
+    assert code == 0 and "decimals" not in out

@@ -15,9 +15,11 @@ And one from the built rows: a survey-wave whose weights are all zero (or some n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from harmonise.compile.sql import whole_numbers
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import Issue, more
 from harmonise.spec.resolve import WavePlan, expr_source_missing
@@ -354,4 +356,38 @@ def _weight_issues(con: duckdb.DuckDBPyConnection, table: str, column: str) -> l
                              f"{'estimates weighted by it' if design else 'weighted estimates'} are wrong",
                              code="negative-weights", severity="warning", survey=survey, wave=wave,
                              hint="check the weight variable the crosswalk maps"))
+    return out
+
+def fractional_values(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta) -> list[Issue]:
+    """A warning per range rule whose variable the file declares of whole numbers (SPSS F2.0, or whole labelled
+    codes in the range) but whose rows hold values with decimals (a 0-10 trust scale holding 5.5): stored as they
+    are, as the rule's range allows, but more likely a mean, an imputation or a slip than an answer."""
+    found: dict[str, dict[str, int]] = {}
+    for target, code, value, reason, n in rep:
+        tp = plan.targets.get(target)
+        if tp is None or tp.kind != "range" or value is None or reason is not None or not code or code[0] == "[":
+            continue
+        try:
+            x = float(code)
+        except ValueError:
+            continue
+        if not x.is_integer():
+            found.setdefault(target, {})[code] = found.get(target, {}).get(code, 0) + n
+    out = []
+    for target, codes in found.items():
+        tp = plan.targets[target]
+        vm = meta.get(tp.source or "")
+        if vm is None or tp.range is None or not whole_numbers(vm, *tp.range):
+            continue
+        ordered = sorted(codes.items(), key=lambda cn: (-cn[1], float(cn[0])))
+        shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in ordered[:5]) + more(len(ordered) - 5)
+        declared = f"its format {vm.format}" if vm.format and re.fullmatch(r"[A-Z]+\d+\.0", vm.format.upper()) \
+            else "its labelled codes"
+        out.append(Issue(
+            f"{vm.name}: {sum(codes.values()):,} value(s) with decimals in a variable of whole numbers ({declared}): "
+            f"{shown}; stored as {target} as they are, the rule's range allowing them", code="fractional-value",
+            severity="warning", survey=plan.survey, wave=plan.wave.wave, variable=vm.name,
+            path=".".join(map(str, tp.path)), extra={"yaml_path": tp.path, "source_codes": [c for c, _ in ordered]},
+            hint="check those rows in the file (a mean, an imputation or a slip, not an answer of the scale); give "
+                 "them a reason under the rule's missing: if they are not answers"))
     return out

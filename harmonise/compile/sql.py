@@ -14,6 +14,7 @@ CTE that every level reads beside its input (see :data:`LIST_INLINE_MAX`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from harmonise.spec.expr import EXPR_TYPES, ExprError, referenced_names
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing, resolve_wave
 from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
-from harmonise.spec.source import Code, SourceMeta
+from harmonise.spec.source import Code, SourceMeta, VarMeta
 
 POSITION_PREFIX = "__pos:"  # a code position column of the positions CTE (p0): never a source name
 LISTS = "__lists"  # the one-row CTE of the long list literals, read beside each level's input
@@ -76,6 +77,19 @@ def _lit_list(codes: list[Code]) -> str:
 def _ext_case(xcol: str, miss: SourceMissing) -> str:
     whens = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in sorted(miss.extended.items()))
     return f"(CASE {xcol} {whens} ELSE {sql_literal(UNMAPPED)} END)" if whens else sql_literal(UNMAPPED)
+
+
+def whole_numbers(vm: VarMeta | None, lo: float, hi: float) -> bool:
+    """Whether a numeric variable read by a range rule of ``[lo, hi]`` holds whole numbers only, as its file
+    declares it: an SPSS display format without decimals (F2.0), or else (Stata) at least two labelled codes in the
+    range that are all whole (a 0-10 scale's labelled ends; missing codes outside the range say nothing)."""
+    if vm is None or vm.type != "numeric":
+        return False
+    fmt = re.fullmatch(r"[A-Z]+\d+\.(\d+)", (vm.format or "").upper())
+    if fmt:
+        return fmt.group(1) == "0"
+    codes = [c for c in vm.labels if isinstance(c, (int, float)) and not isinstance(c, bool) and lo <= c <= hi]
+    return len(codes) >= 2 and all(float(c).is_integer() for c in codes)
 
 
 class WaveCompiler:
@@ -230,6 +244,9 @@ class WaveCompiler:
             # names it by itself, so that the declared-missing-value note can tell the author (trust 0 declared)
             declared = self._declared_in(plan.source, lo, hi) if numeric else []
             shown = f"{inr} AND NOT ({' OR '.join(declared)})" if declared else inr
+            # a variable of whole numbers (a 0-10 scale) holding 5.5: the report names such values by themselves, so
+            # that the fractional-values warning can say them (the rule stores them, as its range allows)
+            shown += f" AND {col} = trunc({col})" if numeric and whole_numbers(self.meta.get(plan.source), lo, hi) else ""
             code = f"(CASE WHEN {shown} THEN {sql_literal(f'[{lo:g}, {hi:g}]')} ELSE {self.source_code(plan.source)} END)"
             return value, reason, code
         # map / table: positional lookup in list literals (cheap to plan, vectorised to run)

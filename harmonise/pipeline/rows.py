@@ -140,7 +140,7 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
              *inputs.labelled_beyond_values(rep, plan, src.meta, judged),
              *inputs.declared_missing_values(rep, plan, src.meta),
              *inputs.new_input_codes(rep, plan, src.meta, same.declared(project, survey, wid), judged),
-             *inputs.missing_weights(rep, plan, out.rows),
+             *inputs.missing_weights(rep, plan, out.rows), *inputs.fractional_values(rep, plan, src.meta),
              *inputs.no_rows(plan, str(job.path), out.rows), *inputs.content_missing(f.unset, plan, str(job.path),
                                                                                       out.rows),
              *accounting.conservation(totals, plan, out.rows),
