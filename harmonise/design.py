@@ -100,7 +100,8 @@ def _design_rows(con: duckdb.DuckDBPyConnection, path: Path, survey: str, wave: 
     """What is wrong with the design file's rows (``design_rows``): a respondent id given several different
     design values (an error: which applies cannot be told), rows without any design value (a warning: those
     respondents keep the data files' values)."""
-    cols = ", ".join(f"d.{quote_ident(t)}" for t in targets)
+    columns = [f"d.{quote_ident(t)}" for t in targets]
+    cols = ", ".join(columns)
     conflicts = con.execute(f"SELECT {KEY}, list(DISTINCT [{cols}]) FROM design_rows AS d GROUP BY {KEY} "
                             f"HAVING count(DISTINCT [{cols}]) > 1 ORDER BY {KEY}").fetchall()
     out = []
@@ -109,10 +110,9 @@ def _design_rows(con: duckdb.DuckDBPyConnection, path: Path, survey: str, wave: 
                                                    for vals in sorted(values, key=str)) for key, values in conflicts[:3])
         out.append(Issue(f"{path.name}: {len(conflicts):,} respondent id(s) have several rows with different "
                          f"{' or '.join(targets)} (e.g. {shown}): which one applies cannot be told",
-                         code="design-conflict",
-                         survey=survey, wave=wave,
+                         code="design-conflict", survey=survey, wave=wave,
                          hint="give each respondent one row in the design file (check that it is the wave's file)"))
-    empty = con.execute(f"SELECT count(*) FROM design_rows AS d WHERE {' AND '.join(f'{c} IS NULL' for c in cols.split(', '))}"
+    empty = con.execute(f"SELECT count(*) FROM design_rows AS d WHERE {' AND '.join(f'{c} IS NULL' for c in columns)}"
                         ).fetchall()[0][0]
     if empty:
         out.append(Issue(f"{path.name}: {empty:,} of its {rows:,} rows have no {' or '.join(targets)}: those "

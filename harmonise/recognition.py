@@ -66,8 +66,8 @@ def recognise(f: Path, src: SourceFile | None, crosswalks: list[Crosswalk], opts
 def name_overridden(f: Path, cw: Crosswalk, wave: Wave) -> Issue | None:
     """A warning when ``--survey``/``--wave`` assign ``f`` to ``wave`` but its name matches only other waves' files of
     the survey (a file without the round variable, whose name is then the only word it has on its wave)."""
-    named = [w for c, w in _named(f, [cw]) if w is not wave]
-    if not named or any(w is wave for _, w in _named(f, [cw])):
+    named = [w for _, w in _named(f, [cw])]
+    if not named or any(w is wave for w in named):
         return None
     return Issue(f"{f}: assigned to {cw.survey} wave {wave.wave} by --survey/--wave, but its name matches the files of "
                  f"{', '.join(f'{cw.survey} wave {w.wave}' for w in named)}: it is harmonised as the wave given",
