@@ -3,6 +3,7 @@ outside their labelled range, missing weights, empty files (copies of the real E
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -446,3 +447,23 @@ def test_values_with_decimals_in_a_variable_of_whole_numbers_are_said(real: tupl
          "of the scale); give them a reason under the rule's missing: if they are not answers")]
     code, out, _ = run("validate", "--data", str(ess8))  # the real file: whole numbers, F2.0
     assert code == 0 and "decimals" not in out
+
+
+def test_a_year_stored_as_a_date_is_said_to_be_a_date(real: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """`inwyys` written with the SPSS format DATE11 (seconds since 14 October 1582): the rule reading a year stored
+    13,684,118,400 and pandera's range check named only the number."""
+    df, meta = real[0].copy(), real[1]
+    origin = datetime.datetime(1582, 10, 14)
+    df["inwyys"] = [(datetime.datetime(int(y), 6, 1) - origin).total_seconds() for y in df["inwyys"]]
+    (tmp_path / "data").mkdir()
+    pyreadstat.write_sav(df, str(tmp_path / "data" / "ESS8FR.sav"), column_labels=meta.column_names_to_labels,
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k != "inwyys"},
+                         missing_ranges={k: v for k, v in meta.missing_ranges.items() if k != "inwyys"},
+                         variable_format={"inwyys": "DATE11"})
+    code, _, err = run("validate", "--data", str(tmp_path / "data"))
+    assert code == 1
+    (line,) = [line for line in err.splitlines() if "failed on column year:" in line]
+    assert line.endswith("(from its rule: expr: coalesce(inwyys, 2016)); the file stores inwyys (DATE11) as a date: "
+                         "its numbers are seconds (SPSS) or days (Stata) since the format's origin, not what the rule "
+                         "reads — read the variable's year (or number) in the file, or a variable that holds it, in a "
+                         "wave override of the rule")

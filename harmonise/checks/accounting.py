@@ -8,6 +8,7 @@ harmonised value pandera refused. Issues carry ``extra['yaml_path']`` where a ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from harmonise.checks.crosswalk import codes_text, unaccounted
@@ -361,11 +362,18 @@ def identical_files(files: Sequence[tuple[str, str, str, str, int]]) -> list[Iss
             for (survey, wave, _), named in same.items() if len({n for n, _ in named}) > 1]
 
 
+# SPSS and Stata display formats of dates and times: the values are seconds (SPSS) or days (Stata) since an origin
+DATE_FORMAT = re.compile(r"^(?:A|E|J|S|Q|MO|WK)?(?:DATE|DATETIME|TIME|DTIME|YMDHMS|MTIME)\d|^%-?t[cCdwmqhy]|^%d",
+                         re.IGNORECASE)
+
+
 def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], int]], plan: WavePlan,
-                        unmapped: Sequence[Issue] = (), file: str | None = None) -> list[Issue]:
+                        unmapped: Sequence[Issue] = (), file: str | None = None,
+                        meta: SourceMeta | None = None) -> list[Issue]:
     """One error per (column, pandera check) with failures: ``groups`` holds column, check, failing
     values, example source rows and the number of cases. A null in a column whose codes ``unmapped``
-    (:func:`unmapped_codes`) names is said there, with its codes."""
+    (:func:`unmapped_codes`) names is said there, with its codes; a rule reading a variable the file (``meta``)
+    stores as a date is said to (its numbers are seconds or days, not the years a rule reads)."""
     said = {str(i.extra["target"]) for i in unmapped if "target" in i.extra}
     out = []
     for col, check, values, rows, cases in groups:
@@ -376,9 +384,16 @@ def validation_failures(groups: Sequence[tuple[str, str, list[str], list[int], i
         tp = plan.targets.get(col)
         why = "" if tp is None else f": {col} is required, but its rule ({tp.rule_text}) gave no value in those rows" \
             if check == "not_nullable" else f" (from its rule: {tp.rule_text})"
+        dates = [f"{vm.name} ({vm.format})" for n in (tp.variables() if tp is not None else [])
+                 if meta is not None and (vm := meta.get(n)) is not None and DATE_FORMAT.match(vm.format or "")]
+        if dates:
+            why += (f"; the file stores {' and '.join(dates)} as a date: its numbers are seconds (SPSS) or days "
+                    "(Stata) since the format's origin, not what the rule reads")
         out.append(Issue(f"pandera check '{check}' failed on column {col}: {cases:,} case(s), e.g. {examples}"
                          + (f" ({'source rows' if len(rows) >= cases else 'first at source row(s)'} {shown}"
                             f"{' of ' + file if file else ''})" if shown else
                             f" (in {file})" if file else "") + why,
-                         code="validation", survey=plan.survey, wave=plan.wave.wave, variable=col))
+                         code="validation", survey=plan.survey, wave=plan.wave.wave, variable=col,
+                         hint="read the variable's year (or number) in the file, or a variable that holds it, in a "
+                              "wave override of the rule" if dates else None))
     return out

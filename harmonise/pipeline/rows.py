@@ -152,7 +152,8 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
              *accounting.approximate_alternatives(plan, str(job.path)),
              *unlabelled_letters(rep, plan, src.meta, same.declared(project, survey, wid), str(job.path)),
              *unread_letter_labels(rep, plan, src.meta, str(job.path)),
-             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped, fname)]
+             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped, fname,
+                                             src.meta)]
     out.issues.extend(of_file(locate(i, index, survey, wid), fname, str(job.path)) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
     rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(
