@@ -93,6 +93,19 @@ def test_out_never_overwrites_a_file_adapt_did_not_write(project: Path, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["block.yaml", "data", "link.yaml", "proj"]
 
 
+def test_a_block_an_earlier_run_wrote_is_said_when_the_file_needs_none(tmp_path: Path) -> None:
+    """`adapt --out block.yaml` on a file that harmonises as it is wrote nothing and said nothing of the block an
+    earlier run had left there (for another file, or before the crosswalk changed)."""
+    block = tmp_path / "block.yaml"
+    block.write_text("# ESS9FI.sav as ess wave 9: paste under waves[9] of mappings/ess.yaml\nold: lines\n",
+                     encoding="utf-8")
+    code, out, err = run("adapt", str(FI), "--like", "ess:9", "--out", str(block))
+    assert code == 0 and out.startswith("ESS9FI.sav harmonises as it is with ess wave 9")
+    assert err.splitlines()[-1] == (f"{block}: a block an earlier run wrote, left as it was; the file does not need it "
+                                    "(delete it, and its lines where they were pasted)")
+    assert block.read_text(encoding="utf-8").endswith("old: lines\n")
+
+
 def test_text_codes_stored_as_labelled_numbers_are_mapped_by_their_labels(project: Path, tmp_path: Path,
                                                                           fixtures_dir: Path) -> None:
     """A file storing ICS's city as numbers labelled with the cities' names (the declared codebook has the text

@@ -118,6 +118,9 @@ def adapt(file: Path, like: str, out: Path | None, force: bool, encoding: str | 
         click.echo(f"{terminal_safe(file.name)} harmonises as it is with {result.survey} wave {result.wave} "
                    f"({len(result.as_is.warnings)} warning(s){' above' if result.as_is.warnings else ''}): "
                    "nothing to add")
+        if out is not None and out.is_file() and not out.is_symlink() and _adapt_block(out):
+            click.echo(f"{terminal_safe(str(out))}: a block an earlier run wrote, left as it was; the file does not "
+                       "need it (delete it, and its lines where they were pasted)", err=True)
         return
     if result.after is None or not result.after.ok:
         outcome(1)
