@@ -138,6 +138,9 @@ def test_a_list_a_message_cuts_short_is_whole_in_the_json_form() -> None:
     targets = issue["extra"]["targets"]
     assert len(targets) == 29 and targets["sex"] == ["gndr"] and targets["age"] == ["agea"]
     assert all(f"{t} (" in line for t in list(targets)[:12]) and not any(f" {t} (" in line for t in list(targets)[12:])
+    (absent,) = [i for i in json.loads(out)["issues"] if i["code"] == "drift" and "are not in the file" in i["message"]]
+    assert len(absent["extra"]["variables"]) == int(absent["message"].split(" variable(s)")[0]) > 8
+    assert f" and {len(absent['extra']['variables']) - 8} more (--format json lists all)" in absent["message"]
 
 
 def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warning_with_their_rows(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from harmonise.errors import Issue
+from harmonise.errors import Issue, more
 from harmonise.spec.source import SourceMeta, VarMeta
 
 
@@ -55,20 +55,22 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
                          extra={STORED_AS: av.type} if av.type != dv.type else {}))
     if encoded:
         out.append(Issue(f"the labels of {len(encoded)} variable(s) differ from {declared.origin}: "
-                         f"{', '.join(encoded[:8])}{' …' if len(encoded) > 8 else ''}", code="drift",
-                         severity="warning", survey=survey, wave=wave, path=declared.origin, hint=ENCODING_HINT))
+                         f"{', '.join(encoded[:8])}{more(len(encoded) - 8)}", code="drift",
+                         severity="warning", survey=survey, wave=wave, path=declared.origin, hint=ENCODING_HINT,
+                         extra={"variables": [e.split(" (")[0] for e in encoded]}))
     used_absent = [n for n in absent if n in used]
     if absent:
-        shown = ", ".join((used_absent + [n for n in absent if n not in used])[:8])
+        listed = used_absent + [n for n in absent if n not in used]
         out.append(Issue(f"{len(absent)} variable(s) declared in {declared.origin} are not in the file"
-                         f"{f' ({len(used_absent)} read by the crosswalk)' if used_absent else ''}: {shown}"
-                         f"{' …' if len(absent) > 8 else ''}", code="drift", severity="note", survey=survey, wave=wave,
-                         path=declared.origin, hint="an extract, a subset or another edition"))
+                         f"{f' ({len(used_absent)} read by the crosswalk)' if used_absent else ''}: "
+                         f"{', '.join(listed[:8])}{more(len(listed) - 8)}", code="drift", severity="note", survey=survey,
+                         wave=wave, path=declared.origin, hint="an extract, a subset or another edition",
+                         extra={"variables": listed}))
     if others:
         out.append(Issue(f"{len(others)} other variable(s) differ from {declared.origin} (labels, codes or missing "
-                         f"declarations): {', '.join(others[:8])}{' …' if len(others) > 8 else ''}", code="drift",
+                         f"declarations): {', '.join(others[:8])}{more(len(others) - 8)}", code="drift",
                          severity="note", survey=survey, wave=wave, path=declared.origin,
-                         hint="the crosswalk does not read them"))
+                         hint="the crosswalk does not read them", extra={"variables": others}))
     return out
 
 
@@ -130,8 +132,8 @@ def _compare_var(dv: VarMeta, av: VarMeta, add: Callable[[str], None]) -> bool:
     if changed:
         c, was, now = changed[0]
         encoding = any(_ascii(o) == _ascii(n) and not _prefix(o, n) for _, o, n in changed)
-        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-        add(f"label of code {_fmt(c)} changed from '{_shown(was)}' to '{_shown(now)}'{more}")
+        rest = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        add(f"label of code {_fmt(c)} changed from '{_shown(was)}' to '{_shown(now)}'{rest}")
     added = [(c, lab) for c, lab in av.labels.items() if c not in dv.labels]
     if added:
         add(f"new code{'s' if len(added) > 1 else ''} {_codes(added)}")
