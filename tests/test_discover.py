@@ -1042,3 +1042,23 @@ def test_a_wave_given_against_the_files_name_is_said_when_the_file_has_no_round_
             "round a file is)") in out.splitlines()
     code, out, _ = run("validate", "--data", str(path), "--survey", "ess", "--wave", "8")
     assert code == 0 and "content-overridden" not in out and "assigned to" not in out
+
+
+def test_ids_made_from_a_number_stored_as_text_with_decimals_are_said(finland: tuple[pd.DataFrame, Any],
+                                                                      tmp_path: Path) -> None:
+    """`idno` stored as the text '50095.0' gave ids like FI-50095.0 without a word: they match neither an edition
+    storing idno as a number (FI-50095) nor a design file."""
+    df, meta = finland
+    text = df.assign(idno=[f"{v:.1f}" for v in df["idno"]])
+    labels = {k: v for k, v in meta.variable_value_labels.items() if k != "idno"}
+    path = tmp_path / "d" / "ESS9FI.sav"
+    path.parent.mkdir()
+    pyreadstat.write_sav(text, str(path), column_labels={k: v for k, v in meta.column_names_to_labels.items()
+                                                         if k in text}, variable_value_labels=labels)
+    code, out, _ = run("validate", "--data", str(path))
+    first = min(f"FI-{v:.1f}" for v in df["idno"])
+    assert code == 0
+    assert (f"warning: ess wave 9: ESS9FI.sav: {len(df):,} respondent id(s) end in a whole number written with "
+            f"decimals (e.g. {first}): the id variable is text made from a number; the ids are kept as the text is, "
+            "and do not match those of an edition (or a design file) storing it as a number — store the id variable "
+            "as a number, or as text without the decimals, in the file") in out.splitlines()

@@ -44,3 +44,17 @@ def contradictions(con: duckdb.DuckDBPyConnection, schema: TargetSchema, table: 
                          hint="check those rows' values in the file (a year of arrival after the interview or before "
                               "the year of birth); the derivations are in mappings/schema.yaml"))
     return out
+
+
+def decimal_ids(con: duckdb.DuckDBPyConnection, table: str = "respondents") -> list[Issue]:
+    """A warning per file whose respondent ids end in a whole number written with decimals (``GB-50095.0``): an id
+    variable stored as text from a float; the ids are the text as it is, and do not match those of editions storing
+    the variable as a number (``GB-50095``), nor a design file's."""
+    rows = con.execute(f"SELECT survey, wave, source_file, count(*), min(respondent_id) FROM {table} "
+                       r"WHERE regexp_matches(respondent_id, '[0-9]\.0+$') GROUP BY ALL ORDER BY ALL").fetchall()
+    return [Issue(f"{name}: {n:,} respondent id(s) end in a whole number written with decimals (e.g. {example}): the "
+                  "id variable is text made from a number; the ids are kept as the text is, and do not match those of "
+                  "an edition (or a design file) storing it as a number", code="decimal-ids", severity="warning",
+                  survey=survey, wave=wave, extra={"data_files": [name]},
+                  hint="store the id variable as a number, or as text without the decimals, in the file")
+            for survey, wave, name, n, example in rows]
