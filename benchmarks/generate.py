@@ -242,7 +242,8 @@ def _complete(path: Path, rows: int, columns: int | None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "data")
-    ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16], help="multiples of --rows")
+    ap.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16],
+                    help="multiples of --rows (none: no scale file, e.g. with --many for the country files only)")
     ap.add_argument("--rows", type=int, default=BASE_ROWS, help="rows at scale 1")
     ap.add_argument("--columns", type=int, default=COLUMNS, help="width of the wide files")
     ap.add_argument("--seed", type=int, default=1)
@@ -255,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = generate_many(args.out, args.many_countries, args.many_rows, args.seed, columns=args.many_columns)
         files = sorted(folder.glob("*.sav"))
         print(f"many: {folder} ({len(files)} files, {sum(f.stat().st_size for f in files) / 1e6:,.0f} MB)")
-    for name, folder in generate(args.out, args.scales, args.rows, args.columns, args.seed).items():
+    scaled = generate(args.out, args.scales, args.rows, args.columns, args.seed) if args.scales else {}
+    for name, folder in scaled.items():
         f = folder / FILE_NAME
         print(f"{name}: {f} ({f.stat().st_size / 1e6:,.0f} MB)")
     return 0
