@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 from harmonise.compile.sqltext import sql_literal
 from harmonise.errors import Issue, more
+from harmonise.spec.codetables import EUROSTAT_COUNTRY
 
 if TYPE_CHECKING:
     import duckdb
 
 NUTS = re.compile(r"^[A-Z]{2}[0-9A-Z]{0,3}$")
-NUTS_COUNTRY = {"EL": "GR", "UK": "GB"}  # NUTS's own country prefixes where they are not ISO 3166-1
 
 
 def country_contradicted(con: duckdb.DuckDBPyConnection, supplied: Mapping[str, str],
@@ -29,14 +29,14 @@ def country_contradicted(con: duckdb.DuckDBPyConnection, supplied: Mapping[str, 
                        "ORDER BY 1, 5 DESC, 4").fetchall()
     elsewhere: dict[tuple[str, str, str], list[tuple[str, int]]] = {}
     for name, survey, wave, region, n in rows:
-        if NUTS.match(region) and NUTS_COUNTRY.get(region[:2], region[:2]) != supplied[name]:
+        if NUTS.match(region) and EUROSTAT_COUNTRY.get(region[:2], region[:2]) != supplied[name]:
             elsewhere.setdefault((name, survey, wave), []).append((region, n))
     out = []
     for (name, survey, wave), regions in elsewhere.items():
         country = supplied[name]
         shown = ", ".join(f"{code} ({n:,} row{'s' if n != 1 else ''})" for code, n in regions[:5]) + \
             more(len(regions) - 5)
-        countries = sorted({NUTS_COUNTRY.get(c[:2], c[:2]) for c, _ in regions})
+        countries = sorted({EUROSTAT_COUNTRY.get(c[:2], c[:2]) for c, _ in regions})
         out.append(Issue(f"{name}: --country {country} stands for the file's country, but its regions lie in "
                          f"{', '.join(countries)}: {shown}; its rows would be stored as {country}'s",
                          code="country-contradicted", survey=survey, wave=wave,
