@@ -95,7 +95,10 @@ def pydantic_issues(exc: ValidationError, model: type[BaseModel], index: LineInd
     out: list[Issue] = []
     seen: set[tuple[Any, ...]] = set()
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union"))))
+        # pydantic's own path elements ('function-after[_check(), Rule]', 'tagged-union[…]'), not a YAML key of
+        # that name: a crosswalk whose only key is `tagged-union` left no location and crashed
+        loc = tuple(p for p in err["loc"]
+                    if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")) and "[" in p))
         # pydantic repeats union alternatives' errors: keep the first per location/type
         key = (loc, err["type"])
         if key in seen:
