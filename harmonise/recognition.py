@@ -229,23 +229,34 @@ def unmatched_issues(files: list[tuple[Path, str]], crosswalks: list[Crosswalk],
     if not files:
         return []
     looked = []
+    patterns: dict[str, list[str]] = {}  # each survey's, in its waves' order
+    cut = False
     for cw in crosswalks:
         values: dict[str, list[str]] = {}
         for w in cw.waves:
             for k, v in (w.content or {}).items():
                 values.setdefault(k, []).extend(content_text(x) for x in (v if isinstance(v, list) else [v]))
         content = "; ".join(f"{k} in {', '.join(vs)}" for k, vs in values.items())
-        pats = sorted({p for w in cw.waves for p in w.files})
+        pats = patterns[cw.survey] = list(dict.fromkeys(p for w in cw.waves for p in w.files))
+        stems = list(dict.fromkeys(_EXTENSION.sub("", p) for p in pats))
+        exts = list(dict.fromkeys(m.group(0) for p in pats if (m := _EXTENSION.search(p))))
+        cut = cut or len(stems) > 4
         looked.append(f"{cw.survey}: " + (f"content {content}; " if content else "")
-                      + f"file names {', '.join(pats[:4])}{' …' if len(pats) > 4 else ''}")
+                      + f"file names {', '.join(stems[:4])}{' …' if len(stems) > 4 else ''}"
+                      + (f" ({' '.join(exts)})" if exts else ""))
     hint = ("assign it with --survey S --wave W (and --country CC for a single-country file without a country "
             "variable, --city NAME for a one-city file without a city variable), or add a `content` or `files` "
             "entry for it to the survey's crosswalk")
     return [of_file(Issue(f"{f}: matches no crosswalk wave{f' (it {why})' if why else ''}; looked for "
                           + (" | ".join(looked) or "nothing: no crosswalk loaded")
+                          + (" (--format json lists every file name pattern)" if cut else "")
                           + ("" if error else "; it is not harmonised"),
                           code="unmatched-file", severity="error" if error else "warning",
+                          extra={"file_patterns": patterns},
                           hint=_new_wave_hint(f, why, crosswalks, shared) or hint), f.name, str(f)) for f, why in files]
+
+
+_EXTENSION = re.compile(r"\.[A-Za-z]+$")
 
 
 def _new_wave_hint(f: Path, why: str, crosswalks: list[Crosswalk], shared: Shared | None) -> str | None:
@@ -263,7 +274,7 @@ def _new_wave_hint(f: Path, why: str, crosswalks: list[Crosswalk], shared: Share
         near = shared(f, cw) if shared is not None else None
         if near is not None and near[1] < OTHER_LAYOUT * near[2]:
             wave, has, of = near
-            stems = list(dict.fromkeys(re.sub(r"\.[A-Za-z]+$", "", p) for w in cw.waves for p in w.files))
+            stems = list(dict.fromkeys(_EXTENSION.sub("", p) for w in cw.waves for p in w.files))
             holds = f"only {has} of the {of} variables the nearest {cw.survey} wave ({wave.wave}) reads" if has else \
                 f"none of the variables the {cw.survey} waves read"
             said.append(f"it holds {cw.survey}'s {k} with a value no {cw.survey} wave declares, but {holds}: another "

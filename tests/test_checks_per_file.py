@@ -4,6 +4,7 @@ file each was."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from harmonise.checks.per_file import DATA_FILE, grouped, of_file
 from harmonise.errors import Issue
+from harmonise.spec.project import load_project
 from tests.conftest import ROOT, keep_named, run
 
 UA = ROOT.parent / "shared" / "data" / "ess_real" / "ess10_ua" / "ESS10UAe2_0.sav"
@@ -109,7 +111,8 @@ def three_countries(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_rounds_country_files_say_what_they_share_once(three_countries: Path) -> None:
     code, out, err = run("validate", "--data", str(three_countries))
     assert code == 0, err
-    lines = [line for line in (out + err).splitlines() if line.startswith(("warning:", "note:"))]
+    lines = [line.split(" (e.g. respondent")[0] for line in (out + err).splitlines()
+             if line.startswith(("warning:", "note:"))]
     files = "3 files (ESS10GE.sav, ESS10MD.sav, ESS10UA.sav)"
     assert lines == [
         (f"warning: mappings/ess.yaml:{_line('home_language:')} targets.home_language: in {files}: source variable "
@@ -118,13 +121,30 @@ def test_a_rounds_country_files_say_what_they_share_once(three_countries: Path) 
         (f"note: mappings/ess.yaml:{_line('voted_national:')} targets.voted_national: in {files}: vote: the file declares "
         f"code(s) 3 ({_vote_3(three_countries):,} rows) user-missing, but the rule maps them as values of "
         "voted_national: stored as values — if the file is right, give the codes a missing reason under the rule's "
-        "missing: (a wave override); if the declaration is the file's slip, nothing to do")]
-    assert out.splitlines()[-1] == "ok: 0 error(s), 1 warning(s), 1 note(s), 3 file(s), 3,393 rows"
+        "missing: (a wave override); if the declaration is the file's slip, nothing to do"),
+        # Ukrainians born in Moldova or Georgia, in the files made Moldova's and Georgia's: born abroad in the country
+        (f"note: ess wave 10: born abroad, with the country of interview as country of birth in "
+         f"{_born_in_own_country(three_countries)} of the {_judged(three_countries):,} row(s) it judges")]
+    assert out.splitlines()[-1] == "ok: 0 error(s), 1 warning(s), 2 note(s), 3 file(s), 3,393 rows"
 
 
 def _line(text: str) -> int:
     lines = (ROOT / "mappings" / "ess.yaml").read_text(encoding="utf-8").splitlines()
     return next(i for i, line in enumerate(lines, 1) if line.strip() == text)
+
+
+def _born_in_own_country(folder: Path) -> int:
+    """Respondents born abroad (brncntr 2) whose country of birth is their file's country."""
+    frames = [pyreadstat.read_sav(str(p), usecols=["cntry", "brncntr", "cntbrthd"])[0] for p in folder.glob("*.sav")]
+    return sum(int(((f["brncntr"] == 2) & (f["cntbrthd"] == f["cntry"])).sum()) for f in frames)
+
+
+def _judged(folder: Path) -> int:
+    """The rows the statement judges: born in the country (it is true whatever the country of birth), or born
+    abroad with a country of birth."""
+    frames = [pyreadstat.read_sav(str(p), usecols=["brncntr", "cntbrthd"])[0] for p in folder.glob("*.sav")]
+    return sum(int(((f["brncntr"] == 1) | ((f["brncntr"] == 2) & f["cntbrthd"].str.fullmatch("[A-Z]{2}"))).sum())
+               for f in frames)
 
 
 def _vote_3(folder: Path) -> int:
@@ -178,6 +198,17 @@ def test_files_no_wave_recognises_are_one_finding(tmp_path: Path, ess8: Path) ->
                                  "single-country file without a country variable, --city NAME for a one-city file "
                                  "without a city variable), or add a `content` or `files` entry for it to the "
                                  "survey's crosswalk")
+    # the file names each survey's waves declare: the first four rounds' stems and the extensions, in the waves'
+    # order (sorted, four patterns named ESS10 in four formats); every pattern in the JSON form
+    assert "file names ESS1[!0-9]*, ESS2[!0-9]*, ESS3[!0-9]*, ESS4[!0-9]* … (.sav .zsav .dta .por) | " in unmatched[0]
+    assert "(--format json lists every file name pattern)" in unmatched[0]
+    code, out, _ = run("validate", "--data", str(tmp_path), "--format", "json")
+    (issue,) = [i for i in json.loads(out)["issues"] if i["code"] == "unmatched-file"]
+    patterns = issue["extra"]["file_patterns"]
+    waves = load_project(ROOT).surveys["ess"].crosswalk.waves
+    assert patterns["ess"] == list(dict.fromkeys(p for w in waves for p in w.files))
+    assert len(patterns["ess"]) == 4 * len(waves) and "ESS11[!0-9]*.dta" in patterns["ess"]
+    assert "ESS11" not in unmatched[0]
 
 
 def test_digits_in_a_file_name_are_not_row_counts() -> None:

@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, folder_db, keep_named, run
 
 from harmonise.discover import data_files
+from harmonise.spec.project import load_project
 
 SHARED = ROOT.parent / "shared" / "data"
 FOLDERS = sorted(p for p in (SHARED / "ess_real").glob("*") if p.is_dir()) + [SHARED / "ess8_fr"]
@@ -141,6 +142,24 @@ def test_a_list_a_message_cuts_short_is_whole_in_the_json_form() -> None:
     (absent,) = [i for i in json.loads(out)["issues"] if i["code"] == "drift" and "are not in the file" in i["message"]]
     assert len(absent["extra"]["variables"]) == int(absent["message"].split(" variable(s)")[0]) > 8
     assert f" and {len(absent['extra']['variables']) - 8} more (--format json lists all)" in absent["message"]
+
+
+def test_a_drifted_variables_codes_cut_short_are_whole_in_the_json_form() -> None:
+    """The Polish file of ESS9 edition 1.2 labels only Poland's regions of the 78 the integrated file declares: the
+    note names five "and 73 more", and the JSON form holds each code with its declared label."""
+    folder = SHARED / "ess_real" / "ess9_pl_e12"
+    code, out, _ = validated("ess9_pl_e12")
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if "drift in region:" in line]
+    code, out, _ = run("validate", "--data", str(folder), "--format", "json")
+    (issue,) = [i for i in json.loads(out)["issues"] if i["code"] == "drift" and i.get("variable") == "region"]
+    gone = issue["extra"]["codes_not_labelled"]
+    _, meta = pyreadstat.read_sav(str(folder / "ESS9PL.sav"), metadataonly=True)
+    declared = load_project(ROOT).codebooks[("ess", "9")].to_meta("").variables["region"].labels
+    assert {g["code"] for g in gone} == set(declared) - set(meta.variable_value_labels["region"])
+    assert all(declared[g["code"]] == g["label"] for g in gone)
+    assert f" and {len(gone) - 5} more (--format json lists all) not labelled in the file" in line
+    assert all(f"'{g['code']}' (" in line for g in gone[:5]) and not any(f"'{g['code']}' (" in line for g in gone[5:])
 
 
 def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warning_with_their_rows(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
 import pandas as pd
 import pyreadstat
 import pytest
@@ -82,11 +83,18 @@ def test_a_wrong_encoding_is_named_as_the_likely_cause_of_label_drift(ess8: Path
     assert out.splitlines()[0] == (
         "warning: surveys/ess/codebook_8.yaml: the labels of 3 variable(s) differ from surveys/ess/codebook_8.yaml: "
         "ess8_reg (label of code 'FRL0' changed from 'Provence-Alpes-Côte d’Azur' to 'Provence-Alpes-Côte "
-        "d\\x92Azur' and 8 more), nuts1, nuts2 — the labels differ only in their non-ASCII characters: the file's "
-        "text was probably decoded with the wrong encoding; drop --encoding to use the one the file declares, or "
-        "pass the right one")
+        "d\\x92Azur' and 8 more (--format json lists all)), nuts1, nuts2 — the labels differ only in their non-ASCII "
+        "characters: the file's text was probably decoded with the wrong encoding; drop --encoding to use the one the "
+        "file declares, or pass the right one")
     assert out.splitlines()[1:] == [ESS8_SAID[0], "by category: contradictory-inputs 1, drift 1",
                                     "ok: 0 error(s), 1 warning(s), 1 note(s), 1 file(s), 2,070 rows"]
+    code, out, _ = run("validate", "mappings/ess.yaml", "--data", str(ess8.parent), "--encoding", "latin1",
+                       "--format", "json")
+    (issue,) = [i for i in json.loads(out)["issues"] if i["code"] == "drift"]
+    assert issue["extra"]["variables"] == ["ess8_reg", "nuts1", "nuts2"]
+    changed = issue["extra"]["labels_changed"]["ess8_reg"]
+    assert len(changed) == 9 and changed[0] == {"code": "FRL0", "declared": "Provence-Alpes-Côte d’Azur",
+                                                "file": "Provence-Alpes-Côte d\x92Azur"}
 
 
 def test_stata_system_missing_after_an_extended_missing_stays_missing(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
     out: list[Issue] = []
     others: list[str] = []
     encoded: list[str] = []
+    recoded: dict[str, list[object]] = {}  # the labels of each variable ``encoded`` names
     absent = [n for n in declared.variables if actual.get(n) is None]
     same_family = _family(declared.format) == _family(actual.format)
     for name, dv in declared.variables.items():
@@ -36,15 +37,17 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
         if av is None:
             continue
         found: list[str] = []
+        codes: dict[str, list[object]] = {}
         encoding = False
         if same_family:
-            encoding = _compare_var(dv, av, found.append)
+            encoding = _compare_var(dv, av, found.append, codes)
         elif dv.type != av.type:
             found.append(f"storage type changed from {dv.type} to {av.type}")
         if not found:
             continue
         if encoding:
             encoded.append(f"{name} ({found[0]})" if not encoded else name)
+            recoded[name] = codes.get("labels_changed", [])
             continue
         if name not in used:
             others.append(name)
@@ -52,12 +55,12 @@ def compare(declared: SourceMeta, actual: SourceMeta, used: set[str], survey: st
         out.append(Issue(f"drift in {name}: {'; '.join(found)}", code="drift", severity="note",
                          survey=survey, wave=wave, variable=name, path=declared.origin,
                          hint="update the declared codebook if this edition is the reference",
-                         extra={STORED_AS: av.type} if av.type != dv.type else {}))
+                         extra={**({STORED_AS: av.type} if av.type != dv.type else {}), **codes}))
     if encoded:
         out.append(Issue(f"the labels of {len(encoded)} variable(s) differ from {declared.origin}: "
                          f"{', '.join(encoded[:8])}{more(len(encoded) - 8)}", code="drift",
                          severity="warning", survey=survey, wave=wave, path=declared.origin, hint=ENCODING_HINT,
-                         extra={"variables": [e.split(" (")[0] for e in encoded]}))
+                         extra={"variables": list(recoded), "labels_changed": recoded}))
     used_absent = [n for n in absent if n in used]
     if absent:
         listed = used_absent + [n for n in absent if n not in used]
@@ -116,11 +119,13 @@ def _family(fmt: str | None) -> str:
 
 def _codes(items: Sequence[tuple[object, str]]) -> str:
     shown = ", ".join(f"{_fmt(c)} ('{lab}')" for c, lab in items[:5])
-    return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+    return shown + more(len(items) - 5)
 
 
-def _compare_var(dv: VarMeta, av: VarMeta, add: Callable[[str], None]) -> bool:
-    """Say each difference of one variable with ``add``; True when labels differ only in non-ASCII characters."""
+def _compare_var(dv: VarMeta, av: VarMeta, add: Callable[[str], None], codes: dict[str, list[object]]) -> bool:
+    """Say each difference of one variable with ``add``, and put the whole lists of codes it cuts short in
+    ``codes`` (the note's ``extra``: ``codes_not_labelled``, ``labels_changed``, ``codes_new``); True when labels
+    differ only in non-ASCII characters."""
     if dv.type != av.type:
         add(f"storage type changed from {dv.type} to {av.type}")
         return False
@@ -128,15 +133,17 @@ def _compare_var(dv: VarMeta, av: VarMeta, add: Callable[[str], None]) -> bool:
     gone = [(c, lab) for c, lab in dv.labels.items() if c not in av.labels]
     if gone:
         add(f"code{'s' if len(gone) > 1 else ''} {_codes(gone)} not labelled in the file")
+        codes["codes_not_labelled"] = [{"code": c, "label": lab} for c, lab in gone]
     changed = [(c, lab, av.labels[c]) for c, lab in dv.labels.items() if c in av.labels and av.labels[c] != lab]
     if changed:
         c, was, now = changed[0]
         encoding = any(_ascii(o) == _ascii(n) and not _prefix(o, n) for _, o, n in changed)
-        rest = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-        add(f"label of code {_fmt(c)} changed from '{_shown(was)}' to '{_shown(now)}'{rest}")
+        add(f"label of code {_fmt(c)} changed from '{_shown(was)}' to '{_shown(now)}'{more(len(changed) - 1)}")
+        codes["labels_changed"] = [{"code": c, "declared": o, "file": n} for c, o, n in changed]
     added = [(c, lab) for c, lab in av.labels.items() if c not in dv.labels]
     if added:
         add(f"new code{'s' if len(added) > 1 else ''} {_codes(added)}")
+        codes["codes_new"] = [{"code": c, "label": lab} for c, lab in added]
     if sorted(map(str, dv.missing_values)) != sorted(map(str, av.missing_values)) or \
             sorted(dv.missing_ranges) != sorted(av.missing_ranges):
         add(f"missing declaration changed from {dv.missing_declaration() or 'none'} "
