@@ -249,7 +249,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
          sparing: Callable[[], AbstractContextManager[None]] | None = None,
          others: Sequence[tuple[Crosswalk, str]] = ()) -> list[Issue]:
     from harmonise.checks.accounting import identical_files
-    from harmonise.checks.consistency import contradictions, decimal_ids
+    from harmonise.checks.consistency import contradictions, decimal_ids, inconsistent
     from harmonise.checks.per_file import grouped
     from harmonise.checks.supplied import country_contradicted
     from harmonise.discover import discover
@@ -275,6 +275,7 @@ def _run(project: Project, data: list[Path], con: duckdb.DuckDBPyConnection, res
     issues.extend(country_contradicted(con, {o.job.file_name: o.job.supplied["country"] for o in outcomes
                                              if "country" in o.job.stood and o.rows}))
     issues.extend(contradictions(con, project.schema))
+    issues.extend(inconsistent(con, project.schema, project.tables))
     issues.extend(decimal_ids(con))
     issues.extend(identical_files([(o.job.crosswalk.survey, o.job.wave.wave, o.job.file_name, o.sha256, o.rows)
                                    for o in outcomes if o.rows and any(i.code == "row-id" for i in o.issues)]))

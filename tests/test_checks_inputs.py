@@ -425,6 +425,33 @@ def test_derived_values_the_inputs_contradict_are_said(real: tuple[pd.DataFrame,
         f"year_of_arrival, birth_year){hint}")]
 
 
+def test_rows_a_consistency_statement_contradicts_are_a_note_when_few_and_a_warning_when_many(
+        real: tuple[pd.DataFrame, Any], tmp_path: Path) -> None:
+    """An age and a year of birth ten years apart were stored without a word. The schema's statement
+    (`age_agrees_with_birth_year`) judges every row holding the three values: 12 rows of 2,065 (0.6%) are the
+    file's slips, a note; every row is a rule reading the wrong variable, a warning. The values stay the file's."""
+    df, meta = real[0].copy(), real[1]
+    aged = df.index[(df["agea"] < 900) & (df["yrbrn"] < 7000)]
+    df.loc[aged[:12], "agea"] = df.loc[aged[:12], "agea"] + 10
+    code, out, _ = run("validate", "--data", str(_write(df, meta, tmp_path / "few")))
+    said = [line for line in out.splitlines() if "age_agrees_with_birth_year" in line]
+    (first,) = df.loc[aged[:1], "idno"]
+    assert code == 0 and said == [
+        (f"note: ess wave 8: age and year of birth more than two years apart in 12 of the {len(aged):,} row(s) it "
+        f"judges (e.g. respondent FR-{int(first)}): age_agrees_with_birth_year (abs(year - birth_year - age) <= 2) "
+        "is false there; in ESS8FR.sav — the values are stored as the file has them; check those rows in the file, "
+        "and if most rows are said, the rules of year, birth_year, age (a variable read from the wrong source, or "
+        "its codes); the statement is in mappings/schema.yaml")]
+    df.loc[aged, "agea"] = df.loc[aged, "agea"] + 5
+    (tmp_path / "many").mkdir()
+    db, warnings = _built(df, meta, tmp_path / "many")
+    assert [w.split(" (e.g.")[0] for w in warnings if "age_agrees_with_birth_year" in w] == [
+        (f"warning: ess wave 8: age and year of birth more than two years apart in {len(aged):,} of the "
+        f"{len(aged):,} row(s) it judges")]
+    with duckdb.connect(str(db), read_only=True) as con:  # stored as the file has them
+        assert con.execute("SELECT sum(age) FROM respondents").fetchone() == (int(df.loc[aged, "agea"].sum()),)
+
+
 def test_values_with_decimals_in_a_variable_of_whole_numbers_are_said(real: tuple[pd.DataFrame, Any], ess8: Path,
                                                                      tmp_path: Path) -> None:
     """trstprl 5.5 on the 0-10 trust scale (SPSS format F2.0) was stored as 5.5 without a word; a fractional

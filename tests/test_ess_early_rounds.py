@@ -208,7 +208,8 @@ def layout(round_: int, n: int = 240) -> tuple[pd.DataFrame, dict[str, dict[Any,
         df[var] = rng.choice([0.0, 1.0], n)
     for var in ("stflife", "imbgeco", "imueclt", "imwbcnt"):
         df[var] = rng.choice([0.0, 5.0, 10.0, 88.0], n)
-    df["yrbrn"] = rng.choice([1931.0, 1958.0, 1984.0, 7777.0], n)
+    drawn = rng.choice([1931.0, 1958.0, 1984.0, 7777.0], n)  # whether the year of birth is answered (7777 refused)
+    df["yrbrn"] = np.where((drawn == 7777) | (df["agea"] == 999), drawn, 2002 + 2 * (round_ - 1) - df["agea"])
     df["mnactic"] = rng.choice([1.0, 2.0, 3.0, 6.0, 9.0, 66.0, 88.0], n)
     df["wkhtot"] = rng.choice([12.0, 40.0, 666.0, 888.0], n)
     df["hincfel"] = rng.choice([1.0, 2.0, 3.0, 4.0, 8.0], n)

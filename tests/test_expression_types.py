@@ -118,6 +118,34 @@ def test_a_derivation_of_the_wrong_types_is_an_error_at_schema_yaml_said_once(pr
     assert [e for e in err.splitlines() if e.startswith("error:")] == [want]
 
 
+STATEMENT = 'expr: "abs(year - birth_year - age) <= 2"'
+
+
+@pytest.mark.parametrize(("expr", "code", "why"), [
+    ("abs(year - birth_year - age)", "expr-type", ("gives a number, not true or false — a consistency statement is "
+     "true or false for each respondent, e.g. abs(year - birth_year - age) <= 2; see docs/expressions.md")),
+    ("age_at_arival > 0", "bad-expression", ("refers to unknown variable(s) ['age_at_arival'] — name variables of "
+     "the schema")),
+    ("labour_status == 'employd'", "bad-target-code", ("comparison with labour_status: 'employd' is not a code of "
+     "labour_status (did you mean 'employed'?)")),
+    ("open('x') == 1", "bad-expression", None),
+])
+def test_a_consistency_statement_that_cannot_be_judged_is_an_error_at_schema_yaml(project: Path, expr: str, code: str,
+                                                                                   why: str | None) -> None:
+    line = _edit(project, "mappings/schema.yaml", STATEMENT, f'expr: "{expr}"')
+    from harmonise.spec.project import load_project
+
+    pos = [c.name for c in load_project(project).schema.consistency].index("age_agrees_with_birth_year")  # type: ignore[union-attr]
+    rc, out, _ = run("validate", "--format", "json", project=project)
+    found = [i for i in json.loads(out)["issues"] if i["severity"] == "error"]
+    assert rc == 1 and [(i["code"], i["file"], i["line"], i["path"]) for i in found] == [
+        (code, "mappings/schema.yaml", line, f"consistency.{pos}.expr")]
+    if why is not None:
+        rc, _, err = run("validate", project=project)
+        assert err.splitlines()[0] == (f"error: mappings/schema.yaml:{line} consistency.{pos}.expr: "
+                                       f"age_agrees_with_birth_year: {why}")
+
+
 def test_a_transform_may_give_missing_with_its_reason(project: Path, tmp_path: Path) -> None:
     """docs/expressions.md: a `transform` is an expression of `x`, and `missing('reason')` one of its values. Was:
     every such in-range value `has no mapping` at `--data` time."""

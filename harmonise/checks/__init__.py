@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from harmonise.checks import accounting, archives, drift, inputs, labels, renames
 from harmonise.checks.crosswalk import check_crosswalk, check_target, dedupe, header_issues, wave_issues
-from harmonise.checks.derivations import derivation_issues
+from harmonise.checks.derivations import consistency_issues, derivation_issues
 from harmonise.checks.expressions import (
     compared_codes,
     derived_code_issues,
@@ -41,10 +41,11 @@ from harmonise.spec.yamlload import locate
 if TYPE_CHECKING:
     from harmonise.checks.frame import pandera_schema, validate_frame, validate_profile
 
-__all__ = ["ValueRule", "accounting", "archives", "check_crosswalk", "check_target", "compared_codes", "declaration_issues",
-           "derivation_issues", "derived_code_issues", "derived_problem", "drift", "expr_problem", "expr_type", "inputs", "labels", "named_arguments",
-           "pandera_schema", "renames", "rule_issues", "shape_issues", "static_issues", "validate_frame", "validate_profile",
-           "value_ok", "value_rules"]
+__all__ = ["ValueRule", "accounting", "archives", "check_crosswalk", "check_target", "compared_codes",
+           "consistency_issues", "declaration_issues", "derivation_issues", "derived_code_issues", "derived_problem",
+           "drift", "expr_problem", "expr_type", "inputs", "labels", "named_arguments", "pandera_schema", "renames",
+           "rule_issues", "shape_issues", "static_issues", "validate_frame", "validate_profile", "value_ok",
+           "value_rules"]
 
 _LAZY = {"pandera_schema", "validate_frame", "validate_profile"}
 
@@ -63,6 +64,7 @@ def declaration_issues(project: Project) -> list[Issue]:
     issues = list(project.issues)
     if project.schema is not None and project.schema_index is not None:
         issues.extend(derivation_issues(project.schema, project.schema_index, project.tables))
+        issues.extend(consistency_issues(project.schema, project.schema_index, project.tables))
     return issues
 
 

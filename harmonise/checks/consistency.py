@@ -1,14 +1,18 @@
 """Checks across one respondent's harmonised values: a derived value its inputs contradict (a year of arrival
 after the interview, or before birth) is stored as invalid by the schema's derivation, and said here, so that a
-file's inconsistent rows are not left to be found in the missing-reason counts."""
+file's inconsistent rows are not left to be found in the missing-reason counts; and the schema's consistency
+statements (``consistency:``: age and year of birth agree), whose contradicting rows are said."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harmonise.checks.expressions import expression_context
+from harmonise.compile.expr import NameSQL, compile_expr
 from harmonise.compile.sqltext import quote_ident
 from harmonise.errors import Issue, more
-from harmonise.spec.expr import ExprError, referenced_names
+from harmonise.spec.codetables import TableSet
+from harmonise.spec.expr import EXPR_TYPES, ExprError, referenced_names
 from harmonise.spec.schema import TargetSchema
 
 if TYPE_CHECKING:
@@ -43,6 +47,50 @@ def contradictions(con: duckdb.DuckDBPyConnection, schema: TargetSchema, table: 
                          severity="note", survey=survey, wave=wave, extra={"data_files": files},
                          hint="check those rows' values in the file (a year of arrival after the interview or before "
                               "the year of birth); the derivations are in mappings/schema.yaml"))
+    return out
+
+
+SHARE = 0.01  # above this share of the rows a statement judges, its contradictions are a warning, not a note
+
+
+def inconsistent(con: duckdb.DuckDBPyConnection, schema: TargetSchema, tables: TableSet,
+                 table: str = "respondents") -> list[Issue]:
+    """An issue per consistency statement and survey-wave with rows that make it false, among the rows it judges
+    (those where it is true or false: not unknown for a missing value it reads). A note when they are few (at most :data:`SHARE` of those rows: the file's own
+    errors, stored as they are); a warning when more (a rule reading the wrong variable, or the wrong codes,
+    shows in most rows)."""
+    by_name = {v.name: v for v in schema.variables}
+
+    def resolve(name: str) -> NameSQL:
+        var = by_name[name]
+        reason = quote_ident(var.missing_column) if var.has_missing_column else "NULL"
+        return NameSQL(value=quote_ident(name), reason=reason, type=EXPR_TYPES[var.type])
+
+    out = []
+    for rule in schema.consistency:
+        try:
+            compiled = compile_expr(rule.expr, expression_context(resolve, schema, tables))
+        except (ExprError, KeyError, ValueError, TypeError):  # said by the static checks
+            continue
+        if compiled.type != "boolean":
+            continue
+        false = f"NOT ({compiled.value})"
+        rows = con.execute(
+            f"SELECT survey, wave, count(*) FILTER (WHERE {false}), count({compiled.value}), "
+            f"list(DISTINCT source_file ORDER BY source_file) FILTER (WHERE {false}), "
+            f"min(respondent_id) FILTER (WHERE {false}) FROM {table} GROUP BY ALL ORDER BY ALL").fetchall()
+        for survey, wave, n, judged, files, example in rows:
+            if not n:
+                continue
+            inputs = ", ".join(compiled.refs)
+            out.append(Issue(
+                f"{rule.says} in {n:,} of the {judged:,} row(s) it judges (e.g. respondent {example}): "
+                f"{rule.name} ({rule.expr}) is false there; in {', '.join(files[:5])}{more(len(files) - 5)}",
+                code="inconsistent-values", severity="warning" if n > SHARE * judged else "note",
+                survey=survey, wave=wave, extra={"data_files": files, "rows": n, "judged": judged},
+                hint=f"the values are stored as the file has them; check those rows in the file, and if most rows "
+                     f"are said, the rules of {inputs} (a variable read from the wrong source, or its codes); the "
+                     "statement is in mappings/schema.yaml"))
     return out
 
 

@@ -5,10 +5,16 @@ Reported once, at ``mappings/schema.yaml``, not per crosswalk.
 
 from __future__ import annotations
 
-from harmonise.checks.expressions import derived_code_issues, derived_problem
+from harmonise.checks.expressions import (
+    boolean_problem,
+    compared_codes,
+    derived_code_issues,
+    derived_problem,
+    named_arguments,
+)
 from harmonise.errors import Issue
 from harmonise.spec.codetables import TableSet
-from harmonise.spec.expr import ExprError, referenced_names
+from harmonise.spec.expr import ExprError, parse, referenced_names
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.yamlload import LineIndex
 
@@ -57,4 +63,35 @@ def derivation_issues(schema: TargetSchema, index: LineIndex, tables: TableSet |
     for name in needs:
         if name not in state:
             visit(name, [name])
+    return issues
+
+
+def consistency_issues(schema: TargetSchema, index: LineIndex, tables: TableSet | None = None) -> list[Issue]:
+    """Consistency statements (``consistency:`` in schema.yaml) that cannot be judged: bad expressions, unknown
+    variables, codes a category cannot hold, and (with ``tables``) unknown names and expressions that do not
+    give true or false."""
+    issues: list[Issue] = []
+    for i, rule in enumerate(schema.consistency):
+        where = ("consistency", i, "expr")
+        try:
+            names = referenced_names(rule.expr)
+        except ExprError as exc:
+            issues.append(index.issue(where, f"{rule.name}: {exc}", code="bad-expression"))
+            continue
+        unknown = [n for n in names if n not in schema.names]
+        if unknown:
+            issues.append(index.issue(where, f"{rule.name}: refers to unknown variable(s) {unknown}",
+                                      code="bad-expression", hint="name variables of the schema"))
+            continue
+        issues.extend(index.issue(where, f"{rule.name}: {why}", code="bad-target-code")
+                      for why in compared_codes(rule.expr, schema))
+        if tables is None:
+            continue
+        named = named_arguments(parse(rule.expr), schema, tables)
+        issues.extend(index.issue(where, f"{rule.name}: {why}", code="bad-target-code") for why in named)
+        refused = None if named else boolean_problem(rule.expr, schema, tables)
+        if refused:
+            issues.append(index.issue(where, f"{rule.name}: {refused}", code="expr-type",
+                                      hint="a consistency statement is true or false for each respondent, e.g. "
+                                           "abs(year - birth_year - age) <= 2; see docs/expressions.md"))
     return issues

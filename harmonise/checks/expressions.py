@@ -37,7 +37,7 @@ def expr_problem(text: str, meta: SourceMeta | None, schema: TargetSchema, table
         return NameSQL(value=quote_ident(name), reason="NULL", type=typ)
 
     try:
-        return compile_expr(text, _context(resolve, schema, tables)).type, None
+        return compile_expr(text, expression_context(resolve, schema, tables)).type, None
     except ExprError as exc:
         return None, _unless_named(text, str(exc), schema, tables)
     except (KeyError, ValueError, TypeError):
@@ -47,21 +47,38 @@ def expr_problem(text: str, meta: SourceMeta | None, schema: TargetSchema, table
 def derived_problem(text: str, schema: TargetSchema, tables: TableSet) -> str | None:
     """Why a schema derivation does not compile over the schema's variables (as typed by the schema), as
     every build compiles it; None when it does (or names what the other checks report)."""
+    return _compiled(text, schema, tables)[1]
+
+
+def boolean_problem(text: str, schema: TargetSchema, tables: TableSet) -> str | None:
+    """Why ``text`` does not compile over the schema's variables to true or false (a consistency statement);
+    None when it does (or when what is wrong is named by the other checks)."""
+    typ, why = _compiled(text, schema, tables)
+    if why is not None or typ in (None, "boolean", "unknown"):
+        return why
+    return f"gives {_TYPE_SAID.get(typ, typ)}, not true or false"
+
+
+def _compiled(text: str, schema: TargetSchema, tables: TableSet) -> tuple[ExprType | None, str | None]:
+    """The type ``text`` compiles to over the schema's variables, or why it does not compile (None, None: what
+    is wrong is named by the other checks)."""
     types = {v.name: EXPR_TYPES[v.type] for v in schema.variables}
 
     def resolve(name: str) -> NameSQL:
         return NameSQL(value=quote_ident(name), reason="NULL", type=types.get(name, "unknown"))
 
     try:
-        compile_expr(text, _context(resolve, schema, tables))
+        return compile_expr(text, expression_context(resolve, schema, tables)).type, None
     except ExprError as exc:
-        return _unless_named(text, str(exc), schema, tables)
+        return None, _unless_named(text, str(exc), schema, tables)
     except (KeyError, ValueError, TypeError):
-        return None
-    return None
+        return None, None
 
 
-def _context(resolve: Callable[[str], NameSQL], schema: TargetSchema, tables: TableSet) -> Context:
+_TYPE_SAID = {"number": "a number", "string": "text"}
+
+
+def expression_context(resolve: Callable[[str], NameSQL], schema: TargetSchema, tables: TableSet) -> Context:
     """What an expression sees when it is checked: as when it is built, with ``resolve``'s types."""
     eu, non_eu = tables.eu_groups()
     return Context(resolve=resolve, reasons=schema.reasons, params=schema.params, tables=tables.lookups(),

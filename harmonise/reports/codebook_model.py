@@ -20,6 +20,7 @@ from harmonise.spec.codetables import CodeMap
 from harmonise.spec.coverage import Cell, plan_sources, wave_cells
 from harmonise.spec.descriptor import SurveyDescriptor, load_descriptor
 from harmonise.spec.descriptor import Wave as WaveDescriptor
+from harmonise.spec.expr import ExprError, referenced_names
 from harmonise.spec.project import Project
 from harmonise.spec.resolve import TargetPlan, WavePlan, expr_source_missing, resolve_wave
 from harmonise.spec.schema import Variable
@@ -134,6 +135,16 @@ class Param:
         return code_text(self.value)
 
 
+@dataclass(frozen=True)
+class Statement:
+    """A consistency statement of the schema (``consistency:`` in schema.yaml) and the targets it reads."""
+
+    name: str
+    expr: str
+    says: str
+    reads: list[str]
+
+
 @dataclass
 class Codebook:
     """Everything the writers render."""
@@ -148,6 +159,7 @@ class Codebook:
     tables: list[TablePage]
     params: list[Param] = field(default_factory=list)
     indicators: list[IndicatorPage] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
 
     def target(self, name: str) -> TargetPage:
         return next(t for t in self.targets if t.var.name == name)
@@ -300,7 +312,16 @@ def build_codebook(project: Project) -> Codebook:
         rf"param\(\s*['\"]{re.escape(name)}['\"]\s*\)", v.derive.expr)]) for name, value in schema.params.items()]
     return Codebook(f"{schema.schema_} (schema version {schema.version})", schema.version, schema.description.strip(),
                     [(r, m.label, m.definition) for r, m in schema.missing_reasons.items()], dict(schema.groups),
-                    targets, waves, _table_pages(project), params, declared_indicators(project.root, schema))
+                    targets, waves, _table_pages(project), params, declared_indicators(project.root, schema),
+                    [Statement(c.name, c.expr, c.says, [n for n in _names(c.expr) if n in schema.names])
+                     for c in schema.consistency])
+
+
+def _names(expr: str) -> list[str]:
+    try:
+        return referenced_names(expr)
+    except ExprError:  # refused by validate; the codebook names none
+        return []
 
 
 def load_codebook_model(root: Path) -> Codebook:

@@ -77,6 +77,18 @@ class Variable(Strict):
         return f"{self.name}_missing"
 
 
+class Consistency(Strict):
+    """A statement each respondent's harmonised values should make true (``age`` and ``birth_year`` agree): judged
+    after harmonising, on the rows where it is true or false (not unknown for a missing value); the rows that make it
+    false are said, and stored as they are."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    expr: str = Field(description="Restricted expression over target variables giving true or false "
+                      "(see docs/expressions.md).")
+    says: str = Field(description="What a row that makes the expression false holds, in a few words "
+                      "(e.g. 'age and year of birth more than two years apart').")
+
+
 class TargetSchema(Strict):
     """The whole target schema."""
 
@@ -87,6 +99,7 @@ class TargetSchema(Strict):
     missing_reasons: dict[str, MissingReason]
     groups: dict[str, str]
     variables: list[Variable]
+    consistency: list[Consistency] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> TargetSchema:
@@ -94,6 +107,10 @@ class TargetSchema(Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"duplicate variable names: {sorted(dup)}")
+        checks = [c.name for c in self.consistency]
+        dup = {n for n in checks if checks.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate consistency names: {sorted(dup)}")
         owner = {c: "a column every build adds" for c in BUILD_COLUMNS}
         for v in self.variables:
             cols = [(v.name, f"variable {v.name}")]
