@@ -144,6 +144,30 @@ def test_a_list_a_message_cuts_short_is_whole_in_the_json_form() -> None:
     assert f" and {len(absent['extra']['variables']) - 8} more (--format json lists all)" in absent["message"]
 
 
+def test_a_regional_edition_of_round_4_gives_its_nuts_codes_and_city_proxies(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The ESS4 extract carries NUTS1-NUTS3 (NUTS 2008, a regional edition's): region_nuts was `not_asked` for all
+    56,752 rows, since the integrated files of rounds 1-4 have country-specific regions only. Each row now has the
+    finest code the file gives, none where it gives none (Russia, Ukraine, Israel), and the city proxies of round 5
+    on (London's UKI, Riga's LV006 …); a file without the variables keeps `not_asked`."""
+    path = SHARED / "ess_real" / "ess4_extract" / "ESS04_2008.dta"
+    raw = pyreadstat.read_dta(str(path), usecols=["NUTS1", "NUTS2", "NUTS3"])[0].replace("", None)
+    finest = raw["NUTS3"].fillna(raw["NUTS2"]).fillna(raw["NUTS1"])
+    con = duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True)
+    try:
+        got = con.execute("SELECT region_nuts, region_nuts_missing, city FROM respondents ORDER BY source_row").df()
+    finally:
+        con.close()
+    assert got["region_nuts"].where(got["region_nuts"].notna(), None).tolist() == \
+        finest.where(finest.notna(), None).tolist()
+    assert got.loc[finest.isna(), "region_nuts_missing"].unique().tolist() == ["not_available"]
+    assert int(finest.notna().sum()) == 49_783 and got["region_nuts_missing"].ne("not_asked").all()
+    cities = finest.map(dict(load_project(ROOT).tables.lookups()["city_region_proxy"]))
+    assert got["city"].where(got["city"].notna(), None).tolist() == cities.where(cities.notna(), None).tolist()
+    assert got["city"].value_counts().to_dict() == {"LV001C": 658, "SE001C": 334, "BG001C": 282, "ES001C": 273,
+                                                    "CZ001C": 212, "UK001K": 206}
+
+
 def test_a_drifted_variables_codes_cut_short_are_whole_in_the_json_form() -> None:
     """The Polish file of ESS9 edition 1.2 labels only Poland's regions of the 78 the integrated file declares: the
     note names five "and 73 more", and the JSON form holds each code with its declared label."""
