@@ -168,6 +168,24 @@ def test_a_regional_edition_of_round_4_gives_its_nuts_codes_and_city_proxies(
                                                     "CZ001C": 212, "UK001K": 206}
 
 
+def test_a_temporary_contract_is_an_employees(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ESS asks the contract question of employees and of those working for their family's business (emplrel 3),
+    who are not employees: ESS6 IE's 59 were counted in the temporary contract share's employees (Eurostat's and
+    domain.md's denominator). Theirs is not applicable now; an employee's is the file's answer."""
+    path = SHARED / "ess_real" / "ess6_ie" / "ESS6IE.sav"
+    raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra"], user_missing=True)[0]
+    con = duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True)
+    try:
+        got = con.execute("SELECT temporary_contract, temporary_contract_missing FROM respondents "
+                          "ORDER BY source_row").df()
+    finally:
+        con.close()
+    family, employee = raw["emplrel"] == 3, raw["emplrel"] == 1
+    assert int(family.sum()) == 59 and set(got.loc[family, "temporary_contract_missing"]) == {"not_applicable"}
+    answered = employee & raw["wrkctra"].isin([1, 2, 3])
+    assert got.loc[answered, "temporary_contract"].tolist() == (raw.loc[answered, "wrkctra"] == 2).tolist()
+
+
 def test_a_drifted_variables_codes_cut_short_are_whole_in_the_json_form() -> None:
     """The Polish file of ESS9 edition 1.2 labels only Poland's regions of the 78 the integrated file declares: the
     note names five "and 73 more", and the JSON form holds each code with its declared label."""

@@ -179,7 +179,7 @@ def test_usage_errors(tmp_path: Path) -> None:
 
 def test_broken_declarations_fail_validation_with_their_location(project: Path, tmp_path: Path) -> None:
     cw = project / "mappings" / "ess.yaml"
-    edit(cw, '      region_nuts: {not_asked: "Before round 5', '      regoin_nuts: {not_asked: "Before round 5')
+    edit(cw, '      region_nuts: {expr: "coalesce(nuts3', '      regoin_nuts: {expr: "coalesce(nuts3')
     code, _, err = run("codebook", "--out", str(tmp_path / "cb"), project=project)
     assert code == 1
     line = line_of(cw, "regoin_nuts")
