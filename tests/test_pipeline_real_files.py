@@ -18,6 +18,7 @@ from conftest import ROOT, folder_db, keep_named, run
 
 from harmonise.discover import data_files
 from harmonise.spec.project import load_project
+from harmonise.spec.resolve import reason_of_label
 
 SHARED = ROOT.parent / "shared" / "data"
 FOLDERS = sorted(p for p in (SHARED / "ess_real").glob("*") if p.is_dir()) + [SHARED / "ess8_fr"]
@@ -204,34 +205,69 @@ def test_a_drifted_variables_codes_cut_short_are_whole_in_the_json_form() -> Non
     assert all(f"'{g['code']}' (" in line for g in gone[:5]) and not any(f"'{g['code']}' (" in line for g in gone[5:])
 
 
-def test_unlabelled_stata_letters_the_declared_codebook_contradicts_are_a_warning_with_their_rows(
+def test_unlabelled_stata_letters_in_each_variables_order_are_read_so_with_a_warning(
         tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The real ESS4 extract letters each variable's missing codes in order (.a its refusal, .b don't know), without
-    labels: read by ESS ERIC's convention (.a not applicable) 5,939 refusals of income became not applicable
-    (out of the population) without a word. Nothing says which convention the file follows; the variables whose
-    declared codes cannot hold the convention's reason are named (decision 65). A file with labelled letters (the
-    real ESS9 GB .dta) is read by its labels, its `.d` 'Not available' as not_available (was no_answer)."""
+    """The real ESS4 extract letters each variable's missing codes in order (.a its refusal, .b don't know, .c no
+    answer), without labels: read by ESS ERIC's convention (.a not applicable) all 12,290 letter cells of trust,
+    income and urbanisation got the wrong reason (5,939 income refusals not applicable, out of the population),
+    with only a warning (decision 65). The .a of variables without a not-applicable code contradicts the
+    convention, and no variable read holds a letter beyond its declared missing codes: the file is read in order,
+    and said so (decision 97). The expected reasons are computed from the file and the declared codebook: letter i
+    of a variable is its i-th declared missing code, by value. A file with labelled letters (the real ESS9 GB .dta)
+    is read by its labels, its `.d` 'Not available' of agea as not_available."""
     code, out, _ = validated("ess4_extract")
     assert code == 0
     path = SHARED / "ess_real" / "ess4_extract" / "ESS04_2008.dta"
     assert [line for line in out.splitlines() if "letters carry no labels" in line] == [
-        (f"warning: ess wave 4: {path}: its Stata missing letters carry no labels, so the crosswalk's convention reads "
-        "them (.a not_applicable, .b refused, .c dont_know, .d no_answer); for 3 variable(s) that gives a reason the "
-        "declared codebook has no code for: hinctnta .a (5,939 row(s)) as not_applicable (its declared codes are "
-        "dont_know, no_answer, refused); trstprl .a (42 row(s)) as not_applicable (its declared codes are dont_know, "
-        "no_answer, refused); domicil .a (7 row(s)) as not_applicable (its declared codes are dont_know, no_answer, "
-        "refused) — the file's letters do not follow the convention there (a file converted from SPSS often letters "
-        "each variable's missing codes in order, .a the first), and their reasons are then stored wrongly — harmonise the SPSS release or a Stata file with labelled letters; if every "
-        "Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a wave "
-        "override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
+        (f"warning: ess wave 4: {path}: its Stata missing letters carry no labels and do not follow the crosswalk's "
+         "convention (.a not_applicable, .b refused, .c dont_know, .d no_answer) for 3 variable(s): domicil .a (7 "
+         "row(s)) as not_applicable (its declared codes are dont_know, no_answer, refused); hinctnta .a (5,939 "
+         "row(s)) as not_applicable (its declared codes are dont_know, no_answer, refused); trstprl .a (42 row(s)) as "
+         "not_applicable (its declared codes are dont_know, no_answer, refused); every variable read holds only "
+         "letters within its declared missing codes, so the file letters each variable's missing codes in order (.a "
+         "the lowest code), as files converted from SPSS by other tools do, and is read so: domicil .a (7 row(s)) "
+         "refused, .b (47 row(s)) dont_know, .c (214 row(s)) no_answer (its codes 7, 8, 9); hinctnta .a (5,939 "
+         "row(s)) refused, .b (4,203 row(s)) dont_know, .c (235 row(s)) no_answer (its codes 77, 88, 99); trstprl .a "
+         "(42 row(s)) refused, .b (1,573 row(s)) dont_know, .c (30 row(s)) no_answer (its codes 77, 88, 99) — if the "
+         "file letters otherwise, give the letters their reasons in the rules' `missing` (a wave override, e.g. "
+         "{'.a': refused, '.b': dont_know, '.c': no_answer}), or harmonise the SPSS release")]
+    assert "unlabelled-letters" not in out
+    sources = {"trust_parliament": "trstprl", "income_decile": "hinctnta", "urbanisation": "domicil"}
+    lettered, _ = pyreadstat.read_dta(str(path), user_missing=True, usecols=list(sources.values()))
+    plain, _ = pyreadstat.read_dta(str(path), usecols=list(sources.values()))  # letters and `.` are NaN
+    declared = load_project(ROOT).codebooks[("ess", "4")].to_meta("").variables
+    expected: dict[str, dict[str, int]] = {}
+    for target, var in sources.items():
+        order = [reason_of_label(declared[var].labels[c]) for c in sorted(declared[var].missing_values)]
+        held = lettered[var][lettered[var].map(lambda v: isinstance(v, str))].value_counts()
+        expected[target] = {str(order[ord(x) - ord("a")]): int(n) for x, n in held.items()}
+        # system missing from the plain read: with user_missing pyreadstat gives some `.` a garbage number
+        if system := int(plain[var].isna().sum()) - int(held.sum()):
+            expected[target]["not_available"] = system
+    assert expected["trust_parliament"] == {"refused": 42, "dont_know": 1573, "no_answer": 30}  # the helper's audit
+    assert sum(n for e in expected.values() for r, n in e.items() if r != "not_available") == 12_290
+    db = folder_db(tmp_path_factory, SHARED / "ess_real" / "ess4_extract")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for target in sources:
+            assert dict(con.execute(f"SELECT {target}_missing, count(*) FROM respondents WHERE {target} IS NULL "
+                                    "GROUP BY 1").fetchall()) == expected[target], target
+    finally:
+        con.close()
     code, out, _ = validated("ess9_gb_dta")
-    assert code == 0 and "letters carry no labels" not in out
+    assert code == 0 and "letters carry no labels" not in out and "letters-in-order" not in out
     assert "unread-letter-labels" not in out  # its letters' labels ('Refusal', 'Not available', …) are all read
     db = folder_db(tmp_path_factory, SHARED / "ess_real" / "ess9_gb_dta")  # `build --data <folder>`, once per run
     con = duckdb.connect(str(db), read_only=True)
     try:
         assert con.execute("SELECT age_missing, count(*) FROM respondents WHERE age IS NULL GROUP BY 1").fetchall() == \
             [("not_available", 16)]
+        # every letter is read by its label where the file labels it, else by the convention: as before
+        letters = con.execute("SELECT source_code, source_label, missing_reason FROM harmonisation_report "
+                              "WHERE source_code LIKE '._'").fetchall()
+        convention = {"a": "not_applicable", "b": "refused", "c": "dont_know", "d": "no_answer"}
+        assert letters and all(reason == (reason_of_label(label) if label else convention[code[1]])
+                               for code, label, reason in letters)
     finally:
         con.close()
 
@@ -437,11 +473,12 @@ def test_codes_the_file_declares_missing_but_the_rule_maps_as_values_are_noted()
             "them as values of voted_national: stored as values") in out
 
 
-def test_an_unlabelled_letter_the_rules_own_missing_code_contradicts_is_a_warning(tmp_path: Path) -> None:
+def test_an_unlabelled_letter_neither_the_convention_nor_the_order_can_read_is_an_error(tmp_path: Path) -> None:
     """The real ESS9 GB .dta letters agea's 999 'Not available' as .d, labelled; rewritten without the letters'
     labels (as tools other than Stata write them), .d is read by the convention as no answer, where the SPSS
-    release's 999 is not available by the age rule's own `missing`. The check judged agea's declared 999 by the
-    survey's default (no answer) instead of the rule's, and said nothing: 16 ages stored with another reason."""
+    release's 999 is not available by the age rule's own `missing` (its one declared missing code); read in order
+    .d would be a fourth code agea does not have. Either reading stores 16 ages with a wrong reason: an error (a
+    warning before decision 97, the rows stored as no answer), nothing harmonised."""
     df, meta = pyreadstat.read_dta(str(SHARED / "ess_real" / "ess9_gb_dta" / "ESS9GB.dta"), encoding="latin1",
                                    user_missing=True, usecols=["idno", "cntry", "essround", "agea", "anweight"])
     df["agea"] = df["agea"].map(lambda x: x if isinstance(x, str) else float(x)).astype(object)
@@ -450,16 +487,16 @@ def test_an_unlabelled_letter_the_rules_own_missing_code_contradicts_is_a_warnin
     data.mkdir()
     pyreadstat.write_dta(df, str(data / "ESS9GB.dta"), missing_user_values={"agea": ["d"]})
     code, out, err = run("validate", "--data", str(data))
-    assert (code, err) == (0, "")
-    assert [line for line in out.splitlines() if "letters carry no labels" in line] == [
-        (f"warning: ess wave 9: {data / 'ESS9GB.dta'}: its Stata missing letters carry no labels, so the crosswalk's "
-        "convention reads them (.a not_applicable, .b refused, .c dont_know, .d no_answer); for 1 variable(s) that "
-        "gives a reason the declared codebook has no code for: agea .d (16 row(s)) as no_answer (its declared codes "
-        "are not_available) — the file's letters do not follow the convention there (a file converted from SPSS "
-        "often letters each variable's missing codes in order, .a the first), and their reasons are then stored "
-        "wrongly — harmonise the SPSS release or a Stata file with labelled letters; if "
-        "every Stata file of the wave letters in order, give the letters their reasons in the rules' `missing` (a "
-        "wave override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
+    assert code == 1
+    assert [line for line in (out + err).splitlines() if "letters carry no labels" in line] == [
+        (f"error: ess wave 9: {data / 'ESS9GB.dta'}: its Stata missing letters carry no labels, and neither the "
+         "crosswalk's convention (.a not_applicable, .b refused, .c dont_know, .d no_answer) nor each variable's "
+         "declared missing codes in order (.a the lowest code) can read them: the convention gives 1 variable(s) "
+         "reasons their declared codes cannot hold: agea .d (16 row(s)) as no_answer (its declared codes are "
+         "not_available); the order cannot read 1 variable(s): agea .d (16 row(s)) beyond its 1 declared missing "
+         "code(s) — their reasons would be stored wrongly either way — give the letters their reasons in the rules' "
+         "`missing` (a wave override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer}), or harmonise the "
+         "SPSS release or a Stata file with labelled letters")]
 
 
 def test_rows_without_a_round_in_a_file_of_one_round_are_stored_as_its_round_and_said(tmp_path: Path) -> None:

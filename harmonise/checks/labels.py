@@ -17,13 +17,14 @@ from __future__ import annotations
 import re
 import unicodedata
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from harmonise.errors import Issue, more
 from harmonise.spec.codetables import EUROSTAT_COUNTRY, TableSet
+from harmonise.spec.crosswalk import MissingDefaults
 from harmonise.spec.expr import ExprError, arithmetic_value, referenced_names
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
 from harmonise.spec.schema import TargetSchema, Variable
@@ -314,56 +315,126 @@ def _moved_inputs(plan: WavePlan, declared: SourceMeta, meta: SourceMeta) -> lis
     return out
 
 
-def unlabelled_letters(rep: Iterable[tuple[str, str | None, str | None, str | None, int]], plan: WavePlan,
-                       meta: SourceMeta, declared: SourceMeta | None, path: str) -> list[Issue]:
-    """A warning when a Stata file's extended missing letters carry no labels and the crosswalk's convention for
-    them (``missing.extended``) gives a reason the declared codebook has no code for in that variable.
+def _listed(found: list[str]) -> str:
+    """Six items of ``found``, then how many more (the issue's ``extra`` holds them all)."""
+    return "; ".join(found[:6]) + more(len(found) - 6, "; and")
 
-    ESS ERIC letters .a–.d by reason (not applicable, refusal, don't know, no answer), labelled; a file
-    converted from SPSS by other tools may letter each variable's missing codes in order instead (.a its
-    first: a refusal where the variable has no not-applicable code), without labels. Nothing in such a file
-    says which; a letter whose conventional reason is one the variable cannot have (by its declared codes)
-    shows the convention is not the file's. The rows keep the convention's reasons (it may still be right for
-    other variables); the warning names the variables, letters and rows (decision 65)."""
+
+def _read_by(plan: WavePlan, meta: SourceMeta) -> Iterator[tuple[TargetPlan, VarMeta]]:
+    """(rule, source variable) for every numeric variable the wave's map, range, table and expression rules read."""
+    for tp in plan.targets.values():
+        if tp.kind not in ("map", "range", "table", "expr"):
+            continue
+        for name in tp.variables():
+            vm = meta.get(name)
+            if vm is not None and vm.type == "numeric":
+                yield tp, vm
+
+
+def letter_sources(plan: WavePlan, meta: SourceMeta) -> list[str]:
+    """The variables of a Stata file whose extended missing letters say how the file letters (:func:`lettering`):
+    the numeric variables the wave's rules read that leave a letter of the crosswalk's convention unlabelled."""
+    convention = plan.crosswalk.missing.extended
+    out: list[str] = []
+    for _, vm in _read_by(plan, meta):
+        if vm.name not in out and any(x not in vm.extended for x in convention):
+            out.append(vm.name)
+    return out
+
+
+@dataclass(frozen=True)
+class Lettering:
+    """How a Stata file's unlabelled missing letters are read (decision 97): ``letters`` (target → variable →
+    letter → reason) when in each variable's declared missing codes' order, empty when by the convention."""
+
+    letters: dict[str, dict[str, dict[str, str]]]
+    issues: list[Issue]
+
+
+def _declared_reasons(tp: TargetPlan, dv: VarMeta, defaults: MissingDefaults) -> dict[Code, str]:
+    """The reasons of a variable's declared missing codes under ``tp``: the rule's own reasons for the declared
+    codes (agea 999 'Not available': not_available, not the survey's default no_answer for 999), then the
+    declared codebook's user-missing values and missing labels, as :func:`classify_missing` ranks them."""
+    kept = {c: r for c, r in tp.explicit_missing.items()
+            if not (isinstance(c, str) and c.startswith(".")) and (c in dv.labels or dv.declared_missing(c))}
+    if tp.kind == "expr":
+        return classify_missing(defaults, kept, set(), None, dv).reasons
+    return classify_missing(defaults, kept, set(tp.values), tp.range, dv).reasons
+
+
+def lettering(held: Mapping[str, Mapping[str, int]], plan: WavePlan, meta: SourceMeta, declared: SourceMeta | None,
+              path: str) -> Lettering:
+    """How a Stata file letters the missing values of the variables the wave reads, judged from the letters each
+    holds (``held``: variable → letter → rows, :meth:`~harmonise.readers.files.SourceFile.letters`).
+
+    ESS ERIC letters .a–.d by reason (not applicable, refusal, don't know, no answer: the crosswalk's
+    ``missing.extended``) and labels them; a file converted from SPSS by other tools letters each variable's
+    user-missing codes in order (.a its first, sorted by code) and leaves them unlabelled. Only unlabelled letters
+    the rule's ``missing`` does not name are judged. The convention is contradicted by a variable holding a letter
+    whose conventional reason its declared codes cannot hold; the order by a variable holding a letter beyond its
+    number of declared missing codes (or whose declared missing codes are a range, which has no order, or which
+    the declared codebook lacks). The convention contradicted and the order not: the file is read in order, with a
+    warning (``letters-in-order``); both contradicted: an error (``unlabelled-letters``), since either reading
+    stores wrong reasons; the convention not contradicted: read by it, without a word."""
     if declared is None or meta.format != "dta":
-        return []
-    used: dict[str, dict[str, int]] = {}
-    for target, code, _, _, n in rep:
-        if code is not None and len(code) == 2 and code[0] == "." and code[1].isalpha():
-            used.setdefault(target, {})[code[1]] = used.get(target, {}).get(code[1], 0) + n
+        return Lettering({}, [])
     defaults = plan.crosswalk.missing
-    found = []
-    for target, letters in used.items():
-        tp = plan.targets.get(target)
-        if tp is None or tp.kind not in ("map", "range", "table") or not tp.source:
+    convention: list[str] = []  # the variables whose letters the convention cannot read
+    order: list[str] = []  # those the order cannot read
+    read: dict[str, str] = {}  # variable → its letters read in order (said once per variable)
+    letters: dict[str, dict[str, dict[str, str]]] = {}
+    for tp, vm in _read_by(plan, meta):
+        mine = {x: n for x, n in sorted(held.get(vm.name, {}).items())
+                if x not in vm.extended and f".{x}" not in tp.explicit_missing}
+        dv = declared.get(vm.name)
+        if not mine or dv is None and tp.kind == "expr":  # (an expression's input it does not declare: drift)
             continue
-        vm, dv = meta.get(tp.source), declared.get(tp.source)
-        if vm is None or dv is None:
+        if dv is None:
+            order.append(f"{vm.name} (not in the declared codebook)")
             continue
-        conventional = {x: defaults.extended[x] for x in letters
-                        if x not in vm.extended and f".{x}" not in tp.explicit_missing and x in defaults.extended}
-        # the rule's own reasons for the declared codes (agea 999 'Not available': not_available, not the survey's
-        # default no_answer for 999), so that a letter given another reason is seen
-        kept = {c: r for c, r in tp.explicit_missing.items()
-                if not (isinstance(c, str) and c.startswith(".")) and (c in dv.labels or dv.declared_missing(c))}
-        own = classify_missing(defaults, kept, set(tp.values), tp.range, dv)
-        reasons = set(own.reasons.values()) | {r for r in map(reason_of_label, dv.extended.values()) if r}
-        wrong = {x: r for x, r in conventional.items() if reasons and r not in reasons}
+        own = _declared_reasons(tp, dv, defaults)
+        reasons = set(own.values()) | {r for r in map(reason_of_label, dv.extended.values()) if r}
+        wrong = {x: defaults.extended[x] for x in mine if x in defaults.extended and reasons
+                 and defaults.extended[x] not in reasons}
         if wrong:
-            found.append(f"{vm.name} " + ", ".join(f".{x} ({letters[x]:,} row(s)) as {r}" for x, r in sorted(wrong.items()))
-                         + f" (its declared codes are {', '.join(sorted(reasons))})")
-    if not found:
-        return []
+            convention.append(f"{vm.name} " + ", ".join(f".{x} ({mine[x]:,} row(s)) as {r}" for x, r in wrong.items())
+                              + f" (its declared codes are {', '.join(sorted(reasons))})")
+        codes = sorted(c for c in own if isinstance(c, (int, float)) and not isinstance(c, bool))
+        if dv.missing_ranges:
+            lo, hi = dv.missing_ranges[0]
+            order.append(f"{vm.name} (its declared missing codes include the range {lo:g}–{hi:g}, which has no order)")
+            continue
+        beyond = [x for x in mine if ord(x) - ord("a") >= len(codes)]
+        if beyond:
+            order.append(f"{vm.name} " + ", ".join(f".{x} ({mine[x]:,} row(s))" for x in beyond)
+                         + f" beyond its {len(codes)} declared missing code(s)")
+            continue
+        given = {chr(ord("a") + i): own[c] for i, c in enumerate(codes[:26])}
+        letters.setdefault(tp.target, {})[vm.name] = given
+        read.setdefault(vm.name, f"{vm.name} " + ", ".join(f".{x} ({mine[x]:,} row(s)) {given[x]}" for x in mine)
+                        + f" (its codes {', '.join(f'{c:g}' for c in codes)})")
+    if not convention:
+        return Lettering({}, [])
     scheme = ", ".join(f".{x} {r}" for x, r in sorted(defaults.extended.items()))
-    return [Issue(f"{path}: its Stata missing letters carry no labels, so the crosswalk's convention reads them "
-                  f"({scheme}); for {len(found)} variable(s) that gives a reason the declared codebook has no code "
-                  f"for: {_shown(found)} — the file's letters do not follow the convention there (a file converted "
-                  "from SPSS often letters each variable's missing codes in order, .a the first), and their reasons "
-                  "are then stored wrongly", code="unlabelled-letters", severity="warning",
-                  survey=plan.survey, wave=plan.wave.wave,
-                  hint="harmonise the SPSS release or a Stata file with labelled letters; if every Stata file of the "
-                       "wave letters in order, give the letters their reasons in the rules' `missing` (a wave override, "
-                       "e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")]
+    where: dict[str, Any] = {"survey": plan.survey, "wave": plan.wave.wave}
+    if not order:
+        return Lettering(letters, [Issue(
+            f"{path}: its Stata missing letters carry no labels and do not follow the crosswalk's convention "
+            f"({scheme}) for {len(convention)} variable(s): {_listed(convention)}; every variable read holds only "
+            "letters within its declared missing codes, so the file letters each variable's missing codes in order "
+            f"(.a the lowest code), as files converted from SPSS by other tools do, and is read so: {_listed(list(read.values()))}",
+            code="letters-in-order", severity="warning", **where,
+            extra={"convention": convention, "in_order": list(read.values())},
+            hint="if the file letters otherwise, give the letters their reasons in the rules' `missing` (a wave "
+                 "override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer}), or harmonise the SPSS release")])
+    return Lettering({}, [Issue(
+        f"{path}: its Stata missing letters carry no labels, and neither the crosswalk's convention ({scheme}) nor "
+        f"each variable's declared missing codes in order (.a the lowest code) can read them: the convention gives "
+        f"{len(convention)} variable(s) reasons their declared codes cannot hold: {_listed(convention)}; the order "
+        f"cannot read {len(order)} variable(s): {_listed(order)} — their reasons would be stored wrongly either way",
+        code="unlabelled-letters", **where, extra={"convention": convention, "in_order": order},
+        hint="give the letters their reasons in the rules' `missing` (a wave override, e.g. {'.a': refused, '.b': "
+             "dont_know, '.c': no_answer}), or harmonise the SPSS release or a Stata file with labelled letters")])
 
 
 def unread_letter_labels(rep: Iterable[tuple[str, str | None, str | None, str | None, int]], plan: WavePlan,
@@ -375,7 +446,7 @@ def unread_letter_labels(rep: Iterable[tuple[str, str | None, str | None, str | 
     A labelled letter says what it means, and the label wins over the convention when it is read ('Refusal',
     'Odmowa'); a label in a wording or language the list lacks ('Fikri yok') is a statement harmonise cannot
     read, and the convention may contradict it (.a 'Fikri yok', don't know, stored as not applicable). Unlike
-    an unlabelled letter (:func:`unlabelled_letters`) this needs no declared codebook: every such letter with
+    an unlabelled letter (:func:`lettering`) this needs no declared codebook: every such letter with
     rows is named, with its label, rows and the reason it was given. A rule's own ``missing`` for the letter
     settles it."""
     used: dict[str, dict[str, int]] = {}

@@ -174,12 +174,14 @@ class WaveCompiler:
         ext = f"WHEN {xcol} IS NOT NULL THEN '.' || {xcol} " if xcol else ""
         return f"(CASE {ext}WHEN {col} IS NULL THEN '.' ELSE {text} END)"
 
-    def source_name(self, source: str, explicit: dict[Code, str] | None = None) -> NameSQL:
-        """Clean value + reason of a source variable referenced from an expression."""
+    def source_name(self, source: str, explicit: dict[Code, str] | None = None, target: str = "") -> NameSQL:
+        """Clean value + reason of a source variable referenced from an expression (of ``target``: its letters
+        may be read in the file's order, ``WavePlan.letters``)."""
         vm = self.meta.get(source)
         if vm is None:
             raise KeyError(source)
-        miss = expr_source_missing(self.plan.crosswalk.missing, vm, explicit)
+        letters = self.plan.letters.get(target, {}).get(vm.name)
+        miss = expr_source_missing(self.plan.crosswalk.missing, vm, explicit, letters)
         reason = self.source_reason(source, miss, None)
         value = f"(CASE WHEN {reason} IS NULL THEN {self._col(source)} END)"
         return NameSQL(value=value, reason=reason, type="number" if vm.type == "numeric" else "string")
@@ -207,7 +209,7 @@ class WaveCompiler:
             return f"CAST({sql_literal(plan.constant)} AS {ttype})", "NULL", "NULL"
         if k == "expr":
             assert plan.expr is not None
-            c = compile_expr(plan.expr, self.context(lambda n: self.source_name(n, plan.explicit_missing)))
+            c = compile_expr(plan.expr, self.context(lambda n: self.source_name(n, plan.explicit_missing, plan.target)))
             src = "NULL"
             if var.type in ("category", "boolean"):
                 names = referenced_names(plan.expr)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from harmonise import __version__
 from harmonise.checks import accounting, inputs
-from harmonise.checks.labels import unlabelled_letters, unread_letter_labels
+from harmonise.checks.labels import unread_letter_labels
 from harmonise.checks.per_file import of_file
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
@@ -150,7 +150,6 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
                  "unaccounted", src.meta, shape, lambda: accounting.unaccounted_codes(plan, src.meta))),
              *accounting.not_available(plan, str(job.path)),
              *accounting.approximate_alternatives(plan, str(job.path)),
-             *unlabelled_letters(rep, plan, src.meta, same.declared(project, survey, wid), str(job.path)),
              *unread_letter_labels(rep, plan, src.meta, str(job.path)),
              *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped, fname,
                                              src.meta)]

@@ -18,7 +18,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeGuard
 
 from pydantic import ValidationError
@@ -111,6 +111,9 @@ class WavePlan:
     wave: Wave
     crosswalk: Crosswalk
     targets: dict[str, TargetPlan]
+    # a Stata file whose unlabelled letters follow each variable's declared missing codes in order (decision 97):
+    # target → source variable → letter → reason, read below the file's letter labels and the rule's own `missing`
+    letters: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
     def sources(self) -> list[str]:
         """Source variables the wave reads, in first-use order."""
@@ -201,7 +204,8 @@ def special_missing_key(code: object) -> TypeGuard[str]:
 
 
 def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid: set[Code],
-                     rng: tuple[float, float] | None, meta: VarMeta | None, own: set[Code] | None = None) -> SourceMissing:
+                     rng: tuple[float, float] | None, meta: VarMeta | None, own: set[Code] | None = None,
+                     letters: Mapping[str, str] | None = None) -> SourceMissing:
     """Combine explicit, default and declared missing information for one source variable.
 
     A code gets a reason from the rule's ``missing``, else (a survey-level default code the file declares missing
@@ -209,8 +213,10 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
     the label names one missing reason ('Don't know'): a code the file also declares missing takes it even inside a
     range rule's range and over a code table's value (``own``: the rule's own map codes, which it does not
     override; the file's two statements agree, as a Stata letter's label is read), one it only labels so takes it
-    outside the rule's valid codes and range (a Stata file cannot declare codes missing)."""
-    out = SourceMissing(system=defaults.system, extended=dict(defaults.extended))
+    outside the rule's valid codes and range (a Stata file cannot declare codes missing). ``letters``: the Stata
+    letters' reasons in the file's own order (decision 97), instead of the survey's convention ``defaults.extended``;
+    the file's labels of its letters and the rule's ``missing`` still win."""
+    out = SourceMissing(system=defaults.system, extended={**defaults.extended, **(letters or {})})
     if meta is not None:
         out.ranges = list(meta.missing_ranges)
         out.values = list(meta.missing_values)
@@ -463,6 +469,31 @@ def mapped_twice(rule: Rule) -> list[Code]:
     return sorted({k for k in in_map if k in {norm_code(x) for x in (rule.missing or {})}}, key=str)
 
 
-def expr_source_missing(defaults: MissingDefaults, meta: VarMeta | None, explicit: dict[Code, str] | None = None) -> SourceMissing:
-    """Missing classification of a source variable referenced from an expression (no valid domain)."""
-    return classify_missing(defaults, explicit or {}, set(), None, meta)
+def expr_source_missing(defaults: MissingDefaults, meta: VarMeta | None, explicit: dict[Code, str] | None = None,
+                        letters: Mapping[str, str] | None = None) -> SourceMissing:
+    """Missing classification of a source variable referenced from an expression (no valid domain); ``letters``:
+    its Stata letters read in the file's order (:func:`letters_in_order`)."""
+    return classify_missing(defaults, explicit or {}, set(), None, meta, letters=letters)
+
+
+def letters_in_order(plan: WavePlan, letters: dict[str, dict[str, dict[str, str]]],
+                     meta: dict[str, VarMeta]) -> WavePlan:
+    """``plan`` for a Stata file whose unlabelled letters follow each variable's declared missing codes in order
+    (decision 97): ``letters`` is target → source variable → letter → reason. A map, range or table rule's letters
+    take those reasons unless the file labels the letter with a reason or the rule's own ``missing`` names it (as
+    :func:`classify_missing` ranks them); an expression's inputs take them when compiled (``WavePlan.letters``).
+    The plan given is left as it was (it may be shared by other files of the same metadata)."""
+    targets = dict(plan.targets)
+    for target, by_variable in letters.items():
+        tp = targets.get(target)
+        if tp is None or tp.kind not in ("map", "range", "table") or not tp.source:
+            continue
+        vm = find_variable(meta, tp.source)
+        mine = by_variable.get(vm.name if vm is not None else tp.source, {})
+        extended = dict(tp.missing.extended)
+        for letter, reason in mine.items():
+            labelled = vm is not None and reason_of_label(vm.extended.get(letter) or "") is not None
+            if not labelled and f".{letter}" not in tp.explicit_missing:
+                extended[letter] = reason
+        targets[target] = replace(tp, missing=replace(tp.missing, extended=extended))
+    return replace(plan, targets=targets, letters=letters)

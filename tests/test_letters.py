@@ -1,0 +1,138 @@
+"""How a Stata file's unlabelled missing letters are read (decision 97): by the crosswalk's convention (ESS: .a not
+applicable, .b refusal, .c don't know, .d no answer), or in each variable's declared missing codes' order (.a its
+lowest code), as the letters each variable holds show; an error when neither reading can hold them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyreadstat
+from conftest import run
+
+ROWS = 40
+
+
+def _ess9(path: Path, letters: dict[int, str], cntry: str = "GB", labelled: bool = False) -> None:
+    """A synthetic ESS round-9 Stata file of :data:`ROWS` rows whose trust in parliament (trstprl, declared missing
+    77 refusal, 88 don't know, 99 no answer in surveys/ess/codebook_9.yaml) holds ``letters`` (row → letter), the
+    letters unlabelled unless ``labelled`` (ESS ERIC's own labels)."""
+    trust: list[object] = [float(i % 11) for i in range(ROWS)]
+    for row, letter in letters.items():
+        trust[row] = letter
+    df = pd.DataFrame({"idno": np.arange(1.0, ROWS + 1), "cntry": [cntry] * ROWS, "essround": [9.0] * ROWS,
+                       "trstprl": pd.Series(trust, dtype=object)})
+    labels = {"trstprl": {"a": "Not applicable", "b": "Refusal", "c": "Don't know", "d": "No answer"}} if labelled \
+        else {}
+    pyreadstat.write_dta(df, str(path), variable_value_labels=labels,
+                         missing_user_values={"trstprl": sorted({*letters.values(), *labels.get("trstprl", {})})})
+
+
+def _reasons(db: Path) -> dict[str, list[tuple[str, str, int]]]:
+    """Per file: (source code, trust_parliament_missing, rows) of the trust rows with a Stata letter."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out: dict[str, list[tuple[str, str, int]]] = {}
+        for name, code, reason, n in con.execute(
+                "SELECT file_name, source_code, missing_reason, n FROM harmonisation_report WHERE target = "
+                "'trust_parliament' AND source_code LIKE '._' ORDER BY ALL").fetchall():
+            out.setdefault(name, []).append((code, reason, n))
+        return out
+    finally:
+        con.close()
+
+
+def _said(out: str) -> list[str]:
+    """The lines about the file's missing letters (not the summary's count by category)."""
+    return [line for line in out.splitlines() if re.search(r"letters-in-order|unlabelled-letters|missing letters", line)
+            and not line.startswith("by category:")]
+
+
+def test_unlabelled_letters_the_convention_can_hold_are_read_by_it_without_a_word(tmp_path: Path) -> None:
+    """trstprl .b and .c, unlabelled: the convention's refusal and don't know are codes trust has; the order would
+    read them too (within its three codes), so nothing contradicts the convention."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _ess9(data / "ESS9GB.dta", {0: "b", 1: "b", 2: "c"})
+    code, out, err = run("build", "--data", str(data), "--db", str(tmp_path / "h.duckdb"))
+    assert code == 0
+    assert _said(out + err) == []
+    assert _reasons(tmp_path / "h.duckdb") == {"ESS9GB.dta": [(".b", "refused", 2), (".c", "dont_know", 1)]}
+
+
+def test_unlabelled_letters_in_each_variables_order_are_read_so_with_a_warning(tmp_path: Path) -> None:
+    """trstprl .a (not applicable by the convention: trust has no such code) and .b, .c: every letter within its
+    three declared missing codes, so the file letters them in order: .a 77 refusal, .b 88 don't know, .c 99 no
+    answer. A file of the same wave with ESS ERIC's labelled letters, built with it, keeps its labels' reasons (its
+    SQL differs, so the two are not harmonised as one batch through one reading); a rebuild keeps both files and
+    says the warning again."""
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "ESS9GB.dta"
+    _ess9(path, {0: "a", 1: "a", 2: "b", 3: "c", 4: "c", 5: "c"})
+    _ess9(data / "ESS9FR.dta", {0: "a", 1: "b", 2: "b"}, cntry="FR", labelled=True)
+    warning = (f"warning: ess wave 9: {path}: its Stata missing letters carry no labels and do not follow the "
+               "crosswalk's convention (.a not_applicable, .b refused, .c dont_know, .d no_answer) for 1 variable(s): "
+               "trstprl .a (2 row(s)) as not_applicable (its declared codes are dont_know, no_answer, refused); "
+               "every variable read holds only letters within its declared missing codes, so the file letters each "
+               "variable's missing codes in order (.a the lowest code), as files converted from SPSS by other tools "
+               "do, and is read so: trstprl .a (2 row(s)) refused, .b (1 row(s)) dont_know, .c (3 row(s)) no_answer "
+               "(its codes 77, 88, 99) — if the file letters otherwise, give the letters their reasons in the rules' "
+               "`missing` (a wave override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer}), or harmonise "
+               "the SPSS release")
+    db = tmp_path / "h.duckdb"
+    code, out, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0
+    assert _said(out + err) == [warning]
+    expected = {"ESS9GB.dta": [(".a", "refused", 2), (".b", "dont_know", 1), (".c", "no_answer", 3)],
+                "ESS9FR.dta": [(".a", "not_applicable", 1), (".b", "refused", 2)]}
+    assert _reasons(db) == expected
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM conservation WHERE NOT ok").fetchone() == (0,)
+        assert con.execute("SELECT trust_parliament_missing, count(*) FROM respondents WHERE country = 'GB' AND "
+                           "trust_parliament IS NULL GROUP BY 1 ORDER BY 1").fetchall() == [
+            ("dont_know", 1), ("no_answer", 3), ("refused", 2)]
+    finally:
+        con.close()
+    code, out, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0
+    assert "; 2 of 2 files kept from the previous build" in out + err
+    assert _said(out + err) == [warning]
+    assert _reasons(db) == expected
+
+
+def test_unlabelled_letters_neither_reading_can_hold_are_an_error_and_the_previous_database_stays(
+        tmp_path: Path) -> None:
+    """trstprl .a (not applicable: trust has no such code) and .d (beyond its three declared missing codes): the
+    convention stores the refusals (or whatever .a is) as not applicable, the order gives .d no reason: the data
+    would be wrong either way. Exit 1; a build over a previous database leaves it as it was."""
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "ESS9GB.dta"
+    _ess9(path, {0: "b", 1: "c"})
+    db = tmp_path / "h.duckdb"
+    code, _, _ = run("build", "--data", str(data), "--db", str(db))
+    assert code == 0
+    before = db.read_bytes()
+    _ess9(path, {0: "a", 1: "a", 2: "b", 3: "d"})
+    error = (f"error: ess wave 9: {path}: its Stata missing letters carry no labels, and neither the crosswalk's "
+             "convention (.a not_applicable, .b refused, .c dont_know, .d no_answer) nor each variable's declared "
+             "missing codes in order (.a the lowest code) can read them: the convention gives 1 variable(s) reasons "
+             "their declared codes cannot hold: trstprl .a (2 row(s)) as not_applicable (its declared codes are "
+             "dont_know, no_answer, refused); the order cannot read 1 variable(s): trstprl .d (1 row(s)) beyond its "
+             "3 declared missing code(s) — their reasons would be stored wrongly either way — give the letters their "
+             "reasons in the rules' `missing` (a wave override, e.g. {'.a': refused, '.b': dont_know, '.c': "
+             "no_answer}), or harmonise the SPSS release or a Stata file with labelled letters")
+    code, out, err = run("validate", "--data", str(data))
+    assert code == 1
+    assert _said(out + err) == [error]
+    code, out, err = run("build", "--data", str(data), "--db", str(db))
+    assert code == 1
+    assert _said(out + err) == [error]
+    assert db.read_bytes() == before
+    shutil.rmtree(data)
