@@ -46,6 +46,7 @@ from harmonise.recognition import (
     unmatched_issues,
 )
 from harmonise.rounds import (
+    Letters,
     content_values,
     empty_in_rows,
     natural_key,
@@ -93,6 +94,7 @@ class Job:
     stood: tuple[str, ...] = ()  # the targets ``supplied`` stands for (their variables the file lacks)
     wave_rows: int | None = None  # a file of several waves' rows (a cumulative file): its rows of this wave, the
     # only rows this job harmonises (told by its wave's content values)
+    letters: Letters | None = None  # a Stata file's letters, as discovery's pass over a cumulative file counted them
 
     @property
     def file_name(self) -> str:
@@ -260,7 +262,7 @@ def discover(project: Project, data: list[Path], options: Options | None = None,
                     if project.schema is not None else {}
                 for cw, wave, rows in split[0]:
                     job = Job(cw, wave, f, dict(supplied), without_variables(src, empty.get(wave.wave, set())), opts.encoding,
-                              sha, True, wave_rows=rows)
+                              sha, True, wave_rows=rows, letters=first[3] if first is not None else None)
                     if _fit(job, f, project, same, issues, no_country, opts):
                         jobs.append(job)
                 continue

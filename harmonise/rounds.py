@@ -110,12 +110,21 @@ def rounds_text(column: str, counts: dict[str | None, int]) -> str:
     return f"{column} = {held}" + (f"; {counts[None]:,} row(s) without a value" if counts.get(None) else "")
 
 
+@dataclasses.dataclass(frozen=True)
+class Letters:
+    """The Stata letters a pass over a file counted: ``held`` (variable → letter → rows) for each of ``columns``."""
+
+    columns: frozenset[str]
+    held: dict[str, dict[str, int]]
+
+
 def read_rounds(src: SourceFile, crosswalks: list[Crosswalk], project: Project, same: SameWork,
-                 supplied: dict[str, str]) -> tuple[str, dict[str | None, int], dict[str, set[str]]] | None:
+                supplied: dict[str, str]) -> tuple[str, dict[str | None, int], dict[str, set[str]], Letters | None] | None:
     """What discovery reads of a file to read wave by wave, in one pass over it: the rows per value of the variable
     that tells the first such crosswalk's waves apart (:func:`round_variable`; for :func:`split_waves`), and per
     variable that any of its waves' rules read, the waves in whose rows it holds a value (for
-    :func:`empty_in_rows`). The rows per round were read in a pass of their own, then the rounds' variables in
+    :func:`empty_in_rows`), and of a Stata file the letters of those variables (how the file letters is judged from
+    them, decision 97). The rows per round were read in a pass of their own, then the rounds' variables in
     another. None without such a crosswalk (or a schema to resolve its rules)."""
     if project.schema is None:
         return None
@@ -133,11 +142,25 @@ def read_rounds(src: SourceFile, crosswalks: list[Crosswalk], project: Project, 
         todo = sorted(read - {vm.name})
         counts: dict[str | None, int] = {}
         filled: dict[str, set[str]] = {c: set() for c in todo}
+        letters: dict[str, dict[str, int]] = {}
         for chunk in src.chunks([vm.name, *todo], SPLIT_CHUNK):
             tally(chunk[vm.name], counts)
             _fill(chunk, vm.name, of, todo, filled)
-        return vm.name, counts, filled
+            if src.format == "dta":  # how the file letters is judged from them (decision 97), not read per round
+                _letters(chunk, todo, letters)
+        return vm.name, counts, filled, Letters(frozenset(todo), letters) if src.format == "dta" else None
     return None
+
+
+def _letters(chunk: pd.DataFrame, todo: list[str], into: dict[str, dict[str, int]]) -> None:
+    """Add to ``into`` (variable → letter → rows) the Stata letters each of ``todo`` holds in ``chunk``."""
+    for c in todo:
+        held = chunk.get(c + EXT_SUFFIX)
+        if held is None:
+            continue
+        for letter, n in held.dropna().value_counts().items():
+            mine = into.setdefault(c, {})
+            mine[str(letter)] = mine.get(str(letter), 0) + int(n)
 
 
 def _fill(chunk: pd.DataFrame, column: str, of: dict[str, str], todo: list[str], filled: dict[str, set[str]]) -> None:

@@ -180,6 +180,10 @@ def test_a_variable_renamed_in_a_stata_file_is_found_though_its_missing_codes_ar
 
     df, meta = pyreadstat.read_dta(str(REAL / "ess9_gb_dta" / "ESS9GB.dta"), user_missing=True, encoding="latin1")
     df = keep_named(df).rename(columns={"trstprl": "q_trstprl"})
+    # the copy's letters lose their labels (pyreadstat writes none): agea's 16 `.d` 'Not available' would then be
+    # read by neither the convention (no answer) nor the order (agea declares one missing code), an error of its
+    # own (decision 97); they are left system-missing here, since this test is about the renamed variable
+    df["agea"] = df["agea"].where(df["agea"] != "d")
     labels = {("q_trstprl" if k == "trstprl" else k): {c: lab for c, lab in v.items() if not isinstance(c, str)}
               for k, v in meta.variable_value_labels.items() if k in {*df.columns, "trstprl"}}  # (letters: not written)
     data = tmp_path / "data"

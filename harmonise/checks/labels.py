@@ -372,8 +372,8 @@ def lettering(held: Mapping[str, Mapping[str, int]], plan: WavePlan, meta: Sourc
     user-missing codes in order (.a its first, sorted by code) and leaves them unlabelled. Only unlabelled letters
     the rule's ``missing`` does not name are judged. The convention is contradicted by a variable holding a letter
     whose conventional reason its declared codes cannot hold; the order by a variable holding a letter beyond its
-    number of declared missing codes (or whose declared missing codes are a range, which has no order, or which
-    the declared codebook lacks). The convention contradicted and the order not: the file is read in order, with a
+    number of declared missing codes (a declared range's codes ordered by those it labels; a range labelling none,
+    or a variable the declared codebook lacks, has no order). The convention contradicted and the order not: the file is read in order, with a
     warning (``letters-in-order``); both contradicted: an error (``unlabelled-letters``), since either reading
     stores wrong reasons; the convention not contradicted: read by it, without a word."""
     if declared is None or meta.format != "dta":
@@ -399,10 +399,12 @@ def lettering(held: Mapping[str, Mapping[str, int]], plan: WavePlan, meta: Sourc
         if wrong:
             convention.append(f"{vm.name} " + ", ".join(f".{x} ({mine[x]:,} row(s)) as {r}" for x, r in wrong.items())
                               + f" (its declared codes are {', '.join(sorted(reasons))})")
+        # the codes a declared range holds are ordered by those it labels (emplrel 6-9: 6, 7, 8, 9); a range labelling
+        # none has no order
         codes = sorted(c for c in own if isinstance(c, (int, float)) and not isinstance(c, bool))
-        if dv.missing_ranges:
+        if dv.missing_ranges and not codes:
             lo, hi = dv.missing_ranges[0]
-            order.append(f"{vm.name} (its declared missing codes include the range {lo:g}–{hi:g}, which has no order)")
+            order.append(f"{vm.name} (its declared missing range {lo:g}–{hi:g} labels no code, so it has no order)")
             continue
         beyond = [x for x in mine if ord(x) - ord("a") >= len(codes)]
         if beyond:

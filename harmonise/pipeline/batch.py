@@ -212,15 +212,19 @@ def _lettered(job: Job, project: Project, same: SameWork, src: SourceFile, plan:
               ) -> tuple[WavePlan, CompiledWave, list[Issue]]:
     """A Stata file's plan and SQL with its unlabelled missing letters read as the file letters them (decision 97),
     and what was said of it: the letters of the variables that leave some letter of the convention unlabelled are
-    read first (their columns only: 0.2 s for the 56,752 rows of the ESS4 extract), and :func:`lettering` judges
+    read first (their columns only: 0.2 s for the 56,752 rows of the ESS4 extract; a cumulative file's were counted
+    by discovery's pass over it, for every round), and :func:`lettering` judges
     them. A file read in order gets SQL of its own, so it is batched only with files read the same way, and its
     build-cache key (which holds the SQL) changes with the reading."""
     declared = same.declared(project, job.crosswalk.survey, job.wave.wave)
     wanted = [c for c in letter_sources(plan, src.meta) if c not in src.virtual] if declared is not None else []
     if not wanted:
         return plan, compiled, []
-    held = same.keyed(("letters", str(job.path), job.sha256, src.encoding, tuple(wanted)),
-                      lambda: src.letters(wanted, CHUNK_ROWS))
+    if job.letters is not None and set(wanted) <= job.letters.columns:
+        held = job.letters.held
+    else:
+        held = same.keyed(("letters", str(job.path), job.sha256, src.encoding, tuple(wanted)),
+                          lambda: src.letters(wanted, CHUNK_ROWS))
     reading = lettering(held, plan, src.meta, declared, str(job.path))
     if not reading.letters:
         return plan, compiled, reading.issues
