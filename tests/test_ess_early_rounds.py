@@ -321,10 +321,9 @@ def expected(path: Path, round_: int) -> pd.DataFrame:
     out["age"] = valid(df.agea, {999})
     out["country_of_birth"] = df[cntbrth].map(countries)
     out["home_language"] = df[lang].map(languages)
-    # employees only: a family business's worker (emplrel 3) is not applicable, and without emplrel (6 not applicable,
-    # 8 don't know) whether the respondent is an employee is not known
+    # employees only: a family business's worker (emplrel 3) is not applicable; an answer without emplrel is kept
     out["temporary_contract"] = valid(df[contract], {6, 7, 8, 9}).map({1: False, 2: True, 3: False}).where(
-        df.emplrel.isin([1, 2]))
+        df.emplrel != 3)
     out["self_employed"] = valid(df.emplrel, {6, 7, 8, 9}).map({1: False, 2: True, 3: False})
     out["labour_status"] = np.where(df.pdwrk == 1, "employed", np.where(df.uempla == 1, "unemployed", "inactive"))
     out["trust_parliament"] = valid(df.trstprl, {77, 88, 99})

@@ -171,10 +171,10 @@ def test_other_renames_and_gaps(plans: dict[str, WavePlan], wave: str) -> None:
     assert t["home_language"].source == ("lnghoma" if r <= 4 else "lnghom1")
     assert t["home_language"].table == "ess_language_codes"
     # contract: wrkctr in round 1 only (no 'no contract' code); employees only: a family business's worker (emplrel 3),
-    # whom ESS asks too, is not applicable
+    # whom ESS asks too, is not applicable; an answer without the employment relation is kept
     contract = "wrkctr" if r == 1 else "wrkctra"
     assert (t["temporary_contract"].kind, t["temporary_contract"].expr) == (
-        "expr", (f"missing('not_applicable') if emplrel == 3 else ({contract} == 2 if {contract} in "
+        "expr", (f"missing('not_applicable') if coalesce(emplrel, 0) == 3 else ({contract} == 2 if {contract} in "
                 f"({'1, 2' if r == 1 else '1, 2, 3'}) else missing('not_available'))"))
     # income deciles from round 4
     if r <= 3:

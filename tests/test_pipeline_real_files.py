@@ -185,6 +185,18 @@ def test_a_temporary_contract_is_an_employees(tmp_path_factory: pytest.TempPathF
     assert int(family.sum()) == 59 and set(got.loc[family, "temporary_contract_missing"]) == {"not_applicable"}
     answered = employee & raw["wrkctra"].isin([1, 2, 3])
     assert got.loc[answered, "temporary_contract"].tolist() == (raw.loc[answered, "wrkctra"] == 2).tolist()
+    # an answer given without the employment relation (refused, don't know) is kept: 21 in ESS9 NO
+    path = SHARED / "ess_real" / "ess9_nordic" / "ESS9NO.sav"
+    raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra"], user_missing=True)[0]
+    con = duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True)
+    try:
+        got = con.execute("SELECT temporary_contract FROM respondents WHERE source_file = 'ESS9NO.sav' "
+                          "ORDER BY source_row").df()
+    finally:
+        con.close()
+    unknown = raw["emplrel"].isin([7, 8, 9]) & raw["wrkctra"].isin([1, 2, 3])
+    assert int(unknown.sum()) == 21
+    assert got.loc[unknown, "temporary_contract"].tolist() == (raw.loc[unknown, "wrkctra"] == 2).tolist()
 
 
 def test_a_drifted_variables_codes_cut_short_are_whole_in_the_json_form() -> None:
