@@ -399,9 +399,10 @@ def lettering(held: Mapping[str, Mapping[str, int]], plan: WavePlan, meta: Sourc
         if wrong:
             convention.append(f"{vm.name} " + ", ".join(f".{x} ({mine[x]:,} row(s)) as {r}" for x, r in wrong.items())
                               + f" (its declared codes are {', '.join(sorted(reasons))})")
-        # the codes a declared range holds are ordered by those it labels (emplrel 6-9: 6, 7, 8, 9); a range labelling
-        # none has no order
-        codes = sorted(c for c in own if isinstance(c, (int, float)) and not isinstance(c, bool))
+        # a converter letters the codes the file declares missing, in order: not the codes only the rule makes missing
+        # (edulvlb 5555 'Other', not available, is an answer to SPSS); a declared range's codes are ordered by those
+        # it labels (emplrel 6-9: 6, 7, 8, 9), and a range labelling none has no order
+        codes = sorted(c for c in own if isinstance(c, (int, float)) and not isinstance(c, bool) and dv.declared_missing(c))
         if dv.missing_ranges and not codes:
             lo, hi = dv.missing_ranges[0]
             order.append(f"{vm.name} (its declared missing range {lo:g}–{hi:g} labels no code, so it has no order)")
