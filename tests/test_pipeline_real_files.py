@@ -172,28 +172,21 @@ def test_a_regional_edition_of_round_4_gives_its_nuts_codes_and_city_proxies(
 def test_a_temporary_contract_is_an_employees(tmp_path_factory: pytest.TempPathFactory) -> None:
     """ESS asks the contract question of employees and of those working for their family's business (emplrel 3),
     who are not employees: ESS6 IE's 59 were counted in the temporary contract share's employees (Eurostat's and
-    domain.md's denominator). Theirs is not applicable now; an employee's is the file's answer."""
-    path = SHARED / "ess_real" / "ess6_ie" / "ESS6IE.sav"
-    raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra"], user_missing=True)[0]
-    con = duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True)
-    try:
-        got = con.execute("SELECT temporary_contract, temporary_contract_missing FROM respondents "
-                          "ORDER BY source_row").df()
-    finally:
-        con.close()
+    domain.md's denominator). Theirs is not applicable now; an employee's is the file's answer, and so is an answer
+    given without the employment relation (refused, don't know: 21 in ESS9 NO)."""
+    def contracts(folder: str, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        path = SHARED / "ess_real" / folder / name
+        raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra"], user_missing=True)[0]
+        with duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True) as con:
+            return raw, con.execute("SELECT temporary_contract, temporary_contract_missing FROM respondents "
+                                    "WHERE source_file = ? ORDER BY source_row", [name]).df()
+
+    raw, got = contracts("ess6_ie", "ESS6IE.sav")
     family, employee = raw["emplrel"] == 3, raw["emplrel"] == 1
     assert int(family.sum()) == 59 and set(got.loc[family, "temporary_contract_missing"]) == {"not_applicable"}
     answered = employee & raw["wrkctra"].isin([1, 2, 3])
     assert got.loc[answered, "temporary_contract"].tolist() == (raw.loc[answered, "wrkctra"] == 2).tolist()
-    # an answer given without the employment relation (refused, don't know) is kept: 21 in ESS9 NO
-    path = SHARED / "ess_real" / "ess9_nordic" / "ESS9NO.sav"
-    raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra"], user_missing=True)[0]
-    con = duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True)
-    try:
-        got = con.execute("SELECT temporary_contract FROM respondents WHERE source_file = 'ESS9NO.sav' "
-                          "ORDER BY source_row").df()
-    finally:
-        con.close()
+    raw, got = contracts("ess9_nordic", "ESS9NO.sav")
     unknown = raw["emplrel"].isin([7, 8, 9]) & raw["wrkctra"].isin([1, 2, 3])
     assert int(unknown.sum()) == 21
     assert got.loc[unknown, "temporary_contract"].tolist() == (raw.loc[unknown, "wrkctra"] == 2).tolist()

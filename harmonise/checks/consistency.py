@@ -56,9 +56,9 @@ SHARE = 0.01  # above this share of the rows a statement judges, its contradicti
 def inconsistent(con: duckdb.DuckDBPyConnection, schema: TargetSchema, tables: TableSet,
                  table: str = "respondents") -> list[Issue]:
     """An issue per consistency statement and survey-wave with rows that make it false, among the rows it judges
-    (those where it is true or false: not unknown for a missing value it reads). A note when they are few (at most :data:`SHARE` of those rows: the file's own
-    errors, stored as they are); a warning when more (a rule reading the wrong variable, or the wrong codes,
-    shows in most rows)."""
+    (those where it is true or false: not unknown for a missing value it reads). A note when they are few (at most
+    :data:`SHARE` of those rows: the file's own errors, stored as they are); a warning when more (a rule reading the
+    wrong variable, or the wrong codes, shows in most rows)."""
     by_name = {v.name: v for v in schema.variables}
 
     def resolve(name: str) -> NameSQL:
