@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harmonise.errors import Issue
-from harmonise.readers.files import EXT_SUFFIX, SourceFile
+from harmonise.readers.files import EXT_SUFFIX, SourceFile, count_letters
 from harmonise.samework import SameWork
 from harmonise.spec.crosswalk import Crosswalk, Wave
 from harmonise.spec.project import Project
@@ -147,20 +147,9 @@ def read_rounds(src: SourceFile, crosswalks: list[Crosswalk], project: Project, 
             tally(chunk[vm.name], counts)
             _fill(chunk, vm.name, of, todo, filled)
             if src.format == "dta":  # how the file letters is judged from them (decision 97), not read per round
-                _letters(chunk, todo, letters)
+                count_letters(chunk, todo, letters)
         return vm.name, counts, filled, Letters(frozenset(todo), letters) if src.format == "dta" else None
     return None
-
-
-def _letters(chunk: pd.DataFrame, todo: list[str], into: dict[str, dict[str, int]]) -> None:
-    """Add to ``into`` (variable → letter → rows) the Stata letters each of ``todo`` holds in ``chunk``."""
-    for c in todo:
-        held = chunk.get(c + EXT_SUFFIX)
-        if held is None:
-            continue
-        for letter, n in held.dropna().value_counts().items():
-            mine = into.setdefault(c, {})
-            mine[str(letter)] = mine.get(str(letter), 0) + int(n)
 
 
 def _fill(chunk: pd.DataFrame, column: str, of: dict[str, str], todo: list[str], filled: dict[str, set[str]]) -> None:

@@ -283,30 +283,11 @@ class SourceFile:
 
     def letters(self, columns: list[str], chunksize: int = DEFAULT_CHUNK) -> dict[str, dict[str, int]]:
         """The Stata extended missing letters each of ``columns`` (numeric variables of a .dta) holds, with their
-        rows: ``{'trstprl': {'a': 42, 'b': 1573, 'c': 30}}`` (a column without letters is left out). Read as
-        pyreadstat gives the values (a letter is text among numbers), ``chunksize`` rows at a time, without
-        normalising them: what deciding how the file letters needs (decision 97)."""
-        kw = _kwargs(self.format, self.encoding)
+        rows: ``{'trstprl': {'a': 42, 'b': 1573, 'c': 30}}`` (a column without letters is left out), read
+        ``chunksize`` rows at a time: what deciding how the file letters needs (decision 97)."""
         out: dict[str, dict[str, int]] = {}
-        offset = 0
-        while columns:
-            try:
-                df, _ = _read(self.format, str(self.path), usecols=columns, row_offset=offset, row_limit=chunksize, **kw)
-            except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as exc:
-                raise _explain(self.path, exc, self.encoding, data=True) from exc
-            except (UnicodeDecodeError, ValueError, OSError) as exc:
-                raise _explain(self.path, exc, self.encoding, data=True) from exc
-            for col in df.columns:
-                s = df[col]
-                if pd.api.types.is_numeric_dtype(s.dtype):  # no letter in this chunk
-                    continue
-                values = s.to_numpy(dtype=object)
-                for letter, n in pd.Series(values[[isinstance(v, str) for v in values]]).value_counts().items():
-                    held = out.setdefault(str(col), {})
-                    held[str(letter)] = held.get(str(letter), 0) + int(n)
-            offset += chunksize
-            if len(df) < chunksize or (self.meta.rows is not None and offset >= self.meta.rows):
-                break
+        for chunk in self.chunks(columns, chunksize) if columns else ():
+            count_letters(chunk, columns, out)
         return out
 
     def _system_missing(self, df: pd.DataFrame, offset: int, chunksize: int, kw: dict[str, Any]) -> pd.DataFrame:
@@ -376,6 +357,18 @@ def check_staged_names(path: Path, columns: list[str], meta: SourceMeta) -> None
                                  f"rename {rename} in the file (Stata: rename {rename} {rename}_2), and the "
                                  "crosswalk's rules with it")
             seen[key] = (var, what)
+
+
+def count_letters(chunk: pd.DataFrame, columns: list[str], into: dict[str, dict[str, int]]) -> None:
+    """Add to ``into`` (variable → letter → rows) the Stata letters each of ``columns`` holds in ``chunk`` (a
+    frame :func:`normalise` gave: the letters are in the ``EXT_SUFFIX`` columns)."""
+    for c in columns:
+        held = chunk.get(c + EXT_SUFFIX)
+        if held is None:
+            continue
+        for letter, n in held.dropna().value_counts().items():
+            mine = into.setdefault(c, {})
+            mine[str(letter)] = mine.get(str(letter), 0) + int(n)
 
 
 def normalise(df: pd.DataFrame, meta: SourceMeta, offset: int, codec: TextCodec | None = None) -> pd.DataFrame:
