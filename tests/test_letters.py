@@ -53,15 +53,33 @@ def _said(out: str) -> list[str]:
             and not line.startswith("by category:")]
 
 
-def test_unlabelled_letters_the_convention_can_hold_are_read_by_it_without_a_word(tmp_path: Path) -> None:
-    """trstprl .b and .c, unlabelled: the convention's refusal and don't know are codes trust has; the order would
-    read them too (within its three codes), so nothing contradicts the convention."""
+def test_unlabelled_letters_the_convention_can_hold_are_read_by_it_and_said_when_the_order_could_too(
+        tmp_path: Path) -> None:
+    """trstprl .b, .c and .d, unlabelled: the convention's refusal, don't know and no answer are codes trust has, and
+    .d lies beyond trust's three declared missing codes, so the file does not letter them in order: read by the
+    convention without a word. With .b and .c only, the order would read them too, as don't know and no answer: read
+    by the convention, but said (`letters-ambiguous`): nothing in the file shows which it follows."""
     data = tmp_path / "data"
     data.mkdir()
-    _ess9(data / "ESS9GB.dta", {0: "b", 1: "b", 2: "c"})
+    _ess9(data / "ESS9GB.dta", {0: "b", 1: "b", 2: "c", 3: "d"})
     code, out, err = run("build", "--data", str(data), "--db", str(tmp_path / "h.duckdb"))
     assert code == 0
     assert _said(out + err) == []
+    assert _reasons(tmp_path / "h.duckdb") == {
+        "ESS9GB.dta": [(".b", "refused", 2), (".c", "dont_know", 1), (".d", "no_answer", 1)]}
+    path = data / "ESS9GB.dta"
+    _ess9(path, {0: "b", 1: "b", 2: "c"})
+    code, out, err = run("build", "--data", str(data), "--db", str(tmp_path / "h.duckdb"))
+    assert code == 0
+    assert _said(err) == [
+        (f"warning: ess wave 9: {path}: its Stata missing letters carry no labels, and both the crosswalk's convention "
+         "(.a not_applicable, .b refused, .c dont_know, .d no_answer) and each variable's declared missing codes in "
+         "order (.a the lowest code) can read them; they give other reasons for 1 variable(s): trstprl .b (2 row(s)) "
+         "refused by the convention, dont_know in order, .c (1 row(s)) dont_know by the convention, no_answer in order "
+         "— read by the convention, which the file's letters do not show it follows — if the file letters each "
+         "variable's missing codes in order (as files converted from SPSS do, and as the wave's other Stata files may "
+         "show: `letters-in-order`), give the letters their reasons in the rules' `missing` (a wave override, e.g. "
+         "{'.a': refused, '.b': dont_know, '.c': no_answer})")]
     assert _reasons(tmp_path / "h.duckdb") == {"ESS9GB.dta": [(".b", "refused", 2), (".c", "dont_know", 1)]}
 
 

@@ -382,6 +382,7 @@ def lettering(held: Mapping[str, Mapping[str, int]], plan: WavePlan, meta: Sourc
     convention: list[str] = []  # the variables whose letters the convention cannot read
     order: list[str] = []  # those the order cannot read
     read: dict[str, str] = {}  # variable → its letters read in order (said once per variable)
+    differ: dict[str, str] = {}  # variable → its letters the two readings give other reasons
     letters: dict[str, dict[str, dict[str, str]]] = {}
     for tp, vm in _read_by(plan, meta):
         mine = {x: n for x, n in sorted(held.get(vm.name, {}).items())
@@ -416,10 +417,24 @@ def lettering(held: Mapping[str, Mapping[str, int]], plan: WavePlan, meta: Sourc
         letters.setdefault(tp.target, {})[vm.name] = given
         read.setdefault(vm.name, f"{vm.name} " + ", ".join(f".{x} ({mine[x]:,} row(s)) {given[x]}" for x in mine)
                         + f" (its codes {', '.join(f'{c:g}' for c in codes)})")
-    if not convention:
-        return Lettering({}, [])
+        apart = [x for x in mine if x in defaults.extended and given[x] != defaults.extended[x]]
+        if apart and vm.name not in differ:
+            differ[vm.name] = f"{vm.name} " + ", ".join(
+                f".{x} ({mine[x]:,} row(s)) {defaults.extended[x]} by the convention, {given[x]} in order" for x in apart)
     scheme = ", ".join(f".{x} {r}" for x, r in sorted(defaults.extended.items()))
     where: dict[str, Any] = {"survey": plan.survey, "wave": plan.wave.wave}
+    if not convention and not order and differ:  # both readings hold the letters, and they give other reasons
+        return Lettering({}, [Issue(
+            f"{path}: its Stata missing letters carry no labels, and both the crosswalk's convention ({scheme}) and "
+            f"each variable's declared missing codes in order (.a the lowest code) can read them; they give other "
+            f"reasons for {len(differ)} variable(s): {_listed(list(differ.values()))} — read by the convention, "
+            "which the file's letters do not show it follows", code="letters-ambiguous", severity="warning", **where,
+            extra={"differ": list(differ.values())},
+            hint="if the file letters each variable's missing codes in order (as files converted from SPSS do, and "
+                 "as the wave's other Stata files may show: `letters-in-order`), give the letters their reasons in "
+                 "the rules' `missing` (a wave override, e.g. {'.a': refused, '.b': dont_know, '.c': no_answer})")])
+    if not convention:
+        return Lettering({}, [])
     if not order:
         return Lettering(letters, [Issue(
             f"{path}: its Stata missing letters carry no labels and do not follow the crosswalk's convention "
