@@ -99,8 +99,12 @@ class SameWork:
                 supplied: Mapping[str, str] | None = None) -> tuple[WavePlan, CompiledWave]:
         """``plan_and_compile``; not shared when a rule takes row ids from the file name."""
         return self.once("compile", meta, (cw.survey, wave.wave, stata, _items(supplied)),
-                         lambda: plan_and_compile(cw, wave, project, meta, stata, supplied),
-                         lambda answer: any(tp.kind == "row_id" for tp in answer[0].targets.values()))
+                         lambda: plan_and_compile(cw, wave, project, meta, stata, supplied), self.row_ids)
+
+    @staticmethod
+    def row_ids(answer: tuple[WavePlan, CompiledWave]) -> bool:
+        """A ``names_file`` test of a compiled plan: a rule takes row ids from the file's name."""
+        return any(tp.kind == "row_id" for tp in answer[0].targets.values())
 
     @staticmethod
     def names(meta: SourceMeta) -> Callable[[object], bool]:

@@ -228,9 +228,18 @@ def _lettered(job: Job, project: Project, same: SameWork, src: SourceFile, plan:
     reading = lettering(held, plan, src.meta, declared, str(job.path))
     if not reading.letters:
         return plan, compiled, reading.issues
-    assert project.schema is not None
-    plan = letters_in_order(plan, reading.letters, src.meta.variables)
-    return plan, compile_wave(plan, src.meta, project.schema, project.tables, stata_letters(src.meta)), reading.issues
+    schema = project.schema
+    assert schema is not None
+    key = tuple((t, v, tuple(sorted(r.items()))) for t, by in sorted(reading.letters.items()) for v, r in sorted(by.items()))
+
+    def ordered() -> tuple[WavePlan, CompiledWave]:  # the files of a wave converted alike share it
+        mine = letters_in_order(plan, reading.letters, src.meta.variables)
+        return mine, compile_wave(mine, src.meta, schema, project.tables, stata_letters(src.meta))
+
+    supplied = tuple(sorted(job.supplied.items()))
+    plan, compiled = same.once("compile-in-order", src.meta, (job.crosswalk.survey, job.wave.wave, supplied, key),
+                               ordered, same.row_ids)
+    return plan, compiled, reading.issues
 
 
 def _wave_rows(f: PreparedFile, frame: pd.DataFrame) -> pd.DataFrame:
