@@ -192,6 +192,40 @@ def test_a_temporary_contract_is_an_employees(tmp_path_factory: pytest.TempPathF
     assert got.loc[unknown, "temporary_contract"].tolist() == (raw.loc[unknown, "wrkctra"] == 2).tolist()
 
 
+def test_the_ukrainian_release_gives_its_home_language_as_markers(tmp_path_factory: pytest.TempPathFactory,
+                                                                  tmp_path: Path) -> None:
+    """ESS10 UA (the national team's release) leaves lnghom1 blank in every row and marks Ukrainian, Russian,
+    other, refusal and don't know instead: all 1,531 rows had home_language not available. One language marked
+    is that language, two or more MUL, 'other' alone not available; a round-10 file without the markers (as ESS
+    ERIC releases it) reads lnghom1."""
+    path = SHARED / "ess_real" / "ess10_ua" / "ESS10UAe2_0.sav"
+    marks = ["lnghomua", "lnghomru", "lnghomoth", "lnghomref", "lnghomdk"]
+    raw = pyreadstat.read_sav(str(path), usecols=["lnghom1", *marks])[0]
+    assert set(raw["lnghom1"]) == {""}
+    with duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True) as con:
+        got = con.execute("SELECT home_language, home_language_missing FROM respondents ORDER BY source_row").df()
+    ua, ru, oth, ref, dk = (raw[m] == 1 for m in marks)
+    several = (ua.astype(int) + ru.astype(int) + oth.astype(int)) >= 2
+    expected = np.select([ref, dk, several, ua, ru], ["refused", "dont_know", "MUL", "UKR", "RUS"], "not_available")
+    stored = got["home_language"].fillna(got["home_language_missing"]).to_numpy()
+    assert stored.tolist() == expected.tolist()
+    assert pd.Series(stored).value_counts().to_dict() == {"UKR": 777, "RUS": 516, "MUL": 208, "not_available": 26,
+                                                          "dont_know": 2, "refused": 2}
+    df, meta = pyreadstat.read_sav(str(path), usecols=["idno", "cntry", "essround", "lnghom1"])
+    df["lnghom1"] = ["RUS", "UKR", "777"] * 510 + ["HUN"]
+    pyreadstat.write_sav(df, str(tmp_path / "ESS10UA.sav"), column_labels=meta.column_labels,
+                         variable_value_labels=meta.variable_value_labels, missing_ranges=meta.missing_ranges)
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(tmp_path / "ESS10UA.sav"), "--db", str(db))
+    assert code == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT home_language, home_language_missing, count(*) FROM respondents GROUP BY ALL "
+                           "ORDER BY 1 NULLS LAST").fetchall() == [("HUN", None, 1), ("RUS", None, 510),
+                                                                    ("UKR", None, 510), (None, "refused", 510)]
+        assert con.execute("SELECT DISTINCT kind, source_variables, crosswalk_path FROM lineage WHERE target = 'home_language'"
+                           ).fetchall() == [("table", "lnghom1", "waves[10].overrides.home_language.alternatives.0")]
+
+
 def test_a_drifted_variables_codes_cut_short_are_whole_in_the_json_form() -> None:
     """The Polish file of ESS9 edition 1.2 labels only Poland's regions of the 78 the integrated file declares: the
     note names five "and 73 more", and the JSON form holds each code with its declared label."""
