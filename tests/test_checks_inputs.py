@@ -72,9 +72,10 @@ def test_codes_outside_the_labelled_range_of_expression_inputs_are_reported(real
         "expression input dscrrce has code(s) 5 (4 rows) outside its labelled codes 0–1; the expression for "
         "discrimination_ethnic read them as values — if a code means missing, give it a reason under the rule's "
         f"missing: (e.g. '5: invalid'); {hint}"),
-        (f"{labour}expression input pdwrk has code(s) 2 (5 rows) outside its labelled codes 0–1; the expression for "
-        "labour_status read them as values — if a code means missing, give it a reason under the rule's missing: "
-        f"(e.g. '2: invalid'); {hint}"),
+        # read by two expressions (the current job's items too), said once
+        (f"{labour}expression input pdwrk has code(s) 2 (5 rows) outside its labelled codes 0–1; the expressions for "
+        "labour_status, self_employed, temporary_contract read them as values — if a code means missing, give it a "
+        f"reason under the rule's missing: (e.g. '2: invalid'); {hint}"),
         (f"{labour}expression input uempla has code(s) 7 (3 rows) outside its labelled codes 0–1; the expression for "
         "labour_status read them as values — if a code means missing, give it a reason under the rule's missing: "
         f"(e.g. '7: invalid'); {hint}")]
@@ -330,7 +331,8 @@ def test_an_expressions_empty_input_and_its_new_category_are_said(real: tuple[pd
     _, warnings = _built(empty, meta, tmp_path / "empty")
     assert warnings == [
         (f"warning: mappings/ess.yaml:{at} targets.labour_status: source variable pdwrk is empty (system-missing) in "
-        f"all {len(df):,} rows; the expression(s) for labour_status read it as missing there — check that the file "
+        f"all {len(df):,} rows; the expression(s) for labour_status, self_employed, temporary_contract read it as missing "
+        "there — check that the file "
         "is the complete release")]
     rows = df.index[df["pdwrk"] == 1][:40]
     df.loc[rows, "pdwrk"] = 2.0
@@ -343,8 +345,8 @@ def test_an_expressions_empty_input_and_its_new_category_are_said(real: tuple[pd
         meta.variable_value_labels["pdwrk"] = labels
     assert warnings == [
         (f"warning: mappings/ess.yaml:{at} targets.labour_status: expression input pdwrk has code(s) 2 'Other' (40 "
-        "rows) that surveys/ess/codebook_8.yaml does not have; the expression for labour_status, written for its "
-        "codes, read them as values — check what the expression makes of them (harmonise inspect FILE lists the "
+        "rows) that surveys/ess/codebook_8.yaml does not have; the expressions for labour_status, self_employed, "
+        "temporary_contract, written for its codes, read them as values — check what the expression makes of them (harmonise inspect FILE lists the "
         "labels): handle them in a wave override of the expression, or give them a reason under the rule's missing:")]
 
 

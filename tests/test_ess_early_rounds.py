@@ -321,10 +321,12 @@ def expected(path: Path, round_: int) -> pd.DataFrame:
     out["age"] = valid(df.agea, {999})
     out["country_of_birth"] = df[cntbrth].map(countries)
     out["home_language"] = df[lang].map(languages)
-    # employees only: a family business's worker (emplrel 3) is not applicable; an answer without emplrel is kept
+    # employees only: a family business's worker (emplrel 3) is not applicable; an answer without emplrel is kept;
+    # the current job's: not applicable for those not in paid work (pdwrk 0), whose answers are the last job's
     out["temporary_contract"] = valid(df[contract], {6, 7, 8, 9}).map({1: False, 2: True, 3: False}).where(
-        df.emplrel != 3)
-    out["self_employed"] = valid(df.emplrel, {6, 7, 8, 9}).map({1: False, 2: True, 3: False})
+        (df.emplrel != 3) & (df.pdwrk != 0))
+    out["self_employed"] = valid(df.emplrel, {6, 7, 8, 9}).map({1: False, 2: True, 3: False}).where(df.pdwrk != 0)
+    out["hours_worked"] = valid(df.wkhtot, {666, 777, 888, 999}).where(df.pdwrk != 0)
     out["labour_status"] = np.where(df.pdwrk == 1, "employed", np.where(df.uempla == 1, "unemployed", "inactive"))
     out["trust_parliament"] = valid(df.trstprl, {77, 88, 99})
     out["weight"] = df.pspwght * df.pweight
@@ -372,7 +374,8 @@ def test_a_file_laid_out_as_the_round_validates_and_builds_the_values_of_the_raw
     assert set(got.wave) == {str(round_)}
     for column in want.columns:
         g, w = got[column], want[column]
-        if column in ("age", "trust_parliament", "weight", "income_decile", "year_of_arrival", "birth_year"):
+        if column in ("age", "trust_parliament", "weight", "income_decile", "year_of_arrival", "birth_year",
+                      "hours_worked"):
             np.testing.assert_allclose(g.astype(float).to_numpy(), w.astype(float).to_numpy(), equal_nan=True,
                                        err_msg=column)
         else:

@@ -70,7 +70,7 @@ def _code_text(v: object) -> str:
 def test_conservation_every_source_code_lands_where_the_crosswalk_says(fr_db: Path, ess8: Path) -> None:
     con = connect(fr_db)
     lineage = con.execute("SELECT target, source_variables, kind FROM lineage WHERE kind IN ('map', 'table')").fetchall()
-    assert len(lineage) == 21  # temporary_contract is an expression (an employee's contract)
+    assert len(lineage) == 20  # temporary_contract, self_employed are expressions (the current job's, an employee's)
     for target, source, _kind in lineage:
         raw = _raw(ess8, [source])[source].map(_code_text).value_counts().to_dict()
         rep = con.execute("SELECT source_code, sum(n) FROM harmonisation_report WHERE target = ? GROUP BY 1",

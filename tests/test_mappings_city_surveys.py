@@ -164,7 +164,8 @@ LMD_CASES: dict[str, list[dict[str, Any]]] = {
     "education": [{"q54": c} for c in (2, 3, 4, 5, 7, 8, 9, 99)],
     "scales": [{"q40": 1, "q35": 7}, {"q40": 4, "q35": 88}, {"q40": 9, "q35": 0}],
     "weight": [{"city": "Osl", "id": 1}],
-    "labour": [{"q55": 1, "q57": 3}, {"q55": 3, "q57": 7}, {"q55": 4, "q57": 9}],
+    "labour": [{"q55": 1, "q57": 3}, {"q55": 3, "q57": 7}, {"q55": 4, "q57": 9}, {"q55": 4, "q57": 2},
+               {"q55": 1, "q57": 9}],
     "discrimination": [{"q15": 1, "q1601": 0, "q1603": 1}, {"q15": 2, "q1601": 7, "q1603": 7},
                        {"q15": 9, "q1601": 7, "q1603": 7}],
 }
@@ -184,8 +185,13 @@ TIES_CASES: dict[str, list[dict[str, Any]]] = {
     "education": [{"edu_isced": c} for c in (1, 2, 3, 4, 5, 6, 7, 8, -8)],
     "scales": [{"trust_parl": 1, "id_host": 5}, {"trust_parl": 3, "id_host": 2}, {"trust_parl": 5, "id_host": -9}],
     "weight": [{"weight": 3.5}],
-    "labour": [{"act_main": 2, "emp_contract": 3}, {"act_main": 3, "emp_contract": -7}],
+    "labour": [{"act_main": 2, "emp_contract": 3}, {"act_main": 3, "emp_contract": -7},
+               {"act_main": 1, "emp_contract": 3}],
     "missing": [{"sex": 1, "age": -9, "yob": -8, "cit_other": 5, "disc_origin": 2}],
+    "discrimination": [{"disc_origin": 3, "disc_relig": 1, "disc_work": 1, "disc_school": -7},
+                       {"disc_origin": 1, "disc_relig": 2, "disc_work": 1, "disc_school": 1},
+                       {"disc_origin": 1, "disc_relig": 1, "disc_work": -7, "disc_school": -7},
+                       {"disc_origin": -8, "disc_relig": 1, "disc_work": 1, "disc_school": 1}],
     "home_language": [{"city": "ANT", "lang_home": 1}, {"city": "BAS", "lang_home": 1}, {"city": "STR", "lang_home": 8},
                       {"city": "MAD", "lang_home": 6}],
 }
@@ -391,16 +397,19 @@ def test_labour_status_approximations(ics: Batch, lmd: Batch, ties: Batch) -> No
     assert rows[6]["labour_status_missing"] == "not_applicable"  # main activity unknown: not guessed from e5
     assert [r["main_activity"] for r in rows[:3]] == ["paid_work", "unemployed_looking", "unemployed_not_looking"]
     assert rows[0]["self_employed"] is True and rows[1]["self_employed_missing"] == "not_applicable"
-    assert lmd.col("labour", "labour_status") == ["employed", "inactive", "inactive"]
-    assert lmd.col("labour", "in_education") == [False, False, True]
-    assert lmd.col("labour", "self_employed") == [True, None, None]
-    assert [r["self_employed_missing"] for r in lmd.rows["labour"][1:]] == ["not_applicable", "no_answer"]
-    assert ties.col("labour", "labour_status") == ["employed", "unemployed"]
-    assert ties.col("labour", "temporary_contract") == [True, None]
-    assert ties.rows["labour"][1]["temporary_contract_missing"] == "not_applicable"
+    assert lmd.col("labour", "labour_status") == ["employed", "inactive", "inactive", "inactive", "employed"]
+    assert lmd.col("labour", "in_education") == [False, False, True, True, False]
+    # the job of a student (q55 4) is not the current main job labour_status reads: not applicable, as elsewhere
+    assert lmd.col("labour", "self_employed") == [True, None, None, None, None]
+    assert [r["self_employed_missing"] for r in lmd.rows["labour"][1:]] == ["not_applicable", "not_applicable",
+                                                                             "not_applicable", "no_answer"]
+    assert ties.col("labour", "labour_status") == ["employed", "unemployed", "employed"]
+    # employees only: the self-employed (act_main 2) have no contract to count
+    assert ties.col("labour", "temporary_contract") == [None, None, True]
+    assert [r["temporary_contract_missing"] for r in ties.rows["labour"][:2]] == ["not_applicable", "not_applicable"]
 
 
-def test_discrimination(ics: Batch, lmd: Batch) -> None:
+def test_discrimination(ics: Batch, lmd: Batch, ties: Batch) -> None:
     row = ics.one("missing")  # ICS's item covers 5 years: not the 12-month target (as in TIES)
     assert row["discrimination_ethnic"] is True and row["discrimination_experienced_12m_missing"] == "not_asked"
     assert ics.one("not_discriminated")["discrimination_ethnic_missing"] == "not_applicable"
@@ -408,6 +417,11 @@ def test_discrimination(ics: Batch, lmd: Batch) -> None:
     assert [r["discrimination_ethnic_missing"] for r in lmd.rows["discrimination"]] == [None, "not_applicable",
                                                                                          "no_answer"]
     assert lmd.col("discrimination", "discrimination_experienced_12m") == [True, False, None]
+    # TIES: on grounds of origin among those treated unfairly on any ground asked (ICS's and LOCALMULTIDEM's
+    # population), not among everyone
+    assert ties.col("discrimination", "discrimination_ethnic") == [True, False, None, None]
+    assert [r["discrimination_ethnic_missing"] for r in ties.rows["discrimination"][2:]] == ["not_applicable",
+                                                                                             "dont_know"]
 
 
 def test_missing_code_conventions(ics: Batch, ties: Batch) -> None:

@@ -175,8 +175,12 @@ def test_other_renames_and_gaps(plans: dict[str, WavePlan], wave: str) -> None:
     # whom ESS asks too, is not applicable; an answer without the employment relation is kept
     contract = "wrkctr" if r == 1 else "wrkctra"
     assert (t["temporary_contract"].kind, t["temporary_contract"].expr) == (
-        "expr", (f"missing('not_applicable') if coalesce(emplrel, 0) == 3 else ({contract} == 2 if {contract} in "
-                f"({'1, 2' if r == 1 else '1, 2, 3'}) else missing('not_available'))"))
+        "expr", (f"missing('not_applicable') if pdwrk == 0 or coalesce(emplrel, 0) == 3 else ({contract} == 2 if "
+                f"{contract} in ({'1, 2' if r == 1 else '1, 2, 3'}) else missing('not_available'))"))
+    # the current main job's (labour_status's pdwrk): ESS asks emplrel, wrkctra and wkhtot of the last job too
+    assert (t["self_employed"].expr, t["hours_worked"].expr) == (
+        ("missing('not_applicable') if pdwrk == 0 else (emplrel == 2 if emplrel in (1, 2, 3) else "
+        "missing('not_available'))"), "missing('not_applicable') if pdwrk == 0 else wkhtot")
     # income deciles from round 4
     if r <= 3:
         assert t["income_decile"].kind == "not_asked" and "hinctnt" in t["income_decile"].not_asked
@@ -192,8 +196,8 @@ def test_other_renames_and_gaps(plans: dict[str, WavePlan], wave: str) -> None:
                         ("life_satisfaction", "stflife"), ("self_rated_health", "health"),
                         ("attitude_immigration_economy", "imbgeco"), ("attitude_immigration_culture", "imueclt"),
                         ("attitude_immigration_overall", "imwbcnt"), ("urbanisation", "domicil"),
-                        ("main_activity", "mnactic"), ("in_education", "edctn"), ("self_employed", "emplrel"),
-                        ("hours_worked", "wkhtot"), ("discriminated_group", "dscrgrp"), ("born_in_country", "brncntr"),
+                        ("main_activity", "mnactic"), ("in_education", "edctn"),
+                        ("discriminated_group", "dscrgrp"), ("born_in_country", "brncntr"),
                         ("citizen", "ctzcntr"), ("father_born_in_country", "facntr"),
                         ("mother_born_in_country", "mocntr")):
         assert t[target].source == src, (wave, target)

@@ -173,23 +173,43 @@ def test_a_temporary_contract_is_an_employees(tmp_path_factory: pytest.TempPathF
     """ESS asks the contract question of employees and of those working for their family's business (emplrel 3),
     who are not employees: ESS6 IE's 59 were counted in the temporary contract share's employees (Eurostat's and
     domain.md's denominator). Theirs is not applicable now; an employee's is the file's answer, and so is an answer
-    given without the employment relation (refused, don't know: 21 in ESS9 NO)."""
+    given without the employment relation (refused, don't know: 21 in ESS9 NO, 3 of them in paid work)."""
     def contracts(folder: str, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         path = SHARED / "ess_real" / folder / name
-        raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra"], user_missing=True)[0]
+        raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra", "pdwrk", "wkhtot"], user_missing=True)[0]
         with duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True) as con:
-            return raw, con.execute("SELECT temporary_contract, temporary_contract_missing FROM respondents "
-                                    "WHERE source_file = ? ORDER BY source_row", [name]).df()
+            return raw, con.execute("SELECT * FROM respondents WHERE source_file = ? ORDER BY source_row", [name]).df()
 
     raw, got = contracts("ess6_ie", "ESS6IE.sav")
-    family, employee = raw["emplrel"] == 3, raw["emplrel"] == 1
+    family, employee, working = raw["emplrel"] == 3, raw["emplrel"] == 1, raw["pdwrk"] == 1
     assert int(family.sum()) == 59 and set(got.loc[family, "temporary_contract_missing"]) == {"not_applicable"}
-    answered = employee & raw["wrkctra"].isin([1, 2, 3])
+    answered = employee & working & raw["wrkctra"].isin([1, 2, 3])
     assert got.loc[answered, "temporary_contract"].tolist() == (raw.loc[answered, "wrkctra"] == 2).tolist()
     raw, got = contracts("ess9_nordic", "ESS9NO.sav")
-    unknown = raw["emplrel"].isin([7, 8, 9]) & raw["wrkctra"].isin([1, 2, 3])
-    assert int(unknown.sum()) == 21
+    unknown = raw["emplrel"].isin([7, 8, 9]) & raw["wrkctra"].isin([1, 2, 3]) & (raw["pdwrk"] == 1)
+    assert int(unknown.sum()) == 3
     assert got.loc[unknown, "temporary_contract"].tolist() == (raw.loc[unknown, "wrkctra"] == 2).tolist()
+
+
+def test_the_current_jobs_items_are_not_the_last_jobs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ESS asks the employment relation, the contract and the hours of the current or last job: 1,263 of ESS6
+    IE's respondents not in paid work (pdwrk, as labour_status reads it) had a self_employed value, and 1,260
+    usual hours, their last job's, where every other survey's rule gives not applicable. They are not applicable
+    now; those in paid work keep the file's answers."""
+    path = SHARED / "ess_real" / "ess6_ie" / "ESS6IE.sav"
+    raw = pyreadstat.read_sav(str(path), usecols=["emplrel", "wrkctra", "pdwrk", "wkhtot"], user_missing=True)[0]
+    with duckdb.connect(str(folder_db(tmp_path_factory, path.parent)), read_only=True) as con:
+        got = con.execute("SELECT * FROM respondents ORDER BY source_row").df()
+    idle = raw["pdwrk"] == 0
+    assert (int((idle & raw["emplrel"].isin([1, 2, 3])).sum()), int((idle & raw["wkhtot"].between(0, 168)).sum())) \
+        == (1263, 1260)
+    for name in ("self_employed", "temporary_contract", "hours_worked"):
+        assert set(got.loc[idle, name + "_missing"]) == {"not_applicable"}, name
+    assert set(got.loc[idle, "labour_status"]) == {"inactive", "unemployed"}
+    working = (raw["pdwrk"] == 1) & raw["emplrel"].isin([1, 2, 3])
+    assert got.loc[working, "self_employed"].tolist() == (raw.loc[working, "emplrel"] == 2).tolist()
+    hours = (raw["pdwrk"] == 1) & raw["wkhtot"].between(0, 168)
+    assert got.loc[hours, "hours_worked"].tolist() == raw.loc[hours, "wkhtot"].tolist()
 
 
 def test_the_ukrainian_release_gives_its_home_language_as_markers(tmp_path_factory: pytest.TempPathFactory,

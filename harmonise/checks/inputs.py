@@ -16,7 +16,7 @@ And one from the built rows: a survey-wave whose weights are all zero (or some n
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harmonise.compile.sql import whole_numbers
@@ -93,6 +93,21 @@ def _rows_said(items: list[tuple[str, str, int]]) -> str:
         more(len(items) - 5)
 
 
+def _said_once(found: Iterable[tuple[str, str, Hashable, dict[Any, int]]]
+               ) -> list[tuple[str, Any, list[str], dict[Any, int]]]:
+    """(input, ``extra``, targets, code → rows) for (target, input, ``extra``, code → rows): one per input, ``extra``
+    and codes, so that an input several expressions read (ESS pdwrk: labour_status and the current job's items) is
+    said once, naming them; its rows are the most any target's report holds (they may count a code's rows apart)."""
+    groups: dict[tuple[str, tuple[Any, ...], Hashable], list[str]] = {}
+    rows: dict[tuple[str, Any], int] = {}
+    for target, name, extra, codes in sorted(found, key=lambda f: (f[0], f[1])):
+        groups.setdefault((name, tuple(sorted(codes, key=str)), extra), []).append(target)
+        for c, n in codes.items():
+            rows[(name, c)] = max(n, rows.get((name, c), 0))
+    return sorted(((name, extra, targets, {c: rows[(name, c)] for c in listed})
+                   for (name, listed, extra), targets in groups.items()), key=lambda g: (g[2][0], g[0]))
+
+
 def _judged(seen: dict[tuple[str, str], _Input], plan: WavePlan, target: str, name: str, meta: SourceMeta) -> _Input:
     """The input ``name`` of ``target``, made once per metadata and plan (``seen``: ``SameWork.once``)."""
     if (target, name) not in seen:
@@ -102,7 +117,8 @@ def _judged(seen: dict[tuple[str, str], _Input], plan: WavePlan, target: str, na
 
 def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta,
                            seen: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
-    """One warning per expression target and input whose rows hold codes outside its labelled range
+    """One warning per expression input (naming the targets whose expressions read it) whose rows hold codes outside
+    its labelled range
     (labelled valid codes: neither declared missing nor given a missing reason; at least two). ``seen``: the
     inputs judged already, shared by the files whose metadata and plan are these (``SameWork.once``)."""
     found: dict[tuple[str, str], dict[str, int]] = {}
@@ -112,16 +128,17 @@ def unlabelled_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
             codes = found.setdefault((target, name), {})
             codes[text] = codes.get(text, 0) + n
     out = []
-    for (target, name), codes in sorted(found.items()):
-        lo, hi = seen[(target, name)].range  # type: ignore[misc]
+    for name, (lo, hi), targets, codes in _said_once(
+            (target, name, seen[(target, name)].range, codes) for (target, name), codes in found.items()):
         ordered = sorted(codes.items(), key=lambda cn: _code_order(cn[0]))
         shown = ", ".join(f"{c} ({n:,} row{'s' if n != 1 else ''})" for c, n in ordered[:5])
         if len(ordered) > 5:
             rest = sum(n for _, n in ordered[5:])
             shown += more(len(ordered) - 5, detail=f"{rest:,} row{'s' if rest != 1 else ''}")
         out.append(_input_issue(
-            plan, target, name, f"expression input {name} has code(s) {shown} outside its labelled codes "
-            f"{lo:g}–{hi:g}; the expression for {target} read them as values",
+            plan, targets[0], name, f"expression input {name} has code(s) {shown} outside its labelled codes "
+            f"{lo:g}–{hi:g}; the expression{'s' if len(targets) > 1 else ''} for {', '.join(targets)} read them as "
+            "values",
             "if a code means missing, give it a reason under the rule's missing: (e.g. "
             f"'{next(iter(sorted(codes)))}: invalid'); if the edition added it, check the expression",
             [c for c, _ in ordered], code="unlabelled-input-code", severity="warning"))
@@ -169,7 +186,8 @@ def labelled_beyond_values(rep: Sequence[ReportRow], plan: WavePlan, meta: Sourc
 
 def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta, declared: SourceMeta | None,
                     judged: dict[tuple[str, str], _Input] | None = None) -> list[Issue]:
-    """One warning per expression target and input whose rows hold codes the file labels but the declared codebook,
+    """One warning per expression input (naming the targets whose expressions read it) whose rows hold codes the file
+    labels but the declared codebook,
     for which the expression was written, does not (`pdwrk` 2 'Other' beside 0 'Not marked', 1 'Marked'): an
     edition's new category, which the expression reads as a value without knowing it. Only for inputs the declared
     codebook labels in full (two or more labelled codes, no unlabelled value in the rows)."""
@@ -181,7 +199,8 @@ def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta, 
         values.setdefault((target, name), set()).add(value)
         codes = found.setdefault((target, name), {})
         codes[value] = (text, codes.get(value, (text, 0))[1] + n)
-    out = []
+    new_codes: list[tuple[str, str, Hashable, dict[Any, int]]] = []
+    texts: dict[tuple[str, float], str] = {}
     for (target, name), codes in sorted(found.items()):
         vm, dv = meta.get(name), declared.get(name)
         if vm is None or dv is None or vm.type != "numeric" or dv.type != "numeric" or len(dv.labels) < 2:
@@ -196,11 +215,18 @@ def new_input_codes(rep: Sequence[ReportRow], plan: WavePlan, meta: SourceMeta, 
             new = [v for v in new if not read.is_missing(v)]
         if not new:
             continue
-        said = [(codes[v][0], vm.labels.get(v, vm.labels.get(int(v), "")), codes[v][1]) for v in new]
+        new_codes.append((target, name, None, {v: codes[v][1] for v in new}))
+        texts.update({(name, v): codes[v][0] for v in new})
+    out = []
+    for name, _, targets, rows in _said_once(new_codes):
+        var = meta.get(name)
+        labels = var.labels if var is not None else {}
+        said = [(texts[(name, v)], labels.get(v, labels.get(int(v), "")), n) for v, n in sorted(rows.items())]
         shown = _rows_said(said)
         out.append(_input_issue(
-            plan, target, name, f"expression input {name} has code(s) {shown} that {declared.origin} does not "
-            f"have; the expression for {target}, written for its codes, read them as values",
+            plan, targets[0], name, f"expression input {name} has code(s) {shown} that {declared.origin} does not "
+            f"have; the expression{'s' if len(targets) > 1 else ''} for {', '.join(targets)}, written for its codes, "
+            "read them as values",
             "check what the expression makes of them (harmonise inspect FILE lists the labels): handle them in a "
             "wave override of the expression, or give them a reason under the rule's missing:",
             [c for c, _, _ in said], code="new-input-code", severity="warning"))
