@@ -27,10 +27,12 @@ from harmonise.spec.yamlload import locate
 if TYPE_CHECKING:
     import duckdb
 
+    from harmonise.compile.sql import CompiledWave
     from harmonise.pipeline import Idle, Reuse
     from harmonise.pipeline.batch import Outcome
     from harmonise.readers.files import SourceFile
     from harmonise.spec.crosswalk import Crosswalk
+    from harmonise.spec.resolve import WavePlan
     from harmonise.store.cache import BuildCache
     from harmonise.store.query import QueryResult
 
@@ -573,12 +575,14 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
             raise UsageError(f"{survey} wave {wave} has no declared codebook; pass --data FILE")
         meta, stata = declared, False
     plan, compiled = plan_and_compile(cw, w, project, meta, stata)
+    notes: list[str] = []
+    if data is not None and stata and not compiled.errors:
+        plan, compiled, notes = _lettered(project, survey, wave, src, data, plan, compiled)
     if compiled.errors:
         raise ValidationFailed([locate(Issue(e.message, path=".".join(map(str, e.path)) or f"targets.{e.target}",
                                              code="compile", extra={"yaml_path": e.path}),
                                        project.surveys[survey].index, survey, wave)
                                 for e in compiled.errors], "cannot compile")
-    notes: list[str] = []
     if data is not None:
         from harmonise.checks.crosswalk import check_crosswalk
 
@@ -595,6 +599,25 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
             notes.append(f"note: the SQL above is the query for {data.name} as it is; `harmonise validate --data "
                          f"{data}` checks the file against {survey} wave {wave}")
     return compiled.sql, notes
+
+
+def _lettered(project: Project, survey: str, wave: str, src: SourceFile, data: Path, plan: WavePlan,
+              compiled: CompiledWave) -> tuple[WavePlan, CompiledWave, list[str]]:
+    """A Stata file's plan and SQL with its unlabelled missing letters read as the build reads them (decision 97:
+    by the convention, or in each variable's order, said), and what was said of them."""
+    from harmonise.checks.labels import letter_sources, lettering
+    from harmonise.compile.sql import compile_in_order
+
+    declared = project.declared_meta(survey, wave)
+    wanted = [c for c in letter_sources(plan, src.meta) if c not in src.virtual] if declared is not None else []
+    if not wanted:
+        return plan, compiled, []
+    assert project.schema is not None and declared is not None
+    reading = lettering(src.letters(wanted), plan, src.meta, declared, str(data))
+    said = [f"{i.severity}: {i.format()}" for i in reading.issues]
+    if reading.letters:
+        plan, compiled = compile_in_order(plan, reading.letters, src.meta, project.schema, project.tables)
+    return plan, compiled, said
 
 
 def _cumulative_note(data: Path, src: SourceFile, cw: Crosswalk, wave: str) -> list[str]:

@@ -199,6 +199,12 @@ def test_the_real_file_converted_to_stata_either_way_harmonises_as_the_spss_file
     code, _, err = run("build", "--data", str(data), "--db", str(db))
     assert code == 0, err
     assert ("letters-in-order" in err) == (lettering == "in-order")
+    # `harmonise sql --data` prints the SQL the build runs on the file (was: the convention's, either way)
+    code, out, err = run("sql", "ess", "8", "--data", str(data / "ESS8FR.dta"))
+    assert code == 0, err
+    assert ("""CASE src."yrbrn#x" WHEN 'a' THEN 'refused'""" in out) == (lettering == "in-order")
+    assert ("""CASE src."yrbrn#x" WHEN 'a' THEN 'not_applicable'""" in out) == (lettering == "convention")
+    assert ("do not follow the crosswalk's convention" in err) == (lettering == "in-order")
     query = "SELECT * EXCLUDE (source_file) FROM respondents ORDER BY source_row"
     with duckdb.connect(str(fr_db), read_only=True) as con:
         want = con.execute(query).fetchall()

@@ -25,7 +25,14 @@ from harmonise.spec.codetables import TableSet
 from harmonise.spec.crosswalk import Crosswalk, TargetValue, Wave
 from harmonise.spec.expr import EXPR_TYPES, ExprError, referenced_names
 from harmonise.spec.project import Project
-from harmonise.spec.resolve import SourceMissing, TargetPlan, WavePlan, expr_source_missing, resolve_wave
+from harmonise.spec.resolve import (
+    SourceMissing,
+    TargetPlan,
+    WavePlan,
+    expr_source_missing,
+    letters_in_order,
+    resolve_wave,
+)
 from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 
@@ -453,6 +460,14 @@ def target_checks(plan: WavePlan, meta: SourceMeta, schema: TargetSchema, tables
 def stata_letters(meta: SourceMeta) -> set[str]:
     """Numeric variables of a Stata file, whose extended missing letters the reader stages as ``<var>#x``."""
     return {n for n, vm in meta.variables.items() if vm.type == "numeric"}
+
+
+def compile_in_order(plan: WavePlan, letters: dict[str, dict[str, dict[str, str]]], meta: SourceMeta,
+                     schema: TargetSchema, tables: TableSet) -> tuple[WavePlan, CompiledWave]:
+    """``plan`` with a Stata file's unlabelled missing letters read in each variable's order (``letters``: target
+    → variable → letter → reason, decision 97), and its SQL."""
+    mine = letters_in_order(plan, letters, meta.variables)
+    return mine, compile_wave(mine, meta, schema, tables, stata_letters(meta))
 
 
 def plan_and_compile(cw: Crosswalk, wave: Wave, project: Project, meta: SourceMeta, stata: bool = False,

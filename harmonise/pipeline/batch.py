@@ -29,7 +29,7 @@ from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.checks.labels import letter_sources, lettering, moved_labels
 from harmonise.checks.per_file import of_file
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
-from harmonise.compile.sql import CompiledWave, CompileError, compile_wave, stata_letters
+from harmonise.compile.sql import CompiledWave, CompileError, compile_in_order
 from harmonise.compile.sqltext import quote_ident
 from harmonise.discover import SEVERAL_WAVES, Job
 from harmonise.errors import Issue, ValidationFailed
@@ -41,7 +41,7 @@ from harmonise.rounds import content_text, content_values, content_wanted
 from harmonise.samework import SameWork
 from harmonise.spec.coverage import plan_sources
 from harmonise.spec.project import Project, without_set_aside
-from harmonise.spec.resolve import TargetPlan, WavePlan, letters_in_order, resolve_wave, without_override
+from harmonise.spec.resolve import TargetPlan, WavePlan, resolve_wave, without_override
 from harmonise.spec.schema import TargetSchema
 from harmonise.spec.source import SourceMeta, VarMeta, find_variable
 from harmonise.spec.yamlload import LineIndex, locate
@@ -233,8 +233,7 @@ def _lettered(job: Job, project: Project, same: SameWork, src: SourceFile, plan:
     key = tuple((t, v, tuple(sorted(r.items()))) for t, by in sorted(reading.letters.items()) for v, r in sorted(by.items()))
 
     def ordered() -> tuple[WavePlan, CompiledWave]:  # the files of a wave converted alike share it
-        mine = letters_in_order(plan, reading.letters, src.meta.variables)
-        return mine, compile_wave(mine, src.meta, schema, project.tables, stata_letters(src.meta))
+        return compile_in_order(plan, reading.letters, src.meta, schema, project.tables)
 
     supplied = tuple(sorted(job.supplied.items()))
     plan, compiled = same.once("compile-in-order", src.meta, (job.crosswalk.survey, job.wave.wave, supplied, key),
