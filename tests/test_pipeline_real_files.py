@@ -212,6 +212,44 @@ def test_the_current_jobs_items_are_not_the_last_jobs(tmp_path_factory: pytest.T
     assert got.loc[hours, "hours_worked"].tolist() == raw.loc[hours, "wkhtot"].tolist()
 
 
+@pytest.mark.parametrize(("dropped", "used"), [(("pdwrk", "uempla"), "mnactic"), (("pdwrk", "uempla", "mnactic"), "")])
+def test_an_extract_without_the_labour_items_reads_the_main_activity_then_the_last_job(
+        tmp_path: Path, dropped: tuple[str, ...], used: str) -> None:
+    """An extract without pdwrk (and uempla) had no labour status, where the main activity could give the city
+    surveys' approximation; its job items then read the current or last job. Now: labour status from mnactic, the
+    job items not applicable where it is not paid work; without mnactic too, the job items as ESS asks them."""
+    path = SHARED / "ess8_fr" / "ESS8FR.sav"
+    df, meta = pyreadstat.read_sav(str(path), user_missing=True)
+    raw = df.copy()
+    df = df.drop(columns=list(dropped))
+    kept = {c: meta.column_names_to_labels[c] for c in df.columns}
+    pyreadstat.write_sav(df, str(tmp_path / "ESS8FR.sav"), column_labels=kept,
+                         variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in kept},
+                         missing_ranges={k: v for k, v in meta.missing_ranges.items() if k in kept})
+    db = tmp_path / "h.duckdb"
+    code, _, err = run("build", "--data", str(tmp_path / "ESS8FR.sav"), "--db", str(db))
+    assert code == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.execute("SELECT * FROM respondents ORDER BY source_row").df()
+        paths = dict(con.execute("SELECT target, crosswalk_path FROM lineage WHERE target IN ('labour_status', "
+                                 "'self_employed', 'hours_worked')").fetchall())
+    working = raw["mnactic"] == 1
+    answered = working & raw["emplrel"].isin([1, 2, 3])
+    if used:
+        assert paths == {"labour_status": "targets.labour_status.alternatives.0",
+                         "self_employed": "targets.self_employed.alternatives.0",
+                         "hours_worked": "targets.hours_worked.alternatives.0"}
+        assert (got.loc[working, "labour_status"] == "employed").all()
+        assert (got.loc[raw["mnactic"] == 3, "labour_status"] == "unemployed").all()
+        assert set(got.loc[raw["mnactic"].isin([2, 4, 5, 6, 7, 8, 9]), "self_employed_missing"]) == {"not_applicable"}
+        assert got.loc[answered, "self_employed"].tolist() == (raw.loc[answered, "emplrel"] == 2).tolist()
+    else:
+        assert set(got["labour_status_missing"]) == {"not_available"}
+        assert paths["self_employed"] == "targets.self_employed.alternatives.1"
+        everyone = raw["emplrel"].isin([1, 2, 3])
+        assert got.loc[everyone, "self_employed"].tolist() == (raw.loc[everyone, "emplrel"] == 2).tolist()
+
+
 def test_the_ukrainian_release_gives_its_home_language_as_markers(tmp_path_factory: pytest.TempPathFactory,
                                                                   tmp_path: Path) -> None:
     """ESS10 UA (the national team's release) leaves lnghom1 blank in every row and marks Ukrainian, Russian,
