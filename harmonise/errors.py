@@ -6,6 +6,7 @@ unreadable input. The CLI maps exceptions to those codes and nothing else does.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -62,6 +63,38 @@ class Issue:
         """The JSON form; ``doc`` links the code's entry in docs/issues.md (meaning and fix)."""
         data = asdict(self) | {"doc": f"{ISSUES_DOC}#{self.code}"}
         return {k: v for k, v in data.items() if v not in (None, {}, "")}
+
+
+def issues_json(issues: list[Issue]) -> str | None:
+    """``issues`` as JSON that :func:`issues_from_json` turns back into equal issues (tuples and lists told apart),
+    or None when some value has no such form (a set, a number type of numpy's, a key that is no text)."""
+    def enc(v: object) -> object:
+        if v is None or type(v) in (bool, int, float, str):
+            return v
+        if type(v) is tuple:
+            return {"tuple": [enc(x) for x in v]}
+        if type(v) is list:
+            return [enc(x) for x in v]
+        if type(v) is dict and all(type(k) is str for k in v):
+            return {"dict": {k: enc(x) for k, x in v.items()}}
+        raise TypeError(type(v).__name__)
+
+    try:
+        return json.dumps([{k: enc(v) for k, v in vars(i).items()} for i in issues], ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def issues_from_json(text: str) -> list[Issue]:
+    """The issues :func:`issues_json` wrote."""
+    def dec(v: object) -> object:
+        if isinstance(v, list):
+            return [dec(x) for x in v]
+        if isinstance(v, dict):
+            return tuple(dec(x) for x in v["tuple"]) if "tuple" in v else {k: dec(x) for k, x in v["dict"].items()}
+        return v
+
+    return [Issue(**{k: dec(v) for k, v in d.items()}) for d in json.loads(text)]  # type: ignore[arg-type]
 
 
 class HarmoniseError(Exception):

@@ -469,3 +469,51 @@ def test_same_rows_compares_only_the_columns_asked_for(tmp_path: Path) -> None:
     assert cache.same_rows(con, "ess", "11") is False
     assert cache.same_rows(con, "ess", "11", ["x", "age_band"]) is True  # a name no column has is left out
     assert cache.same_rows(con, "ess", "11", ["x", "y"]) is False
+
+
+@pytest.mark.slow
+def test_a_kept_files_findings_come_from_the_cache_and_say_what_a_full_build_says(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild checked every kept file's report again (a quarter of the benchmark's rebuild): the findings are
+    cached with what they follow from beyond the file's key (the wave's plan, the declared codebook, the path). Kept
+    and unchanged there, they are the cache's, located at the crosswalk's lines of now; changed (a declared
+    codebook edited), they are made again; either way the build says what a full build says."""
+    import pyreadstat
+
+    from harmonise.pipeline import rows
+
+    made: list[str] = []
+    findings = rows._findings
+
+    def counted(f: object, *a: object) -> object:
+        made.append(f.job.file_name)  # type: ignore[attr-defined]
+        return findings(f, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rows, "_findings", counted)
+    data = _country_files(tmp_path, project, ["10"])
+    first = min(data.iterdir())  # without pdwrk: the labour status by an approximate alternative, said
+    df, meta = pyreadstat.read_sav(str(first), user_missing=True)
+    df = df.drop(columns=["pdwrk"])
+    keep = {c: meta.column_names_to_labels[c] for c in df.columns}
+    pyreadstat.write_sav(df, str(first), column_labels=keep, missing_ranges={
+        k: v for k, v in meta.missing_ranges.items() if k in keep},
+        variable_value_labels={k: v for k, v in meta.variable_value_labels.items() if k in keep})
+    db, full = tmp_path / "inc.duckdb", tmp_path / "full.duckdb"
+
+    def said(target: Path, *extra: str) -> str:
+        code, _, err = run("build", "--data", str(data), "--db", str(target), *extra, project=project)
+        assert code == 0, err
+        return err
+
+    before = said(db)
+    assert "by an approximate alternative" in before and len(made) == 2
+    made.clear()
+    assert said(db) == before and made == []  # kept, and their findings with them
+    crosswalk = project / "mappings" / "ess.yaml"
+    crosswalk.write_text("# a line more: every rule one line down\n" + crosswalk.read_text())
+    now = said(db)
+    assert made == [] and now != before and now == said(full, "--full")
+    made.clear()
+    codebook = project / "surveys" / "ess" / "codebook_10.yaml"
+    codebook.write_text(codebook.read_text() + "\n# edited\n")
+    assert said(db) == said(full, "--full") and len(made) == 2 + 2  # made again for the kept files, and in full

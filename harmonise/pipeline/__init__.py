@@ -219,6 +219,7 @@ def _reuse_prepare(files: list[PreparedFile], project: Project, same: SameWork, 
         rows.report[i] = list(cached.report)
         rows.failures[id(f)] = pd.DataFrame(cached.failures, columns=FAILURE_COLUMNS) if cached.failures \
             else NO_FAILURES
+        f.kept_findings = (cached.findings_key, cached.findings)
         finish_file(f, project, rows, same)
     return rows
 

@@ -155,6 +155,8 @@ class PreparedFile:
     # a wave of a cumulative file harmonised with others of its waves: its rows as the file's one read for them all
     # left them (:func:`read_once`), read from there instead of the file
     spilled: Path | None = None
+    # a file the build cache holds: its findings' key and findings as the previous build stored them
+    kept_findings: tuple[str, str | None] | None = None
 
     @property
     def small(self) -> bool:

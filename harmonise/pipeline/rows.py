@@ -18,6 +18,7 @@ from harmonise.checks.labels import unread_letter_labels
 from harmonise.checks.per_file import of_file
 from harmonise.compile.sql import CompiledWave, compile_wave
 from harmonise.compile.sqltext import quote_ident
+from harmonise.errors import Issue, issues_from_json, issues_json
 from harmonise.readers.files import SourceFile
 from harmonise.samework import SameWork
 from harmonise.spec.coverage import quality_of
@@ -29,6 +30,7 @@ from harmonise.spec.yamlload import LineIndex, locate
 from harmonise.store import provenance
 from harmonise.store.cache import CachedFile
 from harmonise.store.editions import gathered_facts, region_labels
+from harmonise.store.identity import digest
 from harmonise.store.provenance import to_json
 
 if TYPE_CHECKING:
@@ -133,26 +135,13 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
             (survey, wid, fname, str(col), str(check), None if pd.isna(case) else str(case),
              None if pd.isna(r) else int(r))
             for col, check, case, r in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"])])
-    judged: dict[tuple[str, str], Any] = same.once("expression inputs", src.meta, shape, dict)  # judged already
-    unmapped = accounting.unmapped_codes(rep, plan, labels, src.meta)
-    found = [*unmapped, *accounting.empty_sources(rep, plan, out.rows), *accounting.empty_inputs(rep, plan, out.rows),
-             *inputs.unlabelled_input_codes(rep, plan, src.meta, judged),
-             *inputs.labelled_beyond_values(rep, plan, src.meta, judged),
-             *inputs.declared_missing_values(rep, plan, src.meta),
-             *inputs.new_input_codes(rep, plan, src.meta, same.declared(project, survey, wid), judged),
-             *inputs.missing_weights(rep, plan, out.rows), *inputs.fractional_values(rep, plan, src.meta),
-             *inputs.no_rows(plan, str(job.path), out.rows), *inputs.content_missing(f.unset, plan, str(job.path),
-                                                                                      out.rows),
-             *accounting.conservation(totals, plan, out.rows),
-             *accounting.row_count(src.meta.rows if job.wave_rows is None else job.wave_rows, out.rows, str(job.path),
-                                   plan),
-             *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(
-                 "unaccounted", src.meta, shape, lambda: accounting.unaccounted_codes(plan, src.meta))),
-             *accounting.not_available(plan, str(job.path)),
-             *accounting.approximate_alternatives(plan, str(job.path)),
-             *unread_letter_labels(rep, plan, src.meta, str(job.path)),
-             *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped, fname,
-                                             src.meta)]
+    key = findings_key(f, project, same)
+    if f.kept_findings is not None and f.kept_findings[0] == key and f.kept_findings[1] is not None:
+        body: str | None = f.kept_findings[1]  # a kept file, its findings' inputs unchanged: as the cache holds them
+        found = issues_from_json(f.kept_findings[1])
+    else:
+        found = _findings(f, project, same, rep, labels, totals, fc, shape)
+        body = issues_json(found)
     out.issues.extend(of_file(locate(i, index, survey, wid), fname, str(job.path)) for i in found)
     rows.add(provenance.COMPILED_SQL, [(survey, wid, fname, _stored_sql(f.compiled, plan, src, project))])
     rows.add(provenance.LINEAGE, [(*r[:2], fname, *r[3:]) for r in same.once(
@@ -169,7 +158,48 @@ def finish_file(f: PreparedFile, project: Project, rows: ProvenanceRows, same: S
         (str(col), str(check), None if pd.isna(case) else str(case), None if pd.isna(r) else int(r),
          None if pd.isna(n) else int(n))
         for col, check, case, r, n in zip(fc["column"], fc["check"], fc["failure_case"], fc["source_row"], fc["n"])]
-        if len(fc) else [], dict(f.unset))
+        if len(fc) else [], dict(f.unset), key, body)
+
+
+def findings_key(f: PreparedFile, project: Project, same: SameWork) -> str:
+    """What a file's findings are a function of beyond its cache key (its bytes, name, SQL, options, harmonise): the
+    wave's plan (rules, paths, qualities, notes; not the crosswalk's lines, which :func:`locate` gives afterwards),
+    the survey's missing conventions, the declared codebook, the file's path and its rows and unset content."""
+    plan, job = f.plan, f.job
+    survey, wid = plan.survey, plan.wave.wave
+    planned = same.keyed(("findings plan", id(plan)), lambda: digest(
+        [repr(plan.wave), repr(sorted(plan.targets.items())), repr(plan.letters), repr(plan.crosswalk.missing)]))
+    codebook = project.surveys[survey].codebook_files.get(wid)
+    declared = same.keyed(("findings codebook", survey, wid), lambda: digest(
+        [(project.root / codebook).read_bytes() if codebook and (project.root / codebook).is_file() else b""]))
+    return digest([planned, declared, str(job.path), f.out.rows, job.wave_rows, sorted(f.unset.items())])
+
+
+def _findings(f: PreparedFile, project: Project, same: SameWork, rep: list[accounting.ReportRow],
+              labels: dict[str, tuple[str, dict[str, str]]], totals: list[tuple[str, int]], fc: pd.DataFrame,
+              shape: tuple[object, ...]) -> list[Issue]:
+    """The checks on what a file harmonised (every value accounted for), not yet located."""
+    job, plan, src, out = f.job, f.plan, f.src, f.out
+    survey, wid, fname = plan.survey, plan.wave.wave, job.file_name
+    judged: dict[tuple[str, str], Any] = same.once("expression inputs", src.meta, shape, dict)  # judged already
+    unmapped = accounting.unmapped_codes(rep, plan, labels, src.meta)
+    return [*unmapped, *accounting.empty_sources(rep, plan, out.rows), *accounting.empty_inputs(rep, plan, out.rows),
+            *inputs.unlabelled_input_codes(rep, plan, src.meta, judged),
+            *inputs.labelled_beyond_values(rep, plan, src.meta, judged),
+            *inputs.declared_missing_values(rep, plan, src.meta),
+            *inputs.new_input_codes(rep, plan, src.meta, same.declared(project, survey, wid), judged),
+            *inputs.missing_weights(rep, plan, out.rows), *inputs.fractional_values(rep, plan, src.meta),
+            *inputs.no_rows(plan, str(job.path), out.rows), *inputs.content_missing(f.unset, plan, str(job.path),
+                                                                                     out.rows),
+            *accounting.conservation(totals, plan, out.rows),
+            *accounting.row_count(src.meta.rows if job.wave_rows is None else job.wave_rows, out.rows, str(job.path),
+                                  plan),
+            *accounting.unused_unmapped_labels(rep, plan, src.meta, same.once(
+                "unaccounted", src.meta, shape, lambda: accounting.unaccounted_codes(plan, src.meta))),
+            *accounting.not_available(plan, str(job.path)),
+            *accounting.approximate_alternatives(plan, str(job.path)),
+            *unread_letter_labels(rep, plan, src.meta, str(job.path)),
+            *accounting.validation_failures(_failure_groups(fc) if len(fc) else [], plan, unmapped, fname, src.meta)]
 
 
 def _regions(meta: SourceMeta, names: list[str]) -> dict[str, dict[str, str]]:

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-FORMAT = "4"  # the index layout; an index of another format is ignored
+FORMAT = "5"  # the index layout; an index of another format is ignored
 SUFFIX = ".cache"
 INDEX = "index.duckdb"
 PREVIOUS = "previous"  # the previous database, attached read-only to the build connection
@@ -84,6 +84,8 @@ TABLES = {
                 "n BIGINT",
     "waves": "key VARCHAR, survey VARCHAR, wave VARCHAR, dtypes VARCHAR, n BIGINT",
     "stats": "path VARCHAR, dev BIGINT, ino BIGINT, size BIGINT, mtime_ns BIGINT, ctime_ns BIGINT, sha256 VARCHAR",
+    # a file's findings (unlocated issues, as JSON) and what they were a function of beyond the file's key
+    "findings": "key VARCHAR, findings_key VARCHAR, body VARCHAR",
 }
 SETTLED_NS = 2_000_000_000  # a file's stat is kept only when it last changed this long before the build began
 
@@ -124,6 +126,9 @@ class CachedFile:
     report: list[ReportRow] = field(default_factory=list)
     failures: list[FailureRow] = field(default_factory=list)
     unset: dict[str, int] = field(default_factory=dict)  # rows without a value of each content variable (a round's)
+    # the file's findings (:func:`findings_json`) and their key (the plan, declared codebook and path they come from)
+    findings_key: str = ""
+    findings: str | None = None
 
 
 @dataclass
@@ -277,6 +282,9 @@ class BuildCache:
                         'SELECT f.key, "column", "check", failure_case, source_row, n FROM cache_index.failures f '
                         "JOIN __keys USING (key) ORDER BY f.key, seq").fetchall(), key=itemgetter(0)):
                     out[key].failures.extend([r[1:] for r in held])
+                for key, findings_key, body in con.execute(
+                        "SELECT key, findings_key, body FROM cache_index.findings JOIN __keys USING (key)").fetchall():
+                    out[key].findings_key, out[key].findings = findings_key, body
             finally:
                 con.execute("DROP TABLE IF EXISTS __keys")
                 con.execute("DETACH cache_index")
@@ -546,6 +554,7 @@ class BuildCache:
              json.dumps({k: _jsonable(v) for k, v in f.first.items()}, ensure_ascii=False), json.dumps(f.unset)]
             for i, f in enumerate(files)])
         insert_rows(out, "stats", self._stats())
+        insert_rows(out, "findings", [[f.key, f.findings_key, f.findings] for f in files if f.findings is not None])
         fresh = [f for f in files if f.key not in self._kept]
         reports = pd.DataFrame([(f.key, i, *r) for f in fresh for i, r in enumerate(f.report)],
                                columns=["key", "seq", "target", "source_code", "target_value", "missing_reason", "n"])
