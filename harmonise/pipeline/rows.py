@@ -167,8 +167,9 @@ def findings_key(f: PreparedFile, project: Project, same: SameWork) -> str:
     the survey's missing conventions, the declared codebook, the file's path and its rows and unset content."""
     plan, job = f.plan, f.job
     survey, wid = plan.survey, plan.wave.wave
-    planned = same.keyed(("findings plan", id(plan)), lambda: digest(
-        [repr(plan.wave), repr(sorted(plan.targets.items())), repr(plan.letters), repr(plan.crosswalk.missing)]))
+    held, planned = same.keyed(("findings plan", id(plan)), lambda: (plan, digest(  # held: no other plan takes its id
+        [repr(plan.wave), repr(sorted(plan.targets.items())), repr(plan.letters), repr(plan.crosswalk.missing)])))
+    assert held is plan
     codebook = project.surveys[survey].codebook_files.get(wid)
     declared = same.keyed(("findings codebook", survey, wid), lambda: digest(
         [(project.root / codebook).read_bytes() if codebook and (project.root / codebook).is_file() else b""]))
