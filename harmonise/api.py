@@ -605,15 +605,13 @@ def _lettered(project: Project, survey: str, wave: str, src: SourceFile, data: P
               compiled: CompiledWave) -> tuple[WavePlan, CompiledWave, list[str]]:
     """A Stata file's plan and SQL with its unlabelled missing letters read as the build reads them (decision 97:
     by the convention, or in each variable's order, said), and what was said of them."""
-    from harmonise.checks.labels import letter_sources, lettering
+    from harmonise.checks.labels import file_lettering
     from harmonise.compile.sql import compile_in_order
 
-    declared = project.declared_meta(survey, wave)
-    wanted = [c for c in letter_sources(plan, src.meta) if c not in src.virtual] if declared is not None else []
-    if not wanted:
+    reading = file_lettering(plan, src, project.declared_meta(survey, wave), str(data), src.letters)
+    if reading is None:
         return plan, compiled, []
-    assert project.schema is not None and declared is not None
-    reading = lettering(src.letters(wanted), plan, src.meta, declared, str(data))
+    assert project.schema is not None
     said = [f"{i.severity}: {i.format()}" for i in reading.issues]
     if reading.letters:
         plan, compiled = compile_in_order(plan, reading.letters, src.meta, project.schema, project.tables)

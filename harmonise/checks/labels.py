@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harmonise.errors import Issue, more
 from harmonise.spec.codetables import EUROSTAT_COUNTRY, TableSet
@@ -29,6 +29,9 @@ from harmonise.spec.expr import ExprError, arithmetic_value, referenced_names
 from harmonise.spec.resolve import TargetPlan, WavePlan, classify_missing, reason_of_label
 from harmonise.spec.schema import TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
+
+if TYPE_CHECKING:
+    from harmonise.readers.files import SourceFile
 
 REFERENCES = {"country": "countries", "language": "languages"}
 TRUNCATED = 59  # SPSS cut value labels at 60 characters: a label this long may be a name's beginning
@@ -360,6 +363,15 @@ def _declared_reasons(tp: TargetPlan, dv: VarMeta, defaults: MissingDefaults) ->
     if tp.kind == "expr":
         return classify_missing(defaults, kept, set(), None, dv).reasons
     return classify_missing(defaults, kept, set(tp.values), tp.range, dv).reasons
+
+
+def file_lettering(plan: WavePlan, src: SourceFile, declared: SourceMeta | None, path: str,
+                   held: Callable[[list[str]], Mapping[str, Mapping[str, int]]]) -> Lettering | None:
+    """:func:`lettering` of a Stata file ``src`` (None: no variable it reads leaves a letter of the convention
+    unlabelled, or no declared codebook to judge by); ``held`` gives the letters of the columns to judge (read, or
+    counted already), as the build and `harmonise sql --data` both ask."""
+    wanted = [c for c in letter_sources(plan, src.meta) if c not in src.virtual] if declared is not None else []
+    return lettering(held(wanted), plan, src.meta, declared, path) if wanted else None
 
 
 def lettering(held: Mapping[str, Mapping[str, int]], plan: WavePlan, meta: SourceMeta, declared: SourceMeta | None,

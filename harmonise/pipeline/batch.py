@@ -14,7 +14,7 @@ import hashlib
 import pickle
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -26,7 +26,7 @@ import pandas as pd
 
 from harmonise.checks import drift, renames
 from harmonise.checks.crosswalk import check_crosswalk
-from harmonise.checks.labels import letter_sources, lettering, moved_labels
+from harmonise.checks.labels import file_lettering, moved_labels
 from harmonise.checks.per_file import of_file
 from harmonise.compile.profile import VALIDATION_SELECT, profile_sql, report_insert
 from harmonise.compile.sql import CompiledWave, CompileError, compile_in_order
@@ -218,16 +218,16 @@ def _lettered(job: Job, project: Project, same: SameWork, src: SourceFile, plan:
     by discovery's pass over it, for every round), and :func:`lettering` judges
     them. A file read in order gets SQL of its own, so it is batched only with files read the same way, and its
     build-cache key (which holds the SQL) changes with the reading."""
-    declared = same.declared(project, job.crosswalk.survey, job.wave.wave)
-    wanted = [c for c in letter_sources(plan, src.meta) if c not in src.virtual] if declared is not None else []
-    if not wanted:
-        return plan, compiled, []
-    if job.letters is not None and set(wanted) <= job.letters.columns:
-        held = job.letters.held
-    else:
-        held = same.keyed(("letters", str(job.path), job.sha256, src.encoding, tuple(wanted)),
+    def held(wanted: list[str]) -> Mapping[str, Mapping[str, int]]:
+        if job.letters is not None and set(wanted) <= job.letters.columns:
+            return job.letters.held
+        return same.keyed(("letters", str(job.path), job.sha256, src.encoding, tuple(wanted)),
                           lambda: src.letters(wanted, CHUNK_ROWS))
-    reading = lettering(held, plan, src.meta, declared, str(job.path))
+
+    reading = file_lettering(plan, src, same.declared(project, job.crosswalk.survey, job.wave.wave), str(job.path),
+                             held)
+    if reading is None:
+        return plan, compiled, []
     if not reading.letters:
         return plan, compiled, reading.issues
     schema = project.schema
