@@ -1,5 +1,5 @@
-"""compile.sql: a wave's statement computes each map or table target's code position once (the positions
-CTE), and gives what each target's lookup written inline gives."""
+"""compile.sql: a wave's statement computes each map or table target's code position, and each expression
+input's clean value and reason, once (the positions CTE), and gives what each written inline gives."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from pathlib import Path
 import duckdb
 from conftest import ROOT
 
-from harmonise.compile.sql import LIST_INLINE_MAX, LIST_PREFIX, LISTS, POSITION_PREFIX, WaveCompiler, plan_and_compile
+from harmonise.compile.sql import (
+    INPUT_PREFIX,
+    LIST_INLINE_MAX,
+    LIST_PREFIX,
+    LISTS,
+    POSITION_PREFIX,
+    WaveCompiler,
+    plan_and_compile,
+)
 from harmonise.readers.files import open_source
 from harmonise.spec.project import load_project
 
@@ -40,6 +48,39 @@ def test_each_code_position_is_written_once_and_gives_the_inline_lookups_values(
         why, stored = ("NULL", "NULL") if var.required else (reason, f'"{var.missing_column}"')
         expected = con.execute(f"SELECT src.__row, {value}, {why} FROM src ORDER BY 1").fetchall()
         got = con.execute(f'SELECT source_row, "{var.name}", {stored} FROM ({compiled.sql}) ORDER BY 1').fetchall()
+        assert got == expected, var.name
+
+
+def test_each_expression_input_is_written_once_and_the_targets_equal_inline_inputs(ess8: Path) -> None:
+    """An expression's input (a source variable's clean value, and its missing reason) is a column of the
+    positions CTE, written once however many expressions and reasons read it: inlined, ESS round 8's idno was
+    written five times in respondent_id alone. Each expression target gives what it gives with its inputs inline."""
+    project = load_project(ROOT)
+    assert project.schema is not None
+    cw = project.crosswalks["ess"]
+    wave = next(w for w in cw.waves if w.wave == "8")
+    src = open_source(ess8, isolate=False)
+    plan, compiled = plan_and_compile(cw, wave, project, src.meta)
+    assert not compiled.errors
+    sql = compiled.sql
+    defined = re.findall(rf'AS "({INPUT_PREFIX}\d+)"', sql)
+    assert len(defined) >= 20 and len(set(defined)) == len(defined)
+    assert all(sql.count(f'src."{alias}"') >= 1 for alias in defined)  # each one read
+    # idno's clean value is written once (in p0), though respondent_id reads it five times; its reason, which
+    # nothing reads (respondent_id is required: it has no reason column), is left out
+    assert sql.count('WHEN src."idno" IS NULL THEN') == 1
+    exprs = [v for v in project.schema.variables if (tp := plan.targets.get(v.name)) is not None and tp.kind == "expr"]
+    assert len(exprs) >= 10
+    frame = next(src.chunks(sorted(compiled.sources)))
+    con = duckdb.connect()
+    con.register("src", frame)
+    inline = WaveCompiler(plan, src.meta, project.schema, project.tables)  # outside compile(): inputs inline
+    for var in exprs:
+        value, reason, _ = inline.direct(var, plan.targets[var.name])
+        assert INPUT_PREFIX not in value + reason
+        why, stored = ("NULL", "NULL") if var.required else (reason, f'"{var.missing_column}"')
+        expected = con.execute(f"SELECT src.__row, {value}, {why} FROM src ORDER BY 1").fetchall()
+        got = con.execute(f'SELECT source_row, "{var.name}", {stored} FROM ({sql}) ORDER BY 1').fetchall()
         assert got == expected, var.name
 
 

@@ -37,6 +37,7 @@ from harmonise.spec.schema import UNMAPPED, TargetSchema, Variable
 from harmonise.spec.source import Code, SourceMeta, VarMeta
 
 POSITION_PREFIX = "__pos:"  # a code position column of the positions CTE (p0): never a source name
+INPUT_PREFIX = "__in:"  # an expression input's clean value or reason, a column of p0: never a source name
 LISTS = "__lists"  # the one-row CTE of the long list literals, read beside each level's input
 LIST_PREFIX = "__list:"  # a column of the lists CTE: never a target or source name
 # DuckDB parses and binds every literal it is given: the country lists (hundreds of codes, and their
@@ -111,8 +112,10 @@ class WaveCompiler:
         self.lookups = tables.lookups()
         self.eu, self.non_eu = eu, non
         # while compile() runs: the code positions of map and table targets, computed once per row in a CTE
-        # before a0 (each is read three times: value, reason, known), so each code list is written once
+        # before a0 (each is read three times: value, reason, known), so each code list is written once; and
+        # the clean value and reason of each expression input (SQL text → its column there)
         self.positions: list[str] | None = None
+        self.inputs: dict[str, str] = {}
         # while compile() runs: each long list literal → its (quoted) column of the lists CTE
         self.lists: dict[str, str] | None = None
 
@@ -190,7 +193,8 @@ class WaveCompiler:
         letters = self.plan.letters.get(target, {}).get(vm.name)
         miss = expr_source_missing(self.plan.crosswalk.missing, vm, explicit, letters)
         reason = self.source_reason(source, miss, None)
-        value = f"(CASE WHEN {reason} IS NULL THEN {self._col(source)} END)"
+        value = self._input(f"(CASE WHEN {reason} IS NULL THEN {self._col(source)} END)")
+        reason = self._input(reason)
         return NameSQL(value=value, reason=reason, type="number" if vm.type == "numeric" else "string")
 
     def context(self, resolve) -> Context:  # type: ignore[no-untyped-def]
@@ -301,6 +305,19 @@ class WaveCompiler:
         self.positions.append(f"{sql} AS {alias}")
         return f"src.{alias}"
 
+    def _input(self, sql: str) -> str:
+        """``sql`` (an expression input's clean value or reason) as a column of the positions CTE (while
+        compiling a wave), written once however often expressions read it, else ``sql`` itself. Inlined, an
+        input was written wherever an expression named it, and again inside each reason that tests the value:
+        half of ESS round 8's statement, and DuckDB binds every copy."""
+        if self.positions is None:
+            return sql
+        alias = self.inputs.get(sql)
+        if alias is None:
+            alias = self.inputs[sql] = quote_ident(f"{INPUT_PREFIX}{len(self.inputs)}")
+            self.positions.append(f"{sql} AS {alias}")
+        return f"src.{alias}"
+
     def raw_columns(self, plan: TargetPlan) -> list[str]:
         """The ``src`` columns (with Stata letter columns) a target's source-code SQL reads."""
         if plan.kind in ("map", "table", "range"):
@@ -332,11 +349,12 @@ class WaveCompiler:
 
     # --- whole wave ----------------------------------------------------------------
     def compile(self) -> CompiledWave:
-        self.positions, self.lists = [], {}
+        self.positions, self.lists, self.inputs = [], {}, {}
         try:
             return self._compile(self.positions, self.lists)
         finally:
             self.positions = self.lists = None
+            self.inputs = {}
 
     def _compile(self, positions: list[str], lists: dict[str, str]) -> CompiledWave:
         errors: list[CompileError] = []
@@ -420,9 +438,13 @@ class WaveCompiler:
         beside = f", {LISTS}" if lists else ""
         ctes = [f"{LISTS} AS (SELECT {', '.join(f'{text} AS {col}' for text, col in lists.items())})"
                 ] if lists else []
+        # an input's reason no expression reads (that of a required target's input) is left out
+        read = ", ".join(direct_cols)
+        unread = {f"{sql} AS {alias}" for sql, alias in self.inputs.items() if f"src.{alias}" not in read}
+        positions = [p for p in positions if p not in unread]
         if positions:
             ctes.append(f"p0 AS (SELECT src.*, {', '.join(positions)} FROM src{beside})")
-        ctes.append(f"a0 AS (SELECT {', '.join(direct_cols + raw_cols)} "
+        ctes.append(f"a0 AS (SELECT {read}{''.join(', ' + c for c in raw_cols)} "
                     f"FROM {'p0 AS src' if positions else 'src'}{beside})")
         for level, cols in enumerate(levels):
             ctes.append(f"a{level + 1} AS (SELECT a{level}.*, {', '.join(cols)} FROM a{level}{beside})"
