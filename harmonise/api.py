@@ -565,9 +565,10 @@ def compiled_sql(root: Path, survey: str, wave: str, data: Path | None = None) -
     except KeyError:
         raise UsageError(f"{survey} has no wave '{wave}'; known: {', '.join(x.wave for x in cw.waves)}") from None
     if data is not None:
+        from harmonise.borrowed import borrow_labels
         from harmonise.readers.files import open_source
 
-        src = open_source(data)
+        src, _ = borrow_labels(open_source(data), project.declared_meta(survey, wave))  # as the build reads it
         meta, stata = src.meta, src.format == "dta"
     else:
         declared = project.declared_meta(survey, wave)
@@ -690,6 +691,7 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
 
     from harmonise.authoring.adapt import adapt as draft
     from harmonise.authoring.adapt import paste
+    from harmonise.borrowed import borrow_labels
     from harmonise.readers.files import open_source
     from harmonise.spec.resolve import resolve_wave
 
@@ -716,10 +718,10 @@ def adapt(root: Path, file: Path, like: str, *, encoding: str | None = None,
         return result
     if result.as_is.ok or project.schema is None:
         return result
-    src = open_source(file, encoding or w.encoding)
+    declared = project.declared_meta(survey, wave)
+    src, _ = borrow_labels(open_source(file, encoding or w.encoding), declared)  # as the build reads it
     plan = resolve_wave(entry.crosswalk, w, project.schema, project.tables, src.meta.variables)
-    found = draft(entry.crosswalk, w, project.schema, plan, project.declared_meta(survey, wave), src.meta,
-                  project.tables)
+    found = draft(entry.crosswalk, w, project.schema, plan, declared, src.meta, project.tables)
     result.block = found.text(file.name, entry.file)
     if found.lines:
         with tempfile.TemporaryDirectory(prefix="harmonise-adapt-") as tmp:

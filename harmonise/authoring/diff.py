@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from harmonise.borrowed import borrow_labels
 from harmonise.errors import InputError, Issue, UsageError, ValidationFailed
 from harmonise.readers.files import check_staged_names, open_source
 from harmonise.spec.crosswalk import Crosswalk, Wave
@@ -268,7 +269,7 @@ def count_changed(old: Crosswalk, new: Crosswalk, project: Project, wave: str, p
     from harmonise.rounds import content_text, content_wanted
 
     assert project.schema is not None
-    src = open_source(path, encoding)
+    src, _ = borrow_labels(open_source(path, encoding), project.declared_meta(new.survey, wave))  # as a build reads it
     only = [(vm.name, content_wanted(allowed)) for n, allowed in (new.wave(wave).content or {}).items()
             if (vm := src.meta.get(n)) is not None] \
         if (_cumulative(path, src, new) if several is None else several) else []

@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from harmonise.borrowed import borrow_labels, borrowed_issue
 from harmonise.checks import drift, renames
 from harmonise.checks.crosswalk import check_crosswalk
 from harmonise.checks.labels import file_lettering, moved_labels
@@ -186,8 +187,14 @@ def prepare_file(job: Job, project: Project, same: SameWork, encoding: str | Non
     The file's edition variables are read with the crosswalk's columns (for ``source_editions``)."""
     src = _opened(job, encoding or job.wave.encoding)
     supply(job.supplied, job.crosswalk, job.wave, project, src)
+    src, borrowed = borrow_labels(src, same.declared(project, job.crosswalk.survey, job.wave.wave))
     plan, compiled = same.compile(job.crosswalk, job.wave, project, src.meta, src.format == "dta", job.supplied)
     said: list[Issue] = []
+    if borrowed:
+        entry = project.surveys[job.crosswalk.survey]
+        told = borrowed_issue(str(job.path), borrowed, plan.sources(), entry.codebook_files.get(job.wave.wave, ""),
+                              job.crosswalk.survey, job.wave.wave)
+        said += [told] if told is not None else []
     if src.format == "dta":
         plan, compiled, said = _lettered(job, project, same, src, plan, compiled)
     columns = _source_columns(plan, src)
