@@ -190,13 +190,13 @@ def prepare_file(job: Job, project: Project, same: SameWork, encoding: str | Non
     src, borrowed = borrow_labels(src, same.declared(project, job.crosswalk.survey, job.wave.wave))
     plan, compiled = same.compile(job.crosswalk, job.wave, project, src.meta, src.format == "dta", job.supplied)
     said: list[Issue] = []
+    if src.format == "dta":
+        plan, compiled, said = _lettered(job, project, same, src, plan, compiled)
     if borrowed:
         entry = project.surveys[job.crosswalk.survey]
         told = borrowed_issue(str(job.path), borrowed, plan.sources(), entry.codebook_files.get(job.wave.wave, ""),
                               job.crosswalk.survey, job.wave.wave)
         said += [told] if told is not None else []
-    if src.format == "dta":
-        plan, compiled, said = _lettered(job, project, same, src, plan, compiled)
     columns = _source_columns(plan, src)
     edition = same.keyed(("edition", job.crosswalk.survey),
                          lambda: edition_variables(file_edition(project, job.crosswalk.survey)))
