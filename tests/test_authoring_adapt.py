@@ -205,3 +205,39 @@ def test_a_variable_renamed_in_a_stata_file_is_found_though_its_missing_codes_ar
     assert code == 0, err
     assert "      trust_parliament: {alternatives: [{source: q_trstprl}]}" in out.splitlines()
     assert err == f"standard output: pasted in, `validate --data {data / 'ESS9GB.dta'}` passes\n"
+
+
+def test_a_map_numbered_anew_in_its_labels_order_is_drafted_whole(project: Path, tmp_path: Path) -> None:
+    """A file whose answers were numbered anew in its labels' order (pandas' categories written to a file: vote
+    0 'No', 1 'Not eligible to vote', 2 'Yes'): the draft mapped the moved codes (1, 2) but not 0 'No', which no
+    declared code holds, so the pasted block still failed with 0 unmapped. It now maps every code the file labels
+    as a declared answer; pasted in, the file validates and stores the original file's votes."""
+    import duckdb
+    import pyreadstat
+
+    df, meta = pyreadstat.read_sav(str(FI), user_missing=True)
+    anew = {1.0: 2.0, 2.0: 0.0, 3.0: 1.0}  # yes, no, not eligible → 2, 0, 1; the missing codes as they were
+    data = tmp_path / "data"
+    write_copy((df.assign(vote=df["vote"].map(lambda v: anew.get(v, v))), meta), data / "ESS9FI.sav",
+               relabel={"vote": {0.0: "No", 1.0: "Not eligible to vote", 2.0: "Yes"}})
+    code, _, err = run("validate", "--data", str(data), project=project)
+    assert code == 1 and "vote code 0 ('No') has no mapping for target voted_national" in err
+    code, out, err = run("adapt", str(data / "ESS9FI.sav"), "--like", "ess:9", project=project)
+    assert code == 0, err
+    drafted = [line for line in out.splitlines() if not line.startswith("#")]
+    assert drafted == ['      voted_national: {map: {1: not_eligible, 2: "yes", 3: not_eligible, 0: "no"}}']
+    assert err == f"standard output: pasted in, `validate --data {data / 'ESS9FI.sav'}` passes\n"
+    crosswalk = project / "mappings" / "ess.yaml"
+    crosswalk.write_text(paste(crosswalk.read_text(encoding="utf-8"), "9", [d.strip() for d in drafted]),
+                         encoding="utf-8")
+    votes = []
+    for folder, root in ((FI.parent, ROOT), (data, project)):
+        db = tmp_path / f"{folder.name}.duckdb"
+        code, _, err = run("build", "--data", str(folder / "ESS9FI.sav") if folder == FI.parent else str(folder),
+                           "--db", str(db), project=root)
+        assert code == 0, err
+        con = duckdb.connect(str(db), read_only=True)
+        votes.append(con.execute("SELECT source_row, voted_national, voted_national_missing FROM respondents "
+                                 "ORDER BY source_row").fetchall())
+        con.close()
+    assert votes[0] == votes[1] and len(votes[0]) == 1755

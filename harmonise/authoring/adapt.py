@@ -185,7 +185,14 @@ def _recoded(out: Adaptation, plan: WavePlan, schema: TargetSchema, tables: Tabl
         elif tp.kind == "map" and values:
             mapped: dict[object, object] = {norm_code(c): v for c, v in tp.values.items()}
             mapped.update({norm_code(m.code): m.theirs[1] for m in moved})
+            # codes the rule does not know that carry a declared label (a file numbered from 0 in its labels'
+            # order: vote 0 'No', 1 'Not eligible to vote', 2 'Yes'), as :func:`_relabelled` maps them
+            renumbered = relabelled_codes(tp, dv, fv)
+            mapped.update({norm_code(c): o[1] for c, o in renumbered.items() if o[0] == "value"})
             fields["map"] = mapped
+            reasons = {norm_code(c): o[1] for c, o in renumbered.items() if o[0] == "missing"}
+            if reasons:
+                fields["missing"] = {**{norm_code(c): r for c, r in tp.explicit_missing.items()}, **reasons}
         else:
             fields["TODO"] = (f"{tp.source}'s codes moved ({said}): map the file's codes by their labels, giving "
                               "missing codes their reasons under missing")
