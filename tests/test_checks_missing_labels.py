@@ -89,8 +89,9 @@ def test_a_default_code_labelled_as_an_answer_is_no_missing_code() -> None:
     defaults = MissingDefaults(codes=ESS_CODES)  # type: ignore[arg-type]
     domicil = VarMeta("domicil", labels={1: "A big city", 6: "Big city centre", 7: "Refusal", 8: "Weiß nicht",
                                          9: "Don't know"})
+    # 9 labelled "Don't know": the reason its label names (decision 102), not the convention's no answer
     assert classify_missing(defaults, {}, {1}, None, domicil).reasons == {7: "refused", 8: "dont_know",
-                                                                           9: "no_answer"}
+                                                                           9: "dont_know"}
     declared = VarMeta("domicil", labels={6: "Big city centre"}, missing_values=[6])
     assert classify_missing(defaults, {}, set(), None, declared).reasons == {6: "not_applicable"}  # the file says so
 

@@ -52,3 +52,22 @@ def test_periods_resolve_as_the_same_overrides_written_in_every_wave() -> None:
             assert plan_and_compile(cw, w, project, meta)[1].sql == plan_and_compile(unfolded, u, project, meta)[1].sql
     assert folded == sum(len(p.waves) * len(p.overrides) for e in project.surveys.values() for p in e.crosswalk.periods)
     assert folded > 0
+
+
+ESS_CODES = {"not_applicable": [6, 66], "refused": [7, 77], "dont_know": [8, 88], "no_answer": [9, 99]}
+
+
+def test_a_survey_code_takes_the_reason_its_label_names() -> None:
+    """A file numbered anew in its labels' order (R's as_factor written back: vote 4 'Refusal', 5 'Don't know',
+    6 'No answer') holds 'No answer' at the convention's 6: the convention made it not applicable, as it made the
+    real files' 9 'Not available' (inwyys) no answer. The file's label names the reason, as a Stata letter's does
+    (decision 102); a label naming none, or no label, keeps the convention's."""
+    defaults = MissingDefaults(codes=ESS_CODES)
+    renumbered = VarMeta("vote", labels={1: "Yes", 2: "No", 3: "Not eligible to vote", 4: "Refusal",
+                                         5: "Don't know", 6: "No answer"})
+    got = classify_missing(defaults, {}, {1, 2, 3}, None, renumbered)
+    assert got.reasons == {4: "refused", 5: "dont_know", 6: "no_answer"}
+    declared = VarMeta("inwyys", labels={9999: "Not available", 99: "Other"}, missing_values=[99, 66, 9999])
+    assert classify_missing(MissingDefaults(codes={**ESS_CODES, "no_answer": [9, 99, 9999]}), {}, set(), None,
+                            declared).reasons == {66: "not_applicable", 99: "no_answer", 9999: "not_available"}
+    assert classify_missing(defaults, {6: "refused"}, {1, 2, 3}, None, renumbered).reasons[6] == "refused"  # the rule's

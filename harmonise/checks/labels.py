@@ -131,8 +131,11 @@ def _said(result: Outcome) -> str:
 
 
 def _agrees(tp: TargetPlan, result: Outcome, label: str, schema: TargetSchema | None) -> bool:
-    """The file's label of a code names what the rule makes of it (the target code's label): the rule
-    agrees with the file, whatever the declared codebook says (a declared codebook is a reference)."""
+    """The file's label of a code names what the rule makes of it (the target code's label, or the missing reason
+    the code's label names, which it takes: decision 102): the rule agrees with the file, whatever the declared
+    codebook says (a declared codebook is a reference)."""
+    if result[0] == "missing":
+        return reason_of_label(label) == result[1]
     if schema is None or result[0] != "value" or tp.target not in schema.names:
         return False
     codes = schema.variable(tp.target).codes or {}

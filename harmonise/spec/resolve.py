@@ -209,7 +209,8 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
     """Combine explicit, default and declared missing information for one source variable.
 
     A code gets a reason from the rule's ``missing``, else (a survey-level default code the file declares missing
-    or labels as missing, outside the rule's valid codes and range) its default reason, else from its label when
+    or labels as missing, outside the rule's valid codes and range) the reason its label names, or else its default
+    reason (decision 102: 'No answer' at the convention's 6 is no answer), else from its label when
     the label names one missing reason ('Don't know'): a code the file also declares missing takes it even inside a
     range rule's range and over a code table's value (``own``: the rule's own map codes, which it does not
     override; the file's two statements agree, as a Stata letter's label is read), one it only labels so takes it
@@ -241,9 +242,10 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
             if (meta.type == "string") != isinstance(code, str):
                 continue
             if meta.declared_missing(code) or default_label_agrees(meta.labels.get(code)):
-                out.reasons[code] = reason
+                # the file's label names the reason where it names one (decision 102): a file numbered anew in its
+                # labels' order holds 'No answer' at the convention's 6 (not applicable)
+                out.reasons[code] = reason_of_label(meta.labels.get(code) or "") or reason
     if meta is not None:  # a code the file labels with one missing reason (and declares missing, or lies outside)
-        default = {norm_code(raw): reason for reason, codes in defaults.codes.items() for raw in codes}
         kept = valid if own is None else own
         for code, label in meta.labels.items():
             if code in out.reasons or (meta.type == "string") != isinstance(code, str) or \
@@ -251,7 +253,7 @@ def classify_missing(defaults: MissingDefaults, explicit: dict[Code, str], valid
                 continue
             if meta.declared_missing(code) and code not in kept or \
                     not meta.declared_missing(code) and code not in valid and not _in_range(code, rng):
-                out.reasons[code] = default.get(code, said)  # the survey's own code keeps its default reason
+                out.reasons[code] = said
     return out
 
 
