@@ -15,11 +15,14 @@ from harmonise.compile.sql import (
     LIST_PREFIX,
     LISTS,
     POSITION_PREFIX,
+    CompiledWave,
     WaveCompiler,
     plan_and_compile,
 )
-from harmonise.readers.files import open_source
-from harmonise.spec.project import load_project
+from harmonise.readers.files import SourceFile, open_source
+from harmonise.spec.project import Project, load_project
+from harmonise.spec.resolve import WavePlan
+from harmonise.spec.schema import Variable
 
 
 def test_each_code_position_is_written_once_and_gives_the_inline_lookups_values(ess8: Path) -> None:
@@ -38,13 +41,20 @@ def test_each_code_position_is_written_once_and_gives_the_inline_lookups_values(
         reads = 1 if var.required else 3  # a required target has no missing-reason column
         assert compiled.sql.count(f"AS {alias}") == 1 and compiled.sql.count(f"src.{alias}") == reads, var.name
 
+    _equal_inline(project, plan, src, compiled, looked_up, POSITION_PREFIX)
+
+
+def _equal_inline(project: Project, plan: WavePlan, src: SourceFile, compiled: CompiledWave, targets: list[Variable],
+                  prefix: str) -> None:
+    """Each of ``targets`` gives, row for row, what it gives compiled outside ``compile()`` (no positions CTE: its
+    lookups and inputs written inline, so no ``prefix`` column)."""
     frame = next(src.chunks(sorted(compiled.sources)))
     con = duckdb.connect()
     con.register("src", frame)
-    inline = WaveCompiler(plan, src.meta, project.schema, project.tables)  # outside compile(): lookups inline
-    for var in looked_up:
+    inline = WaveCompiler(plan, src.meta, project.schema, project.tables)
+    for var in targets:
         value, reason, _ = inline.direct(var, plan.targets[var.name])
-        assert POSITION_PREFIX not in value + reason
+        assert prefix not in value + reason
         why, stored = ("NULL", "NULL") if var.required else (reason, f'"{var.missing_column}"')
         expected = con.execute(f"SELECT src.__row, {value}, {why} FROM src ORDER BY 1").fetchall()
         got = con.execute(f'SELECT source_row, "{var.name}", {stored} FROM ({compiled.sql}) ORDER BY 1').fetchall()
@@ -71,17 +81,7 @@ def test_each_expression_input_is_written_once_and_the_targets_equal_inline_inpu
     assert sql.count('WHEN src."idno" IS NULL THEN') == 1
     exprs = [v for v in project.schema.variables if (tp := plan.targets.get(v.name)) is not None and tp.kind == "expr"]
     assert len(exprs) >= 10
-    frame = next(src.chunks(sorted(compiled.sources)))
-    con = duckdb.connect()
-    con.register("src", frame)
-    inline = WaveCompiler(plan, src.meta, project.schema, project.tables)  # outside compile(): inputs inline
-    for var in exprs:
-        value, reason, _ = inline.direct(var, plan.targets[var.name])
-        assert INPUT_PREFIX not in value + reason
-        why, stored = ("NULL", "NULL") if var.required else (reason, f'"{var.missing_column}"')
-        expected = con.execute(f"SELECT src.__row, {value}, {why} FROM src ORDER BY 1").fetchall()
-        got = con.execute(f'SELECT source_row, "{var.name}", {stored} FROM ({sql}) ORDER BY 1').fetchall()
-        assert got == expected, var.name
+    _equal_inline(project, plan, src, compiled, exprs, INPUT_PREFIX)
 
 
 ITEM = r"(?:'(?:[^']|'')*'|-?[0-9.e+-]+|NULL|TRUE|FALSE)"
