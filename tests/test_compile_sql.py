@@ -25,14 +25,20 @@ from harmonise.spec.resolve import WavePlan
 from harmonise.spec.schema import Variable
 
 
-def test_each_code_position_is_written_once_and_gives_the_inline_lookups_values(ess8: Path) -> None:
+def _round_8(ess8: Path) -> tuple[Project, SourceFile, WavePlan, CompiledWave]:
+    """The project, the real ESS8 FR file opened, and ESS round 8's plan and statement for it (compiled clean)."""
     project = load_project(ROOT)
-    assert project.schema is not None
     cw = project.crosswalks["ess"]
     wave = next(w for w in cw.waves if w.wave == "8")
     src = open_source(ess8, isolate=False)
     plan, compiled = plan_and_compile(cw, wave, project, src.meta)
     assert not compiled.errors
+    return project, src, plan, compiled
+
+
+def test_each_code_position_is_written_once_and_gives_the_inline_lookups_values(ess8: Path) -> None:
+    project, src, plan, compiled = _round_8(ess8)
+    assert project.schema is not None
     looked_up = [v for v in project.schema.variables
                  if (tp := plan.targets.get(v.name)) is not None and tp.kind in ("map", "table") and tp.values]
     assert len(looked_up) >= 10
@@ -48,6 +54,7 @@ def _equal_inline(project: Project, plan: WavePlan, src: SourceFile, compiled: C
                   prefix: str) -> None:
     """Each of ``targets`` gives, row for row, what it gives compiled outside ``compile()`` (no positions CTE: its
     lookups and inputs written inline, so no ``prefix`` column)."""
+    assert project.schema is not None
     frame = next(src.chunks(sorted(compiled.sources)))
     con = duckdb.connect()
     con.register("src", frame)
@@ -65,13 +72,8 @@ def test_each_expression_input_is_written_once_and_the_targets_equal_inline_inpu
     """An expression's input (a source variable's clean value, and its missing reason) is a column of the
     positions CTE, written once however many expressions and reasons read it: inlined, ESS round 8's idno was
     written five times in respondent_id alone. Each expression target gives what it gives with its inputs inline."""
-    project = load_project(ROOT)
+    project, src, plan, compiled = _round_8(ess8)
     assert project.schema is not None
-    cw = project.crosswalks["ess"]
-    wave = next(w for w in cw.waves if w.wave == "8")
-    src = open_source(ess8, isolate=False)
-    plan, compiled = plan_and_compile(cw, wave, project, src.meta)
-    assert not compiled.errors
     sql = compiled.sql
     defined = re.findall(rf'AS "({INPUT_PREFIX}\d+)"', sql)
     assert len(defined) >= 20 and len(set(defined)) == len(defined)
