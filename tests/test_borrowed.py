@@ -133,3 +133,21 @@ def test_the_warning_names_only_what_the_rules_read() -> None:
     assert issue is not None and issue.code == "labels-borrowed" and issue.severity == "warning"
     assert issue.message.startswith("x.sav: 10 numeric variable(s) the rules read carry no value labels or "
                                     "missing-value declarations (v0, v1, v2, v3, v4, v5, v6, v7 and 2 more): ")
+
+
+def test_a_file_written_with_its_labels_applied_is_told_what_it_holds(tmp_path: Path, ess8: Path) -> None:
+    """A script that reads a file with its value labels applied and writes it back stores trstprl's texts ('No
+    trust at all', '1', …) where the codes were: the range rule's error said only that numbers stored as text need
+    making numeric, which no `destring` does for these. It now names this cause too."""
+    columns = _needed(ess8)
+    frame, _ = pyreadstat.read_sav(str(ess8), usecols=columns, user_missing=True)
+    texts, _ = pyreadstat.read_sav(str(ess8), usecols=["trstprl"], apply_value_formats=True)
+    pyreadstat.write_sav(frame.assign(trstprl=texts["trstprl"].astype(str)), str(tmp_path / "ESS8FR.sav"))
+    code, out, err = run("validate", "--data", str(tmp_path))
+    assert code == 1
+    errors = [line for line in (out + err).splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].endswith(
+        "targets.trust_parliament.source: wave 8: a range rule needs a numeric source, but trstprl is a string "
+        "variable — a file storing numbers as text needs them made numeric (Stata `destring`, SPSS `ALTER TYPE`; "
+        "decimal commas made points); a file written with its value labels applied holds their texts ('No trust at "
+        "all', '1', …) instead of the codes: use the release with codes; for text codes, use a map or a table")

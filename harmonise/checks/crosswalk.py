@@ -173,7 +173,9 @@ def check_target(var: Variable, tp: TargetPlan, plan: WavePlan, schema: TargetSc
             and vm.type == "string":
         add(f"a range rule needs a numeric source, but {tp.source} is a string variable", ("source",),
             code="rule-kind", hint="a file storing numbers as text needs them made numeric (Stata `destring`, SPSS "
-                                   "`ALTER TYPE`; decimal commas made points); for text codes, use a map or a table")
+                                   "`ALTER TYPE`; decimal commas made points); a file written with its value labels "
+                                   "applied holds their texts ('No trust at all', '1', …) instead of the codes: use "
+                                   "the release with codes; for text codes, use a map or a table")
     if tp.kind == "expr" and tp.expr:
         got, _ = expr_problem(tp.expr, meta, schema, tables)
         want = EXPR_TYPES.get(var.type)
