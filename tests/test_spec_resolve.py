@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
+import pyreadstat
+from conftest import ROOT, run
+
 from harmonise.spec.crosswalk import MissingDefaults
 from harmonise.spec.resolve import classify_missing, reason_of_label
 from harmonise.spec.source import VarMeta
@@ -71,3 +77,36 @@ def test_a_survey_code_takes_the_reason_its_label_names() -> None:
     assert classify_missing(MissingDefaults(codes={**ESS_CODES, "no_answer": [9, 99, 9999]}), {}, set(), None,
                             declared).reasons == {66: "not_applicable", 99: "no_answer", 9999: "not_available"}
     assert classify_missing(defaults, {6: "refused"}, {1, 2, 3}, None, renumbered).reasons[6] == "refused"  # the rule's
+
+
+def test_a_file_numbered_anew_in_its_labels_order_harmonises_as_its_release(tmp_path: Path) -> None:
+    """R's `as_factor` written back with `write_sav` numbers each labelled variable 1..k in its codes' order and
+    drops the missing declarations: ESS9 FI's vote 7/8/9 became 4 'Refusal', 5 "Don't know", 6 'No answer', health's
+    6 'Refusal', 7 "Don't know", 8 'No answer', hincfel's 5, 6, 7. The convention's 6 and 7 made no-answers not
+    applicable and don't-knows refusals (and health a label contradiction); by their labels (decision 102) every
+    harmonised value equals the release's."""
+    real = ROOT.parent / "shared" / "data" / "ess_real" / "ess9_nordic" / "ESS9FI.sav"
+    df, meta = pyreadstat.read_sav(str(real), user_missing=True)
+    labels = dict(meta.variable_value_labels)
+    renumbered = ("vote", "gndr", "brncntr", "ctzcntr", "health", "hincfel")
+    for name in renumbered:
+        new = {code: float(i) for i, code in enumerate(sorted(labels[name]), start=1)}
+        df[name] = df[name].map(lambda v, new=new: new.get(v, v))
+        labels[name] = {new[code]: label for code, label in labels[name].items()}
+    data = tmp_path / "data"
+    data.mkdir()
+    pyreadstat.write_sav(df, str(data / "ESS9FI.sav"), column_labels=meta.column_labels, variable_value_labels=labels,
+                         missing_ranges={k: v for k, v in meta.missing_ranges.items() if k not in renumbered})
+    assert labels["vote"][6.0] == "No answer" and labels["health"][6.0] == "Refusal"
+    rows = []
+    for source, db in ((real, tmp_path / "release.duckdb"), (data, tmp_path / "renumbered.duckdb")):
+        code, _, err = run("build", "--data", str(source), "--db", str(db))
+        assert code == 0, err
+        assert "label-contradiction" not in err
+        con = duckdb.connect(str(db), read_only=True)
+        columns = [r[0] for r in con.execute("DESCRIBE respondents").fetchall() if r[0] != "source_file"]
+        listed = ", ".join(f'"{c}"' for c in columns)
+        rows.append(con.execute(f"SELECT {listed} FROM respondents ORDER BY source_row").fetchall())
+        con.close()
+    assert rows[0] == rows[1] and len(rows[0]) == 1755
+    assert {r[columns.index("voted_national_missing")] for r in rows[1]} >= {"no_answer", "dont_know"}
